@@ -1,0 +1,499 @@
+"""The wire messages every stage exchanges, as frozen msgspec structs.
+
+On the wire a message is JSON with a ``type`` tag and a ``schema`` version; times are UTC
+seconds since the epoch; positions are WGS84 latitude and longitude in degrees; covariances
+are 2x2 in metres squared, east-north, row-major ``(ee, en, ne, nn)``.
+
+:func:`decode` turns a topic and raw bytes into a validated message or raises
+:class:`MessageError` naming the field, the value and what was expected.
+
+Topics are ``vigil/v1/{sector}/{kind}/{source}``; see :func:`topic_for`.
+"""
+
+from __future__ import annotations
+
+import math
+import time as _time
+from typing import Any, Literal
+
+import msgspec
+
+SCHEMA_VERSION = 1
+#: Earliest time accepted on the wire (2000-01-01T00:00:00Z), seconds since the epoch.
+EARLIEST_TIME = 946_684_800.0
+#: How far ahead of the receiver's clock a message time may be, seconds.
+DEFAULT_MAX_SKEW_S = 300.0
+
+ClassName = Literal["person", "vehicle", "animal", "unknown"]
+Modality = Literal["seismic", "magnetic", "pir", "acoustic"]
+TrackState = Literal["tentative", "confirmed", "coasting", "ended"]
+Direction = Literal["northbound", "southbound"]
+AlertKind = Literal["crossing", "zone_entry", "sensor_cue", "track_lost", "sensor_health"]
+AlertState = Literal["new", "updated", "acknowledged", "closed"]
+SensorState = Literal["ok", "degraded", "offline"]
+
+
+class MessageError(ValueError):
+    """A message that failed decoding or validation.
+
+    Attributes
+    ----------
+    field
+        Dotted path of the offending field (``"lat"``, ``"predicted[2].lon"``), or ``"$"``
+        for the whole message.
+    value
+        The offending value as received (``None`` when it was missing or unreadable).
+    reason
+        Short machine-friendly reason used for quarantine counts.
+    """
+
+    def __init__(self, field: str, value: Any, expected: str, reason: str = "invalid") -> None:
+        self.field = field
+        self.value = value
+        self.expected = expected
+        self.reason = reason
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        super().__init__(f"field {field!r} = {shown}: expected {expected}")
+
+
+class Wire(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    tag_field="type",
+):
+    """Base of every wire message: a ``type`` tag and a schema version."""
+
+    schema: int = SCHEMA_VERSION
+
+
+# -- the messages ---------------------------------------------------------------------------
+
+
+class CameraDetection(Wire, tag="camera_detection", kw_only=True):
+    """A moving object seen by a camera, placed on the ground.
+
+    ``box`` is ``(u0, v0, u1, v1)`` pixels; ``cov`` is the ground position's 2x2 covariance in
+    m^2 (east-north). Aircraft cameras leave ``frame`` at -1 and ``box`` empty.
+    """
+
+    camera: str
+    time: float
+    frame: int = -1
+    box: tuple[float, float, float, float] | None = None
+    score: float = 1.0
+    lat: float
+    lon: float
+    cov: tuple[float, float, float, float]
+    class_guess: ClassName = "unknown"
+    class_confidence: float = 0.0
+    range_m: float | None = None
+
+
+class SensorEvent(Wire, tag="sensor_event", kw_only=True):
+    """An unattended ground sensor's detection; ``direction_deg`` is clockwise from north."""
+
+    sensor: str
+    time: float
+    modality: Modality
+    strength: float
+    class_guess: ClassName = "unknown"
+    class_confidence: float = 0.0
+    count: int = 1
+    direction_deg: float | None = None
+
+
+class SensorStatus(Wire, tag="sensor_status", kw_only=True):
+    """A ground sensor's heartbeat; ``battery`` is the fraction left, 0 to 1."""
+
+    sensor: str
+    time: float
+    battery: float
+    state: SensorState = "ok"
+    tamper: bool = False
+    last_heard: float
+
+
+class Telemetry(Wire, tag="telemetry", kw_only=True):
+    """An aircraft's position, attitude and camera pointing.
+
+    ``alt_m`` is above mean sea level, ``agl_m`` above the ground; angles in degrees;
+    ``footprint`` is the camera's ground footprint as ``(lat, lon)`` vertices.
+    """
+
+    aircraft: str
+    time: float
+    lat: float
+    lon: float
+    alt_m: float
+    agl_m: float | None = None
+    roll_deg: float = 0.0
+    pitch_deg: float = 0.0
+    yaw_deg: float = 0.0
+    ground_speed_mps: float | None = None
+    gimbal_pan_deg: float | None = None
+    gimbal_tilt_deg: float | None = None
+    hfov_deg: float | None = None
+    vfov_deg: float | None = None
+    footprint: list[tuple[float, float]] = []
+
+
+class Track(Wire, tag="track", kw_only=True):
+    """A fused track; velocity in m/s east and north, ``cov`` the position covariance (m^2)."""
+
+    track_id: str
+    time: float
+    lat: float
+    lon: float
+    vx: float
+    vy: float
+    cov: tuple[float, float, float, float]
+    state: TrackState
+    class_guess: ClassName = "unknown"
+    class_probs: dict[str, float] = {}
+    sensors: list[str] = []
+    count: int = 1
+
+
+class Crossing(Wire, tag="crossing", kw_only=True):
+    """A track crossing the border on a segment."""
+
+    crossing_id: str
+    track_id: str
+    time: float
+    segment_id: str
+    direction: Direction
+    lat: float
+    lon: float
+    confidence: float = 1.0
+
+
+class PredictedPosition(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Where a track is expected to be at a time."""
+
+    time: float
+    lat: float
+    lon: float
+
+
+class Evidence(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What an alert rests on: the sensors, how many detections, the class probabilities."""
+
+    sensors: list[str] = []
+    detections: int = 0
+    class_probs: dict[str, float] = {}
+
+
+class AlertEvent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One step in an alert's life."""
+
+    time: float
+    state: AlertState
+    by: str | None = None
+    note: str = ""
+
+
+class Alert(Wire, tag="alert", kw_only=True):
+    """A dispatch alert, with its recommended units, intercept prediction and history."""
+
+    alert_id: str
+    time: float
+    kind: AlertKind
+    priority: int
+    segment_id: str | None = None
+    zone: str | None = None
+    lat: float
+    lon: float
+    track_id: str | None = None
+    predicted: list[PredictedPosition] = []
+    units: list[str] = []
+    assigned_unit: str | None = None
+    state: AlertState = "new"
+    evidence: Evidence = Evidence()
+    history: list[AlertEvent] = []
+    summary: str = ""
+
+
+class CameraCommand(Wire, tag="camera_command", kw_only=True):
+    """Point a tower camera: pan clockwise from north, tilt below horizontal, degrees."""
+
+    camera: str
+    time: float
+    pan_deg: float
+    tilt_deg: float
+    reason: str = ""
+    lat: float | None = None
+    lon: float | None = None
+
+
+class AlertAction(Wire, tag="alert_action", kw_only=True):
+    """A person acting on an alert: acknowledge, assign a unit, or close."""
+
+    alert_id: str
+    time: float
+    action: Literal["acknowledge", "assign", "close"]
+    by: str
+    unit: str | None = None
+    note: str = ""
+
+
+Message = (
+    CameraDetection
+    | SensorEvent
+    | SensorStatus
+    | Telemetry
+    | Track
+    | Crossing
+    | Alert
+    | CameraCommand
+    | AlertAction
+)
+MESSAGE_TYPES: tuple[type[Wire], ...] = (
+    CameraDetection,
+    SensorEvent,
+    SensorStatus,
+    Telemetry,
+    Track,
+    Crossing,
+    Alert,
+    CameraCommand,
+    AlertAction,
+)
+KIND_OF: dict[type[Wire], str] = {t: t.__struct_config__.tag for t in MESSAGE_TYPES}  # type: ignore[misc]
+
+_decoder = msgspec.json.Decoder(Message)
+_encoder = msgspec.json.Encoder()
+
+# -- validation -------------------------------------------------------------------------------
+
+_RANGES: dict[str, tuple[float, float]] = {
+    "lat": (-90.0, 90.0),
+    "lon": (-180.0, 180.0),
+    "score": (0.0, 1.0),
+    "confidence": (0.0, 1.0),
+    "class_confidence": (0.0, 1.0),
+    "battery": (0.0, 1.0),
+    "strength": (0.0, math.inf),
+    "count": (0, 100_000),
+    "priority": (1, 5),
+    "range_m": (0.0, 1e6),
+    "direction_deg": (0.0, 360.0),
+    "hfov_deg": (0.0, 180.0),
+    "vfov_deg": (0.0, 180.0),
+    "frame": (-1, 2**62),
+    "schema": (1, SCHEMA_VERSION),
+}
+_TIME_FIELDS = {"time", "last_heard"}
+
+
+def _check_value(path: str, name: str, value: Any, now: float, max_skew_s: float) -> None:
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, float | int):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise MessageError(path, value, "a finite number", "not_finite")
+        if name in _TIME_FIELDS:
+            if value < EARLIEST_TIME:
+                raise MessageError(
+                    path,
+                    value,
+                    "a UTC time after 2000-01-01 in seconds since the epoch",
+                    "time_past",
+                )
+            if value > now + max_skew_s:
+                raise MessageError(
+                    path,
+                    value,
+                    f"a time at most {max_skew_s:g} s ahead of the receiver's clock ({now:.3f})",
+                    "time_future",
+                )
+        elif name in _RANGES:
+            lo, hi = _RANGES[name]
+            if not lo <= value <= hi:
+                raise MessageError(path, value, f"a value in [{lo:g}, {hi:g}]", "out_of_range")
+    elif isinstance(value, tuple | list):
+        for i, item in enumerate(value):
+            item_name = name
+            if isinstance(item, tuple) and name == "footprint":
+                lat, lon = item
+                _check_value(f"{path}[{i}].lat", "lat", lat, now, max_skew_s)
+                _check_value(f"{path}[{i}].lon", "lon", lon, now, max_skew_s)
+                continue
+            if isinstance(item, msgspec.Struct):
+                _check_struct(item, f"{path}[{i}]", now, max_skew_s)
+            else:
+                _check_value(f"{path}[{i}]", item_name + "[]", item, now, max_skew_s)
+    elif isinstance(value, dict):
+        for k, item in value.items():
+            _check_value(
+                f"{path}.{k}", "probability" if name.endswith("probs") else k, item, now, max_skew_s
+            )
+            if name.endswith("probs") and not 0.0 <= item <= 1.0:
+                raise MessageError(f"{path}.{k}", item, "a probability in [0, 1]", "out_of_range")
+    elif isinstance(value, msgspec.Struct):
+        _check_struct(value, path, now, max_skew_s)
+
+
+def _check_struct(msg: msgspec.Struct, prefix: str, now: float, max_skew_s: float) -> None:
+    for name in msg.__struct_fields__:
+        path = f"{prefix}.{name}" if prefix else name
+        _check_value(path, name, getattr(msg, name), now, max_skew_s)
+    if isinstance(msg, CameraDetection | Track):
+        ee, en, ne, nn = msg.cov
+        if ee < 0 or nn < 0 or abs(en - ne) > 1e-6 * max(1.0, abs(en)) or ee * nn - en * ne < -1e-9:
+            raise MessageError(
+                f"{prefix + '.' if prefix else ''}cov",
+                msg.cov,
+                "a symmetric positive semi-definite 2x2 covariance (ee, en, ne, nn) in m^2",
+                "bad_covariance",
+            )
+
+
+def validate(
+    msg: Wire, *, now: float | None = None, max_skew_s: float = DEFAULT_MAX_SKEW_S
+) -> Wire:
+    """Check a message's values (finite, in range, time not too far ahead); return it."""
+    _check_struct(msg, "", _time.time() if now is None else now, max_skew_s)
+    return msg
+
+
+# -- topics -----------------------------------------------------------------------------------
+
+_TOPIC_KIND: dict[str, str] = {
+    "detections": "camera_detection",
+    "events": "sensor_event",
+    "status": "sensor_status",
+    "telemetry": "telemetry",
+    "tracks": "track",
+    "crossings": "crossing",
+    "alerts": "alert",
+    "commands": "camera_command",
+    "actions": "alert_action",
+}
+
+
+def topic_for(sector: str, msg: Wire) -> str:
+    """The topic a message is published on in a sector."""
+    base = f"vigil/v1/{sector}"
+    match msg:
+        case CameraDetection():
+            return f"{base}/cam/{msg.camera}/detections"
+        case SensorEvent():
+            return f"{base}/ugs/{msg.sensor}/events"
+        case SensorStatus():
+            return f"{base}/ugs/{msg.sensor}/status"
+        case Telemetry():
+            return f"{base}/uas/{msg.aircraft}/telemetry"
+        case Track():
+            return f"{base}/tracks"
+        case Crossing():
+            return f"{base}/crossings"
+        case Alert():
+            return f"{base}/alerts"
+        case CameraCommand():
+            return f"{base}/cam/{msg.camera}/commands"
+        case AlertAction():
+            return f"{base}/alerts/actions"
+    raise TypeError(f"no topic for {type(msg).__name__}")
+
+
+def quarantine_topic(sector: str) -> str:
+    """Where messages that failed validation go, with the reason."""
+    return f"vigil/v1/{sector}/quarantine"
+
+
+def expected_kind(topic: str) -> str | None:
+    """The message kind a topic carries, from its last level; None if the topic is not Vigil's."""
+    levels = topic.split("/")
+    if len(levels) < 4 or levels[0] != "vigil" or levels[1] != "v1":
+        return None
+    return _TOPIC_KIND.get(levels[-1])
+
+
+# -- encode / decode --------------------------------------------------------------------------
+
+
+def encode(msg: Wire) -> bytes:
+    """A message as JSON bytes."""
+    return _encoder.encode(msg)
+
+
+def _value_at(raw: Any, path: str) -> Any:
+    # path like "$.predicted[2].lon"
+    cur = raw
+    for part in path.replace("]", "").replace("[", ".").split(".")[1:]:
+        if part == "":
+            continue
+        try:
+            cur = cur[int(part)] if isinstance(cur, list) else cur[part]
+        except (KeyError, IndexError, ValueError, TypeError):
+            return None
+    return cur
+
+
+def decode(
+    topic: str,
+    payload: bytes | bytearray | memoryview | str,
+    *,
+    now: float | None = None,
+    max_skew_s: float = DEFAULT_MAX_SKEW_S,
+) -> Message:
+    """Decode and validate one message received on ``topic``.
+
+    Raises
+    ------
+    MessageError
+        Naming the field and value: not JSON, not an object, an unknown kind, a kind that does
+        not belong on this topic, a missing or mistyped field, a value out of range, a
+        non-finite number, or a time too far in the past or ahead of ``now`` (seconds since
+        the epoch; the local clock when omitted) by more than ``max_skew_s``.
+    """
+    if isinstance(payload, str):
+        payload = payload.encode("utf-8", errors="surrogateescape")
+    data = bytes(payload)
+    try:
+        msg = _decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        path = text.rsplit(" - at `", 1)[1].rstrip("`") if " - at `" in text else "$"
+        try:
+            raw = msgspec.json.decode(data)
+        except msgspec.DecodeError:
+            raw = None
+        field = path[2:] if path.startswith("$.") else path
+        head = text.split(" - at `")[0]
+        if "missing required field" in head:
+            name = head.split("`")[1] if "`" in head else "?"
+            field = f"{field}.{name}" if field != "$" else name
+            raise MessageError(
+                field, None, "a value: the field is required", "missing_field"
+            ) from None
+        if "unknown field" in head:
+            name = head.split("`")[1] if "`" in head else "?"
+            raise MessageError(
+                name, _value_at(raw, f"$.{name}"), "no such field", "unknown_field"
+            ) from None
+        if "Invalid value" in head and field == "type":
+            raise MessageError(
+                "type",
+                _value_at(raw, path),
+                f"one of {sorted(_TOPIC_KIND.values())}",
+                "unknown_kind",
+            ) from None
+        if path == "$" and "Expected `object`" in head:
+            raise MessageError("$", raw, "a JSON object", "not_object") from None
+        if "Number out of range" in head:
+            raise MessageError(field, None, "a finite number", "not_finite") from None
+        expected = head[len("Expected ") :] if head.startswith("Expected ") else head
+        raise MessageError(field, _value_at(raw, path), expected, "wrong_type") from None
+    except msgspec.DecodeError as exc:
+        raise MessageError("$", data[:64], f"JSON ({exc})", "not_json") from None
+    want = expected_kind(topic)
+    got = KIND_OF[type(msg)]
+    if want is not None and want != got:
+        raise MessageError("type", got, f"{want!r} on topic {topic!r}", "wrong_topic")
+    validate(msg, now=now, max_skew_s=max_skew_s)
+    return msg
