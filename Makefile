@@ -10,7 +10,7 @@ OUT ?= demo-out
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,bench,serve]'
 	touch $(STAMP)
 
 demo: $(STAMP)

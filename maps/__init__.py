@@ -1,0 +1,1 @@
+"""Maps: folium maps that work with no network (situation, patterns) and the live map server."""

@@ -1,0 +1,323 @@
+"""The deployment file: one TOML file per sector, loaded into typed objects.
+
+Unknown keys, wrong types and out-of-range values are errors that name the key, the value
+and the line (:class:`ConfigError`). Secrets never live in the file: the broker section names
+the environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import numpy as np
+from msgspec import Meta
+
+from geo.border import US_SIDE, BorderError
+from geo.site import Site
+
+DEFAULT_DEPLOYMENT = "tucson.toml"
+#: Devices must be within this distance of the border line to belong to a sector, metres.
+MAX_DEVICE_DISTANCE_M = 30_000.0
+
+
+class ConfigError(ValueError):
+    """A deployment file error naming the key, the value and the line."""
+
+    def __init__(
+        self, path: str | Path, key: str, value: Any, line: int | None, expected: str
+    ) -> None:
+        self.path = str(path)
+        self.key = key
+        self.value = value
+        self.line = line
+        self.expected = expected
+        where = f"{self.path}:{line}" if line else self.path
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        super().__init__(f"{where}: {key} = {shown}: {expected}")
+
+
+class Broker(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The MQTT broker; credentials come from the environment variables named here."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=1, le=65535)] = 1883
+    tls: bool = False
+    ca_file: str | None = None
+    username_env: str | None = None
+    password_env: str | None = None
+    keepalive_s: Annotated[int, Meta(ge=5, le=3600)] = 30
+
+    def credentials(self) -> tuple[str | None, str | None]:
+        """Username and password read from the environment (``None`` where unset)."""
+        user = os.environ.get(self.username_env) if self.username_env else None
+        password = os.environ.get(self.password_env) if self.password_env else None
+        return user, password
+
+
+class Store(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Where the sector's SQLite store lives (relative paths are from the deployment file)."""
+
+    path: str = "vigil.sqlite"
+
+
+class MapSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Map options: an optional local tile server URL template."""
+
+    tiles_url: str | None = None
+    tiles_attribution: str = "local tiles"
+
+
+class DeploymentFile(Site, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The whole file: the site plus the broker, store and map settings."""
+
+    broker: Broker = Broker()
+    store: Store = Store()
+    map: MapSettings = MapSettings()
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A loaded, checked deployment and where it came from."""
+
+    path: Path
+    config: DeploymentFile
+    text: str
+
+    @property
+    def site(self) -> Site:
+        """The physical layout (the file's site part)."""
+        return self.config
+
+    @property
+    def sector(self) -> str:
+        """The sector's name."""
+        return self.config.sector.name
+
+    def store_path(self) -> Path:
+        """The store's path, resolved against the deployment file's folder."""
+        p = Path(self.config.store.path)
+        return p if p.is_absolute() else self.path.parent / p
+
+    def line_of(self, *key: str | int) -> int | None:
+        """The line in the file where a key path is set (``("towers", 2, "lat")``)."""
+        return locate(self.text, list(key))
+
+
+# -- locating keys in the TOML text -----------------------------------------------------------
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]?\s*(#.*)?$")
+_KEYLINE = re.compile(r"^\s*([A-Za-z0-9_\-\"']+)\s*=")
+
+
+def locate(text: str, path: list[str | int]) -> int | None:
+    """The 1-based line of a key path in TOML text, or of its table when the key is absent.
+
+    Handles tables (``[a.b]``), arrays of tables (``[[a]]``, indexed) and ``key = value``
+    lines; good enough for deployment files, which use no dotted keys in assignments.
+    """
+    parts = [p for p in path if p != ""]
+    if not parts:
+        return None
+    # split into table path (with array index) and the key within it
+    table: list[str | int] = []
+    key: str | None = None
+    for i, p in enumerate(parts):
+        rest = parts[i + 1 :]
+        if isinstance(p, str) and (not rest or all(isinstance(r, int) for r in rest)):
+            key = p
+            break
+        table.append(p)
+    counts: dict[tuple[str, ...], int] = {}
+    current: list[str | int] = []
+    table_line: int | None = 1 if not table else None
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        m = _HEADER.match(line)
+        if m and not _KEYLINE.match(line):
+            names = tuple(n.strip().strip("\"'") for n in m.group(2).split("."))
+            if m.group(1) == "[[":
+                counts[names] = counts.get(names, -1) + 1
+                current = [*names[:-1], names[-1], counts[names]]
+            else:
+                current = list(names)
+            if current == table:
+                table_line = lineno
+            if key is not None and list(names) == [*table, key]:
+                return lineno
+            continue
+        if current == table and key is not None:
+            k = _KEYLINE.match(line)
+            if k and k.group(1).strip("\"'") == key:
+                return lineno
+    return table_line
+
+
+def _msgspec_path(text: str) -> list[str | int]:
+    path: list[str | int] = []
+    for name, index in re.findall(r"\.([A-Za-z0-9_]+)|\[(\d+)\]", text):
+        path.append(name if name else int(index))
+    return path
+
+
+def _value_at(raw: Any, path: list[str | int]) -> Any:
+    cur = raw
+    for p in path:
+        try:
+            cur = cur[p]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return cur
+
+
+def _dotted(path: list[str | int]) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+    return out or "(top level)"
+
+
+# -- loading ----------------------------------------------------------------------------------
+
+
+def default_deployment_path() -> Path:
+    """Path of the demo deployment shipped with the package."""
+    return Path(str(resources.files("vigil").joinpath("data", DEFAULT_DEPLOYMENT)))
+
+
+def parse(text: str, path: str | Path = "<string>") -> Deployment:
+    """Parse and check deployment TOML text; raises :class:`ConfigError`."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(
+            path, "(syntax)", None, int(m.group(1)) if m else None, str(exc)
+        ) from None
+    try:
+        config = msgspec.convert(raw, DeploymentFile)
+    except msgspec.ValidationError as exc:
+        text_err = str(exc)
+        head, _, where = text_err.partition(" - at `")
+        kpath = _msgspec_path(where.rstrip("`"))
+        if "unknown field" in head:
+            name = head.split("`")[1]
+            kpath = [*kpath, name]
+            expected = f"unknown key; allowed here: {_allowed(kpath[:-1])}"
+        elif "missing required field" in head:
+            name = head.split("`")[1]
+            kpath = [*kpath, name]
+            expected = "required key is missing"
+        else:
+            expected = head[0].lower() + head[1:] if head else "invalid value"
+        raise ConfigError(
+            path, _dotted(kpath), _value_at(raw, kpath), locate(text, kpath), expected
+        ) from None
+    deployment = Deployment(Path(path), config, text)
+    check(deployment)
+    return deployment
+
+
+def _allowed(table: list[str | int]) -> str:
+    import geo.site as site
+
+    tables: dict[str, type[msgspec.Struct]] = {
+        "sector": site.SectorSpec,
+        "towers": site.Tower,
+        "sensors": site.GroundSensor,
+        "aircraft": site.Aircraft,
+        "units": site.PatrolUnit,
+        "zones": site.Zone,
+        "roads": site.Road,
+        "corridors": site.Corridor,
+        "broker": Broker,
+        "store": Store,
+        "map": MapSettings,
+    }
+    names = [p for p in table if isinstance(p, str)]
+    tp = tables.get(names[0]) if names else DeploymentFile
+    return ", ".join(tp.__struct_fields__) if tp is not None else "(see the documentation)"
+
+
+def load(path: str | Path) -> Deployment:
+    """Load a deployment file; raises :class:`ConfigError` naming the key, value and line."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(p, "(file)", str(p), None, "no such file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(p, "(file)", str(p), None, f"not UTF-8 text ({exc})") from None
+    return parse(text, p)
+
+
+def load_default() -> Deployment:
+    """The demo deployment shipped with the package."""
+    return load(default_deployment_path())
+
+
+def check(deployment: Deployment) -> None:
+    """Cross-checks the types cannot express: unique ids, a buildable border, devices on the
+    US side and near the line, a sensible stretch."""
+    cfg = deployment.config
+    path = deployment.path
+    text = deployment.text
+    seen: dict[str, tuple[str, int]] = {}
+    for group in ("towers", "sensors", "aircraft", "units", "zones", "roads", "corridors"):
+        for i, item in enumerate(getattr(cfg, group)):
+            if item.id in seen:
+                g0, i0 = seen[item.id]
+                raise ConfigError(
+                    path,
+                    f"{group}[{i}].id",
+                    item.id,
+                    locate(text, [group, i, "id"]),
+                    f"id already used by {g0}[{i0}]; ids must be unique in a sector",
+                )
+            seen[item.id] = (group, i)
+    s = cfg.sector
+    if (s.start is None) != (s.end is None) or (s.start is None) == (s.bbox is None):
+        raise ConfigError(
+            path, "sector", None, locate(text, ["sector"]), "give start and end, or bbox"
+        )
+    try:
+        frame = cfg.frame()
+        border = cfg.border(frame)
+    except (BorderError, ValueError) as exc:
+        raise ConfigError(path, "sector", s.name, locate(text, ["sector"]), str(exc)) from None
+    for group in ("towers", "sensors", "units"):
+        items = getattr(cfg, group)
+        if not items:
+            continue
+        lat = np.array([t.lat for t in items])
+        lon = np.array([t.lon for t in items])
+        x, y = frame.to_local(lat, lon)
+        side = border.side(x, y)
+        dist = border.distance(x, y)
+        for i, item in enumerate(items):
+            if side[i] != US_SIDE:
+                raise ConfigError(
+                    path,
+                    f"{group}[{i}]",
+                    (item.lat, item.lon),
+                    locate(text, [group, i, "lat"]),
+                    f"{item.id} is {dist[i]:.0f} m on the far side of the border; "
+                    "devices and units must be on the US side",
+                )
+            if dist[i] > MAX_DEVICE_DISTANCE_M or not math.isfinite(dist[i]):
+                raise ConfigError(
+                    path,
+                    f"{group}[{i}]",
+                    (item.lat, item.lon),
+                    locate(text, [group, i, "lat"]),
+                    f"{item.id} is {dist[i] / 1000:.1f} km from the sector's border; "
+                    f"expected within {MAX_DEVICE_DISTANCE_M / 1000:.0f} km",
+                )
