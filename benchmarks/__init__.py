@@ -1,1 +1,1 @@
-"""Benchmarks: `make bench` runs every `bench_*.py` module here; each prints ratios to its anchor."""
+"""Benchmarks: `make bench` runs every `bench_*.py` here; each prints ratios to its anchor."""
