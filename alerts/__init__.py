@@ -1,0 +1,1 @@
+"""Alert rules, the alert lifecycle and dispatch channels."""

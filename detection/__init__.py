@@ -1,0 +1,1 @@
+"""Motion detection in camera frames: numba kernels and the detector that wraps them."""

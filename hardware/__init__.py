@@ -1,0 +1,1 @@
+"""Device adapters and the world simulator (hardware/sim)."""

@@ -1,0 +1,1 @@
+"""Multi-sensor tracking: filtering, gating, association, track management, fusion, store."""
