@@ -1,1 +1,1 @@
-"""Motion detection in camera frames: numba kernels and the detector that wraps them."""
+"""Motion detection in camera frames: background model, blobs, detections on the ground."""

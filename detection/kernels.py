@@ -1,0 +1,491 @@
+"""numba kernels for motion detection: pure loops over arrays with preallocated outputs.
+
+Every kernel is compiled ``nopython``, ``nogil`` (so detectors for several cameras run in
+threads) and cached. Kernels do not validate their inputs: the thin wrappers in
+:mod:`detection.background`, :mod:`detection.blobs` and :mod:`detection.registration` check
+shapes and dtypes and allocate the outputs once per camera.
+
+The background model is a sample-consensus model in the family of ViBe (Barnich and Van
+Droogenbroeck, 2011) and PBAS (Hofmann et al., 2012), sized for speed:
+
+- each pixel keeps ``n`` grey-level samples of its recent background (``uint8``);
+- a pixel is background when at least ``min_matches`` samples lie within its radius;
+- the radius adapts per pixel to the mean distance from the pixel to its closest sample
+  when it was last background, so shimmer and waving brush, whose values spread wide, get a
+  wide radius and a still sky a narrow one;
+- background pixels are updated at random (on average one in ``period`` frames): one sample
+  is replaced by the current value and a random neighbour learns its own current value too.
+  The random gaps between updated pixels come from a precomputed table of random numbers,
+  so the model is deterministic for a seed and the classification loop stays branch-free
+  and vectorised;
+- a global gain factor (8.8 fixed point) scales the incoming frame onto the model's grey
+  levels before comparison, which compensates a camera's automatic gain.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+ngjit = nb.njit(nogil=True, cache=True)
+
+# The eight neighbours (dy, dx) in raster order.
+_NEIGHBOUR_DY = np.array([-1, -1, -1, 0, 0, 1, 1, 1], dtype=np.int64)
+_NEIGHBOUR_DX = np.array([-1, 0, 1, -1, 1, -1, 0, 1], dtype=np.int64)
+
+
+# -- background model -------------------------------------------------------------------------
+
+
+@ngjit
+def init_samples(
+    frame: np.ndarray, rand_table: np.ndarray, rand_pos: int, samples_out: np.ndarray
+) -> int:
+    """Fill a sample-consensus model from one frame.
+
+    Sample 0 is the frame itself; every other sample of a pixel is the value of a random
+    pixel of its 3x3 neighbourhood (edges replicated), as in ViBe.
+
+    Parameters
+    ----------
+    frame
+        ``uint8 (h, w)`` grey levels.
+    rand_table
+        ``uint32 (L,)`` random numbers.
+    rand_pos
+        Where to start reading ``rand_table``.
+    samples_out
+        ``uint8 (n, h, w)``, overwritten.
+
+    Returns
+    -------
+    int
+        The next position in ``rand_table``.
+    """
+    n, h, w = samples_out.shape
+    size = rand_table.shape[0]
+    for y in range(h):
+        for x in range(w):
+            samples_out[0, y, x] = frame[y, x]
+    for k in range(1, n):
+        for y in range(h):
+            for x in range(w):
+                r = rand_table[rand_pos]
+                rand_pos += 1
+                if rand_pos >= size:
+                    rand_pos = 0
+                i = r & 7
+                yy = min(max(y + _NEIGHBOUR_DY[i], 0), h - 1)
+                xx = min(max(x + _NEIGHBOUR_DX[i], 0), w - 1)
+                samples_out[k, y, x] = frame[yy, xx]
+    return rand_pos
+
+
+@ngjit
+def consensus_segment(
+    frame: np.ndarray,
+    roi: np.ndarray,
+    samples: np.ndarray,
+    radius: np.ndarray,
+    dist_avg: np.ndarray,
+    gain_q8: int,
+    min_matches: int,
+    period: int,
+    r_min: int,
+    r_max: int,
+    r_scale_q4: int,
+    rand_table: np.ndarray,
+    rand_pos: int,
+    fg_out: np.ndarray,
+    level: np.ndarray,
+    dmin: np.ndarray,
+    count: np.ndarray,
+) -> int:
+    """Classify one frame against the sample-consensus model and update the model.
+
+    Parameters
+    ----------
+    frame
+        ``uint8 (h, w)`` grey levels.
+    roi
+        ``uint8 (h, w)``: 0 where motion is never reported (the region mask), else non-zero.
+    samples
+        ``uint8 (n, h, w)`` model samples, updated in place.
+    radius
+        ``uint8 (h, w)`` per-pixel match radius in grey levels, updated in place.
+    dist_avg
+        ``uint16 (h, w)`` running mean of the distance to the closest sample, grey levels
+        times 16, updated in place.
+    gain_q8
+        Gain applied to the frame before comparison, 8.8 fixed point (256 is 1.0).
+    min_matches
+        Samples within the radius needed to call a pixel background.
+    period
+        Mean number of frames between two updates of a background pixel (ViBe's phi);
+        ``0`` freezes the model (classification only).
+    r_min, r_max
+        Bounds of the radius, grey levels.
+    r_scale_q4
+        Radius as a multiple of ``dist_avg``, 4-bit fixed point (16 is 1.0; 0 keeps
+        ``r_min``).
+    rand_table, rand_pos
+        ``uint32 (L,)`` random numbers and where to start reading them.
+    fg_out
+        ``uint8 (h, w)``: 255 for foreground, 0 for background.
+    level, dmin, count
+        ``uint8 (w,)`` scratch rows.
+
+    Returns
+    -------
+    int
+        The next position in ``rand_table``.
+    """
+    n, h, w = samples.shape
+    size = rand_table.shape[0]
+    for y in range(h):
+        frow = frame[y]
+        rrow = radius[y]
+        for x in range(w):
+            level[x] = np.uint8(min((np.int32(frow[x]) * gain_q8 + 128) >> 8, 255))
+            dmin[x] = 255
+            count[x] = 0
+        for k in range(n):
+            srow = samples[k, y]
+            for x in range(w):
+                a = srow[x]
+                b = level[x]
+                d = np.uint8(max(a, b) - min(a, b))
+                dmin[x] = min(dmin[x], d)
+                count[x] += d <= rrow[x]
+        orow = fg_out[y]
+        mrow = roi[y]
+        for x in range(w):
+            orow[x] = 255 if (count[x] < min_matches) & (mrow[x] != 0) else 0
+        if period <= 0:
+            continue
+        # Sparse random update: jump from pixel to pixel by random gaps of mean `period`.
+        # Random numbers are cut into fields and scaled by multiply-and-shift (no division):
+        # bits 0-15 the gap, 16-23 the sample, 24-26 the neighbour, 27-31 its sample.
+        span = 2 * period - 1
+        x = np.int64(((rand_table[rand_pos] & 0xFFFF) * period) >> 16)
+        rand_pos += 1
+        if rand_pos >= size:
+            rand_pos = 0
+        while x < w:
+            rnd = np.int64(rand_table[rand_pos])
+            rand_pos += 1
+            if rand_pos >= size:
+                rand_pos = 0
+            if orow[x] == 0 and mrow[x] != 0:
+                samples[(((rnd >> 16) & 0xFF) * n) >> 8, y, x] = level[x]
+                da = np.int32(dist_avg[y, x])
+                da += (np.int32(dmin[x]) * 16 - da) >> 4
+                dist_avg[y, x] = np.uint16(da)
+                rr = (da * r_scale_q4) >> 8
+                radius[y, x] = np.uint8(min(max(rr, r_min), r_max))
+                i = (rnd >> 24) & 7
+                yy = min(max(y + _NEIGHBOUR_DY[i], 0), h - 1)
+                xx = min(max(x + _NEIGHBOUR_DX[i], 0), w - 1)
+                nval = min((np.int32(frame[yy, xx]) * gain_q8 + 128) >> 8, 255)
+                samples[(((rnd >> 27) & 31) * n) >> 5, yy, xx] = np.uint8(nval)
+            x += 1 + (((rnd & 0xFFFF) * span) >> 16)
+    return rand_pos
+
+
+@ngjit
+def gain_ratio(
+    frame: np.ndarray, reference: np.ndarray, fg: np.ndarray, step: int, min_level: int
+) -> float:
+    """Ratio of the frame's brightness to the reference's over background pixels.
+
+    Sums over a grid of every ``step``-th row and column, skipping foreground pixels and
+    pixels darker than ``min_level`` in the reference (where a ratio means little).
+    Returns 1.0 when no pixel qualifies.
+    """
+    h, w = frame.shape
+    num = 0.0
+    den = 0.0
+    for y in range(0, h, step):
+        for x in range(0, w, step):
+            if fg[y, x] == 0 and reference[y, x] >= min_level:
+                num += np.float64(frame[y, x])
+                den += np.float64(reference[y, x])
+    if den <= 0.0 or num <= 0.0:
+        return 1.0
+    return num / den
+
+
+# -- morphology -------------------------------------------------------------------------------
+
+
+@ngjit
+def rank_filter(
+    mask: np.ndarray,
+    size: int,
+    min_count: int,
+    out: np.ndarray,
+    colsum: np.ndarray,
+    acc: np.ndarray,
+    row_set: np.ndarray,
+) -> None:
+    """Binary rank filter over a ``size`` x ``size`` window, edges replicated.
+
+    A pixel of ``out`` is 255 when at least ``min_count`` pixels of its window are non-zero
+    in ``mask``, else 0. ``min_count = 1`` is a dilation, ``size**2`` an erosion and
+    ``(size**2 + 1) // 2`` the median (majority) filter. Column counts are kept as running
+    sums, and rows whose window holds no set pixel are written as zeros straight away, so a
+    sparse mask costs little more than a pass over it.
+
+    Parameters
+    ----------
+    mask
+        ``uint8 (h, w)``, non-zero for set pixels.
+    size
+        Odd window side, pixels, at most 15.
+    min_count
+        Set pixels needed in the window.
+    out
+        ``uint8 (h, w)``, not the same array as ``mask``.
+    colsum
+        ``uint8 (w + size - 1,)`` scratch.
+    acc
+        ``uint8 (w,)`` scratch.
+    row_set
+        ``uint8 (h,)`` scratch.
+    """
+    h, w = mask.shape
+    half = size // 2
+    for y in range(h):
+        mrow = mask[y]
+        any_set = np.uint8(0)
+        for x in range(w):
+            any_set |= mrow[x]
+        row_set[y] = any_set != 0
+    for x in range(w + 2 * half):
+        colsum[x] = 0
+    # Views with a zero offset keep the inner loops free of negative-index checks, so they
+    # vectorise.
+    centre = colsum[half : half + w]
+    busy = 0
+    for j in range(-half, half + 1):
+        yy = min(max(j, 0), h - 1)
+        if row_set[yy]:
+            busy += 1
+            mrow = mask[yy]
+            for x in range(w):
+                centre[x] += mrow[x] != 0
+    for y in range(h):
+        if y > 0:
+            add = min(y + half, h - 1)
+            sub = max(y - half - 1, 0)
+            if row_set[add]:
+                busy += 1
+                mrow = mask[add]
+                for x in range(w):
+                    centre[x] += mrow[x] != 0
+            if row_set[sub]:
+                busy -= 1
+                mrow = mask[sub]
+                for x in range(w):
+                    centre[x] -= mrow[x] != 0
+        orow = out[y]
+        if busy == 0:
+            for x in range(w):
+                orow[x] = 0
+            continue
+        for x in range(half):
+            colsum[x] = colsum[half]
+            colsum[w + half + x] = colsum[w + half - 1]
+        for x in range(w):
+            acc[x] = colsum[x]
+        for j in range(1, size):
+            shifted = colsum[j : j + w]
+            for x in range(w):
+                acc[x] += shifted[x]
+        threshold = np.uint8(min_count)
+        for x in range(w):
+            orow[x] = 255 if acc[x] >= threshold else 0
+
+
+# -- connected components ---------------------------------------------------------------------
+
+
+@ngjit
+def _find(parent: np.ndarray, i: int) -> int:
+    root = i
+    while parent[root] != root:
+        root = parent[root]
+    while parent[i] != root:
+        nxt = parent[i]
+        parent[i] = root
+        i = nxt
+    return root
+
+
+@ngjit
+def label_components(
+    mask: np.ndarray,
+    labels_out: np.ndarray,
+    stats_out: np.ndarray,
+    centroids_out: np.ndarray,
+    run_y: np.ndarray,
+    run_x0: np.ndarray,
+    run_x1: np.ndarray,
+    run_label: np.ndarray,
+    parent: np.ndarray,
+) -> int:
+    """8-connected components of a binary mask, with their boxes, areas and centroids.
+
+    Run-length labelling with union-find: each row's runs of set pixels join the runs of the
+    row above that touch them (diagonals included). Components are numbered ``1..n`` in the
+    raster order of their first pixel.
+
+    Parameters
+    ----------
+    mask
+        ``uint8 (h, w)``, non-zero for set pixels.
+    labels_out
+        ``int32 (h, w)`` label image (0 background), or an empty ``(0, 0)`` array to skip it.
+    stats_out
+        ``int32 (m, 5)``: row ``i - 1`` of component ``i`` is ``(left, top, width, height,
+        area)`` in pixels, like OpenCV's ``connectedComponentsWithStats``.
+    centroids_out
+        ``float64 (m, 2)``: ``(x, y)`` centroid of each component, pixel-index coordinates.
+    run_y, run_x0, run_x1, run_label, parent
+        ``int32`` scratch of at least ``h * ((w + 1) // 2)`` entries each.
+
+    Returns
+    -------
+    int
+        The number of components ``n``; ``-1`` if there are more than ``m``.
+    """
+    h, w = mask.shape
+    nruns = 0
+    nlab = 0
+    prev_start = 0
+    prev_end = 0
+    for y in range(h):
+        row = mask[y]
+        cur_start = nruns
+        any_set = np.uint8(0)
+        for x in range(w):
+            any_set |= row[x]
+        x = 0 if any_set != 0 else w
+        p = prev_start
+        while x < w:
+            if row[x] == 0:
+                x += 1
+                continue
+            x0 = x
+            while x < w and row[x] != 0:
+                x += 1
+            # run [x0, x); touches a run [a, b) of the row above when a <= x and b >= x0
+            lab = -1
+            while p < prev_end and run_x1[p] < x0:
+                p += 1
+            q = p
+            while q < prev_end and run_x0[q] <= x:
+                other = _find(parent, run_label[q])
+                if lab < 0:
+                    lab = other
+                elif other != lab:
+                    if other < lab:
+                        parent[lab] = other
+                        lab = other
+                    else:
+                        parent[other] = lab
+                q += 1
+            if lab < 0:
+                lab = nlab
+                parent[nlab] = nlab
+                nlab += 1
+            run_y[nruns] = y
+            run_x0[nruns] = x0
+            run_x1[nruns] = x
+            run_label[nruns] = lab
+            nruns += 1
+        prev_start = cur_start
+        prev_end = nruns
+    # Provisional labels were created in raster order and unions always point a root at a
+    # smaller one, so every parent is smaller than its child: one pass in increasing order
+    # numbers the roots (components, by first pixel) and stores -number in every label.
+    m = stats_out.shape[0]
+    final = 0
+    for i in range(nlab):
+        if parent[i] == i:
+            final += 1
+            parent[i] = -final
+        else:
+            parent[i] = parent[parent[i]]
+    if final > m:
+        return -1
+    for c in range(final):
+        stats_out[c, 0] = w
+        stats_out[c, 1] = h
+        stats_out[c, 2] = -1
+        stats_out[c, 3] = -1
+        stats_out[c, 4] = 0
+        centroids_out[c, 0] = 0.0
+        centroids_out[c, 1] = 0.0
+    use_labels = labels_out.shape[0] == h and labels_out.shape[1] == w
+    if use_labels:
+        for y in range(h):
+            for x in range(w):
+                labels_out[y, x] = 0
+    for r in range(nruns):
+        c = -parent[run_label[r]] - 1
+        y = run_y[r]
+        a = run_x0[r]
+        b = run_x1[r]
+        length = b - a
+        stats_out[c, 0] = min(stats_out[c, 0], a)
+        stats_out[c, 1] = min(stats_out[c, 1], y)
+        stats_out[c, 2] = max(stats_out[c, 2], b - 1)
+        stats_out[c, 3] = max(stats_out[c, 3], y)
+        stats_out[c, 4] += length
+        centroids_out[c, 0] += 0.5 * (a + b - 1) * length
+        centroids_out[c, 1] += np.float64(y) * length
+        if use_labels:
+            for x in range(a, b):
+                labels_out[y, x] = c + 1
+    for c in range(final):
+        area = stats_out[c, 4]
+        stats_out[c, 2] = stats_out[c, 2] - stats_out[c, 0] + 1
+        stats_out[c, 3] = stats_out[c, 3] - stats_out[c, 1] + 1
+        centroids_out[c, 0] /= area
+        centroids_out[c, 1] /= area
+    return final
+
+
+# -- registration -----------------------------------------------------------------------------
+
+
+@ngjit
+def shift_bilinear(frame: np.ndarray, dx: float, dy: float, out: np.ndarray) -> None:
+    """Shift an image by ``(dx, dy)`` pixels with bilinear interpolation, edges replicated.
+
+    ``out[y, x] = frame(y - dy, x - dx)``: content moves right by ``dx`` and down by ``dy``.
+    Values are rounded to the nearest grey level.
+    """
+    h, w = frame.shape
+    sx = -dx
+    sy = -dy
+    ix = np.int64(np.floor(sx))
+    iy = np.int64(np.floor(sy))
+    fx = sx - ix
+    fy = sy - iy
+    w00 = (1.0 - fx) * (1.0 - fy)
+    w01 = fx * (1.0 - fy)
+    w10 = (1.0 - fx) * fy
+    w11 = fx * fy
+    for y in range(h):
+        y0 = min(max(y + iy, 0), h - 1)
+        y1 = min(max(y + iy + 1, 0), h - 1)
+        r0 = frame[y0]
+        r1 = frame[y1]
+        orow = out[y]
+        for x in range(w):
+            x0 = min(max(x + ix, 0), w - 1)
+            x1 = min(max(x + ix + 1, 0), w - 1)
+            v = w00 * r0[x0] + w01 * r0[x1] + w10 * r1[x0] + w11 * r1[x1]
+            orow[x] = np.uint8(min(max(v + 0.5, 0.0), 255.0))

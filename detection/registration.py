@@ -1,0 +1,104 @@
+"""Registration against camera shake: estimate each frame's shift, then shift it back.
+
+A mast sways in the wind; a few pixels of shake make every edge in the picture look like
+motion. The shift between a frame and a slowly updated reference is estimated by phase
+correlation (OpenCV, on a half-size copy for speed) and undone with a bilinear shift
+(:func:`detection.kernels.shift_bilinear`).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from detection import kernels
+from detection.background import DetectionError
+
+
+def shift_image(
+    frame: NDArray[np.uint8], dx: float, dy: float, out: NDArray[np.uint8] | None = None
+) -> NDArray[np.uint8]:
+    """Move an image's content right by ``dx`` and down by ``dy`` pixels (edges replicated)."""
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8 or frame.ndim != 2:
+        raise DetectionError(f"frame {frame.dtype} {frame.shape}; expected 2-D uint8")
+    if not (np.isfinite(dx) and np.isfinite(dy)):
+        raise DetectionError(f"shift ({dx!r}, {dy!r}); expected finite pixels")
+    if out is None:
+        out = np.empty_like(frame)
+    kernels.shift_bilinear(np.ascontiguousarray(frame), float(dx), float(dy), out)
+    return out
+
+
+def estimate_shift(
+    reference: NDArray[np.floating], frame: NDArray[np.floating], window: NDArray | None = None
+) -> tuple[float, float, float]:
+    """Shift ``(dx, dy)`` in pixels that moves ``reference`` onto ``frame``, and the peak's
+    response (0 to 1; below about 0.05 the estimate means little)."""
+    (dx, dy), response = cv2.phaseCorrelate(
+        np.asarray(reference, np.float32), np.asarray(frame, np.float32), window
+    )
+    return float(dx), float(dy), float(response)
+
+
+class ShakeCompensator:
+    """Register a camera's frames to a slowly updated reference.
+
+    Parameters
+    ----------
+    shape
+        ``(height, width)`` of the frames, pixels.
+    scale
+        Down-scaling of the copy the shift is estimated on (2 halves each side).
+    max_shift_px
+        Larger estimated shifts are taken as failures and the frame is left as it is.
+    reference_rate
+        Weight of each registered frame in the reference's running mean.
+    min_response
+        Phase-correlation peaks weaker than this are ignored.
+    """
+
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        scale: int = 2,
+        max_shift_px: float = 20.0,
+        reference_rate: float = 0.05,
+        min_response: float = 0.03,
+    ) -> None:
+        h, w = (int(s) for s in shape)
+        if scale not in (1, 2, 4):
+            raise DetectionError(f"registration scale={scale!r}; expected 1, 2 or 4")
+        self.shape = (h, w)
+        self.scale = scale
+        self.max_shift_px = max_shift_px
+        self.reference_rate = reference_rate
+        self.min_response = min_response
+        self._small = (w // scale, h // scale)
+        self._window = cv2.createHanningWindow(self._small, cv2.CV_32F)
+        self._reference: NDArray[np.float32] | None = None
+        self.out = np.empty((h, w), np.uint8)
+        self.last_shift = (0.0, 0.0)
+
+    def _small_copy(self, frame: NDArray[np.uint8]) -> NDArray[np.float32]:
+        if self.scale == 1:
+            return frame.astype(np.float32)
+        return cv2.resize(frame, self._small, interpolation=cv2.INTER_AREA).astype(np.float32)
+
+    def __call__(self, frame: NDArray[np.uint8]) -> NDArray[np.uint8]:
+        """The frame shifted back onto the reference (a buffer reused between calls)."""
+        small = self._small_copy(frame)
+        if self._reference is None:
+            self._reference = small
+            np.copyto(self.out, frame)
+            return self.out
+        dx, dy, response = estimate_shift(self._reference, small, self._window)
+        dx, dy = dx * self.scale, dy * self.scale
+        if response < self.min_response or max(abs(dx), abs(dy)) > self.max_shift_px:
+            dx = dy = 0.0
+        self.last_shift = (dx, dy)
+        kernels.shift_bilinear(frame, -dx, -dy, self.out)
+        registered = self._small_copy(self.out)
+        cv2.accumulateWeighted(registered, self._reference, self.reference_rate)
+        return self.out
