@@ -1,0 +1,281 @@
+"""The motion detector of one camera, and a pool that runs many cameras' detectors in threads.
+
+Per frame: grey levels (colour converted, 16-bit thermal scaled) -> optional registration
+against shake -> background model -> majority filter -> connected components -> blobs ->
+detections (:mod:`detection.objects`). The kernels release the GIL, so a thread per camera
+uses every core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from detection.background import BackgroundParams, DetectionError, SampleConsensusModel
+from detection.blobs import BlobFinder, Blobs
+from detection.objects import (
+    CameraGeometry,
+    ObjectFollower,
+    ObjectParams,
+    PixelDetection,
+)
+from detection.registration import ShakeCompensator
+from ingest.schema import CameraDetection
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Settings of a camera's motion detector.
+
+    Parameters
+    ----------
+    background
+        The background model.
+    filter_size
+        Majority filter window on the mask, pixels (odd; 1 is off). 5 suits plain video
+        where objects are tens of pixels; tower cameras, whose distant people are a few
+        pixels, use 1 and rely on persistence (see :meth:`for_tower`).
+    register
+        Estimate and undo camera shake before the background model.
+    objects
+        Blob -> detection settings.
+    """
+
+    background: BackgroundParams = field(default_factory=BackgroundParams)
+    filter_size: int = 5
+    register: bool = False
+    objects: ObjectParams = field(default_factory=ObjectParams)
+
+    @classmethod
+    def for_tower(cls) -> DetectorConfig:
+        """Settings for a thermal tower camera: small targets, shake, shimmer, brush."""
+        return cls(
+            background=BackgroundParams(radius_min=14, radius_scale=4.0),
+            filter_size=1,
+            register=True,
+            objects=ObjectParams(min_hits=6, window=8, max_missed=4),
+        )
+
+
+class ThermalScaler:
+    """Map 16-bit thermal counts to 8-bit grey levels with a fixed linear map.
+
+    The map is set from the first frame's 1st and 99.9th percentiles, widened by
+    ``margin`` of the span on each side; warmer or colder values clip. A fixed map keeps
+    the background model's grey levels meaningful; slow drift is left to its gain
+    compensation.
+    """
+
+    def __init__(self, margin: float = 0.25) -> None:
+        self.margin = margin
+        self.low: float | None = None
+        self.scale = 1.0
+
+    def __call__(self, frame: NDArray, out: NDArray[np.uint8] | None = None) -> NDArray[np.uint8]:
+        """The frame as ``uint8`` grey levels."""
+        f = np.asarray(frame, np.float32)
+        if self.low is None:
+            lo, hi = np.percentile(f, [1.0, 99.9])
+            span = max(float(hi - lo), 8.0)
+            self.low = float(lo) - self.margin * span
+            self.scale = 255.0 / (span * (1.0 + 2.0 * self.margin))
+        g = (f - self.low) * self.scale
+        if out is None:
+            out = np.empty(f.shape, np.uint8)
+        np.clip(g + 0.5, 0, 255, out=g)
+        out[:] = g
+        return out
+
+
+@dataclass
+class FrameResult:
+    """What the detector made of one frame.
+
+    ``mask`` is the cleaned foreground mask (0 or 255; a buffer the detector reuses, copy it
+    to keep it), ``blobs`` its connected regions, ``detections`` the ground detections
+    (with a camera model) and ``pixel_detections`` the image-only ones (without).
+    """
+
+    frame_index: int
+    time: float
+    mask: NDArray[np.uint8]
+    blobs: Blobs
+    detections: list[CameraDetection]
+    pixel_detections: list[PixelDetection]
+    shift_px: tuple[float, float] = (0.0, 0.0)
+
+
+class MotionDetector:
+    """Find moving things in one camera's frames.
+
+    Parameters
+    ----------
+    shape
+        ``(height, width)`` of the frames, pixels.
+    config
+        Detector settings.
+    geometry
+        The camera placed on the ground; ``None`` for plain video.
+    roi
+        Region mask ``(height, width)``: zero where motion is never reported.
+    camera_id
+        Name carried by the detections (the geometry's id when one is given).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> det = MotionDetector((48, 64))
+    >>> still = np.full((48, 64), 90, np.uint8)
+    >>> for t in range(12):
+    ...     f = still.copy()
+    ...     if t > 0:
+    ...         f[20:28, 10 + 2 * t : 16 + 2 * t] = 200
+    ...     result = det.process(f, time_s=float(t))
+    >>> [(d.box, d.object) for d in result.pixel_detections]
+    [((32.0, 20.0, 38.0, 28.0), 1)]
+    """
+
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        config: DetectorConfig | None = None,
+        geometry: CameraGeometry | None = None,
+        roi: NDArray[np.uint8] | None = None,
+        camera_id: str = "camera",
+    ) -> None:
+        self.config = config or DetectorConfig()
+        h, w = (int(s) for s in shape)
+        self.shape = (h, w)
+        if geometry is not None and (geometry.camera.height, geometry.camera.width) != (h, w):
+            raise DetectionError(
+                f"camera model image {geometry.camera.width}x{geometry.camera.height}; "
+                f"expected the frames' {w}x{h}"
+            )
+        self.camera_id = geometry.camera_id if geometry is not None else camera_id
+        self.model = SampleConsensusModel((h, w), self.config.background, roi)
+        self.blob_finder = BlobFinder((h, w), self.config.filter_size)
+        self.follower = ObjectFollower(self.camera_id, self.config.objects, geometry)
+        self.registration = ShakeCompensator((h, w)) if self.config.register else None
+        self.thermal = ThermalScaler()
+        self._grey = np.empty((h, w), np.uint8)
+        self._fg = np.empty((h, w), np.uint8)
+        self.frames = 0
+
+    @property
+    def geometry(self) -> CameraGeometry | None:
+        """The camera model in use."""
+        return self.follower.geometry
+
+    def set_geometry(self, geometry: CameraGeometry | None) -> None:
+        """Change the camera model (the camera panned or tilted): start learning afresh."""
+        self.follower.geometry = geometry
+        self.follower.reset()
+        self.model.frames_seen = 0
+        if self.registration is not None:
+            self.registration = ShakeCompensator(self.shape)
+
+    def to_grey(self, frame: NDArray) -> NDArray[np.uint8]:
+        """A frame as ``uint8`` grey levels: colour (BGR) converted, 16-bit thermal scaled."""
+        frame = np.asarray(frame)
+        if frame.shape[:2] != self.shape:
+            raise DetectionError(
+                f"frame {frame.shape[1] if frame.ndim > 1 else '?'}x{frame.shape[0]}; "
+                f"expected {self.shape[1]}x{self.shape[0]}"
+            )
+        if frame.ndim == 3 and frame.shape[2] in (3, 4):
+            code = cv2.COLOR_BGR2GRAY if frame.shape[2] == 3 else cv2.COLOR_BGRA2GRAY
+            if frame.dtype != np.uint8:
+                raise DetectionError(f"colour frame of {frame.dtype}; expected uint8")
+            cv2.cvtColor(frame, code, dst=self._grey)
+            return self._grey
+        if frame.ndim != 2:
+            raise DetectionError(f"frame shape {frame.shape}; expected (h, w) or (h, w, 3)")
+        if frame.dtype == np.uint8:
+            return np.ascontiguousarray(frame)
+        if frame.dtype in (np.uint16, np.int16, np.int32, np.float32, np.float64):
+            return self.thermal(frame, self._grey)
+        raise DetectionError(f"frame dtype {frame.dtype}; expected uint8, uint16 or float")
+
+    def process(self, frame: NDArray, time_s: float, frame_index: int | None = None) -> FrameResult:
+        """Detect motion in the next frame.
+
+        Parameters
+        ----------
+        frame
+            Grey ``uint8``, colour ``uint8 (h, w, 3)`` BGR, or thermal ``uint16`` counts.
+        time_s
+            Frame time, seconds (UTC since the epoch for wire detections).
+        frame_index
+            The frame's number; counts from 1 when omitted.
+        """
+        self.frames += 1
+        index = self.frames if frame_index is None else int(frame_index)
+        grey = self.to_grey(frame)
+        shift = (0.0, 0.0)
+        if self.registration is not None:
+            grey = self.registration(grey)
+            shift = self.registration.last_shift
+        fg = self.model.apply(grey, self._fg)
+        blobs = self.blob_finder(fg)
+        objs = self.follower.update(blobs, float(time_s), index)
+        return FrameResult(
+            frame_index=index,
+            time=float(time_s),
+            mask=self.blob_finder.clean,
+            blobs=blobs,
+            detections=objs.detections,
+            pixel_detections=objs.pixel_detections,
+            shift_px=shift,
+        )
+
+
+class DetectorPool:
+    """Run several cameras' detectors side by side in threads.
+
+    The numba kernels and most OpenCV calls release the GIL, so ``max_workers`` threads
+    keep that many cores busy.
+
+    Parameters
+    ----------
+    detectors
+        One detector per camera.
+    max_workers
+        Threads; defaults to the number of detectors.
+    """
+
+    def __init__(self, detectors: Sequence[MotionDetector], max_workers: int | None = None):
+        if not detectors:
+            raise DetectionError("a detector pool needs at least one detector")
+        self.detectors = list(detectors)
+        self._pool = ThreadPoolExecutor(
+            max_workers=max_workers or len(self.detectors), thread_name_prefix="vigil-detect"
+        )
+
+    def process(
+        self, frames: Sequence[NDArray], time_s: float, frame_index: int | None = None
+    ) -> list[FrameResult]:
+        """Process one frame per camera (in the detectors' order); returns their results."""
+        if len(frames) != len(self.detectors):
+            raise DetectionError(
+                f"{len(frames)} frames for {len(self.detectors)} cameras; expected one each"
+            )
+        futures = [
+            self._pool.submit(d.process, f, time_s, frame_index)
+            for d, f in zip(self.detectors, frames, strict=True)
+        ]
+        return [f.result() for f in futures]
+
+    def close(self) -> None:
+        """Stop the threads."""
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> DetectorPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

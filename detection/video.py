@@ -1,0 +1,347 @@
+"""Run the detector over a video file or an image sequence: what ``vigil detect`` calls.
+
+Output, one JSON object per line:
+
+- with a camera model, each line is a wire :class:`~ingest.schema.CameraDetection`
+  (``"type": "camera_detection"``), exactly as published on the bus;
+- without one (plain video), each line is a :class:`~detection.objects.PixelDetection`
+  (``"type": "pixel_detection"``): ``camera``, ``time`` (seconds), ``frame`` (numbered from
+  1), ``box`` ``[u0, v0, u1, v1]`` and ``centroid`` ``[u, v]`` in continuous pixel
+  coordinates (column ``i`` covers ``[i, i + 1)``), ``area_px``, ``score`` (0 to 1, the
+  share of recent frames the object was seen in) and ``object`` (a number that follows the
+  object from frame to frame).
+
+With ``masks_dir``, every frame's cleaned foreground mask is written as
+``masks_dir/%06d.png`` (0 or 255, the input's size, numbered from 1).
+
+The camera configuration file (``--camera-config``) is a small TOML file::
+
+    [camera]
+    id = "t03"
+    lat = 31.3401          # optical centre, degrees WGS84
+    lon = -110.9512
+    height_m = 25.0        # above the ground
+    pan_deg = 180.0        # clockwise from north
+    tilt_deg = 2.0         # below the horizontal
+    hfov_deg = 24.0
+    width = 640            # pixels; must match the video
+    height = 480
+    range_m = 4000.0       # rated range
+    fps = 10.0             # optional: overrides the video's own
+    start_time = 1714532400.0  # optional: UTC seconds of the first frame
+
+    [frame]                # optional: the sector's local frame; the camera's position if omitted
+    lat0 = 31.33
+    lon0 = -110.94
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time as _time
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import cv2
+import msgspec
+import numpy as np
+from msgspec import Meta
+from numpy.typing import NDArray
+
+from detection.background import DetectionError
+from detection.detector import DetectorConfig, MotionDetector
+from detection.objects import CameraGeometry
+from geo.camera import PinholeCamera
+from geo.frames import LocalFrame
+from ingest.schema import encode
+
+
+class VideoInputError(DetectionError):
+    """A video or image sequence that cannot be read to its end.
+
+    Attributes
+    ----------
+    path
+        The input as given.
+    frame
+        Number (from 1) of the first frame that could not be read; 0 when the input
+        could not be opened at all.
+    frames_read
+        Frames read and processed before the failure.
+    """
+
+    def __init__(self, path: str, frame: int, frames_read: int, detail: str) -> None:
+        self.path = path
+        self.frame = frame
+        self.frames_read = frames_read
+        super().__init__(f"{path}: frame {frame}: {detail}")
+
+
+# -- camera configuration ---------------------------------------------------------------------
+
+
+class _CameraSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    id: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "camera"
+    lat: Annotated[float, Meta(ge=-90.0, le=90.0)]
+    lon: Annotated[float, Meta(ge=-180.0, le=180.0)]
+    height_m: Annotated[float, Meta(ge=0.5, le=20000.0)]
+    pan_deg: Annotated[float, Meta(ge=0.0, lt=360.0)]
+    tilt_deg: Annotated[float, Meta(ge=-30.0, le=90.0)]
+    hfov_deg: Annotated[float, Meta(ge=0.1, le=170.0)]
+    width: Annotated[int, Meta(ge=8, le=10000)]
+    height: Annotated[int, Meta(ge=8, le=10000)]
+    range_m: Annotated[float, Meta(ge=1.0, le=100000.0)] = 5000.0
+    fps: Annotated[float, Meta(gt=0.0, le=1000.0)] | None = None
+    start_time: Annotated[float, Meta(ge=0.0)] | None = None
+
+
+class _FrameSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    lat0: Annotated[float, Meta(ge=-90.0, le=90.0)]
+    lon0: Annotated[float, Meta(ge=-180.0, le=180.0)]
+
+
+class _CameraFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    camera: _CameraSection
+    frame: _FrameSection | None = None
+
+
+@dataclass(frozen=True)
+class CameraSetup:
+    """A camera configuration file, read: the placed camera, and optional fps and start time."""
+
+    geometry: CameraGeometry
+    fps: float | None = None
+    start_time: float | None = None
+
+
+def parse_camera_config(text: str, path: str = "<string>") -> CameraSetup:
+    """Read a camera configuration (TOML text, format in this module's docstring)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise DetectionError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        spec = msgspec.convert(raw, _CameraFile)
+    except msgspec.ValidationError as exc:
+        msg = str(exc)
+        where = msg.rsplit(" - at `", 1)[1].rstrip("`") if " - at `" in msg else "$"
+        key = where[2:] if where.startswith("$.") else where
+        value = raw
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        line = next(
+            (
+                i + 1
+                for i, ln in enumerate(text.splitlines())
+                if ln.strip().startswith(key.rsplit(".", 1)[-1])
+            ),
+            None,
+        )
+        at = f" (line {line})" if line and value is not None else ""
+        raise DetectionError(
+            f"{path}: camera config key {key!r} = {value!r}{at}: {msg.split(' - at `')[0]}"
+        ) from exc
+    cam = spec.camera
+    frame = (
+        LocalFrame(spec.frame.lat0, spec.frame.lon0)
+        if spec.frame is not None
+        else LocalFrame(cam.lat, cam.lon)
+    )
+    x, y = frame.to_local([cam.lat], [cam.lon])
+    pinhole = PinholeCamera(
+        x=float(np.asarray(x).ravel()[0]),
+        y=float(np.asarray(y).ravel()[0]),
+        height_m=cam.height_m,
+        pan_deg=cam.pan_deg,
+        tilt_deg=cam.tilt_deg,
+        hfov_deg=cam.hfov_deg,
+        width=cam.width,
+        height=cam.height,
+        max_range_m=cam.range_m,
+    )
+    return CameraSetup(CameraGeometry(pinhole, frame, cam.id), cam.fps, cam.start_time)
+
+
+def load_camera_config(path: str | Path) -> CameraSetup:
+    """Read a camera configuration file (format in this module's docstring)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DetectionError(f"camera config {p}: cannot read it: {exc.strerror}") from exc
+    return parse_camera_config(text, str(p))
+
+
+# -- reading frames ---------------------------------------------------------------------------
+
+
+def _sequence_first(pattern: str) -> Path | None:
+    """The first file of a printf-style image sequence (index 0 or 1), if there is one."""
+    for i in (0, 1):
+        try:
+            p = Path(pattern % i)
+        except (TypeError, ValueError):
+            return None
+        if p.exists():
+            return p
+    return None
+
+
+def read_frames(path: str) -> Iterator[NDArray[np.uint8]]:
+    """Frames of a video file or an image sequence (``dir/in%06d.jpg``), in order.
+
+    Raises
+    ------
+    VideoInputError
+        When the input cannot be opened, or a frame cannot be decoded before the count the
+        container or the sequence announces; frames before it have been yielded.
+    """
+    is_sequence = "%" in path
+    if not is_sequence and not Path(path).exists():
+        raise VideoInputError(path, 0, 0, "no such file")
+    if is_sequence and _sequence_first(path) is None:
+        raise VideoInputError(path, 0, 0, "no image matches the pattern (from index 0 or 1)")
+    cap = cv2.VideoCapture(path, cv2.CAP_IMAGES if is_sequence else cv2.CAP_ANY)
+    if not cap.isOpened():
+        raise VideoInputError(
+            path, 0, 0, "cannot open it as video (corrupt, truncated, or an unknown format)"
+        )
+    try:
+        expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        n = 0
+        while True:
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                break
+            n += 1
+            yield frame
+        if expected > 0 and n < expected:
+            raise VideoInputError(
+                path,
+                n + 1,
+                n,
+                f"cannot decode it (corrupt or truncated); read {n} of the {expected} frames "
+                "the input announces",
+            )
+    finally:
+        cap.release()
+
+
+def video_fps(path: str) -> float | None:
+    """The frame rate the container announces, frames per second (None if it does not)."""
+    cap = cv2.VideoCapture(path, cv2.CAP_IMAGES if "%" in path else cv2.CAP_ANY)
+    try:
+        fps = float(cap.get(cv2.CAP_PROP_FPS)) if cap.isOpened() else 0.0
+    finally:
+        cap.release()
+    return fps if math.isfinite(fps) and 0 < fps <= 1000 else None
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+@dataclass
+class DetectSummary:
+    """What a run over one input did."""
+
+    input: str
+    out: Path
+    frames: int = 0
+    detections: int = 0
+    masks_written: int = 0
+    fps: float = 10.0
+    seconds: float = 0.0
+    classes: dict[str, int] = field(default_factory=dict)
+
+
+def run_detect(
+    input: str,
+    out: str | Path,
+    camera: CameraGeometry | None = None,
+    masks_dir: str | Path | None = None,
+    *,
+    config: DetectorConfig | None = None,
+    fps: float | None = None,
+    start_time: float | None = None,
+    camera_id: str = "camera",
+    roi: NDArray[np.uint8] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> DetectSummary:
+    """Detect motion in a video file or image sequence; write detections (and masks).
+
+    Parameters
+    ----------
+    input
+        A video file, or an image sequence as a printf pattern (``input/in%06d.jpg``).
+    out
+        The JSON-lines file of detections (format in this module's docstring).
+    camera
+        The camera placed on the ground; ``None`` writes pixel detections.
+    masks_dir
+        Folder for every frame's foreground mask ``%06d.png``; created if missing.
+    config
+        Detector settings; :meth:`DetectorConfig.for_tower` when a camera is given, the
+        plain-video defaults otherwise.
+    fps
+        Frame rate, frames per second; the container's, else 10.
+    start_time
+        Time of the first frame, UTC seconds since the epoch; the input's modification
+        time when omitted.
+    camera_id
+        Name of the camera when ``camera`` is ``None``.
+    roi
+        Region mask (the frames' size): zero where motion is never reported.
+    progress
+        Called with the number of frames done, every 100 frames.
+
+    Raises
+    ------
+    VideoInputError
+        The input cannot be opened or a frame cannot be decoded; detections and masks of
+        the frames before it have been written.
+    """
+    out = Path(out)
+    t_start = _time.perf_counter()
+    rate = fps or video_fps(input) or 10.0
+    if start_time is None:
+        first = _sequence_first(input) if "%" in input else Path(input)
+        start_time = os.path.getmtime(first) if first is not None and first.exists() else 0.0
+    if config is None:
+        config = DetectorConfig.for_tower() if camera is not None else DetectorConfig()
+    mdir = Path(masks_dir) if masks_dir is not None else None
+    if mdir is not None:
+        mdir.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    summary = DetectSummary(input=input, out=out, fps=rate)
+    detector: MotionDetector | None = None
+    with out.open("wb") as sink:
+        try:
+            for frame in read_frames(input):
+                if detector is None:
+                    detector = MotionDetector(
+                        frame.shape[:2], config, camera, roi, camera_id=camera_id
+                    )
+                index = summary.frames + 1
+                result = detector.process(frame, start_time + (index - 1) / rate, index)
+                for det in result.detections:
+                    sink.write(encode(det) + b"\n")
+                    summary.classes[det.class_guess] = summary.classes.get(det.class_guess, 0) + 1
+                for pdet in result.pixel_detections:
+                    sink.write(msgspec.json.encode(pdet) + b"\n")
+                summary.detections += len(result.detections) + len(result.pixel_detections)
+                if mdir is not None:
+                    target = mdir / f"{index:06d}.png"
+                    if not cv2.imwrite(str(target), result.mask):
+                        raise DetectionError(f"cannot write the mask {target}")
+                    summary.masks_written += 1
+                summary.frames = index
+                if progress is not None and index % 100 == 0:
+                    progress(index)
+        finally:
+            sink.flush()
+            summary.seconds = _time.perf_counter() - t_start
+    return summary
