@@ -146,6 +146,10 @@ class Bus(ABC):
         """Also call ``hook`` for every quarantined message (a file writer, a console)."""
         self._quarantine_hooks.append(hook)
 
+    def quarantine(self, topic: str, raw: bytes, err: MessageError) -> None:
+        """Record a message refused before it reached the bus (an adapter's own check)."""
+        self._quarantine(topic, raw, err)
+
     def _quarantine(self, topic: str, raw: bytes, err: MessageError) -> None:
         q = QuarantinedMessage(
             time=self.clock(),
