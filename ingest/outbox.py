@@ -1,0 +1,140 @@
+"""An on-disk outbox: every message a publisher hands over is kept until the broker acknowledges it.
+
+The outbox is an SQLite file in WAL mode. :meth:`Outbox.put` commits before it returns, so a
+message survives the publisher's own crash; :meth:`Outbox.mark_acked` records the broker's
+PUBACK. Acknowledged messages stay for a *replay window* because a broker killed before its
+next autosave forgets messages it had already acknowledged: after a reconnect the publisher
+sends again, in order, everything unacknowledged plus everything acknowledged within the
+window, and the receiver drops the copies by their message key (see :mod:`ingest.journal`).
+
+Each outbox has a random *epoch* stored in the file, so message keys
+(``{client}/{epoch}/{seq}``) never repeat even if the file is deleted and sequence numbers
+start again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    created REAL NOT NULL,
+    acked REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_acked ON outbox(acked);
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One message waiting in the outbox; ``acked`` is the PUBACK time or ``None``."""
+
+    seq: int
+    topic: str
+    payload: bytes
+    created: float
+    acked: float | None
+
+
+class Outbox:
+    """Ordered, durable queue of outgoing messages.
+
+    Parameters
+    ----------
+    path
+        The SQLite file; ``None`` keeps the outbox in memory (retries within the process only).
+    synchronous
+        SQLite's ``synchronous`` setting: ``"NORMAL"`` survives a crash of the process,
+        ``"FULL"`` also a loss of power, at an fsync per message.
+    """
+
+    def __init__(self, path: str | Path | None, *, synchronous: str = "NORMAL") -> None:
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(
+                f"synchronous = {synchronous!r}: expected one of OFF, NORMAL, FULL, EXTRA"
+            )
+        self.path = None if path is None else Path(path)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            ":memory:" if path is None else str(path),
+            check_same_thread=False,
+            isolation_level=None,
+        )
+        if path is not None:
+            self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        self._db.executescript(_SCHEMA)
+        row = self._db.execute("SELECT v FROM meta WHERE k = 'epoch'").fetchone()
+        if row is None:
+            epoch = uuid.uuid4().hex[:12]
+            self._db.execute("INSERT INTO meta (k, v) VALUES ('epoch', ?)", (epoch,))
+        else:
+            epoch = row[0]
+        self.epoch: str = epoch
+
+    def put(self, topic: str, payload: bytes, now: float) -> int:
+        """Store a message; return its sequence number once it is committed."""
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT INTO outbox (topic, payload, created) VALUES (?, ?, ?)",
+                (topic, payload, now),
+            )
+            return int(cur.lastrowid)
+
+    def mark_acked(self, seq: int, now: float) -> None:
+        """Record the broker's acknowledgement of message ``seq`` at ``now`` (seconds)."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE outbox SET acked = ? WHERE seq = ? AND acked IS NULL", (now, seq)
+            )
+
+    def remove(self, seq: int) -> None:
+        """Drop message ``seq`` (the broker refused it; the caller counts and reports that)."""
+        with self._lock:
+            self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+
+    def to_send(self, after_seq: int, acked_since: float, limit: int = 500) -> list[OutboxEntry]:
+        """Messages after ``after_seq`` that are unacknowledged or acknowledged at or after
+        ``acked_since`` (seconds), in sequence order, at most ``limit``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, topic, payload, created, acked FROM outbox "
+                "WHERE seq > ? AND (acked IS NULL OR acked >= ?) ORDER BY seq LIMIT ?",
+                (after_seq, acked_since, limit),
+            ).fetchall()
+        return [OutboxEntry(r[0], r[1], bytes(r[2]), r[3], r[4]) for r in rows]
+
+    def prune(self, acked_before: float) -> int:
+        """Delete messages acknowledged before ``acked_before`` (seconds); return how many."""
+        with self._lock:
+            cur = self._db.execute(
+                "DELETE FROM outbox WHERE acked IS NOT NULL AND acked < ?", (acked_before,)
+            )
+            return cur.rowcount
+
+    def unacked(self) -> int:
+        """How many messages wait for the broker's acknowledgement."""
+        with self._lock:
+            return int(
+                self._db.execute("SELECT COUNT(*) FROM outbox WHERE acked IS NULL").fetchone()[0]
+            )
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    def close(self) -> None:
+        """Close the file (messages in it stay for the next publisher with the same path)."""
+        with self._lock:
+            self._db.close()
+
+
+__all__ = ["Outbox", "OutboxEntry"]
