@@ -1,0 +1,30 @@
+"""Planners' analyses over crossing tables and aggregate counts tables.
+
+One pass aggregates the input (:mod:`~geo.patterns.aggregate`, in memory or on Dask); the
+analyses work on the small counts tables: rates and profiles (:mod:`~geo.patterns.counts`),
+seasonality and trend (:mod:`~geo.patterns.seasonality`), hotspots and corridors
+(:mod:`~geo.patterns.hotspots`), displacement (:mod:`~geo.patterns.displacement`) and
+coverage (:mod:`~geo.patterns.coverage`). :mod:`~geo.patterns.analysis` runs them all.
+"""
+
+from geo.patterns.aggregate import CrossingAggregates, aggregate_crossings, segment_period_counts
+from geo.patterns.analysis import (
+    CountsAnalysis,
+    CrossingAnalysis,
+    analyze_counts_table,
+    analyze_crossing_table,
+)
+from geo.patterns.io import PatternInputError, read_counts, read_crossings
+
+__all__ = [
+    "CountsAnalysis",
+    "CrossingAggregates",
+    "CrossingAnalysis",
+    "PatternInputError",
+    "aggregate_crossings",
+    "analyze_counts_table",
+    "analyze_crossing_table",
+    "read_counts",
+    "read_crossings",
+    "segment_period_counts",
+]
