@@ -462,7 +462,7 @@ def decode(
         path = text.rsplit(" - at `", 1)[1].rstrip("`") if " - at `" in text else "$"
         try:
             raw = msgspec.json.decode(data)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             raw = None
         field = path[2:] if path.startswith("$.") else path
         head = text.split(" - at `")[0]
@@ -492,6 +492,8 @@ def decode(
         raise MessageError(field, _value_at(raw, path), expected, "wrong_type") from None
     except msgspec.DecodeError as exc:
         raise MessageError("$", data[:64], f"JSON ({exc})", "not_json") from None
+    except UnicodeDecodeError as exc:  # msgspec raises it for bad UTF-8 inside a string
+        raise MessageError("$", data[:64], f"UTF-8 text ({exc})", "not_utf8") from None
     want = expected_kind(topic)
     got = KIND_OF[type(msg)]
     if want is not None and want != got:
