@@ -517,13 +517,15 @@ class Population:
     def advance(self, t: float) -> None:
         """Make every plan that can matter up to time ``t`` (and a lookahead beyond it)."""
         k_need = math.floor((t + LOOKAHEAD_S) / HOUR_S)
+        n = len(self.crossings)
         while self._hour_done < k_need:
             self._hour_done += 1
             self._plan_groups_hour(self._hour_done)
             self._plan_traffic_hour(self._hour_done)
         if self._animal_homes:
             self._extend_animals(t + LOOKAHEAD_S)
-        self.crossings.sort(key=lambda c: (c.time, c.crossing_id))
+        if len(self.crossings) != n:
+            self.crossings.sort(key=lambda c: (c.time, c.crossing_id))
 
     def prune(self, t: float) -> None:
         """Forget movers whose plans ended before ``t``."""
