@@ -274,7 +274,7 @@ def simulate_to_files(
         "start_time": t0,
         "end_time": t_end,
         "start_utc": datetime.fromtimestamp(t0, tz=UTC).isoformat(),
-        "deployment": msgspec.to_builtins(site),
+        "deployment": {f: msgspec.to_builtins(getattr(site, f)) for f in Site.__struct_fields__},
         "settings": msgspec.to_builtins(st),
         "counts": {
             "frames": dict(sorted(frames.items())),
@@ -297,8 +297,9 @@ def simulate_to_files(
         "created_utc": datetime.now(tz=UTC).isoformat(),
         "elapsed_s": round(time.perf_counter() - wall0, 3),
     }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return manifest
+    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    (out / MANIFEST).write_text(text)
+    return json.loads(text)
 
 
 #: Manifest keys that hold wall-clock facts and so differ between identical runs.
