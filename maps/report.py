@@ -105,8 +105,7 @@ def analyze_crossings(
     analysis.summary["input"] = str(input_path)
     files = write_crossings_report(analysis, out, border=border, footprints=footprints, title=title)
     analysis.summary["files"] = {k: str(v) for k, v in files.items()}
-    _write_json(out / "summary.json", analysis.summary)
-    return analysis.summary
+    return _write_json(out / "summary.json", analysis.summary)
 
 
 def analyze_counts(
@@ -166,8 +165,7 @@ def analyze_counts(
     )
     files = write_counts_report(analysis, out, title=title or f"{value_col} by {group_col}")
     analysis.summary["files"] = {k: str(v) for k, v in files.items()}
-    _write_json(out / "summary.json", analysis.summary)
-    return analysis.summary
+    return _write_json(out / "summary.json", analysis.summary)
 
 
 # -- crossing report -----------------------------------------------------------------------
@@ -585,5 +583,8 @@ def _jsonable(o):
     return o
 
 
-def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(_jsonable(data), indent=2), encoding="utf-8")
+def _write_json(path: Path, data: dict) -> dict:
+    """Write ``data`` as JSON and return it as read back (string keys, nulls for NaN)."""
+    text = json.dumps(_jsonable(data), indent=2)
+    path.write_text(text, encoding="utf-8")
+    return json.loads(text)

@@ -76,7 +76,7 @@ def with_keys(part: pd.DataFrame, timezone: str, h3_resolution: int | None) -> p
             SEGMENT_ID: part[SEGMENT_ID].astype(str).to_numpy(),
             DATE: local.tz_localize(None).floor("D").astype("datetime64[ns]"),
             HOUR: local.hour.to_numpy().astype(np.int64),
-            WEEKDAY: local.dayofweek.to_numpy().astype(np.int64),
+            WEEKDAY: local.day_of_week.to_numpy().astype(np.int64),
             HOUR_BIN: (np.floor(part[TIME].to_numpy(np.float64) / 3600.0) * 3600).astype(np.int64),
         },
         index=part.index,

@@ -86,7 +86,7 @@ def weekday_profile(agg: CrossingAggregates, segment_id: str | None = None) -> p
         t = t[t[SEGMENT_ID] == segment_id]
     counts = t.groupby(WEEKDAY)[COUNT].sum().reindex(range(7), fill_value=0).astype(np.int64)
     days = observed_days(agg)
-    n_of_kind = np.bincount(days.dayofweek, minlength=7) if len(days) else np.ones(7)
+    n_of_kind = np.bincount(days.day_of_week, minlength=7) if len(days) else np.ones(7)
     per_day = counts.to_numpy() / np.maximum(n_of_kind, 1)
     return pd.DataFrame(
         {

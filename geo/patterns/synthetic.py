@@ -114,7 +114,7 @@ def simulate_crossings(
 
     day0 = pd.Timestamp(start).normalize()
     day_index = np.arange(days)
-    dow = (day0.dayofweek + day_index) % 7
+    dow = (day0.day_of_week + day_index) % 7
     day_weight = weekday[dow] * 7.0  # mean 1 over a whole week
     changed = np.zeros(days, bool) if change_day is None else day_index >= change_day
     # Expected counts per (day, segment), then Poisson draws.
