@@ -244,6 +244,8 @@ class MqttBus(Bus):
         self._suback: dict[int, threading.Event] = {}
         self._client: Any = None
         self._connected = threading.Event()
+        self._connack = threading.Event()
+        self._conn_ok = False
         self._live = False
         self._live_event = threading.Event()
         self._closing = threading.Event()
@@ -380,6 +382,7 @@ class MqttBus(Bus):
                 self._suback.clear()
             self._client = client
             self._connected.clear()
+            self._connack.clear()
             self._conn_ok = False
             try:
                 client.connect(
@@ -396,8 +399,9 @@ class MqttBus(Bus):
                 delay = min(delay * 2, s.reconnect_max_delay_s)
                 continue
             client.loop_start()
-            if not self._connected.wait(s.connect_timeout_s) or not self._conn_ok:
-                if not self._connected.is_set():
+            answered = self._connack.wait(s.connect_timeout_s)
+            if not (answered and self._conn_ok and self._connected.is_set()):
+                if not answered:
                     self.last_error = f"no CONNACK within {s.connect_timeout_s:g} s"
                 self._count("connect_failed")
                 self._drop(client)
@@ -440,15 +444,18 @@ class MqttBus(Bus):
         else:
             self._conn_ok = True
             self.session_present = bool(flags.session_present)
-        self._connected.set()
+            self._connected.set()
+        self._connack.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if client is not self._client:
             return
         self._live = False
-        if reason_code is not None and getattr(reason_code, "is_failure", False):
+        failed = reason_code is not None and getattr(reason_code, "is_failure", False)
+        if failed and self._conn_ok:  # keep a refused CONNACK's reason, which says more
             self.last_error = f"disconnected: {reason_code}"
         self._connected.clear()
+        self._connack.set()
 
     def _subscribe_and_wait(self, client: Any, patterns: list[str], timeout: float) -> bool:
         from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -505,7 +512,7 @@ class MqttBus(Bus):
                         return False
                     time.sleep(0.001)
                 self._send(client, row.seq, row.topic, row.payload)
-                self._count("resent")
+                self._count("sent_from_outbox")
                 last = row.seq
         return False
 

@@ -22,8 +22,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+
+import pytest
 
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 
@@ -248,3 +250,37 @@ class Broker:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+# -- pytest fixtures (import them into a test module: ``from broker import broker``) ---------
+
+SECTOR = "tucson"
+SERVICE_USER = "vigil-tucson"
+DEVICES = {"u117": "ugs", "u118": "ugs", "t03": "cam", "a1": "uas"}
+
+
+def sector_broker(autosave_interval_s: int = 1) -> Broker:
+    """A Mosquitto (not started) with the sector service user, four devices and their ACL.
+
+    Passwords are ``pw-{user}``.
+    """
+    users = {SERVICE_USER: f"pw-{SERVICE_USER}"}
+    acl = service_acl(SECTOR, SERVICE_USER)
+    for device, kind in DEVICES.items():
+        users[device] = f"pw-{device}"
+        acl += device_acl(SECTOR, kind, device)
+    return Broker(users, acl, autosave_interval_s=autosave_interval_s)
+
+
+@pytest.fixture
+def broker() -> Iterator[Broker]:
+    """A fresh, started :func:`sector_broker` for one test; skips when Mosquitto is absent."""
+    reason = missing_reason()
+    if reason:
+        pytest.skip(reason)
+    b = sector_broker()
+    try:
+        b.start()
+        yield b
+    finally:
+        b.cleanup()

@@ -104,3 +104,7 @@ def offline_page(chromium) -> Iterator[OfflinePage]:
     result.page = page
     yield result
     context.close()
+
+
+# The Mosquitto fixture for broker tests (tests/broker.py).
+from broker import broker  # noqa: E402, F401
