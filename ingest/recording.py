@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ingest.bus import Bus, QuarantinedMessage
+from ingest.bus import Bus, QuarantinedMessage, topic_matches
 from ingest.schema import Wire, encode, quarantine_topic
 
 if TYPE_CHECKING:
@@ -156,7 +156,8 @@ class Recorder:
             self.write(topic, encode(msg))
 
         def on_bad(q: QuarantinedMessage) -> None:
-            self.write(q.topic, q.raw, q.time)
+            if topic_matches(pattern, q.topic):
+                self.write(q.topic, q.raw, q.time)
 
         bus.subscribe(pattern, on_message)
         bus.on_quarantine(on_bad)
