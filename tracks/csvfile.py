@@ -1,0 +1,231 @@
+"""Track a CSV of detections: ``t,x,y`` (local metres) or ``t,lat,lon``, optional
+``sensor,sigma``; write ``t,track_id,x,y,vx,vy`` (or ``lat,lon``) for confirmed tracks.
+
+This is what ``vigil track DETECTIONS.csv --out tracks.csv [--frame local|wgs84]`` runs.
+Rows are grouped into batches by ``(t, sensor)`` and applied in time order, so the file need
+not be sorted. In the ``wgs84`` frame the tracker works in a local frame centred on the mean
+of the input's positions unless ``centre=(lat, lon)`` is given.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from geo.frames import LocalFrame
+from tracks.config import TrackerConfig
+from tracks.tracker import Tracker
+
+LOCAL_COLUMNS = ("t", "x", "y")
+WGS84_COLUMNS = ("t", "lat", "lon")
+OPTIONAL_COLUMNS = ("sensor", "sigma")
+
+
+class CsvError(ValueError):
+    """A bad detections file: names the file, the line (1-based, header is line 1) and column."""
+
+    def __init__(self, path: str | Path, line: int, column: str | None, message: str) -> None:
+        self.path = str(path)
+        self.line = line
+        self.column = column
+        where = f"{self.path}:{line}" + (f": column {column!r}" if column else "")
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class TrackSummary:
+    """What :func:`run_track` did."""
+
+    detections: int
+    batches: int
+    tracks: int
+    rows_written: int
+    frame: str
+    centre: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Detections read from a CSV, in file order (positions in the file's own units)."""
+
+    t: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    sensor: list[str]
+    sigma: np.ndarray
+    frame: str
+
+
+def read_detections(path: str | Path, frame: str = "local", default_sigma_m: float = 5.0):
+    """Read and check a detections CSV; raise :class:`CsvError` at the first bad row."""
+    if frame not in ("local", "wgs84"):
+        raise ValueError(f"frame = {frame!r}; expected 'local' or 'wgs84'")
+    need = LOCAL_COLUMNS if frame == "local" else WGS84_COLUMNS
+    t_l, a_l, b_l, s_l, sig_l = [], [], [], [], []
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise CsvError(
+                path, 1, None, f"empty file; expected a header {','.join(need)}"
+            ) from None
+        missing = [c for c in need if c not in header]
+        if missing:
+            other = WGS84_COLUMNS if frame == "local" else LOCAL_COLUMNS
+            hint = (
+                f" (it has {','.join(other)}: use frame={'wgs84' if frame == 'local' else 'local'})"
+                if all(c in header for c in other)
+                else ""
+            )
+            raise CsvError(
+                path, 1, missing[0], f"header {header} lacks {missing}; expected {need}{hint}"
+            )
+        unknown = [c for c in header if c not in need + OPTIONAL_COLUMNS]
+        if unknown:
+            raise CsvError(
+                path,
+                1,
+                unknown[0],
+                f"unknown column; expected {need} and optionally {OPTIONAL_COLUMNS}",
+            )
+        col = {name: header.index(name) for name in header}
+        for line, row in enumerate(reader, start=2):
+            if not row or all(not c.strip() for c in row):
+                continue
+            if len(row) != len(header):
+                raise CsvError(
+                    path, line, None, f"{len(row)} fields; expected {len(header)} ({header})"
+                )
+            vals = []
+            for name in need:
+                raw = row[col[name]].strip()
+                try:
+                    v = float(raw)
+                except ValueError:
+                    raise CsvError(path, line, name, f"{raw!r} is not a number") from None
+                if not math.isfinite(v):
+                    raise CsvError(path, line, name, f"{raw!r}; expected a finite number")
+                vals.append(v)
+            if frame == "wgs84":
+                if not -90.0 <= vals[1] <= 90.0:
+                    raise CsvError(path, line, "lat", f"{vals[1]!r}; expected [-90, 90] degrees")
+                if not -180.0 <= vals[2] <= 180.0:
+                    raise CsvError(path, line, "lon", f"{vals[2]!r}; expected [-180, 180] degrees")
+            sigma = default_sigma_m
+            if "sigma" in col and row[col["sigma"]].strip():
+                raw = row[col["sigma"]].strip()
+                try:
+                    sigma = float(raw)
+                except ValueError:
+                    raise CsvError(path, line, "sigma", f"{raw!r} is not a number") from None
+                if not (math.isfinite(sigma) and sigma > 0.0):
+                    raise CsvError(path, line, "sigma", f"{raw!r}; expected metres > 0")
+            t_l.append(vals[0])
+            a_l.append(vals[1])
+            b_l.append(vals[2])
+            s_l.append(row[col["sensor"]].strip() if "sensor" in col else "")
+            sig_l.append(sigma)
+    return Detections(
+        np.asarray(t_l, dtype=np.float64),
+        np.asarray(a_l, dtype=np.float64),
+        np.asarray(b_l, dtype=np.float64),
+        s_l,
+        np.asarray(sig_l, dtype=np.float64),
+        frame,
+    )
+
+
+def run_track(
+    csv_in: str | Path,
+    csv_out: str | Path,
+    frame: str = "local",
+    *,
+    centre: tuple[float, float] | None = None,
+    config: TrackerConfig | None = None,
+) -> TrackSummary:
+    """Track the detections in ``csv_in`` and write confirmed track states to ``csv_out``.
+
+    Parameters
+    ----------
+    csv_in
+        Columns ``t,x,y`` (s, local metres) or ``t,lat,lon`` (s, degrees), optional
+        ``sensor`` (batches are per time and sensor) and ``sigma`` (m per axis; the config's
+        ``default_sigma_m`` when absent).
+    csv_out
+        Written with ``t,track_id,x,y,vx,vy`` (m, m/s) or ``t,track_id,lat,lon,vx,vy``
+        (velocity east and north in m/s), one row per confirmed track per batch time.
+    frame
+        ``"local"`` or ``"wgs84"``.
+    centre
+        WGS84 centre ``(lat, lon)`` of the tracking frame; default the mean of the input.
+
+    Raises
+    ------
+    CsvError
+        At the first bad row, naming the line and column.
+    """
+    config = (config or TrackerConfig()).check()
+    det = read_detections(csv_in, frame, config.default_sigma_m)
+    local: LocalFrame | None = None
+    if frame == "wgs84":
+        if centre is None and len(det.t):
+            centre = (float(det.a.mean()), float(det.b.mean()))
+        local = LocalFrame(*(centre or (0.0, 0.0)))
+        x, y = local.to_local(det.a, det.b)
+    else:
+        x, y = det.a, det.b
+    sensors = np.asarray(det.sensor, dtype=object)
+    # a canonical order (time, sensor, position) so that the output does not depend on the
+    # order of the rows in the file, not even within a batch
+    order = np.lexsort((y, x, sensors.astype(str), det.t))
+    tracker = Tracker(config)
+    z = np.c_[x, y]
+    rows_written = 0
+    batches = 0
+    seen: set[int] = set()
+    with open(csv_out, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(
+            ["t", "track_id", "x", "y", "vx", "vy"]
+            if frame == "local"
+            else ["t", "track_id", "lat", "lon", "vx", "vy"]
+        )
+        i = 0
+        n = len(order)
+        while i < n:
+            j = i
+            while (
+                j < n
+                and det.t[order[j]] == det.t[order[i]]
+                and (sensors[order[j]] == sensors[order[i]])
+            ):
+                j += 1
+            idx = order[i:j]
+            t = float(det.t[order[i]])
+            table = tracker.update(t, z[idx], sigma=det.sigma[idx])
+            batches += 1
+            shown = table.confirmed()
+            if len(shown):
+                px, py = shown.x[:, 0], shown.x[:, 1]
+                if local is not None:
+                    px, py = local.to_wgs84(px, py)
+                for k in range(len(shown)):
+                    w.writerow(
+                        [
+                            repr(t),
+                            int(shown.track_id[k]),
+                            f"{px[k]:.8f}" if local is not None else f"{px[k]:.3f}",
+                            f"{py[k]:.8f}" if local is not None else f"{py[k]:.3f}",
+                            f"{shown.x[k, 2]:.3f}",
+                            f"{shown.x[k, 3]:.3f}",
+                        ]
+                    )
+                rows_written += len(shown)
+                seen.update(shown.track_id.tolist())
+            i = j
+    return TrackSummary(len(det.t), batches, len(seen), rows_written, frame, centre)

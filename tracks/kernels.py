@@ -1,0 +1,495 @@
+"""numba kernels of the tracker: batch predict and update, gating, clustering, assignment.
+
+Every kernel is a pure loop over arrays (struct-of-arrays track table), compiled ``nopython``,
+``nogil`` and cached, writing into preallocated outputs. The Python wrappers in
+:mod:`tracks.filter`, :mod:`tracks.associate` and :mod:`tracks.tracker` validate inputs.
+
+State per track: ``x = [east, north, v_east, v_north]`` (m, m/s), ``P`` its 4x4 covariance.
+Measurements are positions ``z = [east, north]`` with a 2x2 covariance ``R`` each.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+ngjit = numba.njit(nogil=True, cache=True)
+
+TENTATIVE = np.int8(0)
+CONFIRMED = np.int8(1)
+COASTING = np.int8(2)
+DELETED = np.int8(3)
+
+
+# -- filtering --------------------------------------------------------------------------------
+
+
+@ngjit
+def predict_cv(x, P, t_est, n, t, q):  # pragma: no cover - compiled
+    """Predict tracks ``0..n-1`` to time ``t`` in place (nearly constant velocity).
+
+    ``q`` is the acceleration noise spectral density (m^2/s^3); ``t_est`` holds each track's
+    estimate time and is set to ``t``. A track already at or after ``t`` is left as it is.
+    """
+    for i in range(n):
+        dt = t - t_est[i]
+        if dt <= 0.0:
+            continue
+        x[i, 0] += dt * x[i, 2]
+        x[i, 1] += dt * x[i, 3]
+        # F P F^T with F = [[I, dt I], [0, I]], written out by blocks
+        for a in range(2):
+            for b in range(4):
+                P[i, a, b] += dt * P[i, a + 2, b]
+        for a in range(4):
+            for b in range(2):
+                P[i, a, b] += dt * P[i, a, b + 2]
+        q3 = q * dt * dt * dt / 3.0
+        q2 = q * dt * dt / 2.0
+        q1 = q * dt
+        for a in range(2):
+            P[i, a, a] += q3
+            P[i, a, a + 2] += q2
+            P[i, a + 2, a] += q2
+            P[i, a + 2, a + 2] += q1
+        t_est[i] = t
+
+
+@ngjit
+def kalman_update(x, P, n, track_det, z, R):  # pragma: no cover - compiled
+    """Update each track ``i < n`` with detection ``track_det[i]`` (skip when -1), in place.
+
+    Position measurement ``H = [I 0]``; the covariance update is the symmetric
+    ``P - K S K^T`` form, then symmetrised.
+    """
+    K = np.empty((4, 2))
+    HP = np.empty((2, 4))
+    for i in range(n):
+        j = track_det[i]
+        if j < 0:
+            continue
+        s00 = P[i, 0, 0] + R[j, 0, 0]
+        s01 = P[i, 0, 1] + 0.5 * (R[j, 0, 1] + R[j, 1, 0])
+        s11 = P[i, 1, 1] + R[j, 1, 1]
+        det = s00 * s11 - s01 * s01
+        i00 = s11 / det
+        i01 = -s01 / det
+        i11 = s00 / det
+        for a in range(4):
+            K[a, 0] = P[i, a, 0] * i00 + P[i, a, 1] * i01
+            K[a, 1] = P[i, a, 0] * i01 + P[i, a, 1] * i11
+        v0 = z[j, 0] - x[i, 0]
+        v1 = z[j, 1] - x[i, 1]
+        for a in range(4):
+            x[i, a] += K[a, 0] * v0 + K[a, 1] * v1
+        # P <- P - K H P  (H P is the first two rows of P, copied before P changes)
+        for b in range(4):
+            HP[0, b] = P[i, 0, b]
+            HP[1, b] = P[i, 1, b]
+        for a in range(4):
+            for b in range(a, 4):
+                P[i, a, b] -= K[a, 0] * HP[0, b] + K[a, 1] * HP[1, b]
+        for a in range(4):
+            for b in range(a):
+                P[i, a, b] = P[i, b, a]
+
+
+@ngjit
+def fuse_class(class_probs, n, track_det, class_lik, floor):  # pragma: no cover - compiled
+    """Bayes-update class probabilities of associated tracks with their detection's likelihood.
+
+    ``class_lik[j]`` is the likelihood of detection ``j``'s class guess under each class;
+    after the product and normalisation the probabilities are mixed with ``floor`` of
+    uniform so that no class is ever ruled out.
+    """
+    k = class_probs.shape[1]
+    for i in range(n):
+        j = track_det[i]
+        if j < 0:
+            continue
+        s = 0.0
+        for c in range(k):
+            class_probs[i, c] *= class_lik[j, c]
+            s += class_probs[i, c]
+        if s <= 0.0:
+            for c in range(k):
+                class_probs[i, c] = 1.0 / k
+            continue
+        for c in range(k):
+            class_probs[i, c] = (1.0 - floor) * class_probs[i, c] / s + floor / k
+
+
+# -- gating -----------------------------------------------------------------------------------
+
+
+@ngjit
+def gate_radius(P, n, r_var_max, gamma, out):  # pragma: no cover - compiled
+    """Radius (m) that contains every detection gated to each track: ``sqrt(gamma lam_max)``.
+
+    ``lam_max`` bounds the innovation covariance's largest eigenvalue with the largest
+    measurement variance ``r_var_max`` in the batch.
+    """
+    for i in range(n):
+        a = P[i, 0, 0]
+        b = P[i, 0, 1]
+        c = P[i, 1, 1]
+        half = 0.5 * (a - c)
+        lam = 0.5 * (a + c) + math.sqrt(half * half + b * b) + r_var_max
+        out[i] = math.sqrt(gamma * lam)
+
+
+@ngjit
+def grid_index(z, m, x0, y0, inv_cell, nx, ny, cell_start, order):  # pragma: no cover
+    """Counting-sort detections into a ``nx`` by ``ny`` grid of square cells.
+
+    Afterwards the detections in cell ``c`` are ``order[cell_start[c]:cell_start[c + 1]]``.
+    """
+    cell_of = np.empty(m, dtype=np.int64)
+    for c in range(nx * ny + 1):
+        cell_start[c] = 0
+    for j in range(m):
+        cx = min(max(int((z[j, 0] - x0) * inv_cell), 0), nx - 1)
+        cy = min(max(int((z[j, 1] - y0) * inv_cell), 0), ny - 1)
+        c = cy * nx + cx
+        cell_of[j] = c
+        cell_start[c + 1] += 1
+    for c in range(nx * ny):
+        cell_start[c + 1] += cell_start[c]
+    fill = cell_start[:-1].copy()
+    for j in range(m):
+        c = cell_of[j]
+        order[fill[c]] = j
+        fill[c] += 1
+
+
+@ngjit
+def gate_pairs(
+    x,
+    P,
+    n,
+    track_sel,
+    radius,
+    z,
+    R,
+    det_free,
+    x0,
+    y0,
+    inv_cell,
+    nx,
+    ny,
+    cell_start,
+    order,
+    gamma,
+    cost_offset,
+    out_track,
+    out_det,
+    out_cost,
+):  # pragma: no cover - compiled
+    """Track-detection pairs inside the Mahalanobis gate, with their assignment cost.
+
+    Candidates come from the grid cells that the track's gate radius overlaps, so the work
+    grows with the pairs near each other, not with tracks times detections. The cost is the
+    negative log-likelihood ratio of "track ``i`` made detection ``j``" against "track missed
+    and detection is clutter or new": ``d^2/2 + ln|S|/2 + cost_offset``. Only pairs with
+    ``d^2 <= gamma`` and a negative cost are kept; only tracks with ``track_sel`` and
+    detections with ``det_free`` take part. Returns the number of pairs, or ``-1`` when
+    the outputs are too small (the caller grows them and calls again).
+    """
+    cap = out_track.shape[0]
+    k = 0
+    for i in range(n):
+        if not track_sel[i]:
+            continue
+        r = radius[i]
+        px = x[i, 0]
+        py = x[i, 1]
+        cx0 = max(int((px - r - x0) * inv_cell), 0)
+        cx1 = min(int((px + r - x0) * inv_cell), nx - 1)
+        cy0 = max(int((py - r - y0) * inv_cell), 0)
+        cy1 = min(int((py + r - y0) * inv_cell), ny - 1)
+        if cx0 > cx1 or cy0 > cy1:
+            continue
+        p00 = P[i, 0, 0]
+        p01 = P[i, 0, 1]
+        p11 = P[i, 1, 1]
+        for cy in range(cy0, cy1 + 1):
+            for cx in range(cx0, cx1 + 1):
+                c = cy * nx + cx
+                for s in range(cell_start[c], cell_start[c + 1]):
+                    j = order[s]
+                    if not det_free[j]:
+                        continue
+                    v0 = z[j, 0] - px
+                    v1 = z[j, 1] - py
+                    if abs(v0) > r or abs(v1) > r:
+                        continue
+                    s00 = p00 + R[j, 0, 0]
+                    s01 = p01 + 0.5 * (R[j, 0, 1] + R[j, 1, 0])
+                    s11 = p11 + R[j, 1, 1]
+                    det = s00 * s11 - s01 * s01
+                    if det <= 0.0:
+                        continue
+                    d2 = (s11 * v0 * v0 - 2.0 * s01 * v0 * v1 + s00 * v1 * v1) / det
+                    if d2 > gamma:
+                        continue
+                    cost = 0.5 * d2 + 0.5 * math.log(det) + cost_offset
+                    if cost >= 0.0:
+                        continue
+                    if k >= cap:
+                        return -1
+                    out_track[k] = i
+                    out_det[k] = j
+                    out_cost[k] = cost
+                    k += 1
+    return k
+
+
+# -- assignment -------------------------------------------------------------------------------
+
+
+@ngjit
+def lsap(cost, col4row):  # pragma: no cover - compiled
+    """Minimum-cost assignment of every row of ``cost`` (rows <= columns); True if feasible.
+
+    The shortest augmenting path method of Jonker-Volgenant as in Crouse (2016), the
+    algorithm behind :func:`scipy.optimize.linear_sum_assignment`. ``inf`` marks a
+    forbidden pair. ``col4row[i]`` receives row ``i``'s column.
+    """
+    nr, nc = cost.shape
+    u = np.zeros(nr)
+    v = np.zeros(nc)
+    spc = np.empty(nc)
+    path = np.full(nc, -1, dtype=np.int64)
+    row4col = np.full(nc, -1, dtype=np.int64)
+    remaining = np.empty(nc, dtype=np.int64)
+    sr = np.zeros(nr, dtype=np.bool_)
+    sc = np.zeros(nc, dtype=np.bool_)
+    for i in range(nr):
+        col4row[i] = -1
+    for cur in range(nr):
+        min_val = 0.0
+        num_rem = nc
+        for it in range(nc):
+            remaining[it] = nc - it - 1
+        sr[:] = False
+        sc[:] = False
+        spc[:] = np.inf
+        sink = -1
+        i = cur
+        while sink == -1:
+            index = -1
+            lowest = np.inf
+            sr[i] = True
+            for it in range(num_rem):
+                j = remaining[it]
+                r = min_val + cost[i, j] - u[i] - v[j]
+                if r < spc[j]:
+                    path[j] = i
+                    spc[j] = r
+                if spc[j] < lowest or (spc[j] == lowest and row4col[j] == -1):
+                    lowest = spc[j]
+                    index = it
+            min_val = lowest
+            if min_val == np.inf:
+                return False
+            j = remaining[index]
+            if row4col[j] == -1:
+                sink = j
+            else:
+                i = row4col[j]
+            sc[j] = True
+            num_rem -= 1
+            remaining[index] = remaining[num_rem]
+        u[cur] += min_val
+        for r_ in range(nr):
+            if sr[r_] and r_ != cur:
+                u[r_] += min_val - spc[col4row[r_]]
+        for c in range(nc):
+            if sc[c]:
+                v[c] -= min_val - spc[c]
+        j = sink
+        while True:
+            i = path[j]
+            row4col[j] = i
+            prev = col4row[i]
+            col4row[i] = j
+            j = prev
+            if i == cur:
+                break
+    return True
+
+
+@ngjit
+def _find(parent, a):  # pragma: no cover - compiled
+    while parent[a] != a:
+        parent[a] = parent[parent[a]]
+        a = parent[a]
+    return a
+
+
+@ngjit
+def assign_gnn(n, m, pair_track, pair_det, pair_cost, npairs, track_det, det_track):
+    """Global-nearest-neighbour assignment on the gate graph's connected clusters.
+
+    Tracks and detections joined by gated pairs form clusters (union-find); each cluster is
+    solved on its own: one-to-many clusters by the cheapest pair, others by :func:`lsap` on
+    the cluster's matrix augmented with one "missed" column per track (cost 0, since pair
+    costs are log-likelihood ratios against a miss). Sets ``track_det`` (detection of each
+    track) and ``det_track`` (track of each detection) for the pairs chosen, leaving the other
+    entries as they were (-1 from the caller); returns the cluster count.
+    """  # pragma: no cover - compiled
+    if npairs == 0:
+        return 0
+    parent = np.arange(n + m)
+    for k in range(npairs):
+        a = _find(parent, pair_track[k])
+        b = _find(parent, n + pair_det[k])
+        if a != b:
+            parent[b] = a
+    root = np.empty(npairs, dtype=np.int64)
+    for k in range(npairs):
+        root[k] = _find(parent, pair_track[k])
+    by_root = np.argsort(root, kind="mergesort")
+    local_t = np.full(n, -1, dtype=np.int64)
+    local_d = np.full(m, -1, dtype=np.int64)
+    tracks = np.empty(n, dtype=np.int64)
+    dets = np.empty(m, dtype=np.int64)
+    clusters = 0
+    s = 0
+    while s < npairs:
+        e = s
+        r = root[by_root[s]]
+        while e < npairs and root[by_root[e]] == r:
+            e += 1
+        clusters += 1
+        nt = 0
+        nd = 0
+        for q in range(s, e):
+            k = by_root[q]
+            i = pair_track[k]
+            j = pair_det[k]
+            if local_t[i] < 0:
+                local_t[i] = nt
+                tracks[nt] = i
+                nt += 1
+            if local_d[j] < 0:
+                local_d[j] = nd
+                dets[nd] = j
+                nd += 1
+        if nt == 1 or nd == 1:
+            best = by_root[s]
+            for q in range(s, e):
+                k = by_root[q]
+                if pair_cost[k] < pair_cost[best]:
+                    best = k
+            track_det[pair_track[best]] = pair_det[best]
+            det_track[pair_det[best]] = pair_track[best]
+        else:
+            C = np.full((nt, nd + nt), np.inf)
+            for a in range(nt):
+                C[a, nd + a] = 0.0
+            for q in range(s, e):
+                k = by_root[q]
+                C[local_t[pair_track[k]], local_d[pair_det[k]]] = pair_cost[k]
+            col = np.empty(nt, dtype=np.int64)
+            lsap(C, col)
+            for a in range(nt):
+                if col[a] < nd:
+                    i = tracks[a]
+                    j = dets[col[a]]
+                    track_det[i] = j
+                    det_track[j] = i
+        for a in range(nt):
+            local_t[tracks[a]] = -1
+        for b in range(nd):
+            local_d[dets[b]] = -1
+        s = e
+    return clusters
+
+
+# -- track management -------------------------------------------------------------------------
+
+
+@ngjit
+def manage(
+    status,
+    hits,
+    scans,
+    n_updates,
+    t_hit,
+    P,
+    n,
+    track_det,
+    in_view,
+    t,
+    confirm_m,
+    confirm_n,
+    tentative_max_gap_s,
+    max_coast_s,
+    max_var,
+):  # pragma: no cover - compiled
+    """M-of-N confirmation, coasting and deletion after a batch at time ``t``, in place.
+
+    ``hits`` is a bit mask of the last batches in view (bit 0 the latest), ``scans`` how many
+    batches in view since birth. Returns the number of tracks marked deleted.
+    """
+    window = (1 << confirm_n) - 1
+    deleted = 0
+    for i in range(n):
+        hit = track_det[i] >= 0
+        if hit:
+            t_hit[i] = t
+            n_updates[i] += 1
+        if in_view[i] or hit:
+            hits[i] = ((hits[i] << 1) | (1 if hit else 0)) & 0x7FFFFFFF
+            scans[i] += 1
+        st = status[i]
+        if st == TENTATIVE:
+            count = 0
+            h = hits[i] & window
+            while h:
+                count += h & 1
+                h >>= 1
+            if count >= confirm_m:
+                status[i] = CONFIRMED
+            elif scans[i] >= confirm_n or t - t_hit[i] > tentative_max_gap_s:
+                status[i] = DELETED
+        elif hit:
+            status[i] = CONFIRMED
+        elif t - t_hit[i] > max_coast_s:
+            status[i] = DELETED
+        else:
+            status[i] = COASTING
+        if status[i] != DELETED and max(P[i, 0, 0], P[i, 1, 1]) > max_var:
+            status[i] = DELETED
+        if status[i] == DELETED:
+            deleted += 1
+    return deleted
+
+
+@ngjit
+def compact(keep, n, track_id, status, x, P, t_est, t_hit, t_first, hits, scans, n_updates, cp):
+    """Move the kept tracks to the front, in order; return how many remain."""  # pragma: no cover
+    k = 0
+    for i in range(n):
+        if not keep[i]:
+            continue
+        if k != i:
+            track_id[k] = track_id[i]
+            status[k] = status[i]
+            for a in range(4):
+                x[k, a] = x[i, a]
+                for b in range(4):
+                    P[k, a, b] = P[i, a, b]
+            t_est[k] = t_est[i]
+            t_hit[k] = t_hit[i]
+            t_first[k] = t_first[i]
+            hits[k] = hits[i]
+            scans[k] = scans[i]
+            n_updates[k] = n_updates[i]
+            for c in range(cp.shape[1]):
+                cp[k, c] = cp[i, c]
+        k += 1
+    return k

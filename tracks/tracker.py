@@ -1,0 +1,457 @@
+"""The array-level tracker: predict, gate, associate, update, manage, initiate, per batch.
+
+Like Stone Soup's ``MultiTargetTracker`` it is a set of parts (predictor, gater, associator,
+updater, initiator, deleter), but each part works on all tracks at once: the tracks are a
+struct of arrays and every part is a numba kernel (:mod:`tracks.kernels`). One call to
+:meth:`Tracker.update` takes one batch of detections at one time, in the sector's local
+metric frame (metres east and north).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from tracks import kernels as kern
+from tracks.config import CLASSES, TrackerConfig
+
+TENTATIVE, CONFIRMED, COASTING, DELETED = 0, 1, 2, 3
+STATE_NAMES: tuple[str, str, str, str] = ("tentative", "confirmed", "coasting", "ended")
+#: Grid cells never smaller than this (m), nor more than this many per side.
+_MIN_CELL_M = 5.0
+_MAX_CELLS_PER_SIDE = 1024
+
+
+class BatchError(ValueError):
+    """A batch of detections with the wrong shape, non-finite values or a bad covariance."""
+
+
+@dataclass(frozen=True)
+class TrackTable:
+    """A copy of the tracks at one time, one row per track (struct of arrays).
+
+    Attributes
+    ----------
+    track_id
+        Stable integer id of each track.
+    status
+        0 tentative, 1 confirmed, 2 coasting (see :data:`STATE_NAMES`).
+    x
+        ``(n, 4)`` state ``[east, north, v_east, v_north]`` in m and m/s.
+    P
+        ``(n, 4, 4)`` state covariance.
+    t_hit
+        Time of each track's last detection, seconds.
+    n_updates
+        Detections each track has absorbed.
+    class_probs
+        ``(n, 3)`` probabilities of :data:`tracks.config.CLASSES`.
+    """
+
+    time: float
+    track_id: NDArray[np.int64]
+    status: NDArray[np.int8]
+    x: NDArray[np.float64]
+    P: NDArray[np.float64]
+    t_hit: NDArray[np.float64]
+    n_updates: NDArray[np.int64]
+    class_probs: NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return int(self.track_id.shape[0])
+
+    def select(self, mask: NDArray[np.bool_]) -> TrackTable:
+        """The rows where ``mask`` is true."""
+        return TrackTable(
+            self.time,
+            self.track_id[mask],
+            self.status[mask],
+            self.x[mask],
+            self.P[mask],
+            self.t_hit[mask],
+            self.n_updates[mask],
+            self.class_probs[mask],
+        )
+
+    def confirmed(self) -> TrackTable:
+        """Confirmed and coasting tracks (what a user sees)."""
+        return self.select((self.status == CONFIRMED) | (self.status == COASTING))
+
+
+@dataclass(frozen=True)
+class TrackerSnapshot:
+    """Everything the tracker needs to go back to a time (for out-of-sequence batches)."""
+
+    n: int
+    next_id: int
+    time: float
+    arrays: tuple[NDArray, ...]
+
+
+class Tracker:
+    """Multi-target tracker over batches of position detections.
+
+    Parameters
+    ----------
+    config
+        Filter, gating and track-management settings.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tracker = Tracker()
+    >>> for t in range(4):
+    ...     _ = tracker.update(float(t), np.array([[1.5 * t, 0.0]]))
+    >>> table = tracker.tracks().confirmed()
+    >>> len(table), int(table.track_id[0])
+    (1, 1)
+    """
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self.config = (config or TrackerConfig()).check()
+        c = self.config
+        self._gamma = -2.0 * math.log(1.0 - c.gate_probability)
+        pd = c.detection_probability
+        self._cost_offset = math.log(2.0 * math.pi * c.clutter_density_per_m2 * (1.0 - pd) / pd)
+        self._max_var = c.max_position_sigma_m**2
+        self.n = 0
+        self.next_id = 1
+        self.time = -math.inf
+        self._alloc(256)
+        self._pairs = 4096
+        self._pair_track = np.empty(self._pairs, dtype=np.int64)
+        self._pair_det = np.empty(self._pairs, dtype=np.int64)
+        self._pair_cost = np.empty(self._pairs)
+        self._cell_start = np.empty(1, dtype=np.int64)
+        #: Per detection of the last batch: the id of the track it updated or started.
+        self.last_det_track_id: NDArray[np.int64] = np.empty(0, dtype=np.int64)
+        #: Per detection of the last batch: whether it started a new tentative track.
+        self.last_det_new: NDArray[np.bool_] = np.empty(0, dtype=np.bool_)
+        self.last_clusters = 0
+
+    # -- storage ------------------------------------------------------------------------------
+
+    def _alloc(self, cap: int) -> None:
+        self.cap = cap
+        self._id = np.zeros(cap, dtype=np.int64)
+        self._status = np.zeros(cap, dtype=np.int8)
+        self._x = np.zeros((cap, 4))
+        self._P = np.zeros((cap, 4, 4))
+        self._t_est = np.zeros(cap)
+        self._t_hit = np.zeros(cap)
+        self._t_first = np.zeros(cap)
+        self._hits = np.zeros(cap, dtype=np.int64)
+        self._scans = np.zeros(cap, dtype=np.int64)
+        self._n_updates = np.zeros(cap, dtype=np.int64)
+        self._class = np.full((cap, len(CLASSES)), 1.0 / len(CLASSES))
+
+    def _names(self) -> tuple[str, ...]:
+        return (
+            "_id",
+            "_status",
+            "_x",
+            "_P",
+            "_t_est",
+            "_t_hit",
+            "_t_first",
+            "_hits",
+            "_scans",
+            "_n_updates",
+            "_class",
+        )
+
+    def _grow(self, need: int) -> None:
+        cap = self.cap
+        while cap < need:
+            cap *= 2
+        old = {name: getattr(self, name) for name in self._names()}
+        self._alloc(cap)
+        for name, arr in old.items():
+            getattr(self, name)[: self.n] = arr[: self.n]
+
+    def snapshot(self) -> TrackerSnapshot:
+        """A copy of the tracker's state, to :meth:`restore` later."""
+        arrays = tuple(getattr(self, name)[: self.n].copy() for name in self._names())
+        return TrackerSnapshot(self.n, self.next_id, self.time, arrays)
+
+    def restore(self, snap: TrackerSnapshot) -> None:
+        """Go back to a :meth:`snapshot`."""
+        if snap.n > self.cap:
+            self._grow(snap.n)
+        for name, arr in zip(self._names(), snap.arrays, strict=True):
+            getattr(self, name)[: snap.n] = arr
+        self.n = snap.n
+        self.next_id = snap.next_id
+        self.time = snap.time
+
+    def tracks(self) -> TrackTable:
+        """A copy of every live track (tentative, confirmed, coasting) at the last batch."""
+        n = self.n
+        return TrackTable(
+            self.time,
+            self._id[:n].copy(),
+            self._status[:n].copy(),
+            self._x[:n].copy(),
+            self._P[:n].copy(),
+            self._t_hit[:n].copy(),
+            self._n_updates[:n].copy(),
+            self._class[:n].copy(),
+        )
+
+    # -- one batch ----------------------------------------------------------------------------
+
+    def update(
+        self,
+        t: float,
+        z: ArrayLike,
+        R: ArrayLike | None = None,
+        *,
+        sigma: ArrayLike | float | None = None,
+        class_likelihood: ArrayLike | None = None,
+        in_view: NDArray[np.bool_] | None = None,
+        can_initiate: ArrayLike | bool = True,
+    ) -> TrackTable:
+        """Absorb one batch of detections made at time ``t``; return the tracks afterwards.
+
+        Parameters
+        ----------
+        t
+            Time of the batch, seconds; not before the previous batch.
+        z
+            ``(m, 2)`` detected positions, metres east and north in the local frame.
+        R
+            ``(m, 2, 2)`` measurement covariances, m^2. When omitted, ``sigma`` (m, one per
+            detection or one for all) or the config's ``default_sigma_m`` gives ``sigma^2 I``.
+        class_likelihood
+            ``(m, 3)`` likelihood of each detection's class guess under person, vehicle,
+            animal; omitted means no class information.
+        in_view
+            ``(n,)`` which current tracks (in :meth:`tracks` order) this batch's sensor
+            could have seen; a track out of view does not count a miss. Default: all.
+        can_initiate
+            Whether unassociated detections start tentative tracks (one flag per detection
+            or one for all).
+        """
+        t = float(t)
+        if not math.isfinite(t):
+            raise BatchError(f"batch time {t!r}; expected a finite number of seconds")
+        if t < self.time:
+            raise BatchError(
+                f"batch time {t!r} is before the previous batch ({self.time!r}); "
+                "feed batches in time order (FusionTracker reorders late ones)"
+            )
+        zz, RR = self._check_batch(z, R, sigma)
+        m = zz.shape[0]
+        lik = None
+        if class_likelihood is not None:
+            lik = np.ascontiguousarray(class_likelihood, dtype=np.float64)
+            if lik.shape != (m, len(CLASSES)) or not np.all(np.isfinite(lik)) or np.any(lik < 0):
+                raise BatchError(
+                    f"class_likelihood has shape {lik.shape}; expected ({m}, {len(CLASSES)}) "
+                    "finite non-negative values"
+                )
+        n = self.n
+        view = np.ones(n, dtype=np.bool_) if in_view is None else np.asarray(in_view, np.bool_)
+        if view.shape != (n,):
+            raise BatchError(f"in_view has shape {view.shape}; expected ({n},), one per track")
+        x, P = self._x, self._P
+        c = self.config
+
+        kern.predict_cv(x, P, self._t_est, n, t, c.process_noise)
+        track_det = np.full(n, -1, dtype=np.int64)
+        det_track = np.full(m, -1, dtype=np.int64)
+        self.last_clusters = 0
+        if n and m:
+            # Confirmed and coasting tracks choose first; tentative tracks take what is left,
+            # so a track being born never takes a detection from an established one.
+            tentative = self._status[:n] == TENTATIVE
+            free = np.ones(m, dtype=np.bool_)
+            if not tentative.all():
+                self.last_clusters += self._associate(
+                    zz, RR, ~tentative, free, track_det, det_track
+                )
+            if tentative.any() and (det_track < 0).any():
+                free = det_track < 0
+                self.last_clusters += self._associate(zz, RR, tentative, free, track_det, det_track)
+        kern.kalman_update(x, P, n, track_det, zz, RR)
+        if lik is not None:
+            kern.fuse_class(self._class, n, track_det, lik, c.class_floor)
+        kern.manage(
+            self._status,
+            self._hits,
+            self._scans,
+            self._n_updates,
+            self._t_hit,
+            P,
+            n,
+            track_det,
+            view,
+            t,
+            c.confirm_m,
+            c.confirm_n,
+            c.tentative_max_gap_s,
+            c.max_coast_s,
+            self._max_var,
+        )
+        det_id = np.full(m, -1, dtype=np.int64)
+        hit = det_track >= 0
+        det_id[hit] = self._id[det_track[hit]]
+        keep = self._status[:n] != DELETED
+        if not keep.all():
+            self.n = n = kern.compact(
+                keep,
+                n,
+                self._id,
+                self._status,
+                x,
+                P,
+                self._t_est,
+                self._t_hit,
+                self._t_first,
+                self._hits,
+                self._scans,
+                self._n_updates,
+                self._class,
+            )
+        new = ~hit & np.broadcast_to(np.asarray(can_initiate, dtype=np.bool_), (m,))
+        det_id[new] = self._initiate(t, zz[new], RR[new], None if lik is None else lik[new])
+        self.last_det_track_id = det_id
+        self.last_det_new = new
+        self.time = t
+        return self.tracks()
+
+    def _check_batch(
+        self, z: ArrayLike, R: ArrayLike | None, sigma: ArrayLike | float | None
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        zz = np.ascontiguousarray(z, dtype=np.float64)
+        if zz.size == 0:
+            zz = zz.reshape(0, 2)
+        if zz.ndim != 2 or zz.shape[1] != 2:
+            raise BatchError(f"z has shape {zz.shape}; expected (m, 2) east, north in metres")
+        if not np.all(np.isfinite(zz)):
+            j = int(np.flatnonzero(~np.isfinite(zz).all(axis=1))[0])
+            raise BatchError(f"z[{j}] = {zz[j].tolist()}; expected finite metres")
+        m = zz.shape[0]
+        if R is not None:
+            RR = np.ascontiguousarray(R, dtype=np.float64)
+            if RR.shape != (m, 2, 2):
+                raise BatchError(f"R has shape {RR.shape}; expected ({m}, 2, 2) in m^2")
+            a, b, cc = RR[:, 0, 0], RR[:, 0, 1], RR[:, 1, 1]
+            bad = ~np.isfinite(RR).all(axis=(1, 2)) | (a <= 0) | (cc <= 0) | (a * cc - b * b <= 0)
+            if bad.any():
+                j = int(np.flatnonzero(bad)[0])
+                raise BatchError(
+                    f"R[{j}] = {RR[j].tolist()}; expected a positive-definite 2x2 covariance"
+                )
+            return zz, RR
+        s = self.config.default_sigma_m if sigma is None else sigma
+        sig = np.broadcast_to(np.asarray(s, dtype=np.float64), (m,))
+        if not np.all(np.isfinite(sig) & (sig > 0)):
+            j = int(np.flatnonzero(~(np.isfinite(sig) & (sig > 0)))[0])
+            raise BatchError(f"sigma[{j}] = {sig[j]!r}; expected a positive number of metres")
+        RR = np.zeros((m, 2, 2))
+        RR[:, 0, 0] = RR[:, 1, 1] = sig * sig
+        return zz, RR
+
+    def _associate(
+        self,
+        z: NDArray[np.float64],
+        R: NDArray[np.float64],
+        track_sel: NDArray[np.bool_],
+        det_free: NDArray[np.bool_],
+        track_det: NDArray[np.int64],
+        det_track: NDArray[np.int64],
+    ) -> int:
+        """Gate and assign the selected tracks to the free detections (GNN per cluster)."""
+        n, m = self.n, z.shape[0]
+        r_var_max = float(max(R[:, 0, 0].max(), R[:, 1, 1].max()))
+        radius = np.empty(n)
+        kern.gate_radius(self._P, n, r_var_max, self._gamma, radius)
+        x0, y0 = z.min(axis=0)
+        x1, y1 = z.max(axis=0)
+        extent = max(x1 - x0, y1 - y0)
+        cell = max(float(np.median(radius[track_sel])), _MIN_CELL_M, extent / _MAX_CELLS_PER_SIDE)
+        nx = int(min((x1 - x0) / cell, _MAX_CELLS_PER_SIDE - 1)) + 1
+        ny = int(min((y1 - y0) / cell, _MAX_CELLS_PER_SIDE - 1)) + 1
+        if self._cell_start.shape[0] < nx * ny + 1:
+            self._cell_start = np.empty(nx * ny + 1, dtype=np.int64)
+        order = np.empty(m, dtype=np.int64)
+        inv = 1.0 / cell
+        kern.grid_index(z, m, x0, y0, inv, nx, ny, self._cell_start, order)
+        while True:
+            npairs = kern.gate_pairs(
+                self._x,
+                self._P,
+                n,
+                track_sel,
+                radius,
+                z,
+                R,
+                det_free,
+                x0,
+                y0,
+                inv,
+                nx,
+                ny,
+                self._cell_start,
+                order,
+                self._gamma,
+                self._cost_offset,
+                self._pair_track,
+                self._pair_det,
+                self._pair_cost,
+            )
+            if npairs >= 0:
+                break
+            self._pairs *= 4
+            self._pair_track = np.empty(self._pairs, dtype=np.int64)
+            self._pair_det = np.empty(self._pairs, dtype=np.int64)
+            self._pair_cost = np.empty(self._pairs)
+        return kern.assign_gnn(
+            n, m, self._pair_track, self._pair_det, self._pair_cost, npairs, track_det, det_track
+        )
+
+    def _initiate(
+        self,
+        t: float,
+        z: NDArray[np.float64],
+        R: NDArray[np.float64],
+        lik: NDArray[np.float64] | None,
+    ) -> NDArray[np.int64]:
+        """Start a tentative track at each detection: zero velocity, wide velocity prior."""
+        k = z.shape[0]
+        if k == 0:
+            return np.empty(0, dtype=np.int64)
+        n = self.n
+        if n + k > self.cap:
+            self._grow(n + k)
+        s = slice(n, n + k)
+        ids = np.arange(self.next_id, self.next_id + k, dtype=np.int64)
+        self.next_id += k
+        self._id[s] = ids
+        self._status[s] = CONFIRMED if self.config.confirm_m <= 1 else TENTATIVE
+        self._x[s, :2] = z
+        self._x[s, 2:] = 0.0
+        self._P[s] = 0.0
+        self._P[s, :2, :2] = R
+        v = self.config.initial_speed_sigma_mps**2
+        self._P[s, 2, 2] = v
+        self._P[s, 3, 3] = v
+        self._t_est[s] = t
+        self._t_hit[s] = t
+        self._t_first[s] = t
+        self._hits[s] = 1
+        self._scans[s] = 1
+        self._n_updates[s] = 1
+        self._class[s] = 1.0 / len(CLASSES)
+        if lik is not None:
+            p = self._class[s] * lik
+            total = p.sum(axis=1, keepdims=True)
+            p = np.where(total > 0, p / np.where(total > 0, total, 1.0), 1.0 / len(CLASSES))
+            f = self.config.class_floor
+            self._class[s] = (1.0 - f) * p + f / len(CLASSES)
+        self.n = n + k
+        return ids
