@@ -40,6 +40,10 @@ class BackgroundParams:
     radius_scale
         Radius as a multiple of the pixel's mean distance to its closest sample; 0 keeps
         every radius at ``radius_min``.
+    flicker_step
+        How fast pixels that keep flipping between foreground and background get a wider
+        radius (0 turns it off): a quarter of a blinking level that rises by this on each
+        flip and falls by one otherwise is added to the radius.
     gain_compensation
         Scale each frame onto the model's grey levels before comparison (automatic gain).
     seed
@@ -52,6 +56,9 @@ class BackgroundParams:
     radius_min: int = 18
     radius_max: int = 60
     radius_scale: float = 5.0
+    flicker_step: int = 0
+    spread_centre: bool = False
+    absorb_after: int = 30
     gain_compensation: bool = True
     seed: int = 0
 
@@ -63,6 +70,8 @@ class BackgroundParams:
             "radius_min": (self.radius_min, 1, 255),
             "radius_max": (self.radius_max, self.radius_min, 255),
             "radius_scale": (self.radius_scale, 0.0, 15.0),
+            "flicker_step": (self.flicker_step, 0, 255),
+            "absorb_after": (self.absorb_after, 0, 255),
         }
         for name, (value, lo, hi) in checks.items():
             if not (math.isfinite(value) and lo <= value <= hi):
@@ -116,6 +125,9 @@ class SampleConsensusModel:
         start = p.radius_min * 16 / p.radius_scale if p.radius_scale > 0 else 0
         self.dist_avg = np.full((h, w), min(int(start), 255 * 16), np.uint16)
         self.foreground = np.zeros((h, w), np.uint8)
+        self.flicker = np.zeros((h, w), np.uint8)
+        self.fg_age = np.zeros((h, w), np.uint8)
+        self._reff = np.empty(w, np.uint8)
         self._level = np.empty(w, np.uint8)
         self._dmin = np.empty(w, np.uint8)
         self._count = np.empty(w, np.uint8)
@@ -146,6 +158,8 @@ class SampleConsensusModel:
         frame = self._check_frame(frame)
         self._pos = kernels.init_samples(frame, self._rand, self._pos, self.samples)
         self.foreground[:] = 0
+        self.flicker[:] = 0
+        self.fg_age[:] = 0
         self.gain = 1.0
         self.frames_seen = 1
 
@@ -166,7 +180,7 @@ class SampleConsensusModel:
             Update the model with this frame (``False`` freezes it).
         """
         frame = self._check_frame(frame)
-        if out is None:
+        if out is None or out is self.foreground:
             out = np.empty(self.shape, np.uint8)
         if self.frames_seen == 0:
             self.reset(frame)
@@ -191,13 +205,20 @@ class SampleConsensusModel:
             round(p.radius_scale * 16),
             self._rand,
             self._pos,
+            self.foreground,
+            self.flicker,
+            p.flicker_step,
+            p.spread_centre,
+            self.fg_age,
+            p.absorb_after if learn else 0,
+            self.frames_seen,
             out,
             self._level,
             self._dmin,
             self._count,
+            self._reff,
         )
-        if out is not self.foreground:
-            self.foreground[:] = out
+        np.copyto(self.foreground, out)
         self.frames_seen += 1
         return out
 

@@ -55,7 +55,9 @@ class DetectorConfig:
     def for_tower(cls) -> DetectorConfig:
         """Settings for a thermal tower camera: small targets, shake, shimmer, brush."""
         return cls(
-            background=BackgroundParams(radius_min=14, radius_scale=4.0),
+            background=BackgroundParams(
+                radius_min=14, radius_scale=4.0, flicker_step=8, spread_centre=True
+            ),
             filter_size=1,
             register=True,
             objects=ObjectParams(min_hits=6, window=8, max_missed=4),

@@ -14,10 +14,13 @@ Droogenbroeck, 2011) and PBAS (Hofmann et al., 2012), sized for speed:
   when it was last background, so shimmer and waving brush, whose values spread wide, get a
   wide radius and a still sky a narrow one;
 - background pixels are updated at random (on average one in ``period`` frames): one sample
-  is replaced by the current value and a random neighbour learns its own current value too.
+  is replaced by the current value and a random neighbour learns a value too (its own, or
+  the updated pixel's).
   The random gaps between updated pixels come from a precomputed table of random numbers,
   so the model is deterministic for a seed and the classification loop stays branch-free
   and vectorised;
+- pixels whose state keeps flipping between frames (brush whipping between two
+  positions, shimmer) accumulate a blinking level that widens their radius further;
 - a global gain factor (8.8 fixed point) scales the incoming frame onto the model's grey
   levels before comparison, which compensates a camera's automatic gain.
 """
@@ -96,10 +99,18 @@ def consensus_segment(
     r_scale_q4: int,
     rand_table: np.ndarray,
     rand_pos: int,
+    previous: np.ndarray,
+    flicker: np.ndarray,
+    flicker_step: int,
+    spread_centre: bool,
+    fg_age: np.ndarray,
+    absorb_after: int,
+    frame_slot: int,
     fg_out: np.ndarray,
     level: np.ndarray,
     dmin: np.ndarray,
     count: np.ndarray,
+    reff: np.ndarray,
 ) -> int:
     """Classify one frame against the sample-consensus model and update the model.
 
@@ -130,9 +141,30 @@ def consensus_segment(
         ``r_min``).
     rand_table, rand_pos
         ``uint32 (L,)`` random numbers and where to start reading them.
+    previous
+        ``uint8 (h, w)``: the previous frame's mask (not the same array as ``fg_out``).
+    flicker
+        ``uint8 (h, w)`` blinking level, updated in place: up by ``flicker_step`` each time
+        a pixel's state flips, down by one otherwise; a quarter of it widens the radius, so
+        pixels that keep flipping (brush, shimmer) stop being reported (after SuBSENSE).
+    flicker_step
+        Increment of ``flicker`` on a flip (0 turns the feedback off).
+    spread_centre
+        What a random neighbour of an updated pixel learns: the updated pixel's value
+        (``True``, ViBe: spreads background into the edges of ghosts, never absorbs a small
+        warm target) or its own current value (``False``, PBAS: absorbs ghosts and stopped
+        objects sooner).
+    fg_age
+        ``uint8 (h, w)`` frames each pixel has been foreground in a row (saturating at 255),
+        updated in place.
+    absorb_after
+        Foreground older than this many frames is written into the model every frame
+        (sample ``frame_slot % n``), so it becomes background within a few frames; 0 never.
+    frame_slot
+        A counter that changes every frame (which sample absorbed foreground replaces).
     fg_out
         ``uint8 (h, w)``: 255 for foreground, 0 for background.
-    level, dmin, count
+    level, dmin, count, reff
         ``uint8 (w,)`` scratch rows.
 
     Returns
@@ -145,8 +177,10 @@ def consensus_segment(
     for y in range(h):
         frow = frame[y]
         rrow = radius[y]
+        blink = flicker[y]
         for x in range(w):
             level[x] = np.uint8(min((np.int32(frow[x]) * gain_q8 + 128) >> 8, 255))
+            reff[x] = np.uint8(min(np.int32(rrow[x]) + (np.int32(blink[x]) >> 2), 255))
             dmin[x] = 255
             count[x] = 0
         for k in range(n):
@@ -156,11 +190,26 @@ def consensus_segment(
                 b = level[x]
                 d = np.uint8(max(a, b) - min(a, b))
                 dmin[x] = min(dmin[x], d)
-                count[x] += d <= rrow[x]
+                count[x] += d <= reff[x]
         orow = fg_out[y]
+        prow = previous[y]
         mrow = roi[y]
+        agerow = fg_age[y]
         for x in range(w):
-            orow[x] = 255 if (count[x] < min_matches) & (mrow[x] != 0) else 0
+            new = np.uint8(255) if (count[x] < min_matches) & (mrow[x] != 0) else np.uint8(0)
+            orow[x] = new
+            f = np.int32(blink[x])
+            f = min(f + flicker_step, 255) if new != prow[x] else max(f - 1, 0)
+            blink[x] = np.uint8(f)
+            agerow[x] = np.uint8(min(np.int32(agerow[x]) + 1, 255)) if new != 0 else np.uint8(0)
+        if absorb_after > 0:
+            # Foreground that has not moved for `absorb_after` frames (a ghost left where an
+            # object stood when the model started, or an object that stopped) is learnt.
+            kk = frame_slot % n
+            sk = samples[kk, y]
+            for x in range(w):
+                if agerow[x] >= absorb_after:
+                    sk[x] = level[x]
         if period <= 0:
             continue
         # Sparse random update: jump from pixel to pixel by random gaps of mean `period`.
@@ -186,7 +235,10 @@ def consensus_segment(
                 i = (rnd >> 24) & 7
                 yy = min(max(y + _NEIGHBOUR_DY[i], 0), h - 1)
                 xx = min(max(x + _NEIGHBOUR_DX[i], 0), w - 1)
-                nval = min((np.int32(frame[yy, xx]) * gain_q8 + 128) >> 8, 255)
+                if spread_centre:
+                    nval = np.int32(level[x])
+                else:
+                    nval = min((np.int32(frame[yy, xx]) * gain_q8 + 128) >> 8, 255)
                 samples[(((rnd >> 27) & 31) * n) >> 5, yy, xx] = np.uint8(nval)
             x += 1 + (((rnd & 0xFFFF) * span) >> 16)
     return rand_pos

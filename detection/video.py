@@ -130,6 +130,8 @@ def parse_camera_config(text: str, path: str = "<string>") -> CameraSetup:
         msg = str(exc)
         where = msg.rsplit(" - at `", 1)[1].rstrip("`") if " - at `" in msg else "$"
         key = where[2:] if where.startswith("$.") else where
+        if "unknown field `" in msg:
+            key = f"{key}.{msg.split('unknown field `', 1)[1].split('`', 1)[0]}".lstrip("$.")
         value = raw
         for part in key.split("."):
             value = value.get(part) if isinstance(value, dict) else None
@@ -219,6 +221,14 @@ def read_frames(path: str) -> Iterator[NDArray[np.uint8]]:
                 break
             n += 1
             yield frame
+        if is_sequence:
+            first = _sequence_first(path)
+            start = 0 if first is not None and first == Path(path % 0) else 1
+            after = Path(path % (start + n))
+            if after.exists():
+                raise VideoInputError(
+                    path, n + 1, n, f"cannot decode the image {after} (corrupt or truncated)"
+                )
         if expected > 0 and n < expected:
             raise VideoInputError(
                 path,

@@ -39,10 +39,10 @@ def test_consensus_classification_matches_numpy(seed: int, gain_q8: int) -> None
     dist_avg = np.zeros((h, w), np.uint16)
     out = np.empty((h, w), np.uint8)
     rand = rng.integers(0, 2**32, 1024, dtype=np.uint32)
-    scratch = [np.empty(w, np.uint8) for _ in range(3)]
+    scratch = [np.empty(w, np.uint8) for _ in range(4)]
     kernels.consensus_segment(
         frame, roi, samples.copy(), radius.copy(), dist_avg, gain_q8, 2, 0, 5, 60, 80, rand, 0,
-        out, *scratch,
+        np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint8), 8, False, np.zeros((h, w), np.uint8), 0, 0, out, *scratch,
     )  # fmt: skip
     np.testing.assert_array_equal(out, numpy_consensus(frame, samples, radius, roi, gain_q8, 2))
 
@@ -60,7 +60,8 @@ def test_consensus_update_touches_background_only_at_the_expected_rate() -> None
     roi = np.ones((h, w), np.uint8)
     kernels.consensus_segment(
         frame, roi, samples, radius, np.zeros((h, w), np.uint16), 256, 2, period, 10, 60, 0,
-        rand, 0, out, *[np.empty(w, np.uint8) for _ in range(3)],
+        rand, 0, np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint8), 0, False, np.zeros((h, w), np.uint8), 0, 0, out,
+        *[np.empty(w, np.uint8) for _ in range(4)],
     )  # fmt: skip
     assert (out[:, : w // 2] == 255).all() and (out[:, w // 2 :] == 0).all()
     changed = samples != before
@@ -71,6 +72,25 @@ def test_consensus_update_touches_background_only_at_the_expected_rate() -> None
     # Own updates at rate 1/period, and as many neighbour updates.
     rate = changed[:, :, w // 2 + 1 :].any(axis=0).mean()
     assert 1.0 / period < rate < 2.2 / period
+
+
+def test_flicker_level_rises_on_flips_and_widens_the_radius() -> None:
+    h, w = 3, 5
+    samples = np.full((2, h, w), 100, np.uint8)
+    frame = np.full((h, w), 130, np.uint8)  # 30 away: foreground at radius 20
+    radius = np.full((h, w), 20, np.uint8)
+    previous = np.zeros((h, w), np.uint8)
+    previous[0] = 255  # row 0 was foreground: no flip there
+    flicker = np.zeros((h, w), np.uint8)
+    flicker[2] = 48  # row 2: radius widened by 48 / 4 = 12 -> 32 >= 30: background
+    out = np.empty((h, w), np.uint8)
+    kernels.consensus_segment(
+        frame, np.ones((h, w), np.uint8), samples, radius, np.zeros((h, w), np.uint16), 256, 1,
+        0, 5, 60, 0, np.zeros(8, np.uint32), 0, previous, flicker, 8, False, np.zeros((h, w), np.uint8), 0, 0, out,
+        *[np.empty(w, np.uint8) for _ in range(4)],
+    )  # fmt: skip
+    np.testing.assert_array_equal(out[:, 0], [255, 255, 0])
+    np.testing.assert_array_equal(flicker[:, 0], [0, 8, 47])
 
 
 def test_init_samples_take_values_from_the_3x3_neighbourhood() -> None:
