@@ -1,0 +1,32 @@
+"""The watch commander's live map: a Starlette app fed by the bus, behind a login.
+
+- :class:`LiveMapApp`: the ASGI app (page, API, WebSocket, static assets).
+- :func:`serve`, :class:`ServerThread`, :func:`run_live`: serving it with uvicorn.
+- :class:`UserStore`, :func:`add_user`, :data:`ROLES`: users and roles (argon2 hashes).
+- :class:`AuditLog`: logins, acknowledgements, assignments and refusals.
+
+Starlette, uvicorn and argon2-cffi are the ``serve`` extra; importing this package needs them.
+"""
+
+from maps.live.app import LiveMapApp, visible_alert
+from maps.live.audit import AuditEntry, AuditLog
+from maps.live.auth import PERMISSIONS, ROLES, AuthError, User, UserStore, add_user
+from maps.live.server import ServerThread, run_live, serve
+from maps.live.state import LiveState
+
+__all__ = [
+    "PERMISSIONS",
+    "ROLES",
+    "AuditEntry",
+    "AuditLog",
+    "AuthError",
+    "LiveMapApp",
+    "LiveState",
+    "ServerThread",
+    "User",
+    "UserStore",
+    "add_user",
+    "run_live",
+    "serve",
+    "visible_alert",
+]

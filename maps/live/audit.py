@@ -1,0 +1,96 @@
+"""The audit log: who logged in, who acknowledged or assigned what, and what was refused.
+
+One SQLite table, ``audit(time, user, action, target, detail)``, appended to and never
+updated; times are UTC seconds since the epoch.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the audit log."""
+
+    time: float
+    user: str
+    action: str
+    target: str
+    detail: str
+
+
+class AuditLog:
+    """An append-only audit table in a SQLite file (WAL mode); safe to share across threads.
+
+    Parameters
+    ----------
+    path
+        The SQLite file (it may be the sector's store); ``":memory:"`` for a throwaway log.
+    clock
+        UTC seconds since the epoch.
+    """
+
+    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        if self.path != ":memory:":
+            self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS audit ("
+            " time REAL NOT NULL, user TEXT NOT NULL, action TEXT NOT NULL,"
+            " target TEXT NOT NULL DEFAULT '', detail TEXT NOT NULL DEFAULT '')"
+        )
+        self._db.execute("CREATE INDEX IF NOT EXISTS audit_time ON audit(time)")
+
+    def record(self, user: str, action: str, target: str = "", detail: str = "") -> AuditEntry:
+        """Append one entry and return it."""
+        entry = AuditEntry(self.clock(), user, action, target, detail)
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO audit (time, user, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+                (entry.time, entry.user, entry.action, entry.target, entry.detail),
+            )
+        return entry
+
+    def entries(
+        self,
+        *,
+        since: float | None = None,
+        user: str | None = None,
+        action: str | None = None,
+        limit: int = 1000,
+    ) -> list[AuditEntry]:
+        """Entries in time order, optionally since a time, by one user or of one action."""
+        where, args = [], []
+        if since is not None:
+            where.append("time >= ?")
+            args.append(since)
+        if user is not None:
+            where.append("user = ?")
+            args.append(user)
+        if action is not None:
+            where.append("action = ?")
+            args.append(action)
+        sql = "SELECT time, user, action, target, detail FROM audit"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY rowid DESC LIMIT ?"
+        args.append(int(limit))
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [AuditEntry(*r) for r in reversed(rows)]
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,701 @@
+/* Vigil live map: draws the sector from /api/site and keeps it current from the WebSocket.
+ *
+ * Plain JavaScript, no build step, nothing loaded from another host. The folium page calls
+ * VigilLive.start(map, options) once Leaflet's map exists.
+ *
+ * DOM hooks (for tests and user style sheets):
+ *   .vigil-track[data-track-id][data-class][data-state]   track markers (DOM, class icons)
+ *   .vigil-segment[data-segment-id][data-crossings]        border segments (SVG paths)
+ *   .vigil-sensor[data-sensor-id][data-state]              ground sensors (SVG circles)
+ *   .vigil-tower[data-tower-id], .vigil-fov[data-tower-id][data-pan]
+ *   .vigil-uas[data-aircraft-id], .vigil-uas-footprint[data-aircraft-id]
+ *   .vigil-unit[data-unit-id], .vigil-zone[data-zone-id]
+ *   #alert-queue .alert[data-alert-id][data-state] with buttons .ack, .assign, .close
+ *
+ * VigilLive.stats records, per WebSocket message, the time to apply it (arrival to the end
+ * of the DOM/Leaflet updates), to the next animation frame, and from the bus to applied.
+ */
+(function () {
+  "use strict";
+
+  var TRAIL_POINTS = 30;
+  var SENSOR_STALE_S = 900;
+  var STATS_CAP = 200000;
+  var CLASS_COLOURS = {
+    person: "#d7301f",
+    vehicle: "#2166ac",
+    animal: "#1a9850",
+    unknown: "#636363",
+  };
+  var SENSOR_COLOURS = { ok: "#1a9850", degraded: "#fdae61", offline: "#878787" };
+  var MODALITY_COLOURS = {
+    seismic: "#8c510a",
+    magnetic: "#5e3c99",
+    pir: "#d7301f",
+    acoustic: "#2b8cbe",
+  };
+
+  var V = (window.VigilLive = {
+    map: null,
+    me: null,
+    now: 0,
+    tracks: {},
+    alerts: {},
+    sensors: {},
+    towers: {},
+    uas: {},
+    segments: {},
+    units: {},
+    stats: {
+      messages: 0,
+      snapshots: 0,
+      trackUpdates: 0,
+      applyMs: [],
+      frameMs: [],
+      busToAppliedMs: [],
+      reset: function () {
+        this.messages = 0;
+        this.snapshots = 0;
+        this.trackUpdates = 0;
+        this.applyMs = [];
+        this.frameMs = [];
+        this.busToAppliedMs = [];
+      },
+    },
+  });
+
+  function $(id) {
+    return document.getElementById(id);
+  }
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = text;
+    return e;
+  }
+
+  function clock(t) {
+    if (!t) return "–";
+    return new Date(t * 1000).toISOString().substring(11, 19) + "Z";
+  }
+
+  function age(t) {
+    if (!t) return "never";
+    var s = Math.max(0, V.now - t);
+    if (s < 90) return Math.round(s) + " s ago";
+    if (s < 5400) return Math.round(s / 60) + " min ago";
+    return (s / 3600).toFixed(1) + " h ago";
+  }
+
+  function can(p) {
+    return V.me && V.me.permissions.indexOf(p) >= 0;
+  }
+
+  function tag(layer, attrs) {
+    var e = layer.getElement && layer.getElement();
+    if (!e) return;
+    for (var k in attrs) e.setAttribute(k, attrs[k]);
+  }
+
+  function getJSON(url) {
+    return fetch(url, { credentials: "same-origin" }).then(function (r) {
+      if (r.status === 401) {
+        window.location.href = "/login";
+        throw new Error("not logged in");
+      }
+      if (!r.ok) throw new Error(url + ": HTTP " + r.status);
+      return r.json();
+    });
+  }
+
+  // -- layers -----------------------------------------------------------------------------
+
+  var L_ = {};
+
+  function buildLayers(map, site) {
+    L_.trailRenderer = L.canvas({ padding: 0.3 });
+    L_.segments = L.layerGroup().addTo(map);
+    L_.zones = L.layerGroup().addTo(map);
+    L_.ways = L.layerGroup().addTo(map);
+    L_.fov = L.layerGroup().addTo(map);
+    L_.towers = L.layerGroup().addTo(map);
+    L_.sensors = L.layerGroup().addTo(map);
+    L_.units = L.layerGroup().addTo(map);
+    L_.uas = L.layerGroup().addTo(map);
+    L_.trails = L.layerGroup().addTo(map);
+    L_.tracks = L.layerGroup().addTo(map);
+    L_.alerts = L.layerGroup().addTo(map);
+    L_.history = L.layerGroup();
+
+    site.zones.forEach(function (z) {
+      var p = L.polygon(z.polygon, {
+        color: "#1a9850",
+        weight: 2,
+        fillOpacity: 0.12,
+        className: "vigil-zone",
+      }).bindTooltip("zone " + z.id + ": " + z.name + " (priority " + z.priority + ")");
+      p.addTo(L_.zones);
+      tag(p, { "data-zone-id": z.id });
+    });
+    site.roads.forEach(function (r) {
+      L.polyline(r.path, { color: "#444", weight: 2, interactive: false }).addTo(L_.ways);
+    });
+    site.corridors.forEach(function (c) {
+      L.polyline(c.path, { color: "#984ea3", weight: 2, dashArray: "6 4" })
+        .bindTooltip("corridor " + c.id)
+        .addTo(L_.ways);
+    });
+    site.segments.forEach(function (s) {
+      var line = L.polyline(s.line, { weight: 5, opacity: 0.9, className: "vigil-segment" });
+      line.bindTooltip(function () {
+        var n = V.segments[s.id].count;
+        return s.id + ": km " + s.km[0].toFixed(1) + "–" + s.km[1].toFixed(1) +
+          ", " + n + " crossing" + (n === 1 ? "" : "s") + " recently";
+      });
+      line.addTo(L_.segments);
+      tag(line, { "data-segment-id": s.id });
+      V.segments[s.id] = { layer: line, index: s.index, count: 0 };
+      styleSegment(s.id);
+    });
+    site.towers.forEach(function (t) {
+      var fov = L.polygon([[t.lat, t.lon]], {
+        color: "#045a8d",
+        weight: 1,
+        fillOpacity: 0.08,
+        className: "vigil-fov",
+      }).addTo(L_.fov);
+      tag(fov, { "data-tower-id": t.id });
+      var m = L.marker([t.lat, t.lon], {
+        icon: L.divIcon({ className: "vigil-tower", iconSize: [16, 16] }),
+        keyboard: false,
+      }).bindTooltip(function () {
+        var v = V.towers[t.id];
+        return "tower " + t.id + ": mast " + t.mast + " m, pan " + v.pan.toFixed(0) +
+          "°, tilt " + v.tilt.toFixed(1) + "°" + (v.reason ? " (" + v.reason + ")" : "");
+      });
+      m.addTo(L_.towers);
+      tag(m, { "data-tower-id": t.id });
+      V.towers[t.id] = { marker: m, fov: fov, pan: 0, tilt: 0, reason: "" };
+    });
+    site.sensors.forEach(function (s) {
+      var c = L.circleMarker([s.lat, s.lon], {
+        radius: 5,
+        weight: 2,
+        color: MODALITY_COLOURS[s.modality] || "#555",
+        fillColor: SENSOR_COLOURS.ok,
+        fillOpacity: 0.9,
+        className: "vigil-sensor",
+      }).bindTooltip(function () {
+        var v = V.sensors[s.id];
+        var text = "sensor " + s.id + " (" + s.modality + "): " + v.state;
+        if (v.battery !== null && v.battery !== undefined)
+          text += ", battery " + Math.round(v.battery * 100) + "%";
+        if (v.tamper) text += ", TAMPER";
+        text += ", last heard " + age(v.heard);
+        if (v.event) text += "; last event " + v.event["class"] + " " + age(v.event.time);
+        return text;
+      });
+      c.addTo(L_.sensors);
+      tag(c, { "data-sensor-id": s.id, "data-state": "unknown" });
+      V.sensors[s.id] = { layer: c, state: "unknown", heard: null, battery: null, event: null };
+    });
+    site.units.forEach(function (u) {
+      var m = L.marker([u.lat, u.lon], {
+        icon: L.divIcon({ className: "vigil-unit", iconSize: [14, 14] }),
+        keyboard: false,
+      }).bindTooltip("unit " + u.id + " (" + u.kind + ")");
+      m.addTo(L_.units);
+      tag(m, { "data-unit-id": u.id });
+      V.units[u.id] = u;
+    });
+    site.aircraft.forEach(function (a) {
+      L.circle(a.orbit, {
+        radius: a.radius,
+        color: "#e7298a",
+        weight: 1.5,
+        fill: false,
+        dashArray: "4 4",
+        className: "vigil-orbit",
+      }).addTo(L_.uas);
+    });
+
+    L.control
+      .layers(
+        null,
+        {
+          "border segments": L_.segments,
+          "tracks": L_.tracks,
+          "trails": L_.trails,
+          "alerts": L_.alerts,
+          "towers": L_.towers,
+          "fields of view": L_.fov,
+          "ground sensors": L_.sensors,
+          "patrol units": L_.units,
+          "aircraft": L_.uas,
+          "zones": L_.zones,
+          "roads and corridors": L_.ways,
+        },
+        { collapsed: true }
+      )
+      .addTo(map);
+  }
+
+  // -- applying updates -------------------------------------------------------------------
+
+  function styleSegment(id) {
+    var s = V.segments[id];
+    var n = s.count;
+    var colour = n === 0 ? (s.index % 2 ? "#9e9ac8" : "#6a51a3") :
+      n === 1 ? "#fdae61" : n <= 3 ? "#f46d43" : n <= 6 ? "#d73027" : "#a50026";
+    s.layer.setStyle({ color: colour, weight: n === 0 ? 4 : 6 + Math.min(n, 6) });
+    tag(s.layer, { "data-crossings": n });
+  }
+
+  function applySegments(counts) {
+    for (var id in V.segments) {
+      var n = counts[id] || 0;
+      if (V.segments[id].count !== n) {
+        V.segments[id].count = n;
+        styleSegment(id);
+      }
+    }
+  }
+
+  function trackIcon() {
+    return L.divIcon({
+      className: "vigil-track",
+      html: '<span class="glyph"></span><i class="course"></i>',
+      iconSize: [22, 22],
+      iconAnchor: [11, 11],
+    });
+  }
+
+  var ICON = null;
+
+  // row: [id, lat, lon, class, state, course, speed, time, count]
+  function upsertTrack(row) {
+    var id = row[0];
+    var ll = [row[1], row[2]];
+    var t = V.tracks[id];
+    if (!t) {
+      var marker = L.marker(ll, { icon: ICON || (ICON = trackIcon()), keyboard: false });
+      marker.bindTooltip(function () {
+        var r = V.tracks[id].row;
+        return "track " + r[0] + ": " + r[3] + (r[8] > 1 ? " ×" + r[8] : "") + ", " + r[4] +
+          ", " + r[6].toFixed(1) + " m/s" + (r[5] === null ? "" : " heading " + r[5].toFixed(0) + "°") +
+          " at " + clock(r[7]);
+      });
+      marker.addTo(L_.tracks);
+      var e = marker.getElement();
+      e.setAttribute("data-track-id", id);
+      var trail = L.polyline([ll], {
+        renderer: L_.trailRenderer,
+        color: CLASS_COLOURS[row[3]] || CLASS_COLOURS.unknown,
+        weight: 2,
+        opacity: 0.75,
+        interactive: false,
+      }).addTo(L_.trails);
+      t = V.tracks[id] = { marker: marker, el: e, trail: trail, pts: [ll], row: row, cls: null,
+        state: null, course: undefined };
+    } else {
+      t.marker.setLatLng(ll);
+      t.pts.push(ll);
+      if (t.pts.length > TRAIL_POINTS) t.pts.shift();
+      t.trail.setLatLngs(t.pts);
+      t.row = row;
+    }
+    if (t.cls !== row[3]) {
+      t.cls = row[3];
+      t.el.setAttribute("data-class", row[3]);
+      t.trail.setStyle({ color: CLASS_COLOURS[row[3]] || CLASS_COLOURS.unknown });
+    }
+    if (t.state !== row[4]) {
+      t.state = row[4];
+      t.el.setAttribute("data-state", row[4]);
+    }
+    if (t.course !== row[5]) {
+      t.course = row[5];
+      var arrow = t.el.lastChild;
+      if (row[5] === null) arrow.style.display = "none";
+      else {
+        arrow.style.display = "";
+        arrow.style.transform = "rotate(" + row[5] + "deg)";
+      }
+    }
+  }
+
+  function removeTrack(id) {
+    var t = V.tracks[id];
+    if (!t) return;
+    L_.tracks.removeLayer(t.marker);
+    L_.trails.removeLayer(t.trail);
+    delete V.tracks[id];
+  }
+
+  function applySensor(v) {
+    var s = V.sensors[v.id];
+    if (!s) return;
+    var hadEvent = s.event;
+    s.state = v.state;
+    s.battery = v.battery;
+    s.tamper = v.tamper;
+    s.heard = v.heard;
+    s.event = v.event;
+    refreshSensor(v.id);
+    if (v.event && (!hadEvent || hadEvent.time !== v.event.time)) {
+      var e = s.layer.getElement();
+      if (e) {
+        e.classList.add("vigil-sensor-hit");
+        setTimeout(function () { e.classList.remove("vigil-sensor-hit"); }, 3000);
+      }
+    }
+  }
+
+  function refreshSensor(id) {
+    var s = V.sensors[id];
+    var state = s.state;
+    if (s.heard && V.now - s.heard > SENSOR_STALE_S && state === "ok") state = "stale";
+    var fill = s.tamper ? "#e31a1c" : state === "stale" ? "#bdbdbd" :
+      SENSOR_COLOURS[state] || SENSOR_COLOURS.ok;
+    s.layer.setStyle({ fillColor: fill });
+    tag(s.layer, { "data-state": s.tamper ? "tamper" : state });
+  }
+
+  function applyTower(v) {
+    var t = V.towers[v.id];
+    if (!t) return;
+    t.pan = v.pan;
+    t.tilt = v.tilt;
+    t.reason = v.reason;
+    t.fov.setLatLngs(v.fov);
+    tag(t.fov, { "data-pan": v.pan.toFixed(1) });
+  }
+
+  function applyUas(v) {
+    var u = V.uas[v.id];
+    if (!u) {
+      var m = L.marker([v.lat, v.lon], {
+        icon: L.divIcon({ className: "vigil-uas", html: "<i></i>", iconSize: [20, 20] }),
+        keyboard: false,
+      }).bindTooltip(function () {
+        var w = V.uas[v.id].v;
+        return "aircraft " + w.id + ": " + (w.agl !== null ? w.agl + " m above ground, " : "") +
+          w.alt + " m MSL, heading " + w.yaw.toFixed(0) + "° at " + clock(w.time);
+      });
+      m.addTo(L_.uas);
+      tag(m, { "data-aircraft-id": v.id });
+      var fp = L.polygon(v.footprint.length ? v.footprint : [[v.lat, v.lon]], {
+        color: "#e7298a",
+        weight: 1.5,
+        fillOpacity: 0.12,
+        className: "vigil-uas-footprint",
+      }).addTo(L_.uas);
+      tag(fp, { "data-aircraft-id": v.id });
+      u = V.uas[v.id] = { marker: m, footprint: fp, v: v };
+    } else {
+      u.marker.setLatLng([v.lat, v.lon]);
+      if (v.footprint.length) u.footprint.setLatLngs(v.footprint);
+    }
+    u.v = v;
+    var i = u.marker.getElement() && u.marker.getElement().firstChild;
+    if (i) i.style.transform = "rotate(" + v.yaw + "deg)";
+  }
+
+  // -- alerts -----------------------------------------------------------------------------
+
+  var queueDirty = false;
+
+  function applyAlert(a) {
+    var old = V.alerts[a.id];
+    if (a.state === "closed") {
+      if (old) {
+        L_.alerts.removeLayer(old.marker);
+        if (old.path) L_.alerts.removeLayer(old.path);
+        delete V.alerts[a.id];
+      }
+      queueDirty = true;
+      return;
+    }
+    if (!old) {
+      var m = L.marker([a.lat, a.lon], {
+        icon: L.divIcon({ className: "vigil-alert-marker", html: "<i>!</i>", iconSize: [26, 26] }),
+        zIndexOffset: 1000,
+        keyboard: false,
+      }).bindTooltip(function () {
+        var x = V.alerts[a.id].a;
+        return x.id + ": " + x.kind + " (priority " + x.priority + ") " + x.summary;
+      });
+      m.addTo(L_.alerts);
+      tag(m, { "data-alert-id": a.id });
+      old = V.alerts[a.id] = { marker: m, path: null, a: a };
+    } else {
+      old.marker.setLatLng([a.lat, a.lon]);
+    }
+    old.a = a;
+    if (old.path) L_.alerts.removeLayer(old.path);
+    old.path = null;
+    if (a.predicted.length) {
+      old.path = L.polyline(
+        [[a.lat, a.lon]].concat(a.predicted.map(function (p) { return [p[0], p[1]]; })),
+        { color: "#ff7f00", weight: 2, dashArray: "5 5", interactive: false }
+      ).addTo(L_.alerts);
+    }
+    tag(old.marker, { "data-state": a.state });
+    queueDirty = true;
+  }
+
+  function postAction(alertId, action, body, button) {
+    button.disabled = true;
+    return fetch("/api/alerts/" + encodeURIComponent(alertId) + "/" + action, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": V.me.csrf },
+      body: JSON.stringify(body || {}),
+    }).then(function (r) {
+      return r.json().then(function (j) {
+        var item = document.querySelector('#alert-queue .alert[data-alert-id="' + CSS.escape(alertId) + '"]');
+        if (!r.ok) {
+          button.disabled = false;
+          if (item) {
+            var msg = item.querySelector(".action-error") || item.appendChild(el("div", "action-error"));
+            msg.textContent = j.error || "HTTP " + r.status;
+          }
+          return j;
+        }
+        if (item) item.setAttribute("data-pending", action);
+        return j;
+      });
+    });
+  }
+
+  function renderQueue() {
+    queueDirty = false;
+    var q = $("alert-queue");
+    var list = Object.keys(V.alerts).map(function (k) { return V.alerts[k].a; });
+    list.sort(function (x, y) {
+      var ax = x.state === "acknowledged" ? 1 : 0, ay = y.state === "acknowledged" ? 1 : 0;
+      return ax - ay || x.priority - y.priority || y.time - x.time;
+    });
+    $("alert-count").textContent = list.length;
+    var frag = document.createDocumentFragment();
+    list.forEach(function (a) {
+      var item = el("div", "alert priority-" + a.priority + " state-" + a.state);
+      item.setAttribute("data-alert-id", a.id);
+      item.setAttribute("data-state", a.state);
+      var head = el("div", "alert-head");
+      head.appendChild(el("span", "priority", "P" + a.priority));
+      head.appendChild(el("span", "kind", a.kind.replace("_", " ")));
+      head.appendChild(el("span", "where", a.segment || a.zone || ""));
+      head.appendChild(el("span", "time", clock(a.time)));
+      item.appendChild(head);
+      if (a.summary) item.appendChild(el("div", "summary", a.summary));
+      var meta = [];
+      if (a.track) meta.push("track " + a.track);
+      if (a.assigned) meta.push("assigned " + a.assigned);
+      else if (a.units.length) meta.push("recommended " + a.units.join(", "));
+      meta.push(a.state + (a.by ? " by " + a.by : ""));
+      item.appendChild(el("div", "meta", meta.join(" · ")));
+      var actions = el("div", "actions");
+      if (can("alerts.acknowledge") && a.state !== "acknowledged") {
+        var ack = el("button", "ack", "acknowledge");
+        ack.type = "button";
+        ack.addEventListener("click", function (ev) {
+          ev.stopPropagation();
+          postAction(a.id, "acknowledge", {}, ack);
+        });
+        actions.appendChild(ack);
+      }
+      if (can("alerts.assign")) {
+        var sel = el("select", "assign-unit");
+        var units = a.units.length ? a.units : Object.keys(V.units);
+        Object.keys(V.units).forEach(function (u) {
+          var o = el("option", null, u + (a.units.indexOf(u) >= 0 ? " ★" : ""));
+          o.value = u;
+          if (u === (a.assigned || units[0])) o.selected = true;
+          sel.appendChild(o);
+        });
+        sel.addEventListener("click", function (ev) { ev.stopPropagation(); });
+        var asg = el("button", "assign", "assign");
+        asg.type = "button";
+        asg.addEventListener("click", function (ev) {
+          ev.stopPropagation();
+          postAction(a.id, "assign", { unit: sel.value }, asg);
+        });
+        actions.appendChild(sel);
+        actions.appendChild(asg);
+      }
+      if (can("alerts.close")) {
+        var cls = el("button", "close", "close");
+        cls.type = "button";
+        cls.addEventListener("click", function (ev) {
+          ev.stopPropagation();
+          postAction(a.id, "close", {}, cls);
+        });
+        actions.appendChild(cls);
+      }
+      if (actions.childNodes.length) item.appendChild(actions);
+      item.addEventListener("click", function () {
+        V.map.setView([a.lat, a.lon], Math.max(V.map.getZoom(), 14));
+      });
+      frag.appendChild(item);
+    });
+    q.replaceChildren(frag);
+  }
+
+  // -- messages ---------------------------------------------------------------------------
+
+  function apply(msg) {
+    var i;
+    if (msg.now) V.now = msg.now;
+    if (msg.type === "snapshot") {
+      V.stats.snapshots++;
+      var keep = {};
+      msg.tracks.forEach(function (r) { keep[r[0]] = true; });
+      Object.keys(V.tracks).forEach(function (id) { if (!keep[id]) removeTrack(id); });
+      Object.keys(V.alerts).forEach(function (id) {
+        applyAlert({ id: id, state: "closed" });
+      });
+    }
+    if (msg.tracks) {
+      for (i = 0; i < msg.tracks.length; i++) upsertTrack(msg.tracks[i]);
+      V.stats.trackUpdates += msg.tracks.length;
+    }
+    if (msg.ended) for (i = 0; i < msg.ended.length; i++) removeTrack(msg.ended[i]);
+    if (msg.alerts) msg.alerts.forEach(applyAlert);
+    if (msg.sensors) msg.sensors.forEach(applySensor);
+    if (msg.towers) msg.towers.forEach(applyTower);
+    if (msg.uas) msg.uas.forEach(applyUas);
+    if (msg.segments) applySegments(msg.segments);
+    if (queueDirty) renderQueue();
+  }
+
+  function record(list, v) {
+    if (list.length < STATS_CAP) list.push(v);
+  }
+
+  function onMessage(ev) {
+    var t0 = performance.now();
+    var msg = JSON.parse(ev.data);
+    apply(msg);
+    var t1 = performance.now();
+    V.stats.messages++;
+    record(V.stats.applyMs, t1 - t0);
+    if (msg.arrived) record(V.stats.busToAppliedMs, Date.now() - msg.arrived * 1000);
+    requestAnimationFrame(function () { record(V.stats.frameMs, performance.now() - t0); });
+    setStatus("live", "live · " + Object.keys(V.tracks).length + " tracks · " + clock(V.now));
+  }
+
+  function setStatus(state, text) {
+    var s = $("live-status");
+    s.setAttribute("data-state", state);
+    s.textContent = text;
+  }
+
+  var retry = 500;
+
+  function connect() {
+    var ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
+    V.ws = ws;
+    ws.onopen = function () {
+      retry = 500;
+      setStatus("live", "live");
+    };
+    ws.onmessage = onMessage;
+    ws.onclose = function () {
+      setStatus("disconnected", "disconnected; reconnecting…");
+      // a refused handshake looks like any other close: ask whether the session still holds
+      fetch("/api/me", { credentials: "same-origin" }).then(function (r) {
+        if (r.status === 401) window.location.href = "/login";
+        else setTimeout(connect, retry);
+      }, function () { setTimeout(connect, retry); });
+      retry = Math.min(retry * 2, 10000);
+    };
+  }
+
+  // -- history playback -------------------------------------------------------------------
+
+  var playback = null;
+
+  function setPlayback(on) {
+    var slider = $("history-slider");
+    if (!on) {
+      playback = null;
+      L_.history.clearLayers();
+      V.map.removeLayer(L_.history);
+      L_.tracks.addTo(V.map);
+      L_.trails.addTo(V.map);
+      slider.disabled = true;
+      $("history-time").textContent = "";
+      return;
+    }
+    var hours = $("history-hours").value;
+    getJSON("/api/history?hours=" + encodeURIComponent(hours)).then(function (h) {
+      playback = h;
+      h.tracks.forEach(function (tr) { tr.times = tr.points.map(function (p) { return p[0]; }); });
+      V.map.removeLayer(L_.tracks);
+      V.map.removeLayer(L_.trails);
+      L_.history.addTo(V.map);
+      slider.disabled = false;
+      slider.value = slider.max;
+      showPlayback();
+    });
+  }
+
+  function lastIndexAtOrBefore(times, t) {
+    var lo = 0, hi = times.length - 1, best = -1;
+    while (lo <= hi) {
+      var mid = (lo + hi) >> 1;
+      if (times[mid] <= t) { best = mid; lo = mid + 1; } else hi = mid - 1;
+    }
+    return best;
+  }
+
+  function showPlayback() {
+    if (!playback) return;
+    var slider = $("history-slider");
+    var t = playback.t0 + (playback.t1 - playback.t0) * (slider.value / slider.max);
+    $("history-time").textContent = clock(t) + " (" + ((playback.t1 - t) / 3600).toFixed(2) + " h before the latest)";
+    L_.history.clearLayers();
+    playback.tracks.forEach(function (tr) {
+      var i = lastIndexAtOrBefore(tr.times, t);
+      if (i < 0 || t - tr.times[i] > 120) return;
+      var j = lastIndexAtOrBefore(tr.times, t - 600);
+      var pts = tr.points.slice(Math.max(0, j), i + 1).map(function (p) { return [p[1], p[2]]; });
+      L.polyline(pts, { color: CLASS_COLOURS[tr["class"]] || "#636363", weight: 2,
+        renderer: L_.trailRenderer, interactive: false }).addTo(L_.history);
+      var m = L.marker(pts[pts.length - 1], { icon: ICON || (ICON = trackIcon()), keyboard: false })
+        .bindTooltip("track " + tr.id + " at " + clock(tr.times[i]));
+      m.addTo(L_.history);
+      m.getElement().setAttribute("data-track-id", tr.id);
+      m.getElement().setAttribute("data-class", tr["class"] || "unknown");
+      m.getElement().classList.add("vigil-history-track");
+    });
+  }
+
+  // -- start ------------------------------------------------------------------------------
+
+  V.start = function (map, options) {
+    V.map = map;
+    if (options && options.bounds) map.fitBounds(options.bounds);
+    Promise.all([getJSON("/api/me"), getJSON("/api/site")]).then(function (r) {
+      V.me = r[0];
+      $("whoami").textContent = V.me.user + " (" + V.me.role + ")";
+      $("logout-csrf").value = V.me.csrf;
+      document.body.setAttribute("data-role", V.me.role);
+      if (!can("history")) $("playback").style.display = "none";
+      buildLayers(map, r[1]);
+      $("history-toggle").addEventListener("change", function (e) { setPlayback(e.target.checked); });
+      $("history-hours").addEventListener("change", function () {
+        if (playback) setPlayback(true);
+      });
+      $("history-slider").addEventListener("input", showPlayback);
+      setInterval(function () {
+        for (var id in V.sensors) refreshSensor(id);
+      }, 5000);
+      connect();
+    }).catch(function (e) {
+      setStatus("error", String(e));
+    });
+  };
+})();
