@@ -276,6 +276,7 @@ def test_iso_times_with_offsets_are_read_and_naive_ones_refused(crossings_table)
 
 
 def test_dask_and_memory_give_identical_tables(crossings_table, border, tmp_path):
+    pytest.importorskip("dask_geopandas", reason="the Dask path needs the bench extra")
     folder = write_partitioned_geoparquet(crossings_table, tmp_path / "parts", npartitions=5)
     assert len(list(folder.glob("*.parquet"))) == 5
     memory = read_crossings(folder)

@@ -129,6 +129,7 @@ def test_usbp_busiest_sector_moves_from_tucson_to_rio_grande_valley(usbp, tmp_pa
 
 
 def test_usbp_dask_equals_memory(usbp, tmp_path):
+    pytest.importorskip("dask.dataframe", reason="the Dask path needs the bench extra")
     mem = analyze_counts(usbp, "date", "sector", "apprehensions", tmp_path / "m")
     dsk = analyze_counts(usbp, "date", "sector", "apprehensions", tmp_path / "d", "synchronous")
     for key in ("files", "input"):

@@ -126,6 +126,8 @@ def epoch_seconds(values: pd.Series, *, name: str = "time") -> pd.Series:
     Naive datetimes and strings without an offset are rejected: a time without a zone is
     ambiguous, and the analyses must not guess.
     """
+    if len(values) == 0:
+        return pd.Series([], index=values.index, dtype=np.float64, name=values.name)
     if pd.api.types.is_numeric_dtype(values):
         out = values.astype(np.float64)
     else:
