@@ -150,9 +150,9 @@ class FusionTracker:
         self._flush_before(math.inf)
 
     def _flush_before(self, t: float) -> None:
-        ready = sorted(k for k in self._pending if k[1] < t)
-        for key in ready:
-            self._replay.submit(key[1], self._pending.pop(key))
+        ready = sorted((k[1], k[0]) for k in self._pending if k[1] < t)
+        for time, source in ready:
+            self._replay.submit(time, self._pending.pop((source, time)), tiebreak=source)
 
     def _telemetry(self, msg: Telemetry) -> None:
         if len(msg.footprint) < 2:

@@ -141,6 +141,33 @@ def gate_radius(P, n, r_var_max, gamma, out):  # pragma: no cover - compiled
 
 
 @ngjit
+def batch_extent(z, R):  # pragma: no cover - compiled
+    """Bounding box of the detections and their largest measurement variance."""
+    x0 = y0 = np.inf
+    x1 = y1 = -np.inf
+    r = 0.0
+    for j in range(z.shape[0]):
+        x0 = min(x0, z[j, 0])
+        x1 = max(x1, z[j, 0])
+        y0 = min(y0, z[j, 1])
+        y1 = max(y1, z[j, 1])
+        r = max(r, R[j, 0, 0], R[j, 1, 1])
+    return x0, y0, x1, y1, r
+
+
+@ngjit
+def mean_selected(values, sel, n):  # pragma: no cover - compiled
+    """Mean of ``values[:n]`` where ``sel``; 0 when none is selected."""
+    s = 0.0
+    k = 0
+    for i in range(n):
+        if sel[i]:
+            s += values[i]
+            k += 1
+    return s / k if k else 0.0
+
+
+@ngjit
 def grid_index(z, m, x0, y0, inv_cell, nx, ny, cell_start, order):  # pragma: no cover
     """Counting-sort detections into a ``nx`` by ``ny`` grid of square cells.
 

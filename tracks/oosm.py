@@ -20,7 +20,7 @@ S = TypeVar("S")
 
 @dataclass
 class _Entry(Generic[B, S]):
-    key: tuple[float, int]
+    key: tuple[float, str, int]
     batch: B
     before: S | None = field(default=None, repr=False)
 
@@ -59,16 +59,21 @@ class TimeOrderedReplay(Generic[B, S]):
         #: Batches that arrived late and were applied by replaying.
         self.replayed = 0
 
-    def submit(self, t: float, batch: B) -> bool:
-        """Apply ``batch`` made at time ``t``; False when it is too late and was dropped."""
+    def submit(self, t: float, batch: B, tiebreak: str = "") -> bool:
+        """Apply ``batch`` made at time ``t``; False when it is too late and was dropped.
+
+        Batches at the same time run in ``tiebreak`` order (then arrival order), so that the
+        outcome does not depend on which of them arrived first.
+        """
         t = float(t)
         if t < self.newest - self.lag_s:
             self.dropped_late += 1
             return False
-        key = (t, self._seq)
+        key = (t, tiebreak, self._seq)
         self._seq += 1
         entry: _Entry[B, S] = _Entry(key, batch)
-        if t >= self.newest:
+        last = self._entries[-1].key if self._entries else None
+        if t > self.newest or (t == self.newest and (last is None or key > last)):
             if self.lag_s > 0.0:
                 entry.before = self._snapshot()
                 self._entries.append(entry)

@@ -367,13 +367,19 @@ class Tracker:
     ) -> int:
         """Gate and assign the selected tracks to the free detections (GNN per cluster)."""
         n, m = self.n, z.shape[0]
-        r_var_max = float(max(R[:, 0, 0].max(), R[:, 1, 1].max()))
+        x0, y0, x1, y1, r_var_max = kern.batch_extent(z, R)
         radius = np.empty(n)
         kern.gate_radius(self._P, n, r_var_max, self._gamma, radius)
-        x0, y0 = z.min(axis=0)
-        x1, y1 = z.max(axis=0)
         extent = max(x1 - x0, y1 - y0)
-        cell = max(float(np.median(radius[track_sel])), _MIN_CELL_M, extent / _MAX_CELLS_PER_SIDE)
+        # cells about a gate wide, but never many more cells than detections: zeroing and
+        # summing the grid must stay O(m) however wide the scene
+        area_cell = math.sqrt(max((x1 - x0) * (y1 - y0), 1.0) / (2.0 * m))
+        cell = max(
+            kern.mean_selected(radius, track_sel, n),
+            _MIN_CELL_M,
+            area_cell,
+            extent / _MAX_CELLS_PER_SIDE,
+        )
         nx = int(min((x1 - x0) / cell, _MAX_CELLS_PER_SIDE - 1)) + 1
         ny = int(min((y1 - y0) / cell, _MAX_CELLS_PER_SIDE - 1)) + 1
         if self._cell_start.shape[0] < nx * ny + 1:

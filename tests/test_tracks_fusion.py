@@ -1,0 +1,207 @@
+"""Message-level fusion (cameras, ground sensors, aircraft), class fusion and the track store."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from geo.frames import LocalFrame
+from ingest.schema import CameraDetection, SensorEvent, Telemetry, Track, decode, encode, topic_for
+from tracks.config import TrackerConfig
+from tracks.fusion import FusionTracker, GroundSensorSite, class_likelihood
+from tracks.store import TrackStore
+
+T0 = 1_750_000_000.0
+FRAME = LocalFrame(31.33, -110.94)
+
+
+def camera_detection(
+    camera: str, t: float, x: float, y: float, guess: str = "unknown", conf: float = 0.0
+) -> CameraDetection:
+    lat, lon = FRAME.to_wgs84([x], [y])
+    return CameraDetection(
+        camera=camera,
+        time=T0 + t,
+        lat=float(lat[0]),
+        lon=float(lon[0]),
+        cov=(16.0, 0.0, 0.0, 16.0),
+        class_guess=guess,
+        class_confidence=conf,
+        range_m=800.0,
+    )
+
+
+def walk(rng, start, velocity, seconds, rate_hz=1.0):
+    for k in range(int(seconds * rate_hz)):
+        t = k / rate_hz
+        p = np.asarray(start) + np.asarray(velocity) * t + rng.normal(0, 4, 2)
+        yield t, float(p[0]), float(p[1])
+
+
+def test_class_likelihood() -> None:
+    assert class_likelihood("animal", 1.0).tolist() == [0.0, 0.0, 1.0]
+    assert class_likelihood("unknown", 0.9).tolist() == [1.0, 1.0, 1.0]
+    np.testing.assert_allclose(class_likelihood("person", 0.4), [0.6, 0.2, 0.2])
+
+
+def test_camera_and_ground_sensor_fuse_into_one_track() -> None:
+    rng = np.random.default_rng(1)
+    fusion = FusionTracker(FRAME, ground_sensors={"u1": GroundSensorSite(60.0, 0.0, 30.0)})
+    msgs = []
+    for t, x, y in walk(rng, (0.0, 0.0), (1.4, 0.0), 60, rate_hz=2.0):
+        msgs.append(camera_detection("c1", t, x, y, "person", 0.5))
+        if abs(1.4 * t - 60.0) < 25.0 and int(t * 2) % 6 == 0:
+            msgs.append(
+                SensorEvent(
+                    sensor="u1",
+                    time=T0 + t + 0.01,
+                    modality="seismic",
+                    strength=1.0,
+                    class_guess="person",
+                    class_confidence=0.5,
+                )
+            )
+    fusion.ingest_many(msgs)
+    tracks = [m for m in fusion.track_messages() if m.state != "ended"]
+    assert len(tracks) == 1
+    (track,) = tracks
+    assert track.sensors == ["c1", "u1"]
+    assert track.class_guess == "person"
+    assert track.vx == pytest.approx(1.4, abs=0.4)
+    x, y = FRAME.to_local([track.lat], [track.lon])
+    assert abs(x[0] - 1.4 * 59.5) < 15 and abs(y[0]) < 15
+    # the message is valid on the wire
+    again = decode(topic_for("tucson", track), encode(track), now=T0 + 100)
+    assert again == track
+
+
+def test_ground_sensor_event_starts_a_tentative_track() -> None:
+    fusion = FusionTracker(FRAME, ground_sensors={"u9": GroundSensorSite(500.0, 200.0, 40.0)})
+    fusion.ingest_many(
+        [SensorEvent(sensor="u9", time=T0, modality="pir", strength=2.0, class_guess="animal")]
+    )
+    shown = fusion.track_messages(include_tentative=True)
+    assert [m.state for m in shown] == ["tentative"]
+    x, y = FRAME.to_local([shown[0].lat], [shown[0].lon])
+    assert abs(x[0] - 500.0) < 1e-3 and abs(y[0] - 200.0) < 1e-3
+    assert shown[0].cov[0] == pytest.approx(20.0**2)  # radius 40 m: sigma = r / 2
+    assert fusion.track_messages() == []  # nothing confirmed
+    fusion.ingest(SensorEvent(sensor="nope", time=T0 + 1, modality="pir", strength=1.0))
+    assert fusion.unknown_sensor == 1
+
+
+def test_animal_is_classified_as_animal_from_noisy_guesses() -> None:
+    rng = np.random.default_rng(4)
+    fusion = FusionTracker(FRAME)
+    guesses = rng.choice(["animal", "person", "unknown"], size=40, p=[0.55, 0.3, 0.15])
+    msgs = []
+    for (t, x, y), guess in zip(walk(rng, (0, 0), (0.8, 0.3), 40), guesses, strict=True):
+        conf = 0.5 if guess == "animal" else 0.4
+        msgs.append(camera_detection("c2", t, x, y, str(guess), conf))
+    fusion.ingest_many(msgs)
+    (track,) = fusion.track_messages()
+    assert track.class_guess == "animal"
+    assert track.class_probs["animal"] > 0.9
+
+
+def test_fusion_out_of_sequence_equals_in_order() -> None:
+    rng = np.random.default_rng(7)
+    msgs = []
+    for start, vel, cam in [((0, 0), (1.2, 0.2), "c1"), ((300, 50), (-1.0, 0.5), "c2")]:
+        msgs += [camera_detection(cam, t, x, y) for t, x, y in walk(rng, start, vel, 30)]
+    msgs.sort(key=lambda m: m.time)
+    a = FusionTracker(FRAME)
+    a.ingest_many(msgs)
+    late = list(msgs)
+    # delay every fifth message by 3 s (the default lag is 5 s)
+    for i in range(0, len(late) - 8, 5):
+        late.insert(i + 7, late.pop(i))
+    assert late != msgs
+    b = FusionTracker(FRAME)
+    b.ingest_many(late)
+    assert b._replay.replayed > 0 and b.dropped_late == 0
+    assert a.track_messages() == b.track_messages()
+    assert len(a.track_messages()) == 2
+
+
+def test_track_ends_after_coasting() -> None:
+    rng = np.random.default_rng(2)
+    fusion = FusionTracker(FRAME, TrackerConfig(max_coast_s=3.0))
+    fusion.ingest_many(
+        [camera_detection("c1", t, x, y) for t, x, y in walk(rng, (0, 0), (1, 0), 10)]
+    )
+    (live,) = fusion.track_messages()
+    fusion.ingest_many([camera_detection("c1", 20.0, 5000.0, 5000.0)])
+    states = {m.track_id: m.state for m in fusion.track_messages()}
+    assert states == {live.track_id: "ended"}
+    assert fusion.track_messages() == []  # ended once
+
+
+def test_aircraft_detections_are_inflated_by_the_footprint() -> None:
+    fusion = FusionTracker(FRAME)
+    x = np.array([-300.0, 300.0, 300.0, -300.0])
+    y = np.array([-200.0, -200.0, 200.0, 200.0])
+    lat, lon = FRAME.to_wgs84(x, y)
+    fusion.ingest(
+        Telemetry(
+            aircraft="uas1",
+            time=T0,
+            lat=31.33,
+            lon=-110.94,
+            alt_m=2500.0,
+            footprint=list(zip(lat.tolist(), lon.tolist(), strict=True)),
+        )
+    )
+    tower = fusion._camera_covariance(camera_detection("c1", 1.0, 0, 0))
+    plane = fusion._camera_covariance(camera_detection("uas1", 1.0, 0, 0))
+    span = np.hypot(600.0, 400.0)
+    assert tower[0, 0] == pytest.approx(16.0)
+    assert plane[0, 0] == pytest.approx(16.0 + (0.02 * span) ** 2, rel=1e-3)
+    degenerate = CameraDetection(
+        camera="c1", time=T0, lat=31.33, lon=-110.94, cov=(0.0, 0.0, 0.0, 0.0), range_m=1000.0
+    )
+    assert fusion._camera_covariance(degenerate)[0, 0] == pytest.approx((1.0 + 2.0) ** 2)
+
+
+# -- store ------------------------------------------------------------------------------------
+
+
+def _track(track_id: str, t: float, lat: float, state: str = "confirmed") -> Track:
+    return Track(
+        track_id=track_id,
+        time=T0 + t,
+        lat=lat,
+        lon=-110.94,
+        vx=1.0,
+        vy=0.5,
+        cov=(9.0, 1.0, 1.0, 16.0),
+        state=state,
+        class_guess="person",
+        class_probs={"person": 0.8, "vehicle": 0.1, "animal": 0.1},
+        sensors=["c1", "u1"],
+        count=int(t) + 1,
+    )
+
+
+def test_store_keeps_latest_and_history(tmp_path: Path) -> None:
+    path = tmp_path / "tracks.sqlite"
+    with TrackStore(path) as store:
+        for t in range(5):
+            store.write([_track("T1", t, 31.33 + t * 1e-5), _track("T2", t, 31.34)])
+        store.write([_track("T1", 2.0, 0.0)])  # a replayed older state: history only
+        store.write([_track("T2", 6.0, 31.34, "ended")])
+    with TrackStore(path) as store:
+        latest = {t.track_id: t for t in store.latest()}
+        assert latest["T1"].time == T0 + 4 and latest["T1"].lat == pytest.approx(31.33 + 4e-5)
+        assert latest["T1"].sensors == ["c1", "u1"]
+        assert latest["T1"].class_probs["person"] == 0.8
+        assert latest["T1"].cov == (9.0, 1.0, 1.0, 16.0)
+        assert [t.track_id for t in store.latest(state="ended")] == ["T2"]
+        history = store.history("T1")
+        assert [h.time - T0 for h in history] == [0, 1, 2, 3, 4]
+        assert history[2].lat == 0.0
+    mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
