@@ -556,7 +556,7 @@ class Population:
         rows = []
         for m in self.movers.values():
             p = m.plan
-            if not m.friendly and (t < p.start or t > p.end):
+            if not m.friendly and (t < p.t[0] or t > p.t[-1]):
                 continue
             x, y, vx, vy = p.at(t)
             w, h, c = m.body

@@ -90,6 +90,7 @@ class Orbiter:
         self.tick = 0
         self.det_tick = 0
         self._last_heartbeat = -math.inf
+        self._view: tuple[float, PinholeCamera, shapely.Polygon] | None = None
 
     def state(self, t: float) -> tuple[float, float, float, float, float, float]:
         """Position ``(x, y)`` m, velocity ``(vx, vy)`` m/s, heading and bank, degrees."""
@@ -121,17 +122,23 @@ class Orbiter:
             max_range_m=max(3.0 * a.orbit_radius_m, 5000.0),
         )
 
+    def view(self, t: float) -> tuple[PinholeCamera, shapely.Polygon]:
+        """The camera and its ground footprint at ``t`` (kept for the next call at ``t``)."""
+        if self._view is None or self._view[0] != t:
+            cam = self.camera(t)
+            self._view = (t, cam, cam.footprint(samples_per_edge=4))
+        return self._view[1], self._view[2]
+
     def telemetry(self, t: float) -> TelemetryItem:
         """The aircraft's report at ``t``, as MAVLink packets and as the wire message."""
         a, m, mav = self.aircraft, self.mavlink, self.mav
         x, y, vx, vy, heading, bank = self.state(t)
-        cam = self.camera(t)
+        cam, fp = self.view(t)
         lat, lon = (float(v[0]) for v in self.frame.to_wgs84([x], [y]))
         alt = a.ground_elevation_m + a.altitude_agl_m
         boot_ms = int(round((t - self.settings.start_time + BOOT_LEAD_S) * 1000.0))
         lat7, lon7 = int(round(lat * 1e7)), int(round(lon * 1e7))
         gs = math.hypot(vx, vy)
-        fp = cam.footprint(samples_per_edge=4)
         fx, fy = np.asarray(fp.exterior.coords).T
         flat, flon = self.frame.to_wgs84(fx, fy)
         centre_lat, centre_lon = (float(v[0]) for v in self.frame.to_wgs84([self.cx], [self.cy]))
@@ -196,8 +203,7 @@ class Orbiter:
         self.det_tick += 1
         if len(states) == 0:
             return []
-        cam = self.camera(t)
-        fp = cam.footprint(samples_per_edge=4)
+        cam, fp = self.view(t)
         inside = shapely.contains_xy(fp, states.x, states.y)
         out = []
         sigma = a.position_error_m
