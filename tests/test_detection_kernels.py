@@ -41,9 +41,29 @@ def test_consensus_classification_matches_numpy(seed: int, gain_q8: int) -> None
     rand = rng.integers(0, 2**32, 1024, dtype=np.uint32)
     scratch = [np.empty(w, np.uint8) for _ in range(4)]
     kernels.consensus_segment(
-        frame, roi, samples.copy(), radius.copy(), dist_avg, gain_q8, 2, 0, 5, 60, 80, rand, 0,
-        np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint8), 8, False, np.zeros((h, w), np.uint8), 0, 0, out, *scratch,
-    )  # fmt: skip
+        frame,
+        roi,
+        samples.copy(),
+        radius.copy(),
+        dist_avg,
+        gain_q8,
+        2,
+        0,
+        5,
+        60,
+        80,
+        rand,
+        0,
+        np.zeros((h, w), np.uint8),
+        np.zeros((h, w), np.uint8),
+        8,
+        False,
+        np.zeros((h, w), np.uint8),
+        0,
+        0,
+        out,
+        *scratch,
+    )
     np.testing.assert_array_equal(out, numpy_consensus(frame, samples, radius, roi, gain_q8, 2))
 
 
@@ -59,10 +79,29 @@ def test_consensus_update_touches_background_only_at_the_expected_rate() -> None
     rand = rng.integers(0, 2**32, 4096, dtype=np.uint32)
     roi = np.ones((h, w), np.uint8)
     kernels.consensus_segment(
-        frame, roi, samples, radius, np.zeros((h, w), np.uint16), 256, 2, period, 10, 60, 0,
-        rand, 0, np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint8), 0, False, np.zeros((h, w), np.uint8), 0, 0, out,
+        frame,
+        roi,
+        samples,
+        radius,
+        np.zeros((h, w), np.uint16),
+        256,
+        2,
+        period,
+        10,
+        60,
+        0,
+        rand,
+        0,
+        np.zeros((h, w), np.uint8),
+        np.zeros((h, w), np.uint8),
+        0,
+        False,
+        np.zeros((h, w), np.uint8),
+        0,
+        0,
+        out,
         *[np.empty(w, np.uint8) for _ in range(4)],
-    )  # fmt: skip
+    )
     assert (out[:, : w // 2] == 255).all() and (out[:, w // 2 :] == 0).all()
     changed = samples != before
     # Updates happen only where the pixel is background (a neighbour update may reach one
@@ -85,10 +124,29 @@ def test_flicker_level_rises_on_flips_and_widens_the_radius() -> None:
     flicker[2] = 48  # row 2: radius widened by 48 / 4 = 12 -> 32 >= 30: background
     out = np.empty((h, w), np.uint8)
     kernels.consensus_segment(
-        frame, np.ones((h, w), np.uint8), samples, radius, np.zeros((h, w), np.uint16), 256, 1,
-        0, 5, 60, 0, np.zeros(8, np.uint32), 0, previous, flicker, 8, False, np.zeros((h, w), np.uint8), 0, 0, out,
+        frame,
+        np.ones((h, w), np.uint8),
+        samples,
+        radius,
+        np.zeros((h, w), np.uint16),
+        256,
+        1,
+        0,
+        5,
+        60,
+        0,
+        np.zeros(8, np.uint32),
+        0,
+        previous,
+        flicker,
+        8,
+        False,
+        np.zeros((h, w), np.uint8),
+        0,
+        0,
+        out,
         *[np.empty(w, np.uint8) for _ in range(4)],
-    )  # fmt: skip
+    )
     np.testing.assert_array_equal(out[:, 0], [255, 255, 0])
     np.testing.assert_array_equal(flicker[:, 0], [0, 8, 47])
 
@@ -215,9 +273,12 @@ def test_bilinear_shift_matches_opencv(dx: float, dy: float) -> None:
     got = shift_image(img, dx, dy)
     m = np.float32([[1, 0, dx], [0, 1, dy]])
     ref = cv2.warpAffine(
-        img.astype(np.float32), m, (40, 30), flags=cv2.INTER_LINEAR,
+        img.astype(np.float32),
+        m,
+        (40, 30),
+        flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
-    )  # fmt: skip
+    )
     assert np.abs(got.astype(int) - np.round(ref)).max() <= 1
 
 
