@@ -23,6 +23,8 @@ from shapely.geometry import LineString
 pytest.importorskip("starlette")
 pytest.importorskip("argon2")
 
+from argon2 import PasswordHasher  # noqa: E402
+
 from ingest.bus import InProcessBus  # noqa: E402
 from ingest.schema import (  # noqa: E402
     Alert,
@@ -53,7 +55,11 @@ class Scenario:
         self.sector = self.site.sector.name
         self.frame = self.site.frame()
         self.bus = InProcessBus(self.sector)
-        self.users = UserStore(tmp / "users.sqlite")
+        # argon2id with cheap parameters: the production ones cost about a second a login here
+        self.users = UserStore(
+            tmp / "users.sqlite",
+            hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
+        )
         self.users.add("cmd", "commander", PASSWORDS["cmd"])
         self.users.add("plan", "planner", PASSWORDS["plan"])
         self.users.add("agt", "agent", PASSWORDS["agt"], unit="p07")
@@ -63,7 +69,7 @@ class Scenario:
         self.bus.subscribe(f"vigil/v1/{self.sector}/alerts/actions", lambda _t, m: self._record(m))
         self.app = LiveMapApp(self.site, self.bus, self.users, self.audit, tick_s=0.1)
         self.server = ServerThread(self.app).start()
-        self.t0 = time.time() - 120.0
+        self.t0 = time.time() - 40.0
 
     def _record(self, m: AlertAction) -> None:
         with self._lock:
@@ -206,8 +212,12 @@ def decorate(s: Scenario, now: float) -> None:
     s.publish(CameraCommand(camera="t03", time=now, pan_deg=205.0, tilt_deg=1.5, reason="cue"))
     a = s.site.aircraft[0]
     lat0, lon0 = a.orbit_centre
-    foot = [(lat0 - 0.004, lon0 - 0.005), (lat0 - 0.004, lon0 + 0.005),
-            (lat0 + 0.004, lon0 + 0.006), (lat0 + 0.004, lon0 - 0.006)]  # fmt: skip
+    foot = [
+        (lat0 - 0.004, lon0 - 0.005),
+        (lat0 - 0.004, lon0 + 0.005),
+        (lat0 + 0.004, lon0 + 0.006),
+        (lat0 + 0.004, lon0 - 0.006),
+    ]
     s.publish(
         Telemetry(
             aircraft=a.id,
@@ -363,10 +373,16 @@ def test_planner_cannot_acknowledge(scenario, offline_page):
     lat, lon = s.corridor_point(2, 600.0)
     s.publish(
         Alert(
-            alert_id=ALERT, time=time.time() - 5, kind="crossing", priority=1,
-            segment_id="tucson-0008", lat=lat, lon=lon, track_id=GROUP,
+            alert_id=ALERT,
+            time=time.time() - 5,
+            kind="crossing",
+            priority=1,
+            segment_id="tucson-0008",
+            lat=lat,
+            lon=lon,
+            track_id=GROUP,
         )
-    )  # fmt: skip
+    )
     page = offline_page.page
     login(page, s.server.url, "plan", PASSWORDS["plan"])
     wait_live(page)

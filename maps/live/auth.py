@@ -115,8 +115,7 @@ class UserStore:
             " name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL,"
             " unit TEXT, created REAL NOT NULL)"
         )
-        # a hash to verify against when the name is unknown, so both cases take as long
-        self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
+        self._dummy_hash: str | None = None
 
     def add(
         self,
@@ -178,6 +177,9 @@ class UserStore:
             row = self._db.execute(
                 "SELECT name, role, unit, password_hash FROM users WHERE name=?", (name,)
             ).fetchone()
+        if row is None and self._dummy_hash is None:
+            # verify an unknown name against some hash, so that both cases take as long
+            self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
         digest = row[3] if row else self._dummy_hash
         try:
             self._hasher.verify(digest, password)
