@@ -105,6 +105,7 @@ class Broker:
         *,
         port: int | None = None,
         autosave_interval_s: int = 1,
+        tls: bool = False,
         extra: Iterable[str] = (),
     ) -> None:
         exe = mosquitto_path()
@@ -118,6 +119,8 @@ class Broker:
         self.log_path = self.dir / "mosquitto.log"
         self.persistence_path = self.dir / "mosquitto.db"
         self._proc: subprocess.Popen[bytes] | None = None
+        #: The CA certificate clients should trust, when the listener speaks TLS.
+        self.ca_file: Path | None = self._make_certificates() if tls else None
         self._write_files(acl, autosave_interval_s, extra)
 
     # -- files ------------------------------------------------------------------------------
@@ -154,6 +157,15 @@ class Broker:
             "log_type information",
             f"listener {self.port} 127.0.0.1",
             "socket_domain ipv4",
+            *(
+                [
+                    f"cafile {self.ca_file}",
+                    f"certfile {self.dir / 'server.crt'}",
+                    f"keyfile {self.dir / 'server.key'}",
+                ]
+                if self.ca_file
+                else []
+            ),
             *extra,
         ]
         (self.dir / "mosquitto.conf").write_text("\n".join(config) + "\n")
@@ -164,6 +176,26 @@ class Broker:
                 return
             for path in [self.dir, *self.dir.iterdir()]:
                 os.chown(path, who.pw_uid, who.pw_gid)
+
+    def _make_certificates(self) -> Path:
+        """A throwaway CA and a server certificate for 127.0.0.1, made with ``openssl``."""
+        tool = shutil.which("openssl")
+        if tool is None:
+            raise FileNotFoundError("openssl is not installed; it is needed for a TLS broker")
+        d = self.dir
+        key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        (d / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+        for cmd in (
+            [tool, "req", "-x509", *key, "-keyout", d / "ca.key", "-out", d / "ca.crt"]
+            + ["-days", "2", "-subj", "/CN=vigil-test-ca"],
+            [tool, "req", *key, "-keyout", d / "server.key", "-out", d / "server.csr"]
+            + ["-subj", "/CN=127.0.0.1"],
+            [tool, "x509", "-req", "-in", d / "server.csr", "-CA", d / "ca.crt"]
+            + ["-CAkey", d / "ca.key", "-CAcreateserial", "-out", d / "server.crt"]
+            + ["-days", "2", "-extfile", d / "san.cnf"],
+        ):
+            subprocess.run([str(c) for c in cmd], check=True, capture_output=True)
+        return d / "ca.crt"
 
     # -- life cycle -------------------------------------------------------------------------
 

@@ -364,3 +364,58 @@ def test_service_killed_mid_stream_resumes_from_its_journal(broker: Broker, tmp_
         child.wait()
         dev.close()
         journal.close()
+
+
+def test_a_slow_handler_does_not_hold_back_journaling_and_acks(
+    broker: Broker, tmp_path: Path
+) -> None:
+    now = time.time()
+    journal = Journal(tmp_path / "journal.sqlite")
+    svc = service(broker, tmp_path, journal)
+    release = threading.Event()
+    got: list[int] = []
+
+    def slow(topic: str, msg) -> None:
+        release.wait(10)
+        got.append(int(msg.strength))
+
+    svc.subscribe(f"vigil/v1/{SECTOR}/ugs/#", slow)
+    svc.connect(5)
+    dev = device(broker, tmp_path).connect(5)
+    for i in range(100):
+        dev.publish(EVENTS, event(i, now))
+    # all journaled and acknowledged while the handler is still stuck on the first message
+    assert wait_for(lambda: journal.count() == 100, 10)
+    assert dev.flush(10)
+    assert got == []
+    release.set()
+    assert svc.wait_idle(10)
+    assert got == list(range(100))
+    assert journal.done_seq("svc-tucson") == journal.last_seq
+    dev.close()
+    svc.close()
+    journal.close()
+
+
+def test_tls_listener_with_the_ca_from_settings(tmp_path: Path) -> None:
+    import shutil
+
+    from broker import DEVICES, device_acl, missing_reason
+
+    if missing_reason() or shutil.which("openssl") is None:
+        pytest.skip(missing_reason() or "openssl is not installed")
+    b = Broker({"u117": "pw-u117"}, device_acl(SECTOR, DEVICES["u117"], "u117"), tls=True)
+    try:
+        b.start()
+        now = time.time()
+        tls = settings(b, "u117", tls=True, ca_file=str(b.ca_file))
+        bus = MqttBus(SECTOR, tls, "dev-u117", tmp_path / "o.sqlite").connect(5)
+        bus.publish(EVENTS, event(1, now))
+        assert bus.flush(5) and bus.counts["acked"] == 1
+        bus.close()
+        plain = MqttBus(SECTOR, settings(b, "u117"), "plain", None)
+        with pytest.raises(ConnectionError):
+            plain.connect(1.0)
+        plain.close()
+    finally:
+        b.cleanup()
