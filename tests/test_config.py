@@ -88,7 +88,7 @@ def test_errors_name_key_value_and_line(default, old, new, key, value, words) ->
 
 
 def test_device_on_the_wrong_side_is_an_error(default) -> None:
-    text = _mutate(default.text, "lat = 31.340766", "lat = 31.25")
+    text = _mutate(default.text, "lat = 31.340767", "lat = 31.25")
     with pytest.raises(ConfigError, match="far side of the border") as info:
         parse(text, "x.toml")
     assert info.value.key == "towers[0]"

@@ -173,7 +173,7 @@ def test_rendered_masks_are_warm(site):
     checked = 0
     for item in world.run(180.0):
         for o in item.objects:
-            if o.contrast_dn * min(1, o.box[2] - o.box[0]) * min(1, o.box[3] - o.box[1]) < 20:
+            if o.contrast_dn * min(1, o.box[2] - o.box[0]) * min(1, o.box[3] - o.box[1]) < 30:
                 continue
             r, c = o.mask_origin
             h, w = o.mask.shape
