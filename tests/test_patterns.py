@@ -51,32 +51,33 @@ def planted_paths(border):
     rates = corridor_rates(n_seg, [(27, 14.0, 1.2), (9, 6.0, 2.0)], background=0.6)
     rates += np.linspace(0.0, 1.5, n_seg)
     days = 45
-    hourly = night_schedule(peak_hour=3, spread_h=2.5)
+    hourly = night_schedule(peak_hour=3, spread_h=1.0)
     counts = rng.poisson(rates * days)
-    rows = []
-    tid = 0
-    day0 = pd.Timestamp("2024-03-04", tz=TZ)
-    for seg_index, n in enumerate(counts):
-        seg = border.segments[seg_index]
-        for _ in range(n):
-            c = seg.chainage_start_km * 1000 + rng.uniform(5.0, seg.length_m - 5.0)
-            p = border.line.interpolate(c)
-            q = border.line.interpolate(c + 1.0)
-            tx, ty = (q.x - p.x), (q.y - p.y)
-            nx, ny = ty / np.hypot(tx, ty), -tx / np.hypot(tx, ty)
-            # Start 60 m into Mexico and walk 120 m north through the chosen crossing point.
-            s = np.linspace(-60.0, 60.0, 25)
-            wobble = rng.normal(0.0, 1.5, s.size)
-            x = p.x + s * nx + wobble * ny
-            y = p.y + s * ny - wobble * nx
-            start = day0 + pd.Timedelta(
-                days=int(rng.integers(days)),
-                hours=int(rng.choice(24, p=hourly)),
-                seconds=float(rng.uniform(0, 3600)),
-            )
-            t = start.timestamp() + np.arange(s.size) * 4.0 - 12 * 4.0
-            rows.append(pd.DataFrame({"track_id": tid, "t": t, "x": x, "y": y}))
-            tid += 1
+    seg_of = np.repeat(np.arange(n_seg), counts)
+    n = seg_of.size
+    starts = np.array([s.chainage_start_km * 1000 for s in border.segments])
+    lengths = np.array([s.length_m for s in border.segments])
+    c = starts[seg_of] + rng.uniform(5.0, lengths[seg_of] - 5.0)
+    p = shapely.line_interpolate_point(border.line, c)
+    q = shapely.line_interpolate_point(border.line, c + 1.0)
+    tx, ty = shapely.get_x(q) - shapely.get_x(p), shapely.get_y(q) - shapely.get_y(p)
+    norm = np.hypot(tx, ty)
+    nx, ny = ty / norm, -tx / norm
+    # Each walker starts 60 m into Mexico and walks 120 m north through its crossing point.
+    s = np.linspace(-60.0, 60.0, 25)
+    wobble = rng.normal(0.0, 1.5, (n, s.size))
+    x = shapely.get_x(p)[:, None] + s * nx[:, None] + wobble * ny[:, None]
+    y = shapely.get_y(p)[:, None] + s * ny[:, None] - wobble * nx[:, None]
+    local_start = (
+        pd.Timestamp("2024-03-04").value / 1e9
+        + rng.integers(days, size=n) * 86400.0
+        + rng.choice(24, size=n, p=hourly) * 3600.0
+        + rng.uniform(0, 3600, size=n)
+    )
+    utc_start = local_start + 7 * 3600.0  # Phoenix is UTC-7 all year
+    t = utc_start[:, None] + (np.arange(s.size) - 12) * 4.0
+    tid = np.repeat(np.arange(n), s.size)
+    rows = [pd.DataFrame({"track_id": tid, "t": t.ravel(), "x": x.ravel(), "y": y.ravel()})]
     return pd.concat(rows, ignore_index=True), rates
 
 
