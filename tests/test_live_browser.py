@@ -154,8 +154,10 @@ def wait_position(page, track_id: str, lat: float, lon: float) -> None:
 def decorate(s: Scenario, now: float) -> None:
     """The rest of a sector's picture: other tracks, crossings, sensors, a turned camera, the
     aircraft and its footprint, a second alert."""
-    for i, (corridor, cls) in enumerate([(0, "person"), (4, "person"), (5, "animal")]):
-        for step in range(4):
+    for i, (corridor, cls) in enumerate(
+        [(0, "person"), (4, "person"), (5, "animal"), (3, "person")]
+    ):
+        for step in range(6):
             s.group_at(step, track_id=f"g-01{i}", corridor=corridor, cls=cls)
     road = np.asarray(s.site.roads[1].path)
     for i in range(3):
