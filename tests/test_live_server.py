@@ -485,3 +485,23 @@ def test_run_live_needs_a_user(world, tmp_path) -> None:
             users_path=tmp_path / "none.sqlite",
             audit_path=tmp_path / "a.sqlite",
         )
+
+
+def test_local_tile_server_is_drawn_and_allowed_by_the_policy(world, tmp_path) -> None:
+    tiles = "http://127.0.0.1:8089/{z}/{x}/{y}.png"
+    users = UserStore(tmp_path / "u.sqlite", hasher=FAST_HASH)
+    users.add("cmd", "commander", PASSWORDS["cmd"])
+    app = LiveMapApp(
+        world.site, InProcessBus(world.sector), users, AuditLog(":memory:"), tiles_url=tiles
+    )
+    with ServerThread(app) as srv:
+        c = Client(srv.url)
+        c.login("cmd", PASSWORDS["cmd"])
+        page = c.request("GET", "/")
+    assert tiles in page.body.decode()
+    assert (
+        "img-src 'self' data: blob: http://127.0.0.1:8089;"
+        in page.headers["content-security-policy"]
+    )
+    # without one, the page draws no tile layer at all
+    assert "L.tileLayer(" not in world.app.page_html

@@ -47,6 +47,7 @@ from ingest.bus import Bus
 from ingest.schema import AlertAction, Track, topic_for
 from maps.live.audit import AuditLog
 from maps.live.auth import (
+    PERMISSIONS,
     ROLES,
     AuthError,
     LoginThrottle,
@@ -358,21 +359,22 @@ class LiveMapApp(Starlette):
         if not self._same_origin(request):
             return HTMLResponse(login_page(self.sector, "cross-origin login refused"), 403)
         form = await self._form(request)
+        peer = request.client.host if request.client else "-"
         name = form.get("username", "")[:64]
         password = form.get("password", "")
         if self.throttle.locked(name):
-            self.audit.record(name or "-", "login_locked", "", request.client.host)
+            self.audit.record(name or "-", "login_locked", "", peer)
             return HTMLResponse(
                 login_page(self.sector, "too many failed logins; wait a minute"), 429
             )
         user = await run_in_threadpool(self.users.verify, name, password)
         if user is None:
             self.throttle.failed(name)
-            self.audit.record(name or "-", "login_failed", "", request.client.host)
+            self.audit.record(name or "-", "login_failed", "", peer)
             return HTMLResponse(login_page(self.sector, "wrong user name or password"), 401)
         self.throttle.succeeded(name)
         _session, cookie = self.sessions.open(user)
-        self.audit.record(user.name, "login", "", f"role {user.role} from {request.client.host}")
+        self.audit.record(user.name, "login", "", f"role {user.role} from {peer}")
         response = RedirectResponse("/" if user.can("map") else "/admin", status_code=303)
         response.set_cookie(
             COOKIE,
@@ -425,8 +427,6 @@ class LiveMapApp(Starlette):
         if session is None:
             return self._refuse(401, "not logged in: no valid session")
         user = session.user
-        from maps.live.auth import PERMISSIONS
-
         return JSONResponse(
             {
                 "user": user.name,
