@@ -44,7 +44,7 @@ DEFAULT_TRACK_TIMEOUT_S = 120.0
 #: History playback reaches back this far, seconds.
 DEFAULT_HISTORY_S = 4 * 3600.0
 #: One history point per track per this many seconds at most.
-DEFAULT_HISTORY_STEP_S = 2.0
+DEFAULT_HISTORY_STEP_S = 5.0
 #: At most this many alerts are kept (oldest closed first, then oldest).
 MAX_ALERTS = 500
 
