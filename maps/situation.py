@@ -179,3 +179,59 @@ def write_situation_map(
     """Draw a deployment and save it as one self-contained HTML file."""
     m = situation_map(site, tiles_url=tiles_url, tiles_attribution=tiles_attribution or "tiles")
     return save_offline(m, out)
+
+
+CLASS_COLOURS = {"person": "#d7301f", "vehicle": "#2c7fb8", "animal": "#8c6d31", "unknown": "#777"}
+
+
+def add_events(
+    m: folium.Map,
+    track_paths: dict[str, tuple[str, list[tuple[float, float]]]],
+    crossings: list[dict],
+    alerts: list[dict],
+) -> folium.Map:
+    """Draw tracks (class-coloured trails), crossings and alerts on a situation map.
+
+    ``track_paths`` maps a track id to its class and ``(lat, lon)`` trail; ``crossings`` and
+    ``alerts`` are dicts with at least ``lat``, ``lon`` and a label (``segment_id``/``direction``
+    for crossings, ``alert_id``/``kind``/``priority``/``summary`` for alerts).
+    """
+    tracks = folium.FeatureGroup(name="tracks")
+    for tid, (cls, pts) in track_paths.items():
+        if len(pts) < 2:
+            continue
+        folium.PolyLine(
+            pts,
+            color=CLASS_COLOURS.get(cls, "#777"),
+            weight=2,
+            opacity=0.8,
+            class_name="vigil-track",
+            tooltip=f"track {tid} ({cls}), {len(pts)} updates",
+        ).add_to(tracks)
+    tracks.add_to(m)
+    xs = folium.FeatureGroup(name="crossings")
+    for c in crossings:
+        _div_marker(
+            c["lat"],
+            c["lon"],
+            "vigil-crossing",
+            c.get("crossing_id", ""),
+            f"{c.get('direction', '')} crossing on {c.get('segment_id', '')} "
+            f"by {c.get('track_id', '')}",
+            "#ff7f00" if c.get("direction") == "northbound" else "#999",
+            10,
+        ).add_to(xs)
+    xs.add_to(m)
+    al = folium.FeatureGroup(name="alerts")
+    for a in alerts:
+        _div_marker(
+            a["lat"],
+            a["lon"],
+            "vigil-alert",
+            a.get("alert_id", ""),
+            f"P{a.get('priority', '?')} {a.get('kind', '')}: {a.get('summary', '')}",
+            "#e31a1c" if a.get("kind") == "crossing" else "#fd8d3c",
+            16,
+        ).add_to(al)
+    al.add_to(m)
+    return m

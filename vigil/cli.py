@@ -71,8 +71,50 @@ def cmd_map(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Run the embedded demo and say where the results are."""
-    from maps.situation import write_situation_map
+    """Run the whole chain on the shipped deployment and say where the results are."""
+    from vigil.config import ConfigError
+    from vigil.demo import DEMO_START_UTC, demo_settings, print_summary, run_demo
+
+    try:
+        d = _deployment(args.deployment)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    if not (args.hours > 0):
+        print(
+            f"error: --hours {args.hours!r}: expected a positive number of hours", file=sys.stderr
+        )
+        return EXIT_USAGE
+    start = DEMO_START_UTC if args.start is None else _parse_time(args.start)
+    sim = demo_settings(start_time=start, crossing_rate_scale=args.rate_scale, fps=args.fps)
+    out_dir = Path(args.out)
+    summary = run_demo(
+        d, out_dir, hours=args.hours, seed=args.seed, sim=sim, progress=not args.quiet
+    )
+    print_summary(summary, out_dir)
+    return EXIT_OK
+
+
+def _parse_time(text: str) -> float:
+    from datetime import datetime
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        raise SystemExit(f"error: time {text!r} has no time zone; add Z or an offset")
+    return dt.timestamp()
+
+
+# -- simulate ---------------------------------------------------------------------------------
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Write a simulated sector's feeds and truth to files."""
+    from hardware.sim import SimSettings
+    from hardware.sim.files import simulate_to_files
     from vigil.config import ConfigError
 
     try:
@@ -80,11 +122,277 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_DATA
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    map_path = write_situation_map(d.site, out_dir / "map.html", tiles_url=d.config.map.tiles_url)
-    print(f"sector {d.sector}: deployment map written to {map_path.resolve()}")
-    print(f"open it in a browser: file://{map_path.resolve()}")
+    kwargs = {}
+    if args.start is not None:
+        kwargs["start_time"] = _parse_time(args.start)
+    if args.fps is not None:
+        kwargs["frame_rate_hz"] = args.fps
+    if args.towers:
+        kwargs["towers"] = tuple(args.towers.split(","))
+    if args.no_video:
+        kwargs["cameras"] = "truth"
+    settings = SimSettings(**kwargs)
+    manifest = simulate_to_files(
+        d.site, settings, args.minutes, args.seed, Path(args.out), progress=not args.quiet
+    )
+    counts = manifest.get("counts", {})
+    print(
+        f"simulated {args.minutes:g} min of sector {d.sector} (seed {args.seed}) "
+        f"into {Path(args.out).resolve()}"
+    )
+    for k, v in counts.items():
+        print(f"  {k}: {v}")
+    return EXIT_OK
+
+
+# -- detect -----------------------------------------------------------------------------------
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    """Detect motion in a video file or image sequence."""
+    from detection.background import DetectionError
+    from detection.detector import DetectorConfig
+    from detection.video import VideoInputError, load_camera_config, run_detect
+
+    geometry = None
+    fps = args.fps
+    start = _parse_time(args.start) if args.start is not None else None
+    try:
+        if args.camera_config:
+            setup = load_camera_config(args.camera_config)
+            geometry = setup.geometry
+            fps = fps or setup.fps
+            start = start if start is not None else setup.start_time
+        elif args.tower:
+            from detection.objects import CameraGeometry
+            from geo.site import tower_camera
+            from vigil.config import ConfigError
+
+            try:
+                d = _deployment(args.deployment)
+            except ConfigError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return EXIT_DATA
+            towers = {t.id: t for t in d.config.towers}
+            if args.tower not in towers:
+                print(
+                    f"error: --tower {args.tower!r}: not in the deployment; have {sorted(towers)}",
+                    file=sys.stderr,
+                )
+                return EXIT_USAGE
+            frame = d.site.frame()
+            geometry = CameraGeometry(tower_camera(towers[args.tower], frame), frame, args.tower)
+        config = DetectorConfig.for_tower() if args.tower_settings else DetectorConfig()
+        summary = run_detect(
+            args.input, args.out, geometry, args.masks, config=config, fps=fps, start_time=start
+        )
+    except VideoInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    except DetectionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    print(
+        f"{summary.frames} frames, {summary.detections} detections written to "
+        f"{Path(args.out).resolve()}"
+        + (f"; {summary.masks_written} masks in {Path(args.masks).resolve()}" if args.masks else "")
+    )
+    return EXIT_OK
+
+
+# -- track ------------------------------------------------------------------------------------
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    """Track detections from a CSV file."""
+    from tracks.csvfile import CsvError, run_track
+
+    centre = None
+    if args.centre:
+        try:
+            lat, lon = (float(v) for v in args.centre.split(","))
+        except ValueError:
+            print(f"error: --centre {args.centre!r}: expected LAT,LON in degrees", file=sys.stderr)
+            return EXIT_USAGE
+        centre = (lat, lon)
+    try:
+        s = run_track(args.detections, args.out, args.frame, centre=centre)
+    except CsvError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    print(
+        f"{s.detections} detections in {s.batches} batches -> {s.tracks} confirmed tracks, "
+        f"{s.rows_written} rows written to {Path(args.out).resolve()}"
+    )
+    return EXIT_OK
+
+
+# -- analyze ----------------------------------------------------------------------------------
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Planners' analyses of a crossing table, or of an aggregate counts table."""
+    from geo.patterns.io import PatternInputError
+
+    out = Path(args.out)
+    try:
+        if args.input[0] == "counts":
+            from maps.report import analyze_counts
+
+            if len(args.input) != 2 or not (args.time and args.group and args.value):
+                print(
+                    "error: usage: vigil analyze counts CSV --time COL --group COL "
+                    "--value COL --out DIR",
+                    file=sys.stderr,
+                )
+                return EXIT_USAGE
+            analyze_counts(
+                args.input[1],
+                args.time,
+                args.group,
+                args.value,
+                out,
+                dask=args.dask,
+                year_start_month=args.year_start_month,
+                busiest_year_start_month=args.year_start_month,
+            )
+        else:
+            from maps.report import analyze_crossings
+            from vigil.config import ConfigError
+
+            if len(args.input) != 1:
+                print(
+                    "error: give one crossing table (CSV, GeoParquet, GeoPackage or the store)",
+                    file=sys.stderr,
+                )
+                return EXIT_USAGE
+            try:
+                d = _deployment(args.deployment)
+            except ConfigError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return EXIT_DATA
+            analyze_crossings(
+                args.input[0],
+                out,
+                border=d.site.border(),
+                timezone=d.site.sector.timezone,
+                dask=args.dask,
+            )
+    except (PatternInputError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    written = sorted(p.name for p in out.iterdir() if p.is_file())
+    print(f"analysis written to {out.resolve()}: {', '.join(written)}")
+    return EXIT_OK
+
+
+# -- edge adapters ----------------------------------------------------------------------------
+
+
+def _edge_bus(args: argparse.Namespace, sector: str, client_id: str):
+    from ingest.bus import InProcessBus
+
+    if args.broker is None:
+        return InProcessBus(sector)
+    from ingest.mqtt import MqttBus, MqttSettings
+
+    host, _, port = args.broker.partition(":")
+    settings = MqttSettings.from_env(host=host or "127.0.0.1", port=int(port or 1883))
+    bus = MqttBus(
+        sector, settings, client_id, outbox_path=Path(args.state_dir) / f"{client_id}.outbox"
+    )
+    return bus.connect(30.0)
+
+
+def cmd_edge(args: argparse.Namespace) -> int:
+    """Run a device adapter: read a device's output and publish wire messages."""
+    from vigil.config import ConfigError
+
+    try:
+        d = _deployment(args.deployment)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    sector = d.sector
+    Path(args.state_dir).mkdir(parents=True, exist_ok=True)
+    if args.device == "ugs":
+        from hardware.ugs import GatewaySourceError, run_ugs_edge
+
+        bus = _edge_bus(args, sector, args.client_id or "edge-ugs")
+        try:
+            counts = run_ugs_edge(args.source, bus, sector, follow=args.follow)
+        except GatewaySourceError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_DATA
+        finally:
+            _close(bus)
+        print(
+            f"{counts.published} gateway lines published ({counts.unroutable} unroutable); "
+            f"quarantined: {dict(bus.quarantine_counts)}"
+        )
+        return EXIT_OK
+    if args.device == "uas":
+        from hardware.uas import MavlinkSourceError, run_uas_edge
+
+        aircraft = args.id or (d.config.aircraft[0].id if d.config.aircraft else "uas1")
+        bus = _edge_bus(args, sector, args.client_id or f"edge-{aircraft}")
+        try:
+            counts = run_uas_edge(args.source, bus, sector, aircraft, follow=args.follow)
+        except MavlinkSourceError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_DATA
+        finally:
+            _close(bus)
+        print(
+            f"{counts.telemetry} telemetry messages published from {counts.messages} "
+            f"MAVLink messages; skipped: {dict(counts.skipped)}"
+        )
+        return EXIT_OK
+    print(f"error: edge device {args.device!r} is not available yet", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _close(bus) -> None:
+    flush = getattr(bus, "flush", None)
+    if flush is not None:
+        flush(30.0)
+    bus.close()
+
+
+# -- record / replay --------------------------------------------------------------------------
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    """Record everything on a sector's topics from a broker."""
+    from ingest.mqtt import MqttSettings
+    from ingest.recording import record
+
+    host, _, port = args.broker.partition(":")
+    settings = MqttSettings.from_env(host=host or "127.0.0.1", port=int(port or 1883))
+    s = record(
+        settings, args.sector, args.out, duration_s=args.seconds, max_messages=args.max_messages
+    )
+    print(f"recorded {s.messages} messages to {Path(args.out).resolve()}")
+    return EXIT_OK
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Publish a recording back to a broker with its original timing scaled."""
+    import math
+
+    from ingest.mqtt import MqttBus, MqttSettings
+    from ingest.recording import read_recording, replay
+
+    host, _, port = args.broker.partition(":")
+    settings = MqttSettings.from_env(host=host or "127.0.0.1", port=int(port or 1883))
+    first = next(iter(read_recording(args.file)), None)
+    sector = args.sector or (first.topic.split("/")[2] if first is not None else "replay")
+    bus = MqttBus(sector, settings, args.client_id).connect(30.0)
+    try:
+        s = replay(args.file, bus, math.inf if args.speed == 0 else args.speed)
+    finally:
+        _close(bus)
+    print(f"replayed {s.published} messages from {args.file}")
     return EXIT_OK
 
 
@@ -143,14 +451,164 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo",
-        help="run the embedded demo on the shipped deployment",
-        description="Run the embedded demo on the shipped Tucson deployment and write results.",
+        help="run the whole chain on a simulated sector",
+        description=(
+            "Simulate the shipped Tucson deployment (towers, ground sensors, aircraft, walkers, "
+            "traffic, animals) and run every stage in one process: motion detection, fusion "
+            "and tracking, crossing detection, alerts, the store, the map and the planners' "
+            "report. Writes map.html, report.html, events.gpkg and summary.json and prints "
+            "the truth-scored summary. By default it starts at 02:00 local time with crossing "
+            "rates scaled up, so that a short run shows something."
+        ),
     )
     p.add_argument("--deployment", metavar="FILE", help="deployment TOML (default: the demo's)")
     p.add_argument(
         "--out", metavar="DIR", default="demo-out", help="output folder (default demo-out)"
     )
+    p.add_argument("--hours", type=float, default=0.1, help="simulated hours (default 0.1)")
+    p.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
+    p.add_argument("--start", metavar="TIME", help="start, ISO 8601 with zone or epoch seconds")
+    p.add_argument(
+        "--rate-scale", type=float, default=20.0, help="crossing-rate multiplier (default 20)"
+    )
+    p.add_argument("--fps", type=float, default=2.0, help="tower camera frame rate (default 2)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "simulate",
+        help="write a simulated sector's feeds and truth to files",
+        description=(
+            "Simulate a sector and write its feeds as files: cameras/{tower}.avi (lossless "
+            "FFV1), ugs.jsonl, uas.tlog (MAVLink), truth/ and manifest.json. The same seed "
+            "gives the same files byte for byte."
+        ),
+    )
+    p.add_argument("--deployment", metavar="FILE", help="deployment TOML (default: the demo's)")
+    p.add_argument("--minutes", type=float, required=True, help="simulated minutes")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--out", metavar="DIR", required=True, help="output folder")
+    p.add_argument("--start", metavar="TIME", help="start, ISO 8601 with zone or epoch seconds")
+    p.add_argument("--fps", type=float, help="camera frame rate override")
+    p.add_argument("--towers", metavar="IDS", help="comma-separated towers to render (default all)")
+    p.add_argument("--no-video", action="store_true", help="camera truth only, no video files")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser(
+        "detect",
+        help="detect motion in a video file or image sequence",
+        description=(
+            "Detect moving objects in a video (any file OpenCV reads, or an image sequence "
+            "pattern such as input/in%%06d.jpg). With a camera model (--camera-config FILE, "
+            "or --tower ID from the deployment) each line of the output is a CameraDetection "
+            "with its ground position; without one, a pixel detection. --masks DIR writes each "
+            "frame's foreground mask as DIR/%%06d.png. A corrupt or truncated input stops with "
+            "an error naming the frame, after the earlier frames were written."
+        ),
+    )
+    p.add_argument("input", help="video file or image-sequence pattern")
+    p.add_argument("--out", required=True, metavar="JSONL", help="detections, one per line")
+    p.add_argument("--masks", metavar="DIR", help="write foreground masks here")
+    p.add_argument("--camera-config", metavar="FILE", help="camera TOML (see detection/video.py)")
+    p.add_argument("--tower", metavar="ID", help="use this tower of the deployment as the camera")
+    p.add_argument("--deployment", metavar="FILE", help="deployment TOML for --tower")
+    p.add_argument("--fps", type=float, help="frame rate when the input does not say")
+    p.add_argument("--start", metavar="TIME", help="time of the first frame (default: file time)")
+    p.add_argument("--tower-settings", action="store_true", help="thermal tower detector settings")
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser(
+        "track",
+        help="track detections from a CSV file",
+        description=(
+            "Track detections from CSV (columns t,x,y in local metres, or t,lat,lon; optional "
+            "sensor and sigma) and write t,track_id,x,y,vx,vy (or lat,lon) for confirmed tracks. "
+            "A bad row stops with an error naming the line and the column."
+        ),
+    )
+    p.add_argument("detections", help="detections CSV")
+    p.add_argument("--out", required=True, metavar="CSV", help="tracks CSV")
+    p.add_argument("--frame", choices=("local", "wgs84"), default="local", help="output frame")
+    p.add_argument(
+        "--centre", metavar="LAT,LON", help="centre of the tracking frame for wgs84 input"
+    )
+    p.set_defaults(func=cmd_track)
+
+    p = sub.add_parser(
+        "analyze",
+        help="planners' analyses of crossings or aggregate counts",
+        description=(
+            "vigil analyze INPUT --out DIR: crossings per segment and period, time-of-day and "
+            "weekday profiles, STL trend, Gi* hotspots, H3 cells, displacement and coverage, "
+            "written as report.html, segments.gpkg, hotspots.gpkg and summary.json. INPUT is a "
+            "CSV, GeoParquet, GeoPackage or the SQLite store. "
+            "vigil analyze counts CSV --time COL --group COL --value COL --out DIR: the same for "
+            "an aggregate table, plus seasonality.json."
+        ),
+    )
+    p.add_argument("input", nargs="+", help="INPUT, or: counts CSV")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--deployment", metavar="FILE", help="deployment TOML whose border to use")
+    p.add_argument("--time", metavar="COL", help="counts: the time column")
+    p.add_argument("--group", metavar="COL", help="counts: the area column")
+    p.add_argument("--value", metavar="COL", help="counts: the count column")
+    p.add_argument(
+        "--year-start-month",
+        type=int,
+        default=1,
+        help="counts: first month of the year (10 for US fiscal years)",
+    )
+    p.add_argument("--dask", metavar="ADDRESS", help="run on Dask: 'local' or a scheduler address")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser(
+        "edge",
+        help="run a device adapter (ugs, uas)",
+        description=(
+            "Read a device's output and publish wire messages: 'ugs' reads the ground-sensor "
+            "gateway's JSON lines (file, tcp://host:port, serial:///dev/ttyUSB0, or - for "
+            "stdin); 'uas' reads MAVLink (a tlog file or udpin:0.0.0.0:14550). With --broker "
+            "the messages go to MQTT (credentials from VIGIL_MQTT_USER/VIGIL_MQTT_PASSWORD), "
+            "otherwise they are validated in process and counted."
+        ),
+    )
+    p.add_argument("device", choices=("ugs", "uas"), help="which adapter")
+    p.add_argument("source", help="where the device's output comes from")
+    p.add_argument("--deployment", metavar="FILE", help="deployment TOML (default: the demo's)")
+    p.add_argument("--broker", metavar="HOST:PORT", help="MQTT broker")
+    p.add_argument("--id", help="device id (uas: the aircraft)")
+    p.add_argument("--client-id", help="MQTT client id")
+    p.add_argument("--state-dir", default=".vigil-edge", help="outbox folder (default .vigil-edge)")
+    p.add_argument("--follow", action="store_true", help="keep reading a live source")
+    p.set_defaults(func=cmd_edge)
+
+    p = sub.add_parser(
+        "record",
+        help="record a sector's topics from a broker",
+        description="Write everything on vigil/v1/{sector}/# to a recording file (JSON lines).",
+    )
+    p.add_argument("--sector", required=True)
+    p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument("--broker", default="127.0.0.1:1883", metavar="HOST:PORT")
+    p.add_argument("--seconds", type=float, help="stop after this long")
+    p.add_argument("--max-messages", type=int, help="stop after this many")
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser(
+        "replay",
+        help="publish a recording back with its timing",
+        description=(
+            "Publish a recording to a broker with the original gaps divided by --speed "
+            "(0: no waits)."
+        ),
+    )
+    p.add_argument("file")
+    p.add_argument("--speed", type=float, default=1.0)
+    p.add_argument("--broker", default="127.0.0.1:1883", metavar="HOST:PORT")
+    p.add_argument("--sector", help="sector (default: from the recording)")
+    p.add_argument("--client-id", default="vigil-replay")
+    p.set_defaults(func=cmd_replay)
     return parser
 
 

@@ -1,0 +1,173 @@
+"""Scoring a pipeline's output against the simulator's truth.
+
+What is scored, and how:
+
+- **crossing-alert recall**: of the true northbound crossings by people whose crossing point
+  lies inside sensor coverage (a tower footprint or a ground sensor's disc), the fraction with
+  a crossing alert raised within ``match_radius_m`` of the crossing point and between
+  ``-early_s`` and ``+late_s`` of its time. Several groups merged into one alert by design
+  (one group, one alert) all count as alerted;
+- **false crossing alerts**: crossing alerts that match no true northbound person crossing at
+  all (inside coverage or not), per 10 km of border per day;
+- **ID switches per crossing group**: each second, every group of people is matched to the
+  nearest confirmed track within ``track_match_m`` of its centre (one to one, Hungarian); a
+  change of matched track id is a switch;
+- **animal classification**: of the seconds an animal is matched to a confirmed track, the
+  fraction in which the track's class is ``animal``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+from scipy.optimize import linear_sum_assignment
+from shapely.geometry.base import BaseGeometry
+
+from .movers import CrossingTruth, MoverStates
+
+
+@dataclass
+class TrackSample:
+    """A confirmed track at one time, in the local frame (metres)."""
+
+    track_id: str
+    x: float
+    y: float
+    class_guess: str
+
+
+@dataclass
+class Scorer:
+    """Accumulates truth-versus-track matches during a run, then scores alerts at the end."""
+
+    track_match_m: float = 50.0
+    animal_match_m: float = 30.0
+    match_radius_m: float = 600.0
+    early_s: float = 60.0
+    late_s: float = 900.0
+    group_last: dict[str, str] = field(default_factory=dict)
+    group_switches: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    group_matched_s: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    animal_seconds: int = 0
+    animal_as_animal: int = 0
+    animal_tracks: set[str] = field(default_factory=set)
+
+    def observe(self, states: MoverStates, tracks: list[TrackSample]) -> None:
+        """Match groups and animals to confirmed tracks at one time."""
+        if not tracks or len(states) == 0:
+            return
+        tx = np.array([t.x for t in tracks])
+        ty = np.array([t.y for t in tracks])
+        classes = np.asarray(states.classes)
+        groups = np.asarray(states.groups)
+        people = (classes == "person") & (groups != "")
+        if people.any():
+            gids, inv = np.unique(groups[people], return_inverse=True)
+            gx = np.bincount(inv, weights=states.x[people]) / np.bincount(inv)
+            gy = np.bincount(inv, weights=states.y[people]) / np.bincount(inv)
+            for gi, ti in _assign(gx, gy, tx, ty, self.track_match_m):
+                gid, tid = str(gids[gi]), tracks[ti].track_id
+                self.group_matched_s[gid] += 1
+                last = self.group_last.get(gid)
+                if last is not None and last != tid:
+                    self.group_switches[gid] += 1
+                self.group_last[gid] = tid
+        animals = classes == "animal"
+        if animals.any():
+            ax, ay = states.x[animals], states.y[animals]
+            for _ai, ti in _assign(ax, ay, tx, ty, self.animal_match_m):
+                self.animal_seconds += 1
+                self.animal_tracks.add(tracks[ti].track_id)
+                self.animal_as_animal += tracks[ti].class_guess == "animal"
+
+    def id_switches_per_group(self, crossing_groups: set[str]) -> tuple[float, int, int]:
+        """ID switches per crossing group that was tracked: (ratio, switches, groups)."""
+        tracked = [g for g in crossing_groups if self.group_matched_s.get(g, 0) > 0]
+        switches = sum(self.group_switches.get(g, 0) for g in tracked)
+        return (switches / len(tracked) if tracked else math.nan), switches, len(tracked)
+
+
+def _assign(ax, ay, tx, ty, max_m: float) -> list[tuple[int, int]]:
+    d = np.hypot(ax[:, None] - tx[None, :], ay[:, None] - ty[None, :])
+    near = d <= max_m
+    if not near.any():
+        return []
+    rows = np.flatnonzero(near.any(axis=1))
+    cols = np.flatnonzero(near.any(axis=0))
+    sub = d[np.ix_(rows, cols)]
+    cost = np.where(sub <= max_m, sub, 1e9)
+    r, c = linear_sum_assignment(cost)
+    return [(int(rows[i]), int(cols[j])) for i, j in zip(r, c, strict=True) if cost[i, j] < 1e9]
+
+
+@dataclass(frozen=True)
+class AlertPoint:
+    """A crossing alert when it was raised: id, time (UTC s), position (local m)."""
+
+    alert_id: str
+    time: float
+    x: float
+    y: float
+
+
+def score_crossing_alerts(
+    truth: list[CrossingTruth],
+    alerts: list[AlertPoint],
+    coverage: BaseGeometry | None,
+    border_km: float,
+    duration_s: float,
+    *,
+    match_radius_m: float = 600.0,
+    early_s: float = 60.0,
+    late_s: float = 900.0,
+) -> dict:
+    """Recall of crossing alerts over true northbound person crossings inside coverage, and
+    false crossing alerts per 10 km of border per day (see the module docstring)."""
+    people_north = [c for c in truth if c.direction == "northbound" and c.cls == "person"]
+    if coverage is not None and people_north:
+        inside = shapely.contains_xy(
+            coverage, [c.x for c in people_north], [c.y for c in people_north]
+        )
+    else:
+        inside = np.ones(len(people_north), dtype=bool)
+    ax = np.array([a.x for a in alerts])
+    ay = np.array([a.y for a in alerts])
+    at = np.array([a.time for a in alerts])
+
+    def matches(c: CrossingTruth) -> np.ndarray:
+        if not alerts:
+            return np.zeros(0, dtype=bool)
+        dt = at - c.time
+        return (np.hypot(ax - c.x, ay - c.y) <= match_radius_m) & (dt >= -early_s) & (dt <= late_s)
+
+    used = np.zeros(len(alerts), dtype=bool)
+    alerted = []
+    for c, inn in zip(people_north, inside, strict=True):
+        m = matches(c)
+        if m.size:
+            used |= m
+        if inn:
+            alerted.append(bool(m.any()))
+    in_cov = int(np.sum(inside))
+    recalled = int(sum(alerted))
+    false = int((~used).sum()) if alerts else 0
+    days = duration_s / 86400.0
+    per = false / (border_km / 10.0) / days if days > 0 and border_km > 0 else math.nan
+    return {
+        "true_northbound_person_crossings": len(people_north),
+        "inside_coverage": in_cov,
+        "alerted": recalled,
+        "alert_recall": recalled / in_cov if in_cov else math.nan,
+        "crossing_alerts": len(alerts),
+        "false_crossing_alerts": false,
+        "false_alerts_per_10km_day": per,
+        "unalerted": [
+            {"crossing_id": c.crossing_id, "time": c.time, "segment_id": c.segment_id}
+            for c, inn in zip(people_north, inside, strict=True)
+            if inn and not matches(c).any()
+        ][:50],
+    }

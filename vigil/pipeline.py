@@ -1,0 +1,381 @@
+"""The whole chain in one process: simulator -> detection -> fusion -> crossings -> alerts ->
+store, map and report, over the in-process bus, faster than real time.
+
+This module only wires stages together (``vigil`` holds no algorithms): every decision is
+made in ``detection``, ``tracks``, ``geo`` and ``alerts``; the truth comparison in
+``hardware.sim.scoring``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import shapely
+
+from alerts.engine import AlertEngine
+from alerts.rules import AlertRules
+from alerts.service import AlertService
+from alerts.store import EventStore
+from detection.detector import DetectorConfig, MotionDetector
+from detection.objects import CameraGeometry
+from geo.crossing_monitor import CrossingMonitor
+from geo.site import Site
+from hardware.sim import CameraFrame, SimSettings, TelemetryItem, UasDetection, UgsMessage, World
+from hardware.sim.scoring import AlertPoint, Scorer, TrackSample, score_crossing_alerts
+from hardware.ugs import route
+from ingest.bus import InProcessBus
+from ingest.schema import (
+    Alert,
+    CameraCommand,
+    CameraDetection,
+    Crossing,
+    SensorEvent,
+    Telemetry,
+    Track,
+    Wire,
+    topic_for,
+)
+from tracks.config import TrackerConfig
+from tracks.fusion import FusionTracker, GroundSensorSite
+from tracks.store import TrackStore
+
+
+@dataclass
+class RunStats:
+    """Counts and timings of one run."""
+
+    frames: int = 0
+    detections: int = 0
+    ugs_messages: int = 0
+    telemetry: int = 0
+    uas_detections: int = 0
+    track_messages: int = 0
+    crossings: int = 0
+    cues: int = 0
+    detect_s: float = 0.0
+    wall_s: float = 0.0
+    kinds: Counter[str] = field(default_factory=Counter)
+
+
+class Pipeline:
+    """Wire a simulated sector through every stage.
+
+    Parameters
+    ----------
+    site
+        The deployment's physical layout.
+    sim
+        Simulator settings (rates, camera rendering, nuisances).
+    seed
+        Simulation seed: the same seed gives the same run.
+    store_dir
+        Where the SQLite stores go (``None`` keeps them in memory).
+    tracker, rules, detector
+        Stage settings (defaults when omitted).
+    tick_s
+        How often tracks are published and crossings checked, seconds of sim time.
+    """
+
+    def __init__(
+        self,
+        site: Site,
+        sim: SimSettings,
+        seed: int,
+        *,
+        store_dir: Path | None = None,
+        tracker: TrackerConfig | None = None,
+        rules: AlertRules | None = None,
+        detector: DetectorConfig | None = None,
+        tick_s: float = 1.0,
+    ) -> None:
+        self.site = site
+        self.sector = site.sector.name
+        self.frame = site.frame()
+        self.border = site.border(self.frame)
+        self.world = World(site, sim, seed)
+        self.now = float(sim.start_time)
+        self.bus = InProcessBus(self.sector, clock=lambda: self.now)
+        self.detector_config = detector or DetectorConfig.for_tower()
+        self.detectors: dict[str, MotionDetector] = {}
+        self._pointing: dict[str, tuple[float, float]] = {}
+        sensors = {}
+        if site.sensors:
+            sx, sy = self.frame.to_local(
+                [s.lat for s in site.sensors], [s.lon for s in site.sensors]
+            )
+            for s, x, y in zip(site.sensors, sx, sy, strict=True):
+                sensors[s.id] = GroundSensorSite(float(x), float(y), s.radius_m)
+        self.fusion = FusionTracker(self.frame, tracker or TrackerConfig(), ground_sensors=sensors)
+        self.monitor = CrossingMonitor(self.border)
+        self.engine = AlertEngine(site, rules)
+        self.alerts = AlertService(self.engine, self.bus, on_command=self._cue)
+        db = store_dir if store_dir is not None else None
+        self.tracks_store = TrackStore(db / "tracks.sqlite" if db else ":memory:")
+        self.events = EventStore(db / "events.sqlite" if db else ":memory:")
+        self.scorer = Scorer()
+        self.tick_s = tick_s
+        self._next_tick = self.now + tick_s
+        self._crossing_n = 0
+        self.stats = RunStats()
+        self.alert_points: list[AlertPoint] = []
+        self.track_log: list[tuple[str, float, float, float, str]] = []
+        self.crossing_log: list[Crossing] = []
+        self.detection_log: list[CameraDetection] = []
+        self._alert_buffer: list[Alert] = []
+        self._track_buffer: list[Track] = []
+        base = f"vigil/v1/{self.sector}"
+        self.bus.subscribe(f"{base}/cam/+/detections", self._to_fusion)
+        self.bus.subscribe(f"{base}/ugs/+/events", self._to_fusion)
+        self.bus.subscribe(f"{base}/uas/+/telemetry", self._to_fusion)
+        self.bus.subscribe(f"{base}/alerts", self._on_alert)
+
+    # -- bus handlers -------------------------------------------------------------------------
+    def _to_fusion(self, topic: str, msg: Wire) -> None:
+        if isinstance(msg, CameraDetection | SensorEvent | Telemetry):
+            self.fusion.ingest(msg)
+
+    def _on_alert(self, topic: str, msg: Wire) -> None:
+        if not isinstance(msg, Alert):
+            return
+        self._alert_buffer.append(msg)
+        if msg.kind == "crossing" and msg.state == "new":
+            x, y = self.frame.to_local([msg.lat], [msg.lon])
+            self.alert_points.append(AlertPoint(msg.alert_id, msg.time, float(x[0]), float(y[0])))
+
+    def _cue(self, cmd: CameraCommand) -> None:
+        if cmd.camera in self.world.views:
+            self.world.point_camera(cmd.camera, cmd.pan_deg, cmd.tilt_deg)
+            self.stats.cues += 1
+
+    # -- the run ------------------------------------------------------------------------------
+    def run(self, duration_s: float, progress: bool = False) -> RunStats:
+        """Run the chain over ``duration_s`` seconds of simulated time."""
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=round(duration_s), unit="sim s", desc=f"{self.sector} demo", leave=False
+            )
+        t_start = self.now
+        wall0 = time.perf_counter()
+        shown = 0
+        for item in self.world.run(duration_s):
+            while item.time >= self._next_tick:
+                self._tick(self._next_tick)
+                self._next_tick += self.tick_s
+            self.now = item.time
+            self._feed(item)
+            if bar is not None and item.time - t_start - shown >= 1.0:
+                step = int(item.time - t_start) - shown
+                bar.update(step)
+                shown += step
+        end = t_start + duration_s
+        while self._next_tick <= end:
+            self._tick(self._next_tick)
+            self._next_tick += self.tick_s
+        self.now = end
+        self._flush_stores()
+        if bar is not None:
+            bar.update(round(duration_s) - shown)
+            bar.close()
+        self.stats.wall_s += time.perf_counter() - wall0
+        return self.stats
+
+    def _feed(self, item) -> None:
+        s = self.stats
+        if isinstance(item, CameraFrame):
+            s.frames += 1
+            if item.image is None:
+                return
+            det = self._detector(item)
+            t0 = time.perf_counter()
+            result = det.process(item.image, item.time, item.frame)
+            s.detect_s += time.perf_counter() - t0
+            for d in result.detections:
+                s.detections += 1
+                self.detection_log.append(d)
+                self.bus.publish(topic_for(self.sector, d), d)
+        elif isinstance(item, UgsMessage):
+            s.ugs_messages += 1
+            topic, _ = route(self.sector, item.payload)
+            self.bus.publish(topic, item.payload)
+        elif isinstance(item, TelemetryItem):
+            s.telemetry += 1
+            self.bus.publish(topic_for(self.sector, item.message), item.message)
+        elif isinstance(item, UasDetection):
+            s.uas_detections += 1
+            self.detection_log.append(item.message)
+            self.bus.publish(topic_for(self.sector, item.message), item.message)
+
+    def _detector(self, item: CameraFrame) -> MotionDetector:
+        cam = self.world.camera(item.tower)
+        pointing = (round(cam.pan_deg, 3), round(cam.tilt_deg, 3))
+        det = self.detectors.get(item.tower)
+        h, w = item.image.shape[:2]
+        if cam.width != w or cam.height != h:
+            from dataclasses import replace
+
+            cam = replace(cam, width=w, height=h)
+        geometry = CameraGeometry(cam, self.frame, item.tower)
+        if det is None:
+            det = self.detectors[item.tower] = MotionDetector(
+                (h, w), self.detector_config, geometry, camera_id=item.tower
+            )
+            self._pointing[item.tower] = pointing
+        elif self._pointing[item.tower] != pointing:
+            det.set_geometry(geometry)
+            self._pointing[item.tower] = pointing
+        return det
+
+    def _tick(self, t: float) -> None:
+        self.now = t
+        self.fusion.flush()
+        msgs = self.fusion.track_messages()
+        live = [m for m in msgs if m.state != "ended"]
+        for m in msgs:
+            self.bus.publish(topic_for(self.sector, m), m)
+        self.stats.track_messages += len(msgs)
+        self._track_buffer.extend(msgs)
+        samples: list[TrackSample] = []
+        if live:
+            x, y = self.frame.to_local([m.lat for m in live], [m.lon for m in live])
+            ids = [m.track_id for m in live]
+            for m, xi, yi in zip(live, x, y, strict=True):
+                samples.append(TrackSample(m.track_id, float(xi), float(yi), m.class_guess))
+                self.track_log.append((m.track_id, m.time, float(xi), float(yi), m.class_guess))
+            for ev in self.monitor.update(ids, [m.time for m in live], x, y):
+                lat, lon = self.frame.to_wgs84([ev.x], [ev.y])
+                self._crossing_n += 1
+                c = Crossing(
+                    crossing_id=f"{self.sector}-X{self._crossing_n:06d}",
+                    track_id=ev.track_id,
+                    time=ev.time,
+                    segment_id=ev.segment_id,
+                    direction=ev.direction,  # type: ignore[arg-type]
+                    lat=float(lat[0]),
+                    lon=float(lon[0]),
+                )
+                self.crossing_log.append(c)
+                self.stats.crossings += 1
+                self.bus.publish(topic_for(self.sector, c), c)
+        for m in msgs:
+            if m.state == "ended":
+                self.monitor.forget(m.track_id)
+        self.scorer.observe(self.world.states(t), samples)
+        if int(t) % 60 == 0:
+            self.alerts.tick(t)
+        if len(self._track_buffer) > 5000:
+            self._flush_stores()
+
+    def _flush_stores(self) -> None:
+        self.tracks_store.write(self._track_buffer)
+        self._track_buffer.clear()
+        self.events.write_alerts(self._alert_buffer)
+        self._alert_buffer.clear()
+        self.events.write_crossings(self.crossing_log[-1000:])
+
+    # -- results ------------------------------------------------------------------------------
+    def coverage(self):
+        """Union of the towers' footprints and the ground sensors' discs (local metres)."""
+        polys = [self.world.camera(t).footprint() for t in self.world.views]
+        for s in self.site.sensors:
+            x, y = self.frame.to_local([s.lat], [s.lon])
+            polys.append(shapely.Point(float(x[0]), float(y[0])).buffer(s.radius_m))
+        return shapely.union_all(polys) if polys else None
+
+    def summary(self, duration_s: float) -> dict:
+        """Scores against the truth and the run's throughput, as a JSON-ready dict."""
+        truth = self.world.crossings()
+        cov = self.coverage()
+        alerts = score_crossing_alerts(
+            truth, self.alert_points, cov, self.border.length_m / 1000.0, duration_s
+        )
+        north_groups = {
+            c.group_id for c in truth if c.direction == "northbound" and c.cls == "person"
+        }
+        ratio, switches, tracked = self.scorer.id_switches_per_group(north_groups)
+        lat = np.asarray(self.alerts.latencies_s) * 1000.0
+        s = self.stats
+        detected_north = sum(c.direction == "northbound" for c in self.crossing_log)
+        msgs = self.bus.counts["published"]
+        return {
+            "sector": self.sector,
+            "simulated_s": duration_s,
+            "wall_s": round(s.wall_s, 3),
+            "speed_x_real_time": round(duration_s / s.wall_s, 2) if s.wall_s else None,
+            "crossings": {
+                "true_all": len(truth),
+                "true_northbound_person": alerts["true_northbound_person_crossings"],
+                "detected": len(self.crossing_log),
+                "detected_northbound": detected_north,
+            },
+            "alerts": {k: v for k, v in alerts.items() if k != "unalerted"},
+            "unalerted_crossings": alerts["unalerted"],
+            "alert_kinds": dict(
+                Counter(
+                    k[len("alert_") :]
+                    for k in self.engine.counts.elements()
+                    if k.startswith("alert_") and k != "alert_updates"
+                )
+            ),
+            "engine_counts": dict(self.engine.counts),
+            "id_switches_per_crossing_group": ratio,
+            "id_switches": switches,
+            "crossing_groups_tracked": tracked,
+            "animal_classified_as_animal": (
+                self.scorer.animal_as_animal / self.scorer.animal_seconds
+                if self.scorer.animal_seconds
+                else math.nan
+            ),
+            "animal_track_seconds": self.scorer.animal_seconds,
+            "latency_ms": {
+                "alerts": int(lat.size),
+                "p50": float(np.percentile(lat, 50)) if lat.size else None,
+                "p99": float(np.percentile(lat, 99)) if lat.size else None,
+                "max": float(lat.max()) if lat.size else None,
+            },
+            "throughput": {
+                "frames": s.frames,
+                "frames_per_s": round(s.frames / s.wall_s, 1) if s.wall_s else None,
+                "detect_ms_per_frame": round(1000 * s.detect_s / s.frames, 3) if s.frames else None,
+                "messages": msgs,
+                "messages_per_s": round(msgs / s.wall_s, 1) if s.wall_s else None,
+                "camera_detections": s.detections,
+                "uas_detections": s.uas_detections,
+                "ugs_messages": s.ugs_messages,
+                "telemetry": s.telemetry,
+                "track_messages": s.track_messages,
+                "camera_cues": s.cues,
+            },
+            "quarantine": dict(self.bus.quarantine_counts),
+            "fusion_dropped_late": self.fusion.dropped_late,
+        }
+
+    def close(self) -> None:
+        """Release the simulator and the stores."""
+        self._flush_stores()
+        self.world.close()
+        self.tracks_store.close()
+        self.events.close()
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write a summary with NaN as null (strict JSON)."""
+
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    path.write_text(json.dumps(clean(data), indent=2, sort_keys=False) + "\n", encoding="utf-8")
