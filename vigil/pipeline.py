@@ -29,7 +29,7 @@ from geo.site import Site
 from hardware.sim import CameraFrame, SimSettings, TelemetryItem, UasDetection, UgsMessage, World
 from hardware.sim.scoring import AlertPoint, Scorer, TrackSample, score_crossing_alerts
 from hardware.ugs import route
-from ingest.bus import InProcessBus
+from ingest.bus import Bus, InProcessBus
 from ingest.schema import (
     Alert,
     CameraCommand,
@@ -61,6 +61,143 @@ class RunStats:
     detect_s: float = 0.0
     wall_s: float = 0.0
     kinds: Counter[str] = field(default_factory=Counter)
+
+
+class SectorCore:
+    """The sector's own work, fed by its bus: fusion, crossings, alerts and the stores.
+
+    It subscribes to the sector's detections, ground-sensor events and telemetry, and on
+    each :meth:`tick` publishes ``Track`` and ``Crossing`` messages; the alert service
+    (subscribed to tracks, crossings and sensor messages) publishes alerts and camera
+    commands. The same object runs behind the in-process bus (the demo) and MQTT
+    (``vigil run``).
+
+    Parameters
+    ----------
+    site
+        The deployment's physical layout.
+    bus
+        The sector's bus.
+    store_dir
+        Folder for ``tracks.sqlite`` and ``events.sqlite`` (``None``: in memory).
+    tracker, rules
+        Stage settings (defaults when omitted).
+    on_command
+        Called with each ``CameraCommand`` the alert service raises (a simulator turns its
+        tower; in the field the command goes out on the bus only).
+    """
+
+    def __init__(
+        self,
+        site: Site,
+        bus: Bus,
+        *,
+        store_dir: Path | None = None,
+        tracker: TrackerConfig | None = None,
+        rules: AlertRules | None = None,
+        on_command=None,
+    ) -> None:
+        self.site = site
+        self.bus = bus
+        self.sector = site.sector.name
+        self.frame = site.frame()
+        self.border = site.border(self.frame)
+        sensors = {}
+        if site.sensors:
+            sx, sy = self.frame.to_local(
+                [s.lat for s in site.sensors], [s.lon for s in site.sensors]
+            )
+            for s, x, y in zip(site.sensors, sx, sy, strict=True):
+                sensors[s.id] = GroundSensorSite(float(x), float(y), s.radius_m)
+        self.fusion = FusionTracker(self.frame, tracker or TrackerConfig(), ground_sensors=sensors)
+        self.monitor = CrossingMonitor(self.border)
+        self.engine = AlertEngine(site, rules)
+        self.alerts = AlertService(self.engine, bus, on_command=on_command)
+        self.tracks_store = TrackStore(store_dir / "tracks.sqlite" if store_dir else ":memory:")
+        self.events = EventStore(store_dir / "events.sqlite" if store_dir else ":memory:")
+        self._crossing_n = 0
+        self.crossing_log: list[Crossing] = []
+        self.track_log: list[tuple[str, float, float, float, str]] = []
+        self.alert_log: list[Alert] = []
+        self.track_messages = 0
+        self._alert_buffer: list[Alert] = []
+        self._track_buffer: list[Track] = []
+        self._crossing_buffer: list[Crossing] = []
+        self.live: list[tuple[Track, float, float]] = []
+        base = f"vigil/v1/{self.sector}"
+        self._subs = [
+            bus.subscribe(f"{base}/cam/+/detections", self._to_fusion),
+            bus.subscribe(f"{base}/ugs/+/events", self._to_fusion),
+            bus.subscribe(f"{base}/uas/+/telemetry", self._to_fusion),
+            bus.subscribe(f"{base}/alerts", self._on_alert),
+        ]
+
+    def _to_fusion(self, topic: str, msg: Wire) -> None:
+        if isinstance(msg, CameraDetection | SensorEvent | Telemetry):
+            self.fusion.ingest(msg)
+
+    def _on_alert(self, topic: str, msg: Wire) -> None:
+        if isinstance(msg, Alert):
+            self._alert_buffer.append(msg)
+            self.alert_log.append(msg)
+
+    def tick(self, t: float) -> list[Track]:
+        """Apply what arrived before ``t``; publish tracks and any crossings; return tracks."""
+        self.fusion.flush()
+        msgs = self.fusion.track_messages()
+        for m in msgs:
+            self.bus.publish(topic_for(self.sector, m), m)
+        self.track_messages += len(msgs)
+        self._track_buffer.extend(msgs)
+        live = [m for m in msgs if m.state != "ended"]
+        self.live = []
+        if live:
+            x, y = self.frame.to_local([m.lat for m in live], [m.lon for m in live])
+            for m, xi, yi in zip(live, x, y, strict=True):
+                self.live.append((m, float(xi), float(yi)))
+                self.track_log.append((m.track_id, m.time, float(xi), float(yi), m.class_guess))
+            ids = [m.track_id for m in live]
+            for ev in self.monitor.update(ids, [m.time for m in live], x, y):
+                lat, lon = self.frame.to_wgs84([ev.x], [ev.y])
+                self._crossing_n += 1
+                c = Crossing(
+                    crossing_id=f"{self.sector}-X{self._crossing_n:06d}",
+                    track_id=ev.track_id,
+                    time=ev.time,
+                    segment_id=ev.segment_id,
+                    direction=ev.direction,  # type: ignore[arg-type]
+                    lat=float(lat[0]),
+                    lon=float(lon[0]),
+                )
+                self.crossing_log.append(c)
+                self._crossing_buffer.append(c)
+                self.bus.publish(topic_for(self.sector, c), c)
+        for m in msgs:
+            if m.state == "ended":
+                self.monitor.forget(m.track_id)
+        if int(t) % 60 == 0:
+            self.alerts.tick(t)
+        if len(self._track_buffer) > 5000:
+            self.flush_stores()
+        return msgs
+
+    def flush_stores(self) -> None:
+        """Write buffered tracks, crossings and alerts to the stores."""
+        self.tracks_store.write(self._track_buffer)
+        self._track_buffer.clear()
+        self.events.write_alerts(self._alert_buffer)
+        self._alert_buffer.clear()
+        self.events.write_crossings(self._crossing_buffer)
+        self._crossing_buffer.clear()
+
+    def close(self) -> None:
+        """Flush and close the stores; stop listening."""
+        self.flush_stores()
+        for sub in self._subs:
+            self.bus.unsubscribe(sub)
+        self.alerts.close()
+        self.tracks_store.close()
+        self.events.close()
 
 
 class Pipeline:
@@ -96,55 +233,28 @@ class Pipeline:
     ) -> None:
         self.site = site
         self.sector = site.sector.name
-        self.frame = site.frame()
-        self.border = site.border(self.frame)
         self.world = World(site, sim, seed)
         self.now = float(sim.start_time)
         self.bus = InProcessBus(self.sector, clock=lambda: self.now)
         self.detector_config = detector or DetectorConfig.for_tower()
         self.detectors: dict[str, MotionDetector] = {}
         self._pointing: dict[str, tuple[float, float]] = {}
-        sensors = {}
-        if site.sensors:
-            sx, sy = self.frame.to_local(
-                [s.lat for s in site.sensors], [s.lon for s in site.sensors]
-            )
-            for s, x, y in zip(site.sensors, sx, sy, strict=True):
-                sensors[s.id] = GroundSensorSite(float(x), float(y), s.radius_m)
-        self.fusion = FusionTracker(self.frame, tracker or TrackerConfig(), ground_sensors=sensors)
-        self.monitor = CrossingMonitor(self.border)
-        self.engine = AlertEngine(site, rules)
-        self.alerts = AlertService(self.engine, self.bus, on_command=self._cue)
-        db = store_dir if store_dir is not None else None
-        self.tracks_store = TrackStore(db / "tracks.sqlite" if db else ":memory:")
-        self.events = EventStore(db / "events.sqlite" if db else ":memory:")
+        self.core = SectorCore(
+            site, self.bus, store_dir=store_dir, tracker=tracker, rules=rules, on_command=self._cue
+        )
+        self.frame = self.core.frame
+        self.border = self.core.border
         self.scorer = Scorer()
         self.tick_s = tick_s
         self._next_tick = self.now + tick_s
-        self._crossing_n = 0
         self.stats = RunStats()
         self.alert_points: list[AlertPoint] = []
-        self.track_log: list[tuple[str, float, float, float, str]] = []
-        self.crossing_log: list[Crossing] = []
         self.detection_log: list[CameraDetection] = []
-        self._alert_buffer: list[Alert] = []
-        self._track_buffer: list[Track] = []
-        base = f"vigil/v1/{self.sector}"
-        self.bus.subscribe(f"{base}/cam/+/detections", self._to_fusion)
-        self.bus.subscribe(f"{base}/ugs/+/events", self._to_fusion)
-        self.bus.subscribe(f"{base}/uas/+/telemetry", self._to_fusion)
-        self.bus.subscribe(f"{base}/alerts", self._on_alert)
+        self.bus.subscribe(f"vigil/v1/{self.sector}/alerts", self._on_alert)
 
     # -- bus handlers -------------------------------------------------------------------------
-    def _to_fusion(self, topic: str, msg: Wire) -> None:
-        if isinstance(msg, CameraDetection | SensorEvent | Telemetry):
-            self.fusion.ingest(msg)
-
     def _on_alert(self, topic: str, msg: Wire) -> None:
-        if not isinstance(msg, Alert):
-            return
-        self._alert_buffer.append(msg)
-        if msg.kind == "crossing" and msg.state == "new":
+        if isinstance(msg, Alert) and msg.kind == "crossing" and msg.state == "new":
             x, y = self.frame.to_local([msg.lat], [msg.lon])
             self.alert_points.append(AlertPoint(msg.alert_id, msg.time, float(x[0]), float(y[0])))
 
@@ -181,11 +291,13 @@ class Pipeline:
             self._tick(self._next_tick)
             self._next_tick += self.tick_s
         self.now = end
-        self._flush_stores()
+        self.core.flush_stores()
         if bar is not None:
             bar.update(round(duration_s) - shown)
             bar.close()
         self.stats.wall_s += time.perf_counter() - wall0
+        self.stats.track_messages = self.core.track_messages
+        self.stats.crossings = len(self.core.crossing_log)
         return self.stats
 
     def _feed(self, item) -> None:
@@ -236,50 +348,9 @@ class Pipeline:
 
     def _tick(self, t: float) -> None:
         self.now = t
-        self.fusion.flush()
-        msgs = self.fusion.track_messages()
-        live = [m for m in msgs if m.state != "ended"]
-        for m in msgs:
-            self.bus.publish(topic_for(self.sector, m), m)
-        self.stats.track_messages += len(msgs)
-        self._track_buffer.extend(msgs)
-        samples: list[TrackSample] = []
-        if live:
-            x, y = self.frame.to_local([m.lat for m in live], [m.lon for m in live])
-            ids = [m.track_id for m in live]
-            for m, xi, yi in zip(live, x, y, strict=True):
-                samples.append(TrackSample(m.track_id, float(xi), float(yi), m.class_guess))
-                self.track_log.append((m.track_id, m.time, float(xi), float(yi), m.class_guess))
-            for ev in self.monitor.update(ids, [m.time for m in live], x, y):
-                lat, lon = self.frame.to_wgs84([ev.x], [ev.y])
-                self._crossing_n += 1
-                c = Crossing(
-                    crossing_id=f"{self.sector}-X{self._crossing_n:06d}",
-                    track_id=ev.track_id,
-                    time=ev.time,
-                    segment_id=ev.segment_id,
-                    direction=ev.direction,  # type: ignore[arg-type]
-                    lat=float(lat[0]),
-                    lon=float(lon[0]),
-                )
-                self.crossing_log.append(c)
-                self.stats.crossings += 1
-                self.bus.publish(topic_for(self.sector, c), c)
-        for m in msgs:
-            if m.state == "ended":
-                self.monitor.forget(m.track_id)
+        self.core.tick(t)
+        samples = [TrackSample(m.track_id, x, y, m.class_guess) for m, x, y in self.core.live]
         self.scorer.observe(self.world.states(t), samples)
-        if int(t) % 60 == 0:
-            self.alerts.tick(t)
-        if len(self._track_buffer) > 5000:
-            self._flush_stores()
-
-    def _flush_stores(self) -> None:
-        self.tracks_store.write(self._track_buffer)
-        self._track_buffer.clear()
-        self.events.write_alerts(self._alert_buffer)
-        self._alert_buffer.clear()
-        self.events.write_crossings(self.crossing_log[-1000:])
 
     # -- results ------------------------------------------------------------------------------
     def coverage(self):
@@ -301,9 +372,9 @@ class Pipeline:
             c.group_id for c in truth if c.direction == "northbound" and c.cls == "person"
         }
         ratio, switches, tracked = self.scorer.id_switches_per_group(north_groups)
-        lat = np.asarray(self.alerts.latencies_s) * 1000.0
+        lat = np.asarray(self.core.alerts.latencies_s) * 1000.0
         s = self.stats
-        detected_north = sum(c.direction == "northbound" for c in self.crossing_log)
+        detected_north = sum(c.direction == "northbound" for c in self.core.crossing_log)
         msgs = self.bus.counts["published"]
         return {
             "sector": self.sector,
@@ -313,7 +384,7 @@ class Pipeline:
             "crossings": {
                 "true_all": len(truth),
                 "true_northbound_person": alerts["true_northbound_person_crossings"],
-                "detected": len(self.crossing_log),
+                "detected": len(self.core.crossing_log),
                 "detected_northbound": detected_north,
             },
             "alerts": {k: v for k, v in alerts.items() if k != "unalerted"},
@@ -321,11 +392,11 @@ class Pipeline:
             "alert_kinds": dict(
                 Counter(
                     k[len("alert_") :]
-                    for k in self.engine.counts.elements()
+                    for k in self.core.engine.counts.elements()
                     if k.startswith("alert_") and k != "alert_updates"
                 )
             ),
-            "engine_counts": dict(self.engine.counts),
+            "engine_counts": dict(self.core.engine.counts),
             "id_switches_per_crossing_group": ratio,
             "id_switches": switches,
             "crossing_groups_tracked": tracked,
@@ -355,15 +426,13 @@ class Pipeline:
                 "camera_cues": s.cues,
             },
             "quarantine": dict(self.bus.quarantine_counts),
-            "fusion_dropped_late": self.fusion.dropped_late,
+            "fusion_dropped_late": self.core.fusion.dropped_late,
         }
 
     def close(self) -> None:
         """Release the simulator and the stores."""
-        self._flush_stores()
+        self.core.close()
         self.world.close()
-        self.tracks_store.close()
-        self.events.close()
 
 
 def write_json(path: Path, data: dict) -> None:
