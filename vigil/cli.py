@@ -88,10 +88,139 @@ def cmd_demo(args: argparse.Namespace) -> int:
     start = DEMO_START_UTC if args.start is None else _parse_time(args.start)
     sim = demo_settings(start_time=start, crossing_rate_scale=args.rate_scale, fps=args.fps)
     out_dir = Path(args.out)
+    if args.serve:
+        return _demo_serve(d, sim, args)
     summary = run_demo(
         d, out_dir, hours=args.hours, seed=args.seed, sim=sim, progress=not args.quiet
     )
     print_summary(summary, out_dir)
+    return EXIT_OK
+
+
+def _demo_serve(d, sim, args: argparse.Namespace) -> int:
+    """Run the simulated sector at ``--speed`` times real time and serve its live map."""
+    import time
+
+    from maps.live.app import LiveMapApp
+    from maps.live.audit import AuditLog
+    from maps.live.auth import UserStore
+    from maps.live.server import ServerThread
+    from vigil.pipeline import Pipeline
+
+    if not (args.speed > 0):
+        print(f"error: --speed {args.speed!r}: expected a positive factor", file=sys.stderr)
+        return EXIT_USAGE
+    users = UserStore(args.users)
+    if not users.users():
+        users.close()
+        print(
+            f"error: no users in {args.users}; add one first: "
+            f"vigil users add NAME --role commander --users {args.users}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    audit = AuditLog(out_dir / "audit.sqlite")
+    pipe = Pipeline(d.site, sim, args.seed, store_dir=None)
+    app = LiveMapApp(d.site, pipe.bus, users, audit, tiles_url=d.config.map.tiles_url)
+    server = ServerThread(app, args.host, args.port)
+    server.start()
+    print(f"live map of sector {d.sector} at {server.url} (Ctrl-C to stop)", flush=True)
+    try:
+        wall0 = time.monotonic()
+        simulated = 0.0
+        total = args.hours * 3600.0
+        while simulated < total:
+            step = min(1.0, total - simulated)
+            pipe.run(step)
+            simulated += step
+            ahead = simulated / args.speed - (time.monotonic() - wall0)
+            if ahead > 0:
+                time.sleep(ahead)
+    except KeyboardInterrupt:
+        print("stopping", file=sys.stderr)
+    finally:
+        server.stop()
+        app.close()
+        pipe.close()
+        audit.close()
+        users.close()
+    return EXIT_OK
+
+
+# -- serve / users ----------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the live map of a sector fed by its MQTT broker."""
+    from ingest.mqtt import MqttBus, MqttSettings
+    from maps.live.server import run_live
+    from vigil.config import ConfigError
+
+    try:
+        d = _deployment(args.deployment)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    b = d.config.broker
+    user, password = b.credentials()
+    settings = MqttSettings(
+        host=b.host, port=b.port, tls=b.tls, ca_file=b.ca_file, username=user, password=password
+    )
+    bus = MqttBus(d.sector, settings, f"vigil-serve-{d.sector}")
+    try:
+        bus.connect(30.0)
+    except ConnectionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    try:
+        run_live(
+            d.site,
+            bus,
+            args.host,
+            args.port,
+            users_path=args.users,
+            audit_path=args.audit,
+            certfile=args.cert,
+            keyfile=args.key,
+            tiles_url=d.config.map.tiles_url,
+        )
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        bus.close()
+    return EXIT_OK
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    """Add a user of the live map."""
+    import getpass
+    import os
+
+    from maps.live.auth import AuthError, add_user
+
+    password = os.environ.get("VIGIL_PASSWORD")
+    if password is None:
+        if not sys.stdin.isatty():
+            print(
+                "error: set VIGIL_PASSWORD or run in a terminal to type the password",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            print("error: the two passwords differ", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        user = add_user(
+            args.users, args.name, args.role, password, unit=args.unit, replace=args.replace
+        )
+    except AuthError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    print(f"user {user.name!r} ({user.role}) added to {Path(args.users).resolve()}")
     return EXIT_OK
 
 
@@ -473,7 +602,55 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--fps", type=float, default=2.0, help="tower camera frame rate (default 2)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--serve", action="store_true", help="run in real time and serve the live map")
+    p.add_argument(
+        "--speed", type=float, default=1.0, help="with --serve: speed factor (default 1)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="with --serve: address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="with --serve: port (default 8080)")
+    p.add_argument("--users", default="vigil-users.sqlite", help="with --serve: users file")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve the live map of a sector from its broker",
+        description=(
+            "Serve the watch commander's live map: tracks, crossings, sensors, towers, the "
+            "aircraft and the alert queue, updated over a WebSocket from the sector's MQTT "
+            "broker; login with roles, CSRF-protected actions, an audit log; HTTPS with --cert "
+            "and --key. Every script and style is served by the app (no CDN)."
+        ),
+    )
+    p.add_argument("--deployment", metavar="FILE", help="deployment TOML (default: the demo's)")
+    p.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    p.add_argument("--users", default="vigil-users.sqlite", help="users file (vigil users add)")
+    p.add_argument("--audit", default="vigil-audit.sqlite", help="audit log (SQLite)")
+    p.add_argument("--cert", metavar="PEM", help="TLS certificate")
+    p.add_argument("--key", metavar="PEM", help="TLS private key")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "users",
+        help="manage the live map's users",
+        description="Manage the live map's users (roles: commander, agent, planner, admin).",
+    )
+    usub = p.add_subparsers(dest="users_command", metavar="ACTION")
+    pa = usub.add_parser(
+        "add",
+        help="add a user",
+        description=(
+            "Add a user. The password is read from VIGIL_PASSWORD or typed twice at a prompt; "
+            "it is stored as an argon2 hash. Agents need --unit: they see their unit's alerts."
+        ),
+    )
+    pa.add_argument("name")
+    pa.add_argument("--role", required=True, choices=("commander", "agent", "planner", "admin"))
+    pa.add_argument("--unit", help="agent's patrol unit id")
+    pa.add_argument("--users", default="vigil-users.sqlite", help="users file")
+    pa.add_argument("--replace", action="store_true", help="replace an existing user")
+    pa.set_defaults(func=cmd_users_add)
+    p.set_defaults(func=lambda a: _missing_action(p))
 
     p = sub.add_parser(
         "simulate",
