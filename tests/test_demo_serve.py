@@ -34,7 +34,8 @@ def served(tmp_path: Path):
     proc = subprocess.Popen(
         [
             *cli, "demo", "--serve", "--speed", "10", "--hours", "0.3", "--rate-scale", "50",
-            "--fps", "1", "--port", str(port), "--users", str(users), "--out", str(tmp_path / "out"),
+            "--fps", "1", "--port", str(port), "--users", str(users),
+            "--out", str(tmp_path / "out"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
