@@ -481,7 +481,8 @@ def manage(
                 h >>= 1
             if count >= confirm_m:
                 status[i] = CONFIRMED
-            elif scans[i] >= confirm_n or t - t_hit[i] > tentative_max_gap_s:
+            elif count + confirm_n - scans[i] < confirm_m or t - t_hit[i] > tentative_max_gap_s:
+                # it can no longer reach m hits in its first n batches
                 status[i] = DELETED
         elif hit:
             status[i] = CONFIRMED
