@@ -16,10 +16,22 @@ EXIT_DATA = 3
 Command = Callable[[argparse.Namespace], int]
 
 
-def _deployment(path: str | None):
-    from vigil.config import load, load_default
+class CommandError(Exception):
+    """A command that cannot go on: the message is printed and the status returned."""
 
-    return load(path) if path else load_default()
+    def __init__(self, message: str, status: int = EXIT_DATA) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _deployment(path: str | None):
+    """Load a deployment file (or the demo's); a bad file ends the command with its error."""
+    from vigil.config import ConfigError, load, load_default
+
+    try:
+        return load(path) if path else load_default()
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
 
 
 # -- config -----------------------------------------------------------------------------------
@@ -52,13 +64,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 def cmd_map(args: argparse.Namespace) -> int:
     """Draw a deployment on an offline map."""
     from maps.situation import write_situation_map
-    from vigil.config import ConfigError
 
-    try:
-        d = _deployment(args.deployment)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_DATA
+    d = _deployment(args.deployment)
     tiles = args.tiles or d.config.map.tiles_url
     out = write_situation_map(
         d.site, args.out, tiles_url=tiles, tiles_attribution=d.config.map.tiles_attribution
@@ -72,14 +79,9 @@ def cmd_map(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the whole chain on the shipped deployment and say where the results are."""
-    from vigil.config import ConfigError
     from vigil.demo import DEMO_START_UTC, demo_settings, print_summary, run_demo
 
-    try:
-        d = _deployment(args.deployment)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_DATA
+    d = _deployment(args.deployment)
     if not (args.hours > 0):
         print(
             f"error: --hours {args.hours!r}: expected a positive number of hours", file=sys.stderr
@@ -156,13 +158,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the live map of a sector fed by its MQTT broker."""
     from ingest.mqtt import MqttBus, MqttSettings
     from maps.live.server import run_live
-    from vigil.config import ConfigError
 
-    try:
-        d = _deployment(args.deployment)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_DATA
+    d = _deployment(args.deployment)
     b = d.config.broker
     user, password = b.credentials()
     settings = MqttSettings(
@@ -244,13 +241,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     """Write a simulated sector's feeds and truth to files."""
     from hardware.sim import SimSettings
     from hardware.sim.files import simulate_to_files
-    from vigil.config import ConfigError
 
-    try:
-        d = _deployment(args.deployment)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_DATA
+    d = _deployment(args.deployment)
     kwargs = {}
     if args.start is not None:
         kwargs["start_time"] = _parse_time(args.start)
@@ -295,13 +287,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
         elif args.tower:
             from detection.objects import CameraGeometry
             from geo.site import tower_camera
-            from vigil.config import ConfigError
 
-            try:
-                d = _deployment(args.deployment)
-            except ConfigError as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                return EXIT_DATA
+            d = _deployment(args.deployment)
             towers = {t.id: t for t in d.config.towers}
             if args.tower not in towers:
                 print(
@@ -387,7 +374,6 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             )
         else:
             from maps.report import analyze_crossings
-            from vigil.config import ConfigError
 
             if len(args.input) != 1:
                 print(
@@ -395,11 +381,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return EXIT_USAGE
-            try:
-                d = _deployment(args.deployment)
-            except ConfigError as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                return EXIT_DATA
+            d = _deployment(args.deployment)
             analyze_crossings(
                 args.input[0],
                 out,
@@ -435,13 +417,8 @@ def _edge_bus(args: argparse.Namespace, sector: str, client_id: str):
 
 def cmd_edge(args: argparse.Namespace) -> int:
     """Run a device adapter: read a device's output and publish wire messages."""
-    from vigil.config import ConfigError
 
-    try:
-        d = _deployment(args.deployment)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_DATA
+    d = _deployment(args.deployment)
     sector = d.sector
     Path(args.state_dir).mkdir(parents=True, exist_ok=True)
     if args.device == "ugs":
@@ -803,6 +780,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args))
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.status
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
