@@ -127,6 +127,19 @@ class Outbox:
                 self._db.execute("SELECT COUNT(*) FROM outbox WHERE acked IS NULL").fetchone()[0]
             )
 
+    def last_seq(self) -> int:
+        """The highest sequence number ever given (0 for a new outbox).
+
+        Pruning does not lower it (the sequence is AUTOINCREMENT), so it counts every message
+        the outbox has taken: a publisher that replays its own history after a crash skips
+        that many.
+        """
+        with self._lock:
+            row = self._db.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'outbox'"
+            ).fetchone()
+        return 0 if row is None else int(row[0])
+
     def __len__(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])

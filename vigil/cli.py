@@ -421,10 +421,12 @@ def cmd_edge(args: argparse.Namespace) -> int:
     d = _deployment(args.deployment)
     sector = d.sector
     Path(args.state_dir).mkdir(parents=True, exist_ok=True)
+    if args.device == "camera":
+        return _edge_camera(args, d)
     if args.device == "ugs":
         from hardware.ugs import GatewaySourceError, run_ugs_edge
 
-        bus = _edge_bus(args, sector, args.client_id or "edge-ugs")
+        bus = _paced(args, _edge_bus(args, sector, args.client_id or "edge-ugs"))
         try:
             counts = run_ugs_edge(args.source, bus, sector, follow=args.follow)
         except GatewaySourceError as exc:
@@ -441,7 +443,7 @@ def cmd_edge(args: argparse.Namespace) -> int:
         from hardware.uas import MavlinkSourceError, run_uas_edge
 
         aircraft = args.id or (d.config.aircraft[0].id if d.config.aircraft else "uas1")
-        bus = _edge_bus(args, sector, args.client_id or f"edge-{aircraft}")
+        bus = _paced(args, _edge_bus(args, sector, args.client_id or f"edge-{aircraft}"))
         try:
             counts = run_uas_edge(args.source, bus, sector, aircraft, follow=args.follow)
         except MavlinkSourceError as exc:
@@ -463,6 +465,133 @@ def _close(bus) -> None:
     if flush is not None:
         flush(30.0)
     bus.close()
+
+
+def _paced(args: argparse.Namespace, bus):
+    """Put a pacer in front of an edge bus when --speed plays a file back in time."""
+    if not args.speed:
+        return bus
+    from hardware.pacing import PacedBus, Pacer
+
+    origin = _parse_time(args.pace_origin) if args.pace_origin else None
+    start = _parse_time(args.pace_start) if args.pace_start else None
+    return PacedBus(bus, Pacer(args.speed, origin=origin, start_wall=start))
+
+
+def _edge_camera(args: argparse.Namespace, d) -> int:
+    """``vigil edge camera SOURCE --id TOWER``: capture, detect, publish."""
+    from hardware.camera import CameraSourceError, run_camera_edge
+    from hardware.pacing import Pacer
+    from vigil.edge import tower_detector
+
+    towers = [t.id for t in d.config.towers]
+    tower = args.id or (towers[0] if len(towers) == 1 else None)
+    if tower not in towers:
+        print(f"error: --id {tower!r}: expected one of the deployment's towers {towers}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    pacer = None
+    if args.speed:
+        origin = _parse_time(args.pace_origin) if args.pace_origin else None
+        start = _parse_time(args.pace_start) if args.pace_start else None
+        pacer = Pacer(args.speed, origin=origin, start_wall=start)
+    start_time = _parse_time(args.start) if args.start else None
+    bus = _edge_bus(args, d.sector, args.client_id or f"edge-{tower}")
+    try:
+        counts = run_camera_edge(
+            args.source, bus, d.sector, tower, tower_detector(d.site, tower),
+            fps=args.fps, start_time=start_time, pacer=pacer,
+        )  # fmt: skip
+    except CameraSourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    finally:
+        _close(bus)
+    print(
+        f"{counts.frames} frames, {counts.detections} detections published from {tower}; "
+        f"{counts.reconnects} reconnects, {counts.commands} commands received"
+    )
+    return EXIT_OK
+
+
+# -- sector service and alert console ---------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the sector service until SIGTERM, SIGINT or --seconds."""
+    import signal
+    import threading
+    import time
+
+    from vigil.service import SectorService, mqtt_settings
+
+    d = _deployment(args.deployment)
+    settings = mqtt_settings(d, args.broker)
+    state = Path(args.state_dir or f".vigil-{d.sector}")
+    service = SectorService(
+        d.site, settings, state, hold_s=args.hold, idle_s=args.idle, client_id=args.client_id
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        try:
+            r = service.start(args.connect_timeout)
+        except ConnectionError as exc:
+            r = service.report
+            print(f"warning: {exc}; still trying", file=sys.stderr, flush=True)
+        print(
+            f"sector {d.sector}: replayed {r.replayed} journaled messages in {r.replay_s:.2f} s "
+            f"({r.outputs_skipped} outputs already sent); serving {settings.host}:{settings.port}, "
+            f"state in {state.resolve()}",
+            flush=True,
+        )
+        t0 = time.monotonic()
+        while not stop.wait(0.5):
+            if args.seconds and time.monotonic() - t0 >= args.seconds:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.close()
+    s = service.status()
+    print(
+        f"handled {s['handled']} messages; published {s['runner'].get('published', 0)}; "
+        f"late {s['runner'].get('late', 0)}; quarantined {sum(s['quarantine'].values())}"
+    )
+    return EXIT_OK
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """An agent's console: show a unit's alerts as they arrive; acknowledge, assign, close."""
+    from ingest.mqtt import MqttBus
+    from vigil.console import HELP, AlertConsole, run_console
+    from vigil.service import mqtt_settings
+
+    d = _deployment(args.deployment)
+    units = [u.id for u in d.config.units]
+    if not args.all and args.unit not in units:
+        print(f"error: --unit {args.unit!r}: expected one of {units} (or --all)", file=sys.stderr)
+        return EXIT_USAGE
+    settings = mqtt_settings(d, args.broker)
+    who = args.unit or "all"
+    bus = MqttBus(d.sector, settings, args.client_id or f"console-{d.sector}-{who}",
+                  publish_quarantine=False)  # fmt: skip
+    console = AlertConsole(d.sector, args.unit or "console", bus, show_all=args.all)
+    try:
+        bus.connect(args.connect_timeout)
+    except ConnectionError as exc:
+        print(f"warning: {exc}; still trying", file=sys.stderr, flush=True)
+    console.say(f"alerts of sector {d.sector} for {'every unit' if args.all else args.unit}")
+    console.say(HELP)
+    try:
+        run_console(console)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.close()
+        bus.flush(10.0)
+        bus.close()
+    return EXIT_OK
 
 
 # -- record / replay --------------------------------------------------------------------------
@@ -727,7 +856,7 @@ def build_parser() -> argparse.ArgumentParser:
             "otherwise they are validated in process and counted."
         ),
     )
-    p.add_argument("device", choices=("ugs", "uas"), help="which adapter")
+    p.add_argument("device", choices=("camera", "ugs", "uas"), help="which adapter")
     p.add_argument("source", help="where the device's output comes from")
     p.add_argument("--deployment", metavar="FILE", help="deployment TOML (default: the demo's)")
     p.add_argument("--broker", metavar="HOST:PORT", help="MQTT broker")
@@ -735,6 +864,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--client-id", help="MQTT client id")
     p.add_argument("--state-dir", default=".vigil-edge", help="outbox folder (default .vigil-edge)")
     p.add_argument("--follow", action="store_true", help="keep reading a live source")
+    p.add_argument("--fps", type=float, help="camera: frame rate of a file (default: its own)")
+    p.add_argument("--start", metavar="TIME", help="camera: time of a file's first frame")
+    p.add_argument(
+        "--speed",
+        type=float,
+        help="play a file back in time: message seconds per wall second (default: flat out)",
+    )
+    p.add_argument("--pace-origin", metavar="TIME", help="with --speed: message time at start")
+    p.add_argument(
+        "--pace-start", metavar="TIME", help="with --speed: wall time of the origin (default now)"
+    )
     p.set_defaults(func=cmd_edge)
 
     p = sub.add_parser(
@@ -763,6 +903,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sector", help="sector (default: from the recording)")
     p.add_argument("--client-id", default="vigil-replay")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser(
+        "run",
+        help="run the sector service on an MQTT broker",
+        description=(
+            "The sector service: subscribe to the sector's detections, ground-sensor messages, "
+            "telemetry and alert actions; journal each accepted message to SQLite before "
+            "acknowledging it; order them by message time; track, detect crossings, alert; "
+            "store; publish tracks, crossings, alerts and camera commands. Restarted after a "
+            "crash it replays its journal and sends nothing twice. Stops on SIGTERM or Ctrl-C."
+        ),
+    )
+    p.add_argument("--deployment", metavar="FILE", help="deployment TOML (default: the demo's)")
+    p.add_argument("--broker", metavar="HOST:PORT", help="override the deployment's broker")
+    p.add_argument("--state-dir", metavar="DIR", help="journal, outboxes, stores (.vigil-SECTOR)")
+    p.add_argument("--hold", type=float, default=1.0, help="reorder hold, message s (default 1)")
+    p.add_argument("--idle", type=float, default=3.0, help="idle clock after, wall s (default 3)")
+    p.add_argument("--client-id", help="MQTT client id (default vigil-SECTOR)")
+    p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds (default 30)")
+    p.add_argument("--seconds", type=float, help="stop after this long")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "alerts",
+        help="an agent's alert console",
+        description=(
+            "Show a patrol unit's alerts (recommended or assigned) as they arrive, or every "
+            "alert with --all, and act on them with typed commands: a [REF] acknowledge, "
+            "s [REF] [UNIT] assign, c [REF] close, l list, q quit."
+        ),
+    )
+    p.add_argument("--unit", help="the patrol unit at this console")
+    p.add_argument("--all", action="store_true", help="show every alert of the sector")
+    p.add_argument("--deployment", metavar="FILE", help="deployment TOML (default: the demo's)")
+    p.add_argument("--broker", metavar="HOST:PORT", help="override the deployment's broker")
+    p.add_argument("--client-id", help="MQTT client id (default console-SECTOR-UNIT)")
+    p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds (default 30)")
+    p.set_defaults(func=cmd_alerts)
     return parser
 
 

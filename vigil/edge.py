@@ -1,0 +1,97 @@
+"""Wiring for the camera edge process: a tower's motion detector as the adapter's ``detect``.
+
+``hardware.camera`` reads frames and publishes detections but does not import ``detection``;
+this module joins the two with the tower's camera model from the deployment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from detection.detector import DetectorConfig, MotionDetector
+from detection.objects import CameraGeometry
+from geo.site import Site, tower_camera
+from hardware.camera import Detect, run_camera_edge
+from ingest.bus import InProcessBus
+from ingest.schema import CameraDetection, Wire
+
+
+def tower_detector(site: Site, tower_id: str, config: DetectorConfig | None = None) -> Detect:
+    """``detect(frame, time_s, index)`` for one tower: its motion detector and camera model.
+
+    The detector is made on the first frame, with the camera model's image size set to the
+    frame's (a simulation may render smaller frames than the tower's camera).
+
+    Raises
+    ------
+    ValueError
+        When the deployment has no tower ``tower_id``.
+    """
+    towers = {t.id: t for t in site.towers}
+    if tower_id not in towers:
+        raise ValueError(f"tower {tower_id!r} is not in the deployment; have {sorted(towers)}")
+    frame_of_reference = site.frame()
+    base = tower_camera(towers[tower_id], frame_of_reference)
+    cfg = config or DetectorConfig.for_tower()
+    made: list[MotionDetector] = []
+
+    def detect(frame: NDArray[np.uint8], time_s: float, index: int) -> Sequence[CameraDetection]:
+        if not made:
+            h, w = frame.shape[:2]
+            cam = base if (base.width, base.height) == (w, h) else replace(base, width=w, height=h)
+            geometry = CameraGeometry(cam, frame_of_reference, tower_id)
+            made.append(MotionDetector((h, w), cfg, geometry, camera_id=tower_id))
+        return made[0].process(frame, time_s, index).detections
+
+    return detect
+
+
+def feeds_from_files(
+    site: Site, folder: str | Path, *, towers: Sequence[str] | None = None
+) -> list[tuple[str, Wire]]:
+    """Every valid wire message the edge adapters make from a simulation folder, in process.
+
+    The folder is one written by :func:`hardware.sim.files.simulate_to_files` (or
+    ``vigil simulate``): each ``cameras/{tower}.avi`` goes through :func:`run_camera_edge`
+    with the tower's detector and the manifest's start time and frame rate, ``ugs.jsonl``
+    through :func:`hardware.ugs.run_ugs_edge` and ``uas.tlog`` through
+    :func:`hardware.uas.run_uas_edge`, each onto an in-process bus that validates them as the
+    service's bus would. Returns ``(topic, message)`` per adapter in publishing order
+    (cameras, then ground sensors, then the aircraft): the reference that ``vigil edge`` plus
+    ``vigil run`` over MQTT is compared with.
+    """
+    from hardware.sim.files import read_manifest
+    from hardware.uas import run_uas_edge
+    from hardware.ugs import run_ugs_edge
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    sector = site.sector.name
+    bus = InProcessBus(sector)
+    got: list[tuple[str, Wire]] = []
+    bus.subscribe(f"vigil/v1/{sector}/#", lambda topic, msg: got.append((topic, msg)))
+    for tower, video in sorted(manifest["video"].items()):
+        if not video.get("file") or (towers is not None and tower not in towers):
+            continue
+        run_camera_edge(
+            str(folder / video["file"]),
+            bus,
+            sector,
+            tower,
+            tower_detector(site, tower),
+            fps=video["fps"],
+            start_time=manifest["start_time"],
+        )
+    if (folder / "ugs.jsonl").is_file():
+        run_ugs_edge(str(folder / "ugs.jsonl"), bus, sector)
+    if (folder / "uas.tlog").is_file() and site.aircraft:
+        run_uas_edge(str(folder / "uas.tlog"), bus, sector, site.aircraft[0].id)
+    return got
+
+
+__all__ = ["feeds_from_files", "tower_detector"]

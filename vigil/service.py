@@ -1,0 +1,623 @@
+"""The sector service (``vigil run``): live feeds from the broker in, tracks and alerts out.
+
+How a message goes through
+    The input :class:`~ingest.mqtt.MqttBus` (persistent session, client id
+    ``vigil-{sector}``) journals every accepted message to ``journal.sqlite`` before it
+    acknowledges it, then hands it to the :class:`SectorRunner`. The runner puts sensor
+    messages in a reorder buffer keyed on message time: MQTT keeps order per publisher only,
+    and the towers, the ground-sensor gateway and the aircraft publish apart. A message is
+    released once the newest message time seen is ``hold_s`` past it; released messages go,
+    in ``(time, topic, arrival)`` order, into a :class:`~vigil.pipeline.SectorCore` on a
+    private in-process bus, ticked at every whole second of message time, as the in-process
+    demo ticks it. What the core publishes (tracks, crossings, alerts, camera commands) goes
+    out through a second MqttBus (``vigil-{sector}-out``) and its on-disk outbox.
+
+    A message older than what was already released is *late*: it is applied at once (fusion
+    replays out-of-sequence reports within its lag) and counted. A message more than
+    ``max_ahead_s`` ahead of the sector's clock (a device with a wrong clock, in a replay of
+    past data where the bus's own check against the wall clock cannot catch it) would drag the
+    clock forward and make everything else late: it is quarantined with reason
+    ``time_future`` instead. Alert actions from agents are applied when they arrive; they do
+    not move the clock.
+
+When input stops
+    While the input bus is connected and nothing arrives for ``idle_s`` wall seconds, the
+    buffer is released and the clock goes on from the last message time at one second per
+    wall second, so tracks coast and end and silent sensors raise alerts. Each such advance
+    is written to ``service.sqlite`` (after which input message it came) *before* it is
+    applied.
+
+After a crash
+    The core's state is a function of the journal: the accepted messages in journal order,
+    with the recorded advances between them. On start the service replays the whole journal
+    through a fresh core and rebuilds its stores; of what the replay publishes, the first
+    ``P`` messages are not sent again, where ``P`` is how many the output outbox has ever
+    taken (its sequence survives pruning, and a message counts once its outbox commit is
+    done). So a restart loses and duplicates no track, crossing or alert. The cost is a replay
+    of the whole journal at each start (see BENCHMARKS.md for the rate).
+
+The state folder holds ``journal.sqlite``, ``in.outbox`` and ``out.outbox``,
+``quarantine.jsonl``, ``service.sqlite``, ``status.json`` (rewritten every second) and the
+stores ``tracks.sqlite`` and ``events.sqlite``. Keep them together: the outbox count and the
+journal only make sense as a pair.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import json
+import logging
+import math
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from alerts.rules import AlertRules
+from geo.site import Site
+from ingest.bus import InProcessBus, topic_matches
+from ingest.journal import Journal
+from ingest.mqtt import MqttBus, MqttSettings
+from ingest.schema import DEFAULT_MAX_SKEW_S, AlertAction, MessageError, Wire, decode, encode
+from tracks.config import TrackerConfig
+from vigil.pipeline import SectorCore
+
+log = logging.getLogger(__name__)
+
+#: What the service takes in, below ``vigil/v1/{sector}/``.
+INPUT_TOPICS = (
+    "cam/+/detections",
+    "ugs/+/events",
+    "ugs/+/status",
+    "uas/+/telemetry",
+    "alerts/actions",
+)
+#: What the core publishes that goes out to the broker, below ``vigil/v1/{sector}/``.
+OUTPUT_TOPICS = ("tracks", "crossings", "alerts", "cam/+/commands")
+
+STATE_FILES = ("tracks.sqlite", "events.sqlite")
+
+
+def input_patterns(sector: str) -> list[str]:
+    """The subscription filters of a sector's service."""
+    return [f"vigil/v1/{sector}/{p}" for p in INPUT_TOPICS]
+
+
+@dataclass(frozen=True)
+class Output:
+    """One message the core published: its number from the start of the journal, the service
+    clock when it was made (message time, UTC seconds), topic and message."""
+
+    n: int
+    clock: float
+    topic: str
+    message: Wire
+
+
+class SectorRunner:
+    """A reorder buffer on message time in front of a :class:`SectorCore`, ticked on message time.
+
+    The same input messages in any arrival order that keeps each topic's own order give the
+    same outputs, as long as none arrives later than ``hold_s`` behind the newest
+    (:attr:`late` counts those that did).
+
+    Parameters
+    ----------
+    site
+        The sector's layout.
+    publish
+        Called with ``(topic, message)`` for every output past the first ``skip_outputs``.
+    store_dir
+        Folder of the core's stores (``None``: in memory).
+    tracker, rules
+        Stage settings.
+    hold_s
+        How long a message waits for older ones, seconds of message time (``inf``: until
+        :meth:`advance_to`).
+    tick_s
+        Tick period, seconds of message time.
+    skip_outputs
+        How many outputs were already published by an earlier run over the same journal.
+    max_ahead_s
+        A message further ahead than this of the sector's clock (the newest message time, or
+        the clock's idle advance) is not applied but handed to ``on_ahead``, seconds.
+    on_ahead
+        Called with ``(topic, message, error)`` for each such message.
+    keep_log
+        Keep every output in :attr:`log` (for tests and comparisons).
+    """
+
+    def __init__(
+        self,
+        site: Site,
+        publish: Callable[[str, Wire], None] | None = None,
+        *,
+        store_dir: Path | None = None,
+        tracker: TrackerConfig | None = None,
+        rules: AlertRules | None = None,
+        hold_s: float = 1.0,
+        tick_s: float = 1.0,
+        skip_outputs: int = 0,
+        max_ahead_s: float = DEFAULT_MAX_SKEW_S,
+        on_ahead: Callable[[str, Wire, MessageError], None] | None = None,
+        keep_log: bool = False,
+    ) -> None:
+        if not hold_s >= 0:
+            raise ValueError(f"hold_s = {hold_s!r}: expected seconds >= 0 (or inf)")
+        if not (tick_s > 0 and math.isfinite(tick_s)):
+            raise ValueError(f"tick_s = {tick_s!r}: expected a positive number of seconds")
+        self.sector = site.sector.name
+        self.hold_s = float(hold_s)
+        self.tick_s = float(tick_s)
+        self.publish = publish
+        self.skip_outputs = int(skip_outputs)
+        self.max_ahead_s = float(max_ahead_s)
+        self.on_ahead = on_ahead
+        self.clock = -math.inf
+        self.watermark = -math.inf
+        self.max_time = -math.inf
+        self.next_tick: float | None = None
+        self.counts: Counter[str] = Counter()
+        self.log: list[Output] | None = [] if keep_log else None
+        self._heap: list[tuple[float, str, int, Wire]] = []
+        self._arrival = 0
+        self.bus = InProcessBus(self.sector, clock=lambda: self.clock)
+        self.core = SectorCore(site, self.bus, store_dir=store_dir, tracker=tracker, rules=rules)
+        base = f"vigil/v1/{self.sector}"
+        for pattern in OUTPUT_TOPICS:
+            self.bus.subscribe(f"{base}/{pattern}", self._output)
+
+    # -- input --------------------------------------------------------------------------------
+
+    @property
+    def buffered(self) -> int:
+        """Messages waiting in the reorder buffer."""
+        return len(self._heap)
+
+    @property
+    def outputs(self) -> int:
+        """Outputs made so far (published or skipped)."""
+        return self.counts["outputs"]
+
+    def handle(self, topic: str, msg: Wire) -> None:
+        """Take one input message (as :class:`~ingest.bus.Bus` handlers are called)."""
+        self.counts["received"] += 1
+        if isinstance(msg, AlertAction):
+            self.counts["actions"] += 1
+            self.bus.publish(topic, msg)
+            return
+        t = float(msg.time)  # type: ignore[attr-defined]
+        now = self.sector_clock
+        if t > now + self.max_ahead_s:
+            self.counts["ahead"] += 1
+            if self.on_ahead is not None:
+                err = MessageError(
+                    "time",
+                    t,
+                    f"a time at most {self.max_ahead_s:g} s ahead of the sector's clock "
+                    f"({now:.3f})",
+                    "time_future",
+                )
+                self.on_ahead(topic, msg, err)
+            return
+        if t <= self.watermark:
+            self.counts["late"] += 1
+            self.bus.publish(topic, msg)
+            return
+        self._arrival += 1
+        heapq.heappush(self._heap, (t, topic, self._arrival, msg))
+        if t > self.max_time:
+            self.max_time = t
+            self.advance_to(t - self.hold_s)
+
+    @property
+    def sector_clock(self) -> float:
+        """The newest message time, or the idle clock when it has gone further (UTC s)."""
+        now = self.max_time
+        if math.isfinite(self.watermark) and math.isfinite(self.hold_s):
+            now = max(now, self.watermark + self.hold_s)
+        return now if math.isfinite(now) else math.inf
+
+    def advance_to(self, watermark: float) -> None:
+        """Release every buffered message up to ``watermark`` (message time) and tick to it."""
+        if watermark <= self.watermark:
+            return
+        self.watermark = watermark
+        heap = self._heap
+        while heap and heap[0][0] <= watermark:
+            t, topic, _, msg = heapq.heappop(heap)
+            if self.next_tick is None:
+                self.next_tick = (math.floor(t / self.tick_s) + 1) * self.tick_s
+            self._tick_through(t)
+            self.clock = max(self.clock, t)
+            self.counts["released"] += 1
+            self.bus.publish(topic, msg)
+        if self.next_tick is not None and math.isfinite(watermark):
+            self._tick_through(watermark)
+
+    def finish(self) -> None:
+        """Release everything buffered and tick to the newest message time."""
+        self.advance_to(self.max_time)
+
+    def _tick_through(self, t: float) -> None:
+        while self.next_tick is not None and self.next_tick <= t:
+            self.clock = self.next_tick
+            self.core.tick(self.next_tick)
+            self.counts["ticks"] += 1
+            self.next_tick += self.tick_s
+
+    # -- output -------------------------------------------------------------------------------
+
+    def _output(self, topic: str, msg: Wire) -> None:
+        self.counts["outputs"] += 1
+        n = self.counts["outputs"]
+        if self.log is not None:
+            self.log.append(Output(n, self.clock, topic, msg))
+        if n <= self.skip_outputs:
+            self.counts["skipped"] += 1
+            return
+        if self.publish is not None:
+            self.publish(topic, msg)
+            self.counts["published"] += 1
+
+    def close(self) -> None:
+        """Flush and close the core's stores."""
+        self.core.close()
+
+
+# -- the service --------------------------------------------------------------------------------
+
+_STATE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS advance (
+    handled INTEGER NOT NULL, watermark REAL NOT NULL, wall REAL NOT NULL
+);
+"""
+
+
+class AdvanceLog:
+    """``service.sqlite``: the idle advances of the clock, each after the input it followed."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_STATE_SCHEMA)
+
+    def record(self, handled: int, watermark: float) -> None:
+        """Commit one advance (before it is applied)."""
+        self._db.execute(
+            "INSERT INTO advance (handled, watermark, wall) VALUES (?, ?, ?)",
+            (handled, watermark, time.time()),
+        )
+
+    def all(self) -> list[tuple[int, float]]:
+        """Every advance, in the order they were made."""
+        return [
+            (int(h), float(w))
+            for h, w in self._db.execute("SELECT handled, watermark FROM advance ORDER BY rowid")
+        ]
+
+    def close(self) -> None:
+        """Close the file."""
+        self._db.close()
+
+
+def mqtt_settings(deployment, broker: str | None = None, **overrides) -> MqttSettings:
+    """Broker settings from a deployment's ``[broker]`` table (credentials from the environment
+    variables it names), with ``broker`` (``HOST:PORT``) overriding its address."""
+    b = deployment.config.broker
+    user, password = b.credentials()
+    host, port = b.host, b.port
+    if broker:
+        h, _, p = broker.rpartition(":") if ":" in broker else (broker, "", "")
+        host = h or host
+        if p:
+            try:
+                port = int(p)
+            except ValueError:
+                raise ValueError(f"broker {broker!r}: expected HOST:PORT") from None
+    values = dict(
+        host=host,
+        port=port,
+        tls=b.tls,
+        ca_file=b.ca_file,
+        username=user,
+        password=password,
+        keepalive_s=b.keepalive_s,
+    )
+    values.update(overrides)
+    return MqttSettings(**values)
+
+
+@dataclass
+class StartReport:
+    """What a start found in its state folder."""
+
+    replayed: int
+    advances: int
+    outputs_replayed: int
+    outputs_skipped: int
+    replay_s: float
+
+
+class SectorService:
+    """``vigil run``: one sector's tracking, crossing detection, alerting and stores over MQTT.
+
+    Parameters
+    ----------
+    site
+        The sector's layout (a deployment's ``site``).
+    settings
+        How to reach the broker.
+    state_dir
+        Folder for the journal, the outboxes, the quarantine file, ``service.sqlite``,
+        ``status.json`` and (unless ``store_dir`` says otherwise) the stores.
+    store_dir
+        Folder of ``tracks.sqlite`` and ``events.sqlite``; rebuilt from the journal at start.
+    hold_s, tick_s
+        See :class:`SectorRunner`.
+    idle_s
+        Wall seconds without input (while connected) before the clock moves on by itself.
+    client_id
+        The input session's name (``vigil-{sector}`` by default; outputs use ``{id}-out``).
+    tracker, rules
+        Stage settings.
+    journal_synchronous
+        SQLite ``synchronous`` of the journal (``FULL``: each batch survives a power loss).
+    """
+
+    def __init__(
+        self,
+        site: Site,
+        settings: MqttSettings,
+        state_dir: str | Path,
+        *,
+        store_dir: str | Path | None = None,
+        hold_s: float = 1.0,
+        tick_s: float = 1.0,
+        idle_s: float = 3.0,
+        client_id: str | None = None,
+        tracker: TrackerConfig | None = None,
+        rules: AlertRules | None = None,
+        journal_synchronous: str = "FULL",
+    ) -> None:
+        if not idle_s > 0:
+            raise ValueError(f"idle_s = {idle_s!r}: expected wall seconds > 0")
+        self.site = site
+        self.sector = site.sector.name
+        self.settings = settings
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.store_dir = Path(store_dir) if store_dir is not None else self.state_dir
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.hold_s, self.tick_s, self.idle_s = hold_s, tick_s, idle_s
+        self.tracker, self.rules = tracker, rules
+        self.client_id = client_id or f"vigil-{self.sector}"
+        self.journal = Journal(self.state_dir / "journal.sqlite", synchronous=journal_synchronous)
+        self.advances = AdvanceLog(self.state_dir / "service.sqlite")
+        self.out_bus = MqttBus(
+            self.sector,
+            settings,
+            f"{self.client_id}-out",
+            outbox_path=self.state_dir / "out.outbox",
+            publish_quarantine=False,
+        )
+        self.in_bus = MqttBus(
+            self.sector,
+            settings,
+            self.client_id,
+            outbox_path=self.state_dir / "in.outbox",
+            quarantine_path=self.state_dir / "quarantine.jsonl",
+            journal=self.journal,
+        )
+        self.runner: SectorRunner | None = None
+        self.handled = 0
+        self._replaying = False
+        self.report: StartReport | None = None
+        self._lock = threading.RLock()
+        self._last_input = time.monotonic()
+        self._was_connected = False
+        self._stop = threading.Event()
+        self._idle_thread: threading.Thread | None = None
+        self._patterns = input_patterns(self.sector)
+
+    # -- start: replay the journal, then go live ------------------------------------------------
+
+    def start(self, timeout: float = 30.0) -> StartReport:
+        """Rebuild the state from the journal, subscribe and connect.
+
+        Raises
+        ------
+        ConnectionError
+            When the broker is not reached within ``timeout`` seconds (the buses go on trying).
+        """
+        t0 = time.perf_counter()
+        for name in STATE_FILES:
+            for suffix in ("", "-wal", "-shm"):
+                (self.store_dir / f"{name}{suffix}").unlink(missing_ok=True)
+        published_before = self.out_bus.outbox.last_seq()
+        self.runner = SectorRunner(
+            self.site,
+            self.out_bus.publish,
+            store_dir=self.store_dir,
+            tracker=self.tracker,
+            rules=self.rules,
+            hold_s=self.hold_s,
+            tick_s=self.tick_s,
+            skip_outputs=published_before,
+            on_ahead=self._ahead,
+        )
+        advances = self.advances.all()
+        self._replaying = True
+        k = 0
+        last_seq = 0
+        for entry in self.journal.replay(status="accepted"):
+            last_seq = entry.seq
+            if not any(topic_matches(p, entry.topic) for p in self._patterns):
+                continue
+            try:
+                msg = decode(entry.topic, entry.payload, now=entry.received, max_skew_s=math.inf)
+            except MessageError:
+                continue
+            self.handled += 1
+            self.runner.handle(entry.topic, msg)
+            while k < len(advances) and advances[k][0] <= self.handled:
+                self.runner.advance_to(advances[k][1])
+                k += 1
+        while k < len(advances):  # advances recorded after the last journaled message
+            self.runner.advance_to(advances[k][1])
+            k += 1
+        self._replaying = False
+        if last_seq:
+            self.journal.mark_done(self.client_id, last_seq)
+        self.runner.core.flush_stores()
+        self.report = StartReport(
+            replayed=self.handled,
+            advances=len(advances),
+            outputs_replayed=self.runner.outputs,
+            outputs_skipped=min(self.runner.outputs, published_before),
+            replay_s=time.perf_counter() - t0,
+        )
+        if self.runner.outputs < published_before:
+            log.warning(
+                "the journal replays to %d outputs but the outbox has taken %d: the state "
+                "folder's journal and outbox do not belong together",
+                self.runner.outputs,
+                published_before,
+            )
+        for pattern in self._patterns:
+            self.in_bus.subscribe(pattern, self._on_message)
+        self.in_bus.resume()
+        self.out_bus.start()
+        self._last_input = time.monotonic()
+        self._idle_thread = threading.Thread(target=self._idle_loop, name="vigil-idle", daemon=True)
+        self._idle_thread.start()
+        self.in_bus.connect(timeout)
+        return self.report
+
+    def _ahead(self, topic: str, msg: Wire, err: MessageError) -> None:
+        if not self._replaying:  # reported when it arrived, before the restart
+            self.in_bus.quarantine(topic, encode(msg), err)
+
+    def _on_message(self, topic: str, msg: Wire) -> None:
+        with self._lock:
+            self.handled += 1
+            self._last_input = time.monotonic()
+            assert self.runner is not None
+            self.runner.handle(topic, msg)
+
+    # -- idle ------------------------------------------------------------------------------------
+
+    def _idle_loop(self) -> None:
+        last_store_flush = time.monotonic()
+        while not self._stop.wait(0.1):
+            try:
+                self._idle_step()
+                if time.monotonic() - last_store_flush >= 5.0:
+                    with self._lock:
+                        if self.runner is not None:
+                            self.runner.core.flush_stores()
+                    last_store_flush = time.monotonic()
+                self._write_status()
+            except Exception:  # the idle clock must keep going; the error is logged
+                log.exception("idle step failed")
+
+    def _idle_step(self) -> None:
+        connected = self.in_bus.connected
+        now = time.monotonic()
+        with self._lock:
+            if not connected or not self._was_connected:
+                # Input stopped because we could not hear it: not a quiet sector.
+                self._last_input = now
+                self._was_connected = connected
+                return
+            runner = self.runner
+            if runner is None or not math.isfinite(runner.max_time):
+                return
+            quiet = now - self._last_input - self.idle_s
+            if quiet < 0:
+                return
+            target = runner.max_time + math.floor(quiet / self.tick_s) * self.tick_s
+            if target <= runner.watermark:
+                return
+            self.advances.record(self.handled, target)
+            runner.advance_to(target)
+
+    def _write_status(self) -> None:
+        with self._lock:
+            r = self.runner
+            if r is None:
+                return
+            status = {
+                "sector": self.sector,
+                "wall": time.time(),
+                "connected": self.in_bus.connected,
+                "handled": self.handled,
+                "max_time": r.max_time if math.isfinite(r.max_time) else None,
+                "watermark": r.watermark if math.isfinite(r.watermark) else None,
+                "clock": r.clock if math.isfinite(r.clock) else None,
+                "buffered": r.buffered,
+                "runner": dict(r.counts),
+                "input_bus": dict(self.in_bus.counts),
+                "output_bus": dict(self.out_bus.counts),
+                "quarantine": dict(self.in_bus.quarantine_counts),
+                "fusion_dropped_late": r.core.fusion.dropped_late,
+                "outbox_unacked": self.out_bus.outbox.unacked(),
+            }
+        tmp = self.state_dir / "status.json.tmp"
+        tmp.write_text(json.dumps(status, indent=1) + "\n")
+        tmp.replace(self.state_dir / "status.json")
+
+    # -- life ------------------------------------------------------------------------------------
+
+    def status(self) -> dict:
+        """The latest ``status.json`` contents (written every 0.1 s while running)."""
+        self._write_status()
+        return json.loads((self.state_dir / "status.json").read_text())
+
+    def run_until(self, stop: threading.Event) -> None:
+        """Serve until ``stop`` is set."""
+        while not stop.wait(0.5):
+            pass
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop cleanly: stop the clock, stop taking input, flush the stores, send what is left."""
+        self._stop.set()
+        if self._idle_thread is not None:
+            self._idle_thread.join(timeout)
+        self.in_bus.close(timeout)
+        with self._lock:
+            if self.runner is not None:
+                self.runner.close()
+        self._write_status_safely()
+        self.out_bus.flush(timeout)
+        self.out_bus.close(timeout)
+        self.advances.close()
+        self.journal.close()
+
+    def _write_status_safely(self) -> None:
+        with contextlib.suppress(OSError, sqlite3.Error):
+            self._write_status()
+
+    def __enter__(self) -> SectorService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = [
+    "INPUT_TOPICS",
+    "OUTPUT_TOPICS",
+    "AdvanceLog",
+    "Output",
+    "SectorRunner",
+    "SectorService",
+    "StartReport",
+    "input_patterns",
+    "mqtt_settings",
+]
