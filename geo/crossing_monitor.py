@@ -120,4 +120,13 @@ class CrossingMonitor:
         seg = self.border.segments[int(self.border.segment_at([chain])[0])]
         north = bool(_us_is_north(self.border, np.array([chain]))[0])
         direction = NORTHBOUND if entering_us == north else SOUTHBOUND
-        return CrossingEvent(tid, t, x, y, seg.segment_id, chain / 1000.0, direction, entering_us)
+        return CrossingEvent(
+            tid,
+            float(t),
+            float(x),
+            float(y),
+            seg.segment_id,
+            chain / 1000.0,
+            direction,
+            entering_us,
+        )

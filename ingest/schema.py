@@ -264,8 +264,17 @@ MESSAGE_TYPES: tuple[type[Wire], ...] = (
 )
 KIND_OF: dict[type[Wire], str] = {t: t.__struct_config__.tag for t in MESSAGE_TYPES}  # type: ignore[misc]
 
+
+def _enc_hook(obj: Any) -> Any:
+    # numpy scalars (np.float64, np.int64, np.bool_) reach messages from vectorised stages.
+    item = getattr(obj, "item", None)
+    if item is not None and type(obj).__module__ == "numpy":
+        return item()
+    raise NotImplementedError(f"cannot encode {type(obj).__name__} in a wire message")
+
+
 _decoder = msgspec.json.Decoder(Message)
-_encoder = msgspec.json.Encoder()
+_encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
 
 # -- validation -------------------------------------------------------------------------------
 

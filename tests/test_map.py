@@ -70,9 +70,3 @@ def test_local_tile_server_option(tmp_path: Path) -> None:
     assert main(["map", "--out", str(out), "--tiles", "http://127.0.0.1:8080/{z}/{x}/{y}.png"]) == 0
     html = out.read_text()
     assert re.search(r"127\.0\.0\.1:8080/\{z\}/\{x\}/\{y\}\.png", html)
-
-
-def test_demo_writes_the_map(tmp_path: Path, capsys) -> None:
-    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
-    assert (tmp_path / "demo" / "map.html").is_file()
-    assert "map.html" in capsys.readouterr().out
