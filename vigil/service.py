@@ -44,11 +44,11 @@ journal only make sense as a pair.
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import json
 import logging
 import math
+import queue
 import sqlite3
 import threading
 import time
@@ -415,14 +415,16 @@ class SectorService:
             journal=self.journal,
         )
         self.runner: SectorRunner | None = None
+        #: Input messages handed to the core so far (journal order), replayed ones included.
         self.handled = 0
-        self._replaying = False
         self.report: StartReport | None = None
-        self._lock = threading.RLock()
+        self._replaying = False
+        self._inbox: queue.Queue[tuple[str, Wire] | None] = queue.Queue(maxsize=100_000)
+        self._ready = threading.Event()
+        self._failed: BaseException | None = None
         self._last_input = time.monotonic()
         self._was_connected = False
-        self._stop = threading.Event()
-        self._idle_thread: threading.Thread | None = None
+        self._core_thread: threading.Thread | None = None
         self._patterns = input_patterns(self.sector)
 
     # -- start: replay the journal, then go live ------------------------------------------------
@@ -430,17 +432,35 @@ class SectorService:
     def start(self, timeout: float = 30.0) -> StartReport:
         """Rebuild the state from the journal, subscribe and connect.
 
+        The core (runner, stores) lives in one thread of its own, which replays the journal
+        first; input handlers only queue messages for it.
+
         Raises
         ------
         ConnectionError
-            When the broker is not reached within ``timeout`` seconds (the buses go on trying).
+            When the broker is not reached within ``timeout`` seconds (the buses go on trying;
+            :attr:`report` is set).
         """
+        self._core_thread = threading.Thread(target=self._core_loop, name="vigil-core", daemon=True)
+        self._core_thread.start()
+        self._ready.wait()
+        if self._failed is not None:
+            raise RuntimeError(f"replay of {self.journal.path} failed") from self._failed
+        for pattern in self._patterns:
+            self.in_bus.subscribe(pattern, self._on_message)
+        self.in_bus.resume()
+        self.out_bus.start()
+        self.in_bus.connect(timeout)
+        assert self.report is not None
+        return self.report
+
+    def _replay(self) -> StartReport:
         t0 = time.perf_counter()
         for name in STATE_FILES:
             for suffix in ("", "-wal", "-shm"):
                 (self.store_dir / f"{name}{suffix}").unlink(missing_ok=True)
         published_before = self.out_bus.outbox.last_seq()
-        self.runner = SectorRunner(
+        runner = self.runner = SectorRunner(
             self.site,
             self.out_bus.publish,
             store_dir=self.store_dir,
@@ -464,110 +484,124 @@ class SectorService:
             except MessageError:
                 continue
             self.handled += 1
-            self.runner.handle(entry.topic, msg)
+            runner.handle(entry.topic, msg)
             while k < len(advances) and advances[k][0] <= self.handled:
-                self.runner.advance_to(advances[k][1])
+                runner.advance_to(advances[k][1])
                 k += 1
         while k < len(advances):  # advances recorded after the last journaled message
-            self.runner.advance_to(advances[k][1])
+            runner.advance_to(advances[k][1])
             k += 1
         self._replaying = False
         if last_seq:
             self.journal.mark_done(self.client_id, last_seq)
-        self.runner.core.flush_stores()
-        self.report = StartReport(
-            replayed=self.handled,
-            advances=len(advances),
-            outputs_replayed=self.runner.outputs,
-            outputs_skipped=min(self.runner.outputs, published_before),
-            replay_s=time.perf_counter() - t0,
-        )
-        if self.runner.outputs < published_before:
+        runner.core.flush_stores()
+        if runner.outputs < published_before:
             log.warning(
                 "the journal replays to %d outputs but the outbox has taken %d: the state "
                 "folder's journal and outbox do not belong together",
-                self.runner.outputs,
+                runner.outputs,
                 published_before,
             )
-        for pattern in self._patterns:
-            self.in_bus.subscribe(pattern, self._on_message)
-        self.in_bus.resume()
-        self.out_bus.start()
-        self._last_input = time.monotonic()
-        self._idle_thread = threading.Thread(target=self._idle_loop, name="vigil-idle", daemon=True)
-        self._idle_thread.start()
-        self.in_bus.connect(timeout)
-        return self.report
+        return StartReport(
+            replayed=self.handled,
+            advances=len(advances),
+            outputs_replayed=runner.outputs,
+            outputs_skipped=min(runner.outputs, published_before),
+            replay_s=time.perf_counter() - t0,
+        )
 
     def _ahead(self, topic: str, msg: Wire, err: MessageError) -> None:
         if not self._replaying:  # reported when it arrived, before the restart
             self.in_bus.quarantine(topic, encode(msg), err)
 
     def _on_message(self, topic: str, msg: Wire) -> None:
-        with self._lock:
-            self.handled += 1
-            self._last_input = time.monotonic()
-            assert self.runner is not None
-            self.runner.handle(topic, msg)
+        self._inbox.put((topic, msg))
 
-    # -- idle ------------------------------------------------------------------------------------
+    # -- the core thread -------------------------------------------------------------------------
 
-    def _idle_loop(self) -> None:
-        last_store_flush = time.monotonic()
-        while not self._stop.wait(0.1):
+    def _core_loop(self) -> None:
+        try:
+            self.report = self._replay()
+        except BaseException as exc:  # handed to start(), which raises
+            self._failed = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        runner = self.runner
+        assert runner is not None
+        last_periodic = last_flush = time.monotonic()
+        self._write_status()
+        while True:
             try:
-                self._idle_step()
-                if time.monotonic() - last_store_flush >= 5.0:
-                    with self._lock:
-                        if self.runner is not None:
-                            self.runner.core.flush_stores()
-                    last_store_flush = time.monotonic()
-                self._write_status()
-            except Exception:  # the idle clock must keep going; the error is logged
-                log.exception("idle step failed")
+                item = self._inbox.get(timeout=0.05)
+            except queue.Empty:
+                item = ()
+            if item is None:
+                break
+            if item:
+                self.handled += 1
+                self._last_input = time.monotonic()
+                try:
+                    runner.handle(*item)
+                except Exception:  # one bad message must not stop the sector
+                    log.exception("handling %s failed", item[0])
+                    runner.counts["handler_error"] += 1
+            now = time.monotonic()
+            if now - last_periodic >= 0.1:
+                last_periodic = now
+                try:
+                    self._idle_step(runner, now)
+                    if now - last_flush >= 5.0:
+                        last_flush = now
+                        runner.core.flush_stores()
+                    self._write_status()
+                except Exception:  # the clock must go on; the error is logged
+                    log.exception("periodic step failed")
+        runner.close()
+        self._write_status()
 
-    def _idle_step(self) -> None:
+    def _idle_step(self, runner: SectorRunner, now: float) -> None:
         connected = self.in_bus.connected
-        now = time.monotonic()
-        with self._lock:
-            if not connected or not self._was_connected:
-                # Input stopped because we could not hear it: not a quiet sector.
-                self._last_input = now
-                self._was_connected = connected
-                return
-            runner = self.runner
-            if runner is None or not math.isfinite(runner.max_time):
-                return
-            quiet = now - self._last_input - self.idle_s
-            if quiet < 0:
-                return
-            target = runner.max_time + math.floor(quiet / self.tick_s) * self.tick_s
-            if target <= runner.watermark:
-                return
-            self.advances.record(self.handled, target)
-            runner.advance_to(target)
+        if not connected or not self._was_connected:
+            # No input because we cannot hear it is not a quiet sector.
+            self._last_input = now
+            self._was_connected = connected
+            return
+        if not math.isfinite(runner.max_time) or not self._inbox.empty():
+            return
+        quiet = now - self._last_input - self.idle_s
+        if quiet < 0:
+            return
+        target = runner.max_time + math.floor(quiet / self.tick_s) * self.tick_s
+        if target <= runner.watermark:
+            return
+        self.advances.record(self.handled, target)
+        runner.advance_to(target)
 
     def _write_status(self) -> None:
-        with self._lock:
-            r = self.runner
-            if r is None:
-                return
-            status = {
-                "sector": self.sector,
-                "wall": time.time(),
-                "connected": self.in_bus.connected,
-                "handled": self.handled,
-                "max_time": r.max_time if math.isfinite(r.max_time) else None,
-                "watermark": r.watermark if math.isfinite(r.watermark) else None,
-                "clock": r.clock if math.isfinite(r.clock) else None,
-                "buffered": r.buffered,
-                "runner": dict(r.counts),
-                "input_bus": dict(self.in_bus.counts),
-                "output_bus": dict(self.out_bus.counts),
-                "quarantine": dict(self.in_bus.quarantine_counts),
-                "fusion_dropped_late": r.core.fusion.dropped_late,
-                "outbox_unacked": self.out_bus.outbox.unacked(),
-            }
+        r = self.runner
+        if r is None:
+            return
+
+        def finite(v: float) -> float | None:
+            return v if math.isfinite(v) else None
+
+        status = {
+            "sector": self.sector,
+            "wall": time.time(),
+            "connected": self.in_bus.connected,
+            "handled": self.handled,
+            "queued": self._inbox.qsize(),
+            "max_time": finite(r.max_time),
+            "watermark": finite(r.watermark),
+            "clock": finite(r.clock),
+            "buffered": r.buffered,
+            "runner": dict(r.counts),
+            "input_bus": dict(self.in_bus.counts),
+            "output_bus": dict(self.out_bus.counts),
+            "quarantine": dict(self.in_bus.quarantine_counts),
+            "fusion_dropped_late": r.core.fusion.dropped_late,
+        }
         tmp = self.state_dir / "status.json.tmp"
         tmp.write_text(json.dumps(status, indent=1) + "\n")
         tmp.replace(self.state_dir / "status.json")
@@ -575,33 +609,21 @@ class SectorService:
     # -- life ------------------------------------------------------------------------------------
 
     def status(self) -> dict:
-        """The latest ``status.json`` contents (written every 0.1 s while running)."""
-        self._write_status()
+        """The service's latest ``status.json`` (rewritten every 0.1 s by the core thread)."""
         return json.loads((self.state_dir / "status.json").read_text())
 
-    def run_until(self, stop: threading.Event) -> None:
-        """Serve until ``stop`` is set."""
-        while not stop.wait(0.5):
-            pass
-
     def close(self, timeout: float = 10.0) -> None:
-        """Stop cleanly: stop the clock, stop taking input, flush the stores, send what is left."""
-        self._stop.set()
-        if self._idle_thread is not None:
-            self._idle_thread.join(timeout)
+        """Stop cleanly: stop taking input, let the core finish what it was given and flush its
+        stores, send what is left. Messages journaled but not yet handled are replayed at the
+        next start."""
         self.in_bus.close(timeout)
-        with self._lock:
-            if self.runner is not None:
-                self.runner.close()
-        self._write_status_safely()
+        if self._core_thread is not None and self._core_thread.is_alive():
+            self._inbox.put(None)
+            self._core_thread.join(timeout + 30.0)
         self.out_bus.flush(timeout)
         self.out_bus.close(timeout)
         self.advances.close()
         self.journal.close()
-
-    def _write_status_safely(self) -> None:
-        with contextlib.suppress(OSError, sqlite3.Error):
-            self._write_status()
 
     def __enter__(self) -> SectorService:
         return self
