@@ -1,0 +1,179 @@
+"""``vigil alerts``: the agent's console driven through pipes against a real Mosquitto, alone
+and in front of the sector service."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from broker import SERVICE_USER
+
+from ingest.mqtt import MqttBus, MqttSettings
+from ingest.schema import Alert, AlertAction, AlertEvent, SensorStatus, topic_for
+from vigil.config import load_default
+
+pytestmark = pytest.mark.broker
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def settings_for(broker) -> MqttSettings:
+    return MqttSettings(
+        host=broker.host, port=broker.port, username=SERVICE_USER, password=f"pw-{SERVICE_USER}"
+    )
+
+
+class Console:
+    """``vigil alerts`` as a child process with its standard input and output on pipes."""
+
+    def __init__(self, broker, *args: str) -> None:
+        env = dict(os.environ)
+        env.update(
+            VIGIL_MQTT_USER=SERVICE_USER,
+            VIGIL_MQTT_PASSWORD=f"pw-{SERVICE_USER}",
+            PYTHONPATH=str(REPO),
+            PYTHONUNBUFFERED="1",
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vigil.cli", "alerts", "--broker",
+             f"{broker.host}:{broker.port}", *args],
+            cwd=REPO, env=env, text=True, bufsize=1,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def expect(self, text: str, timeout: float = 30.0) -> str:
+        """The first line from now on that contains ``text``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            self.seen.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"no line with {text!r} in {timeout} s; saw {self.seen}")
+
+    def type(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def close(self) -> int:
+        if self.proc.poll() is None:
+            self.type("q")
+            try:
+                return self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.wait()
+
+
+def alert(n: int, *, units=(), assigned=None, state="new", t=None) -> Alert:
+    t = time.time() if t is None else t
+    return Alert(
+        alert_id=f"tucson-A{n:06d}",
+        time=t,
+        kind="crossing",
+        priority=2,
+        segment_id="tucson-0012",
+        lat=31.334,
+        lon=-110.9,
+        units=list(units),
+        assigned_unit=assigned,
+        state=state,
+        history=[AlertEvent(time=t, state=state, note="test")],
+        summary=f"alert {n}",
+    )
+
+
+def test_console_shows_the_units_alerts_and_publishes_actions(broker, tmp_path):
+    actions: list[AlertAction] = []
+    bus = MqttBus("tucson", settings_for(broker), "test-dispatcher")
+    bus.subscribe("vigil/v1/tucson/alerts/actions", lambda topic, m: actions.append(m))
+    bus.connect(15.0)
+    console = Console(broker, "--unit", "p01")
+    try:
+        console.expect("alerts of sector tucson for p01")
+        for a in (
+            alert(1, units=["p01", "p02"]),  # recommended
+            alert(2, units=["p03"]),  # someone else's
+            alert(3, assigned="p01"),  # assigned
+        ):
+            bus.publish(topic_for("tucson", a), a)
+        first = console.expect("tucson-A000001")
+        assert "#1" in first and "NEW" in first and "units p01,p02" in first
+        third = console.expect("tucson-A000003")
+        assert "#2" in third and "assigned p01" in third
+        console.type("a")  # a key: acknowledge the newest
+        console.expect("sent: acknowledge tucson-A000003")
+        console.type("s #1 p02")
+        console.expect("sent: assign to p02 tucson-A000001")
+        console.type("c 1 seen it")
+        console.expect("sent: close tucson-A000001")
+        console.type("a 99")
+        console.expect("no alert '99' here")
+        console.type("l")
+        console.expect("#2 tucson-A000003")
+        deadline = time.monotonic() + 10
+        while len(actions) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        status = console.close()
+        bus.close()
+    assert status == 0
+    assert not any("tucson-A000002" in line for line in console.seen)
+    assert [(a.alert_id, a.action, a.by, a.unit, a.note) for a in actions] == [
+        ("tucson-A000003", "acknowledge", "p01", None, ""),
+        ("tucson-A000001", "assign", "p01", "p02", ""),
+        ("tucson-A000001", "close", "p01", None, "seen it"),
+    ]
+
+
+def test_console_acknowledges_through_the_sector_service(broker, tmp_path):
+    """A tampered sensor -> the service's alert -> the console -> acknowledge -> the service
+    publishes the acknowledged version -> the console shows it."""
+    from vigil.service import SectorService
+
+    site = load_default().site
+    service = SectorService(site, settings_for(broker), tmp_path / "state", hold_s=0.5, idle_s=0.5)
+    service.start(15.0)
+    publisher = MqttBus("tucson", settings_for(broker), "test-gateway").connect(15.0)
+    console = Console(broker, "--unit", "p01", "--all")
+    try:
+        console.expect("alerts of sector tucson for every unit")
+        sensor = site.sensors[0].id
+        now = time.time()
+        st = SensorStatus(sensor=sensor, time=now, battery=0.9, tamper=True, last_heard=now)
+        publisher.publish(topic_for("tucson", st), st)
+        line = console.expect(f"sensor {sensor} reports tampering")
+        assert "NEW" in line and "sensor_health" in line
+        console.type("a")
+        console.expect("sent: acknowledge")
+        acked = console.expect(" ACK ")
+        assert "sensor_health" in acked
+    finally:
+        status = console.close()
+        publisher.close()
+        service.close()
+    assert status == 0
+
+
+def test_console_refuses_an_unknown_unit(broker):
+    console = Console(broker, "--unit", "nobody")
+    assert console.proc.wait(30) == 2
+    assert "nobody" in console.expect("--unit")
