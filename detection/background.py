@@ -44,6 +44,11 @@ class BackgroundParams:
         How fast pixels that keep flipping between foreground and background get a wider
         radius (0 turns it off): a quarter of a blinking level that rises by this on each
         flip and falls by one otherwise is added to the radius.
+    spread_centre
+        What a random neighbour of an updated pixel learns: the updated pixel's value
+        (ViBe) or its own (PBAS); see :func:`detection.kernels.consensus_segment`.
+    absorb_after
+        Frames after which a pixel that stays foreground is learnt (0 never).
     gain_compensation
         Scale each frame onto the model's grey levels before comparison (automatic gain).
     seed

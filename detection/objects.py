@@ -229,6 +229,7 @@ class ObjectsResult:
     detections: list[CameraDetection]
     pixel_detections: list[PixelDetection]
     kept: NDArray[np.bool_]  # which blobs passed the size test
+    detection_objects: list[int] = field(default_factory=list)  # object number per detection
 
 
 class ObjectFollower:
@@ -406,4 +407,4 @@ class ObjectFollower:
                     range_m=float(info["range"][i]),
                 )
             )
-        return ObjectsResult(dets, pix, keep)
+        return ObjectsResult(dets, pix, keep, [obj.number for _, obj in confirmed])

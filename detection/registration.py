@@ -119,6 +119,9 @@ class ShakeCompensator:
         dx, dy = found[0] * self.scale, found[1] * self.scale
         self.last_shift = (dx, dy)
         kernels.shift_bilinear(frame, -dx, -dy, self.out)
-        registered = self._small_copy(self.out)
-        cv2.accumulateWeighted(registered, self._reference, self.reference_rate)
+        # The reference follows the frames as they came, not as registered: shake is
+        # zero-mean and brief, so their mean stays where the camera points. A reference made
+        # of registered frames has no such anchor and walks off with every small bias of
+        # the estimate (walkers crossing a low-texture scene pull it along).
+        cv2.accumulateWeighted(small, self._reference, self.reference_rate)
         return self.out
