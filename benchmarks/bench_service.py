@@ -1,0 +1,303 @@
+"""The sector service over MQTT: sustained messages per second through ``vigil run`` and the
+latency from publishing a detection to the track update that carries it, next to Mosquitto's
+own pub/sub rate measured in the same run.
+
+Setup, all on this machine: a local Mosquitto (tests/broker.py); ``vigil run`` as its own
+process (journal ``synchronous=FULL``, reorder hold ``--hold``, outputs through its outbox); a
+publisher process-side MqttBus sending live camera detections of ``K`` walkers, each seen 10
+times a second, stamped with the wall clock; a plain paho subscriber on the tracks topic.
+
+For each offered rate the publisher runs ``--seconds`` at that pace. A detection at time ``t``
+is *in a track* when the first ``Track`` with ``time >= t`` arrives; latency is that arrival
+minus the detection's publish time, so it includes the hold (the service waits ``hold`` seconds
+of message time for late sources), the wait for the next whole-second tick, and both broker
+hops. The service *keeps up* at a rate when it has handled every message within 5 s of the
+publisher's end and the p99 latency is within 1 s of that structural wait (no queue building). After the last rate, the service is restarted and the journal replay rate is
+measured (what a restart after a crash costs).
+
+Anchor: bare paho publisher -> Mosquitto -> paho subscriber, QoS 1, flat out
+(``bench_mqtt``'s anchor), in the same run.
+
+Usage: ``python -m benchmarks service`` or ``python -m benchmarks.bench_service --rates 500 2000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _walkers(k: int, seed: int = 3) -> np.ndarray:
+    """Start positions (local metres) of ``k`` walkers spread along the sector, north of it."""
+    rng = np.random.default_rng(seed)
+    x = np.linspace(-15_000.0, 15_000.0, k) + rng.normal(0, 50.0, k)
+    y = 800.0 + rng.uniform(0, 2000.0, k)
+    return np.column_stack([x, y])
+
+
+def _detections(frame, start: np.ndarray, t: float, t0: float):
+    from ingest.schema import CameraDetection
+
+    y = start[:, 1] + 1.2 * (t - t0)
+    lat, lon = frame.to_wgs84(start[:, 0], y)
+    return [
+        CameraDetection(
+            camera="t03",
+            time=t,
+            lat=float(a),
+            lon=float(o),
+            cov=(25.0, 0.0, 0.0, 25.0),
+            class_guess="person",
+            class_confidence=0.8,
+        )
+        for a, o in zip(lat, lon, strict=True)
+    ]
+
+
+class _TrackWatch:
+    """A paho subscriber on the tracks topic: arrival wall times and track times."""
+
+    def __init__(self, port: int, user: str) -> None:
+        import msgspec
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.arrivals: list[tuple[float, float]] = []
+        self._lock = threading.Lock()
+        self._dec = msgspec.json.Decoder()
+        ready = threading.Event()
+        c = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-watch", protocol=paho.MQTTv5)
+        c.username_pw_set(user, f"pw-{user}")
+        c.on_message = self._on
+        c.on_subscribe = lambda *a: ready.set()
+        c.connect("127.0.0.1", port)
+        c.loop_start()
+        c.subscribe("vigil/v1/tucson/tracks", qos=1)
+        ready.wait(10)
+        self.client = c
+
+    def _on(self, c, u, msg) -> None:
+        now = time.time()
+        t = self._dec.decode(msg.payload)["time"]
+        with self._lock:
+            self.arrivals.append((now, t))
+
+    def take(self) -> np.ndarray:
+        with self._lock:
+            a = np.array(self.arrivals, dtype=float).reshape(-1, 2)
+            self.arrivals = []
+        return a
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def _status(state: Path) -> dict:
+    for _ in range(50):
+        try:
+            return json.loads((state / "status.json").read_text())
+        except (OSError, ValueError):
+            time.sleep(0.05)
+    return {}
+
+
+def _service(
+    broker, user: str, state: Path, hold: float, log: Path, timeout: float = 60.0
+) -> subprocess.Popen:
+    env = dict(os.environ)
+    env.update(VIGIL_MQTT_USER=user, VIGIL_MQTT_PASSWORD=f"pw-{user}", PYTHONPATH=str(REPO))
+    (state / "status.json").unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vigil.cli", "run", "--broker", f"127.0.0.1:{broker.port}",
+         "--state-dir", str(state), "--hold", str(hold), "--idle", "3"],
+        cwd=REPO, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"vigil run exited: {log.read_text()[-2000:]}")
+        if _status(state).get("connected"):
+            return proc
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"vigil run did not connect in {timeout:g} s")
+
+
+def _offer(pub, frame, rate: float, seconds: float, hz: float = 10.0) -> tuple[list, int]:
+    """Publish live detections at ``rate`` msgs/s for ``seconds``; return (times, wall) pairs."""
+    from ingest.schema import topic_for
+
+    k = max(1, int(round(rate / hz)))
+    start = _walkers(k)
+    t0 = time.time()
+    sent: list[tuple[float, float]] = []
+    n = 0
+    step = 1.0 / hz
+    i = 0
+    while True:
+        due = t0 + i * step
+        if due - t0 >= seconds:
+            break
+        delay = due - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        t = time.time()
+        for d in _detections(frame, start, t, t0):
+            pub.publish(topic_for("tucson", d), d)
+            n += 1
+        sent.append((t, time.time()))
+        i += 1
+    return sent, n
+
+
+def _latencies(sent: list, arrivals: np.ndarray, hold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Latency per published batch, ms, and its part above the structural wait (the next
+    whole-second tick plus the hold)."""
+    if not len(arrivals) or not sent:
+        return np.array([]), np.array([])
+    order = np.argsort(arrivals[:, 1], kind="stable")
+    times = arrivals[order, 1]
+    # first arrival wall time of a track with time >= t
+    walls = arrivals[order, 0]
+    suffix_min = np.minimum.accumulate(walls[::-1])[::-1]
+    out, over = [], []
+    for t, published in sent:
+        j = int(np.searchsorted(times, t - 1e-6, side="left"))
+        if j < len(times):
+            out.append(suffix_min[j] - published)
+            over.append(suffix_min[j] - (np.floor(t) + 1.0 + hold))
+    return np.array(out) * 1e3, np.array(over) * 1e3
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark, print its table, return the numbers."""
+    from benchmarks.bench_mqtt import _broker, _paho_run
+    from ingest.mqtt import MqttBus, MqttSettings
+    from vigil.config import load_default
+
+    ap = argparse.ArgumentParser(prog="bench_service", description=__doc__.splitlines()[0])
+    ap.add_argument("--rates", type=float, nargs="+", default=[250, 500, 750, 1000, 1500])
+    ap.add_argument("--seconds", type=float, default=8.0, help="per offered rate")
+    ap.add_argument("--hold", type=float, default=1.0, help="the service's reorder hold, s")
+    ap.add_argument("--anchor-n", type=int, default=20_000, help="messages in the paho anchor")
+    args = ap.parse_args([] if argv is None else argv)
+    frame = load_default().site.frame()
+    broker, user = _broker()
+    results: dict = {"rates": [], "hold_s": args.hold}
+    with broker, tempfile.TemporaryDirectory(prefix="vigil-bench-service-") as tmp:
+        folder = Path(tmp)
+        results["anchor"] = _paho_run(broker.port, user, args.anchor_n, None)
+        state = folder / "state"
+        state.mkdir()
+        log = folder / "run.log"
+        proc = _service(broker, user, state, args.hold, log)
+        watch = _TrackWatch(broker.port, user)
+        settings = MqttSettings(port=broker.port, username=user, password=f"pw-{user}")
+        pub = MqttBus("tucson", settings, "bench-pub", folder / "pub.outbox").connect(10)
+        total = 0
+        try:
+            for rate in args.rates:
+                handled0 = _status(state).get("handled", 0)
+                sent, n = _offer(pub, frame, rate, args.seconds)
+                t_end = time.time()
+                total += n
+                kept_up = False
+                while time.time() - t_end < 5.0:
+                    if _status(state).get("handled", 0) >= total:
+                        kept_up = True
+                        break
+                    time.sleep(0.05)
+                if not kept_up:  # let it drain before the next rate
+                    while _status(state).get("handled", 0) < total and time.time() - t_end < 120:
+                        time.sleep(0.2)
+                time.sleep(args.hold + 1.5)  # the last ticks' tracks
+                handled = _status(state).get("handled", 0) - handled0
+                lat, over = _latencies(sent, watch.take(), args.hold)
+                row = {
+                    "offered_msg_s": rate,
+                    "sent": n,
+                    "sent_msg_s": n / args.seconds,
+                    "handled": handled,
+                    "kept_up": kept_up,
+                    "p50_ms": float(np.percentile(lat, 50)) if lat.size else float("nan"),
+                    "p99_ms": float(np.percentile(lat, 99)) if lat.size else float("nan"),
+                    "over_wait_p50_ms": float(np.percentile(over, 50))
+                    if over.size
+                    else float("nan"),
+                    "over_wait_p99_ms": float(np.percentile(over, 99))
+                    if over.size
+                    else float("nan"),
+                    "tracks_per_tick": int(round(rate / 10.0)),
+                }
+                # kept up: drained in 5 s, and no queue: p99 within 1 s of the structural wait
+                row["kept_up"] = kept_up and row["over_wait_p99_ms"] < 1000.0
+                results["rates"].append(row)
+                print(
+                    f"  offered {rate:>6.0f} msg/s: sent {n}, handled {handled}, "
+                    f"kept up {kept_up}, p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms",
+                    flush=True,
+                )
+        finally:
+            pub.close()
+            watch.close()
+            proc.terminate()
+            proc.wait(60)
+        # restart: replay the whole journal
+        proc = _service(broker, user, state, args.hold, log, timeout=900.0)
+        proc.terminate()
+        proc.wait(60)
+        m = re.findall(r"replayed (\d+) journaled messages in ([\d.]+) s", log.read_text())
+        if m:
+            n_rep, secs = int(m[-1][0]), float(m[-1][1])
+            results["replay"] = {"messages": n_rep, "seconds": secs, "msg_s": n_rep / secs}
+    sustained = [r["sent_msg_s"] for r in results["rates"] if r["kept_up"]]
+    results["sustained_msg_s"] = max(sustained) if sustained else 0.0
+    a = results["anchor"]
+    results["ratio_sustained_over_anchor"] = results["sustained_msg_s"] / a["rate_msg_s"]
+    print(
+        f"\nvigil run over a local Mosquitto, QoS 1, live camera detections of walkers at "
+        f"10 Hz each, hold {args.hold:g} s, {args.seconds:g} s per rate"
+    )
+    print(
+        f"{'offered msg/s':>14}{'sent msg/s':>12}{'tracks':>8}{'kept up':>9}{'p50 ms':>9}"
+        f"{'p99 ms':>9}{'p50 over wait':>15}{'p99 over wait':>15}"
+    )
+    for r in results["rates"]:
+        print(
+            f"{r['offered_msg_s']:>14.0f}{r['sent_msg_s']:>12.0f}{r['tracks_per_tick']:>8}"
+            f"{str(r['kept_up']):>9}{r['p50_ms']:>9.0f}{r['p99_ms']:>9.0f}"
+            f"{r['over_wait_p50_ms']:>15.0f}{r['over_wait_p99_ms']:>15.0f}"
+        )
+    print("(over wait: latency above the next whole-second tick plus the hold)")
+    print(
+        f"Mosquitto anchor (paho pub -> sub, flat out): {a['rate_msg_s']:.0f} msg/s, "
+        f"p50 {a['p50_ms']:.1f} ms, p99 {a['p99_ms']:.1f} ms"
+    )
+    print(
+        f"sustained through vigil run: {results['sustained_msg_s']:.0f} msg/s = "
+        f"{results['ratio_sustained_over_anchor']:.3f} x the anchor"
+    )
+    if "replay" in results:
+        r = results["replay"]
+        print(
+            f"restart: journal replay of {r['messages']} messages in {r['seconds']:.1f} s "
+            f"({r['msg_s']:.0f} msg/s)"
+        )
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
