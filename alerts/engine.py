@@ -110,6 +110,9 @@ class AlertEngine:
         self.roads = RoadNetwork(roads)
 
         self.tracks: dict[str, _TrackInfo] = {}
+        #: Northbound crossings by live tracks, and those still waiting for evidence.
+        self.crossed: dict[str, Crossing] = {}
+        self.pending: dict[str, Crossing] = {}
         self.open: dict[str, _OpenAlert] = {}
         self.by_track: dict[str, str] = {}
         self.by_key: dict[str, str] = {}
@@ -117,6 +120,8 @@ class AlertEngine:
         self.sensor_last_heard: dict[str, float] = {}
         self.zone_seen: set[tuple[str, str]] = set()
         self.camera_seen_at: deque[tuple[float, float, float]] = deque()
+        #: Towers turned by a cue, and when: they go back to their watch after the dwell.
+        self.cued: dict[str, float] = {}
         self.counts: Counter[str] = Counter()
         self._next_id = 0
         self.now = 0.0
@@ -144,6 +149,20 @@ class AlertEngine:
         """Time passes: raise alerts for sensors silent longer than the rule allows."""
         self.now = max(self.now, now)
         out: list[Wire] = []
+        for tower, cued_at in list(self.cued.items()):
+            if now - cued_at >= self.rules.cue_dwell_s:
+                del self.cued[tower]
+                home = self.cameras[tower]
+                out.append(
+                    CameraCommand(
+                        camera=tower,
+                        time=now,
+                        pan_deg=round(home.pan_deg, 3),
+                        tilt_deg=round(home.tilt_deg, 3),
+                        reason="back to its watch after a cue",
+                    )
+                )
+                self.counts["cue_returns"] += 1
         if not self.rules.sensor_health:
             return out
         for sensor_id, heard in self.sensor_last_heard.items():
@@ -163,6 +182,21 @@ class AlertEngine:
                         )
                     )
         return out
+
+    def merge_tracks(self, merged: str, into: str) -> None:
+        """Fusion folded track ``merged`` into ``into`` (one group seen as two): the alert,
+        crossing and pending crossing of the one go to the other."""
+        aid = self.by_track.pop(merged, None)
+        if aid is not None and into not in self.by_track:
+            self.by_track[into] = aid
+            if aid in self.open:
+                self.open[aid].track_ids.add(into)
+        for table in (self.crossed, self.pending):
+            c = table.pop(merged, None)
+            if c is not None and into not in table:
+                table[into] = c
+        if self.by_track.get(into) in self.open:
+            self.pending.pop(into, None)  # already alerted on
 
     def move_unit(self, unit_id: str, x: float, y: float, available: bool | None = None) -> None:
         """Update a unit's position (local metres) and, optionally, its availability."""
@@ -191,10 +225,23 @@ class AlertEngine:
         out: list[Wire] = []
         if trk.state == "ended":
             out += self._track_lost(info)
-        elif self.rules.zone_entry and self._is_person(trk):
+            self.pending.pop(trk.track_id, None)
+            self.crossed.pop(trk.track_id, None)
+            self.tracks.pop(trk.track_id, None)
+            return out
+        pending = self.pending.get(trk.track_id)
+        if pending is not None:
+            if trk.time - pending.time > self.rules.pending_crossing_s:
+                self.pending.pop(trk.track_id)
+                self.counts["crossing_pending_expired"] += 1
+            elif self._is_person(trk) and info.updates >= self.rules.min_track_updates:
+                self.pending.pop(trk.track_id)
+                self.counts["crossing_late_evidence"] += 1
+                out += self._raise_crossing(pending, info)
+        if self.rules.zone_entry and self._is_person(trk):
             out += self._zone_entry(info)
         aid = self.by_track.get(trk.track_id)
-        if aid is not None and aid in self.open and trk.state != "ended":
+        if aid is not None and aid in self.open:
             out += self._refresh(self.open[aid], info)
         return out
 
@@ -206,6 +253,8 @@ class AlertEngine:
         return best != "animal" and probs.get("person", 0.0) >= self.rules.min_person_probability
 
     def _on_crossing(self, c: Crossing) -> list[Wire]:
+        if c.direction == "northbound" and c.track_id in self.tracks:
+            self.crossed[c.track_id] = c
         if not self.rules.crossing or c.direction != "northbound":
             self.counts["crossing_not_northbound"] += c.direction != "northbound"
             return []
@@ -215,11 +264,18 @@ class AlertEngine:
             return []
         trk = info.last
         if not self._is_person(trk):
+            # the evidence may still come (a far-off group looks like an animal at first)
             self.counts["crossing_not_person"] += 1
+            self.pending[c.track_id] = c
             return []
         if info.updates < self.rules.min_track_updates:
             self.counts["crossing_uncorroborated"] += 1
+            self.pending[c.track_id] = c
             return []
+        return self._raise_crossing(c, info)
+
+    def _raise_crossing(self, c: Crossing, info: _TrackInfo) -> list[Wire]:
+        """A crossing whose track is a corroborated person: a new alert, or join one."""
         x, y = self._xy(c.lat, c.lon)
         # one group, one alert
         for oa in self.open.values():
@@ -278,6 +334,14 @@ class AlertEngine:
             if aid in self.open:
                 out += self._update(self.open[aid], info, note=f"entered zone {zone_id}")
                 continue
+            near = self._nearby_open(info.x, info.y, info.last.time)
+            if near is not None:
+                # one group, one alert: a part of a group already alerted on joins it
+                self.counts["zone_entry_grouped"] += 1
+                near.track_ids.add(info.last.track_id)
+                self.by_track[info.last.track_id] = near.alert.alert_id
+                out += self._update(near, info, note=f"entered zone {zone_id}", force=True)
+                continue
             alert = self._new(
                 "zone_entry",
                 priority,
@@ -292,14 +356,38 @@ class AlertEngine:
             out.append(alert)
         return out
 
+    def _nearby_open(self, x: float, y: float, t: float) -> _OpenAlert | None:
+        """The open crossing or zone alert closest to ``(x, y)`` within the group radius,
+        last updated within the group window; ``None`` if there is none."""
+        best, best_d = None, math.inf
+        for oa in self.open.values():
+            a = oa.alert
+            if a.kind not in ("crossing", "zone_entry") or a.state == "closed":
+                continue
+            d = math.hypot(oa.x - x, oa.y - y)
+            if (
+                d <= self.rules.group_radius_m
+                and abs(t - a.time) <= self.rules.group_window_s
+                and d < best_d
+            ):
+                best, best_d = oa, d
+        return best
+
     def _track_lost(self, info: _TrackInfo) -> list[Wire]:
-        if not self.rules.track_lost or not self._is_person(info.last):
+        if not self.rules.track_lost:
+            return []
+        tid = info.last.track_id
+        aid = self.by_track.get(tid)
+        crossed = tid in self.crossed
+        if aid not in self.open and self.rules.track_lost_needs_crossing and not crossed:
+            # a track that never crossed and was never alerted on: losing it is no news
+            return []
+        if not self._is_person(info.last):
             return []
         side = self.border.side([info.x], [info.y])[0]
         dist = float(self.border.distance([info.x], [info.y])[0])
         if side != US_SIDE or dist > self.rules.track_lost_border_m:
             return []
-        aid = self.by_track.get(info.last.track_id)
         if aid in self.open:
             return self._update(self.open[aid], info, note="track lost", force=True)
         if info.updates < self.rules.min_track_updates:
@@ -356,6 +444,7 @@ class AlertEngine:
                 )
             )
             self.counts["cues"] += 1
+            self.cued[tower] = ev.time
         out.append(
             self._new(
                 "sensor_cue",

@@ -41,10 +41,19 @@ class AlertRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     cue_seen_window_s: Seconds = 30.0
     #: One cue alert per sensor line in this window; later hits update it.
     cue_window_s: Seconds = 600.0
+    #: A cued tower looks this long, then turns back to its watch (its configured pointing).
+    cue_dwell_s: Seconds = 120.0
+
+    #: A northbound crossing whose track is not yet a corroborated person waits this long
+    #: for the evidence (later updates of the track) before it is dropped.
+    pending_crossing_s: Seconds = 600.0
 
     track_lost: bool = True
     track_lost_priority: Priority = 2
     track_lost_border_m: Metres = 2000.0
+    #: Only tracks that crossed northbound (or have an open alert) raise ``track_lost``:
+    #: losing a track that never crossed is not news.
+    track_lost_needs_crossing: bool = True
 
     sensor_health: bool = True
     sensor_health_priority: Priority = 4

@@ -27,6 +27,10 @@ class _State:
     d: float = 0.0
     zero: tuple[float, float, float] | None = None
     seen: bool = False
+    #: first position (t, x, y, signed distance) while an entry is still undecided
+    first: tuple[float, float, float, float] | None = None
+    #: (t, signed distance) since the first position, for the entry's speed
+    path: list[tuple[float, float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class CrossingEvent:
     chainage_km: float
     direction: str
     entering_us: bool
+    inferred: bool = False
 
 
 class CrossingMonitor:
@@ -52,13 +57,34 @@ class CrossingMonitor:
         The sector's border and segments.
     hysteresis_m
         How far onto the far side a track must get for a crossing to count, metres.
+    entry_m
+        Entries (off by default): a track first seen within this distance of the line
+        (metres) that then moves ``entry_rise_m`` further away from it came across the line
+        unseen, a crossing *inferred* back to the line at the track's average speed. Towers
+        see groups least well just south of the line, at the edge of their range; a group
+        that appears a few hundred metres into the US walking north came from the south.
+    entry_rise_m
+        How far a new track must move away from the line for an entry to count, metres.
     """
 
-    def __init__(self, border: Border, hysteresis_m: float = 10.0) -> None:
+    def __init__(
+        self,
+        border: Border,
+        hysteresis_m: float = 10.0,
+        *,
+        entry_m: float = 0.0,
+        entry_rise_m: float = 30.0,
+    ) -> None:
         if not (np.isfinite(hysteresis_m) and hysteresis_m > 0):
             raise ValueError(f"hysteresis_m={hysteresis_m!r}; expected a positive distance")
+        if not (np.isfinite(entry_m) and entry_m >= 0):
+            raise ValueError(f"entry_m={entry_m!r}; expected a distance >= 0 (0: no entries)")
+        if not (np.isfinite(entry_rise_m) and entry_rise_m > 0):
+            raise ValueError(f"entry_rise_m={entry_rise_m!r}; expected a positive distance")
         self.border = border
         self.h = float(hysteresis_m)
+        self.entry_m = float(entry_m)
+        self.entry_rise_m = float(entry_rise_m)
         self.states: dict[str, _State] = {}
         self.outside_stretch = 0
 
@@ -89,6 +115,11 @@ class CrossingMonitor:
                     st.x + f * (xx[i] - st.x),
                     st.y + f * (yy[i] - st.y),
                 )
+            if not st.seen and self.entry_m > 0.0 and abs(di) <= self.entry_m:
+                st.first = (float(tt[i]), float(xx[i]), float(yy[i]), di)
+                st.path = []
+            if st.path is not None:
+                st.path.append((float(tt[i]), di))
             if st.side == 0:
                 if abs(di) >= self.h:
                     st.side = 1 if di > 0 else -1
@@ -99,8 +130,51 @@ class CrossingMonitor:
                     out.append(event)
                 st.side = -st.side
                 st.zero = None
+                st.first = st.path = None  # seen crossing: nothing to infer
+            if st.first is not None:
+                event = self._entry(tid, st, float(tt[i]), di)
+                if event is not None:
+                    out.append(event)
             st.t, st.x, st.y, st.d, st.seen = float(tt[i]), float(xx[i]), float(yy[i]), di, True
         return out
+
+    def _entry(self, tid: str, st: _State, t: float, d: float) -> CrossingEvent | None:
+        """Decide a new track's entry once it has moved ``entry_rise_m`` along the normal."""
+        t0, x0, y0, d0 = st.first  # type: ignore[misc]
+        moved = d - d0
+        if abs(moved) < self.entry_rise_m:
+            return None
+        path = np.asarray(st.path, dtype=np.float64)
+        st.first = st.path = None
+        # away from the line on the far side of where it must have come from
+        if (moved > 0 and d0 < -self.h) or (moved < 0 and d0 > self.h):
+            return None  # walking toward the line: an ordinary crossing may follow
+        if abs(d) < self.h or t <= t0:
+            return None
+        # the speed away from the line: a least-squares slope over the positions so far (one
+        # noisy end point would put the crossing minutes off)
+        tc = path[:, 0] - path[:, 0].mean()
+        slope = float((tc * (path[:, 1] - path[:, 1].mean())).sum() / max((tc * tc).sum(), 1e-9))
+        speed = max(abs(slope), abs(moved) / (t - t0), 0.3)
+        d_start = float(path[:, 1].mean() - slope * (path[:, 0].mean() - t0))
+        if d_start * d < 0:
+            d_start = d0
+        import shapely
+
+        p = self.border.line.interpolate(self.border.line.project(shapely.Point(x0, y0)))
+        st.side = 1 if d > 0 else -1
+        st.zero = None
+        event = self._event(tid, t0 - abs(d_start) / speed, p.x, p.y, entering_us=d > 0)
+        if event is None:
+            return None
+        return CrossingEvent(**{**event.__dict__, "inferred": True})
+
+    def merge(self, merged: str, into: str) -> None:
+        """Track ``merged`` was folded into ``into``: if ``into`` has no side yet, it takes
+        over the other's state (so a crossing the pair completes counts once)."""
+        st = self.states.pop(merged, None)
+        if st is not None and (into not in self.states or self.states[into].side == 0):
+            self.states[into] = st
 
     def forget(self, track_id: str) -> None:
         """Drop an ended track's state."""

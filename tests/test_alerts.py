@@ -246,19 +246,35 @@ def test_hit_already_seen_by_a_camera_is_not_cued(engine, site) -> None:
     assert out == [] and engine.counts["cue_already_seen"] == 1
 
 
-def test_track_lost_near_the_border(engine) -> None:
+def test_track_lost_near_the_border(engine, site) -> None:
     s = Scene(engine)
-    out = []
+    # a track that never crossed (an agent, a fragment): losing it is no news
+    quiet = []
     for i in range(4):
         x, y = s.border_point(5_000.0, 300.0 + i)
-        out += s.track("lost", x, y, T0 + i)
-    out += s.track("lost", x, y, T0 + 10, state="ended")
+        quiet += s.track("quiet", x, y, T0 + i)
+    quiet += s.track("quiet", x, y, T0 + 10, state="ended")
+    assert alerts_of(quiet) == []
+    # a crossing with an open alert: the alert is updated, no second alert
+    out = s.walk_across("alerted", 5_000.0, T0)
+    (alert,) = alerts_of(out, "crossing")
+    x, y = s.border_point(5_000.0, 300.0)
+    out = s.track("alerted", x, y, T0 + 30, state="ended")
+    assert [(a.alert_id, a.kind) for a in alerts_of(out)] == [(alert.alert_id, "crossing")]
+    assert alerts_of(out)[0].history[-1].note == "track lost"
+    # a crossing that raised no alert of its own (crossing alerts off here): track_lost
+    quiet_engine = AlertEngine(site, AlertRules(crossing=False))
+    s = Scene(quiet_engine)
+    out = s.walk_across("lost", 5_000.0, T0)
+    assert alerts_of(out) == []
+    out = s.track("lost", x, y, T0 + 30, state="ended")
     assert len(alerts_of(out, "track_lost")) == 1
-    far = []
+    # ... but not one lost far from the border
+    far = s.walk_across("gone", 6_000.0, T0)
     for i in range(4):
         x, y = s.border_point(6_000.0, 6_000.0 + i)
-        far += s.track("gone", x, y, T0 + i)
-    far += s.track("gone", x, y, T0 + 10, state="ended")
+        far += s.track("gone", x, y, T0 + 10 + i)
+    far += s.track("gone", x, y, T0 + 20, state="ended")
     assert alerts_of(far) == []
 
 

@@ -70,3 +70,32 @@ def test_jitter_and_turn_back_make_no_crossing(border: Border) -> None:
         sel = t == step
         crossed |= {e.track_id for e in monitor.update(list(ids[sel]), t[sel], x[sel], y[sel])}
     assert crossed == {f"k{k}" for k in range(0, 30, 3)}
+
+
+def _offset_path(border: Border, chainage: float, offsets: np.ndarray):
+    p = border.line.interpolate(chainage)
+    q = border.line.interpolate(chainage + 5)
+    tx, ty = (q.x - p.x) / 5, (q.y - p.y) / 5
+    return p.x + offsets * ty, p.y - offsets * tx  # offsets > 0: into the US
+
+
+def test_entry_is_inferred_back_to_the_line(border: Border) -> None:
+    t = 1_780_000_000.0 + np.arange(120.0)
+    monitor = CrossingMonitor(border, entry_m=400.0, entry_rise_m=30.0)
+    # first seen 200 m into the US, walking north at 1.5 m/s: it crossed 133 s earlier
+    x, y = _offset_path(border, 12_300.0, 200.0 + 1.5 * np.arange(120.0))
+    events = [e for k in range(120) for e in monitor.update(["new"], [t[k]], [x[k]], [y[k]])]
+    (ev,) = events
+    assert ev.inferred and ev.entering_us and ev.direction == "northbound"
+    assert ev.time == pytest.approx(t[0] - 200.0 / 1.5, abs=1.0)
+    assert ev.segment_id == "tucson-0012"
+    assert float(border.distance([ev.x], [ev.y])[0]) < 1.0
+    # first seen far from the line, or walking toward it, or standing: nothing inferred
+    for name, start, v in [("far", 600.0, 1.5), ("toward", 200.0, -1.0), ("still", 100.0, 0.1)]:
+        x, y = _offset_path(border, 20_000.0, start + v * np.arange(120.0))
+        got = [e for k in range(60) for e in monitor.update([name], [t[k]], [x[k]], [y[k]])]
+        assert got == [], name
+    # without entry_m the monitor infers nothing
+    plain = CrossingMonitor(border)
+    x, y = _offset_path(border, 12_300.0, 200.0 + 1.5 * np.arange(120.0))
+    assert [e for k in range(120) for e in plain.update(["n"], [t[k]], [x[k]], [y[k]])] == []

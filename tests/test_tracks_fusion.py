@@ -78,11 +78,14 @@ def test_camera_and_ground_sensor_fuse_into_one_track() -> None:
     assert again == track
 
 
-def test_ground_sensor_event_starts_a_tentative_track() -> None:
-    fusion = FusionTracker(FRAME, ground_sensors={"u9": GroundSensorSite(500.0, 200.0, 40.0)})
-    fusion.ingest_many(
-        [SensorEvent(sensor="u9", time=T0, modality="pir", strength=2.0, class_guess="animal")]
-    )
+def test_ground_sensor_event_starts_a_tentative_track_only_when_allowed() -> None:
+    sites = {"u9": GroundSensorSite(500.0, 200.0, 40.0)}
+    event = SensorEvent(sensor="u9", time=T0, modality="pir", strength=2.0, class_guess="animal")
+    default = FusionTracker(FRAME, ground_sensors=sites)
+    default.ingest_many([event])
+    assert default.track_messages(include_tentative=True) == []  # corroborates only
+    fusion = FusionTracker(FRAME, TrackerConfig(ugs_can_initiate=True), ground_sensors=sites)
+    fusion.ingest_many([event])
     shown = fusion.track_messages(include_tentative=True)
     assert [m.state for m in shown] == ["tentative"]
     x, y = FRAME.to_local([shown[0].lat], [shown[0].lon])

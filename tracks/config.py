@@ -15,6 +15,65 @@ from msgspec import Meta
 #: The classes a track can be; the column order of every class-probability array.
 CLASSES: tuple[str, str, str] = ("person", "vehicle", "animal")
 
+#: One row of a camera confusion table: guess, confidence from, confidence to (exclusive),
+#: range from, range to (metres, exclusive), and the probability of that guess in that
+#: confidence band at that range under person, vehicle, animal.
+ClassRow = tuple[str, float, float, float, float, float, float, float]
+
+
+#: Tower-camera confusion table calibrated on the simulator's towers (``vigil demo`` at
+#: 02:00, seeds 1 and 7, 15 minutes each, animals at 3 per km; see BENCHMARKS.md, "End to
+#: end"): a deployment calibrates its own with :func:`tracks.fusion.calibrate_class_model`
+#: against labelled detections, and again whenever the detector changes.
+SIM_TOWER_CLASS_MODEL: tuple[ClassRow, ...] = (
+    ('person', 0.0, 0.135, 0.0, 750.0, 0.038253, 0.000683, 0.096108),
+    ('person', 0.135, 0.165, 0.0, 750.0, 0.001868, 0.000341, 0.034088),
+    ('person', 0.19, 0.205, 0.0, 750.0, 0.013042, 0.000341, 0.048795),
+    ('person', 0.23, 0.255, 0.0, 750.0, 0.061835, 0.000341, 1.3e-05),
+    ('person', 0.255, 0.27, 0.0, 750.0, 0.058044, 0.000341, 0.021243),
+    ('person', 0.27, 0.32, 0.0, 750.0, 0.019177, 0.000341, 1.3e-05),
+    ('person', 0.32, 0.4, 0.0, 750.0, 0.400149, 0.000341, 4e-05),
+    ('person', 0.4, 0.5, 0.0, 750.0, 0.287088, 0.000341, 1.3e-05),
+    ('person', 0.5, 0.6, 0.0, 750.0, 0.05905, 0.000341, 1.3e-05),
+    ('person', 0.6, 0.65, 0.0, 750.0, 0.003987, 0.000341, 1.3e-05),
+    ('vehicle', 0.4, 0.5, 0.0, 750.0, 0.002152, 0.000341, 1.3e-05),
+    ('vehicle', 0.5, 0.6, 0.0, 750.0, 0.010127, 0.000341, 1.3e-05),
+    ('vehicle', 0.6, 0.65, 0.0, 750.0, 0.006646, 0.000341, 1.3e-05),
+    ('vehicle', 0.65, 1.01, 0.0, 750.0, 0.015262, 0.249488, 0.008204),
+    ('animal', 0.165, 0.19, 0.0, 750.0, 0.004854, 0.000341, 0.10783),
+    ('animal', 0.215, 0.23, 0.0, 750.0, 0.000634, 0.000341, 0.283413),
+    ('animal', 0.27, 0.32, 0.0, 750.0, 0.001013, 0.000341, 0.3833),
+    ('unknown', 0.0, 0.135, 0.0, 750.0, 0.014874, 0.000341, 0.000782),
+    ('person', 0.0, 0.135, 750.0, 1250.0, 0.209422, 0.000632, 0.198531),
+    ('person', 0.135, 0.165, 750.0, 1250.0, 0.025086, 0.000316, 0.162429),
+    ('person', 0.19, 0.205, 750.0, 1250.0, 0.002703, 0.000316, 4.5e-05),
+    ('person', 0.205, 0.215, 750.0, 1250.0, 0.326136, 0.000316, 0.000755),
+    ('person', 0.255, 0.27, 750.0, 1250.0, 0.149574, 0.000316, 0.008494),
+    ('person', 0.32, 0.4, 750.0, 1250.0, 0.018394, 0.000316, 0.000708),
+    ('vehicle', 0.205, 0.215, 750.0, 1250.0, 0.010493, 0.659525, 0.007571),
+    ('vehicle', 0.255, 0.27, 750.0, 1250.0, 0.004881, 0.055366, 0.001767),
+    ('vehicle', 0.32, 0.4, 750.0, 1250.0, 0.001936, 0.000316, 4e-06),
+    ('vehicle', 0.65, 1.01, 750.0, 1250.0, 0.212025, 0.268044, 0.057056),
+    ('animal', 0.165, 0.19, 750.0, 1250.0, 0.038145, 0.000316, 0.561843),
+    ('animal', 0.215, 0.23, 750.0, 1250.0, 0.000764, 0.000316, 0.000252),
+    ('person', 0.0, 0.135, 1250.0, 1750.0, 0.562838, 0.000109, 0.403803),
+    ('person', 0.205, 0.215, 1250.0, 1750.0, 0.111649, 5.5e-05, 0.002396),
+    ('vehicle', 0.205, 0.215, 1250.0, 1750.0, 0.072336, 0.343816, 0.269008),
+    ('vehicle', 0.255, 0.27, 1250.0, 1750.0, 0.000145, 0.086229, 3.9e-05),
+    ('vehicle', 0.65, 1.01, 1250.0, 1750.0, 0.107505, 0.567011, 0.037363),
+    ('animal', 0.165, 0.19, 1250.0, 1750.0, 0.145084, 5.5e-05, 0.281393),
+    ('person', 0.0, 0.135, 1750.0, 2250.0, 0.697465, 5.3e-05, 0.341856),
+    ('person', 0.205, 0.215, 1750.0, 2250.0, 0.001286, 2.6e-05, 0.013985),
+    ('vehicle', 0.205, 0.215, 1750.0, 2250.0, 0.155153, 0.592282, 0.20442),
+    ('vehicle', 0.255, 0.27, 1750.0, 2250.0, 1.4e-05, 0.04178, 2.4e-05),
+    ('vehicle', 0.65, 1.01, 1750.0, 2250.0, 0.006356, 0.364511, 0.049655),
+    ('animal', 0.165, 0.19, 1750.0, 2250.0, 0.138039, 2.6e-05, 0.346766),
+    ('unknown', 0.0, 0.135, 1750.0, 2250.0, 1.9e-05, 2.6e-05, 0.039791),
+    ('person', 0.0, 0.135, 2250.0, 1000000.0, 0.86201, 0.000502, 0.916146),
+    ('vehicle', 0.205, 0.215, 2250.0, 1000000.0, 0.033549, 0.826111, 0.077227),
+    ('vehicle', 0.65, 1.01, 2250.0, 1000000.0, 0.020986, 0.171021, 0.000494),
+)  # fmt: skip
+
 
 class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """How tracks are filtered, gated, associated, confirmed, coasted and deleted.
@@ -56,6 +115,28 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     uas_footprint_error_fraction
         Aircraft detections get their covariance inflated by this fraction of the camera
         footprint's span (pointing and altitude error), as a standard deviation.
+    group_radius_m
+        Camera and aircraft detections of one batch that could be parts of one group (their
+        difference within the 99 % gate of ``R_i + R_j + group_radius^2 I``) are merged into
+        one measurement of the group, metres; 0 turns merging off. A group of walkers is one
+        target to follow and to alert on, and at tower ranges its members' ground positions
+        scatter by tens of metres along the line of sight.
+    camera_class_model
+        Rows ``(guess, confidence_from, confidence_to, range_from, range_to, P(person),
+        P(vehicle), P(animal))``: how likely a tower camera's class guess with a confidence
+        in ``[from, to)`` at a range in ``[range_from, range_to)`` metres is under each true
+        class (a confusion table, calibrated against labelled detections with
+        :func:`tracks.fusion.calibrate_class_model`: a person two pixels tall looks like
+        anything). Guesses no row covers fall back to "right with probability c", as do
+        aircraft and ground sensors.
+    camera_class_weight
+        Exponent on each tower-camera class likelihood (0-1): successive frames of one blob
+        are far from independent evidence.
+    walk_max_mps, vehicle_min_mps
+        Track speeds, m/s: a track whose speed is well known (velocity sigma under 1 m/s)
+        and at most ``walk_max_mps`` is unlikely a vehicle on the move, and one at
+        ``vehicle_min_mps`` or more is unlikely a person or an animal. The published class
+        probabilities weigh this in.
     """
 
     process_noise: Annotated[float, Meta(gt=0.0, le=1e4)] = 0.1
@@ -71,10 +152,32 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     default_sigma_m: Annotated[float, Meta(gt=0.0, le=1e4)] = 5.0
     out_of_sequence_lag_s: Annotated[float, Meta(ge=0.0, le=600.0)] = 5.0
     class_floor: Annotated[float, Meta(ge=0.0, lt=0.5)] = 0.01
-    ugs_can_initiate: bool = True
+    ugs_can_initiate: bool = False
     camera_angular_sigma_rad: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.002
     camera_sigma_floor_m: Annotated[float, Meta(ge=0.0, le=1e3)] = 1.0
     uas_footprint_error_fraction: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.02
+    group_radius_m: Annotated[float, Meta(ge=0.0, le=1000.0)] = 15.0
+    camera_class_model: tuple[ClassRow, ...] = ()
+    camera_class_weight: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.5
+    walk_max_mps: Annotated[float, Meta(gt=0.0, le=100.0)] = 3.0
+    vehicle_min_mps: Annotated[float, Meta(gt=0.0, le=100.0)] = 6.0
+
+    @classmethod
+    def for_sector(cls, **changes) -> TrackerConfig:
+        """Settings for a sector's fusion of towers, ground sensors and aircraft.
+
+        Towers report at 1-2 frames a second and see a group at their range limit only now
+        and then, so tracks coast for 30 s and a new track may wait 5 s between its first
+        detections; tower class guesses are read through :data:`SIM_TOWER_CLASS_MODEL`.
+        (The plain defaults stay those of the array-level tracker, which the Stone Soup
+        benchmark runs.)
+        """
+        base = {
+            "max_coast_s": 30.0,
+            "tentative_max_gap_s": 5.0,
+            "camera_class_model": SIM_TOWER_CLASS_MODEL,
+        }
+        return cls(**{**base, **changes}).check()
 
     def check(self) -> TrackerConfig:
         """Validate bounds and cross-field rules; return self or raise ``ValueError``."""
@@ -87,4 +190,24 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
                 f"tracker config: confirm_m = {self.confirm_m} > confirm_n = {self.confirm_n}; "
                 "expected m <= n (m hits out of n batches)"
             )
+        if checked.walk_max_mps >= checked.vehicle_min_mps:
+            raise ValueError(
+                f"tracker config: walk_max_mps = {self.walk_max_mps} >= vehicle_min_mps = "
+                f"{self.vehicle_min_mps}; expected walking speeds below vehicle speeds"
+            )
+        for i, row in enumerate(checked.camera_class_model):
+            guess, lo, hi, r_lo, r_hi, *probs = row
+            if (
+                guess not in (*CLASSES, "unknown")
+                or not 0.0 <= lo < hi
+                or not 0.0 <= r_lo < r_hi
+                or not all(0.0 <= p <= 1.0 for p in probs)
+                or not any(p > 0.0 for p in probs)
+            ):
+                raise ValueError(
+                    f"tracker config: camera_class_model[{i}] = {row!r}; expected (guess, "
+                    "confidence_from < confidence_to, range_from < range_to, three "
+                    "probabilities in [0, 1], not all 0) "
+                    f"with guess one of {(*CLASSES, 'unknown')}"
+                )
         return self

@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 
 from geo.frames import LocalFrame
 from ingest.schema import CameraDetection, SensorEvent, Telemetry, Track
-from tracks.config import CLASSES, TrackerConfig
+from tracks.config import CLASSES, ClassRow, TrackerConfig
 from tracks.oosm import TimeOrderedReplay
 from tracks.tracker import COASTING, CONFIRMED, STATE_NAMES, Tracker, TrackerSnapshot, TrackTable
 
@@ -51,6 +51,20 @@ class _Batch:
     ugs: bool = False
 
 
+#: Default confidence bands of a calibrated camera confusion table: narrow where a detector's
+#: rules put their (size-capped) confidences, so that each rule gets its own row.
+CONFIDENCE_EDGES: tuple[float, ...] = (
+    0.0, 0.135, 0.165, 0.19, 0.205, 0.215, 0.23, 0.255, 0.27, 0.32, 0.4, 0.5, 0.6, 0.65, 1.01,
+)  # fmt: skip
+#: Default range bands of a calibrated camera confusion table, metres.
+RANGE_EDGES_M: tuple[float, ...] = (0.0, 750.0, 1250.0, 1750.0, 2250.0, 1e6)
+#: Class factors (person, vehicle, animal) for a track known to move slowly, or fast.
+_SLOW = np.array([1.0, 0.1, 1.0])
+_FAST = np.array([0.05, 1.0, 0.05])
+#: Chi-square (2 dof) 99 % point: detections closer than this (Mahalanobis) may be one group.
+_GROUP_GATE = 9.2103
+
+
 def class_likelihood(class_guess: str, confidence: float) -> NDArray[np.float64]:
     """Likelihood of a sensor's class guess under each of person, vehicle, animal.
 
@@ -65,6 +79,175 @@ def class_likelihood(class_guess: str, confidence: float) -> NDArray[np.float64]
     else:
         lik[:] = 1.0
     return lik
+
+
+def table_likelihood(
+    rows: Iterable[ClassRow],
+    class_guess: str,
+    confidence: float,
+    range_m: float | None,
+    weight: float = 1.0,
+) -> NDArray[np.float64]:
+    """Likelihood of a class guess from a confusion table (see ``camera_class_model``).
+
+    The row for the guess, the confidence band and the range band gives
+    ``P(guess, band | class, range)``; the result is normalised to a maximum of 1 and raised
+    to ``weight`` (evidence from correlated frames counts less). Without a row (or without
+    a range), :func:`class_likelihood` is used.
+    """
+    r = -1.0 if range_m is None else float(range_m)
+    for guess, lo, hi, r_lo, r_hi, *probs in rows:
+        if guess == class_guess and lo <= confidence < hi and r_lo <= r < r_hi:
+            lik = np.maximum(np.asarray(probs, dtype=np.float64), 1e-6)
+            break
+    else:
+        lik = class_likelihood(class_guess, confidence)
+    lik = lik / lik.max()
+    return lik**weight if weight != 1.0 else lik
+
+
+def calibrate_class_model(
+    guesses: Iterable[str],
+    confidences: Iterable[float],
+    ranges_m: Iterable[float],
+    truths: Iterable[str],
+    edges: tuple[float, ...] = CONFIDENCE_EDGES,
+    range_edges_m: tuple[float, ...] = RANGE_EDGES_M,
+    min_count: int = 20,
+    backoff: float = 50.0,
+) -> tuple[ClassRow, ...]:
+    """A camera confusion table from detections labelled with their true class.
+
+    Parameters
+    ----------
+    guesses, confidences, ranges_m
+        Each detection's class guess, confidence and range (m).
+    truths
+        Each detection's true class (one of :data:`tracks.config.CLASSES`; other labels,
+        such as ``"none"`` for a false detection, are left out).
+    edges, range_edges_m
+        Confidence and range band edges.
+    min_count
+        Cells seen fewer times than this (over all classes) get no row.
+    backoff
+        Weight, in detections, of a class's all-range table in each range band: a class
+        seen rarely at some range takes its probabilities mostly from the other ranges.
+
+    Returns
+    -------
+    Rows ``(guess, from, to, range_from, range_to, P(guess, band | person, range band),
+    ... vehicle, ... animal)``.
+    """
+    g = np.asarray(list(guesses), dtype=object)
+    c = np.asarray(list(confidences), dtype=np.float64)
+    r = np.asarray(list(ranges_m), dtype=np.float64)
+    t = np.asarray(list(truths), dtype=object)
+    if not (g.shape == c.shape == r.shape == t.shape):
+        raise ValueError(
+            f"guesses, confidences, ranges and truths have lengths {g.size}, {c.size}, "
+            f"{r.size}, {t.size}; expected one of each per detection"
+        )
+    keep = np.isin(t, CLASSES) & np.isfinite(r)
+    g, c, r, t = g[keep], c[keep], r[keep], t[keep]
+    band = np.clip(np.searchsorted(edges, c, side="right") - 1, 0, len(edges) - 2)
+    rband = np.clip(np.searchsorted(range_edges_m, r, side="right") - 1, 0, len(range_edges_m) - 2)
+    guess_names = (*CLASSES, "unknown")
+    cells = len(guess_names) * (len(edges) - 1)
+    rows = []
+    for rb in range(len(range_edges_m) - 1):
+        here = rband == rb
+        totals = {k: int((here & (t == k)).sum()) for k in CLASSES}
+        for guess in guess_names:
+            for b in range(len(edges) - 1):
+                sel = here & (g == guess) & (band == b)
+                if sel.sum() < min_count:
+                    continue
+                # a class seen little at this range backs off to its all-range table
+                probs = []
+                for k in CLASSES:
+                    anywhere = (int(((g == guess) & (band == b) & (t == k)).sum()) + 1) / (
+                        int((t == k).sum()) + cells
+                    )
+                    probs.append(
+                        (int((sel & (t == k)).sum()) + backoff * anywhere) / (totals[k] + backoff)
+                    )
+                rows.append(
+                    (
+                        guess,
+                        float(edges[b]),
+                        float(edges[b + 1]),
+                        float(range_edges_m[rb]),
+                        float(range_edges_m[rb + 1]),
+                        *(round(p, 6) for p in probs),
+                    )
+                )
+    return tuple(rows)
+
+
+def group_clusters(
+    z: NDArray[np.float64], R: NDArray[np.float64], radius_m: float
+) -> NDArray[np.int64]:
+    """Label the detections of one batch that could be parts of one group.
+
+    Two detections are linked when their difference lies within the 99 % gate of
+    ``R_i + R_j + radius_m^2 I``; clusters are the connected sets (single linkage).
+    Returns one cluster label per detection, ``0 .. k-1``.
+    """
+    m = z.shape[0]
+    if m < 2 or radius_m <= 0.0:
+        return np.arange(m, dtype=np.int64)
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    i, j = np.triu_indices(m, 1)
+    d = z[i] - z[j]
+    S = R[i] + R[j]
+    S[:, 0, 0] += radius_m**2
+    S[:, 1, 1] += radius_m**2
+    det = S[:, 0, 0] * S[:, 1, 1] - S[:, 0, 1] * S[:, 1, 0]
+    d2 = (S[:, 1, 1] * d[:, 0] ** 2 - 2.0 * S[:, 0, 1] * d[:, 0] * d[:, 1]
+          + S[:, 0, 0] * d[:, 1] ** 2) / det  # fmt: skip
+    link = d2 <= _GROUP_GATE
+    graph = csr_matrix((np.ones(int(link.sum())), (i[link], j[link])), shape=(m, m))
+    _, labels = connected_components(graph, directed=False)
+    return labels.astype(np.int64)
+
+
+def merge_group(
+    z: NDArray[np.float64],
+    R: NDArray[np.float64],
+    lik: NDArray[np.float64],
+    labels: NDArray[np.int64],
+    radius_m: float,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """One measurement per cluster: the information-weighted centre of its detections.
+
+    The members' errors are largely shared (pointing, range from the same pixel rows), so
+    the cluster's covariance is the harmonic mean of theirs (``k`` times the fused one), not
+    the fused one, plus the group's extent ``(radius_m / 2)^2 I``; its class likelihood is
+    the geometric mean of the members'.
+    """
+    k = int(labels.max()) + 1 if labels.size else 0
+    if k == labels.size:
+        return z, R, lik
+    W = np.linalg.inv(R)
+    zs = np.empty((k, 2))
+    Rs = np.empty((k, 2, 2))
+    ls = np.empty((k, lik.shape[1]))
+    for c in range(k):
+        sel = labels == c
+        n = int(sel.sum())
+        if n == 1:
+            j = int(np.flatnonzero(sel)[0])
+            zs[c], Rs[c], ls[c] = z[j], R[j], lik[j]
+            continue
+        info = W[sel].sum(axis=0)
+        P = np.linalg.inv(info)
+        zs[c] = P @ np.einsum("kab,kb->a", W[sel], z[sel])
+        Rs[c] = n * P + np.eye(2) * (radius_m / 2.0) ** 2
+        gm = np.exp(np.log(np.maximum(lik[sel], 1e-12)).mean(axis=0))
+        ls[c] = gm / gm.max()
+    return zs, Rs, ls
 
 
 class FusionTracker:
@@ -103,12 +286,17 @@ class FusionTracker:
         self._sensors: dict[int, set[str]] = {}
         self._footprint_span: dict[str, float] = {}
         self._pending: dict[tuple[str, float], _Batch] = {}
-        self._replay: TimeOrderedReplay[_Batch, tuple[TrackerSnapshot, dict]] = TimeOrderedReplay(
-            self._apply, self._snapshot, self._restore, self.config.out_of_sequence_lag_s
+        self._replay: TimeOrderedReplay[_Batch, tuple[TrackerSnapshot, dict, list]] = (
+            TimeOrderedReplay(
+                self._apply, self._snapshot, self._restore, self.config.out_of_sequence_lag_s
+            )
         )
         self._last_live: dict[int, Track] = {}
         self._ended: list[Track] = []
         self.unknown_sensor = 0
+        #: Detections folded into another of their batch as parts of one group.
+        self.merged_detections = 0
+        self._merges: list[tuple[int, int]] = []
 
     # -- input --------------------------------------------------------------------------------
 
@@ -134,7 +322,18 @@ class FusionTracker:
             x, y = self.frame.to_local([msg.lat], [msg.lon])
             batch.z.append((float(x[0]), float(y[0])))
             batch.R.append(self._camera_covariance(msg))
-            batch.lik.append(class_likelihood(msg.class_guess, msg.class_confidence))
+            if msg.camera in self._footprint_span:  # an aircraft's camera
+                lik = class_likelihood(msg.class_guess, msg.class_confidence)
+            else:
+                c = self.config
+                lik = table_likelihood(
+                    c.camera_class_model,
+                    msg.class_guess,
+                    msg.class_confidence,
+                    msg.range_m,
+                    c.camera_class_weight,
+                )
+            batch.lik.append(lik)
         else:
             raise TypeError(f"cannot track a {type(msg).__name__}; expected a detection or event")
         self._flush_before(msg.time)
@@ -195,28 +394,96 @@ class FusionTracker:
         tr = self.tracker
         n = tr.n
         view = self._in_view(batch, tr._x[:n])
+        z = np.asarray(batch.z, dtype=np.float64).reshape(-1, 2)
+        R = np.asarray(batch.R, dtype=np.float64).reshape(-1, 2, 2)
+        lik = np.asarray(batch.lik, dtype=np.float64).reshape(-1, len(CLASSES))
+        if not batch.ugs and z.shape[0] > 1 and self.config.group_radius_m > 0.0:
+            r = self.config.group_radius_m
+            z, R, lik = merge_group(z, R, lik, group_clusters(z, R, r), r)
+            self.merged_detections += len(batch.z) - z.shape[0]
         tr.update(
             t,
-            np.asarray(batch.z, dtype=np.float64).reshape(-1, 2),
-            np.asarray(batch.R, dtype=np.float64).reshape(-1, 2, 2),
-            class_likelihood=np.asarray(batch.lik, dtype=np.float64).reshape(-1, len(CLASSES)),
+            z,
+            R,
+            class_likelihood=lik,
             in_view=view,
             can_initiate=self.config.ugs_can_initiate or not batch.ugs,
         )
         for track_id in tr.last_det_track_id:
             if track_id >= 0:
                 self._sensors.setdefault(int(track_id), set()).add(batch.source)
+        if self.config.group_radius_m > 0.0:
+            self._merge_duplicates(tr.last_det_track_id)
         live = set(tr._id[: tr.n].tolist())
         for track_id in [k for k in self._sensors if k not in live]:
             del self._sensors[track_id]
 
-    def _snapshot(self) -> tuple[TrackerSnapshot, dict]:
-        return self.tracker.snapshot(), {k: set(v) for k, v in self._sensors.items()}
+    def _merge_duplicates(self, touched: NDArray[np.int64]) -> None:
+        """Fold a track into an older one that follows the same group.
 
-    def _restore(self, state: tuple[TrackerSnapshot, dict]) -> None:
-        snap, sensors = state
+        Two confirmed tracks whose positions lie within the 99 % gate of ``P_i + P_j +
+        group_radius^2 I`` and whose velocities agree within the gate of their velocity
+        covariances plus (0.5 m/s)^2 are one group seen as two: the younger is deleted, its
+        class evidence and sensors go to the older, and :meth:`take_merges` reports it.
+        Only pairs with a track updated by the batch just applied are checked.
+        """
+        tr = self.tracker
+        n = tr.n
+        ids = tr._id[:n]
+        settled = tr._status[:n] != 0
+        hit = np.isin(ids, touched[touched >= 0]) & settled
+        if not hit.any() or settled.sum() < 2:
+            return
+        r2 = self.config.group_radius_m**2
+        x, P = tr._x[:n], tr._P[:n]
+        gone: set[int] = set()
+        for i in np.flatnonzero(hit):
+            if int(ids[i]) in gone:
+                continue
+            others = np.flatnonzero(settled & (np.arange(n) != i))
+            others = np.array([j for j in others if int(ids[j]) not in gone], dtype=np.int64)
+            if others.size == 0:
+                continue
+            dp = x[others, :2] - x[i, :2]
+            S = P[others, :2, :2] + P[i, :2, :2] + np.eye(2) * r2
+            dv = x[others, 2:] - x[i, 2:]
+            V = P[others, 2:, 2:] + P[i, 2:, 2:] + np.eye(2) * 0.25
+            d2p = np.einsum("ka,kab,kb->k", dp, np.linalg.inv(S), dp)
+            d2v = np.einsum("ka,kab,kb->k", dv, np.linalg.inv(V), dv)
+            same = others[(d2p <= _GROUP_GATE) & (d2v <= _GROUP_GATE)]
+            if same.size == 0:
+                continue
+            j = int(same[np.argmin(d2p[(d2p <= _GROUP_GATE) & (d2v <= _GROUP_GATE)])])
+            keep, drop = (i, j) if ids[i] < ids[j] else (j, i)
+            p = tr._class[keep] * tr._class[drop]
+            f = self.config.class_floor
+            tr._class[keep] = (1.0 - f) * p / p.sum() + f / len(CLASSES)
+            tr._n_updates[keep] += tr._n_updates[drop]
+            kid, did = int(ids[keep]), int(ids[drop])
+            self._sensors.setdefault(kid, set()).update(self._sensors.pop(did, set()))
+            self._merges.append((did, kid))
+            gone.add(did)
+        if gone:
+            tr.delete(sorted(gone))
+
+    def take_merges(self) -> list[tuple[str, str]]:
+        """``(merged_track_id, into_track_id)`` pairs since the last call (published ids)."""
+        out = [(f"{self.id_prefix}{a}", f"{self.id_prefix}{b}") for a, b in self._merges]
+        self._merges = []
+        return out
+
+    def _snapshot(self) -> tuple[TrackerSnapshot, dict, list]:
+        return (
+            self.tracker.snapshot(),
+            {k: set(v) for k, v in self._sensors.items()},
+            list(self._merges),
+        )
+
+    def _restore(self, state: tuple[TrackerSnapshot, dict, list]) -> None:
+        snap, sensors, merges = state
         self.tracker.restore(snap)
         self._sensors = {k: set(v) for k, v in sensors.items()}
+        self._merges = list(merges)
 
     # -- output -------------------------------------------------------------------------------
 
@@ -270,9 +537,9 @@ class FusionTracker:
         return out
 
     def _message(self, sel: TrackTable, i: int, lat: float, lon: float, state: str) -> Track:
-        probs = sel.class_probs[i]
-        best = int(np.argmax(probs))
         P = sel.P[i]
+        probs = self._with_speed(sel.class_probs[i], sel.x[i, 2:], P[2:, 2:])
+        best = int(np.argmax(probs))
         return Track(
             track_id=f"{self.id_prefix}{int(sel.track_id[i])}",
             time=sel.time,
@@ -287,3 +554,25 @@ class FusionTracker:
             sensors=sorted(self._sensors.get(int(sel.track_id[i]), ())),
             count=max(int(sel.n_updates[i]), 1),
         )
+
+    def _with_speed(
+        self, probs: NDArray[np.float64], v: NDArray[np.float64], Pv: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """Class probabilities weighed by the track's speed, when the speed is well known.
+
+        People and animals do not keep up vehicle speeds, and a vehicle on the move does not
+        creep at walking pace; a track's velocity says so more reliably than the shape of a
+        blob two pixels tall.
+        """
+        c = self.config
+        if 0.5 * (Pv[0, 0] + Pv[1, 1]) > 1.0:
+            return probs
+        speed = math.hypot(float(v[0]), float(v[1]))
+        if speed <= c.walk_max_mps:
+            factor = _SLOW
+        elif speed >= c.vehicle_min_mps:
+            factor = _FAST
+        else:
+            return probs
+        out = probs * factor
+        return out / out.sum()

@@ -187,6 +187,31 @@ class Tracker:
         self.next_id = snap.next_id
         self.time = snap.time
 
+    def delete(self, track_ids: ArrayLike) -> int:
+        """Delete the tracks with these ids (a fusion stage merging duplicates); returns how
+        many were found."""
+        ids = np.asarray(track_ids, dtype=np.int64)
+        n = self.n
+        drop = np.isin(self._id[:n], ids)
+        found = int(drop.sum())
+        if found:
+            self.n = kern.compact(
+                ~drop,
+                n,
+                self._id,
+                self._status,
+                self._x,
+                self._P,
+                self._t_est,
+                self._t_hit,
+                self._t_first,
+                self._hits,
+                self._scans,
+                self._n_updates,
+                self._class,
+            )
+        return found
+
     def tracks(self) -> TrackTable:
         """A copy of every live track (tentative, confirmed, coasting) at the last batch."""
         n = self.n

@@ -45,6 +45,11 @@ from tracks.config import TrackerConfig
 from tracks.fusion import FusionTracker, GroundSensorSite
 from tracks.store import TrackStore
 
+#: New tracks first seen this close to the border (m) that walk away from it crossed unseen.
+ENTRY_M = 400.0
+#: The confidence of a crossing inferred from an entry rather than seen.
+INFERRED_CONFIDENCE = 0.5
+
 
 @dataclass
 class RunStats:
@@ -85,6 +90,10 @@ class SectorCore:
     on_command
         Called with each ``CameraCommand`` the alert service raises (a simulator turns its
         tower; in the field the command goes out on the bus only).
+    entry_m
+        A new track first seen within this distance of the border that walks away from it
+        came across unseen: its crossing is inferred (``confidence`` 0.5; see
+        :class:`geo.crossing_monitor.CrossingMonitor`), metres; 0 turns inference off.
     """
 
     def __init__(
@@ -96,6 +105,7 @@ class SectorCore:
         tracker: TrackerConfig | None = None,
         rules: AlertRules | None = None,
         on_command=None,
+        entry_m: float = ENTRY_M,
     ) -> None:
         self.site = site
         self.bus = bus
@@ -109,8 +119,10 @@ class SectorCore:
             )
             for s, x, y in zip(site.sensors, sx, sy, strict=True):
                 sensors[s.id] = GroundSensorSite(float(x), float(y), s.radius_m)
-        self.fusion = FusionTracker(self.frame, tracker or TrackerConfig(), ground_sensors=sensors)
-        self.monitor = CrossingMonitor(self.border)
+        self.fusion = FusionTracker(
+            self.frame, tracker or TrackerConfig.for_sector(), ground_sensors=sensors
+        )
+        self.monitor = CrossingMonitor(self.border, entry_m=entry_m)
         self.engine = AlertEngine(site, rules)
         self.alerts = AlertService(self.engine, bus, on_command=on_command)
         self.tracks_store = TrackStore(store_dir / "tracks.sqlite" if store_dir else ":memory:")
@@ -124,6 +136,11 @@ class SectorCore:
         self._track_buffer: list[Track] = []
         self._crossing_buffer: list[Crossing] = []
         self.live: list[tuple[Track, float, float]] = []
+        #: (kind, seconds) per alert raised during a tick: wall time from the start of the
+        #: tick (fusing what arrived, tracks, crossings, rules) to the alert on the bus.
+        self.alert_latency_s: list[tuple[str, float]] = []
+        self._tick_wall: float | None = None
+        self._counts: dict[str, int] = {}
         base = f"vigil/v1/{self.sector}"
         self._subs = [
             bus.subscribe(f"{base}/cam/+/detections", self._to_fusion),
@@ -140,10 +157,26 @@ class SectorCore:
         if isinstance(msg, Alert):
             self._alert_buffer.append(msg)
             self.alert_log.append(msg)
+            if self._tick_wall is not None and msg.state == "new":
+                self.alert_latency_s.append((msg.kind, time.perf_counter() - self._tick_wall))
 
     def tick(self, t: float) -> list[Track]:
-        """Apply what arrived before ``t``; publish tracks and any crossings; return tracks."""
+        """Apply what arrived before ``t``; publish tracks and any crossings; return tracks.
+
+        Crossings are looked for only on positions a detection has just updated: a track
+        coasting on its prediction can drift over the line with nothing behind it.
+        """
+        self._tick_wall = time.perf_counter()
+        try:
+            return self._tick(t)
+        finally:
+            self._tick_wall = None
+
+    def _tick(self, t: float) -> list[Track]:
         self.fusion.flush()
+        for merged, into in self.fusion.take_merges():
+            self.engine.merge_tracks(merged, into)
+            self.monitor.merge(merged, into)
         msgs = self.fusion.track_messages()
         for m in msgs:
             self.bus.publish(topic_for(self.sector, m), m)
@@ -156,8 +189,12 @@ class SectorCore:
             for m, xi, yi in zip(live, x, y, strict=True):
                 self.live.append((m, float(xi), float(yi)))
                 self.track_log.append((m.track_id, m.time, float(xi), float(yi), m.class_guess))
-            ids = [m.track_id for m in live]
-            for ev in self.monitor.update(ids, [m.time for m in live], x, y):
+            fresh = np.array([self._counts.get(m.track_id) != m.count for m in live])
+            for m in live:
+                self._counts[m.track_id] = m.count
+            ids = [m.track_id for m, f in zip(live, fresh, strict=True) if f]
+            times = [m.time for m, f in zip(live, fresh, strict=True) if f]
+            for ev in self.monitor.update(ids, times, x[fresh], y[fresh]):
                 lat, lon = self.frame.to_wgs84([ev.x], [ev.y])
                 self._crossing_n += 1
                 c = Crossing(
@@ -168,6 +205,7 @@ class SectorCore:
                     direction=ev.direction,  # type: ignore[arg-type]
                     lat=float(lat[0]),
                     lon=float(lon[0]),
+                    confidence=INFERRED_CONFIDENCE if ev.inferred else 1.0,
                 )
                 self.crossing_log.append(c)
                 self._crossing_buffer.append(c)
@@ -175,7 +213,8 @@ class SectorCore:
         for m in msgs:
             if m.state == "ended":
                 self.monitor.forget(m.track_id)
-        if int(t) % 60 == 0:
+                self._counts.pop(m.track_id, None)
+        if int(t) % 10 == 0:
             self.alerts.tick(t)
         if len(self._track_buffer) > 5000:
             self.flush_stores()
@@ -251,17 +290,26 @@ class Pipeline:
         self.alert_points: list[AlertPoint] = []
         self.detection_log: list[CameraDetection] = []
         self.bus.subscribe(f"vigil/v1/{self.sector}/alerts", self._on_alert)
+        #: (time, tower, footprint) at the start and after each turn of a tower
+        self._footprints = [
+            (self.now, tid, self.world.camera(tid).footprint()) for tid in self.world.views
+        ]
 
     # -- bus handlers -------------------------------------------------------------------------
     def _on_alert(self, topic: str, msg: Wire) -> None:
-        if isinstance(msg, Alert) and msg.kind == "crossing" and msg.state == "new":
+        if isinstance(msg, Alert) and msg.kind == "crossing" and _tells_of_a_crossing(msg):
             x, y = self.frame.to_local([msg.lat], [msg.lon])
-            self.alert_points.append(AlertPoint(msg.alert_id, msg.time, float(x[0]), float(y[0])))
+            self.alert_points.append(
+                AlertPoint(msg.alert_id, msg.time, float(x[0]), float(y[0]), new=msg.state == "new")
+            )
 
     def _cue(self, cmd: CameraCommand) -> None:
         if cmd.camera in self.world.views:
             self.world.point_camera(cmd.camera, cmd.pan_deg, cmd.tilt_deg)
             self.stats.cues += 1
+            self._footprints.append(
+                (self.now, cmd.camera, self.world.camera(cmd.camera).footprint())
+            )
 
     # -- the run ------------------------------------------------------------------------------
     def run(self, duration_s: float, progress: bool = False) -> RunStats:
@@ -353,9 +401,15 @@ class Pipeline:
         self.scorer.observe(self.world.states(t), samples)
 
     # -- results ------------------------------------------------------------------------------
-    def coverage(self):
-        """Union of the towers' footprints and the ground sensors' discs (local metres)."""
-        polys = [self.world.camera(t).footprint() for t in self.world.views]
+    def coverage(self, t: float | None = None):
+        """Union of the towers' footprints (as pointed at ``t``; default: now) and the
+        ground sensors' discs, local metres."""
+        t = self.now if t is None else t
+        pointed = {}
+        for when, tid, poly in self._footprints:
+            if when <= t or tid not in pointed:
+                pointed[tid] = poly
+        polys = list(pointed.values())
         for s in self.site.sensors:
             x, y = self.frame.to_local([s.lat], [s.lon])
             polys.append(shapely.Point(float(x[0]), float(y[0])).buffer(s.radius_m))
@@ -364,9 +418,13 @@ class Pipeline:
     def summary(self, duration_s: float) -> dict:
         """Scores against the truth and the run's throughput, as a JSON-ready dict."""
         truth = self.world.crossings()
-        cov = self.coverage()
         alerts = score_crossing_alerts(
-            truth, self.alert_points, cov, self.border.length_m / 1000.0, duration_s
+            truth,
+            self.alert_points,
+            self.coverage,
+            self.border.length_m / 1000.0,
+            duration_s,
+            start_time=self.world.settings.start_time,
         )
         north_groups = {
             c.group_id for c in truth if c.direction == "northbound" and c.cls == "person"
@@ -433,6 +491,15 @@ class Pipeline:
         """Release the simulator and the stores."""
         self.core.close()
         self.world.close()
+
+
+def _tells_of_a_crossing(alert: Alert) -> bool:
+    """A new crossing alert, or an update that adds a crossing group to one (one group, one
+    alert; the segment's rate limit): both put a crossing in front of an agent."""
+    if alert.state == "new":
+        return True
+    note = alert.history[-1].note if alert.history else ""
+    return note.endswith("joins the group") or note.startswith("rate limit:")
 
 
 def write_json(path: Path, data: dict) -> None:

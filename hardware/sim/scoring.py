@@ -3,12 +3,20 @@
 What is scored, and how:
 
 - **crossing-alert recall**: of the true northbound crossings by people whose crossing point
-  lies inside sensor coverage (a tower footprint or a ground sensor's disc), the fraction with
+  lies inside sensor coverage (a tower footprint as the tower pointed at the time of the
+  crossing, or a ground sensor's disc), the fraction with
   a crossing alert raised within ``match_radius_m`` of the crossing point and between
   ``-early_s`` and ``+late_s`` of its time. Several groups merged into one alert by design
   (one group, one alert) all count as alerted;
-- **false crossing alerts**: crossing alerts that match no true northbound person crossing at
-  all (inside coverage or not), per 10 km of border per day;
+- **false crossing alerts**: new crossing alerts that match no true northbound person
+  crossing at all (inside coverage or not), per 10 km of border per day. An update that adds
+  a crossing group to an open alert ("joins the group", or merged by the segment's rate
+  limit) counts towards recall like a new alert, at the update's time and place, but is
+  not a separate alert;
+- a match is an alert within ``match_radius_m`` (600 m) of the true crossing point and from
+  ``early_s`` (60 s) before to ``late_s`` (900 s) after its time; the alert's time is the
+  crossing time the system estimated (seen, or inferred back to the line for a group first
+  seen north of it);
 - **ID switches per crossing group**: each second, every group of people is matched to the
   nearest confirmed track within ``track_match_m`` of its centre (one to one, Hungarian); a
   change of matched track id is a switch;
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -104,31 +113,49 @@ def _assign(ax, ay, tx, ty, max_m: float) -> list[tuple[int, int]]:
     return [(int(rows[i]), int(cols[j])) for i, j in zip(r, c, strict=True) if cost[i, j] < 1e9]
 
 
+def _covers(geom: BaseGeometry | None, x: float, y: float) -> bool:
+    return True if geom is None else bool(shapely.contains_xy(geom, x, y))
+
+
 @dataclass(frozen=True)
 class AlertPoint:
-    """A crossing alert when it was raised: id, time (UTC s), position (local m)."""
+    """A crossing alert when it was raised (``new``), or an update of one that adds a
+    crossing group to it: id, time (UTC s), position (local m)."""
 
     alert_id: str
     time: float
     x: float
     y: float
+    new: bool = True
 
 
 def score_crossing_alerts(
     truth: list[CrossingTruth],
     alerts: list[AlertPoint],
-    coverage: BaseGeometry | None,
+    coverage: BaseGeometry | Callable[[float], BaseGeometry | None] | None,
     border_km: float,
     duration_s: float,
     *,
     match_radius_m: float = 600.0,
     early_s: float = 60.0,
     late_s: float = 900.0,
+    start_time: float | None = None,
 ) -> dict:
     """Recall of crossing alerts over true northbound person crossings inside coverage, and
-    false crossing alerts per 10 km of border per day (see the module docstring)."""
+    false crossing alerts per 10 km of border per day (see the module docstring).
+
+    ``coverage`` is one geometry (local metres) or a function of time giving the coverage at
+    that time (towers turn when cued); ``None`` counts every crossing as covered.
+
+    ``start_time`` (UTC s): the simulator lists no crossing before the run's start, though
+    groups that crossed earlier are still walking; a new alert dated (by its estimated
+    crossing time) more than ``early_s`` before the start cannot be scored, so it is
+    counted in ``alerts_before_start`` and neither as false nor as a match.
+    """
     people_north = [c for c in truth if c.direction == "northbound" and c.cls == "person"]
-    if coverage is not None and people_north:
+    if callable(coverage):
+        inside = np.array([_covers(coverage(c.time), c.x, c.y) for c in people_north], dtype=bool)
+    elif coverage is not None and people_north:
         inside = shapely.contains_xy(
             coverage, [c.x for c in people_north], [c.y for c in people_north]
         )
@@ -154,7 +181,9 @@ def score_crossing_alerts(
             alerted.append(bool(m.any()))
     in_cov = int(np.sum(inside))
     recalled = int(sum(alerted))
-    false = int((~used).sum()) if alerts else 0
+    new = np.array([a.new for a in alerts], dtype=bool)
+    before = (at < start_time - early_s) & new if alerts and start_time is not None else new & False
+    false = int((~used & new & ~before).sum()) if alerts else 0
     days = duration_s / 86400.0
     per = false / (border_km / 10.0) / days if days > 0 and border_km > 0 else math.nan
     return {
@@ -162,8 +191,9 @@ def score_crossing_alerts(
         "inside_coverage": in_cov,
         "alerted": recalled,
         "alert_recall": recalled / in_cov if in_cov else math.nan,
-        "crossing_alerts": len(alerts),
+        "crossing_alerts": int(new.sum()) if alerts else 0,
         "false_crossing_alerts": false,
+        "alerts_before_start": int(before.sum()) if alerts else 0,
         "false_alerts_per_10km_day": per,
         "unalerted": [
             {"crossing_id": c.crossing_id, "time": c.time, "segment_id": c.segment_id}
