@@ -12,7 +12,8 @@ is *in a track* when the first ``Track`` with ``time >= t`` arrives; latency is 
 minus the detection's publish time, so it includes the hold (the service waits ``hold`` seconds
 of message time for late sources), the wait for the next whole-second tick, and both broker
 hops. The service *keeps up* at a rate when it has handled every message within 5 s of the
-publisher's end and the p99 latency is within 1 s of that structural wait (no queue building). After the last rate, the service is restarted and the journal replay rate is
+publisher's end and the p99 latency is within 1 s of that structural wait (no queue
+building). After the last rate, the service is restarted and the journal replay rate is
 measured (what a restart after a crash costs).
 
 Anchor: bare paho publisher -> Mosquitto -> paho subscriber, QoS 1, flat out
@@ -247,7 +248,7 @@ def main(argv: list[str] | None = None) -> dict:
                 results["rates"].append(row)
                 print(
                     f"  offered {rate:>6.0f} msg/s: sent {n}, handled {handled}, "
-                    f"kept up {kept_up}, p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms",
+                    f"kept up {row['kept_up']}, p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms",
                     flush=True,
                 )
         finally:

@@ -44,6 +44,12 @@ def feeds(site):
     return out
 
 
+@pytest.fixture(scope="module")
+def reference(site, feeds) -> SectorRunner:
+    """Everything seen before anything is released: the order the others must reproduce."""
+    return run(site, feeds)
+
+
 def run(site, messages, hold_s=math.inf, **kw) -> SectorRunner:
     r = SectorRunner(site, hold_s=hold_s, keep_log=True, **kw)
     for topic, msg in messages:
@@ -66,8 +72,8 @@ def shuffled_by_source(feeds, jitter_s: float, seed: int):
     return [(topic, msg) for _, _, topic, msg in keyed]
 
 
-def test_scenario_makes_tracks_and_alerts(site, feeds):
-    r = run(site, feeds)
+def test_scenario_makes_tracks_and_alerts(reference, feeds):
+    r = reference
     kinds = defaultdict(int)
     for o in r.log:
         kinds[o.topic.rsplit("/", 1)[-1]] += 1
@@ -79,13 +85,13 @@ def test_scenario_makes_tracks_and_alerts(site, feeds):
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3], ids=lambda s: f"arrival{s}")
-def test_arrival_order_within_the_hold_does_not_change_outputs(site, feeds, seed):
-    reference = outputs(run(site, feeds))
+def test_arrival_order_within_the_hold_does_not_change_outputs(site, feeds, reference, seed):
+    want = outputs(reference)
     arrived = shuffled_by_source(feeds, jitter_s=1.5, seed=seed)
     assert arrived != feeds
     r = run(site, arrived, hold_s=2.0)
     assert r.counts["late"] == 0
-    assert outputs(r) == reference
+    assert outputs(r) == want
 
 
 def test_arrival_beyond_the_hold_is_counted_late(site, feeds):
@@ -95,8 +101,7 @@ def test_arrival_beyond_the_hold_is_counted_late(site, feeds):
     assert r.counts["released"] + r.counts["late"] + r.counts["ahead"] == len(feeds)
 
 
-def test_a_message_far_ahead_is_handed_on_not_applied(site, feeds):
-    reference = outputs(run(site, feeds))
+def test_a_message_far_ahead_is_handed_on_not_applied(site, feeds, reference):
     topic, msg = next((t, m) for t, m in feeds if isinstance(m, SensorEvent))
     import msgspec
 
@@ -105,22 +110,22 @@ def test_a_message_far_ahead_is_handed_on_not_applied(site, feeds):
     mixed = [*feeds[: len(feeds) // 2], (topic, skewed), *feeds[len(feeds) // 2 :]]
     r = run(site, mixed, hold_s=2.0, on_ahead=lambda t, m, e: rejected.append((m, e.reason)))
     assert (skewed, "time_future") in rejected
-    assert r.counts["ahead"] == len(rejected) == run(site, feeds).counts["ahead"] + 1
-    assert outputs(r) == reference
+    assert r.counts["ahead"] == len(rejected) == reference.counts["ahead"] + 1
+    assert outputs(r) == outputs(reference)
 
 
 @pytest.mark.parametrize("cut", [0.3, 0.7], ids=["early", "late"])
-def test_replay_after_a_crash_publishes_exactly_the_rest(site, feeds, cut):
+def test_replay_after_a_crash_publishes_exactly_the_rest(site, feeds, reference, cut):
     """A run stopped after some outputs, then a fresh runner over the same input that skips
     what was published: together they publish each output once, in order."""
-    reference = outputs(run(site, feeds, hold_s=2.0))
+    want = outputs(reference)
     sent: list = []
     first = SectorRunner(site, lambda t, m: sent.append((t, m)), hold_s=2.0)
     k = int(len(feeds) * cut)
     for topic, msg in feeds[:k]:
         first.handle(topic, msg)
     published = len(sent)
-    assert 0 < published < len(reference)
+    assert 0 < published < len(want)
     second = SectorRunner(
         site, lambda t, m: sent.append((t, m)), hold_s=2.0, skip_outputs=published
     )
@@ -128,7 +133,7 @@ def test_replay_after_a_crash_publishes_exactly_the_rest(site, feeds, cut):
         second.handle(topic, msg)
     second.finish()
     assert second.counts["skipped"] == published
-    assert sent == reference
+    assert sent == want
 
 
 def test_input_patterns_cover_every_input_kind():
