@@ -248,7 +248,8 @@ def main(argv: list[str] | None = None) -> dict:
                 results["rates"].append(row)
                 print(
                     f"  offered {rate:>6.0f} msg/s: sent {n}, handled {handled}, "
-                    f"kept up {row['kept_up']}, p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms",
+                    f"kept up {row['kept_up']}, p50 {row['p50_ms']:.0f} ms, "
+                    f"p99 {row['p99_ms']:.0f} ms",
                     flush=True,
                 )
         finally:
