@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from pyproj import CRS, Transformer
+from pyproj.enums import TransformDirection
 
 WGS84 = CRS.from_epsg(4326)
 
@@ -60,10 +61,15 @@ class LocalFrame:
             raise FrameError(
                 f"frame centre lon0={self.lon0!r}; expected a longitude in [-180, 180]"
             )
-        fwd = Transformer.from_crs(WGS84, self.crs, always_xy=True)
-        inv = Transformer.from_crs(self.crs, WGS84, always_xy=True)
-        object.__setattr__(self, "_fwd", fwd)
-        object.__setattr__(self, "_inv", inv)
+        # A proj pipeline builds in well under a millisecond; from_crs searches the database for
+        # an operation (tens of ms), which hurt callers that make a frame per position.
+        pipe = Transformer.from_pipeline(
+            "+proj=pipeline +step +proj=unitconvert +xy_in=deg +xy_out=rad "
+            f"+step +proj=tmerc +lat_0={self.lat0!r} +lon_0={self.lon0!r} +k=1 +x_0=0 +y_0=0 "
+            "+ellps=WGS84"
+        )
+        object.__setattr__(self, "_fwd", pipe)
+        object.__setattr__(self, "_inv", pipe)
 
     @property
     def crs(self) -> CRS:
@@ -91,5 +97,5 @@ class LocalFrame:
         y_a = np.asarray(y, dtype=np.float64)
         if not (np.all(np.isfinite(x_a)) and np.all(np.isfinite(y_a))):
             raise FrameError("local coordinates contain NaN or infinity")
-        lon, lat = self._inv.transform(x_a, y_a)
+        lon, lat = self._inv.transform(x_a, y_a, direction=TransformDirection.INVERSE)
         return np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)

@@ -70,3 +70,16 @@ def test_round_trip_property(x: float, y: float) -> None:
     lat, lon = NOGALES.to_wgs84([x], [y])
     x2, y2 = NOGALES.to_local(lat, lon)
     assert np.hypot(x2[0] - x, y2[0] - y) < 1e-3
+
+
+def test_frame_agrees_with_its_crs() -> None:
+    """The fast pipeline and the frame's CRS (as geopandas would use it) give the same metres."""
+    from pyproj import Transformer
+
+    frame = LocalFrame(31.33, -110.94)
+    rng = np.random.default_rng(2)
+    lat = 31.33 + rng.uniform(-0.9, 0.9, 1000)
+    lon = -110.94 + rng.uniform(-1.0, 1.0, 1000)
+    x, y = frame.to_local(lat, lon)
+    ref_x, ref_y = Transformer.from_crs("EPSG:4326", frame.crs, always_xy=True).transform(lon, lat)
+    assert np.max(np.hypot(x - ref_x, y - ref_y)) < 1e-6
