@@ -93,6 +93,7 @@ class SimScore:
     stopped_person_frames: int = 0  # ... of which standing still on the ground
     shift_sq_sum: float = 0.0  # registration error against the true shake, px^2 summed
     shift_max_px: float = 0.0
+    shake_max_px: float = 0.0  # largest true shake in the scored frames
     people_bright: int = 0  # in range and bright for min_track_s, moving or not
     people_bright_detected: int = 0
     detections: int = 0  # scored detection outputs
@@ -191,6 +192,7 @@ class SimScore:
             "frames_per_s": round(self.frames_per_s, 1),
             "shift_rms_px": round(self.shift_rms_px, 3),
             "shift_max_px": round(self.shift_max_px, 3),
+            "shake_max_px": round(self.shake_max_px, 3),
         }
 
 
@@ -246,6 +248,7 @@ class _Scorer:
         err = math.hypot(dx + truth.shake_px[0], dy + truth.shake_px[1])
         sc.shift_sq_sum += err * err
         sc.shift_max_px = max(sc.shift_max_px, err)
+        sc.shake_max_px = max(sc.shake_max_px, math.hypot(*truth.shake_px))
         m = self.match_px
         boxes = np.array([o.box for o in objs], np.float64).reshape(-1, 4)
         boxes -= np.array([dx, dy, dx, dy])

@@ -92,8 +92,10 @@ def test_false_detections_per_camera_minute(scores) -> None:
 def test_shake_registration_follows_the_true_shake(scores) -> None:
     # The reference of the shake estimate is anchored to the frames as they come: one
     # built from registered frames drifted 4.5 px in 4 minutes as walkers crossed.
+    # Unregistered, the error is the shake itself (largest 0.75 px in this window).
     s = scores["for_tower"]
-    assert s.shift_rms_px < 0.2 and s.shift_max_px < 1.0, s.summary()
+    assert s.shake_max_px > 0.5, s.summary()  # shake did happen
+    assert s.shift_rms_px < 0.2 and s.shift_max_px < 0.5 * s.shake_max_px, s.summary()
 
 
 def test_without_persistence_the_false_rate_fails(scores) -> None:
