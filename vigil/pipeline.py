@@ -431,6 +431,7 @@ class Pipeline:
         }
         ratio, switches, tracked = self.scorer.id_switches_per_group(north_groups)
         lat = np.asarray(self.core.alerts.latencies_s) * 1000.0
+        xlat = np.array([s for k, s in self.core.alert_latency_s if k == "crossing"]) * 1000.0
         s = self.stats
         detected_north = sum(c.direction == "northbound" for c in self.core.crossing_log)
         msgs = self.bus.counts["published"]
@@ -469,6 +470,12 @@ class Pipeline:
                 "p50": float(np.percentile(lat, 50)) if lat.size else None,
                 "p99": float(np.percentile(lat, 99)) if lat.size else None,
                 "max": float(lat.max()) if lat.size else None,
+                # from the start of the tick that fused the completing detection (fusion,
+                # tracks, crossings, rules) to the new crossing alert on the bus
+                "crossing_alerts": int(xlat.size),
+                "crossing_p50": float(np.percentile(xlat, 50)) if xlat.size else None,
+                "crossing_p99": float(np.percentile(xlat, 99)) if xlat.size else None,
+                "crossing_max": float(xlat.max()) if xlat.size else None,
             },
             "throughput": {
                 "frames": s.frames,

@@ -1,0 +1,145 @@
+"""End to end (``vigil demo``): truth-scored figures, alert latency and throughput.
+
+Runs the whole chain on the shipped deployment (simulator -> detection -> fusion ->
+crossings -> alerts -> stores) and prints what ``summary.json`` says: crossing-alert recall
+and false alerts per 10 km per day, ID switches per crossing group, animals classified as
+animals, the processing latency of crossing alerts (p50, p99) and frames per second, with
+the speed as a ratio to real time (the anchor: a live sector must keep up with 1x).
+
+``--calibrate`` instead prints a tower-camera confusion table (rows for
+``TrackerConfig.camera_class_model``) from detections labelled with the simulator's
+per-frame truth: run it again whenever the detector changes.
+
+Usage: ``python -m benchmarks demo`` (0.1 h, the demo's defaults) or
+``python -m benchmarks.bench_demo --hours 4 --rate-scale 1 --start 2026-06-01T07:00:00Z``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+
+def labelled_detections(pipe) -> list[tuple[str, float, float, str]]:
+    """Hook a pipeline so that each tower detection is labelled with the class of the body
+    its box overlaps (``"none"`` for none); returns the list it fills as the run goes."""
+    from hardware.sim import CameraFrame
+
+    rows: list[tuple[str, float, float, str]] = []
+    feed = pipe._feed
+    log = pipe.detection_log
+
+    def labelled(item) -> None:
+        n0 = len(log)
+        feed(item)
+        if not isinstance(item, CameraFrame):
+            return
+        boxes = [(o.box, o.cls) for o in item.objects]
+        for d in log[n0:]:
+            if d.box is None:
+                continue
+            cls = "none"
+            for (u0, v0, u1, v1), c in boxes:
+                du = u0 <= d.box[2] + 1 and u1 >= d.box[0] - 1
+                if du and v0 <= d.box[3] + 1 and v1 >= d.box[1] - 1:
+                    cls = c
+                    break
+            rng = d.range_m if d.range_m is not None else float("nan")
+            rows.append((d.class_guess, d.class_confidence, rng, cls))
+
+    pipe._feed = labelled
+    return rows
+
+
+def calibrate(site, sim, seeds: list[int], duration_s: float) -> tuple:
+    """A camera confusion table from runs at ``seeds`` (see the module docstring)."""
+    from tracks.fusion import calibrate_class_model
+    from vigil.pipeline import Pipeline
+
+    rows: list[tuple[str, float, float, str]] = []
+    for seed in seeds:
+        pipe = Pipeline(site, sim, seed)
+        got = labelled_detections(pipe)
+        try:
+            pipe.run(duration_s)
+        finally:
+            pipe.close()
+        rows += got
+    g, c, r, t = zip(*rows, strict=True) if rows else ((), (), (), ())
+    return calibrate_class_model(g, c, r, t)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Print the table (or the calibrated class table); return the figures."""
+    import msgspec
+
+    from vigil.cli import _parse_time
+    from vigil.config import load_default
+    from vigil.demo import DEMO_START_UTC, demo_settings, run_demo
+
+    p = argparse.ArgumentParser(prog="bench_demo")
+    p.add_argument("--hours", type=float, default=0.1)
+    p.add_argument("--rate-scale", type=float, default=20.0)
+    p.add_argument("--fps", type=float, default=2.0)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--start", help="UTC start, ISO 8601 (default: the demo's 02:00 local)")
+    p.add_argument("--animals-per-km", type=float, default=None)
+    p.add_argument("--towers", nargs="*", default=None, help="simulate only these towers")
+    p.add_argument("--out", help="keep the outputs here (default: a temporary folder)")
+    p.add_argument("--calibrate", action="store_true", help="print a camera class table")
+    p.add_argument("--seeds", type=int, nargs="*", default=[7, 11], help="for --calibrate")
+    args = p.parse_args(argv or [])
+
+    start = DEMO_START_UTC if args.start is None else _parse_time(args.start)
+    sim = demo_settings(start_time=start, crossing_rate_scale=args.rate_scale, fps=args.fps)
+    changes: dict = {}
+    if args.animals_per_km is not None:
+        changes["animals_per_km"] = args.animals_per_km
+    if args.towers:
+        changes["towers"] = tuple(args.towers)
+    sim = msgspec.structs.replace(sim, **changes)
+    deployment = load_default()
+    if args.calibrate:
+        table = calibrate(deployment.site, sim, args.seeds, args.hours * 3600.0)
+        print("SIM_TOWER_CLASS_MODEL = (")
+        for row in table:
+            print(f"    {row!r},")
+        print(")")
+        return {"rows": len(table)}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(args.out) if args.out else Path(tmp)
+        s = run_demo(deployment, out, hours=args.hours, seed=args.seed, sim=sim, progress=False)
+    a, lat, thr = s["alerts"], s["latency_ms"], s["throughput"]
+    figures = {
+        "hours": args.hours,
+        "rate_scale": args.rate_scale,
+        "fps": args.fps,
+        "seed": args.seed,
+        "true_northbound_person_crossings": a["true_northbound_person_crossings"],
+        "inside_coverage": a["inside_coverage"],
+        "alert_recall": a["alert_recall"],
+        "false_crossing_alerts": a["false_crossing_alerts"],
+        "false_alerts_per_10km_day": a["false_alerts_per_10km_day"],
+        "id_switches_per_crossing_group": s["id_switches_per_crossing_group"],
+        "crossing_groups_tracked": s["crossing_groups_tracked"],
+        "animal_classified_as_animal": s["animal_classified_as_animal"],
+        "animal_track_seconds": s["animal_track_seconds"],
+        "crossing_alert_latency_p50_ms": lat["crossing_p50"],
+        "crossing_alert_latency_p99_ms": lat["crossing_p99"],
+        "alert_service_latency_p99_ms": lat["p99"],
+        "frames_per_s": thr["frames_per_s"],
+        "x_real_time": s["speed_x_real_time"],
+        "alert_kinds": s["alert_kinds"],
+    }
+    width = max(len(k) for k in figures)
+    for k, v in figures.items():
+        shown = f"{v:.3f}" if isinstance(v, float) else json.dumps(v)
+        print(f"{k:<{width}}  {shown}")
+    return figures
+
+
+if __name__ == "__main__":
+    main()

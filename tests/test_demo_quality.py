@@ -1,0 +1,97 @@
+"""End-to-end quality of `vigil demo` against the simulator's truth (issues 5 and 7).
+
+A short night run at a fixed seed, with crossings and animals made frequent so that a few
+minutes hold enough of both, on the two busiest towers (t03, t05) to keep the test quick;
+the figures come from the run's ``summary.json``. The 24-hour (and multi-hour) figures of
+the whole deployment are in BENCHMARKS.md, "End to end (vigil demo)".
+
+Acceptance lines the chain does not meet yet are marked ``xfail(strict=True)`` with the
+measured value and the cause in the reason: they turn into failures the day they pass, so
+that the mark comes off.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from hardware.sim import SimSettings
+from vigil.config import load_default
+from vigil.demo import DEMO_START_UTC, run_demo
+
+SEED = 5  # the class table was calibrated at seeds 1, 7 and 11
+MINUTES = 5.0
+
+
+@pytest.fixture(scope="module")
+def summary(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("quality")
+    sim = SimSettings(
+        start_time=DEMO_START_UTC,
+        towers=("t03", "t05"),
+        frame_rate_hz=2.0,
+        crossing_rate_scale=120.0,
+        animals_per_km=3.0,
+    )
+    run_demo(load_default(), out, hours=MINUTES / 60.0, seed=SEED, sim=sim, progress=False)
+    return json.loads((Path(out) / "summary.json").read_text())
+
+
+def test_run_sees_crossings_and_raises_crossing_alerts(summary) -> None:
+    a = summary["alerts"]
+    assert a["inside_coverage"] >= 3, a
+    assert summary["crossings"]["detected_northbound"] >= 1
+    assert a["crossing_alerts"] >= 1
+    assert a["alerted"] >= 1
+    # nuisance alerts stay few: no track_lost for tracks that never crossed
+    kinds = summary["alert_kinds"]
+    assert kinds.get("track_lost", 0) <= a["crossing_alerts"]
+
+
+def test_crossing_alert_recall(summary) -> None:
+    a = summary["alerts"]
+    assert a["alert_recall"] >= 0.98, a
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured: 1 false crossing alert in 5 minutes at seed 5 (73 per 10 km per day); "
+    "tower detections sit 20-50 m short in range (the simulator draws a body centred on its "
+    "ground point, the detector places the feet), so crossings are seen up to a minute early",
+)
+def test_false_crossing_alerts(summary) -> None:
+    # <= 1 per 10 km of border per day: in a few minutes, not one
+    a = summary["alerts"]
+    assert a["false_alerts_per_10km_day"] <= 1.0, a
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured: 2.0 switches per crossing group at seed 5 (6 over 3 groups); groups "
+    "walking one corridor minutes apart, and tracks lost at the towers' range limit",
+)
+def test_id_switches_per_crossing_group(summary) -> None:
+    ratio = summary["id_switches_per_crossing_group"]
+    assert summary["crossing_groups_tracked"] >= 3
+    assert ratio <= 0.1, (ratio, summary["id_switches"])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured: 0.42 at seed 5; beyond ~1.5 km the tower detector's class guesses for "
+    "animals and people are the same (see BENCHMARKS.md), and most animal-seconds are there",
+)
+def test_animals_classified_as_animals(summary) -> None:
+    share = summary["animal_classified_as_animal"]
+    assert summary["animal_track_seconds"] >= 100
+    assert share is not None and not math.isnan(share)
+    assert share >= 0.9, share
+
+
+def test_alert_processing_latency_is_recorded(summary) -> None:
+    lat = summary["latency_ms"]
+    assert lat["crossing_alerts"] >= 1
+    assert lat["crossing_p99"] is not None and lat["crossing_p99"] > 0.0
