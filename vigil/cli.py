@@ -847,11 +847,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "edge",
-        help="run a device adapter (ugs, uas)",
+        help="run a device adapter (camera, ugs, uas)",
         description=(
-            "Read a device's output and publish wire messages: 'ugs' reads the ground-sensor "
-            "gateway's JSON lines (file, tcp://host:port, serial:///dev/ttyUSB0, or - for "
-            "stdin); 'uas' reads MAVLink (a tlog file or udpin:0.0.0.0:14550). With --broker "
+            "Read a device's output and publish wire messages: 'camera' reads a video file, "
+            "RTSP URL or device through OpenCV, runs the tower's motion detector (--id TOWER "
+            "from the deployment) and reconnects to a lost stream; 'ugs' reads the "
+            "ground-sensor gateway's JSON lines (file, tcp://host:port, "
+            "serial:///dev/ttyUSB0, or - for stdin); 'uas' reads MAVLink (a tlog file or "
+            "udpin:0.0.0.0:14550). With --broker "
             "the messages go to MQTT (credentials from VIGIL_MQTT_USER/VIGIL_MQTT_PASSWORD), "
             "otherwise they are validated in process and counted."
         ),
