@@ -195,8 +195,10 @@ def print_summary(summary: dict, out_dir: Path) -> None:
         f"animals classified as animals: {f(summary['animal_classified_as_animal'])}"
     )
     print(
-        f"  sensor-to-alert latency: p50 {f(lat['p50'], '{:.1f}')} ms, "
-        f"p99 {f(lat['p99'], '{:.1f}')} ms"
+        f"  alert processing: p50 {f(lat['p50'], '{:.1f}')} ms, "
+        f"p99 {f(lat['p99'], '{:.1f}')} ms; crossing alerts (fusion to bus): "
+        f"p50 {f(lat.get('crossing_p50'), '{:.1f}')} ms, "
+        f"p99 {f(lat.get('crossing_p99'), '{:.1f}')} ms"
     )
     print(
         f"  processed {thr['frames']} frames ({f(thr['frames_per_s'], '{:.1f}')}/s), "

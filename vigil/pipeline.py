@@ -417,15 +417,20 @@ class Pipeline:
 
     def summary(self, duration_s: float) -> dict:
         """Scores against the truth and the run's throughput, as a JSON-ready dict."""
-        truth = self.world.crossings()
+        start = self.world.settings.start_time
+        end = start + duration_s
+        # planned crossings a minute past the end: an alert may be that early (scoring)
+        truth = self.world.crossings(until=end + 60.0)
         alerts = score_crossing_alerts(
             truth,
             self.alert_points,
             self.coverage,
             self.border.length_m / 1000.0,
             duration_s,
-            start_time=self.world.settings.start_time,
+            start_time=start,
+            end_time=end,
         )
+        truth = [c for c in truth if c.time <= end]
         north_groups = {
             c.group_id for c in truth if c.direction == "northbound" and c.cls == "person"
         }

@@ -140,6 +140,7 @@ def score_crossing_alerts(
     early_s: float = 60.0,
     late_s: float = 900.0,
     start_time: float | None = None,
+    end_time: float | None = None,
 ) -> dict:
     """Recall of crossing alerts over true northbound person crossings inside coverage, and
     false crossing alerts per 10 km of border per day (see the module docstring).
@@ -151,8 +152,13 @@ def score_crossing_alerts(
     groups that crossed earlier are still walking; a new alert dated (by its estimated
     crossing time) more than ``early_s`` before the start cannot be scored, so it is
     counted in ``alerts_before_start`` and neither as false nor as a match.
+
+    ``end_time`` (UTC s): ``truth`` may run up to ``early_s`` past the end, so that an alert
+    raised just before the end for a crossing just after it is not counted false; only
+    crossings up to ``end_time`` count for recall.
     """
     people_north = [c for c in truth if c.direction == "northbound" and c.cls == "person"]
+    in_run = np.array([end_time is None or c.time <= end_time for c in people_north], dtype=bool)
     if callable(coverage):
         inside = np.array([_covers(coverage(c.time), c.x, c.y) for c in people_north], dtype=bool)
     elif coverage is not None and people_north:
@@ -173,6 +179,7 @@ def score_crossing_alerts(
 
     used = np.zeros(len(alerts), dtype=bool)
     alerted = []
+    inside = inside & in_run
     for c, inn in zip(people_north, inside, strict=True):
         m = matches(c)
         if m.size:
@@ -187,7 +194,7 @@ def score_crossing_alerts(
     days = duration_s / 86400.0
     per = false / (border_km / 10.0) / days if days > 0 and border_km > 0 else math.nan
     return {
-        "true_northbound_person_crossings": len(people_north),
+        "true_northbound_person_crossings": int(in_run.sum()),
         "inside_coverage": in_cov,
         "alerted": recalled,
         "alert_recall": recalled / in_cov if in_cov else math.nan,
