@@ -149,12 +149,10 @@ class Border:
             ends = [Point(c) for g in pieces for c in (g.coords[0], g.coords[-1])]
             d = [part.project(e) for e in ends]
             local = self._to_local_line(part)
-            a = local.project(
-                self._to_local_line(LineString([ends[int(np.argmin(d))]] * 2)).centroid
-            )
-            b = local.project(
-                self._to_local_line(LineString([ends[int(np.argmax(d))]] * 2)).centroid
-            )
+            first, last = ends[int(np.argmin(d))], ends[int(np.argmax(d))]
+            x, y = self.frame.to_local([first.y, last.y], [first.x, last.x])
+            a = local.project(Point(x[0], y[0]))
+            b = local.project(Point(x[1], y[1]))
         else:
             assert start is not None and end is not None
             (la0, lo0), (la1, lo1) = start, end
