@@ -21,6 +21,7 @@ import math
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 
+import msgspec
 import numpy as np
 import shapely
 from shapely.geometry import LineString, Polygon
@@ -655,6 +656,4 @@ class AlertEngine:
 
 
 def _replace(alert: Alert, **changes) -> Alert:
-    import msgspec
-
     return msgspec.structs.replace(alert, **changes)
