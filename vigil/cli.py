@@ -44,8 +44,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     try:
         d = load(args.file)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_DATA
+        raise CommandError(str(exc)) from None
     c = d.config
     border = c.border()
     print(
@@ -169,8 +168,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         bus.connect(30.0)
     except ConnectionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_DATA
+        raise CommandError(str(exc)) from None
     try:
         run_live(
             d.site,
@@ -215,8 +213,7 @@ def cmd_users_add(args: argparse.Namespace) -> int:
             args.users, args.name, args.role, password, unit=args.unit, replace=args.replace
         )
     except AuthError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_DATA
+        raise CommandError(str(exc)) from None
     print(f"user {user.name!r} ({user.role}) added to {Path(args.users).resolve()}")
     return EXIT_OK
 
@@ -303,11 +300,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
             args.input, args.out, geometry, args.masks, config=config, fps=fps, start_time=start
         )
     except VideoInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_DATA
+        raise CommandError(str(exc)) from None
     except DetectionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_DATA
+        raise CommandError(str(exc)) from None
     print(
         f"{summary.frames} frames, {summary.detections} detections written to "
         f"{Path(args.out).resolve()}"
@@ -334,8 +329,7 @@ def cmd_track(args: argparse.Namespace) -> int:
     try:
         s = run_track(args.detections, args.out, args.frame, centre=centre)
     except CsvError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_DATA
+        raise CommandError(str(exc)) from None
     print(
         f"{s.detections} detections in {s.batches} batches -> {s.tracks} confirmed tracks, "
         f"{s.rows_written} rows written to {Path(args.out).resolve()}"
@@ -390,8 +384,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                 dask=args.dask,
             )
     except (PatternInputError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_DATA
+        raise CommandError(str(exc)) from None
     written = sorted(p.name for p in out.iterdir() if p.is_file())
     print(f"analysis written to {out.resolve()}: {', '.join(written)}")
     return EXIT_OK
@@ -430,8 +423,7 @@ def cmd_edge(args: argparse.Namespace) -> int:
         try:
             counts = run_ugs_edge(args.source, bus, sector, follow=args.follow)
         except GatewaySourceError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_DATA
+            raise CommandError(str(exc)) from None
         finally:
             _close(bus)
         print(
@@ -447,8 +439,7 @@ def cmd_edge(args: argparse.Namespace) -> int:
         try:
             counts = run_uas_edge(args.source, bus, sector, aircraft, follow=args.follow)
         except MavlinkSourceError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_DATA
+            raise CommandError(str(exc)) from None
         finally:
             _close(bus)
         print(
@@ -467,21 +458,30 @@ def _close(bus) -> None:
     bus.close()
 
 
-def _paced(args: argparse.Namespace, bus):
-    """Put a pacer in front of an edge bus when --speed plays a file back in time."""
+def _pacer(args: argparse.Namespace):
+    """The shared playback clock of --speed, --pace-origin and --pace-start (None without)."""
     if not args.speed:
-        return bus
-    from hardware.pacing import PacedBus, Pacer
+        return None
+    from hardware.pacing import Pacer
 
     origin = _parse_time(args.pace_origin) if args.pace_origin else None
     start = _parse_time(args.pace_start) if args.pace_start else None
-    return PacedBus(bus, Pacer(args.speed, origin=origin, start_wall=start))
+    return Pacer(args.speed, origin=origin, start_wall=start)
+
+
+def _paced(args: argparse.Namespace, bus):
+    """Put a pacer in front of an edge bus when --speed plays a file back in time."""
+    pacer = _pacer(args)
+    if pacer is None:
+        return bus
+    from hardware.pacing import PacedBus
+
+    return PacedBus(bus, pacer)
 
 
 def _edge_camera(args: argparse.Namespace, d) -> int:
     """``vigil edge camera SOURCE --id TOWER``: capture, detect, publish."""
     from hardware.camera import CameraSourceError, run_camera_edge
-    from hardware.pacing import Pacer
     from vigil.edge import tower_detector
 
     towers = [t.id for t in d.config.towers]
@@ -490,11 +490,7 @@ def _edge_camera(args: argparse.Namespace, d) -> int:
         print(f"error: --id {tower!r}: expected one of the deployment's towers {towers}",
               file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
-    pacer = None
-    if args.speed:
-        origin = _parse_time(args.pace_origin) if args.pace_origin else None
-        start = _parse_time(args.pace_start) if args.pace_start else None
-        pacer = Pacer(args.speed, origin=origin, start_wall=start)
+    pacer = _pacer(args)
     start_time = _parse_time(args.start) if args.start else None
     bus = _edge_bus(args, d.sector, args.client_id or f"edge-{tower}")
     try:
@@ -503,8 +499,7 @@ def _edge_camera(args: argparse.Namespace, d) -> int:
             fps=args.fps, start_time=start_time, pacer=pacer,
         )  # fmt: skip
     except CameraSourceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_DATA
+        raise CommandError(str(exc)) from None
     finally:
         _close(bus)
     print(
