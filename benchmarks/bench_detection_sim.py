@@ -104,6 +104,22 @@ class SimScore:
     confusion: Counter = field(default_factory=Counter)  # (truth, guess) -> outputs
     missed: list[tuple[str, float, float]] = field(default_factory=list)  # (id, range, peak)
     false_at: list[tuple] = field(default_factory=list)  # (tower, time, box, range_m)
+    range_errors: list[tuple[float, float]] = field(default_factory=list)  # (truth, det - truth)
+
+    def range_bias(self, edges_m: tuple[float, ...] = (0, 750, 1250, 1750, 2500, 4000)) -> dict:
+        """Median range error (detection minus truth, metres) of matched people, by truth range.
+
+        Keys are ``"lo-hi"`` range bins in metres; values ``(median_error_m, count)``.
+        """
+        if not self.range_errors:
+            return {}
+        arr = np.array(self.range_errors)
+        out = {}
+        for lo, hi in zip(edges_m[:-1], edges_m[1:], strict=True):
+            sel = (arr[:, 0] >= lo) & (arr[:, 0] < hi)
+            if sel.any():
+                out[f"{lo}-{hi}"] = (round(float(np.median(arr[sel, 1])), 1), int(sel.sum()))
+        return out
 
     @property
     def recall(self) -> float:
@@ -277,6 +293,8 @@ class _Scorer:
             c = np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2])
             near = int(k[np.argmin(np.hypot(*(centres[k] - c).T))])
             truth_cls = objs[near].cls
+            if truth_cls == "person" and hit.sum() == 1:
+                sc.range_errors.append((objs[near].range_m, d.range_m - objs[near].range_m))
             sc.confusion[(truth_cls, d.class_guess)] += 1
             sc.class_correct += int(d.class_guess == truth_cls)
         for i in truth.persons:

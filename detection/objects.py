@@ -86,6 +86,13 @@ class ObjectParams:
         Standard deviation of the camera's pointing (calibration, sway), degrees.
     floor_sigma_m
         Smallest position standard deviation reported, metres.
+    centre_height_m
+        Height above the ground of a body's middle, metres (half a standing person). The
+        ground position is where the ray through the blob's centroid meets the plane this
+        high, and the body stands under it. At a tower's grazing angles a pixel of image
+        height is tens of metres of range, so this is far steadier than the blob's bottom
+        row: the centroid is a sub-pixel average and does not jump as the body's lowest
+        pixel crosses the threshold.
     """
 
     min_height_m: float = 0.3
@@ -101,6 +108,7 @@ class ObjectParams:
     pixel_sigma: float = 0.5
     pointing_sigma_deg: float = 0.03
     floor_sigma_m: float = 0.5
+    centre_height_m: float = 0.85
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_hits <= self.window <= 62:
@@ -112,6 +120,10 @@ class ObjectParams:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise DetectionError(f"{name}={value!r}; expected a positive number")
+        if not (math.isfinite(self.centre_height_m) and self.centre_height_m >= 0):
+            raise DetectionError(
+                f"centre_height_m={self.centre_height_m!r}; expected a height >= 0 in metres"
+            )
         if self.min_height_m >= self.max_height_m:
             raise DetectionError(
                 f"min_height_m={self.min_height_m!r} >= max_height_m={self.max_height_m!r}"
@@ -137,10 +149,10 @@ class CameraGeometry:
         self.camera_id = camera_id
 
     def ground(
-        self, u: NDArray[np.float64], v: NDArray[np.float64]
+        self, u: NDArray[np.float64], v: NDArray[np.float64], z: float = 0.0
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_], NDArray[np.float64]]:
-        """Ground ``(x, y, hit, range_m)`` of continuous pixel coordinates."""
-        x, y, hit = self.camera.to_ground(u, v)
+        """Ground ``(x, y, hit, range_m)`` under points ``z`` metres up seen at pixels ``(u, v)``."""
+        x, y, hit = self.camera.to_ground(u, v, z)
         rng = np.hypot(x - self.camera.x, y - self.camera.y)
         return x, y, hit, rng
 
@@ -272,8 +284,11 @@ class ObjectFollower:
         geo = self.geometry
         if geo is None or len(blobs) == 0:
             return keep, info
-        x, y, hit, rng = geo.ground(u, v_foot)
+        x, y, hit, rng = geo.ground(u, blobs.cy + 0.5, p.centre_height_m)
         cam = geo.camera
+        # The foot's pixel, where the body's ground point is imaged (continuous rows).
+        v_foot = np.where(hit, cam.project(x, y, 0.0)[1], v_foot)
+        info["v"] = v_foot
         mpp = cam.metres_per_pixel(np.where(hit, rng, cam.max_range_m))
         slack = p.size_slack_px
         keep &= hit & (rng <= p.max_range_factor * cam.max_range_m)

@@ -148,13 +148,17 @@ class PinholeCamera:
         )
 
     def to_ground(
-        self, u: ArrayLike, v: ArrayLike
+        self, u: ArrayLike, v: ArrayLike, z: float = 0.0
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
-        """Pixels to the flat ground: ``(x, y, hit)``; ``hit`` is False above the horizon."""
+        """Pixels to the flat ground: ``(x, y, hit)``; ``hit`` is False above the horizon.
+
+        With ``z`` (metres above the ground) the rays meet the horizontal plane that high
+        instead: where a point seen at ``(u, v)`` stands if it is ``z`` above the ground.
+        """
         d = self.rays(u, v)
         c = self.centre
         with np.errstate(divide="ignore", invalid="ignore"):
-            t = (self.ground_z - c[2]) / d[:, 2]
+            t = (self.ground_z + z - c[2]) / d[:, 2]
         hit = np.isfinite(t) & (t > 0)
         t = np.where(hit, t, np.nan)
         return c[0] + t * d[:, 0], c[1] + t * d[:, 1], hit

@@ -131,7 +131,7 @@ def test_crossing_truth_matches_positions(site):
 
 
 def test_projection_consistency(site):
-    """Every visible object: ground -> box centre within 1 px, centre -> ground within 1%."""
+    """Every visible object: ground -> foot of its box, and the foot back to the ground within 1%."""
     settings = SimSettings(
         start_time=NIGHT, cameras="truth", towers=("t03",), frame_rate_hz=1.0,
         crossing_rate_scale=40.0, ugs=False, uas=False, shake_per_hour=600.0,
@@ -148,9 +148,9 @@ def test_projection_consistency(site):
         shaken += abs(cam.pan_deg - aim.pan_deg) > 1e-9
         for o in item.objects:
             u, v, _ = cam.project(o.x, o.y)
-            cu, cv = o.centre
-            assert math.hypot(u - cu, v - cv) <= 1.0
-            gx, gy, hit = cam.to_ground([cu], [cv])
+            fu, fv = o.foot
+            assert math.hypot(u - fu, v - fv) <= 1e-6
+            gx, gy, hit = cam.to_ground([fu], [fv])
             assert hit[0]
             assert math.hypot(gx[0] - o.x, gy[0] - o.y) <= 0.01 * o.range_m
             assert o.box[0] < o.box[2] and o.box[1] < o.box[3]

@@ -80,8 +80,9 @@ class Terrain:
 class ObjectTruth:
     """One body visible in one frame.
 
-    ``box`` is ``(u0, v0, u1, v1)`` in continuous pixels, centred on the image of the ground
-    position ``(x, y)`` (local metres); ``mask`` is a boolean array of the pixels the body
+    ``box`` is ``(u0, v0, u1, v1)`` in continuous pixels: the body stands on the ground, so
+    the middle of the box's bottom edge is the image of the ground position ``(x, y)``
+    (local metres) and the box rises the body's height above it; ``mask`` is a boolean array of the pixels the body
     covers (at least half its peak), with its top-left pixel at ``mask_origin = (row, col)``.
     """
 
@@ -101,6 +102,12 @@ class ObjectTruth:
     def centre(self) -> tuple[float, float]:
         u0, v0, u1, v1 = self.box
         return (u0 + u1) / 2.0, (v0 + v1) / 2.0
+
+    @property
+    def foot(self) -> tuple[float, float]:
+        """Pixel of the ground point under the body: the middle of the box's bottom edge."""
+        u0, _, u1, v1 = self.box
+        return (u0 + u1) / 2.0, v1
 
     def to_builtins(self) -> dict:
         """A JSON-ready record; the mask as packed bits in base64."""
@@ -373,7 +380,7 @@ class TowerView:
             peak = con * min(1.0, w_px) * min(1.0, h_px)
             if peak < self.settings.visible_contrast_dn:
                 continue
-            box = (u[k] - w_px / 2, v[k] - h_px / 2, u[k] + w_px / 2, v[k] + h_px / 2)
+            box = (u[k] - w_px / 2, v[k] - h_px, u[k] + w_px / 2, v[k])  # feet on the ground
             origin, mask = None, None
             if with_masks:
                 i0, j0, cov = coverage(box[0], box[2], box[1], box[3], cam.height, cam.width)
