@@ -131,7 +131,7 @@ def test_crossing_truth_matches_positions(site):
 
 
 def test_projection_consistency(site):
-    """Every visible object: ground -> foot of its box, and the foot back to the ground within 1%."""
+    """Every visible object: ground -> foot of its box, and the foot back to the ground (1%)."""
     settings = SimSettings(
         start_time=NIGHT, cameras="truth", towers=("t03",), frame_rate_hz=1.0,
         crossing_rate_scale=40.0, ugs=False, uas=False, shake_per_hour=600.0,

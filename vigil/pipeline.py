@@ -429,6 +429,7 @@ class Pipeline:
             duration_s,
             start_time=start,
             end_time=end,
+            earlier=self.world.crossings_before_start(),
         )
         truth = [c for c in truth if c.time <= end]
         north_groups = {

@@ -293,6 +293,8 @@ class Population:
         self.t_start = settings.start_time
         self.movers: dict[str, Mover] = {}
         self.crossings: list[CrossingTruth] = []
+        #: crossings planned before the start (groups already walking when the run starts)
+        self.earlier_crossings: list[CrossingTruth] = []
         self._crossing_seq = 0
         self._hour_done = math.floor(self.t_start / HOUR_S) - 4  # hour blocks planned so far
         w = np.asarray(settings.crossing_hour_weights, dtype=np.float64)
@@ -504,6 +506,14 @@ class Population:
     ) -> None:
         for when, px, py, seg, direction in crossings_of_plan(self.border, plan, k0):
             if when < self.t_start:
+                # before the run: not a crossing of the run, but its group may still be
+                # in view when the run starts, and an alert for it is not a false one
+                n = len(self.earlier_crossings) + 1
+                self.earlier_crossings.append(
+                    CrossingTruth(
+                        f"e{n:06d}", group_id, cls, count, when, px, py, seg, direction, origin
+                    )
+                )
                 continue
             self._crossing_seq += 1
             self.crossings.append(

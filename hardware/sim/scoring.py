@@ -141,6 +141,7 @@ def score_crossing_alerts(
     late_s: float = 900.0,
     start_time: float | None = None,
     end_time: float | None = None,
+    earlier: list[CrossingTruth] = (),
 ) -> dict:
     """Recall of crossing alerts over true northbound person crossings inside coverage, and
     false crossing alerts per 10 km of border per day (see the module docstring).
@@ -156,6 +157,10 @@ def score_crossing_alerts(
     ``end_time`` (UTC s): ``truth`` may run up to ``early_s`` past the end, so that an alert
     raised just before the end for a crossing just after it is not counted false; only
     crossings up to ``end_time`` count for recall.
+
+    ``earlier``: crossings made before the run's start by groups still walking when it
+    starts (:meth:`hardware.sim.World.crossings_before_start`). An alert matching one of
+    their northbound person crossings is not false; they do not count for recall.
     """
     people_north = [c for c in truth if c.direction == "northbound" and c.cls == "person"]
     in_run = np.array([end_time is None or c.time <= end_time for c in people_north], dtype=bool)
@@ -186,6 +191,9 @@ def score_crossing_alerts(
             used |= m
         if inn:
             alerted.append(bool(m.any()))
+    for c in earlier:
+        if c.direction == "northbound" and c.cls == "person" and alerts:
+            used |= matches(c)
     in_cov = int(np.sum(inside))
     recalled = int(sum(alerted))
     new = np.array([a.new for a in alerts], dtype=bool)

@@ -82,8 +82,9 @@ class ObjectTruth:
 
     ``box`` is ``(u0, v0, u1, v1)`` in continuous pixels: the body stands on the ground, so
     the middle of the box's bottom edge is the image of the ground position ``(x, y)``
-    (local metres) and the box rises the body's height above it; ``mask`` is a boolean array of the pixels the body
-    covers (at least half its peak), with its top-left pixel at ``mask_origin = (row, col)``.
+    (local metres) and the box rises the body's height above it; ``mask`` is a boolean array
+    of the pixels the body covers (at least half its peak), with its top-left pixel at
+    ``mask_origin = (row, col)``.
     """
 
     mover_id: str

@@ -147,6 +147,11 @@ class World:
         """Crossings of the border so far (or up to ``until``), in time order."""
         return self.population.crossings_until(self.now if until is None else until)
 
+    def crossings_before_start(self) -> list[CrossingTruth]:
+        """Crossings made before the run's start by movers already planned (up to four hours
+        back): their groups may still be in view at the start. Not part of :meth:`crossings`."""
+        return sorted(self.population.earlier_crossings, key=lambda c: (c.time, c.crossing_id))
+
     # -- commands ---------------------------------------------------------------------------
     def send_unit(self, unit_id: str, x: float, y: float) -> float:
         """Send a patrol unit to ``(x, y)`` (local metres) from now; returns its ETA, UTC s."""
