@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,7 +30,15 @@ from geo.frames import LocalFrame
 from ingest.schema import CameraDetection, SensorEvent, Telemetry, Track
 from tracks.config import CLASSES, ClassRow, TrackerConfig
 from tracks.oosm import TimeOrderedReplay
-from tracks.tracker import COASTING, CONFIRMED, STATE_NAMES, Tracker, TrackerSnapshot, TrackTable
+from tracks.tracker import (
+    COASTING,
+    CONFIRMED,
+    STATE_NAMES,
+    TENTATIVE,
+    Tracker,
+    TrackerSnapshot,
+    TrackTable,
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,21 @@ class GroundSensorSite:
     x: float
     y: float
     radius_m: float
+
+
+@dataclass
+class _Lost:
+    """A confirmed track deleted after coasting, kept aside for stitching (local frame)."""
+
+    track_id: int
+    t: float  # time of its state, UTC s
+    t_hit: float  # its last detection, UTC s
+    x: NDArray[np.float64]  # (4,) x, y, vx, vy
+    P: NDArray[np.float64]  # (4, 4)
+    class_probs: NDArray[np.float64]
+    n_updates: int
+    sensors: set[str]
+    expired: bool = False
 
 
 @dataclass
@@ -297,6 +320,9 @@ class FusionTracker:
         #: Detections folded into another of their batch as parts of one group.
         self.merged_detections = 0
         self._merges: list[tuple[int, int]] = []
+        self._lost: dict[int, _Lost] = {}
+        #: New tracks that took back a lost track's id (see ``TrackerConfig.stitch_s``).
+        self.stitched = 0
 
     # -- input --------------------------------------------------------------------------------
 
@@ -401,6 +427,16 @@ class FusionTracker:
             r = self.config.group_radius_m
             z, R, lik = merge_group(z, R, lik, group_clusters(z, R, r), r)
             self.merged_detections += len(batch.z) - z.shape[0]
+        stitching = self.config.stitch_s > 0.0
+        if stitching:
+            settled = np.flatnonzero((tr._status[:n] == CONFIRMED) | (tr._status[:n] == COASTING))
+            before = {int(tr._id[i]): int(i) for i in settled}
+            saved = {
+                k: (tr._t_est[i], tr._t_hit[i], tr._x[i].copy(), tr._P[i].copy(),
+                    tr._class[i].copy(), int(tr._n_updates[i]))
+                for k, i in before.items()
+            }  # fmt: skip
+            tentative = set(tr._id[:n][tr._status[:n] == TENTATIVE].tolist())
         tr.update(
             t,
             z,
@@ -409,6 +445,12 @@ class FusionTracker:
             in_view=view,
             can_initiate=self.config.ugs_can_initiate or not batch.ugs,
         )
+        if stitching:
+            alive = set(tr._id[: tr.n].tolist())
+            for k in before.keys() - alive:
+                t_est, t_hit, x, P, cls, nu = saved[k]
+                self._lost[k] = _Lost(k, t_est, t_hit, x, P, cls, nu, self._sensors.get(k, set()))
+            self._stitch(t, tentative)
         for track_id in tr.last_det_track_id:
             if track_id >= 0:
                 self._sensors.setdefault(int(track_id), set()).add(batch.source)
@@ -417,6 +459,53 @@ class FusionTracker:
         live = set(tr._id[: tr.n].tolist())
         for track_id in [k for k in self._sensors if k not in live]:
             del self._sensors[track_id]
+
+    def _stitch(self, t: float, tentative: set[int]) -> None:
+        """Give tracks confirmed by this batch the id of a lost track they continue."""
+        c = self.config
+        for k, lost in list(self._lost.items()):
+            if not lost.expired and t - lost.t_hit > c.stitch_s:
+                self._lost[k] = replace(lost, expired=True)  # ``track_messages`` ends it
+        if not self._lost:
+            return
+        tr = self.tracker
+        n = tr.n
+        ids = tr._id[:n]
+        fresh = np.flatnonzero(
+            (tr._status[:n] == CONFIRMED) & np.isin(ids, np.fromiter(tentative, np.int64))
+        )
+        r2 = c.group_radius_m**2
+        for i in fresh:
+            best, best_d2 = None, _GROUP_GATE
+            for lost in self._lost.values():
+                if lost.expired or tr._t_first[i] < lost.t_hit:
+                    continue
+                dt = t - lost.t
+                F = np.eye(4)
+                F[0, 2] = F[1, 3] = dt
+                q = c.process_noise
+                Q = q * np.array(
+                    [[dt**3 / 3, 0, dt**2 / 2, 0], [0, dt**3 / 3, 0, dt**2 / 2],
+                     [dt**2 / 2, 0, dt, 0], [0, dt**2 / 2, 0, dt]]
+                )  # fmt: skip
+                xp = F @ lost.x
+                Pp = F @ lost.P @ F.T + Q
+                d = tr._x[i, :2] - xp[:2]
+                S = Pp[:2, :2] + tr._P[i, :2, :2] + np.eye(2) * r2
+                d2 = float(d @ np.linalg.solve(S, d))
+                if d2 <= best_d2:
+                    best, best_d2 = lost, d2
+            if best is None:
+                continue
+            new_id = int(ids[i])
+            tr._id[i] = best.track_id
+            p = tr._class[i] * best.class_probs
+            f = c.class_floor
+            tr._class[i] = (1.0 - f) * p / p.sum() + f / len(CLASSES)
+            tr._n_updates[i] += best.n_updates
+            self._sensors[best.track_id] = best.sensors | self._sensors.pop(new_id, set())
+            del self._lost[best.track_id]
+            self.stitched += 1
 
     def _merge_duplicates(self, touched: NDArray[np.int64]) -> None:
         """Fold a track into an older one that follows the same group.
@@ -472,18 +561,22 @@ class FusionTracker:
         self._merges = []
         return out
 
-    def _snapshot(self) -> tuple[TrackerSnapshot, dict, list]:
+    def _snapshot(self) -> tuple[TrackerSnapshot, dict, list, dict, int]:
         return (
             self.tracker.snapshot(),
             {k: set(v) for k, v in self._sensors.items()},
             list(self._merges),
+            dict(self._lost),
+            self.stitched,
         )
 
-    def _restore(self, state: tuple[TrackerSnapshot, dict, list]) -> None:
-        snap, sensors, merges = state
+    def _restore(self, state: tuple[TrackerSnapshot, dict, list, dict, int]) -> None:
+        snap, sensors, merges, lost, stitched = state
         self.tracker.restore(snap)
         self._sensors = {k: set(v) for k, v in sensors.items()}
         self._merges = list(merges)
+        self._lost = dict(lost)
+        self.stitched = stitched
 
     # -- output -------------------------------------------------------------------------------
 
@@ -517,6 +610,12 @@ class FusionTracker:
             out.append(msg)
         alive = set(table.track_id.tolist())
         for track_id, last in self._last_live.items():
+            lost = self._lost.get(track_id)
+            if lost is not None and track_id not in alive:
+                if not lost.expired:  # may yet be stitched: not ended yet
+                    live[track_id] = last
+                    continue
+                del self._lost[track_id]
             if track_id not in alive:
                 ended = Track(
                     track_id=last.track_id,
@@ -534,6 +633,8 @@ class FusionTracker:
                 )
                 out.append(ended)
         self._last_live = live
+        for k in [k for k, lost in self._lost.items() if lost.expired and k not in live]:
+            del self._lost[k]
         return out
 
     def _message(self, sel: TrackTable, i: int, lat: float, lon: float, state: str) -> Track:

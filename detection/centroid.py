@@ -1,0 +1,100 @@
+"""Sub-pixel blob centroids weighted by how far each pixel stands from the background.
+
+A person two kilometres from a tower is one or two pixels tall. The centroid of his
+thresholded pixels jumps by half a pixel as his lowest pixel crosses the threshold, and at
+the grazing angles of a tower a pixel of image height is tens of metres of range (about
+86 m at 1.8 km from a 25 m mast with a 24 degree lens). Weighting every pixel around the
+blob by its difference from the learnt background follows the body's image continuously,
+as its warmth spreads over the pixels it covers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+from numpy.typing import NDArray
+
+from detection.blobs import Blobs
+
+
+@njit(nogil=True, cache=True)
+def weighted_centroids(
+    frame: NDArray[np.uint8],
+    samples: NDArray[np.uint8],
+    left: NDArray[np.int32],
+    top: NDArray[np.int32],
+    width: NDArray[np.int32],
+    height: NDArray[np.int32],
+    pad: int,
+    floor: float,
+    cx: NDArray[np.float64],
+    cy: NDArray[np.float64],
+) -> None:
+    """Fill ``cx, cy`` (pixel-index coordinates) with each box's weighted centroid.
+
+    The box is grown by ``pad`` pixels on each side (clipped to the image); a pixel's
+    weight is ``max(|frame - mean of its background samples| - floor, 0)``. A box with no
+    weight keeps the values already in ``cx, cy``.
+    """
+    h, w = frame.shape
+    ns = samples.shape[0]
+    for k in range(left.shape[0]):
+        r0 = max(top[k] - pad, 0)
+        r1 = min(top[k] + height[k] + pad, h)
+        c0 = max(left[k] - pad, 0)
+        c1 = min(left[k] + width[k] + pad, w)
+        sw = 0.0
+        su = 0.0
+        sv = 0.0
+        for r in range(r0, r1):
+            for c in range(c0, c1):
+                bg = 0.0
+                for s in range(ns):
+                    bg += samples[s, r, c]
+                wt = abs(float(frame[r, c]) - bg / ns) - floor
+                if wt > 0.0:
+                    sw += wt
+                    su += wt * c
+                    sv += wt * r
+        if sw > 0.0:
+            cx[k] = su / sw
+            cy[k] = sv / sw
+
+
+def refine_centroids(
+    blobs: Blobs,
+    frame: NDArray[np.uint8],
+    samples: NDArray[np.uint8],
+    pad: int = 1,
+    floor_dn: float = 2.0,
+) -> Blobs:
+    """The blobs with their centroids weighted by difference from the background.
+
+    Parameters
+    ----------
+    blobs
+        Blobs of ``frame``'s foreground mask.
+    frame
+        The grey frame the mask came from, ``uint8 (h, w)``.
+    samples
+        The background model's samples, ``uint8 (n, h, w)``; their mean is the background.
+    pad
+        Pixels around each blob's box that count (a body's faint edge may fall outside
+        the mask), pixels.
+    floor_dn
+        Differences up to this many grey levels (sensor noise) weigh nothing.
+    """
+    if len(blobs) == 0:
+        return blobs
+    if frame.dtype != np.uint8 or frame.ndim != 2 or samples.shape[1:] != frame.shape:
+        raise ValueError(
+            f"frame {frame.dtype} {frame.shape}, samples {samples.dtype} {samples.shape}; "
+            "expected a uint8 frame and (n, h, w) uint8 samples of the same size"
+        )
+    cx = blobs.cx.copy()
+    cy = blobs.cy.copy()
+    weighted_centroids(
+        frame, samples, blobs.left, blobs.top, blobs.width, blobs.height,
+        int(pad), float(floor_dn), cx, cy,
+    )  # fmt: skip
+    return Blobs(blobs.left, blobs.top, blobs.width, blobs.height, blobs.area, cx, cy)
