@@ -22,7 +22,9 @@ class Blobs:
 
     ``left, top, width, height`` is the bounding box (integer pixels), ``area`` the pixel
     count and ``(cx, cy)`` the centroid in pixel-index coordinates (the centre of pixel
-    ``(i, j)`` is ``(i, j)``; add 0.5 for continuous coordinates).
+    ``(i, j)`` is ``(i, j)``; add 0.5 for continuous coordinates). ``var_u, var_v``, when
+    set (:func:`detection.centroid.refine_centroids`), are the blob's intensity-weighted
+    variances across and down the image, pixels^2.
     """
 
     left: NDArray[np.int32]
@@ -32,6 +34,8 @@ class Blobs:
     area: NDArray[np.int32]
     cx: NDArray[np.float64]
     cy: NDArray[np.float64]
+    var_u: NDArray[np.float64] | None = None
+    var_v: NDArray[np.float64] | None = None
 
     def __len__(self) -> int:
         return int(self.area.shape[0])

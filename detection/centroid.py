@@ -29,12 +29,15 @@ def weighted_centroids(
     floor: float,
     cx: NDArray[np.float64],
     cy: NDArray[np.float64],
+    var_u: NDArray[np.float64],
+    var_v: NDArray[np.float64],
 ) -> None:
-    """Fill ``cx, cy`` (pixel-index coordinates) with each box's weighted centroid.
+    """Fill ``cx, cy`` (pixel-index coordinates) with each box's weighted centroid and
+    ``var_u, var_v`` with its weighted variances across and down the image, pixels^2.
 
     The box is grown by ``pad`` pixels on each side (clipped to the image); a pixel's
     weight is ``max(|frame - mean of its background samples| - floor, 0)``. A box with no
-    weight keeps the values already in ``cx, cy``.
+    weight keeps the values already in the outputs.
     """
     h, w = frame.shape
     ns = samples.shape[0]
@@ -46,6 +49,8 @@ def weighted_centroids(
         sw = 0.0
         su = 0.0
         sv = 0.0
+        suu = 0.0
+        svv = 0.0
         for r in range(r0, r1):
             for c in range(c0, c1):
                 bg = 0.0
@@ -56,9 +61,13 @@ def weighted_centroids(
                     sw += wt
                     su += wt * c
                     sv += wt * r
+                    suu += wt * c * c
+                    svv += wt * r * r
         if sw > 0.0:
             cx[k] = su / sw
             cy[k] = sv / sw
+            var_u[k] = max(suu / sw - cx[k] * cx[k], 0.0)
+            var_v[k] = max(svv / sw - cy[k] * cy[k], 0.0)
 
 
 def refine_centroids(
@@ -68,7 +77,10 @@ def refine_centroids(
     pad: int = 1,
     floor_dn: float = 2.0,
 ) -> Blobs:
-    """The blobs with their centroids weighted by difference from the background.
+    """The blobs with their centroids weighted by difference from the background, and
+    their weighted variances (``var_u``, ``var_v``, pixels^2: the spread of a body smaller
+    than the blob's whole-pixel box; a body ``w`` pixels wide area-sampled by the sensor
+    spreads ``(w^2 + 1) / 12`` on average over where it falls on the pixel grid).
 
     Parameters
     ----------
@@ -93,8 +105,10 @@ def refine_centroids(
         )
     cx = blobs.cx.copy()
     cy = blobs.cy.copy()
+    var_u = ((blobs.width.astype(np.float64)) ** 2 - 1.0) / 12.0  # a uniform box
+    var_v = ((blobs.height.astype(np.float64)) ** 2 - 1.0) / 12.0
     weighted_centroids(
         frame, samples, blobs.left, blobs.top, blobs.width, blobs.height,
-        int(pad), float(floor_dn), cx, cy,
+        int(pad), float(floor_dn), cx, cy, var_u, var_v,
     )  # fmt: skip
-    return Blobs(blobs.left, blobs.top, blobs.width, blobs.height, blobs.area, cx, cy)
+    return Blobs(blobs.left, blobs.top, blobs.width, blobs.height, blobs.area, cx, cy, var_u, var_v)

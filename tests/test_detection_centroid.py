@@ -18,7 +18,10 @@ def _reference(frame, samples, box, pad, floor):
     bg = samples.astype(np.float64).mean(axis=0)
     wt = np.clip(np.abs(frame.astype(np.float64) - bg) - floor, 0, None)[r0:r1, c0:c1]
     rr, cc = np.mgrid[r0:r1, c0:c1]
-    return (wt * cc).sum() / wt.sum(), (wt * rr).sum() / wt.sum()
+    mx, my = (wt * cc).sum() / wt.sum(), (wt * rr).sum() / wt.sum()
+    vx = (wt * (cc - mx) ** 2).sum() / wt.sum()
+    vy = (wt * (rr - my) ** 2).sum() / wt.sum()
+    return mx, my, vx, vy
 
 
 def test_kernel_matches_numpy_on_random_arrays() -> None:
@@ -31,13 +34,15 @@ def test_kernel_matches_numpy_on_random_arrays() -> None:
         top = rng.integers(0, h, 3).astype(np.int32)
         width = np.minimum(rng.integers(1, 4, 3), w - left).astype(np.int32)
         height = np.minimum(rng.integers(1, 4, 3), h - top).astype(np.int32)
-        cx = np.full(3, -1.0)
-        cy = np.full(3, -1.0)
-        weighted_centroids(frame, samples, left, top, width, height, 1, 2.0, cx, cy)
+        cx, cy, vu, vv = (np.full(3, -1.0) for _ in range(4))
+        weighted_centroids(frame, samples, left, top, width, height, 1, 2.0, cx, cy, vu, vv)
         for k in range(3):
-            ex, ey = _reference(frame, samples, (left[k], top[k], width[k], height[k]), 1, 2.0)
+            box = (left[k], top[k], width[k], height[k])
+            ex, ey, evu, evv = _reference(frame, samples, box, 1, 2.0)
             assert cx[k] == pytest.approx(ex, abs=1e-9)
             assert cy[k] == pytest.approx(ey, abs=1e-9)
+            assert vu[k] == pytest.approx(evu, abs=1e-9)
+            assert vv[k] == pytest.approx(evv, abs=1e-9)
 
 
 def test_box_without_weight_keeps_its_centroid() -> None:
@@ -84,3 +89,32 @@ def test_refine_rejects_mismatched_samples() -> None:
     )  # fmt: skip
     with pytest.raises(ValueError, match="samples"):
         refine_centroids(blobs, np.zeros((4, 4), np.uint8), np.zeros((2, 5, 5), np.uint8))
+
+
+def test_spread_tells_a_tall_body_from_a_wide_one() -> None:
+    """Bodies 1-2 pixels in size: the weighted spread, averaged over where they fall on the
+    pixel grid, gives back their size ((w^2 + 1) / 12), which whole-pixel boxes cannot."""
+    samples = np.full((4, 16, 16), 40, np.uint8)
+
+    def spread(w: float, h: float) -> tuple[float, float]:
+        got = []
+        for du in np.linspace(0.0, 1.0, 8, endpoint=False):
+            for dv in np.linspace(0.0, 1.0, 8, endpoint=False):
+                u0, v0 = 6.0 + du, 6.0 + dv
+                cols = np.arange(16.0)
+                cu = np.clip(np.minimum(u0 + w, cols + 1) - np.maximum(u0, cols), 0, None)
+                cv = np.clip(np.minimum(v0 + h, cols + 1) - np.maximum(v0, cols), 0, None)
+                frame = np.round(40 + 60 * np.outer(cv, cu)).astype(np.uint8)
+                mask = np.where(frame > 45, 255, 0).astype(np.uint8)
+                _, blobs = label_components(mask)
+                r = refine_centroids(blobs, frame, samples, floor_dn=0.0)
+                k = int(np.argmax(blobs.area))
+                got.append((r.var_u[k], r.var_v[k]))
+        return tuple(np.mean(got, axis=0))
+
+    person = spread(0.5, 1.7)  # a person at ~1.5 km: half a pixel wide, 1.7 tall
+    cow = spread(2.2, 1.4)
+    assert person[0] == pytest.approx((0.5**2 + 1) / 12, abs=0.03)
+    assert person[1] == pytest.approx((1.7**2 + 1) / 12, abs=0.03)
+    assert cow[0] == pytest.approx((2.2**2 + 1) / 12, abs=0.03)
+    assert person[1] > person[0] and cow[0] > cow[1]
