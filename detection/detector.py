@@ -16,7 +16,13 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from detection.background import BackgroundParams, DetectionError, SampleConsensusModel
+from detection.background import (
+    BackgroundParams,
+    DetectionError,
+    SampleConsensusModel,
+    SlowBackground,
+    SlowParams,
+)
 from detection.blobs import BlobFinder, Blobs
 from detection.objects import (
     CameraGeometry,
@@ -44,12 +50,16 @@ class DetectorConfig:
         Estimate and undo camera shake before the background model.
     objects
         Blob -> detection settings.
+    slow
+        A second, slow background for warm bodies that creep or stand (its foreground is
+        added to the sample-consensus model's); ``None`` is off.
     """
 
     background: BackgroundParams = field(default_factory=BackgroundParams)
     filter_size: int = 5
     register: bool = False
     objects: ObjectParams = field(default_factory=ObjectParams)
+    slow: SlowParams | None = None
 
     @classmethod
     def for_tower(cls) -> DetectorConfig:
@@ -71,6 +81,7 @@ class DetectorConfig:
             filter_size=1,
             register=True,
             objects=ObjectParams(min_hits=6, window=8, max_missed=4),
+            slow=SlowParams(),
         )
 
 
@@ -175,6 +186,10 @@ class MotionDetector:
             )
         self.camera_id = geometry.camera_id if geometry is not None else camera_id
         self.model = SampleConsensusModel((h, w), self.config.background, roi)
+        self.slow = (
+            SlowBackground((h, w), self.config.slow, roi) if self.config.slow is not None else None
+        )
+        self._slow_fg = np.empty((h, w), np.uint8)
         self.blob_finder = BlobFinder((h, w), self.config.filter_size)
         self.follower = ObjectFollower(self.camera_id, self.config.objects, geometry)
         self.registration = ShakeCompensator((h, w)) if self.config.register else None
@@ -193,6 +208,8 @@ class MotionDetector:
         self.follower.geometry = geometry
         self.follower.reset()
         self.model.frames_seen = 0
+        if self.slow is not None:
+            self.slow.reset()
         if self.registration is not None:
             self.registration = ShakeCompensator(self.shape)
 
@@ -238,6 +255,9 @@ class MotionDetector:
             grey = self.registration(grey)
             shift = self.registration.last_shift
         fg = self.model.apply(grey, self._fg)
+        if self.slow is not None:
+            slow = self.slow.apply(grey, float(time_s), self.model.gain, self._slow_fg, shift)
+            np.bitwise_or(fg, slow, out=fg)
         blobs = self.blob_finder(fg)
         objs = self.follower.update(blobs, float(time_s), index)
         return FrameResult(

@@ -151,7 +151,7 @@ class CameraGeometry:
     def ground(
         self, u: NDArray[np.float64], v: NDArray[np.float64], z: float = 0.0
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_], NDArray[np.float64]]:
-        """Ground ``(x, y, hit, range_m)`` under points ``z`` metres up seen at pixels ``(u, v)``."""
+        """Ground ``(x, y, hit, range_m)`` under points ``z`` m up seen at pixels ``(u, v)``."""
         x, y, hit = self.camera.to_ground(u, v, z)
         rng = np.hypot(x - self.camera.x, y - self.camera.y)
         return x, y, hit, rng
