@@ -230,3 +230,209 @@ class SampleConsensusModel:
     def background_image(self) -> NDArray[np.uint8]:
         """The mean of each pixel's samples: a picture of the learnt background."""
         return np.round(self.samples.mean(axis=0)).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class SlowParams:
+    """Settings of the slow warm background (:class:`SlowBackground`).
+
+    Parameters
+    ----------
+    mean_s
+        Time constant of the slow background while a pixel is background, seconds.
+    held_factor
+        How many times longer the time constant is while a pixel is foreground: a body
+        that stops is learnt in about ``mean_s * held_factor`` seconds.
+    excess_s
+        Time constant of the low-pass on the excess over the background, seconds; heat
+        shimmer (2-5 Hz) and brush flicker (0.4-2 Hz) average out over it.
+    spread_s
+        Time constant of each pixel's spread (mean absolute low-passed excess), seconds.
+    min_excess_dn
+        Least low-passed excess reported, grey levels.
+    spread_k
+        Excess needed as a multiple of the pixel's spread.
+    frame_s
+        Frame interval assumed when the frame times do not give one, seconds.
+    border_px
+        Pixels along each image edge left out: where shake registration shifts the frame,
+        its edge columns and rows are repeated, and their excess is not a body.
+    hold_shift_px, hold_after_s
+        While the shake registration shifts the frame by more than ``hold_shift_px``
+        pixels, and for ``hold_after_s`` seconds after, the model neither learns nor
+        classifies: it reports the mask it had before. Interpolation by a fraction of a
+        pixel blurs sharp edges (a thin warm ridge lends warmth to the rows beside it),
+        which for a second or two looks like warm excess to a model this slow.
+    """
+
+    mean_s: float = 60.0
+    held_factor: float = 16.0
+    excess_s: float = 1.0
+    spread_s: float = 20.0
+    min_excess_dn: float = 4.0
+    spread_k: float = 4.0
+    frame_s: float = 0.1
+    border_px: int = 3
+    hold_shift_px: float = 0.3
+    hold_after_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        checks: dict[str, tuple[float, float, float]] = {
+            "mean_s": (self.mean_s, 0.01, 1e5),
+            "held_factor": (self.held_factor, 1.0, 1e4),
+            "excess_s": (self.excess_s, 0.0, 1e4),
+            "spread_s": (self.spread_s, 0.01, 1e5),
+            "min_excess_dn": (self.min_excess_dn, 0.0, 255.0),
+            "spread_k": (self.spread_k, 0.0, 100.0),
+            "frame_s": (self.frame_s, 1e-3, 60.0),
+            "border_px": (self.border_px, 0, 1000),
+            "hold_shift_px": (self.hold_shift_px, 0.0, 1e4),
+            "hold_after_s": (self.hold_after_s, 0.0, 1e4),
+        }
+        for name, (value, lo, hi) in checks.items():
+            if not (math.isfinite(value) and lo <= value <= hi):
+                raise DetectionError(
+                    f"slow background {name}={value!r}; expected a value in [{lo:g}, {hi:g}]"
+                )
+
+
+class SlowBackground:
+    """A slow background for small warm bodies that creep or stand (see the kernel).
+
+    A sample-consensus model learns a body whose image moves a pixel in tens of seconds
+    (a group walking straight at a tower 2-3 km off) step by step as it goes. This model
+    keeps an exponential mean per pixel with a time constant of a minute that stops
+    learning (nearly) where the pixel is warmer than it, and reports pixels whose
+    low-passed excess stays above a floor and above a multiple of their usual spread.
+    Only warmer than the background counts (thermal: people and animals are warm).
+
+    Parameters
+    ----------
+    shape
+        ``(height, width)`` of the frames, pixels.
+    params
+        Settings.
+    roi
+        Optional region mask ``(height, width)``: zero where motion is never reported.
+    """
+
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        params: SlowParams | None = None,
+        roi: NDArray[np.uint8] | None = None,
+    ) -> None:
+        self.params = params or SlowParams()
+        h, w = (int(s) for s in shape)
+        if h < 1 or w < 1:
+            raise DetectionError(f"frame shape {shape!r}; expected (height, width) of at least 1")
+        self.shape = (h, w)
+        if roi is None:
+            self.roi = np.full((h, w), 1, np.uint8)
+        else:
+            roi = np.asarray(roi)
+            if roi.shape != self.shape:
+                raise DetectionError(
+                    f"region mask shape {roi.shape}; expected the frame shape {self.shape}"
+                )
+            self.roi = np.ascontiguousarray(roi != 0, dtype=np.uint8)
+        b = self.params.border_px
+        if b > 0:
+            self.roi[:b] = 0
+            self.roi[-b:] = 0
+            self.roi[:, :b] = 0
+            self.roi[:, -b:] = 0
+        self.mean = np.zeros((h, w), np.float32)
+        self.excess = np.zeros((h, w), np.float32)
+        self.spread = np.zeros((h, w), np.float32)
+        self.mask = np.zeros((h, w), np.uint8)
+        self.frames_seen = 0
+        self.elapsed_s = 0.0
+        self.last_time: float | None = None
+        self.held_until = -math.inf
+
+    def reset(self) -> None:
+        """Forget the background; the next frame starts it again."""
+        self.frames_seen = 0
+        self.elapsed_s = 0.0
+        self.last_time = None
+        self.held_until = -math.inf
+        self.mask[:] = 0
+
+    def apply(
+        self,
+        frame: NDArray[np.uint8],
+        time_s: float,
+        gain: float = 1.0,
+        out: NDArray[np.uint8] | None = None,
+        shift_px: tuple[float, float] = (0.0, 0.0),
+    ) -> NDArray[np.uint8]:
+        """Classify a frame (255 warm foreground, 0 background) and learn from it.
+
+        Parameters
+        ----------
+        frame
+            ``uint8 (height, width)`` grey levels (registered against shake, if it is).
+        time_s
+            Frame time, seconds; the update rates follow the interval between frames.
+        gain
+            The frame's brightness relative to the background (the sample-consensus
+            model's gain estimate); the frame is divided by it first.
+        out
+            Where to write the mask; a new array when omitted.
+        shift_px
+            The shake registration's shift of this frame ``(dx, dy)``, pixels: while it is
+            large the model holds (see :class:`SlowParams`).
+        """
+        frame = np.asarray(frame)
+        if frame.dtype != np.uint8 or frame.shape != self.shape:
+            raise DetectionError(
+                f"frame {frame.dtype} {frame.shape}; expected uint8 grey levels of shape "
+                f"{self.shape}"
+            )
+        frame = np.ascontiguousarray(frame)
+        if out is None:
+            out = np.empty(self.shape, np.uint8)
+        p = self.params
+        gain_q8 = round(256.0 / min(max(gain, 0.25), 4.0))
+        if self.frames_seen == 0:
+            level = np.minimum((frame.astype(np.int32) * gain_q8 + 128) >> 8, 255)
+            self.mean[:] = level
+            self.excess[:] = 0.0
+            self.spread[:] = 0.25 * p.min_excess_dn / max(p.spread_k, 1e-3)
+            self.frames_seen = 1
+            self.last_time = float(time_s)
+            out[:] = 0
+            return out
+        dt = float(time_s) - self.last_time if self.last_time is not None else p.frame_s
+        if not (math.isfinite(dt) and 1e-3 <= dt <= 10.0):
+            dt = p.frame_s
+        self.last_time = float(time_s)
+        if math.hypot(*shift_px) > p.hold_shift_px:
+            self.held_until = float(time_s) + p.hold_after_s
+        if float(time_s) <= self.held_until:
+            np.copyto(out, self.mask)
+            return out
+        self.elapsed_s += dt
+        self.frames_seen += 1
+        # Until a time constant has passed, the mean is the running average of what was seen.
+        a_mean = max(1.0 - math.exp(-dt / p.mean_s), 1.0 / self.frames_seen)
+        a_spread = max(1.0 - math.exp(-dt / p.spread_s), 1.0 / self.frames_seen)
+        a_excess = 1.0 - math.exp(-dt / p.excess_s) if p.excess_s > 0 else 1.0
+        kernels.slow_warm_segment(
+            frame,
+            gain_q8,
+            self.roi,
+            self.mean,
+            self.excess,
+            self.spread,
+            a_mean,
+            a_excess,
+            a_spread,
+            p.held_factor,
+            p.min_excess_dn,
+            p.spread_k,
+            out,
+        )
+        np.copyto(self.mask, out)
+        return out

@@ -16,7 +16,13 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from detection.background import BackgroundParams, DetectionError, SampleConsensusModel
+from detection.background import (
+    BackgroundParams,
+    DetectionError,
+    SampleConsensusModel,
+    SlowBackground,
+    SlowParams,
+)
 from detection.blobs import BlobFinder, Blobs
 from detection.centroid import refine_centroids
 from detection.objects import (
@@ -49,6 +55,9 @@ class DetectorConfig:
         Replace each blob's mask centroid by its centroid weighted by difference from the
         background (:mod:`detection.centroid`): sub-pixel positions for targets a pixel or
         two tall, whose ground range otherwise jumps by tens of metres per pixel row.
+    slow
+        A second, slow background for warm bodies that creep or stand (its foreground is
+        added to the sample-consensus model's); ``None`` is off.
     """
 
     background: BackgroundParams = field(default_factory=BackgroundParams)
@@ -56,6 +65,7 @@ class DetectorConfig:
     register: bool = False
     objects: ObjectParams = field(default_factory=ObjectParams)
     weighted_centroids: bool = False
+    slow: SlowParams | None = None
 
     @classmethod
     def for_tower(cls) -> DetectorConfig:
@@ -78,6 +88,7 @@ class DetectorConfig:
             register=True,
             objects=ObjectParams(min_hits=6, window=8, max_missed=4),
             weighted_centroids=True,
+            slow=SlowParams(),
         )
 
 
@@ -182,6 +193,10 @@ class MotionDetector:
             )
         self.camera_id = geometry.camera_id if geometry is not None else camera_id
         self.model = SampleConsensusModel((h, w), self.config.background, roi)
+        self.slow = (
+            SlowBackground((h, w), self.config.slow, roi) if self.config.slow is not None else None
+        )
+        self._slow_fg = np.empty((h, w), np.uint8)
         self.blob_finder = BlobFinder((h, w), self.config.filter_size)
         self.follower = ObjectFollower(self.camera_id, self.config.objects, geometry)
         self.registration = ShakeCompensator((h, w)) if self.config.register else None
@@ -200,6 +215,8 @@ class MotionDetector:
         self.follower.geometry = geometry
         self.follower.reset()
         self.model.frames_seen = 0
+        if self.slow is not None:
+            self.slow.reset()
         if self.registration is not None:
             self.registration = ShakeCompensator(self.shape)
 
@@ -245,6 +262,9 @@ class MotionDetector:
             grey = self.registration(grey)
             shift = self.registration.last_shift
         fg = self.model.apply(grey, self._fg)
+        if self.slow is not None:
+            slow = self.slow.apply(grey, float(time_s), self.model.gain, self._slow_fg, shift)
+            np.bitwise_or(fg, slow, out=fg)
         blobs = self.blob_finder(fg)
         if self.config.weighted_centroids:
             blobs = refine_centroids(blobs, grey, self.model.samples)

@@ -267,6 +267,83 @@ def gain_ratio(
     return num / den
 
 
+@ngjit
+def slow_warm_segment(
+    frame: np.ndarray,
+    gain_q8: int,
+    roi: np.ndarray,
+    mean: np.ndarray,
+    excess: np.ndarray,
+    spread: np.ndarray,
+    a_mean: float,
+    a_excess: float,
+    a_spread: float,
+    held_div: float,
+    min_excess: float,
+    spread_k: float,
+    fg_out: np.ndarray,
+) -> None:
+    """Find pixels that stay warmer than a slow background: things that creep or stand.
+
+    A second, slow background for small warm targets whose image moves a pixel in tens of
+    seconds (a group walking straight at a tower 2-3 km away), which a sample-consensus
+    model learns as they go: each step of their pixel's value is within its radius. Per
+    pixel, with ``x`` the gain-compensated grey level and ``e = x - mean``:
+
+    - ``excess`` follows ``e`` with rate ``a_excess`` (a low-pass of about a second): heat
+      shimmer and brush flicker swing ``e`` both ways and average out, a warm body lifts it
+      and holds it;
+    - the pixel is foreground when ``min(excess, e) > max(min_excess, spread_k * spread)``
+      (and the region mask allows it): the low-pass must hold the excess and this frame
+      must show it, so a walker leaves no trail of decaying excess behind him; only
+      warmer than the background counts, so the cold trace a body leaves where it stood
+      when the model started is never reported;
+    - ``spread`` (mean ``|excess|``, rate ``a_spread``) and ``mean`` (rate ``a_mean``) learn only
+      while the pixel is background; a foreground pixel's mean moves at ``a_mean /
+      held_div``, so a body that stays is learnt in the end, ``held_div`` times slower.
+
+    Parameters
+    ----------
+    frame
+        ``uint8 (h, w)`` grey levels.
+    gain_q8
+        Gain applied to the frame first, 8.8 fixed point (256 is 1.0).
+    roi
+        ``uint8 (h, w)``: 0 where motion is never reported.
+    mean, excess, spread
+        ``float32 (h, w)`` state in grey levels, updated in place.
+    a_mean, a_excess, a_spread
+        Update rates per frame, in (0, 1].
+    held_div
+        How many times slower a foreground pixel's mean learns (>= 1).
+    min_excess
+        Least excess reported, grey levels.
+    spread_k
+        Excess needed as a multiple of the pixel's spread.
+    fg_out
+        ``uint8 (h, w)``: 255 for foreground, 0 for background.
+    """
+    h, w = frame.shape
+    a_held = a_mean / held_div
+    for y in range(h):
+        for x in range(w):
+            lv = min((np.int32(frame[y, x]) * gain_q8 + 128) >> 8, 255)
+            m = mean[y, x]
+            e = np.float32(lv) - m
+            ex = excess[y, x] + np.float32(a_excess) * (e - excess[y, x])
+            excess[y, x] = ex
+            sp = spread[y, x]
+            lo = min(ex, e)
+            fg = (lo > min_excess) & (lo > spread_k * sp) & (roi[y, x] != 0)
+            if fg:
+                mean[y, x] = m + np.float32(a_held) * e
+                fg_out[y, x] = 255
+            else:
+                mean[y, x] = m + np.float32(a_mean) * e
+                spread[y, x] = sp + np.float32(a_spread) * (abs(ex) - sp)
+                fg_out[y, x] = 0
+
+
 # -- morphology -------------------------------------------------------------------------------
 
 

@@ -151,6 +151,44 @@ def test_flicker_level_rises_on_flips_and_widens_the_radius() -> None:
     np.testing.assert_array_equal(flicker[:, 0], [0, 8, 47])
 
 
+def numpy_slow_warm(frame, gain_q8, roi, mean, excess, spread, a_m, a_x, a_s, held, floor, k):
+    """Plain numpy (float64) slow warm background step: new state and mask."""
+    level = np.minimum((frame.astype(np.int64) * gain_q8 + 128) >> 8, 255).astype(np.float64)
+    e = level - mean
+    ex = excess + a_x * (e - excess)
+    lo = np.minimum(ex, e)
+    fg = (lo > floor) & (lo > k * spread) & (roi != 0)
+    new_mean = np.where(fg, mean + (a_m / held) * e, mean + a_m * e)
+    new_spread = np.where(fg, spread, spread + a_s * (np.abs(ex) - spread))
+    return new_mean, ex, new_spread, np.where(fg, 255, 0).astype(np.uint8)
+
+
+@pytest.mark.parametrize("gain_q8", [256, 230])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_slow_warm_segment_matches_numpy(seed: int, gain_q8: int) -> None:
+    rng = np.random.default_rng(seed)
+    h, w = 11, 19
+    frame = rng.integers(60, 140, (h, w), dtype=np.uint8)
+    mean = rng.uniform(60, 140, (h, w)).astype(np.float32)
+    excess = rng.uniform(-10, 10, (h, w)).astype(np.float32)
+    spread = rng.uniform(0, 4, (h, w)).astype(np.float32)
+    roi = (rng.random((h, w)) < 0.8).astype(np.uint8)
+    args = (0.02, 0.3, 0.05, 16.0, 4.0, 3.0)
+    want = numpy_slow_warm(
+        frame, gain_q8, roi, mean.astype(np.float64), excess.astype(np.float64),
+        spread.astype(np.float64), *args,
+    )  # fmt: skip
+    out = np.empty((h, w), np.uint8)
+    m, x, s = mean.copy(), excess.copy(), spread.copy()
+    kernels.slow_warm_segment(frame, gain_q8, roi, m, x, s, *args, out)
+    # Float32 state: pixels within rounding of a threshold may differ; none are here.
+    np.testing.assert_array_equal(out, want[3])
+    assert 0 < (out == 255).sum() < out.size  # both outcomes are exercised
+    np.testing.assert_allclose(m, want[0], rtol=0, atol=1e-3)
+    np.testing.assert_allclose(x, want[1], rtol=0, atol=1e-3)
+    np.testing.assert_allclose(s, want[2], rtol=0, atol=1e-3)
+
+
 def test_init_samples_take_values_from_the_3x3_neighbourhood() -> None:
     rng = np.random.default_rng(3)
     frame = rng.integers(0, 256, (9, 11), dtype=np.uint8)

@@ -16,10 +16,10 @@ Protocol (``benchmarks/bench_detection_sim.py`` has it in full):
   match several members of a group, which at 2 km are a pixel or two apart;
 * **detectable** people are persons within the camera's rated range (4 km) whose
   brightest pixel stands at least 8 grey levels above the ground (11 times the sensor
-  noise, 4 times the night brush flicker) and whose image moved at least 1 pixel in the
-  last 5 s (a motion detector sees change: a body that stays within one pixel for 5 s is
-  a still hot spot at this resolution, whether the group has stopped or walks straight
-  at the tower); the shares these rules exclude are checked to stay a minority;
+  noise, 4 times the night brush flicker), however slowly their image moves: groups
+  walking nearly straight at the tower 2-3 km away move a few hundredths of a pixel a
+  second, a fifth or more of the person-frames here, and count like everyone else
+  (people standing still count too); the dim share is checked to stay a minority;
 * **per-object recall**: a person detectable for at least 2 s of scored frames counts,
   and is detected if a detection matches him in at least one frame where he is
   detectable; acceptance is >= 95 %;
@@ -27,7 +27,9 @@ Protocol (``benchmarks/bench_detection_sim.py`` has it in full):
   detector object (one number of the follower's, as one false track downstream); the
   acceptance is <= 1 per camera-minute;
 * the same frames run through a detector without the persistence filter, which must
-  exceed that limit: the test can tell.
+  exceed the false limit, and one without the slow background (the sample-consensus
+  model alone learns the slow walkers as they go), which must fall short of the recall:
+  the test can tell.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from dataclasses import replace
 
 import pytest
 
-from benchmarks.bench_detection_sim import night_settings, score_towers
+from benchmarks.bench_detection_sim import NIGHT_START, night_settings, score_towers
 from detection.detector import DetectorConfig
 from vigil.config import load_default
 
@@ -48,6 +50,14 @@ FPS = 5.0
 DURATION_S = 210.0
 WARMUP_S = 30.0
 SETTINGS = night_settings((TOWER,), FPS, crossing_rate_scale=40.0, shake_per_hour=120.0)
+# 14:00 local: contrast 0.45 of the night's, shimmer 2.5 and brush flicker 2.5 times stronger.
+DAY_SEED = 11
+DAY_TOWER = "t01"
+DAY_DURATION_S = 150.0
+DAY_SETTINGS = night_settings(
+    (DAY_TOWER,), FPS, crossing_rate_scale=40.0, shake_per_hour=120.0,
+    start_time=NIGHT_START - 9 * 3600.0,
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -56,32 +66,50 @@ def scores():
     configs = {
         "for_tower": base,
         "no_persistence": replace(base, objects=replace(base.objects, min_hits=1, window=1)),
+        "no_slow": replace(base, slow=None),
     }
     return score_towers(load_default().site, SETTINGS, SEED, DURATION_S, configs, warmup_s=WARMUP_S)
 
 
-def test_every_camera_nuisance_is_on() -> None:
-    s = SETTINGS
+@pytest.fixture(scope="module")
+def day_scores():
+    base = DetectorConfig.for_tower()
+    configs = {"for_tower": base, "no_slow": replace(base, slow=None)}
+    return score_towers(
+        load_default().site, DAY_SETTINGS, DAY_SEED, DAY_DURATION_S, configs, warmup_s=WARMUP_S
+    )
+
+
+@pytest.mark.parametrize("s", [SETTINGS, DAY_SETTINGS], ids=["night", "day"])
+def test_every_camera_nuisance_is_on(s) -> None:
     assert s.sensor_noise and s.noise_dn > 0
     assert s.gain_drift and s.gain_drift_fraction > 0
     assert s.shimmer and s.shimmer_px > 0
     assert s.vegetation and s.vegetation_dn > 0
     assert s.shake and s.shake_px > 0 and s.shake_per_hour > 0
-    assert s.cameras == "render" and s.towers == (TOWER,)
+    assert s.cameras == "render" and len(s.towers) == 1
 
 
 def test_scored_time_and_people(scores) -> None:
     s = scores["for_tower"]
     assert s.camera_minutes == pytest.approx((DURATION_S - WARMUP_S) / 60.0, abs=0.01)
-    assert s.people >= 30, s.summary()  # enough movers for a percentage to mean something
-    # The detectability rules leave most people in: the dim and the still are minorities.
-    assert s.dim_share < 0.2 and s.still_share < 0.35, s.summary()
+    assert s.people >= 30, s.summary()  # enough people for a percentage to mean something
+    # Only the dim are left out, and they are a minority; the slow walkers are in.
+    assert s.dim_share < 0.2 and s.excluded_share == pytest.approx(s.dim_share), s.summary()
+    assert s.slow_share > 0.15, s.summary()  # the case has people slow in the image
     assert s.people >= 0.5 * s.people_in_range, s.summary()
 
 
 def test_recall_of_people_within_rated_range(scores) -> None:
     s = scores["for_tower"]
     assert s.recall >= 0.95, (s.summary(), s.missed)
+    # Frames in which a person's image moved under a pixel in 5 s are mostly detected too.
+    assert s.slow_frame_recall >= 0.7, s.summary()
+
+
+def test_without_the_slow_background_slow_walkers_are_missed(scores) -> None:
+    s = scores["no_slow"]
+    assert s.recall < 0.95 and s.slow_frame_recall < 0.5, (s.summary(), s.missed)
 
 
 def test_false_detections_per_camera_minute(scores) -> None:
@@ -112,3 +140,15 @@ def test_ground_positions_are_not_biased_in_range(scores) -> None:
     for key in ("750-1250", "1250-1750"):
         median_m, count = bias[key]
         assert count >= 100 and abs(median_m) <= 8.0, bias
+
+
+def test_by_day_the_group_at_two_km_is_detected_without_false_alarms(day_scores) -> None:
+    # 11 people about 2 km out lift their pixel 8-10.7 grey levels (the rest of those in
+    # range are dimmer by day and not counted). The sample-consensus model alone finds 3
+    # of them: its radius (8 and more where brush and shimmer move) is their contrast.
+    # The slow background's one-second low-pass lifts them over the flicker.
+    s = day_scores["for_tower"]
+    assert s.people >= 10, s.summary()
+    assert s.recall >= 0.95, (s.summary(), s.missed)
+    assert s.false_per_camera_minute <= 1.0, (s.summary(), s.false_at)
+    assert day_scores["no_slow"].recall < 0.5, day_scores["no_slow"].summary()
