@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", help="keep the outputs here (default: a temporary folder)")
     p.add_argument("--calibrate", action="store_true", help="print a camera class table")
     p.add_argument("--seeds", type=int, nargs="*", default=[7, 11], help="for --calibrate")
-    args = p.parse_args(argv or [])
+    args = p.parse_args(argv)
 
     start = DEMO_START_UTC if args.start is None else _parse_time(args.start)
     sim = demo_settings(start_time=start, crossing_rate_scale=args.rate_scale, fps=args.fps)

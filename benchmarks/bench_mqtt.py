@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--paced", type=int, default=3000, help="messages in the paced runs")
     ap.add_argument("--rate", type=float, default=1000.0, help="paced rate, messages/s")
     ap.add_argument("--fuzz", type=int, default=100_000, help="fuzzed messages (0: skip)")
-    args = ap.parse_args([] if argv is None else argv)
+    args = ap.parse_args(argv)
     broker, user = _broker()
     results: dict = {}
     with broker, tempfile.TemporaryDirectory(prefix="vigil-bench-mqtt-") as tmp:

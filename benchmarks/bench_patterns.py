@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--crossings", type=float, default=10e6, help="about how many crossings")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--partitions", type=int, default=16)
-    args = ap.parse_args(argv or [])
+    args = ap.parse_args(argv)
 
     import dask
     import dask.dataframe as dd

@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seconds", type=float, default=8.0, help="per offered rate")
     ap.add_argument("--hold", type=float, default=1.0, help="the service's reorder hold, s")
     ap.add_argument("--anchor-n", type=int, default=20_000, help="messages in the paho anchor")
-    args = ap.parse_args([] if argv is None else argv)
+    args = ap.parse_args(argv)
     frame = load_default().site.frame()
     broker, user = _broker()
     results: dict = {"rates": [], "hold_s": args.hold}

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="bench_sim")
     p.add_argument("--minutes", type=float, default=1.0, help="simulated minutes to files")
     p.add_argument("--repeat", type=int, default=3)
-    args = p.parse_args(argv or [])
+    args = p.parse_args(argv)
     site = load_default().site
     fps, anchor = [], []
     for _ in range(args.repeat):

@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> dict:
         "--ss-scale", type=float, default=1.0, help="multiply Stone Soup's scan counts"
     )
     parser.add_argument("--no-stonesoup", action="store_true")
-    args = parser.parse_args(argv if argv is not None else [])
+    args = parser.parse_args(argv)
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     from threadpoolctl import threadpool_limits
 
