@@ -217,7 +217,9 @@ class AlertEngine:
         if info is None:
             info = self.tracks[trk.track_id] = _TrackInfo(trk)
         info.last, info.x, info.y = trk, x, y
-        info.updates += 1
+        # the fused detections behind the track (not how many times it was published: a
+        # track coasting on its prediction is published every tick with nothing new)
+        info.updates = max(info.updates, trk.count)
         if any(s in self.cameras for s in trk.sensors):
             info.camera_seen = True
             self.camera_seen_at.append((trk.time, x, y))
@@ -235,7 +237,7 @@ class AlertEngine:
             if trk.time - pending.time > self.rules.pending_crossing_s:
                 self.pending.pop(trk.track_id)
                 self.counts["crossing_pending_expired"] += 1
-            elif self._is_person(trk) and info.updates >= self.rules.min_track_updates:
+            elif self._corroborated(trk, info):
                 self.pending.pop(trk.track_id)
                 self.counts["crossing_late_evidence"] += 1
                 out += self._raise_crossing(pending, info)
@@ -269,11 +271,23 @@ class AlertEngine:
             self.counts["crossing_not_person"] += 1
             self.pending[c.track_id] = c
             return []
-        if info.updates < self.rules.min_track_updates:
+        if not self._corroborated(trk, info):
             self.counts["crossing_uncorroborated"] += 1
             self.pending[c.track_id] = c
             return []
         return self._raise_crossing(c, info)
+
+    def _corroborated(self, trk: Track, info: _TrackInfo) -> bool:
+        """A person track with enough fused detections behind it, moving at a pace people
+        keep up (a faster one is a track hopping between false detections far apart along
+        a tower's line of sight, or a vehicle)."""
+        r = self.rules
+        speed = math.hypot(trk.vx, trk.vy)
+        return (
+            self._is_person(trk)
+            and info.updates >= r.min_track_updates
+            and speed <= r.max_person_speed_mps
+        )
 
     def _raise_crossing(self, c: Crossing, info: _TrackInfo) -> list[Wire]:
         """A crossing whose track is a corroborated person: a new alert, or join one."""

@@ -23,8 +23,10 @@ class AlertRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     crossing_priority: Priority = 1
     #: A crossing alert needs the track's person probability at least this high.
     min_person_probability: Probability = 0.5
-    #: ... and at least this many fused updates behind the track.
-    min_track_updates: Annotated[int, Meta(ge=1, le=1000)] = 3
+    #: ... and at least this many fused detections behind the track.
+    min_track_updates: Annotated[int, Meta(ge=1, le=1000)] = 8
+    #: ... and a speed people keep up, m/s (walkers 0.8-1.8, a jog 3).
+    max_person_speed_mps: Annotated[float, Meta(gt=0.0, le=100.0)] = 3.5
     #: Crossings within this distance and time of an open alert join it (one group, one alert).
     group_radius_m: Metres = 250.0
     group_window_s: Seconds = 180.0

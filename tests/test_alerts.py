@@ -43,6 +43,8 @@ class Scene:
         self.e = engine
         self.frame = engine.frame
         self.border = engine.border
+        #: fused detections behind each track so far (two a second unless told)
+        self.counts: dict[str, int] = {}
 
     def border_point(self, chainage_m: float, offset_m: float) -> tuple[float, float]:
         """A point ``offset_m`` north (US side, positive) of the border at a chainage."""
@@ -55,7 +57,18 @@ class Scene:
         return p.x + offset_m * rx, p.y + offset_m * ry
 
     def track(
-        self, tid, x, y, t, *, probs=PERSON, vx=0.0, vy=1.2, state="confirmed", sensors=("t03",)
+        self,
+        tid,
+        x,
+        y,
+        t,
+        *,
+        probs=PERSON,
+        vx=0.0,
+        vy=1.2,
+        state="confirmed",
+        sensors=("t03",),
+        count=None,
     ):
         lat, lon = self.frame.to_wgs84([x], [y])
         msg = Track(
@@ -70,7 +83,9 @@ class Scene:
             class_guess=max(probs, key=probs.get),
             class_probs=probs,
             sensors=list(sensors),
+            count=self.counts.get(tid, 0) + 2 if count is None else count,
         )
+        self.counts[tid] = msg.count
         return self.e.handle(msg)
 
     def walk_across(self, tid, chainage_m, t, *, probs=PERSON, updates=5, sensors=("t03",)):
@@ -107,7 +122,7 @@ def test_person_crossing_raises_one_alert_with_evidence_and_dispatch(engine) -> 
     a = new[0]
     assert a.state == "new" and a.priority == 1 and a.track_id == "k1"
     assert a.segment_id == "tucson-0014"
-    assert a.evidence.sensors == ["t03"] and a.evidence.detections == 5
+    assert a.evidence.sensors == ["t03"] and a.evidence.detections == 10
     assert a.evidence.class_probs["person"] == pytest.approx(0.85)
     assert a.units, "a unit is recommended"
     assert len(a.predicted) >= 3 and all(p.time > a.time for p in a.predicted)
@@ -123,6 +138,47 @@ def test_animal_evidence_never_raises_a_crossing_alert(engine) -> None:
 def test_uncorroborated_track_raises_nothing(engine) -> None:
     out = Scene(engine).walk_across("blip", 14_500.0, T0, updates=1)
     assert alerts_of(out) == []
+    assert engine.counts["crossing_uncorroborated"] == 1
+
+
+def test_a_track_published_often_on_few_detections_is_not_corroborated(engine) -> None:
+    # a coasting track is published every second with nothing new behind it: what counts
+    # is the fused detections (Track.count), not how many times it was published
+    s = Scene(engine)
+    out = []
+    for i in range(12):
+        x, y = s.border_point(14_500.0, -20.0 + 10.0 * i)
+        out += s.track("ghost", x, y, T0 + i, count=3)
+    x, y = s.border_point(14_500.0, 0.0)
+    lat, lon = engine.frame.to_wgs84([x], [y])
+    out += engine.handle(
+        Crossing(crossing_id="x-ghost", track_id="ghost", time=T0 + 2,
+                 segment_id="tucson-0014", direction="northbound",
+                 lat=float(lat[0]), lon=float(lon[0]))
+    )  # fmt: skip
+    assert alerts_of(out, "crossing") == []
+    assert engine.counts["crossing_uncorroborated"] == 1
+    # the detections come: the waiting crossing is alerted
+    x, y = s.border_point(14_500.0, 110.0)
+    late = s.track("ghost", x, y, T0 + 13, count=engine.rules.min_track_updates)
+    assert len(alerts_of(late, "crossing")) == 1
+
+
+def test_a_person_track_faster_than_people_walk_waits(engine) -> None:
+    # a "person" track crossing at 8 m/s is a track hopping between false detections
+    s = Scene(engine)
+    out = []
+    for i in range(6):
+        x, y = s.border_point(14_500.0, -40.0 + 16.0 * i)
+        out += s.track("hop", x, y, T0 + i, vy=8.0)
+    x, y = s.border_point(14_500.0, 0.0)
+    lat, lon = engine.frame.to_wgs84([x], [y])
+    out += engine.handle(
+        Crossing(crossing_id="x-hop", track_id="hop", time=T0 + 2,
+                 segment_id="tucson-0014", direction="northbound",
+                 lat=float(lat[0]), lon=float(lon[0]))
+    )  # fmt: skip
+    assert alerts_of(out, "crossing") == []
     assert engine.counts["crossing_uncorroborated"] == 1
 
 
