@@ -113,7 +113,7 @@ class ObjectParams:
     pointing_sigma_deg: float = 0.03
     floor_sigma_m: float = 0.5
     centre_height_m: float = 0.85
-    subpixel_size_px: float = 4.0
+    subpixel_size_px: float = 12.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_hits <= self.window <= 62:
@@ -210,14 +210,19 @@ def guess_class(
     from the blob's weighted spread (a body a pixel or two in size); then its height alone
     separates most animals (under ~0.6 m measured: cattle, deer and coyotes seen far off)
     from people and groups of people (1.2 m and more however wide the group), measured on
-    the simulator's towers at night.
+    the simulator's towers at night; with four pixels or more of height, animals are the
+    wide bodies under 1.55 m and people those taller.
     """
     if speed_mps is not None and speed_mps > 6.0:
         return "vehicle", min(0.9, 0.5 + speed_mps / 40.0)
     aspect = height_m / max(width_m, 1e-3)
+    well_resolved = height_px >= 4.0
     if sized_by_spread and height_m < 0.6:
         cls, conf = "animal", 0.55
-    elif sized_by_spread and height_m >= 1.2 and width_m <= 6.0:
+    elif sized_by_spread and well_resolved and aspect < 1.0 and height_m < 1.55:
+        # near enough that heights are good to a decimetre: cattle 1.4 m, deer 1.2 m
+        cls, conf = "animal", 0.6
+    elif sized_by_spread and height_m >= (1.55 if well_resolved else 1.2) and width_m <= 6.0:
         cls, conf = "person", 0.75
     elif width_m >= 2.6 or height_m * width_m >= 5.0:
         cls, conf = "vehicle", 0.7
@@ -400,8 +405,10 @@ class ObjectFollower:
         sel = np.array([i for i, _ in confirmed])
         f = geo.camera.focal_px
         point_px = f * math.tan(math.radians(p.pointing_sigma_deg))
-        su = np.sqrt(p.pixel_sigma**2 + point_px**2 + (0.1 * blobs.width[sel]) ** 2)
-        sv = np.sqrt(p.pixel_sigma**2 + point_px**2 + (0.15 * blobs.height[sel]) ** 2)
+        # the centroid's scatter grows with the blob; much less when weighted (sub-pixel)
+        ku, kv = (0.03, 0.05) if blobs.var_v is not None else (0.1, 0.15)
+        su = np.sqrt(p.pixel_sigma**2 + point_px**2 + (ku * blobs.width[sel]) ** 2)
+        sv = np.sqrt(p.pixel_sigma**2 + point_px**2 + (kv * blobs.height[sel]) ** 2)
         cov = geo.covariance(info["u"][sel], info["v"][sel], su, sv, p.floor_sigma_m)
         x, y = info["x"][sel], info["y"][sel]
         lat, lon = geo.frame.to_wgs84(x, y)

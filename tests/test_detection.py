@@ -305,7 +305,8 @@ def render_walkers(
 
 def test_tower_detector_places_walkers_on_the_ground(tower: CameraGeometry) -> None:
     walkers = [(-60.0, 500.0, 1.4, 0.0), (80.0, 900.0, -1.0, 0.5)]
-    frames, truth = render_walkers(tower.camera, 70, walkers)
+    # the walkers enter after the tower warm-up (DetectorConfig.warmup_frames)
+    frames, truth = render_walkers(tower.camera, 100, walkers, warmup=40)
     det = MotionDetector((240, 320), DetectorConfig.for_tower(), tower)
     seen = [0, 0]
     for k, f in enumerate(frames):
