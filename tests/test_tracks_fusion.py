@@ -208,3 +208,61 @@ def test_store_keeps_latest_and_history(tmp_path: Path) -> None:
         assert history[2].lat == 0.0
     mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
+
+
+def _run_with_gap(config: TrackerConfig, gap_s: float) -> tuple[list[str], list[Track]]:
+    """A walker seen for 60 s, unseen for ``gap_s`` (longer than the coast), seen for 60 s
+    more where he has walked to; returns the confirmed ids in each stretch and every
+    message published once a second."""
+    rng = np.random.default_rng(5)
+    fusion = FusionTracker(FRAME, config)
+    ids: list[set[str]] = [set(), set()]
+    out: list[Track] = []
+    t_next = 0.0
+    for t, x, y in walk(rng, (0.0, 0.0), (0.0, 1.2), 120.0 + gap_s):
+        # another walker 5 km off keeps the clock going while ours is unseen
+        fusion.ingest(camera_detection("c2", t, 5000.0, 5000.0 + 1.2 * t, "person", 0.5))
+        if 60.0 <= t < 60.0 + gap_s:
+            continue
+        fusion.ingest(camera_detection("c1", t, x, y, "person", 0.5))
+        while t >= t_next:
+            fusion.flush()
+            msgs = fusion.track_messages()
+            out += msgs
+            for m in msgs:
+                if m.state != "ended" and m.lat < 31.36:  # ours, not the far walker
+                    ids[t >= 60.0].add(m.track_id)
+            t_next += 1.0
+    return [sorted(s) for s in ids], out
+
+
+def test_a_walker_lost_for_two_minutes_keeps_his_id() -> None:
+    config = TrackerConfig.for_sector()
+    assert config.stitch_s >= 150.0 and config.max_coast_s < 150.0
+    (before, after), msgs = _run_with_gap(config, 150.0)
+    assert len(before) == 1 and after == before
+    # while the walker was lost nothing said his track had ended
+    assert not [m for m in msgs if m.state == "ended" and m.track_id in before]
+    # without stitching the same walker comes back under a new id, after an "ended"
+    (before, after), msgs = _run_with_gap(TrackerConfig.for_sector(stitch_s=0.0), 150.0)
+    assert len(before) == 1 and len(after) == 1 and after != before
+    assert [m.track_id for m in msgs if m.state == "ended" and m.track_id in before] == before
+
+
+def test_a_lost_track_ends_when_no_one_claims_it() -> None:
+    config = TrackerConfig.for_sector(stitch_s=60.0)
+    fusion = FusionTracker(FRAME, config)
+    rng = np.random.default_rng(6)
+    ended_at = None
+    for t, x, y in walk(rng, (0.0, 0.0), (0.0, 1.2), 30.0):
+        fusion.ingest(camera_detection("c1", t, x, y, "person", 0.5))
+    for k in range(30, 200):
+        # far away: another walker, not him (his detections keep the clock going)
+        fusion.ingest(camera_detection("c1", k, 5000.0, 5000.0 + 1.2 * k, "person", 0.5))
+        fusion.flush()
+        for m in fusion.track_messages():
+            if m.state == "ended" and ended_at is None:
+                ended_at = k
+    # last seen at 29 s, deleted after the 30 s coast, ended 60 s after he was last seen
+    assert ended_at is not None and 29 + 60 <= ended_at <= 29 + 60 + 3
+    assert fusion.stitched == 0

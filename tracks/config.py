@@ -99,14 +99,16 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     max_coast_s
         A confirmed track not updated for this long is deleted, seconds; until then it
         coasts on its prediction and keeps its id.
-    stitch_s
-        A confirmed track deleted after coasting is kept aside for this long, seconds: a
-        new track confirmed where the lost one's prediction says it would be (within the 99 %
-        gate of both covariances plus ``group_radius_m``), and started after the lost one's
-        last hit, takes back its id and its class evidence; ``ended`` is published only
-        when the time runs out unclaimed. 0 turns it off. Towers lose a group for tens of
-        seconds behind brush, in a dip, or between two footprints; without this each gap
-        is a new id (an ID switch, and maybe a second alert for one group).
+    stitch_s, stitch_speed_mps
+        A confirmed track deleted after coasting is kept aside until ``stitch_s`` seconds
+        after its last detection: a
+        new track confirmed within reach of the lost one (``stitch_speed_mps`` times the
+        gap, plus three standard deviations of both positions and ``group_radius_m``;
+        the nearest relative to that reach), started after the lost one's last hit, takes
+        back its id and its class evidence; ``ended`` is published only when the time runs
+        out unclaimed. 0 turns it off. Towers lose a group for minutes when it rests and
+        is learnt into the background, in a dip, or between two footprints; without this
+        each gap is a new id (an ID switch, and maybe a second alert for one group).
     max_position_sigma_m
         A track whose larger position standard deviation exceeds this is deleted, metres.
     default_sigma_m
@@ -158,6 +160,7 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     tentative_max_gap_s: Annotated[float, Meta(gt=0.0, le=600.0)] = 2.5
     max_coast_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 5.0
     stitch_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 0.0
+    stitch_speed_mps: Annotated[float, Meta(gt=0.0, le=100.0)] = 2.0
     max_position_sigma_m: Annotated[float, Meta(gt=0.0, le=1e5)] = 200.0
     default_sigma_m: Annotated[float, Meta(gt=0.0, le=1e4)] = 5.0
     out_of_sequence_lag_s: Annotated[float, Meta(ge=0.0, le=600.0)] = 5.0
@@ -184,7 +187,7 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         """
         base = {
             "max_coast_s": 30.0,
-            "stitch_s": 90.0,
+            "stitch_s": 300.0,
             "tentative_max_gap_s": 5.0,
             "camera_class_model": SIM_TOWER_CLASS_MODEL,
         }

@@ -474,27 +474,19 @@ class FusionTracker:
         fresh = np.flatnonzero(
             (tr._status[:n] == CONFIRMED) & np.isin(ids, np.fromiter(tentative, np.int64))
         )
-        r2 = c.group_radius_m**2
         for i in fresh:
-            best, best_d2 = None, _GROUP_GATE
+            best, best_score = None, 1.0
+            sig_new = math.sqrt(0.5 * float(np.trace(tr._P[i, :2, :2])))
             for lost in self._lost.values():
                 if lost.expired or tr._t_first[i] < lost.t_hit:
                     continue
-                dt = t - lost.t
-                F = np.eye(4)
-                F[0, 2] = F[1, 3] = dt
-                q = c.process_noise
-                Q = q * np.array(
-                    [[dt**3 / 3, 0, dt**2 / 2, 0], [0, dt**3 / 3, 0, dt**2 / 2],
-                     [dt**2 / 2, 0, dt, 0], [0, dt**2 / 2, 0, dt]]
-                )  # fmt: skip
-                xp = F @ lost.x
-                Pp = F @ lost.P @ F.T + Q
-                d = tr._x[i, :2] - xp[:2]
-                S = Pp[:2, :2] + tr._P[i, :2, :2] + np.eye(2) * r2
-                d2 = float(d @ np.linalg.solve(S, d))
-                if d2 <= best_d2:
-                    best, best_d2 = lost, d2
+                # as far as a walker gets in the gap, plus both positions' uncertainty
+                reach = c.stitch_speed_mps * max(t - lost.t, 0.0)
+                sig_lost = math.sqrt(0.5 * float(np.trace(lost.P[:2, :2])))
+                allowed = reach + 3.0 * (sig_lost + sig_new) + c.group_radius_m
+                d = math.hypot(tr._x[i, 0] - lost.x[0], tr._x[i, 1] - lost.x[1])
+                if d / allowed <= best_score:
+                    best, best_score = lost, d / allowed
             if best is None:
                 continue
             new_id = int(ids[i])
