@@ -480,11 +480,17 @@ class FusionTracker:
             for lost in self._lost.values():
                 if lost.expired or tr._t_first[i] < lost.t_hit:
                     continue
-                # as far as a walker gets in the gap, plus both positions' uncertainty
-                reach = c.stitch_speed_mps * max(t - lost.t, 0.0)
+                # somewhere along its way: from where it was lost to where its velocity
+                # (a little faster) takes it in the gap, since it may have stopped a while;
+                # off that path by both positions' uncertainty and a slow sideways wander
+                dt = max(t - lost.t, 0.0)
+                p0 = lost.x[:2]
+                step = 1.2 * lost.x[2:] * dt
+                q = tr._x[i, :2] - p0
+                f = min(max(float(q @ step) / max(float(step @ step), 1e-9), 0.0), 1.0)
+                d = math.hypot(*(q - f * step))
                 sig_lost = math.sqrt(0.5 * float(np.trace(lost.P[:2, :2])))
-                allowed = reach + 3.0 * (sig_lost + sig_new) + c.group_radius_m
-                d = math.hypot(tr._x[i, 0] - lost.x[0], tr._x[i, 1] - lost.x[1])
+                allowed = 3.0 * (sig_lost + sig_new) + c.group_radius_m + c.stitch_speed_mps * dt
                 if d / allowed <= best_score:
                     best, best_score = lost, d / allowed
             if best is None:
