@@ -263,6 +263,12 @@ class SlowParams:
         classifies: it reports the mask it had before. Interpolation by a fraction of a
         pixel blurs sharp edges (a thin warm ridge lends warmth to the rows beside it),
         which for a second or two looks like warm excess to a model this slow.
+    apart_px
+        Used by :class:`~detection.detector.MotionDetector`: slow foreground within this
+        many pixels of the sample-consensus model's foreground is dropped, so that a body
+        both models see keeps the fast model's shape (the slow one, with its lower
+        threshold, adds a walker's dim edge pixels and makes him look wider: class guesses
+        and the centroid's range suffer); 0 adds all of it.
     """
 
     mean_s: float = 60.0
@@ -275,6 +281,7 @@ class SlowParams:
     border_px: int = 3
     hold_shift_px: float = 0.3
     hold_after_s: float = 1.0
+    apart_px: int = 2
 
     def __post_init__(self) -> None:
         checks: dict[str, tuple[float, float, float]] = {
@@ -288,6 +295,7 @@ class SlowParams:
             "border_px": (self.border_px, 0, 1000),
             "hold_shift_px": (self.hold_shift_px, 0.0, 1e4),
             "hold_after_s": (self.hold_after_s, 0.0, 1e4),
+            "apart_px": (self.apart_px, 0, 7),
         }
         for name, (value, lo, hi) in checks.items():
             if not (math.isfinite(value) and lo <= value <= hi):

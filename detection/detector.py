@@ -23,7 +23,7 @@ from detection.background import (
     SlowBackground,
     SlowParams,
 )
-from detection.blobs import BlobFinder, Blobs
+from detection.blobs import BlobFinder, Blobs, dilate
 from detection.objects import (
     CameraGeometry,
     ObjectFollower,
@@ -190,6 +190,7 @@ class MotionDetector:
             SlowBackground((h, w), self.config.slow, roi) if self.config.slow is not None else None
         )
         self._slow_fg = np.empty((h, w), np.uint8)
+        self._near = np.empty((h, w), np.uint8)
         self.blob_finder = BlobFinder((h, w), self.config.filter_size)
         self.follower = ObjectFollower(self.camera_id, self.config.objects, geometry)
         self.registration = ShakeCompensator((h, w)) if self.config.register else None
@@ -257,6 +258,11 @@ class MotionDetector:
         fg = self.model.apply(grey, self._fg)
         if self.slow is not None:
             slow = self.slow.apply(grey, float(time_s), self.model.gain, self._slow_fg, shift)
+            apart = self.config.slow.apart_px
+            if apart > 0:
+                # Where the sample-consensus model sees a body, its shape is the one used.
+                near = dilate(fg, 2 * apart + 1, self._near)
+                np.bitwise_and(slow, np.bitwise_not(near), out=slow)
             np.bitwise_or(fg, slow, out=fg)
         blobs = self.blob_finder(fg)
         objs = self.follower.update(blobs, float(time_s), index)
