@@ -47,6 +47,9 @@ class BackgroundParams:
     spread_centre
         What a random neighbour of an updated pixel learns: the updated pixel's value
         (ViBe) or its own (PBAS); see :func:`detection.kernels.consensus_segment`.
+    warm_only
+        Report only pixels warmer than their coldest sample (thermal towers: what moves is
+        warm); the cold trace of a warm body the model had learnt is background.
     absorb_after
         Frames after which a pixel that stays foreground is learnt (0 never).
     gain_compensation
@@ -63,6 +66,7 @@ class BackgroundParams:
     radius_scale: float = 5.0
     flicker_step: int = 0
     spread_centre: bool = False
+    warm_only: bool = False
     absorb_after: int = 30
     gain_compensation: bool = True
     seed: int = 0
@@ -214,6 +218,7 @@ class SampleConsensusModel:
             self.flicker,
             p.flicker_step,
             p.spread_centre,
+            p.warm_only,
             self.fg_age,
             p.absorb_after if learn else 0,
             self.frames_seen,

@@ -72,11 +72,20 @@ class DetectorConfig:
         flicker level widen it where brush and shimmer move). A neighbour of an updated
         pixel learns its own value (``spread_centre=False``): far rows of a tower's picture
         each see a different band of ground, tens of metres apart, and planting a
-        neighbour's value in a pixel's samples leaves it foreground for seconds.
+        neighbour's value in a pixel's samples leaves it foreground for seconds. Only
+        warmer than the background is reported (``warm_only``): the cold trace a slow
+        group leaves where the model had learnt it is not a detection. A slow background
+        (:class:`~detection.background.SlowBackground`) adds warm bodies whose image
+        creeps (groups walking straight at the tower 2-3 km out) or whose contrast is
+        within the flicker (by day), which the sample-consensus model learns or misses.
         """
         return cls(
             background=BackgroundParams(
-                radius_min=8, radius_scale=4.0, flicker_step=8, spread_centre=False
+                radius_min=8,
+                radius_scale=4.0,
+                flicker_step=8,
+                spread_centre=False,
+                warm_only=True,
             ),
             filter_size=1,
             register=True,

@@ -103,6 +103,7 @@ def consensus_segment(
     flicker: np.ndarray,
     flicker_step: int,
     spread_centre: bool,
+    warm_only: bool,
     fg_age: np.ndarray,
     absorb_after: int,
     frame_slot: int,
@@ -154,6 +155,10 @@ def consensus_segment(
         (``True``, ViBe: spreads background into the edges of ghosts, never absorbs a small
         warm target) or its own current value (``False``, PBAS: absorbs ghosts and stopped
         objects sooner).
+    warm_only
+        Report only pixels warmer than their coldest sample (thermal cameras, where what
+        moves is warm): the cold trace a warm body leaves where the model had learnt it is
+        not foreground, and is relearnt as background.
     fg_age
         ``uint8 (h, w)`` frames each pixel has been foreground in a row (saturating at 255),
         updated in place.
@@ -191,6 +196,17 @@ def consensus_segment(
                 d = np.uint8(max(a, b) - min(a, b))
                 dmin[x] = min(dmin[x], d)
                 count[x] += d <= reff[x]
+        if warm_only:
+            # No warmer than every sample: counted as background.
+            for x in range(w):
+                b = level[x]
+                colder = True
+                for k in range(n):
+                    if b > samples[k, y, x]:
+                        colder = False
+                        break
+                if colder:
+                    count[x] = max(count[x], np.uint8(min_matches))
         orow = fg_out[y]
         prow = previous[y]
         mrow = roi[y]
