@@ -112,6 +112,7 @@ def consensus_segment(
     dmin: np.ndarray,
     count: np.ndarray,
     reff: np.ndarray,
+    below: np.ndarray,
 ) -> int:
     """Classify one frame against the sample-consensus model and update the model.
 
@@ -169,7 +170,7 @@ def consensus_segment(
         A counter that changes every frame (which sample absorbed foreground replaces).
     fg_out
         ``uint8 (h, w)``: 255 for foreground, 0 for background.
-    level, dmin, count, reff
+    level, dmin, count, reff, below
         ``uint8 (w,)`` scratch rows.
 
     Returns
@@ -188,6 +189,7 @@ def consensus_segment(
             reff[x] = np.uint8(min(np.int32(rrow[x]) + (np.int32(blink[x]) >> 2), 255))
             dmin[x] = 255
             count[x] = 0
+            below[x] = 0
         for k in range(n):
             srow = samples[k, y]
             for x in range(w):
@@ -196,16 +198,11 @@ def consensus_segment(
                 d = np.uint8(max(a, b) - min(a, b))
                 dmin[x] = min(dmin[x], d)
                 count[x] += d <= reff[x]
+                below[x] += a < b
         if warm_only:
-            # No warmer than every sample: counted as background.
+            # No warmer than every sample (none below the level): counted as background.
             for x in range(w):
-                b = level[x]
-                colder = True
-                for k in range(n):
-                    if b > samples[k, y, x]:
-                        colder = False
-                        break
-                if colder:
+                if below[x] == 0:
                     count[x] = max(count[x], np.uint8(min_matches))
         orow = fg_out[y]
         prow = previous[y]

@@ -44,7 +44,7 @@ def test_consensus_classification_matches_numpy(seed: int, gain_q8: int, warm_on
     dist_avg = np.zeros((h, w), np.uint16)
     out = np.empty((h, w), np.uint8)
     rand = rng.integers(0, 2**32, 1024, dtype=np.uint32)
-    scratch = [np.empty(w, np.uint8) for _ in range(4)]
+    scratch = [np.empty(w, np.uint8) for _ in range(5)]
     kernels.consensus_segment(
         frame,
         roi,
@@ -110,7 +110,7 @@ def test_consensus_update_touches_background_only_at_the_expected_rate() -> None
         0,
         0,
         out,
-        *[np.empty(w, np.uint8) for _ in range(4)],
+        *[np.empty(w, np.uint8) for _ in range(5)],
     )
     assert (out[:, : w // 2] == 255).all() and (out[:, w // 2 :] == 0).all()
     changed = samples != before
@@ -156,7 +156,7 @@ def test_flicker_level_rises_on_flips_and_widens_the_radius() -> None:
         0,
         0,
         out,
-        *[np.empty(w, np.uint8) for _ in range(4)],
+        *[np.empty(w, np.uint8) for _ in range(5)],
     )
     np.testing.assert_array_equal(out[:, 0], [255, 255, 0])
     np.testing.assert_array_equal(flicker[:, 0], [0, 8, 47])
