@@ -47,6 +47,9 @@ class BackgroundParams:
     spread_centre
         What a random neighbour of an updated pixel learns: the updated pixel's value
         (ViBe) or its own (PBAS); see :func:`detection.kernels.consensus_segment`.
+    warm_only
+        Report only pixels warmer than their coldest sample (thermal towers: what moves is
+        warm); the cold trace of a warm body the model had learnt is background.
     absorb_after
         Frames after which a pixel that stays foreground is learnt (0 never).
     gain_compensation
@@ -63,6 +66,7 @@ class BackgroundParams:
     radius_scale: float = 5.0
     flicker_step: int = 0
     spread_centre: bool = False
+    warm_only: bool = False
     absorb_after: int = 30
     gain_compensation: bool = True
     seed: int = 0
@@ -136,6 +140,7 @@ class SampleConsensusModel:
         self._level = np.empty(w, np.uint8)
         self._dmin = np.empty(w, np.uint8)
         self._count = np.empty(w, np.uint8)
+        self._below = np.empty(w, np.uint8)
         self.gain = 1.0
         self.frames_seen = 0
 
@@ -214,6 +219,7 @@ class SampleConsensusModel:
             self.flicker,
             p.flicker_step,
             p.spread_centre,
+            p.warm_only,
             self.fg_age,
             p.absorb_after if learn else 0,
             self.frames_seen,
@@ -222,6 +228,7 @@ class SampleConsensusModel:
             self._dmin,
             self._count,
             self._reff,
+            self._below,
         )
         np.copyto(self.foreground, out)
         self.frames_seen += 1
@@ -246,12 +253,17 @@ class SlowParams:
     excess_s
         Time constant of the low-pass on the excess over the background, seconds; heat
         shimmer (2-5 Hz) and brush flicker (0.4-2 Hz) average out over it.
+    excess_frames
+        Least number of frames the low-pass averages (its rate is at most one over this),
+        so that at low frame rates sensor noise still averages down.
     spread_s
         Time constant of each pixel's spread (mean absolute low-passed excess), seconds.
     min_excess_dn
         Least low-passed excess reported, grey levels.
     spread_k
-        Excess needed as a multiple of the pixel's spread.
+        Excess needed as a multiple of the pixel's spread (mean absolute low-passed
+        excess, about 0.8 of its standard deviation): 6 keeps noise-only pixels of a
+        640x480 frame under one a frame.
     frame_s
         Frame interval assumed when the frame times do not give one, seconds.
     border_px
@@ -263,24 +275,33 @@ class SlowParams:
         classifies: it reports the mask it had before. Interpolation by a fraction of a
         pixel blurs sharp edges (a thin warm ridge lends warmth to the rows beside it),
         which for a second or two looks like warm excess to a model this slow.
+    apart_px
+        Used by :class:`~detection.detector.MotionDetector`: slow foreground within this
+        many pixels of the sample-consensus model's foreground is dropped, so that a body
+        both models see keeps the fast model's shape (the slow one, with its lower
+        threshold, adds a walker's dim edge pixels and makes him look wider: class guesses
+        and the centroid's range suffer); 0 adds all of it.
     """
 
     mean_s: float = 60.0
     held_factor: float = 16.0
     excess_s: float = 1.0
+    excess_frames: int = 4
     spread_s: float = 20.0
     min_excess_dn: float = 4.0
-    spread_k: float = 4.0
+    spread_k: float = 6.0
     frame_s: float = 0.1
     border_px: int = 3
     hold_shift_px: float = 0.3
     hold_after_s: float = 1.0
+    apart_px: int = 2
 
     def __post_init__(self) -> None:
         checks: dict[str, tuple[float, float, float]] = {
             "mean_s": (self.mean_s, 0.01, 1e5),
             "held_factor": (self.held_factor, 1.0, 1e4),
             "excess_s": (self.excess_s, 0.0, 1e4),
+            "excess_frames": (self.excess_frames, 1, 1000),
             "spread_s": (self.spread_s, 0.01, 1e5),
             "min_excess_dn": (self.min_excess_dn, 0.0, 255.0),
             "spread_k": (self.spread_k, 0.0, 100.0),
@@ -288,6 +309,7 @@ class SlowParams:
             "border_px": (self.border_px, 0, 1000),
             "hold_shift_px": (self.hold_shift_px, 0.0, 1e4),
             "hold_after_s": (self.hold_after_s, 0.0, 1e4),
+            "apart_px": (self.apart_px, 0, 7),
         }
         for name, (value, lo, hi) in checks.items():
             if not (math.isfinite(value) and lo <= value <= hi):
@@ -419,6 +441,7 @@ class SlowBackground:
         a_mean = max(1.0 - math.exp(-dt / p.mean_s), 1.0 / self.frames_seen)
         a_spread = max(1.0 - math.exp(-dt / p.spread_s), 1.0 / self.frames_seen)
         a_excess = 1.0 - math.exp(-dt / p.excess_s) if p.excess_s > 0 else 1.0
+        a_excess = min(a_excess, 1.0 / p.excess_frames)
         kernels.slow_warm_segment(
             frame,
             gain_q8,

@@ -27,6 +27,7 @@ def weighted_centroids(
     height: NDArray[np.int32],
     pad: int,
     floor: float,
+    warm_only: bool,
     cx: NDArray[np.float64],
     cy: NDArray[np.float64],
     var_u: NDArray[np.float64],
@@ -36,7 +37,9 @@ def weighted_centroids(
     ``var_u, var_v`` with its weighted variances across and down the image, pixels^2.
 
     The box is grown by ``pad`` pixels on each side (clipped to the image); a pixel's
-    weight is ``max(|frame - mean of its background samples| - floor, 0)``. A box with no
+    weight is ``max(|frame - mean of its background samples| - floor, 0)`` (with
+    ``warm_only``, ``max(frame - mean - floor, 0)``: a cold trace left behind a warm body is
+    not part of it). A box with no
     weight keeps the values already in the outputs.
     """
     h, w = frame.shape
@@ -56,7 +59,8 @@ def weighted_centroids(
                 bg = 0.0
                 for s in range(ns):
                     bg += samples[s, r, c]
-                wt = abs(float(frame[r, c]) - bg / ns) - floor
+                diff = float(frame[r, c]) - bg / ns
+                wt = (diff if warm_only else abs(diff)) - floor
                 if wt > 0.0:
                     sw += wt
                     su += wt * c
@@ -76,6 +80,7 @@ def refine_centroids(
     samples: NDArray[np.uint8],
     pad: int = 1,
     floor_dn: float = 2.0,
+    warm_only: bool = False,
 ) -> Blobs:
     """The blobs with their centroids weighted by difference from the background, and
     their weighted variances (``var_u``, ``var_v``, pixels^2: the spread of a body smaller
@@ -95,6 +100,8 @@ def refine_centroids(
         the mask), pixels.
     floor_dn
         Differences up to this many grey levels (sensor noise) weigh nothing.
+    warm_only
+        Only pixels warmer than the background weigh (thermal cameras looking for bodies).
     """
     if len(blobs) == 0:
         return blobs
@@ -109,6 +116,6 @@ def refine_centroids(
     var_v = ((blobs.height.astype(np.float64)) ** 2 - 1.0) / 12.0
     weighted_centroids(
         frame, samples, blobs.left, blobs.top, blobs.width, blobs.height,
-        int(pad), float(floor_dn), cx, cy, var_u, var_v,
+        int(pad), float(floor_dn), bool(warm_only), cx, cy, var_u, var_v,
     )  # fmt: skip
     return Blobs(blobs.left, blobs.top, blobs.width, blobs.height, blobs.area, cx, cy, var_u, var_v)

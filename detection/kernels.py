@@ -103,6 +103,7 @@ def consensus_segment(
     flicker: np.ndarray,
     flicker_step: int,
     spread_centre: bool,
+    warm_only: bool,
     fg_age: np.ndarray,
     absorb_after: int,
     frame_slot: int,
@@ -111,6 +112,7 @@ def consensus_segment(
     dmin: np.ndarray,
     count: np.ndarray,
     reff: np.ndarray,
+    below: np.ndarray,
 ) -> int:
     """Classify one frame against the sample-consensus model and update the model.
 
@@ -154,6 +156,10 @@ def consensus_segment(
         (``True``, ViBe: spreads background into the edges of ghosts, never absorbs a small
         warm target) or its own current value (``False``, PBAS: absorbs ghosts and stopped
         objects sooner).
+    warm_only
+        Report only pixels warmer than their coldest sample (thermal cameras, where what
+        moves is warm): the cold trace a warm body leaves where the model had learnt it is
+        not foreground, and is relearnt as background.
     fg_age
         ``uint8 (h, w)`` frames each pixel has been foreground in a row (saturating at 255),
         updated in place.
@@ -164,7 +170,7 @@ def consensus_segment(
         A counter that changes every frame (which sample absorbed foreground replaces).
     fg_out
         ``uint8 (h, w)``: 255 for foreground, 0 for background.
-    level, dmin, count, reff
+    level, dmin, count, reff, below
         ``uint8 (w,)`` scratch rows.
 
     Returns
@@ -183,6 +189,7 @@ def consensus_segment(
             reff[x] = np.uint8(min(np.int32(rrow[x]) + (np.int32(blink[x]) >> 2), 255))
             dmin[x] = 255
             count[x] = 0
+            below[x] = 0
         for k in range(n):
             srow = samples[k, y]
             for x in range(w):
@@ -191,6 +198,12 @@ def consensus_segment(
                 d = np.uint8(max(a, b) - min(a, b))
                 dmin[x] = min(dmin[x], d)
                 count[x] += d <= reff[x]
+                below[x] += a < b
+        if warm_only:
+            # No warmer than every sample (none below the level): counted as background.
+            for x in range(w):
+                if below[x] == 0:
+                    count[x] = max(count[x], np.uint8(min_matches))
         orow = fg_out[y]
         prow = previous[y]
         mrow = roi[y]

@@ -35,7 +35,7 @@ def test_kernel_matches_numpy_on_random_arrays() -> None:
         width = np.minimum(rng.integers(1, 4, 3), w - left).astype(np.int32)
         height = np.minimum(rng.integers(1, 4, 3), h - top).astype(np.int32)
         cx, cy, vu, vv = (np.full(3, -1.0) for _ in range(4))
-        weighted_centroids(frame, samples, left, top, width, height, 1, 2.0, cx, cy, vu, vv)
+        weighted_centroids(frame, samples, left, top, width, height, 1, 2.0, False, cx, cy, vu, vv)
         for k in range(3):
             box = (left[k], top[k], width[k], height[k])
             ex, ey, evu, evv = _reference(frame, samples, box, 1, 2.0)
@@ -118,3 +118,18 @@ def test_spread_tells_a_tall_body_from_a_wide_one() -> None:
     assert person[1] == pytest.approx((1.7**2 + 1) / 12, abs=0.03)
     assert cow[0] == pytest.approx((2.2**2 + 1) / 12, abs=0.03)
     assert person[1] > person[0] and cow[0] > cow[1]
+
+
+def test_warm_only_leaves_a_cold_trace_out() -> None:
+    samples = np.full((4, 8, 8), 100, np.uint8)
+    frame = np.full((8, 8), 100, np.uint8)
+    frame[3, 3] = 160  # the body
+    frame[3, 4] = 40  # the cold trace it left behind, inside the padded box
+    blobs = Blobs(
+        np.array([3], np.int32), np.array([3], np.int32), np.array([1], np.int32),
+        np.array([1], np.int32), np.array([1], np.int32), np.array([3.0]), np.array([3.0]),
+    )  # fmt: skip
+    both = refine_centroids(blobs, frame, samples)
+    warm = refine_centroids(blobs, frame, samples, warm_only=True)
+    assert warm.cx[0] == pytest.approx(3.0) and warm.cy[0] == pytest.approx(3.0)
+    assert both.cx[0] == pytest.approx(3.5, abs=0.05)  # pulled halfway to the trace

@@ -19,17 +19,22 @@ def random_mask(rng: np.random.Generator, h: int, w: int, density: float) -> np.
 # -- background model -------------------------------------------------------------------------
 
 
-def numpy_consensus(frame, samples, radius, roi, gain_q8, min_matches):
-    """Plain numpy classification: foreground when fewer than min_matches samples are near."""
+def numpy_consensus(frame, samples, radius, roi, gain_q8, min_matches, warm_only=False):
+    """Plain numpy classification: foreground when fewer than min_matches samples are near
+    (and, warm only, when warmer than the coldest sample)."""
     level = np.minimum((frame.astype(np.int32) * gain_q8 + 128) >> 8, 255)
     dist = np.abs(samples.astype(np.int32) - level[None])
     matches = (dist <= radius.astype(np.int32)[None]).sum(axis=0)
-    return np.where((matches < min_matches) & (roi != 0), 255, 0).astype(np.uint8)
+    fg = (matches < min_matches) & (roi != 0)
+    if warm_only:
+        fg &= level > samples.min(axis=0)
+    return np.where(fg, 255, 0).astype(np.uint8)
 
 
+@pytest.mark.parametrize("warm_only", [False, True], ids=["both", "warm"])
 @pytest.mark.parametrize("gain_q8", [256, 200, 300], ids=["unity", "darker", "brighter"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_consensus_classification_matches_numpy(seed: int, gain_q8: int) -> None:
+def test_consensus_classification_matches_numpy(seed: int, gain_q8: int, warm_only: bool) -> None:
     rng = np.random.default_rng(seed)
     n, h, w = 6, 13, 17
     samples = rng.integers(0, 256, (n, h, w), dtype=np.uint8)
@@ -39,7 +44,7 @@ def test_consensus_classification_matches_numpy(seed: int, gain_q8: int) -> None
     dist_avg = np.zeros((h, w), np.uint16)
     out = np.empty((h, w), np.uint8)
     rand = rng.integers(0, 2**32, 1024, dtype=np.uint32)
-    scratch = [np.empty(w, np.uint8) for _ in range(4)]
+    scratch = [np.empty(w, np.uint8) for _ in range(5)]
     kernels.consensus_segment(
         frame,
         roi,
@@ -58,13 +63,17 @@ def test_consensus_classification_matches_numpy(seed: int, gain_q8: int) -> None
         np.zeros((h, w), np.uint8),
         8,
         False,
+        warm_only,
         np.zeros((h, w), np.uint8),
         0,
         0,
         out,
         *scratch,
     )
-    np.testing.assert_array_equal(out, numpy_consensus(frame, samples, radius, roi, gain_q8, 2))
+    want = numpy_consensus(frame, samples, radius, roi, gain_q8, 2, warm_only)
+    np.testing.assert_array_equal(out, want)
+    if warm_only:  # the rule removed some foreground
+        assert (numpy_consensus(frame, samples, radius, roi, gain_q8, 2) > want).any()
 
 
 def test_consensus_update_touches_background_only_at_the_expected_rate() -> None:
@@ -96,11 +105,12 @@ def test_consensus_update_touches_background_only_at_the_expected_rate() -> None
         np.zeros((h, w), np.uint8),
         0,
         False,
+        False,
         np.zeros((h, w), np.uint8),
         0,
         0,
         out,
-        *[np.empty(w, np.uint8) for _ in range(4)],
+        *[np.empty(w, np.uint8) for _ in range(5)],
     )
     assert (out[:, : w // 2] == 255).all() and (out[:, w // 2 :] == 0).all()
     changed = samples != before
@@ -141,11 +151,12 @@ def test_flicker_level_rises_on_flips_and_widens_the_radius() -> None:
         flicker,
         8,
         False,
+        False,
         np.zeros((h, w), np.uint8),
         0,
         0,
         out,
-        *[np.empty(w, np.uint8) for _ in range(4)],
+        *[np.empty(w, np.uint8) for _ in range(5)],
     )
     np.testing.assert_array_equal(out[:, 0], [255, 255, 0])
     np.testing.assert_array_equal(flicker[:, 0], [0, 8, 47])
