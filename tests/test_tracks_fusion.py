@@ -266,3 +266,17 @@ def test_a_lost_track_ends_when_no_one_claims_it() -> None:
     # last seen at 29 s, deleted after the 30 s coast, ended 60 s after he was last seen
     assert ended_at is not None and 29 + 60 <= ended_at <= 29 + 60 + 3
     assert fusion.stitched == 0
+
+
+def test_a_walker_lost_for_ten_minutes_gets_his_id_back_after_it_ended() -> None:
+    config = TrackerConfig.for_sector()
+    assert config.stitch_s < 600.0 < config.reacquire_s
+    (before, after), msgs = _run_with_gap(config, 600.0)
+    assert len(before) == 1 and after == before
+    # past the stitch window his track was ended, once; then it came back
+    ended = [m for m in msgs if m.state == "ended" and m.track_id in before]
+    assert len(ended) == 1
+    later = [m for m in msgs if m.track_id in before and m.time > ended[0].time]
+    assert later and all(m.state != "ended" for m in later)
+    (before, after), _ = _run_with_gap(TrackerConfig.for_sector(reacquire_s=0.0), 600.0)
+    assert after != before

@@ -99,6 +99,12 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         out unclaimed. 0 turns it off. Towers lose a group for minutes when it rests and
         is learnt into the background, in a dip, or between two footprints; without this
         each gap is a new id (an ID switch, and maybe a second alert for one group).
+    reacquire_s
+        After ``ended`` has been published, a lost track may still be continued by a new
+        track until this long after its last detection (same test as above): the id comes
+        back (a group that walked out of every camera's view for ten minutes and into
+        another's is still the same group), though consumers saw it end. At most
+        ``stitch_s`` is used when smaller.
     max_position_sigma_m
         A track whose larger position standard deviation exceeds this is deleted, metres.
     default_sigma_m
@@ -151,6 +157,7 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     max_coast_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 5.0
     stitch_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 0.0
     stitch_speed_mps: Annotated[float, Meta(gt=0.0, le=100.0)] = 0.3
+    reacquire_s: Annotated[float, Meta(ge=0.0, le=7200.0)] = 0.0
     max_position_sigma_m: Annotated[float, Meta(gt=0.0, le=1e5)] = 200.0
     default_sigma_m: Annotated[float, Meta(gt=0.0, le=1e4)] = 5.0
     out_of_sequence_lag_s: Annotated[float, Meta(ge=0.0, le=600.0)] = 5.0
@@ -178,6 +185,7 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         base = {
             "max_coast_s": 30.0,
             "stitch_s": 300.0,
+            "reacquire_s": 900.0,
             "tentative_max_gap_s": 5.0,
             "camera_class_model": SIM_TOWER_CLASS_MODEL,
         }

@@ -463,8 +463,11 @@ class FusionTracker:
     def _stitch(self, t: float, tentative: set[int]) -> None:
         """Give tracks confirmed by this batch the id of a lost track they continue."""
         c = self.config
+        keep_s = max(c.stitch_s, c.reacquire_s)
         for k, lost in list(self._lost.items()):
-            if not lost.expired and t - lost.t_hit > c.stitch_s:
+            if t - lost.t_hit > keep_s:
+                del self._lost[k]
+            elif not lost.expired and t - lost.t_hit > c.stitch_s:
                 self._lost[k] = replace(lost, expired=True)  # ``track_messages`` ends it
         if not self._lost:
             return
@@ -478,7 +481,7 @@ class FusionTracker:
             best, best_score = None, 1.0
             sig_new = math.sqrt(0.5 * float(np.trace(tr._P[i, :2, :2])))
             for lost in self._lost.values():
-                if lost.expired or tr._t_first[i] < lost.t_hit:
+                if tr._t_first[i] < lost.t_hit:
                     continue
                 # somewhere along its way: from where it was lost to where its velocity
                 # (a little faster) takes it in the gap, since it may have stopped a while;
@@ -609,11 +612,9 @@ class FusionTracker:
         alive = set(table.track_id.tolist())
         for track_id, last in self._last_live.items():
             lost = self._lost.get(track_id)
-            if lost is not None and track_id not in alive:
-                if not lost.expired:  # may yet be stitched: not ended yet
-                    live[track_id] = last
-                    continue
-                del self._lost[track_id]
+            if lost is not None and track_id not in alive and not lost.expired:
+                live[track_id] = last  # may yet be stitched: not ended yet
+                continue
             if track_id not in alive:
                 ended = Track(
                     track_id=last.track_id,
@@ -631,8 +632,6 @@ class FusionTracker:
                 )
                 out.append(ended)
         self._last_live = live
-        for k in [k for k, lost in self._lost.items() if lost.expired and k not in live]:
-            del self._lost[k]
         return out
 
     def _message(self, sel: TrackTable, i: int, lat: float, lon: float, state: str) -> Track:
