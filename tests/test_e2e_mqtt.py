@@ -306,10 +306,22 @@ def test_broker_and_service_killed_mid_run_lose_and_duplicate_nothing(scenario, 
     # every accepted message journaled once: what was sent, no more, no less
     db = sqlite3.connect(state / "journal.sqlite")
     rows = db.execute("SELECT topic, payload FROM messages WHERE status = 'accepted'").fetchall()
+    others = db.execute(
+        "SELECT status, reason, topic, substr(payload, 1, 120) FROM messages "
+        "WHERE status != 'accepted'"
+    ).fetchall()
     db.close()
+    from collections import Counter
+
     from ingest.schema import encode
 
-    assert sorted((t, bytes(p)) for t, p in rows) == sorted((t, encode(m)) for t, m in sent)
+    got = Counter((t, bytes(p)) for t, p in rows)
+    want = Counter((t, encode(m)) for t, m in sent)
+    # on failure, say which messages and what became of them (the journal's other rows)
+    assert got == want, (
+        f"missing {[(t, p[:120]) for t, p in (want - got)][:5]}, "
+        f"extra {[(t, p[:120]) for t, p in (got - want)][:5]}, not accepted {others[:5]}"
+    )
     assert status["runner"].get("late", 0) == 0
 
     # alerts: each version once, none missing, as the uninterrupted run has them
