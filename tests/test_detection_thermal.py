@@ -64,9 +64,12 @@ def test_moving_animal_is_detected_while_it_moves(
                 found[i] = True
             else:
                 elsewhere += 1
-    recall = found[moving].mean()
+    # the detector says nothing while its model is new (``warmup_frames``): score after it
+    scored = moving & (np.arange(len(pix)) >= cfg.warmup_frames)
+    assert scored.sum() > 30
+    recall = found[scored].mean()
     assert recall >= min_recall, (
-        f"animal found in {recall:.0%} of the {moving.sum()} frames it moves"
+        f"animal found in {recall:.0%} of the {scored.sum()} frames it moves after the warm-up"
     )
     if config == "plain":
         # The ghost the animal leaves where it stood in the first frame is learnt within
