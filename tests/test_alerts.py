@@ -93,21 +93,24 @@ class Scene:
         for i in range(updates):
             x, y = self.border_point(chainage_m, -20.0 + 10.0 * i)
             out += self.track(tid, x, y, t + i, probs=probs, sensors=sensors)
+        return out + self.cross(tid, chainage_m, t + 2)
+
+    def cross(self, tid, chainage_m, t):
+        """The crossing monitor's report: track ``tid`` crossed northbound at a chainage."""
         x, y = self.border_point(chainage_m, 0.0)
         lat, lon = self.frame.to_wgs84([x], [y])
         seg = self.border.segments[int(self.border.segment_at([chainage_m])[0])].segment_id
-        out += self.e.handle(
+        return self.e.handle(
             Crossing(
                 crossing_id=f"x-{tid}",
                 track_id=tid,
-                time=t + 2,
+                time=t,
                 segment_id=seg,
                 direction="northbound",
                 lat=float(lat[0]),
                 lon=float(lon[0]),
             )
         )
-        return out
 
 
 def alerts_of(out, kind=None) -> list[Alert]:
@@ -149,13 +152,7 @@ def test_a_track_published_often_on_few_detections_is_not_corroborated(engine) -
     for i in range(12):
         x, y = s.border_point(14_500.0, -20.0 + 10.0 * i)
         out += s.track("ghost", x, y, T0 + i, count=3)
-    x, y = s.border_point(14_500.0, 0.0)
-    lat, lon = engine.frame.to_wgs84([x], [y])
-    out += engine.handle(
-        Crossing(crossing_id="x-ghost", track_id="ghost", time=T0 + 2,
-                 segment_id="tucson-0014", direction="northbound",
-                 lat=float(lat[0]), lon=float(lon[0]))
-    )  # fmt: skip
+    out += s.cross("ghost", 14_500.0, T0 + 2)
     assert alerts_of(out, "crossing") == []
     assert engine.counts["crossing_uncorroborated"] == 1
     # the detections come: the waiting crossing is alerted
@@ -171,13 +168,7 @@ def test_a_person_track_faster_than_people_walk_waits(engine) -> None:
     for i in range(6):
         x, y = s.border_point(14_500.0, -40.0 + 16.0 * i)
         out += s.track("hop", x, y, T0 + i, vy=8.0)
-    x, y = s.border_point(14_500.0, 0.0)
-    lat, lon = engine.frame.to_wgs84([x], [y])
-    out += engine.handle(
-        Crossing(crossing_id="x-hop", track_id="hop", time=T0 + 2,
-                 segment_id="tucson-0014", direction="northbound",
-                 lat=float(lat[0]), lon=float(lon[0]))
-    )  # fmt: skip
+    out += s.cross("hop", 14_500.0, T0 + 2)
     assert alerts_of(out, "crossing") == []
     assert engine.counts["crossing_uncorroborated"] == 1
 
