@@ -429,14 +429,14 @@ class FusionTracker:
             self.merged_detections += len(batch.z) - z.shape[0]
         stitching = self.config.stitch_s > 0.0
         if stitching:
+            # the settled tracks' state before the batch, for any the batch deletes
             settled = np.flatnonzero((tr._status[:n] == CONFIRMED) | (tr._status[:n] == COASTING))
-            before = {int(tr._id[i]): int(i) for i in settled}
-            saved = {
-                k: (tr._t_est[i], tr._t_hit[i], tr._x[i].copy(), tr._P[i].copy(),
-                    tr._class[i].copy(), int(tr._n_updates[i]))
-                for k, i in before.items()
-            }  # fmt: skip
-            tentative = set(tr._id[:n][tr._status[:n] == TENTATIVE].tolist())
+            before = (
+                tr._id[settled].copy(), tr._t_est[settled].copy(), tr._t_hit[settled].copy(),
+                tr._x[settled].copy(), tr._P[settled].copy(), tr._class[settled].copy(),
+                tr._n_updates[settled].copy(),
+            )  # fmt: skip
+            tentative = tr._id[:n][tr._status[:n] == TENTATIVE].copy()
         tr.update(
             t,
             z,
@@ -446,10 +446,13 @@ class FusionTracker:
             can_initiate=self.config.ugs_can_initiate or not batch.ugs,
         )
         if stitching:
-            alive = set(tr._id[: tr.n].tolist())
-            for k in before.keys() - alive:
-                t_est, t_hit, x, P, cls, nu = saved[k]
-                self._lost[k] = _Lost(k, t_est, t_hit, x, P, cls, nu, self._sensors.get(k, set()))
+            ids, t_est, t_hit, x, P, cls, nu = before
+            for j in np.flatnonzero(~np.isin(ids, tr._id[: tr.n])):
+                k = int(ids[j])
+                self._lost[k] = _Lost(
+                    k, float(t_est[j]), float(t_hit[j]), x[j], P[j], cls[j], int(nu[j]),
+                    self._sensors.get(k, set()),
+                )  # fmt: skip
             self._stitch(t, tentative)
         for track_id in tr.last_det_track_id:
             if track_id >= 0:
@@ -460,7 +463,7 @@ class FusionTracker:
         for track_id in [k for k in self._sensors if k not in live]:
             del self._sensors[track_id]
 
-    def _stitch(self, t: float, tentative: set[int]) -> None:
+    def _stitch(self, t: float, tentative: NDArray[np.int64]) -> None:
         """Give tracks confirmed by this batch the id of a lost track they continue."""
         c = self.config
         keep_s = max(c.stitch_s, c.reacquire_s)
@@ -474,9 +477,7 @@ class FusionTracker:
         tr = self.tracker
         n = tr.n
         ids = tr._id[:n]
-        fresh = np.flatnonzero(
-            (tr._status[:n] == CONFIRMED) & np.isin(ids, np.fromiter(tentative, np.int64))
-        )
+        fresh = np.flatnonzero((tr._status[:n] == CONFIRMED) & np.isin(ids, tentative))
         for i in fresh:
             best, best_score = None, 1.0
             sig_new = math.sqrt(0.5 * float(np.trace(tr._P[i, :2, :2])))
