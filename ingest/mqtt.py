@@ -6,9 +6,9 @@ Publishing
     MQTT 5 user property (``vigil-key``). It leaves the outbox only when the broker has
     acknowledged it *and* the replay window has passed: after any reconnect the bus sends
     again, in sequence order, everything unacknowledged plus everything acknowledged within
-    the window, because a broker killed before its next autosave forgets messages it had
-    acknowledged. A message the broker refuses (ACL) is removed, counted and logged, never
-    retried in silence and never dropped in silence.
+    the window before the connection fell, because a broker killed before its next autosave
+    forgets messages it had acknowledged. A message the broker refuses (ACL) is removed,
+    counted and logged, never retried in silence and never dropped in silence.
 
 Receiving
     Sessions are persistent (MQTT 5, ``clean_start=False``, a session expiry) with manual
@@ -85,8 +85,8 @@ class MqttSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     receive_maximum: int = 1000
     #: Most of our own messages in flight to the broker at once.
     max_inflight: int = 200
-    #: Acknowledged messages younger than this are sent again after a reconnect; keep it above
-    #: the broker's autosave interval.
+    #: Messages acknowledged less than this long before the connection fell are sent again
+    #: after a reconnect; keep it above the broker's autosave interval.
     replay_window_s: float = 5.0
 
     def __post_init__(self) -> None:
@@ -248,6 +248,9 @@ class MqttBus(Bus):
         self._conn_ok = False
         self._live = False
         self._live_event = threading.Event()
+        #: When the last live connection fell (time.time() seconds); None while none has.
+        #: The replay window counts back from here, however long the reconnect takes.
+        self._lost_at: float | None = None
         self._closing = threading.Event()
         self._closed = False
         self._rx: queue.Queue[_Arrived | None] = queue.Queue()
@@ -411,9 +414,11 @@ class MqttBus(Bus):
             delay = s.reconnect_min_delay_s
             self._count("connected")
             if self._resubscribe(client) and self._resend(client):
+                self._lost_at = None
                 while self._connected.is_set() and not self._closing.wait(0.2):
                     if s.replay_window_s > 0:
                         self.outbox.prune(time.time() - s.replay_window_s)
+                self._lost_at = time.time()
             self._live = False
             self._live_event.clear()
             if self._closing.is_set():
@@ -497,7 +502,10 @@ class MqttBus(Bus):
     def _resend(self, client: Any) -> bool:
         """Send what the outbox holds, in order; then go live. False if the connection fell."""
         s = self.settings
-        since = time.time() - s.replay_window_s if s.replay_window_s > 0 else math.inf
+        # acknowledged before the connection fell, within the window: the broker may not
+        # have saved them (a fall mid-resend keeps the first fall's time)
+        fell = time.time() if self._lost_at is None else self._lost_at
+        since = fell - s.replay_window_s if s.replay_window_s > 0 else math.inf
         last = 0
         while self._connected.is_set() and not self._closing.is_set():
             with self._send_lock:

@@ -90,11 +90,13 @@ class Outbox:
             return int(cur.lastrowid)
 
     def mark_acked(self, seq: int, now: float) -> None:
-        """Record the broker's acknowledgement of message ``seq`` at ``now`` (seconds)."""
+        """Record the broker's acknowledgement of message ``seq`` at ``now`` (seconds).
+
+        A resent message's new acknowledgement replaces the old one: it is the new broker
+        instance's acknowledgement that the replay window has to outlast.
+        """
         with self._lock:
-            self._db.execute(
-                "UPDATE outbox SET acked = ? WHERE seq = ? AND acked IS NULL", (now, seq)
-            )
+            self._db.execute("UPDATE outbox SET acked = ? WHERE seq = ?", (now, seq))
 
     def remove(self, seq: int) -> None:
         """Drop message ``seq`` (the broker refused it; the caller counts and reports that)."""

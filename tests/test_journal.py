@@ -72,6 +72,8 @@ def test_outbox_order_acks_window_and_epoch(tmp_path: Path) -> None:
     assert [e.seq for e in box.to_send(0, acked_since=115.0)] == seqs[1:]
     assert [e.seq for e in box.to_send(seqs[2], acked_since=115.0)] == seqs[3:]
     assert box.prune(acked_before=115.0) == 1
+    box.mark_acked(seqs[1], now=200.0)  # resent after a reconnect and acknowledged again
+    assert [e.seq for e in box.to_send(0, acked_since=150.0)] == seqs[1:]
     box.remove(seqs[3])
     epoch = box.epoch
     box.close()
