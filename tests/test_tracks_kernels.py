@@ -181,3 +181,58 @@ def test_gate_pairs_match_brute_force() -> None:
     got = {(int(a), int(b), round(float(c), 9)) for a, b, c in triples}
     assert len(want) > 100
     assert got == want
+
+
+# -- class evidence ----------------------------------------------------------------------------
+
+
+def _evidence_after(liks, times, memory_s=0.0, max_evidence=0.0, floor=0.0, prior=(1, 1, 1)):
+    """Class probabilities of one track after folding ``liks`` in at ``times`` (s)."""
+    from tracks.kernels import add_class_evidence, class_from_evidence
+
+    probs = np.full((1, 3), 1.0 / 3.0)
+    ev = np.zeros((1, 5))
+    log_prior = np.log(np.asarray(prior, dtype=np.float64) / sum(prior))
+    for lik, t in zip(liks, times, strict=True):
+        add_class_evidence(ev, 0, np.asarray(lik, dtype=np.float64), float(t), memory_s)
+        class_from_evidence(probs, ev, 0, floor, max_evidence, log_prior)
+    return probs[0], ev[0]
+
+
+def test_class_evidence_by_hand() -> None:
+    # four guesses, each twice as likely under person as under vehicle or animal
+    probs, ev = _evidence_after([(1.0, 0.5, 0.5)] * 4, [0, 1, 2, 3], floor=0.03)
+    assert ev[:4] == pytest.approx([0.0, -4 * np.log(2), -4 * np.log(2), 4.0])
+    p = np.array([1.0, 1 / 16, 1 / 16]) / (1 + 2 / 16)
+    assert probs == pytest.approx(0.97 * p + 0.01)
+    # at most two guesses' worth: the mean times two, (1, 1/4, 1/4) normalised
+    probs, _ = _evidence_after([(1.0, 0.5, 0.5)] * 4, [0, 1, 2, 3], max_evidence=2.0)
+    assert probs == pytest.approx([2 / 3, 1 / 6, 1 / 6])
+    # a prior of 1:1:2 toward animal halves the odds of person against animal
+    probs, _ = _evidence_after(
+        [(1.0, 0.5, 0.5)] * 4, [0, 1, 2, 3], max_evidence=2.0, prior=(1, 1, 2)
+    )
+    assert probs == pytest.approx(np.array([1, 1 / 4, 1 / 2]) / 1.75)
+    # a flat likelihood (an "unknown" guess) is no evidence and is not counted
+    probs, ev = _evidence_after([(1.0, 1.0, 1.0)] * 3, [0, 1, 2])
+    assert ev[3] == 0.0 and probs == pytest.approx([1 / 3] * 3)
+
+
+def test_a_run_of_person_guesses_does_not_outvote_an_animal_history() -> None:
+    """Ten minutes of guesses mostly "animal", then two minutes of "person" (one pose of
+    one body, frame after frame): the track stays an animal."""
+    animal, person = (0.3, 0.05, 1.0), (1.0, 0.05, 0.6)
+    liks = [animal] * 600 + [person] * 120
+    probs, _ = _evidence_after(liks, range(720), memory_s=600.0, max_evidence=30.0, floor=0.01)
+    assert probs.argmax() == 2 and probs[0] < 0.1
+
+
+def test_class_evidence_fades_so_a_track_recovers() -> None:
+    """An old animal history fades (memory 60 s): twenty minutes of person guesses later the
+    track is a person."""
+    animal, person = (0.3, 0.05, 1.0), (1.0, 0.05, 0.6)
+    liks = [animal] * 600 + [person] * 1200
+    faded, _ = _evidence_after(liks, range(1800), memory_s=60.0, max_evidence=30.0)
+    kept, _ = _evidence_after(liks, range(1800), memory_s=0.0, max_evidence=30.0)
+    assert faded[0] > 0.99
+    assert kept[0] < faded[0]

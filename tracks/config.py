@@ -113,7 +113,18 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         How far behind the newest batch a batch may arrive and still be applied in time
         order (the tracker replays from a snapshot), seconds.
     class_floor
-        Mixing toward uniform after each class update, so that no class is ever ruled out.
+        Mixing toward uniform of the class probabilities, so that no class is ever ruled out.
+    class_prior
+        How common each class (person, vehicle, animal) is among new tracks before any
+        guess is read: a sector's base rates. Weak guesses leave a track near its prior.
+    class_memory_s
+        Time constant with which a track's class evidence fades, seconds (0: never): a track
+        that has taken over another body's detections recovers.
+    class_max_evidence
+        At most this many class guesses' worth of evidence decides a track's class (0: no
+        cap). Beyond it the mean log-likelihood counts, not the sum: successive frames of
+        one body in one pose are far from independent, and a run of them must not outvote
+        the rest of the track's history.
     ugs_can_initiate
         Whether ground-sensor events start tentative tracks.
     camera_angular_sigma_rad, camera_sigma_floor_m
@@ -162,6 +173,13 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     default_sigma_m: Annotated[float, Meta(gt=0.0, le=1e4)] = 5.0
     out_of_sequence_lag_s: Annotated[float, Meta(ge=0.0, le=600.0)] = 5.0
     class_floor: Annotated[float, Meta(ge=0.0, lt=0.5)] = 0.01
+    class_prior: tuple[
+        Annotated[float, Meta(gt=0.0, le=1.0)],
+        Annotated[float, Meta(gt=0.0, le=1.0)],
+        Annotated[float, Meta(gt=0.0, le=1.0)],
+    ] = (1 / 3, 1 / 3, 1 / 3)
+    class_memory_s: Annotated[float, Meta(ge=0.0, le=1e6)] = 0.0
+    class_max_evidence: Annotated[float, Meta(ge=0.0, le=1e6)] = 0.0
     ugs_can_initiate: bool = False
     camera_angular_sigma_rad: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.002
     camera_sigma_floor_m: Annotated[float, Meta(ge=0.0, le=1e3)] = 1.0
@@ -179,6 +197,10 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         Towers report at 1-2 frames a second and see a group at their range limit only now
         and then, so tracks coast for 30 s and a new track may wait 5 s between its first
         detections; tower class guesses are read through :data:`SIM_TOWER_CLASS_MODEL`.
+        Class evidence fades over 10 minutes and at most 30 guesses' worth of it counts
+        (frames of one body are far from independent); before any guess a new track is an
+        animal three times out of five: most of what the simulated towers see at night is
+        animals.
         (The plain defaults stay those of the array-level tracker, which the Stone Soup
         benchmark runs.)
         """
@@ -188,6 +210,9 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             "reacquire_s": 900.0,
             "tentative_max_gap_s": 5.0,
             "camera_class_model": SIM_TOWER_CLASS_MODEL,
+            "class_prior": (0.2, 0.2, 0.6),
+            "class_memory_s": 600.0,
+            "class_max_evidence": 30.0,
         }
         return cls(**{**base, **changes}).check()
 

@@ -59,7 +59,7 @@ class _Lost:
     t_hit: float  # its last detection, UTC s
     x: NDArray[np.float64]  # (4,) x, y, vx, vy
     P: NDArray[np.float64]  # (4, 4)
-    class_probs: NDArray[np.float64]
+    class_evidence: NDArray[np.float64]  # its tracker evidence row (see Tracker._cev)
     n_updates: int
     sensors: set[str]
     expired: bool = False
@@ -433,7 +433,7 @@ class FusionTracker:
             settled = np.flatnonzero((tr._status[:n] == CONFIRMED) | (tr._status[:n] == COASTING))
             before = (
                 tr._id[settled].copy(), tr._t_est[settled].copy(), tr._t_hit[settled].copy(),
-                tr._x[settled].copy(), tr._P[settled].copy(), tr._class[settled].copy(),
+                tr._x[settled].copy(), tr._P[settled].copy(), tr._cev[settled].copy(),
                 tr._n_updates[settled].copy(),
             )  # fmt: skip
             tentative = tr._id[:n][tr._status[:n] == TENTATIVE].copy()
@@ -446,11 +446,11 @@ class FusionTracker:
             can_initiate=self.config.ugs_can_initiate or not batch.ugs,
         )
         if stitching:
-            ids, t_est, t_hit, x, P, cls, nu = before
+            ids, t_est, t_hit, x, P, cev, nu = before
             for j in np.flatnonzero(~np.isin(ids, tr._id[: tr.n])):
                 k = int(ids[j])
                 self._lost[k] = _Lost(
-                    k, float(t_est[j]), float(t_hit[j]), x[j], P[j], cls[j], int(nu[j]),
+                    k, float(t_est[j]), float(t_hit[j]), x[j], P[j], cev[j], int(nu[j]),
                     self._sensors.get(k, set()),
                 )  # fmt: skip
             self._stitch(t, tentative)
@@ -501,9 +501,7 @@ class FusionTracker:
                 continue
             new_id = int(ids[i])
             tr._id[i] = best.track_id
-            p = tr._class[i] * best.class_probs
-            f = c.class_floor
-            tr._class[i] = (1.0 - f) * p / p.sum() + f / len(CLASSES)
+            tr.absorb_class(i, best.class_evidence)
             tr._n_updates[i] += best.n_updates
             self._sensors[best.track_id] = best.sensors | self._sensors.pop(new_id, set())
             del self._lost[best.track_id]
@@ -546,9 +544,7 @@ class FusionTracker:
                 continue
             j = int(same[np.argmin(d2p[(d2p <= _GROUP_GATE) & (d2v <= _GROUP_GATE)])])
             keep, drop = (i, j) if ids[i] < ids[j] else (j, i)
-            p = tr._class[keep] * tr._class[drop]
-            f = self.config.class_floor
-            tr._class[keep] = (1.0 - f) * p / p.sum() + f / len(CLASSES)
+            tr.absorb_class(keep, tr._cev[drop])
             tr._n_updates[keep] += tr._n_updates[drop]
             kid, did = int(ids[keep]), int(ids[drop])
             self._sensors.setdefault(kid, set()).update(self._sensors.pop(did, set()))

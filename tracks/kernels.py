@@ -97,28 +97,70 @@ def kalman_update(x, P, n, track_det, z, R):  # pragma: no cover - compiled
 
 
 @ngjit
-def fuse_class(class_probs, n, track_det, class_lik, floor):  # pragma: no cover - compiled
-    """Bayes-update class probabilities of associated tracks with their detection's likelihood.
+def class_from_evidence(
+    class_probs, ev, i, floor, max_evidence, log_prior
+):  # pragma: no cover - compiled
+    """Track ``i``'s class probabilities from its evidence row ``ev[i]`` and the classes'
+    log prior probabilities ``log_prior``.
 
-    ``class_lik[j]`` is the likelihood of detection ``j``'s class guess under each class;
-    after the product and normalisation the probabilities are mixed with ``floor`` of
-    uniform so that no class is ever ruled out.
+    ``ev[i, :k]`` sums the log-likelihoods of the class guesses and ``ev[i, k]`` counts the
+    informative ones. When the count exceeds ``max_evidence`` (> 0) the sums are scaled down
+    to that many guesses' worth: their mean decides, so a long run of guesses of one body in
+    one pose (far from independent) cannot outvote the track's whole history. The result is
+    mixed with ``floor`` of uniform so that no class is ever ruled out.
     """
     k = class_probs.shape[1]
+    scale = 1.0
+    if max_evidence > 0.0 and ev[i, k] > max_evidence:
+        scale = max_evidence / ev[i, k]
+    top = -1e300
+    for c in range(k):
+        top = max(top, log_prior[c] + ev[i, c] * scale)
+    s = 0.0
+    for c in range(k):
+        class_probs[i, c] = math.exp(log_prior[c] + ev[i, c] * scale - top)
+        s += class_probs[i, c]
+    for c in range(k):
+        class_probs[i, c] = (1.0 - floor) * class_probs[i, c] / s + floor / k
+
+
+@ngjit
+def add_class_evidence(ev, i, lik, t, memory_s):  # pragma: no cover - compiled
+    """Add one class likelihood ``lik`` (per class) at time ``t`` (s) to evidence row ``i``.
+
+    Older evidence fades with time constant ``memory_s`` (0: never), so a track that has
+    taken over another body's detections recovers. A flat likelihood adds nothing.
+    """
+    k = lik.shape[0]
+    lo, hi = lik[0], lik[0]
+    for c in range(1, k):
+        lo = min(lo, lik[c])
+        hi = max(hi, lik[c])
+    if hi <= 0.0 or lo >= hi * (1.0 - 1e-9):
+        return
+    if memory_s > 0.0:
+        fade = math.exp(-max(t - ev[i, k + 1], 0.0) / memory_s)
+        for c in range(k + 1):
+            ev[i, c] *= fade
+    for c in range(k):
+        ev[i, c] += math.log(max(lik[c] / hi, 1e-12))
+    ev[i, k] += 1.0
+    ev[i, k + 1] = t
+
+
+@ngjit
+def fuse_class(
+    class_probs, ev, n, track_det, class_lik, floor, t, memory_s, max_evidence, log_prior
+):  # pragma: no cover - compiled
+    """Fold each associated detection's class likelihood into its track's evidence (see
+    :func:`add_class_evidence`) and recompute the track's class probabilities (see
+    :func:`class_from_evidence`). Rows of ``ev``: log-likelihood per class, count, time."""
     for i in range(n):
         j = track_det[i]
         if j < 0:
             continue
-        s = 0.0
-        for c in range(k):
-            class_probs[i, c] *= class_lik[j, c]
-            s += class_probs[i, c]
-        if s <= 0.0:
-            for c in range(k):
-                class_probs[i, c] = 1.0 / k
-            continue
-        for c in range(k):
-            class_probs[i, c] = (1.0 - floor) * class_probs[i, c] / s + floor / k
+        add_class_evidence(ev, i, class_lik[j], t, memory_s)
+        class_from_evidence(class_probs, ev, i, floor, max_evidence, log_prior)
 
 
 # -- gating -----------------------------------------------------------------------------------
@@ -498,7 +540,7 @@ def manage(
 
 
 @ngjit
-def compact(keep, n, track_id, status, x, P, t_est, t_hit, t_first, hits, scans, n_updates, cp):
+def compact(keep, n, track_id, status, x, P, t_est, t_hit, t_first, hits, scans, n_updates, cp, ev):
     """Move the kept tracks to the front, in order; return how many remain."""  # pragma: no cover
     k = 0
     for i in range(n):
@@ -519,5 +561,7 @@ def compact(keep, n, track_id, status, x, P, t_est, t_hit, t_first, hits, scans,
             n_updates[k] = n_updates[i]
             for c in range(cp.shape[1]):
                 cp[k, c] = cp[i, c]
+            for c in range(ev.shape[1]):
+                ev[k, c] = ev[i, c]
         k += 1
     return k

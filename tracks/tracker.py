@@ -112,6 +112,9 @@ class Tracker:
 
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = (config or TrackerConfig()).check()
+        prior = np.asarray(self.config.class_prior, dtype=np.float64)
+        self._prior = prior / prior.sum()
+        self._log_prior = np.log(self._prior)
         c = self.config
         self._gamma = -2.0 * math.log(1.0 - c.gate_probability)
         pd = c.detection_probability
@@ -147,6 +150,8 @@ class Tracker:
         self._scans = np.zeros(cap, dtype=np.int64)
         self._n_updates = np.zeros(cap, dtype=np.int64)
         self._class = np.full((cap, len(CLASSES)), 1.0 / len(CLASSES))
+        #: Class evidence: log-likelihood sum per class, informative guesses, last time (s).
+        self._cev = np.zeros((cap, len(CLASSES) + 2))
 
     def _names(self) -> tuple[str, ...]:
         return (
@@ -161,6 +166,7 @@ class Tracker:
             "_scans",
             "_n_updates",
             "_class",
+            "_cev",
         )
 
     def _grow(self, need: int) -> None:
@@ -209,8 +215,27 @@ class Tracker:
                 self._scans,
                 self._n_updates,
                 self._class,
+                self._cev,
             )
         return found
+
+    def absorb_class(self, i: int, evidence: NDArray[np.float64]) -> None:
+        """Add another track's class evidence row (a stitched or merged duplicate of track
+        slot ``i``) to slot ``i``'s, both faded to the later of their times."""
+        k = len(CLASSES)
+        mem = self.config.class_memory_s
+        ev = self._cev[i]
+        t = max(float(ev[k + 1]), float(evidence[k + 1]))
+        a, b = 1.0, 1.0
+        if mem > 0.0:
+            a = math.exp(-(t - float(ev[k + 1])) / mem)
+            b = math.exp(-(t - float(evidence[k + 1])) / mem)
+        ev[: k + 1] = a * ev[: k + 1] + b * evidence[: k + 1]
+        ev[k + 1] = t
+        c = self.config
+        kern.class_from_evidence(
+            self._class, self._cev, i, c.class_floor, c.class_max_evidence, self._log_prior
+        )
 
     def tracks(self) -> TrackTable:
         """A copy of every live track (tentative, confirmed, coasting) at the last batch."""
@@ -303,7 +328,18 @@ class Tracker:
                 self.last_clusters += self._associate(zz, RR, tentative, free, track_det, det_track)
         kern.kalman_update(x, P, n, track_det, zz, RR)
         if lik is not None:
-            kern.fuse_class(self._class, n, track_det, lik, c.class_floor)
+            kern.fuse_class(
+                self._class,
+                self._cev,
+                n,
+                track_det,
+                lik,
+                c.class_floor,
+                t,
+                c.class_memory_s,
+                c.class_max_evidence,
+                self._log_prior,
+            )
         kern.manage(
             self._status,
             self._hits,
@@ -340,6 +376,7 @@ class Tracker:
                 self._scans,
                 self._n_updates,
                 self._class,
+                self._cev,
             )
         new = ~hit & np.broadcast_to(np.asarray(can_initiate, dtype=np.bool_), (m,))
         det_id[new] = self._initiate(t, zz[new], RR[new], None if lik is None else lik[new])
@@ -477,12 +514,15 @@ class Tracker:
         self._hits[s] = 1
         self._scans[s] = 1
         self._n_updates[s] = 1
-        self._class[s] = 1.0 / len(CLASSES)
+        self._class[s] = self._prior
+        self._cev[s] = 0.0
+        self._cev[s, -1] = t
         if lik is not None:
-            p = self._class[s] * lik
-            total = p.sum(axis=1, keepdims=True)
-            p = np.where(total > 0, p / np.where(total > 0, total, 1.0), 1.0 / len(CLASSES))
-            f = self.config.class_floor
-            self._class[s] = (1.0 - f) * p + f / len(CLASSES)
+            c = self.config
+            for i, row in zip(range(n, n + k), lik, strict=True):
+                kern.add_class_evidence(self._cev, i, row, t, c.class_memory_s)
+                kern.class_from_evidence(
+                    self._class, self._cev, i, c.class_floor, c.class_max_evidence, self._log_prior
+                )
         self.n = n + k
         return ids
