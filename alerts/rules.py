@@ -22,7 +22,7 @@ class AlertRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     crossing: bool = True
     crossing_priority: Priority = 1
     #: A crossing alert needs the track's person probability at least this high.
-    min_person_probability: Probability = 0.5
+    min_person_probability: Probability = 0.8
     #: ... and at least this many fused detections behind the track.
     min_track_updates: Annotated[int, Meta(ge=1, le=1000)] = 8
     #: ... and a speed people keep up, m/s (walkers 0.8-1.8, a jog 3).

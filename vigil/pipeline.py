@@ -46,7 +46,10 @@ from tracks.fusion import FusionTracker, GroundSensorSite
 from tracks.store import TrackStore
 
 #: New tracks first seen this close to the border (m) that walk away from it crossed unseen.
-ENTRY_M = 400.0
+#: Off: since the towers place bodies without range bias they see groups before the line,
+#: and over 4 h (seed 2) both inferred crossings left were a standing animal's track
+#: drifting with range noise, 1.3-3.4 km from a tower.
+ENTRY_M = 0.0
 #: The confidence of a crossing inferred from an entry rather than seen.
 INFERRED_CONFIDENCE = 0.5
 
@@ -93,7 +96,8 @@ class SectorCore:
     entry_m
         A new track first seen within this distance of the border that walks away from it
         came across unseen: its crossing is inferred (``confidence`` 0.5; see
-        :class:`geo.crossing_monitor.CrossingMonitor`), metres; 0 turns inference off.
+        :class:`geo.crossing_monitor.CrossingMonitor`), metres; 0 (the default) turns
+        inference off.
     """
 
     def __init__(
