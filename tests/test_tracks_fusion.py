@@ -280,3 +280,31 @@ def test_a_walker_lost_for_ten_minutes_gets_his_id_back_after_it_ended() -> None
     assert later and all(m.state != "ended" for m in later)
     (before, after), _ = _run_with_gap(TrackerConfig.for_sector(reacquire_s=0.0), 600.0)
     assert after != before
+
+
+def _two_tracks_converge(reborn: str | None) -> tuple[set[str], list[tuple[str, str]]]:
+    """Two walkers 80 m apart, seen by two cameras, drift onto one path: their tracks are one
+    group seen twice and are folded together. ``reborn`` marks one track as begun 5 s later
+    (as a track that took a lost track's id by stitching is). Returns the ids left and the
+    merges reported."""
+    fusion = FusionTracker(FRAME, TrackerConfig.for_sector())
+    merges: list[tuple[str, str]] = []
+    for k in range(90):
+        gap = 80.0 * max(0.0, 1.0 - max(k - 15, 0) / 30.0)  # together from 45 s on
+        fusion.ingest(camera_detection("c1", k, 0.0, 1.2 * k))
+        fusion.ingest(camera_detection("c2", k + 0.5, gap, 1.2 * (k + 0.5)))
+        fusion.flush()
+        if k == 10 and reborn is not None:
+            tr = fusion.tracker
+            slot = int(np.flatnonzero(tr._id[: tr.n] == int(reborn[1:]))[0])
+            tr._t_first[slot] += 5.0
+        merges += fusion.take_merges()
+    return {m.track_id for m in fusion.track_messages() if m.state != "ended"}, merges
+
+
+def test_of_two_tracks_on_one_group_the_longer_running_stays() -> None:
+    left, merges = _two_tracks_converge(None)
+    assert left == {"T1"} and merges[0] == ("T2", "T1")  # begun together: the older id
+    # T1 reborn later (a stitched id on a new track): the group's current track T2 stays
+    left, merges = _two_tracks_converge("T1")
+    assert left == {"T2"} and merges[0] == ("T1", "T2")

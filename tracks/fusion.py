@@ -453,12 +453,15 @@ class FusionTracker:
                     k, float(t_est[j]), float(t_hit[j]), x[j], P[j], cev[j], int(nu[j]),
                     self._sensors.get(k, set()),
                 )  # fmt: skip
-            self._stitch(t, tentative)
         for track_id in tr.last_det_track_id:
             if track_id >= 0:
                 self._sensors.setdefault(int(track_id), set()).add(batch.source)
         if self.config.group_radius_m > 0.0:
             self._merge_duplicates(tr.last_det_track_id)
+        if stitching:
+            # after the merge: a new track that duplicates a group's current track is folded
+            # into it, not given a lost track's id
+            self._stitch(t, tentative)
         live = set(tr._id[: tr.n].tolist())
         for track_id in [k for k in self._sensors if k not in live]:
             del self._sensors[track_id]
@@ -512,8 +515,9 @@ class FusionTracker:
 
         Two confirmed tracks whose positions lie within the 99 % gate of ``P_i + P_j +
         group_radius^2 I`` and whose velocities agree within the gate of their velocity
-        covariances plus (0.5 m/s)^2 are one group seen as two: the younger is deleted, its
-        class evidence and sensors go to the older, and :meth:`take_merges` reports it.
+        covariances plus (0.5 m/s)^2 are one group seen as two: the one whose current run
+        began later is deleted (ties: the higher id), its class evidence and sensors go to
+        the other, and :meth:`take_merges` reports it.
         Only pairs with a track updated by the batch just applied are checked.
         """
         tr = self.tracker
@@ -543,7 +547,10 @@ class FusionTracker:
             if same.size == 0:
                 continue
             j = int(same[np.argmin(d2p[(d2p <= _GROUP_GATE) & (d2v <= _GROUP_GATE)])])
-            keep, drop = (i, j) if ids[i] < ids[j] else (j, i)
+            # the one that has followed the group longer without a break stays: a track
+            # reborn under an old id (stitched) gives way to the group's current track
+            first = tr._t_first[:n]
+            keep, drop = (i, j) if (first[i], ids[i]) < (first[j], ids[j]) else (j, i)
             tr.absorb_class(keep, tr._cev[drop])
             tr._n_updates[keep] += tr._n_updates[drop]
             kid, did = int(ids[keep]), int(ids[drop])
