@@ -138,6 +138,19 @@ def test_animal_evidence_never_raises_a_crossing_alert(engine) -> None:
     assert engine.counts["crossing_not_person"] == 1
 
 
+def test_a_track_of_uncertain_class_waits_for_evidence(engine) -> None:
+    # a far blob the class evidence hardly moves off its prior leans "person" by chance
+    unsure = {"person": 0.65, "animal": 0.3, "vehicle": 0.05}
+    s = Scene(engine)
+    out = s.walk_across("blob", 14_500.0, T0, probs=unsure, updates=6)
+    assert alerts_of(out, "crossing") == []
+    assert engine.counts["crossing_not_person"] == 1
+    # the group comes closer and its guesses settle it: the waiting crossing is alerted
+    x, y = s.border_point(14_500.0, 80.0)
+    late = alerts_of(s.track("blob", x, y, T0 + 30), "crossing")
+    assert [a.state for a in late][:1] == ["new"] and engine.counts["crossing_late_evidence"] == 1
+
+
 def test_uncorroborated_track_raises_nothing(engine) -> None:
     out = Scene(engine).walk_across("blip", 14_500.0, T0, updates=1)
     assert alerts_of(out) == []
