@@ -107,6 +107,8 @@ def test_messages_arrive_in_order_and_bad_ones_are_quarantined(
     dev.publish(EVENTS, b"\xff\x00garbage")
     dev.publish(EVENTS, bad)
     assert dev.flush(10)
+    # the broker has them; it forwards them in its own time (seconds on a loaded machine)
+    assert wait_for(lambda: len(got) >= 50 and sum(svc.quarantine_counts.values()) >= 2, 20)
     assert svc.wait_idle(10)
     assert got == [float(i) for i in range(50)]
     assert svc.counts["accepted"] == 50
@@ -283,7 +285,7 @@ def test_acked_messages_a_killed_broker_forgot_are_sent_again(
         got: list[int] = []
         svc.subscribe(f"vigil/v1/{SECTOR}/ugs/#", lambda t, m: got.append(int(m.strength)))
         svc.connect(5)
-        wait_for(lambda: len(got) >= 200, 5 if window_s else 1.5)
+        wait_for(lambda: len(got) >= 200, 20 if window_s else 1.5)
         assert svc.wait_idle(5)
         if window_s:
             assert got == list(range(200))
