@@ -8,7 +8,9 @@ Publishing
     again, in sequence order, everything unacknowledged plus everything acknowledged within
     the window before the connection fell, because a broker killed before its next autosave
     forgets messages it had acknowledged. A message the broker refuses (ACL) is removed,
-    counted and logged, never retried in silence and never dropped in silence.
+    counted and logged, never retried in silence and never dropped in silence. One the
+    broker accepts with "no matching subscribers" is counted; a device's bus
+    (``resend_unrouted``) sends it and everything after it again until a session takes it.
 
 Receiving
     Sessions are persistent (MQTT 5, ``clean_start=False``, a session expiry) with manual
@@ -61,6 +63,10 @@ log = logging.getLogger(__name__)
 KEY_PROPERTY = "vigil-key"
 
 
+#: MQTT 5 PUBACK reason "No matching subscribers": a success code, but nothing got the message.
+_NO_SUBSCRIBERS = 0x10
+
+
 class MqttSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """How to reach the broker and how hard to hold on to it.
 
@@ -88,6 +94,12 @@ class MqttSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     #: Messages acknowledged less than this long before the connection fell are sent again
     #: after a reconnect; keep it above the broker's autosave interval.
     replay_window_s: float = 5.0
+    #: A PUBACK saying "no matching subscribers" counts as not delivered: the message, and
+    #: every later one, is sent again in order (with backoff) until a session takes it. For
+    #: devices, whose every message is for the sector service: a broker that restarts
+    #: without the service's session (an autosave that missed it) would drop their messages
+    #: until the service resubscribes. Off for publishers whose topics may have no reader.
+    resend_unrouted: bool = False
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, Any, bool, str]] = [
@@ -251,6 +263,8 @@ class MqttBus(Bus):
         #: When the last live connection fell (time.time() seconds); None while none has.
         #: The replay window counts back from here, however long the reconnect takes.
         self._lost_at: float | None = None
+        #: The first message a broker accepted with no session to take it (resend from here).
+        self._unrouted: int | None = None
         self._closing = threading.Event()
         self._closed = False
         self._rx: queue.Queue[_Arrived | None] = queue.Queue()
@@ -415,9 +429,20 @@ class MqttBus(Bus):
             self._count("connected")
             if self._resubscribe(client) and self._resend(client):
                 self._lost_at = None
+                unrouted_delay = s.reconnect_min_delay_s
                 while self._connected.is_set() and not self._closing.wait(0.2):
                     if s.replay_window_s > 0:
                         self.outbox.prune(time.time() - s.replay_window_s)
+                    if self._unrouted is not None:
+                        # no session took a message: wait, then send it and all after it again
+                        self._count("unrouted_resends")
+                        if self._closing.wait(unrouted_delay):
+                            break
+                        unrouted_delay = min(unrouted_delay * 2, s.reconnect_max_delay_s)
+                        if not self._resend(client, from_unrouted=True):
+                            break
+                    elif self._live:
+                        unrouted_delay = s.reconnect_min_delay_s
                 self._lost_at = time.time()
             self._live = False
             self._live_event.clear()
@@ -499,20 +524,31 @@ class MqttBus(Bus):
                 self._stale_patterns.difference_update(stale)
         return self._subscribe_and_wait(client, patterns, self.settings.connect_timeout_s)
 
-    def _resend(self, client: Any) -> bool:
-        """Send what the outbox holds, in order; then go live. False if the connection fell."""
+    def _resend(self, client: Any, from_unrouted: bool = False) -> bool:
+        """Send what the outbox holds, in order; then go live. False if the connection fell.
+
+        After a reconnect: everything unacknowledged plus what was acknowledged within the
+        replay window before the fall. ``from_unrouted``: everything from the first message
+        no session took, acknowledged or not (receivers drop the copies by message key).
+        """
         s = self.settings
-        # acknowledged before the connection fell, within the window: the broker may not
-        # have saved them (a fall mid-resend keeps the first fall's time)
-        fell = time.time() if self._lost_at is None else self._lost_at
-        since = fell - s.replay_window_s if s.replay_window_s > 0 else math.inf
-        last = 0
+        if from_unrouted:
+            with self._mid_lock:
+                first, self._unrouted = self._unrouted, None
+            last, since = (first or 1) - 1, -math.inf
+        else:
+            # acknowledged before the connection fell, within the window: the broker may not
+            # have saved them (a fall mid-resend keeps the first fall's time)
+            fell = time.time() if self._lost_at is None else self._lost_at
+            since = fell - s.replay_window_s if s.replay_window_s > 0 else math.inf
+            last = 0
         while self._connected.is_set() and not self._closing.is_set():
             with self._send_lock:
                 rows = self.outbox.to_send(last, since, limit=256)
                 if not rows:
-                    self._live = True
-                    self._live_event.set()
+                    if self._unrouted is None:  # else the supervisor goes round again
+                        self._live = True
+                        self._live_event.set()
                     return True
             for row in rows:
                 while len(self._mid_seq) >= 2 * s.max_inflight:
@@ -580,6 +616,19 @@ class MqttBus(Bus):
             with self._counts_lock:
                 self.refused_counts[str(reason_code)] += 1
             log.error("broker refused message %d on %s: %s", seq, topic, reason_code)
+        elif reason_code is not None and getattr(reason_code, "value", 0) == _NO_SUBSCRIBERS:
+            # accepted and dropped: no session at the broker wanted it
+            self._count("acked_no_subscribers")
+            if self.settings.resend_unrouted:
+                # not the send lock: paho may call this holding its own lock, which a
+                # publishing thread holding the send lock may be waiting for
+                with self._mid_lock:
+                    self._live = False  # later messages wait behind it, in order
+                    self._live_event.clear()
+                    self._unrouted = seq if self._unrouted is None else min(self._unrouted, seq)
+                return
+            self.outbox.mark_acked(seq, time.time())
+            self._count("acked")
         else:
             self.outbox.mark_acked(seq, time.time())
             self._count("acked")

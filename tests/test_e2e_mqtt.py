@@ -25,6 +25,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import msgspec
 import pytest
 from broker import SERVICE_USER
 
@@ -273,8 +274,10 @@ def test_broker_and_service_killed_mid_run_lose_and_duplicate_nothing(scenario, 
     collector = Collector(broker, tmp_path)
     logs = [tmp_path / "run-1.log", tmp_path / "run-2.log"]
     service = start_service(broker, state, logs[0], hold_s=2.0)
+    # the devices' settings, as `vigil edge` has them
+    device_settings = msgspec.structs.replace(settings_for(broker), resend_unrouted=True)
     publisher = MqttBus(
-        "tucson", settings_for(broker), "test-publisher", outbox_path=tmp_path / "pub.outbox"
+        "tucson", device_settings, "test-publisher", outbox_path=tmp_path / "pub.outbox"
     ).connect(15.0)
     events = []
     try:
@@ -320,7 +323,8 @@ def test_broker_and_service_killed_mid_run_lose_and_duplicate_nothing(scenario, 
     # on failure, say which messages and what became of them (the journal's other rows)
     assert got == want, (
         f"missing {[(t, p[:120]) for t, p in (want - got)][:5]}, "
-        f"extra {[(t, p[:120]) for t, p in (got - want)][:5]}, not accepted {others[:5]}"
+        f"extra {[(t, p[:120]) for t, p in (got - want)][:5]}, not accepted {others[:5]}, "
+        f"publisher {dict(publisher.counts)}"
     )
     assert status["runner"].get("late", 0) == 0
 

@@ -243,6 +243,38 @@ def test_broker_sigkill_mid_stream_loses_and_duplicates_nothing(
     journal.close()
 
 
+@pytest.mark.parametrize("resend", [False, True], ids=["dropped", "sent-again"])
+def test_messages_no_session_took_are_sent_again_until_one_does(
+    broker: Broker, tmp_path: Path, resend: bool
+) -> None:
+    """A broker that has no session subscribed (restarted from a save that missed the
+    service's) accepts a device's messages with "no matching subscribers" and drops them;
+    with ``resend_unrouted`` the device sends them again, in order, until the service is
+    back."""
+    now = time.time()
+    dev = device(broker, tmp_path, resend_unrouted=resend).connect(5)
+    for i in range(20):
+        dev.publish(EVENTS, event(i, now))
+    assert wait_for(lambda: dev.counts["acked_no_subscribers"] >= 1, 10)
+    journal = Journal(tmp_path / "journal.sqlite")
+    svc = service(broker, tmp_path, journal)
+    got: list[int] = []
+    svc.subscribe(f"vigil/v1/{SECTOR}/ugs/#", lambda t, m: got.append(int(m.strength)))
+    svc.connect(5)
+    if resend:
+        assert wait_for(lambda: len(got) >= 20, 20), (got, dev.counts)
+        assert dev.flush(10) and svc.wait_idle(10)
+        assert got == list(range(20))
+        assert dev.counts["unrouted_resends"] >= 1
+    else:
+        assert dev.flush(5)
+        time.sleep(1.0)
+        assert got == []  # acknowledged, and gone
+    dev.close()
+    svc.close()
+    journal.close()
+
+
 @pytest.mark.parametrize(
     ("window_s", "down_s"),
     [(0.0, 0.0), (5.0, 0.0), (1.0, 2.5)],

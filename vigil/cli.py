@@ -401,7 +401,10 @@ def _edge_bus(args: argparse.Namespace, sector: str, client_id: str):
     from ingest.mqtt import MqttBus, MqttSettings
 
     host, _, port = args.broker.partition(":")
-    settings = MqttSettings.from_env(host=host or "127.0.0.1", port=int(port or 1883))
+    # every message of a device is for the sector service: one no session took is sent again
+    settings = MqttSettings.from_env(
+        host=host or "127.0.0.1", port=int(port or 1883), resend_unrouted=True
+    )
     bus = MqttBus(
         sector, settings, client_id, outbox_path=Path(args.state_dir) / f"{client_id}.outbox"
     )
