@@ -98,7 +98,8 @@ class MqttSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     #: every later one, is sent again in order (with backoff) until a session takes it. For
     #: devices, whose every message is for the sector service: a broker that restarts
     #: without the service's session (an autosave that missed it) would drop their messages
-    #: until the service resubscribes. Off for publishers whose topics may have no reader.
+    #: until the service resubscribes. Off for publishers whose topics may have no reader;
+    #: quarantine reports (which the service does not read) are never held back.
     resend_unrouted: bool = False
 
     def __post_init__(self) -> None:
@@ -265,6 +266,7 @@ class MqttBus(Bus):
         self._lost_at: float | None = None
         #: The first message a broker accepted with no session to take it (resend from here).
         self._unrouted: int | None = None
+        self._unrouted_delay = settings.reconnect_min_delay_s
         self._closing = threading.Event()
         self._closed = False
         self._rx: queue.Queue[_Arrived | None] = queue.Queue()
@@ -429,20 +431,20 @@ class MqttBus(Bus):
             self._count("connected")
             if self._resubscribe(client) and self._resend(client):
                 self._lost_at = None
-                unrouted_delay = s.reconnect_min_delay_s
                 while self._connected.is_set() and not self._closing.wait(0.2):
                     if s.replay_window_s > 0:
                         self.outbox.prune(time.time() - s.replay_window_s)
                     if self._unrouted is not None:
-                        # no session took a message: wait, then send it and all after it again
+                        # no session took a message: wait, then send it and all after it
+                        # again (the wait doubles until a message is routed)
                         self._count("unrouted_resends")
-                        if self._closing.wait(unrouted_delay):
+                        if self._closing.wait(self._unrouted_delay):
                             break
-                        unrouted_delay = min(unrouted_delay * 2, s.reconnect_max_delay_s)
+                        self._unrouted_delay = min(
+                            self._unrouted_delay * 2, s.reconnect_max_delay_s
+                        )
                         if not self._resend(client, from_unrouted=True):
                             break
-                    elif self._live:
-                        unrouted_delay = s.reconnect_min_delay_s
                 self._lost_at = time.time()
             self._live = False
             self._live_event.clear()
@@ -619,7 +621,7 @@ class MqttBus(Bus):
         elif reason_code is not None and getattr(reason_code, "value", 0) == _NO_SUBSCRIBERS:
             # accepted and dropped: no session at the broker wanted it
             self._count("acked_no_subscribers")
-            if self.settings.resend_unrouted:
+            if self.settings.resend_unrouted and topic != self.quarantine_topic:
                 # not the send lock: paho may call this holding its own lock, which a
                 # publishing thread holding the send lock may be waiting for
                 with self._mid_lock:
@@ -632,6 +634,7 @@ class MqttBus(Bus):
         else:
             self.outbox.mark_acked(seq, time.time())
             self._count("acked")
+            self._unrouted_delay = self.settings.reconnect_min_delay_s  # a session is there
 
     def _publish_report(self, q) -> None:
         if q.topic == self.quarantine_topic:
