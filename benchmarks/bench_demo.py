@@ -138,7 +138,32 @@ def main(argv: list[str] | None = None) -> dict:
     for k, v in figures.items():
         shown = f"{v:.3f}" if isinstance(v, float) else json.dumps(v)
         print(f"{k:<{width}}  {shown}")
+    for name, value, ok, target in _verdicts(figures):
+        print(f"{name}: {value} ({'meets' if ok else 'MISSES'} {target})")
     return figures
+
+
+def _verdicts(f: dict) -> list[tuple[str, str, bool, str]]:
+    """The acceptance targets of issues 5 and 7 against one run's figures (a NaN misses)."""
+
+    def at_least(v, bound):
+        return v is not None and v == v and v >= bound
+
+    def at_most(v, bound):
+        return v is not None and v == v and v <= bound
+
+    return [
+        ("crossing-alert recall", f"{f['alert_recall']}", at_least(f["alert_recall"], 0.98),
+         ">= 0.98"),
+        ("false crossing alerts per 10 km per day", f"{f['false_alerts_per_10km_day']:.2f}",
+         at_most(f["false_alerts_per_10km_day"], 1.0), "<= 1"),
+        ("crossing-alert processing p99", f"{f['crossing_alert_latency_p99_ms']} ms",
+         at_most(f["crossing_alert_latency_p99_ms"], 1000.0), "<= 1000 ms"),
+        ("ID switches per crossing group", f"{f['id_switches_per_crossing_group']}",
+         at_most(f["id_switches_per_crossing_group"], 0.1), "<= 0.1"),
+        ("animals classified as animals", f"{f['animal_classified_as_animal']}",
+         at_least(f["animal_classified_as_animal"], 0.9), ">= 0.9"),
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":
