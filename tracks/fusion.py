@@ -528,7 +528,7 @@ class FusionTracker:
         if not hit.any() or settled.sum() < 2:
             return
         r2 = self.config.group_radius_m**2
-        x, P = tr._x[:n], tr._P[:n]
+        x, P, first = tr._x[:n], tr._P[:n], tr._t_first[:n]
         gone: set[int] = set()
         for i in np.flatnonzero(hit):
             if int(ids[i]) in gone:
@@ -549,7 +549,6 @@ class FusionTracker:
             j = int(same[np.argmin(d2p[(d2p <= _GROUP_GATE) & (d2v <= _GROUP_GATE)])])
             # the one that has followed the group longer without a break stays: a track
             # reborn under an old id (stitched) gives way to the group's current track
-            first = tr._t_first[:n]
             keep, drop = (i, j) if (first[i], ids[i]) < (first[j], ids[j]) else (j, i)
             tr.absorb_class(keep, tr._cev[drop])
             tr._n_updates[keep] += tr._n_updates[drop]

@@ -517,12 +517,19 @@ class Tracker:
         self._class[s] = self._prior
         self._cev[s] = 0.0
         self._cev[s, -1] = t
-        if lik is not None:
+        if lik is not None:  # each new track takes its own detection's guess
             c = self.config
-            for i, row in zip(range(n, n + k), lik, strict=True):
-                kern.add_class_evidence(self._cev, i, row, t, c.class_memory_s)
-                kern.class_from_evidence(
-                    self._class, self._cev, i, c.class_floor, c.class_max_evidence, self._log_prior
-                )
+            kern.fuse_class(
+                self._class[s],
+                self._cev[s],
+                k,
+                np.arange(k, dtype=np.int64),
+                lik,
+                c.class_floor,
+                t,
+                c.class_memory_s,
+                c.class_max_evidence,
+                self._log_prior,
+            )
         self.n = n + k
         return ids
