@@ -88,11 +88,13 @@ class Scene:
         self.counts[tid] = msg.count
         return self.e.handle(msg)
 
-    def walk_across(self, tid, chainage_m, t, *, probs=PERSON, updates=5, sensors=("t03",)):
+    def walk_across(self, tid, chainage_m, t, *, updates=5, start_m=-20.0, step_m=10.0, **track_kw):
+        """``updates`` positions a second apart from ``start_m`` (north of the line is
+        positive) in steps of ``step_m``, then the crossing report."""
         out = []
         for i in range(updates):
-            x, y = self.border_point(chainage_m, -20.0 + 10.0 * i)
-            out += self.track(tid, x, y, t + i, probs=probs, sensors=sensors)
+            x, y = self.border_point(chainage_m, start_m + step_m * i)
+            out += self.track(tid, x, y, t + i, **track_kw)
         return out + self.cross(tid, chainage_m, t + 2)
 
     def cross(self, tid, chainage_m, t):
@@ -161,11 +163,7 @@ def test_a_track_published_often_on_few_detections_is_not_corroborated(engine) -
     # a coasting track is published every second with nothing new behind it: what counts
     # is the fused detections (Track.count), not how many times it was published
     s = Scene(engine)
-    out = []
-    for i in range(12):
-        x, y = s.border_point(14_500.0, -20.0 + 10.0 * i)
-        out += s.track("ghost", x, y, T0 + i, count=3)
-    out += s.cross("ghost", 14_500.0, T0 + 2)
+    out = s.walk_across("ghost", 14_500.0, T0, updates=12, count=3)
     assert alerts_of(out, "crossing") == []
     assert engine.counts["crossing_uncorroborated"] == 1
     # the detections come: the waiting crossing is alerted
@@ -177,11 +175,7 @@ def test_a_track_published_often_on_few_detections_is_not_corroborated(engine) -
 def test_a_person_track_faster_than_people_walk_waits(engine) -> None:
     # a "person" track crossing at 8 m/s is a track hopping between false detections
     s = Scene(engine)
-    out = []
-    for i in range(6):
-        x, y = s.border_point(14_500.0, -40.0 + 16.0 * i)
-        out += s.track("hop", x, y, T0 + i, vy=8.0)
-    out += s.cross("hop", 14_500.0, T0 + 2)
+    out = s.walk_across("hop", 14_500.0, T0, updates=6, start_m=-40.0, step_m=16.0, vy=8.0)
     assert alerts_of(out, "crossing") == []
     assert engine.counts["crossing_uncorroborated"] == 1
 
