@@ -17,9 +17,12 @@ What is scored, and how:
   ``early_s`` (60 s) before to ``late_s`` (900 s) after its time; the alert's time is the
   crossing time the system estimated (seen, or inferred back to the line for a group first
   seen north of it);
-- **ID switches per crossing group**: each second, every group of people is matched to the
-  nearest confirmed track within ``track_match_m`` of its centre (one to one, Hungarian); a
-  change of matched track id is a switch;
+- **ID switches per crossing group**: each second, every group of people is matched to a
+  confirmed track within ``track_match_m`` of its centre, as CLEAR MOT does (Bernardin and
+  Stiefelhagen 2008; py-motmetrics): a group keeps last second's track while that track is
+  still within the distance, and the groups and tracks left are matched one to one
+  (Hungarian, nearest). A change of matched track id is a switch. Two groups walking past
+  each other do not trade tracks in the score while each track stays on its group;
 - **animal classification**: of the seconds an animal is matched to a confirmed track, the
   fraction in which the track's class is ``animal``.
 """
@@ -78,7 +81,7 @@ class Scorer:
             gids, inv = np.unique(groups[people], return_inverse=True)
             gx = np.bincount(inv, weights=states.x[people]) / np.bincount(inv)
             gy = np.bincount(inv, weights=states.y[people]) / np.bincount(inv)
-            for gi, ti in _assign(gx, gy, tx, ty, self.track_match_m):
+            for gi, ti in self._match_groups(gids, gx, gy, tracks, tx, ty):
                 gid, tid = str(gids[gi]), tracks[ti].track_id
                 self.group_matched_s[gid] += 1
                 last = self.group_last.get(gid)
@@ -92,6 +95,24 @@ class Scorer:
                 self.animal_seconds += 1
                 self.animal_tracks.add(tracks[ti].track_id)
                 self.animal_as_animal += tracks[ti].class_guess == "animal"
+
+    def _match_groups(self, gids, gx, gy, tracks, tx, ty) -> list[tuple[int, int]]:
+        """(group index, track index) pairs: last second's pairs still within the distance
+        are kept, the rest matched by :func:`_assign`."""
+        index = {t.track_id: i for i, t in enumerate(tracks)}
+        kept: list[tuple[int, int]] = []
+        for gi, gid in enumerate(gids):
+            ti = index.get(self.group_last.get(str(gid), ""))
+            if ti is None:
+                continue
+            if math.hypot(gx[gi] - tx[ti], gy[gi] - ty[ti]) <= self.track_match_m:
+                kept.append((gi, ti))
+        rows = np.setdiff1d(np.arange(len(gids)), [g for g, _ in kept])
+        cols = np.setdiff1d(np.arange(len(tracks)), [t for _, t in kept])
+        if rows.size == 0 or cols.size == 0:
+            return kept
+        rest = _assign(gx[rows], gy[rows], tx[cols], ty[cols], self.track_match_m)
+        return kept + [(int(rows[g]), int(cols[t])) for g, t in rest]
 
     def id_switches_per_group(self, crossing_groups: set[str]) -> tuple[float, int, int]:
         """ID switches per crossing group that was tracked: (ratio, switches, groups)."""
