@@ -11,7 +11,13 @@ import pytest
 from geo.frames import LocalFrame
 from ingest.schema import CameraDetection, SensorEvent, Telemetry, Track, decode, encode, topic_for
 from tracks.config import TrackerConfig
-from tracks.fusion import FusionTracker, GroundSensorSite, class_likelihood
+from tracks.fusion import (
+    FusionTracker,
+    GroundSensorSite,
+    class_likelihood,
+    group_clusters,
+    merge_group,
+)
 from tracks.store import TrackStore
 
 T0 = 1_750_000_000.0
@@ -308,3 +314,39 @@ def test_of_two_tracks_on_one_group_the_longer_running_stays() -> None:
     # T1 reborn later (a stitched id on a new track): the group's current track T2 stays
     left, merges = _two_tracks_converge("T1")
     assert left == {"T2"} and merges[0] == ("T1", "T2")
+
+
+def _sight_line_covariance(tower, body, along_m: float, across_m: float) -> np.ndarray:
+    """A tower detection's covariance: loose along the line of sight, tight across it."""
+    u = np.subtract(body, tower) / np.hypot(*np.subtract(body, tower))
+    U = np.column_stack([u, [-u[1], u[0]]])
+    return U @ np.diag([along_m**2, across_m**2]) @ U.T
+
+
+def test_a_group_seen_as_two_blobs_is_merged_between_them_not_beyond() -> None:
+    # Two bodies 2.4-2.5 km from a tower (t03 of the demo deployment and two of its
+    # detections, 110 m apart along its sight lines); each placed to 0.75 m across its
+    # sight line and 52-58 m along it. Their information-weighted fusion is where the two
+    # thin ellipses agree best: 170 m nearer the tower than the nearer body.
+    tower = (5086.0, 1195.0)
+    a, b = (5804.0, -1133.0), (5861.0, -1242.0)
+    z = np.array([a, b])
+    R = np.array(
+        [_sight_line_covariance(tower, a, 52.4, 0.75), _sight_line_covariance(tower, b, 57.8, 0.78)]
+    )
+    lik = np.ones((2, 3))
+    labels = group_clusters(z, R, 15.0)
+    assert labels.tolist() == [0, 0]  # one group by the gate
+    zs, Rs, ls = merge_group(z, R, lik, labels, 15.0)
+    assert zs.shape == (1, 2) and ls.tolist() == [[1.0, 1.0, 1.0]]
+    # on the segment between the two detections
+    ab = np.subtract(b, a)
+    f = float((zs[0] - a) @ ab / (ab @ ab))
+    assert 0.0 <= f <= 1.0 and np.hypot(*(zs[0] - (a + f * ab))) < 1e-6
+    # as loose along the sight line as the members, plus the group's extent across it
+    sd = np.sqrt(np.linalg.eigvalsh(Rs[0]))
+    assert sd[1] >= 52.0 and sd[0] >= 7.5
+    # the old information-weighted centre, for the record
+    W = np.linalg.inv(R)
+    tri = np.linalg.solve(W.sum(axis=0), np.einsum("kab,kb->a", W, z))
+    assert np.hypot(*(tri - np.asarray(a))) > 150.0
