@@ -288,6 +288,38 @@ def test_a_walker_lost_for_ten_minutes_gets_his_id_back_after_it_ended() -> None
     assert after != before
 
 
+def _class_after_gap(gap_s: float) -> tuple[str, dict[str, float]]:
+    """A walker guessed a person for 60 s, unseen for ``gap_s``, then seen for 60 s with no
+    class guess; returns his track's id and class probabilities at the end."""
+    config = TrackerConfig.for_sector()
+    rng = np.random.default_rng(8)
+    fusion = FusionTracker(FRAME, config)
+    last: Track | None = None
+    for t, x, y in walk(rng, (0.0, 0.0), (0.0, 1.2), 120.0 + gap_s):
+        fusion.ingest(camera_detection("c2", t, 5000.0, 5000.0 + 1.2 * t, "person", 0.5))
+        if 60.0 <= t < 60.0 + gap_s:
+            continue
+        guess = ("person", 0.9) if t < 60.0 else ("unknown", 0.0)
+        fusion.ingest(camera_detection("c1", t, x, y, *guess))
+        fusion.flush()
+        ours = [m for m in fusion.track_messages() if m.state != "ended" and m.lat < 31.36]
+        last = ours[0] if ours else last
+    assert last is not None
+    return last.track_id, last.class_probs
+
+
+def test_a_stitched_track_keeps_its_class_and_a_reacquired_one_starts_afresh() -> None:
+    # Within the stitch window the new track is the lost one, evidence and all; after the
+    # lost one has ended, only its id comes back: which body took it up is less sure then
+    # (an animal's new track taking a group's id would turn into a person), so the new
+    # track's class is its own.
+    tid, probs = _class_after_gap(150.0)
+    assert tid == "T1" and probs["person"] > 0.9
+    tid, probs = _class_after_gap(600.0)
+    # the sector's prior (person 0.2), with vehicles ruled down at a walking pace
+    assert tid == "T1" and 0.2 <= probs["person"] < 0.3
+
+
 def _two_tracks_converge(reborn: str | None) -> tuple[set[str], list[tuple[str, str]]]:
     """Two walkers 80 m apart, seen by two cameras, drift onto one path: their tracks are one
     group seen twice and are folded together. ``reborn`` marks one track as begun 5 s later

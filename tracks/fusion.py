@@ -509,7 +509,8 @@ class FusionTracker:
                 continue
             new_id = int(ids[i])
             tr._id[i] = best.track_id
-            tr.absorb_class(i, best.class_evidence)
+            if not best.expired:
+                tr.absorb_class(i, best.class_evidence)
             tr._n_updates[i] += best.n_updates
             self._sensors[best.track_id] = best.sensors | self._sensors.pop(new_id, set())
             del self._lost[best.track_id]
