@@ -53,14 +53,18 @@ def labelled_detections(pipe) -> list[tuple[str, float, float, str]]:
     return rows
 
 
-def calibrate(site, sim, seeds: list[int], duration_s: float) -> tuple:
-    """A camera confusion table from runs at ``seeds`` (see the module docstring)."""
+def calibrate(site, sim, seeds: list[int], duration_s: float, starts: list[float] = ()) -> tuple:
+    """A camera confusion table from runs at ``seeds`` (see the module docstring), each run
+    once per start time in ``starts`` (UTC s; the settings' own start when empty)."""
+    import msgspec
+
     from tracks.fusion import calibrate_class_model
     from vigil.pipeline import Pipeline
 
     rows: list[tuple[str, float, float, str]] = []
-    for seed in seeds:
-        pipe = Pipeline(site, sim, seed)
+    sims = [msgspec.structs.replace(sim, start_time=t) for t in starts] or [sim]
+    for seed, run_sim in ((seed, s) for s in sims for seed in seeds):
+        pipe = Pipeline(site, run_sim, seed)
         got = labelled_detections(pipe)
         try:
             pipe.run(duration_s)
@@ -90,6 +94,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", help="keep the outputs here (default: a temporary folder)")
     p.add_argument("--calibrate", action="store_true", help="print a camera class table")
     p.add_argument("--seeds", type=int, nargs="*", default=[7, 11], help="for --calibrate")
+    p.add_argument(
+        "--calibrate-starts",
+        nargs="*",
+        default=[],
+        help="for --calibrate: UTC start times (ISO 8601) to run each seed from, such as a "
+        "night and an afternoon (default: --start)",
+    )
     args = p.parse_args(argv)
 
     start = DEMO_START_UTC if args.start is None else _parse_time(args.start)
@@ -102,7 +113,8 @@ def main(argv: list[str] | None = None) -> dict:
     sim = msgspec.structs.replace(sim, **changes)
     deployment = load_default()
     if args.calibrate:
-        table = calibrate(deployment.site, sim, args.seeds, args.hours * 3600.0)
+        starts = [_parse_time(t) for t in args.calibrate_starts]
+        table = calibrate(deployment.site, sim, args.seeds, args.hours * 3600.0, starts)
         print("SIM_TOWER_CLASS_MODEL = (")
         for row in table:
             print(f"    {row!r},")
