@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -53,7 +54,9 @@ def labelled_detections(pipe) -> list[tuple[str, float, float, str]]:
     return rows
 
 
-def calibrate(site, sim, seeds: list[int], duration_s: float, starts: list[float] = ()) -> tuple:
+def calibrate(
+    site, sim, seeds: list[int], duration_s: float, starts: Sequence[float] = ()
+) -> tuple:
     """A camera confusion table from runs at ``seeds`` (see the module docstring), each run
     once per start time in ``starts`` (UTC s; the settings' own start when empty)."""
     import msgspec
