@@ -65,9 +65,9 @@ def test_false_crossing_alerts(summary) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="measured: 0.83 switches per crossing group at seed 5 (5 over 6 groups): at 120x "
-    "the crossing rate a corridor carries a group every half minute, and two groups on one "
-    "sight line 2.5 km out are one blob to the tower (0.17 over a replayed simulated day at "
-    "real rates, 3 over 18 groups, BENCHMARKS.md)",
+    "the crossing rate a corridor carries a group every half minute (0.17 over a replayed "
+    "simulated day at real rates, 3 over 18 groups; two groups on one sight line 2.5 km out "
+    "are one blob to a tower, BENCHMARKS.md)",
 )
 def test_id_switches_per_crossing_group(summary) -> None:
     ratio = summary["id_switches_per_crossing_group"]
