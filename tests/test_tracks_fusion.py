@@ -216,10 +216,15 @@ def test_store_keeps_latest_and_history(tmp_path: Path) -> None:
     assert mode == "wal"
 
 
-def _run_with_gap(config: TrackerConfig, gap_s: float) -> tuple[list[str], list[Track]]:
+def _run_with_gap(
+    config: TrackerConfig,
+    gap_s: float,
+    guess_before: tuple[str, float] = ("person", 0.5),
+    guess_after: tuple[str, float] = ("person", 0.5),
+) -> tuple[list[str], list[Track]]:
     """A walker seen for 60 s, unseen for ``gap_s`` (longer than the coast), seen for 60 s
-    more where he has walked to; returns the confirmed ids in each stretch and every
-    message published once a second."""
+    more where he has walked to, with a class guess and confidence for each stretch;
+    returns the confirmed ids in each stretch and every message published once a second."""
     rng = np.random.default_rng(5)
     fusion = FusionTracker(FRAME, config)
     ids: list[set[str]] = [set(), set()]
@@ -230,7 +235,7 @@ def _run_with_gap(config: TrackerConfig, gap_s: float) -> tuple[list[str], list[
         fusion.ingest(camera_detection("c2", t, 5000.0, 5000.0 + 1.2 * t, "person", 0.5))
         if 60.0 <= t < 60.0 + gap_s:
             continue
-        fusion.ingest(camera_detection("c1", t, x, y, "person", 0.5))
+        fusion.ingest(camera_detection("c1", t, x, y, *(guess_before if t < 60.0 else guess_after)))
         while t >= t_next:
             fusion.flush()
             msgs = fusion.track_messages()
@@ -289,22 +294,10 @@ def test_a_walker_lost_for_ten_minutes_gets_his_id_back_after_it_ended() -> None
 
 
 def _class_after_gap(gap_s: float) -> tuple[str, dict[str, float]]:
-    """A walker guessed a person for 60 s, unseen for ``gap_s``, then seen for 60 s with no
-    class guess; returns his track's id and class probabilities at the end."""
-    config = TrackerConfig.for_sector()
-    rng = np.random.default_rng(8)
-    fusion = FusionTracker(FRAME, config)
-    last: Track | None = None
-    for t, x, y in walk(rng, (0.0, 0.0), (0.0, 1.2), 120.0 + gap_s):
-        fusion.ingest(camera_detection("c2", t, 5000.0, 5000.0 + 1.2 * t, "person", 0.5))
-        if 60.0 <= t < 60.0 + gap_s:
-            continue
-        guess = ("person", 0.9) if t < 60.0 else ("unknown", 0.0)
-        fusion.ingest(camera_detection("c1", t, x, y, *guess))
-        fusion.flush()
-        ours = [m for m in fusion.track_messages() if m.state != "ended" and m.lat < 31.36]
-        last = ours[0] if ours else last
-    assert last is not None
+    """A walker guessed a person before a gap of ``gap_s`` and not guessed at all after it:
+    his track's id and class probabilities at the end."""
+    _, msgs = _run_with_gap(TrackerConfig.for_sector(), gap_s, ("person", 0.9), ("unknown", 0.0))
+    last = [m for m in msgs if m.state != "ended" and m.lat < 31.36][-1]
     return last.track_id, last.class_probs
 
 
