@@ -313,6 +313,71 @@ def test_a_stitched_track_keeps_its_class_and_a_reacquired_one_starts_afresh() -
     assert tid == "T1" and 0.2 <= probs["person"] < 0.3
 
 
+def _velocity_after_ground_sensor() -> tuple[float, float]:
+    """A walker heading north at 1.2 m/s, seen by a camera for 60 s and then only by a
+    ground sensor (radius 30 m) he walks past, which reports every 2 s while he is in
+    range: his track's north velocity (m/s) before and after the sensor's reports."""
+    rng = np.random.default_rng(8)
+    fusion = FusionTracker(
+        FRAME,
+        TrackerConfig.for_sector(),
+        ground_sensors={"u1": GroundSensorSite(0.0, 90.0, 30.0)},
+    )
+    before = after = float("nan")
+    for t, x, y in walk(rng, (0.0, 0.0), (0.0, 1.2), 100.0):
+        if t < 60.0:
+            fusion.ingest(camera_detection("c1", t, x, y, "person", 0.5))
+        elif abs(1.2 * t - 90.0) <= 30.0 and int(t) % 2 == 0:
+            fusion.ingest(SensorEvent(sensor="u1", time=T0 + t, modality="seismic", strength=1.0))
+        fusion.flush()
+        (track,) = [m for m in fusion.track_messages() if m.state != "ended"] or [None]
+        if track is not None and t == 59.0:
+            before = track.vy
+        if track is not None and t == 99.0:
+            assert track.sensors == ["c1", "u1"]
+            after = track.vy
+    return before, after
+
+
+def test_ground_sensor_reports_move_a_track_but_leave_its_velocity() -> None:
+    # A ground sensor says a target is within its radius, not where: a run of its reports
+    # at one place read as positions would stop the walker at the sensor, and a track lost
+    # soon after would be looked for where he stood. They update the position alone.
+    before, after = _velocity_after_ground_sensor()
+    assert before == pytest.approx(1.2, abs=0.2)
+    assert after == pytest.approx(before, abs=0.05)
+
+
+def test_of_two_lost_tracks_the_one_whose_way_fits_best_takes_back_its_id() -> None:
+    # Walker B (seen 120 s, without noise) was lost 1400 s ago heading west along y = 800;
+    # walker A was lost 500 s ago heading north along x = 0 and comes back at (40, 830),
+    # where his way has veered 40 m east and 30 m from B's way. Relative to their
+    # allowances for sideways wander (which grow with the gap) B's way is nearer; but the
+    # density under A's short, narrow way is higher than under B's long, wide one: A takes
+    # his id back.
+    rng = np.random.default_rng(9)
+    fusion = FusionTracker(FRAME, TrackerConfig.for_sector())
+    seen: dict[str, set[str]] = {"A": set(), "B": set(), "new": set()}
+    for k in range(1600):
+        fusion.ingest(camera_detection("c2", k, 5000.0, 5000.0 + 1.2 * k))  # keeps the clock
+        e = rng.normal(0.0, 4.0, 2)
+        body = None
+        if k < 120:
+            who, body, e = "B", (1200.0 - k, 800.0), 0.0 * e
+        elif 900 <= k < 1040 or k >= 1540:
+            who, body = ("A" if k < 1040 else "new"), (40.0 * (k >= 1540), 62.0 + 1.2 * (k - 900))
+        if body is not None:
+            fusion.ingest(camera_detection("c1", k, body[0] + e[0], body[1] + e[1]))
+        fusion.flush()
+        for m in fusion.track_messages():
+            x, y = FRAME.to_local([m.lat], [m.lon])
+            near = body is not None and np.hypot(x[0] - body[0], y[0] - body[1]) < 50.0
+            if near and m.state in ("confirmed", "coasting"):
+                seen[who].add(m.track_id)
+    assert len(seen["A"]) == len(seen["B"]) == 1 and seen["A"] != seen["B"]
+    assert seen["new"] == seen["A"]
+
+
 def _two_tracks_converge(reborn: str | None) -> tuple[set[str], list[tuple[str, str]]]:
     """Two walkers 80 m apart, seen by two cameras, drift onto one path: their tracks are one
     group seen twice and are folded together. ``reborn`` marks one track as begun 5 s later

@@ -29,7 +29,8 @@ def test_filter_step_matches_hand_computed_numbers() -> None:
     assert t_est[0] == 12.0
     z = np.array([[3.0, 3.0]])
     R = np.eye(2)[None].copy()
-    kern.kalman_update(x, P, 1, np.array([0]), z, R)
+    x0, P0 = x.copy(), P.copy()
+    kern.kalman_update(x, P, 1, np.array([0]), z, R, np.zeros(1, dtype=np.bool_))
     assert x[0] == pytest.approx([2 + 28 / 31, 4 - 28 / 31, 1 + 9 / 31, 2 - 9 / 31])
     assert P[0, 0, 0] == pytest.approx(28 / 31)
     assert P[0, 1, 1] == pytest.approx(28 / 31)
@@ -37,6 +38,14 @@ def test_filter_step_matches_hand_computed_numbers() -> None:
     assert P[0, 2, 0] == pytest.approx(9 / 31)
     assert P[0, 2, 2] == pytest.approx(35 / 31)
     assert P[0, 0, 1] == pytest.approx(0.0)
+    # Position only (a ground sensor): same position gain, velocity and its variance kept;
+    # position-velocity covariance 3 (1 - 28/31) = 9/31.
+    kern.kalman_update(x0, P0, 1, np.array([0]), z, R, np.ones(1, dtype=np.bool_))
+    assert x0[0] == pytest.approx([2 + 28 / 31, 4 - 28 / 31, 1.0, 2.0])
+    assert P0[0, 0, 0] == pytest.approx(28 / 31)
+    assert P0[0, 0, 2] == pytest.approx(9 / 31)
+    assert P0[0, 2, 0] == pytest.approx(9 / 31)
+    assert P0[0, 2, 2] == pytest.approx(2.0)
 
 
 def _random_spd(rng: np.random.Generator, n: int, dim: int, scale: float) -> np.ndarray:
@@ -54,6 +63,7 @@ def test_batch_predict_and_update_match_numpy_kalman() -> None:
     z = x[:, :2] + rng.normal(0, 5, (n, 2))
     R = _random_spd(rng, n, 2, 2.0)
     assoc = np.where(rng.random(n) < 0.7, np.arange(n), -1)
+    pos_only = rng.random(n) < 0.3
 
     xr, Pr = x.copy(), P.copy()
     for i in range(n):
@@ -70,10 +80,13 @@ def test_batch_predict_and_update_match_numpy_kalman() -> None:
             H = np.eye(2, 4)
             S = H @ Pr[i] @ H.T + R[i]
             gain = Pr[i] @ H.T @ np.linalg.inv(S)
+            if pos_only[i]:
+                gain[2:] = 0.0  # consider update: Joseph form for this (suboptimal) gain
             xr[i] = xr[i] + gain @ (z[i] - H @ xr[i])
-            Pr[i] = (np.eye(4) - gain @ H) @ Pr[i]
+            IKH = np.eye(4) - gain @ H
+            Pr[i] = IKH @ Pr[i] @ IKH.T + gain @ R[i] @ gain.T
     kern.predict_cv(x, P, t_est, n, t, q)
-    kern.kalman_update(x, P, n, assoc, z, R)
+    kern.kalman_update(x, P, n, assoc, z, R, pos_only)
     np.testing.assert_allclose(x, xr, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(P, (Pr + Pr.transpose(0, 2, 1)) / 2, rtol=1e-9, atol=1e-9)
 

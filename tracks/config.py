@@ -96,8 +96,9 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         after its last detection: a new track confirmed near the lost one's way (the path
         from where it was lost to where 1.2 times its velocity takes it in the gap, as it
         may have stopped; off that path by three standard deviations of both positions,
-        ``group_radius_m`` and ``stitch_speed_mps`` times the gap of sideways wander; the
-        nearest relative to that allowance), started after the lost one's last hit, takes
+        ``group_radius_m`` and ``stitch_speed_mps`` times the gap of sideways wander; of
+        several, the one whose way gives the new track the highest density, spread along
+        the way and normal across it), started after the lost one's last hit, takes
         back its id and its class evidence; ``ended`` is published only when the time runs
         out unclaimed. 0 turns it off. Towers lose a group for minutes when it rests and
         is learnt into the background, in a dip, or between two footprints; without this

@@ -449,6 +449,7 @@ class FusionTracker:
             class_likelihood=lik,
             in_view=view,
             can_initiate=self.config.ugs_can_initiate or not batch.ugs,
+            position_only=batch.ugs,
         )
         if stitching:
             ids, t_est, t_hit, x, P, cev, nu = before
@@ -487,7 +488,7 @@ class FusionTracker:
         ids = tr._id[:n]
         fresh = np.flatnonzero((tr._status[:n] == CONFIRMED) & np.isin(ids, tentative))
         for i in fresh:
-            best, best_score = None, 1.0
+            best, best_cost = None, math.inf
             sig_new = math.sqrt(0.5 * float(np.trace(tr._P[i, :2, :2])))
             for lost in self._lost.values():
                 if tr._t_first[i] < lost.t_hit:
@@ -503,8 +504,16 @@ class FusionTracker:
                 d = math.hypot(*(q - f * step))
                 sig_lost = math.sqrt(0.5 * float(np.trace(lost.P[:2, :2])))
                 allowed = 3.0 * (sig_lost + sig_new) + c.group_radius_m + c.stitch_speed_mps * dt
-                if d / allowed <= best_score:
-                    best, best_score = lost, d / allowed
+                if d > allowed:
+                    continue
+                # of the lost tracks whose way passes near, the one under which the new
+                # track is likeliest: a density spread along the path and, as a normal of
+                # a third of the allowance, across it (a short, narrow way that fits beats
+                # a long-lost track's wide one)
+                w = allowed / 3.0
+                cost = math.log(math.hypot(*step) + 2.5 * w) + math.log(w) + 0.5 * (d / w) ** 2
+                if cost < best_cost:
+                    best, best_cost = lost, cost
             if best is None:
                 continue
             new_id = int(ids[i])

@@ -58,11 +58,16 @@ def predict_cv(x, P, t_est, n, t, q):  # pragma: no cover - compiled
 
 
 @ngjit
-def kalman_update(x, P, n, track_det, z, R):  # pragma: no cover - compiled
+def kalman_update(x, P, n, track_det, z, R, position_only):  # pragma: no cover - compiled
     """Update each track ``i < n`` with detection ``track_det[i]`` (skip when -1), in place.
 
     Position measurement ``H = [I 0]``; the covariance update is the symmetric
-    ``P - K S K^T`` form, then symmetrised.
+    ``P - K S K^T`` form, then symmetrised. A detection ``j`` with ``position_only[j]``
+    updates the position alone (a Schmidt "consider" update: the velocity rows of the gain
+    are zero, so the velocity and its variance stay as they were, and the position-velocity
+    covariance shrinks by ``I - K_p``): a ground sensor reports where it is, not where in its
+    radius the target is, and a run of its reports would otherwise read as a target
+    standing at the sensor.
     """
     K = np.empty((4, 2))
     HP = np.empty((2, 4))
@@ -77,14 +82,16 @@ def kalman_update(x, P, n, track_det, z, R):  # pragma: no cover - compiled
         i00 = s11 / det
         i01 = -s01 / det
         i11 = s00 / det
+        rows = 2 if position_only[j] else 4
         for a in range(4):
-            K[a, 0] = P[i, a, 0] * i00 + P[i, a, 1] * i01
-            K[a, 1] = P[i, a, 0] * i01 + P[i, a, 1] * i11
+            K[a, 0] = P[i, a, 0] * i00 + P[i, a, 1] * i01 if a < rows else 0.0
+            K[a, 1] = P[i, a, 0] * i01 + P[i, a, 1] * i11 if a < rows else 0.0
         v0 = z[j, 0] - x[i, 0]
         v1 = z[j, 1] - x[i, 1]
         for a in range(4):
             x[i, a] += K[a, 0] * v0 + K[a, 1] * v1
-        # P <- P - K H P  (H P is the first two rows of P, copied before P changes)
+        # P <- P - K H P  (H P is the first two rows of P, copied before P changes); with
+        # zero velocity rows of K this is the Joseph form's result for this gain too
         for b in range(4):
             HP[0, b] = P[i, 0, b]
             HP[1, b] = P[i, 1, b]

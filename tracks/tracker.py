@@ -263,6 +263,7 @@ class Tracker:
         class_likelihood: ArrayLike | None = None,
         in_view: NDArray[np.bool_] | None = None,
         can_initiate: ArrayLike | bool = True,
+        position_only: ArrayLike | bool = False,
     ) -> TrackTable:
         """Absorb one batch of detections made at time ``t``; return the tracks afterwards.
 
@@ -284,6 +285,11 @@ class Tracker:
         can_initiate
             Whether unassociated detections start tentative tracks (one flag per detection
             or one for all).
+        position_only
+            Whether a detection updates a track's position alone, leaving its velocity as
+            it was (one flag per detection or one for all): for sensors that say a target is
+            near them, not where, such as ground sensors (see
+            :func:`tracks.kernels.kalman_update`).
         """
         t = float(t)
         if not math.isfinite(t):
@@ -326,7 +332,10 @@ class Tracker:
             if tentative.any() and (det_track < 0).any():
                 free = det_track < 0
                 self.last_clusters += self._associate(zz, RR, tentative, free, track_det, det_track)
-        kern.kalman_update(x, P, n, track_det, zz, RR)
+        pos_only = np.ascontiguousarray(
+            np.broadcast_to(np.asarray(position_only, dtype=np.bool_), (m,))
+        )
+        kern.kalman_update(x, P, n, track_det, zz, RR, pos_only)
         if lik is not None:
             kern.fuse_class(
                 self._class,
