@@ -8,7 +8,9 @@ the speed as a ratio to real time (the anchor: a live sector must keep up with 1
 
 ``--calibrate`` instead prints a tower-camera confusion table (rows for
 ``TrackerConfig.camera_class_model``) from detections labelled with the simulator's
-per-frame truth: run it again whenever the detector changes.
+per-frame truth, and a track-speed table (``TrackerConfig.speed_class_model``) from tracks'
+speeds labelled with the class of the body they follow: run it again whenever the detector
+or the tracker changes.
 
 Usage: ``python -m benchmarks demo`` (0.1 h, the demo's defaults) or
 ``python -m benchmarks.bench_demo --hours 4 --rate-scale 1 --start 2026-06-01T07:00:00Z``.
@@ -54,28 +56,69 @@ def labelled_detections(pipe) -> list[tuple[str, float, float, str]]:
     return rows
 
 
+def labelled_speeds(pipe, sigma_max_mps: float) -> list[tuple[float, str]]:
+    """Hook a pipeline so that once a second each settled track whose velocity standard
+    deviation is at most ``sigma_max_mps`` (m/s) and that follows a body (the scorer's
+    matching, within its animal radius) gives ``(speed m/s, the body's class)``; returns the
+    list it fills as the run goes."""
+    import numpy as np
+
+    from hardware.sim.scoring import _assign
+
+    rows: list[tuple[float, str]] = []
+    tick = pipe._tick
+
+    def labelled(t: float) -> None:
+        tick(t)
+        live = [(m, x, y) for m, x, y in pipe.core.live if m.state != "tentative"]
+        if not live:
+            return
+        table = pipe.core.fusion.table()
+        sd = {
+            f"{pipe.core.fusion.id_prefix}{int(k)}": float(np.sqrt(0.5 * np.trace(P[2:, 2:])))
+            for k, P in zip(table.track_id, table.P, strict=True)
+        }
+        st = pipe.world.states(t)
+        tx = np.array([x for _, x, _ in live])
+        ty = np.array([y for _, _, y in live])
+        for bi, ti in _assign(st.x, st.y, tx, ty, pipe.scorer.animal_match_m):
+            m = live[ti][0]
+            if sd.get(m.track_id, np.inf) <= sigma_max_mps:
+                rows.append((float(np.hypot(m.vx, m.vy)), str(st.classes[bi])))
+
+    pipe._tick = labelled
+    return rows
+
+
 def calibrate(
     site, sim, seeds: list[int], duration_s: float, starts: Sequence[float] = ()
-) -> tuple:
-    """A camera confusion table from runs at ``seeds`` (see the module docstring), each run
-    once per start time in ``starts`` (UTC s; the settings' own start when empty)."""
+) -> tuple[tuple, tuple]:
+    """A camera confusion table and a track-speed table from runs at ``seeds`` (see the
+    module docstring), each run once per start time in ``starts`` (UTC s; the settings' own
+    start when empty)."""
     import msgspec
 
-    from tracks.fusion import calibrate_class_model
+    from tracks.config import TrackerConfig
+    from tracks.fusion import calibrate_class_model, calibrate_speed_model
     from vigil.pipeline import Pipeline
 
+    sigma_max = TrackerConfig.for_sector().speed_sigma_max_mps
     rows: list[tuple[str, float, float, str]] = []
+    speeds: list[tuple[float, str]] = []
     sims = [msgspec.structs.replace(sim, start_time=t) for t in starts] or [sim]
     for seed, run_sim in ((seed, s) for s in sims for seed in seeds):
         pipe = Pipeline(site, run_sim, seed)
         got = labelled_detections(pipe)
+        got_speeds = labelled_speeds(pipe, sigma_max)
         try:
             pipe.run(duration_s)
         finally:
             pipe.close()
         rows += got
+        speeds += got_speeds
     g, c, r, t = zip(*rows, strict=True) if rows else ((), (), (), ())
-    return calibrate_class_model(g, c, r, t)
+    v, k = zip(*speeds, strict=True) if speeds else ((), ())
+    return calibrate_class_model(g, c, r, t), calibrate_speed_model(v, k)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -95,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--animals-per-km", type=float, default=None)
     p.add_argument("--towers", nargs="*", default=None, help="simulate only these towers")
     p.add_argument("--out", help="keep the outputs here (default: a temporary folder)")
-    p.add_argument("--calibrate", action="store_true", help="print a camera class table")
+    p.add_argument("--calibrate", action="store_true", help="print the class tables")
     p.add_argument("--seeds", type=int, nargs="*", default=[7, 11], help="for --calibrate")
     p.add_argument(
         "--calibrate-starts",
@@ -117,12 +160,13 @@ def main(argv: list[str] | None = None) -> dict:
     deployment = load_default()
     if args.calibrate:
         starts = [_parse_time(t) for t in args.calibrate_starts]
-        table = calibrate(deployment.site, sim, args.seeds, args.hours * 3600.0, starts)
-        print("SIM_TOWER_CLASS_MODEL = (")
-        for row in table:
-            print(f"    {row!r},")
-        print(")")
-        return {"rows": len(table)}
+        table, speeds = calibrate(deployment.site, sim, args.seeds, args.hours * 3600.0, starts)
+        for name, rows in (("SIM_TOWER_CLASS_MODEL", table), ("SIM_TRACK_SPEED_MODEL", speeds)):
+            print(f"{name} = (")
+            for row in rows:
+                print(f"    {row!r},")
+            print(")")
+        return {"rows": len(table), "speed_rows": len(speeds)}
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out) if args.out else Path(tmp)

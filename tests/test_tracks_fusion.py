@@ -14,9 +14,11 @@ from tracks.config import TrackerConfig
 from tracks.fusion import (
     FusionTracker,
     GroundSensorSite,
+    calibrate_speed_model,
     class_likelihood,
     group_clusters,
     merge_group,
+    speed_likelihood,
 )
 from tracks.store import TrackStore
 
@@ -114,6 +116,58 @@ def test_animal_is_classified_as_animal_from_noisy_guesses() -> None:
     (track,) = fusion.track_messages()
     assert track.class_guess == "animal"
     assert track.class_probs["animal"] > 0.9
+
+
+def test_speed_table_is_calibrated_from_labelled_speeds_and_read_back() -> None:
+    speeds = [0.2, 0.3, 0.4, 1.2, 1.3, 1.5, 1.6, 9.0, 0.25, float("nan")]
+    truths = ["animal", "animal", "animal", "person", "person", "person", "animal",
+              "vehicle", "none", "person"]  # fmt: skip
+    rows = calibrate_speed_model(speeds, truths, edges=(0.0, 1.0, 6.0, 100.0))
+    # counts per band with one added: animal 3+1, 1+1, 0+1 of 7; person 0+1, 3+1, 0+1 of 6
+    assert [r[:2] for r in rows] == [(0.0, 1.0), (1.0, 6.0), (6.0, 100.0)]
+    assert [r[2] for r in rows] == pytest.approx([1 / 6, 4 / 6, 1 / 6], abs=1e-6)
+    assert [r[4] for r in rows] == pytest.approx([4 / 7, 2 / 7, 1 / 7], abs=1e-6)
+    assert [r[3] for r in rows] == pytest.approx([1 / 4, 1 / 4, 2 / 4], abs=1e-6)
+    # read back: normalised to a maximum of 1, raised to the weight; no row, no evidence
+    lik = speed_likelihood(rows, 0.5)
+    np.testing.assert_allclose(lik, [(1 / 6) / (4 / 7), 0.4375, 1.0], rtol=1e-5)
+    lik = speed_likelihood(rows, 2.0, 0.5)
+    np.testing.assert_allclose(lik, np.sqrt([1.0, 3 / 8, 3 / 7]), rtol=1e-5)
+    assert speed_likelihood(rows, 200.0) is None
+    with pytest.raises(ValueError, match="speeds and truths"):
+        calibrate_speed_model([1.0], ["person", "animal"])
+    with pytest.raises(ValueError, match="speed_class_model"):
+        overlapping = ((0.0, 1.0, 0.5, 0.5, 0.5), (0.5, 2.0, 0.5, 0.5, 0.5))
+        TrackerConfig(speed_class_model=overlapping).check()
+
+
+#: A toy speed table: people walk on at 0.8 m/s and more, animals amble below it.
+_AMBLE = ((0.0, 0.15, 0.1, 0.1, 0.2), (0.15, 0.8, 0.05, 0.1, 0.6), (0.8, 6.0, 0.85, 0.1, 0.2))
+
+
+def _class_at_pace(speed_mps: float, speed_model: tuple) -> dict[str, float]:
+    """A body walking north at ``speed_mps`` for 4 minutes, 800 m from the camera, guessed
+    a person half the time at a confidence (0.22) the sector's camera table reads as weak
+    evidence (as a tower guesses a cow far out): its track's class probabilities."""
+    rng = np.random.default_rng(12)
+    config = TrackerConfig.for_sector(speed_class_model=speed_model)
+    fusion = FusionTracker(FRAME, config)
+    msgs = []
+    for t, x, y in walk(rng, (0.0, 0.0), (0.0, speed_mps), 240, rate_hz=2.0):
+        guess = ("person", 0.22) if rng.random() < 0.5 else ("unknown", 0.0)
+        msgs.append(camera_detection("c1", t, x, y, *guess))
+    fusion.ingest_many(msgs)
+    (track,) = [m for m in fusion.track_messages() if m.state != "ended"]
+    return track.class_probs
+
+
+def test_a_slow_ambler_is_read_as_an_animal_by_its_pace_and_a_walker_is_not() -> None:
+    # Guesses alone say person; the pace of a grazing animal says otherwise, over minutes.
+    assert _class_at_pace(0.5, ())["person"] > 0.8
+    amble = _class_at_pace(0.5, _AMBLE)
+    assert amble["animal"] > 0.8, amble
+    walker = _class_at_pace(1.3, _AMBLE)
+    assert walker["person"] > 0.9, walker
 
 
 def test_fusion_out_of_sequence_equals_in_order() -> None:

@@ -19,6 +19,9 @@ CLASSES: tuple[str, str, str] = ("person", "vehicle", "animal")
 #: range from, range to (metres, exclusive), and the probability of that guess in that
 #: confidence band at that range under person, vehicle, animal.
 ClassRow = tuple[str, float, float, float, float, float, float, float]
+#: One row of a track-speed class table: speed from, speed to (m/s, exclusive), and the
+#: probability of a track's speed in that band under person, vehicle, animal.
+SpeedRow = tuple[float, float, float, float, float]
 
 
 #: Tower-camera confusion table calibrated on the simulator's towers by night and by day
@@ -66,6 +69,13 @@ SIM_TOWER_CLASS_MODEL: tuple[ClassRow, ...] = (
     ('vehicle', 0.65, 1.01, 2250.0, 1000000.0, 0.268103, 0.76774, 0.249251),
     ('animal', 0.165, 0.19, 2250.0, 1000000.0, 0.458491, 0.213745, 0.568646),
 )  # fmt: skip
+
+
+#: Track-speed class table calibrated on the simulator's towers with the camera table above
+#: (same runs; ``--calibrate`` prints both): speeds of confirmed tracks whose velocity is
+#: known to ``speed_sigma_max_mps``, once a second, labelled with the class of the body
+#: they follow. People walk on at 0.8-1.8 m/s; cattle amble and stand.
+SIM_TRACK_SPEED_MODEL: tuple[SpeedRow, ...] = ()
 
 
 class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -156,6 +166,21 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     camera_class_weight
         Exponent on each tower-camera class likelihood (0-1): successive frames of one blob
         are far from independent evidence.
+    speed_class_model
+        Rows ``(speed_from, speed_to, P(person), P(vehicle), P(animal))``: how likely a
+        track's speed in ``[from, to)`` m/s is under each true class (calibrated with
+        :func:`tracks.fusion.calibrate_speed_model` against tracks labelled with the class
+        they follow). Each camera or aircraft update of a track whose velocity standard
+        deviation is at most ``speed_sigma_max_mps`` adds its row's likelihood, raised to
+        ``speed_class_weight``, to the track's class evidence: how a body moves over minutes
+        tells a grazing cow from a walking group where a blob two pixels tall cannot. Empty:
+        no speed evidence.
+    speed_class_weight
+        Exponent on each update's speed likelihood (0-1): a filtered velocity changes
+        slowly, so successive updates are far from independent evidence.
+    speed_sigma_max_mps
+        Speed evidence is taken only from tracks whose velocity standard deviation (the
+        root mean of the two axes' variances) is at most this, m/s.
     walk_max_mps, vehicle_min_mps
         Track speeds, m/s: a track whose speed is well known (velocity sigma under 1 m/s)
         and at most ``walk_max_mps`` is unlikely a vehicle on the move, and one at
@@ -193,6 +218,9 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     group_radius_m: Annotated[float, Meta(ge=0.0, le=1000.0)] = 15.0
     camera_class_model: tuple[ClassRow, ...] = ()
     camera_class_weight: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.5
+    speed_class_model: tuple[SpeedRow, ...] = ()
+    speed_class_weight: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.3
+    speed_sigma_max_mps: Annotated[float, Meta(gt=0.0, le=100.0)] = 1.0
     walk_max_mps: Annotated[float, Meta(gt=0.0, le=100.0)] = 3.0
     vehicle_min_mps: Annotated[float, Meta(gt=0.0, le=100.0)] = 6.0
 
@@ -206,7 +234,8 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         minutes, and given back for 30: groups rest for up to 15 minutes and walk out of
         the towers' views north of the line for as long (on a simulated day, three groups
         found again 937-1129 s after their last detection took new ids under a 15-minute
-        limit). Tower class guesses are read through :data:`SIM_TOWER_CLASS_MODEL`.
+        limit). Tower class guesses are read through :data:`SIM_TOWER_CLASS_MODEL` and
+        track speeds through :data:`SIM_TRACK_SPEED_MODEL`.
         Class evidence fades over 10 minutes and at most 30 guesses' worth of it counts
         (frames of one body are far from independent); before any guess a new track is an
         animal three times out of five: most of what the simulated towers see at night is
@@ -220,6 +249,7 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             "reacquire_s": 1800.0,
             "tentative_max_gap_s": 5.0,
             "camera_class_model": SIM_TOWER_CLASS_MODEL,
+            "speed_class_model": SIM_TRACK_SPEED_MODEL,
             "class_prior": (0.2, 0.2, 0.6),
             "class_memory_s": 600.0,
             "class_max_evidence": 30.0,
@@ -256,5 +286,19 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
                     "confidence_from < confidence_to, range_from < range_to, three "
                     "probabilities in [0, 1], not all 0) "
                     f"with guess one of {(*CLASSES, 'unknown')}"
+                )
+        for i, row in enumerate(checked.speed_class_model):
+            lo, hi, *probs = row
+            overlaps = i > 0 and lo < checked.speed_class_model[i - 1][1]
+            if (
+                not 0.0 <= lo < hi
+                or overlaps
+                or not all(0.0 <= p <= 1.0 for p in probs)
+                or not any(p > 0.0 for p in probs)
+            ):
+                raise ValueError(
+                    f"tracker config: speed_class_model[{i}] = {row!r}; expected (speed_from "
+                    "< speed_to in m/s, in increasing order without overlap, three "
+                    "probabilities in [0, 1], not all 0)"
                 )
         return self

@@ -20,7 +20,7 @@ configured lag (:mod:`tracks.oosm`). Publishing is the pipeline's job: this modu
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 
 from geo.frames import LocalFrame
 from ingest.schema import CameraDetection, SensorEvent, Telemetry, Track
-from tracks.config import CLASSES, ClassRow, TrackerConfig
+from tracks.config import CLASSES, ClassRow, SpeedRow, TrackerConfig
 from tracks.oosm import TimeOrderedReplay
 from tracks.tracker import (
     COASTING,
@@ -86,6 +86,10 @@ _SLOW = np.array([1.0, 0.1, 1.0])
 _FAST = np.array([0.05, 1.0, 0.05])
 #: Chi-square (2 dof) 99 % point: detections closer than this (Mahalanobis) may be one group.
 _GROUP_GATE = 9.2103
+#: Speed bands of a calibrated track-speed table, m/s.
+SPEED_EDGES_MPS: tuple[float, ...] = (
+    0.0, 0.15, 0.3, 0.5, 0.7, 0.9, 1.1, 1.4, 1.8, 2.5, 4.0, 6.0, 1000.0,
+)  # fmt: skip
 
 
 def class_likelihood(class_guess: str, confidence: float) -> NDArray[np.float64]:
@@ -127,6 +131,51 @@ def table_likelihood(
         lik = class_likelihood(class_guess, confidence)
     lik = lik / lik.max()
     return lik**weight if weight != 1.0 else lik
+
+
+def speed_likelihood(
+    rows: Sequence[SpeedRow], speed_mps: float, weight: float = 1.0
+) -> NDArray[np.float64] | None:
+    """Likelihood of a track's speed (m/s) under person, vehicle, animal from a speed table
+    (see ``speed_class_model``), normalised to a maximum of 1 and raised to ``weight``;
+    ``None`` when no row covers the speed."""
+    for lo, hi, *probs in rows:
+        if lo <= speed_mps < hi:
+            lik = np.maximum(np.asarray(probs, dtype=np.float64), 1e-6)
+            return (lik / lik.max()) ** weight
+    return None
+
+
+def calibrate_speed_model(
+    speeds_mps: Iterable[float],
+    truths: Iterable[str],
+    edges: tuple[float, ...] = SPEED_EDGES_MPS,
+) -> tuple[SpeedRow, ...]:
+    """A track-speed class table from track speeds (m/s) labelled with the true class of
+    the body each track followed (other labels are left out).
+
+    Returns one row per band of ``edges``: ``(from, to, P(band | person), P(band |
+    vehicle), P(band | animal))``, each class's counts with one added per band, so that no
+    band rules a class out.
+    """
+    v = np.asarray(list(speeds_mps), dtype=np.float64)
+    t = np.asarray(list(truths), dtype=object)
+    if v.shape != t.shape:
+        raise ValueError(
+            f"speeds and truths have lengths {v.size} and {t.size}; expected one of each"
+        )
+    keep = np.isin(t, CLASSES) & np.isfinite(v)
+    v, t = v[keep], t[keep]
+    nb = len(edges) - 1
+    band = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, nb - 1)
+    probs = []
+    for k in CLASSES:
+        counts = np.bincount(band[t == k], minlength=nb) + 1.0
+        probs.append(counts / counts.sum())
+    return tuple(
+        (float(edges[b]), float(edges[b + 1]), *(round(float(p[b]), 6) for p in probs))
+        for b in range(nb)
+    )
 
 
 def calibrate_class_model(
@@ -462,6 +511,8 @@ class FusionTracker:
         for track_id in tr.last_det_track_id:
             if track_id >= 0:
                 self._sensors.setdefault(int(track_id), set()).add(batch.source)
+        if not batch.ugs and self.config.speed_class_model:
+            self._speed_evidence(t)
         if self.config.group_radius_m > 0.0:
             self._merge_duplicates(tr.last_det_track_id)
         if stitching:
@@ -471,6 +522,24 @@ class FusionTracker:
         live = set(tr._id[: tr.n].tolist())
         for track_id in [k for k in self._sensors if k not in live]:
             del self._sensors[track_id]
+
+    def _speed_evidence(self, t: float) -> None:
+        """Add the speed likelihood (``speed_class_model``) of each settled track the batch
+        just applied updated, when its velocity is known well enough."""
+        tr = self.tracker
+        c = self.config
+        hit = tr.last_det_track_id[tr.last_det_track_id >= 0]
+        if hit.size == 0:
+            return
+        n = tr.n
+        for i in np.flatnonzero(np.isin(tr._id[:n], hit) & (tr._status[:n] != TENTATIVE)):
+            Pv = tr._P[i, 2:, 2:]
+            if 0.5 * (Pv[0, 0] + Pv[1, 1]) > c.speed_sigma_max_mps**2:
+                continue
+            speed = math.hypot(float(tr._x[i, 2]), float(tr._x[i, 3]))
+            lik = speed_likelihood(c.speed_class_model, speed, c.speed_class_weight)
+            if lik is not None:
+                tr.add_class_evidence(int(i), lik, t)
 
     def _stitch(self, t: float, tentative: NDArray[np.int64]) -> None:
         """Give tracks confirmed by this batch the id of a lost track they continue."""

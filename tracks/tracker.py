@@ -219,6 +219,17 @@ class Tracker:
             )
         return found
 
+    def add_class_evidence(self, i: int, likelihood: NDArray[np.float64], t: float) -> None:
+        """Add one class likelihood (person, vehicle, animal) at time ``t`` (s) to track slot
+        ``i``'s evidence, as a detection's class guess is added (see
+        :func:`tracks.kernels.add_class_evidence`), and recompute its class probabilities."""
+        c = self.config
+        lik = np.ascontiguousarray(likelihood, dtype=np.float64)
+        kern.add_class_evidence(self._cev, i, lik, float(t), c.class_memory_s)
+        kern.class_from_evidence(
+            self._class, self._cev, i, c.class_floor, c.class_max_evidence, self._log_prior
+        )
+
     def absorb_class(self, i: int, evidence: NDArray[np.float64]) -> None:
         """Add another track's class evidence row (a stitched or merged duplicate of track
         slot ``i``) to slot ``i``'s, both faded to the later of their times."""
