@@ -347,6 +347,35 @@ def test_a_walker_lost_for_ten_minutes_gets_his_id_back_after_it_ended() -> None
     assert after != before
 
 
+def _ids_after_a_turned_velocity(config: TrackerConfig) -> tuple[set[str], set[str]]:
+    """A walker heading north at 1.2 m/s, seen for 200 s; in his last 6 s his detections
+    slide east at 3 m/s (members of a group seen in turn), turning his filter's velocity,
+    before he is lost for 600 s and found again north along his real way: the confirmed
+    ids near him before the gap and after it."""
+    rng = np.random.default_rng(10)
+    fusion = FusionTracker(FRAME, config)
+    ids: tuple[set[str], set[str]] = (set(), set())
+    for k in range(900):
+        fusion.ingest(camera_detection("c2", k, 5000.0, 5000.0 + 1.2 * k))  # keeps the clock
+        body = (3.0 * max(k - 194, 0) * (k < 200), 1.2 * k)
+        if k < 200 or k >= 800:
+            e = rng.normal(0.0, 4.0, 2)
+            fusion.ingest(camera_detection("c1", k, body[0] + e[0], body[1] + e[1]))
+        fusion.flush()
+        for m in fusion.track_messages():
+            x, y = FRAME.to_local([m.lat], [m.lon])
+            near = np.hypot(x[0] - body[0], y[0] - body[1]) < 50.0
+            if near and (k < 200 or k >= 820) and m.state in ("confirmed", "coasting"):
+                ids[k >= 800].add(m.track_id)
+    return ids
+
+
+def test_a_lost_track_is_looked_for_along_its_mean_velocity_too() -> None:
+    config = TrackerConfig.for_sector()
+    before, after = _ids_after_a_turned_velocity(config)
+    assert len(before) == 1 and after == before
+
+
 def _class_after_gap(gap_s: float) -> tuple[str, dict[str, float]]:
     """A walker guessed a person before a gap of ``gap_s`` and not guessed at all after it:
     his track's id and class probabilities at the end."""

@@ -105,7 +105,8 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         A confirmed track deleted after coasting is kept aside until ``stitch_s`` seconds
         after its last detection: a new track confirmed near the lost one's way (the path
         from where it was lost to where 1.2 times its velocity takes it in the gap, as it
-        may have stopped; off that path by three standard deviations of both positions,
+        may have stopped, by the filter's last velocity or by its mean velocity over its
+        last five minutes; off that path by three standard deviations of both positions,
         ``group_radius_m`` and ``stitch_speed_mps`` times the gap of sideways wander; of
         several, the one whose way gives the new track the highest density, spread along
         the way and normal across it), started after the lost one's last hit, takes

@@ -63,6 +63,13 @@ class _Lost:
     n_updates: int
     sensors: set[str]
     expired: bool = False
+    #: Its mean velocity over its last minutes (m/s), from its trail; None when too short.
+    v_trail: NDArray[np.float64] | None = None
+
+
+#: What the out-of-sequence replay keeps and restores: tracker, sensors, merges, lost
+#: tracks, stitched count, trails.
+_State = tuple[TrackerSnapshot, dict, list, dict, int, dict]
 
 
 @dataclass
@@ -86,6 +93,9 @@ _SLOW = np.array([1.0, 0.1, 1.0])
 _FAST = np.array([0.05, 1.0, 0.05])
 #: Chi-square (2 dof) 99 % point: detections closer than this (Mahalanobis) may be one group.
 _GROUP_GATE = 9.2103
+#: A track's trail (for the mean velocity of a lost track): a position every this many
+#: seconds at most, kept this long, and spanning at least this long to be used.
+_TRAIL_STEP_S, _TRAIL_S, _TRAIL_MIN_S = 30.0, 300.0, 60.0
 #: Speed bands of a calibrated track-speed table, m/s.
 SPEED_EDGES_MPS: tuple[float, ...] = (
     0.0, 0.15, 0.3, 0.5, 0.7, 0.9, 1.1, 1.4, 1.8, 2.5, 4.0, 6.0, 1000.0,
@@ -361,12 +371,12 @@ class FusionTracker:
         self.coverage = dict(coverage or {})
         self.id_prefix = id_prefix
         self._sensors: dict[int, set[str]] = {}
+        #: Track id to its recent positions ``(t, x, y)``, one per ``_TRAIL_STEP_S`` at most.
+        self._trail: dict[int, tuple[tuple[float, float, float], ...]] = {}
         self._footprint_span: dict[str, float] = {}
         self._pending: dict[tuple[str, float], _Batch] = {}
-        self._replay: TimeOrderedReplay[_Batch, tuple[TrackerSnapshot, dict, list]] = (
-            TimeOrderedReplay(
-                self._apply, self._snapshot, self._restore, self.config.out_of_sequence_lag_s
-            )
+        self._replay: TimeOrderedReplay[_Batch, _State] = TimeOrderedReplay(
+            self._apply, self._snapshot, self._restore, self.config.out_of_sequence_lag_s
         )
         self._last_live: dict[int, Track] = {}
         self._ended: list[Track] = []
@@ -506,11 +516,13 @@ class FusionTracker:
                 k = int(ids[j])
                 self._lost[k] = _Lost(
                     k, float(t_est[j]), float(t_hit[j]), x[j], P[j], cev[j], int(nu[j]),
-                    self._sensors.get(k, set()),
+                    self._sensors.get(k, set()), v_trail=self._trail_velocity(k),
                 )  # fmt: skip
         for track_id in tr.last_det_track_id:
             if track_id >= 0:
                 self._sensors.setdefault(int(track_id), set()).add(batch.source)
+        if not batch.ugs:
+            self._extend_trails(t)
         if not batch.ugs and self.config.speed_class_model:
             self._speed_evidence(t)
         if self.config.group_radius_m > 0.0:
@@ -522,6 +534,33 @@ class FusionTracker:
         live = set(tr._id[: tr.n].tolist())
         for track_id in [k for k in self._sensors if k not in live]:
             del self._sensors[track_id]
+        for track_id in [k for k in self._trail if k not in live]:
+            del self._trail[track_id]
+
+    def _extend_trails(self, t: float) -> None:
+        """Note where each track the batch just applied updated is, once a ``_TRAIL_STEP_S``
+        at most, keeping ``_TRAIL_S`` of them (ground sensors' updates are left out: they
+        say where the sensor is)."""
+        tr = self.tracker
+        hit = tr.last_det_track_id[tr.last_det_track_id >= 0]
+        if hit.size == 0:
+            return
+        n = tr.n
+        for i in np.flatnonzero(np.isin(tr._id[:n], hit)):
+            k = int(tr._id[i])
+            trail = self._trail.get(k, ())
+            if trail and t - trail[-1][0] < _TRAIL_STEP_S:
+                continue
+            kept = tuple(p for p in trail if t - p[0] <= _TRAIL_S)
+            self._trail[k] = (*kept, (t, float(tr._x[i, 0]), float(tr._x[i, 1])))
+
+    def _trail_velocity(self, track_id: int) -> NDArray[np.float64] | None:
+        """A track's mean velocity over its trail (m/s), or None when it spans too little."""
+        trail = self._trail.get(track_id, ())
+        if len(trail) < 2 or trail[-1][0] - trail[0][0] < _TRAIL_MIN_S:
+            return None
+        (t0, x0, y0), (t1, x1, y1) = trail[0], trail[-1]
+        return np.array([(x1 - x0) / (t1 - t0), (y1 - y0) / (t1 - t0)])
 
     def _speed_evidence(self, t: float) -> None:
         """Add the speed likelihood (``speed_class_model``) of each settled track the batch
@@ -567,20 +606,27 @@ class FusionTracker:
                 # off that path by both positions' uncertainty and a slow sideways wander
                 dt = max(t - lost.t, 0.0)
                 p0 = lost.x[:2]
-                step = 1.2 * lost.x[2:] * dt
                 q = tr._x[i, :2] - p0
-                f = min(max(float(q @ step) / max(float(step @ step), 1e-9), 0.0), 1.0)
-                d = math.hypot(*(q - f * step))
                 sig_lost = math.sqrt(0.5 * float(np.trace(lost.P[:2, :2])))
                 allowed = 3.0 * (sig_lost + sig_new) + c.group_radius_m + c.stitch_speed_mps * dt
-                if d > allowed:
-                    continue
-                # of the lost tracks whose way passes near, the one under which the new
-                # track is likeliest: a density spread along the path and, as a normal of
-                # a third of the allowance, across it (a short, narrow way that fits beats
-                # a long-lost track's wide one)
                 w = allowed / 3.0
-                cost = math.log(math.hypot(*step) + 2.5 * w) + math.log(w) + 0.5 * (d / w) ** 2
+                # its way by the filter's last velocity, and by its mean velocity over its
+                # last minutes: a velocity a few noisy updates turned (a group's members
+                # seen in turn, a ground sensor's reports) does not say where it went
+                ways = [lost.x[2:]] if lost.v_trail is None else [lost.x[2:], lost.v_trail]
+                cost = math.inf
+                for v in ways:
+                    step = 1.2 * v * dt
+                    f = min(max(float(q @ step) / max(float(step @ step), 1e-9), 0.0), 1.0)
+                    d = math.hypot(*(q - f * step))
+                    if d > allowed:
+                        continue
+                    # of the lost tracks whose way passes near, the one under which the new
+                    # track is likeliest: a density spread along the path and, as a normal
+                    # of a third of the allowance, across it (a short, narrow way that fits
+                    # beats a long-lost track's wide one)
+                    way = math.log(math.hypot(*step) + 2.5 * w) + math.log(w) + 0.5 * (d / w) ** 2
+                    cost = min(cost, way)
                 if cost < best_cost:
                     best, best_cost = lost, cost
             if best is None:
@@ -591,6 +637,7 @@ class FusionTracker:
                 tr.absorb_class(i, best.class_evidence)
             tr._n_updates[i] += best.n_updates
             self._sensors[best.track_id] = best.sensors | self._sensors.pop(new_id, set())
+            self._trail[best.track_id] = self._trail.pop(new_id, ())
             del self._lost[best.track_id]
             self.stitched += 1
 
@@ -649,22 +696,24 @@ class FusionTracker:
         self._merges = []
         return out
 
-    def _snapshot(self) -> tuple[TrackerSnapshot, dict, list, dict, int]:
+    def _snapshot(self) -> _State:
         return (
             self.tracker.snapshot(),
             {k: set(v) for k, v in self._sensors.items()},
             list(self._merges),
             dict(self._lost),
             self.stitched,
+            dict(self._trail),
         )
 
-    def _restore(self, state: tuple[TrackerSnapshot, dict, list, dict, int]) -> None:
-        snap, sensors, merges, lost, stitched = state
+    def _restore(self, state: _State) -> None:
+        snap, sensors, merges, lost, stitched, trail = state
         self.tracker.restore(snap)
         self._sensors = {k: set(v) for k, v in sensors.items()}
         self._merges = list(merges)
         self._lost = dict(lost)
         self.stitched = stitched
+        self._trail = dict(trail)
 
     # -- output -------------------------------------------------------------------------------
 
