@@ -379,7 +379,9 @@ def test_a_lost_track_is_looked_for_along_its_mean_velocity_too() -> None:
 def _class_after_gap(gap_s: float) -> tuple[str, dict[str, float]]:
     """A walker guessed a person before a gap of ``gap_s`` and not guessed at all after it:
     his track's id and class probabilities at the end."""
-    _, msgs = _run_with_gap(TrackerConfig.for_sector(), gap_s, ("person", 0.9), ("unknown", 0.0))
+    # no speed evidence: the track's own pace would read him as a person whatever it took
+    config = TrackerConfig.for_sector(speed_class_model=())
+    _, msgs = _run_with_gap(config, gap_s, ("person", 0.9), ("unknown", 0.0))
     last = [m for m in msgs if m.state != "ended" and m.lat < 31.36][-1]
     return last.track_id, last.class_probs
 
