@@ -121,13 +121,30 @@ def calibrate(
     return calibrate_class_model(g, c, r, t), calibrate_speed_model(v, k)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """Print the table (or the calibrated class table); return the figures."""
+def sim_settings(args: argparse.Namespace):
+    """The demo's simulator settings changed by the command line's ``--start`` (UTC, ISO
+    8601), ``--rate-scale``, ``--fps``, ``--animals-per-km`` and ``--towers``."""
     import msgspec
 
     from vigil.cli import _parse_time
+    from vigil.demo import DEMO_START_UTC, demo_settings
+
+    start = DEMO_START_UTC if args.start is None else _parse_time(args.start)
+    sim = demo_settings(start_time=start, crossing_rate_scale=args.rate_scale, fps=args.fps)
+    changes: dict = {}
+    if args.animals_per_km is not None:
+        changes["animals_per_km"] = args.animals_per_km
+    if args.towers:
+        changes["towers"] = tuple(args.towers)
+    return msgspec.structs.replace(sim, **changes)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Print the table (or the calibrated class table); return the figures."""
+
+    from vigil.cli import _parse_time
     from vigil.config import load_default
-    from vigil.demo import DEMO_START_UTC, demo_settings, run_demo
+    from vigil.demo import run_demo
 
     p = argparse.ArgumentParser(prog="bench_demo")
     p.add_argument("--hours", type=float, default=0.1)
@@ -149,14 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     args = p.parse_args(argv)
 
-    start = DEMO_START_UTC if args.start is None else _parse_time(args.start)
-    sim = demo_settings(start_time=start, crossing_rate_scale=args.rate_scale, fps=args.fps)
-    changes: dict = {}
-    if args.animals_per_km is not None:
-        changes["animals_per_km"] = args.animals_per_km
-    if args.towers:
-        changes["towers"] = tuple(args.towers)
-    sim = msgspec.structs.replace(sim, **changes)
+    sim = sim_settings(args)
     deployment = load_default()
     if args.calibrate:
         starts = [_parse_time(t) for t in args.calibrate_starts]

@@ -583,17 +583,9 @@ def _sim_options(p: argparse.ArgumentParser) -> None:
 
 
 def _sim_from(args: argparse.Namespace) -> SimSettings:
-    from vigil.cli import _parse_time
-    from vigil.demo import DEMO_START_UTC, demo_settings
+    from benchmarks.bench_demo import sim_settings
 
-    start = DEMO_START_UTC if args.start is None else _parse_time(args.start)
-    sim = demo_settings(start_time=start, crossing_rate_scale=args.rate_scale, fps=args.fps)
-    changes: dict = {}
-    if args.animals_per_km is not None:
-        changes["animals_per_km"] = args.animals_per_km
-    if args.towers:
-        changes["towers"] = tuple(args.towers)
-    return msgspec.structs.replace(sim, **changes)
+    return sim_settings(args)
 
 
 def main(argv: list[str] | None = None) -> dict:

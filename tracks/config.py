@@ -296,8 +296,7 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
                 guess not in (*CLASSES, "unknown")
                 or not 0.0 <= lo < hi
                 or not 0.0 <= r_lo < r_hi
-                or not all(0.0 <= p <= 1.0 for p in probs)
-                or not any(p > 0.0 for p in probs)
+                or not _probabilities(probs)
             ):
                 raise ValueError(
                     f"tracker config: camera_class_model[{i}] = {row!r}; expected (guess, "
@@ -308,15 +307,15 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         for i, row in enumerate(checked.speed_class_model):
             lo, hi, *probs = row
             overlaps = i > 0 and lo < checked.speed_class_model[i - 1][1]
-            if (
-                not 0.0 <= lo < hi
-                or overlaps
-                or not all(0.0 <= p <= 1.0 for p in probs)
-                or not any(p > 0.0 for p in probs)
-            ):
+            if not 0.0 <= lo < hi or overlaps or not _probabilities(probs):
                 raise ValueError(
                     f"tracker config: speed_class_model[{i}] = {row!r}; expected (speed_from "
                     "< speed_to in m/s, in increasing order without overlap, three "
                     "probabilities in [0, 1], not all 0)"
                 )
         return self
+
+
+def _probabilities(probs: list[float]) -> bool:
+    """Whether a table row's class probabilities are each in [0, 1] and not all 0."""
+    return all(0.0 <= p <= 1.0 for p in probs) and any(p > 0.0 for p in probs)
