@@ -189,6 +189,7 @@ def record(
         raise FileNotFoundError(f"no folder {out.parent} to write the recording {out.name} in")
     site = _plain_site(site if site is not None else load_default().site)
     duration = hours * 3600.0
+    code = _code_version()  # the code the run loads now, not what the checkout holds later
     pipe = Pipeline(site, sim, seed)
     stream: list[tuple[float, InputMessage]] = []
     alerts: list[Alert] = []
@@ -215,7 +216,7 @@ def record(
         format=FORMAT,
         version=FORMAT_VERSION,
         made_utc=datetime.now(UTC).isoformat(timespec="seconds"),
-        code=_code_version(),
+        code=code,
         seed=int(seed),
         duration_s=duration,
         sim=sim,
