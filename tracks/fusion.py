@@ -7,11 +7,13 @@ local frame, and all of them update the same tracks:
   (``floor + range * angular error``) when the detection stage sent a degenerate one;
 - ground-sensor events: the sensor's position with its detection radius as uncertainty
   (a uniform disc of radius ``r`` has ``sigma = r / 2`` per axis); they start tentative
-  tracks and corroborate others;
+  tracks and corroborate others, moving a track's position but not its velocity (they say
+  a target is near, not where);
 - aircraft camera detections: the detection's covariance inflated by a fraction of the
   camera footprint's span (pointing and altitude error), taken from the latest telemetry.
 
-Every report's class guess updates the track's person/vehicle/animal probabilities.
+Every report's class guess updates the track's person/vehicle/animal probabilities, and so
+does a settled track's speed (``speed_class_model``) at each camera or aircraft update.
 Batches (one per source and time) are applied in time order, late ones replayed within the
 configured lag (:mod:`tracks.oosm`). Publishing is the pipeline's job: this module returns the
 ``Track`` messages and never touches the bus.
