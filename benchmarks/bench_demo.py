@@ -121,6 +121,17 @@ def calibrate(
     return calibrate_class_model(g, c, r, t), calibrate_speed_model(v, k)
 
 
+def add_sim_options(p: argparse.ArgumentParser) -> None:
+    """The run's options: duration, seed and what :func:`sim_settings` reads."""
+    p.add_argument("--hours", type=float, default=0.1, help="simulated hours (default 0.1)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--start", help="UTC start, ISO 8601 (default: the demo's 02:00 local)")
+    p.add_argument("--rate-scale", type=float, default=20.0, help="crossing rate factor")
+    p.add_argument("--fps", type=float, default=2.0, help="tower frames per second")
+    p.add_argument("--animals-per-km", type=float, default=None)
+    p.add_argument("--towers", nargs="*", default=None, help="simulate only these towers")
+
+
 def sim_settings(args: argparse.Namespace):
     """The demo's simulator settings changed by the command line's ``--start`` (UTC, ISO
     8601), ``--rate-scale``, ``--fps``, ``--animals-per-km`` and ``--towers``."""
@@ -147,13 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
     from vigil.demo import run_demo
 
     p = argparse.ArgumentParser(prog="bench_demo")
-    p.add_argument("--hours", type=float, default=0.1)
-    p.add_argument("--rate-scale", type=float, default=20.0)
-    p.add_argument("--fps", type=float, default=2.0)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--start", help="UTC start, ISO 8601 (default: the demo's 02:00 local)")
-    p.add_argument("--animals-per-km", type=float, default=None)
-    p.add_argument("--towers", nargs="*", default=None, help="simulate only these towers")
+    add_sim_options(p)
     p.add_argument("--out", help="keep the outputs here (default: a temporary folder)")
     p.add_argument("--calibrate", action="store_true", help="print the class tables")
     p.add_argument("--seeds", type=int, nargs="*", default=[7, 11], help="for --calibrate")

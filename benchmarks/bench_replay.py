@@ -573,32 +573,18 @@ def _json_object(text: str) -> dict:
     return value
 
 
-def _sim_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--hours", type=float, default=0.1, help="simulated hours (default 0.1)")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--start", help="UTC start, ISO 8601 (default: the demo's 02:00 local)")
-    p.add_argument("--rate-scale", type=float, default=20.0, help="crossing rate factor")
-    p.add_argument("--fps", type=float, default=2.0, help="tower frames per second")
-    p.add_argument("--animals-per-km", type=float, default=None)
-    p.add_argument("--towers", nargs="*", default=None, help="simulate only these towers")
-
-
-def _sim_from(args: argparse.Namespace) -> SimSettings:
-    from benchmarks.bench_demo import sim_settings
-
-    return sim_settings(args)
-
-
 def main(argv: list[str] | None = None) -> dict:
     """Record, replay, or (with no command, as ``python -m benchmarks`` runs it) record a
     short run and replay it unchanged; print the figures; return them."""
+    from benchmarks.bench_demo import add_sim_options, sim_settings
+
     p = argparse.ArgumentParser(prog="bench_replay", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command")
     rec_p = sub.add_parser("record", help="run the chain live and write a recording")
-    _sim_options(rec_p)
+    add_sim_options(rec_p)
     rec_p.add_argument("--out", required=True, help="the recording file to write")
     trip = sub.add_parser("roundtrip", help="record to a temporary file, replay it unchanged")
-    _sim_options(trip)
+    add_sim_options(trip)
     rep = sub.add_parser("replay", help="replay a recording through the sector's core")
     rep.add_argument("file", help="a recording made by `record`")
     rep.add_argument("--tracker", type=_json_object, default=None, help="TrackerConfig changes")
@@ -609,7 +595,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv or ["roundtrip"])
 
     if args.command == "record":
-        live = record(args.out, hours=args.hours, seed=args.seed, sim=_sim_from(args))
+        live = record(args.out, hours=args.hours, seed=args.seed, sim=sim_settings(args))
         for k in (*FIGURES, "wall_s"):
             print(f"{k:<{max(map(len, FIGURES))}}  {_shown(live[k])}")
         print(f"recorded {args.hours} h, seed {args.seed}, to {args.out}")
@@ -617,7 +603,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.command == "roundtrip":
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "run.vrec"
-            live = record(path, hours=args.hours, seed=args.seed, sim=_sim_from(args))
+            live = record(path, hours=args.hours, seed=args.seed, sim=sim_settings(args))
             rec = load(path)
             again = replay(rec)
         _show(live, again)
