@@ -524,9 +524,11 @@ class FusionTracker:
             if track_id >= 0:
                 self._sensors.setdefault(int(track_id), set()).add(batch.source)
         if not batch.ugs:
-            self._extend_trails(t)
-        if not batch.ugs and self.config.speed_class_model:
-            self._speed_evidence(t)
+            hit = tr.last_det_track_id[tr.last_det_track_id >= 0]
+            updated = np.flatnonzero(np.isin(tr._id[: tr.n], hit))
+            self._extend_trails(t, updated)
+            if self.config.speed_class_model:
+                self._speed_evidence(t, updated)
         if self.config.group_radius_m > 0.0:
             self._merge_duplicates(tr.last_det_track_id)
         if stitching:
@@ -539,16 +541,12 @@ class FusionTracker:
         for track_id in [k for k in self._trail if k not in live]:
             del self._trail[track_id]
 
-    def _extend_trails(self, t: float) -> None:
-        """Note where each track the batch just applied updated is, once a ``_TRAIL_STEP_S``
-        at most, keeping ``_TRAIL_S`` of them (ground sensors' updates are left out: they
-        say where the sensor is)."""
+    def _extend_trails(self, t: float, updated: NDArray[np.int64]) -> None:
+        """Note where each track in slots ``updated`` (those the batch just applied updated)
+        is, once a ``_TRAIL_STEP_S`` at most, keeping ``_TRAIL_S`` of them (ground sensors'
+        updates are left out: they say where the sensor is)."""
         tr = self.tracker
-        hit = tr.last_det_track_id[tr.last_det_track_id >= 0]
-        if hit.size == 0:
-            return
-        n = tr.n
-        for i in np.flatnonzero(np.isin(tr._id[:n], hit)):
+        for i in updated:
             k = int(tr._id[i])
             trail = self._trail.get(k, ())
             if trail and t - trail[-1][0] < _TRAIL_STEP_S:
@@ -564,16 +562,13 @@ class FusionTracker:
         (t0, x0, y0), (t1, x1, y1) = trail[0], trail[-1]
         return np.array([(x1 - x0) / (t1 - t0), (y1 - y0) / (t1 - t0)])
 
-    def _speed_evidence(self, t: float) -> None:
-        """Add the speed likelihood (``speed_class_model``) of each settled track the batch
-        just applied updated, when its velocity is known well enough."""
+    def _speed_evidence(self, t: float, updated: NDArray[np.int64]) -> None:
+        """Add the speed likelihood (``speed_class_model``) of each settled track in slots
+        ``updated`` (those the batch just applied updated), when its velocity is known well
+        enough."""
         tr = self.tracker
         c = self.config
-        hit = tr.last_det_track_id[tr.last_det_track_id >= 0]
-        if hit.size == 0:
-            return
-        n = tr.n
-        for i in np.flatnonzero(np.isin(tr._id[:n], hit) & (tr._status[:n] != TENTATIVE)):
+        for i in updated[tr._status[updated] != TENTATIVE]:
             Pv = tr._P[i, 2:, 2:]
             if 0.5 * (Pv[0, 0] + Pv[1, 1]) > c.speed_sigma_max_mps**2:
                 continue
