@@ -98,6 +98,9 @@ _GROUP_GATE = 9.2103
 #: A track's trail (for the mean velocity of a lost track): a position every this many
 #: seconds at most, kept this long, and spanning at least this long to be used.
 _TRAIL_STEP_S, _TRAIL_S, _TRAIL_MIN_S = 30.0, 300.0, 60.0
+#: Two tracks whose mean velocities over their trails differ by more than this (m/s) follow
+#: different bodies: they are not merged, however uncertain their filtered velocities.
+_MERGE_TRAIL_DV_MPS = 1.0
 #: Speed bands of a calibrated track-speed table, m/s.
 SPEED_EDGES_MPS: tuple[float, ...] = (
     0.0, 0.15, 0.3, 0.5, 0.7, 0.9, 1.1, 1.4, 1.8, 2.5, 4.0, 6.0, 1000.0,
@@ -643,9 +646,10 @@ class FusionTracker:
 
         Two confirmed tracks whose positions lie within the 99 % gate of ``P_i + P_j +
         group_radius^2 I`` and whose velocities agree within the gate of their velocity
-        covariances plus (0.5 m/s)^2 are one group seen as two: the one whose current run
-        began later is deleted (ties: the higher id), its class evidence and sensors go to
-        the other, and :meth:`take_merges` reports it.
+        covariances plus (0.5 m/s)^2, and whose mean velocities over their trails (when both
+        span ``_TRAIL_MIN_S``) differ by at most ``_MERGE_TRAIL_DV_MPS``, are one group seen
+        as two: the one whose current run began later is deleted (ties: the higher id), its
+        class evidence and sensors go to the other, and :meth:`take_merges` reports it.
         Only pairs with a track updated by the batch just applied are checked.
         """
         tr = self.tracker
@@ -671,10 +675,19 @@ class FusionTracker:
             V = P[others, 2:, 2:] + P[i, 2:, 2:] + np.eye(2) * 0.25
             d2p = np.einsum("ka,kab,kb->k", dp, np.linalg.inv(S), dp)
             d2v = np.einsum("ka,kab,kb->k", dv, np.linalg.inv(V), dv)
-            same = others[(d2p <= _GROUP_GATE) & (d2v <= _GROUP_GATE)]
-            if same.size == 0:
+            ok = (d2p <= _GROUP_GATE) & (d2v <= _GROUP_GATE)
+            # a filtered velocity's spread stays near 1 m/s on a track at 2 km, so the
+            # gate above lets a cow grazing south by a group walking north; their mean
+            # velocities over the last minutes tell them apart
+            vi = self._trail_velocity(int(ids[i]))
+            if vi is not None:
+                for k in np.flatnonzero(ok):
+                    vj = self._trail_velocity(int(ids[others[k]]))
+                    if vj is not None and math.hypot(*(vi - vj)) > _MERGE_TRAIL_DV_MPS:
+                        ok[k] = False
+            if not ok.any():
                 continue
-            j = int(same[np.argmin(d2p[(d2p <= _GROUP_GATE) & (d2v <= _GROUP_GATE)])])
+            j = int(others[ok][np.argmin(d2p[ok])])
             # the one that has followed the group longer without a break stays: a track
             # reborn under an old id (stitched) gives way to the group's current track
             keep, drop = (i, j) if (first[i], ids[i]) < (first[j], ids[j]) else (j, i)
