@@ -525,3 +525,30 @@ def test_a_group_seen_as_two_blobs_is_merged_between_them_not_beyond() -> None:
     W = np.linalg.inv(R)
     tri = np.linalg.solve(W.sum(axis=0), np.einsum("kab,kb->a", W, z))
     assert np.hypot(*(tri - np.asarray(a))) > 150.0
+
+
+def test_a_cow_grazing_south_past_a_group_walking_north_keeps_her_own_track() -> None:
+    # 40 m apart as they pass: well inside the merge's position gate, and 1.4 m/s apart,
+    # which the velocity gate's (0.5 m/s)^2 floor lets by; their mean velocities over the
+    # last minutes say they are two bodies
+    rng = np.random.default_rng(3)
+    fusion = FusionTracker(FRAME, TrackerConfig.for_sector())
+    merges: list[tuple[str, str]] = []
+    for k in range(600):
+        group = (0.0, -300.0 + 0.9 * k) + rng.normal(0, 4, 2)
+        cow = (40.0, 300.0 - 0.5 * (k + 0.5)) + rng.normal(0, 4, 2)
+        fusion.ingest(camera_detection("c1", k, *group, "person", 0.5))
+        fusion.ingest(camera_detection("c2", k + 0.5, *cow, "animal", 0.5))
+        fusion.flush()
+        merges += fusion.take_merges()
+    assert merges == []
+    ends = {"group": (0.0, -300.0 + 0.9 * 599), "cow": (40.0, 300.0 - 0.5 * 599.5)}
+    followed = {}
+    for m in fusion.track_messages():
+        if m.state != "ended":
+            x, y = FRAME.to_local([m.lat], [m.lon])
+            for who, (bx, by) in ends.items():
+                if np.hypot(x[0] - bx, y[0] - by) < 20.0:
+                    followed.setdefault(who, []).append(m.track_id)
+    assert len(followed["group"]) == len(followed["cow"]) == 1
+    assert followed["group"] != followed["cow"]
