@@ -65,8 +65,8 @@ def test_false_crossing_alerts(summary) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="measured: 0.33 switches per crossing group at seed 5 (2 over 6 groups): at 120x "
-    "the crossing rate a corridor carries a group every half minute (0 over 18 groups on a "
-    "replayed simulated day at real rates; 2 over 5 on a replayed 4 h evening, where two "
+    "the crossing rate a corridor carries a group every half minute (0 over 18 groups on the "
+    "live simulated day at real rates; 2 over 5 on a replayed 4 h evening, where two "
     "groups on one sight line 2.5 km out are one blob to a tower, BENCHMARKS.md)",
 )
 def test_id_switches_per_crossing_group(summary) -> None:
@@ -77,8 +77,8 @@ def test_id_switches_per_crossing_group(summary) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="measured: 0.87 at seed 5 (101 of 792 animal-seconds missed; 0.898 over a "
-    "replayed simulated day at real rates): beyond ~1.75 km a tower's guesses for animals "
+    reason="measured: 0.899 at seed 5 (80 of 792 animal-seconds missed; 0.905 over the "
+    "live simulated day at real rates): beyond ~1.75 km a tower's guesses for animals "
     "and people are nearly alike, and cattle walking at 0.7-1 m/s keep a person's pace",
 )
 def test_animals_classified_as_animals(summary) -> None:
