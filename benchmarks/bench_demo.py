@@ -212,13 +212,14 @@ def main(argv: list[str] | None = None) -> dict:
     for k, v in figures.items():
         shown = f"{v:.3f}" if isinstance(v, float) else json.dumps(v)
         print(f"{k:<{width}}  {shown}")
-    for name, value, ok, target in _verdicts(figures):
+    for name, value, ok, target in verdicts(figures):
         print(f"{name}: {value} ({'meets' if ok else 'MISSES'} {target})")
     return figures
 
 
-def _verdicts(f: dict) -> list[tuple[str, str, bool, str]]:
-    """The acceptance targets of issues 5 and 7 against one run's figures (a NaN misses)."""
+def verdicts(f: dict) -> list[tuple[str, str, bool, str]]:
+    """The acceptance targets of issues 5 and 7 against one run's figures (a NaN misses):
+    ``(what, value, met, target)`` rows."""
 
     def at_least(v, bound):
         return v is not None and v == v and v >= bound

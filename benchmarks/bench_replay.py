@@ -33,8 +33,11 @@ Usage::
     python -m benchmarks.bench_replay replay day_a.vrec \\
         --tracker '{"reacquire_s": 900}' --rules '{"min_person_probability": 0.5}' \\
         [--verbose] [--by-range]
+    python -m benchmarks.bench_replay score day_a.vrec day_b.vrec
 
-``--tracker`` and ``--rules`` take a JSON object of field changes (unknown fields and values
+``score`` pools the live figures of several recordings (the halves of a day) and prints the
+acceptance targets of issues 5 and 7 as met or missed; its exit status is 1 when one is
+missed. ``--tracker`` and ``--rules`` take a JSON object of field changes (unknown fields and values
 out of bounds are refused). ``--verbose`` lists every crossing alert (``ok`` or ``FALSE``),
 the unalerted crossings and, per northbound crossing group, each change of the track it is
 matched to. ``--by-range`` prints the animal track-seconds by 500 m range bin from the
@@ -421,6 +424,50 @@ def differences(live: dict, replayed: dict) -> list[str]:
     return [k for k in FIGURES if not same(live.get(k), replayed.get(k))]
 
 
+def pooled(recordings: list[Recording]) -> dict:
+    """The live figures of several recordings of one site (the halves of a day) as one run's.
+
+    Recall is alerted over inside coverage, switches are summed over the groups, animals
+    are weighted by animal track-seconds, false alerts per 10 km per day by duration, and
+    the crossing-alert p99 is the largest of the runs' (milliseconds). The keys are those
+    :func:`benchmarks.bench_demo.verdicts` reads, with ``hours`` and the sums behind them.
+    """
+    if not recordings:
+        raise ValueError("pooled: no recordings")
+    lives = [r.live for r in recordings]
+    hours = sum(r.duration_s for r in recordings) / 3600.0
+    inside = sum(v["inside_coverage"] for v in lives)
+    groups = sum(v["crossing_groups_tracked"] for v in lives)
+    switches = sum(v["id_switches"] for v in lives)
+    animal_s = sum(v["animal_track_seconds"] for v in lives)
+    shares = [
+        (v["animal_classified_as_animal"], v["animal_track_seconds"])
+        for v in lives
+        if v["animal_track_seconds"]
+    ]
+    p99s = [r.summary["latency_ms"]["crossing_p99"] for r in recordings]
+    p99s = [p for p in p99s if p is not None]
+    return {
+        "hours": hours,
+        "inside_coverage": inside,
+        "alerted": sum(v["alerted"] for v in lives),
+        "alert_recall": sum(v["alerted"] for v in lives) / inside if inside else math.nan,
+        "false_crossing_alerts": sum(v["false_crossing_alerts"] for v in lives),
+        "false_alerts_per_10km_day": sum(
+            r.live["false_alerts_per_10km_day"] * r.duration_s for r in recordings
+        )
+        / (hours * 3600.0),
+        "crossing_alert_latency_p99_ms": max(p99s) if p99s else None,
+        "id_switches": switches,
+        "crossing_groups_tracked": groups,
+        "id_switches_per_crossing_group": switches / groups if groups else math.nan,
+        "animal_track_seconds": animal_s,
+        "animal_classified_as_animal": (
+            sum(a * n for a, n in shares) / animal_s if animal_s else math.nan
+        ),
+    }
+
+
 # -- helpers --------------------------------------------------------------------------------
 
 
@@ -563,6 +610,26 @@ def _line(r: dict) -> str:
     )
 
 
+def _score(recordings: list[Recording], names: list[str]) -> dict:
+    """Print each recording's line, the pooled figures and the targets' verdicts; exit with
+    status 1 when a target is missed."""
+    from benchmarks.bench_demo import verdicts
+
+    for name, rec in zip(names, recordings, strict=True):
+        print(f"{name} ({rec.code}, seed {rec.seed}): {_line(rec.live)}")
+    f = pooled(recordings)
+    width = max(map(len, f))
+    for k, v in f.items():
+        print(f"{k:<{width}}  {_shown(v)}")
+    missed = 0
+    for what, value, ok, target in verdicts(f):
+        print(f"{what}: {value} ({'meets' if ok else 'MISSES'} {target})")
+        missed += not ok
+    if missed:
+        raise SystemExit(1)
+    return f
+
+
 def _json_object(text: str) -> dict:
     try:
         value = json.loads(text)
@@ -591,6 +658,12 @@ def main(argv: list[str] | None = None) -> dict:
     rep.add_argument("--rules", type=_json_object, default=None, help="AlertRules changes")
     rep.add_argument("--verbose", action="store_true", help="list alerts and group tracks")
     rep.add_argument("--by-range", action="store_true", help="animal seconds by range bin")
+    score = sub.add_parser(
+        "score",
+        help="pool recordings' live figures (a day's halves) and check the targets; "
+        "exit status 1 when one is missed",
+    )
+    score.add_argument("files", nargs="+", help="recordings made by `record`")
     argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv or ["roundtrip"])
 
@@ -614,6 +687,9 @@ def main(argv: list[str] | None = None) -> dict:
         if diff:
             raise RuntimeError(f"an unchanged replay differs from the live run in {diff}")
         return again
+
+    if args.command == "score":
+        return _score([load(f) for f in args.files], args.files)
 
     rec = load(args.file)
     started = datetime.fromtimestamp(rec.sim.start_time, UTC).isoformat(timespec="seconds")

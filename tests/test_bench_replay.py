@@ -23,8 +23,10 @@ from benchmarks.bench_replay import (
     differences,
     load,
     main,
+    pooled,
     record,
     replay,
+    save,
 )
 from hardware.sim import SimSettings
 from vigil.demo import DEMO_START_UTC
@@ -107,6 +109,50 @@ def test_changes_reach_the_core(recorded, capsys) -> None:
     assert out["true_northbound_person_crossings"] == live["true_northbound_person_crossings"]
     assert out["inside_coverage"] == live["inside_coverage"]
     assert "replay: recall 0/" in capsys.readouterr().out
+
+
+def test_score_pools_a_days_halves_and_fails_when_a_target_is_missed(
+    recorded, capsys, tmp_path
+) -> None:
+    path, live = recorded
+    rec = load(path)
+    # two halves made by hand: animals 1.0 over 100 s and 0.0 over 300 s, 1 switch over 2
+    # groups and 0 over 3, 1 of 1 alerted and 1 of 3, false rates 2.0 and 0.0 per 10 km
+    # per day over equal durations
+    figures = {"alerted": 1, "inside_coverage": 1, "id_switches": 1}
+    figures |= {"crossing_groups_tracked": 2, "animal_track_seconds": 100}
+    figures |= {"animal_classified_as_animal": 1.0, "false_crossing_alerts": 1}
+    a = msgspec.structs.replace(rec, live={**live, **figures, "false_alerts_per_10km_day": 2.0})
+    figures = {"alerted": 1, "inside_coverage": 3, "id_switches": 0}
+    figures |= {"crossing_groups_tracked": 3, "animal_track_seconds": 300}
+    figures |= {"animal_classified_as_animal": 0.0, "false_crossing_alerts": 0}
+    b = msgspec.structs.replace(rec, live={**live, **figures, "false_alerts_per_10km_day": 0.0})
+    f = pooled([a, b])
+    assert f["hours"] == pytest.approx(2 * MINUTES / 60.0)
+    assert (f["alerted"], f["inside_coverage"], f["alert_recall"]) == (2, 4, 0.5)
+    assert (f["id_switches"], f["crossing_groups_tracked"]) == (1, 5)
+    assert f["id_switches_per_crossing_group"] == pytest.approx(0.2)
+    assert f["animal_classified_as_animal"] == pytest.approx(0.25)
+    assert f["false_alerts_per_10km_day"] == pytest.approx(1.0)
+    p99 = rec.summary["latency_ms"]["crossing_p99"]
+    assert f["crossing_alert_latency_p99_ms"] == p99
+    # the command: these halves miss the recall, switch and animal targets, so it exits
+    # with status 1 and says which; halves that meet every target pass
+    save(a, tmp_path / "a.vrec")
+    save(b, tmp_path / "b.vrec")
+    with pytest.raises(SystemExit) as exit_:
+        main(["score", str(tmp_path / "a.vrec"), str(tmp_path / "b.vrec")])
+    assert exit_.value.code == 1
+    out = capsys.readouterr().out
+    assert "animals classified as animals: 0.25 (MISSES >= 0.9)" in out
+    assert "ID switches per crossing group: 0.2 (MISSES <= 0.1)" in out
+    good = {"alerted": 3, "inside_coverage": 3, "id_switches": 0}
+    good |= {"crossing_groups_tracked": 3, "animal_track_seconds": 300}
+    good |= {"animal_classified_as_animal": 0.95, "false_crossing_alerts": 0}
+    good |= {"false_alerts_per_10km_day": 0.0}
+    save(msgspec.structs.replace(rec, live={**live, **good}), tmp_path / "good.vrec")
+    assert main(["score", str(tmp_path / "good.vrec")])["animal_classified_as_animal"] == 0.95
+    assert "MISSES" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
