@@ -37,11 +37,11 @@ Usage::
 
 ``score`` pools the live figures of several recordings (the halves of a day) and prints the
 acceptance targets of issues 5 and 7 as met or missed; its exit status is 1 when one is
-missed. ``--tracker`` and ``--rules`` take a JSON object of field changes (unknown fields and values
-out of bounds are refused). ``--verbose`` lists every crossing alert (``ok`` or ``FALSE``),
-the unalerted crossings and, per northbound crossing group, each change of the track it is
-matched to. ``--by-range`` prints the animal track-seconds by 500 m range bin from the
-nearest simulated tower and the tracks' class guess.
+missed. ``--tracker`` and ``--rules`` take a JSON object of field changes (unknown fields
+and values out of bounds are refused). ``--verbose`` lists every crossing alert (``ok`` or
+``FALSE``), the unalerted crossings and, per northbound crossing group, each change of the
+track it is matched to. ``--by-range`` prints the animal track-seconds by 500 m range bin
+from the nearest simulated tower and the tracks' class guess.
 """
 
 from __future__ import annotations

@@ -95,8 +95,9 @@ _SLOW = np.array([1.0, 0.1, 1.0])
 _FAST = np.array([0.05, 1.0, 0.05])
 #: Chi-square (2 dof) 99 % point: detections closer than this (Mahalanobis) may be one group.
 _GROUP_GATE = 9.2103
-#: A track's trail (for the mean velocity of a lost track): a position every this many
-#: seconds at most, kept this long, and spanning at least this long to be used.
+#: A track's trail (for its mean velocity, when it is lost and when it may be merged): a
+#: position every this many seconds at most, kept this long, and spanning at least this
+#: long to be used.
 _TRAIL_STEP_S, _TRAIL_S, _TRAIL_MIN_S = 30.0, 300.0, 60.0
 #: Two tracks whose mean velocities over their trails differ by more than this (m/s) follow
 #: different bodies: they are not merged, however uncertain their filtered velocities.
