@@ -437,6 +437,7 @@ def pooled(recordings: list[Recording]) -> dict:
     lives = [r.live for r in recordings]
     hours = sum(r.duration_s for r in recordings) / 3600.0
     inside = sum(v["inside_coverage"] for v in lives)
+    alerted = sum(v["alerted"] for v in lives)
     groups = sum(v["crossing_groups_tracked"] for v in lives)
     switches = sum(v["id_switches"] for v in lives)
     animal_s = sum(v["animal_track_seconds"] for v in lives)
@@ -450,8 +451,8 @@ def pooled(recordings: list[Recording]) -> dict:
     return {
         "hours": hours,
         "inside_coverage": inside,
-        "alerted": sum(v["alerted"] for v in lives),
-        "alert_recall": sum(v["alerted"] for v in lives) / inside if inside else math.nan,
+        "alerted": alerted,
+        "alert_recall": alerted / inside if inside else math.nan,
         "false_crossing_alerts": sum(v["false_crossing_alerts"] for v in lives),
         "false_alerts_per_10km_day": sum(
             r.live["false_alerts_per_10km_day"] * r.duration_s for r in recordings
