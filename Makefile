@@ -17,7 +17,8 @@ demo: $(STAMP)
 	$(VENV)/bin/vigil demo --out $(OUT)
 
 # System packages the tests need: Mosquitto (broker tests) and Chromium (map tests).
-# Installed through apt-get when missing and running as root; otherwise those tests skip with the reason.
+# Installed through apt-get when missing and running as root (waiting up to 15 min for a busy apt
+# lock); otherwise those tests skip with the reason.
 system-packages:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
 	  missing=""; \
@@ -25,14 +26,14 @@ system-packages:
 	  command -v chromium >/dev/null || missing="$$missing chromium"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing system packages:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    apt-get -o DPkg::Lock::Timeout=900 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq $$missing >/dev/null; \
 	  fi; \
 	fi
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/lint-imports
+	$(PY) .ci/lint_imports.py
 
 # pytest exits 5 when it collects nothing; any non-zero status fails the target.
 test: $(STAMP) system-packages lint

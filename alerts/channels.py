@@ -19,9 +19,9 @@ import warnings
 from abc import ABC, abstractmethod
 from collections import Counter
 
-from alerts.cot import alert_event, track_event
-from ingest.bus import Bus
-from ingest.schema import Alert, Track, topic_for
+from vigil.alerts.cot import alert_event, track_event
+from vigil.ingest.bus import Bus
+from vigil.ingest.schema import Alert, Track, topic_for
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

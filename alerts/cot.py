@@ -12,7 +12,7 @@ import warnings
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
-from ingest.schema import Alert, Track
+from vigil.ingest.schema import Alert, Track
 
 with warnings.catch_warnings():
     # pytak warns at import about optional crypto/aiohttp extras that TCP/UDP do not need.

@@ -26,11 +26,11 @@ import numpy as np
 import shapely
 from shapely.geometry import LineString, Polygon
 
-from alerts.dispatch import RoadNetwork, UnitState, predict, recommend
-from alerts.rules import AlertRules
-from geo.border import US_SIDE
-from geo.site import Site, tower_camera
-from ingest.schema import (
+from vigil.alerts.dispatch import RoadNetwork, UnitState, predict, recommend
+from vigil.alerts.rules import AlertRules
+from vigil.geo.border import US_SIDE
+from vigil.geo.site import Site, tower_camera
+from vigil.ingest.schema import (
     Alert,
     AlertAction,
     AlertEvent,

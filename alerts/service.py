@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from alerts.channels import DispatchChannel
-from alerts.engine import AlertEngine
-from ingest.bus import Bus, Subscription
-from ingest.schema import Alert, CameraCommand, Track, Wire, topic_for
+from vigil.alerts.channels import DispatchChannel
+from vigil.alerts.engine import AlertEngine
+from vigil.ingest.bus import Bus, Subscription
+from vigil.ingest.schema import Alert, CameraCommand, Track, Wire, topic_for
 
 
 class AlertService:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import msgspec
 
-from ingest.schema import Alert, Crossing
+from vigil.ingest.schema import Alert, Crossing
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS crossing (

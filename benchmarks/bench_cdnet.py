@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from detection.detector import MotionDetector
+from vigil.detection.detector import MotionDetector
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "video" / "cdnet2014_highway"

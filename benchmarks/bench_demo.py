@@ -28,7 +28,7 @@ from pathlib import Path
 def labelled_detections(pipe) -> list[tuple[str, float, float, str]]:
     """Hook a pipeline so that each tower detection is labelled with the class of the body
     its box overlaps (``"none"`` for none); returns the list it fills as the run goes."""
-    from hardware.sim import CameraFrame
+    from vigil.sim import CameraFrame
 
     rows: list[tuple[str, float, float, str]] = []
     feed = pipe._feed
@@ -63,7 +63,7 @@ def labelled_speeds(pipe, sigma_max_mps: float) -> list[tuple[float, str]]:
     list it fills as the run goes."""
     import numpy as np
 
-    from hardware.sim.scoring import _assign
+    from vigil.sim.scoring import _assign
 
     rows: list[tuple[float, str]] = []
     tick = pipe._tick
@@ -98,9 +98,9 @@ def calibrate(
     start when empty)."""
     import msgspec
 
-    from tracks.config import TrackerConfig
-    from tracks.fusion import calibrate_class_model, calibrate_speed_model
     from vigil.pipeline import Pipeline
+    from vigil.tracks.config import TrackerConfig
+    from vigil.tracks.fusion import calibrate_class_model, calibrate_speed_model
 
     sigma_max = TrackerConfig.for_sector().speed_sigma_max_mps
     rows: list[tuple[str, float, float, str]] = []

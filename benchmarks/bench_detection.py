@@ -31,10 +31,10 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
 
-from detection.background import SampleConsensusModel  # noqa: E402
-from detection.blobs import BlobFinder, majority_filter  # noqa: E402
-from detection.detector import DetectorConfig, MotionDetector  # noqa: E402
-from detection.kernels import label_components  # noqa: E402
+from vigil.detection.background import SampleConsensusModel  # noqa: E402
+from vigil.detection.blobs import BlobFinder, majority_filter  # noqa: E402
+from vigil.detection.detector import DetectorConfig, MotionDetector  # noqa: E402
+from vigil.detection.kernels import label_components  # noqa: E402
 
 SIZES = ((640, 480), (1920, 1080))
 #: Issue 4: the whole detector at least this many times faster than MOG2's ``apply`` alone.

@@ -1,6 +1,6 @@
 """Motion detection scored on the simulator's tower video: recall of people, false detections.
 
-The world simulator (:mod:`hardware.sim`) renders each tower's thermal frames with the truth
+The world simulator (:mod:`vigil.sim`) renders each tower's thermal frames with the truth
 of every body in them. :func:`score_towers` runs one :class:`~detection.detector.MotionDetector`
 per tower (tower settings, the tower's camera model) over those frames and scores its wire
 detections against the truth. ``tests/test_detection_sim.py`` runs a short single-tower
@@ -22,7 +22,7 @@ Scoring protocol
 
   - *bright enough*: his brightest pixel stands at least ``min_peak_dn`` grey levels
     above the ground, i.e. ``contrast_dn`` times the largest fraction of one pixel the
-    body covers (the simulator's own drawing rule, :func:`hardware.sim.thermal.coverage`).
+    body covers (the simulator's own drawing rule, :func:`vigil.sim.thermal.coverage`).
     A person a third of a pixel wide is drawn as a third of his contrast; the simulator
     keeps bodies down to 2 grey levels in its truth, below what a per-pixel detector can
     tell from 0.7-level noise, brush flicker and shimmer;
@@ -66,10 +66,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from detection.detector import DetectorConfig, MotionDetector
-from detection.objects import CameraGeometry
-from hardware.sim import SimSettings, World
-from hardware.sim.thermal import ObjectTruth, coverage
+from vigil.detection.detector import DetectorConfig, MotionDetector
+from vigil.detection.objects import CameraGeometry
+from vigil.sim import SimSettings, World
+from vigil.sim.thermal import ObjectTruth, coverage
 
 #: 23:00 local (Arizona, UTC-7) on the simulator's default start day: night, crossings busy.
 NIGHT_START = SimSettings().start_time + 6 * 3600.0

@@ -31,10 +31,10 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from ingest.bus import InProcessBus
-from ingest.schema import Track
-from maps.live import AuditLog, LiveMapApp, ServerThread, UserStore
 from vigil.config import load_default
+from vigil.ingest.bus import InProcessBus
+from vigil.ingest.schema import Track
+from vigil.maps.live import AuditLog, LiveMapApp, ServerThread, UserStore
 
 TARGET_MS = 1000.0
 LOCAL = {"127.0.0.1", "localhost", "::1", "[::1]"}

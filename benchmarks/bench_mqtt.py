@@ -39,7 +39,7 @@ def _broker():
 
 
 def _payload(i: int, now: float) -> bytes:
-    from ingest.schema import SensorEvent, encode
+    from vigil.ingest.schema import SensorEvent, encode
 
     return encode(SensorEvent(sensor="u117", time=now, modality="seismic", strength=float(i)))
 
@@ -99,8 +99,8 @@ def _paho_run(port: int, user: str, n: int, rate: float | None) -> dict:
 
 
 def _bus_run(port: int, user: str, n: int, rate: float | None, folder: Path) -> dict:
-    from ingest.journal import Journal
-    from ingest.mqtt import MqttBus, MqttSettings
+    from vigil.ingest.journal import Journal
+    from vigil.ingest.mqtt import MqttBus, MqttSettings
 
     topic = "vigil/v1/tucson/ugs/u117/events"
     now = time.time()
@@ -153,9 +153,9 @@ def _summary(n: int, got: int, t0: float, t1: float, sent, recv) -> dict:
 
 
 def _fuzz_run(port: int, user: str, n: int, folder: Path, seed: int = 2024) -> dict:
-    from ingest.fuzz import fuzz_messages
-    from ingest.journal import Journal
-    from ingest.mqtt import MqttBus, MqttSettings
+    from vigil.ingest.fuzz import fuzz_messages
+    from vigil.ingest.journal import Journal
+    from vigil.ingest.mqtt import MqttBus, MqttSettings
 
     now = time.time()
     settings = MqttSettings(port=port, username=user, password=f"pw-{user}")

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from geo.border import Border
-from geo.crossings import detect_crossings
-from geo.frames import LocalFrame
-from geo.patterns.aggregate import segment_period_counts
-from geo.patterns.synthetic import corridor_rates, night_schedule, simulate_crossings
+from vigil.geo.border import Border
+from vigil.geo.crossings import detect_crossings
+from vigil.geo.frames import LocalFrame
+from vigil.geo.patterns.aggregate import segment_period_counts
+from vigil.geo.patterns.synthetic import corridor_rates, night_schedule, simulate_crossings
 
 
 def _border() -> Border:

@@ -8,7 +8,7 @@ crossings, the towers' footprints as they turned, the site, the simulator settin
 and the live run's summary. ``replay`` feeds those messages, in order and at their times,
 through a fresh ``SectorCore`` (fusion, crossings, alert rules) with optional changes to
 ``TrackerConfig.for_sector(**changes)`` and ``AlertRules``, and scores it with
-``hardware.sim.scoring`` exactly as the live run was scored (``Pipeline.summary``): crossing
+``vigil.sim.scoring`` exactly as the live run was scored (``Pipeline.summary``): crossing
 alert recall, false crossing alerts per 10 km per day, ID switches per crossing group and
 animals classified as animals. A replay skips rendering and motion detection, so tracking
 and alerting changes can be tried on long recordings without running the towers again.
@@ -61,11 +61,9 @@ from typing import Any
 
 import msgspec
 
-from alerts.rules import AlertRules
-from geo.site import Site
-from hardware.sim import SimSettings
-from hardware.sim.movers import CrossingTruth
-from ingest.schema import (
+from vigil.alerts.rules import AlertRules
+from vigil.geo.site import Site
+from vigil.ingest.schema import (
     Alert,
     AlertAction,
     CameraDetection,
@@ -73,7 +71,9 @@ from ingest.schema import (
     SensorStatus,
     Telemetry,
 )
-from tracks.config import TrackerConfig
+from vigil.sim import SimSettings
+from vigil.sim.movers import CrossingTruth
+from vigil.tracks.config import TrackerConfig
 
 #: The ``format`` key of a recording file.
 FORMAT = "vigil-replay-recording"
@@ -326,9 +326,9 @@ def replay(
     import numpy as np
     import shapely
 
-    from hardware.sim.scoring import _assign  # the scorer's own matching: the bins add up
-    from ingest.schema import topic_for
+    from vigil.ingest.schema import topic_for
     from vigil.pipeline import Pipeline
+    from vigil.sim.scoring import _assign  # the scorer's own matching: the bins add up
 
     rec = recording if isinstance(recording, Recording) else load(recording)
     tracker = (

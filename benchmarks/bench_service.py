@@ -49,7 +49,7 @@ def _walkers(k: int, seed: int = 3) -> np.ndarray:
 
 
 def _detections(frame, start: np.ndarray, t: float, t0: float):
-    from ingest.schema import CameraDetection
+    from vigil.ingest.schema import CameraDetection
 
     y = start[:, 1] + 1.2 * (t - t0)
     lat, lon = frame.to_wgs84(start[:, 0], y)
@@ -139,7 +139,7 @@ def _service(
 
 def _offer(pub, frame, rate: float, seconds: float, hz: float = 10.0) -> tuple[list, int]:
     """Publish live detections at ``rate`` msgs/s for ``seconds``; return (times, wall) pairs."""
-    from ingest.schema import topic_for
+    from vigil.ingest.schema import topic_for
 
     k = max(1, int(round(rate / hz)))
     start = _walkers(k)
@@ -186,8 +186,8 @@ def _latencies(sent: list, arrivals: np.ndarray, hold: float) -> tuple[np.ndarra
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark, print its table, return the numbers."""
     from benchmarks.bench_mqtt import _broker, _paho_run
-    from ingest.mqtt import MqttBus, MqttSettings
     from vigil.config import load_default
+    from vigil.ingest.mqtt import MqttBus, MqttSettings
 
     ap = argparse.ArgumentParser(prog="bench_service", description=__doc__.splitlines()[0])
     ap.add_argument("--rates", type=float, nargs="+", default=[250, 500, 750, 1000, 1500])

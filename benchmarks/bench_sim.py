@@ -17,7 +17,7 @@ import numpy as np
 def _frames_per_second(site, frames: int) -> tuple[float, float]:
     from scipy import ndimage
 
-    from hardware.sim import SimSettings, World
+    from vigil.sim import SimSettings, World
 
     settings = SimSettings(start_time=SimSettings().start_time + 6 * 3600, towers=("t03",),
                            ugs=False, uas=False, render_threads=1)  # fmt: skip
@@ -43,8 +43,8 @@ def _frames_per_second(site, frames: int) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> dict:
     """Print the table; return the figures."""
-    from hardware.sim import SimSettings, World, simulate_to_files
     from vigil.config import load_default
+    from vigil.sim import SimSettings, World, simulate_to_files
 
     p = argparse.ArgumentParser(prog="bench_sim")
     p.add_argument("--minutes", type=float, default=1.0, help="simulated minutes to files")

@@ -36,8 +36,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 
-from tracks.config import TrackerConfig
-from tracks.tracker import Tracker
+from vigil.tracks.config import TrackerConfig
+from vigil.tracks.tracker import Tracker
 
 PLANE_M = 10_000.0
 NOISE_M = 5.0

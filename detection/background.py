@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from detection import kernels
+from vigil.detection import kernels
 
 #: Length of the table of random numbers each model draws its updates from.
 RANDOM_TABLE_SIZE = 1 << 16

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from detection import kernels
-from detection.background import DetectionError
+from vigil.detection import kernels
+from vigil.detection.background import DetectionError
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-from detection.blobs import Blobs
+from vigil.detection.blobs import Blobs
 
 
 @njit(nogil=True, cache=True)

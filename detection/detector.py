@@ -16,23 +16,23 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from detection.background import (
+from vigil.detection.background import (
     BackgroundParams,
     DetectionError,
     SampleConsensusModel,
     SlowBackground,
     SlowParams,
 )
-from detection.blobs import BlobFinder, Blobs, dilate
-from detection.centroid import refine_centroids
-from detection.objects import (
+from vigil.detection.blobs import BlobFinder, Blobs, dilate
+from vigil.detection.centroid import refine_centroids
+from vigil.detection.objects import (
     CameraGeometry,
     ObjectFollower,
     ObjectParams,
     PixelDetection,
 )
-from detection.registration import ShakeCompensator
-from ingest.schema import CameraDetection
+from vigil.detection.registration import ShakeCompensator
+from vigil.ingest.schema import CameraDetection
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,11 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from detection.background import DetectionError
-from detection.blobs import Blobs
-from geo.camera import PinholeCamera
-from geo.frames import LocalFrame
-from ingest.schema import CameraDetection, ClassName
+from vigil.detection.background import DetectionError
+from vigil.detection.blobs import Blobs
+from vigil.geo.camera import PinholeCamera
+from vigil.geo.frames import LocalFrame
+from vigil.ingest.schema import CameraDetection, ClassName
 
 #: Typical (height, width) in metres of what a tower sees, side-on.
 TYPICAL_SIZE_M: dict[str, tuple[float, float]] = {

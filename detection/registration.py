@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from detection import kernels
-from detection.background import DetectionError
+from vigil.detection import kernels
+from vigil.detection.background import DetectionError
 
 
 def shift_image(

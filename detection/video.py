@@ -52,12 +52,12 @@ import numpy as np
 from msgspec import Meta
 from numpy.typing import NDArray
 
-from detection.background import DetectionError
-from detection.detector import DetectorConfig, MotionDetector
-from detection.objects import CameraGeometry
-from geo.camera import PinholeCamera
-from geo.frames import LocalFrame
-from ingest.schema import encode
+from vigil.detection.background import DetectionError
+from vigil.detection.detector import DetectorConfig, MotionDetector
+from vigil.detection.objects import CameraGeometry
+from vigil.geo.camera import PinholeCamera
+from vigil.geo.frames import LocalFrame
+from vigil.ingest.schema import encode
 
 
 class VideoInputError(DetectionError):

@@ -4,6 +4,6 @@
 shapely geometries, numpy arrays and GeoDataFrames.
 """
 
-from geo.frames import LocalFrame
+from vigil.geo.frames import LocalFrame
 
 __all__ = ["LocalFrame"]

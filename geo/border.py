@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike, NDArray
 from shapely.geometry import LineString, MultiLineString, Point
 from shapely.ops import substring
 
-from geo.frames import LocalFrame
+from vigil.geo.frames import LocalFrame
 
 BOUNDARIES = {"us_mx": "us_mx_border.geojson", "us_ca": "us_ca_border.geojson"}
 US_SIDE = 1
@@ -44,7 +44,9 @@ def load_boundary(name: str) -> list[LineString]:
     """
     if name not in BOUNDARIES:
         raise BorderError(f"boundary {name!r} is not shipped; expected one of {sorted(BOUNDARIES)}")
-    text = resources.files("geo").joinpath("data", BOUNDARIES[name]).read_text(encoding="utf-8")
+    text = (
+        resources.files("vigil.geo").joinpath("data", BOUNDARIES[name]).read_text(encoding="utf-8")
+    )
     parts: list[LineString] = []
     for feature in json.loads(text)["features"]:
         geom = shapely.geometry.shape(feature["geometry"])

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from geo.border import Border
-from geo.crossings import NORTHBOUND, SOUTHBOUND, _us_is_north
+from vigil.geo.border import Border
+from vigil.geo.crossings import NORTHBOUND, SOUTHBOUND, _us_is_north
 
 
 @dataclass

@@ -32,7 +32,7 @@ import pandas as pd
 import shapely
 from numpy.typing import ArrayLike, NDArray
 
-from geo.border import FOREIGN_SIDE, US_SIDE, Border
+from vigil.geo.border import FOREIGN_SIDE, US_SIDE, Border
 
 # Column names of the crossing and turn-back tables.
 CROSSING_ID = "crossing_id"

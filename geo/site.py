@@ -15,9 +15,9 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from geo.border import Border
-from geo.camera import PinholeCamera
-from geo.frames import LocalFrame
+from vigil.geo.border import Border
+from vigil.geo.camera import PinholeCamera
+from vigil.geo.frames import LocalFrame
 
 Lat = Annotated[float, Meta(ge=-90.0, le=90.0, description="latitude, degrees WGS84")]
 Lon = Annotated[float, Meta(ge=-180.0, le=180.0, description="longitude, degrees WGS84")]

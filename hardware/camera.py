@@ -39,9 +39,9 @@ from urllib.parse import urlparse
 import numpy as np
 from numpy.typing import NDArray
 
-from hardware.pacing import Pacer
-from ingest.bus import Bus
-from ingest.schema import CameraCommand, CameraDetection, Wire, topic_for
+from vigil.hardware.pacing import Pacer
+from vigil.ingest.bus import Bus
+from vigil.ingest.schema import CameraCommand, CameraDetection, Wire, topic_for
 
 log = logging.getLogger(__name__)
 

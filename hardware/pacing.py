@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import msgspec
 
-from ingest.bus import Bus, Handler, Subscription
-from ingest.schema import Wire
+from vigil.ingest.bus import Bus, Handler, Subscription
+from vigil.ingest.schema import Wire
 
 
 class Pacer:

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from geo.camera import CameraError, PinholeCamera
-from geo.frames import LocalFrame
-from ingest.bus import Bus
-from ingest.schema import MessageError, Telemetry, encode, topic_for, validate
+from vigil.geo.camera import CameraError, PinholeCamera
+from vigil.geo.frames import LocalFrame
+from vigil.ingest.bus import Bus
+from vigil.ingest.schema import MessageError, Telemetry, encode, topic_for, validate
 
 
 class MavlinkSourceError(OSError):

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlparse
 
 import msgspec
 
-from ingest.bus import Bus
+from vigil.ingest.bus import Bus
 
 MAX_LINE = 65536
 

@@ -15,7 +15,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ingest.schema import (
+from vigil.ingest.schema import (
     DEFAULT_MAX_SKEW_S,
     MessageError,
     Wire,

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from ingest.schema import (
+from vigil.ingest.schema import (
     CameraDetection,
     SensorEvent,
     SensorStatus,

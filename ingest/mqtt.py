@@ -44,11 +44,11 @@ from typing import Any
 
 import msgspec
 
-from ingest.bus import Bus, Handler, Subscription, check_filter, check_topic, topic_matches
-from ingest.journal import ACCEPTED, QUARANTINED, Arrival, Journal, content_key
-from ingest.outbox import Outbox
-from ingest.quarantine import QuarantineFile, report_bytes
-from ingest.schema import (
+from vigil.ingest.bus import Bus, Handler, Subscription, check_filter, check_topic, topic_matches
+from vigil.ingest.journal import ACCEPTED, QUARANTINED, Arrival, Journal, content_key
+from vigil.ingest.outbox import Outbox
+from vigil.ingest.quarantine import QuarantineFile, report_bytes
+from vigil.ingest.schema import (
     DEFAULT_MAX_SKEW_S,
     MessageError,
     Wire,

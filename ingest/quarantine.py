@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 
-from ingest.bus import QuarantinedMessage
+from vigil.ingest.bus import QuarantinedMessage
 
 
 class QuarantineRecord(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

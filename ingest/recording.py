@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ingest.bus import Bus, QuarantinedMessage, topic_matches
-from ingest.schema import Wire, encode, quarantine_topic
+from vigil.ingest.bus import Bus, QuarantinedMessage, topic_matches
+from vigil.ingest.schema import Wire, encode, quarantine_topic
 
 if TYPE_CHECKING:
-    from ingest.mqtt import MqttSettings
+    from vigil.ingest.mqtt import MqttSettings
 
 FORMAT_VERSION = 1
 

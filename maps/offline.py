@@ -18,7 +18,7 @@ from pathlib import Path
 
 import folium
 
-STATIC = resources.files("maps").joinpath("static")
+STATIC = resources.files("vigil.maps").joinpath("static")
 _REMOTE = re.compile(
     r"""<(?:script|img|iframe|source)\b[^>]*\bsrc\s*=\s*["']?(?:https?:)?//"""
     r"""|<link\b[^>]*\bhref\s*=\s*["']?(?:https?:)?//"""
@@ -99,7 +99,7 @@ def add_base_layer(m: folium.Map) -> None:
     """Draw the shipped international boundary lines as a thin base layer."""
     group = folium.FeatureGroup(name="international boundary", show=True)
     for name in ("us_mx_border.geojson", "us_ca_border.geojson"):
-        text = resources.files("geo").joinpath("data", name).read_text(encoding="utf-8")
+        text = resources.files("vigil.geo").joinpath("data", name).read_text(encoding="utf-8")
         folium.GeoJson(
             text,
             name=name,

@@ -28,19 +28,19 @@ import numpy as np
 import pandas as pd
 from shapely.geometry.base import BaseGeometry
 
-from geo.border import Border
-from geo.patterns.analysis import (
+from vigil.geo.border import Border
+from vigil.geo.patterns.analysis import (
     CountsAnalysis,
     CrossingAnalysis,
     analyze_counts_table,
     analyze_crossing_table,
 )
-from geo.patterns.hotspots import cell_polygon
-from geo.patterns.hotspots import path_density as _path_density
-from geo.patterns.io import normalise_counts, read_counts, read_crossings
-from geo.patterns.scale import dask_scheduler, open_crossings_dask
-from geo.patterns.seasonality import MONTH_NAMES, stl_trend
-from maps.offline import offline_map, save_offline
+from vigil.geo.patterns.hotspots import cell_polygon
+from vigil.geo.patterns.hotspots import path_density as _path_density
+from vigil.geo.patterns.io import normalise_counts, read_counts, read_crossings
+from vigil.geo.patterns.scale import dask_scheduler, open_crossings_dask
+from vigil.geo.patterns.seasonality import MONTH_NAMES, stl_trend
+from vigil.maps.offline import offline_map, save_offline
 
 HOT_COLOUR, COLD_COLOUR = "#b2182b", "#2166ac"
 

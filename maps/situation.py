@@ -14,9 +14,9 @@ from pathlib import Path
 import folium
 import numpy as np
 
-from geo.frames import LocalFrame
-from geo.site import Site, tower_camera
-from maps.offline import offline_map, save_offline
+from vigil.geo.frames import LocalFrame
+from vigil.geo.site import Site, tower_camera
+from vigil.maps.offline import offline_map, save_offline
 
 MODALITY_COLOURS = {
     "seismic": "#8c510a",

@@ -7,10 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from alerts.dispatch import RoadNetwork, UnitState, intercept
-from alerts.engine import AlertEngine
-from alerts.rules import AlertRules
-from ingest.schema import (
+from vigil.alerts.dispatch import RoadNetwork, UnitState, intercept
+from vigil.alerts.engine import AlertEngine
+from vigil.alerts.rules import AlertRules
+from vigil.config import load_default
+from vigil.ingest.schema import (
     Alert,
     AlertAction,
     CameraCommand,
@@ -19,7 +20,6 @@ from ingest.schema import (
     SensorStatus,
     Track,
 )
-from vigil.config import load_default
 
 T0 = 1_780_272_000.0  # 2026-06-01T00:00:00Z
 PERSON = {"person": 0.85, "animal": 0.1, "vehicle": 0.05}
@@ -260,7 +260,7 @@ def test_sensor_hit_cues_the_nearest_tower(engine, site) -> None:
     )
     assert cmd.camera == nearest
     # the commanded pan and tilt put the sensor in the middle of the picture
-    from geo.camera import PinholeCamera
+    from vigil.geo.camera import PinholeCamera
 
     turned = PinholeCamera(
         x=cam.x,

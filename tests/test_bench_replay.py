@@ -28,8 +28,8 @@ from benchmarks.bench_replay import (
     replay,
     save,
 )
-from hardware.sim import SimSettings
 from vigil.demo import DEMO_START_UTC
+from vigil.sim import SimSettings
 
 SEED = 5
 MINUTES = 2.0

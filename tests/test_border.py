@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import shapely
 
-from geo.border import Border, BorderError, load_boundary
-from geo.frames import LocalFrame
+from vigil.geo.border import Border, BorderError, load_boundary
+from vigil.geo.frames import LocalFrame
 
 NOGALES = LocalFrame(31.33, -110.94)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.bus import InProcessBus, TopicError, check_filter, topic_matches
-from ingest.schema import SensorEvent, Track, encode
+from vigil.ingest.bus import InProcessBus, TopicError, check_filter, topic_matches
+from vigil.ingest.schema import SensorEvent, Track, encode
 
 NOW = 1_790_000_000.0
 

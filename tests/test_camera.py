@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geo.camera import CameraError, PinholeCamera
+from vigil.geo.camera import CameraError, PinholeCamera
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from broker import SERVICE_USER
 
-from ingest.mqtt import MqttBus, MqttSettings
-from ingest.schema import Alert, AlertAction, AlertEvent, SensorStatus, topic_for
 from vigil.config import load_default
+from vigil.ingest.mqtt import MqttBus, MqttSettings
+from vigil.ingest.schema import Alert, AlertAction, AlertEvent, SensorStatus, topic_for
 
 pytestmark = pytest.mark.broker
 

@@ -10,11 +10,11 @@ import xml.etree.ElementTree as ET
 import pytest
 from test_alerts import T0, Scene, alerts_of
 
-from alerts.channels import CotChannel
-from alerts.cot import CotError, alert_event, track_event, validate_event
-from alerts.engine import AlertEngine
-from ingest.schema import Alert, AlertAction, SensorEvent, SensorStatus
+from vigil.alerts.channels import CotChannel
+from vigil.alerts.cot import CotError, alert_event, track_event, validate_event
+from vigil.alerts.engine import AlertEngine
 from vigil.config import load_default
+from vigil.ingest.schema import Alert, AlertAction, SensorEvent, SensorStatus
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_every_alert_validates(alerts: list[Alert]) -> None:
 
 
 def test_track_event_validates() -> None:
-    from ingest.schema import Track
+    from vigil.ingest.schema import Track
 
     t = Track(
         track_id="k9",

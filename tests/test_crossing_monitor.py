@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geo.border import Border
-from geo.crossing_monitor import CrossingMonitor
-from geo.crossings import detect_crossings
-from geo.frames import LocalFrame
+from vigil.geo.border import Border
+from vigil.geo.crossing_monitor import CrossingMonitor
+from vigil.geo.crossings import detect_crossings
+from vigil.geo.frames import LocalFrame
 
 
 @pytest.fixture(scope="module")

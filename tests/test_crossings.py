@@ -10,15 +10,15 @@ import pytest
 import shapely
 from shapely.geometry import LineString
 
-from geo.border import Border
-from geo.crossings import (
+from vigil.geo.border import Border
+from vigil.geo.crossings import (
     CrossingInputError,
     crossings_geodataframe,
     detect_crossings,
     detect_crossings_frame,
     hysteresis_events,
 )
-from geo.frames import LocalFrame
+from vigil.geo.frames import LocalFrame
 
 H = 10.0  # hysteresis, metres
 DT = 5.0  # sample interval, seconds

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import shapely
 
-from hardware.sim import SimSettings
-from ingest.schema import CameraCommand, CameraDetection
 from vigil.config import load_default
 from vigil.demo import DEMO_START_UTC
+from vigil.ingest.schema import CameraCommand, CameraDetection
 from vigil.pipeline import Pipeline
+from vigil.sim import SimSettings
 
 TOWER = "t03"
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from hardware.sim import SimSettings
 from vigil.config import load_default
 from vigil.demo import DEMO_START_UTC, run_demo
+from vigil.sim import SimSettings
 
 SEED = 5  # the class table was calibrated at seeds 1, 7 and 11
 MINUTES = 5.0

@@ -11,25 +11,25 @@ import msgspec
 import numpy as np
 import pytest
 
-from detection.background import (
+from vigil.detection.background import (
     BackgroundParams,
     DetectionError,
     SampleConsensusModel,
     SlowBackground,
     SlowParams,
 )
-from detection.blobs import Blobs
-from detection.detector import DetectorConfig, DetectorPool, MotionDetector
-from detection.objects import CameraGeometry, ObjectFollower, ObjectParams, guess_class
-from detection.video import (
+from vigil.detection.blobs import Blobs
+from vigil.detection.detector import DetectorConfig, DetectorPool, MotionDetector
+from vigil.detection.objects import CameraGeometry, ObjectFollower, ObjectParams, guess_class
+from vigil.detection.video import (
     VideoInputError,
     load_camera_config,
     parse_camera_config,
     run_detect,
 )
-from geo.camera import PinholeCamera
-from geo.frames import LocalFrame
-from ingest.schema import CameraDetection, decode, validate
+from vigil.geo.camera import PinholeCamera
+from vigil.geo.frames import LocalFrame
+from vigil.ingest.schema import CameraDetection, decode, validate
 
 T0 = 1_714_532_400.0  # 2024-05-01T03:00:00Z
 

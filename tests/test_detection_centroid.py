@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detection.blobs import Blobs, label_components
-from detection.centroid import refine_centroids, weighted_centroids
+from vigil.detection.blobs import Blobs, label_components
+from vigil.detection.centroid import refine_centroids, weighted_centroids
 
 
 def _reference(frame, samples, box, pad, floor):

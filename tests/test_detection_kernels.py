@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from detection import kernels
-from detection.background import BackgroundParams, SampleConsensusModel
-from detection.blobs import dilate, erode, label_components, majority_filter, rank_filter
-from detection.registration import ShakeCompensator, estimate_shift, shift_image
+from vigil.detection import kernels
+from vigil.detection.background import BackgroundParams, SampleConsensusModel
+from vigil.detection.blobs import dilate, erode, label_components, majority_filter, rank_filter
+from vigil.detection.registration import ShakeCompensator, estimate_shift, shift_image
 
 
 def random_mask(rng: np.random.Generator, h: int, w: int, density: float) -> np.ndarray:

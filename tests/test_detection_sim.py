@@ -39,8 +39,8 @@ from dataclasses import replace
 import pytest
 
 from benchmarks.bench_detection_sim import NIGHT_START, night_settings, score_towers
-from detection.detector import DetectorConfig
 from vigil.config import load_default
+from vigil.detection.detector import DetectorConfig
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from detection.detector import DetectorConfig, MotionDetector
+from vigil.detection.detector import DetectorConfig, MotionDetector
 
 WARM_COUNTS = 2800  # raw counts; the scene spans about 2660-2730, the animal 2800-3180
 

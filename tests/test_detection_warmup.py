@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from detection.detector import DetectorConfig, MotionDetector
+from vigil.detection.detector import DetectorConfig, MotionDetector
 
 
 def _frames(n: int) -> list[np.ndarray]:

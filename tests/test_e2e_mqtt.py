@@ -29,13 +29,13 @@ import msgspec
 import pytest
 from broker import SERVICE_USER
 
-from hardware.sim import SimSettings
-from hardware.sim.files import simulate_to_files
-from ingest.journal import Journal
-from ingest.mqtt import MqttBus, MqttSettings
 from vigil.config import load_default
 from vigil.edge import feeds_from_files
+from vigil.ingest.journal import Journal
+from vigil.ingest.mqtt import MqttBus, MqttSettings
 from vigil.service import OUTPUT_TOPICS, SectorRunner
+from vigil.sim import SimSettings
+from vigil.sim.files import simulate_to_files
 
 pytestmark = pytest.mark.broker
 
@@ -316,7 +316,7 @@ def test_broker_and_service_killed_mid_run_lose_and_duplicate_nothing(scenario, 
     db.close()
     from collections import Counter
 
-    from ingest.schema import encode
+    from vigil.ingest.schema import encode
 
     got = Counter((t, bytes(p)) for t, p in rows)
     want = Counter((t, encode(m)) for t, m in sent)

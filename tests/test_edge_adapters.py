@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import shapely
 
-from hardware.uas import read_telemetry, run_uas_edge
-from hardware.ugs import GatewaySourceError, route, run_ugs_edge
-from ingest.bus import InProcessBus
-from ingest.schema import SensorEvent, SensorStatus, encode
+from vigil.hardware.uas import read_telemetry, run_uas_edge
+from vigil.hardware.ugs import GatewaySourceError, route, run_ugs_edge
+from vigil.ingest.bus import InProcessBus
+from vigil.ingest.schema import SensorEvent, SensorStatus, encode
 
 NOW = 1_780_272_000.0
 
@@ -72,7 +72,7 @@ def _write_tlog(path: Path, t0: float, n: int) -> tuple[float, float]:
 def test_written_tlog_gives_footprint_around_the_gimbal_aim(tmp_path: Path) -> None:
     path = tmp_path / "uas.tlog"
     centre = _write_tlog(path, NOW, 5)
-    from hardware.uas import UasCounts
+    from vigil.hardware.uas import UasCounts
 
     counts = UasCounts()
     tels = list(read_telemetry(str(path), "uas1", counts=counts))
@@ -161,7 +161,7 @@ def test_missing_gateway_source_is_named() -> None:
 
 
 def test_footprint_helper_is_symmetric_at_nadir() -> None:
-    from hardware.uas import footprint
+    from vigil.hardware.uas import footprint
 
     fp = np.array(footprint(31.3, -110.9, 1000.0, 0.0, 90.0, 30.0))
     assert abs(fp[:, 0].mean() - 31.3) < 1e-3 and abs(fp[:, 1].mean() + 110.9) < 1e-3

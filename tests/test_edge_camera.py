@@ -12,16 +12,16 @@ import cv2
 import numpy as np
 import pytest
 
-from detection.detector import DetectorConfig
-from hardware.camera import CameraSourceError, live_frames, run_camera_edge
-from hardware.pacing import PacedBus, Pacer, message_time
-from hardware.sim import SimSettings
-from hardware.sim.files import simulate_to_files
-from ingest.bus import InProcessBus
-from ingest.schema import SensorEvent, encode
 from vigil.cli import main
 from vigil.config import load_default
+from vigil.detection.detector import DetectorConfig
 from vigil.edge import tower_detector
+from vigil.hardware.camera import CameraSourceError, live_frames, run_camera_edge
+from vigil.hardware.pacing import PacedBus, Pacer, message_time
+from vigil.ingest.bus import InProcessBus
+from vigil.ingest.schema import SensorEvent, encode
+from vigil.sim import SimSettings
+from vigil.sim.files import simulate_to_files
 
 NIGHT = SimSettings().start_time + 9 * 3600
 FPS = 4.0

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geo.frames import FrameError, LocalFrame
+from vigil.geo.frames import FrameError, LocalFrame
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.journal import ACCEPTED, QUARANTINED, Arrival, Journal, content_key
-from ingest.outbox import Outbox
+from vigil.ingest.journal import ACCEPTED, QUARANTINED, Arrival, Journal, content_key
+from vigil.ingest.outbox import Outbox
 
 
 def arrival(i: int, key: str | None = None, status: str = ACCEPTED) -> Arrival:

@@ -10,8 +10,8 @@ import pytest
 pytest.importorskip("argon2")
 from argon2 import PasswordHasher  # noqa: E402
 
-from maps.live.audit import AuditLog  # noqa: E402
-from maps.live.auth import (  # noqa: E402
+from vigil.maps.live.audit import AuditLog  # noqa: E402
+from vigil.maps.live.auth import (  # noqa: E402
     PERMISSIONS,
     ROLES,
     AuthError,

@@ -25,8 +25,9 @@ pytest.importorskip("argon2")
 
 from argon2 import PasswordHasher  # noqa: E402
 
-from ingest.bus import InProcessBus  # noqa: E402
-from ingest.schema import (  # noqa: E402
+from vigil.config import load_default  # noqa: E402
+from vigil.ingest.bus import InProcessBus  # noqa: E402
+from vigil.ingest.schema import (  # noqa: E402
     Alert,
     AlertAction,
     CameraCommand,
@@ -37,8 +38,7 @@ from ingest.schema import (  # noqa: E402
     Track,
     topic_for,
 )
-from maps.live import AuditLog, LiveMapApp, ServerThread, UserStore  # noqa: E402
-from vigil.config import load_default  # noqa: E402
+from vigil.maps.live import AuditLog, LiveMapApp, ServerThread, UserStore  # noqa: E402
 
 pytestmark = pytest.mark.browser
 

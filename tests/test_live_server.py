@@ -22,11 +22,11 @@ from argon2 import PasswordHasher  # noqa: E402
 from websockets.exceptions import InvalidStatus  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
-from ingest.bus import InProcessBus  # noqa: E402
-from ingest.schema import Alert, AlertAction, Track, topic_for  # noqa: E402
-from maps.live import AuditLog, LiveMapApp, ServerThread, UserStore, run_live  # noqa: E402
-from maps.offline import remote_references  # noqa: E402
 from vigil.config import load_default  # noqa: E402
+from vigil.ingest.bus import InProcessBus  # noqa: E402
+from vigil.ingest.schema import Alert, AlertAction, Track, topic_for  # noqa: E402
+from vigil.maps.live import AuditLog, LiveMapApp, ServerThread, UserStore, run_live  # noqa: E402
+from vigil.maps.offline import remote_references  # noqa: E402
 
 FAST_HASH = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 PASSWORDS = {

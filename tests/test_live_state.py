@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from shapely.geometry import Polygon
 
-from ingest.bus import InProcessBus
-from ingest.schema import (
+from vigil.config import load_default
+from vigil.ingest.bus import InProcessBus
+from vigil.ingest.schema import (
     Alert,
     AlertAction,
     CameraCommand,
@@ -23,9 +24,8 @@ from ingest.schema import (
     Track,
     topic_for,
 )
-from maps.live.auth import User
-from maps.live.state import LiveState, history_from_tracks, track_row
-from vigil.config import load_default
+from vigil.maps.live.auth import User
+from vigil.maps.live.state import LiveState, history_from_tracks, track_row
 
 T0 = 1_700_000_000.0
 
@@ -244,8 +244,8 @@ def test_history_from_store_tracks_matches_ring_form() -> None:
     ],
 )
 def test_who_sees_which_alert(user, alert_kwargs, visible) -> None:
-    from maps.live.app import visible_alert
-    from maps.live.state import alert_view
+    from vigil.maps.live.app import visible_alert
+    from vigil.maps.live.state import alert_view
 
     assert visible_alert(user, alert_view(alert(**alert_kwargs))) is visible
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from maps.offline import OfflineMapError, offline_map, remote_references, render_offline
 from vigil.cli import main
 from vigil.config import load_default
+from vigil.maps.offline import OfflineMapError, offline_map, remote_references, render_offline
 
 
 @pytest.fixture(scope="module")

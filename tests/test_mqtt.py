@@ -11,10 +11,10 @@ import msgspec
 import pytest
 from broker import SECTOR, SERVICE_USER, Broker
 
-from ingest.journal import Journal
-from ingest.mqtt import MqttBus, MqttSettings
-from ingest.quarantine import read_quarantine
-from ingest.schema import SensorEvent, encode
+from vigil.ingest.journal import Journal
+from vigil.ingest.mqtt import MqttBus, MqttSettings
+from vigil.ingest.quarantine import read_quarantine
+from vigil.ingest.schema import SensorEvent, encode
 
 pytestmark = pytest.mark.broker
 
@@ -333,8 +333,8 @@ def test_acked_messages_a_killed_broker_forgot_are_sent_again(
 SERVICE_CHILD = """
 import sys, time
 from pathlib import Path
-from ingest.journal import Journal
-from ingest.mqtt import MqttBus, MqttSettings
+from vigil.ingest.journal import Journal
+from vigil.ingest.mqtt import MqttBus, MqttSettings
 port, out = int(sys.argv[1]), Path(sys.argv[2])
 journal = Journal(out / "journal.sqlite")
 settings = MqttSettings(port=port, username="vigil-tucson", password="pw-vigil-tucson",

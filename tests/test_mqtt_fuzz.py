@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from broker import SECTOR, SERVICE_USER, Broker
 
-from ingest.bus import InProcessBus
-from ingest.fuzz import fuzz_messages
-from ingest.journal import Journal
-from ingest.mqtt import MqttBus, MqttSettings
-from ingest.quarantine import read_quarantine
-from ingest.schema import MessageError, decode
+from vigil.ingest.bus import InProcessBus
+from vigil.ingest.fuzz import fuzz_messages
+from vigil.ingest.journal import Journal
+from vigil.ingest.mqtt import MqttBus, MqttSettings
+from vigil.ingest.quarantine import read_quarantine
+from vigil.ingest.schema import MessageError, decode
 
 
 def expected_outcomes(n: int, seed: int, now: float) -> Counter[str]:

@@ -10,26 +10,30 @@ import pytest
 import shapely
 from scipy.stats import spearmanr
 
-from geo.border import Border
-from geo.camera import PinholeCamera
-from geo.crossings import crossings_geodataframe, detect_crossings
-from geo.frames import LocalFrame
-from geo.patterns import aggregate_crossings, analyze_crossing_table, read_crossings
-from geo.patterns.aggregate import segment_period_counts
-from geo.patterns.counts import hour_profile, segment_day_matrix, weekday_profile
-from geo.patterns.coverage import (
+from vigil.geo.border import Border
+from vigil.geo.camera import PinholeCamera
+from vigil.geo.crossings import crossings_geodataframe, detect_crossings
+from vigil.geo.frames import LocalFrame
+from vigil.geo.patterns import aggregate_crossings, analyze_crossing_table, read_crossings
+from vigil.geo.patterns.aggregate import segment_period_counts
+from vigil.geo.patterns.counts import hour_profile, segment_day_matrix, weekday_profile
+from vigil.geo.patterns.coverage import (
     best_new_tower,
     segment_coverage,
     sensor_disc,
     tower_candidates,
     uncovered_segments,
 )
-from geo.patterns.displacement import displacement, find_drops
-from geo.patterns.hotspots import chain_neighbours, corridors, gi_star, path_density
-from geo.patterns.io import PatternInputError, normalise_crossings
-from geo.patterns.scale import dask_scheduler, open_crossings_dask, write_partitioned_geoparquet
-from geo.patterns.seasonality import monthly_profile, stl_trend, year_of
-from geo.patterns.synthetic import corridor_rates, night_schedule, simulate_crossings
+from vigil.geo.patterns.displacement import displacement, find_drops
+from vigil.geo.patterns.hotspots import chain_neighbours, corridors, gi_star, path_density
+from vigil.geo.patterns.io import PatternInputError, normalise_crossings
+from vigil.geo.patterns.scale import (
+    dask_scheduler,
+    open_crossings_dask,
+    write_partitioned_geoparquet,
+)
+from vigil.geo.patterns.seasonality import monthly_profile, stl_trend, year_of
+from vigil.geo.patterns.synthetic import corridor_rates, night_schedule, simulate_crossings
 
 TZ = "America/Phoenix"  # UTC-7 all year
 

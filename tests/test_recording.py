@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from broker import SECTOR, SERVICE_USER, Broker
 
-from ingest.bus import InProcessBus
-from ingest.mqtt import MqttBus, MqttSettings
-from ingest.recording import Recorder, read_recording, record, replay
-from ingest.schema import SensorEvent, encode
+from vigil.ingest.bus import InProcessBus
+from vigil.ingest.mqtt import MqttBus, MqttSettings
+from vigil.ingest.recording import Recorder, read_recording, record, replay
+from vigil.ingest.schema import SensorEvent, encode
 
 NOW = 1_790_000_000.0
 EVENTS = f"vigil/v1/{SECTOR}/ugs/u117/events"

@@ -9,11 +9,11 @@ import numpy as np
 import pyogrio
 import pytest
 
-from geo.border import Border
-from geo.frames import LocalFrame
-from geo.patterns.coverage import sensor_disc
-from geo.patterns.synthetic import corridor_rates, night_schedule, simulate_crossings
-from maps.report import analyze_counts, analyze_crossings
+from vigil.geo.border import Border
+from vigil.geo.frames import LocalFrame
+from vigil.geo.patterns.coverage import sensor_disc
+from vigil.geo.patterns.synthetic import corridor_rates, night_schedule, simulate_crossings
+from vigil.maps.report import analyze_counts, analyze_crossings
 
 TZ = "America/Phoenix"
 USBP = "patterns/usbp_monthly_apprehensions_by_sector_fy2000_fy2020.csv"

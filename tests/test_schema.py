@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.schema import (
+from vigil.ingest.schema import (
     Alert,
     AlertEvent,
     CameraDetection,

@@ -10,11 +10,11 @@ from collections import defaultdict
 
 import pytest
 
-from hardware.sim import SimSettings, TelemetryItem, UasDetection, UgsMessage, World
-from hardware.ugs import route
-from ingest.schema import MessageError, SensorEvent, decode, topic_for
 from vigil.config import load_default
+from vigil.hardware.ugs import route
+from vigil.ingest.schema import MessageError, SensorEvent, decode, topic_for
 from vigil.service import SectorRunner, input_patterns
+from vigil.sim import SimSettings, TelemetryItem, UasDetection, UgsMessage, World
 
 NIGHT = SimSettings().start_time + 9 * 3600  # 02:00 in Arizona
 

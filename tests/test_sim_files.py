@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hardware.sim import SimSettings, World, read_manifest, read_video, simulate_to_files
-from hardware.sim.files import WALL_CLOCK_KEYS
-from ingest.schema import MessageError, decode
 from vigil.config import load_default
+from vigil.ingest.schema import MessageError, decode
+from vigil.sim import SimSettings, World, read_manifest, read_video, simulate_to_files
+from vigil.sim.files import WALL_CLOCK_KEYS
 
 NIGHT = SimSettings().start_time + 6 * 3600  # 23:00 in Arizona
 SETTINGS = SimSettings(

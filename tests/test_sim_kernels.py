@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from hardware.sim import kernels
+from vigil.sim import kernels
 
 
 def blobs_reference(shape, uc, vc, w, h, contrast, sub: int = 64) -> np.ndarray:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hardware.sim.movers import MoverStates
-from hardware.sim.scoring import Scorer, TrackSample
+from vigil.sim.movers import MoverStates
+from vigil.sim.scoring import Scorer, TrackSample
 
 
 def states(rows: list[tuple[str, str, str, float, float]]) -> MoverStates:

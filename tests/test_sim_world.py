@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from geo.site import GroundSensor
-from hardware.sim import SimError, SimSettings, World
-from hardware.sim.movers import MoverStates
-from hardware.sim.ugs import SensorField
 from vigil.config import load_default
+from vigil.geo.site import GroundSensor
+from vigil.sim import SimError, SimSettings, World
+from vigil.sim.movers import MoverStates
+from vigil.sim.ugs import SensorField
 
 START = SimSettings().start_time
 NIGHT = START + 6 * 3600  # 23:00 in Arizona (UTC-7)

@@ -8,11 +8,11 @@ import msgspec
 import numpy as np
 import pytest
 
-from geo.frames import LocalFrame
-from tracks.config import TrackerConfig
-from tracks.csvfile import CsvError, read_detections, run_track
-from tracks.oosm import TimeOrderedReplay
-from tracks.tracker import CONFIRMED, BatchError, Tracker
+from vigil.geo.frames import LocalFrame
+from vigil.tracks.config import TrackerConfig
+from vigil.tracks.csvfile import CsvError, read_detections, run_track
+from vigil.tracks.oosm import TimeOrderedReplay
+from vigil.tracks.tracker import CONFIRMED, BatchError, Tracker
 
 
 def walkers_scene(walkers: int, clutter: int, scans: int, seed: int, extent: float = 2000.0):

@@ -8,10 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from geo.frames import LocalFrame
-from ingest.schema import CameraDetection, SensorEvent, Telemetry, Track, decode, encode, topic_for
-from tracks.config import TrackerConfig
-from tracks.fusion import (
+from vigil.geo.frames import LocalFrame
+from vigil.ingest.schema import (
+    CameraDetection,
+    SensorEvent,
+    Telemetry,
+    Track,
+    decode,
+    encode,
+    topic_for,
+)
+from vigil.tracks.config import TrackerConfig
+from vigil.tracks.fusion import (
     FusionTracker,
     GroundSensorSite,
     calibrate_speed_model,
@@ -20,7 +28,7 @@ from tracks.fusion import (
     merge_group,
     speed_likelihood,
 )
-from tracks.store import TrackStore
+from vigil.tracks.store import TrackStore
 
 T0 = 1_750_000_000.0
 FRAME = LocalFrame(31.33, -110.94)

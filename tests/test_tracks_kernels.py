@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from tracks import kernels as kern
+from vigil.tracks import kernels as kern
 
 
 def test_filter_step_matches_hand_computed_numbers() -> None:
@@ -201,7 +201,7 @@ def test_gate_pairs_match_brute_force() -> None:
 
 def _evidence_after(liks, times, memory_s=0.0, max_evidence=0.0, floor=0.0, prior=(1, 1, 1)):
     """Class probabilities of one track after folding ``liks`` in at ``times`` (s)."""
-    from tracks.kernels import add_class_evidence, class_from_evidence
+    from vigil.tracks.kernels import add_class_evidence, class_from_evidence
 
     probs = np.full((1, 3), 1.0 / 3.0)
     ev = np.zeros((1, 5))

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from geo.frames import LocalFrame
-from tracks.config import TrackerConfig
-from tracks.tracker import Tracker
+from vigil.geo.frames import LocalFrame
+from vigil.tracks.config import TrackerConfig
+from vigil.tracks.tracker import Tracker
 
 LOCAL_COLUMNS = ("t", "x", "y")
 WGS84_COLUMNS = ("t", "lat", "lon")

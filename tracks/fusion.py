@@ -28,11 +28,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from numpy.typing import NDArray
 
-from geo.frames import LocalFrame
-from ingest.schema import CameraDetection, SensorEvent, Telemetry, Track
-from tracks.config import CLASSES, ClassRow, SpeedRow, TrackerConfig
-from tracks.oosm import TimeOrderedReplay
-from tracks.tracker import (
+from vigil.geo.frames import LocalFrame
+from vigil.ingest.schema import CameraDetection, SensorEvent, Telemetry, Track
+from vigil.tracks.config import CLASSES, ClassRow, SpeedRow, TrackerConfig
+from vigil.tracks.oosm import TimeOrderedReplay
+from vigil.tracks.tracker import (
     COASTING,
     CONFIRMED,
     STATE_NAMES,

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
-from ingest.schema import Track
+from vigil.ingest.schema import Track
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS track (

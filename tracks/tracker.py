@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from tracks import kernels as kern
-from tracks.config import CLASSES, TrackerConfig
+from vigil.tracks import kernels as kern
+from vigil.tracks.config import CLASSES, TrackerConfig
 
 TENTATIVE, CONFIRMED, COASTING, DELETED = 0, 1, 2, 3
 STATE_NAMES: tuple[str, str, str, str] = ("tentative", "confirmed", "coasting", "ended")

@@ -62,7 +62,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 def cmd_map(args: argparse.Namespace) -> int:
     """Draw a deployment on an offline map."""
-    from maps.situation import write_situation_map
+    from vigil.maps.situation import write_situation_map
 
     d = _deployment(args.deployment)
     tiles = args.tiles or d.config.map.tiles_url
@@ -102,10 +102,10 @@ def _demo_serve(d, sim, args: argparse.Namespace) -> int:
     """Run the simulated sector at ``--speed`` times real time and serve its live map."""
     import time
 
-    from maps.live.app import LiveMapApp
-    from maps.live.audit import AuditLog
-    from maps.live.auth import UserStore
-    from maps.live.server import ServerThread
+    from vigil.maps.live.app import LiveMapApp
+    from vigil.maps.live.audit import AuditLog
+    from vigil.maps.live.auth import UserStore
+    from vigil.maps.live.server import ServerThread
     from vigil.pipeline import Pipeline
 
     if not (args.speed > 0):
@@ -155,8 +155,8 @@ def _demo_serve(d, sim, args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the live map of a sector fed by its MQTT broker."""
-    from ingest.mqtt import MqttBus, MqttSettings
-    from maps.live.server import run_live
+    from vigil.ingest.mqtt import MqttBus, MqttSettings
+    from vigil.maps.live.server import run_live
 
     d = _deployment(args.deployment)
     b = d.config.broker
@@ -194,7 +194,7 @@ def cmd_users_add(args: argparse.Namespace) -> int:
     import getpass
     import os
 
-    from maps.live.auth import AuthError, add_user
+    from vigil.maps.live.auth import AuthError, add_user
 
     password = os.environ.get("VIGIL_PASSWORD")
     if password is None:
@@ -236,8 +236,8 @@ def _parse_time(text: str) -> float:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Write a simulated sector's feeds and truth to files."""
-    from hardware.sim import SimSettings
-    from hardware.sim.files import simulate_to_files
+    from vigil.sim import SimSettings
+    from vigil.sim.files import simulate_to_files
 
     d = _deployment(args.deployment)
     kwargs = {}
@@ -268,9 +268,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_detect(args: argparse.Namespace) -> int:
     """Detect motion in a video file or image sequence."""
-    from detection.background import DetectionError
-    from detection.detector import DetectorConfig
-    from detection.video import VideoInputError, load_camera_config, run_detect
+    from vigil.detection.background import DetectionError
+    from vigil.detection.detector import DetectorConfig
+    from vigil.detection.video import VideoInputError, load_camera_config, run_detect
 
     geometry = None
     fps = args.fps
@@ -282,8 +282,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
             fps = fps or setup.fps
             start = start if start is not None else setup.start_time
         elif args.tower:
-            from detection.objects import CameraGeometry
-            from geo.site import tower_camera
+            from vigil.detection.objects import CameraGeometry
+            from vigil.geo.site import tower_camera
 
             d = _deployment(args.deployment)
             towers = {t.id: t for t in d.config.towers}
@@ -316,7 +316,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 def cmd_track(args: argparse.Namespace) -> int:
     """Track detections from a CSV file."""
-    from tracks.csvfile import CsvError, run_track
+    from vigil.tracks.csvfile import CsvError, run_track
 
     centre = None
     if args.centre:
@@ -342,12 +342,12 @@ def cmd_track(args: argparse.Namespace) -> int:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Planners' analyses of a crossing table, or of an aggregate counts table."""
-    from geo.patterns.io import PatternInputError
+    from vigil.geo.patterns.io import PatternInputError
 
     out = Path(args.out)
     try:
         if args.input[0] == "counts":
-            from maps.report import analyze_counts
+            from vigil.maps.report import analyze_counts
 
             if len(args.input) != 2 or not (args.time and args.group and args.value):
                 print(
@@ -367,7 +367,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                 busiest_year_start_month=args.year_start_month,
             )
         else:
-            from maps.report import analyze_crossings
+            from vigil.maps.report import analyze_crossings
 
             if len(args.input) != 1:
                 print(
@@ -394,11 +394,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _edge_bus(args: argparse.Namespace, sector: str, client_id: str):
-    from ingest.bus import InProcessBus
+    from vigil.ingest.bus import InProcessBus
 
     if args.broker is None:
         return InProcessBus(sector)
-    from ingest.mqtt import MqttBus, MqttSettings
+    from vigil.ingest.mqtt import MqttBus, MqttSettings
 
     host, _, port = args.broker.partition(":")
     # every message of a device is for the sector service: one no session took is sent again
@@ -420,7 +420,7 @@ def cmd_edge(args: argparse.Namespace) -> int:
     if args.device == "camera":
         return _edge_camera(args, d)
     if args.device == "ugs":
-        from hardware.ugs import GatewaySourceError, run_ugs_edge
+        from vigil.hardware.ugs import GatewaySourceError, run_ugs_edge
 
         bus = _paced(args, _edge_bus(args, sector, args.client_id or "edge-ugs"))
         try:
@@ -435,7 +435,7 @@ def cmd_edge(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
     if args.device == "uas":
-        from hardware.uas import MavlinkSourceError, run_uas_edge
+        from vigil.hardware.uas import MavlinkSourceError, run_uas_edge
 
         aircraft = args.id or (d.config.aircraft[0].id if d.config.aircraft else "uas1")
         bus = _paced(args, _edge_bus(args, sector, args.client_id or f"edge-{aircraft}"))
@@ -465,7 +465,7 @@ def _pacer(args: argparse.Namespace):
     """The shared playback clock of --speed, --pace-origin and --pace-start (None without)."""
     if not args.speed:
         return None
-    from hardware.pacing import Pacer
+    from vigil.hardware.pacing import Pacer
 
     origin = _parse_time(args.pace_origin) if args.pace_origin else None
     start = _parse_time(args.pace_start) if args.pace_start else None
@@ -477,15 +477,15 @@ def _paced(args: argparse.Namespace, bus):
     pacer = _pacer(args)
     if pacer is None:
         return bus
-    from hardware.pacing import PacedBus
+    from vigil.hardware.pacing import PacedBus
 
     return PacedBus(bus, pacer)
 
 
 def _edge_camera(args: argparse.Namespace, d) -> int:
     """``vigil edge camera SOURCE --id TOWER``: capture, detect, publish."""
-    from hardware.camera import CameraSourceError, run_camera_edge
     from vigil.edge import tower_detector
+    from vigil.hardware.camera import CameraSourceError, run_camera_edge
 
     towers = [t.id for t in d.config.towers]
     tower = args.id or (towers[0] if len(towers) == 1 else None)
@@ -561,8 +561,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_alerts(args: argparse.Namespace) -> int:
     """An agent's console: show a unit's alerts as they arrive; acknowledge, assign, close."""
-    from ingest.mqtt import MqttBus
     from vigil.console import HELP, AlertConsole, run_console
+    from vigil.ingest.mqtt import MqttBus
     from vigil.service import mqtt_settings
 
     d = _deployment(args.deployment)
@@ -597,8 +597,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
 def cmd_record(args: argparse.Namespace) -> int:
     """Record everything on a sector's topics from a broker."""
-    from ingest.mqtt import MqttSettings
-    from ingest.recording import record
+    from vigil.ingest.mqtt import MqttSettings
+    from vigil.ingest.recording import record
 
     host, _, port = args.broker.partition(":")
     settings = MqttSettings.from_env(host=host or "127.0.0.1", port=int(port or 1883))
@@ -613,8 +613,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """Publish a recording back to a broker with its original timing scaled."""
     import math
 
-    from ingest.mqtt import MqttBus, MqttSettings
-    from ingest.recording import read_recording, replay
+    from vigil.ingest.mqtt import MqttBus, MqttSettings
+    from vigil.ingest.recording import read_recording, replay
 
     host, _, port = args.broker.partition(":")
     settings = MqttSettings.from_env(host=host or "127.0.0.1", port=int(port or 1883))

@@ -20,8 +20,8 @@ import msgspec
 import numpy as np
 from msgspec import Meta
 
-from geo.border import US_SIDE, BorderError
-from geo.site import Site
+from vigil.geo.border import US_SIDE, BorderError
+from vigil.geo.site import Site
 
 DEFAULT_DEPLOYMENT = "tucson.toml"
 #: Devices must be within this distance of the border line to belong to a sector, metres.
@@ -227,7 +227,7 @@ def parse(text: str, path: str | Path = "<string>") -> Deployment:
 
 
 def _allowed(table: list[str | int]) -> str:
-    import geo.site as site
+    import vigil.geo.site as site
 
     tables: dict[str, type[msgspec.Struct]] = {
         "sector": site.SectorSpec,

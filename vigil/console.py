@@ -28,8 +28,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
-from ingest.bus import Bus
-from ingest.schema import Alert, AlertAction, Wire, topic_for
+from vigil.ingest.bus import Bus
+from vigil.ingest.schema import Alert, AlertAction, Wire, topic_for
 
 STATE_TAGS = {"new": "NEW", "updated": "UPD", "acknowledged": "ACK", "closed": "CLS"}
 

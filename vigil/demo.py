@@ -17,9 +17,9 @@ from pathlib import Path
 
 import msgspec
 
-from hardware.sim import SimSettings
 from vigil.config import Deployment
 from vigil.pipeline import Pipeline, write_json
+from vigil.sim import SimSettings
 
 #: Demo defaults: start at 02:00 local (09:00 UTC) on 2026-06-01, when crossings happen.
 DEMO_START_UTC = 1_780_272_000.0 + 9 * 3600.0
@@ -69,9 +69,9 @@ def write_outputs(pipe: Pipeline, out_dir: Path) -> dict[str, str]:
     import pandas as pd
     from shapely.geometry import LineString, Point
 
-    from maps.offline import save_offline
-    from maps.report import analyze_crossings
-    from maps.situation import add_events, situation_map
+    from vigil.maps.offline import save_offline
+    from vigil.maps.report import analyze_crossings
+    from vigil.maps.situation import add_events, situation_map
 
     frame = pipe.frame
     files: dict[str, str] = {}

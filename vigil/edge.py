@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from detection.detector import DetectorConfig, MotionDetector
-from detection.objects import CameraGeometry
-from geo.site import Site, tower_camera
-from hardware.camera import Detect, run_camera_edge
-from ingest.bus import InProcessBus
-from ingest.schema import CameraDetection, Wire
+from vigil.detection.detector import DetectorConfig, MotionDetector
+from vigil.detection.objects import CameraGeometry
+from vigil.geo.site import Site, tower_camera
+from vigil.hardware.camera import Detect, run_camera_edge
+from vigil.ingest.bus import InProcessBus
+from vigil.ingest.schema import CameraDetection, Wire
 
 
 def tower_detector(site: Site, tower_id: str, config: DetectorConfig | None = None) -> Detect:
@@ -56,7 +56,7 @@ def feeds_from_files(
 ) -> list[tuple[str, Wire]]:
     """Every valid wire message the edge adapters make from a simulation folder, in process.
 
-    The folder is one written by :func:`hardware.sim.files.simulate_to_files` (or
+    The folder is one written by :func:`vigil.sim.files.simulate_to_files` (or
     ``vigil simulate``): each ``cameras/{tower}.avi`` goes through :func:`run_camera_edge`
     with the tower's detector and the manifest's start time and frame rate, ``ugs.jsonl``
     through :func:`hardware.ugs.run_ugs_edge` and ``uas.tlog`` through
@@ -65,9 +65,9 @@ def feeds_from_files(
     (cameras, then ground sensors, then the aircraft): the reference that ``vigil edge`` plus
     ``vigil run`` over MQTT is compared with.
     """
-    from hardware.sim.files import read_manifest
-    from hardware.uas import run_uas_edge
-    from hardware.ugs import run_ugs_edge
+    from vigil.hardware.uas import run_uas_edge
+    from vigil.hardware.ugs import run_ugs_edge
+    from vigil.sim.files import read_manifest
 
     folder = Path(folder)
     manifest = read_manifest(folder)

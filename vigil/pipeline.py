@@ -3,7 +3,7 @@ store, map and report, over the in-process bus, faster than real time.
 
 This module only wires stages together (``vigil`` holds no algorithms): every decision is
 made in ``detection``, ``tracks``, ``geo`` and ``alerts``; the truth comparison in
-``hardware.sim.scoring``.
+``vigil.sim.scoring``.
 """
 
 from __future__ import annotations
@@ -18,19 +18,17 @@ from pathlib import Path
 import numpy as np
 import shapely
 
-from alerts.engine import AlertEngine
-from alerts.rules import AlertRules
-from alerts.service import AlertService
-from alerts.store import EventStore
-from detection.detector import DetectorConfig, MotionDetector
-from detection.objects import CameraGeometry
-from geo.crossing_monitor import CrossingMonitor
-from geo.site import Site
-from hardware.sim import CameraFrame, SimSettings, TelemetryItem, UasDetection, UgsMessage, World
-from hardware.sim.scoring import AlertPoint, Scorer, TrackSample, score_crossing_alerts
-from hardware.ugs import route
-from ingest.bus import Bus, InProcessBus
-from ingest.schema import (
+from vigil.alerts.engine import AlertEngine
+from vigil.alerts.rules import AlertRules
+from vigil.alerts.service import AlertService
+from vigil.alerts.store import EventStore
+from vigil.detection.detector import DetectorConfig, MotionDetector
+from vigil.detection.objects import CameraGeometry
+from vigil.geo.crossing_monitor import CrossingMonitor
+from vigil.geo.site import Site
+from vigil.hardware.ugs import route
+from vigil.ingest.bus import Bus, InProcessBus
+from vigil.ingest.schema import (
     Alert,
     CameraCommand,
     CameraDetection,
@@ -41,9 +39,11 @@ from ingest.schema import (
     Wire,
     topic_for,
 )
-from tracks.config import TrackerConfig
-from tracks.fusion import FusionTracker, GroundSensorSite
-from tracks.store import TrackStore
+from vigil.sim import CameraFrame, SimSettings, TelemetryItem, UasDetection, UgsMessage, World
+from vigil.sim.scoring import AlertPoint, Scorer, TrackSample, score_crossing_alerts
+from vigil.tracks.config import TrackerConfig
+from vigil.tracks.fusion import FusionTracker, GroundSensorSite
+from vigil.tracks.store import TrackStore
 
 #: New tracks first seen this close to the border (m) that walk away from it crossed unseen.
 #: Off: since the towers place bodies without range bias they see groups before the line,

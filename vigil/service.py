@@ -57,14 +57,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from alerts.rules import AlertRules
-from geo.site import Site
-from ingest.bus import InProcessBus, topic_matches
-from ingest.journal import Journal
-from ingest.mqtt import MqttBus, MqttSettings
-from ingest.schema import DEFAULT_MAX_SKEW_S, AlertAction, MessageError, Wire, decode, encode
-from tracks.config import TrackerConfig
+from vigil.alerts.rules import AlertRules
+from vigil.geo.site import Site
+from vigil.ingest.bus import InProcessBus, topic_matches
+from vigil.ingest.journal import Journal
+from vigil.ingest.mqtt import MqttBus, MqttSettings
+from vigil.ingest.schema import DEFAULT_MAX_SKEW_S, AlertAction, MessageError, Wire, decode, encode
 from vigil.pipeline import SectorCore
+from vigil.tracks.config import TrackerConfig
 
 log = logging.getLogger(__name__)
 

@@ -7,14 +7,18 @@ seasonality and trend (:mod:`~geo.patterns.seasonality`), hotspots and corridors
 coverage (:mod:`~geo.patterns.coverage`). :mod:`~geo.patterns.analysis` runs them all.
 """
 
-from geo.patterns.aggregate import CrossingAggregates, aggregate_crossings, segment_period_counts
-from geo.patterns.analysis import (
+from vigil.geo.patterns.aggregate import (
+    CrossingAggregates,
+    aggregate_crossings,
+    segment_period_counts,
+)
+from vigil.geo.patterns.analysis import (
     CountsAnalysis,
     CrossingAnalysis,
     analyze_counts_table,
     analyze_crossing_table,
 )
-from geo.patterns.io import PatternInputError, read_counts, read_crossings
+from vigil.geo.patterns.io import PatternInputError, read_counts, read_crossings
 
 __all__ = [
     "CountsAnalysis",

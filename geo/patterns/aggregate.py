@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from geo.patterns.io import DIRECTION, LAT, LON, SEGMENT_ID, TIME
+from vigil.geo.patterns.io import DIRECTION, LAT, LON, SEGMENT_ID, TIME
 
 DATE, HOUR, WEEKDAY, CELL, HOUR_BIN, COUNT = "date", "hour", "weekday", "cell", "hour_bin", "count"
 

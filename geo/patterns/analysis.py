@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 from shapely.geometry.base import BaseGeometry
 
-from geo.border import Border
-from geo.patterns import counts
-from geo.patterns.aggregate import CrossingAggregates, aggregate_crossings, is_dask
-from geo.patterns.coverage import best_new_tower, segment_coverage, uncovered_segments
-from geo.patterns.displacement import displacement, find_drops
-from geo.patterns.hotspots import cell_hotspots, corridors, segment_hotspots
-from geo.patterns.seasonality import (
+from vigil.geo.border import Border
+from vigil.geo.patterns import counts
+from vigil.geo.patterns.aggregate import CrossingAggregates, aggregate_crossings, is_dask
+from vigil.geo.patterns.coverage import best_new_tower, segment_coverage, uncovered_segments
+from vigil.geo.patterns.displacement import displacement, find_drops
+from vigil.geo.patterns.hotspots import cell_hotspots, corridors, segment_hotspots
+from vigil.geo.patterns.seasonality import (
     MONTH_NAMES,
     busiest_by_year,
     group_seasonality,

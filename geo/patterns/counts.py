@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from geo.patterns.aggregate import COUNT, DATE, HOUR, WEEKDAY, CrossingAggregates
-from geo.patterns.io import SEGMENT_ID
+from vigil.geo.patterns.aggregate import COUNT, DATE, HOUR, WEEKDAY, CrossingAggregates
+from vigil.geo.patterns.io import SEGMENT_ID
 
 WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 

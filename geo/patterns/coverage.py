@@ -17,7 +17,7 @@ import shapely
 from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
-from geo.border import US_SIDE, Border
+from vigil.geo.border import US_SIDE, Border
 
 
 def sensor_disc(x: float, y: float, radius_m: float) -> Polygon:

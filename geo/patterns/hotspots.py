@@ -107,7 +107,7 @@ def path_density(
     """
     import h3
 
-    from geo.patterns.aggregate import h3_cells
+    from vigil.geo.patterns.aggregate import h3_cells
 
     cells = h3_cells(np.asarray(lat, np.float64), np.asarray(lon, np.float64), resolution)
     pairs = pd.DataFrame({"track": np.asarray(track_id), "cell": cells}).drop_duplicates()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from geo.patterns.io import LAT, LON, PatternInputError, input_kind, normalise_crossings
+from vigil.geo.patterns.io import LAT, LON, PatternInputError, input_kind, normalise_crossings
 
 LOCAL_SCHEDULERS = {"local": "threads", "threads": "threads", "synchronous": "synchronous"}
 LOCAL_SCHEDULERS["processes"] = "processes"
@@ -68,7 +68,7 @@ def open_crossings_dask(path: str | Path, *, npartitions: int = 8, table: str = 
         else:
             ddf = dd.read_parquet(str(path))
     else:
-        from geo.patterns.io import read_crossings
+        from vigil.geo.patterns.io import read_crossings
 
         return dd.from_pandas(read_crossings(path, table=table), npartitions=npartitions)
     meta = normalise_crossings(ddf._meta, source=str(path))

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geo.border import Border
+from vigil.geo.border import Border
 
 
 @dataclass(frozen=True)

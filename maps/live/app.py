@@ -42,11 +42,11 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from geo.site import Site
-from ingest.bus import Bus
-from ingest.schema import AlertAction, Track, topic_for
-from maps.live.audit import AuditLog
-from maps.live.auth import (
+from vigil.geo.site import Site
+from vigil.ingest.bus import Bus
+from vigil.ingest.schema import AlertAction, Track, topic_for
+from vigil.maps.live.audit import AuditLog
+from vigil.maps.live.auth import (
     PERMISSIONS,
     ROLES,
     AuthError,
@@ -56,8 +56,8 @@ from maps.live.auth import (
     User,
     UserStore,
 )
-from maps.live.page import live_page, login_page, site_view
-from maps.live.state import LiveState, history_from_tracks
+from vigil.maps.live.page import live_page, login_page, site_view
+from vigil.maps.live.state import LiveState, history_from_tracks
 
 log = logging.getLogger("vigil.live")
 
@@ -209,7 +209,7 @@ class LiveMapApp(Starlette):
         self.site_json = _json.encode(site_view(site))
         self._clients: set[_Client] = set()
         self._ticker: asyncio.Task | None = None
-        static = str(resources.files("maps").joinpath("static"))
+        static = str(resources.files("vigil.maps").joinpath("static"))
         routes = [
             Route("/", self.index),
             Route("/favicon.ico", self.favicon),

@@ -18,8 +18,8 @@ import numpy as np
 from branca.element import MacroElement
 from jinja2 import Template
 
-from geo.site import Site
-from maps.offline import offline_map, render_offline
+from vigil.geo.site import Site
+from vigil.maps.offline import offline_map, render_offline
 
 LIVE_ASSETS_VERSION = "1"
 

@@ -8,11 +8,11 @@ import threading
 import time
 from pathlib import Path
 
-from geo.site import Site
-from ingest.bus import Bus
-from maps.live.app import HistorySource, LiveMapApp
-from maps.live.audit import AuditLog
-from maps.live.auth import UserStore
+from vigil.geo.site import Site
+from vigil.ingest.bus import Bus
+from vigil.maps.live.app import HistorySource, LiveMapApp
+from vigil.maps.live.audit import AuditLog
+from vigil.maps.live.auth import UserStore
 
 
 def _config(

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from geo.camera import PinholeCamera
-from geo.site import Site, tower_camera
-from ingest.schema import (
+from vigil.geo.camera import PinholeCamera
+from vigil.geo.site import Site, tower_camera
+from vigil.ingest.schema import (
     Alert,
     AlertAction,
     CameraCommand,

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from geo.camera import PinholeCamera
-from geo.frames import LocalFrame
-from geo.site import Aircraft
-from ingest.schema import CameraDetection, Telemetry
+from vigil.geo.camera import PinholeCamera
+from vigil.geo.frames import LocalFrame
+from vigil.geo.site import Aircraft
+from vigil.ingest.schema import CameraDetection, Telemetry
 
 from .movers import MoverStates, rng_for
 from .settings import SimSettings

@@ -180,7 +180,7 @@ def score_crossing_alerts(
     crossings up to ``end_time`` count for recall.
 
     ``earlier``: crossings made before the run's start by groups still walking when it
-    starts (:meth:`hardware.sim.World.crossings_before_start`). An alert matching one of
+    starts (:meth:`vigil.sim.World.crossings_before_start`). An alert matching one of
     their northbound person crossings is not false; they do not count for recall.
     """
     people_north = [c for c in truth if c.direction == "northbound" and c.cls == "person"]

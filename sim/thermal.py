@@ -4,7 +4,7 @@ The scene is the flat ground of the sector seen through the tower's
 :class:`~geo.camera.PinholeCamera` (the model detection uses to go back to the ground): a
 temperature texture fixed in the world (so it stays put when a camera turns), bushes that
 flicker in the wind, a cold sky, and warm bodies sized by their real size and range. The
-nuisances each have a switch in :class:`~hardware.sim.settings.SimSettings`: sensor noise,
+nuisances each have a switch in :class:`~vigil.sim.settings.SimSettings`: sensor noise,
 slow gain drift over the day, heat shimmer, vegetation flicker and camera shake.
 
 Convention for the truth: a body's box is centred on the image of its ground position, so
@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import NDArray
 
-from geo.camera import PinholeCamera
+from vigil.geo.camera import PinholeCamera
 
 from . import kernels
 from .movers import HOUR_S, MoverStates, rng_for

@@ -74,7 +74,7 @@ class VideoSink:
         self._proc = None
         if in_process:
             code = (
-                "import sys; from hardware.sim.video import encode_stdin; "
+                "import sys; from vigil.sim.video import encode_stdin; "
                 "encode_stdin(sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))"
             )
             self._proc = subprocess.Popen(

@@ -31,7 +31,7 @@ from typing import Any
 
 import msgspec
 
-from geo.site import Site
+from vigil.geo.site import Site
 
 from .movers import SimError
 from .settings import SimSettings

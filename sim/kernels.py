@@ -1,7 +1,7 @@
 """numba kernels that draw the simulator's thermal frames: warm blobs and the frame composite.
 
 Pure loops over preallocated arrays, ``nopython``, ``nogil`` (towers render on threads) and
-cached. The wrappers in :mod:`hardware.sim.thermal` check shapes and types; each kernel has a
+cached. The wrappers in :mod:`vigil.sim.thermal` check shapes and types; each kernel has a
 test against an independent numpy/scipy reference (``tests/test_sim_kernels.py``).
 """
 

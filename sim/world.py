@@ -7,7 +7,7 @@ commands a running pipeline gives (send a patrol unit, point a tower camera).
 
 Example
 -------
->>> from hardware.sim import SimSettings, World
+>>> from vigil.sim import SimSettings, World
 >>> world = World(site, SimSettings(cameras="off"), seed=1)   # doctest: +SKIP
 >>> for item in world.run(60.0):                                # doctest: +SKIP
 ...     print(item.time, type(item).__name__)
@@ -25,8 +25,8 @@ from datetime import UTC, datetime
 import numpy as np
 from numpy.typing import NDArray
 
-from geo.camera import PinholeCamera
-from geo.site import Site, tower_camera
+from vigil.geo.camera import PinholeCamera
+from vigil.geo.site import Site, tower_camera
 
 from . import kernels
 from .movers import CrossingTruth, MoverStates, Population, SimError

@@ -22,9 +22,9 @@ import shapely
 from numpy.typing import NDArray
 from shapely.geometry import LineString
 
-from geo.border import FOREIGN_SIDE, US_SIDE, Border
-from geo.frames import LocalFrame
-from geo.site import Site
+from vigil.geo.border import FOREIGN_SIDE, US_SIDE, Border
+from vigil.geo.frames import LocalFrame
+from vigil.geo.site import Site
 
 from .settings import SimSettings
 

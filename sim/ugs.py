@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import msgspec
 import numpy as np
 
-from geo.frames import LocalFrame
-from geo.site import GroundSensor
-from ingest.schema import SensorEvent, SensorStatus, encode
+from vigil.geo.frames import LocalFrame
+from vigil.geo.site import GroundSensor
+from vigil.ingest.schema import SensorEvent, SensorStatus, encode
 
 from .movers import MoverStates, rng_for
 from .settings import SimSettings
