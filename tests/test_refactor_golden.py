@@ -74,7 +74,8 @@ def test_sector_core_replays_recorded_stream_as_before_refactor() -> None:
         gzip.decompress((DATA / "core_replay_8min.msgpack.gz").read_bytes())
     )
     stream = [
-        (t, msgspec.convert(body, type=getattr(schema, kind))) for t, kind, body in fixture["stream"]
+        (t, msgspec.convert(body, type=getattr(schema, kind)))
+        for t, kind, body in fixture["stream"]
     ]
     start, end = fixture["start"], fixture["end"]
     site = _plain_site(load_default().site)
