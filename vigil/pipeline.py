@@ -8,7 +8,6 @@ made in ``detection``, ``tracks``, ``geo`` and ``alerts``; the truth comparison 
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import Counter
@@ -28,6 +27,7 @@ from vigil.geo.crossing_monitor import CrossingMonitor
 from vigil.geo.site import Site
 from vigil.hardware.ugs import route
 from vigil.ingest.bus import Bus, InProcessBus
+from vigil.ingest.jsonable import dumps
 from vigil.ingest.schema import (
     Alert,
     CameraCommand,
@@ -521,14 +521,4 @@ def _tells_of_a_crossing(alert: Alert) -> bool:
 
 def write_json(path: Path, data: dict) -> None:
     """Write a summary with NaN as null (strict JSON)."""
-
-    def clean(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [clean(x) for x in v]
-        return v
-
-    path.write_text(json.dumps(clean(data), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    path.write_text(dumps(data, indent=2) + "\n", encoding="utf-8")
