@@ -61,6 +61,7 @@ from vigil.alerts.rules import AlertRules
 from vigil.geo.site import Site
 from vigil.ingest.bus import InProcessBus, topic_matches
 from vigil.ingest.journal import Journal
+from vigil.ingest.jsonable import dumps
 from vigil.ingest.mqtt import MqttBus, MqttSettings
 from vigil.ingest.schema import DEFAULT_MAX_SKEW_S, AlertAction, MessageError, Wire, decode, encode
 from vigil.pipeline import SectorCore
@@ -582,19 +583,15 @@ class SectorService:
         r = self.runner
         if r is None:
             return
-
-        def finite(v: float) -> float | None:
-            return v if math.isfinite(v) else None
-
         status = {
             "sector": self.sector,
             "wall": time.time(),
             "connected": self.in_bus.connected,
             "handled": self.handled,
             "queued": self._inbox.qsize(),
-            "max_time": finite(r.max_time),
-            "watermark": finite(r.watermark),
-            "clock": finite(r.clock),
+            "max_time": r.max_time,  # -inf before the first message: null
+            "watermark": r.watermark,
+            "clock": r.clock,
             "buffered": r.buffered,
             "runner": dict(r.counts),
             "input_bus": dict(self.in_bus.counts),
@@ -603,7 +600,7 @@ class SectorService:
             "fusion_dropped_late": r.core.fusion.dropped_late,
         }
         tmp = self.state_dir / "status.json.tmp"
-        tmp.write_text(json.dumps(status, indent=1) + "\n")
+        tmp.write_text(dumps(status, indent=1) + "\n")
         tmp.replace(self.state_dir / "status.json")
 
     # -- life ------------------------------------------------------------------------------------
