@@ -1,0 +1,61 @@
+"""``vigil alerts``: an agent's alert console on the sector's broker."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from vigil.cli.common import EXIT_OK, EXIT_USAGE, Subparsers, load_deployment
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """An agent's console: show a unit's alerts as they arrive; acknowledge, assign, close."""
+    from vigil.console import HELP, AlertConsole, run_console
+    from vigil.ingest.mqtt import MqttBus
+    from vigil.service import mqtt_settings
+
+    d = load_deployment(args.deployment)
+    units = [u.id for u in d.config.units]
+    if not args.all and args.unit not in units:
+        print(f"error: --unit {args.unit!r}: expected one of {units} (or --all)", file=sys.stderr)
+        return EXIT_USAGE
+    settings = mqtt_settings(d, args.broker)
+    who = args.unit or "all"
+    bus = MqttBus(d.sector, settings, args.client_id or f"console-{d.sector}-{who}",
+                  publish_quarantine=False)  # fmt: skip
+    console = AlertConsole(d.sector, args.unit or "console", bus, show_all=args.all)
+    try:
+        bus.connect(args.connect_timeout)
+    except ConnectionError as exc:
+        print(f"warning: {exc}; still trying", file=sys.stderr, flush=True)
+    console.say(f"alerts of sector {d.sector} for {'every unit' if args.all else args.unit}")
+    console.say(HELP)
+    try:
+        run_console(console)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.close()
+        bus.flush(10.0)
+        bus.close()
+    return EXIT_OK
+
+
+def register(sub: Subparsers) -> None:
+    """Add ``alerts`` to the top-level subcommands."""
+    p = sub.add_parser(
+        "alerts",
+        help="an agent's alert console",
+        description=(
+            "Show a patrol unit's alerts (recommended or assigned) as they arrive, or every "
+            "alert with --all, and act on them with typed commands: a [REF] acknowledge, "
+            "s [REF] [UNIT] assign, c [REF] close, l list, q quit."
+        ),
+    )
+    p.add_argument("--unit", help="the patrol unit at this console")
+    p.add_argument("--all", action="store_true", help="show every alert of the sector")
+    p.add_argument("--deployment", metavar="FILE", help="deployment TOML (default: the demo's)")
+    p.add_argument("--broker", metavar="HOST:PORT", help="override the deployment's broker")
+    p.add_argument("--client-id", help="MQTT client id (default console-SECTOR-UNIT)")
+    p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds (default 30)")
+    p.set_defaults(func=cmd_alerts)

@@ -1,0 +1,89 @@
+"""``vigil analyze``: planners' analyses of a crossing table or an aggregate counts table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from vigil.cli.common import EXIT_OK, EXIT_USAGE, CommandError, Subparsers, load_deployment
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Planners' analyses of a crossing table, or of an aggregate counts table."""
+    from vigil.geo.patterns.io import PatternInputError
+
+    out = Path(args.out)
+    try:
+        if args.input[0] == "counts":
+            from vigil.maps.report import analyze_counts
+
+            if len(args.input) != 2 or not (args.time and args.group and args.value):
+                print(
+                    "error: usage: vigil analyze counts CSV --time COL --group COL "
+                    "--value COL --out DIR",
+                    file=sys.stderr,
+                )
+                return EXIT_USAGE
+            analyze_counts(
+                args.input[1],
+                args.time,
+                args.group,
+                args.value,
+                out,
+                dask=args.dask,
+                year_start_month=args.year_start_month,
+                busiest_year_start_month=args.year_start_month,
+            )
+        else:
+            from vigil.maps.report import analyze_crossings
+
+            if len(args.input) != 1:
+                print(
+                    "error: give one crossing table (CSV, GeoParquet, GeoPackage or the store)",
+                    file=sys.stderr,
+                )
+                return EXIT_USAGE
+            d = load_deployment(args.deployment)
+            analyze_crossings(
+                args.input[0],
+                out,
+                border=d.site.border(),
+                timezone=d.site.sector.timezone,
+                dask=args.dask,
+            )
+    except (PatternInputError, FileNotFoundError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    written = sorted(p.name for p in out.iterdir() if p.is_file())
+    print(f"analysis written to {out.resolve()}: {', '.join(written)}")
+    return EXIT_OK
+
+
+def register(sub: Subparsers) -> None:
+    """Add ``analyze`` to the top-level subcommands."""
+    p = sub.add_parser(
+        "analyze",
+        help="planners' analyses of crossings or aggregate counts",
+        description=(
+            "vigil analyze INPUT --out DIR: crossings per segment and period, time-of-day and "
+            "weekday profiles, STL trend, Gi* hotspots, H3 cells, displacement and coverage, "
+            "written as report.html, segments.gpkg, hotspots.gpkg and summary.json. INPUT is a "
+            "CSV, GeoParquet, GeoPackage or the SQLite store. "
+            "vigil analyze counts CSV --time COL --group COL --value COL --out DIR: the same for "
+            "an aggregate table, plus seasonality.json."
+        ),
+    )
+    p.add_argument("input", nargs="+", help="INPUT, or: counts CSV")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--deployment", metavar="FILE", help="deployment TOML whose border to use")
+    p.add_argument("--time", metavar="COL", help="counts: the time column")
+    p.add_argument("--group", metavar="COL", help="counts: the area column")
+    p.add_argument("--value", metavar="COL", help="counts: the count column")
+    p.add_argument(
+        "--year-start-month",
+        type=int,
+        default=1,
+        help="counts: first month of the year (10 for US fiscal years)",
+    )
+    p.add_argument("--dask", metavar="ADDRESS", help="run on Dask: 'local' or a scheduler address")
+    p.set_defaults(func=cmd_analyze)

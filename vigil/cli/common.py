@@ -1,0 +1,100 @@
+"""What every command group of the ``vigil`` command line shares: exit statuses, the error
+that ends a command, loading the deployment, reading times and broker addresses.
+
+Nothing heavy is imported here: each helper imports what it needs when called, so that
+``vigil --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vigil.config import Deployment
+    from vigil.ingest.mqtt import MqttSettings
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_DATA = 3
+
+Command = Callable[[argparse.Namespace], int]
+Subparsers = argparse._SubParsersAction  # what ``add_subparsers`` returns: each group adds to it
+
+
+class CommandError(Exception):
+    """A command that cannot go on: the message is printed and the status returned."""
+
+    def __init__(self, message: str, status: int = EXIT_DATA) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def load_deployment(path: str | None) -> Deployment:
+    """Load a deployment file (or the demo's); a bad file ends the command with its error.
+
+    Parameters
+    ----------
+    path
+        The deployment TOML, or None (or empty) for the deployment shipped with the package.
+    """
+    from vigil.config import ConfigError, load, load_default
+
+    try:
+        return load(path) if path else load_default()
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def parse_time(text: str) -> float:
+    """A time given on the command line, as UTC seconds since the epoch.
+
+    Parameters
+    ----------
+    text
+        Epoch seconds, or ISO 8601 with ``Z`` or an offset; a time without a zone ends the
+        program with an error (status 1).
+    """
+    from datetime import datetime
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        raise SystemExit(f"error: time {text!r} has no time zone; add Z or an offset")
+    return dt.timestamp()
+
+
+def broker_settings(address: str, **options: Any) -> MqttSettings:
+    """MQTT settings for a ``HOST:PORT`` given on the command line, credentials from the
+    environment (VIGIL_MQTT_USER, VIGIL_MQTT_PASSWORD).
+
+    Parameters
+    ----------
+    address
+        ``HOST:PORT``; an empty host is 127.0.0.1 and a missing port 1883.
+    options
+        Further ``MqttSettings`` fields.
+    """
+    from vigil.ingest.mqtt import MqttSettings
+
+    host, _, port = address.partition(":")
+    return MqttSettings.from_env(host=host or "127.0.0.1", port=int(port or 1883), **options)
+
+
+def close_bus(bus: Any) -> None:
+    """Flush what a bus still holds (up to 30 s), then close it."""
+    flush = getattr(bus, "flush", None)
+    if flush is not None:
+        flush(30.0)
+    bus.close()
+
+
+def missing_action(parser: argparse.ArgumentParser) -> int:
+    """A command group called without its action: its help on stderr, usage status."""
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE

@@ -1,0 +1,77 @@
+"""``vigil run``: the sector service on an MQTT broker, until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from vigil.cli.common import EXIT_OK, Subparsers, load_deployment
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the sector service until SIGTERM, SIGINT or --seconds."""
+    import signal
+    import threading
+    import time
+
+    from vigil.service import SectorService, mqtt_settings
+
+    d = load_deployment(args.deployment)
+    settings = mqtt_settings(d, args.broker)
+    state = Path(args.state_dir or f".vigil-{d.sector}")
+    service = SectorService(
+        d.site, settings, state, hold_s=args.hold, idle_s=args.idle, client_id=args.client_id
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        try:
+            r = service.start(args.connect_timeout)
+        except ConnectionError as exc:
+            r = service.report
+            print(f"warning: {exc}; still trying", file=sys.stderr, flush=True)
+        print(
+            f"sector {d.sector}: replayed {r.replayed} journaled messages in {r.replay_s:.2f} s "
+            f"({r.outputs_skipped} outputs already sent); serving {settings.host}:{settings.port}, "
+            f"state in {state.resolve()}",
+            flush=True,
+        )
+        t0 = time.monotonic()
+        while not stop.wait(0.5):
+            if args.seconds and time.monotonic() - t0 >= args.seconds:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.close()
+    s = service.status()
+    print(
+        f"handled {s['handled']} messages; published {s['runner'].get('published', 0)}; "
+        f"late {s['runner'].get('late', 0)}; quarantined {sum(s['quarantine'].values())}"
+    )
+    return EXIT_OK
+
+
+def register(sub: Subparsers) -> None:
+    """Add ``run`` to the top-level subcommands."""
+    p = sub.add_parser(
+        "run",
+        help="run the sector service on an MQTT broker",
+        description=(
+            "The sector service: subscribe to the sector's detections, ground-sensor messages, "
+            "telemetry and alert actions; journal each accepted message to SQLite before "
+            "acknowledging it; order them by message time; track, detect crossings, alert; "
+            "store; publish tracks, crossings, alerts and camera commands. Restarted after a "
+            "crash it replays its journal and sends nothing twice. Stops on SIGTERM or Ctrl-C."
+        ),
+    )
+    p.add_argument("--deployment", metavar="FILE", help="deployment TOML (default: the demo's)")
+    p.add_argument("--broker", metavar="HOST:PORT", help="override the deployment's broker")
+    p.add_argument("--state-dir", metavar="DIR", help="journal, outboxes, stores (.vigil-SECTOR)")
+    p.add_argument("--hold", type=float, default=1.0, help="reorder hold, message s (default 1)")
+    p.add_argument("--idle", type=float, default=3.0, help="idle clock after, wall s (default 3)")
+    p.add_argument("--client-id", help="MQTT client id (default vigil-SECTOR)")
+    p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds (default 30)")
+    p.add_argument("--seconds", type=float, help="stop after this long")
+    p.set_defaults(func=cmd_run)

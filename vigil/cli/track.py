@@ -1,0 +1,52 @@
+"""``vigil track``: tracks from a CSV file of detections."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from vigil.cli.common import EXIT_OK, EXIT_USAGE, CommandError, Subparsers
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    """Track detections from a CSV file."""
+    from vigil.tracks.csvfile import CsvError, run_track
+
+    centre = None
+    if args.centre:
+        try:
+            lat, lon = (float(v) for v in args.centre.split(","))
+        except ValueError:
+            print(f"error: --centre {args.centre!r}: expected LAT,LON in degrees", file=sys.stderr)
+            return EXIT_USAGE
+        centre = (lat, lon)
+    try:
+        s = run_track(args.detections, args.out, args.frame, centre=centre)
+    except CsvError as exc:
+        raise CommandError(str(exc)) from None
+    print(
+        f"{s.detections} detections in {s.batches} batches -> {s.tracks} confirmed tracks, "
+        f"{s.rows_written} rows written to {Path(args.out).resolve()}"
+    )
+    return EXIT_OK
+
+
+def register(sub: Subparsers) -> None:
+    """Add ``track`` to the top-level subcommands."""
+    p = sub.add_parser(
+        "track",
+        help="track detections from a CSV file",
+        description=(
+            "Track detections from CSV (columns t,x,y in local metres, or t,lat,lon; optional "
+            "sensor and sigma) and write t,track_id,x,y,vx,vy (or lat,lon) for confirmed tracks. "
+            "A bad row stops with an error naming the line and the column."
+        ),
+    )
+    p.add_argument("detections", help="detections CSV")
+    p.add_argument("--out", required=True, metavar="CSV", help="tracks CSV")
+    p.add_argument("--frame", choices=("local", "wgs84"), default="local", help="output frame")
+    p.add_argument(
+        "--centre", metavar="LAT,LON", help="centre of the tracking frame for wgs84 input"
+    )
+    p.set_defaults(func=cmd_track)
