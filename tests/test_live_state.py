@@ -244,7 +244,7 @@ def test_history_from_store_tracks_matches_ring_form() -> None:
     ],
 )
 def test_who_sees_which_alert(user, alert_kwargs, visible) -> None:
-    from vigil.maps.live.app import visible_alert
+    from vigil.maps.live.feed import visible_alert
     from vigil.maps.live.state import alert_view
 
     assert visible_alert(user, alert_view(alert(**alert_kwargs))) is visible

@@ -8,9 +8,10 @@
 Starlette, uvicorn and argon2-cffi are the ``serve`` extra; importing this package needs them.
 """
 
-from vigil.maps.live.app import LiveMapApp, visible_alert
+from vigil.maps.live.app import LiveMapApp
 from vigil.maps.live.audit import AuditEntry, AuditLog
 from vigil.maps.live.auth import PERMISSIONS, ROLES, AuthError, User, UserStore, add_user
+from vigil.maps.live.feed import visible_alert
 from vigil.maps.live.server import ServerThread, run_live, serve
 from vigil.maps.live.state import LiveState
 

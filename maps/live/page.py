@@ -19,6 +19,7 @@ from branca.element import MacroElement
 from jinja2 import Template
 
 from vigil.geo.site import Site
+from vigil.maps.live.auth import ROLES
 from vigil.maps.offline import offline_map, render_offline
 
 LIVE_ASSETS_VERSION = "1"
@@ -163,3 +164,20 @@ def login_page(sector: str, message: str = "") -> str:
     """The login form (``message``: an error to show, plain text)."""
     shown = f'<p class="error" id="login-error">{html.escape(message)}</p>' if message else ""
     return LOGIN_PAGE.format(version=LIVE_ASSETS_VERSION, sector=html.escape(sector), message=shown)
+
+
+def admin_page() -> str:
+    """The admin page: the users (add, remove) and the audit log, filled by ``admin.js``."""
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Vigil users'
+        '</title><link rel="stylesheet" href="/static/live/live.css">'
+        '<script src="/static/live/admin.js"></script></head>'
+        '<body class="vigil-admin"><h1>Users</h1><table id="users"></table>'
+        '<form id="add-user"><input name="name" placeholder="name" required>'
+        '<select name="role">'
+        + "".join(f"<option>{r}</option>" for r in ROLES)
+        + '</select><input name="unit" placeholder="unit (agents)">'
+        '<input name="password" type="password" placeholder="password" required>'
+        '<button type="submit">add</button></form><p id="admin-message"></p>'
+        '<h1>Audit log</h1><table id="audit"></table></body></html>'
+    )

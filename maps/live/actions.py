@@ -1,0 +1,99 @@
+"""Alert actions from the map: ``POST /api/alerts/{id}/{acknowledge|assign|close}``.
+
+Each action is checked (session, origin, CSRF token, the role's permission, and for agents
+that the alert is their unit's), written to the audit log, and only then published on the bus
+as an :class:`~ingest.schema.AlertAction` for the sector service to apply.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Set
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from vigil.ingest.bus import Bus
+from vigil.ingest.schema import AlertAction, topic_for
+from vigil.maps.live.audit import AuditLog
+from vigil.maps.live.feed import visible_alert
+from vigil.maps.live.guard import Guard, read_form, refuse
+from vigil.maps.live.state import LiveState
+
+ACTIONS = ("acknowledge", "assign", "close")
+
+
+class AlertActions:
+    """The endpoint for alert actions: checks, audits and publishes them.
+
+    Parameters
+    ----------
+    guard
+        The session, origin, CSRF and role checks.
+    live
+        The map's state, whose open alerts may be acted on.
+    bus
+        Where the actions go.
+    audit
+        Where actions and refusals are written.
+    sector
+        The sector's name (the topic of the actions).
+    unit_ids
+        The sector's units, to which an alert may be assigned.
+    """
+
+    def __init__(
+        self,
+        guard: Guard,
+        live: LiveState,
+        bus: Bus,
+        audit: AuditLog,
+        sector: str,
+        unit_ids: Set[str],
+    ) -> None:
+        self.guard = guard
+        self.live = live
+        self.bus = bus
+        self.audit = audit
+        self.sector = sector
+        self.unit_ids = unit_ids
+
+    async def handle(self, request: Request) -> Response:
+        """``POST /api/alerts/{alert_id}/{action}``: check, audit and publish one action."""
+        action = request.path_params["action"]
+        alert_id = request.path_params["alert_id"]
+        if action not in ACTIONS:
+            return refuse(404, f"no alert action {action!r}; expected one of {ACTIONS}")
+        session = self.guard.checked_post(request, f"alerts.{action}")
+        if isinstance(session, Response):
+            return session
+        user = session.user
+        alert = self.live.alerts.get(alert_id)
+        if alert is None:
+            return refuse(404, f"no open alert {alert_id!r}")
+        if not visible_alert(user, alert):
+            self.audit.record(user.name, "denied", alert_id, f"{action}: not the user's alert")
+            return refuse(403, f"alert {alert_id!r} is not for unit {user.unit!r}")
+        form = await read_form(request)
+        unit = form.get("unit") or None
+        if action == "assign" and unit not in self.unit_ids:
+            return refuse(
+                400,
+                f"unit {unit!r} is not a unit of this sector; expected one of "
+                f"{', '.join(sorted(self.unit_ids))}",
+            )
+        msg = AlertAction(
+            alert_id=alert_id,
+            time=time.time(),
+            action=action,
+            by=user.name,
+            unit=unit if action == "assign" else None,
+            note=form.get("note", "")[:500],
+        )
+        # the audit entry is written before the action leaves, so no action goes unrecorded
+        self.audit.record(user.name, action, alert_id, f"unit {unit}" if action == "assign" else "")
+        await run_in_threadpool(self.bus.publish, topic_for(self.sector, msg), msg)
+        return JSONResponse(
+            {"ok": True, "alert_id": alert_id, "action": action, "by": user.name, "unit": msg.unit}
+        )
