@@ -68,7 +68,7 @@ def _plain_site(site):
 
 
 def test_sector_core_replays_recorded_stream_as_before_refactor() -> None:
-    from vigil.pipeline import SectorCore
+    from vigil.core import SectorCore
 
     fixture = msgspec.msgpack.decode(
         gzip.decompress((DATA / "core_replay_8min.msgpack.gz").read_bytes())

@@ -78,7 +78,7 @@ def write_outputs(pipe: Pipeline, out_dir: Path) -> dict[str, str]:
 
     # tracks as trails
     trails: dict[str, list[tuple[float, float, float, str]]] = defaultdict(list)
-    for tid, t, x, y, cls in pipe.core.track_log:
+    for tid, t, x, y, cls in pipe.log.tracks:
         trails[tid].append((t, x, y, cls))
     paths: dict[str, tuple[str, list[tuple[float, float]]]] = {}
     rows = []
@@ -99,7 +99,7 @@ def write_outputs(pipe: Pipeline, out_dir: Path) -> dict[str, str]:
                 "geometry": geom,
             }
         )
-    crossings = [msgspec.to_builtins(c) for c in pipe.core.crossing_log]
+    crossings = [msgspec.to_builtins(c) for c in pipe.log.crossings]
     alerts = [msgspec.to_builtins(a) for a in pipe.core.events.alerts()]
 
     m = situation_map(pipe.site)

@@ -1,9 +1,10 @@
-"""The whole chain in one process: simulator -> detection -> fusion -> crossings -> alerts ->
-store, map and report, over the in-process bus, faster than real time.
+"""The demo's chain in one process: simulator -> detection -> the sector core (fusion,
+crossings, alerts, stores) -> map and report, over the in-process bus, faster than real time.
 
 This module only wires stages together (``vigil`` holds no algorithms): every decision is
 made in ``detection``, ``tracks``, ``geo`` and ``alerts``; the truth comparison in
-``vigil.sim.scoring``.
+``vigil.sim.scoring``. The field core (:class:`vigil.core.SectorCore`) keeps no demo logs:
+:class:`RunLog` records what the demo's outputs and summary need by listening to the bus.
 """
 
 from __future__ import annotations
@@ -17,13 +18,10 @@ from pathlib import Path
 import numpy as np
 import shapely
 
-from vigil.alerts.engine import AlertEngine
 from vigil.alerts.rules import AlertRules
-from vigil.alerts.service import AlertService
-from vigil.alerts.store import EventStore
+from vigil.core import SectorCore
 from vigil.detection.detector import DetectorConfig, MotionDetector
 from vigil.detection.objects import CameraGeometry
-from vigil.geo.crossing_monitor import CrossingMonitor
 from vigil.geo.site import Site
 from vigil.hardware.ugs import route
 from vigil.ingest.bus import Bus, InProcessBus
@@ -33,25 +31,12 @@ from vigil.ingest.schema import (
     CameraCommand,
     CameraDetection,
     Crossing,
-    SensorEvent,
-    Telemetry,
-    Track,
     Wire,
     topic_for,
 )
 from vigil.sim import CameraFrame, SimSettings, TelemetryItem, UasDetection, UgsMessage, World
 from vigil.sim.scoring import AlertPoint, Scorer, TrackSample, score_crossing_alerts
 from vigil.tracks.config import TrackerConfig
-from vigil.tracks.fusion import FusionTracker, GroundSensorSite
-from vigil.tracks.store import TrackStore
-
-#: New tracks first seen this close to the border (m) that walk away from it crossed unseen.
-#: Off: since the towers place bodies without range bias they see groups before the line,
-#: and over 4 h (seed 2) both inferred crossings left were a standing animal's track
-#: drifting with range noise, 1.3-3.4 km from a tower.
-ENTRY_M = 0.0
-#: The confidence of a crossing inferred from an entry rather than seen.
-INFERRED_CONFIDENCE = 0.5
 
 
 @dataclass
@@ -71,176 +56,40 @@ class RunStats:
     kinds: Counter[str] = field(default_factory=Counter)
 
 
-class SectorCore:
-    """The sector's own work, fed by its bus: fusion, crossings, alerts and the stores.
+class RunLog:
+    """What a demo run records, taken from the bus and the core's ticks (an observer).
 
-    It subscribes to the sector's detections, ground-sensor events and telemetry, and on
-    each :meth:`tick` publishes ``Track`` and ``Crossing`` messages; the alert service
-    (subscribed to tracks, crossings and sensor messages) publishes alerts and camera
-    commands. The same object runs behind the in-process bus (the demo) and MQTT
-    (``vigil run``).
-
-    Parameters
-    ----------
-    site
-        The deployment's physical layout.
-    bus
-        The sector's bus.
-    store_dir
-        Folder for ``tracks.sqlite`` and ``events.sqlite`` (``None``: in memory).
-    tracker, rules
-        Stage settings (defaults when omitted).
-    on_command
-        Called with each ``CameraCommand`` the alert service raises (a simulator turns its
-        tower; in the field the command goes out on the bus only).
-    entry_m
-        A new track first seen within this distance of the border that walks away from it
-        came across unseen: its crossing is inferred (``confidence`` 0.5; see
-        :class:`geo.crossing_monitor.CrossingMonitor`), metres; 0 (the default) turns
-        inference off.
+    ``tracks`` holds ``(track id, time, x, y, class guess)`` for every live track each tick
+    (local metres, UTC s); ``crossings`` every published crossing; ``crossing_latency_s``
+    the wall time (s) from the start of the tick that fused the completing detection to each
+    new crossing alert on the bus. A demo runs for hours at most; a field service has no
+    such log.
     """
 
-    def __init__(
-        self,
-        site: Site,
-        bus: Bus,
-        *,
-        store_dir: Path | None = None,
-        tracker: TrackerConfig | None = None,
-        rules: AlertRules | None = None,
-        on_command=None,
-        entry_m: float = ENTRY_M,
-    ) -> None:
-        self.site = site
-        self.bus = bus
-        self.sector = site.sector.name
-        self.frame = site.frame()
-        self.border = site.border(self.frame)
-        sensors = {}
-        if site.sensors:
-            sx, sy = self.frame.to_local(
-                [s.lat for s in site.sensors], [s.lon for s in site.sensors]
-            )
-            for s, x, y in zip(site.sensors, sx, sy, strict=True):
-                sensors[s.id] = GroundSensorSite(float(x), float(y), s.radius_m)
-        self.fusion = FusionTracker(
-            self.frame, tracker or TrackerConfig.for_sector(), ground_sensors=sensors
-        )
-        self.monitor = CrossingMonitor(self.border, entry_m=entry_m)
-        self.engine = AlertEngine(site, rules)
-        self.alerts = AlertService(self.engine, bus, on_command=on_command)
-        self.tracks_store = TrackStore(store_dir / "tracks.sqlite" if store_dir else ":memory:")
-        self.events = EventStore(store_dir / "events.sqlite" if store_dir else ":memory:")
-        self._crossing_n = 0
-        self.crossing_log: list[Crossing] = []
-        self.track_log: list[tuple[str, float, float, float, str]] = []
-        self.alert_log: list[Alert] = []
-        self.track_messages = 0
-        self._alert_buffer: list[Alert] = []
-        self._track_buffer: list[Track] = []
-        self._crossing_buffer: list[Crossing] = []
-        self.live: list[tuple[Track, float, float]] = []
-        #: (kind, seconds) per alert raised during a tick: wall time from the start of the
-        #: tick (fusing what arrived, tracks, crossings, rules) to the alert on the bus.
+    def __init__(self, core: SectorCore, bus: Bus) -> None:
+        self.core = core
+        self.tracks: list[tuple[str, float, float, float, str]] = []
+        self.crossings: list[Crossing] = []
         self.alert_latency_s: list[tuple[str, float]] = []
-        self._tick_wall: float | None = None
-        self._counts: dict[str, int] = {}
-        base = f"vigil/v1/{self.sector}"
+        base = f"vigil/v1/{core.sector}"
         self._subs = [
-            bus.subscribe(f"{base}/cam/+/detections", self._to_fusion),
-            bus.subscribe(f"{base}/ugs/+/events", self._to_fusion),
-            bus.subscribe(f"{base}/uas/+/telemetry", self._to_fusion),
+            bus.subscribe(f"{base}/crossings", self._on_crossing),
             bus.subscribe(f"{base}/alerts", self._on_alert),
         ]
 
-    def _to_fusion(self, topic: str, msg: Wire) -> None:
-        if isinstance(msg, CameraDetection | SensorEvent | Telemetry):
-            self.fusion.ingest(msg)
+    def _on_crossing(self, topic: str, msg: Wire) -> None:
+        if isinstance(msg, Crossing):
+            self.crossings.append(msg)
 
     def _on_alert(self, topic: str, msg: Wire) -> None:
-        if isinstance(msg, Alert):
-            self._alert_buffer.append(msg)
-            self.alert_log.append(msg)
-            if self._tick_wall is not None and msg.state == "new":
-                self.alert_latency_s.append((msg.kind, time.perf_counter() - self._tick_wall))
+        started = self.core.tick_started
+        if isinstance(msg, Alert) and started is not None and msg.state == "new":
+            self.alert_latency_s.append((msg.kind, time.perf_counter() - started))
 
-    def tick(self, t: float) -> list[Track]:
-        """Apply what arrived before ``t``; publish tracks and any crossings; return tracks.
-
-        Crossings are looked for only on positions a detection has just updated: a track
-        coasting on its prediction can drift over the line with nothing behind it.
-        """
-        self._tick_wall = time.perf_counter()
-        try:
-            return self._tick(t)
-        finally:
-            self._tick_wall = None
-
-    def _tick(self, t: float) -> list[Track]:
-        self.fusion.flush()
-        for merged, into in self.fusion.take_merges():
-            self.engine.merge_tracks(merged, into)
-            self.monitor.merge(merged, into)
-        msgs = self.fusion.track_messages()
-        for m in msgs:
-            self.bus.publish(topic_for(self.sector, m), m)
-        self.track_messages += len(msgs)
-        self._track_buffer.extend(msgs)
-        live = [m for m in msgs if m.state != "ended"]
-        self.live = []
-        if live:
-            x, y = self.frame.to_local([m.lat for m in live], [m.lon for m in live])
-            for m, xi, yi in zip(live, x, y, strict=True):
-                self.live.append((m, float(xi), float(yi)))
-                self.track_log.append((m.track_id, m.time, float(xi), float(yi), m.class_guess))
-            fresh = np.array([self._counts.get(m.track_id) != m.count for m in live])
-            for m in live:
-                self._counts[m.track_id] = m.count
-            ids = [m.track_id for m, f in zip(live, fresh, strict=True) if f]
-            times = [m.time for m, f in zip(live, fresh, strict=True) if f]
-            for ev in self.monitor.update(ids, times, x[fresh], y[fresh]):
-                lat, lon = self.frame.to_wgs84([ev.x], [ev.y])
-                self._crossing_n += 1
-                c = Crossing(
-                    crossing_id=f"{self.sector}-X{self._crossing_n:06d}",
-                    track_id=ev.track_id,
-                    time=ev.time,
-                    segment_id=ev.segment_id,
-                    direction=ev.direction,  # type: ignore[arg-type]
-                    lat=float(lat[0]),
-                    lon=float(lon[0]),
-                    confidence=INFERRED_CONFIDENCE if ev.inferred else 1.0,
-                )
-                self.crossing_log.append(c)
-                self._crossing_buffer.append(c)
-                self.bus.publish(topic_for(self.sector, c), c)
-        for m in msgs:
-            if m.state == "ended":
-                self.monitor.forget(m.track_id)
-                self._counts.pop(m.track_id, None)
-        if int(t) % 10 == 0:
-            self.alerts.tick(t)
-        if len(self._track_buffer) > 5000:
-            self.flush_stores()
-        return msgs
-
-    def flush_stores(self) -> None:
-        """Write buffered tracks, crossings and alerts to the stores."""
-        self.tracks_store.write(self._track_buffer)
-        self._track_buffer.clear()
-        self.events.write_alerts(self._alert_buffer)
-        self._alert_buffer.clear()
-        self.events.write_crossings(self._crossing_buffer)
-        self._crossing_buffer.clear()
-
-    def close(self) -> None:
-        """Flush and close the stores; stop listening."""
-        self.flush_stores()
-        for sub in self._subs:
-            self.bus.unsubscribe(sub)
-        self.alerts.close()
-        self.tracks_store.close()
-        self.events.close()
+    def ticked(self) -> None:
+        """Record the live tracks of the tick just made."""
+        for m, x, y in self.core.live:
+            self.tracks.append((m.track_id, m.time, x, y, m.class_guess))
 
 
 class Pipeline:
@@ -285,6 +134,7 @@ class Pipeline:
         self.core = SectorCore(
             site, self.bus, store_dir=store_dir, tracker=tracker, rules=rules, on_command=self._cue
         )
+        self.log = RunLog(self.core, self.bus)
         self.frame = self.core.frame
         self.border = self.core.border
         self.scorer = Scorer()
@@ -349,7 +199,7 @@ class Pipeline:
             bar.close()
         self.stats.wall_s += time.perf_counter() - wall0
         self.stats.track_messages = self.core.track_messages
-        self.stats.crossings = len(self.core.crossing_log)
+        self.stats.crossings = self.core.crossings
         return self.stats
 
     def _feed(self, item) -> None:
@@ -401,6 +251,7 @@ class Pipeline:
     def _tick(self, t: float) -> None:
         self.now = t
         self.core.tick(t)
+        self.log.ticked()
         samples = [TrackSample(m.track_id, x, y, m.class_guess) for m, x, y in self.core.live]
         self.scorer.observe(self.world.states(t), samples)
 
@@ -441,9 +292,9 @@ class Pipeline:
         }
         ratio, switches, tracked = self.scorer.id_switches_per_group(north_groups)
         lat = np.asarray(self.core.alerts.latencies_s) * 1000.0
-        xlat = np.array([s for k, s in self.core.alert_latency_s if k == "crossing"]) * 1000.0
+        xlat = np.array([s for k, s in self.log.alert_latency_s if k == "crossing"]) * 1000.0
         s = self.stats
-        detected_north = sum(c.direction == "northbound" for c in self.core.crossing_log)
+        detected_north = sum(c.direction == "northbound" for c in self.log.crossings)
         msgs = self.bus.counts["published"]
         return {
             "sector": self.sector,
@@ -453,7 +304,7 @@ class Pipeline:
             "crossings": {
                 "true_all": len(truth),
                 "true_northbound_person": alerts["true_northbound_person_crossings"],
-                "detected": len(self.core.crossing_log),
+                "detected": len(self.log.crossings),
                 "detected_northbound": detected_north,
             },
             "alerts": {k: v for k, v in alerts.items() if k != "unalerted"},

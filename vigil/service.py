@@ -7,7 +7,7 @@ How a message goes through
     messages in a reorder buffer keyed on message time: MQTT keeps order per publisher only,
     and the towers, the ground-sensor gateway and the aircraft publish apart. A message is
     released once the newest message time seen is ``hold_s`` past it; released messages go,
-    in ``(time, topic, arrival)`` order, into a :class:`~vigil.pipeline.SectorCore` on a
+    in ``(time, topic, arrival)`` order, into a :class:`~vigil.core.SectorCore` on a
     private in-process bus, ticked at every whole second of message time, as the in-process
     demo ticks it. What the core publishes (tracks, crossings, alerts, camera commands) goes
     out through a second MqttBus (``vigil-{sector}-out``) and its on-disk outbox.
@@ -58,13 +58,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vigil.alerts.rules import AlertRules
+from vigil.core import SectorCore
 from vigil.geo.site import Site
 from vigil.ingest.bus import InProcessBus, topic_matches
 from vigil.ingest.journal import Journal
 from vigil.ingest.jsonable import dumps
 from vigil.ingest.mqtt import MqttBus, MqttSettings
 from vigil.ingest.schema import DEFAULT_MAX_SKEW_S, AlertAction, MessageError, Wire, decode, encode
-from vigil.pipeline import SectorCore
 from vigil.tracks.config import TrackerConfig
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,9 @@ class SectorRunner:
         self.log: list[Output] | None = [] if keep_log else None
         self._heap: list[tuple[float, str, int, Wire]] = []
         self._arrival = 0
-        self.bus = InProcessBus(self.sector, clock=lambda: self.clock)
+        # times ahead are judged above (max_ahead_s, on the sector clock, which is -inf
+        # before the first release); the bus checks kinds and values
+        self.bus = InProcessBus(self.sector, clock=lambda: self.clock, max_skew_s=math.inf)
         self.core = SectorCore(site, self.bus, store_dir=store_dir, tracker=tracker, rules=rules)
         base = f"vigil/v1/{self.sector}"
         for pattern in OUTPUT_TOPICS:
