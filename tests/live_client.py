@@ -133,28 +133,21 @@ def running_world(tmp: Path) -> Iterator[World]:
 
     w = World(site, bus, users, audit, app, server, actions, sector, publish)
     now = time.time()
-    publish(
-        Alert(
-            alert_id="A-p07",
-            time=now,
-            kind="crossing",
-            priority=1,
-            lat=31.33,
-            lon=-110.9,
-            units=["p07", "p08"],
+    for alert_id, priority, lon, units in (
+        ("A-p07", 1, -110.9, ["p07", "p08"]),
+        ("A-p01", 2, -110.8, ["p01"]),
+    ):
+        publish(
+            Alert(
+                alert_id=alert_id,
+                time=now,
+                kind="crossing",
+                priority=priority,
+                lat=31.33,
+                lon=lon,
+                units=units,
+            )
         )
-    )
-    publish(
-        Alert(
-            alert_id="A-p01",
-            time=now,
-            kind="crossing",
-            priority=2,
-            lat=31.33,
-            lon=-110.8,
-            units=["p01"],
-        )
-    )
     try:
         yield w
     finally:
@@ -168,3 +161,18 @@ def client(world: World, name: str | None = None) -> Client:
     if name:
         assert c.login(name, PASSWORDS[name]).status == 303
     return c
+
+
+def commander_only_app(world: World, tmp: Path, **options) -> LiveMapApp:
+    """A second app on the world's site with its own quiet bus and one user, cmd (commander).
+
+    Parameters
+    ----------
+    options
+        Passed to :class:`~maps.live.LiveMapApp` (``history``, ``tiles_url``, ...).
+    """
+    users = UserStore(tmp / "u.sqlite", hasher=FAST_HASH)
+    users.add("cmd", "commander", PASSWORDS["cmd"])
+    return LiveMapApp(
+        world.site, InProcessBus(world.sector), users, AuditLog(":memory:"), **options
+    )

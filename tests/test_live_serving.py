@@ -18,13 +18,20 @@ pytest.importorskip("starlette")
 pytest.importorskip("argon2")
 pytest.importorskip("websockets")
 
-from live_client import FAST_HASH, PASSWORDS, Client, World, client, running_world  # noqa: E402
+from live_client import (  # noqa: E402
+    PASSWORDS,
+    Client,
+    World,
+    client,
+    commander_only_app,
+    running_world,
+)
 from websockets.exceptions import InvalidStatus  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
 from vigil.ingest.bus import InProcessBus  # noqa: E402
 from vigil.ingest.schema import Track  # noqa: E402
-from vigil.maps.live import AuditLog, LiveMapApp, ServerThread, UserStore, run_live  # noqa: E402
+from vigil.maps.live import ServerThread, run_live  # noqa: E402
 from vigil.maps.offline import remote_references  # noqa: E402
 
 
@@ -106,11 +113,7 @@ def test_history_from_the_ring_and_from_a_store(world, tmp_path) -> None:
             )
         ]
 
-    users = UserStore(tmp_path / "u.sqlite", hasher=FAST_HASH)
-    users.add("cmd", "commander", PASSWORDS["cmd"])
-    app = LiveMapApp(
-        world.site, InProcessBus(world.sector), users, AuditLog(":memory:"), history=store
-    )
+    app = commander_only_app(world, tmp_path, history=store)
     with ServerThread(app) as srv:
         c2 = Client(srv.url)
         c2.login("cmd", PASSWORDS["cmd"])
@@ -165,9 +168,7 @@ def _self_signed(tmp: Path) -> tuple[Path, Path]:
 
 def test_tls_when_given_a_certificate(world, tmp_path) -> None:
     cert, key = _self_signed(tmp_path)
-    users = UserStore(tmp_path / "u.sqlite", hasher=FAST_HASH)
-    users.add("cmd", "commander", PASSWORDS["cmd"])
-    app = LiveMapApp(world.site, InProcessBus(world.sector), users, AuditLog(":memory:"))
+    app = commander_only_app(world, tmp_path)
     context = ssl.create_default_context(cafile=str(cert))
     context.check_hostname = False
     with ServerThread(app, certfile=cert, keyfile=key) as srv:
@@ -195,11 +196,7 @@ def test_run_live_needs_a_user(world, tmp_path) -> None:
 
 def test_local_tile_server_is_drawn_and_allowed_by_the_policy(world, tmp_path) -> None:
     tiles = "http://127.0.0.1:8089/{z}/{x}/{y}.png"
-    users = UserStore(tmp_path / "u.sqlite", hasher=FAST_HASH)
-    users.add("cmd", "commander", PASSWORDS["cmd"])
-    app = LiveMapApp(
-        world.site, InProcessBus(world.sector), users, AuditLog(":memory:"), tiles_url=tiles
-    )
+    app = commander_only_app(world, tmp_path, tiles_url=tiles)
     with ServerThread(app) as srv:
         c = Client(srv.url)
         c.login("cmd", PASSWORDS["cmd"])
