@@ -1,13 +1,17 @@
 """The message bus: one interface, an in-process implementation here, MQTT in ``ingest.mqtt``.
 
 Subscribers receive decoded, validated messages. A publisher may hand over a message struct
-or raw bytes; raw bytes are decoded on delivery and, when they fail, go to the sector's
-quarantine with the reason instead of reaching the subscribers. Nothing is dropped silently:
+or raw bytes; every bus checks each message the same way before a subscriber sees it (raw
+bytes decoded, structs checked, both by :func:`~vigil.ingest.schema.check`: kind on its topic,
+values in bounds), and one that fails goes to the sector's quarantine with the reason instead.
+A handler that raises is logged and counted (``handler_error``); the publisher never sees it,
+and the other subscribers still get the message. Nothing is dropped silently:
 :attr:`Bus.counts` and :attr:`Bus.quarantine_counts` say what went where.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -15,65 +19,21 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import msgspec
+
 from vigil.ingest.schema import (
     DEFAULT_MAX_SKEW_S,
     MessageError,
     Wire,
+    check,
     decode,
+    encode,
 )
+from vigil.ingest.topics import TopicError, check_filter, check_topic, topic_matches
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[str, Wire], None]
-
-
-class TopicError(ValueError):
-    """A topic or subscription filter that breaks MQTT's rules."""
-
-
-def check_filter(pattern: str) -> None:
-    """Raise :class:`TopicError` unless ``pattern`` is a valid MQTT topic filter."""
-    if not pattern:
-        raise TopicError("topic filter is empty")
-    levels = pattern.split("/")
-    for i, level in enumerate(levels):
-        if "#" in level and (level != "#" or i != len(levels) - 1):
-            raise TopicError(f"filter {pattern!r}: '#' must be a whole level and the last one")
-        if "+" in level and level != "+":
-            raise TopicError(f"filter {pattern!r}: '+' must be a whole level")
-
-
-def check_topic(topic: str) -> None:
-    """Raise :class:`TopicError` unless ``topic`` is a valid topic name to publish on."""
-    if not topic:
-        raise TopicError("topic is empty")
-    if "+" in topic or "#" in topic:
-        raise TopicError(f"topic {topic!r}: wildcards are for subscriptions, not publishing")
-    if "\x00" in topic:
-        raise TopicError(f"topic {topic!r} contains a NUL character")
-
-
-def topic_matches(pattern: str, topic: str) -> bool:
-    """Whether ``topic`` matches the MQTT filter ``pattern`` (``+`` one level, ``#`` the rest).
-
-    As in MQTT 3.1.1 section 4.7: ``a/#`` also matches ``a``, and topics starting with ``$``
-    are not matched by a filter starting with a wildcard.
-
-    >>> topic_matches("vigil/v1/+/ugs/#", "vigil/v1/tucson/ugs/u117/events")
-    True
-    >>> topic_matches("vigil/v1/+/tracks", "vigil/v1/tucson/alerts")
-    False
-    """
-    p = pattern.split("/")
-    t = topic.split("/")
-    if topic.startswith("$") and p[0] in ("+", "#"):
-        return False
-    for i, level in enumerate(p):
-        if level == "#":
-            return True
-        if i >= len(t):
-            return False
-        if level != "+" and level != t[i]:
-            return False
-    return len(p) == len(t)
 
 
 @dataclass
@@ -125,6 +85,7 @@ class Bus(ABC):
         self.quarantined: list[QuarantinedMessage] = []
         self.quarantine_limit = 10_000
         self._quarantine_hooks: list[Callable[[QuarantinedMessage], None]] = []
+        self._counts_lock = threading.Lock()
 
     @abstractmethod
     def publish(self, topic: str, message: Wire | bytes) -> None:
@@ -165,12 +126,43 @@ class Bus(ABC):
         for hook in self._quarantine_hooks:
             hook(q)
 
-    def _decode(self, topic: str, raw: bytes) -> Wire | None:
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._counts_lock:
+            self.counts[name] += n
+
+    def _admit(self, topic: str, message: Wire | bytes | bytearray | memoryview) -> Wire | None:
+        """The message as subscribers get it, checked; ``None`` when it went to quarantine.
+
+        Raw bytes are decoded, a struct is checked as its decoded bytes would be; both with
+        this bus's clock and skew.
+        """
+        if isinstance(message, bytes | bytearray | memoryview):
+            raw = bytes(message)
+            try:
+                return decode(topic, raw, now=self.clock(), max_skew_s=self.max_skew_s)
+            except MessageError as err:
+                self._quarantine(topic, raw, err)
+                return None
         try:
-            return decode(topic, raw, now=self.clock(), max_skew_s=self.max_skew_s)
+            return check(topic, message, now=self.clock(), max_skew_s=self.max_skew_s)
         except MessageError as err:
-            self._quarantine(topic, raw, err)
+            self._quarantine(topic, _raw(message), err)
             return None
+
+    def _deliver(self, topic: str, msg: Wire, subs: list[Subscription]) -> None:
+        """Hand ``msg`` to each still active subscription in ``subs``, in order.
+
+        A handler that raises is logged and counted; the others still get the message.
+        """
+        for sub in subs:
+            if not sub.active:
+                continue
+            try:
+                sub.handler(topic, msg)
+                self._count("delivered")
+            except Exception:
+                self._count("handler_error")
+                log.exception("handler for %s failed on %s", sub.pattern, topic)
 
     def __enter__(self) -> Bus:
         return self
@@ -179,8 +171,18 @@ class Bus(ABC):
         self.close()
 
 
+def _raw(message: Wire) -> bytes:
+    """A refused struct's bytes for the quarantine record (its repr if it cannot be encoded)."""
+    try:
+        return encode(message)
+    except (TypeError, NotImplementedError, msgspec.EncodeError):
+        return repr(message).encode("utf-8", errors="replace")
+
+
 class InProcessBus(Bus):
     """A synchronous bus inside one process: delivery happens in :meth:`publish`, in order.
+
+    Messages are checked and handler errors caught as on every bus (see the module's text).
 
     Deterministic: subscribers are called in subscription order, messages in publish order
     (a message published from inside a handler is delivered after the current one finishes).
@@ -200,23 +202,18 @@ class InProcessBus(Bus):
         with self._lock:
             if self._closed:
                 raise RuntimeError("bus is closed")
-            self.counts["published"] += 1
-            if isinstance(message, bytes | bytearray | memoryview):
-                decoded = self._decode(topic, bytes(message))
-                if decoded is None:
-                    return
-                message = decoded
-            self._queue.append((topic, message))
+            self._count("published")
+            admitted = self._admit(topic, message)
+            if admitted is None:
+                return
+            self._queue.append((topic, admitted))
             if self._delivering:
                 return
             self._delivering = True
             try:
                 while self._queue:
                     t, m = self._queue.popleft()
-                    for sub in list(self._subs):
-                        if sub.active and topic_matches(sub.pattern, t):
-                            sub.handler(t, m)
-                            self.counts["delivered"] += 1
+                    self._deliver(t, m, [s for s in self._subs if topic_matches(s.pattern, t)])
             finally:
                 self._delivering = False
 

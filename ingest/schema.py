@@ -5,9 +5,11 @@ seconds since the epoch; positions are WGS84 latitude and longitude in degrees; 
 are 2x2 in metres squared, east-north, row-major ``(ee, en, ne, nn)``.
 
 :func:`decode` turns a topic and raw bytes into a validated message or raises
-:class:`MessageError` naming the field, the value and what was expected.
+:class:`MessageError` naming the field, the value and what was expected; :func:`check` applies
+the same checks to a message struct.
 
-Topics are ``vigil/v1/{sector}/{kind}/{source}``; see :func:`topic_for`.
+Topics are ``vigil/v1/{sector}/{kind}/{source}``; see :func:`topic_for`, and
+:mod:`vigil.ingest.topics` for what each topic carries.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ import time as _time
 from typing import Any, Literal
 
 import msgspec
+
+from vigil.ingest.topics import TOPIC_KIND, expected_kind
+from vigil.ingest.topics import quarantine_topic as quarantine_topic  # imported from here too
+from vigil.ingest.validation import explain
 
 SCHEMA_VERSION = 1
 #: Earliest time accepted on the wire (2000-01-01T00:00:00Z), seconds since the epoch.
@@ -313,7 +319,8 @@ def _check_value(path: str, name: str, value: Any, now: float, max_skew_s: float
                     "a UTC time after 2000-01-01 in seconds since the epoch",
                     "time_past",
                 )
-            if value > now + max_skew_s and not path.startswith("predicted"):
+            ahead = max_skew_s < math.inf and value > now + max_skew_s
+            if ahead and not path.startswith("predicted"):
                 raise MessageError(
                     path,
                     value,
@@ -365,24 +372,16 @@ def _check_struct(msg: msgspec.Struct, prefix: str, now: float, max_skew_s: floa
 def validate(
     msg: Wire, *, now: float | None = None, max_skew_s: float = DEFAULT_MAX_SKEW_S
 ) -> Wire:
-    """Check a message's values (finite, in range, time not too far ahead); return it."""
+    """Check a message's values (finite, in range, time not too far ahead); return it.
+
+    ``now`` is the receiver's clock (UTC seconds; the local clock when omitted) and
+    ``max_skew_s`` how far ahead of it a time may be, seconds (``math.inf``: any).
+    """
     _check_struct(msg, "", _time.time() if now is None else now, max_skew_s)
     return msg
 
 
 # -- topics -----------------------------------------------------------------------------------
-
-_TOPIC_KIND: dict[str, str] = {
-    "detections": "camera_detection",
-    "events": "sensor_event",
-    "status": "sensor_status",
-    "telemetry": "telemetry",
-    "tracks": "track",
-    "crossings": "crossing",
-    "alerts": "alert",
-    "commands": "camera_command",
-    "actions": "alert_action",
-}
 
 
 def topic_for(sector: str, msg: Wire) -> str:
@@ -410,19 +409,6 @@ def topic_for(sector: str, msg: Wire) -> str:
     raise TypeError(f"no topic for {type(msg).__name__}")
 
 
-def quarantine_topic(sector: str) -> str:
-    """Where messages that failed validation go, with the reason."""
-    return f"vigil/v1/{sector}/quarantine"
-
-
-def expected_kind(topic: str) -> str | None:
-    """The message kind a topic carries, from its last level; None if the topic is not Vigil's."""
-    levels = topic.split("/")
-    if len(levels) < 4 or levels[0] != "vigil" or levels[1] != "v1":
-        return None
-    return _TOPIC_KIND.get(levels[-1])
-
-
 # -- encode / decode --------------------------------------------------------------------------
 
 
@@ -431,17 +417,53 @@ def encode(msg: Wire) -> bytes:
     return _encoder.encode(msg)
 
 
-def _value_at(raw: Any, path: str) -> Any:
-    # path like "$.predicted[2].lon"
-    cur = raw
-    for part in path.replace("]", "").replace("[", ".").split(".")[1:]:
-        if part == "":
-            continue
-        try:
-            cur = cur[int(part)] if isinstance(cur, list) else cur[part]
-        except (KeyError, IndexError, ValueError, TypeError):
-            return None
-    return cur
+def check(
+    topic: str, msg: Wire, *, now: float | None = None, max_skew_s: float = DEFAULT_MAX_SKEW_S
+) -> Wire:
+    """Check a message as a receiver on ``topic`` does: its kind belongs on the topic, and its
+    values pass :func:`validate`; return it.
+
+    Every bus applies this to every message, decoded from bytes or handed over as a struct.
+
+    Raises
+    ------
+    MessageError
+        ``wrong_topic`` for a kind the topic does not carry, ``unknown_kind`` for an object
+        that is no wire message, or the value's reason from :func:`validate`.
+    """
+    got = KIND_OF.get(type(msg))
+    if got is None:
+        raise MessageError("type", type(msg).__name__, "a wire message", "unknown_kind")
+    want = expected_kind(topic)
+    if want is not None and want != got:
+        raise MessageError("type", got, f"{want!r} on topic {topic!r}", "wrong_topic")
+    validate(msg, now=now, max_skew_s=max_skew_s)
+    return msg
+
+
+def _message_error(exc: msgspec.ValidationError, data: bytes) -> MessageError:
+    """The :class:`MessageError` for a payload the typed decoder refused."""
+    try:
+        raw = msgspec.json.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        raw = None
+    problem = explain(exc, raw)
+    field = problem.key or "$"
+    head = problem.message
+    if problem.kind == "missing_field":
+        return MessageError(field, None, "a value: the field is required", "missing_field")
+    if problem.kind == "unknown_field":
+        return MessageError(field, problem.value, "no such field", "unknown_field")
+    if "Invalid value" in head and field == "type":
+        return MessageError(
+            "type", problem.value, f"one of {sorted(TOPIC_KIND.values())}", "unknown_kind"
+        )
+    if not problem.path and "Expected `object`" in head:
+        return MessageError("$", raw, "a JSON object", "not_object")
+    if "Number out of range" in head:
+        return MessageError(field, None, "a finite number", "not_finite")
+    expected = head[len("Expected ") :] if head.startswith("Expected ") else head
+    return MessageError(field, problem.value, expected, "wrong_type")
 
 
 def decode(
@@ -467,45 +489,10 @@ def decode(
     try:
         msg = _decoder.decode(data)
     except msgspec.ValidationError as exc:
-        text = str(exc)
-        path = text.rsplit(" - at `", 1)[1].rstrip("`") if " - at `" in text else "$"
-        try:
-            raw = msgspec.json.decode(data)
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            raw = None
-        field = path[2:] if path.startswith("$.") else path
-        head = text.split(" - at `")[0]
-        if "missing required field" in head:
-            name = head.split("`")[1] if "`" in head else "?"
-            field = f"{field}.{name}" if field != "$" else name
-            raise MessageError(
-                field, None, "a value: the field is required", "missing_field"
-            ) from None
-        if "unknown field" in head:
-            name = head.split("`")[1] if "`" in head else "?"
-            raise MessageError(
-                name, _value_at(raw, f"$.{name}"), "no such field", "unknown_field"
-            ) from None
-        if "Invalid value" in head and field == "type":
-            raise MessageError(
-                "type",
-                _value_at(raw, path),
-                f"one of {sorted(_TOPIC_KIND.values())}",
-                "unknown_kind",
-            ) from None
-        if path == "$" and "Expected `object`" in head:
-            raise MessageError("$", raw, "a JSON object", "not_object") from None
-        if "Number out of range" in head:
-            raise MessageError(field, None, "a finite number", "not_finite") from None
-        expected = head[len("Expected ") :] if head.startswith("Expected ") else head
-        raise MessageError(field, _value_at(raw, path), expected, "wrong_type") from None
+        raise _message_error(exc, data) from None
     except msgspec.DecodeError as exc:
         raise MessageError("$", data[:64], f"JSON ({exc})", "not_json") from None
     except UnicodeDecodeError as exc:  # msgspec raises it for bad UTF-8 inside a string
         raise MessageError("$", data[:64], f"UTF-8 text ({exc})", "not_utf8") from None
-    want = expected_kind(topic)
-    got = KIND_OF[type(msg)]
-    if want is not None and want != got:
-        raise MessageError("type", got, f"{want!r} on topic {topic!r}", "wrong_topic")
-    validate(msg, now=now, max_skew_s=max_skew_s)
+    check(topic, msg, now=now, max_skew_s=max_skew_s)
     return msg

@@ -1,0 +1,96 @@
+"""Topic names: which kind of message a topic carries, and MQTT's rules for names and filters.
+
+Topics are ``vigil/v1/{sector}/{kind}/{source}`` (``vigil/v1/tucson/ugs/u117/events``), and
+``vigil/v1/{sector}/quarantine`` for what failed validation. Which topic a given message goes
+on is :func:`vigil.ingest.schema.topic_for`, beside the messages it names.
+"""
+
+from __future__ import annotations
+
+#: The message kind (the wire ``type`` tag) carried by each topic's last level.
+TOPIC_KIND: dict[str, str] = {
+    "detections": "camera_detection",
+    "events": "sensor_event",
+    "status": "sensor_status",
+    "telemetry": "telemetry",
+    "tracks": "track",
+    "crossings": "crossing",
+    "alerts": "alert",
+    "commands": "camera_command",
+    "actions": "alert_action",
+}
+
+
+class TopicError(ValueError):
+    """A topic or subscription filter that breaks MQTT's rules."""
+
+
+def quarantine_topic(sector: str) -> str:
+    """Where messages that failed validation go, with the reason."""
+    return f"vigil/v1/{sector}/quarantine"
+
+
+def expected_kind(topic: str) -> str | None:
+    """The message kind a topic carries, from its last level; None if the topic is not Vigil's."""
+    levels = topic.split("/")
+    if len(levels) < 4 or levels[0] != "vigil" or levels[1] != "v1":
+        return None
+    return TOPIC_KIND.get(levels[-1])
+
+
+def check_filter(pattern: str) -> None:
+    """Raise :class:`TopicError` unless ``pattern`` is a valid MQTT topic filter."""
+    if not pattern:
+        raise TopicError("topic filter is empty")
+    levels = pattern.split("/")
+    for i, level in enumerate(levels):
+        if "#" in level and (level != "#" or i != len(levels) - 1):
+            raise TopicError(f"filter {pattern!r}: '#' must be a whole level and the last one")
+        if "+" in level and level != "+":
+            raise TopicError(f"filter {pattern!r}: '+' must be a whole level")
+
+
+def check_topic(topic: str) -> None:
+    """Raise :class:`TopicError` unless ``topic`` is a valid topic name to publish on."""
+    if not topic:
+        raise TopicError("topic is empty")
+    if "+" in topic or "#" in topic:
+        raise TopicError(f"topic {topic!r}: wildcards are for subscriptions, not publishing")
+    if "\x00" in topic:
+        raise TopicError(f"topic {topic!r} contains a NUL character")
+
+
+def topic_matches(pattern: str, topic: str) -> bool:
+    """Whether ``topic`` matches the MQTT filter ``pattern`` (``+`` one level, ``#`` the rest).
+
+    As in MQTT 3.1.1 section 4.7: ``a/#`` also matches ``a``, and topics starting with ``$``
+    are not matched by a filter starting with a wildcard.
+
+    >>> topic_matches("vigil/v1/+/ugs/#", "vigil/v1/tucson/ugs/u117/events")
+    True
+    >>> topic_matches("vigil/v1/+/tracks", "vigil/v1/tucson/alerts")
+    False
+    """
+    p = pattern.split("/")
+    t = topic.split("/")
+    if topic.startswith("$") and p[0] in ("+", "#"):
+        return False
+    for i, level in enumerate(p):
+        if level == "#":
+            return True
+        if i >= len(t):
+            return False
+        if level != "+" and level != t[i]:
+            return False
+    return len(p) == len(t)
+
+
+__all__ = [
+    "TOPIC_KIND",
+    "TopicError",
+    "check_filter",
+    "check_topic",
+    "expected_kind",
+    "quarantine_topic",
+    "topic_matches",
+]
