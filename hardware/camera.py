@@ -34,18 +34,16 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 from numpy.typing import NDArray
 
 from vigil.hardware.pacing import Pacer
 from vigil.ingest.bus import Bus
+from vigil.ingest.frames import FrameSourceError, VideoFrames, announced_fps, is_live
 from vigil.ingest.schema import CameraCommand, CameraDetection, Wire, topic_for
 
 log = logging.getLogger(__name__)
-
-STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 
 Detect = Callable[[NDArray[np.uint8], float, int], Sequence[CameraDetection]]
 
@@ -69,76 +67,42 @@ class CameraCounts:
     classes: Counter[str] = field(default_factory=Counter)
 
 
-def is_live(source: str) -> bool:
-    """Whether a source is a live stream or device (not a file)."""
-    if source.isdigit():
-        return True
-    return urlparse(source).scheme.lower() in STREAM_SCHEMES
-
-
-def open_capture(source: str):
-    """An opened ``cv2.VideoCapture`` for a file, stream URL or device number, or ``None``."""
-    import cv2
-
-    if source.isdigit():
-        cap = cv2.VideoCapture(int(source))
-    elif is_live(source):
-        cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG)
-    else:
-        cap = cv2.VideoCapture(source)
-    if not cap.isOpened():
-        cap.release()
-        return None
-    return cap
-
-
-def source_fps(source: str) -> float | None:
-    """The frame rate a file announces, frames per second (``None`` if it does not)."""
-    import cv2
-
-    cap = open_capture(source)
-    if cap is None:
-        return None
-    try:
-        fps = float(cap.get(cv2.CAP_PROP_FPS))
-    finally:
-        cap.release()
-    return fps if math.isfinite(fps) and 0 < fps <= 1000 else None
-
-
 def file_frames(
     path: str, *, fps: float, start_time: float, counts: CameraCounts | None = None
 ) -> Iterator[tuple[int, float, NDArray[np.uint8]]]:
     """``(index, time, frame)`` for each frame of a video file; index from 0.
+
+    Frames the file announces but that cannot be decoded end the file early: they are
+    counted in ``counts.missing_frames`` and logged.
 
     Raises
     ------
     CameraSourceError
         When the file is missing or cannot be opened as video.
     """
-    import cv2
-
     if not (fps > 0 and math.isfinite(fps)):
         raise CameraSourceError(f"fps = {fps!r}: expected a positive frame rate for {path}")
-    if not Path(path).is_file():
-        raise CameraSourceError(f"camera source {path!r}: no such file")
-    cap = open_capture(path)
-    if cap is None:
-        raise CameraSourceError(f"camera source {path!r}: cannot open it as video")
     try:
-        announced = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        i = 0
-        while True:
-            ok, frame = cap.read()
-            if not ok or frame is None:
-                break
-            yield i, start_time + i / fps, frame
-            i += 1
-        if counts is not None and announced > i:
-            counts.missing_frames += announced - i
-            log.warning("%s: read %d of the %d frames the file announces", path, i, announced)
-    finally:
-        cap.release()
+        yield from VideoFrames(path, fps=fps, start_time=start_time)
+    except FrameSourceError as exc:
+        if exc.frame == 0:
+            raise CameraSourceError(f"camera source {path!r}: {exc.detail}") from exc
+        if counts is not None and exc.announced > exc.frames_read:
+            counts.missing_frames += exc.announced - exc.frames_read
+            log.warning(
+                "%s: read %d of the %d frames the file announces",
+                path,
+                exc.frames_read,
+                exc.announced,
+            )
+
+
+def _reopen(source: str, index: int, clock: Callable[[], float]) -> VideoFrames | None:
+    """The live source opened again, numbering on from ``index``; ``None`` if it does not open."""
+    try:
+        return VideoFrames(source, first_index=index, clock=clock)
+    except FrameSourceError:
+        return None
 
 
 def live_frames(
@@ -169,23 +133,24 @@ def live_frames(
     """
     counts = counts if counts is not None else CameraCounts()
     stop = stop or threading.Event()
-    cap = open_capture(source)
-    if cap is None:
-        raise CameraSourceError(f"camera source {source!r}: cannot open the stream or device")
+    try:
+        cap: VideoFrames | None = VideoFrames(source, clock=clock)
+    except FrameSourceError as exc:
+        raise CameraSourceError(f"camera source {source!r}: {exc.detail}") from exc
     index = 0
     failures = 0
     delay = reconnect_s
     try:
         while not stop.is_set():
-            ok, frame = cap.read() if cap is not None else (False, None)
-            if ok and frame is not None:
+            got = cap.read() if cap is not None else None
+            if got is not None:
                 failures = 0
                 delay = reconnect_s
-                yield index, clock(), frame
+                yield got
                 index += 1
                 continue
             if cap is not None:
-                cap.release()
+                cap.close()
                 cap = None
                 log.warning("camera source %s lost after frame %d; reconnecting", source, index)
             if max_reconnects is not None and failures >= max_reconnects:
@@ -196,13 +161,13 @@ def live_frames(
                 break
             delay = min(delay * 2.0, max_reconnect_s)
             failures += 1
-            cap = open_capture(source)
+            cap = _reopen(source, index, clock)
             if cap is not None:
                 counts.reconnects += 1
                 log.info("camera source %s reopened (reconnect %d)", source, counts.reconnects)
     finally:
         if cap is not None:
-            cap.release()
+            cap.close()
 
 
 def run_camera_edge(
@@ -265,7 +230,7 @@ def run_camera_edge(
                 stop=stop,
             )
         else:
-            rate = fps or source_fps(source)
+            rate = fps or announced_fps(source)
             if rate is None:
                 raise CameraSourceError(
                     f"camera source {source!r} does not say its frame rate; give fps"
@@ -298,7 +263,5 @@ __all__ = [
     "file_frames",
     "is_live",
     "live_frames",
-    "open_capture",
     "run_camera_edge",
-    "source_fps",
 ]

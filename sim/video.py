@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vigil.ingest.frames import FrameSourceError, VideoFrames
+
 VIDEO_FOURCC = "FFV1"
 VIDEO_SUFFIX = ".avi"
 
@@ -124,17 +126,17 @@ class VideoSink:
 
 
 def read_video(path: str | Path) -> list[np.ndarray]:
-    """Every frame of a simulator video as 8-bit grayscale arrays (for checks and replays)."""
-    import cv2
+    """Every frame of a simulator video as 8-bit grayscale arrays (for checks and replays).
 
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise VideoError(f"OpenCV cannot open {path}")
-    out = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        out.append(img[:, :, 0].copy() if img.ndim == 3 else img)
-    cap.release()
-    return out
+    Raises
+    ------
+    VideoError
+        When the file cannot be opened.
+    FrameSourceError
+        When frames the file announces cannot be decoded.
+    """
+    try:
+        frames = VideoFrames(str(path))
+    except FrameSourceError as exc:
+        raise VideoError(f"OpenCV cannot open {path}") from exc
+    return [img[:, :, 0].copy() if img.ndim == 3 else img for _, _, img in frames]
