@@ -37,11 +37,10 @@ The camera configuration file (``--camera-config``) is a small TOML file::
 
 from __future__ import annotations
 
-import math
 import os
 import time as _time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -55,8 +54,19 @@ from numpy.typing import NDArray
 from vigil.detection.background import DetectionError
 from vigil.detection.detector import DetectorConfig, MotionDetector
 from vigil.detection.objects import CameraGeometry
-from vigil.geo.camera import PinholeCamera
+from vigil.geo.camera import (
+    CameraHeightM,
+    FrameRate,
+    HfovDeg,
+    ImageHeight,
+    ImageWidth,
+    PinholeCamera,
+    RangeM,
+    TiltDeg,
+)
 from vigil.geo.frames import LocalFrame
+from vigil.geo.site import Azimuth, Ident, Lat, Lon
+from vigil.ingest.frames import FrameSourceError, announced_fps, read_frames, sequence_first
 from vigil.ingest.schema import encode
 
 
@@ -85,23 +95,24 @@ class VideoInputError(DetectionError):
 
 
 class _CameraSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    id: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "camera"
-    lat: Annotated[float, Meta(ge=-90.0, le=90.0)]
-    lon: Annotated[float, Meta(ge=-180.0, le=180.0)]
-    height_m: Annotated[float, Meta(ge=0.5, le=20000.0)]
-    pan_deg: Annotated[float, Meta(ge=0.0, lt=360.0)]
-    tilt_deg: Annotated[float, Meta(ge=-30.0, le=90.0)]
-    hfov_deg: Annotated[float, Meta(ge=0.1, le=170.0)]
-    width: Annotated[int, Meta(ge=8, le=10000)]
-    height: Annotated[int, Meta(ge=8, le=10000)]
-    range_m: Annotated[float, Meta(ge=1.0, le=100000.0)] = 5000.0
-    fps: Annotated[float, Meta(gt=0.0, le=1000.0)] | None = None
+    # The camera's bounds are geo.camera.CAMERA_BOUNDS, as for the deployment's towers.
+    id: Ident = "camera"
+    lat: Lat
+    lon: Lon
+    height_m: CameraHeightM
+    pan_deg: Azimuth
+    tilt_deg: TiltDeg
+    hfov_deg: HfovDeg
+    width: ImageWidth
+    height: ImageHeight
+    range_m: RangeM = 5000.0
+    fps: FrameRate | None = None
     start_time: Annotated[float, Meta(ge=0.0)] | None = None
 
 
 class _FrameSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    lat0: Annotated[float, Meta(ge=-90.0, le=90.0)]
-    lon0: Annotated[float, Meta(ge=-180.0, le=180.0)]
+    lat0: Lat
+    lon0: Lon
 
 
 class _CameraFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -178,79 +189,6 @@ def load_camera_config(path: str | Path) -> CameraSetup:
     return parse_camera_config(text, str(p))
 
 
-# -- reading frames ---------------------------------------------------------------------------
-
-
-def _sequence_first(pattern: str) -> Path | None:
-    """The first file of a printf-style image sequence (index 0 or 1), if there is one."""
-    for i in (0, 1):
-        try:
-            p = Path(pattern % i)
-        except (TypeError, ValueError):
-            return None
-        if p.exists():
-            return p
-    return None
-
-
-def read_frames(path: str) -> Iterator[NDArray[np.uint8]]:
-    """Frames of a video file or an image sequence (``dir/in%06d.jpg``), in order.
-
-    Raises
-    ------
-    VideoInputError
-        When the input cannot be opened, or a frame cannot be decoded before the count the
-        container or the sequence announces; frames before it have been yielded.
-    """
-    is_sequence = "%" in path
-    if not is_sequence and not Path(path).exists():
-        raise VideoInputError(path, 0, 0, "no such file")
-    if is_sequence and _sequence_first(path) is None:
-        raise VideoInputError(path, 0, 0, "no image matches the pattern (from index 0 or 1)")
-    cap = cv2.VideoCapture(path, cv2.CAP_IMAGES if is_sequence else cv2.CAP_ANY)
-    if not cap.isOpened():
-        raise VideoInputError(
-            path, 0, 0, "cannot open it as video (corrupt, truncated, or an unknown format)"
-        )
-    try:
-        expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        n = 0
-        while True:
-            ok, frame = cap.read()
-            if not ok or frame is None:
-                break
-            n += 1
-            yield frame
-        if is_sequence:
-            first = _sequence_first(path)
-            start = 0 if first is not None and first == Path(path % 0) else 1
-            after = Path(path % (start + n))
-            if after.exists():
-                raise VideoInputError(
-                    path, n + 1, n, f"cannot decode the image {after} (corrupt or truncated)"
-                )
-        if expected > 0 and n < expected:
-            raise VideoInputError(
-                path,
-                n + 1,
-                n,
-                f"cannot decode it (corrupt or truncated); read {n} of the {expected} frames "
-                "the input announces",
-            )
-    finally:
-        cap.release()
-
-
-def video_fps(path: str) -> float | None:
-    """The frame rate the container announces, frames per second (None if it does not)."""
-    cap = cv2.VideoCapture(path, cv2.CAP_IMAGES if "%" in path else cv2.CAP_ANY)
-    try:
-        fps = float(cap.get(cv2.CAP_PROP_FPS)) if cap.isOpened() else 0.0
-    finally:
-        cap.release()
-    return fps if math.isfinite(fps) and 0 < fps <= 1000 else None
-
-
 # -- the run ----------------------------------------------------------------------------------
 
 
@@ -316,9 +254,9 @@ def run_detect(
     """
     out = Path(out)
     t_start = _time.perf_counter()
-    rate = fps or video_fps(input) or 10.0
+    rate = fps or announced_fps(input) or 10.0
     if start_time is None:
-        first = _sequence_first(input) if "%" in input else Path(input)
+        first = sequence_first(input) if "%" in input else Path(input)
         start_time = os.path.getmtime(first) if first is not None and first.exists() else 0.0
     if config is None:
         config = DetectorConfig.for_tower() if camera is not None else DetectorConfig()
@@ -330,13 +268,13 @@ def run_detect(
     detector: MotionDetector | None = None
     with out.open("wb") as sink:
         try:
-            for frame in read_frames(input):
+            for i, t, frame in read_frames(input, fps=rate, start_time=start_time):
                 if detector is None:
                     detector = MotionDetector(
                         frame.shape[:2], config, camera, roi, camera_id=camera_id
                     )
-                index = summary.frames + 1
-                result = detector.process(frame, start_time + (index - 1) / rate, index)
+                index = i + 1
+                result = detector.process(frame, t, index)
                 for det in result.detections:
                     sink.write(encode(det) + b"\n")
                     summary.classes[det.class_guess] = summary.classes.get(det.class_guess, 0) + 1
@@ -351,6 +289,8 @@ def run_detect(
                 summary.frames = index
                 if progress is not None and index % 100 == 0:
                     progress(index)
+        except FrameSourceError as exc:
+            raise VideoInputError(exc.source, exc.frame, exc.frames_read, exc.detail) from exc
         finally:
             sink.flush()
             summary.seconds = _time.perf_counter() - t_start

@@ -15,11 +15,54 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated, Any
 
 import numpy as np
 import shapely
+from msgspec import Meta
 from numpy.typing import ArrayLike, NDArray
 from shapely.geometry import Polygon
+
+#: A camera's specification, lowest and highest values (inclusive): the one table that the
+#: deployment file's towers and aircraft (:mod:`geo.site`), the camera file of ``vigil detect``
+#: and :class:`PinholeCamera` all check against. The geometry's limits, wide enough for every
+#: camera Vigil models: tower lenses from a long-range zoom at full tele (daylight optics past
+#: 1000 mm and cooled MWIR narrow fields are 0.2 to 1 degree across) to a wide-area lens, and
+#: aircraft gimbals (straight down, kilometres up).
+CAMERA_BOUNDS: dict[str, tuple[float, float]] = {
+    # optical centre above the ground, metres: a pole (0.5) to an aircraft's ceiling
+    "height_m": (0.5, 20000.0),
+    # degrees below the horizontal: up at a ridge (-30) to a gimbal at nadir (90)
+    "tilt_deg": (-30.0, 90.0),
+    # degrees: a tele lens (0.1) to a wide-area one (170, short of 180 where a pinhole has no
+    # focal length)
+    "hfov_deg": (0.1, 170.0),
+    # pixels: small thermal cores (80 x 60) to 8K daylight sensors (7680 x 4320) fit
+    "width": (8, 10000),
+    "height": (8, 10000),
+    # rated range, metres (an aircraft's camera reaches to three orbit radii)
+    "max_range_m": (1.0, 100000.0),
+}
+
+#: Highest frame rate a camera (or a video's container) may state, frames per second: thermal
+#: cores run at 9 to 60 Hz, daylight and high-speed cameras higher; a container that announces
+#: more is not believed.
+MAX_FRAME_RATE_HZ = 1000.0
+
+
+def _bounded(kind: type, key: str, description: str) -> Any:
+    lo, hi = CAMERA_BOUNDS[key]
+    return Annotated[kind, Meta(ge=lo, le=hi, description=description)]
+
+
+# Field types for structs that declare a camera (msgspec checks them on decode).
+CameraHeightM = _bounded(float, "height_m", "optical centre above the ground, metres")
+TiltDeg = _bounded(float, "tilt_deg", "optical axis below the horizontal, degrees")
+HfovDeg = _bounded(float, "hfov_deg", "horizontal field of view, degrees")
+ImageWidth = _bounded(int, "width", "image width, pixels")
+ImageHeight = _bounded(int, "height", "image height, pixels")
+RangeM = _bounded(float, "max_range_m", "rated range, metres")
+FrameRate = Annotated[float, Meta(gt=0.0, le=MAX_FRAME_RATE_HZ, description="frames per second")]
 
 
 class CameraError(ValueError):
@@ -61,15 +104,8 @@ class PinholeCamera:
     ground_z: float = 0.0
 
     def __post_init__(self) -> None:
-        checks = {
-            "height_m": (self.height_m, 0.5, 20000.0),
-            "tilt_deg": (self.tilt_deg, -30.0, 90.0),
-            "hfov_deg": (self.hfov_deg, 0.1, 170.0),
-            "width": (self.width, 8, 10000),
-            "height": (self.height, 8, 10000),
-            "max_range_m": (self.max_range_m, 1.0, 100000.0),
-        }
-        for name, (value, lo, hi) in checks.items():
+        for name, (lo, hi) in CAMERA_BOUNDS.items():
+            value = getattr(self, name)
             if not (math.isfinite(value) and lo <= value <= hi):
                 raise CameraError(f"camera {name}={value!r}; expected a value in [{lo}, {hi}]")
 

@@ -10,13 +10,22 @@ cross-checks (ids unique, devices on the US side).
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
 from vigil.geo.border import Border
-from vigil.geo.camera import PinholeCamera
+from vigil.geo.camera import (
+    FrameRate,
+    HfovDeg,
+    ImageHeight,
+    ImageWidth,
+    PinholeCamera,
+    RangeM,
+    TiltDeg,
+)
 from vigil.geo.frames import LocalFrame
 
 Lat = Annotated[float, Meta(ge=-90.0, le=90.0, description="latitude, degrees WGS84")]
@@ -46,19 +55,22 @@ class SectorSpec(_Strict, kw_only=True):
 
 
 class Tower(_Strict, kw_only=True):
-    """A camera tower: mast, camera pointing, field of view, image size, frame rate, range."""
+    """A camera tower: mast, camera pointing, field of view, image size, frame rate, range.
+
+    The camera's fields are bounded by :data:`geo.camera.CAMERA_BOUNDS`; the mast's own.
+    """
 
     id: Ident
     lat: Lat
     lon: Lon
     mast_height_m: Annotated[float, Meta(ge=2.0, le=200.0)] = 25.0
     pan_deg: Azimuth = 180.0
-    tilt_deg: Annotated[float, Meta(ge=-10.0, le=60.0)] = 2.0
-    hfov_deg: Annotated[float, Meta(ge=1.0, le=120.0)] = 24.0
-    width: Annotated[int, Meta(ge=64, le=7680)] = 640
-    height: Annotated[int, Meta(ge=48, le=4320)] = 480
-    fps: Annotated[float, Meta(gt=0.0, le=60.0)] = 10.0
-    range_m: Annotated[float, Meta(ge=100.0, le=30_000.0)] = 4000.0
+    tilt_deg: TiltDeg = 2.0
+    hfov_deg: HfovDeg = 24.0
+    width: ImageWidth = 640
+    height: ImageHeight = 480
+    fps: FrameRate = 10.0
+    range_m: RangeM = 4000.0
     thermal: bool = True
 
 
@@ -84,9 +96,9 @@ class Aircraft(_Strict, kw_only=True):
     altitude_agl_m: Annotated[float, Meta(ge=30.0, le=6000.0)] = 1500.0
     ground_elevation_m: Annotated[float, Meta(ge=-500.0, le=9000.0)] = 1200.0
     speed_mps: Annotated[float, Meta(ge=5.0, le=150.0)] = 35.0
-    hfov_deg: Annotated[float, Meta(ge=1.0, le=120.0)] = 20.0
-    width: Annotated[int, Meta(ge=64, le=7680)] = 640
-    height: Annotated[int, Meta(ge=48, le=4320)] = 480
+    hfov_deg: HfovDeg = 20.0
+    width: ImageWidth = 640
+    height: ImageHeight = 480
     detection_probability: Fraction = 0.8
     position_error_m: Annotated[float, Meta(ge=0.0, le=1000.0)] = 15.0
 
@@ -132,8 +144,12 @@ class Corridor(_Strict, kw_only=True):
     width_m: Annotated[float, Meta(ge=1.0, le=5000.0)] = 150.0
 
 
-class Site(_Strict, kw_only=True):
-    """Everything physical in a sector."""
+class Site(_Strict, kw_only=True, dict=True):
+    """Everything physical in a sector.
+
+    Its local frame and its border are built once, on first use, and shared by every stage
+    that asks (``dict=True`` holds them; they are not fields, so not encoded or compared).
+    """
 
     sector: SectorSpec
     towers: list[Tower] = []
@@ -144,17 +160,37 @@ class Site(_Strict, kw_only=True):
     roads: list[Road] = []
     corridors: list[Corridor] = []
 
-    def frame(self) -> LocalFrame:
-        """The sector's local metric frame, centred on ``sector.centre``."""
+    @cached_property
+    def _frame(self) -> LocalFrame:
         lat, lon = self.sector.centre
         return LocalFrame(lat, lon)
 
+    @cached_property
+    def _border(self) -> Border:
+        return self._build_border(self._frame)
+
+    def frame(self) -> LocalFrame:
+        """The sector's local metric frame, centred on ``sector.centre`` (built once)."""
+        return self._frame
+
     def border(self, frame: LocalFrame | None = None) -> Border:
-        """The sector's stretch of border, cut into segments."""
+        """The sector's stretch of border, cut into segments (built once, in the site's frame).
+
+        Parameters
+        ----------
+        frame
+            The frame to build it in; the site's own (or one equal to it) shares the one
+            border, any other builds a new one.
+        """
+        if frame is None or frame == self._frame:
+            return self._border
+        return self._build_border(frame)
+
+    def _build_border(self, frame: LocalFrame) -> Border:
         s = self.sector
         return Border(
             s.name,
-            frame or self.frame(),
+            frame,
             s.boundary,
             start=s.start,
             end=s.end,

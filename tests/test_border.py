@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 import pytest
 import shapely
 
+from vigil.geo import site as site_module
 from vigil.geo.border import Border, BorderError, load_boundary
 from vigil.geo.frames import LocalFrame
+from vigil.geo.site import Site
 
 NOGALES = LocalFrame(31.33, -110.94)
 
@@ -135,3 +138,39 @@ def test_segments_frame_is_wgs84(border: Border) -> None:
     assert list(gdf.segment_id) == border.segment_ids
     minx, miny, maxx, maxy = gdf.total_bounds
     assert -111.2 < minx < maxx < -110.7 and 31.2 < miny < maxy < 31.4
+
+
+def test_a_site_builds_its_frame_and_border_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[str] = []
+
+    class CountingFrame(LocalFrame):
+        def __post_init__(self) -> None:
+            built.append("frame")
+            super().__post_init__()
+
+    class CountingBorder(Border):
+        def __init__(self, *args, **kwargs) -> None:
+            built.append("border")
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(site_module, "LocalFrame", CountingFrame)
+    monkeypatch.setattr(site_module, "Border", CountingBorder)
+    sector = {"name": "tucson", "centre": [31.33, -110.94], "start": [31.333, -111.15]}
+    site = msgspec.convert({"sector": {**sector, "end": [31.333, -110.73]}}, Site)
+    frame = site.frame()
+    assert site.frame() is frame
+    border = site.border()
+    assert site.border() is border and site.border(frame) is border
+    assert border.frame is frame
+    assert built == ["frame", "border"]
+    equal, elsewhere = CountingFrame(31.33, -110.94), CountingFrame(31.0, -111.0)
+    built.clear()
+    assert site.border(equal) is border  # an equal frame shares it
+    # another frame gets a border of its own; a site with other contents, its own pair
+    assert site.border(elsewhere) is not border
+    other = msgspec.structs.replace(site, sector=msgspec.structs.replace(site.sector, name="x"))
+    assert other.border() is not border and other.border().segment_ids[0] == "x-0000"
+    assert built == ["border", "frame", "border"]
+    # the cache is not part of the site's value: it neither encodes nor compares
+    again = msgspec.convert(msgspec.to_builtins(site), Site)
+    assert again == site and msgspec.json.encode(again) == msgspec.json.encode(site)

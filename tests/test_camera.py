@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 import pytest
 
-from vigil.geo.camera import CameraError, PinholeCamera
+from vigil.detection.video import _CameraSection
+from vigil.geo.camera import CAMERA_BOUNDS, MAX_FRAME_RATE_HZ, CameraError, PinholeCamera
+from vigil.geo.frames import LocalFrame
+from vigil.geo.site import Aircraft, Tower, tower_camera
 
 
 @pytest.fixture
@@ -76,3 +80,68 @@ def test_impossible_cameras_are_refused(kwargs: dict) -> None:
     base.update(kwargs)
     with pytest.raises(CameraError, match=next(iter(kwargs))):
         PinholeCamera(**base)
+
+
+# -- one set of bounds ------------------------------------------------------------------------
+
+#: Where a camera is declared (struct, field) for each key of CAMERA_BOUNDS.
+DECLARED = [
+    (Tower, "tilt_deg", "tilt_deg"),
+    (Tower, "hfov_deg", "hfov_deg"),
+    (Tower, "width", "width"),
+    (Tower, "height", "height"),
+    (Tower, "range_m", "max_range_m"),
+    (Aircraft, "hfov_deg", "hfov_deg"),
+    (Aircraft, "width", "width"),
+    (Aircraft, "height", "height"),
+    (_CameraSection, "height_m", "height_m"),
+    (_CameraSection, "tilt_deg", "tilt_deg"),
+    (_CameraSection, "hfov_deg", "hfov_deg"),
+    (_CameraSection, "width", "width"),
+    (_CameraSection, "height", "height"),
+    (_CameraSection, "range_m", "max_range_m"),
+]
+
+
+def _field_type(struct: type, field: str) -> msgspec.inspect.Type:
+    """The bounded type of a struct's field (through descriptions and ``| None``)."""
+    ftype = next(f.type for f in msgspec.inspect.type_info(struct).fields if f.name == field)
+    if isinstance(ftype, msgspec.inspect.UnionType):
+        ftype = next(t for t in ftype.types if not isinstance(t, msgspec.inspect.NoneType))
+    while isinstance(ftype, msgspec.inspect.Metadata):
+        ftype = ftype.type
+    return ftype
+
+
+@pytest.mark.parametrize(
+    ("struct", "field", "key"), DECLARED, ids=[f"{s.__name__}.{f}" for s, f, _ in DECLARED]
+)
+def test_every_camera_declaration_has_the_geometry_bounds(struct, field, key) -> None:
+    ftype = _field_type(struct, field)
+    assert (ftype.ge, ftype.le) == CAMERA_BOUNDS[key]
+
+
+def test_frame_rate_bound_is_shared() -> None:
+    for struct in (Tower, _CameraSection):
+        ftype = _field_type(struct, "fps")
+        assert (ftype.gt, ftype.le) == (0.0, MAX_FRAME_RATE_HZ)
+
+
+@pytest.mark.parametrize(
+    ("hfov", "ok"),
+    [(0.5, True), (100.0, True), (0.05, False), (175.0, False)],
+    ids=["tele-lens", "wide-lens", "below", "above"],
+)
+def test_a_tower_lens_is_valid_in_the_deployment_exactly_when_the_geometry_takes_it(
+    hfov: float, ok: bool
+) -> None:
+    raw = {"id": "t1", "lat": 31.34, "lon": -110.95, "hfov_deg": hfov}
+    if ok:
+        cam = tower_camera(msgspec.convert(raw, Tower), LocalFrame(31.33, -110.94))
+        assert cam.hfov_deg == hfov
+        return
+    with pytest.raises(msgspec.ValidationError, match="hfov_deg"):
+        msgspec.convert(raw, Tower)
+    base = dict(x=0.0, y=0.0, height_m=20.0, pan_deg=0.0, tilt_deg=2.0)
+    with pytest.raises(CameraError, match="hfov_deg"):
+        PinholeCamera(**base, hfov_deg=hfov)
