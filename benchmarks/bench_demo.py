@@ -99,8 +99,8 @@ def calibrate(
     import msgspec
 
     from vigil.pipeline import Pipeline
+    from vigil.tracks.calibration import calibrate_class_model, calibrate_speed_model
     from vigil.tracks.config import TrackerConfig
-    from vigil.tracks.fusion import calibrate_class_model, calibrate_speed_model
 
     sigma_max = TrackerConfig.for_sector().speed_sigma_max_mps
     rows: list[tuple[str, float, float, str]] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import msgspec
@@ -168,6 +169,56 @@ def test_batches_later_than_the_lag_are_dropped_and_counted() -> None:
         replay.submit(t, None)
     assert replay.dropped_late == 1
     assert applied == [10.0, 11.0, 7.0, 10.0, 11.0]
+
+
+def test_live_slots_are_read_only_views_and_change_only_through_methods(scene) -> None:
+    _, dets = scene
+    tracker = Tracker()
+    for k in range(8):
+        table = tracker.update(float(k), dets[k])
+    np.testing.assert_array_equal(tracker.ids, table.track_id)
+    np.testing.assert_array_equal(tracker.x, table.x)
+    for view in (tracker.ids, tracker.status, tracker.x, tracker.P, tracker.t_first):
+        with pytest.raises(ValueError, match="read-only"):
+            view[0] = 0
+    a, b = (int(k) for k in table.track_id[[2, 5]])
+    assert tracker.slots_of([b, a, 10_000]).tolist() == [2, 5]
+    with pytest.raises(ValueError, match="is live already"):
+        tracker.relabel(2, b)
+    tracker.relabel(2, 10_000)
+    n_before = int(tracker.n_updates[2])
+    tracker.absorb(2, None, 4)
+    assert int(tracker.ids[2]) == 10_000 and int(tracker.n_updates[2]) == n_before + 4
+
+
+#: Modules that may hold a tracker: every stage folder above it, the app, the tools, tests.
+_SCANNED = ("tracks", "alerts", "maps", "vigil", "benchmarks", "tests")
+
+
+def test_only_the_tracker_touches_its_private_attributes(repo_root: Path) -> None:
+    # ``x._name`` where ``_name`` is one of the tracker's private attributes or methods and
+    # ``x`` is not ``self`` (another class's own attribute of that name), or any
+    # ``<...>.tracker._name``: other parts go through the tracker's public interface
+    private = {k for k in vars(Tracker()) if k.startswith("_")}
+    private |= {k for k in vars(Tracker) if k.startswith("_") and not k.startswith("__")}
+    assert {"_id", "_x", "_P", "_cev", "_t_first", "_associate"} <= private
+    found = []
+    for folder in _SCANNED:
+        for path in sorted((repo_root / folder).rglob("*.py")):
+            if path == repo_root / "tracks" / "tracker.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not isinstance(node, ast.Attribute) or not node.attr.startswith("_"):
+                    continue
+                on = node.value
+                of_self = isinstance(on, ast.Name) and on.id == "self"
+                via_tracker = isinstance(on, ast.Attribute) and on.attr == "tracker"
+                if (node.attr in private and not of_self) or via_tracker:
+                    rel = path.relative_to(repo_root)
+                    found.append(f"{rel}:{node.lineno}: {ast.unparse(node)}")
+    assert not found, "private tracker attributes used outside tracks/tracker.py:\n" + "\n".join(
+        found
+    )
 
 
 def test_bad_batches_are_rejected() -> None:

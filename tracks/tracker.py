@@ -10,85 +10,21 @@ metric frame (metres east and north).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from vigil.tracks import kernels as kern
 from vigil.tracks.config import CLASSES, TrackerConfig
+from vigil.tracks.measurement import BatchError, position_measurements
+from vigil.tracks.table import CONFIRMED, DELETED, TENTATIVE, TrackerSnapshot, TrackTable
 
-TENTATIVE, CONFIRMED, COASTING, DELETED = 0, 1, 2, 3
-STATE_NAMES: tuple[str, str, str, str] = ("tentative", "confirmed", "coasting", "ended")
 #: Grid cells never smaller than this (m), nor more than this many per side.
 _MIN_CELL_M = 5.0
 _MAX_CELLS_PER_SIDE = 1024
-
-
-class BatchError(ValueError):
-    """A batch of detections with the wrong shape, non-finite values or a bad covariance."""
-
-
-@dataclass(frozen=True)
-class TrackTable:
-    """A copy of the tracks at one time, one row per track (struct of arrays).
-
-    Attributes
-    ----------
-    track_id
-        Stable integer id of each track.
-    status
-        0 tentative, 1 confirmed, 2 coasting (see :data:`STATE_NAMES`).
-    x
-        ``(n, 4)`` state ``[east, north, v_east, v_north]`` in m and m/s.
-    P
-        ``(n, 4, 4)`` state covariance.
-    t_hit
-        Time of each track's last detection, seconds.
-    n_updates
-        Detections each track has absorbed.
-    class_probs
-        ``(n, 3)`` probabilities of :data:`tracks.config.CLASSES`.
-    """
-
-    time: float
-    track_id: NDArray[np.int64]
-    status: NDArray[np.int8]
-    x: NDArray[np.float64]
-    P: NDArray[np.float64]
-    t_hit: NDArray[np.float64]
-    n_updates: NDArray[np.int64]
-    class_probs: NDArray[np.float64]
-
-    def __len__(self) -> int:
-        return int(self.track_id.shape[0])
-
-    def select(self, mask: NDArray[np.bool_]) -> TrackTable:
-        """The rows where ``mask`` is true."""
-        return TrackTable(
-            self.time,
-            self.track_id[mask],
-            self.status[mask],
-            self.x[mask],
-            self.P[mask],
-            self.t_hit[mask],
-            self.n_updates[mask],
-            self.class_probs[mask],
-        )
-
-    def confirmed(self) -> TrackTable:
-        """Confirmed and coasting tracks (what a user sees)."""
-        return self.select((self.status == CONFIRMED) | (self.status == COASTING))
-
-
-@dataclass(frozen=True)
-class TrackerSnapshot:
-    """Everything the tracker needs to go back to a time (for out-of-sequence batches)."""
-
-    n: int
-    next_id: int
-    time: float
-    arrays: tuple[NDArray, ...]
+#: The per-slot arrays, in the order :func:`tracks.kernels.compact` takes them.
+_ARRAYS = ("_id", "_status", "_x", "_P", "_t_est", "_t_hit", "_t_first", "_hits", "_scans",
+           "_n_updates", "_class", "_cev")  # fmt: skip
 
 
 class Tracker:
@@ -153,41 +89,25 @@ class Tracker:
         #: Class evidence: log-likelihood sum per class, informative guesses, last time (s).
         self._cev = np.zeros((cap, len(CLASSES) + 2))
 
-    def _names(self) -> tuple[str, ...]:
-        return (
-            "_id",
-            "_status",
-            "_x",
-            "_P",
-            "_t_est",
-            "_t_hit",
-            "_t_first",
-            "_hits",
-            "_scans",
-            "_n_updates",
-            "_class",
-            "_cev",
-        )
-
     def _grow(self, need: int) -> None:
         cap = self.cap
         while cap < need:
             cap *= 2
-        old = {name: getattr(self, name) for name in self._names()}
+        old = {name: getattr(self, name) for name in _ARRAYS}
         self._alloc(cap)
         for name, arr in old.items():
             getattr(self, name)[: self.n] = arr[: self.n]
 
     def snapshot(self) -> TrackerSnapshot:
         """A copy of the tracker's state, to :meth:`restore` later."""
-        arrays = tuple(getattr(self, name)[: self.n].copy() for name in self._names())
+        arrays = tuple(getattr(self, name)[: self.n].copy() for name in _ARRAYS)
         return TrackerSnapshot(self.n, self.next_id, self.time, arrays)
 
     def restore(self, snap: TrackerSnapshot) -> None:
         """Go back to a :meth:`snapshot`."""
         if snap.n > self.cap:
             self._grow(snap.n)
-        for name, arr in zip(self._names(), snap.arrays, strict=True):
+        for name, arr in zip(_ARRAYS, snap.arrays, strict=True):
             getattr(self, name)[: snap.n] = arr
         self.n = snap.n
         self.next_id = snap.next_id
@@ -201,22 +121,7 @@ class Tracker:
         drop = np.isin(self._id[:n], ids)
         found = int(drop.sum())
         if found:
-            self.n = kern.compact(
-                ~drop,
-                n,
-                self._id,
-                self._status,
-                self._x,
-                self._P,
-                self._t_est,
-                self._t_hit,
-                self._t_first,
-                self._hits,
-                self._scans,
-                self._n_updates,
-                self._class,
-                self._cev,
-            )
+            self.n = kern.compact(~drop, n, *(getattr(self, a) for a in _ARRAYS))
         return found
 
     def add_class_evidence(self, i: int, likelihood: NDArray[np.float64], t: float) -> None:
@@ -261,6 +166,80 @@ class Tracker:
             self._n_updates[:n].copy(),
             self._class[:n].copy(),
         )
+
+    # -- the live slots, for other parts (fusion, stitching, merging) ------------------------
+    # Read-only views of slots 0..n-1, valid until the next call that changes the tracker
+    # (update, delete, restore); a slot is a track's row in them.
+
+    def _live(self, name: str) -> NDArray:
+        view = getattr(self, name)[: self.n]
+        view.flags.writeable = False
+        return view
+
+    @property
+    def ids(self) -> NDArray[np.int64]:
+        """``(n,)`` each live slot's track id."""
+        return self._live("_id")
+
+    @property
+    def status(self) -> NDArray[np.int8]:
+        """``(n,)`` each live slot's state (:data:`TENTATIVE`, :data:`CONFIRMED`, ...)."""
+        return self._live("_status")
+
+    @property
+    def x(self) -> NDArray[np.float64]:
+        """``(n, 4)`` each live slot's state ``[east, north, v_east, v_north]`` (m, m/s)."""
+        return self._live("_x")
+
+    @property
+    def P(self) -> NDArray[np.float64]:  # noqa: N802 - the filter literature's name
+        """``(n, 4, 4)`` each live slot's state covariance."""
+        return self._live("_P")
+
+    @property
+    def t_est(self) -> NDArray[np.float64]:
+        """``(n,)`` the time of each live slot's state, s."""
+        return self._live("_t_est")
+
+    @property
+    def t_hit(self) -> NDArray[np.float64]:
+        """``(n,)`` the time of each live slot's last detection, s."""
+        return self._live("_t_hit")
+
+    @property
+    def t_first(self) -> NDArray[np.float64]:
+        """``(n,)`` the time each live slot's track began, s."""
+        return self._live("_t_first")
+
+    @property
+    def n_updates(self) -> NDArray[np.int64]:
+        """``(n,)`` the detections each live slot's track has absorbed."""
+        return self._live("_n_updates")
+
+    @property
+    def class_evidence(self) -> NDArray[np.float64]:
+        """``(n, 5)`` each live slot's class evidence: log-likelihood sum per class of
+        :data:`tracks.config.CLASSES`, informative guesses, time of the last one (s)."""
+        return self._live("_cev")
+
+    def slots_of(self, track_ids: ArrayLike) -> NDArray[np.int64]:
+        """The live slots whose track id is among ``track_ids``, in slot order."""
+        return np.flatnonzero(np.isin(self._id[: self.n], track_ids))
+
+    def relabel(self, slot: int, track_id: int) -> None:
+        """Give live slot ``slot`` the id ``track_id`` (a new track found to continue a lost
+        one takes back its id); the id must not be live already."""
+        if (self._id[: self.n] == track_id).any():
+            raise ValueError(f"track id {track_id} is live already; expected a free one")
+        self._id[slot] = track_id
+
+    def absorb(self, slot: int, class_evidence: NDArray[np.float64] | None, n_updates: int) -> None:
+        """Fold another track (a merged or stitched duplicate) into live slot ``slot``: its
+        class evidence row (see :attr:`class_evidence`; ``None`` to keep the slot's class as
+        it is) and its count of detections."""
+        if class_evidence is not None:
+            self.absorb_class(slot, class_evidence)
+        self._n_updates[slot] += n_updates
 
     # -- one batch ----------------------------------------------------------------------------
 
@@ -310,7 +289,7 @@ class Tracker:
                 f"batch time {t!r} is before the previous batch ({self.time!r}); "
                 "feed batches in time order (FusionTracker reorders late ones)"
             )
-        zz, RR = self._check_batch(z, R, sigma)
+        zz, RR = position_measurements(z, R, sigma, self.config.default_sigma_m)
         m = zz.shape[0]
         lik = None
         if class_likelihood is not None:
@@ -382,61 +361,13 @@ class Tracker:
         det_id[hit] = self._id[det_track[hit]]
         keep = self._status[:n] != DELETED
         if not keep.all():
-            self.n = n = kern.compact(
-                keep,
-                n,
-                self._id,
-                self._status,
-                x,
-                P,
-                self._t_est,
-                self._t_hit,
-                self._t_first,
-                self._hits,
-                self._scans,
-                self._n_updates,
-                self._class,
-                self._cev,
-            )
+            self.n = n = kern.compact(keep, n, *(getattr(self, a) for a in _ARRAYS))
         new = ~hit & np.broadcast_to(np.asarray(can_initiate, dtype=np.bool_), (m,))
         det_id[new] = self._initiate(t, zz[new], RR[new], None if lik is None else lik[new])
         self.last_det_track_id = det_id
         self.last_det_new = new
         self.time = t
         return self.tracks()
-
-    def _check_batch(
-        self, z: ArrayLike, R: ArrayLike | None, sigma: ArrayLike | float | None
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        zz = np.ascontiguousarray(z, dtype=np.float64)
-        if zz.size == 0:
-            zz = zz.reshape(0, 2)
-        if zz.ndim != 2 or zz.shape[1] != 2:
-            raise BatchError(f"z has shape {zz.shape}; expected (m, 2) east, north in metres")
-        if not np.all(np.isfinite(zz)):
-            j = int(np.flatnonzero(~np.isfinite(zz).all(axis=1))[0])
-            raise BatchError(f"z[{j}] = {zz[j].tolist()}; expected finite metres")
-        m = zz.shape[0]
-        if R is not None:
-            RR = np.ascontiguousarray(R, dtype=np.float64)
-            if RR.shape != (m, 2, 2):
-                raise BatchError(f"R has shape {RR.shape}; expected ({m}, 2, 2) in m^2")
-            a, b, cc = RR[:, 0, 0], RR[:, 0, 1], RR[:, 1, 1]
-            bad = ~np.isfinite(RR).all(axis=(1, 2)) | (a <= 0) | (cc <= 0) | (a * cc - b * b <= 0)
-            if bad.any():
-                j = int(np.flatnonzero(bad)[0])
-                raise BatchError(
-                    f"R[{j}] = {RR[j].tolist()}; expected a positive-definite 2x2 covariance"
-                )
-            return zz, RR
-        s = self.config.default_sigma_m if sigma is None else sigma
-        sig = np.broadcast_to(np.asarray(s, dtype=np.float64), (m,))
-        if not np.all(np.isfinite(sig) & (sig > 0)):
-            j = int(np.flatnonzero(~(np.isfinite(sig) & (sig > 0)))[0])
-            raise BatchError(f"sigma[{j}] = {sig[j]!r}; expected a positive number of metres")
-        RR = np.zeros((m, 2, 2))
-        RR[:, 0, 0] = RR[:, 1, 1] = sig * sig
-        return zz, RR
 
     def _associate(
         self,

@@ -1,0 +1,119 @@
+"""Class models: what a sensor's guess, a camera's confusion table and a track's speed say
+about whether a track is a person, a vehicle or an animal.
+
+Each function returns a likelihood over :data:`tracks.config.CLASSES` (person, vehicle,
+animal), to be added to a track's class evidence or to weigh its probabilities. The tables
+are fitted by :mod:`tracks.calibration`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from vigil.tracks.config import CLASSES, ClassRow, SpeedRow
+
+#: Class factors (person, vehicle, animal) for a track known to move slowly, or fast.
+_SLOW = np.array([1.0, 0.1, 1.0])
+_FAST = np.array([0.05, 1.0, 0.05])
+
+
+def class_likelihood(class_guess: str, confidence: float) -> NDArray[np.float64]:
+    """Likelihood of a sensor's class guess under each of person, vehicle, animal.
+
+    The guess with confidence ``c`` is read as "right with probability c, else uninformative":
+    ``(1 - c) / 3`` for every class plus ``c`` for the guessed one. ``"unknown"`` or ``c = 0``
+    carries no information.
+    """
+    c = min(max(float(confidence), 0.0), 1.0)
+    lik = np.full(len(CLASSES), (1.0 - c) / len(CLASSES))
+    if class_guess in CLASSES:
+        lik[CLASSES.index(class_guess)] += c
+    else:
+        lik[:] = 1.0
+    return lik
+
+
+def table_likelihood(
+    rows: Iterable[ClassRow],
+    class_guess: str,
+    confidence: float,
+    range_m: float | None,
+    weight: float = 1.0,
+) -> NDArray[np.float64]:
+    """Likelihood of a class guess from a confusion table (see ``camera_class_model``).
+
+    The row for the guess, the confidence band and the range band gives
+    ``P(guess, band | class, range)``; the result is normalised to a maximum of 1 and raised
+    to ``weight`` (evidence from correlated frames counts less). Without a row (or without
+    a range), :func:`class_likelihood` is used.
+    """
+    r = -1.0 if range_m is None else float(range_m)
+    for guess, lo, hi, r_lo, r_hi, *probs in rows:
+        if guess == class_guess and lo <= confidence < hi and r_lo <= r < r_hi:
+            lik = np.maximum(np.asarray(probs, dtype=np.float64), 1e-6)
+            break
+    else:
+        lik = class_likelihood(class_guess, confidence)
+    lik = lik / lik.max()
+    return lik**weight if weight != 1.0 else lik
+
+
+def speed_likelihood(
+    rows: Sequence[SpeedRow], speed_mps: float, weight: float = 1.0
+) -> NDArray[np.float64] | None:
+    """Likelihood of a track's speed (m/s) under person, vehicle, animal from a speed table
+    (see ``speed_class_model``), normalised to a maximum of 1 and raised to ``weight``;
+    ``None`` when no row covers the speed."""
+    for lo, hi, *probs in rows:
+        if lo <= speed_mps < hi:
+            lik = np.maximum(np.asarray(probs, dtype=np.float64), 1e-6)
+            return (lik / lik.max()) ** weight
+    return None
+
+
+def pace_factor(
+    speed_mps: float, walk_max_mps: float, vehicle_min_mps: float
+) -> NDArray[np.float64] | None:
+    """Class factors for a pace: people and animals do not keep up vehicle speeds, and a
+    vehicle on the move does not creep at walking pace.
+
+    Returns the slow factors at or below ``walk_max_mps``, the fast ones at or above
+    ``vehicle_min_mps`` (m/s), and ``None`` between them (the pace says nothing).
+    """
+    if speed_mps <= walk_max_mps:
+        return _SLOW
+    if speed_mps >= vehicle_min_mps:
+        return _FAST
+    return None
+
+
+def speed_says(
+    v: NDArray[np.float64],
+    Pv: NDArray[np.float64],
+    sigma_max_mps: float,
+    model: Callable[[float], NDArray[np.float64] | None],
+) -> NDArray[np.float64] | None:
+    """What a track's speed says of its class: ``model(speed)`` when the velocity is known
+    well enough, else ``None``.
+
+    The one place where speed is read as class evidence, for both its uses: the calibrated
+    speed table added to a settled track's evidence (:func:`speed_likelihood`) and the
+    walking-or-driving factors on the published probabilities (:func:`pace_factor`).
+
+    Parameters
+    ----------
+    v, Pv
+        The track's velocity ``(2,)`` (m/s) and its covariance ``(2, 2)`` (m^2/s^2).
+    sigma_max_mps
+        The largest per-axis velocity sigma (m/s, root of half the covariance's trace) at
+        which the speed is trusted.
+    model
+        Speed (m/s) to a likelihood over person, vehicle, animal, or ``None``.
+    """
+    if 0.5 * (Pv[0, 0] + Pv[1, 1]) > sigma_max_mps**2:
+        return None
+    return model(math.hypot(float(v[0]), float(v[1])))
