@@ -1,0 +1,228 @@
+"""The MQTT bus's sending side: the outbox, QoS 1 acknowledgements and resending.
+
+Every message goes first into an on-disk :class:`~vigil.ingest.outbox.Outbox` (committed
+before :meth:`MqttPublisher.publish` returns), then to the broker at QoS 1 with a message key
+in an MQTT 5 user property (``vigil-key``). It leaves the outbox only when the broker has
+acknowledged it *and* the replay window has passed: after any reconnect the publisher sends
+again, in sequence order, everything unacknowledged plus everything acknowledged within the
+window before the connection fell, because a broker killed before its next autosave forgets
+messages it had acknowledged. A message the broker refuses (ACL) is removed, counted and
+logged, never retried in silence and never dropped in silence. One the broker accepts with
+"no matching subscribers" is counted; with ``resend_unrouted`` it and everything after it are
+sent again until a session takes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from vigil.ingest.bus import QuarantinedMessage
+from vigil.ingest.mqtt_link import Count, MqttLink
+from vigil.ingest.outbox import Outbox
+from vigil.ingest.quarantine import report_bytes
+from vigil.ingest.schema import Wire, encode
+
+log = logging.getLogger("vigil.ingest.mqtt")
+
+#: MQTT 5 user property that carries a message's key, for de-duplication by receivers.
+KEY_PROPERTY = "vigil-key"
+
+#: MQTT 5 PUBACK reason "No matching subscribers": a success code, but nothing got the message.
+_NO_SUBSCRIBERS = 0x10
+
+
+class MqttPublisher:
+    """Publishes through the outbox over a :class:`~vigil.ingest.mqtt_link.MqttLink`.
+
+    Parameters
+    ----------
+    link
+        The connection (its client, and whether it is live).
+    outbox_path
+        SQLite file of the outbox; ``None`` keeps it in memory (retries within the process).
+    quarantine_topic
+        The sector's quarantine topic: reports on it are never held back for a session.
+    count
+        ``count(name, n=1)``: adds to the bus's counts.
+    """
+
+    def __init__(
+        self,
+        link: MqttLink,
+        outbox_path: str | Path | None,
+        quarantine_topic: str,
+        count: Count,
+    ) -> None:
+        self.link = link
+        self.settings = link.settings
+        self.outbox = Outbox(outbox_path)
+        self.quarantine_topic = quarantine_topic
+        self._count = count
+        #: Broker refusals of our publications, by reason ("Not authorized": 3).
+        self.refused_counts: Counter[str] = Counter()
+        self._refused_lock = threading.Lock()
+        self._send_lock = threading.RLock()
+        self._mid_lock = threading.Lock()
+        self._mid_seq: dict[int, tuple[int, str]] = {}
+        self._early_acks: dict[int, Any] = {}
+        #: The first message a broker accepted with no session to take it (resend from here).
+        self._unrouted: int | None = None
+        self._unrouted_delay = self.settings.reconnect_min_delay_s
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    def publish(self, topic: str, message: Wire | bytes) -> None:
+        """Commit a message (a struct, or raw bytes passed on as they are) to the outbox, and
+        send it now when the link is live (otherwise it goes on the next catch-up)."""
+        if isinstance(message, bytes | bytearray | memoryview):
+            payload = bytes(message)
+        else:
+            payload = encode(message)
+        with self._send_lock:
+            seq = self.outbox.put(topic, payload, time.time())
+            self._count("published")
+            client = self.link.client
+            if self.link.live and client is not None:
+                self._send(client, seq, topic, payload)
+
+    def publish_report(self, q: QuarantinedMessage) -> None:
+        """Publish a quarantined message's record on the quarantine topic (not a report's)."""
+        if q.topic == self.quarantine_topic:
+            return
+        self.publish(self.quarantine_topic, report_bytes(q))
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until the broker has acknowledged everything published; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self.outbox.unacked() > 0:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def close(self) -> None:
+        """Close the outbox; what it holds stays on disk for the next bus with the same path."""
+        self.outbox.close()
+
+    # -- the session's sending side (called by the link's supervisor) -------------------------
+
+    def new_connection(self) -> None:
+        """Forget the packet ids of a dead connection's publications."""
+        with self._mid_lock:
+            self._mid_seq.clear()
+            self._early_acks.clear()
+
+    def resend(self, client: Any, from_unrouted: bool = False) -> bool:
+        """Send what the outbox holds, in order; then go live. False if the connection fell.
+
+        After a reconnect: everything unacknowledged plus what was acknowledged within the
+        replay window before the fall. ``from_unrouted``: everything from the first message
+        no session took, acknowledged or not (receivers drop the copies by message key).
+        """
+        s = self.settings
+        link = self.link
+        if from_unrouted:
+            with self._mid_lock:
+                first, self._unrouted = self._unrouted, None
+            last, since = (first or 1) - 1, -math.inf
+        else:
+            # acknowledged before the connection fell, within the window: the broker may not
+            # have saved them (a fall mid-resend keeps the first fall's time)
+            fell = time.time() if link.lost_at is None else link.lost_at
+            since = fell - s.replay_window_s if s.replay_window_s > 0 else math.inf
+            last = 0
+        while link.connected.is_set() and not link.closing.is_set():
+            with self._send_lock:
+                rows = self.outbox.to_send(last, since, limit=256)
+                if not rows:
+                    if self._unrouted is None:  # else the supervisor goes round again
+                        link.go_live()
+                    return True
+            for row in rows:
+                while len(self._mid_seq) >= 2 * s.max_inflight:
+                    if not link.connected.is_set() or link.closing.is_set():
+                        return False
+                    time.sleep(0.001)
+                self._send(client, row.seq, row.topic, row.payload)
+                self._count("sent_from_outbox")
+                last = row.seq
+        return False
+
+    def keep_session(self, client: Any) -> bool:
+        """The supervisor's periodic step: prune the outbox, resend what no session took.
+
+        False when the connection should end (closing, or it fell during a resend).
+        """
+        s = self.settings
+        if s.replay_window_s > 0:
+            self.outbox.prune(time.time() - s.replay_window_s)
+        if self._unrouted is not None:
+            # no session took a message: wait, then send it and all after it again (the
+            # wait doubles until a message is routed)
+            self._count("unrouted_resends")
+            if self.link.closing.wait(self._unrouted_delay):
+                return False
+            self._unrouted_delay = min(self._unrouted_delay * 2, s.reconnect_max_delay_s)
+            if not self.resend(client, from_unrouted=True):
+                return False
+        return True
+
+    # -- sending and acknowledgements ---------------------------------------------------------
+
+    def _send(self, client: Any, seq: int, topic: str, payload: bytes) -> None:
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        props = Properties(PacketTypes.PUBLISH)
+        props.UserProperty = [(KEY_PROPERTY, f"{self.link.client_id}/{self.outbox.epoch}/{seq}")]
+        info = client.publish(topic, payload, qos=1, properties=props)
+        with self._mid_lock:
+            early = self._early_acks.pop(info.mid, None)
+            if early is None:
+                self._mid_seq[info.mid] = (seq, topic)
+        if early is not None:
+            self._acked(seq, topic, early)
+
+    def on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        """paho's callback: the broker answered a publication (PUBACK)."""
+        if client is not self.link.client:
+            return
+        with self._mid_lock:
+            entry = self._mid_seq.pop(mid, None)
+            if entry is None:
+                self._early_acks[mid] = reason_code
+                return
+        self._acked(entry[0], entry[1], reason_code)
+
+    def _acked(self, seq: int, topic: str, reason_code: Any) -> None:
+        if reason_code is not None and reason_code.is_failure:
+            self.outbox.remove(seq)
+            self._count("refused")
+            with self._refused_lock:
+                self.refused_counts[str(reason_code)] += 1
+            log.error("broker refused message %d on %s: %s", seq, topic, reason_code)
+        elif reason_code is not None and getattr(reason_code, "value", 0) == _NO_SUBSCRIBERS:
+            # accepted and dropped: no session at the broker wanted it
+            self._count("acked_no_subscribers")
+            if self.settings.resend_unrouted and topic != self.quarantine_topic:
+                # not the send lock: paho may call this holding its own lock, which a
+                # publishing thread holding the send lock may be waiting for
+                with self._mid_lock:
+                    self.link.hold()  # later messages wait behind it, in order
+                    self._unrouted = seq if self._unrouted is None else min(self._unrouted, seq)
+                return
+            self.outbox.mark_acked(seq, time.time())
+            self._count("acked")
+        else:
+            self.outbox.mark_acked(seq, time.time())
+            self._count("acked")
+            self._unrouted_delay = self.settings.reconnect_min_delay_s  # a session is there
+
+
+__all__ = ["KEY_PROPERTY", "MqttPublisher"]

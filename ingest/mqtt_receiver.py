@@ -1,0 +1,355 @@
+"""The MQTT bus's receiving side: decode and check, journal, then acknowledge, then handle.
+
+paho's network thread only queues what arrives. An ingest thread decodes and checks it
+(:func:`~vigil.ingest.schema.decode`, as every bus does), writes it to the
+:class:`~vigil.ingest.journal.Journal` (accepted and quarantined alike; a known message key
+marks a duplicate), quarantines the bad ones, and only then sends the PUBACK. A dispatch
+thread calls the handlers, so a slow handler delays neither the acknowledgements nor the
+keepalive. Without a journal, the PUBACK waits until the handlers have run.
+
+The receiver also keeps the subscriptions: the handlers, and the filters the broker's session
+holds for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from vigil.ingest.bus import Handler, Subscription
+from vigil.ingest.journal import ACCEPTED, QUARANTINED, Arrival, Journal, content_key
+from vigil.ingest.mqtt_link import Count, MqttLink
+from vigil.ingest.mqtt_publisher import KEY_PROPERTY
+from vigil.ingest.schema import MessageError, Wire, decode
+from vigil.ingest.topics import check_filter, topic_matches
+
+log = logging.getLogger("vigil.ingest.mqtt")
+
+Quarantine = Callable[[str, bytes, MessageError], None]
+Deliver = Callable[[str, Wire, list[Subscription]], None]
+
+
+@dataclass(slots=True)
+class _Arrived:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    key: str | None
+    client: Any
+    received: float
+
+
+class MqttReceiver:
+    """Receives over a :class:`~vigil.ingest.mqtt_link.MqttLink`: journal before ack.
+
+    Parameters
+    ----------
+    link
+        The connection (its client, to acknowledge on, and the broker's subscriptions).
+    journal
+        Receive journal; when given, every received message is journaled before its PUBACK
+        and handled messages are marked done under the consumer name ``consumer``.
+    consumer
+        The journal's consumer name (the bus's client id).
+    quarantine_topic
+        The sector's quarantine topic: reports arriving on it are counted, not decoded.
+    clock, max_skew_s
+        Validation's "now" (seconds since the epoch) and tolerance for times ahead, seconds.
+    quarantine
+        ``quarantine(topic, raw, error)``: the bus's quarantine (counts, file, report).
+    deliver
+        ``deliver(topic, message, subscriptions)``: the bus's handler calls, which catch,
+        count and log a handler's error.
+    count
+        ``count(name, n=1)``: adds to the bus's counts.
+    """
+
+    def __init__(
+        self,
+        link: MqttLink,
+        journal: Journal | None,
+        consumer: str,
+        quarantine_topic: str,
+        *,
+        clock: Callable[[], float],
+        max_skew_s: float,
+        quarantine: Quarantine,
+        deliver: Deliver,
+        count: Count,
+    ) -> None:
+        self.link = link
+        self.journal = journal
+        self.consumer = consumer
+        self.quarantine_topic = quarantine_topic
+        self.clock = clock
+        self.max_skew_s = max_skew_s
+        self._quarantine = quarantine
+        self._deliver_to = deliver
+        self._count = count
+        self._subs: list[Subscription] = []
+        self._patterns: Counter[str] = Counter()
+        self._stale_patterns: set[str] = set()
+        self._subs_lock = threading.RLock()
+        self._rx: queue.Queue[_Arrived | None] = queue.Queue()
+        self._dispatch: queue.Queue[tuple[_Arrived, int | None, Wire] | None] = queue.Queue(
+            maxsize=10_000
+        )
+        self._work = 0
+        self._work_lock = threading.Lock()
+        self._recent_keys: OrderedDict[str, None] = OrderedDict()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def work(self) -> int:
+        """Messages received and not yet acknowledged, journaled or handled."""
+        return self._work
+
+    def _work_add(self, n: int) -> None:
+        with self._work_lock:
+            self._work += n
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the ingest and dispatch threads (once)."""
+        if self._threads:
+            return
+        for target, name in ((self._ingest_loop, "ingest"), (self._dispatch_loop, "dispatch")):
+            name = f"mqtt-{name}-{self.link.client_id}"
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout: float) -> None:
+        """Finish the ingest thread, then the dispatch thread (each within ``timeout`` s)."""
+        self._rx.put(None)
+        for t in self._threads[:1]:
+            t.join(timeout)
+        if self._threads:
+            self._dispatch.put(None, timeout=timeout)
+        for t in self._threads[1:]:
+            t.join(timeout)
+        with self._subs_lock:
+            self._subs.clear()
+
+    # -- subscriptions ------------------------------------------------------------------------
+
+    def subscribe(self, pattern: str, handler: Handler) -> Subscription:
+        """Add a handler; when live, returns once the broker has confirmed a new filter."""
+        check_filter(pattern)
+        sub = Subscription(pattern, handler)
+        with self._subs_lock:
+            self._subs.append(sub)
+            new = self._patterns[pattern] == 0
+            self._patterns[pattern] += 1
+            self._stale_patterns.discard(pattern)
+        link = self.link
+        client = link.client
+        if new and link.live and client is not None:
+            link.subscribe_and_wait(client, [pattern], link.settings.connect_timeout_s)
+        return sub
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """Remove a handler (and the broker's filter, when no other uses the same one)."""
+        with self._subs_lock:
+            subscription.active = False
+            if subscription not in self._subs:
+                return
+            self._subs = [s for s in self._subs if s is not subscription]
+            self._patterns[subscription.pattern] -= 1
+            gone = self._patterns[subscription.pattern] <= 0
+            if gone:
+                del self._patterns[subscription.pattern]
+        if gone:
+            client = self.link.client
+            if self.link.live and client is not None:
+                client.unsubscribe(subscription.pattern)
+            else:
+                with self._subs_lock:
+                    self._stale_patterns.add(subscription.pattern)
+
+    def resubscribe(self, client: Any) -> bool:
+        """On a new connection: drop filters given up while away, (re)subscribe the rest."""
+        with self._subs_lock:
+            patterns = sorted(self._patterns)
+            stale = sorted(self._stale_patterns)
+        if stale:
+            client.unsubscribe(stale)
+            with self._subs_lock:
+                self._stale_patterns.difference_update(stale)
+        return self.link.subscribe_and_wait(client, patterns, self.link.settings.connect_timeout_s)
+
+    def _deliver(self, topic: str, msg: Wire) -> None:
+        with self._subs_lock:
+            subs = [s for s in self._subs if s.active and topic_matches(s.pattern, topic)]
+        self._deliver_to(topic, msg, subs)
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    def on_message(self, client, userdata, msg) -> None:
+        """paho's callback: queue what arrived for the ingest thread."""
+        key = None
+        props = getattr(msg, "properties", None)
+        for name, value in getattr(props, "UserProperty", None) or ():
+            if name == KEY_PROPERTY:
+                key = value
+                break
+        self._work_add(1)
+        self._count("received")
+        self._rx.put(
+            _Arrived(msg.topic, bytes(msg.payload), msg.mid, msg.qos, key, client, time.time())
+        )
+
+    def _ack(self, item: _Arrived) -> None:
+        if item.qos == 0:
+            return
+        # A PUBACK for a dead connection's packet id would acknowledge a different message on
+        # the new one; the broker redelivers instead, and the key catches the copy.
+        if item.client is self.link.client and self.link.connected.is_set():
+            item.client.ack(item.mid, item.qos)
+        else:
+            self._count("ack_after_disconnect")
+
+    def _seen(self, key: str) -> bool:
+        if key in self._recent_keys:
+            return True
+        self._recent_keys[key] = None
+        if len(self._recent_keys) > 100_000:
+            self._recent_keys.popitem(last=False)
+        return False
+
+    def _ingest_loop(self) -> None:
+        while True:
+            first = self._rx.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < 512:
+                try:
+                    nxt = self._rx.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._rx.put(None)
+                    break
+                batch.append(nxt)
+            try:
+                self._ingest(batch)
+            except Exception:  # the receiving side must stay up; the broker will redeliver
+                log.exception("ingest of %d messages failed", len(batch))
+                self._count("ingest_error", len(batch))
+                self._work_add(-len(batch))
+
+    def _ingest(self, batch: list[_Arrived]) -> None:
+        judged: list[tuple[_Arrived, str, Wire | None, MessageError | None]] = []
+        reports: list[_Arrived] = []
+        now = self.clock()
+        for item in batch:
+            if item.topic == self.quarantine_topic:
+                reports.append(item)
+                continue
+            key = item.key or content_key(item.topic, item.payload)
+            try:
+                msg = decode(item.topic, item.payload, now=now, max_skew_s=self.max_skew_s)
+                judged.append((item, key, msg, None))
+            except MessageError as err:
+                judged.append((item, key, None, err))
+        if self.journal is not None:
+            seqs = self.journal.append_many(
+                [
+                    Arrival(
+                        key=key,
+                        topic=item.topic,
+                        payload=item.payload,
+                        received=item.received,
+                        status=ACCEPTED if err is None else QUARANTINED,
+                        reason=None if err is None else err.reason,
+                    )
+                    for item, key, _, err in judged
+                ]
+            )
+            fresh = [s is not None for s in seqs]
+        else:
+            seqs = [None] * len(judged)
+            fresh = [not self._seen(key) for _, key, _, _ in judged]
+        for item in reports:
+            self._count("quarantine_reports_seen")
+            self._ack(item)
+            self._work_add(-1)
+        to_dispatch = []
+        for (item, _key, msg, err), seq, is_new in zip(judged, seqs, fresh, strict=True):
+            if not is_new:
+                self._count("duplicate")
+                self._ack(item)
+                self._work_add(-1)
+            elif err is not None:
+                self._quarantine(item.topic, item.payload, err)
+                self._ack(item)
+                self._work_add(-1)
+            else:
+                self._count("accepted")
+                if self.journal is not None:
+                    self._ack(item)
+                to_dispatch.append((item, seq, msg))
+        for entry in to_dispatch:
+            self._dispatch.put(entry)
+
+    def _dispatch_loop(self) -> None:
+        last_seq: int | None = None
+        since_mark = 0
+        while True:
+            entry = self._dispatch.get()
+            if entry is None:
+                break
+            item, seq, msg = entry
+            if not self.link.closing.is_set():
+                self._deliver(item.topic, msg)
+                if self.journal is None:
+                    self._ack(item)
+                elif seq is not None:
+                    last_seq = seq
+                    since_mark += 1
+            self._work_add(-1)
+            if last_seq is not None and (since_mark >= 256 or self._dispatch.empty()):
+                self.journal.mark_done(self.consumer, last_seq)
+                last_seq, since_mark = None, 0
+        if last_seq is not None and self.journal is not None:
+            self.journal.mark_done(self.consumer, last_seq)
+
+    def resume(self) -> int:
+        """Hand subscribers what a previous run journaled and acknowledged but did not handle.
+
+        Returns how many messages were handed over (each to every matching subscriber, in
+        journal order). Call it before the threads start: new messages would interleave.
+        """
+        if self.journal is None:
+            return 0
+        if self._threads:
+            raise RuntimeError("resume() must run before connect(): new messages would interleave")
+        n = 0
+        last = None
+        for entry in self.journal.pending(self.consumer):
+            try:
+                msg = decode(entry.topic, entry.payload, now=entry.received, max_skew_s=math.inf)
+            except MessageError as err:  # journaled as accepted; a schema change could do this
+                self._quarantine(entry.topic, entry.payload, err)
+                last = entry.seq
+                continue
+            self._deliver(entry.topic, msg)
+            self._count("resumed")
+            n += 1
+            last = entry.seq
+        if last is not None:
+            self.journal.mark_done(self.consumer, last)
+        return n
+
+
+__all__ = ["MqttReceiver"]
