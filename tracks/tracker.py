@@ -27,6 +27,21 @@ _ARRAYS = ("_id", "_status", "_x", "_P", "_t_est", "_t_hit", "_t_first", "_hits"
            "_n_updates", "_class", "_cev")  # fmt: skip
 
 
+class _LiveSlots:
+    """A read-only view of one of the tracker's per-slot arrays over its live slots."""
+
+    def __init__(self, name: str, doc: str) -> None:
+        self.name = name
+        self.__doc__ = doc
+
+    def __get__(self, tracker: Tracker | None, owner: type | None = None) -> NDArray:
+        if tracker is None:
+            return self  # type: ignore[return-value]  # the class attribute, for its docs
+        view = getattr(tracker, self.name)[: tracker.n]
+        view.flags.writeable = False
+        return view
+
+
 class Tracker:
     """Multi-target tracker over batches of position detections.
 
@@ -171,56 +186,19 @@ class Tracker:
     # Read-only views of slots 0..n-1, valid until the next call that changes the tracker
     # (update, delete, restore); a slot is a track's row in them.
 
-    def _live(self, name: str) -> NDArray:
-        view = getattr(self, name)[: self.n]
-        view.flags.writeable = False
-        return view
-
-    @property
-    def ids(self) -> NDArray[np.int64]:
-        """``(n,)`` each live slot's track id."""
-        return self._live("_id")
-
-    @property
-    def status(self) -> NDArray[np.int8]:
-        """``(n,)`` each live slot's state (:data:`TENTATIVE`, :data:`CONFIRMED`, ...)."""
-        return self._live("_status")
-
-    @property
-    def x(self) -> NDArray[np.float64]:
-        """``(n, 4)`` each live slot's state ``[east, north, v_east, v_north]`` (m, m/s)."""
-        return self._live("_x")
-
-    @property
-    def P(self) -> NDArray[np.float64]:  # noqa: N802 - the filter literature's name
-        """``(n, 4, 4)`` each live slot's state covariance."""
-        return self._live("_P")
-
-    @property
-    def t_est(self) -> NDArray[np.float64]:
-        """``(n,)`` the time of each live slot's state, s."""
-        return self._live("_t_est")
-
-    @property
-    def t_hit(self) -> NDArray[np.float64]:
-        """``(n,)`` the time of each live slot's last detection, s."""
-        return self._live("_t_hit")
-
-    @property
-    def t_first(self) -> NDArray[np.float64]:
-        """``(n,)`` the time each live slot's track began, s."""
-        return self._live("_t_first")
-
-    @property
-    def n_updates(self) -> NDArray[np.int64]:
-        """``(n,)`` the detections each live slot's track has absorbed."""
-        return self._live("_n_updates")
-
-    @property
-    def class_evidence(self) -> NDArray[np.float64]:
-        """``(n, 5)`` each live slot's class evidence: log-likelihood sum per class of
-        :data:`tracks.config.CLASSES`, informative guesses, time of the last one (s)."""
-        return self._live("_cev")
+    ids = _LiveSlots("_id", "``(n,)`` each live slot's track id.")
+    status = _LiveSlots("_status", "``(n,)`` each live slot's state (``TENTATIVE``, ...).")
+    x = _LiveSlots("_x", "``(n, 4)`` each live slot's state ``[east, north, v_east, v_north]``.")
+    P = _LiveSlots("_P", "``(n, 4, 4)`` each live slot's state covariance.")
+    t_est = _LiveSlots("_t_est", "``(n,)`` the time of each live slot's state, s.")
+    t_hit = _LiveSlots("_t_hit", "``(n,)`` the time of each live slot's last detection, s.")
+    t_first = _LiveSlots("_t_first", "``(n,)`` the time each live slot's track began, s.")
+    n_updates = _LiveSlots("_n_updates", "``(n,)`` the detections each track has absorbed.")
+    class_evidence = _LiveSlots(
+        "_cev",
+        "``(n, 5)`` each live slot's class evidence: log-likelihood sum per class of "
+        ":data:`tracks.config.CLASSES`, informative guesses, time of the last one (s).",
+    )
 
     def slots_of(self, track_ids: ArrayLike) -> NDArray[np.int64]:
         """The live slots whose track id is among ``track_ids``, in slot order."""
