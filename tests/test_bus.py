@@ -1,13 +1,20 @@
-"""The in-process bus: MQTT wildcard matching, ordered delivery, quarantine of bad bytes."""
+"""The in-process bus: MQTT wildcard matching, ordered delivery, quarantine of bad bytes; and
+what every bus does alike (in-process and MQTT): check structs as their bytes, catch handler
+errors."""
 
 from __future__ import annotations
+
+import logging
+import time
 
 import pytest
 
 from vigil.ingest.bus import InProcessBus, TopicError, check_filter, topic_matches
-from vigil.ingest.schema import SensorEvent, Track, encode
+from vigil.ingest.schema import SensorEvent, SensorStatus, Track, encode
 
 NOW = 1_790_000_000.0
+SECTOR = "tucson"
+EVENTS = f"vigil/v1/{SECTOR}/ugs/u117/events"
 
 
 @pytest.mark.parametrize(
@@ -114,3 +121,117 @@ def test_unsubscribe_and_close() -> None:
         bus.publish("vigil/v1/tucson/ugs/u1/events", _event(1))
     with pytest.raises(TopicError):
         InProcessBus("t").publish("vigil/+/x", _event(1))
+
+
+# -- every bus treats messages the same ------------------------------------------------------
+
+
+class Pair:
+    """A publishing and a receiving side of one kind of bus (the same bus when in-process)."""
+
+    def __init__(self, publisher, receiver, settle) -> None:
+        self.publisher = publisher
+        self.receiver = receiver
+        self.settle = settle
+
+
+def _wait_for(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+@pytest.fixture(params=["in-process", pytest.param("mqtt", marks=pytest.mark.broker)])
+def pair(request, tmp_path):
+    """Both buses: in-process, and MQTT from device u117 to the sector service (real broker)."""
+    if request.param == "in-process":
+        bus = InProcessBus(SECTOR)
+        yield Pair(bus, bus, lambda n: None)
+        bus.close()
+        return
+    from broker import SERVICE_USER
+
+    from vigil.ingest.mqtt import MqttBus, MqttSettings
+
+    b = request.getfixturevalue("broker")
+
+    def settings(user: str) -> MqttSettings:
+        return MqttSettings(host=b.host, port=b.port, username=user, password=f"pw-{user}")
+
+    svc = MqttBus(SECTOR, settings(SERVICE_USER), "svc", None, publish_quarantine=False)
+    dev = MqttBus(SECTOR, settings("u117"), "dev-u117", None)
+
+    def settle(n: int) -> None:
+        """Wait until the service has judged ``n`` messages and handled the good ones."""
+        assert dev.flush(10)
+        judged = lambda: svc.counts["accepted"] + sum(svc.quarantine_counts.values())  # noqa: E731
+        assert _wait_for(lambda: judged() >= n), svc.counts
+        assert svc.wait_idle(10)
+
+    yield Pair(dev, svc, settle)
+    dev.close()
+    svc.close()
+
+
+def _u117(strength: float, now: float, **kw) -> SensorEvent:
+    return SensorEvent(sensor="u117", time=now, modality="seismic", strength=strength, **kw)
+
+
+def test_every_bus_checks_structs_as_it_checks_their_bytes(pair) -> None:
+    """A struct is refused for what its bytes would be refused for, with the same reason and
+    field: a bound, a time too far ahead, a kind that does not belong on the topic."""
+    now = time.time()
+    got: list[float] = []
+    pair.receiver.subscribe(f"vigil/v1/{SECTOR}/#", lambda t, m: got.append(m.strength))
+    if hasattr(pair.receiver, "connect"):
+        pair.receiver.connect(5)
+        pair.publisher.connect(5)
+    bad = [
+        (EVENTS, _u117(-1.0, now)),  # strength below 0
+        (EVENTS, _u117(1.0, now + 3600)),  # an hour ahead
+        (EVENTS, SensorStatus(sensor="u117", time=now, battery=0.5, last_heard=now)),
+    ]
+    for topic, msg in bad:
+        pair.publisher.publish(topic, msg)
+        pair.publisher.publish(topic, encode(msg))
+    pair.publisher.publish(EVENTS, _u117(2.0, now))
+    pair.settle(2 * len(bad) + 1)
+    assert got == [2.0]
+    assert dict(pair.receiver.quarantine_counts) == {
+        "out_of_range": 2,
+        "time_future": 2,
+        "wrong_topic": 2,
+    }
+    judged = [(q.reason, q.field, q.error, q.raw) for q in pair.receiver.quarantined]
+    assert judged[0::2] == judged[1::2]  # struct and bytes alike
+    assert [f for _, f, _, _ in judged[0::2]] == ["strength", "time", "type"]
+
+
+def test_every_bus_catches_counts_and_logs_a_handler_error(pair, caplog) -> None:
+    """A handler that raises neither reaches the publisher nor stops the other handlers."""
+    now = time.time()
+    got: list[float] = []
+
+    def fails_on_one(topic: str, msg) -> None:
+        if msg.strength == 1.0:
+            raise RuntimeError("handler bug")
+
+    pair.receiver.subscribe(EVENTS, fails_on_one)
+    pair.receiver.subscribe(EVENTS, lambda t, m: got.append(m.strength))
+    if hasattr(pair.receiver, "connect"):
+        pair.receiver.connect(5)
+        pair.publisher.connect(5)
+    with caplog.at_level(logging.ERROR, logger="vigil.ingest"):
+        for i in range(3):
+            pair.publisher.publish(EVENTS, _u117(float(i), now))
+        pair.settle(3)
+    assert got == [0.0, 1.0, 2.0]
+    assert pair.receiver.counts["handler_error"] == 1
+    assert pair.receiver.counts["delivered"] == 5
+    assert any(
+        f"handler for {EVENTS} failed on {EVENTS}" in r.getMessage() and r.exc_info
+        for r in caplog.records
+    )
