@@ -4,7 +4,9 @@ Every mover follows a *plan*: knots ``(t, x, y)`` in the sector's local frame (s
 with straight lines between them, so its position at any time is an interpolation and its
 border crossings are found exactly, once, when the plan is made. Plans come from random
 streams keyed by ``(seed, kind, index, hour)``, so the world is the same whatever the step
-size or run length, and a longer run extends a shorter one.
+size or run length, and a longer run extends a shorter one. Plans and their crossings are
+in :mod:`.plans`, the animals' wandering in :mod:`.animals`; :class:`Population` plans the
+groups and the traffic and keeps every mover.
 
 Speeds from the field: walkers 0.8-1.8 m/s (a group walks at one pace and stays together),
 vehicles 10-25 m/s.
@@ -22,10 +24,11 @@ import shapely
 from numpy.typing import NDArray
 from shapely.geometry import LineString
 
-from vigil.geo.border import FOREIGN_SIDE, US_SIDE, Border
-from vigil.geo.frames import LocalFrame
+from vigil.geo.border import US_SIDE, Border
 from vigil.geo.site import Site
 
+from .animals import SPECIES, Animals
+from .plans import Plan, crossings_of_plan, cumulative, polyline_local, resample, rng_for, timeline
 from .settings import SimSettings
 
 HOUR_S = 3600.0
@@ -34,8 +37,9 @@ LOOKAHEAD_S = 3 * HOUR_S
 WALK_SPEED_MPS = (0.8, 1.8)
 VEHICLE_SPEED_MPS = (10.0, 25.0)
 
-# Random stream tags: one per kind of thing, so adding a kind never shifts another's draws.
-STREAM_GROUPS, STREAM_ANIMALS, STREAM_TRAFFIC = 1, 2, 3
+# Random stream tags: one per kind of thing, so adding a kind never shifts another's draws
+# (the animals' is :data:`.animals.STREAM_ANIMALS`).
+STREAM_GROUPS, STREAM_TRAFFIC = 1, 3
 
 #: (width, height) of what a camera sees side-on, metres, and thermal contrast at night, DN.
 BODY: dict[str, tuple[float, float, float]] = {
@@ -65,61 +69,10 @@ CLASS_OF = {
     "coyote": "animal",
     "horse": "animal",
 }
-#: Animal species: share of the population, speed range m/s, home range m, mean pause s.
-SPECIES: dict[str, tuple[float, tuple[float, float], float, float]] = {
-    "cattle": (0.5, (0.3, 1.0), 250.0, 600.0),
-    "deer": (0.25, (0.5, 2.5), 500.0, 300.0),
-    "coyote": (0.25, (0.8, 2.5), 700.0, 200.0),
-}
-#: Chance that an animal's next destination across the line is swapped for its home.
-ANIMAL_STAYS_ON_SIDE = 0.9
 
 
 class SimError(ValueError):
     """A simulation asked for something the site or settings cannot give."""
-
-
-def rng_for(seed: int, *key: int) -> np.random.Generator:
-    """An independent random stream for ``(seed, *key)``; keys are non-negative ints."""
-    return np.random.default_rng(np.random.SeedSequence([seed & 0xFFFFFFFF, *key]))
-
-
-@dataclass
-class Plan:
-    """A piecewise-linear path in time: knots ``t`` (s), ``x``, ``y`` (m), ``t`` non-decreasing."""
-
-    t: NDArray[np.float64]
-    x: NDArray[np.float64]
-    y: NDArray[np.float64]
-
-    @property
-    def start(self) -> float:
-        return float(self.t[0])
-
-    @property
-    def end(self) -> float:
-        return float(self.t[-1])
-
-    def at(self, t: float) -> tuple[float, float, float, float]:
-        """Position ``(x, y)`` m and velocity ``(vx, vy)`` m/s at ``t``, clamped to the plan."""
-        k = int(np.searchsorted(self.t, t, side="right")) - 1
-        n = len(self.t)
-        if k < 0:
-            return float(self.x[0]), float(self.y[0]), 0.0, 0.0
-        if k >= n - 1:
-            return float(self.x[-1]), float(self.y[-1]), 0.0, 0.0
-        dt = self.t[k + 1] - self.t[k]
-        if dt <= 0:
-            return float(self.x[k + 1]), float(self.y[k + 1]), 0.0, 0.0
-        f = (t - self.t[k]) / dt
-        vx = (self.x[k + 1] - self.x[k]) / dt
-        vy = (self.y[k + 1] - self.y[k]) / dt
-        return (
-            float(self.x[k] + f * (self.x[k + 1] - self.x[k])),
-            float(self.y[k] + f * (self.y[k + 1] - self.y[k])),
-            float(vx),
-            float(vy),
-        )
 
 
 @dataclass
@@ -184,92 +137,6 @@ class MoverStates:
         return len(self.ids)
 
 
-def crossings_of_plan(
-    border: Border, plan: Plan, k0: int = 0
-) -> list[tuple[float, float, float, str, str]]:
-    """Where a plan's path crosses the border from knot ``k0`` on.
-
-    Returns ``(time, x, y, segment_id, direction)`` per crossing, in time order. The side of
-    each knot comes from :meth:`Border.side`; a change of side between two knots is placed at
-    the intersection of that leg with the border line.
-    """
-    x, y, t = plan.x[k0:], plan.y[k0:], plan.t[k0:]
-    if len(t) < 2:
-        return []
-    side = border.side(x, y)
-    # Knots exactly on the line carry the side of the knot before them.
-    for i in range(len(side)):
-        if side[i] == 0:
-            side[i] = side[i - 1] if i else side[min(i + 1, len(side) - 1)]
-    out = []
-    for i in np.flatnonzero(side[1:] != side[:-1]):
-        a, b = side[i], side[i + 1]
-        if a == 0 or b == 0:
-            continue
-        leg = LineString([(x[i], y[i]), (x[i + 1], y[i + 1])])
-        hit = leg.intersection(border.line)
-        if hit.is_empty:
-            px, py = (x[i] + x[i + 1]) / 2, (y[i] + y[i + 1]) / 2
-        else:
-            pts = shapely.get_coordinates(hit)
-            px, py = pts[0]
-        length = leg.length
-        f = 0.0 if length == 0 else math.hypot(px - x[i], py - y[i]) / length
-        when = float(t[i] + f * (t[i + 1] - t[i]))
-        seg = border.segments[int(border.nearest_segment([px], [py])[0])].segment_id
-        direction = "northbound" if (a == FOREIGN_SIDE and b == US_SIDE) else "southbound"
-        out.append((when, float(px), float(py), seg, direction))
-    return out
-
-
-def _polyline_local(frame: LocalFrame, path: list[tuple[float, float]]) -> NDArray[np.float64]:
-    lat, lon = np.asarray(path, dtype=np.float64).T
-    x, y = frame.to_local(lat, lon)
-    return np.column_stack([x, y])
-
-
-def _resample(line: NDArray[np.float64], step_m: float) -> NDArray[np.float64]:
-    """Points every ``step_m`` along a polyline, keeping its ends."""
-    ls = LineString(line)
-    n = max(2, int(math.ceil(ls.length / step_m)) + 1)
-    d = np.linspace(0.0, ls.length, n)
-    return shapely.get_coordinates(shapely.line_interpolate_point(ls, d))
-
-
-def _cumulative(pts: NDArray[np.float64]) -> NDArray[np.float64]:
-    return np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(pts, axis=0).T))])
-
-
-def _timeline(
-    pts: NDArray[np.float64], speed: float, t0: float, stops: list[tuple[float, float]]
-) -> Plan:
-    """A plan walking ``pts`` at ``speed`` from ``t0``, pausing ``(distance_m, duration_s)``."""
-    s = _cumulative(pts)
-    stop_s = np.asarray(sorted(d for d, _ in stops), dtype=np.float64).reshape(-1)
-    stop_dur = [dur for _, dur in sorted(stops)]
-    # Put each stop's point into the path, then give every point its arrival time.
-    all_s = np.concatenate([s, stop_s])
-    order = np.argsort(all_s, kind="stable")
-    is_stop = np.concatenate([np.zeros(len(s), bool), np.ones(len(stop_s), bool)])[order]
-    all_s = all_s[order]
-    x = np.interp(all_s, s, pts[:, 0])
-    y = np.interp(all_s, s, pts[:, 1])
-    ts, xs, ys = [], [], []
-    extra = 0.0
-    j = 0
-    for i in range(len(all_s)):
-        ts.append(t0 + all_s[i] / speed + extra)
-        xs.append(x[i])
-        ys.append(y[i])
-        if is_stop[i]:
-            extra += stop_dur[j]
-            j += 1
-            ts.append(t0 + all_s[i] / speed + extra)
-            xs.append(x[i])
-            ys.append(y[i])
-    return Plan(np.asarray(ts), np.asarray(xs), np.asarray(ys))
-
-
 class Population:
     """All movers of a sector, their plans made lazily hour by hour, and their crossings.
 
@@ -302,10 +169,8 @@ class Population:
             raise SimError("crossing_hour_weights sum to 0; expected some positive weight")
         self.hour_share = w / w.sum()
         self.corridors = [self._corridor_route(c) for c in site.corridors]
-        self.roads = [_polyline_local(self.frame, r.path) for r in site.roads]
-        self._animal_rngs: list[np.random.Generator] = []
-        self._animal_homes: list[tuple[float, float, str]] = []
-        self._animal_pending: list[list[tuple[float, float, float, float]]] = []
+        self.roads = [polyline_local(self.frame, r.path) for r in site.roads]
+        self.animals = Animals(self.seed, border)
         if settings.animals:
             self._place_animals()
         self.units: dict[str, Mover] = {}
@@ -326,7 +191,7 @@ class Population:
 
     # -- corridors: groups of walkers -----------------------------------------------------------
     def _corridor_route(self, corridor) -> tuple[NDArray[np.float64], float]:
-        pts = _polyline_local(self.frame, corridor.path)
+        pts = polyline_local(self.frame, corridor.path)
         line = LineString(pts)
         hit = line.intersection(self.border.line)
         if hit.is_empty:
@@ -343,7 +208,7 @@ class Population:
         st = self.settings
         pts, width = self.corridors[ci]
         # A route inside the corridor: a lateral offset that wanders smoothly.
-        dense = _resample(pts, 100.0)
+        dense = resample(pts, 100.0)
         tangent = np.gradient(dense, axis=0)
         tangent /= np.maximum(np.hypot(*tangent.T), 1e-9)[:, None]
         normal = np.column_stack([tangent[:, 1], -tangent[:, 0]])
@@ -351,7 +216,7 @@ class Population:
         wander = np.cumsum(rng.normal(0.0, 0.12 * half, len(dense)))
         offset = np.clip(rng.uniform(-half, half) + wander, -half, half)
         route = dense + normal * offset[:, None]
-        s = _cumulative(route)
+        s = cumulative(route)
         side = self.border.side(route[:, 0], route[:, 1])
         north = np.flatnonzero(side == US_SIDE)
         first_us = int(north[0]) if len(north) else len(route) - 1
@@ -383,14 +248,14 @@ class Population:
             walk = np.vstack([fwd, fwd[-2::-1]])
         else:
             walk = route
-        walk_s = _cumulative(walk)
+        walk_s = cumulative(walk)
         stops: list[tuple[float, float]] = []
         if rng.uniform() < st.stop_probability:
             for _ in range(int(rng.integers(1, 3))):
                 stops.append((float(rng.uniform(0.0, walk_s[-1])), float(rng.uniform(60.0, 900.0))))
         before = sum(d for ds, d in stops if ds < s_line)
         t0 = t_cross - s_line / speed - before
-        return _timeline(walk, speed, t0, stops), size, turn_at is not None and turn_at < s_line
+        return timeline(walk, speed, t0, stops), size, turn_at is not None and turn_at < s_line
 
     def _plan_groups_hour(self, k: int) -> None:
         st = self.settings
@@ -430,74 +295,25 @@ class Population:
                 kind = ("car", "pickup", "truck")[int(rng.choice(3, p=[0.55, 0.35, 0.10]))]
                 speed = float(np.clip(road.speed_mps * rng.uniform(0.85, 1.15), *VEHICLE_SPEED_MPS))
                 path = pts if rng.uniform() < 0.5 else pts[::-1]
-                plan = _timeline(path, speed, float(t0), [])
+                plan = timeline(path, speed, float(t0), [])
                 vid = f"{road.id}-{k}-{i}"
                 self.movers[vid] = Mover(vid, kind, plan, vid, origin=road.id)
 
     # -- animals ----------------------------------------------------------------------------------
     def _place_animals(self) -> None:
-        st = self.settings
-        n = int(round(st.animals_per_km * self.border.length_m / 1000.0))
-        rng = rng_for(self.seed, STREAM_ANIMALS, 0, 0)
-        names = list(SPECIES)
-        shares = np.array([SPECIES[s][0] for s in names])
-        line = self.border.line
-        for i in range(n):
-            species = names[int(rng.choice(len(names), p=shares / shares.sum()))]
-            along = float(rng.uniform(0.0, line.length))
-            p = line.interpolate(along)
-            q = line.interpolate(min(along + 1.0, line.length))
-            tx, ty = q.x - p.x, q.y - p.y
-            norm = math.hypot(tx, ty) or 1.0
-            # Right of the line's direction is the US side.
-            rx, ry = ty / norm, -tx / norm
-            d = float(rng.choice([-1.0, 1.0]) * rng.uniform(100.0, 1500.0))
-            hx, hy = p.x + rx * d, p.y + ry * d
-            aid = f"animal-{i:03d}"
-            self._animal_homes.append((hx, hy, species))
-            self._animal_rngs.append(rng_for(self.seed, STREAM_ANIMALS, 1, i))
-            self._animal_pending.append([])
+        n = int(round(self.settings.animals_per_km * self.border.length_m / 1000.0))
+        for aid, species, hx, hy in self.animals.place(n):
             plan = Plan(np.array([self.t_start - HOUR_S]), np.array([hx]), np.array([hy]))
             self.movers[aid] = Mover(aid, species, plan, aid, origin="home")
 
-    def _animal_legs(self, i: int) -> list[tuple[float, float, float, float]]:
-        """The next batch of an animal's legs ``(x, y, speed, pause)``; most stay on their side."""
-        hx, hy, species = self._animal_homes[i]
-        _, (v0, v1), home_range, pause = SPECIES[species]
-        rng = self._animal_rngs[i]
-        n = 32
-        tx = hx + rng.normal(0.0, home_range, n)
-        ty = hy + rng.normal(0.0, home_range, n)
-        v = rng.uniform(v0, v1, n)
-        rest = rng.exponential(pause, n)
-        stay = rng.uniform(size=n) < ANIMAL_STAYS_ON_SIDE
-        home_side = self.border.side([hx], [hy])[0]
-        across = (self.border.side(tx, ty) != home_side) & stay
-        tx[across], ty[across] = hx, hy
-        return list(zip(tx.tolist(), ty.tolist(), v.tolist(), rest.tolist(), strict=True))
-
     def _extend_animals(self, t_until: float) -> None:
-        for i in range(len(self._animal_homes)):
-            aid = f"animal-{i:03d}"
+        for i, aid in enumerate(self.animals.ids):
             m = self.movers[aid]
-            t, x, y = [m.plan.end], [m.plan.x[-1]], [m.plan.y[-1]]
-            if t[0] >= t_until:
+            plan = self.animals.extend(i, m.plan, t_until)
+            if plan is None:
                 continue
-            pending = self._animal_pending[i]
-            while t[-1] < t_until:
-                if not pending:
-                    pending.extend(self._animal_legs(i))
-                tx, ty, v, rest = pending.pop(0)
-                d = math.hypot(tx - x[-1], ty - y[-1])
-                t += [t[-1] + d / v, t[-1] + d / v + rest]
-                x += [tx, tx]
-                y += [ty, ty]
             k0 = len(m.plan.t) - 1
-            m.plan = Plan(
-                np.concatenate([m.plan.t, t[1:]]),
-                np.concatenate([m.plan.x, x[1:]]),
-                np.concatenate([m.plan.y, y[1:]]),
-            )
+            m.plan = plan
             self._add_crossings(aid, "animal", 1, m.plan, m.kind, k0)
 
     # -- crossings --------------------------------------------------------------------------------
@@ -532,7 +348,7 @@ class Population:
             self._hour_done += 1
             self._plan_groups_hour(self._hour_done)
             self._plan_traffic_hour(self._hour_done)
-        if self._animal_homes:
+        if self.animals.ids:
             self._extend_animals(t + LOOKAHEAD_S)
         if len(self.crossings) != n:
             self.crossings.sort(key=lambda c: (c.time, c.crossing_id))
@@ -598,6 +414,7 @@ class Population:
 
 __all__ = [
     "CLASS_OF",
+    "SPECIES",
     "CrossingTruth",
     "Mover",
     "MoverStates",
@@ -605,4 +422,5 @@ __all__ = [
     "Population",
     "SimError",
     "crossings_of_plan",
+    "rng_for",
 ]
