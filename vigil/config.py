@@ -22,6 +22,8 @@ from msgspec import Meta
 
 from vigil.geo.border import US_SIDE, BorderError
 from vigil.geo.site import Site
+from vigil.ingest.validation import explain
+from vigil.ingest.validation import toml_line as locate
 
 DEFAULT_DEPLOYMENT = "tucson.toml"
 #: Devices must be within this distance of the border line to belong to a sector, metres.
@@ -113,78 +115,6 @@ class Deployment:
         return locate(self.text, list(key))
 
 
-# -- locating keys in the TOML text -----------------------------------------------------------
-
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]?\s*(#.*)?$")
-_KEYLINE = re.compile(r"^\s*([A-Za-z0-9_\-\"']+)\s*=")
-
-
-def locate(text: str, path: list[str | int]) -> int | None:
-    """The 1-based line of a key path in TOML text, or of its table when the key is absent.
-
-    Handles tables (``[a.b]``), arrays of tables (``[[a]]``, indexed) and ``key = value``
-    lines; good enough for deployment files, which use no dotted keys in assignments.
-    """
-    parts = [p for p in path if p != ""]
-    if not parts:
-        return None
-    # split into table path (with array index) and the key within it
-    table: list[str | int] = []
-    key: str | None = None
-    for i, p in enumerate(parts):
-        rest = parts[i + 1 :]
-        if isinstance(p, str) and (not rest or all(isinstance(r, int) for r in rest)):
-            key = p
-            break
-        table.append(p)
-    counts: dict[tuple[str, ...], int] = {}
-    current: list[str | int] = []
-    table_line: int | None = 1 if not table else None
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        m = _HEADER.match(line)
-        if m and not _KEYLINE.match(line):
-            names = tuple(n.strip().strip("\"'") for n in m.group(2).split("."))
-            if m.group(1) == "[[":
-                counts[names] = counts.get(names, -1) + 1
-                current = [*names[:-1], names[-1], counts[names]]
-            else:
-                current = list(names)
-            if current == table:
-                table_line = lineno
-            if key is not None and list(names) == [*table, key]:
-                return lineno
-            continue
-        if current == table and key is not None:
-            k = _KEYLINE.match(line)
-            if k and k.group(1).strip("\"'") == key:
-                return lineno
-    return table_line
-
-
-def _msgspec_path(text: str) -> list[str | int]:
-    path: list[str | int] = []
-    for name, index in re.findall(r"\.([A-Za-z0-9_]+)|\[(\d+)\]", text):
-        path.append(name if name else int(index))
-    return path
-
-
-def _value_at(raw: Any, path: list[str | int]) -> Any:
-    cur = raw
-    for p in path:
-        try:
-            cur = cur[p]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return cur
-
-
-def _dotted(path: list[str | int]) -> str:
-    out = ""
-    for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
-    return out or "(top level)"
-
-
 # -- loading ----------------------------------------------------------------------------------
 
 
@@ -205,22 +135,16 @@ def parse(text: str, path: str | Path = "<string>") -> Deployment:
     try:
         config = msgspec.convert(raw, DeploymentFile)
     except msgspec.ValidationError as exc:
-        text_err = str(exc)
-        head, _, where = text_err.partition(" - at `")
-        kpath = _msgspec_path(where.rstrip("`"))
-        if "unknown field" in head:
-            name = head.split("`")[1]
-            kpath = [*kpath, name]
-            expected = f"unknown key; allowed here: {_allowed(kpath[:-1])}"
-        elif "missing required field" in head:
-            name = head.split("`")[1]
-            kpath = [*kpath, name]
+        problem = explain(exc, raw, text)
+        head = problem.message
+        if problem.kind == "unknown_field":
+            expected = f"unknown key; allowed here: {_allowed(list(problem.path[:-1]))}"
+        elif problem.kind == "missing_field":
             expected = "required key is missing"
         else:
             expected = head[0].lower() + head[1:] if head else "invalid value"
-        raise ConfigError(
-            path, _dotted(kpath), _value_at(raw, kpath), locate(text, kpath), expected
-        ) from None
+        key = problem.key or "(top level)"
+        raise ConfigError(path, key, problem.value, problem.line, expected) from None
     deployment = Deployment(Path(path), config, text)
     check(deployment)
     return deployment
