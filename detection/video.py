@@ -68,6 +68,7 @@ from vigil.geo.frames import LocalFrame
 from vigil.geo.site import Azimuth, Ident, Lat, Lon
 from vigil.ingest.frames import FrameSourceError, announced_fps, read_frames, sequence_first
 from vigil.ingest.schema import encode
+from vigil.ingest.validation import explain
 
 
 class VideoInputError(DetectionError):
@@ -138,25 +139,11 @@ def parse_camera_config(text: str, path: str = "<string>") -> CameraSetup:
     try:
         spec = msgspec.convert(raw, _CameraFile)
     except msgspec.ValidationError as exc:
-        msg = str(exc)
-        where = msg.rsplit(" - at `", 1)[1].rstrip("`") if " - at `" in msg else "$"
-        key = where[2:] if where.startswith("$.") else where
-        if "unknown field `" in msg:
-            key = f"{key}.{msg.split('unknown field `', 1)[1].split('`', 1)[0]}".lstrip("$.")
-        value = raw
-        for part in key.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        line = next(
-            (
-                i + 1
-                for i, ln in enumerate(text.splitlines())
-                if ln.strip().startswith(key.rsplit(".", 1)[-1])
-            ),
-            None,
-        )
-        at = f" (line {line})" if line and value is not None else ""
+        problem = explain(exc, raw, text)
+        key, value = problem.key or "$", problem.value
+        at = f" (line {problem.line})" if problem.line else ""
         raise DetectionError(
-            f"{path}: camera config key {key!r} = {value!r}{at}: {msg.split(' - at `')[0]}"
+            f"{path}: camera config key {key!r} = {value!r}{at}: {problem.message}"
         ) from exc
     cam = spec.camera
     frame = (
