@@ -12,6 +12,8 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from vigil.ingest.validation import explain
+
 #: The classes a track can be; the column order of every class-probability array.
 CLASSES: tuple[str, str, str] = ("person", "vehicle", "animal")
 
@@ -288,10 +290,14 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
     def check(self) -> TrackerConfig:
         """Validate bounds and cross-field rules; return self or raise ``ValueError``."""
+        plain = msgspec.to_builtins(self)
         try:
-            checked = msgspec.convert(msgspec.to_builtins(self), type(self))
+            checked = msgspec.convert(plain, type(self))
         except msgspec.ValidationError as exc:
-            raise ValueError(f"tracker config: {exc}") from None
+            problem = explain(exc, plain)
+            raise ValueError(
+                f"tracker config: {problem.key} = {problem.value!r}: {problem.message}"
+            ) from None
         if checked.confirm_m > checked.confirm_n:
             raise ValueError(
                 f"tracker config: confirm_m = {self.confirm_m} > confirm_n = {self.confirm_n}; "
