@@ -2,7 +2,7 @@
 
 Every kernel is a pure loop over arrays (struct-of-arrays track table), compiled ``nopython``,
 ``nogil`` and cached, writing into preallocated outputs. The Python wrappers in
-:mod:`tracks.filter`, :mod:`tracks.associate` and :mod:`tracks.tracker` validate inputs.
+:mod:`tracks.tracker` and :mod:`tracks.measurement` validate inputs.
 
 State per track: ``x = [east, north, v_east, v_north]`` (m, m/s), ``P`` its 4x4 covariance.
 Measurements are positions ``z = [east, north]`` with a 2x2 covariance ``R`` each.
