@@ -11,6 +11,13 @@ from dataclasses import dataclass
 import numpy as np
 from shapely.geometry import LineString, Point
 
+from vigil.geo.frames import LocalFrame
+from vigil.ingest.schema import PredictedPosition
+
+#: Offsets (s) at which an alert about a moving group predicts where the group will be; the
+#: best unit's intercept time is added to them.
+PREDICTION_OFFSETS_S = (300.0, 600.0, 900.0)
+
 
 @dataclass
 class UnitState:
@@ -121,3 +128,50 @@ def predict(
     """Constant-velocity positions ``(t, x, y)`` at the given offsets, seconds."""
     t = np.asarray(times_s, dtype=float)
     return [(float(ti), float(x + vx * ti), float(y + vy * ti)) for ti in t]
+
+
+class UnitPlanner:
+    """Recommends the units to send to an alert and predicts where its group will be.
+
+    Parameters
+    ----------
+    units
+        The sector's patrol units by id; the planner reads them as they are when asked
+        (positions in local metres, availability), so moves and assignments count.
+    roads
+        The sector's roads, in local metres.
+    frame
+        The sector's local frame, to give predicted positions in WGS84.
+    horizon_s
+        How far ahead the intercept search looks, seconds.
+    """
+
+    def __init__(
+        self,
+        units: dict[str, UnitState],
+        roads: RoadNetwork,
+        frame: LocalFrame,
+        horizon_s: float,
+    ) -> None:
+        self.units = units
+        self.roads = roads
+        self.frame = frame
+        self.horizon_s = horizon_s
+
+    def plan(
+        self, x: float, y: float, vx: float, vy: float, t0: float
+    ) -> tuple[list[str], list[PredictedPosition], list[Intercept]]:
+        """The recommended unit ids (best first), the group's predicted positions and the
+        intercepts behind the recommendation, for a group at ``(x, y)`` (local metres) moving
+        at ``(vx, vy)`` (m/s) at time ``t0`` (UTC seconds)."""
+        options = recommend(list(self.units.values()), x, y, vx, vy, self.roads, self.horizon_s)
+        offsets = list(PREDICTION_OFFSETS_S)
+        if options:
+            offsets = sorted({*offsets, round(options[0].time_s, 1)})
+        pts = predict(x, y, vx, vy, offsets)
+        lat, lon = self.frame.to_wgs84([p[1] for p in pts], [p[2] for p in pts])
+        predicted = [
+            PredictedPosition(time=t0 + p[0], lat=float(a), lon=float(o))
+            for p, a, o in zip(pts, lat, lon, strict=True)
+        ]
+        return [o.unit_id for o in options], predicted, options
