@@ -8,7 +8,7 @@ import threading
 import xml.etree.ElementTree as ET
 
 import pytest
-from test_alerts import T0, Scene, alerts_of
+from alert_scenes import T0, Scene, alerts_of
 
 from vigil.alerts.channels import CotChannel
 from vigil.alerts.cot import CotError, alert_event, track_event, validate_event
