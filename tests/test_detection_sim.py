@@ -7,7 +7,7 @@ short), 210 s simulated. Every camera nuisance of the simulator is on at its def
 sensor noise, gain drift, heat shimmer, brush flicker and camera shake, the last made
 frequent (120 events an hour instead of 4, so that about seven fall in the window).
 
-Protocol (``benchmarks/bench_detection_sim.py`` has it in full):
+Protocol (:mod:`vigil.sim.eval_detection` has it in full):
 
 * the first 30 s of frames warm the detector up (background, shake reference) and are
   not scored; 3 camera-minutes are scored;
@@ -38,9 +38,10 @@ from dataclasses import replace
 
 import pytest
 
-from benchmarks.bench_detection_sim import NIGHT_START, night_settings, score_towers
 from vigil.config import load_default
-from vigil.detection.detector import DetectorConfig
+from vigil.detection.detector import DetectorConfig, MotionDetector
+from vigil.detection.objects import CameraGeometry
+from vigil.sim.eval_detection import NIGHT_START, night_settings, score_towers
 
 pytestmark = pytest.mark.slow
 
@@ -62,6 +63,17 @@ DAY_SETTINGS = night_settings(
 )  # fmt: skip
 
 
+def tower_detectors(configs: dict[str, DetectorConfig]) -> dict:
+    """Each setting as a factory of detectors placed on their tower's camera model."""
+
+    def factory(config: DetectorConfig):
+        return lambda tower, camera, frame: MotionDetector(
+            (camera.height, camera.width), config, CameraGeometry(camera, frame, tower)
+        )
+
+    return {name: factory(cfg) for name, cfg in configs.items()}
+
+
 @pytest.fixture(scope="module")
 def scores():
     base = DetectorConfig.for_tower()
@@ -71,7 +83,7 @@ def scores():
         "no_slow": replace(base, slow=None),
     }
     return score_towers(
-        load_default().site, SETTINGS, SEED, DURATION_S, configs,
+        load_default().site, SETTINGS, SEED, DURATION_S, tower_detectors(configs),
         warmup_s=WARMUP_S, min_peak_dn=EVERY_BODY_DN,
     )  # fmt: skip
 
@@ -81,7 +93,7 @@ def day_scores():
     base = DetectorConfig.for_tower()
     configs = {"for_tower": base, "no_slow": replace(base, slow=None)}
     return score_towers(
-        load_default().site, DAY_SETTINGS, DAY_SEED, DAY_DURATION_S, configs,
+        load_default().site, DAY_SETTINGS, DAY_SEED, DAY_DURATION_S, tower_detectors(configs),
         warmup_s=WARMUP_S, min_peak_dn=EVERY_BODY_DN,
     )  # fmt: skip
 
