@@ -4,6 +4,10 @@
 - :class:`SimSettings`: its switches and rates;
 - :func:`simulate_to_files`: a whole run written to a folder (videos, ``ugs.jsonl``,
   ``uas.tlog``, ``truth/`` and a manifest).
+
+Truth scoring for evaluation: :mod:`.scoring` (a pipeline's tracks and alerts),
+:mod:`.eval_detection` (a motion detector on simulated tower video) and :mod:`.eval_masks`
+(foreground masks on CDnet 2014); they take the system's parts as arguments.
 """
 
 import importlib
