@@ -135,15 +135,6 @@ class Pair:
         self.settle = settle
 
 
-def _wait_for(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
-
-
 @pytest.fixture(params=["in-process", pytest.param("mqtt", marks=pytest.mark.broker)])
 def pair(request, tmp_path):
     """Both buses: in-process, and MQTT from device u117 to the sector service (real broker)."""
@@ -153,22 +144,19 @@ def pair(request, tmp_path):
         bus.close()
         return
     from broker import SERVICE_USER
+    from test_mqtt import settings, wait_for
 
-    from vigil.ingest.mqtt import MqttBus, MqttSettings
+    from vigil.ingest.mqtt import MqttBus
 
     b = request.getfixturevalue("broker")
-
-    def settings(user: str) -> MqttSettings:
-        return MqttSettings(host=b.host, port=b.port, username=user, password=f"pw-{user}")
-
-    svc = MqttBus(SECTOR, settings(SERVICE_USER), "svc", None, publish_quarantine=False)
-    dev = MqttBus(SECTOR, settings("u117"), "dev-u117", None)
+    svc = MqttBus(SECTOR, settings(b, SERVICE_USER), "svc", None, publish_quarantine=False)
+    dev = MqttBus(SECTOR, settings(b, "u117"), "dev-u117", None)
 
     def settle(n: int) -> None:
         """Wait until the service has judged ``n`` messages and handled the good ones."""
         assert dev.flush(10)
         judged = lambda: svc.counts["accepted"] + sum(svc.quarantine_counts.values())  # noqa: E731
-        assert _wait_for(lambda: judged() >= n), svc.counts
+        assert wait_for(lambda: judged() >= n), svc.counts
         assert svc.wait_idle(10)
 
     yield Pair(dev, svc, settle)

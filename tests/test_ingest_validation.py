@@ -59,12 +59,10 @@ def test_paths_read_as_written_and_values_are_found() -> None:
     assert value_at(None, ("x",)) is None
 
 
-def test_toml_line_handles_tables_and_arrays() -> None:
-    text = "[sector]\nname = 'a'\n\n[[towers]]\nid = 't1'\n\n[[towers]]\nid = 't2'\nlat = 3\n"
-    assert toml_line(text, ["sector", "name"]) == 2
-    assert toml_line(text, ["towers", 1, "lat"]) == 9
-    assert toml_line(text, ["towers", 1, "missing"]) == 7
-    assert toml_line(text, ["towers", 0, "id"]) == 5
+def test_toml_line_of_an_unnamed_table_key_is_the_tables() -> None:
+    """(Tables, arrays of tables and absent keys: tests/test_config.py, through ``locate``.)"""
+    text = "[sector]\nname = 'a'\n\n[sector.probs]\nperson = 'x'\n"
+    assert toml_line(text, ("sector", "probs", ...)) == 4
     assert toml_line(text, ("sector", ...)) == 1
     assert toml_line(text, ()) is None
 
