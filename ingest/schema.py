@@ -8,8 +8,8 @@ are 2x2 in metres squared, east-north, row-major ``(ee, en, ne, nn)``.
 :class:`MessageError` naming the field, the value and what was expected; :func:`check` applies
 the same checks to a message struct.
 
-Topics are ``vigil/v1/{sector}/{kind}/{source}``; see :func:`topic_for`, and
-:mod:`vigil.ingest.topics` for what each topic carries.
+Topics are ``vigil/v1/{sector}/{kind}/{source}``: :mod:`vigil.ingest.topics` says which topic
+a message goes on (:func:`topic_for`, imported here too) and what each topic carries.
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ from typing import Any, Literal
 import msgspec
 
 from vigil.ingest.topics import TOPIC_KIND, expected_kind
-from vigil.ingest.topics import quarantine_topic as quarantine_topic  # imported from here too
+
+# imported from here too
+from vigil.ingest.topics import quarantine_topic as quarantine_topic
+from vigil.ingest.topics import topic_for as topic_for
 from vigil.ingest.validation import explain
 
 SCHEMA_VERSION = 1
@@ -352,6 +355,9 @@ def _check_value(path: str, name: str, value: Any, now: float, max_skew_s: float
                 raise MessageError(f"{path}.{k}", item, "a probability in [0, 1]", "out_of_range")
     elif isinstance(value, msgspec.Struct):
         _check_struct(value, path, now, max_skew_s)
+    elif type(value).__module__ == "numpy" and hasattr(value, "item"):
+        # a numpy scalar in a struct is checked as the number it is encoded as (_enc_hook)
+        _check_value(path, name, value.item(), now, max_skew_s)
 
 
 def _check_struct(msg: msgspec.Struct, prefix: str, now: float, max_skew_s: float) -> None:
@@ -379,34 +385,6 @@ def validate(
     """
     _check_struct(msg, "", _time.time() if now is None else now, max_skew_s)
     return msg
-
-
-# -- topics -----------------------------------------------------------------------------------
-
-
-def topic_for(sector: str, msg: Wire) -> str:
-    """The topic a message is published on in a sector."""
-    base = f"vigil/v1/{sector}"
-    match msg:
-        case CameraDetection():
-            return f"{base}/cam/{msg.camera}/detections"
-        case SensorEvent():
-            return f"{base}/ugs/{msg.sensor}/events"
-        case SensorStatus():
-            return f"{base}/ugs/{msg.sensor}/status"
-        case Telemetry():
-            return f"{base}/uas/{msg.aircraft}/telemetry"
-        case Track():
-            return f"{base}/tracks"
-        case Crossing():
-            return f"{base}/crossings"
-        case Alert():
-            return f"{base}/alerts"
-        case CameraCommand():
-            return f"{base}/cam/{msg.camera}/commands"
-        case AlertAction():
-            return f"{base}/alerts/actions"
-    raise TypeError(f"no topic for {type(msg).__name__}")
 
 
 # -- encode / decode --------------------------------------------------------------------------

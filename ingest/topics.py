@@ -1,11 +1,13 @@
-"""Topic names: which kind of message a topic carries, and MQTT's rules for names and filters.
+"""Topic names: which topic a message goes on, which kind a topic carries, MQTT's rules.
 
 Topics are ``vigil/v1/{sector}/{kind}/{source}`` (``vigil/v1/tucson/ugs/u117/events``), and
-``vigil/v1/{sector}/quarantine`` for what failed validation. Which topic a given message goes
-on is :func:`vigil.ingest.schema.topic_for`, beside the messages it names.
+``vigil/v1/{sector}/quarantine`` for what failed validation. Messages are known here by their
+wire ``type`` tag only, so that the schema can import this module.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 #: The message kind (the wire ``type`` tag) carried by each topic's last level.
 TOPIC_KIND: dict[str, str] = {
@@ -21,8 +23,40 @@ TOPIC_KIND: dict[str, str] = {
 }
 
 
+#: Where each kind goes below ``vigil/v1/{sector}/``: the levels, with ``{}`` for the value of
+#: the message's source field (``None``: a sector-wide topic).
+_ROUTE: dict[str, tuple[str, str | None]] = {
+    "camera_detection": ("cam/{}/detections", "camera"),
+    "sensor_event": ("ugs/{}/events", "sensor"),
+    "sensor_status": ("ugs/{}/status", "sensor"),
+    "telemetry": ("uas/{}/telemetry", "aircraft"),
+    "track": ("tracks", None),
+    "crossing": ("crossings", None),
+    "alert": ("alerts", None),
+    "camera_command": ("cam/{}/commands", "camera"),
+    "alert_action": ("alerts/actions", None),
+}
+
+
 class TopicError(ValueError):
     """A topic or subscription filter that breaks MQTT's rules."""
+
+
+def topic_for(sector: str, msg: Any) -> str:
+    """The topic a wire message is published on in a sector.
+
+    >>> from vigil.ingest.schema import SensorEvent
+    >>> topic_for("tucson", SensorEvent(sensor="u117", time=1.8e9, modality="pir", strength=1))
+    'vigil/v1/tucson/ugs/u117/events'
+    """
+    config = getattr(type(msg), "__struct_config__", None)
+    route = _ROUTE.get(getattr(config, "tag", None))  # type: ignore[arg-type]
+    if route is None:
+        raise TypeError(f"no topic for {type(msg).__name__}")
+    levels, source = route
+    if source is not None:
+        levels = levels.format(getattr(msg, source))
+    return f"vigil/v1/{sector}/{levels}"
 
 
 def quarantine_topic(sector: str) -> str:
@@ -92,5 +126,6 @@ __all__ = [
     "check_topic",
     "expected_kind",
     "quarantine_topic",
+    "topic_for",
     "topic_matches",
 ]
