@@ -22,6 +22,7 @@ from vigil.ingest.schema import (
     SensorStatus,
     Telemetry,
     Track,
+    check,
     decode,
     encode,
     topic_for,
@@ -216,3 +217,48 @@ def test_mutated_messages_are_accepted_or_refused_cleanly(msg, key, value) -> No
         assert err.reason
     else:
         assert type(out) is type(msg)
+
+
+_NUMBERS = st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**40), 2**40)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.sampled_from(examples()), st.data())
+def test_a_struct_is_checked_as_its_bytes_are_decoded(msg, data) -> None:
+    """``check`` on a struct (what the in-process bus does) and ``decode`` of its bytes (what
+    a receiver over MQTT does) agree: the same verdict, reason and field, on any topic."""
+    numeric = sorted(
+        f for f in msg.__struct_fields__ if type(getattr(msg, f)) in (int, float) and f != "schema"
+    )
+    field = data.draw(st.sampled_from(numeric), label="field")
+    value = data.draw(_NUMBERS, label="value")
+    if isinstance(getattr(msg, field), int):  # the field's own type, as decoding gives it
+        value = int(value) if abs(value) < 2**62 else 0
+    else:
+        value = float(value)
+    changed = msgspec.structs.replace(msg, **{field: value})
+    topic = data.draw(
+        st.sampled_from([topic_for(SECTOR, msg), "vigil/v1/tucson/tracks", "elsewhere/x"]),
+        label="topic",
+    )
+
+    def verdict(judge):
+        try:
+            judge()
+        except MessageError as err:
+            return err.reason, err.field, str(err)
+        return "accepted"
+
+    assert verdict(lambda: check(topic, changed, now=NOW)) == verdict(
+        lambda: decode(topic, encode(changed), now=NOW)
+    )
+
+
+def test_numpy_scalars_in_a_struct_are_checked_as_numbers() -> None:
+    np = pytest.importorskip("numpy")
+    bad = msgspec.structs.replace(examples()[1], count=np.int64(-3))
+    with pytest.raises(MessageError) as info:
+        check(topic_for(SECTOR, bad), bad, now=NOW)
+    assert (info.value.field, info.value.reason) == ("count", "out_of_range")
+    with pytest.raises(MessageError, match="a wire message"):
+        check("vigil/v1/tucson/tracks", PredictedPosition(time=NOW, lat=0.0, lon=0.0), now=NOW)
