@@ -3,7 +3,7 @@
 Two checks against outputs recorded with the code before the refactor (commit 76a9e88):
 
 - the sector core (what ``vigil run`` runs) replays a recorded sensor stream
-  (``data/core_replay_8min.msgpack.gz``: the first 8 minutes of a live demo run, seed 3, the
+  (``data/core_replay_8min.vrec``: the first 8 minutes of a live demo run, seed 3, the
   shipped Tucson deployment, 18,817 camera detections, ground-sensor messages and aircraft
   telemetry) and must publish the same Track, Crossing, Alert and CameraCommand messages, in
   the same order, to the bit;
@@ -18,7 +18,6 @@ the digests in its own commit, saying why.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 from collections import Counter
 from pathlib import Path
@@ -29,6 +28,7 @@ import pytest
 from vigil.config import load_default
 from vigil.ingest import schema
 from vigil.ingest.bus import InProcessBus
+from vigil.ingest.recording import read_recording
 
 DATA = Path(__file__).parent / "data"
 
@@ -70,14 +70,9 @@ def _plain_site(site):
 def test_sector_core_replays_recorded_stream_as_before_refactor() -> None:
     from vigil.core import SectorCore
 
-    fixture = msgspec.msgpack.decode(
-        gzip.decompress((DATA / "core_replay_8min.msgpack.gz").read_bytes())
-    )
-    stream = [
-        (t, msgspec.convert(body, type=getattr(schema, kind)))
-        for t, kind, body in fixture["stream"]
-    ]
-    start, end = fixture["start"], fixture["end"]
+    header, messages = read_recording(DATA / "core_replay_8min.vrec")
+    stream = [(m.t, msgspec.json.decode(m.raw, type=schema.Message)) for m in messages]
+    start, end = header.meta["start"], header.meta["end"]
     site = _plain_site(load_default().site)
     sector = site.sector.name
     now = [start]

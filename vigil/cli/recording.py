@@ -5,17 +5,25 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vigil.cli.common import EXIT_OK, Subparsers, broker_settings, close_bus
+from vigil.cli.common import EXIT_OK, CommandError, Subparsers, broker_settings, close_bus
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    """Record everything on a sector's topics from a broker."""
-    from vigil.ingest.recording import record
+    """Record everything on a sector's topics from a broker; an existing file only with --force."""
+    from vigil.ingest.record_replay import record
 
     settings = broker_settings(args.broker)
-    s = record(
-        settings, args.sector, args.out, duration_s=args.seconds, max_messages=args.max_messages
-    )
+    try:
+        s = record(
+            settings,
+            args.sector,
+            args.out,
+            duration_s=args.seconds,
+            max_messages=args.max_messages,
+            overwrite=args.force,
+        )
+    except FileExistsError:
+        raise CommandError(f"{args.out} exists; add --force to replace it") from None
     print(f"recorded {s.messages} messages to {Path(args.out).resolve()}")
     return EXIT_OK
 
@@ -25,17 +33,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
     import math
 
     from vigil.ingest.mqtt import MqttBus
-    from vigil.ingest.recording import read_recording, replay
+    from vigil.ingest.record_replay import replay
+    from vigil.ingest.recording import RecordingError, read_header
 
     settings = broker_settings(args.broker)
-    first = next(iter(read_recording(args.file)), None)
-    sector = args.sector or (first.topic.split("/")[2] if first is not None else "replay")
-    bus = MqttBus(sector, settings, args.client_id).connect(30.0)
+    try:
+        header = read_header(args.file)
+    except (OSError, RecordingError) as exc:
+        raise CommandError(str(exc)) from None
+    bus = MqttBus(args.sector or header.sector, settings, args.client_id).connect(30.0)
     try:
         s = replay(args.file, bus, math.inf if args.speed == 0 else args.speed)
+    except RecordingError as exc:
+        raise CommandError(str(exc)) from None
     finally:
         close_bus(bus)
-    print(f"replayed {s.published} messages from {args.file}")
+    print(f"replayed {s.messages} messages from {args.file}")
     return EXIT_OK
 
 
@@ -44,13 +57,17 @@ def register(sub: Subparsers) -> None:
     p = sub.add_parser(
         "record",
         help="record a sector's topics from a broker",
-        description="Write everything on vigil/v1/{sector}/# to a recording file (JSON lines).",
+        description=(
+            "Write everything on vigil/v1/{sector}/# to a recording file (gzip-compressed "
+            "JSON lines); an existing file is refused unless --force."
+        ),
     )
     p.add_argument("--sector", required=True)
     p.add_argument("--out", required=True, metavar="FILE")
     p.add_argument("--broker", default="127.0.0.1:1883", metavar="HOST:PORT")
     p.add_argument("--seconds", type=float, help="stop after this long")
     p.add_argument("--max-messages", type=int, help="stop after this many")
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists")
     p.set_defaults(func=cmd_record)
 
     p = sub.add_parser(
