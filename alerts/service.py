@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 
 from vigil.alerts.channels import DispatchChannel
@@ -10,12 +11,16 @@ from vigil.alerts.engine import AlertEngine
 from vigil.ingest.bus import Bus, Subscription
 from vigil.ingest.schema import Alert, CameraCommand, Track, Wire, topic_for
 
+#: How many of the latest alerts' latencies :class:`AlertService` keeps.
+LATENCY_WINDOW = 10_000
+
 
 class AlertService:
     """Subscribe the engine to a sector's topics and publish what it raises.
 
-    ``latencies_s`` records, per published alert, the wall time from receiving the message
-    that completed its evidence to publishing the alert on the bus.
+    ``latencies_s`` records, per published alert, the wall time (s) from receiving the message
+    that completed its evidence to publishing the alert on the bus: the latest
+    :data:`LATENCY_WINDOW` alerts, so a service that runs for weeks holds a bounded window.
     """
 
     def __init__(
@@ -31,7 +36,7 @@ class AlertService:
         self.sector = engine.sector
         self.channels = channels or []
         self.on_command = on_command
-        self.latencies_s: list[float] = []
+        self.latencies_s: deque[float] = deque(maxlen=LATENCY_WINDOW)
         base = f"vigil/v1/{self.sector}"
         self._subs: list[Subscription] = [
             bus.subscribe(f"{base}/tracks", self._handle),
