@@ -17,11 +17,11 @@ import pytest
 
 from benchmarks.bench_replay import (
     FIGURES,
-    FORMAT,
     FORMAT_VERSION,
     RecordingError,
     differences,
     load,
+    load_meta,
     main,
     pooled,
     record,
@@ -29,6 +29,8 @@ from benchmarks.bench_replay import (
     save,
 )
 from vigil.demo import DEMO_START_UTC
+from vigil.ingest.recording import Recorder, read_header
+from vigil.ingest.topics import expected_kind
 from vigil.sim import SimSettings
 
 SEED = 5
@@ -53,17 +55,31 @@ def recorded(tmp_path_factory) -> tuple[Path, dict]:
 def test_recording_keeps_the_live_run(recorded) -> None:
     path, live = recorded
     rec = load(path)
-    assert (rec.format, rec.version, rec.seed) == (FORMAT, FORMAT_VERSION, SEED)
+    header = read_header(path)  # Vigil's own recording file, with the benchmark's meta
+    assert (header.vigil_recording, header.sector, rec.seed) == (FORMAT_VERSION, "tucson", SEED)
+    assert header.started == rec.sim.start_time
     assert rec.duration_s == pytest.approx(MINUTES * 60.0)
     assert rec.live == live
+    assert load_meta(path) == rec.meta
     assert live["alerted"] == rec.summary["alerts"]["alerted"]
     assert live["animal_track_seconds"] == rec.summary["animal_track_seconds"]
-    times = [t for t, _ in rec.stream]
+    times = [m.t for m in rec.stream]
     assert times == sorted(times)
     assert rec.sim.start_time <= times[0] and times[-1] <= rec.sim.start_time + rec.duration_s
-    kinds = {type(m).__name__ for _, m in rec.stream}
-    assert {"CameraDetection", "SensorEvent", "Telemetry"} <= kinds
+    kinds = {expected_kind(m.topic) for m in rec.stream}
+    assert {"camera_detection", "sensor_event", "telemetry", "alert"} <= kinds
     assert {f.tower for f in rec.footprints} == {"t03", "t05"}
+
+
+def test_saved_figures_keep_nan_and_the_messages_their_bytes(recorded, tmp_path) -> None:
+    path, live = recorded
+    rec = load(path)
+    nan = msgspec.structs.replace(rec, live={**live, "alert_recall": math.nan})
+    save(nan, tmp_path / "nan.vrec")
+    again = load(tmp_path / "nan.vrec")
+    assert math.isnan(again.live["alert_recall"])
+    assert [m.raw for m in again.stream] == [m.raw for m in rec.stream]
+    assert again.truth == rec.truth and again.site == rec.site and again.sim == rec.sim
 
 
 def test_unchanged_replay_reproduces_the_live_figures(recorded, capsys) -> None:
@@ -176,34 +192,60 @@ def test_a_recording_of_another_world_is_refused(recorded) -> None:
         replay(other)
 
 
+def _rewrite_header(src: Path, dst: Path, change) -> None:
+    """``src`` with its header line changed by ``change(dict) -> dict``."""
+    first, rest = gzip.decompress(src.read_bytes()).split(b"\n", 1)
+    head = change(msgspec.json.decode(first))
+    dst.write_bytes(gzip.compress(msgspec.json.encode(head) + b"\n" + rest))
+
+
 def test_another_format_version_is_refused(recorded, tmp_path) -> None:
     path, _ = recorded
-    raw = msgspec.msgpack.decode(gzip.decompress(path.read_bytes()))
-    raw["version"] = FORMAT_VERSION + 1
     bad = tmp_path / "newer.vrec"
-    bad.write_bytes(gzip.compress(msgspec.msgpack.encode(raw)))
+    _rewrite_header(path, bad, lambda h: {**h, "vigil_recording": FORMAT_VERSION + 1})
     with pytest.raises(RecordingError) as err:
         load(bad)
     text = str(err.value)
     assert f"version {FORMAT_VERSION + 1}" in text and f"version {FORMAT_VERSION} only" in text
     with pytest.raises(RecordingError, match="version"):
         replay(bad)
+    # the gzip MessagePack files bench_replay wrote before the common format
+    old = tmp_path / "old.vrec"
+    fields = {"format": "vigil-replay-recording", "version": 1, "made_utc": "", "stream": []}
+    old.write_bytes(gzip.compress(msgspec.msgpack.encode(fields)))
+    with pytest.raises(RecordingError, match="bench_replay recording of format version 1"):
+        load(old)
+
+
+def test_damaged_metadata_is_refused(recorded, tmp_path) -> None:
+    path, _ = recorded
+    bad = tmp_path / "damaged.vrec"
+    _rewrite_header(path, bad, lambda h: {**h, "meta": {**h["meta"], "seed": "one"}})
+    with pytest.raises(RecordingError, match=r"line 1: damaged replay metadata .*seed"):
+        load(bad)
 
 
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
-        (pickle.dumps({"stream": [], "hours": 1.0}), "not gzip data"),
-        (gzip.compress(msgspec.msgpack.encode([1, 2, 3])), "not MessagePack with a header"),
-        (gzip.compress(msgspec.msgpack.encode({"format": "other"})), "format 'other'"),
+        (pickle.dumps({"stream": [], "hours": 1.0}), "line 1 is not a Vigil recording header"),
+        (gzip.compress(msgspec.msgpack.encode([1, 2, 3])), "line 1 is not a Vigil recording"),
+        (gzip.compress(b'{"format": "other"}\n'), "line 1 is not a Vigil recording header"),
+        (b"\x1f\x8b not gzip", "damaged compressed data"),
     ],
-    ids=["pickle", "not-a-map", "other-format"],
+    ids=["pickle", "msgpack", "other-json", "bad-gzip"],
 )
 def test_files_that_are_not_recordings_are_refused(tmp_path, content, reason) -> None:
     bad = tmp_path / "bad.vrec"
     bad.write_bytes(content)
     with pytest.raises(RecordingError, match=reason):
         load(bad)
+
+
+def test_a_recording_without_the_benchmarks_metadata_is_refused(tmp_path) -> None:
+    Recorder(tmp_path / "plain.vrec", "tucson").close()  # what `vigil record` writes
+    with pytest.raises(RecordingError, match="without a replay's metadata"):
+        load(tmp_path / "plain.vrec")
 
 
 def test_record_refuses_a_missing_folder_before_running(tmp_path) -> None:
