@@ -1,7 +1,7 @@
 """Crossings per segment and hour over 10 million crossings: in memory and on Dask.
 
 The anchor is a plain numpy count (``np.unique`` over a combined segment-hour key); the
-in-memory path is :func:`geo.patterns.segment_period_counts` on pandas; the Dask path is the
+in-memory path is :func:`vigil.geo.patterns.segment_period_counts` on pandas; the Dask path is the
 same function on partitioned Parquet read lazily by Dask's threaded scheduler (reading the
 parts from disk is part of its time). All three must give the same table.
 

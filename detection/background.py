@@ -1,6 +1,6 @@
 """Per-pixel background model: sample consensus with adaptive radius and gain compensation.
 
-See :mod:`detection.kernels` for the algorithm. :class:`SampleConsensusModel` owns the
+See :mod:`vigil.detection.kernels` for the algorithm. :class:`SampleConsensusModel` owns the
 model's state for one camera and validates what it is given.
 """
 
@@ -46,7 +46,7 @@ class BackgroundParams:
         flip and falls by one otherwise is added to the radius.
     spread_centre
         What a random neighbour of an updated pixel learns: the updated pixel's value
-        (ViBe) or its own (PBAS); see :func:`detection.kernels.consensus_segment`.
+        (ViBe) or its own (PBAS); see :func:`vigil.detection.kernels.consensus_segment`.
     warm_only
         Report only pixels warmer than their coldest sample (thermal towers: what moves is
         warm); the cold trace of a warm body the model had learnt is background.
@@ -276,7 +276,7 @@ class SlowParams:
         pixel blurs sharp edges (a thin warm ridge lends warmth to the rows beside it),
         which for a second or two looks like warm excess to a model this slow.
     apart_px
-        Used by :class:`~detection.detector.MotionDetector`: slow foreground within this
+        Used by :class:`~vigil.detection.detector.MotionDetector`: slow foreground within this
         many pixels of the sample-consensus model's foreground is dropped, so that a body
         both models see keeps the fast model's shape (the slow one, with its lower
         threshold, adds a walker's dim edge pixels and makes him look wider: class guesses

@@ -1,6 +1,6 @@
 """Foreground mask -> blobs: binary rank filters (morphology) and connected components.
 
-Both run in numba (:mod:`detection.kernels`); ``benchmarks/bench_detection.py`` measures
+Both run in numba (:mod:`vigil.detection.kernels`); ``benchmarks/bench_detection.py`` measures
 them against OpenCV's ``medianBlur`` and ``connectedComponentsWithStats`` (BBDT), which they
 beat on the sparse masks motion detection makes.
 """
@@ -23,7 +23,7 @@ class Blobs:
     ``left, top, width, height`` is the bounding box (integer pixels), ``area`` the pixel
     count and ``(cx, cy)`` the centroid in pixel-index coordinates (the centre of pixel
     ``(i, j)`` is ``(i, j)``; add 0.5 for continuous coordinates). ``var_u, var_v``, when
-    set (:func:`detection.centroid.refine_centroids`), are the blob's intensity-weighted
+    set (:func:`vigil.detection.centroid.refine_centroids`), are the blob's intensity-weighted
     variances across and down the image, pixels^2.
     """
 

@@ -2,7 +2,7 @@
 
 Per frame: grey levels (colour converted, 16-bit thermal scaled) -> optional registration
 against shake -> background model -> majority filter -> connected components -> blobs ->
-detections (:mod:`detection.objects`). The kernels release the GIL, so a thread per camera
+detections (:mod:`vigil.detection.objects`). The kernels release the GIL, so a thread per camera
 uses every core.
 """
 
@@ -53,7 +53,7 @@ class DetectorConfig:
         Blob -> detection settings.
     weighted_centroids
         Replace each blob's mask centroid by its centroid weighted by difference from the
-        background (:mod:`detection.centroid`): sub-pixel positions for targets a pixel or
+        background (:mod:`vigil.detection.centroid`): sub-pixel positions for targets a pixel or
         two tall, whose ground range otherwise jumps by tens of metres per pixel row.
     slow
         A second, slow background for warm bodies that creep or stand (its foreground is
@@ -88,7 +88,7 @@ class DetectorConfig:
         neighbour's value in a pixel's samples leaves it foreground for seconds. Only
         warmer than the background is reported (``warm_only``): the cold trace a slow
         group leaves where the model had learnt it is not a detection. A slow background
-        (:class:`~detection.background.SlowBackground`) adds warm bodies whose image
+        (:class:`~vigil.detection.background.SlowBackground`) adds warm bodies whose image
         creeps (groups walking straight at the tower 2-3 km out) or whose contrast is
         within the flicker (by day), which the sample-consensus model learns or misses.
         """

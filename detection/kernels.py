@@ -2,8 +2,9 @@
 
 Every kernel is compiled ``nopython``, ``nogil`` (so detectors for several cameras run in
 threads) and cached. Kernels do not validate their inputs: the thin wrappers in
-:mod:`detection.background`, :mod:`detection.blobs` and :mod:`detection.registration` check
-shapes and dtypes and allocate the outputs once per camera.
+:mod:`vigil.detection.background`, :mod:`vigil.detection.blobs` and
+:mod:`vigil.detection.registration` check shapes and dtypes and allocate the outputs once per
+camera.
 
 The background model is a sample-consensus model in the family of ViBe (Barnich and Van
 Droogenbroeck, 2011) and PBAS (Hofmann et al., 2012), sized for speed:

@@ -4,7 +4,7 @@ A mast sways in the wind; a few pixels of shake make every edge in the picture l
 motion. The shift between a frame and a slowly updated reference is estimated on a
 half-size copy by OpenCV's ECC (enhanced correlation coefficient, translation only), started
 from the previous frame's shift, with phase correlation to restart it when it fails; it is
-undone with a bilinear shift (:func:`detection.kernels.shift_bilinear`). Phase correlation
+undone with a bilinear shift (:func:`vigil.detection.kernels.shift_bilinear`). Phase correlation
 alone is biased by up to half a pixel on the smooth pictures thermal cameras make; ECC is
 accurate to a few hundredths.
 """

@@ -2,9 +2,9 @@
 
 Output, one JSON object per line:
 
-- with a camera model, each line is a wire :class:`~ingest.schema.CameraDetection`
+- with a camera model, each line is a wire :class:`~vigil.ingest.schema.CameraDetection`
   (``"type": "camera_detection"``), exactly as published on the bus;
-- without one (plain video), each line is a :class:`~detection.objects.PixelDetection`
+- without one (plain video), each line is a :class:`~vigil.detection.objects.PixelDetection`
   (``"type": "pixel_detection"``): ``camera``, ``time`` (seconds), ``frame`` (numbered from
   1), ``box`` ``[u0, v0, u1, v1]`` and ``centroid`` ``[u, v]`` in continuous pixel
   coordinates (column ``i`` covers ``[i, i + 1)``), ``area_px``, ``score`` (0 to 1, the

@@ -5,7 +5,7 @@ lies on the **right** of each line's coordinate order (the US-Mexico line runs f
 to the Pacific; the US-Canada parts run south along Alaska and east along the 49th parallel),
 which is what the signed side test uses. Tests pin this down with towns on either side.
 
-A sector's :class:`Border` works in the sector's :class:`~geo.frames.LocalFrame`: the stretch
+A sector's :class:`Border` works in the sector's :class:`~vigil.geo.frames.LocalFrame`: the stretch
 is cut into segments of equal length (default 1 km) with stable ids ``{sector}-{index:04d}``
 counted from the stretch's start, each with its chainage (km from the start).
 """

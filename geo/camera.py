@@ -24,10 +24,10 @@ from numpy.typing import ArrayLike, NDArray
 from shapely.geometry import Polygon
 
 #: A camera's specification, lowest and highest values (inclusive): the one table that the
-#: deployment file's towers and aircraft (:mod:`geo.site`), the camera file of ``vigil detect``
-#: and :class:`PinholeCamera` all check against. The geometry's limits, wide enough for every
-#: camera Vigil models: tower lenses from a long-range zoom at full tele (daylight optics past
-#: 1000 mm and cooled MWIR narrow fields are 0.2 to 1 degree across) to a wide-area lens, and
+#: deployment file's towers and aircraft (:mod:`vigil.geo.site`), the camera file of
+#: ``vigil detect`` and :class:`PinholeCamera` all check against. The geometry's limits, wide enough
+#: for every camera Vigil models: tower lenses from a long-range zoom at full tele (daylight optics
+#: past 1000 mm and cooled MWIR narrow fields are 0.2 to 1 degree across) to a wide-area lens, and
 #: aircraft gimbals (straight down, kilometres up).
 CAMERA_BOUNDS: dict[str, tuple[float, float]] = {
     # optical centre above the ground, metres: a pole (0.5) to an aircraft's ceiling

@@ -1,6 +1,6 @@
-"""Crossing detection as tracks arrive: the streaming twin of :mod:`geo.crossings`.
+"""Crossing detection as tracks arrive: the streaming twin of :mod:`vigil.geo.crossings`.
 
-:func:`geo.crossings.detect_crossings` works on whole paths; a live sector sees one position
+:func:`vigil.geo.crossings.detect_crossings` works on whole paths; a live sector sees one position
 per track per update. :class:`CrossingMonitor` keeps each track's hysteresis state between
 updates and reports a crossing the moment a track gets ``hysteresis_m`` onto the far side,
 with the time and place interpolated at the last sign change, exactly as the batch version

@@ -16,7 +16,7 @@ hysteresis state machine, one track at a time, in a numba kernel over the sorted
 So a track jittering along the line makes no crossing until it truly gets ``hysteresis_m``
 across, and a track that touches the line and goes back is a turn-back, not a crossing.
 The output is two tables (pandas), not wire messages: ``geo`` is the bottom layer, and the
-conversion to ``ingest.schema.Crossing`` happens upstream.
+conversion to ``vigil.ingest.schema.Crossing`` happens upstream.
 
 Times are UTC seconds since the epoch; positions are the sector's local frame (metres) and
 WGS84 degrees.

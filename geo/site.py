@@ -57,7 +57,7 @@ class SectorSpec(_Strict, kw_only=True):
 class Tower(_Strict, kw_only=True):
     """A camera tower: mast, camera pointing, field of view, image size, frame rate, range.
 
-    The camera's fields are bounded by :data:`geo.camera.CAMERA_BOUNDS`; the mast's own.
+    The camera's fields are bounded by :data:`vigil.geo.camera.CAMERA_BOUNDS`; the mast's own.
     """
 
     id: Ident

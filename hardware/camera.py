@@ -1,5 +1,5 @@
 """Camera edge adapter: frames from a video file, an RTSP/HTTP stream or a device, run through a
-detector, published as :class:`~ingest.schema.CameraDetection` messages.
+detector, published as :class:`~vigil.ingest.schema.CameraDetection` messages.
 
 Sources
     A file path (``cameras/t03.avi``), a stream URL (``rtsp://``, ``rtsps://``, ``http://``,
@@ -8,7 +8,7 @@ Sources
 
 Time
     A file carries no wall time: frame ``i`` (from 0) is at ``start_time + i / fps``, and a
-    :class:`~hardware.pacing.Pacer` can play it back at a chosen speed on a shared clock.
+    :class:`~vigil.hardware.pacing.Pacer` can play it back at a chosen speed on a shared clock.
     Frames of a live source are stamped with the wall clock when they are read.
 
 Lost streams
@@ -201,7 +201,7 @@ def run_camera_edge(
         For files: frame rate (frames per second; the file's own when omitted) and the time
         of frame 0 (UTC seconds; the file's modification time when omitted).
     pacer
-        For files: hold each frame until its time comes (see :mod:`hardware.pacing`).
+        For files: hold each frame until its time comes (see :mod:`vigil.hardware.pacing`).
     reconnect_s, max_reconnect_s, max_reconnects, stop
         For live sources, see :func:`live_frames`.
     """

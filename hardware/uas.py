@@ -1,4 +1,4 @@
-"""UAS telemetry adapter: MAVLink (UDP or a tlog file) to :class:`~ingest.schema.Telemetry`.
+"""UAS telemetry adapter: MAVLink (UDP or a tlog file) to :class:`~vigil.ingest.schema.Telemetry`.
 
 One ``Telemetry`` message per ``GLOBAL_POSITION_INT``, carrying the latest ``ATTITUDE``,
 the camera's pointing (``MOUNT_STATUS``) and fields of view (``CAMERA_FOV_STATUS``) when the

@@ -1,4 +1,4 @@
-"""The planners' counts report (:func:`maps.report.analyze_counts`): monthly profiles, STL
+"""The planners' counts report (:func:`vigil.maps.report.analyze_counts`): monthly profiles, STL
 trends and the busiest area each year, as plots and tables, and ``seasonality.json``."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The planners' crossing report (:func:`maps.report.analyze_crossings`): the folium map of
+"""The planners' crossing report (:func:`vigil.maps.report.analyze_crossings`): the folium map of
 segments, Gi* hot and cold segments, inland cells, corridors and footprints, the plots, the
 written summary and the GIS layers."""
 

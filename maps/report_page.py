@@ -1,5 +1,5 @@
 """The planners' report page: colours, matplotlib figures as inline PNG, tables, the page
-around the folium map, and the JSON files written beside it (:mod:`maps.report`)."""
+around the folium map, and the JSON files written beside it (:mod:`vigil.maps.report`)."""
 
 from __future__ import annotations
 

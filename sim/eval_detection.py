@@ -102,7 +102,7 @@ def score_towers(
     Parameters
     ----------
     site
-        The sector (``geo.site.Site``), e.g. ``vigil.config.load_default().site``.
+        The sector (``vigil.geo.site.Site``), e.g. ``vigil.config.load_default().site``.
     settings
         Simulator settings (``cameras="render"``); their nuisances are what is scored.
     seed

@@ -1,7 +1,7 @@
 """Thermal tower cameras: what each tower sees, as 8-bit frames, and the truth of each frame.
 
 The scene is the flat ground of the sector seen through the tower's
-:class:`~geo.camera.PinholeCamera` (the model detection uses to go back to the ground): a
+:class:`~vigil.geo.camera.PinholeCamera` (the model detection uses to go back to the ground): a
 temperature texture fixed in the world (so it stays put when a camera turns), bushes that
 flicker in the wind, a cold sky, and warm bodies sized by their real size and range. The
 nuisances each have a switch in :class:`~vigil.sim.settings.SimSettings`: sensor noise,

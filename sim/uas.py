@@ -3,9 +3,9 @@
 The aircraft flies a counter-clockwise circle around its orbit centre at its speed and height,
 banked for the turn, with its gimbal pointed at the centre. Telemetry goes out as real MAVLink 2
 messages packed by pymavlink (HEARTBEAT, GLOBAL_POSITION_INT, ATTITUDE, GPS_RAW_INT,
-CAMERA_FOV_STATUS, MOUNT_STATUS) and as the wire's :class:`~ingest.schema.Telemetry`. The
+CAMERA_FOV_STATUS, MOUNT_STATUS) and as the wire's :class:`~vigil.ingest.schema.Telemetry`. The
 camera reports objects inside its ground footprint with a detection probability and a position
-error, as :class:`~ingest.schema.CameraDetection` with ``frame=-1``.
+error, as :class:`~vigil.ingest.schema.CameraDetection` with ``frame=-1``.
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ class World:
     Parameters
     ----------
     site
-        The sector's layout (``geo.site.Site``).
+        The sector's layout (``vigil.geo.site.Site``).
     settings
         Switches and rates; ``settings.start_time`` is the UTC start.
     seed

@@ -1,6 +1,6 @@
 """A live map server on a free local port for tests, and a cookie-holding HTTP client.
 
-:func:`running_world` starts :class:`~maps.live.LiveMapApp` under uvicorn with four users (one
+:func:`running_world` starts :class:`~vigil.maps.live.LiveMapApp` under uvicorn with four users (one
 per role, fast password hashes) and two open alerts, one for unit p07 and one for p01; a test
 module wraps it in a module-scoped ``world`` fixture. :class:`Client` logs in, keeps the
 session cookie and its CSRF token, and does not follow redirects.
@@ -169,7 +169,7 @@ def commander_only_app(world: World, tmp: Path, **options) -> LiveMapApp:
     Parameters
     ----------
     options
-        Passed to :class:`~maps.live.LiveMapApp` (``history``, ``tiles_url``, ...).
+        Passed to :class:`~vigil.maps.live.LiveMapApp` (``history``, ``tiles_url``, ...).
     """
     users = UserStore(tmp / "u.sqlite", hasher=FAST_HASH)
     users.add("cmd", "commander", PASSWORDS["cmd"])

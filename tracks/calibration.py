@@ -1,4 +1,4 @@
-"""Calibration: fit the class tables that :mod:`tracks.classes` reads, from labelled data.
+"""Calibration: fit the class tables that :mod:`vigil.tracks.classes` reads, from labelled data.
 
 A camera confusion table from detections labelled with the class of the body each one saw,
 and a track-speed table from tracks labelled with the class of the body each followed
@@ -76,7 +76,7 @@ def calibrate_class_model(
     guesses, confidences, ranges_m
         Each detection's class guess, confidence and range (m).
     truths
-        Each detection's true class (one of :data:`tracks.config.CLASSES`; other labels,
+        Each detection's true class (one of :data:`vigil.tracks.config.CLASSES`; other labels,
         such as ``"none"`` for a false detection, are left out).
     edges, range_edges_m
         Confidence and range band edges.

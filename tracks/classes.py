@@ -1,9 +1,9 @@
 """Class models: what a sensor's guess, a camera's confusion table and a track's speed say
 about whether a track is a person, a vehicle or an animal.
 
-Each function returns a likelihood over :data:`tracks.config.CLASSES` (person, vehicle,
+Each function returns a likelihood over :data:`vigil.tracks.config.CLASSES` (person, vehicle,
 animal), to be added to a track's class evidence or to weigh its probabilities. The tables
-are fitted by :mod:`tracks.calibration`.
+are fitted by :mod:`vigil.tracks.calibration`.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ SpeedRow = tuple[float, float, float, float, float]
 #: --rate-scale 40 --animals-per-km 4 --seeds 7 11 --calibrate-starts``
 #: 2026-06-01T07:00:00Z and every three hours to 2026-06-02T04:00:00Z, 7 minutes each; a
 #: table from 02:00 alone read cattle at 500-1000 m by day as people). A deployment
-#: calibrates its own with :func:`tracks.calibration.calibrate_class_model` against labelled
+#: calibrates its own with :func:`vigil.tracks.calibration.calibrate_class_model` against labelled
 #: detections, and again whenever the detector changes.
 SIM_TOWER_CLASS_MODEL: tuple[ClassRow, ...] = (
     ('person', 0.0, 0.135, 0.0, 750.0, 0.006736, 0.00069, 0.015192),
@@ -192,7 +192,7 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         P(vehicle), P(animal))``: how likely a tower camera's class guess with a confidence
         in ``[from, to)`` at a range in ``[range_from, range_to)`` metres is under each true
         class (a confusion table, calibrated against labelled detections with
-        :func:`tracks.calibration.calibrate_class_model`: a person two pixels tall looks like
+        :func:`vigil.tracks.calibration.calibrate_class_model`: a person two pixels tall looks like
         anything). Guesses no row covers fall back to "right with probability c", as do
         aircraft and ground sensors.
     camera_class_weight
@@ -201,8 +201,8 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     speed_class_model
         Rows ``(speed_from, speed_to, P(person), P(vehicle), P(animal))``: how likely a
         track's speed in ``[from, to)`` m/s is under each true class (calibrated with
-        :func:`tracks.calibration.calibrate_speed_model` against tracks labelled with the class
-        they follow). Each camera or aircraft update of a track whose velocity standard
+        :func:`vigil.tracks.calibration.calibrate_speed_model` against tracks labelled with the
+        class they follow). Each camera or aircraft update of a track whose velocity standard
         deviation is at most ``speed_sigma_max_mps`` adds its row's likelihood, raised to
         ``speed_class_weight``, to the track's class evidence: how a body moves over minutes
         tells a grazing cow from a walking group where a blob two pixels tall cannot. Empty:

@@ -15,13 +15,13 @@ local frame, and all of them update the same tracks:
 Every report's class guess updates the track's person/vehicle/animal probabilities, and so
 does a settled track's speed (``speed_class_model``) at each camera or aircraft update.
 Batches (one per source and time) are applied in time order, late ones replayed within the
-configured lag (:mod:`tracks.oosm`). Publishing is the pipeline's job: this module returns the
+configured lag (:mod:`vigil.tracks.oosm`). Publishing is the pipeline's job: this module returns the
 ``Track`` messages and never touches the bus.
 
 :class:`FusionTracker` wires parts with one role each round the array-level tracker
-(:mod:`tracks.tracker`): class models (:mod:`tracks.classes`), groups and duplicate tracks
-(:mod:`tracks.groups`), trails (:mod:`tracks.trails`) and lost tracks taken back
-(:mod:`tracks.reacquire`).
+(:mod:`vigil.tracks.tracker`): class models (:mod:`vigil.tracks.classes`), groups and duplicate
+tracks (:mod:`vigil.tracks.groups`), trails (:mod:`vigil.tracks.trails`) and lost tracks taken back
+(:mod:`vigil.tracks.reacquire`).
 """
 
 from __future__ import annotations

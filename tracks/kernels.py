@@ -2,7 +2,7 @@
 
 Every kernel is a pure loop over arrays (struct-of-arrays track table), compiled ``nopython``,
 ``nogil`` and cached, writing into preallocated outputs. The Python wrappers in
-:mod:`tracks.tracker` and :mod:`tracks.measurement` validate inputs.
+:mod:`vigil.tracks.tracker` and :mod:`vigil.tracks.measurement` validate inputs.
 
 State per track: ``x = [east, north, v_east, v_north]`` (m, m/s), ``P`` its 4x4 covariance.
 Measurements are positions ``z = [east, north]`` with a 2x2 covariance ``R`` each.

@@ -34,7 +34,7 @@ class TrackTable:
     n_updates
         Detections each track has absorbed.
     class_probs
-        ``(n, 3)`` probabilities of :data:`tracks.config.CLASSES`.
+        ``(n, 3)`` probabilities of :data:`vigil.tracks.config.CLASSES`.
     """
 
     time: float

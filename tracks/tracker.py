@@ -2,7 +2,7 @@
 
 Like Stone Soup's ``MultiTargetTracker`` it is a set of parts (predictor, gater, associator,
 updater, initiator, deleter), but each part works on all tracks at once: the tracks are a
-struct of arrays and every part is a numba kernel (:mod:`tracks.kernels`). One call to
+struct of arrays and every part is a numba kernel (:mod:`vigil.tracks.kernels`). One call to
 :meth:`Tracker.update` takes one batch of detections at one time, in the sector's local
 metric frame (metres east and north).
 """
@@ -22,7 +22,7 @@ from vigil.tracks.table import CONFIRMED, DELETED, TENTATIVE, TrackerSnapshot, T
 #: Grid cells never smaller than this (m), nor more than this many per side.
 _MIN_CELL_M = 5.0
 _MAX_CELLS_PER_SIDE = 1024
-#: The per-slot arrays, in the order :func:`tracks.kernels.compact` takes them.
+#: The per-slot arrays, in the order :func:`vigil.tracks.kernels.compact` takes them.
 _ARRAYS = ("_id", "_status", "_x", "_P", "_t_est", "_t_hit", "_t_first", "_hits", "_scans",
            "_n_updates", "_class", "_cev")  # fmt: skip
 
@@ -142,7 +142,7 @@ class Tracker:
     def add_class_evidence(self, i: int, likelihood: NDArray[np.float64], t: float) -> None:
         """Add one class likelihood (person, vehicle, animal) at time ``t`` (s) to track slot
         ``i``'s evidence, as a detection's class guess is added (see
-        :func:`tracks.kernels.add_class_evidence`), and recompute its class probabilities."""
+        :func:`vigil.tracks.kernels.add_class_evidence`), and recompute its class probabilities."""
         c = self.config
         lik = np.ascontiguousarray(likelihood, dtype=np.float64)
         kern.add_class_evidence(self._cev, i, lik, float(t), c.class_memory_s)
@@ -197,7 +197,7 @@ class Tracker:
     class_evidence = _LiveSlots(
         "_cev",
         "``(n, 5)`` each live slot's class evidence: log-likelihood sum per class of "
-        ":data:`tracks.config.CLASSES`, informative guesses, time of the last one (s).",
+        ":data:`vigil.tracks.config.CLASSES`, informative guesses, time of the last one (s).",
     )
 
     def slots_of(self, track_ids: ArrayLike) -> NDArray[np.int64]:
@@ -257,7 +257,7 @@ class Tracker:
             Whether a detection updates a track's position alone, leaving its velocity as
             it was (one flag per detection or one for all): for sensors that say a target is
             near them, not where, such as ground sensors (see
-            :func:`tracks.kernels.kalman_update`).
+            :func:`vigil.tracks.kernels.kalman_update`).
         """
         t = float(t)
         if not math.isfinite(t):

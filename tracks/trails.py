@@ -2,8 +2,8 @@
 
 A filtered velocity follows the last few updates, which may be a group's members seen in
 turn or a ground sensor's reports; the mean velocity over minutes says where a body is
-really going. Stitching looks for a lost track along it (:mod:`tracks.reacquire`) and
-duplicate merging keeps apart tracks whose trails disagree (:mod:`tracks.groups`).
+really going. Stitching looks for a lost track along it (:mod:`vigil.tracks.reacquire`) and
+duplicate merging keeps apart tracks whose trails disagree (:mod:`vigil.tracks.groups`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 It subscribes to ``vigil/v1/{sector}/alerts`` and prints, as they arrive, the alerts for one
 patrol unit (recommended for it, or assigned to it; once shown, an alert's later versions are
 shown too) or every alert with ``--all``. Typed commands, one per line, act on them and are
-published as :class:`~ingest.schema.AlertAction` on ``vigil/v1/{sector}/alerts/actions``:
+published as :class:`~vigil.ingest.schema.AlertAction` on ``vigil/v1/{sector}/alerts/actions``:
 
 ========================  ===========================================================
 ``a [REF]``, ``ack``      acknowledge

@@ -61,7 +61,7 @@ class SectorCore:
     bus
         The sector's bus.
     store_dir
-        Folder for ``tracks.sqlite`` and ``events.sqlite`` (``None``: in memory).
+        Folder for ``vigil.tracks.sqlite`` and ``events.sqlite`` (``None``: in memory).
     tracker, rules
         Stage settings (defaults when omitted).
     on_command

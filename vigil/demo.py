@@ -6,7 +6,7 @@ Outputs in the chosen folder:
 - ``events.gpkg``: layers ``detections``, ``tracks``, ``crossings``, ``alerts`` (EPSG:4326);
 - ``report.html`` (and ``analysis/``): the planners' analysis of the run's crossings;
 - ``summary.json``: truth-scored figures and throughput;
-- ``tracks.sqlite``, ``events.sqlite``: the stores.
+- ``vigil.tracks.sqlite``, ``events.sqlite``: the stores.
 """
 
 from __future__ import annotations

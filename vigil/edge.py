@@ -1,6 +1,6 @@
 """Wiring for the camera edge process: a tower's motion detector as the adapter's ``detect``.
 
-``hardware.camera`` reads frames and publishes detections but does not import ``detection``;
+``vigil.hardware.camera`` reads frames and publishes detections but does not import ``detection``;
 this module joins the two with the tower's camera model from the deployment.
 """
 
@@ -59,8 +59,8 @@ def feeds_from_files(
     The folder is one written by :func:`vigil.sim.files.simulate_to_files` (or
     ``vigil simulate``): each ``cameras/{tower}.avi`` goes through :func:`run_camera_edge`
     with the tower's detector and the manifest's start time and frame rate, ``ugs.jsonl``
-    through :func:`hardware.ugs.run_ugs_edge` and ``uas.tlog`` through
-    :func:`hardware.uas.run_uas_edge`, each onto an in-process bus that validates them as the
+    through :func:`vigil.hardware.ugs.run_ugs_edge` and ``uas.tlog`` through
+    :func:`vigil.hardware.uas.run_uas_edge`, each onto an in-process bus that validates them as the
     service's bus would. Returns ``(topic, message)`` per adapter in publishing order
     (cameras, then ground sensors, then the aircraft): the reference that ``vigil edge`` plus
     ``vigil run`` over MQTT is compared with.

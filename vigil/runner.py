@@ -138,7 +138,7 @@ class SectorRunner:
         return self.counts["outputs"]
 
     def handle(self, topic: str, msg: Wire) -> None:
-        """Take one input message (as :class:`~ingest.bus.Bus` handlers are called)."""
+        """Take one input message (as :class:`~vigil.ingest.bus.Bus` handlers are called)."""
         self.counts["received"] += 1
         if isinstance(msg, AlertAction):
             self.counts["actions"] += 1

@@ -1,7 +1,7 @@
 """The sector service (``vigil run``): live feeds from the broker in, tracks and alerts out.
 
 How a message goes through
-    The input :class:`~ingest.mqtt.MqttBus` (persistent session, client id
+    The input :class:`~vigil.ingest.mqtt.MqttBus` (persistent session, client id
     ``vigil-{sector}``) journals every accepted message to ``journal.sqlite`` before it
     acknowledges it, then hands it to the :class:`SectorRunner`. The runner puts sensor
     messages in a reorder buffer keyed on message time: MQTT keeps order per publisher only,
@@ -38,7 +38,7 @@ After a crash
 
 The state folder holds ``journal.sqlite``, ``in.outbox`` and ``out.outbox``,
 ``quarantine.jsonl``, ``service.sqlite``, ``status.json`` (rewritten every second) and the
-stores ``tracks.sqlite`` and ``events.sqlite``. Keep them together: the outbox count and the
+stores ``vigil.tracks.sqlite`` and ``events.sqlite``. Keep them together: the outbox count and the
 journal only make sense as a pair.
 """
 
@@ -173,7 +173,7 @@ class SectorService:
         Folder for the journal, the outboxes, the quarantine file, ``service.sqlite``,
         ``status.json`` and (unless ``store_dir`` says otherwise) the stores.
     store_dir
-        Folder of ``tracks.sqlite`` and ``events.sqlite``; rebuilt from the journal at start.
+        Folder of ``vigil.tracks.sqlite`` and ``events.sqlite``; rebuilt from the journal at start.
     hold_s, tick_s
         See :class:`SectorRunner`.
     idle_s

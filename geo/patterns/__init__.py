@@ -1,10 +1,10 @@
 """Planners' analyses over crossing tables and aggregate counts tables.
 
-One pass aggregates the input (:mod:`~geo.patterns.aggregate`, in memory or on Dask); the
-analyses work on the small counts tables: rates and profiles (:mod:`~geo.patterns.counts`),
-seasonality and trend (:mod:`~geo.patterns.seasonality`), hotspots and corridors
-(:mod:`~geo.patterns.hotspots`), displacement (:mod:`~geo.patterns.displacement`) and
-coverage (:mod:`~geo.patterns.coverage`). :mod:`~geo.patterns.analysis` runs them all.
+One pass aggregates the input (:mod:`~vigil.geo.patterns.aggregate`, in memory or on Dask); the
+analyses work on the small counts tables: rates and profiles (:mod:`~vigil.geo.patterns.counts`),
+seasonality and trend (:mod:`~vigil.geo.patterns.seasonality`), hotspots and corridors
+(:mod:`~vigil.geo.patterns.hotspots`), displacement (:mod:`~vigil.geo.patterns.displacement`) and
+coverage (:mod:`~vigil.geo.patterns.coverage`). :mod:`~vigil.geo.patterns.analysis` runs them all.
 """
 
 from vigil.geo.patterns.aggregate import (

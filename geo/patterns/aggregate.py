@@ -142,7 +142,7 @@ def aggregate_crossings(
     Parameters
     ----------
     table
-        A normalised crossing table (:func:`geo.patterns.io.normalise_crossings`): pandas in
+        A normalised crossing table (:func:`vigil.geo.patterns.io.normalise_crossings`): pandas in
         memory, or a Dask DataFrame, computed on the active Dask scheduler.
     timezone
         IANA time zone for the local keys.

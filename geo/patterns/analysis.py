@@ -5,7 +5,7 @@ counts: rates per segment, local hour and weekday profiles, the daily series wit
 Gi* hotspots along the border, hot H3 cells, displacement after falls, and, given footprints,
 coverage and the best place for one more tower. :func:`analyze_counts_table` does the
 seasonal side for aggregate ``time, area, count`` tables. Both return plain tables and a
-JSON-ready summary; :mod:`maps.report` draws them.
+JSON-ready summary; :mod:`vigil.maps.report` draws them.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def analyze_crossing_table(
         Local-frame polygons of what towers and sensors see now, and of candidate new towers
         (needs ``border``).
     path_density
-        Distinct tracks per H3 cell over track paths (:func:`geo.patterns.hotspots.
+        Distinct tracks per H3 cell over track paths (:func:`vigil.geo.patterns.hotspots.
         path_density`); without it, inland cells are counted from crossing positions.
     h3_resolution
         Resolution of the crossing-position cells.
@@ -266,7 +266,7 @@ def analyze_counts_table(
     Parameters
     ----------
     counts
-        Normalised ``time, group, value`` (:func:`geo.patterns.io.normalise_counts`), pandas
+        Normalised ``time, group, value`` (:func:`vigil.geo.patterns.io.normalise_counts`), pandas
         or Dask.
     year_start_month
         Month the years of the monthly profile start (1 calendar, 10 US fiscal).

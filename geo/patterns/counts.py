@@ -1,6 +1,7 @@
 """Crossings per segment and period, and time-of-day and day-of-week profiles.
 
-All of these read the small counts tables of :class:`~geo.patterns.aggregate.CrossingAggregates`.
+All of these read the small counts tables of
+:class:`~vigil.geo.patterns.aggregate.CrossingAggregates`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Coverage: which segments no tower or sensor sees, and where one new tower helps most.
 
 Footprints are shapely polygons in the sector's local frame (metres): a tower camera's
-ground footprint (:meth:`geo.camera.PinholeCamera.footprint`), a ground sensor's detection
+ground footprint (:meth:`vigil.geo.camera.PinholeCamera.footprint`), a ground sensor's detection
 disc (:func:`sensor_disc`). A segment's coverage is the share of its length inside the union
 of footprints. A candidate tower's gain is the crossings it would newly see: for each segment,
 its crossings times the share of its length the candidate adds.

@@ -112,7 +112,7 @@ def displacement(
     ----------
     wide
         Crossings per day (rows) and segment (columns), in chainage order
-        (:func:`geo.patterns.counts.segment_day_matrix`).
+        (:func:`vigil.geo.patterns.counts.segment_day_matrix`).
     at, segment_id
         The day and segment of a known change (a tower put up). Without them every segment's
         most significant fall is found (:func:`find_drops`).

@@ -80,7 +80,8 @@ def segment_hotspots(
     Parameters
     ----------
     rates
-        ``segment_id, crossings`` in chainage order (:func:`geo.patterns.counts.segment_rates`).
+        ``segment_id, crossings`` in chainage order
+        (:func:`vigil.geo.patterns.counts.segment_rates`).
     bandwidth
         Segments either side that count as neighbours.
     """

@@ -4,7 +4,7 @@
 scheduler on this machine), ``"synchronous"`` (one thread, for tests and debugging),
 ``"processes"``, or the address of a Dask scheduler (``"tcp://host:8786"``), which is reached
 through ``dask.distributed``. The same aggregation code runs on each partition
-(:mod:`geo.patterns.aggregate`), so the results equal the in-memory ones.
+(:mod:`vigil.geo.patterns.aggregate`), so the results equal the in-memory ones.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Crossing tables with planted patterns, to check that the analyses find what was planted.
 
-Not a world simulator (that is ``hardware/sim``): this draws crossing events directly, fast
+Not a world simulator (that is ``sim/``): this draws crossing events directly, fast
 enough for the 10-million-row benchmark, from known per-segment rates (corridors), an hour of
 day schedule in local time, a day-of-week schedule and an optional change of rates at a date
 (displacement). Same seed, same table.

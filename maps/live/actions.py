@@ -2,7 +2,7 @@
 
 Each action is checked (session, origin, CSRF token, the role's permission, and for agents
 that the alert is their unit's), written to the audit log, and only then published on the bus
-as an :class:`~ingest.schema.AlertAction` for the sector service to apply.
+as an :class:`~vigil.ingest.schema.AlertAction` for the sector service to apply.
 """
 
 from __future__ import annotations

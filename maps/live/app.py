@@ -1,16 +1,16 @@
 """The live map web app: Starlette, fed by the bus, pushing to browsers over a WebSocket.
 
 :class:`LiveMapApp` subscribes to ``vigil/v1/{sector}/#``; every message updates a
-:class:`~maps.live.state.LiveState` on the publisher's thread, and a ticker on the event loop
+:class:`~vigil.maps.live.state.LiveState` on the publisher's thread, and a ticker on the event loop
 sends what changed to each browser every ``tick_s`` (one JSON batch per tick however many
 messages arrived, so a thousand tracks at 1 Hz cost a few batches a second, not a thousand
 frames). Alert actions come back as POSTs carrying the session's CSRF token; each is checked
 against the user's role, written to the audit log and published on the bus as an
-:class:`~ingest.schema.AlertAction`.
+:class:`~vigil.ingest.schema.AlertAction`.
 
-The parts: :mod:`~maps.live.guard` (sessions, roles, origin and CSRF checks),
-:mod:`~maps.live.feed` (the WebSocket and the ticker), :mod:`~maps.live.actions` (alert
-actions), :mod:`~maps.live.admin` (users and the audit log), :mod:`~maps.live.security`
+The parts: :mod:`~vigil.maps.live.guard` (sessions, roles, origin and CSRF checks),
+:mod:`~vigil.maps.live.feed` (the WebSocket and the ticker), :mod:`~vigil.maps.live.actions` (alert
+actions), :mod:`~vigil.maps.live.admin` (users and the audit log), :mod:`~vigil.maps.live.security`
 (response headers); this module holds the login, the pages and the map's read APIs, and wires
 the routes.
 
@@ -85,7 +85,7 @@ class LiveMapApp(Starlette):
     tick_s
         How often changes go out to browsers, seconds.
     state_options
-        Passed to :class:`~maps.live.state.LiveState` (windows and timeouts, seconds).
+        Passed to :class:`~vigil.maps.live.state.LiveState` (windows and timeouts, seconds).
     """
 
     def __init__(

@@ -1,7 +1,7 @@
 """The live feed to browsers: a WebSocket per browser, a snapshot first, then one batch of
 changes per tick, each filtered to the alerts its user may see.
 
-A ticker on the event loop takes what changed in the :class:`~maps.live.state.LiveState` every
+A ticker on the event loop takes what changed in the :class:`~vigil.maps.live.state.LiveState` every
 ``tick_s`` and queues one JSON batch per browser (encoded once per audience however many
 browsers share it); a browser whose queue is full gets a fresh snapshot instead of a gap.
 """

@@ -1,6 +1,6 @@
 """Who is asking and may they: the session cookie, the role, the origin and the CSRF token.
 
-Every route of :class:`~maps.live.app.LiveMapApp` asks the :class:`Guard` first; a refusal is
+Every route of :class:`~vigil.maps.live.app.LiveMapApp` asks the :class:`Guard` first; a refusal is
 a JSON ``{"error": ...}`` that says what was missing, and refused actions are audited.
 """
 
