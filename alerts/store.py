@@ -8,6 +8,7 @@ from pathlib import Path
 
 import msgspec
 
+from vigil.ingest.jsonable import numpy_scalar
 from vigil.ingest.schema import Alert, Crossing
 
 _SCHEMA = """
@@ -29,12 +30,6 @@ CREATE INDEX IF NOT EXISTS alert_version_id ON alert_version(alert_id, time);
 """
 
 
-def _numpy_scalar(obj):
-    if type(obj).__module__ == "numpy" and hasattr(obj, "item"):
-        return obj.item()
-    raise NotImplementedError(f"cannot store {type(obj).__name__}")
-
-
 class EventStore:
     """Crossings and alerts of a sector; every alert version is kept, the latest is indexed."""
 
@@ -45,7 +40,7 @@ class EventStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        self._enc = msgspec.json.Encoder(enc_hook=_numpy_scalar)
+        self._enc = msgspec.json.Encoder(enc_hook=numpy_scalar)
         self._dec = msgspec.json.Decoder(Alert)
 
     def write_crossings(self, crossings: Iterable[Crossing]) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from vigil.geo.site import Site
+from vigil.ingest.jsonable import numpy_scalar
 from vigil.ingest.recording import (
     RecordedMessage,
     Recorder,
@@ -95,7 +96,7 @@ def save(recording: Recording, path: str | Path) -> None:
     replaced."""
     path = Path(path)
     part = path.with_name(path.name + ".part")
-    meta = _finite(msgspec.to_builtins(recording.meta, enc_hook=_enc_hook))
+    meta = _finite(msgspec.to_builtins(recording.meta, enc_hook=numpy_scalar))
     out = Recorder(
         part,
         recording.sector,
@@ -167,10 +168,3 @@ def _mapped(value: Any, leaf: Callable[[Any], Any]) -> Any:
     if isinstance(value, list):
         return [_mapped(v, leaf) for v in value]
     return leaf(value)
-
-
-def _enc_hook(obj: Any) -> Any:
-    item = getattr(obj, "item", None)  # numpy scalars in summaries
-    if item is not None and type(obj).__module__ == "numpy":
-        return item()
-    raise NotImplementedError(f"cannot write {type(obj).__name__} in a recording")

@@ -22,6 +22,19 @@ from typing import Any
 import numpy as np
 
 
+def numpy_scalar(obj: Any) -> Any:
+    """A numpy scalar (``np.float64``, ``np.int64``, ``np.bool_``) as the Python value it holds.
+
+    The ``enc_hook`` of every msgspec encoder that may meet the output of a vectorised stage
+    (wire messages, the event store, recordings); anything else raises
+    :class:`NotImplementedError`, which msgspec reports as a type it cannot encode.
+    """
+    item = getattr(obj, "item", None)
+    if item is not None and type(obj).__module__ == "numpy":
+        return item()
+    raise NotImplementedError(f"cannot encode {type(obj).__name__}: not a numpy scalar")
+
+
 def jsonable(value: Any, default: Callable[[Any], Any] | None = None) -> Any:
     """``value`` as plain JSON values that :func:`json.dumps` writes as strict JSON.
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from vigil.ingest.jsonable import numpy_scalar
 from vigil.ingest.topics import TOPIC_KIND, expected_kind
 
 # imported from here too
@@ -274,16 +275,8 @@ MESSAGE_TYPES: tuple[type[Wire], ...] = (
 KIND_OF: dict[type[Wire], str] = {t: t.__struct_config__.tag for t in MESSAGE_TYPES}  # type: ignore[misc]
 
 
-def _enc_hook(obj: Any) -> Any:
-    # numpy scalars (np.float64, np.int64, np.bool_) reach messages from vectorised stages.
-    item = getattr(obj, "item", None)
-    if item is not None and type(obj).__module__ == "numpy":
-        return item()
-    raise NotImplementedError(f"cannot encode {type(obj).__name__} in a wire message")
-
-
 _decoder = msgspec.json.Decoder(Message)
-_encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
+_encoder = msgspec.json.Encoder(enc_hook=numpy_scalar)
 
 # -- validation -------------------------------------------------------------------------------
 
@@ -356,7 +349,7 @@ def _check_value(path: str, name: str, value: Any, now: float, max_skew_s: float
     elif isinstance(value, msgspec.Struct):
         _check_struct(value, path, now, max_skew_s)
     elif type(value).__module__ == "numpy" and hasattr(value, "item"):
-        # a numpy scalar in a struct is checked as the number it is encoded as (_enc_hook)
+        # a numpy scalar in a struct is checked as the number it is encoded as (numpy_scalar)
         _check_value(path, name, value.item(), now, max_skew_s)
 
 

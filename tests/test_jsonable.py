@@ -6,13 +6,14 @@ import json
 import math
 from datetime import UTC, date, datetime
 
+import msgspec
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vigil.ingest.jsonable import dumps, jsonable
+from vigil.ingest.jsonable import dumps, jsonable, numpy_scalar
 
 
 @pytest.mark.parametrize(
@@ -149,3 +150,27 @@ def test_any_nesting_round_trips_through_strict_json(value) -> None:
     assert _plain_equal(got, value)
     text = dumps(value)  # allow_nan=False: raises if a NaN slipped through
     assert json.loads(text) == json.loads(json.dumps(got))
+
+
+@pytest.mark.parametrize(
+    ("value", "plain"),
+    [(np.float64(1.5), 1.5), (np.int64(-3), -3), (np.bool_(True), True), (np.float32(0.25), 0.25)],
+    ids=["float64", "int64", "bool", "float32"],
+)
+def test_numpy_scalar_hook_unwraps_numpy_scalars(value, plain) -> None:
+    out = numpy_scalar(value)
+    assert out == plain and type(out) is type(plain)
+
+
+class _Gadget:
+    """Something no encoder knows."""
+
+
+def test_numpy_scalar_hook_refuses_anything_else() -> None:
+    with pytest.raises(NotImplementedError, match="cannot encode _Gadget: not a numpy scalar"):
+        numpy_scalar(_Gadget())
+    # an encoder with the hook writes numpy scalars and still refuses the rest, naming it
+    enc = msgspec.json.Encoder(enc_hook=numpy_scalar)
+    assert enc.encode({"x": np.int64(2)}) == b'{"x":2}'
+    with pytest.raises(NotImplementedError, match="_Gadget"):
+        enc.encode({"x": _Gadget()})
