@@ -1,12 +1,14 @@
 """Issue 16: the refactor changes structure, not behaviour.
 
-Two checks against outputs recorded with the code before the refactor (commit 76a9e88):
+Three checks against outputs recorded with the code before the refactor (commit 76a9e88):
 
 - the sector core (what ``vigil run`` runs) replays a recorded sensor stream
   (``data/core_replay_8min.vrec``: the first 8 minutes of a live demo run, seed 3, the
   shipped Tucson deployment, 18,817 camera detections, ground-sensor messages and aircraft
   telemetry) and must publish the same Track, Crossing, Alert and CameraCommand messages, in
   the same order, to the bit;
+- the service's runner (the reorder buffer in front of the core) takes the same stream
+  arriving out of order within its hold and must publish the same messages;
 - the demo chain (simulator, rendered towers, motion detection, the core) over 4 simulated
   minutes, seed 1, must publish the same camera detections, tracks, crossings, alerts and
   camera commands.
@@ -34,6 +36,8 @@ DATA = Path(__file__).parent / "data"
 
 CORE_SHA256 = "a1c1cc745f415aec4a29ee3eb3f979af1e77ea1cb4dab9aa5e4ddf3853124caf"
 CORE_COUNTS = {"Track": 5843, "CameraCommand": 11, "Alert": 37, "Crossing": 3}
+RUNNER_SHA256 = "ad478990ba8dc0bb03335a9ba2eb1848f2392b7f149b17139794ff54afdf6c2d"
+RUNNER_COUNTS = {"Track": 5857, "CameraCommand": 11, "Alert": 37, "Crossing": 3}
 DEMO_SHA256 = "f5e902b359bfde5279030330752aa133e0a06fc4d8223bd61a2435975ffb406d"
 DEMO_COUNTS = {
     "CameraCommand": 7,
@@ -67,12 +71,17 @@ def _plain_site(site):
     return type(site)(**{f: getattr(site, f) for f in type(site).__struct_fields__})
 
 
+def _recorded_stream() -> tuple[dict, list]:
+    header, messages = read_recording(DATA / "core_replay_8min.vrec")
+    stream = [(m.t, msgspec.json.decode(m.raw, type=schema.Message)) for m in messages]
+    return header.meta, stream
+
+
 def test_sector_core_replays_recorded_stream_as_before_refactor() -> None:
     from vigil.core import SectorCore
 
-    header, messages = read_recording(DATA / "core_replay_8min.vrec")
-    stream = [(m.t, msgspec.json.decode(m.raw, type=schema.Message)) for m in messages]
-    start, end = header.meta["start"], header.meta["end"]
+    meta, stream = _recorded_stream()
+    start, end = meta["start"], meta["end"]
     site = _plain_site(load_default().site)
     sector = site.sector.name
     now = [start]
@@ -96,6 +105,27 @@ def test_sector_core_replays_recorded_stream_as_before_refactor() -> None:
     digest, counts = _digest(got)
     assert counts == CORE_COUNTS
     assert digest == CORE_SHA256
+
+
+def test_service_runner_replays_recorded_stream_as_before_refactor() -> None:
+    """What ``vigil run`` does with its input: the reorder buffer in front of the core, with
+    each message arriving up to 0.6 s late (deterministically) inside its 1 s hold."""
+    from vigil.runner import SectorRunner
+
+    _, stream = _recorded_stream()
+    site = _plain_site(load_default().site)
+    got: list = []
+    runner = SectorRunner(site, lambda topic, m: got.append([topic, type(m).__name__, m]))
+    late = [t + ((i * 7919) % 13) * 0.05 for i, (t, _) in enumerate(stream)]
+    for i in sorted(range(len(stream)), key=lambda i: (late[i], i)):
+        msg = stream[i][1]
+        runner.handle(schema.topic_for(site.sector.name, msg), msg)
+    runner.finish()
+    runner.close()
+    assert runner.counts["late"] == 0
+    digest, counts = _digest(got)
+    assert counts == RUNNER_COUNTS
+    assert digest == RUNNER_SHA256
 
 
 @pytest.mark.slow
