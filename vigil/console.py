@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import unicodedata
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -47,14 +48,42 @@ def _serial(text: str) -> int | None:
     return int(digits) if digits else None
 
 
+# bidirectional overrides and isolates: they reorder what the terminal shows
+_BIDI = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"}
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal as part of one line.
+
+    Alert text comes from devices and users: a C0 or C1 control character (ESC, CSI, BEL,
+    carriage return, newline ...), DEL or a bidirectional override could move the cursor,
+    recolour, retitle or rewrite the agent's screen. Each is shown as its escape (``\\x1b``,
+    ``\\n``, ``\\u202e``) instead; every other character is kept.
+    """
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if unicodedata.category(ch) == "Cc" or ch in _BIDI:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def format_alert(alert: Alert, number: int) -> str:
-    """One line for an alert: time (UTC), number, id, state, priority, kind, place, units."""
+    """One line for an alert: time (UTC), number, id, state, priority, kind, place, units.
+
+    Every string from the alert goes through :func:`printable`: no control character of the
+    alert's reaches the terminal.
+    """
     when = datetime.fromtimestamp(alert.time, tz=UTC).strftime("%H:%M:%SZ")
     where = alert.segment_id or alert.zone or "-"
     units = ",".join(alert.units) or "-"
     assigned = f" assigned {alert.assigned_unit}" if alert.assigned_unit else ""
-    return (
-        f"{when} #{number} {alert.alert_id} {STATE_TAGS.get(alert.state, alert.state)} "
+    state = STATE_TAGS.get(alert.state, alert.state)
+    return printable(
+        f"{when} #{number} {alert.alert_id} {state} "
         f"P{alert.priority} {alert.kind} {where} {alert.lat:.5f},{alert.lon:.5f} "
         f"units {units}{assigned} | {alert.summary}"
     )
@@ -170,7 +199,7 @@ class AlertConsole:
         self.bus.publish(topic_for(self.sector, msg), msg)
         self.actions_sent += 1
         what = f"assign to {msg.unit}" if action == "assign" else action
-        self.say(f"sent: {what} {alert_id}")
+        self.say(printable(f"sent: {what} {alert_id}"))
         return True
 
     def list_open(self) -> None:
@@ -233,4 +262,4 @@ def run_console(
         pass
 
 
-__all__ = ["AlertConsole", "format_alert", "run_console"]
+__all__ = ["AlertConsole", "format_alert", "printable", "run_console"]
