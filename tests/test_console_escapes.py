@@ -11,9 +11,7 @@ from vigil.console import AlertConsole, format_alert, printable
 from vigil.ingest.bus import InProcessBus
 from vigil.ingest.schema import Alert, topic_for
 
-HOSTILE = (
-    "group of 3\x1b[2J\x1b]0;owned\x07 crossed\rFAKE\nline\x9b31m\x7f \u202eesrever\u202c end"
-)
+HOSTILE = "group of 3\x1b[2J\x1b]0;owned\x07 crossed\rFAKE\nline\x9b31m\x7f \u202eesrever\u202c end"
 
 
 def hostile_alert(alert_id: str = "tucson-A000007") -> Alert:

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import sys
 import threading
-import unicodedata
 import time
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
