@@ -15,10 +15,12 @@ a message goes on (:func:`topic_for`, imported here too) and what each topic car
 from __future__ import annotations
 
 import math
+import re
 import time as _time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import Meta
 
 from vigil.ingest.jsonable import numpy_scalar
 from vigil.ingest.topics import TOPIC_KIND, expected_kind
@@ -33,6 +35,22 @@ SCHEMA_VERSION = 1
 EARLIEST_TIME = 946_684_800.0
 #: How far ahead of the receiver's clock a message time may be, seconds.
 DEFAULT_MAX_SKEW_S = 300.0
+
+#: Identifiers on the wire (devices, tracks, alerts, segments, zones, units): the deployment's
+#: identifier pattern (``vigil.geo.site.Ident``); no markup, no topic wildcards or separators.
+IDENT_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+#: Who acted on an alert: a user name (``vigil.maps.live.auth.USER_NAME``) or a unit id.
+ACTOR_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
+#: Longest free text (alert summaries, notes, a camera command's reason), characters.
+MAX_TEXT = 500
+#: Longest list in a message (sensors, units, predicted positions, history, footprint).
+MAX_ITEMS = 256
+
+Ident = Annotated[str, Meta(pattern=IDENT_PATTERN, max_length=64)]
+Actor = Annotated[str, Meta(pattern=ACTOR_PATTERN, max_length=64)]
+Text = Annotated[str, Meta(max_length=MAX_TEXT)]
+Idents = Annotated[list[Ident], Meta(max_length=MAX_ITEMS)]
+Probs = Annotated[dict[Annotated[str, Meta(max_length=32)], float], Meta(max_length=16)]
 
 ClassName = Literal["person", "vehicle", "animal", "unknown"]
 Modality = Literal["seismic", "magnetic", "pir", "acoustic"]
@@ -90,7 +108,7 @@ class CameraDetection(Wire, tag="camera_detection", kw_only=True):
     m^2 (east-north). Aircraft cameras leave ``frame`` at -1 and ``box`` empty.
     """
 
-    camera: str
+    camera: Ident
     time: float
     frame: int = -1
     box: tuple[float, float, float, float] | None = None
@@ -106,7 +124,7 @@ class CameraDetection(Wire, tag="camera_detection", kw_only=True):
 class SensorEvent(Wire, tag="sensor_event", kw_only=True):
     """An unattended ground sensor's detection; ``direction_deg`` is clockwise from north."""
 
-    sensor: str
+    sensor: Ident
     time: float
     modality: Modality
     strength: float
@@ -119,7 +137,7 @@ class SensorEvent(Wire, tag="sensor_event", kw_only=True):
 class SensorStatus(Wire, tag="sensor_status", kw_only=True):
     """A ground sensor's heartbeat; ``battery`` is the fraction left, 0 to 1."""
 
-    sensor: str
+    sensor: Ident
     time: float
     battery: float
     state: SensorState = "ok"
@@ -134,7 +152,7 @@ class Telemetry(Wire, tag="telemetry", kw_only=True):
     ``footprint`` is the camera's ground footprint as ``(lat, lon)`` vertices.
     """
 
-    aircraft: str
+    aircraft: Ident
     time: float
     lat: float
     lon: float
@@ -148,13 +166,13 @@ class Telemetry(Wire, tag="telemetry", kw_only=True):
     gimbal_tilt_deg: float | None = None
     hfov_deg: float | None = None
     vfov_deg: float | None = None
-    footprint: list[tuple[float, float]] = []
+    footprint: Annotated[list[tuple[float, float]], Meta(max_length=MAX_ITEMS)] = []
 
 
 class Track(Wire, tag="track", kw_only=True):
     """A fused track; velocity in m/s east and north, ``cov`` the position covariance (m^2)."""
 
-    track_id: str
+    track_id: Ident
     time: float
     lat: float
     lon: float
@@ -163,18 +181,18 @@ class Track(Wire, tag="track", kw_only=True):
     cov: tuple[float, float, float, float]
     state: TrackState
     class_guess: ClassName = "unknown"
-    class_probs: dict[str, float] = {}
-    sensors: list[str] = []
+    class_probs: Probs = {}
+    sensors: Idents = []
     count: int = 1
 
 
 class Crossing(Wire, tag="crossing", kw_only=True):
     """A track crossing the border on a segment."""
 
-    crossing_id: str
-    track_id: str
+    crossing_id: Ident
+    track_id: Ident
     time: float
-    segment_id: str
+    segment_id: Ident
     direction: Direction
     lat: float
     lon: float
@@ -192,9 +210,9 @@ class PredictedPosition(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
 class Evidence(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What an alert rests on: the sensors, how many detections, the class probabilities."""
 
-    sensors: list[str] = []
+    sensors: Idents = []
     detections: int = 0
-    class_probs: dict[str, float] = {}
+    class_probs: Probs = {}
 
 
 class AlertEvent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -202,39 +220,39 @@ class AlertEvent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
     time: float
     state: AlertState
-    by: str | None = None
-    note: str = ""
+    by: Actor | None = None
+    note: Text = ""
 
 
 class Alert(Wire, tag="alert", kw_only=True):
     """A dispatch alert, with its recommended units, intercept prediction and history."""
 
-    alert_id: str
+    alert_id: Ident
     time: float
     kind: AlertKind
     priority: int
-    segment_id: str | None = None
-    zone: str | None = None
+    segment_id: Ident | None = None
+    zone: Ident | None = None
     lat: float
     lon: float
-    track_id: str | None = None
-    predicted: list[PredictedPosition] = []
-    units: list[str] = []
-    assigned_unit: str | None = None
+    track_id: Ident | None = None
+    predicted: Annotated[list[PredictedPosition], Meta(max_length=MAX_ITEMS)] = []
+    units: Idents = []
+    assigned_unit: Ident | None = None
     state: AlertState = "new"
     evidence: Evidence = Evidence()
-    history: list[AlertEvent] = []
-    summary: str = ""
+    history: Annotated[list[AlertEvent], Meta(max_length=MAX_ITEMS)] = []
+    summary: Text = ""
 
 
 class CameraCommand(Wire, tag="camera_command", kw_only=True):
     """Point a tower camera: pan clockwise from north, tilt below horizontal, degrees."""
 
-    camera: str
+    camera: Ident
     time: float
     pan_deg: float
     tilt_deg: float
-    reason: str = ""
+    reason: Text = ""
     lat: float | None = None
     lon: float | None = None
 
@@ -242,12 +260,12 @@ class CameraCommand(Wire, tag="camera_command", kw_only=True):
 class AlertAction(Wire, tag="alert_action", kw_only=True):
     """A person acting on an alert: acknowledge, assign a unit, or close."""
 
-    alert_id: str
+    alert_id: Ident
     time: float
     action: Literal["acknowledge", "assign", "close"]
-    by: str
-    unit: str | None = None
-    note: str = ""
+    by: Actor
+    unit: Ident | None = None
+    note: Text = ""
 
 
 Message = (
@@ -298,11 +316,21 @@ _RANGES: dict[str, tuple[float, float]] = {
     "schema": (1, SCHEMA_VERSION),
 }
 _TIME_FIELDS = {"time", "last_heard"}
+_IDENT_FIELDS = {
+    "camera", "sensor", "aircraft", "track_id", "crossing_id", "segment_id", "alert_id", "zone",
+    "assigned_unit", "unit", "sensors[]", "units[]",
+}  # fmt: skip
+_TEXT_FIELDS = {"summary", "note", "reason"}
+_IDENT_RE = re.compile(IDENT_PATTERN)
+_ACTOR_RE = re.compile(ACTOR_PATTERN)
 # Predicted positions are in the future by design; only their lower bound is checked.
 
 
 def _check_value(path: str, name: str, value: Any, now: float, max_skew_s: float) -> None:
     if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, str):
+        _check_text(path, name, value)
         return
     if isinstance(value, float | int):
         if isinstance(value, float) and not math.isfinite(value):
@@ -328,6 +356,8 @@ def _check_value(path: str, name: str, value: Any, now: float, max_skew_s: float
             if not lo <= value <= hi:
                 raise MessageError(path, value, f"a value in [{lo:g}, {hi:g}]", "out_of_range")
     elif isinstance(value, tuple | list):
+        if len(value) > MAX_ITEMS:
+            raise MessageError(path, len(value), f"at most {MAX_ITEMS} items", "too_long")
         for i, item in enumerate(value):
             item_name = name
             if isinstance(item, tuple) and name == "footprint":
@@ -340,6 +370,8 @@ def _check_value(path: str, name: str, value: Any, now: float, max_skew_s: float
             else:
                 _check_value(f"{path}[{i}]", item_name + "[]", item, now, max_skew_s)
     elif isinstance(value, dict):
+        if len(value) > 16 or any(len(str(k)) > 32 for k in value):
+            raise MessageError(path, len(value), "at most 16 keys of 32 characters", "too_long")
         for k, item in value.items():
             _check_value(
                 f"{path}.{k}", "probability" if name.endswith("probs") else k, item, now, max_skew_s
@@ -351,6 +383,19 @@ def _check_value(path: str, name: str, value: Any, now: float, max_skew_s: float
     elif type(value).__module__ == "numpy" and hasattr(value, "item"):
         # a numpy scalar in a struct is checked as the number it is encoded as (numpy_scalar)
         _check_value(path, name, value.item(), now, max_skew_s)
+
+
+def _check_text(path: str, name: str, value: str) -> None:
+    """Identifiers follow their pattern, free text its length cap (as decoding enforces them
+    from the schema's constraints; a struct built in-process is checked here)."""
+    if name in _IDENT_FIELDS:
+        if not _IDENT_RE.match(value):
+            raise MessageError(path, value, f"an identifier matching {IDENT_PATTERN}", "bad_id")
+    elif name == "by":
+        if not _ACTOR_RE.match(value):
+            raise MessageError(path, value, f"a name matching {ACTOR_PATTERN}", "bad_id")
+    elif name in _TEXT_FIELDS and len(value) > MAX_TEXT:
+        raise MessageError(path, value, f"text of at most {MAX_TEXT} characters", "too_long")
 
 
 def _check_struct(msg: msgspec.Struct, prefix: str, now: float, max_skew_s: float) -> None:
@@ -431,6 +476,10 @@ def _message_error(exc: msgspec.ValidationError, data: bytes) -> MessageError:
         )
     if not problem.path and "Expected `object`" in head:
         return MessageError("$", raw, "a JSON object", "not_object")
+    if "matching regex" in head:
+        return MessageError(field, problem.value, head[len("Expected ") :], "bad_id")
+    if "length <=" in head:
+        return MessageError(field, problem.value, head[len("Expected ") :], "too_long")
     if "Number out of range" in head:
         return MessageError(field, None, "a finite number", "not_finite")
     expected = head[len("Expected ") :] if head.startswith("Expected ") else head

@@ -21,7 +21,7 @@ import numpy as np
 from msgspec import Meta
 
 from vigil.geo.border import US_SIDE, BorderError
-from vigil.geo.site import Site
+from vigil.geo.site import Ident, Site
 from vigil.ingest.validation import explain
 from vigil.ingest.validation import toml_line as locate
 
@@ -58,6 +58,9 @@ class Broker(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     username_env: str | None = None
     password_env: str | None = None
     keepalive_s: Annotated[int, Meta(ge=5, le=3600)] = 30
+    #: The sector service's stable client id (its persistent session); ``vigil-{sector}`` when
+    #: unset. ``vigil broker init`` makes it the service's user name, bound to the client id.
+    client_id: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
 
     def credentials(self) -> tuple[str | None, str | None]:
         """Username and password read from the environment (``None`` where unset)."""
@@ -79,9 +82,23 @@ class MapSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     tiles_attribution: str = "local tiles"
 
 
-class DeploymentFile(Site, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The whole file: the site plus the broker, store and map settings."""
+class Gateway(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A ground-sensor gateway and the sensors it speaks for.
 
+    A gateway publishes only for its own sensors (on each sensor's topic or its own,
+    ``vigil/v1/{sector}/ugs/{id}/events``); the broker's ACLs and every receiver hold it to
+    that. A sensor that no gateway lists speaks for itself only.
+    """
+
+    id: Ident
+    sensors: Annotated[list[Ident], Meta(min_length=1, max_length=10_000)]
+
+
+class DeploymentFile(Site, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The whole file: the site plus the ground-sensor gateways, broker, store and map
+    settings."""
+
+    gateways: list[Gateway] = []
     broker: Broker = Broker()
     store: Store = Store()
     map: MapSettings = MapSettings()
@@ -162,6 +179,7 @@ def _allowed(table: list[str | int]) -> str:
         "zones": site.Zone,
         "roads": site.Road,
         "corridors": site.Corridor,
+        "gateways": Gateway,
         "broker": Broker,
         "store": Store,
         "map": MapSettings,
@@ -189,13 +207,15 @@ def load_default() -> Deployment:
 
 
 def check(deployment: Deployment) -> None:
-    """Cross-checks the types cannot express: unique ids, a buildable border, devices on the
-    US side and near the line, a sensible stretch."""
+    """Cross-checks the types cannot express: unique ids, each gateway's sensors deployed and
+    bound once, a buildable border, devices on the US side and near the line, a sensible
+    stretch."""
     cfg = deployment.config
     path = deployment.path
     text = deployment.text
     seen: dict[str, tuple[str, int]] = {}
-    for group in ("towers", "sensors", "aircraft", "units", "zones", "roads", "corridors"):
+    groups = ("towers", "sensors", "aircraft", "units", "zones", "roads", "corridors", "gateways")
+    for group in groups:
         for i, item in enumerate(getattr(cfg, group)):
             if item.id in seen:
                 g0, i0 = seen[item.id]
@@ -207,7 +227,9 @@ def check(deployment: Deployment) -> None:
                     f"id already used by {g0}[{i0}]; ids must be unique in a sector",
                 )
             seen[item.id] = (group, i)
+    _check_gateways(deployment)
     s = cfg.sector
+    _check_timezone(deployment)
     if (s.start is None) != (s.end is None) or (s.start is None) == (s.bbox is None):
         raise ConfigError(
             path, "sector", None, locate(text, ["sector"]), "give start and end, or bbox"
@@ -245,3 +267,45 @@ def check(deployment: Deployment) -> None:
                     f"{item.id} is {dist[i] / 1000:.1f} km from the sector's border; "
                     f"expected within {MAX_DEVICE_DISTANCE_M / 1000:.0f} km",
                 )
+
+
+def _check_gateways(deployment: Deployment) -> None:
+    """Each gateway lists deployed sensors, and no sensor is bound to two gateways."""
+    cfg, path, text = deployment.config, deployment.path, deployment.text
+    sensors = {s.id for s in cfg.sensors}
+    bound: dict[str, str] = {}
+    for i, gw in enumerate(cfg.gateways):
+        for j, sensor in enumerate(gw.sensors):
+            key = f"gateways[{i}].sensors[{j}]"
+            line = locate(text, ["gateways", i, "sensors"])
+            if sensor not in sensors:
+                raise ConfigError(
+                    path, key, sensor, line, f"gateway {gw.id} lists a sensor the file has not"
+                )
+            if sensor in bound:
+                raise ConfigError(
+                    path,
+                    key,
+                    sensor,
+                    line,
+                    f"{sensor} is already bound to gateway {bound[sensor]}; "
+                    "a sensor belongs to one gateway",
+                )
+            bound[sensor] = gw.id
+
+
+def _check_timezone(deployment: Deployment) -> None:
+    """``sector.timezone`` must name an IANA time zone: reports and the demo use it."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = deployment.config.sector.timezone
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            deployment.path,
+            "sector.timezone",
+            name,
+            locate(deployment.text, ["sector", "timezone"]),
+            "unknown time zone; expected an IANA name such as America/Phoenix or UTC",
+        ) from None

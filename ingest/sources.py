@@ -1,0 +1,165 @@
+"""Who may say what: a message's topic must fit its source, and its device must be deployed.
+
+Topics split by who publishes them (see :mod:`vigil.ingest.topics`): devices publish under
+their own id (``cam/{camera}/detections``, ``ugs/{sensor or gateway}/events|status``,
+``uas/{aircraft}/telemetry``), the sector service alone publishes tracks, crossings, alerts and
+camera commands, and the map and the agents publish alert actions on ``alerts/actions``. The
+broker's ACLs enforce this per client; every receiver checks it again with
+:func:`check_source`, a pure function of the topic, the message and the deployment's device
+table (:class:`Devices`), which both the sector service and the live map call.
+
+A ground sensor's messages may come on the sensor's own topic (``ugs/u117/events``) or on the
+topic of the gateway the deployment binds it to (``ugs/g1/events``); a gateway speaks for no
+other sensor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from vigil.ingest.schema import KIND_OF, MessageError, Wire, topic_for
+
+#: The payload field that names the device, per device kind (the wire ``type`` tag).
+DEVICE_FIELD: dict[str, str] = {
+    "camera_detection": "camera",
+    "sensor_event": "sensor",
+    "sensor_status": "sensor",
+    "telemetry": "aircraft",
+}
+#: Kinds only the sector service publishes.
+SERVICE_KINDS = frozenset({"track", "crossing", "alert", "camera_command"})
+#: Kinds the map and the agents publish.
+ACTION_KINDS = frozenset({"alert_action"})
+
+
+@dataclass(frozen=True)
+class Devices:
+    """The deployment's device table: which ids may speak, and for which sensors a gateway may.
+
+    Attributes
+    ----------
+    cameras
+        Camera ids (the towers' and the aircraft's cameras).
+    sensors
+        Ground sensor id -> the gateway the deployment binds it to (``None``: it speaks for
+        itself only).
+    aircraft
+        Aircraft ids.
+    """
+
+    cameras: frozenset[str] = frozenset()
+    sensors: Mapping[str, str | None] = field(default_factory=dict)
+    aircraft: frozenset[str] = frozenset()
+
+    @classmethod
+    def of_site(cls, site: Any) -> Devices:
+        """The device table of a site or deployment file (towers, sensors, aircraft and the
+        ``gateways`` table when the deployment has one)."""
+        gateway_of: dict[str, str | None] = {s.id: None for s in site.sensors}
+        for gw in getattr(site, "gateways", ()) or ():
+            for sensor in gw.sensors:
+                gateway_of[sensor] = gw.id
+        aircraft = frozenset(a.id for a in site.aircraft)
+        return cls(
+            cameras=frozenset(t.id for t in site.towers) | aircraft,
+            sensors=gateway_of,
+            aircraft=aircraft,
+        )
+
+    def gateway_sensors(self, gateway: str) -> list[str]:
+        """The sensors bound to ``gateway``, sorted."""
+        return sorted(s for s, g in self.sensors.items() if g == gateway)
+
+    def known(self, kind: str, device: str) -> bool:
+        """Whether ``device`` is a deployed device of a device kind's sort."""
+        if kind == "camera_detection" or kind == "camera_command":
+            return device in self.cameras
+        if kind in ("sensor_event", "sensor_status"):
+            return device in self.sensors
+        if kind == "telemetry":
+            return device in self.aircraft
+        return False
+
+
+def _topic_device(topic: str) -> tuple[str, str | None]:
+    """``(sector, device segment)`` of a device topic (``None``: no device segment)."""
+    levels = topic.split("/")
+    sector = levels[2] if len(levels) > 2 else ""
+    return sector, (levels[4] if len(levels) == 6 else None)
+
+
+def check_source(topic: str, msg: Wire, devices: Devices | None = None) -> Wire:
+    """Raise :class:`MessageError` unless ``msg`` may come on ``topic``; return it.
+
+    - a device's message (detection, sensor event or status, telemetry) comes on its device
+      kind's topic whose device level is the payload's device id, or for a ground sensor the
+      gateway the deployment binds it to; with ``devices``, the id must be deployed;
+    - a track, crossing, alert or camera command comes only on the service's own topic for it
+      (``vigil/v1/{sector}/tracks``...), a camera command for a deployed camera;
+    - an alert action comes only on ``vigil/v1/{sector}/alerts/actions``.
+
+    Reasons: ``wrong_source`` (the topic does not fit the message's source), ``unknown_device``
+    (an id the deployment does not have).
+
+    >>> from vigil.ingest.schema import SensorEvent
+    >>> ev = SensorEvent(sensor="u005", time=1.8e9, modality="pir", strength=1.0)
+    >>> check_source("vigil/v1/tucson/ugs/u117/events", ev)
+    Traceback (most recent call last):
+    ...
+    vigil.ingest.schema.MessageError: field 'sensor' = 'u005': expected ...
+    """
+    kind = KIND_OF.get(type(msg))
+    if kind is None:
+        raise MessageError("type", type(msg).__name__, "a wire message", "unknown_kind")
+    sector, segment = _topic_device(topic)
+    if kind in DEVICE_FIELD:
+        name = DEVICE_FIELD[kind]
+        device = getattr(msg, name)
+        speakers = {device}
+        if devices is not None and name == "sensor":
+            gateway = devices.sensors.get(device)
+            if gateway is not None:
+                speakers.add(gateway)
+        own = topic_for(sector, msg)
+        if segment not in speakers or topic.rsplit("/", 1)[-1] != own.rsplit("/", 1)[-1]:
+            raise MessageError(
+                name,
+                device,
+                f"the {name} of topic {topic!r} ({segment!r})"
+                + (" or its bound gateway" if name == "sensor" else ""),
+                "wrong_source",
+            )
+        if topic.split("/")[:4] != own.split("/")[:4]:
+            raise MessageError("type", kind, f"{own!r}, not {topic!r}", "wrong_source")
+        if devices is not None and not devices.known(kind, device):
+            raise MessageError(name, device, f"a {name} of the deployment", "unknown_device")
+        return msg
+    own = topic_for(sector, msg)
+    if topic != own:
+        who = "the sector service" if kind in SERVICE_KINDS else "the map and agents"
+        raise MessageError(
+            "type", kind, f"only on {own!r} ({who} publish it), not {topic!r}", "wrong_source"
+        )
+    if kind == "camera_command" and devices is not None:
+        camera = msg.camera  # type: ignore[attr-defined]
+        if not devices.known(kind, camera):
+            raise MessageError("camera", camera, "a camera of the deployment", "unknown_device")
+    return msg
+
+
+def device_ids(devices: Devices) -> Iterable[str]:
+    """Every device id and gateway id in a device table (for ACL writers and tests)."""
+    gateways = {g for g in devices.sensors.values() if g is not None}
+    return sorted(set(devices.cameras) | set(devices.sensors) | devices.aircraft | gateways)
+
+
+__all__ = [
+    "ACTION_KINDS",
+    "DEVICE_FIELD",
+    "SERVICE_KINDS",
+    "Devices",
+    "check_source",
+    "device_ids",
+]
