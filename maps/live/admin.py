@@ -1,20 +1,26 @@
 """User administration and the audit log: ``GET /admin``, ``GET|POST /api/users``,
 ``DELETE /api/users/{name}`` and ``GET /api/audit``.
 
-Adding, replacing or removing a user ends that user's sessions, so a changed role or password
-takes effect at once; every change is audited.
+Adding, replacing or removing a user raises that user's generation, which ends their sessions
+(also in other server processes sharing the users file), so a changed role or password takes
+effect at once; every change is audited.
 """
 
 from __future__ import annotations
+
+import math
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from vigil.maps.live.audit import AuditLog
-from vigil.maps.live.auth import AuthError, Sessions, UserStore
+from vigil.maps.live.auth import USER_NAME, AuthError, Sessions, UserStore
 from vigil.maps.live.guard import Guard, read_form, refuse
 from vigil.maps.live.page import admin_page
+
+#: The most audit entries one ``/api/audit`` answer holds.
+MAX_AUDIT_ROWS = 10_000
 
 
 class UserAdmin:
@@ -52,13 +58,16 @@ class UserAdmin:
         session = self.guard.api_session(request, "audit")
         if isinstance(session, Response):
             return session
+        q = request.query_params
         try:
-            since = (
-                float(request.query_params["since"]) if "since" in request.query_params else None
-            )
-            limit = min(int(request.query_params.get("limit", "200")), 10_000)
+            since = float(q["since"]) if "since" in q else None
+            limit = int(q.get("limit", "200"))
         except ValueError as exc:
             return refuse(400, f"since is UTC seconds, limit an integer: {exc}")
+        if since is not None and not math.isfinite(since):
+            return refuse(400, f"since={q['since']!r}: expected finite UTC seconds")
+        if not 1 <= limit <= MAX_AUDIT_ROWS:
+            return refuse(400, f"limit={limit}: expected 1 to {MAX_AUDIT_ROWS}")
         rows = self.audit.entries(since=since, limit=limit)
         return JSONResponse(
             [
@@ -108,6 +117,8 @@ class UserAdmin:
         if isinstance(session, Response):
             return session
         name = request.path_params["name"]
+        if not USER_NAME.match(name):
+            return refuse(400, f"user name {name!r} is not allowed")
         if not self.users.remove(name):
             return refuse(404, f"no user {name!r}")
         self.sessions.close_user(name)

@@ -44,17 +44,34 @@ from vigil.ingest.schema import Track
 from vigil.maps.live.actions import AlertActions
 from vigil.maps.live.admin import UserAdmin
 from vigil.maps.live.audit import AuditLog
-from vigil.maps.live.auth import PERMISSIONS, LoginThrottle, Sessions, UserStore
+from vigil.maps.live.auth import PERMISSIONS, USER_NAME, Sessions, UserStore
 from vigil.maps.live.feed import LiveFeed, for_user, visible_alert
-from vigil.maps.live.guard import COOKIE, Guard, read_form, refuse, same_origin
+from vigil.maps.live.guard import (
+    COOKIE,
+    BodyLimit,
+    Guard,
+    HostCheck,
+    allowed_hosts,
+    read_form,
+    refuse,
+    same_origin,
+)
 from vigil.maps.live.page import live_page, login_page, site_view
 from vigil.maps.live.security import SecurityHeaders
 from vigil.maps.live.state import LiveState, history_from_tracks
+from vigil.maps.live.throttle import GateBusyError, LoginThrottle, VerifyGate
 
 __all__ = ["MAX_HISTORY_HOURS", "LiveMapApp", "visible_alert"]
 
 #: History playback may ask for at most this many hours.
 MAX_HISTORY_HOURS = 48.0
+#: The cookie that marks a browser which has logged in as a user before (see throttle).
+DEVICE_COOKIE = "vigil_device"
+#: How long a browser stays known to its user, seconds.
+DEVICE_LIFETIME_S = 30 * 86400
+#: Failed logins with unknown names and refused attempts are written to the audit log as one
+#: summary at most this often, seconds (never one row per attempt: that could flood it).
+LOGIN_SUMMARY_S = 60.0
 
 HistorySource = Callable[[float, float], Iterable[Track]]
 
@@ -86,6 +103,15 @@ class LiveMapApp(Starlette):
         How often changes go out to browsers, seconds.
     state_options
         Passed to :class:`~vigil.maps.live.state.LiveState` (windows and timeouts, seconds).
+    allowed_hosts
+        Host names the server answers to besides the local ones, this machine's name and the
+        address a client connected to (a certificate's names, a public name); ``["*"]`` for
+        any. Requests naming another host are refused, which defeats DNS rebinding.
+    login_throttle, verify_gate
+        The admission of login attempts and the gate in front of argon2 (defaults in
+        :mod:`~vigil.maps.live.throttle`).
+    max_body
+        The most bytes a request body may hold (413 beyond, read no further).
     """
 
     def __init__(
@@ -102,6 +128,10 @@ class LiveMapApp(Starlette):
         tick_s: float = 0.15,
         session_lifetime_s: float | None = None,
         state_options: dict[str, float] | None = None,
+        allowed_hosts: Iterable[str] = (),
+        login_throttle: LoginThrottle | None = None,
+        verify_gate: VerifyGate | None = None,
+        max_body: int = 64 * 1024,
     ) -> None:
         self.site = site
         self.bus = bus
@@ -116,11 +146,14 @@ class LiveMapApp(Starlette):
             if session_lifetime_s is None
             else Sessions(secret, lifetime_s=session_lifetime_s)
         )
-        self.throttle = LoginThrottle()
+        self.throttle = login_throttle or LoginThrottle()
+        self.verify_gate = verify_gate or VerifyGate()
+        self._login_summary_at = time.monotonic()
+        self._login_summary: dict[str, int] = {}
         self.unit_ids = {u.id for u in site.units}
         self.page_html = live_page(site, tiles_url=tiles_url, tiles_attribution=tiles_attribution)
         self.site_json = _json.encode(site_view(site))
-        self.guard = Guard(self.sessions, audit)
+        self.guard = Guard(self.sessions, audit, users)
         self.feed = LiveFeed(self.live, self.guard, tick_s)
         self.actions = AlertActions(self.guard, self.live, bus, audit, self.sector, self.unit_ids)
         self.admin = UserAdmin(self.guard, users, self.sessions, audit)
@@ -145,7 +178,10 @@ class LiveMapApp(Starlette):
             Mount("/static", app=StaticFiles(directory=static), name="static"),
         ]
         super().__init__(routes=routes, lifespan=self._lifespan)
+        self.add_middleware(BodyLimit, max_bytes=max_body)
         self.add_middleware(SecurityHeaders, tiles_url=tiles_url)
+        self.allowed_hosts = _allowed(allowed_hosts)
+        self.add_middleware(HostCheck, allowed=self.allowed_hosts)
         self._subscription = bus.subscribe(f"vigil/v1/{self.sector}/#", self._on_message)
 
     # -- the bus side ---------------------------------------------------------------------------
@@ -190,27 +226,53 @@ class LiveMapApp(Starlette):
         return HTMLResponse(login_page(self.sector))
 
     async def login(self, request: Request) -> Response:
-        """``POST /login``: check the password (throttled, audited) and open a session."""
+        """``POST /login``: admit the attempt (throttle), check the password behind the gate
+        and open a session; failures of real users and every success are audited."""
         if not same_origin(request):
             return HTMLResponse(login_page(self.sector, "cross-origin login refused"), 403)
         form = await read_form(request)
         peer = request.client.host if request.client else "-"
-        name = form.get("username", "")[:64]
+        name = form.get("username", "")
         password = form.get("password", "")
-        if self.throttle.locked(name):
-            self.audit.record(name or "-", "login_locked", "", peer)
+        valid = bool(USER_NAME.match(name))
+        device = self.sessions.device(request.cookies.get(DEVICE_COOKIE), name) if valid else None
+        attempt = self.throttle.admit(peer, name if valid else "", device)
+        if isinstance(attempt, float):
+            self._summarise("refused")
+            wait = max(1, round(attempt))
             return HTMLResponse(
-                login_page(self.sector, "too many failed logins; wait a minute"), 429
+                login_page(self.sector, f"too many login attempts; try again in {wait} s"),
+                429,
+                headers={"Retry-After": str(wait)},
             )
-        user = await run_in_threadpool(self.users.verify, name, password)
+        try:
+            user = (
+                await self.verify_gate.run(
+                    self.users.verify, name, password, trusted=device is not None
+                )
+                if valid
+                else None
+            )
+        except GateBusyError:
+            self.throttle.undo(attempt)
+            self._summarise("busy")
+            return HTMLResponse(
+                login_page(self.sector, "the server is busy; try again in a few seconds"),
+                503,
+                headers={"Retry-After": "2"},
+            )
         if user is None:
-            self.throttle.failed(name)
-            self.audit.record(name or "-", "login_failed", "", peer)
+            self.throttle.failed(attempt)
+            if valid and self.users.generation(name) is not None:
+                self.audit.record(name, "login_failed", "", peer)
+            else:  # a made-up name: counted, summarised, never one audit row per attempt
+                self._summarise("unknown_name")
             return HTMLResponse(login_page(self.sector, "wrong user name or password"), 401)
-        self.throttle.succeeded(name)
+        self.throttle.succeeded(attempt)
         _session, cookie = self.sessions.open(user)
         self.audit.record(user.name, "login", "", f"role {user.role} from {peer}")
         response = RedirectResponse("/" if user.can("map") else "/admin", status_code=303)
+        secure = request.url.scheme == "https"
         response.set_cookie(
             COOKIE,
             cookie,
@@ -218,9 +280,32 @@ class LiveMapApp(Starlette):
             path="/",
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",
+            secure=secure,
         )
+        if device is None:
+            response.set_cookie(
+                DEVICE_COOKIE,
+                self.sessions.device_cookie(user.name),
+                max_age=DEVICE_LIFETIME_S,
+                path="/login",
+                httponly=True,
+                samesite="strict",
+                secure=secure,
+            )
         return response
+
+    def _summarise(self, what: str) -> None:
+        """Count a login attempt that gets no audit row of its own; write the counts as one
+        ``login_summary`` row at most every :data:`LOGIN_SUMMARY_S`."""
+        self._login_summary[what] = self._login_summary.get(what, 0) + 1
+        now = time.monotonic()
+        if now - self._login_summary_at >= LOGIN_SUMMARY_S:
+            detail = ", ".join(f"{k} {v}" for k, v in sorted(self._login_summary.items()))
+            self.audit.record(
+                "-", "login_summary", "", f"{detail} in {now - self._login_summary_at:.0f} s"
+            )
+            self._login_summary = {}
+            self._login_summary_at = now
 
     async def logout(self, request: Request) -> Response:
         """``POST /logout``: end the session (needs its CSRF token) and clear the cookie."""
@@ -296,3 +381,8 @@ class LiveMapApp(Starlette):
         return Response(
             _json.encode({"t0": t0, "t1": t1, "tracks": items}), media_type="application/json"
         )
+
+
+def _allowed(extra: Iterable[str]) -> frozenset[str]:
+    extra = list(extra)
+    return frozenset(["*"]) if "*" in extra else allowed_hosts("127.0.0.1", extra)

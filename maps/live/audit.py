@@ -6,12 +6,22 @@ updated; times are UTC seconds since the epoch.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from vigil.maps.live.auth import private_file
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _text(value: str, limit: int) -> str:
+    """``value`` cut to ``limit`` characters, control characters shown as ``?``."""
+    return _CONTROL.sub("?", str(value)[:limit])
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,7 @@ class AuditLog:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(self.path))
         self.clock = clock
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -54,7 +65,9 @@ class AuditLog:
 
     def record(self, user: str, action: str, target: str = "", detail: str = "") -> AuditEntry:
         """Append one entry and return it."""
-        entry = AuditEntry(self.clock(), user, action, target, detail)
+        entry = AuditEntry(
+            self.clock(), _text(user, 64), _text(action, 64), _text(target, 200), _text(detail, 500)
+        )
         with self._lock:
             self._db.execute(
                 "INSERT INTO audit (time, user, action, target, detail) VALUES (?, ?, ?, ?, ?)",
@@ -85,7 +98,7 @@ class AuditLog:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY rowid DESC LIMIT ?"
-        args.append(int(limit))
+        args.append(max(1, int(limit)))  # SQLite reads a negative LIMIT as no limit
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
         return [AuditEntry(*r) for r in reversed(rows)]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 import secrets
 import sqlite3
@@ -31,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from vigil.maps.live.passwords import MAX_PASSWORD_LENGTH, password_problem
 
 ROLES: tuple[str, ...] = ("commander", "agent", "planner", "admin")
 Role = Literal["commander", "agent", "planner", "admin"]
@@ -56,7 +59,6 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 }
 
 USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
-MIN_PASSWORD_LENGTH = 8
 #: A session lasts one long shift at most, seconds.
 DEFAULT_SESSION_S = 12 * 3600.0
 
@@ -67,11 +69,17 @@ class AuthError(ValueError):
 
 @dataclass(frozen=True)
 class User:
-    """A user as stored (without the hash)."""
+    """A user as stored (without the hash).
+
+    ``generation`` grows with every change of the user's role, unit or password and with
+    their removal; a session remembers the generation it was opened under and ends when it
+    differs from the stored one.
+    """
 
     name: str
     role: str
     unit: str | None = None
+    generation: int = 1
 
     def can(self, permission: str) -> bool:
         """Whether the user's role grants ``permission`` (see :data:`PERMISSIONS`)."""
@@ -91,13 +99,47 @@ def check_role(role: str) -> str:
     return role
 
 
+def check_name(name: str) -> str:
+    """Return ``name`` if it is a valid user name, else raise :class:`AuthError`."""
+    if not isinstance(name, str) or not USER_NAME.match(name):
+        raise AuthError(
+            f"user name {name!r} is not allowed; expected 1 to 64 of A-Z a-z 0-9 _ . @ -"
+        )
+    return name
+
+
+def check_password(name: str, password: str) -> str:
+    """Return ``password`` if the policy (:mod:`~vigil.maps.live.passwords`) accepts it for
+    ``name``, else raise :class:`AuthError` saying why."""
+    problem = password_problem(password, name)
+    if problem is not None:
+        raise AuthError(f"password for {name!r} {problem}")
+    return password
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` readable and writable by its owner only (0600), or make it so; the
+    file is created with that mode, never briefly readable by others."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
+
+
+_COLUMNS = "name, role, unit, generation"
+
+
 class UserStore:
-    """Users in a SQLite file; passwords hashed with argon2id (argon2-cffi).
+    """Users in a SQLite file (mode 0600); passwords hashed with argon2id (argon2-cffi).
+
+    Every change (add, replace, new password, removal) raises the user's generation, kept in
+    ``generations`` also after a removal, so a name added again does not revive old sessions.
 
     Parameters
     ----------
     path
-        The SQLite file; created with its table when missing.
+        The SQLite file; created with its tables when missing.
     hasher
         An ``argon2.PasswordHasher``; the library's defaults (RFC 9106 low-memory profile)
         when omitted.
@@ -106,16 +148,39 @@ class UserStore:
     def __init__(self, path: str | Path, hasher=None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)
         self._hasher = hasher or _hasher()
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS users ("
             " name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL,"
-            " unit TEXT, created REAL NOT NULL)"
+            " unit TEXT, created REAL NOT NULL, generation INTEGER NOT NULL DEFAULT 1)"
         )
-        self._dummy_hash: str | None = None
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(users)")}
+        if "generation" not in columns:  # a users file from before generations
+            self._db.execute("ALTER TABLE users ADD COLUMN generation INTEGER NOT NULL DEFAULT 1")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS generations (name TEXT PRIMARY KEY,"
+            " generation INTEGER NOT NULL)"
+        )
+        # an unknown name is verified against this hash, so both cases take as long
+        self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
+
+    def _next_generation(self, name: str) -> int:
+        row = self._db.execute(
+            "SELECT max(coalesce((SELECT generation FROM generations WHERE name=?), 0),"
+            " coalesce((SELECT generation FROM users WHERE name=?), 0))",
+            (name, name),
+        ).fetchone()
+        generation = int(row[0]) + 1
+        self._db.execute(
+            "INSERT OR REPLACE INTO generations (name, generation) VALUES (?, ?)",
+            (name, generation),
+        )
+        return generation
 
     def add(
         self,
@@ -126,63 +191,99 @@ class UserStore:
         unit: str | None = None,
         replace: bool = False,
     ) -> User:
-        """Add a user (or replace one when ``replace``); raises :class:`AuthError`."""
-        if not USER_NAME.match(name or ""):
-            raise AuthError(
-                f"user name {name!r} is not allowed; expected 1 to 64 of A-Z a-z 0-9 _ . @ -"
-            )
+        """Add a user (or replace one when ``replace``, ending their sessions); raises
+        :class:`AuthError` naming the bad name, role or password."""
+        check_name(name)
         check_role(role)
-        if len(password) < MIN_PASSWORD_LENGTH:
+        if unit is not None and not USER_NAME.match(unit):
             raise AuthError(
-                f"password for {name!r} has {len(password)} characters; "
-                f"expected at least {MIN_PASSWORD_LENGTH}"
+                f"unit {unit!r} is not allowed; expected 1 to 64 of A-Z a-z 0-9 _ . @ -"
             )
+        check_password(name, password)
         digest = self._hasher.hash(password)
         with self._lock:
-            exists = self._db.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone()
-            if exists and not replace:
-                raise AuthError(f"user {name!r} already exists in {self.path}")
-            self._db.execute(
-                "INSERT OR REPLACE INTO users (name, role, password_hash, unit, created)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (name, role, digest, unit, time.time()),
-            )
-        return User(name, role, unit)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                exists = self._db.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone()
+                if exists and not replace:
+                    raise AuthError(f"user {name!r} already exists in {self.path}")
+                generation = self._next_generation(name)
+                self._db.execute(
+                    "INSERT OR REPLACE INTO users"
+                    " (name, role, password_hash, unit, created, generation)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (name, role, digest, unit, time.time(), generation),
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return User(name, role, unit, generation)
+
+    def set_password(self, name: str, password: str) -> User:
+        """Give ``name`` a new password (ending their sessions); raises :class:`AuthError`
+        for an unknown user or a password the policy refuses."""
+        check_name(name)
+        check_password(name, password)
+        digest = self._hasher.hash(password)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if self._db.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone() is None:
+                    raise AuthError(f"no user {name!r} in {self.path}")
+                generation = self._next_generation(name)
+                self._db.execute(
+                    "UPDATE users SET password_hash=?, generation=? WHERE name=?",
+                    (digest, generation, name),
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        user = self.get(name)
+        assert user is not None
+        return user
 
     def get(self, name: str) -> User | None:
         """The user called ``name``, or ``None``."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT name, role, unit FROM users WHERE name=?", (name,)
-            ).fetchone()
+            row = self._db.execute(f"SELECT {_COLUMNS} FROM users WHERE name=?", (name,)).fetchone()
         return User(*row) if row else None
+
+    def generation(self, name: str) -> int | None:
+        """The user's current generation, or ``None`` when there is no such user."""
+        with self._lock:
+            row = self._db.execute("SELECT generation FROM users WHERE name=?", (name,)).fetchone()
+        return int(row[0]) if row else None
 
     def users(self) -> list[User]:
         """Every user, by name."""
         with self._lock:
-            rows = self._db.execute("SELECT name, role, unit FROM users ORDER BY name").fetchall()
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM users ORDER BY name").fetchall()
         return [User(*r) for r in rows]
 
     def remove(self, name: str) -> bool:
-        """Delete a user; whether one was deleted."""
+        """Delete a user (ending their sessions); whether one was deleted."""
         with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
             cur = self._db.execute("DELETE FROM users WHERE name=?", (name,))
+            if cur.rowcount > 0:
+                self._next_generation(name)
+            self._db.execute("COMMIT")
         return cur.rowcount > 0
 
     def verify(self, name: str, password: str) -> User | None:
-        """The user if ``password`` is theirs, else ``None`` (slow by design: argon2)."""
+        """The user if ``password`` is theirs, else ``None`` (slow by design: argon2; an
+        unknown name costs a check against a dummy hash all the same)."""
         from argon2.exceptions import InvalidHashError, VerificationError
 
         with self._lock:
             row = self._db.execute(
-                "SELECT name, role, unit, password_hash FROM users WHERE name=?", (name,)
+                f"SELECT {_COLUMNS}, password_hash FROM users WHERE name=?", (name,)
             ).fetchone()
-        if row is None and self._dummy_hash is None:
-            # verify an unknown name against some hash, so that both cases take as long
-            self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
-        digest = row[3] if row else self._dummy_hash
+        digest = row[4] if row else self._dummy_hash
         try:
-            self._hasher.verify(digest, password)
+            self._hasher.verify(digest, password[:MAX_PASSWORD_LENGTH])
         except (VerificationError, InvalidHashError):
             return None
         if row is None:
@@ -190,10 +291,10 @@ class UserStore:
         if self._hasher.check_needs_rehash(digest):
             with self._lock:
                 self._db.execute(
-                    "UPDATE users SET password_hash=? WHERE name=?",
-                    (self._hasher.hash(password), name),
+                    "UPDATE users SET password_hash=? WHERE name=? AND password_hash=?",
+                    (self._hasher.hash(password), name, digest),
                 )
-        return User(row[0], row[1], row[2])
+        return User(*row[:4])
 
     def close(self) -> None:
         """Close the database."""
@@ -212,8 +313,8 @@ def add_user(
 ) -> User:
     """Add a user to the users file at ``path`` (``vigil users add NAME --role ROLE``).
 
-    Raises :class:`AuthError` naming the bad name, role or password length, or an existing
-    user when ``replace`` is false.
+    Raises :class:`AuthError` naming the bad name, role or password, or an existing user when
+    ``replace`` is false.
     """
     store = UserStore(path)
     try:
@@ -266,13 +367,17 @@ class Sessions:
         now = self.clock()
         session = Session(sid, user, now, now + self.lifetime_s)
         with self._lock:
+            if len(self._sessions) >= 1024 and len(self._sessions) & 255 == 0:
+                # expired sessions are otherwise dropped only when their cookie comes back
+                for old in [k for k, s in self._sessions.items() if s.expires <= now]:
+                    del self._sessions[old]
             self._sessions[sid] = session
         return session, f"{sid}.{self._sign('session', sid)}"
 
     def lookup(self, cookie: str | None) -> Session | None:
         """The live session a cookie value names, or ``None`` (missing, forged, expired)."""
-        if not cookie or cookie.count(".") != 1:
-            return None
+        if not cookie or cookie.count(".") != 1 or not cookie.isascii():
+            return None  # compare_digest refuses non-ASCII text with a TypeError
         sid, signature = cookie.split(".")
         if not hmac.compare_digest(signature, self._sign("session", sid)):
             return None
@@ -285,13 +390,35 @@ class Sessions:
                 return None
         return session
 
+    def alive(self, session: Session) -> bool:
+        """Whether ``session`` is still open and unexpired."""
+        with self._lock:
+            return self._sessions.get(session.sid) is session and session.expires > self.clock()
+
     def csrf_token(self, session: Session) -> str:
         """The CSRF token of a session (sent back in the ``X-CSRF-Token`` header)."""
         return self._sign("csrf", session.sid)
 
     def check_csrf(self, session: Session, token: str | None) -> bool:
         """Whether ``token`` is the session's CSRF token."""
-        return bool(token) and hmac.compare_digest(token, self.csrf_token(session))
+        if not token or not token.isascii():
+            return False
+        return hmac.compare_digest(token, self.csrf_token(session))
+
+    def device_cookie(self, name: str) -> str:
+        """A value for the ``vigil_device`` cookie: this browser has logged in as ``name``
+        before (see :class:`~vigil.maps.live.throttle.LoginThrottle`)."""
+        device = secrets.token_urlsafe(12)
+        return f"{device}.{self._sign('device', f'{name}:{device}')}"
+
+    def device(self, cookie: str | None, name: str) -> str | None:
+        """The device id of a ``vigil_device`` cookie issued for ``name``, or ``None``."""
+        if not cookie or cookie.count(".") != 1 or not cookie.isascii():
+            return None
+        device, signature = cookie.split(".")
+        if not hmac.compare_digest(signature, self._sign("device", f"{name}:{device}")):
+            return None
+        return device
 
     def close(self, session: Session) -> None:
         """End a session (logout)."""
@@ -305,39 +432,3 @@ class Sessions:
             for sid in gone:
                 del self._sessions[sid]
         return len(gone)
-
-
-class LoginThrottle:
-    """Refuse a name for a while after repeated failed logins (guessing is slow anyway)."""
-
-    def __init__(
-        self,
-        max_failures: int = 5,
-        window_s: float = 300.0,
-        lockout_s: float = 60.0,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.max_failures = max_failures
-        self.window_s = window_s
-        self.lockout_s = lockout_s
-        self.clock = clock
-        self._failures: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
-
-    def locked(self, name: str) -> bool:
-        """Whether ``name`` is locked out now."""
-        now = self.clock()
-        with self._lock:
-            recent = [t for t in self._failures.get(name, []) if now - t < self.window_s]
-            self._failures[name] = recent
-            return len(recent) >= self.max_failures and now - recent[-1] < self.lockout_s
-
-    def failed(self, name: str) -> None:
-        """Count a failed login for ``name``."""
-        with self._lock:
-            self._failures.setdefault(name, []).append(self.clock())
-
-    def succeeded(self, name: str) -> None:
-        """Forget the failures of ``name``."""
-        with self._lock:
-            self._failures.pop(name, None)

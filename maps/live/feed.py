@@ -46,9 +46,12 @@ def for_user(user: User, payload: dict[str, Any]) -> dict[str, Any]:
     if "alerts" not in payload or user.can("alerts.all"):
         return payload
     out = dict(payload)
-    # closed alerts pass so a queue entry can leave a page that had it
+    # another unit's alert, once closed, passes as its id and state only, so a queue entry
+    # can leave a page that had it without telling the agent what it was
     out["alerts"] = [
-        a for a in payload["alerts"] if visible_alert(user, a) or a.get("state") == "closed"
+        a if visible_alert(user, a) else {"id": a.get("id"), "state": "closed"}
+        for a in payload["alerts"]
+        if visible_alert(user, a) or a.get("state") == "closed"
     ]
     return out
 
@@ -80,6 +83,7 @@ class LiveFeed:
         self.guard = guard
         self.tick_s = tick_s
         self._clients: set[_Client] = set()
+        self._checked = time.monotonic()
 
     async def run(self) -> None:
         """Send what changed every ``tick_s`` until cancelled."""
@@ -93,6 +97,15 @@ class LiveFeed:
 
     def tick(self) -> None:
         """Queue the changes since the last tick for every browser, encoded per audience."""
+        now = time.monotonic()
+        if now - self._checked >= 1.0:
+            # a user changed or removed (or logged out) meanwhile: end their live sessions
+            # even when nothing moves on the map
+            self._checked = now
+            for client in list(self._clients):
+                if not self.guard.still_valid(client.session):
+                    with contextlib.suppress(asyncio.QueueFull):
+                        client.queue.put_nowait(None)
         batch = self.live.take_changes()
         if batch is None or not self._clients:
             return

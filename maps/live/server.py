@@ -13,6 +13,7 @@ from vigil.ingest.bus import Bus
 from vigil.maps.live.app import HistorySource, LiveMapApp
 from vigil.maps.live.audit import AuditLog
 from vigil.maps.live.auth import UserStore
+from vigil.maps.live.guard import certificate_names
 
 
 def _config(
@@ -131,6 +132,7 @@ def run_live(
     history: HistorySource | None = None,
     secret: bytes | None = None,
     log_level: str = "info",
+    allowed_hosts: list[str] | tuple[str, ...] = (),
 ) -> None:
     """Serve the live map of ``site`` fed by ``bus`` until interrupted.
 
@@ -153,6 +155,8 @@ def run_live(
         tiles_url=tiles_url,
         tiles_attribution=tiles_attribution,
         secret=secret,
+        # answer to the bound address, the certificate's names and the ones given
+        allowed_hosts=[host, *certificate_names(certfile), *allowed_hosts],
     )
     try:
         serve(app, host, port, certfile, keyfile, log_level=log_level)

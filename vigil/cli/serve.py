@@ -1,33 +1,42 @@
-"""``vigil serve`` and ``vigil users``: the live map of a sector and the people who log in."""
+"""``vigil serve`` and ``vigil users``: the live map of a sector and the people who log in
+(the ``users`` actions live in :mod:`vigil.cli.users`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from vigil.cli import users
 from vigil.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     CommandError,
     Subparsers,
     load_deployment,
-    missing_action,
+    require_credentials,
 )
+
+#: Seconds the broker keeps the session of a process that needs none across runs.
+EPHEMERAL_SESSION_S = 300
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the live map of a sector fed by its MQTT broker."""
     from vigil.ingest.mqtt import MqttBus, MqttSettings
+    from vigil.ingest.mqtt_link import instance_client_id
     from vigil.maps.live.server import run_live
 
     d = load_deployment(args.deployment)
     b = d.config.broker
     user, password = b.credentials()
+    # a session of its own per instance (two maps under one id knock each other off), kept
+    # only minutes: the map needs no messages from before it started
     settings = MqttSettings(
-        host=b.host, port=b.port, tls=b.tls, ca_file=b.ca_file, username=user, password=password
-    )
-    bus = MqttBus(d.sector, settings, f"vigil-serve-{d.sector}")
+        host=b.host, port=b.port, tls=b.tls, ca_file=b.ca_file, username=user, password=password,
+        session_expiry_s=EPHEMERAL_SESSION_S,
+    )  # fmt: skip
+    require_credentials(settings, args.insecure, (b.username_env, b.password_env))
+    bus = MqttBus(d.sector, settings, args.client_id or instance_client_id(d.sector, "map"))
     try:
         bus.connect(30.0)
     except ConnectionError as exc:
@@ -43,41 +52,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             certfile=args.cert,
             keyfile=args.key,
             tiles_url=d.config.map.tiles_url,
+            allowed_hosts=args.allowed_host,
         )
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     finally:
         bus.close()
-    return EXIT_OK
-
-
-def cmd_users_add(args: argparse.Namespace) -> int:
-    """Add a user of the live map."""
-    import getpass
-    import os
-
-    from vigil.maps.live.auth import AuthError, add_user
-
-    password = os.environ.get("VIGIL_PASSWORD")
-    if password is None:
-        if not sys.stdin.isatty():
-            print(
-                "error: set VIGIL_PASSWORD or run in a terminal to type the password",
-                file=sys.stderr,
-            )
-            return EXIT_USAGE
-        password = getpass.getpass(f"password for {args.name}: ")
-        if getpass.getpass("again: ") != password:
-            print("error: the two passwords differ", file=sys.stderr)
-            return EXIT_USAGE
-    try:
-        user = add_user(
-            args.users, args.name, args.role, password, unit=args.unit, replace=args.replace
-        )
-    except AuthError as exc:
-        raise CommandError(str(exc)) from None
-    print(f"user {user.name!r} ({user.role}) added to {Path(args.users).resolve()}")
     return EXIT_OK
 
 
@@ -100,26 +81,20 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--audit", default="vigil-audit.sqlite", help="audit log (SQLite)")
     p.add_argument("--cert", metavar="PEM", help="TLS certificate")
     p.add_argument("--key", metavar="PEM", help="TLS private key")
-    p.set_defaults(func=cmd_serve)
-
-    p = sub.add_parser(
-        "users",
-        help="manage the live map's users",
-        description="Manage the live map's users (roles: commander, agent, planner, admin).",
+    p.add_argument("--client-id", help="MQTT client id (default vigil-SECTOR-map-RANDOM)")
+    p.add_argument(
+        "--insecure", action="store_true", help="connect without broker credentials (warns)"
     )
-    usub = p.add_subparsers(dest="users_command", metavar="ACTION")
-    pa = usub.add_parser(
-        "add",
-        help="add a user",
-        description=(
-            "Add a user. The password is read from VIGIL_PASSWORD or typed twice at a prompt; "
-            "it is stored as an argon2 hash. Agents need --unit: they see their unit's alerts."
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=(
+            "a host name browsers use to reach the map (repeatable); besides it the server "
+            "answers only to local names, its address and its certificate's names"
         ),
     )
-    pa.add_argument("name")
-    pa.add_argument("--role", required=True, choices=("commander", "agent", "planner", "admin"))
-    pa.add_argument("--unit", help="agent's patrol unit id")
-    pa.add_argument("--users", default="vigil-users.sqlite", help="users file")
-    pa.add_argument("--replace", action="store_true", help="replace an existing user")
-    pa.set_defaults(func=cmd_users_add)
-    p.set_defaults(func=lambda a: missing_action(p))
+    p.set_defaults(func=cmd_serve)
+
+    users.register(sub)
