@@ -27,13 +27,13 @@ from vigil.cli import (
     situation,
     track,
 )
+from vigil.cli.arguments import VigilParser
 from vigil.cli.common import (
     EXIT_DATA,
     EXIT_OK,
     EXIT_USAGE,
     Command,
     CommandError,
-    missing_action,
     parse_time,
 )
 
@@ -59,7 +59,7 @@ _parse_time = parse_time
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = VigilParser(
         prog="vigil",
         description=(
             "Vigil: between-ports border surveillance. Detect motion in tower video, fuse "
@@ -71,12 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in GROUPS:
         group.register(sub)
-    # Kept from before the split into modules: there, `vigil config` and `vigil users` without
-    # an action printed the help of the last command added (a closure over a reused variable),
-    # not their own. A behaviour fix of its own; these lines go with it.
-    last = sub.choices[list(sub.choices)[-1]]
-    for name in ("config", "users"):
-        sub.choices[name].set_defaults(func=lambda a: missing_action(last))
     return parser
 
 

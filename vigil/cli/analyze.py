@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vigil.cli.arguments import existing_file, month, output_dir
 from vigil.cli.common import EXIT_OK, EXIT_USAGE, CommandError, Subparsers, load_deployment
 
 
@@ -14,6 +15,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from vigil.geo.patterns.io import PatternInputError
 
     out = Path(args.out)
+    # the input is checked before anything is written: a missing file leaves no empty report
+    table = args.input[1] if args.input[0] == "counts" and len(args.input) > 1 else args.input[0]
+    if table != "counts" and not Path(table).exists():
+        raise CommandError(f"argument input: {table!r}: no such file", EXIT_USAGE)
     try:
         if args.input[0] == "counts":
             from vigil.maps.report import analyze_counts
@@ -74,16 +79,26 @@ def register(sub: Subparsers) -> None:
         ),
     )
     p.add_argument("input", nargs="+", help="INPUT, or: counts CSV")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--deployment", metavar="FILE", help="deployment TOML whose border to use")
+    p.add_argument("--out", required=True, metavar="DIR", type=output_dir, help="output folder")
+    p.add_argument(
+        "--deployment",
+        metavar="FILE",
+        type=existing_file,
+        help="deployment TOML whose border to use",
+    )
     p.add_argument("--time", metavar="COL", help="counts: the time column")
     p.add_argument("--group", metavar="COL", help="counts: the area column")
     p.add_argument("--value", metavar="COL", help="counts: the count column")
     p.add_argument(
+        "--year-start",
         "--year-start-month",
-        type=int,
-        default=1,
-        help="counts: first month of the year (10 for US fiscal years)",
+        dest="year_start_month",
+        metavar="MONTH",
+        type=month,
+        default=None,
+        help="counts: first month of the year, 1-12 (10 for US fiscal years); default: from "
+        "the table's fiscal-year column (fy) or its span, else calendar years; the report "
+        "says which",
     )
     p.add_argument("--dask", metavar="ADDRESS", help="run on Dask: 'local' or a scheduler address")
     p.set_defaults(func=cmd_analyze)

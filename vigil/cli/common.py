@@ -54,18 +54,33 @@ def parse_time(text: str) -> float:
     Parameters
     ----------
     text
-        Epoch seconds, or ISO 8601 with ``Z`` or an offset; a time without a zone ends the
-        program with an error (status 1).
+        Epoch seconds, or ISO 8601 with ``Z`` or an offset.
+
+    Raises
+    ------
+    ValueError
+        Naming the text, when it is neither, or has no time zone.
     """
+    import math
     from datetime import datetime
 
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         pass
-    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    else:
+        if not math.isfinite(value):
+            raise ValueError(f"time {text!r}: expected a finite number of epoch seconds")
+        return value
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"time {text!r}: expected ISO 8601 with a zone (2026-06-01T02:00:00Z, "
+            "2026-06-01T02:00-07:00) or epoch seconds"
+        ) from None
     if dt.tzinfo is None:
-        raise SystemExit(f"error: time {text!r} has no time zone; add Z or an offset")
+        raise ValueError(f"time {text!r} has no time zone; add Z or an offset")
     return dt.timestamp()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from vigil.cli.arguments import existing_file
 from vigil.cli.common import EXIT_OK, CommandError, Subparsers, missing_action
 
 
@@ -44,6 +45,6 @@ def register(sub: Subparsers) -> None:
             "of the sector's border. Exit status 0 when valid, 3 when not."
         ),
     )
-    pc.add_argument("file", help="deployment TOML file")
+    pc.add_argument("file", type=existing_file, help="deployment TOML file")
     pc.set_defaults(func=cmd_config_check)
     p.set_defaults(func=lambda a: missing_action(p))

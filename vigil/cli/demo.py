@@ -7,7 +7,16 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vigil.cli.common import EXIT_OK, EXIT_USAGE, Subparsers, load_deployment, parse_time
+from vigil.cli.arguments import (
+    existing_file,
+    nonnegative_float,
+    output_dir,
+    output_file,
+    port,
+    positive_float,
+    time_arg,
+)
+from vigil.cli.common import EXIT_OK, EXIT_USAGE, Subparsers, load_deployment
 
 if TYPE_CHECKING:
     from vigil.config import Deployment
@@ -24,7 +33,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"error: --hours {args.hours!r}: expected a positive number of hours", file=sys.stderr
         )
         return EXIT_USAGE
-    start = DEMO_START_UTC if args.start is None else parse_time(args.start)
+    start = DEMO_START_UTC if args.start is None else args.start
     sim = demo_settings(start_time=start, crossing_rate_scale=args.rate_scale, fps=args.fps)
     out_dir = Path(args.out)
     if args.serve:
@@ -102,23 +111,43 @@ def register(sub: Subparsers) -> None:
             "rates scaled up, so that a short run shows something."
         ),
     )
-    p.add_argument("--deployment", metavar="FILE", help="deployment TOML (default: the demo's)")
     p.add_argument(
-        "--out", metavar="DIR", default="demo-out", help="output folder (default demo-out)"
+        "--deployment",
+        metavar="FILE",
+        type=existing_file,
+        help="deployment TOML (default: the demo's)",
     )
-    p.add_argument("--hours", type=float, default=0.1, help="simulated hours (default 0.1)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        type=output_dir,
+        default="demo-out",
+        help="output folder (default demo-out)",
+    )
+    p.add_argument(
+        "--hours", type=positive_float, default=0.1, help="simulated hours (default 0.1)"
+    )
     p.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
-    p.add_argument("--start", metavar="TIME", help="start, ISO 8601 with zone or epoch seconds")
     p.add_argument(
-        "--rate-scale", type=float, default=20.0, help="crossing-rate multiplier (default 20)"
+        "--start", metavar="TIME", type=time_arg, help="start, ISO 8601 with zone or epoch seconds"
     )
-    p.add_argument("--fps", type=float, default=2.0, help="tower camera frame rate (default 2)")
+    p.add_argument(
+        "--rate-scale",
+        type=nonnegative_float,
+        default=20.0,
+        help="crossing-rate multiplier (default 20)",
+    )
+    p.add_argument(
+        "--fps", type=positive_float, default=2.0, help="tower camera frame rate (default 2)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--serve", action="store_true", help="run in real time and serve the live map")
     p.add_argument(
-        "--speed", type=float, default=1.0, help="with --serve: speed factor (default 1)"
+        "--speed", type=positive_float, default=1.0, help="with --serve: speed factor (default 1)"
     )
     p.add_argument("--host", default="127.0.0.1", help="with --serve: address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="with --serve: port (default 8080)")
-    p.add_argument("--users", default="vigil-users.sqlite", help="with --serve: users file")
+    p.add_argument("--port", type=port, default=8080, help="with --serve: port (default 8080)")
+    p.add_argument(
+        "--users", type=output_file, default="vigil-users.sqlite", help="with --serve: users file"
+    )
     p.set_defaults(func=cmd_demo)

@@ -6,13 +6,20 @@ import argparse
 import sys
 from pathlib import Path
 
+from vigil.cli.arguments import (
+    existing_file,
+    input_source,
+    output_dir,
+    output_file,
+    positive_float,
+    time_arg,
+)
 from vigil.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     CommandError,
     Subparsers,
     load_deployment,
-    parse_time,
 )
 
 
@@ -24,7 +31,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
     geometry = None
     fps = args.fps
-    start = parse_time(args.start) if args.start is not None else None
+    start = args.start
     try:
         if args.camera_config:
             setup = load_camera_config(args.camera_config)
@@ -75,13 +82,27 @@ def register(sub: Subparsers) -> None:
             "an error naming the frame, after the earlier frames were written."
         ),
     )
-    p.add_argument("input", help="video file or image-sequence pattern")
-    p.add_argument("--out", required=True, metavar="JSONL", help="detections, one per line")
-    p.add_argument("--masks", metavar="DIR", help="write foreground masks here")
-    p.add_argument("--camera-config", metavar="FILE", help="camera TOML (see detection/video.py)")
+    p.add_argument("input", type=input_source, help="video file or image-sequence pattern")
+    p.add_argument(
+        "--out", required=True, metavar="JSONL", type=output_file, help="detections, one per line"
+    )
+    p.add_argument("--masks", metavar="DIR", type=output_dir, help="write foreground masks here")
+    p.add_argument(
+        "--camera-config",
+        metavar="FILE",
+        type=existing_file,
+        help="camera TOML (see detection/video.py)",
+    )
     p.add_argument("--tower", metavar="ID", help="use this tower of the deployment as the camera")
-    p.add_argument("--deployment", metavar="FILE", help="deployment TOML for --tower")
-    p.add_argument("--fps", type=float, help="frame rate when the input does not say")
-    p.add_argument("--start", metavar="TIME", help="time of the first frame (default: file time)")
+    p.add_argument(
+        "--deployment", metavar="FILE", type=existing_file, help="deployment TOML for --tower"
+    )
+    p.add_argument("--fps", type=positive_float, help="frame rate when the input does not say")
+    p.add_argument(
+        "--start",
+        metavar="TIME",
+        type=time_arg,
+        help="time of the first frame (default: file time)",
+    )
     p.add_argument("--tower-settings", action="store_true", help="thermal tower detector settings")
     p.set_defaults(func=cmd_detect)

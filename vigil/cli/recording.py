@@ -5,6 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from vigil.cli.arguments import (
+    broker_address,
+    existing_file,
+    nonnegative_float,
+    output_file,
+    positive_float,
+    positive_int,
+)
 from vigil.cli.common import EXIT_OK, CommandError, Subparsers, broker_settings, close_bus
 
 
@@ -63,10 +71,10 @@ def register(sub: Subparsers) -> None:
         ),
     )
     p.add_argument("--sector", required=True)
-    p.add_argument("--out", required=True, metavar="FILE")
-    p.add_argument("--broker", default="127.0.0.1:1883", metavar="HOST:PORT")
-    p.add_argument("--seconds", type=float, help="stop after this long")
-    p.add_argument("--max-messages", type=int, help="stop after this many")
+    p.add_argument("--out", required=True, metavar="FILE", type=output_file)
+    p.add_argument("--broker", default="127.0.0.1:1883", metavar="HOST:PORT", type=broker_address)
+    p.add_argument("--seconds", type=positive_float, help="stop after this long")
+    p.add_argument("--max-messages", type=positive_int, help="stop after this many")
     p.add_argument("--force", action="store_true", help="replace FILE if it exists")
     p.set_defaults(func=cmd_record)
 
@@ -78,9 +86,9 @@ def register(sub: Subparsers) -> None:
             "(0: no waits)."
         ),
     )
-    p.add_argument("file")
-    p.add_argument("--speed", type=float, default=1.0)
-    p.add_argument("--broker", default="127.0.0.1:1883", metavar="HOST:PORT")
+    p.add_argument("file", type=existing_file)
+    p.add_argument("--speed", type=nonnegative_float, default=1.0, help="0: no waits (default 1)")
+    p.add_argument("--broker", default="127.0.0.1:1883", metavar="HOST:PORT", type=broker_address)
     p.add_argument("--sector", help="sector (default: from the recording)")
     p.add_argument("--client-id", default="vigil-replay")
     p.set_defaults(func=cmd_replay)

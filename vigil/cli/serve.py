@@ -7,6 +7,13 @@ import argparse
 import sys
 
 from vigil.cli import users
+from vigil.cli.arguments import (
+    broker_address,
+    existing_file,
+    output_file,
+    port,
+    positive_float,
+)
 from vigil.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
@@ -22,25 +29,33 @@ EPHEMERAL_SESSION_S = 300
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the live map of a sector fed by its MQTT broker."""
-    from vigil.ingest.mqtt import MqttBus, MqttSettings
+    from vigil.cli.connection import ConnectionWatch
+    from vigil.ingest.mqtt import MqttBus
     from vigil.ingest.mqtt_link import instance_client_id
     from vigil.maps.live.server import run_live
+    from vigil.service import mqtt_settings
 
     d = load_deployment(args.deployment)
     b = d.config.broker
-    user, password = b.credentials()
     # a session of its own per instance (two maps under one id knock each other off), kept
     # only minutes: the map needs no messages from before it started
-    settings = MqttSettings(
-        host=b.host, port=b.port, tls=b.tls, ca_file=b.ca_file, username=user, password=password,
-        session_expiry_s=EPHEMERAL_SESSION_S,
-    )  # fmt: skip
+    settings = mqtt_settings(d, args.broker, session_expiry_s=EPHEMERAL_SESSION_S)
     require_credentials(settings, args.insecure, (b.username_env, b.password_env))
     bus = MqttBus(d.sector, settings, args.client_id or instance_client_id(d.sector, "map"))
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    # say what it waits for, and how that goes, rather than sit silent until the timeout
+    say(f"sector {d.sector}: the live map serves once the sector's broker is reached")
+    watch = ConnectionWatch(bus, say).start()
     try:
-        bus.connect(30.0)
+        bus.connect(args.connect_timeout)
     except ConnectionError as exc:
-        raise CommandError(str(exc)) from None
+        bus.close()
+        raise CommandError(f"{exc}; give the broker with --broker HOST:PORT") from None
+    finally:
+        watch.stop()
     try:
         run_live(
             d.site,
@@ -74,13 +89,34 @@ def register(sub: Subparsers) -> None:
             "and --key. Every script and style is served by the app (no CDN)."
         ),
     )
-    p.add_argument("--deployment", metavar="FILE", help="deployment TOML (default: the demo's)")
+    p.add_argument(
+        "--deployment",
+        metavar="FILE",
+        type=existing_file,
+        help="deployment TOML (default: the demo's)",
+    )
+    p.add_argument(
+        "--broker",
+        metavar="HOST:PORT",
+        type=broker_address,
+        help="override the deployment's broker",
+    )
+    p.add_argument(
+        "--connect-timeout", type=positive_float, default=30.0, help="seconds (default 30)"
+    )
     p.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-    p.add_argument("--users", default="vigil-users.sqlite", help="users file (vigil users add)")
-    p.add_argument("--audit", default="vigil-audit.sqlite", help="audit log (SQLite)")
-    p.add_argument("--cert", metavar="PEM", help="TLS certificate")
-    p.add_argument("--key", metavar="PEM", help="TLS private key")
+    p.add_argument("--port", type=port, default=8080, help="port (default 8080)")
+    p.add_argument(
+        "--users",
+        type=output_file,
+        default="vigil-users.sqlite",
+        help="users file (vigil users add)",
+    )
+    p.add_argument(
+        "--audit", type=output_file, default="vigil-audit.sqlite", help="audit log (SQLite)"
+    )
+    p.add_argument("--cert", metavar="PEM", type=existing_file, help="TLS certificate")
+    p.add_argument("--key", metavar="PEM", type=existing_file, help="TLS private key")
     p.add_argument("--client-id", help="MQTT client id (default vigil-SECTOR-map-RANDOM)")
     p.add_argument(
         "--insecure", action="store_true", help="connect without broker credentials (warns)"

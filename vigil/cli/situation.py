@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from vigil.cli.arguments import existing_file, output_file
 from vigil.cli.common import EXIT_OK, Subparsers, load_deployment
 
 
@@ -31,8 +32,19 @@ def register(sub: Subparsers) -> None:
             "Leaflet is inlined from the package and the base layer is the shipped boundary."
         ),
     )
-    p.add_argument("--deployment", metavar="FILE", help="deployment TOML (default: the demo's)")
-    p.add_argument("--out", metavar="HTML", default="map.html", help="output (default map.html)")
+    p.add_argument(
+        "--deployment",
+        metavar="FILE",
+        type=existing_file,
+        help="deployment TOML (default: the demo's)",
+    )
+    p.add_argument(
+        "--out",
+        metavar="HTML",
+        type=output_file,
+        default="map.html",
+        help="output (default map.html)",
+    )
     p.add_argument(
         "--tiles",
         metavar="URL",

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vigil.cli.arguments import existing_file, output_file
 from vigil.cli.common import EXIT_OK, EXIT_USAGE, CommandError, Subparsers
 
 
@@ -43,8 +44,8 @@ def register(sub: Subparsers) -> None:
             "A bad row stops with an error naming the line and the column."
         ),
     )
-    p.add_argument("detections", help="detections CSV")
-    p.add_argument("--out", required=True, metavar="CSV", help="tracks CSV")
+    p.add_argument("detections", type=existing_file, help="detections CSV")
+    p.add_argument("--out", required=True, metavar="CSV", type=output_file, help="tracks CSV")
     p.add_argument("--frame", choices=("local", "wgs84"), default="local", help="output frame")
     p.add_argument(
         "--centre", metavar="LAT,LON", help="centre of the tracking frame for wgs84 input"
