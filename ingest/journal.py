@@ -20,6 +20,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from vigil.ingest.private_files import private_file
+
 ACCEPTED = "accepted"
 QUARANTINED = "quarantined"
 
@@ -85,7 +87,7 @@ class Journal:
             raise ValueError(
                 f"synchronous = {synchronous!r}: expected one of OFF, NORMAL, FULL, EXTRA"
             )
-        self.path = Path(path)
+        self.path = private_file(path)  # 0600: what the devices sent is the sector's own
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")

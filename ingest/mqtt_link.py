@@ -13,6 +13,7 @@ bus (:class:`~vigil.ingest.mqtt.MqttBus`) fills from its publisher and receiver.
 from __future__ import annotations
 
 import contextlib
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,17 @@ from typing import Any
 from vigil.ingest.mqtt_settings import MqttSettings
 
 Count = Callable[..., None]
+
+
+def instance_client_id(sector: str, role: str) -> str:
+    """A client id of its own for one process that needs no persistent session across runs:
+    ``vigil-{sector}-{role}-{8 random hex digits}``.
+
+    Two processes of one role (two ``vigil serve`` for one sector) under one fixed id would
+    knock each other off the broker, which drops the older connection of an id taken twice.
+    A process whose state hangs on its session (the sector service) needs a stable id instead.
+    """
+    return f"vigil-{sector}-{role}-{secrets.token_hex(4)}"
 
 
 @dataclass(frozen=True)
@@ -279,4 +291,4 @@ class MqttLink:
             event.set()
 
 
-__all__ = ["LinkHooks", "MqttLink"]
+__all__ = ["LinkHooks", "MqttLink", "instance_client_id"]

@@ -20,6 +20,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from vigil.ingest.private_files import private_file
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -61,7 +63,7 @@ class Outbox:
             raise ValueError(
                 f"synchronous = {synchronous!r}: expected one of OFF, NORMAL, FULL, EXTRA"
             )
-        self.path = None if path is None else Path(path)
+        self.path = None if path is None else private_file(path)  # 0600
         self._lock = threading.Lock()
         self._db = sqlite3.connect(
             ":memory:" if path is None else str(path),

@@ -15,6 +15,7 @@ from pathlib import Path
 import msgspec
 
 from vigil.ingest.bus import QuarantinedMessage
+from vigil.ingest.private_files import private_file
 
 
 class QuarantineRecord(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -68,6 +69,7 @@ class QuarantineFile:
     def __init__(self, path: str | Path, *, fsync: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)  # 0600: what devices sent, and why it was refused
         self._file = open(self.path, "ab")  # noqa: SIM115 - kept open for the bus's lifetime
         self._fsync = fsync
         self._lock = threading.Lock()

@@ -123,6 +123,22 @@ class Broker:
         self.ca_file: Path | None = self._make_certificates() if tls else None
         self._write_files(acl, autosave_interval_s, extra)
 
+    @classmethod
+    def from_folder(cls, folder: str | Path, port: int, host: str = "127.0.0.1") -> Broker:
+        """A broker run from a folder that ``vigil broker init`` wrote (its ``mosquitto.conf``,
+        which names the port), rather than from files of its own."""
+        exe = mosquitto_path()
+        if exe is None:
+            raise FileNotFoundError("mosquitto is not installed; expected it on PATH or /usr/sbin")
+        b = cls.__new__(cls)
+        b.exe, b.port, b.host, b.users = exe, port, host, {}
+        b.dir = Path(folder)
+        b.log_path = b.dir / "mosquitto.log"
+        b.persistence_path = b.dir / "mosquitto.db"
+        b._proc = None
+        b.ca_file = b.dir / "ca.crt" if (b.dir / "ca.crt").exists() else None
+        return b
+
     # -- files ------------------------------------------------------------------------------
 
     def _write_files(
@@ -294,10 +310,12 @@ DEVICES = {"u117": "ugs", "u118": "ugs", "t03": "cam", "a1": "uas"}
 def sector_broker(autosave_interval_s: int = 1) -> Broker:
     """A Mosquitto (not started) with the sector service user, four devices and their ACL.
 
-    Passwords are ``pw-{user}``.
+    Passwords are ``pw-{user}``; the service's output user ``{service}-out`` has the service's.
     """
     users = {SERVICE_USER: f"pw-{SERVICE_USER}"}
-    acl = service_acl(SECTOR, SERVICE_USER)
+    # the service's output session logs in as {user}-out with the service's password
+    users[f"{SERVICE_USER}-out"] = users[SERVICE_USER]
+    acl = service_acl(SECTOR, SERVICE_USER) + service_acl(SECTOR, f"{SERVICE_USER}-out")
     for device, kind in DEVICES.items():
         users[device] = f"pw-{device}"
         acl += device_acl(SECTOR, kind, device)

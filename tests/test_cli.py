@@ -12,9 +12,9 @@ from vigil.cli import main
 # Written out rather than read from the parser, so that a group that fails to register fails here.
 COMMANDS = (
     "config", "map", "demo", "serve", "users", "simulate", "detect", "track", "analyze", "edge",
-    "record", "replay", "run", "alerts",
+    "record", "replay", "run", "alerts", "broker",
 )  # fmt: skip
-ACTIONS = (("config", "check"), ("users", "add"))
+ACTIONS = (("config", "check"), ("users", "add"), ("broker", "init"))
 HEAVY = ("numpy", "numba", "cv2", "pandas", "geopandas", "shapely", "pyproj", "msgspec", "paho")
 
 

@@ -2,15 +2,16 @@
 
 How a message goes through
     The input :class:`~vigil.ingest.mqtt.MqttBus` (persistent session, client id
-    ``vigil-{sector}``) journals every accepted message to ``journal.sqlite`` before it
-    acknowledges it, then hands it to the :class:`SectorRunner`. The runner puts sensor
-    messages in a reorder buffer keyed on message time: MQTT keeps order per publisher only,
-    and the towers, the ground-sensor gateway and the aircraft publish apart. A message is
-    released once the newest message time seen is ``hold_s`` past it; released messages go,
-    in ``(time, topic, arrival)`` order, into a :class:`~vigil.core.SectorCore` on a
-    private in-process bus, ticked at every whole second of message time, as the in-process
-    demo ticks it. What the core publishes (tracks, crossings, alerts, camera commands) goes
-    out through a second MqttBus (``vigil-{sector}-out``) and its on-disk outbox.
+    ``vigil-{sector}`` or the deployment's ``[broker] client_id``) journals every accepted
+    message to ``journal.sqlite`` before it acknowledges it, then hands it to the
+    :class:`SectorRunner`. The runner puts sensor messages in a reorder buffer keyed on
+    message time: MQTT keeps order per publisher only, and the towers, the ground-sensor
+    gateway and the aircraft publish apart. A message is released once the newest message
+    time seen is ``hold_s`` past it; released messages go, in ``(time, topic, arrival)``
+    order, into a :class:`~vigil.core.SectorCore` on a private in-process bus, ticked at
+    every whole second of message time, as the in-process demo ticks it. What the core
+    publishes (tracks, crossings, alerts, camera commands) goes out through a second MqttBus
+    (``{client id}-out``, user ``{user}-out``) and its on-disk outbox.
 
     A message older than what was already released is *late*: it is applied at once (fusion
     replays out-of-sequence reports within its lag) and counted. A message more than
@@ -54,12 +55,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
 from vigil.alerts.rules import AlertRules
 from vigil.geo.site import Site
 from vigil.ingest.bus import topic_matches
 from vigil.ingest.journal import Journal
 from vigil.ingest.jsonable import dumps
 from vigil.ingest.mqtt import MqttBus, MqttSettings
+from vigil.ingest.private_files import private_dir, private_file, write_private_text
 from vigil.ingest.schema import MessageError, Wire, decode, encode
 from vigil.runner import (
     INPUT_TOPICS,
@@ -83,6 +87,8 @@ __all__ = [
     "StartReport",
     "input_patterns",
     "mqtt_settings",
+    "output_username",
+    "service_client_id",
 ]
 
 # -- the service --------------------------------------------------------------------------------
@@ -98,6 +104,7 @@ class AdvanceLog:
     """``service.sqlite``: the idle advances of the clock, each after the input it followed."""
 
     def __init__(self, path: Path) -> None:
+        private_file(path)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -120,6 +127,22 @@ class AdvanceLog:
     def close(self) -> None:
         """Close the file."""
         self._db.close()
+
+
+def output_username(username: str) -> str:
+    """The user name of the service's output session, from its input session's user name.
+
+    A broker that binds client ids to user names (Mosquitto's ``use_username_as_clientid``,
+    as ``vigil broker init`` writes it) needs one user per connection; the service's output
+    session logs in as ``{username}-out`` with the same password.
+    """
+    return f"{username}-out"
+
+
+def service_client_id(deployment) -> str:
+    """The service's stable client id: the deployment's ``[broker] client_id``, else
+    ``vigil-{sector}``. Its journal's cursor and the broker's persistent session go by it."""
+    return getattr(deployment.config.broker, "client_id", None) or f"vigil-{deployment.sector}"
 
 
 def mqtt_settings(deployment, broker: str | None = None, **overrides) -> MqttSettings:
@@ -179,7 +202,9 @@ class SectorService:
     idle_s
         Wall seconds without input (while connected) before the clock moves on by itself.
     client_id
-        The input session's name (``vigil-{sector}`` by default; outputs use ``{id}-out``).
+        The input session's name (``vigil-{sector}`` by default; outputs use ``{id}-out``). It
+        must be stable: the broker keeps the persistent session, and the journal its cursor,
+        under it. The output session logs in as :func:`output_username` of the user.
     tracker, rules
         Stage settings.
     journal_synchronous
@@ -206,8 +231,7 @@ class SectorService:
         self.site = site
         self.sector = site.sector.name
         self.settings = settings
-        self.state_dir = Path(state_dir)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir = private_dir(state_dir)  # 0700 when made here
         self.store_dir = Path(store_dir) if store_dir is not None else self.state_dir
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.hold_s, self.tick_s, self.idle_s = hold_s, tick_s, idle_s
@@ -215,9 +239,14 @@ class SectorService:
         self.client_id = client_id or f"vigil-{self.sector}"
         self.journal = Journal(self.state_dir / "journal.sqlite", synchronous=journal_synchronous)
         self.advances = AdvanceLog(self.state_dir / "service.sqlite")
+        out_settings = settings
+        if settings.username is not None:
+            out_settings = msgspec.structs.replace(
+                settings, username=output_username(settings.username)
+            )
         self.out_bus = MqttBus(
             self.sector,
-            settings,
+            out_settings,
             f"{self.client_id}-out",
             outbox_path=self.state_dir / "out.outbox",
             publish_quarantine=False,
@@ -414,9 +443,7 @@ class SectorService:
             "quarantine": dict(self.in_bus.quarantine_counts),
             "fusion_dropped_late": r.core.fusion.dropped_late,
         }
-        tmp = self.state_dir / "status.json.tmp"
-        tmp.write_text(dumps(status, indent=1) + "\n")
-        tmp.replace(self.state_dir / "status.json")
+        write_private_text(self.state_dir / "status.json", dumps(status, indent=1) + "\n")
 
     # -- life ------------------------------------------------------------------------------------
 

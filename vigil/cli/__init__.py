@@ -16,6 +16,7 @@ from vigil import __version__
 from vigil.cli import (
     alerts,
     analyze,
+    broker,
     config,
     demo,
     detect,
@@ -51,7 +52,7 @@ __all__ = [
 
 #: The command groups, in the order ``vigil --help`` lists their commands.
 GROUPS = (config, situation, demo, serve, simulate, detect, track, analyze, edge, recording, run,
-          alerts)  # fmt: skip
+          alerts, broker)  # fmt: skip
 
 # the name the benchmarks import (benchmarks/bench_demo.py)
 _parse_time = parse_time

@@ -5,13 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vigil.cli.common import EXIT_OK, EXIT_USAGE, Subparsers, load_deployment
+from vigil.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    Subparsers,
+    deployment_credential_names,
+    load_deployment,
+    require_credentials,
+)
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
     """An agent's console: show a unit's alerts as they arrive; acknowledge, assign, close."""
     from vigil.console import HELP, AlertConsole, run_console
     from vigil.ingest.mqtt import MqttBus
+    from vigil.ingest.mqtt_link import instance_client_id
     from vigil.service import mqtt_settings
 
     d = load_deployment(args.deployment)
@@ -19,10 +27,12 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     if not args.all and args.unit not in units:
         print(f"error: --unit {args.unit!r}: expected one of {units} (or --all)", file=sys.stderr)
         return EXIT_USAGE
-    settings = mqtt_settings(d, args.broker)
+    # a session of its own per console, kept minutes: two consoles of a unit must coexist
+    settings = mqtt_settings(d, args.broker, session_expiry_s=300)
+    require_credentials(settings, args.insecure, deployment_credential_names(d))
     who = args.unit or "all"
-    bus = MqttBus(d.sector, settings, args.client_id or f"console-{d.sector}-{who}",
-                  publish_quarantine=False)  # fmt: skip
+    client_id = args.client_id or instance_client_id(d.sector, f"console-{who}")
+    bus = MqttBus(d.sector, settings, client_id, publish_quarantine=False)
     console = AlertConsole(d.sector, args.unit or "console", bus, show_all=args.all)
     try:
         bus.connect(args.connect_timeout)
@@ -56,6 +66,9 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--all", action="store_true", help="show every alert of the sector")
     p.add_argument("--deployment", metavar="FILE", help="deployment TOML (default: the demo's)")
     p.add_argument("--broker", metavar="HOST:PORT", help="override the deployment's broker")
-    p.add_argument("--client-id", help="MQTT client id (default console-SECTOR-UNIT)")
+    p.add_argument("--client-id", help="MQTT client id (default vigil-SECTOR-console-UNIT-RANDOM)")
+    p.add_argument(
+        "--insecure", action="store_true", help="connect without broker credentials (warns)"
+    )
     p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds (default 30)")
     p.set_defaults(func=cmd_alerts)

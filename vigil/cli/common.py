@@ -101,6 +101,51 @@ def broker_settings(address: str, **options: Any) -> MqttSettings:
     return MqttSettings.from_env(host=host or "127.0.0.1", port=int(port or 1883), **options)
 
 
+def require_credentials(
+    settings: MqttSettings,
+    insecure: bool,
+    names: tuple[str | None, str | None] = ("VIGIL_MQTT_USER", "VIGIL_MQTT_PASSWORD"),
+) -> None:
+    """End the command (usage status) when the broker settings carry no user name and
+    password, unless ``insecure``; with ``insecure`` and none, warn on stderr.
+
+    Parameters
+    ----------
+    settings
+        The broker settings the command would connect with.
+    insecure
+        The command's ``--insecure``: connect without credentials anyway.
+    names
+        The environment variables the credentials come from (the deployment's ``[broker]``
+        ``username_env`` and ``password_env``), for the message.
+    """
+    if settings.username and settings.password:
+        return
+    user_env, password_env = names
+    if user_env and password_env:
+        where = f"set {user_env} and {password_env}"
+    else:
+        where = "name username_env and password_env in the deployment's [broker] and set them"
+    if not insecure:
+        raise CommandError(
+            f"no broker credentials for {settings.host}:{settings.port}: {where} "
+            "(vigil broker init writes them), or give --insecure to connect without",
+            EXIT_USAGE,
+        )
+    print(
+        f"warning: --insecure: connecting to {settings.host}:{settings.port} without "
+        "credentials; any client on the network can do the same",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def deployment_credential_names(deployment: Deployment) -> tuple[str | None, str | None]:
+    """The environment variables a deployment's ``[broker]`` takes credentials from."""
+    b = deployment.config.broker
+    return b.username_env, b.password_env
+
+
 def close_bus(bus: Any) -> None:
     """Flush what a bus still holds (up to 30 s), then close it."""
     flush = getattr(bus, "flush", None)

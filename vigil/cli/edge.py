@@ -15,6 +15,7 @@ from vigil.cli.common import (
     broker_settings,
     close_bus,
     load_deployment,
+    require_credentials,
     parse_time,
 )
 
@@ -33,6 +34,7 @@ def _edge_bus(args: argparse.Namespace, sector: str, client_id: str) -> Any:
 
     # every message of a device is for the sector service: one no session took is sent again
     settings = broker_settings(args.broker, resend_unrouted=True)
+    require_credentials(settings, args.insecure)
     bus = MqttBus(
         sector, settings, client_id, outbox_path=Path(args.state_dir) / f"{client_id}.outbox"
     )
@@ -155,6 +157,9 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--broker", metavar="HOST:PORT", help="MQTT broker")
     p.add_argument("--id", help="device id (uas: the aircraft)")
     p.add_argument("--client-id", help="MQTT client id")
+    p.add_argument(
+        "--insecure", action="store_true", help="with --broker: connect without credentials"
+    )
     p.add_argument("--state-dir", default=".vigil-edge", help="outbox folder (default .vigil-edge)")
     p.add_argument("--follow", action="store_true", help="keep reading a live source")
     p.add_argument("--fps", type=float, help="camera: frame rate of a file (default: its own)")

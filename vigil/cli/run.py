@@ -6,7 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from vigil.cli.common import EXIT_OK, Subparsers, load_deployment
+from vigil.cli.common import (
+    EXIT_OK,
+    Subparsers,
+    deployment_credential_names,
+    load_deployment,
+    require_credentials,
+)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -15,13 +21,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     import threading
     import time
 
-    from vigil.service import SectorService, mqtt_settings
+    from vigil.service import SectorService, mqtt_settings, service_client_id
 
     d = load_deployment(args.deployment)
     settings = mqtt_settings(d, args.broker)
+    require_credentials(settings, args.insecure, deployment_credential_names(d))
     state = Path(args.state_dir or f".vigil-{d.sector}")
+    client_id = args.client_id or service_client_id(d)
     service = SectorService(
-        d.site, settings, state, hold_s=args.hold, idle_s=args.idle, client_id=args.client_id
+        d.site, settings, state, hold_s=args.hold, idle_s=args.idle, client_id=client_id
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -63,7 +71,10 @@ def register(sub: Subparsers) -> None:
             "telemetry and alert actions; journal each accepted message to SQLite before "
             "acknowledging it; order them by message time; track, detect crossings, alert; "
             "store; publish tracks, crossings, alerts and camera commands. Restarted after a "
-            "crash it replays its journal and sends nothing twice. Stops on SIGTERM or Ctrl-C."
+            "crash it replays its journal and sends nothing twice. Stops on SIGTERM or Ctrl-C. "
+            "Credentials come from the environment variables the deployment's [broker] names "
+            "(username_env, password_env); without them it refuses to start unless --insecure. "
+            "The output session logs in as USER-out with the same password."
         ),
     )
     p.add_argument("--deployment", metavar="FILE", help="deployment TOML (default: the demo's)")
@@ -71,7 +82,14 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--state-dir", metavar="DIR", help="journal, outboxes, stores (.vigil-SECTOR)")
     p.add_argument("--hold", type=float, default=1.0, help="reorder hold, message s (default 1)")
     p.add_argument("--idle", type=float, default=3.0, help="idle clock after, wall s (default 3)")
-    p.add_argument("--client-id", help="MQTT client id (default vigil-SECTOR)")
+    p.add_argument(
+        "--client-id",
+        help="MQTT client id of the persistent input session; keep it stable across restarts "
+        "(default: the deployment's [broker] client_id, else vigil-SECTOR)",
+    )
+    p.add_argument(
+        "--insecure", action="store_true", help="connect without broker credentials (warns)"
+    )
     p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds (default 30)")
     p.add_argument("--seconds", type=float, help="stop after this long")
     p.set_defaults(func=cmd_run)
