@@ -114,8 +114,29 @@ def remote_references(html: str) -> list[str]:
     return [html[m.start() : m.start() + 120] for m in _REMOTE.finditer(html)]
 
 
+def layer_controls_last(m: folium.Figure | folium.Map) -> None:
+    """Move every layer control to the end of its map's children.
+
+    Leaflet's layer control is built from the layers that exist when its script runs; a
+    layer added to the map after the control (as :func:`vigil.maps.situation.add_events`
+    does) would be named by the control before its variable is defined, and the page would
+    stop with a ``TypeError`` before drawing it.
+    """
+    root = m.get_root()
+    maps = [c for c in root._children.values() if isinstance(c, folium.Map)]
+    if isinstance(m, folium.Map) and m not in maps:
+        maps.append(m)
+    for each in maps:
+        for key in [k for k, c in each._children.items() if isinstance(c, folium.LayerControl)]:
+            each._children.move_to_end(key)
+
+
 def render_offline(m: folium.Figure | folium.Map) -> str:
-    """Render a map to HTML, raising :class:`OfflineMapError` if it names a remote asset."""
+    """Render a map to HTML, raising :class:`OfflineMapError` if it names a remote asset.
+
+    Layer controls are moved after every layer first (:func:`layer_controls_last`).
+    """
+    layer_controls_last(m)
     html = m.get_root().render()
     remote = remote_references(html)
     if remote:
