@@ -23,6 +23,7 @@ from shapely.geometry import LineString
 pytest.importorskip("starlette")
 pytest.importorskip("argon2")
 
+import browser_checks  # noqa: E402
 from argon2 import PasswordHasher  # noqa: E402
 
 from vigil.config import load_default  # noqa: E402
@@ -42,6 +43,9 @@ from vigil.maps.live import AuditLog, LiveMapApp, ServerThread, UserStore  # noq
 
 pytestmark = pytest.mark.browser
 
+# fails the test on any console error or uncaught exception on the page
+checked_page = browser_checks.checked_page
+
 PASSWORDS = {"cmd": "commander-pass-1", "plan": "planner-pass-1", "agt": "agent-pass-1"}
 GROUP = "g-0001"
 ALERT = "A-0001"
@@ -50,8 +54,8 @@ ALERT = "A-0001"
 class Scenario:
     """A sector, its bus, a running live map, and a recorder of alert actions on the bus."""
 
-    def __init__(self, tmp: Path) -> None:
-        self.site = load_default().site
+    def __init__(self, tmp: Path, site=None) -> None:
+        self.site = site if site is not None else load_default().site
         self.sector = self.site.sector.name
         self.frame = self.site.frame()
         self.bus = InProcessBus(self.sector)
@@ -249,9 +253,9 @@ def decorate(s: Scenario, now: float) -> None:
     )
 
 
-def test_commander_sees_track_move_and_acknowledges_alert(scenario, offline_page, tmp_path):
+def test_commander_sees_track_move_and_acknowledges_alert(scenario, checked_page, tmp_path):
     s = scenario
-    page = offline_page.page
+    page = checked_page.page
     login(page, s.server.url, "cmd", PASSWORDS["cmd"])
     wait_live(page)
     assert page.url == s.server.url + "/"
@@ -365,11 +369,10 @@ def test_commander_sees_track_move_and_acknowledges_alert(scenario, offline_page
     shot = page.screenshot(path=str(out_dir / "live-map.png"))
     assert shot[:8] == b"\x89PNG\r\n\x1a\n"
 
-    assert offline_page.blocked == []
-    assert offline_page.console_errors == []
+    checked_page.assert_clean()
 
 
-def test_planner_cannot_acknowledge(scenario, offline_page):
+def test_planner_cannot_acknowledge(scenario, checked_page):
     s = scenario
     s.group_at(0)
     lat, lon = s.corridor_point(2, 600.0)
@@ -385,7 +388,7 @@ def test_planner_cannot_acknowledge(scenario, offline_page):
             track_id=GROUP,
         )
     )
-    page = offline_page.page
+    page = checked_page.page
     login(page, s.server.url, "plan", PASSWORDS["plan"])
     wait_live(page)
     item = page.locator(f'#alert-queue .alert[data-alert-id="{ALERT}"]')
@@ -393,6 +396,7 @@ def test_planner_cannot_acknowledge(scenario, offline_page):
     assert item.locator("button.ack").count() == 0  # the page offers no action ...
     assert page.locator('.vigil-track[data-track-id="g-0001"]').count() == 1
     # ... and the server refuses one forced with the planner's own valid CSRF token
+    checked_page.allow(r"status of 403 .*/api/alerts/A-0001/acknowledge")
     status = page.evaluate(
         """id => fetch('/api/alerts/' + id + '/acknowledge', {method: 'POST',
              headers: {'Content-Type': 'application/json', 'X-CSRF-Token': VigilLive.me.csrf},
@@ -406,12 +410,15 @@ def test_planner_cannot_acknowledge(scenario, offline_page):
     # history playback is the planner's: the slider shows the group from the server's ring
     page.check("#history-toggle")
     page.wait_for_selector(".vigil-history-track[data-track-id='g-0001']", timeout=10_000)
-    assert offline_page.blocked == []
+    assert checked_page.blocked == []
 
 
-def test_wrong_password_and_missing_or_forged_session_are_refused(scenario, offline_page):
+def test_wrong_password_and_missing_or_forged_session_are_refused(scenario, checked_page):
     s = scenario
-    page = offline_page.page
+    page = checked_page.page
+    # the refusals this test provokes, as the browser reports them
+    checked_page.allow(r"status of 401 \(Unauthorized\) \(http://[^)]*/login\)")
+    checked_page.allow(r"WebSocket connection to 'ws://[^']*/ws' failed: .* 403")
     login(page, s.server.url, "cmd", "not-the-password")
     page.wait_for_selector("#login-error")
     assert "wrong user name or password" in page.inner_text("#login-error")
@@ -437,4 +444,4 @@ def test_wrong_password_and_missing_or_forged_session_are_refused(scenario, offl
     )
     assert opened is False
     assert ("cmd", "login_failed") in [(e.user, e.action) for e in s.audit.entries()]
-    assert offline_page.blocked == []
+    assert checked_page.blocked == []

@@ -1,44 +1,50 @@
-"""The live page: a folium-built Leaflet map with the sector's layout, plus the live script.
+"""The live page: Leaflet and the live script, loaded from the app itself, with no inline script.
 
-folium builds the page (Leaflet inlined, base layer from the shipped boundary lines, an optional
-local tile server); the page then loads ``/static/live/live.css`` and ``/static/live/live.js``
-from the app itself and calls ``VigilLive.start(map, options)``, which draws the layers that
-change (segments, towers and fields of view, sensors, units, the aircraft, tracks, alerts) from
-``/api/site`` and the WebSocket. Nothing on the page names another host.
+The page is plain HTML: it loads ``/static/leaflet/leaflet.{css,js}`` and
+``/static/live/live.{css,js}`` and carries its options (initial view, the local tile server,
+the shipped boundary lines as the base layer) in a ``<script type="application/json"
+id="vigil-live-options">`` block, which the browser never runs. ``live.js`` reads it with
+``textContent``, builds the Leaflet map and draws the layers that change (segments, towers and
+fields of view, sensors, units, the aircraft, tracks, alerts) from ``/api/site`` and the
+WebSocket. So the content security policy needs no ``'unsafe-inline'`` for scripts
+(:mod:`~vigil.maps.live.security`), and nothing on the page names another host.
 """
 
 from __future__ import annotations
 
 import html
 import json
+from functools import cache
+from importlib import resources
 from typing import Any
 
-import folium
 import numpy as np
-from branca.element import MacroElement
-from jinja2 import Template
 
 from vigil.geo.site import Site
 from vigil.maps.live.auth import ROLES
-from vigil.maps.offline import offline_map, render_offline
+from vigil.maps.offline import OfflineMapError, remote_references
 
-LIVE_ASSETS_VERSION = "1"
+LIVE_ASSETS_VERSION = "2"
+BASE_LAYERS = ("us_mx_border.geojson", "us_ca_border.geojson")
 
 
-class _StartLive(MacroElement):
-    """Calls ``VigilLive.start`` once the folium map exists (rendered after the map's script)."""
+def json_for_script(value: Any) -> str:
+    """``value`` as JSON that is safe inside a ``<script type="application/json">`` block.
 
-    _template = Template(
-        "{% macro script(this, kwargs) %}"
-        "VigilLive.start({{ this._parent.get_name() }}, {{ this.options }});"
-        "{% endmacro %}"
+    ``<``, ``>`` and ``&`` are written as ``\\u003c`` etc., so no string in it can close the
+    element (``</script>``) or open a comment; ``JSON.parse`` reads them back unchanged.
+    """
+    text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+@cache
+def _base_layers() -> tuple[dict[str, Any], ...]:
+    """The shipped international boundary lines (GeoJSON, EPSG:4326)."""
+    data = resources.files("vigil.geo").joinpath("data")
+    return tuple(
+        json.loads(data.joinpath(name).read_text(encoding="utf-8")) for name in BASE_LAYERS
     )
-
-    def __init__(self, options: dict[str, Any]) -> None:
-        super().__init__()
-        self._name = "VigilLiveStart"
-        # '</' cannot close the script element from inside a JSON string
-        self.options = json.dumps(options).replace("</", "<\\/")
 
 
 PANEL = """
@@ -53,7 +59,7 @@ PANEL = """
   </header>
   <div id="live-status" data-state="connecting">connecting…</div>
   <section id="alerts-section">
-    <h2>Alerts <span id="alert-count">0</span></h2>
+    <h2>Alerts <span id="alert-count">0</span> <span id="alert-mode"></span></h2>
     <div id="alert-queue"></div>
   </section>
   <section id="playback">
@@ -69,30 +75,60 @@ PANEL = """
 </aside>
 """
 
+LIVE_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Vigil live: {sector}</title>
+<link rel="stylesheet" href="/static/leaflet/leaflet.css">
+<link rel="stylesheet" href="/static/live/live.css?v={version}">
+<script src="/static/leaflet/leaflet.js"></script>
+<script src="/static/live/live.js?v={version}"></script>
+</head>
+<body class="vigil-live">
+<div id="vigil-map" class="vigil-map"></div>
+{panel}
+<script type="application/json" id="vigil-live-options">{options}</script>
+</body></html>
+"""
+
+
+def live_options(
+    site: Site, *, tiles_url: str | None = None, tiles_attribution: str = ""
+) -> dict[str, Any]:
+    """What the page needs before ``/api/site``: initial view (degrees), the local tile server
+    (or None) and the base layer's GeoJSON."""
+    border = site.border()
+    lon0, lat0, lon1, lat1 = (float(v) for v in border.segments_frame.total_bounds)
+    return {
+        "centre": [float(v) for v in site.sector.centre],
+        "zoom": 11,
+        "bounds": [[lat0 - 0.03, lon0], [lat1 + 0.08, lon1]],
+        "tiles": (
+            {"url": tiles_url, "attribution": tiles_attribution or "local tiles"}
+            if tiles_url
+            else None
+        ),
+        "base": list(_base_layers()),
+    }
+
 
 def live_page(site: Site, *, tiles_url: str | None = None, tiles_attribution: str = "") -> str:
     """The live map page's HTML for a sector (the same for every user; roles come from
-    ``/api/me``)."""
-    m = offline_map(
-        site.sector.centre,
-        11,
-        tiles_url=tiles_url,
-        tiles_attribution=tiles_attribution or "local tiles",
-    )
-    root = m.get_root()
-    root.header.add_child(
-        folium.Element(
-            f"<title>Vigil live: {html.escape(site.sector.name)}</title>"
-            f'<link rel="stylesheet" href="/static/live/live.css?v={LIVE_ASSETS_VERSION}">'
-            f'<script src="/static/live/live.js?v={LIVE_ASSETS_VERSION}"></script>'
+    ``/api/me``). Raises :class:`~vigil.maps.offline.OfflineMapError` if it would name a
+    remote asset."""
+    sector = html.escape(site.sector.name)
+    page = LIVE_PAGE.format(
+        sector=sector,
+        version=LIVE_ASSETS_VERSION,
+        panel=PANEL.format(sector=sector),
+        options=json_for_script(
+            live_options(site, tiles_url=tiles_url, tiles_attribution=tiles_attribution)
         ),
-        name="vigil_live_assets",
     )
-    root.html.add_child(folium.Element(PANEL.format(sector=html.escape(site.sector.name))))
-    border = site.border()
-    lon0, lat0, lon1, lat1 = (float(v) for v in border.segments_frame.total_bounds)
-    _StartLive({"bounds": [[lat0 - 0.03, lon0], [lat1 + 0.08, lon1]]}).add_to(m)
-    return render_offline(m)
+    remote = remote_references(page)
+    if remote:
+        raise OfflineMapError(f"page would load {len(remote)} remote asset(s): {remote[0]!r}")
+    return page
 
 
 def _latlon(frame, coords) -> list[list[float]]:

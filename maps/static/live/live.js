@@ -1,7 +1,14 @@
 /* Vigil live map: draws the sector from /api/site and keeps it current from the WebSocket.
  *
- * Plain JavaScript, no build step, nothing loaded from another host. The folium page calls
- * VigilLive.start(map, options) once Leaflet's map exists.
+ * Plain JavaScript, no build step, nothing loaded from another host, no inline script: the page
+ * (maps/live/page.py) carries its options in <script type="application/json"
+ * id="vigil-live-options">, read here with textContent; this script builds the Leaflet map
+ * and calls VigilLive.start(map, options).
+ *
+ * Text is text: every string from the wire or the deployment (ids, names, summaries, reasons)
+ * reaches the DOM through textContent (el(), tipText()) or, where Leaflet insists on HTML
+ * (the attribution), through escapeHTML(). Tooltips are given DOM nodes, never strings,
+ * because Leaflet puts a string tooltip into innerHTML.
  *
  * DOM hooks (for tests and user style sheets):
  *   .vigil-track[data-track-id][data-class][data-state]   track markers (DOM, class icons)
@@ -39,6 +46,8 @@
     map: null,
     me: null,
     now: 0,
+    playing: false,
+    zones: {},
     tracks: {},
     alerts: {},
     sensors: {},
@@ -75,6 +84,23 @@
     return e;
   }
 
+  var HTML_ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+
+  // the one escaping helper, for the few places Leaflet takes HTML (attribution)
+  function escapeHTML(s) {
+    return String(s).replace(/[&<>"']/g, function (c) { return HTML_ESCAPES[c]; });
+  }
+
+  // a tooltip's content as a DOM node: Leaflet puts a string tooltip into innerHTML
+  function tipText(text) {
+    return el("span", "vigil-tip", text);
+  }
+
+  // bind a tooltip whose text is made by fn() each time it opens
+  function tip(layer, fn) {
+    return layer.bindTooltip(function () { return tipText(fn()); });
+  }
+
   function clock(t) {
     if (!t) return "–";
     return new Date(t * 1000).toISOString().substring(11, 19) + "Z";
@@ -92,10 +118,26 @@
     return V.me && V.me.permissions.indexOf(p) >= 0;
   }
 
-  function tag(layer, attrs) {
+  // data- attributes on a layer's element, kept across removal from and return to the map
+  // (Leaflet makes a new element each time a layer is added: hidden layers, playback)
+  function applyTags(layer) {
     var e = layer.getElement && layer.getElement();
     if (!e) return;
-    for (var k in attrs) e.setAttribute(k, attrs[k]);
+    for (var k in layer._vigilTags) e.setAttribute(k, layer._vigilTags[k]);
+  }
+
+  function tag(layer, attrs) {
+    if (!layer._vigilTags) {
+      layer._vigilTags = {};
+      layer.on("add", function () { applyTags(layer); });
+    }
+    var e = layer.getElement && layer.getElement();
+    for (var k in attrs) {
+      var v = String(attrs[k]);
+      if (layer._vigilTags[k] === v) continue;
+      layer._vigilTags[k] = v;
+      if (e) e.setAttribute(k, v);
+    }
   }
 
   function getJSON(url) {
@@ -134,21 +176,23 @@
         weight: 2,
         fillOpacity: 0.12,
         className: "vigil-zone",
-      }).bindTooltip("zone " + z.id + ": " + z.name + " (priority " + z.priority + ")");
+      });
+      tip(p, function () { return "zone " + z.id + ": " + z.name + " (priority " + z.priority + ")"; });
       p.addTo(L_.zones);
       tag(p, { "data-zone-id": z.id });
+      V.zones[z.id] = z;
     });
     site.roads.forEach(function (r) {
       L.polyline(r.path, { color: "#444", weight: 2, interactive: false }).addTo(L_.ways);
     });
     site.corridors.forEach(function (c) {
-      L.polyline(c.path, { color: "#984ea3", weight: 2, dashArray: "6 4" })
-        .bindTooltip("corridor " + c.id)
-        .addTo(L_.ways);
+      var line = L.polyline(c.path, { color: "#984ea3", weight: 2, dashArray: "6 4" });
+      tip(line, function () { return "corridor " + c.id; });
+      line.addTo(L_.ways);
     });
     site.segments.forEach(function (s) {
       var line = L.polyline(s.line, { weight: 5, opacity: 0.9, className: "vigil-segment" });
-      line.bindTooltip(function () {
+      tip(line, function () {
         var n = V.segments[s.id].count;
         return s.id + ": km " + s.km[0].toFixed(1) + "–" + s.km[1].toFixed(1) +
           ", " + n + " crossing" + (n === 1 ? "" : "s") + " recently";
@@ -169,7 +213,8 @@
       var m = L.marker([t.lat, t.lon], {
         icon: L.divIcon({ className: "vigil-tower", iconSize: [16, 16] }),
         keyboard: false,
-      }).bindTooltip(function () {
+      });
+      tip(m, function () {
         var v = V.towers[t.id];
         return "tower " + t.id + ": mast " + t.mast + " m, pan " + v.pan.toFixed(0) +
           "°, tilt " + v.tilt.toFixed(1) + "°" + (v.reason ? " (" + v.reason + ")" : "");
@@ -186,7 +231,8 @@
         fillColor: SENSOR_COLOURS.ok,
         fillOpacity: 0.9,
         className: "vigil-sensor",
-      }).bindTooltip(function () {
+      });
+      tip(c, function () {
         var v = V.sensors[s.id];
         var text = "sensor " + s.id + " (" + s.modality + "): " + v.state;
         if (v.battery !== null && v.battery !== undefined)
@@ -204,7 +250,8 @@
       var m = L.marker([u.lat, u.lon], {
         icon: L.divIcon({ className: "vigil-unit", iconSize: [14, 14] }),
         keyboard: false,
-      }).bindTooltip("unit " + u.id + " (" + u.kind + ")");
+      });
+      tip(m, function () { return "unit " + u.id + " (" + u.kind + ")"; });
       m.addTo(L_.units);
       tag(m, { "data-unit-id": u.id });
       V.units[u.id] = u;
@@ -262,9 +309,9 @@
     }
   }
 
-  function trackIcon() {
+  function trackIcon(className) {
     return L.divIcon({
-      className: "vigil-track",
+      className: className || "vigil-track",
       html: '<span class="glyph"></span><i class="course"></i>',
       iconSize: [22, 22],
       iconAnchor: [11, 11],
@@ -272,6 +319,19 @@
   }
 
   var ICON = null;
+  var HISTORY_ICON = null;
+
+  // the course arrow of a track marker (its element exists only while it is on the map)
+  function steer(t) {
+    var e = t.marker.getElement();
+    if (!e || !e.lastChild) return;
+    var arrow = e.lastChild;
+    if (t.course === null || t.course === undefined) arrow.style.display = "none";
+    else {
+      arrow.style.display = "";
+      arrow.style.transform = "rotate(" + t.course + "deg)";
+    }
+  }
 
   // row: [id, lat, lon, class, state, course, speed, time, count]
   function upsertTrack(row) {
@@ -280,15 +340,13 @@
     var t = V.tracks[id];
     if (!t) {
       var marker = L.marker(ll, { icon: ICON || (ICON = trackIcon()), keyboard: false });
-      marker.bindTooltip(function () {
+      tip(marker, function () {
         var r = V.tracks[id].row;
         return "track " + r[0] + ": " + r[3] + (r[8] > 1 ? " ×" + r[8] : "") + ", " + r[4] +
           ", " + r[6].toFixed(1) + " m/s" + (r[5] === null ? "" : " heading " + r[5].toFixed(0) + "°") +
           " at " + clock(r[7]);
       });
-      marker.addTo(L_.tracks);
-      var e = marker.getElement();
-      e.setAttribute("data-track-id", id);
+      tag(marker, { "data-track-id": id });
       var trail = L.polyline([ll], {
         renderer: L_.trailRenderer,
         color: CLASS_COLOURS[row[3]] || CLASS_COLOURS.unknown,
@@ -296,8 +354,10 @@
         opacity: 0.75,
         interactive: false,
       }).addTo(L_.trails);
-      t = V.tracks[id] = { marker: marker, el: e, trail: trail, pts: [ll], row: row, cls: null,
+      t = V.tracks[id] = { marker: marker, trail: trail, pts: [ll], row: row, cls: null,
         state: null, course: undefined };
+      marker.on("add", function () { steer(V.tracks[id] || t); });
+      marker.addTo(L_.tracks);
     } else {
       t.marker.setLatLng(ll);
       t.pts.push(ll);
@@ -307,21 +367,16 @@
     }
     if (t.cls !== row[3]) {
       t.cls = row[3];
-      t.el.setAttribute("data-class", row[3]);
+      tag(t.marker, { "data-class": row[3] });
       t.trail.setStyle({ color: CLASS_COLOURS[row[3]] || CLASS_COLOURS.unknown });
     }
     if (t.state !== row[4]) {
       t.state = row[4];
-      t.el.setAttribute("data-state", row[4]);
+      tag(t.marker, { "data-state": row[4] });
     }
     if (t.course !== row[5]) {
       t.course = row[5];
-      var arrow = t.el.lastChild;
-      if (row[5] === null) arrow.style.display = "none";
-      else {
-        arrow.style.display = "";
-        arrow.style.transform = "rotate(" + row[5] + "deg)";
-      }
+      steer(t);
     }
   }
 
@@ -378,7 +433,8 @@
       var m = L.marker([v.lat, v.lon], {
         icon: L.divIcon({ className: "vigil-uas", html: "<i></i>", iconSize: [20, 20] }),
         keyboard: false,
-      }).bindTooltip(function () {
+      });
+      tip(m, function () {
         var w = V.uas[v.id].v;
         return "aircraft " + w.id + ": " + (w.agl !== null ? w.agl + " m above ground, " : "") +
           w.alt + " m MSL, heading " + w.yaw.toFixed(0) + "° at " + clock(w.time);
@@ -422,7 +478,8 @@
         icon: L.divIcon({ className: "vigil-alert-marker", html: "<i>!</i>", iconSize: [26, 26] }),
         zIndexOffset: 1000,
         keyboard: false,
-      }).bindTooltip(function () {
+      });
+      tip(m, function () {
         var x = V.alerts[a.id].a;
         return x.id + ": " + x.kind + " (priority " + x.priority + ") " + x.summary;
       });
@@ -486,7 +543,8 @@
       var head = el("div", "alert-head");
       head.appendChild(el("span", "priority", "P" + a.priority));
       head.appendChild(el("span", "kind", a.kind.replace("_", " ")));
-      head.appendChild(el("span", "where", a.segment || a.zone || ""));
+      var zone = a.zone && V.zones[a.zone] ? V.zones[a.zone].name : a.zone;
+      head.appendChild(el("span", "where", a.segment || zone || ""));
       head.appendChild(el("span", "time", clock(a.time)));
       item.appendChild(head);
       if (a.summary) item.appendChild(el("div", "summary", a.summary));
@@ -583,6 +641,10 @@
     record(V.stats.applyMs, t1 - t0);
     if (msg.arrived) record(V.stats.busToAppliedMs, Date.now() - msg.arrived * 1000);
     requestAnimationFrame(function () { record(V.stats.frameMs, performance.now() - t0); });
+    if (!V.playing) showLive();
+  }
+
+  function showLive() {
     setStatus("live", "live · " + Object.keys(V.tracks).length + " tracks · " + clock(V.now));
   }
 
@@ -599,11 +661,11 @@
     V.ws = ws;
     ws.onopen = function () {
       retry = 500;
-      setStatus("live", "live");
+      if (!V.playing) setStatus("live", "live");
     };
     ws.onmessage = onMessage;
     ws.onclose = function () {
-      setStatus("disconnected", "disconnected; reconnecting…");
+      if (!V.playing) setStatus("disconnected", "disconnected; reconnecting…");
       // a refused handshake looks like any other close: ask whether the session still holds
       fetch("/api/me", { credentials: "same-origin" }).then(function (r) {
         if (r.status === 401) window.location.href = "/login";
@@ -614,31 +676,54 @@
   }
 
   // -- history playback -------------------------------------------------------------------
+  //
+  // While playing, the live tracks and trails are off the map (still kept current, so
+  // returning to live shows the present at once), the status says "playback" and the time
+  // shown, and the alert queue is marked as the live queue (history holds tracks only).
 
   var playback = null;
+  var playRequest = 0;
+
+  function markQueue(playing) {
+    var section = $("alerts-section");
+    section.setAttribute("data-mode", playing ? "playback" : "live");
+    $("alert-mode").textContent = playing ? "live now, not played back" : "";
+  }
 
   function setPlayback(on) {
     var slider = $("history-slider");
+    var request = ++playRequest;
     if (!on) {
       playback = null;
+      V.playing = false;
       L_.history.clearLayers();
       V.map.removeLayer(L_.history);
       L_.tracks.addTo(V.map);
       L_.trails.addTo(V.map);
       slider.disabled = true;
       $("history-time").textContent = "";
+      markQueue(false);
+      showLive();
       return;
     }
+    V.playing = true;
+    V.map.removeLayer(L_.tracks);
+    V.map.removeLayer(L_.trails);
+    L_.history.clearLayers();
+    L_.history.addTo(V.map);
+    markQueue(true);
+    setStatus("playback", "playback · loading history…");
     var hours = $("history-hours").value;
     getJSON("/api/history?hours=" + encodeURIComponent(hours)).then(function (h) {
+      if (request !== playRequest) return; // switched off or asked again meanwhile
       playback = h;
       h.tracks.forEach(function (tr) { tr.times = tr.points.map(function (p) { return p[0]; }); });
-      V.map.removeLayer(L_.tracks);
-      V.map.removeLayer(L_.trails);
-      L_.history.addTo(V.map);
       slider.disabled = false;
       slider.value = slider.max;
       showPlayback();
+    }).catch(function (e) {
+      if (request !== playRequest) return;
+      setStatus("error", "playback: " + String(e && e.message ? e.message : e));
     });
   }
 
@@ -657,6 +742,7 @@
     var t = playback.t0 + (playback.t1 - playback.t0) * (slider.value / slider.max);
     $("history-time").textContent = clock(t) + " (" + ((playback.t1 - t) / 3600).toFixed(2) + " h before the latest)";
     L_.history.clearLayers();
+    var shown = 0;
     playback.tracks.forEach(function (tr) {
       var i = lastIndexAtOrBefore(tr.times, t);
       if (i < 0 || t - tr.times[i] > 120) return;
@@ -664,13 +750,17 @@
       var pts = tr.points.slice(Math.max(0, j), i + 1).map(function (p) { return [p[1], p[2]]; });
       L.polyline(pts, { color: CLASS_COLOURS[tr["class"]] || "#636363", weight: 2,
         renderer: L_.trailRenderer, interactive: false }).addTo(L_.history);
-      var m = L.marker(pts[pts.length - 1], { icon: ICON || (ICON = trackIcon()), keyboard: false })
-        .bindTooltip("track " + tr.id + " at " + clock(tr.times[i]));
+      var seen = tr.times[i];
+      var m = L.marker(pts[pts.length - 1], {
+        icon: HISTORY_ICON || (HISTORY_ICON = trackIcon("vigil-track vigil-history-track")),
+        keyboard: false,
+      });
+      tip(m, function () { return "track " + tr.id + " at " + clock(seen); });
+      tag(m, { "data-track-id": tr.id, "data-class": tr["class"] || "unknown" });
       m.addTo(L_.history);
-      m.getElement().setAttribute("data-track-id", tr.id);
-      m.getElement().setAttribute("data-class", tr["class"] || "unknown");
-      m.getElement().classList.add("vigil-history-track");
+      shown++;
     });
+    setStatus("playback", "playback · " + clock(t) + " · " + shown + " tracks");
   }
 
   // -- start ------------------------------------------------------------------------------
@@ -687,7 +777,7 @@
       buildLayers(map, r[1]);
       $("history-toggle").addEventListener("change", function (e) { setPlayback(e.target.checked); });
       $("history-hours").addEventListener("change", function () {
-        if (playback) setPlayback(true);
+        if (V.playing) setPlayback(true);
       });
       $("history-slider").addEventListener("input", showPlayback);
       setInterval(function () {
@@ -698,4 +788,27 @@
       setStatus("error", String(e));
     });
   };
+
+  // The page's options (maps/live/page.py): initial view, local tiles, base layer GeoJSON.
+  function boot() {
+    var node = document.getElementById("vigil-live-options");
+    if (!node) return;
+    var o = JSON.parse(node.textContent);
+    var map = L.map("vigil-map", { center: o.centre, zoom: o.zoom, zoomControl: true });
+    L.control.scale().addTo(map);
+    if (o.tiles) {
+      L.tileLayer(o.tiles.url, { attribution: escapeHTML(o.tiles.attribution), maxZoom: 19 })
+        .addTo(map);
+    }
+    (o.base || []).forEach(function (fc) {
+      L.geoJSON(fc, {
+        style: function () { return { color: "#555", weight: 1.5, dashArray: "4 3" }; },
+        interactive: false,
+      }).addTo(map);
+    });
+    V.start(map, o);
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot);
+  else boot();
 })();
