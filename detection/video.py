@@ -1,4 +1,4 @@
-"""Run the detector over a video file or an image sequence: what ``vigil detect`` calls.
+"""Run the detector over a video file, an image sequence or a CPTV thermal file: ``vigil detect``.
 
 Output, one JSON object per line:
 
@@ -66,6 +66,7 @@ from vigil.geo.camera import (
 )
 from vigil.geo.frames import LocalFrame
 from vigil.geo.site import Azimuth, Ident, Lat, Lon
+from vigil.ingest.cptv_file import is_cptv
 from vigil.ingest.frames import FrameSourceError, announced_fps, read_frames, sequence_first
 from vigil.ingest.schema import encode
 from vigil.ingest.validation import explain
@@ -206,12 +207,13 @@ def run_detect(
     roi: NDArray[np.uint8] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> DetectSummary:
-    """Detect motion in a video file or image sequence; write detections (and masks).
+    """Detect motion in a video file, image sequence or thermal file; write detections (and masks).
 
     Parameters
     ----------
     input
-        A video file, or an image sequence as a printf pattern (``input/in%06d.jpg``).
+        A video file, an image sequence as a printf pattern (``input/in%06d.jpg``), or a
+        CPTV thermal file (``*.cptv``, raw 16-bit counts timed by the camera).
     out
         The JSON-lines file of detections (format in this module's docstring).
     camera
@@ -224,8 +226,8 @@ def run_detect(
     fps
         Frame rate, frames per second; the container's, else 10.
     start_time
-        Time of the first frame, UTC seconds since the epoch; the input's modification
-        time when omitted.
+        Time of the first frame, UTC seconds since the epoch; when omitted, the recording
+        time a CPTV file holds, else the input's modification time.
     camera_id
         Name of the camera when ``camera`` is ``None``.
     roi
@@ -242,7 +244,7 @@ def run_detect(
     out = Path(out)
     t_start = _time.perf_counter()
     rate = fps or announced_fps(input) or 10.0
-    if start_time is None:
+    if start_time is None and not is_cptv(input):  # a CPTV file holds its recording time
         first = sequence_first(input) if "%" in input else Path(input)
         start_time = os.path.getmtime(first) if first is not None and first.exists() else 0.0
     if config is None:

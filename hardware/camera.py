@@ -2,12 +2,14 @@
 detector, published as :class:`~vigil.ingest.schema.CameraDetection` messages.
 
 Sources
-    A file path (``cameras/t03.avi``), a stream URL (``rtsp://``, ``rtsps://``, ``http://``,
-    ``https://``, ``udp://``, ``tcp://``) or a device number (``0`` for ``/dev/video0``), all
-    through OpenCV's ``VideoCapture``.
+    A file path (``cameras/t03.avi``; ``*.cptv`` thermal recordings too, timed by the
+    camera's own clock), a stream URL (``rtsp://``, ``rtsps://``, ``http://``,
+    ``https://``, ``udp://``, ``tcp://``) or a device number (``0`` for ``/dev/video0``), video
+    through OpenCV's ``VideoCapture`` (:mod:`vigil.ingest.frames`).
 
 Time
-    A file carries no wall time: frame ``i`` (from 0) is at ``start_time + i / fps``, and a
+    A video file carries no wall time: frame ``i`` (from 0) is at ``start_time + i / fps``
+    (frames the recorder dropped keep their gap), and a
     :class:`~vigil.hardware.pacing.Pacer` can play it back at a chosen speed on a shared clock.
     Frames of a live source are stamped with the wall clock when they are read.
 
@@ -40,7 +42,14 @@ from numpy.typing import NDArray
 
 from vigil.hardware.pacing import Pacer
 from vigil.ingest.bus import Bus
-from vigil.ingest.frames import FrameSourceError, VideoFrames, announced_fps, is_live
+from vigil.ingest.cptv_file import is_cptv
+from vigil.ingest.frames import (
+    FrameSourceError,
+    VideoFrames,
+    announced_fps,
+    is_live,
+    open_frames,
+)
 from vigil.ingest.schema import CameraCommand, CameraDetection, Wire, topic_for
 
 log = logging.getLogger(__name__)
@@ -68,12 +77,17 @@ class CameraCounts:
 
 
 def file_frames(
-    path: str, *, fps: float, start_time: float, counts: CameraCounts | None = None
+    path: str,
+    *,
+    fps: float,
+    start_time: float | None,
+    counts: CameraCounts | None = None,
 ) -> Iterator[tuple[int, float, NDArray[np.uint8]]]:
-    """``(index, time, frame)`` for each frame of a video file; index from 0.
+    """``(index, time, frame)`` for each frame of a video or CPTV thermal file; index from 0.
 
-    Frames the file announces but that cannot be decoded end the file early: they are
-    counted in ``counts.missing_frames`` and logged.
+    Frames the file announces but does not hold (dropped by the recorder, or cut off) are
+    counted in ``counts.missing_frames`` and logged. ``start_time`` ``None`` is a CPTV
+    file's own recording time.
 
     Raises
     ------
@@ -83,10 +97,14 @@ def file_frames(
     if not (fps > 0 and math.isfinite(fps)):
         raise CameraSourceError(f"fps = {fps!r}: expected a positive frame rate for {path}")
     try:
-        yield from VideoFrames(path, fps=fps, start_time=start_time)
+        frames = open_frames(path, fps=fps, start_time=start_time)
     except FrameSourceError as exc:
-        if exc.frame == 0:
-            raise CameraSourceError(f"camera source {path!r}: {exc.detail}") from exc
+        raise CameraSourceError(f"camera source {path!r}: {exc.detail}") from exc
+    try:
+        yield from frames
+        if counts is not None:
+            counts.missing_frames += frames.missing
+    except FrameSourceError as exc:
         if counts is not None and exc.announced > exc.frames_read:
             counts.missing_frames += exc.announced - exc.frames_read
             log.warning(
@@ -235,7 +253,7 @@ def run_camera_edge(
                 raise CameraSourceError(
                     f"camera source {source!r} does not say its frame rate; give fps"
                 )
-            if start_time is None:
+            if start_time is None and not is_cptv(source):  # CPTV holds its recording time
                 start_time = Path(source).stat().st_mtime if Path(source).exists() else 0.0
             frames = file_frames(source, fps=rate, start_time=start_time, counts=counts)
         for index, t, frame in frames:

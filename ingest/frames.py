@@ -9,19 +9,33 @@ Sources
     (``input/in%06d.jpg``, numbered from 0 or 1); a stream URL (``rtsp://``, ``http://``, ...,
     see :data:`STREAM_SCHEMES`); a device number (``0`` for ``/dev/video0``).
 
+Thermal video in the Cacophony Project's CPTV format (``*.cptv``) is read through the
+``cptv`` package by :class:`~vigil.ingest.cptv_file.CptvFrames`, behind the same interface;
+:func:`open_frames` picks the reader for a source.
+
 Frames come as ``(index, time, frame)``: ``index`` counts from ``first_index`` (0 unless
-given); ``time`` is ``start_time + index / fps`` for files and sequences, and the clock's
-reading when the frame arrived for streams and devices. ``frame`` is OpenCV's image as read.
+given). ``time`` is, for files, the container's presentation time of the frame counted in
+frame periods of the container's rate and divided by ``fps`` (``start_time + index / fps``
+for a file at a constant rate; a recorder's dropped frames leave their gap in time); for
+sequences ``start_time + index / fps``; for streams and devices the clock's reading when
+the frame arrived. ``frame`` is OpenCV's image as read.
+
+A file that holds fewer frames than its header announces is read to its end. When the
+container is complete (an AVI whose RIFF chunk fits in the file, or frames whose times reach
+the announced length) that is the header's count overstating: a warning says so, once. When
+the file is cut short, iteration ends with :class:`FrameSourceError` naming the frame.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import struct
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import numpy as np
@@ -29,10 +43,19 @@ from numpy.typing import NDArray
 
 from vigil.geo.camera import MAX_FRAME_RATE_HZ
 
+if TYPE_CHECKING:
+    from vigil.ingest.cptv_file import CptvFrames
+
 #: URL schemes read as live streams (through OpenCV's FFmpeg backend).
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 
 Frame = tuple[int, float, NDArray[np.uint8]]
+
+log = logging.getLogger(__name__)
+
+#: Frame times within this share of a frame period of the container's frame grid are put on
+#: the grid, so a constant-rate file's times are exactly ``index / fps``.
+GRID_TOLERANCE = 1e-3
 
 
 class FrameSourceError(OSError):
@@ -113,8 +136,25 @@ def _capture_fps(cap: Any) -> float | None:
     return fps if math.isfinite(fps) and 0 < fps <= MAX_FRAME_RATE_HZ else None
 
 
+def riff_complete(path: str) -> bool:
+    """Whether ``path`` is a RIFF file (AVI) whose outer chunk fits in the file (not cut short)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            size = fh.seek(0, 2)
+    except OSError:
+        return False
+    if len(head) < 12 or head[:4] != b"RIFF":
+        return False
+    return struct.unpack("<I", head[4:8])[0] + 8 <= size
+
+
 def announced_fps(source: str) -> float | None:
     """The frame rate a source announces, frames per second (``None`` if it does not)."""
+    from vigil.ingest.cptv_file import cptv_fps, is_cptv
+
+    if is_cptv(source):
+        return cptv_fps(source)
     cap = open_capture(source)
     if cap is None:
         return None
@@ -178,12 +218,17 @@ class VideoFrames:
             raise FrameSourceError(source, 0, 0, detail)
         #: Frames the container announces (0 when it does not say, and for live sources).
         self.announced = 0 if self.live else max(int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
-        self.fps = fps if fps is not None else _capture_fps(self._cap)
+        #: The frame rate the container announces, frames per second (``None``: it does not).
+        self.container_fps = _capture_fps(self._cap)
+        self.fps = fps if fps is not None else self.container_fps
         self.start_time = start_time
         self.clock = clock
         self.first_index = first_index
         #: Frames read so far.
         self.frames_read = 0
+        #: Frames the header announces that a complete file does not hold (after the end).
+        self.missing = 0
+        self._slot = -1.0  # the last frame's place on the container's frame grid
 
     def read(self) -> Frame | None:
         """The next ``(index, time, frame)``; ``None`` at the end, or when a stream is lost."""
@@ -195,13 +240,41 @@ class VideoFrames:
         index = self.first_index + self.frames_read
         if self.live:
             t = self.clock()
+        elif not self.fps:
+            t = math.nan
+        elif self.sequence:
+            t = self.start_time + index / self.fps
         else:
-            t = self.start_time + index / self.fps if self.fps else math.nan
+            t = self.start_time + (self.first_index + self._container_slot()) / self.fps
         self.frames_read += 1
         return index, t, frame
 
+    def _container_slot(self) -> float:
+        """The frame just read, in frame periods of the container's rate from its first frame.
+
+        The container's presentation time (``CAP_PROP_POS_MSEC``), so frames a recorder
+        dropped leave their gap; snapped to the frame grid within :data:`GRID_TOLERANCE`.
+        Where the container gives no usable time (no rate, or not increasing) the frame is
+        the next one after the last.
+        """
+        import cv2
+
+        slot = self._slot + 1.0
+        if self.container_fps:
+            pos = float(self._cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0 * self.container_fps
+            near = round(pos) if math.isfinite(pos) else -1
+            pos = float(near) if abs(pos - near) < GRID_TOLERANCE else pos
+            if math.isfinite(pos) and pos > self._slot:
+                slot = pos
+        self._slot = slot
+        return slot
+
     def check_complete(self) -> None:
-        """Raise :class:`FrameSourceError` if a file or sequence ended before its last frame."""
+        """Raise :class:`FrameSourceError` if a file or sequence ended before its last frame.
+
+        A complete file whose header announces more frames than it holds is not an error:
+        :attr:`missing` counts them, and a warning says so.
+        """
         if self.live:
             return
         n = self.frames_read
@@ -218,6 +291,19 @@ class VideoFrames:
                     self.announced,
                 )
         if self.announced > 0 and n < self.announced:
+            if not self.sequence and (
+                self._slot >= self.announced - 1.5 or riff_complete(self.source)
+            ):
+                self.missing = self.announced - n
+                log.warning(
+                    "%s: read %d frames to the end of the file; its header announces %d "
+                    "(%d not in the file)",
+                    self.source,
+                    n,
+                    self.announced,
+                    self.missing,
+                )
+                return
             raise FrameSourceError(
                 self.source,
                 n + 1,
@@ -254,11 +340,38 @@ class VideoFrames:
         self.close()
 
 
+def open_frames(
+    source: str,
+    *,
+    fps: float | None = None,
+    start_time: float | None = None,
+    first_index: int = 0,
+    clock: Callable[[], float] = time.time,
+) -> VideoFrames | CptvFrames:
+    """The frame reader for a source: :class:`~vigil.ingest.cptv_file.CptvFrames` for a
+    ``.cptv`` thermal file, :class:`VideoFrames` for everything else.
+
+    Parameters as for :class:`VideoFrames`; ``start_time`` ``None`` is the recording time a
+    CPTV file holds, and 0 for video. Raises :class:`FrameSourceError`.
+    """
+    from vigil.ingest.cptv_file import CptvFrames, is_cptv
+
+    if is_cptv(source):
+        return CptvFrames(source, fps=fps, start_time=start_time, first_index=first_index)
+    return VideoFrames(
+        source,
+        fps=fps,
+        start_time=0.0 if start_time is None else start_time,
+        first_index=first_index,
+        clock=clock,
+    )
+
+
 def read_frames(
-    source: str, *, fps: float | None = None, start_time: float = 0.0
+    source: str, *, fps: float | None = None, start_time: float | None = None
 ) -> Iterator[Frame]:
     """``(index, time, frame)`` for every frame of a source, opened when iteration starts.
 
-    Parameters as for :class:`VideoFrames`, which raises :class:`FrameSourceError`.
+    Parameters as for :func:`open_frames`, which raises :class:`FrameSourceError`.
     """
-    yield from VideoFrames(source, fps=fps, start_time=start_time)
+    yield from open_frames(source, fps=fps, start_time=start_time)

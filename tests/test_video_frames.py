@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from video_files import DROPPED, rewrite_avi, set_announced_frames, write_video
 
 from vigil.ingest.frames import (
     FrameSourceError,
@@ -16,20 +18,6 @@ from vigil.ingest.frames import (
     is_sequence,
     read_frames,
 )
-
-
-def write_video(path: Path, n: int = 12, fps: float = 5.0) -> list[np.ndarray]:
-    """An MJPG file of ``n`` frames of rising brightness; the frames as OpenCV reads them."""
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (32, 24))
-    for i in range(n):
-        vw.write(np.full((24, 32, 3), 6 * i, np.uint8))
-    vw.release()
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while (got := cap.read())[0]:
-        out.append(got[1])
-    cap.release()
-    return out
 
 
 @pytest.mark.parametrize(
@@ -114,3 +102,63 @@ def test_read_one_at_a_time_numbers_on_from_first_index(tmp_path: Path) -> None:
         got = [frames.read() for _ in range(4)]
     assert [g[0] for g in got[:3]] == [7, 8, 9] and got[3] is None
     assert frames.read() is None  # closed
+
+
+def test_dropped_frames_keep_their_gap_in_time_and_are_not_an_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    src = tmp_path / "v.avi"
+    want = write_video(src, n=12, fps=5.0)
+    path = tmp_path / "dropped.avi"
+    rewrite_avi(src, path, DROPPED)
+    frames = VideoFrames(str(path), start_time=100.0)
+    assert frames.announced == 15
+    with caplog.at_level("WARNING", logger="vigil.ingest.frames"):
+        got = list(frames)  # no FrameSourceError: the file is complete
+    slots = [k for k, f in enumerate(DROPPED) if f is not None]
+    assert [i for i, _, _ in got] == list(range(12))
+    assert [t for _, t, _ in got] == [100.0 + k / 5.0 for k in slots]
+    for (_, _, frame), ref in zip(got, want, strict=True):
+        np.testing.assert_array_equal(frame, ref)
+    assert frames.missing == 3
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and str(path) in warned[0] and "announces 15" in warned[0]
+    # an explicit rate times the same container slots
+    assert [t for _, t, _ in read_frames(str(path), fps=10.0)][:4] == [0.0, 0.1, 0.3, 0.4]
+
+
+def test_a_header_that_overstates_the_count_is_not_an_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "v.avi"
+    write_video(path, n=12, fps=5.0)
+    set_announced_frames(path, 20)
+    frames = VideoFrames(str(path))
+    assert frames.announced == 20
+    with caplog.at_level("WARNING", logger="vigil.ingest.frames"):
+        got = list(frames)
+    assert [t for _, t, _ in got] == [i / 5.0 for i in range(12)]
+    assert frames.missing == 8 and len(caplog.records) == 1
+
+
+def test_vigil_detect_reads_a_file_with_dropped_frames_to_the_end(tmp_path: Path) -> None:
+    """Was: exit 3 ("read 12 of the 15 frames") after every frame had been processed."""
+    from vigil.cli import main
+
+    src = tmp_path / "v.avi"
+    vw = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (64, 48))
+    for i in range(12):  # a bright square walking right over a dark scene
+        img = np.full((48, 64, 3), 20, np.uint8)
+        img[20:28, 4 + 4 * i : 12 + 4 * i] = 230
+        vw.write(img)
+    vw.release()
+    path = tmp_path / "dropped.avi"
+    rewrite_avi(src, path, DROPPED)
+    out = tmp_path / "det.jsonl"
+    rc = main(["detect", str(path), "--out", str(out), "--start", "2026-05-01T00:00:00Z"])
+    assert rc == 0
+    t0 = 1_777_593_600.0
+    times = {round(json.loads(line)["time"] - t0, 6) for line in out.read_text().splitlines()}
+    slot_times = {round(k / 5.0, 6) for k, f in enumerate(DROPPED) if f is not None}
+    # on the container's frame grid, and reaching past 12 frames at 5 per second (2.2 s)
+    assert times <= slot_times and max(times) == 2.8, sorted(times)
