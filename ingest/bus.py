@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[str, Wire], None]
 
+#: A quarantine record keeps at most this many bytes of the message, this many characters of
+#: its topic and of its field and error texts: what is stored and re-published is bounded.
+QUARANTINE_RAW_BYTES = 4096
+QUARANTINE_TEXT_CHARS = 1024
+
 
 @dataclass
 class Subscription:
@@ -47,7 +52,11 @@ class Subscription:
 
 @dataclass
 class QuarantinedMessage:
-    """A message that failed decoding or validation, kept with its reason and raw bytes."""
+    """A message that failed decoding or validation, kept with its reason and raw bytes.
+
+    ``raw`` holds at most :data:`QUARANTINE_RAW_BYTES` of it; ``size`` is how many bytes the
+    message had (for a ``too_large`` one, as announced when it arrived).
+    """
 
     time: float
     topic: str
@@ -55,6 +64,7 @@ class QuarantinedMessage:
     field: str
     error: str
     raw: bytes
+    size: int = -1
 
 
 class Bus(ABC):
@@ -112,13 +122,16 @@ class Bus(ABC):
         self._quarantine(topic, raw, err)
 
     def _quarantine(self, topic: str, raw: bytes, err: MessageError) -> None:
+        cap = QUARANTINE_TEXT_CHARS
+        size = err.value if err.reason == "too_large" and isinstance(err.value, int) else len(raw)
         q = QuarantinedMessage(
             time=self.clock(),
-            topic=topic,
-            reason=err.reason,
-            field=err.field,
-            error=str(err),
-            raw=raw,
+            topic=topic[:cap],
+            reason=err.reason[:64],
+            field=err.field[:cap],
+            error=str(err)[:cap],
+            raw=raw[:QUARANTINE_RAW_BYTES],
+            size=size,
         )
         self.quarantine_counts[err.reason] += 1
         if len(self.quarantined) < self.quarantine_limit:

@@ -32,6 +32,13 @@ from vigil.ingest.topics import check_filter, topic_matches
 
 log = logging.getLogger("vigil.ingest.mqtt")
 
+#: Largest payload decoded, bytes (``MqttSettings.max_payload_bytes`` when it has one): a
+#: larger one is quarantined (``too_large``) with only its first :data:`TOO_LARGE_PREFIX`
+#: bytes kept, in the journal and the quarantine record alike.
+DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
+#: How much of an oversize payload is kept, bytes.
+TOO_LARGE_PREFIX = 1024
+
 Quarantine = Callable[[str, bytes, MessageError], None]
 Deliver = Callable[[str, Wire, list[Subscription]], None]
 
@@ -45,6 +52,7 @@ class _Arrived:
     key: str | None
     client: Any
     received: float
+    size: int = -1  # the payload's size when it was too large (only a prefix is kept)
 
 
 class MqttReceiver:
@@ -70,6 +78,10 @@ class MqttReceiver:
         count and log a handler's error.
     count
         ``count(name, n=1)``: adds to the bus's counts.
+    max_payload_bytes
+        Largest payload decoded, bytes; a larger one goes to quarantine as ``too_large``
+        before any parsing (default: the settings' ``max_payload_bytes`` if they have one,
+        else :data:`DEFAULT_MAX_PAYLOAD_BYTES`).
     """
 
     def __init__(
@@ -84,7 +96,17 @@ class MqttReceiver:
         quarantine: Quarantine,
         deliver: Deliver,
         count: Count,
+        max_payload_bytes: int | None = None,
     ) -> None:
+        if max_payload_bytes is None:
+            max_payload_bytes = getattr(
+                link.settings, "max_payload_bytes", DEFAULT_MAX_PAYLOAD_BYTES
+            )
+        if not (isinstance(max_payload_bytes, int) and max_payload_bytes > 0):
+            raise ValueError(
+                f"max_payload_bytes = {max_payload_bytes!r}: expected a positive number of bytes"
+            )
+        self.max_payload_bytes = max_payload_bytes
         self.link = link
         self.journal = journal
         self.consumer = consumer
@@ -202,10 +224,19 @@ class MqttReceiver:
             if name == KEY_PROPERTY:
                 key = value
                 break
+        if key is not None and len(key) > 200:  # a publisher's key is an id, not a payload
+            key = None
         self._work_add(1)
         self._count("received")
+        payload = msg.payload
+        size = -1
+        if len(payload) > self.max_payload_bytes:
+            # judged on its size alone: never parsed, and only a prefix is kept
+            size = len(payload)
+            key = key or content_key(msg.topic, bytes(payload))
+            payload = payload[:TOO_LARGE_PREFIX]
         self._rx.put(
-            _Arrived(msg.topic, bytes(msg.payload), msg.mid, msg.qos, key, client, time.time())
+            _Arrived(msg.topic, bytes(payload), msg.mid, msg.qos, key, client, time.time(), size)
         )
 
     def _ack(self, item: _Arrived) -> None:
@@ -257,6 +288,16 @@ class MqttReceiver:
                 reports.append(item)
                 continue
             key = item.key or content_key(item.topic, item.payload)
+            if item.size >= 0:
+                err = MessageError(
+                    "$",
+                    item.size,
+                    f"a payload of at most {self.max_payload_bytes} bytes "
+                    f"(first {len(item.payload)} kept)",
+                    "too_large",
+                )
+                judged.append((item, key, None, err))
+                continue
             try:
                 msg = decode(item.topic, item.payload, now=now, max_skew_s=self.max_skew_s)
                 judged.append((item, key, msg, None))

@@ -1,7 +1,8 @@
 """Quarantine records: a local JSON-lines file and the report published on the quarantine topic.
 
 Each record holds the reason, the offending field, the error text, the topic, the receive time
-(UTC seconds) and the raw bytes in base64, so nothing that arrived is lost even when it could
+(UTC seconds), the message's size and its raw bytes in base64 (the first 4 KiB: a record is
+bounded however large the message was), so what arrived can be looked at even when it could
 not be read.
 """
 
@@ -27,6 +28,9 @@ class QuarantineRecord(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     field: str
     error: str
     raw_b64: str
+    #: The message's size in bytes (``raw_b64`` holds at most the bus's
+    #: ``QUARANTINE_RAW_BYTES`` of it); ``None`` in records written before sizes were kept.
+    size: int | None = None
 
     @classmethod
     def of(cls, q: QuarantinedMessage) -> QuarantineRecord:
@@ -38,11 +42,12 @@ class QuarantineRecord(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
             field=q.field,
             error=q.error,
             raw_b64=base64.b64encode(q.raw).decode("ascii"),
+            size=q.size if q.size >= 0 else len(q.raw),
         )
 
     @property
     def raw(self) -> bytes:
-        """The bytes as received."""
+        """The bytes as received (the first ``QUARANTINE_RAW_BYTES`` of them)."""
         return base64.b64decode(self.raw_b64)
 
 

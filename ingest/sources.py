@@ -105,10 +105,11 @@ def check_source(topic: str, msg: Wire, devices: Devices | None = None) -> Wire:
 
     >>> from vigil.ingest.schema import SensorEvent
     >>> ev = SensorEvent(sensor="u005", time=1.8e9, modality="pir", strength=1.0)
-    >>> check_source("vigil/v1/tucson/ugs/u117/events", ev)
-    Traceback (most recent call last):
-    ...
-    vigil.ingest.schema.MessageError: field 'sensor' = 'u005': expected ...
+    >>> try:
+    ...     check_source("vigil/v1/tucson/ugs/u117/events", ev)
+    ... except MessageError as err:
+    ...     print(err.reason)
+    wrong_source
     """
     kind = KIND_OF.get(type(msg))
     if kind is None:

@@ -11,6 +11,7 @@ stages need to decide, bounded by the number of live tracks.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +27,14 @@ from vigil.ingest.schema import (
     Alert,
     CameraDetection,
     Crossing,
+    MessageError,
     SensorEvent,
     Telemetry,
     Track,
     Wire,
     topic_for,
 )
+from vigil.ingest.sources import Devices, check_source
 from vigil.tracks.config import TrackerConfig
 from vigil.tracks.fusion import FusionTracker, GroundSensorSite
 from vigil.tracks.store import TrackStore
@@ -117,6 +120,11 @@ class SectorCore:
         #: ticks): an observer of the alerts measures fusion-to-alert latency from it.
         self.tick_started: float | None = None
         self._counts: dict[str, int] = {}
+        #: The deployment's devices; a detection, event or telemetry whose topic does not fit
+        #: its device, or from a device the deployment does not have, never reaches fusion.
+        self.devices = Devices.of_site(site)
+        #: Messages kept from fusion, by reason (``wrong_source``, ``unknown_device``).
+        self.refused: Counter[str] = Counter()
         base = f"vigil/v1/{self.sector}"
         self._subs = [
             bus.subscribe(f"{base}/cam/+/detections", self._to_fusion),
@@ -127,6 +135,11 @@ class SectorCore:
 
     def _to_fusion(self, topic: str, msg: Wire) -> None:
         if isinstance(msg, CameraDetection | SensorEvent | Telemetry):
+            try:
+                check_source(topic, msg, self.devices)
+            except MessageError as err:
+                self.refused[err.reason] += 1
+                return
             self.fusion.ingest(msg)
 
     def _on_alert(self, topic: str, msg: Wire) -> None:

@@ -18,6 +18,7 @@ from vigil.core import SectorCore
 from vigil.geo.site import Site
 from vigil.ingest.bus import InProcessBus
 from vigil.ingest.schema import DEFAULT_MAX_SKEW_S, AlertAction, MessageError, Wire
+from vigil.ingest.sources import Devices, check_source
 from vigil.tracks.config import TrackerConfig
 
 #: What the service takes in, below ``vigil/v1/{sector}/``.
@@ -79,6 +80,12 @@ class SectorRunner:
         the clock's idle advance) is not applied but handed to ``on_ahead``, seconds.
     on_ahead
         Called with ``(topic, message, error)`` for each such message.
+    on_refused
+        Called with ``(topic, message, error)`` for each message whose topic does not fit its
+        source or whose device the deployment does not have
+        (:func:`~vigil.ingest.sources.check_source`, reasons ``wrong_source`` and
+        ``unknown_device``); such a message reaches neither fusion nor the alert rules.
+        Defaults to ``on_ahead`` (both mean: quarantine it).
     keep_log
         Keep every output in :attr:`log` (for tests and comparisons).
     """
@@ -96,6 +103,7 @@ class SectorRunner:
         skip_outputs: int = 0,
         max_ahead_s: float = DEFAULT_MAX_SKEW_S,
         on_ahead: Callable[[str, Wire, MessageError], None] | None = None,
+        on_refused: Callable[[str, Wire, MessageError], None] | None = None,
         keep_log: bool = False,
     ) -> None:
         if not hold_s >= 0:
@@ -109,6 +117,9 @@ class SectorRunner:
         self.skip_outputs = int(skip_outputs)
         self.max_ahead_s = float(max_ahead_s)
         self.on_ahead = on_ahead
+        self.on_refused = on_refused if on_refused is not None else on_ahead
+        #: The deployment's devices: who may speak on the input topics.
+        self.devices = Devices.of_site(site)
         self.clock = -math.inf
         self.watermark = -math.inf
         self.max_time = -math.inf
@@ -140,6 +151,14 @@ class SectorRunner:
     def handle(self, topic: str, msg: Wire) -> None:
         """Take one input message (as :class:`~vigil.ingest.bus.Bus` handlers are called)."""
         self.counts["received"] += 1
+        try:
+            check_source(topic, msg, self.devices)
+        except MessageError as err:
+            self.counts["refused"] += 1
+            self.counts[f"refused_{err.reason}"] += 1
+            if self.on_refused is not None:
+                self.on_refused(topic, msg, err)
+            return
         if isinstance(msg, AlertAction):
             self.counts["actions"] += 1
             self.bus.publish(topic, msg)

@@ -9,7 +9,11 @@ from vigil.ingest.schema import Evidence, SensorEvent, SensorStatus, Wire
 class SensorHealthRule(AlertRule):
     """Raises one alert per sensor while it is unwell: tampering (at ``tamper_priority``),
     offline or battery below ``low_battery`` as it reports, or silent (no event nor status)
-    for longer than ``silent_after_s``."""
+    for longer than ``silent_after_s``.
+
+    A sensor the deployment does not have raises nothing and is not tracked (counted as
+    ``sensor_unknown``): its name is a stranger's words, not a sensor of the sector.
+    """
 
     kind = "sensor_health"
 
@@ -19,11 +23,14 @@ class SensorHealthRule(AlertRule):
         self.sensor_last_heard: dict[str, float] = {}
 
     def on_sensor_event(self, event: SensorEvent) -> list[Wire]:
-        self._heard(event.sensor, event.time)
+        if self._known(event.sensor):
+            self._heard(event.sensor, event.time)
         return []
 
     def on_sensor_status(self, status: SensorStatus) -> list[Wire]:
         st, s = status, self.settings
+        if not self._known(st.sensor):
+            return []
         self._heard(st.sensor, st.time)
         key = f"health:{st.sensor}"
         if self.book.alert_for_key(key) is not None or not s.sensor_health:
@@ -48,15 +55,21 @@ class SensorHealthRule(AlertRule):
                     out += self._raise(sensor, key, s.sensor_health_priority, why, None)
         return out
 
+    def _known(self, sensor: str) -> bool:
+        if sensor in self.context.sensor_xy:
+            return True
+        self.counts["sensor_unknown"] += 1
+        return False
+
     def _heard(self, sensor: str, t: float) -> None:
         self.sensor_last_heard[sensor] = max(self.sensor_last_heard.get(sensor, 0), t)
 
     def _raise(
         self, sensor: str, key: str, priority: int, why: str, when: float | None
     ) -> list[Wire]:
-        """A health alert about ``sensor`` at its place (the sector's origin if unknown), at
-        ``when`` (the latest message's time if ``None``)."""
-        x, y, _, _ = self.context.sensor_xy.get(sensor, (0.0, 0.0, 0.0, None))
+        """A health alert about a deployed ``sensor`` at its place, at ``when`` (the latest
+        message's time if ``None``)."""
+        x, y, _, _ = self.context.sensor_xy[sensor]
         alert = self.book.new(
             "sensor_health",
             priority,
