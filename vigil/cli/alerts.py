@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from vigil.cli.arguments import broker_address, existing_file, positive_float
 from vigil.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
@@ -17,6 +18,7 @@ from vigil.cli.common import (
 
 def cmd_alerts(args: argparse.Namespace) -> int:
     """An agent's console: show a unit's alerts as they arrive; acknowledge, assign, close."""
+    from vigil.cli.connection import ConnectionWatch
     from vigil.console import HELP, AlertConsole, run_console
     from vigil.ingest.mqtt import MqttBus
     from vigil.ingest.mqtt_link import instance_client_id
@@ -34,10 +36,16 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     client_id = args.client_id or instance_client_id(d.sector, f"console-{who}")
     bus = MqttBus(d.sector, settings, client_id, publish_quarantine=False)
     console = AlertConsole(d.sector, args.unit or "console", bus, show_all=args.all)
+    # the connection's state is said as it changes: without a broker the console must not
+    # look like a quiet sector; the console opens once connected, or after --connect-timeout
+    # and goes on trying
+    watch = ConnectionWatch(bus, console.say, notice_s=args.notice).start()
     try:
         bus.connect(args.connect_timeout)
-    except ConnectionError as exc:
-        print(f"warning: {exc}; still trying", file=sys.stderr, flush=True)
+        watch.check()
+    except ConnectionError:
+        console.say(f"opening the console unconnected after {args.connect_timeout:g} s; "
+                    "alerts will show once the broker is reached")  # fmt: skip
     console.say(f"alerts of sector {d.sector} for {'every unit' if args.all else args.unit}")
     console.say(HELP)
     try:
@@ -45,6 +53,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        watch.stop()
         console.close()
         bus.flush(10.0)
         bus.close()
@@ -64,11 +73,32 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument("--unit", help="the patrol unit at this console")
     p.add_argument("--all", action="store_true", help="show every alert of the sector")
-    p.add_argument("--deployment", metavar="FILE", help="deployment TOML (default: the demo's)")
-    p.add_argument("--broker", metavar="HOST:PORT", help="override the deployment's broker")
+    p.add_argument(
+        "--deployment",
+        metavar="FILE",
+        type=existing_file,
+        help="deployment TOML (default: the demo's)",
+    )
+    p.add_argument(
+        "--broker",
+        metavar="HOST:PORT",
+        type=broker_address,
+        help="override the deployment's broker",
+    )
     p.add_argument("--client-id", help="MQTT client id (default vigil-SECTOR-console-UNIT-RANDOM)")
     p.add_argument(
         "--insecure", action="store_true", help="connect without broker credentials (warns)"
     )
-    p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds (default 30)")
+    p.add_argument(
+        "--connect-timeout",
+        type=positive_float,
+        default=30.0,
+        help="seconds to wait for the broker before opening the console (default 30)",
+    )
+    p.add_argument(
+        "--notice",
+        type=positive_float,
+        default=5.0,
+        help="seconds between 'not connected yet' notices (default 5)",
+    )
     p.set_defaults(func=cmd_alerts)

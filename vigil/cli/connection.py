@@ -49,6 +49,8 @@ class ConnectionWatch:
         #: "connecting", "connected" or "lost": the state last said.
         self.state = "connecting"
         self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._last_notice = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="connection-watch", daemon=True)
 
     def start(self) -> ConnectionWatch:
@@ -67,8 +69,12 @@ class ConnectionWatch:
         return self.bus.last_error or "no answer"
 
     def _run(self) -> None:
-        last_notice = time.monotonic()
         while not self._stop.wait(self.poll_s):
+            self.check()
+
+    def check(self) -> None:
+        """Look at the connection now and say what changed (also called by the watcher)."""
+        with self._lock:
             up = bool(self.bus.connected)
             now = time.monotonic()
             if up and self.state != "connected":
@@ -76,11 +82,11 @@ class ConnectionWatch:
                 self.say(f"connected to the broker {self.address}")
             elif not up and self.state == "connected":
                 self.state = "lost"
-                last_notice = now
+                self._last_notice = now
                 self.say(f"connection to the broker {self.address} lost ({self._reason()}); "
                          "retrying")  # fmt: skip
-            elif not up and now - last_notice >= self.notice_s:
-                last_notice = now
+            elif not up and now - self._last_notice >= self.notice_s:
+                self._last_notice = now
                 if self.state == "connecting":
                     head = f"not connected to the broker {self.address} yet"
                 else:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vigil.cli.arguments import broker_address, existing_file, output_dir, positive_float, time_arg
 from vigil.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
@@ -16,7 +17,6 @@ from vigil.cli.common import (
     close_bus,
     load_deployment,
     require_credentials,
-    parse_time,
 )
 
 if TYPE_CHECKING:
@@ -90,8 +90,8 @@ def _pacer(args: argparse.Namespace) -> Pacer | None:
         return None
     from vigil.hardware.pacing import Pacer
 
-    origin = parse_time(args.pace_origin) if args.pace_origin else None
-    start = parse_time(args.pace_start) if args.pace_start else None
+    origin = args.pace_origin
+    start = args.pace_start
     return Pacer(args.speed, origin=origin, start_wall=start)
 
 
@@ -117,7 +117,7 @@ def _edge_camera(args: argparse.Namespace, d: Deployment) -> int:
               file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
     pacer = _pacer(args)
-    start_time = parse_time(args.start) if args.start else None
+    start_time = args.start
     bus = _edge_bus(args, d.sector, args.client_id or f"edge-{tower}")
     try:
         counts = run_camera_edge(
@@ -153,24 +153,43 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument("device", choices=("camera", "ugs", "uas"), help="which adapter")
     p.add_argument("source", help="where the device's output comes from")
-    p.add_argument("--deployment", metavar="FILE", help="deployment TOML (default: the demo's)")
-    p.add_argument("--broker", metavar="HOST:PORT", help="MQTT broker")
+    p.add_argument(
+        "--deployment",
+        metavar="FILE",
+        type=existing_file,
+        help="deployment TOML (default: the demo's)",
+    )
+    p.add_argument("--broker", metavar="HOST:PORT", type=broker_address, help="MQTT broker")
     p.add_argument("--id", help="device id (uas: the aircraft)")
     p.add_argument("--client-id", help="MQTT client id")
     p.add_argument(
         "--insecure", action="store_true", help="with --broker: connect without credentials"
     )
-    p.add_argument("--state-dir", default=".vigil-edge", help="outbox folder (default .vigil-edge)")
+    p.add_argument(
+        "--state-dir",
+        type=output_dir,
+        default=".vigil-edge",
+        help="outbox folder (default .vigil-edge)",
+    )
     p.add_argument("--follow", action="store_true", help="keep reading a live source")
-    p.add_argument("--fps", type=float, help="camera: frame rate of a file (default: its own)")
-    p.add_argument("--start", metavar="TIME", help="camera: time of a file's first frame")
+    p.add_argument(
+        "--fps", type=positive_float, help="camera: frame rate of a file (default: its own)"
+    )
+    p.add_argument(
+        "--start", metavar="TIME", type=time_arg, help="camera: time of a file's first frame"
+    )
     p.add_argument(
         "--speed",
-        type=float,
+        type=positive_float,
         help="play a file back in time: message seconds per wall second (default: flat out)",
     )
-    p.add_argument("--pace-origin", metavar="TIME", help="with --speed: message time at start")
     p.add_argument(
-        "--pace-start", metavar="TIME", help="with --speed: wall time of the origin (default now)"
+        "--pace-origin", metavar="TIME", type=time_arg, help="with --speed: message time at start"
+    )
+    p.add_argument(
+        "--pace-start",
+        metavar="TIME",
+        type=time_arg,
+        help="with --speed: wall time of the origin (default now)",
     )
     p.set_defaults(func=cmd_edge)

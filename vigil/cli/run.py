@@ -6,6 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from vigil.cli.arguments import (
+    broker_address,
+    existing_file,
+    nonnegative_float,
+    output_dir,
+    positive_float,
+)
 from vigil.cli.common import (
     EXIT_OK,
     Subparsers,
@@ -77,11 +84,30 @@ def register(sub: Subparsers) -> None:
             "The output session logs in as USER-out with the same password."
         ),
     )
-    p.add_argument("--deployment", metavar="FILE", help="deployment TOML (default: the demo's)")
-    p.add_argument("--broker", metavar="HOST:PORT", help="override the deployment's broker")
-    p.add_argument("--state-dir", metavar="DIR", help="journal, outboxes, stores (.vigil-SECTOR)")
-    p.add_argument("--hold", type=float, default=1.0, help="reorder hold, message s (default 1)")
-    p.add_argument("--idle", type=float, default=3.0, help="idle clock after, wall s (default 3)")
+    p.add_argument(
+        "--deployment",
+        metavar="FILE",
+        type=existing_file,
+        help="deployment TOML (default: the demo's)",
+    )
+    p.add_argument(
+        "--broker",
+        metavar="HOST:PORT",
+        type=broker_address,
+        help="override the deployment's broker",
+    )
+    p.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        type=output_dir,
+        help="journal, outboxes, stores (.vigil-SECTOR)",
+    )
+    p.add_argument(
+        "--hold", type=nonnegative_float, default=1.0, help="reorder hold, message s (default 1)"
+    )
+    p.add_argument(
+        "--idle", type=positive_float, default=3.0, help="idle clock after, wall s (default 3)"
+    )
     p.add_argument(
         "--client-id",
         help="MQTT client id of the persistent input session; keep it stable across restarts "
@@ -90,6 +116,8 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--insecure", action="store_true", help="connect without broker credentials (warns)"
     )
-    p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds (default 30)")
-    p.add_argument("--seconds", type=float, help="stop after this long")
+    p.add_argument(
+        "--connect-timeout", type=positive_float, default=30.0, help="seconds (default 30)"
+    )
+    p.add_argument("--seconds", type=positive_float, help="stop after this long")
     p.set_defaults(func=cmd_run)

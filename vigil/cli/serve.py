@@ -51,6 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     watch = ConnectionWatch(bus, say).start()
     try:
         bus.connect(args.connect_timeout)
+        watch.check()
     except ConnectionError as exc:
         bus.close()
         raise CommandError(f"{exc}; give the broker with --broker HOST:PORT") from None
