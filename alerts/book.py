@@ -295,7 +295,9 @@ class AlertBook:
             time=max(a.time, act.time),
             state=state,
             assigned_unit=unit,
-            history=[*a.history, AlertEvent(time=act.time, state=state, by=act.by, note=note)],
+            history=[*a.history, AlertEvent(time=act.time, state=state, by=act.by, note=note)][
+                -HISTORY_LENGTH:
+            ],
         )
         oa.alert = alert
         if state == "closed":
