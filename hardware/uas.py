@@ -1,18 +1,40 @@
-"""UAS telemetry adapter: MAVLink (UDP or a tlog file) to :class:`~vigil.ingest.schema.Telemetry`.
+"""UAS telemetry adapter: MAVLink (UDP, TCP, a tlog) or an ArduPilot DataFlash log to
+:class:`~vigil.ingest.schema.Telemetry`.
 
-One ``Telemetry`` message per ``GLOBAL_POSITION_INT``, carrying the latest ``ATTITUDE``,
-the camera's pointing (``MOUNT_STATUS``) and fields of view (``CAMERA_FOV_STATUS``) when the
-aircraft sends them, and the camera's ground footprint computed with the pinhole model.
-A position without a GPS fix (0, 0) or out of range is not published but counted.
+Sources
+    A connection string (``udpin:0.0.0.0:14550``, ``udp:``, ``udpout:``, ``tcp:``,
+    ``tcpin:``), a serial port that exists (``/dev/ttyUSB0``, needs pyserial), or a log file,
+    recognised by its first bytes rather than its name: a telemetry log (``.tlog``: MAVLink
+    packets, each after an 8-byte time stamp), an ArduPilot DataFlash log (``.bin``, binary),
+    or a DataFlash text log (``.log``, lines from ``FMT,``). Anything else (a missing file, a
+    folder, a picture) is refused with :class:`MavlinkSourceError` naming the file.
+
+MAVLink
+    One ``Telemetry`` message per ``GLOBAL_POSITION_INT``, carrying the latest ``ATTITUDE``,
+    the camera's pointing (``MOUNT_STATUS``) and fields of view (``CAMERA_FOV_STATUS``) when
+    the aircraft sends them, and the camera's ground footprint computed with the pinhole model.
+
+DataFlash
+    One ``Telemetry`` message per ``POS`` (the autopilot's position estimate: ``Lat``,
+    ``Lng``, ``Alt`` above mean sea level, ``RelHomeAlt`` above home as the height above the
+    ground), with the latest ``ATT`` (roll, pitch, yaw in degrees) and the primary GPS's ground
+    speed (``GPS.Spd``). Times are UTC from the log's GPS clock (pymavlink's ``DFReader``); a
+    log without GPS time has none, and its positions are counted (``no_utc_time``), not
+    published. DataFlash logs carry no camera field of view, so no footprint.
+
+A position without a fix (0, 0) is not published but counted (``no_fix``).
 """
 
 from __future__ import annotations
 
 import math
+import stat
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,9 +43,15 @@ from vigil.geo.frames import LocalFrame
 from vigil.ingest.bus import Bus
 from vigil.ingest.schema import MessageError, Telemetry, encode, topic_for, validate
 
+#: Connection strings read live (pymavlink's UDP and TCP links).
+LIVE_PREFIXES = ("udp:", "udpin:", "udpout:", "udpbcast:", "tcp:", "tcpin:")
+
+#: What the first bytes of a log file say it is.
+TLOG, DATAFLASH, DATAFLASH_TEXT = "telemetry log", "DataFlash log", "DataFlash text log"
+
 
 class MavlinkSourceError(OSError):
-    """A MAVLink source that cannot be opened or read."""
+    """A MAVLink source that cannot be opened or read; the message names the source."""
 
 
 @dataclass
@@ -35,15 +63,75 @@ class UasCounts:
     skipped: Counter[str] = field(default_factory=Counter)
 
 
-def _connection(source: str):
-    from pymavlink import mavutil
+def log_kind(path: str) -> str:
+    """What a log file is, from its first bytes: :data:`TLOG`, :data:`DATAFLASH` or
+    :data:`DATAFLASH_TEXT`.
+
+    Raises
+    ------
+    MavlinkSourceError
+        When the file cannot be read, or is none of them.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise MavlinkSourceError(f"{path}: cannot read it: {exc.strerror}") from None
+    if head[:3] == b"\xa3\x95\x80":  # a message header, then the first FMT message
+        return DATAFLASH
+    if head.lstrip()[:4] == b"FMT,":
+        return DATAFLASH_TEXT
+    if len(head) > 8 and head[8] in (0xFE, 0xFD):  # time stamp, then a MAVLink 1 or 2 start
+        return TLOG
+    what = f"it starts with bytes {head[:8].hex(' ')}" if head else "it is empty"
+    raise MavlinkSourceError(
+        f"{path}: not a MAVLink log: expected a telemetry log (.tlog) or an ArduPilot "
+        f"DataFlash log (.bin, .log); {what}"
+    )
+
+
+def _open_log(path: str, kind: str) -> Any:
+    """pymavlink's reader for a log file of a known kind."""
+    from pymavlink import DFReader, mavutil
 
     try:
-        if source.startswith(("udp:", "udpin:", "udpout:", "tcp:", "tcpin:")):
-            return mavutil.mavlink_connection(source, dialect="ardupilotmega")
-        return mavutil.mavlink_connection(source, dialect="ardupilotmega", notimestamps=False)
-    except OSError as exc:
-        raise MavlinkSourceError(f"cannot open MAVLink source {source!r}: {exc}") from None
+        if kind == DATAFLASH:
+            return DFReader.DFReader_binary(path)
+        if kind == DATAFLASH_TEXT:
+            return DFReader.DFReader_text(path)
+        mavutil.set_dialect("ardupilotmega")
+        return mavutil.mavmmaplog(path)
+    except Exception as exc:  # pymavlink's parsers raise anything on a damaged file
+        raise MavlinkSourceError(
+            f"{path}: cannot read it as a {kind}: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _connection(source: str) -> tuple[Any, str | None]:
+    """The opened source and its kind (a log kind, or ``None`` for a live link)."""
+    from pymavlink import mavutil
+
+    if source.startswith(LIVE_PREFIXES):
+        try:
+            return mavutil.mavlink_connection(source, dialect="ardupilotmega"), None
+        except OSError as exc:
+            raise MavlinkSourceError(f"cannot open MAVLink source {source!r}: {exc}") from None
+    path = Path(source)
+    if not path.exists():
+        raise MavlinkSourceError(f"{source}: no such file")
+    if path.is_dir():
+        raise MavlinkSourceError(f"{source}: is a folder; expected a log file or a serial port")
+    if stat.S_ISCHR(path.stat().st_mode):  # a serial port
+        try:
+            return mavutil.mavlink_connection(source, dialect="ardupilotmega"), None
+        except ImportError:
+            raise MavlinkSourceError(
+                f"{source}: reading a serial port needs pyserial (pip install pyserial)"
+            ) from None
+        except OSError as exc:
+            raise MavlinkSourceError(f"{source}: cannot open the serial port: {exc}") from None
+    kind = log_kind(source)
+    return _open_log(source, kind), kind
 
 
 def footprint(
@@ -77,31 +165,64 @@ def read_telemetry(
     follow: bool = False,
     clock=time.time,
 ) -> Iterator[Telemetry]:
-    """Telemetry messages from a MAVLink source, in order.
+    """Telemetry messages from a MAVLink source or a DataFlash log, in order.
 
     Parameters
     ----------
     source
-        A tlog file path, or a pymavlink connection string such as ``udpin:0.0.0.0:14550``.
+        A log file (tlog, DataFlash ``.bin`` or ``.log``), a serial port, or a pymavlink
+        connection string such as ``udpin:0.0.0.0:14550`` (see the module docstring).
     aircraft
         The aircraft id the messages carry.
     follow
         Keep reading a live source when it goes quiet (UDP); files end at their end.
     clock
         Time for live sources without log timestamps, seconds since the epoch.
+
+    Raises
+    ------
+    MavlinkSourceError
+        When the source cannot be opened, is not a log, or a log cannot be decoded (the
+        messages before have been yielded).
     """
     counts = counts if counts is not None else UasCounts()
-    conn = _connection(source)
-    attitude = None
-    mount = None
-    fov = None
-    live = not source.endswith((".tlog", ".log", ".bin")) and ":" in source
+    conn, kind = _connection(source)
+    try:
+        messages = _messages(conn, source, live=kind is None, follow=follow)
+        if kind in (DATAFLASH, DATAFLASH_TEXT):
+            yield from _dataflash_telemetry(conn, messages, aircraft, counts)
+        else:
+            yield from _mavlink_telemetry(messages, aircraft, counts, clock)
+    finally:
+        conn.close()
+
+
+def _messages(conn: Any, source: str, *, live: bool, follow: bool) -> Iterator[Any]:
+    """Every message of an opened source; pymavlink's errors on a damaged log, named."""
+    n = 0
     while True:
-        msg = conn.recv_match(blocking=live and follow, timeout=1.0 if live else None)
+        try:
+            msg = conn.recv_match(blocking=follow, timeout=1.0) if live else conn.recv_match()
+        except Exception as exc:  # pymavlink's parsers raise anything on a damaged log
+            raise MavlinkSourceError(
+                f"{source}: message {n + 1}: cannot decode it: {type(exc).__name__}: {exc}"
+            ) from None
         if msg is None:
             if live and follow:
                 continue
-            break
+            return
+        n += 1
+        yield msg
+
+
+def _mavlink_telemetry(
+    messages: Iterator[Any], aircraft: str, counts: UasCounts, clock
+) -> Iterator[Telemetry]:
+    """Telemetry from MAVLink messages (module docstring)."""
+    attitude = None
+    mount = None
+    fov = None
+    for msg in messages:
         counts.messages += 1
         kind = msg.get_type()
         if kind == "BAD_DATA":
@@ -145,6 +266,46 @@ def read_telemetry(
                 hfov_deg=hfov,
                 vfov_deg=vfov,
                 footprint=fp,
+            )
+            counts.telemetry += 1
+            yield tel
+
+
+def _dataflash_telemetry(
+    conn: Any, messages: Iterator[Any], aircraft: str, counts: UasCounts
+) -> Iterator[Telemetry]:
+    """Telemetry from an ArduPilot DataFlash log (module docstring)."""
+    attitude = None
+    gps = None
+    for msg in messages:
+        counts.messages += 1
+        kind = msg.get_type()
+        if kind == "BAD_DATA":
+            counts.skipped["bad_data"] += 1
+        elif kind == "ATT":
+            attitude = msg
+        elif kind == "GPS" and getattr(msg, "I", 0) == 0:  # the primary receiver
+            gps = msg
+        elif kind == "POS":
+            if msg.Lat == 0 and msg.Lng == 0:
+                counts.skipped["no_fix"] += 1
+                continue
+            # DFReader's clock has a UTC base once the log's GPS gave it the week and time
+            if not getattr(conn.clock, "timebase", 0) > 0:
+                counts.skipped["no_utc_time"] += 1
+                continue
+            agl = getattr(msg, "RelHomeAlt", None)
+            tel = Telemetry(
+                aircraft=aircraft,
+                time=float(msg._timestamp),
+                lat=float(msg.Lat),
+                lon=float(msg.Lng),
+                alt_m=float(msg.Alt),
+                agl_m=float(agl) if agl is not None else None,
+                roll_deg=float(attitude.Roll) if attitude is not None else 0.0,
+                pitch_deg=float(attitude.Pitch) if attitude is not None else 0.0,
+                yaw_deg=float(attitude.Yaw) % 360.0 if attitude is not None else 0.0,
+                ground_speed_mps=float(gps.Spd) if gps is not None else None,
             )
             counts.telemetry += 1
             yield tel
