@@ -11,8 +11,9 @@ For a crossing table, :func:`analyze_crossings` writes to ``out_dir``:
   (layers ``segments``, ``cells``, ``corridors``) and ``summary.json``.
 
 For an aggregate counts table, :func:`analyze_counts` writes ``report.html`` (plots and
-tables), ``seasonality.json`` (each group's monthly profile, peak and trough month, trend) and
-``summary.json``.
+tables, and a map of the areas whose places are known), ``seasonality.json`` (each group's
+monthly profile, peak and trough month, yearly levels, trend and changes) and
+``summary.json``; years are fiscal or calendar as the table or the caller says.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from shapely.geometry.base import BaseGeometry
 
 from vigil.geo.border import Border
 from vigil.geo.patterns.analysis import analyze_counts_table, analyze_crossing_table
+from vigil.geo.patterns.counts_table import KEEP_COLUMNS
 from vigil.geo.patterns.hotspots import path_density as _path_density
 from vigil.geo.patterns.io import normalise_counts, read_counts, read_crossings
 from vigil.geo.patterns.scale import dask_scheduler, open_crossings_dask
@@ -113,7 +115,7 @@ def analyze_counts(
     out_dir: str | Path,
     dask: str | None = None,
     *,
-    year_start_month: int = 1,
+    year_start_month: int | None = None,
     busiest_year_start_month: int | None = None,
     title: str | None = None,
 ) -> dict:
@@ -130,9 +132,10 @@ def analyze_counts(
     dask
         None (in memory), ``"local"``, ``"synchronous"`` or a scheduler address.
     year_start_month
-        Month the years of the monthly profile start (1: calendar years, 10: US fiscal).
+        First month of the years (1: calendar years, 10: US fiscal); None: from the table's
+        fiscal-year column (``fy``) or its span, else calendar years; the report says which.
     busiest_year_start_month
-        Month the years of the busiest-area table start (default ``year_start_month``).
+        Must equal ``year_start_month`` if given (one basis serves every comparison).
 
     Returns
     -------
@@ -143,14 +146,22 @@ def analyze_counts(
     out.mkdir(parents=True, exist_ok=True)
     with dask_scheduler(dask):
         if dask is None:
-            counts = read_counts(csv, time_col, group_col, value_col)
+            counts = read_counts(csv, time_col, group_col, value_col, keep=KEEP_COLUMNS)
         else:
             import dask.dataframe as dd
 
             raw = dd.read_csv(str(csv))
-            meta = normalise_counts(raw._meta, time_col, group_col, value_col, source=str(csv))
+            meta = normalise_counts(
+                raw._meta, time_col, group_col, value_col, source=str(csv), keep=KEEP_COLUMNS
+            )
             counts = raw.map_partitions(
-                normalise_counts, time_col, group_col, value_col, source=str(csv), meta=meta
+                normalise_counts,
+                time_col,
+                group_col,
+                value_col,
+                source=str(csv),
+                keep=KEEP_COLUMNS,
+                meta=meta,
             )
         analysis = analyze_counts_table(
             counts,

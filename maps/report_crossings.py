@@ -14,12 +14,12 @@ from shapely.geometry.base import BaseGeometry
 
 from vigil.geo.border import Border
 from vigil.geo.patterns.analysis import CrossingAnalysis
+from vigil.geo.patterns.evidence import withheld_sentence
 from vigil.geo.patterns.hotspots import cell_polygon
-from vigil.maps.offline import offline_map
+from vigil.maps.crossing_map import crossing_map
 from vigil.maps.report_page import (
     COLD_COLOUR,
     HOT_COLOUR,
-    colour_scale,
     html_table,
     new_figure,
     png_img,
@@ -78,94 +78,9 @@ def write_crossings_report(
     corr.to_file(hot_path, layer="corridors", driver="GPKG", engine="pyogrio")
 
     name = title or (f"Crossings, {border.sector} sector" if border else "Crossings")
-    m = _crossing_map(analysis, segs, border, footprints)
+    m = crossing_map(analysis, segs, border, footprints, name)
     report = report_page(m, name, _crossing_head(analysis, name), _crossing_body(analysis))
     return {"report": report(out / "report.html"), "segments": segs_path, "hotspots": hot_path}
-
-
-def _crossing_map(analysis, segs, border, footprints):
-    import folium
-
-    if border is not None:
-        lat, lon = border.frame.lat0, border.frame.lon0
-    elif len(analysis.cells):
-        lat, lon = float(analysis.cells["lat"].mean()), float(analysis.cells["lon"].mean())
-    else:
-        lat, lon = 31.33, -110.94
-    m = offline_map((lat, lon), zoom_start=11)
-    if border is not None:
-        colours = dict(
-            zip(segs["segment_id"], colour_scale(segs["per_day"].to_numpy()), strict=True)
-        )
-        layer = folium.FeatureGroup(name="crossings per segment", show=True)
-        data = segs[["segment_id", "crossings", "per_day", "gi_z", "class", "geometry"]]
-        folium.GeoJson(
-            data.to_json(),
-            style_function=lambda f: {
-                "color": colours[f["properties"]["segment_id"]],
-                "weight": 7,
-                "opacity": 0.9,
-            },
-            tooltip=folium.GeoJsonTooltip(
-                fields=["segment_id", "crossings", "per_day", "gi_z", "class"],
-                aliases=["segment", "crossings", "per day", "Gi* z", "hotspot"],
-            ),
-        ).add_to(layer)
-        layer.add_to(m)
-        hot = segs[segs["class"] != "-"]
-        if len(hot):
-            hl = folium.FeatureGroup(name="Gi* hot and cold segments", show=True)
-            folium.GeoJson(
-                hot[["segment_id", "class", "gi_z", "geometry"]].to_json(),
-                style_function=lambda f: {
-                    "color": HOT_COLOUR if f["properties"]["class"] == "hot" else COLD_COLOUR,
-                    "weight": 14,
-                    "opacity": 0.35,
-                },
-            ).add_to(hl)
-            hl.add_to(m)
-        m.fit_bounds([[b[1], b[0]] for b in (segs.total_bounds[:2], segs.total_bounds[2:])])
-    cells = analysis.cells
-    if len(cells):
-        cl = folium.FeatureGroup(name="inland cells (Gi*)", show=True)
-        shown = cells[cells["tracks"] > 0]
-        cell_colours = colour_scale(shown["tracks"].to_numpy(), "PuRd")
-        for (_, c), colour in zip(shown.iterrows(), cell_colours, strict=True):
-            ring = [(lat_, lon_) for lon_, lat_ in cell_polygon(c["cell"]).exterior.coords]
-            folium.Polygon(
-                ring,
-                color=HOT_COLOUR if c["class"] == "hot" else "#666",
-                weight=2 if c["class"] == "hot" else 0.5,
-                fill=True,
-                fill_color=colour,
-                fill_opacity=0.45,
-                tooltip=f"{c['cell']}: {int(c['tracks'])} ({c['class']})",
-            ).add_to(cl)
-        cl.add_to(m)
-    if len(analysis.corridors):
-        co = folium.FeatureGroup(name="corridors", show=False)
-        for r in analysis.corridors.itertuples():
-            folium.GeoJson(
-                r.geometry.__geo_interface__,
-                style_function=lambda _f: {"color": "#542788", "weight": 2, "fillOpacity": 0.1},
-                tooltip=f"corridor {r.corridor}: up to {r.tracks_max}",
-            ).add_to(co)
-        co.add_to(m)
-    if footprints and border is not None:
-        fl = folium.FeatureGroup(name="tower and sensor footprints", show=True)
-        for fp in footprints:
-            x, y = np.asarray(fp.exterior.coords).T
-            la, lo = border.frame.to_wgs84(x, y)
-            folium.Polygon(
-                list(zip(la, lo, strict=True)),
-                color="#1a9850",
-                weight=1,
-                fill=True,
-                fill_opacity=0.12,
-            ).add_to(fl)
-        fl.add_to(m)
-    folium.LayerControl(collapsed=False).add_to(m)
-    return m
 
 
 def _crossing_plots(a: CrossingAnalysis) -> list[str]:
@@ -213,26 +128,34 @@ def _crossing_plots(a: CrossingAnalysis) -> list[str]:
 
 
 def _sentence_summary(s: dict) -> list[str]:
+    """The written summary: only what the crossings support (None in the summary is withheld,
+    and the last line says what was withheld and why)."""
     lines = [
         f"{s['crossings']:,} crossings from {s['first'][:10]} to {s['last'][:10]} "
-        f"({s['days']} days) on {s['segments_with_crossings']} of {s['segments']} segments.",
+        f"({s['days']} day{'s' if s['days'] != 1 else ''}) on {s['segments_with_crossings']} of "
+        f"{s['segments']} segments.",
     ]
     if s["busiest_segments"]:
         b = s["busiest_segments"][0]
         lines.append(f"Busiest segment: {b['segment_id']} at {b['per_day']:.1f} crossings a day.")
     top = s["top_hotspot"]
-    hot = ", ".join(s["hot_segments"][:8]) or "none"
-    lines.append(f"Strongest Gi* hotspot: {top['segment_id']} (z = {top['gi_z']:.1f}); hot: {hot}.")
-    lines.append(
-        f"Crossings peak at {s['peak_hour']:02d}:00 local time ({s['timezone']}) and are "
-        f"fewest at {s['quiet_hour']:02d}:00; the busiest day of the week is "
-        f"{s['peak_weekday']}."
-    )
+    if top is not None:
+        hot = ", ".join(s["hot_segments"][:8]) or "none"
+        lines.append(
+            f"Strongest Gi* hotspot: {top['segment_id']} (z = {top['gi_z']:.1f}); hot: {hot}."
+        )
+    if s["peak_hour"] is not None:
+        lines.append(
+            f"Crossings peak at {s['peak_hour']:02d}:00 local time ({s['timezone']}) and are "
+            f"fewest at {s['quiet_hour']:02d}:00."
+        )
+    if s["peak_weekday"] is not None:
+        lines.append(f"The busiest day of the week is {s['peak_weekday']}.")
     tr = s["trend"]
     if tr.get("direction") in {"rising", "falling"}:
         lines.append(f"The trend is {tr['direction']} ({tr['percent_per_year']:+.0f} % a year).")
-    else:
-        lines.append(f"The trend is {tr.get('direction', 'unknown')}.")
+    elif tr.get("direction") == "flat":
+        lines.append("The trend is flat.")
     if "peak_month" in s:
         lines.append(f"Busiest month {s['peak_month']}, quietest {s['trough_month']}.")
     for d in s["displacement"][:3]:
@@ -241,16 +164,19 @@ def _sentence_summary(s: dict) -> list[str]:
             f"({100 * d['share']:.0f} % of the fall)."
         )
     if "uncovered_segments" in s:
-        lines.append(
-            f"{len(s['uncovered_segments'])} segments are less than half covered; "
-            f"{100 * s['crossings_in_coverage']:.0f} % of crossings happen in coverage."
-        )
+        line = f"{len(s['uncovered_segments'])} segments are less than half covered"
+        if s.get("crossings_in_coverage") is not None:
+            line += f"; {100 * s['crossings_in_coverage']:.0f} % of crossings happen in coverage"
+        lines.append(line + ".")
     if "best_new_tower" in s:
         b = s["best_new_tower"]
         lines.append(
             f"One more tower at {b['candidate']} would newly cover "
             f"{100 * b['gain_share']:.0f} % of crossings."
         )
+    too_little = withheld_sentence(s.get("withheld", []))
+    if too_little:
+        lines.append(too_little)
     return lines
 
 

@@ -51,9 +51,27 @@ def new_figure(width: float = 7.5, height: float = 3.0):
     return plt.subplots(figsize=(width, height))
 
 
+def table_cell(value: Any) -> str:
+    """A number as a person reads it: whole numbers with thousands separators (5,020,488,
+    not 5.02e+06), other numbers to three significant digits, missing values as a dash."""
+    if value is None or (isinstance(value, float | np.floating) and not np.isfinite(value)):
+        return "–"
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, int | np.integer):
+        return f"{int(value):,}"
+    if isinstance(value, float | np.floating):
+        v = float(value)
+        if v.is_integer() or abs(v) >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:.3g}"
+    return str(value)
+
+
 def html_table(df: pd.DataFrame, max_rows: int = 15) -> str:
-    """The first ``max_rows`` rows of ``df`` as an HTML table, three significant digits."""
-    return df.head(max_rows).to_html(index=False, float_format=lambda v: f"{v:.3g}", border=0)
+    """The first ``max_rows`` rows of ``df`` as an HTML table of escaped :func:`table_cell` text."""
+    shown = df.head(max_rows).astype(object).map(table_cell)
+    return shown.to_html(index=False, border=0, escape=True)
 
 
 _CSS = """<style>

@@ -18,19 +18,27 @@ import pandas as pd
 from shapely.geometry.base import BaseGeometry
 
 from vigil.geo.border import Border
-from vigil.geo.patterns import counts
+from vigil.geo.patterns import counts, evidence
 from vigil.geo.patterns.aggregate import CrossingAggregates, aggregate_crossings, is_dask
+from vigil.geo.patterns.counts_table import CountsAnalysis, analyze_counts_table
 from vigil.geo.patterns.coverage import best_new_tower, segment_coverage, uncovered_segments
 from vigil.geo.patterns.displacement import displacement, find_drops
-from vigil.geo.patterns.hotspots import cell_hotspots, corridors, segment_hotspots
-from vigil.geo.patterns.seasonality import (
-    MONTH_NAMES,
-    busiest_by_year,
-    group_seasonality,
-    monthly_profile,
-    monthly_wide,
-    stl_trend,
+from vigil.geo.patterns.hotspots import (
+    HOT,
+    NOT_SIGNIFICANT,
+    cell_hotspots,
+    corridors,
+    segment_hotspots,
 )
+from vigil.geo.patterns.seasonality import MONTH_NAMES, monthly_profile, stl_trend
+
+__all__ = [
+    "CountsAnalysis",
+    "CrossingAnalysis",
+    "analyze_counts_table",
+    "analyze_crossing_table",
+    "crossing_summary",
+]
 
 
 @dataclass
@@ -95,6 +103,13 @@ def analyze_crossing_table(
     ids = border.segment_ids if border is not None else None
     rates = counts.segment_rates(agg, ids)
     segments = segment_hotspots(rates, bandwidth=bandwidth, seed=seed)
+    # Gi* of a handful of crossings is noise, and a segment with none is at most next to a
+    # hotspot (Gi* counts its neighbours): neither is called hot or cold.
+    if agg.n_crossings < evidence.MIN_CROSSINGS_HOTSPOT:
+        segments["class"] = NOT_SIGNIFICANT
+    segments.loc[(segments["class"] == HOT) & (segments["crossings"] == 0), "class"] = (
+        NOT_SIGNIFICANT
+    )
     if border is not None:
         segments.insert(1, "chainage_start_km", [s.chainage_start_km for s in border.segments])
         segments.insert(2, "chainage_end_km", [s.chainage_end_km for s in border.segments])
@@ -131,6 +146,8 @@ def analyze_crossing_table(
     elif len(agg.by_cell) >= 3:
         density = agg.by_cell.rename(columns={"count": "tracks"})
         cells = cell_hotspots(density, value="tracks", seed=seed)
+        if agg.n_crossings < evidence.MIN_CROSSINGS_HOTSPOT:
+            cells["class"] = NOT_SIGNIFICANT
         corr = corridors(density)
     else:
         cells = pd.DataFrame(columns=["cell", "tracks", "gi_z", "p", "class", "lat", "lon"])
@@ -158,42 +175,117 @@ def _iso(t: float, timezone: str) -> str:
     return pd.Timestamp(t, unit="s", tz="UTC").tz_convert(timezone).isoformat()
 
 
+def _profile_peak(observed: np.ndarray, expected: np.ndarray) -> float:
+    """p-value of a chi-square test of observed counts against expected shares."""
+    from scipy.stats import chisquare
+
+    exp = expected / expected.sum() * observed.sum()
+    return float(chisquare(observed, exp).pvalue)
+
+
 def crossing_summary(a: CrossingAnalysis, *, backend: str = "pandas") -> dict:
-    """The headline numbers of a crossing analysis, JSON-ready."""
+    """The headline numbers of a crossing analysis, JSON-ready.
+
+    A statement the crossings cannot support (:mod:`~vigil.geo.patterns.evidence`) is left
+    out (its value is None) and listed under ``withheld`` with what the data hold and what it
+    would need.
+    """
     agg = a.aggregates
     seg = a.segments
-    busiest = seg.sort_values("crossings", ascending=False).head(5)
+    n = agg.n_crossings
+    span_days = (agg.last_time - agg.first_time) / 86400.0
+    withheld: list[dict[str, str]] = []
+    have = f"{n:,} crossings over {evidence.span_phrase(agg.last_time - agg.first_time)}"
+    rates_ok = n >= evidence.MIN_CROSSINGS_RATE and span_days >= evidence.MIN_DAYS_RATE
+    if not rates_ok:
+        withheld.append(
+            evidence.withheld(
+                "crossings per day and the busiest segment",
+                have,
+                f"{evidence.MIN_CROSSINGS_RATE} crossings over {evidence.MIN_DAYS_RATE} days",
+            )
+        )
+    busiest = seg[seg["crossings"] > 0].sort_values("crossings", ascending=False).head(5)
     hot = seg[seg["class"] == "hot"].sort_values("gi_z", ascending=False)
     top_gi = seg.sort_values("gi_z", ascending=False).iloc[0]
+    hotspots_ok = n >= evidence.MIN_CROSSINGS_HOTSPOT
+    if not hotspots_ok:
+        withheld.append(
+            evidence.withheld(
+                "Gi* hot and cold segments", have, f"{evidence.MIN_CROSSINGS_HOTSPOT} crossings"
+            )
+        )
+    hours = a.hour_profile["crossings"].to_numpy()
+    hour_ok = n >= evidence.MIN_CROSSINGS_HOUR
+    if hour_ok and not _profile_peak(hours, np.ones(24)) < evidence.ALPHA:
+        hour_ok = False
+        withheld.append(
+            evidence.withheld("the busiest hour", have, "hours that differ beyond chance")
+        )
+    elif not hour_ok:
+        withheld.append(
+            evidence.withheld("the busiest hour", have, f"{evidence.MIN_CROSSINGS_HOUR} crossings")
+        )
     week = a.weekday_profile
+    weeks = len(a.daily) / 7.0
+    weekday_ok = n >= evidence.MIN_CROSSINGS_WEEKDAY and weeks >= evidence.MIN_WEEKS_WEEKDAY
+    if weekday_ok:
+        days = np.bincount(pd.DatetimeIndex(a.daily.index).day_of_week, minlength=7)
+        if not _profile_peak(week["crossings"].to_numpy(), days.astype(float)) < evidence.ALPHA:
+            weekday_ok = False
+            withheld.append(
+                evidence.withheld(
+                    "the busiest day of the week", have, "weekdays that differ beyond chance"
+                )
+            )
+    else:
+        withheld.append(
+            evidence.withheld(
+                "the busiest day of the week",
+                have,
+                f"{evidence.MIN_CROSSINGS_WEEKDAY} crossings over "
+                f"{7 * evidence.MIN_WEEKS_WEEKDAY} days",
+            )
+        )
+    trend = {
+        k: (float(v) if isinstance(v, float | np.floating) else v)
+        for k, v in a.trend.items()
+        if k in {"slope_per_year", "percent_per_year", "direction", "reason"}
+    }
+    if trend.get("direction") == "unknown":
+        need = f"{2 * (7 if len(a.daily) < 2 * 365 else 12) + 1} days"
+        withheld.append(evidence.withheld("a trend", have, need))
     out = {
-        "crossings": agg.n_crossings,
+        "crossings": n,
         "backend": backend,
         "timezone": agg.timezone,
         "first": _iso(agg.first_time, agg.timezone),
         "last": _iso(agg.last_time, agg.timezone),
         "days": len(a.daily),
+        "span_days": span_days,
         "segments": len(seg),
         "segments_with_crossings": int((seg["crossings"] > 0).sum()),
         "busiest_segments": [
-            {"segment_id": r.segment_id, "crossings": int(r.crossings), "per_day": r.per_day}
-            for r in busiest.itertuples()
+            {
+                "segment_id": r.segment_id,
+                "crossings": int(r.crossings),
+                "per_day": r.per_day if rates_ok else None,
+            }
+            for r in (busiest.itertuples() if rates_ok else [])
         ],
-        "top_hotspot": {
-            "segment_id": top_gi.segment_id,
-            "gi_z": float(top_gi.gi_z),
-            "p": float(top_gi.p),
-        },
+        "top_hotspot": (
+            {"segment_id": top_gi.segment_id, "gi_z": float(top_gi.gi_z), "p": float(top_gi.p)}
+            if hotspots_ok and len(hot)
+            else None
+        ),
         "hot_segments": hot["segment_id"].tolist(),
         "cold_segments": seg.loc[seg["class"] == "cold", "segment_id"].tolist(),
-        "peak_hour": int(a.hour_profile["crossings"].to_numpy().argmax()),
-        "quiet_hour": int(a.hour_profile["crossings"].to_numpy().argmin()),
-        "peak_weekday": str(week["day"].iloc[int(week["per_day"].to_numpy().argmax())]),
-        "trend": {
-            k: (float(v) if isinstance(v, float | np.floating) else v)
-            for k, v in a.trend.items()
-            if k in {"slope_per_year", "percent_per_year", "direction", "reason"}
-        },
+        "peak_hour": int(hours.argmax()) if hour_ok else None,
+        "quiet_hour": int(hours.argmin()) if hour_ok else None,
+        "peak_weekday": (
+            str(week["day"].iloc[int(week["per_day"].to_numpy().argmax())]) if weekday_ok else None
+        ),
+        "trend": trend,
         "directions": {
             str(k): int(v)
             for k, v in agg.by_segment_direction.groupby("direction")["count"].sum().items()
@@ -227,71 +319,22 @@ def crossing_summary(a: CrossingAnalysis, *, backend: str = "pandas") -> dict:
         cov = a.segments
         out["uncovered_segments"] = uncovered_segments(cov)
         seen = float((cov["covered"] * cov["crossings"]).sum())
-        out["crossings_in_coverage"] = seen / max(float(cov["crossings"].sum()), 1.0)
-    if a.best_towers is not None and len(a.best_towers):
+        share = seen / max(float(cov["crossings"].sum()), 1.0)
+        out["crossings_in_coverage"] = share if n >= evidence.MIN_CROSSINGS_RATE else None
+        if n < evidence.MIN_CROSSINGS_RATE:
+            withheld.append(
+                evidence.withheld(
+                    "the share of crossings in coverage and the best new tower",
+                    have,
+                    f"{evidence.MIN_CROSSINGS_RATE} crossings",
+                )
+            )
+    if a.best_towers is not None and len(a.best_towers) and n >= evidence.MIN_CROSSINGS_RATE:
         b = a.best_towers.iloc[0]
         out["best_new_tower"] = {
             "candidate": b.candidate,
             "gain": float(b.gain),
             "gain_share": float(b.gain_share),
         }
+    out["withheld"] = withheld
     return out
-
-
-@dataclass
-class CountsAnalysis:
-    """Results over an aggregate counts table: months by group, seasonality, busiest."""
-
-    wide: pd.DataFrame
-    seasonality: dict
-    busiest: pd.DataFrame
-    summary: dict = field(default_factory=dict)
-
-
-def monthly_counts(counts) -> pd.DataFrame:
-    """Months by group from a normalised counts table, pandas or Dask."""
-    if is_dask(counts):
-        month = counts["time"].dt.to_period("M").dt.to_timestamp()
-        summed = counts.assign(time=month).groupby(["time", "group"])["value"].sum().compute()
-        long = summed.reset_index()
-        return monthly_wide(long)
-    return monthly_wide(counts)
-
-
-def analyze_counts_table(
-    counts, *, year_start_month: int = 1, busiest_year_start_month: int | None = None
-) -> CountsAnalysis:
-    """Seasonality, trend and the busiest group per year of an aggregate counts table.
-
-    Parameters
-    ----------
-    counts
-        Normalised ``time, group, value`` (:func:`vigil.geo.patterns.io.normalise_counts`), pandas
-        or Dask.
-    year_start_month
-        Month the years of the monthly profile start (1 calendar, 10 US fiscal).
-    busiest_year_start_month
-        Month the years of the busiest-group table start (default ``year_start_month``).
-    """
-    wide = monthly_counts(counts)
-    seasonality = group_seasonality(wide, year_start_month=year_start_month)
-    busy_start = year_start_month if busiest_year_start_month is None else busiest_year_start_month
-    busiest = busiest_by_year(wide, year_start_month=busy_start)
-    total = wide.sum(axis=1)
-    overall = group_seasonality(total.to_frame("all"), year_start_month=year_start_month)["all"]
-    summary = {
-        "groups": [str(g) for g in wide.columns],
-        "months": len(wide),
-        "first_month": wide.index.min().date().isoformat(),
-        "last_month": wide.index.max().date().isoformat(),
-        "total": float(total.sum()),
-        "year_start_month": year_start_month,
-        "all": {k: overall[k] for k in ("peak_month", "trough_month", "trend")},
-        "peaks": {g: s["peak_month"] for g, s in seasonality.items()},
-        "troughs": {g: s["trough_month"] for g, s in seasonality.items()},
-        "busiest_by_year": {
-            int(r.year): {"group": r.busiest, "count": float(r.count), "share": float(r.share)}
-            for r in busiest.itertuples()
-        },
-    }
-    return CountsAnalysis(wide=wide, seasonality=seasonality, busiest=busiest, summary=summary)

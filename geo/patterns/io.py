@@ -11,6 +11,7 @@ the input had positions.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -147,21 +148,30 @@ def epoch_seconds(values: pd.Series, *, name: str = "time") -> pd.Series:
     return out
 
 
-def read_counts(path: str | Path, time_col: str, group_col: str, value_col: str) -> pd.DataFrame:
+def read_counts(
+    path: str | Path, time_col: str, group_col: str, value_col: str, *, keep: Sequence[str] = ()
+) -> pd.DataFrame:
     """An aggregate counts table (time, area, count) as ``time``, ``group``, ``value`` columns.
 
-    ``time`` is parsed as a date (the start of the period); ``value`` must be numeric.
+    ``time`` is parsed as a date (the start of the period); ``value`` must be numeric. The
+    columns named in ``keep`` (a fiscal year, a border) come along, as they are, if present.
     """
     p = Path(path)
     kind = input_kind(p)
     df = pd.read_csv(p) if kind == "csv" else pd.read_parquet(p)
-    return normalise_counts(df, time_col, group_col, value_col, source=str(p))
+    return normalise_counts(df, time_col, group_col, value_col, source=str(p), keep=keep)
 
 
 def normalise_counts(
-    df: pd.DataFrame, time_col: str, group_col: str, value_col: str, *, source: str = "table"
+    df: pd.DataFrame,
+    time_col: str,
+    group_col: str,
+    value_col: str,
+    *,
+    source: str = "table",
+    keep: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Rename and type-check the columns of a counts table."""
+    """Rename and type-check the columns of a counts table; carry the ``keep`` columns."""
     missing = [c for c in (time_col, group_col, value_col) if c not in df.columns]
     if missing:
         raise PatternInputError(
@@ -183,4 +193,7 @@ def normalise_counts(
         )
     if getattr(out["time"].dt, "tz", None) is not None:
         out["time"] = out["time"].dt.tz_localize(None)
+    for col in keep:
+        if col in df.columns and col not in out.columns:
+            out[col] = df[col].to_numpy()
     return out

@@ -10,12 +10,28 @@ months missing would bias its mean), unless there is no whole year at all.
 
 from __future__ import annotations
 
-import calendar
-
 import numpy as np
 import pandas as pd
 
-MONTH_NAMES = tuple(calendar.month_abbr[1:])
+from vigil.geo.patterns import evidence
+from vigil.geo.patterns.years import (
+    MONTH_NAMES,
+    YearBasis,
+    long_trend,
+    year_changes,
+    year_of,
+    yearly,
+)
+
+__all__ = [
+    "MONTH_NAMES",
+    "busiest_by_year",
+    "group_seasonality",
+    "monthly_profile",
+    "monthly_wide",
+    "stl_trend",
+    "year_of",
+]
 
 
 def monthly_wide(counts: pd.DataFrame) -> pd.DataFrame:
@@ -31,26 +47,14 @@ def monthly_wide(counts: pd.DataFrame) -> pd.DataFrame:
     return wide.reindex(full, fill_value=0).astype(np.float64)
 
 
-def year_of(index: pd.DatetimeIndex, year_start_month: int = 1) -> np.ndarray:
-    """The (fiscal) year of each date: the year in which that (fiscal) year ends.
+def month_ratios(
+    series: pd.Series, *, year_start_month: int = 1, min_year_total: float = 0.0
+) -> pd.DataFrame:
+    """Each month's count over its year's mean month: (fiscal) years (rows) by month 1-12.
 
-    ``year_start_month=10`` gives US federal fiscal years (FY2000 = Oct 1999 - Sep 2000).
-    """
-    if not 1 <= year_start_month <= 12:
-        raise ValueError(f"year_start_month={year_start_month!r}; expected 1..12")
-    shift = 1 if year_start_month > 1 else 0
-    return np.asarray(index.year + shift * (index.month >= year_start_month), dtype=np.int64)
-
-
-def monthly_profile(series: pd.Series, *, year_start_month: int = 1) -> pd.Series:
-    """Mean ratio of each calendar month to its year's mean month (index 1-12).
-
-    Parameters
-    ----------
-    series
-        Monthly totals indexed by month start.
-    year_start_month
-        Month the year starts for the yearly means (1: calendar years; 10: US fiscal years).
+    Only whole years whose total is above zero and at least ``min_year_total`` are rows (a
+    year with months missing would bias its mean; an empty year has no shape), unless there is
+    no whole year at all, when the partial years stand in.
     """
     s = series.astype(np.float64)
     years = year_of(pd.DatetimeIndex(s.index), year_start_month)
@@ -59,9 +63,29 @@ def monthly_profile(series: pd.Series, *, year_start_month: int = 1) -> pd.Serie
     if not whole.any():
         whole = np.ones_like(whole)
     frame = pd.DataFrame({"value": s.to_numpy(), "year": years, "month": s.index.month})[whole]
-    yearly_mean = frame.groupby("year")["value"].transform("mean")
-    ratio = frame["value"] / yearly_mean.replace(0.0, np.nan)
-    profile = ratio.groupby(frame["month"]).mean().reindex(range(1, 13))
+    wide = frame.pivot_table(index="year", columns="month", values="value", aggfunc="sum")
+    wide = wide.reindex(columns=range(1, 13))
+    total = wide.sum(axis=1)
+    wide = wide[(total > 0) & (total >= min_year_total)]
+    return wide.div(wide.mean(axis=1), axis=0)
+
+
+def monthly_profile(
+    series: pd.Series, *, year_start_month: int = 1, min_year_total: float = 0.0
+) -> pd.Series:
+    """Mean ratio of each calendar month to its year's mean month (index 1-12).
+
+    Parameters
+    ----------
+    series
+        Monthly totals indexed by month start.
+    year_start_month
+        Month the year starts for the yearly means (1: calendar years; 10: US fiscal years).
+    min_year_total
+        Years with a smaller total are left out (too few counts to have a shape).
+    """
+    ratios = month_ratios(series, year_start_month=year_start_month, min_year_total=min_year_total)
+    profile = ratios.mean(axis=0).reindex(range(1, 13))
     profile.index.name = "month"
     return profile.rename("ratio")
 
@@ -119,48 +143,108 @@ def stl_trend(series: pd.Series, *, period: int) -> dict:
     }
 
 
-def group_seasonality(wide: pd.DataFrame, *, year_start_month: int = 1) -> dict[str, dict]:
-    """Each group's monthly profile, peak and trough month and STL trend (for JSON)."""
+def seasonal_peak(ratios: pd.DataFrame) -> dict:
+    """Peak and trough month of a profile, or None for both with the ``reason`` why not.
+
+    Named only with at least ``MIN_YEARS_PROFILE`` years of shape and when the months differ
+    more than chance would make them: Friedman's test over the years (blocks) and months
+    (treatments) at ``evidence.ALPHA``.
+    """
+    from scipy.stats import friedmanchisquare
+
+    none = {"peak_month": None, "peak_ratio": None, "trough_month": None, "trough_ratio": None}
+    r = ratios.dropna(axis=0, how="any")
+    if len(r) < evidence.MIN_YEARS_PROFILE:
+        return none | {
+            "reason": f"{len(r)} whole years with at least {evidence.MIN_COUNT_YEAR_PROFILE:,} "
+            f"counted; a seasonal peak needs {evidence.MIN_YEARS_PROFILE}"
+        }
+    p = float(friedmanchisquare(*[r[m].to_numpy() for m in r.columns]).pvalue)
+    if not p < evidence.ALPHA:
+        return none | {"reason": f"months do not differ beyond chance (Friedman p = {p:.2f})"}
+    profile = r.mean(axis=0)
+    peak, trough = int(profile.idxmax()), int(profile.idxmin())
+    return {
+        "peak_month": MONTH_NAMES[peak - 1],
+        "peak_ratio": round(float(profile[peak]), 4),
+        "trough_month": MONTH_NAMES[trough - 1],
+        "trough_ratio": round(float(profile[trough]), 4),
+        "friedman_p": p,
+    }
+
+
+def inactive_since(per_year: pd.Series) -> int | None:
+    """The first of the trailing whole years at zero, if there are ``INACTIVE_YEARS`` or more."""
+    zero = per_year.to_numpy() == 0
+    n = len(zero) - (np.flatnonzero(~zero)[-1] + 1) if (~zero).any() else len(zero)
+    return int(per_year.index[len(zero) - n]) if n >= evidence.INACTIVE_YEARS else None
+
+
+def group_seasonality(wide: pd.DataFrame, basis: YearBasis) -> dict[str, dict]:
+    """Each group's monthly profile, peak and trough month, yearly levels and changes (JSON).
+
+    A group with nothing counted, or at zero for its last ``INACTIVE_YEARS`` whole years, gets
+    no peak or trough month (the ``reason`` says why); its profile still shows the years it
+    was active. Yearly levels are means per month over whole years (:mod:`~vigil.geo.patterns.
+    years`).
+    """
+    totals, months = yearly(wide, basis)
+    whole = totals[months == 12]
     out: dict[str, dict] = {}
     for group in wide.columns:
         s = wide[group]
-        profile = monthly_profile(s, year_start_month=year_start_month)
-        trend = stl_trend(s, period=12)
-        valid = profile.dropna()
-        peak = int(valid.idxmax()) if len(valid) else None
-        trough = int(valid.idxmin()) if len(valid) else None
+        ratios = month_ratios(
+            s,
+            year_start_month=basis.start_month,
+            min_year_total=evidence.MIN_COUNT_YEAR_PROFILE,
+        )
+        profile = ratios.mean(axis=0).reindex(range(1, 13))
+        per_month = whole[group] / 12.0
+        since = inactive_since(whole[group]) if len(whole) else None
+        if float(s.sum()) == 0.0:
+            peak = {"peak_month": None, "peak_ratio": None, "trough_month": None}
+            peak |= {"trough_ratio": None, "reason": "nothing counted"}
+        elif since is not None:
+            peak = {"peak_month": None, "peak_ratio": None, "trough_month": None}
+            peak |= {"trough_ratio": None, "reason": f"zero since {basis.label(since)}"}
+        else:
+            peak = seasonal_peak(ratios)
         out[str(group)] = {
             "monthly_profile": {
                 MONTH_NAMES[m - 1]: (None if np.isnan(v) else round(float(v), 4))
                 for m, v in profile.items()
             },
-            "peak_month": MONTH_NAMES[peak - 1] if peak else None,
-            "peak_ratio": round(float(valid.max()), 4) if len(valid) else None,
-            "trough_month": MONTH_NAMES[trough - 1] if trough else None,
-            "trough_ratio": round(float(valid.min()), 4) if len(valid) else None,
-            "total": float(s.sum()),
-            "trend": {
-                k: (round(v, 4) if isinstance(v, float) and np.isfinite(v) else v)
-                for k, v in trend.items()
-                if k in {"slope_per_year", "percent_per_year", "direction", "reason"}
-                or k in {"start_level", "end_level"}
+            "profile_years": [basis.label(int(y)) for y in ratios.index],
+            **peak,
+            "inactive_since": basis.label(since) if since is not None else None,
+            "total": int(round(float(s.sum()))),
+            "per_month_by_year": {
+                basis.label(int(y)): round(float(v), 1) for y, v in per_month.items()
             },
+            "trend": long_trend(per_month),
+            "changes": [c | {"label": basis.label(c["year"])} for c in year_changes(per_month)],
         }
     return out
 
 
-def busiest_by_year(wide: pd.DataFrame, *, year_start_month: int = 1) -> pd.DataFrame:
-    """The group with the largest total in each (fiscal) year, with its total and share."""
-    years = year_of(pd.DatetimeIndex(wide.index), year_start_month)
-    yearly = wide.groupby(years).sum()
-    top = yearly.idxmax(axis=1)
-    total = yearly.sum(axis=1)
-    best = yearly.max(axis=1)
+def busiest_by_year(wide: pd.DataFrame, basis: YearBasis) -> pd.DataFrame:
+    """The group with the largest total in each (fiscal) year, with its total and share.
+
+    ``months`` says how many months of the year the table holds; ``partial`` marks years
+    with fewer than 12, which are not comparable with whole years.
+    """
+    totals, months = yearly(wide, basis)
+    top = totals.idxmax(axis=1)
+    total = totals.sum(axis=1)
+    best = totals.max(axis=1)
     return pd.DataFrame(
         {
-            "year": yearly.index.astype(np.int64),
+            "year": totals.index.astype(np.int64),
+            "label": [basis.label(int(y)) for y in totals.index],
+            "months": months.to_numpy(),
+            "partial": (months < 12).to_numpy(),
             "busiest": top.astype(str).to_numpy(),
-            "count": best.to_numpy(),
+            "count": best.round().astype(np.int64).to_numpy(),
             "share": (best / total.replace(0, np.nan)).to_numpy(),
         }
     )
