@@ -30,6 +30,11 @@ from vigil.maps.live.state import LiveState, history_from_tracks, track_row
 T0 = 1_700_000_000.0
 
 
+def feed(live: LiveState, msg) -> None:
+    """Hand ``msg`` to the map as the bus does, on its own topic."""
+    live.apply(topic_for(live.site.sector.name, msg), msg)
+
+
 @pytest.fixture(scope="module")
 def site():
     return load_default().site
@@ -83,25 +88,25 @@ def test_track_row_course_and_speed(vx, vy, course, speed) -> None:
 
 def test_tracks_appear_move_and_end(live: LiveState) -> None:
     assert live.take_changes() is None
-    live.apply("t", track(lat=31.32))
-    live.apply("t", track(t=T0 + 1, lat=31.3201))
-    live.apply("t", track(tid="t2", t=T0 + 1, cls="vehicle"))
+    feed(live, track(lat=31.32))
+    feed(live, track(t=T0 + 1, lat=31.3201))
+    feed(live, track(tid="t2", t=T0 + 1, cls="vehicle"))
     batch = live.take_changes()
     assert batch["type"] == "batch" and batch["now"] == T0 + 1
     # only the latest position of each track goes out in a batch
     assert sorted((r[0], r[1]) for r in batch["tracks"]) == [("t1", 31.3201), ("t2", 31.32)]
     assert live.take_changes() is None
-    live.apply("t", track(t=T0 + 2, state="ended"))
+    feed(live, track(t=T0 + 2, state="ended"))
     batch = live.take_changes()
     assert batch["ended"] == ["t1"] and "tracks" not in batch
     assert list(live.snapshot()["tracks"][0][:1]) == ["t2"]
 
 
 def test_silent_tracks_time_out_on_message_time(live: LiveState) -> None:
-    live.apply("t", track(tid="old", t=T0))
-    live.apply("t", track(tid="new", t=T0 + 59))
+    feed(live, track(tid="old", t=T0))
+    feed(live, track(tid="new", t=T0 + 59))
     live.take_changes()
-    live.apply("t", track(tid="new", t=T0 + 61))
+    feed(live, track(tid="new", t=T0 + 61))
     batch = live.take_changes()
     assert batch["ended"] == ["old"]
     assert [r[0] for r in live.snapshot()["tracks"]] == ["new"]
@@ -113,8 +118,8 @@ def test_segments_shaded_by_crossings_within_the_window(site) -> None:
     for i, (seg, dt) in enumerate(
         [("tucson-0003", -4000), ("tucson-0003", -100), ("tucson-0003", 0), ("tucson-0007", -10)]
     ):
-        live.apply(
-            "t",
+        feed(
+            live,
             Crossing(
                 crossing_id=f"x{i}",
                 track_id="t1",
@@ -132,7 +137,7 @@ def test_segments_shaded_by_crossings_within_the_window(site) -> None:
 @pytest.mark.parametrize("pan", [90.0, 160.0, 225.0, 300.0])
 def test_camera_command_turns_the_field_of_view(site, live: LiveState, pan: float) -> None:
     tower = site.towers[2]
-    live.apply("t", CameraCommand(camera=tower.id, time=T0, pan_deg=pan, tilt_deg=1.0))
+    feed(live, CameraCommand(camera=tower.id, time=T0, pan_deg=pan, tilt_deg=1.0))
     view = live.take_changes()["towers"][0]
     assert view["id"] == tower.id and view["pan"] == pan
     ring = np.asarray(view["fov"])
@@ -145,46 +150,46 @@ def test_camera_command_turns_the_field_of_view(site, live: LiveState, pan: floa
 
 
 def test_camera_command_for_an_unknown_camera_is_counted(live: LiveState) -> None:
-    live.apply("t", CameraCommand(camera="t99", time=T0, pan_deg=10.0, tilt_deg=1.0))
-    assert live.counts["command_unknown_camera"] == 1
+    feed(live, CameraCommand(camera="t99", time=T0, pan_deg=10.0, tilt_deg=1.0))
+    assert live.counts["refused_unknown_device"] == 1
     assert live.take_changes() is None  # nothing to send
 
 
 def test_alert_lifecycle_from_alerts_and_actions(live: LiveState) -> None:
-    live.apply("t", alert(units=["p01", "p02"]))
+    feed(live, alert(units=["p01", "p02"]))
     live.take_changes()
-    live.apply("t", AlertAction(alert_id="A1", time=T0 + 5, action="acknowledge", by="cmd"))
+    feed(live, AlertAction(alert_id="A1", time=T0 + 5, action="acknowledge", by="cmd"))
     view = live.take_changes()["alerts"][0]
     assert (view["state"], view["by"]) == ("acknowledged", "cmd")
-    live.apply("t", AlertAction(alert_id="A1", time=T0 + 6, action="assign", by="cmd", unit="p02"))
+    feed(live, AlertAction(alert_id="A1", time=T0 + 6, action="assign", by="cmd", unit="p02"))
     assert live.take_changes()["alerts"][0]["assigned"] == "p02"
     assert live.alert_units("A1") == {"p01", "p02"}
-    live.apply("t", AlertAction(alert_id="A9", time=T0 + 6, action="acknowledge", by="cmd"))
+    feed(live, AlertAction(alert_id="A9", time=T0 + 6, action="acknowledge", by="cmd"))
     assert live.counts["action_unknown_alert"] == 1
-    live.apply("t", AlertAction(alert_id="A1", time=T0 + 7, action="close", by="cmd"))
+    feed(live, AlertAction(alert_id="A1", time=T0 + 7, action="close", by="cmd"))
     assert live.take_changes()["alerts"][0]["state"] == "closed"
     assert live.snapshot()["alerts"] == []
 
 
 def test_sensors_and_aircraft(live: LiveState, site) -> None:
     s = site.sensors[0]
-    live.apply(
-        "t", SensorStatus(sensor=s.id, time=T0, battery=0.4, state="degraded", last_heard=T0 - 30)
+    feed(
+        live, SensorStatus(sensor=s.id, time=T0, battery=0.4, state="degraded", last_heard=T0 - 30)
     )
-    live.apply(
-        "t",
+    feed(
+        live,
         SensorEvent(
             sensor=s.id, time=T0 + 10, modality="seismic", strength=2.0, class_guess="person"
         ),
     )
-    live.apply("t", CameraDetection(camera="t01", time=T0, lat=31.3, lon=-110.9, cov=(1, 0, 0, 1)))
+    feed(live, CameraDetection(camera="t01", time=T0, lat=31.3, lon=-110.9, cov=(1, 0, 0, 1)))
     batch = live.take_changes()
     sensor = batch["sensors"][0]
     assert (sensor["state"], sensor["battery"], sensor["heard"]) == ("degraded", 0.4, T0 + 10)
     assert sensor["event"]["class"] == "person"
     assert live.counts["ignored"] == 1
-    live.apply(
-        "t",
+    feed(
+        live,
         Telemetry(
             aircraft="uas1",
             time=T0 + 11,
@@ -201,12 +206,12 @@ def test_sensors_and_aircraft(live: LiveState, site) -> None:
 
 def test_history_ring_keeps_one_point_per_step_and_forgets_old_tracks(live: LiveState) -> None:
     for i in range(21):  # every 0.5 s for 10 s: a point kept every 2 s
-        live.apply("t", track(t=T0 + 0.5 * i, lat=31.32 + 1e-5 * i))
+        feed(live, track(t=T0 + 0.5 * i, lat=31.32 + 1e-5 * i))
     items = live.history(T0, T0 + 100)
     assert len(items) == 1 and items[0]["class"] == "person"
     assert [p[0] for p in items[0]["points"]] == [T0 + 2.0 * k for k in range(6)]
     assert [p[0] for p in live.history(T0 + 3, T0 + 7)[0]["points"]] == [T0 + 4, T0 + 6]
-    live.apply("t", track(tid="t2", t=T0 + 1000))
+    feed(live, track(tid="t2", t=T0 + 1000))
     live.take_changes()  # expiry runs on a tick
     assert [h["id"] for h in live.history(0, T0 + 2000)] == ["t2"]
 

@@ -7,7 +7,6 @@ as an :class:`~vigil.ingest.schema.AlertAction` for the sector service to apply.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Set
 
 from starlette.concurrency import run_in_threadpool
@@ -85,7 +84,9 @@ class AlertActions:
             )
         msg = AlertAction(
             alert_id=alert_id,
-            time=time.time(),
+            # the sector's clock as the map knows it, not the wall's: in a demo the two differ,
+            # and the service orders an alert's history on the sector's clock
+            time=max(self.live.now, float(alert.get("time") or 0.0)),
             action=action,
             by=user.name,
             unit=unit if action == "assign" else None,

@@ -30,12 +30,14 @@ from vigil.ingest.schema import (
     AlertAction,
     CameraCommand,
     Crossing,
+    MessageError,
     SensorEvent,
     SensorStatus,
     Telemetry,
     Track,
     Wire,
 )
+from vigil.ingest.sources import Devices, check_source
 
 #: Crossings count towards a segment's shading for this long, seconds.
 DEFAULT_CROSSING_WINDOW_S = 6 * 3600.0
@@ -45,8 +47,27 @@ DEFAULT_TRACK_TIMEOUT_S = 120.0
 DEFAULT_HISTORY_S = 4 * 3600.0
 #: One history point per track per this many seconds at most.
 DEFAULT_HISTORY_STEP_S = 5.0
-#: At most this many alerts are kept (oldest closed first, then oldest).
+#: The queue holds this many open alerts before it says it is over its size. Closed alerts
+#: leave the queue at once; open ones are never dropped (the overflow is counted and shown).
 MAX_ALERTS = 500
+#: What the map draws, below ``vigil/v1/{sector}/``: the service's tracks, crossings, alerts
+#: and camera commands, the alert actions, and the devices' sensor, status and telemetry
+#: messages (ground-sensor events light the sensor; detections are not drawn).
+MAP_TOPICS = (
+    "tracks",
+    "crossings",
+    "alerts",
+    "alerts/actions",
+    "cam/+/commands",
+    "ugs/+/events",
+    "ugs/+/status",
+    "uas/+/telemetry",
+)
+
+
+def map_topics(sector: str) -> list[str]:
+    """The subscription filters of a sector's live map (exactly what it draws)."""
+    return [f"vigil/v1/{sector}/{p}" for p in MAP_TOPICS]
 
 
 def _r(v: float) -> float:
@@ -110,10 +131,17 @@ class _Tower:
 class LiveState:
     """The live picture of one sector, fed by bus messages.
 
+    Every message is checked against its topic first
+    (:func:`~vigil.ingest.sources.check_source` with the site's devices): tracks, crossings,
+    alerts and camera commands only from the service's topics, alert actions only from the
+    actions topic, sensor and aircraft messages only from deployed devices on their own
+    topics. What fails is counted (``refused_{reason}``) and changes nothing.
+
     Parameters
     ----------
     site
-        The sector's layout (towers are needed to turn fields of view).
+        The sector's layout (towers are needed to turn fields of view; its devices say who may
+        speak).
     crossing_window_s, track_timeout_s, history_s, history_step_s
         See the module constants; seconds of message time.
     """
@@ -136,8 +164,10 @@ class LiveState:
         self._history_len = max(2, int(history_s / history_step_s) + 1)
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
-        #: The latest message time seen, UTC seconds (the map's "now"; may run ahead of the
-        #: wall clock in a fast demo).
+        self.devices = Devices.of_site(site)
+        #: The latest time of a sector message (track, alert, sensor...) seen, UTC seconds:
+        #: the map's "now" (may run ahead of or behind the wall clock in a demo). An alert
+        #: action does not move it: it carries a person's clock, not the sector's.
         self.now = 0.0
         self.tracks: dict[str, list[Any]] = {}
         self.alerts: dict[str, dict[str, Any]] = {}
@@ -185,13 +215,19 @@ class LiveState:
     def apply(self, topic: str, msg: Wire, arrival: float | None = None) -> None:
         """Take one bus message (any thread). ``arrival``: wall-clock time it arrived, s."""
         handler = self._handlers.get(type(msg))
+        try:
+            check_source(topic, msg, self.devices)
+        except MessageError as err:
+            with self.lock:
+                self.counts[f"refused_{err.reason}"] += 1
+            return
         with self.lock:
             if handler is None:
                 self.counts["ignored"] += 1
                 return
             self.counts[type(msg).__name__] += 1
             t = getattr(msg, "time", 0.0)
-            if t > self.now:
+            if t > self.now and not isinstance(msg, AlertAction):
                 self.now = t
             if arrival is not None and self._ch_first_arrival is None:
                 self._ch_first_arrival = arrival
@@ -220,10 +256,11 @@ class LiveState:
         if a.state == "closed":
             self.alerts.pop(a.alert_id, None)
         else:
+            fresh = a.alert_id not in self.alerts
             self.alerts[a.alert_id] = view
-            if len(self.alerts) > MAX_ALERTS:
-                oldest = min(self.alerts.values(), key=lambda v: v["time"])
-                self.alerts.pop(oldest["id"])
+            if fresh and len(self.alerts) > MAX_ALERTS:
+                # every alert held is open (closed ones leave at once): none is dropped
+                self.counts["alerts_over_cap"] += 1
         self._ch_alerts[a.alert_id] = view
 
     def _alert_action(self, act: AlertAction) -> None:
@@ -360,6 +397,7 @@ class LiveState:
             ):
                 return None
             batch: dict[str, Any] = {"type": "batch", "now": round(self.now, 3)}
+            batch["alert_overflow"] = self.alert_overflow()
             if self._ch_tracks:
                 batch["tracks"] = list(self._ch_tracks.values())
             if self._ch_ended:
@@ -392,7 +430,12 @@ class LiveState:
                 "towers": [t.view for t in self.towers.values()],
                 "uas": list(self.uas.values()),
                 "segments": self.segment_counts(),
+                "alert_overflow": self.alert_overflow(),
             }
+
+    def alert_overflow(self) -> int:
+        """How many open alerts the queue holds beyond :data:`MAX_ALERTS` (0 within it)."""
+        return max(0, len(self.alerts) - MAX_ALERTS)
 
     def alert_units(self, alert_id: str) -> set[str]:
         """Units an alert names (recommended or assigned)."""
