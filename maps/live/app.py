@@ -1,6 +1,7 @@
 """The live map web app: Starlette, fed by the bus, pushing to browsers over a WebSocket.
 
-:class:`LiveMapApp` subscribes to ``vigil/v1/{sector}/#``; every message updates a
+:class:`LiveMapApp` subscribes to exactly the topics it draws
+(:func:`~vigil.maps.live.state.map_topics`); every message updates a
 :class:`~vigil.maps.live.state.LiveState` on the publisher's thread, and a ticker on the event loop
 sends what changed to each browser every ``tick_s`` (one JSON batch per tick however many
 messages arrived, so a thousand tracks at 1 Hz cost a few batches a second, not a thousand
@@ -58,7 +59,7 @@ from vigil.maps.live.guard import (
 )
 from vigil.maps.live.page import live_page, login_page, site_view
 from vigil.maps.live.security import SecurityHeaders
-from vigil.maps.live.state import LiveState, history_from_tracks
+from vigil.maps.live.state import LiveState, history_from_tracks, map_topics
 from vigil.maps.live.throttle import GateBusyError, LoginThrottle, VerifyGate
 
 __all__ = ["MAX_HISTORY_HOURS", "LiveMapApp", "visible_alert"]
@@ -182,7 +183,7 @@ class LiveMapApp(Starlette):
         self.add_middleware(SecurityHeaders, tiles_url=tiles_url)
         self.allowed_hosts = _allowed(allowed_hosts)
         self.add_middleware(HostCheck, allowed=self.allowed_hosts)
-        self._subscription = bus.subscribe(f"vigil/v1/{self.sector}/#", self._on_message)
+        self._subscriptions = [bus.subscribe(p, self._on_message) for p in map_topics(self.sector)]
 
     # -- the bus side ---------------------------------------------------------------------------
 
@@ -192,7 +193,8 @@ class LiveMapApp(Starlette):
 
     def close(self) -> None:
         """Stop listening to the bus."""
-        self.bus.unsubscribe(self._subscription)
+        for sub in self._subscriptions:
+            self.bus.unsubscribe(sub)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, _app):
