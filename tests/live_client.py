@@ -50,23 +50,34 @@ class Reply:
 class Client:
     """A cookie-holding HTTP client that does not follow redirects."""
 
-    def __init__(self, url: str, context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, url: str, context: ssl.SSLContext | None = None, source: str | None = None
+    ) -> None:
         parts = urlsplit(url)
         self.url = url
+        self.source = (source, 0) if source else None  # e.g. 127.0.0.2: another client address
         self.host = parts.hostname
         self.port = parts.port
         self.context = context
         self.cookie: str | None = None
         self.csrf: str | None = None
+        self.device: str | None = None  # the vigil_device cookie of a browser known to a user
 
     def request(self, method: str, path: str, body=None, headers=None) -> Reply:
         if self.context is not None:
-            conn = http.client.HTTPSConnection(self.host, self.port, context=self.context)
+            conn = http.client.HTTPSConnection(
+                self.host, self.port, context=self.context, source_address=self.source
+            )
         else:
-            conn = http.client.HTTPConnection(self.host, self.port)
+            conn = http.client.HTTPConnection(
+                self.host, self.port, timeout=60, source_address=self.source
+            )
         h = dict(headers or {})
-        if self.cookie:
-            h["Cookie"] = f"vigil_session={self.cookie}"
+        cookies = [f"vigil_session={self.cookie}"] if self.cookie else []
+        if self.device and path == "/login":
+            cookies.append(f"vigil_device={self.device}")
+        if cookies:
+            h["Cookie"] = "; ".join(cookies)
         if isinstance(body, dict):
             body = json.dumps(body).encode()
             h.setdefault("Content-Type", "application/json")
@@ -81,10 +92,13 @@ class Client:
         reply = self.request(
             "POST", "/login", body, {"Content-Type": "application/x-www-form-urlencoded"}
         )
-        set_cookie = reply.headers.get("set-cookie") or ""
-        if set_cookie.startswith("vigil_session="):
-            self.cookie = set_cookie.split(";")[0].split("=", 1)[1]
-            self.csrf = self.request("GET", "/api/me").json()["csrf"]
+        for set_cookie in reply.headers.get_all("set-cookie") or ():
+            name, value = set_cookie.split(";")[0].split("=", 1)
+            if name == "vigil_device":
+                self.device = value
+            elif name == "vigil_session":
+                self.cookie = value
+                self.csrf = self.request("GET", "/api/me").json()["csrf"]
         return reply
 
     def act(self, alert_id: str, action: str, body=None, token: str | None = "session", **h):
@@ -112,11 +126,19 @@ class World:
 
 
 @contextmanager
-def running_world(tmp: Path) -> Iterator[World]:
-    """A live map with users cmd, plan, agt (unit p07), adm and alerts A-p07 and A-p01."""
+def running_world(tmp: Path, hasher=FAST_HASH, **options) -> Iterator[World]:
+    """A live map with users cmd, plan, agt (unit p07), adm and alerts A-p07 and A-p01.
+
+    Parameters
+    ----------
+    hasher
+        The users' argon2 hasher (``None``: the production parameters).
+    options
+        Passed to :class:`~vigil.maps.live.LiveMapApp`.
+    """
     site = load_default().site
     bus = InProcessBus(site.sector.name)
-    users = UserStore(tmp / "users.sqlite", hasher=FAST_HASH)
+    users = UserStore(tmp / "users.sqlite", hasher=hasher)
     users.add("cmd", "commander", PASSWORDS["cmd"])
     users.add("plan", "planner", PASSWORDS["plan"])
     users.add("agt", "agent", PASSWORDS["agt"], unit="p07")
@@ -124,7 +146,7 @@ def running_world(tmp: Path) -> Iterator[World]:
     audit = AuditLog(tmp / "store.sqlite")
     actions: list[AlertAction] = []
     bus.subscribe(f"vigil/v1/{site.sector.name}/alerts/actions", lambda _t, m: actions.append(m))
-    app = LiveMapApp(site, bus, users, audit, tick_s=0.05)
+    app = LiveMapApp(site, bus, users, audit, tick_s=0.05, **options)
     server = ServerThread(app).start()
     sector = site.sector.name
 

@@ -250,7 +250,7 @@ class LiveMapApp(Starlette):
         try:
             user = (
                 await self.verify_gate.run(
-                    self.users.verify, name, password, trusted=device is not None
+                    self.users.verify, name, password, trusted=device is not None, address=peer
                 )
                 if valid
                 else None

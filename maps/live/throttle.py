@@ -198,12 +198,14 @@ class GateBusyError(RuntimeError):
 
 
 class VerifyGate:
-    """At most ``slots`` argon2 checks at once for untrusted attempts and ``trusted_slots``
-    more for browsers known to their user; at most ``max_waiting`` untrusted attempts wait,
-    the next is refused (:class:`GateBusyError`).
+    """At most ``slots`` argon2 checks at once for untrusted attempts, one of them per client
+    address, and ``trusted_slots`` more for browsers known to their user; at most
+    ``max_waiting`` untrusted attempts wait, the next is refused (:class:`GateBusyError`).
 
     Bounds the memory of checks to ``(slots + trusted_slots) x`` the hash's memory cost
-    (64 MiB by default) however many logins arrive at once.
+    (64 MiB by default) however many logins arrive at once; one address cannot hold more than
+    one slot, so another client's check starts at once however many that address queued;
+    while a known browser's check waits or runs, no untrusted one starts.
     """
 
     def __init__(self, slots: int = 2, trusted_slots: int = 1, max_waiting: int = 16) -> None:
@@ -213,23 +215,46 @@ class VerifyGate:
         self._waiting = 0
         self._sem: asyncio.Semaphore | None = None
         self._trusted: asyncio.Semaphore | None = None
+        self._per_address: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        self._trusted_busy = 0
+        self._no_trusted: asyncio.Event | None = None
 
-    async def run(self, fn: Callable, *args, trusted: bool = False):
+    async def run(self, fn: Callable, *args, trusted: bool = False, address: str = "-"):
         """Run ``fn(*args)`` on a worker thread once a slot is free; its result."""
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.slots)
             self._trusted = asyncio.Semaphore(self.trusted_slots)
+            self._no_trusted = asyncio.Event()
+            self._no_trusted.set()
         if trusted:
-            async with self._trusted:
-                return await run_in_threadpool(fn, *args)
+            # a known browser goes first: no new untrusted check starts while one waits or
+            # runs, so under a spray it shares the processors with at most `slots` checks
+            self._trusted_busy += 1
+            self._no_trusted.clear()
+            try:
+                async with self._trusted:
+                    return await run_in_threadpool(fn, *args)
+            finally:
+                self._trusted_busy -= 1
+                if self._trusted_busy == 0:
+                    self._no_trusted.set()
         if self._waiting >= self.max_waiting:
             raise GateBusyError(f"{self._waiting} password checks waiting")
+        lock, users = self._per_address.setdefault(address, (asyncio.Lock(), [0]))
+        users[0] += 1
         self._waiting += 1
         try:
-            await self._sem.acquire()
+            async with lock:
+                try:
+                    await self._no_trusted.wait()
+                    await self._sem.acquire()
+                finally:
+                    self._waiting -= 1
+                try:
+                    return await run_in_threadpool(fn, *args)
+                finally:
+                    self._sem.release()
         finally:
-            self._waiting -= 1
-        try:
-            return await run_in_threadpool(fn, *args)
-        finally:
-            self._sem.release()
+            users[0] -= 1
+            if users[0] == 0:
+                self._per_address.pop(address, None)
