@@ -174,6 +174,11 @@ def _sentence_summary(s: dict) -> list[str]:
             f"One more tower at {b['candidate']} would newly cover "
             f"{100 * b['gain_share']:.0f} % of crossings."
         )
+    for f in s.get("no_peak", []):
+        lines.append(
+            f"No {f['statement']} stands out (chi-square test against an even spread, "
+            f"p = {f['p']:.2f})."
+        )
     too_little = withheld_sentence(s.get("withheld", []))
     if too_little:
         lines.append(too_little)

@@ -92,3 +92,17 @@ def test_evidence_minimums_are_documented_in_one_place():
     for name in names:
         assert f"``{name}``" in doc or name == "ALPHA" and "``ALPHA``" in doc, name
     assert evidence.withheld_sentence([]) is None
+
+
+def test_an_even_weekday_spread_names_no_busiest_weekday(deployment):
+    # 8 weeks, the same number of crossings every day at 02:00: plenty of data, no weekday
+    border = deployment.site.border()
+    days = pd.date_range("2026-01-05", periods=56, freq="D", tz="America/Phoenix")
+    times = [(d + pd.Timedelta(hours=2, minutes=m)).timestamp() for d in days for m in (0, 20, 40)]
+    table = pd.DataFrame({"time": times, "segment_id": border.segment_ids[5]})
+    a = analyze_crossing_table(
+        normalise_crossings(table), border=border, timezone="America/Phoenix"
+    )
+    assert a.summary["peak_weekday"] is None
+    assert [f["statement"] for f in a.summary["no_peak"]] == ["day of the week"]
+    assert a.summary["peak_hour"] == 2  # 168 crossings all at 02:00 is a real peak

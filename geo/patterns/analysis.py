@@ -216,12 +216,12 @@ def crossing_summary(a: CrossingAnalysis, *, backend: str = "pandas") -> dict:
             )
         )
     hours = a.hour_profile["crossings"].to_numpy()
+    flat: list[dict] = []  # profiles with enough data whose bins differ no more than chance
     hour_ok = n >= evidence.MIN_CROSSINGS_HOUR
-    if hour_ok and not _profile_peak(hours, np.ones(24)) < evidence.ALPHA:
+    p_hour = _profile_peak(hours, np.ones(24)) if hour_ok else float("nan")
+    if hour_ok and not p_hour < evidence.ALPHA:
         hour_ok = False
-        withheld.append(
-            evidence.withheld("the busiest hour", have, "hours that differ beyond chance")
-        )
+        flat.append({"statement": "hour of day", "p": p_hour})
     elif not hour_ok:
         withheld.append(
             evidence.withheld("the busiest hour", have, f"{evidence.MIN_CROSSINGS_HOUR} crossings")
@@ -231,13 +231,10 @@ def crossing_summary(a: CrossingAnalysis, *, backend: str = "pandas") -> dict:
     weekday_ok = n >= evidence.MIN_CROSSINGS_WEEKDAY and weeks >= evidence.MIN_WEEKS_WEEKDAY
     if weekday_ok:
         days = np.bincount(pd.DatetimeIndex(a.daily.index).day_of_week, minlength=7)
-        if not _profile_peak(week["crossings"].to_numpy(), days.astype(float)) < evidence.ALPHA:
+        p_week = _profile_peak(week["crossings"].to_numpy(), days.astype(float))
+        if not p_week < evidence.ALPHA:
             weekday_ok = False
-            withheld.append(
-                evidence.withheld(
-                    "the busiest day of the week", have, "weekdays that differ beyond chance"
-                )
-            )
+            flat.append({"statement": "day of the week", "p": p_week})
     else:
         withheld.append(
             evidence.withheld(
@@ -337,4 +334,5 @@ def crossing_summary(a: CrossingAnalysis, *, backend: str = "pandas") -> dict:
             "gain_share": float(b.gain_share),
         }
     out["withheld"] = withheld
+    out["no_peak"] = flat
     return out
