@@ -157,6 +157,62 @@ def test_vigil_run_and_two_maps_connect_with_the_generated_credentials(tmp_path)
 
 
 @needs_broker
+def test_a_gateway_reaches_the_service_only_for_its_own_sensors(tmp_path) -> None:
+    """``vigil edge ugs`` with gateway g1's credentials: its sensor's event reaches ``vigil
+    run`` through the generated broker; another gateway's sensor is refused by the broker."""
+    import json
+
+    from vigil.ingest.schema import SensorEvent, encode
+
+    folder, port = init_folder()
+    b = Broker.from_folder(folder, port).start()
+    d = load_default()
+    g1, g2 = d.config.gateways[0], d.config.gateways[1]
+    state = tmp_path / "state"
+    procs = []
+    try:
+        svc = vigil(
+            ["run", "--deployment", str(deployment_on(tmp_path, port)), "--state-dir",
+             str(state), "--idle", "60"],
+            env_with(SERVICE_USER, password(folder, SERVICE_USER)), tmp_path / "run.log",
+        )  # fmt: skip
+        procs.append(svc)
+        assert wait_for(lambda: f"as {SERVICE_USER} (" in b.log_path.read_text())
+        time.sleep(1.0)  # subscribed
+        now = time.time()
+        lines = tmp_path / "ugs.jsonl"
+        lines.write_bytes(
+            b"".join(
+                encode(SensorEvent(sensor=x, time=now, modality="seismic", strength=1.0)) + b"\n"
+                for x in (g1.sensors[0], g2.sensors[0])
+            )
+        )
+        user = f"ugs-{g1.id}"
+        edge = vigil(
+            ["edge", "ugs", str(lines), "--broker", f"127.0.0.1:{port}", "--state-dir",
+             str(tmp_path / "edge")],
+            env_with(user, password(folder, user)), tmp_path / "edge.log",
+        )  # fmt: skip
+        assert edge.wait(60) == 0, (tmp_path / "edge.log").read_text()
+
+        def accepted() -> int:
+            try:
+                status = json.loads((state / "status.json").read_text())
+            except (OSError, ValueError):
+                return -1
+            return status["input_bus"].get("accepted", 0)
+
+        assert wait_for(lambda: accepted() >= 1, 20.0)
+        time.sleep(1.0)
+        assert accepted() == 1
+        assert "Not authorized" in (tmp_path / "edge.log").read_text()
+    finally:
+        stop_all(*procs)
+        b.cleanup()
+        subprocess.run(["rm", "-rf", str(folder.parent)], check=True)
+
+
+@needs_broker
 @pytest.mark.parametrize("fixed_id", [None, "vigil-serve-tucson"], ids=["own-ids", "one-fixed-id"])
 def test_two_vigil_serve_under_one_user_get_their_own_client_ids(fixed_id, tmp_path) -> None:
     """H3: two ``vigil serve`` of one sector knocked each other off six times a second under
