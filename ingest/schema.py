@@ -46,8 +46,8 @@ MAX_TEXT = 500
 #: Longest list in a message (sensors, units, predicted positions, history, footprint).
 MAX_ITEMS = 256
 
-Ident = Annotated[str, Meta(pattern=IDENT_PATTERN, max_length=64)]
-Actor = Annotated[str, Meta(pattern=ACTOR_PATTERN, max_length=64)]
+Ident = Annotated[str, Meta(pattern=IDENT_PATTERN)]
+Actor = Annotated[str, Meta(pattern=ACTOR_PATTERN)]
 Text = Annotated[str, Meta(max_length=MAX_TEXT)]
 Idents = Annotated[list[Ident], Meta(max_length=MAX_ITEMS)]
 Probs = Annotated[dict[Annotated[str, Meta(max_length=32)], float], Meta(max_length=16)]
