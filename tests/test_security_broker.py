@@ -9,6 +9,7 @@ client id.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import tempfile
@@ -137,9 +138,7 @@ def generated() -> tuple[Broker, Path]:
         yield b, folder
     finally:
         b.cleanup()
-        (folder.parent).rmdir() if folder.parent.exists() and not any(
-            folder.parent.iterdir()
-        ) else None
+        shutil.rmtree(folder.parent, ignore_errors=True)
 
 
 def service_settings(b: Broker, folder: Path, **kw) -> MqttSettings:
@@ -207,6 +206,22 @@ def test_identities_give_each_device_only_its_own_topics() -> None:
     for i in by_user.values():
         if i.role in ("tower", "gateway", "aircraft"):
             assert not any(t.endswith(("/tracks", "/alerts", "/actions")) for t in i.write), i
+
+
+def test_the_service_user_is_the_deployments_client_id(tmp_path) -> None:
+    """``[broker] client_id`` names the service's stable session; the broker user (and so,
+    with use_username_as_clientid, the client id) follows it."""
+    from vigil.config import default_deployment_path, parse
+
+    text = (
+        default_deployment_path()
+        .read_text()
+        .replace("[broker]\n", '[broker]\nclient_id = "svc-nogales"\n', 1)
+    )
+    d = parse(text, tmp_path / "d.toml")
+    users = {i.user: i for i in identities(d)}
+    assert users["svc-nogales"].role == users["svc-nogales-out"].role == "service"
+    assert SERVICE_USER not in users
 
 
 # -- the generated broker under attack ----------------------------------------------------------
