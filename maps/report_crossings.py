@@ -121,7 +121,9 @@ def _crossing_plots(a: CrossingAnalysis) -> list[str]:
             scale = 1.0 / idx.days_in_month.to_numpy()
         ax.plot(idx, trend.to_numpy() * scale, lw=2, color=HOT_COLOUR, label="STL trend")
     ax.set_ylabel("crossings")
-    ax.set_title(f"Daily crossings and trend ({a.trend.get('direction', '?')})")
+    direction = a.trend.get("direction")
+    known = direction in {"rising", "falling", "flat"}
+    ax.set_title(f"Daily crossings and trend ({direction})" if known else "Daily crossings")
     ax.legend(loc="upper left")
     plots.append(png_img(fig))
     return plots
