@@ -224,7 +224,9 @@ def run_detect(
         Detector settings; :meth:`DetectorConfig.for_tower` when a camera is given, the
         plain-video defaults otherwise.
     fps
-        Frame rate, frames per second; the container's, else 10.
+        Frame rate, frames per second; the container's, else 10. Video frames are timed
+        in the container's frame periods at this rate; a CPTV file's frames by the camera's
+        own clock.
     start_time
         Time of the first frame, UTC seconds since the epoch; when omitted, the recording
         time a CPTV file holds, else the input's modification time.
