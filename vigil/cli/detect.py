@@ -72,17 +72,20 @@ def register(sub: Subparsers) -> None:
     """Add ``detect`` to the top-level subcommands."""
     p = sub.add_parser(
         "detect",
-        help="detect motion in a video file or image sequence",
+        help="detect motion in a video file, image sequence or CPTV thermal recording",
         description=(
-            "Detect moving objects in a video (any file OpenCV reads, or an image sequence "
-            "pattern such as input/in%%06d.jpg). With a camera model (--camera-config FILE, "
+            "Detect moving objects in a video (any file OpenCV reads, a CPTV thermal recording "
+            "*.cptv timed by the camera's own clock, or an image sequence "
+            "pattern such as input/in%06d.jpg). With a camera model (--camera-config FILE, "
             "or --tower ID from the deployment) each line of the output is a CameraDetection "
             "with its ground position; without one, a pixel detection. --masks DIR writes each "
-            "frame's foreground mask as DIR/%%06d.png. A corrupt or truncated input stops with "
+            "frame's foreground mask as DIR/%06d.png. A corrupt or truncated input stops with "
             "an error naming the frame, after the earlier frames were written."
         ),
     )
-    p.add_argument("input", type=input_source, help="video file or image-sequence pattern")
+    p.add_argument(
+        "input", type=input_source, help="video file, .cptv file or image-sequence pattern"
+    )
     p.add_argument(
         "--out", required=True, metavar="JSONL", type=output_file, help="detections, one per line"
     )

@@ -77,7 +77,7 @@ def cmd_edge(args: argparse.Namespace) -> int:
             close_bus(bus)
         print(
             f"{counts.telemetry} telemetry messages published from {counts.messages} "
-            f"MAVLink messages; skipped: {dict(counts.skipped)}"
+            f"messages read; skipped: {dict(counts.skipped)}"
         )
         return EXIT_OK
     print(f"error: edge device {args.device!r} is not available yet", file=sys.stderr)
@@ -141,12 +141,13 @@ def register(sub: Subparsers) -> None:
         "edge",
         help="run a device adapter (camera, ugs, uas)",
         description=(
-            "Read a device's output and publish wire messages: 'camera' reads a video file, "
+            "Read a device's output and publish wire messages: 'camera' reads a video file "
+            "(or a CPTV thermal recording), "
             "RTSP URL or device through OpenCV, runs the tower's motion detector (--id TOWER "
             "from the deployment) and reconnects to a lost stream; 'ugs' reads the "
             "ground-sensor gateway's JSON lines (file, tcp://host:port, "
-            "serial:///dev/ttyUSB0, or - for stdin); 'uas' reads MAVLink (a tlog file or "
-            "udpin:0.0.0.0:14550). With --broker "
+            "serial:///dev/ttyUSB0, or - for stdin); 'uas' reads MAVLink or an ArduPilot log "
+            "(a tlog, a DataFlash .bin or .log, or udpin:0.0.0.0:14550). With --broker "
             "the messages go to MQTT (credentials from VIGIL_MQTT_USER/VIGIL_MQTT_PASSWORD), "
             "otherwise they are validated in process and counted."
         ),
