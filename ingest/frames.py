@@ -49,7 +49,8 @@ if TYPE_CHECKING:
 #: URL schemes read as live streams (through OpenCV's FFmpeg backend).
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 
-Frame = tuple[int, float, NDArray[np.uint8]]
+#: ``(index, time, frame)``: OpenCV's ``uint8`` image, or a CPTV file's ``uint16`` counts.
+Frame = tuple[int, float, NDArray[np.uint8] | NDArray[np.uint16]]
 
 log = logging.getLogger(__name__)
 
