@@ -253,3 +253,30 @@ def test_hostile_strings_stay_text_in_tooltips_queue_and_playback(hostile, check
     page.uncheck("#history-toggle")
     page.wait_for_selector("#live-status[data-state=live]", timeout=10_000)
     assert_not_pwned(page)
+
+
+def test_hostile_text_in_the_audit_log_stays_text_on_the_admin_page(hostile, checked_page):
+    """A user's request path lands in the audit log (a refused cross-site request): the admin
+    page shows it as text."""
+    s = hostile
+    s.users.add("adm", "admin", "admin-pass-long-1")
+    page = checked_page.page
+    login(page, s.server.url, "cmd", PASSWORDS["cmd"])
+    wait_live(page)
+    payload = IMG + '"><svg onload="window.__pwned=2">'  # no "/": the route must match
+    path = "/api/alerts/" + payload + "/acknowledge"
+    status = page.evaluate("p => fetch(p, {method: 'POST', body: '{}'}).then(r => r.status)", path)
+    assert status in (400, 403, 404)
+    checked_page.allow(r"status of (400|403|404) .*/api/alerts/")
+    logged = [e.target for e in s.audit.entries()]
+    assert any(payload in t for t in logged), logged
+    page.context.clear_cookies()
+    login(page, s.server.url, "adm", "admin-pass-long-1")
+    page.goto(s.server.url + "/admin")
+    page.wait_for_function(
+        "p => document.querySelector('#audit') &&"
+        " document.querySelector('#audit').textContent.includes(p)",
+        arg=payload,
+        timeout=10_000,
+    )
+    assert_not_pwned(page)
