@@ -64,10 +64,36 @@ def _every_layer_drawn(layers) -> None:
         assert layer.drawn == layer.leaves, layer
 
 
+def _readable(offline_page, title: str, legend: list[str]) -> None:
+    """Title, legend entries, country names and the GeoNames basemap, without hovering."""
+    page = offline_page.page
+    assert title in page.locator(".vigil-title").inner_text()
+    entries = page.locator(".vigil-legend-entry").all_inner_texts()
+    for entry in ["international boundary", "town (GeoNames)", *legend]:
+        assert entry in entries, (entry, entries)
+    countries = sorted(page.locator(".vigil-country").all_inner_texts())
+    assert countries == ["MEXICO", "UNITED STATES"], countries
+    us, mx = (
+        page.locator(f".vigil-country:text-is('{c}')").bounding_box() for c in countries[::-1]
+    )
+    assert us["y"] < mx["y"], "the United States is drawn north of Mexico"
+    names = page.locator(".vigil-place-name").all_inner_texts()
+    assert names.count("Nogales") == 2, names  # Nogales, Arizona and Nogales, Sonora
+    assert "GeoNames" in page.locator(".leaflet-control-attribution").inner_text()
+
+
 def test_situation_map(site, map_file: Path, offline_page) -> None:
     errors = open_map(offline_page, map_file)
+    _readable(offline_page, "tucson sector", ["camera tower", "ground sensor: magnetic"])
+    page = offline_page.page
+    # labels by zoom: towers named at the opening zoom, segments only when zoomed in
+    assert page.locator(".vigil-label-tower").first.is_visible()
+    assert not page.locator(".vigil-label-segment").first.is_visible()
+    page.locator(".vigil-tower").first.click()
+    assert "mast" in page.locator(".leaflet-popup-content").inner_text()
     layers = control_layers(offline_page, map_file)
     _every_layer_drawn(layers)
+    assert layers["places (GeoNames)"].classes["vigil-place"] >= 5
     assert layers["border segments"].classes["vigil-segment"] == len(site.border().segments)
     towers = layers["towers and fields of view"].classes
     assert towers["vigil-tower"] == towers["vigil-fov"] == len(site.towers) == 6
@@ -82,6 +108,11 @@ def test_demo_map(site, demo_dir: Path, offline_page) -> None:
     """The demo's map draws its tracks, crossings and alerts (a script error stopped it)."""
     path = demo_dir / "map.html"
     errors = open_map(offline_page, path)
+    _readable(offline_page, "tucson sector", ["northbound crossing", "crossing alert"])
+    page = offline_page.page
+    page.locator(".vigil-crossing").first.click()
+    details = page.locator(".leaflet-popup-content").inner_text()
+    assert "segment" in details and "America/" in details, details  # local time with its zone
     layers = control_layers(offline_page, path)
     _every_layer_drawn(layers)
     gpkg = demo_dir / "events.gpkg"
@@ -99,7 +130,12 @@ def test_demo_map(site, demo_dir: Path, offline_page) -> None:
 
 def test_report_map(report_file: Path, offline_page) -> None:
     errors = open_map(offline_page, report_file)
+    _readable(offline_page, "Crossings", ["no crossings"])
+    page = offline_page.page
+    box = page.locator("path.vigil-segment").nth(5).bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    assert "per day" in page.locator(".leaflet-popup-content").inner_text()
     layers = control_layers(offline_page, report_file)
     _every_layer_drawn(layers)
-    assert layers["crossings per segment"].leaves > 10
+    assert layers["crossings per segment"].classes["vigil-segment"] > 10
     _clean(offline_page, errors)

@@ -15,7 +15,11 @@ def cmd_map(args: argparse.Namespace) -> int:
     d = load_deployment(args.deployment)
     tiles = args.tiles or d.config.map.tiles_url
     out = write_situation_map(
-        d.site, args.out, tiles_url=tiles, tiles_attribution=d.config.map.tiles_attribution
+        d.site,
+        args.out,
+        tiles_url=tiles,
+        tiles_attribution=d.config.map.tiles_attribution,
+        basemap=args.basemap == "places",
     )
     print(f"map written to {out.resolve()}")
     return EXIT_OK
@@ -49,5 +53,12 @@ def register(sub: Subparsers) -> None:
         "--tiles",
         metavar="URL",
         help="optional local tile server URL, e.g. http://host/{z}/{x}/{y}.png",
+    )
+    p.add_argument(
+        "--basemap",
+        choices=("places", "none"),
+        default="places",
+        help="places: towns from the GeoNames extract shipped with Vigil (default); "
+        "none: the boundary line alone",
     )
     p.set_defaults(func=cmd_map)
