@@ -43,6 +43,29 @@ INSTALL_HINT = "reading CPTV thermal video needs the cptv package: pip install '
 _DECODE_ERRORS = (EOFError, OSError, ValueError, IndexError, TypeError, struct.error, zlib.error)
 
 
+class _BoundedReads:
+    """The decompressed stream the cptv reader reads, refusing a read over ``limit`` bytes.
+
+    A frame announces its packed size in the file; a hostile file could announce gigabytes
+    (and a gzip stream can hold them in a few megabytes).
+    """
+
+    def __init__(self, stream: Any, limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0 or n > self._limit:
+            raise ValueError(f"a frame announces {n} bytes; at most {self._limit} fit its pixels")
+        return self._stream.read(n)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+
 def is_cptv(source: str) -> bool:
     """Whether a source names a CPTV file (by its ``.cptv`` suffix, any case)."""
     return source.lower().endswith(".cptv")
@@ -107,6 +130,8 @@ class CptvFrames:
                 f"header announces {r.x_resolution}x{r.y_resolution} pixels; "
                 f"expected at most {MAX_SIDE_PX} a side",
             )
+        # a frame's size is data: read no more than its pixels can take (24 bits each)
+        r.s = _BoundedReads(r.s, 4 + 3 * r.x_resolution * r.y_resolution + 64)
         #: Frames the header announces (0 when it does not say).
         self.announced = int(r.num_frames or 0)
         header_fps = float(r.fps or 0)

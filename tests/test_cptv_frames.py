@@ -97,3 +97,19 @@ def test_real_cacophony_recording(shared_data: Path, tmp_path: Path) -> None:
     assert main(["detect", str(path), "--out", str(out)]) == 0
     times = [json.loads(line)["time"] for line in out.read_text().splitlines()]
     assert times and start <= min(times) and max(times) <= got[-1][1]
+
+
+def test_a_frame_that_announces_gigabytes_is_refused(tmp_path: Path) -> None:
+    """A frame's packed size is data; a gzip stream could hold gigabytes in a few megabytes."""
+    import gzip
+
+    path = tmp_path / "t03.cptv"
+    write_cptv(path)
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    at = raw.index(b"\x04f")  # the first frame's size field: 4 bytes, code 'f'
+    raw[at + 2 : at + 6] = (0xFFFF_FFF0).to_bytes(4, "little")
+    bad = tmp_path / "bad.cptv"
+    bad.write_bytes(gzip.compress(bytes(raw)))
+    with pytest.raises(FrameSourceError, match="announces 4294967280 bytes") as info:
+        list(open_frames(str(bad)))
+    assert info.value.frame == 1
