@@ -54,7 +54,7 @@ ALERT = "A-0001"
 class Scenario:
     """A sector, its bus, a running live map, and a recorder of alert actions on the bus."""
 
-    def __init__(self, tmp: Path, site=None) -> None:
+    def __init__(self, tmp: Path, site=None, **app_options) -> None:
         self.site = site if site is not None else load_default().site
         self.sector = self.site.sector.name
         self.frame = self.site.frame()
@@ -71,7 +71,9 @@ class Scenario:
         self.actions: list[AlertAction] = []
         self._lock = threading.Lock()
         self.bus.subscribe(f"vigil/v1/{self.sector}/alerts/actions", lambda _t, m: self._record(m))
-        self.app = LiveMapApp(self.site, self.bus, self.users, self.audit, tick_s=0.1)
+        self.app = LiveMapApp(
+            self.site, self.bus, self.users, self.audit, tick_s=0.1, **app_options
+        )
         self.server = ServerThread(self.app).start()
         self.t0 = time.time() - 40.0
 

@@ -280,3 +280,22 @@ def test_hostile_text_in_the_audit_log_stays_text_on_the_admin_page(hostile, che
         timeout=10_000,
     )
     assert_not_pwned(page)
+
+
+def test_tile_attribution_from_the_deployment_is_text(tmp_path: Path, checked_page) -> None:
+    """Leaflet shows a tile layer's attribution as HTML: the page escapes it first."""
+    attribution = "tiles " + IMG
+    s = Scenario(
+        tmp_path,
+        tiles_url="http://127.0.0.1:9/{z}/{x}/{y}.png",  # nothing listens: tiles fail to load
+        tiles_attribution=attribution,
+    )
+    try:
+        checked_page.allow(r"ERR_CONNECTION_REFUSED|127\.0\.0\.1:9/")
+        page = checked_page.page
+        login(page, s.server.url, "cmd", PASSWORDS["cmd"])
+        wait_live(page)
+        assert attribution in page.inner_text(".leaflet-control-attribution")
+        assert_not_pwned(page)
+    finally:
+        s.close()
