@@ -81,6 +81,7 @@ def test_playback_is_marked_and_returning_to_live_leaves_no_ghosts(scenario, che
     assert status.inner_text().startswith("playback · ") and "live" not in status.inner_text()
     assert page.locator("#alerts-section").get_attribute("data-mode") == "playback"
     assert "not played back" in page.inner_text("#alert-mode")
+    assert page.locator("#vigil-map.vigil-playback .vigil-alert-marker").count() == 1  # dimmed
     assert page.locator(".leaflet-marker-pane .vigil-track:not(.vigil-history-track)").count() == 0
     page.locator("#history-slider").fill("400")
     assert "playback · " in status.inner_text()
@@ -102,6 +103,7 @@ def test_playback_is_marked_and_returning_to_live_leaves_no_ghosts(scenario, che
     assert status.inner_text().startswith("live · 2 tracks")
     assert page.locator("#alerts-section").get_attribute("data-mode") == "live"
     assert page.inner_text("#alert-mode") == ""
+    assert page.locator("#vigil-map.vigil-playback").count() == 0
     state = page.evaluate(GHOSTS)
     assert state == {"ghosts": [], "history": 0, "missing": [], "unlabelled": 0}, state
     new = page.locator('.vigil-track[data-track-id="g-0003"]')

@@ -688,6 +688,8 @@
     var section = $("alerts-section");
     section.setAttribute("data-mode", playing ? "playback" : "live");
     $("alert-mode").textContent = playing ? "live now, not played back" : "";
+    // the alert markers on the map are live too: dimmed while the tracks are history
+    V.map.getContainer().classList.toggle("vigil-playback", playing);
   }
 
   function setPlayback(on) {
