@@ -15,7 +15,6 @@ a message goes on (:func:`topic_for`, imported here too) and what each topic car
 from __future__ import annotations
 
 import math
-import re
 import time as _time
 from typing import Annotated, Any, Literal
 
@@ -23,6 +22,18 @@ import msgspec
 from msgspec import Meta
 
 from vigil.ingest.jsonable import numpy_scalar
+from vigil.ingest.limits import (  # noqa: F401 - re-exported
+    ACTOR_PATTERN,
+    IDENT_PATTERN,
+    MAX_ITEMS,
+    MAX_TEXT,
+    Actor,
+    Ident,
+    Idents,
+    Probs,
+    Text,
+    text_problem,
+)
 from vigil.ingest.topics import TOPIC_KIND, expected_kind
 
 # imported from here too
@@ -35,22 +46,6 @@ SCHEMA_VERSION = 1
 EARLIEST_TIME = 946_684_800.0
 #: How far ahead of the receiver's clock a message time may be, seconds.
 DEFAULT_MAX_SKEW_S = 300.0
-
-#: Identifiers on the wire (devices, tracks, alerts, segments, zones, units): the deployment's
-#: identifier pattern (``vigil.geo.site.Ident``); no markup, no topic wildcards or separators.
-IDENT_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
-#: Who acted on an alert: a user name (``vigil.maps.live.auth.USER_NAME``) or a unit id.
-ACTOR_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
-#: Longest free text (alert summaries, notes, a camera command's reason), characters.
-MAX_TEXT = 500
-#: Longest list in a message (sensors, units, predicted positions, history, footprint).
-MAX_ITEMS = 256
-
-Ident = Annotated[str, Meta(pattern=IDENT_PATTERN)]
-Actor = Annotated[str, Meta(pattern=ACTOR_PATTERN)]
-Text = Annotated[str, Meta(max_length=MAX_TEXT)]
-Idents = Annotated[list[Ident], Meta(max_length=MAX_ITEMS)]
-Probs = Annotated[dict[Annotated[str, Meta(max_length=32)], float], Meta(max_length=16)]
 
 ClassName = Literal["person", "vehicle", "animal", "unknown"]
 Modality = Literal["seismic", "magnetic", "pir", "acoustic"]
@@ -316,21 +311,16 @@ _RANGES: dict[str, tuple[float, float]] = {
     "schema": (1, SCHEMA_VERSION),
 }
 _TIME_FIELDS = {"time", "last_heard"}
-_IDENT_FIELDS = {
-    "camera", "sensor", "aircraft", "track_id", "crossing_id", "segment_id", "alert_id", "zone",
-    "assigned_unit", "unit", "sensors[]", "units[]",
-}  # fmt: skip
-_TEXT_FIELDS = {"summary", "note", "reason"}
-_IDENT_RE = re.compile(IDENT_PATTERN)
-_ACTOR_RE = re.compile(ACTOR_PATTERN)
 # Predicted positions are in the future by design; only their lower bound is checked.
 
 
 def _check_value(path: str, name: str, value: Any, now: float, max_skew_s: float) -> None:
     if isinstance(value, bool) or value is None:
         return
-    if isinstance(value, str):
-        _check_text(path, name, value)
+    if isinstance(value, str):  # as decoding checks it from the field's type (ingest.limits)
+        problem = text_problem(name, value)
+        if problem is not None:
+            raise MessageError(path, value, *problem)
         return
     if isinstance(value, float | int):
         if isinstance(value, float) and not math.isfinite(value):
@@ -383,19 +373,6 @@ def _check_value(path: str, name: str, value: Any, now: float, max_skew_s: float
     elif type(value).__module__ == "numpy" and hasattr(value, "item"):
         # a numpy scalar in a struct is checked as the number it is encoded as (numpy_scalar)
         _check_value(path, name, value.item(), now, max_skew_s)
-
-
-def _check_text(path: str, name: str, value: str) -> None:
-    """Identifiers follow their pattern, free text its length cap (as decoding enforces them
-    from the schema's constraints; a struct built in-process is checked here)."""
-    if name in _IDENT_FIELDS:
-        if not _IDENT_RE.match(value):
-            raise MessageError(path, value, f"an identifier matching {IDENT_PATTERN}", "bad_id")
-    elif name == "by":
-        if not _ACTOR_RE.match(value):
-            raise MessageError(path, value, f"a name matching {ACTOR_PATTERN}", "bad_id")
-    elif name in _TEXT_FIELDS and len(value) > MAX_TEXT:
-        raise MessageError(path, value, f"text of at most {MAX_TEXT} characters", "too_long")
 
 
 def _check_struct(msg: msgspec.Struct, prefix: str, now: float, max_skew_s: float) -> None:
