@@ -3,6 +3,12 @@
 Topics are ``vigil/v1/{sector}/{kind}/{source}`` (``vigil/v1/tucson/ugs/u117/events``), and
 ``vigil/v1/{sector}/quarantine`` for what failed validation. Messages are known here by their
 wire ``type`` tag only, so that the schema can import this module.
+
+Topics split by who may publish them: devices under their own id (``cam/{camera}/detections``,
+``ugs/{sensor or its gateway}/events|status``, ``uas/{aircraft}/telemetry``), the sector
+service alone (``tracks``, ``crossings``, ``alerts``, ``cam/{camera}/commands``), the map and
+the agents (``alerts/actions``). :func:`vigil.ingest.sources.check_source` holds a message to
+its topic.
 """
 
 from __future__ import annotations

@@ -4,10 +4,13 @@ quarantine records and the sensor-health rule's refusal of unknown sensors."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vigil.alerts.engine import AlertEngine
 from vigil.config import ConfigError, load_default, parse
@@ -226,3 +229,15 @@ def test_sensor_health_ignores_sensors_the_deployment_does_not_have(deployment) 
     real = SensorStatus(sensor="u001", time=NOW, battery=0.9, tamper=True, last_heard=NOW)
     (a,) = engine.handle(real)
     assert a.summary == "sensor u001 reports tampering"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_a_decoded_identifier_is_always_plain(name: str) -> None:
+    raw = encode(ev("u001")).replace(b'"u001"', msgspec.json.encode(name))
+    try:
+        msg = decode(f"{B}/ugs/u001/events", raw)
+    except MessageError as err:
+        assert err.reason in ("bad_id", "not_utf8")
+        return
+    assert re.fullmatch(IDENT_PATTERN, msg.sensor) and not set(msg.sensor) & set("<>&\"'/+#")
