@@ -244,7 +244,8 @@ def test_two_vigil_serve_under_one_user_get_their_own_client_ids(fixed_id, tmp_p
 
 
 def test_state_files_are_created_0600_whatever_the_umask(tmp_path) -> None:
-    """Journal, outboxes, quarantine file, service.sqlite and status.json: 0600 (were 0644)."""
+    """Journal, outboxes, quarantine file, service.sqlite, status.json and the stores: 0600
+    (were 0644)."""
     old = os.umask(0o022)
     try:
         settings = MqttSettings(port=free_port(), connect_timeout_s=0.2)
@@ -262,7 +263,7 @@ def test_state_files_are_created_0600_whatever_the_umask(tmp_path) -> None:
         os.umask(old)
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
     mine = ["journal.sqlite", "in.outbox", "out.outbox", "quarantine.jsonl", "service.sqlite",
-            "status.json"]  # fmt: skip
+            "status.json", "tracks.sqlite", "events.sqlite"]  # fmt: skip
     names = {p.name for p in state.iterdir()}
     assert set(mine) <= names, names
     checked = [p for p in state.iterdir() if p.name.split("-")[0] in mine]

@@ -304,6 +304,7 @@ class SectorService:
         for name in STATE_FILES:
             for suffix in ("", "-wal", "-shm"):
                 (self.store_dir / f"{name}{suffix}").unlink(missing_ok=True)
+            private_file(self.store_dir / name)  # rebuilt below; 0600 like the journal
         published_before = self.out_bus.outbox.last_seq()
         runner = self.runner = SectorRunner(
             self.site,
