@@ -250,3 +250,32 @@ def test_an_agent_gets_only_the_id_of_another_units_closed_alert(world) -> None:
             seen.update({a["id"]: a for a in batch.get("alerts", [])})
     assert seen["A-p01-secret"] == {"id": "A-p01-secret", "state": "closed"}
     assert seen["A-p07-own"]["summary"].startswith("group of 6")
+
+
+# -- what held up in the attack stays (regressions) --------------------------------------------
+
+
+def test_held_up_no_session_fixation_and_the_same_message_for_unknown_users(world) -> None:
+    planted = client(world, "plan").cookie  # a valid session someone could plant
+    c = Client(world.server.url)
+    c.cookie = planted
+    assert c.login("cmd", PASSWORDS["cmd"]).status == 303
+    assert c.cookie != planted  # a login always opens a fresh session
+    assert c.request("GET", "/api/me").json()["user"] == "cmd"
+    wrong = Client(world.server.url).login("cmd", "not-the-password")
+    unknown = Client(world.server.url).login("no-such-user", "not-the-password")
+    assert wrong.status == unknown.status == 401 and wrong.body == unknown.body
+
+
+def test_held_up_admins_and_foreign_pages_get_no_websocket_and_headers_stay(world) -> None:
+    adm = client(world, "adm")
+    url = f"ws://127.0.0.1:{world.server.port}/ws"
+    with (
+        pytest.raises(InvalidStatus),
+        connect(url, additional_headers={"Cookie": f"vigil_session={adm.cookie}"}),
+    ):
+        pass
+    page = client(world, "cmd").request("GET", "/")
+    csp = page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "default-src 'self'" in csp
+    assert page.headers["x-content-type-options"] == "nosniff"

@@ -386,5 +386,10 @@ class LiveMapApp(Starlette):
 
 
 def _allowed(extra: Iterable[str]) -> frozenset[str]:
-    extra = list(extra)
-    return frozenset(["*"]) if "*" in extra else allowed_hosts("127.0.0.1", extra)
+    """The Host names of :class:`~vigil.maps.live.guard.HostCheck`: the local ones and
+    ``extra``; a wildcard address among them (``0.0.0.0``) adds this machine's full name."""
+    extra = [h for h in extra if h]
+    if "*" in extra:
+        return frozenset(["*"])
+    wildcard = any(h in ("0.0.0.0", "::") for h in extra)
+    return allowed_hosts("0.0.0.0" if wildcard else "127.0.0.1", extra)
