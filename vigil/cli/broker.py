@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from vigil.cli.arguments import existing_file, output_dir, port, positive_int
 from vigil.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
@@ -87,16 +88,29 @@ def register(sub: Subparsers) -> None:
             "your own PKI in the field."
         ),
     )
-    pi.add_argument("folder", help="where to write (refused if it already holds a passwd)")
-    pi.add_argument("--deployment", metavar="FILE", help="deployment TOML (default: the demo's)")
-    pi.add_argument("--host", default="127.0.0.1", help="listener address (default 127.0.0.1)")
-    pi.add_argument("--port", type=int, default=1883, help="listener port (default 1883)")
-    pi.add_argument("--tls", action="store_true", help="TLS listener with a generated test CA")
     pi.add_argument(
-        "--maps", type=int, default=1, help="vigil serve instances, one user each (default 1)"
+        "folder", type=output_dir, help="where to write (refused if it already holds a passwd)"
     )
     pi.add_argument(
-        "--max-packet-kib", type=int, default=256, help="largest MQTT packet, KiB (default 256)"
+        "--deployment",
+        metavar="FILE",
+        type=existing_file,
+        help="deployment TOML (default: the demo's)",
+    )
+    pi.add_argument("--host", default="127.0.0.1", help="listener address (default 127.0.0.1)")
+    pi.add_argument("--port", type=port, default=1883, help="listener port (default 1883)")
+    pi.add_argument("--tls", action="store_true", help="TLS listener with a generated test CA")
+    pi.add_argument(
+        "--maps",
+        type=positive_int,
+        default=1,
+        help="vigil serve instances, one user each (default 1)",
+    )
+    pi.add_argument(
+        "--max-packet-kib",
+        type=positive_int,
+        default=256,
+        help="largest MQTT packet, KiB (default 256)",
     )
     pi.add_argument("--owner", metavar="USER", help="chown the broker's files to USER (as root)")
     pi.set_defaults(func=cmd_broker_init)
