@@ -165,3 +165,20 @@ def test_a_group_without_its_action_prints_its_own_help(workdir: Path, group: st
     assert r.returncode == 2
     assert r.stderr.startswith(f"usage: vigil {group} ")
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["detect", "afile", "--out", "d.jsonl", "--masks", "masks"], ["track", "afile", "--out",
+     "t.csv"], ["analyze", "afile", "--out", "rep"]],
+    ids=["detect", "track", "analyze"],
+)  # fmt: skip
+def test_an_input_that_is_not_what_it_should_be_leaves_nothing_behind(
+    workdir: Path, argv: list[str]
+) -> None:
+    before = _tree(workdir)
+    r = vigil(workdir, *argv)
+    assert r.returncode == 3, r.stderr  # the input's content is wrong: a data error
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "afile" in r.stderr
+    assert _tree(workdir) == before  # no empty output file or folder

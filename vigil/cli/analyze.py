@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from vigil.cli.arguments import existing_file, month, output_dir
+from vigil.cli.arguments import EmptyOutputsRemoved, existing_file, month, output_dir
 from vigil.cli.common import EXIT_OK, EXIT_USAGE, CommandError, Subparsers, load_deployment
 
 
@@ -14,49 +13,47 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     """Planners' analyses of a crossing table, or of an aggregate counts table."""
     from vigil.geo.patterns.io import PatternInputError
 
-    out = Path(args.out)
+    counts = args.input[0] == "counts"
+    if counts and (len(args.input) != 2 or not (args.time and args.group and args.value)):
+        raise CommandError(
+            "usage: vigil analyze counts CSV --time COL --group COL --value COL --out DIR",
+            EXIT_USAGE,
+        )
+    if not counts and len(args.input) != 1:
+        raise CommandError(
+            "give one crossing table (CSV, GeoParquet, GeoPackage or the store)", EXIT_USAGE
+        )
     # the input is checked before anything is written: a missing file leaves no empty report
-    table = args.input[1] if args.input[0] == "counts" and len(args.input) > 1 else args.input[0]
-    if table != "counts" and not Path(table).exists():
+    table = args.input[-1]
+    if not Path(table).exists():
         raise CommandError(f"argument input: {table!r}: no such file", EXIT_USAGE)
+    out = Path(args.out)
     try:
-        if args.input[0] == "counts":
-            from vigil.maps.report import analyze_counts
+        with EmptyOutputsRemoved(out):
+            if counts:
+                from vigil.maps.report import analyze_counts
 
-            if len(args.input) != 2 or not (args.time and args.group and args.value):
-                print(
-                    "error: usage: vigil analyze counts CSV --time COL --group COL "
-                    "--value COL --out DIR",
-                    file=sys.stderr,
+                analyze_counts(
+                    table,
+                    args.time,
+                    args.group,
+                    args.value,
+                    out,
+                    dask=args.dask,
+                    year_start_month=args.year_start_month,
+                    busiest_year_start_month=args.year_start_month,
                 )
-                return EXIT_USAGE
-            analyze_counts(
-                args.input[1],
-                args.time,
-                args.group,
-                args.value,
-                out,
-                dask=args.dask,
-                year_start_month=args.year_start_month,
-                busiest_year_start_month=args.year_start_month,
-            )
-        else:
-            from vigil.maps.report import analyze_crossings
+            else:
+                from vigil.maps.report import analyze_crossings
 
-            if len(args.input) != 1:
-                print(
-                    "error: give one crossing table (CSV, GeoParquet, GeoPackage or the store)",
-                    file=sys.stderr,
+                d = load_deployment(args.deployment)
+                analyze_crossings(
+                    table,
+                    out,
+                    border=d.site.border(),
+                    timezone=d.site.sector.timezone,
+                    dask=args.dask,
                 )
-                return EXIT_USAGE
-            d = load_deployment(args.deployment)
-            analyze_crossings(
-                args.input[0],
-                out,
-                border=d.site.border(),
-                timezone=d.site.sector.timezone,
-                dask=args.dask,
-            )
     except (PatternInputError, FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc)) from None
     written = sorted(p.name for p in out.iterdir() if p.is_file())

@@ -202,3 +202,34 @@ def output_dir(text: str) -> str:
     else:
         _probe_folder(text, _nearest_existing(text, path))
     return text
+
+
+class EmptyOutputsRemoved:
+    """A context in which a command writes its outputs: when it ends with an exception, the
+    outputs that did not exist before and are still empty (a file of 0 bytes, a folder with
+    nothing in it) are removed, so a command that fails before writing anything leaves
+    nothing behind. What holds data stays (a video that breaks at frame 100 keeps 99 frames).
+
+    Parameters
+    ----------
+    paths
+        The command's output files and folders (None for an output not asked for).
+    """
+
+    def __init__(self, *paths: str | Path | None) -> None:
+        self.new = [Path(p) for p in paths if p is not None and not Path(p).exists()]
+
+    def __enter__(self) -> EmptyOutputsRemoved:
+        return self
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        if kind is None:
+            return
+        for path in self.new:
+            try:
+                if path.is_file() and path.stat().st_size == 0:
+                    path.unlink()
+                elif path.is_dir() and not any(path.iterdir()):
+                    path.rmdir()
+            except OSError:
+                pass

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from vigil.cli.arguments import (
+    EmptyOutputsRemoved,
     existing_file,
     input_source,
     output_dir,
@@ -53,9 +54,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
             frame = d.site.frame()
             geometry = CameraGeometry(tower_camera(towers[args.tower], frame), frame, args.tower)
         config = DetectorConfig.for_tower() if args.tower_settings else DetectorConfig()
-        summary = run_detect(
-            args.input, args.out, geometry, args.masks, config=config, fps=fps, start_time=start
-        )
+        with EmptyOutputsRemoved(args.out, args.masks):
+            summary = run_detect(
+                args.input, args.out, geometry, args.masks, config=config, fps=fps, start_time=start
+            )
     except VideoInputError as exc:
         raise CommandError(str(exc)) from None
     except DetectionError as exc:
