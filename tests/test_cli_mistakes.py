@@ -64,6 +64,8 @@ MISTAKES = [
     ("demo-rate-scale", ["demo", "--rate-scale", "-5"], ["--rate-scale", "-5"]),
     ("demo-hours", ["demo", "--hours", "0"], ["--hours", "0"]),
     ("demo-speed", ["demo", "--serve", "--speed", "-2"], ["--speed", "-2"]),
+    ("demo-serve-no-users", ["demo", "--serve", "--users", "nobody.sqlite"],
+     ["nobody.sqlite", "vigil users add"]),
     ("detect-fps", ["detect", "afile", "--out", "d.jsonl", "--fps", "-1"], ["--fps", "-1"]),
     ("detect-start", ["detect", "afile", "--out", "d.jsonl", "--start", "noon"],
      ["--start", "noon"]),

@@ -58,9 +58,11 @@ def _demo_serve(d: Deployment, sim: SimSettings, args: argparse.Namespace) -> in
     if not (args.speed > 0):
         print(f"error: --speed {args.speed!r}: expected a positive factor", file=sys.stderr)
         return EXIT_USAGE
-    users = UserStore(args.users)
-    if not users.users():
-        users.close()
+    # a users file that is not there is not created: the command stops and says what to run
+    users = UserStore(args.users) if Path(args.users).is_file() else None
+    if users is None or not users.users():
+        if users is not None:
+            users.close()
         print(
             f"error: no users in {args.users}; add one first: "
             f"vigil users add NAME --role commander --users {args.users}",
