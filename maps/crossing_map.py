@@ -15,7 +15,7 @@ from shapely.geometry.base import BaseGeometry
 from vigil.geo.border import Border
 from vigil.geo.patterns.analysis import CrossingAnalysis
 from vigil.geo.patterns.hotspots import cell_polygon
-from vigil.maps.basemap import add_places
+from vigil.maps.basemap import add_basemap
 from vigil.maps.cartography import (
     MapTitle,
     add_cartography_css,
@@ -107,17 +107,19 @@ def crossing_map(
         lat, lon = float(analysis.cells["lat"].mean()), float(analysis.cells["lon"].mean())
     else:
         lat, lon = 31.33, -110.94
-    m = offline_map((lat, lon), zoom_start=11)
+    m = offline_map((lat, lon), zoom_start=11, base_layer=not (basemap and border is not None))
     add_cartography_css(m)
     n = int(analysis.segments["crossings"].sum()) if len(analysis.segments) else 0
     MapTitle(title, f"{n:,} crossings; click a segment for its figures").add_to(m)
     legend = legend_of(m)
     legend.title = "Legend"
-    legend.add("dash", "#555", "international boundary")
     if border is not None:
         lon0, lat0, lon1, lat1 = (float(v) for v in segs.total_bounds)
-        if basemap and add_places(m, (lat0 - 0.6, lon0 - 0.6, lat1 + 0.6, lon1 + 0.6)):
-            legend.add("dot", "#555", "town (GeoNames)")
+        if basemap:
+            add_basemap(m, (lat0 - 0.6, lon0 - 0.6, lat1 + 0.6, lon1 + 0.6), legend)
+    if not (basemap and border is not None):
+        legend.add("dash", "#555", "international boundary")
+    if border is not None:
         add_country_labels(m, border)
         m.fit_bounds([[lat0, lon0], [lat1, lon1]])
     cells = analysis.cells

@@ -16,13 +16,14 @@ import numpy as np
 
 from vigil.geo.frames import LocalFrame
 from vigil.geo.site import Site, tower_camera
-from vigil.maps.basemap import add_places
+from vigil.maps.basemap import add_basemap
 from vigil.maps.cartography import (
     MapTitle,
     add_cartography_css,
     add_country_labels,
     add_label,
     legend_of,
+    local_span,
     local_time,
     popup,
     title_of,
@@ -96,6 +97,7 @@ def situation_map(
         zoom_start,
         tiles_url=tiles_url,
         tiles_attribution=tiles_attribution,
+        base_layer=not basemap,
     )
     m.vigil_timezone = tz  # for add_events' popups
     add_cartography_css(m)
@@ -106,12 +108,12 @@ def situation_map(
     ).add_to(m)
     legend = legend_of(m)
     legend.title = "Legend"
-    legend.add("dash", "#555", "international boundary")
     lat0, lon0, lat1, lon1 = _bounds(border)
     if basemap:
         pad = 0.6
-        if add_places(m, (lat0 - pad, lon0 - pad, lat1 + pad, lon1 + pad)):
-            legend.add("dot", "#555", "town (GeoNames)")
+        add_basemap(m, (lat0 - pad, lon0 - pad, lat1 + pad, lon1 + pad), legend)
+    else:
+        legend.add("dash", "#555", "international boundary")
     add_country_labels(m, border)
 
     segs = folium.FeatureGroup(name="border segments")
@@ -394,7 +396,7 @@ def add_events(
     title = title_of(m)
     if title is not None:
         times = [float(e["time"]) for e in (*crossings, *alerts) if e.get("time") is not None]
-        when = f"{local_time(min(times), tz)} – {local_time(max(times), tz)}" if times else ""
+        when = local_span(min(times), max(times), tz) if times else ""
         title.subtitle = (
             f"{len(tracks._children)} tracks, {len(crossings)} crossings, {len(alerts)} alerts"
             + (f" · {when}" if when else "")

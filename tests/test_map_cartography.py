@@ -14,8 +14,16 @@ from vigil.cli import main
 from vigil.config import load_default
 from vigil.geo.border import Border
 from vigil.geo.frames import LocalFrame
-from vigil.maps.basemap import _boundary_lines, extract_places, place_rank, places, places_in
-from vigil.maps.cartography import country_label_points, local_time
+from vigil.maps.basemap import (
+    _boundary_lines,
+    countries,
+    extract_countries,
+    extract_places,
+    place_rank,
+    places,
+    places_in,
+)
+from vigil.maps.cartography import country_label_points, local_span, local_time
 from vigil.maps.offline import render_offline
 from vigil.maps.situation import add_events, situation_map
 
@@ -85,8 +93,10 @@ def test_blank_fallback_has_no_places(tmp_path: Path) -> None:
     assert main(["map", "--out", str(blank), "--basemap", "none"]) == 0
     assert main(["map", "--out", str(full)]) == 0
     assert "places (GeoNames)" not in blank.read_text()
+    assert "countries (Natural Earth)" not in blank.read_text()
     text = full.read_text()
     assert "places (GeoNames)" in text and "Nogales" in text and "CC BY 4.0" in text
+    assert "countries (Natural Earth)" in text
     for page in (blank, full):  # both are readable without hovering
         text = page.read_text()
         assert "vigil-title" in text and "vigil-legend" in text and "UNITED STATES" in text
@@ -132,3 +142,41 @@ def test_local_time_names_its_offset() -> None:
     assert local_time(None, "UTC") == "?"
     assert local_time(float("nan"), "UTC") == "?"
     assert local_time(0.0, "Not/AZone").endswith("(UTC)")
+    phoenix = "America/Phoenix"
+    assert (
+        local_span(0.0, 3600.0, phoenix) == "1969-12-31 17:00:00–18:00:00 -07:00 (America/Phoenix)"
+    )
+    assert local_span(0.0, 86_400.0, "UTC") == (
+        "1970-01-01 00:00:00 +00:00 (UTC) – 1970-01-02 00:00:00 +00:00 (UTC)"
+    )
+
+
+def test_shipped_countries_hold_their_towns() -> None:
+    import shapely
+
+    areas = {code: geom for code, _name, geom in countries()}
+    assert set(areas) == {"US", "MX", "CA"}
+    assert areas["US"].contains(shapely.Point(-110.93425, 31.34035))  # Nogales, Arizona
+    assert areas["MX"].contains(shapely.Point(-110.94217, 31.30862))  # Nogales, Sonora
+    assert areas["CA"].contains(shapely.Point(-123.1207, 49.2827))  # Vancouver
+    assert not areas["US"].contains(shapely.Point(-110.94217, 31.30862))
+
+
+def test_extract_countries_decodes_topojson_arcs() -> None:
+    # a 0.2° square north of Nogales as two quantised arcs, the second used reversed
+    topology = {
+        "transform": {"scale": [0.01, 0.01], "translate": [-111.0, 31.4]},
+        "arcs": [[[0, 0], [20, 0], [0, 20]], [[0, 0], [0, 20], [20, 0]]],
+        "objects": {"countries": {"geometries": [
+            {"type": "Polygon", "id": "840", "arcs": [[0, -2]],
+             "properties": {"name": "United States of America"}},
+            {"type": "Polygon", "id": "250", "arcs": [[0, -2]], "properties": {"name": "France"}},
+        ]}},
+    }  # fmt: skip
+    doc = extract_countries(topology, _boundary_lines())
+    assert [f["properties"]["country"] for f in doc["features"]] == ["US"]
+    from shapely.geometry import shape
+
+    square = shape(doc["features"][0]["geometry"])
+    assert square.area == pytest.approx(0.04, rel=1e-6)
+    assert square.bounds == pytest.approx((-111.0, 31.4, -110.8, 31.6))

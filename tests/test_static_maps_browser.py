@@ -69,7 +69,8 @@ def _readable(offline_page, title: str, legend: list[str]) -> None:
     page = offline_page.page
     assert title in page.locator(".vigil-title").inner_text()
     entries = page.locator(".vigil-legend-entry").all_inner_texts()
-    for entry in ["international boundary", "town (GeoNames)", *legend]:
+    basemap = ["town (GeoNames)", "United States (Natural Earth)", "Mexico (Natural Earth)"]
+    for entry in ["international boundary", *basemap, *legend]:
         assert entry in entries, (entry, entries)
     countries = sorted(page.locator(".vigil-country").all_inner_texts())
     assert countries == ["MEXICO", "UNITED STATES"], countries
@@ -79,7 +80,8 @@ def _readable(offline_page, title: str, legend: list[str]) -> None:
     assert us["y"] < mx["y"], "the United States is drawn north of Mexico"
     names = page.locator(".vigil-place-name").all_inner_texts()
     assert names.count("Nogales") == 2, names  # Nogales, Arizona and Nogales, Sonora
-    assert "GeoNames" in page.locator(".leaflet-control-attribution").inner_text()
+    credits = page.locator(".leaflet-control-attribution").inner_text()
+    assert "GeoNames" in credits and "Natural Earth" in credits, credits
 
 
 def test_situation_map(site, map_file: Path, offline_page) -> None:
@@ -94,6 +96,7 @@ def test_situation_map(site, map_file: Path, offline_page) -> None:
     layers = control_layers(offline_page, map_file)
     _every_layer_drawn(layers)
     assert layers["places (GeoNames)"].classes["vigil-place"] >= 5
+    assert layers["countries (Natural Earth)"].classes["vigil-country-area"] == 2  # US, MX
     assert layers["border segments"].classes["vigil-segment"] == len(site.border().segments)
     towers = layers["towers and fields of view"].classes
     assert towers["vigil-tower"] == towers["vigil-fov"] == len(site.towers) == 6
