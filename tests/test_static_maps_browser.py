@@ -4,6 +4,7 @@ uncaught exception, and every layer their layer control promises is there and dr
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pyogrio
@@ -93,6 +94,11 @@ def test_situation_map(site, map_file: Path, offline_page) -> None:
     assert not page.locator(".vigil-label-segment").first.is_visible()
     page.locator(".vigil-tower").first.click()
     assert "mast" in page.locator(".leaflet-popup-content").inner_text()
+    name = re.search(r"var (map_[0-9a-f]+) = L\.map\(", map_file.read_text()).group(1)
+    page.evaluate(f"{name}.setZoom(14, {{animate: false}})")
+    page.wait_for_timeout(300)
+    assert page.locator(".vigil-label-segment").first.is_visible()
+    assert page.locator(".vigil-label-sensor").first.is_visible()
     layers = control_layers(offline_page, map_file)
     _every_layer_drawn(layers)
     assert layers["places (GeoNames)"].classes["vigil-place"] >= 5
