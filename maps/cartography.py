@@ -209,6 +209,13 @@ def title_of(m: folium.Map) -> MapTitle | None:
     return next((c for c in m._children.values() if isinstance(c, MapTitle)), None)
 
 
+def tip(text: str) -> str:
+    """``text`` escaped for a folium tooltip: HTML-escaped, and safe inside the JavaScript
+    template literal folium writes it into (backticks, ``${`` and backslashes)."""
+    escaped = html.escape(str(text))
+    return escaped.replace("\\", "&#92;").replace("`", "&#96;").replace("$", "&#36;")
+
+
 def add_label(group, lat: float, lon: float, text: str, kind: str) -> None:
     """A text label beside a point that shows from the zoom :data:`LABEL_ZOOM` gives ``kind``."""
     folium.Marker(

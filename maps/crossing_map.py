@@ -5,7 +5,6 @@ each segment's figures on click."""
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 
 import folium
@@ -23,6 +22,7 @@ from vigil.maps.cartography import (
     add_label,
     legend_of,
     popup,
+    tip,
 )
 from vigil.maps.offline import offline_map
 from vigil.maps.report_page import COLD_COLOUR, HOT_COLOUR, colour_scale
@@ -57,7 +57,7 @@ def _segments(m: folium.Map, segs, legend) -> None:
                 weight=7,
                 opacity=0.9,
                 class_name="vigil-segment",
-                tooltip=html.escape(
+                tooltip=tip(
                     f"{row.segment_id}: {int(row.crossings)} crossings, {row.per_day:.2f}/day"
                 ),
                 popup=_segment_popup(row),
@@ -84,7 +84,7 @@ def _hot_halos(m: folium.Map, segs, legend) -> None:
                     weight=14,
                     opacity=0.35,
                     class_name=f"vigil-gi-{row.hotspot}",
-                    tooltip=html.escape(f"{row.segment_id}: Gi* {row.hotspot}"),
+                    tooltip=tip(f"{row.segment_id}: Gi* {row.hotspot}"),
                 ).add_to(hl)
         hl.add_to(m)
         legend.add("line", HOT_COLOUR, "Gi* hot segment (halo)")
@@ -137,7 +137,7 @@ def crossing_map(
                 fill_color=colour,
                 fill_opacity=0.45,
                 class_name="vigil-cell",
-                tooltip=html.escape(f"{c['cell']}: {int(c['tracks'])} ({c['class']})"),
+                tooltip=tip(f"{c['cell']}: {int(c['tracks'])} ({c['class']})"),
                 popup=popup(
                     f"H3 cell {c['cell']}",
                     [("tracks", str(int(c["tracks"]))), ("hotspot", str(c["class"]))],
@@ -151,7 +151,7 @@ def crossing_map(
             folium.GeoJson(
                 r.geometry.__geo_interface__,
                 style_function=lambda _f: {"color": "#542788", "weight": 2, "fillOpacity": 0.1},
-                tooltip=html.escape(f"corridor {r.corridor}: up to {r.tracks_max}"),
+                tooltip=tip(f"corridor {r.corridor}: up to {r.tracks_max}"),
             ).add_to(co)
         co.add_to(m)
         legend.add("area", "#542788", "corridor (hidden at first: layer menu)")

@@ -26,6 +26,7 @@ from vigil.maps.cartography import (
     local_span,
     local_time,
     popup,
+    tip,
     title_of,
 )
 from vigil.maps.offline import offline_map, save_offline
@@ -64,7 +65,7 @@ def _div_marker(
         icon_anchor=((size + 4) // 2, (size + 4) // 2),
         class_name=f"{css}-icon",
     )
-    return folium.Marker((lat, lon), icon=icon, tooltip=html.escape(tooltip), popup=details)
+    return folium.Marker((lat, lon), icon=icon, tooltip=tip(tooltip), popup=details)
 
 
 def _bounds(border) -> tuple[float, float, float, float]:
@@ -126,7 +127,7 @@ def situation_map(
             weight=5,
             opacity=0.9,
             class_name="vigil-segment",
-            tooltip=html.escape(f"{seg.segment_id}: {span}"),
+            tooltip=tip(f"{seg.segment_id}: {span}"),
             popup=popup(
                 f"border segment {seg.segment_id}",
                 [("chainage", span), ("length", f"{seg.length_m / 1000:.2f} km")],
@@ -147,7 +148,7 @@ def situation_map(
                 fill_opacity=0.15,
                 weight=2,
                 class_name="vigil-zone",
-                tooltip=html.escape(f"zone {z.id}: {z.name} (priority {z.priority})"),
+                tooltip=tip(f"zone {z.id}: {z.name} (priority {z.priority})"),
                 popup=popup(f"zone {z.name}", [("id", z.id), ("priority", str(z.priority))]),
             ).add_to(zones)
         zones.add_to(m)
@@ -161,7 +162,7 @@ def situation_map(
                 color="#444",
                 weight=2,
                 class_name="vigil-road",
-                tooltip=html.escape(f"road {r.id}"),
+                tooltip=tip(f"road {r.id}"),
                 popup=popup(f"road {r.id}", []),
             ).add_to(ways)
         for c in site.corridors:
@@ -171,7 +172,7 @@ def situation_map(
                 weight=2,
                 dash_array="6 4",
                 class_name="vigil-corridor",
-                tooltip=html.escape(f"corridor {c.id}: {c.groups_per_day:g} groups/day"),
+                tooltip=tip(f"corridor {c.id}: {c.groups_per_day:g} groups/day"),
                 popup=popup(
                     f"corridor {c.id}", [("simulated use", f"{c.groups_per_day:g} groups/day")]
                 ),
@@ -200,9 +201,7 @@ def situation_map(
             fill=True,
             fill_opacity=0.08,
             class_name="vigil-fov",
-            tooltip=html.escape(
-                f"{t.id} field of view (pan {t.pan_deg:.0f}°, {t.range_m / 1000:g} km)"
-            ),
+            tooltip=tip(f"{t.id} field of view (pan {t.pan_deg:.0f}°, {t.range_m / 1000:g} km)"),
             popup=popup(f"tower {t.id}: field of view", details),
         ).add_to(towers)
         _div_marker(
@@ -254,7 +253,7 @@ def situation_map(
                 weight=2,
                 fill=False,
                 class_name="vigil-orbit",
-                tooltip=html.escape(f"{a.id} orbit, {a.altitude_agl_m:g} m above ground"),
+                tooltip=tip(f"{a.id} orbit, {a.altitude_agl_m:g} m above ground"),
                 popup=popup(
                     f"aircraft {a.id}",
                     [
@@ -337,10 +336,11 @@ def add_events(
             weight=2,
             opacity=0.8,
             class_name="vigil-track",
-            tooltip=html.escape(f"track {tid} ({cls}), {len(pts)} updates"),
+            tooltip=tip(f"track {tid} ({cls}), {len(pts)} updates"),
             popup=popup(f"track {tid}", [("class", str(cls)), ("updates", str(len(pts)))]),
         ).add_to(tracks)
-    tracks.add_to(m)
+    if tracks._children:  # the layer menu lists only what is drawn
+        tracks.add_to(m)
     for cls in sorted({cls for cls, pts in track_paths.values() if len(pts) >= 2}):
         legend.add("line", CLASS_COLOURS.get(cls, "#777"), f"track: {cls}")
     xs = folium.FeatureGroup(name="crossings")
@@ -366,7 +366,8 @@ def add_events(
             ),
         ).add_to(xs)
         legend.add("dot", colour, f"{direction} crossing")
-    xs.add_to(m)
+    if xs._children:  # the layer menu lists only what is drawn
+        xs.add_to(m)
     al = folium.FeatureGroup(name="alerts")
     for a in alerts:
         colour = "#e31a1c" if a.get("kind") == "crossing" else "#fd8d3c"
@@ -392,7 +393,8 @@ def add_events(
             ),
         ).add_to(al)
         legend.add("dot", colour, "crossing alert" if a.get("kind") == "crossing" else "alert")
-    al.add_to(m)
+    if al._children:  # the layer menu lists only what is drawn
+        al.add_to(m)
     title = title_of(m)
     if title is not None:
         times = [float(e["time"]) for e in (*crossings, *alerts) if e.get("time") is not None]

@@ -148,3 +148,33 @@ def test_report_map(report_file: Path, offline_page) -> None:
     _every_layer_drawn(layers)
     assert layers["crossings per segment"].classes["vigil-segment"] > 10
     _clean(offline_page, errors)
+
+
+HOSTILE = (
+    "`;window.__pwned=1;` ${window.__pwned=2} \\` </script><img src=x onerror=window.__pwned=3>"
+)
+
+
+def test_hostile_names_stay_text(site, tmp_path: Path, offline_page) -> None:
+    """A zone name or alert summary can break neither the HTML nor folium's script literals."""
+    import msgspec
+
+    from vigil.maps.offline import save_offline
+    from vigil.maps.situation import add_events, situation_map
+
+    zone = msgspec.structs.replace(site.zones[0], name=HOSTILE)
+    m = situation_map(msgspec.structs.replace(site, zones=[zone, *site.zones[1:]]), title=HOSTILE)
+    alert = {"lat": 31.36, "lon": -110.95, "alert_id": "a1", "kind": "zone", "priority": 2,
+             "summary": HOSTILE, "time": 1_780_000_000.0}  # fmt: skip
+    add_events(m, {}, [], [alert])
+    path = save_offline(m, tmp_path / "hostile.html")
+    errors = open_map(offline_page, path)
+    page = offline_page.page
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    assert HOSTILE in page.locator(".vigil-title").inner_text()
+    page.locator(".vigil-alert").first.click()
+    assert HOSTILE in page.locator(".leaflet-popup-content").inner_text()
+    page.locator(".vigil-alert").first.hover()
+    assert HOSTILE in page.locator(".leaflet-tooltip").inner_text()
+    _every_layer_drawn(control_layers(offline_page, path))
+    _clean(offline_page, errors)
