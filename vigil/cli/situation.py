@@ -33,7 +33,10 @@ def register(sub: Subparsers) -> None:
         description=(
             "Draw a sector's border segments, towers with their fields of view, ground sensors, "
             "zones, the aircraft orbit and patrol units on a map that needs no network: "
-            "Leaflet is inlined from the package and the base layer is the shipped boundary."
+            "Leaflet is inlined from the package; the basemap (the countries from Natural Earth, "
+            "the boundary and GeoNames towns) ships with it. The map has a title, a legend, "
+            "the country names on either side of the border, labels by zoom and a popup with "
+            "each feature's details on click."
         ),
     )
     p.add_argument(
