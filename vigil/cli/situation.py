@@ -61,7 +61,7 @@ def register(sub: Subparsers) -> None:
         "--basemap",
         choices=("places", "none"),
         default="places",
-        help="places: towns from the GeoNames extract shipped with Vigil (default); "
-        "none: the boundary line alone",
+        help="places: the countries (Natural Earth) and towns (GeoNames) shipped with Vigil "
+        "(default); none: the boundary line alone",
     )
     p.set_defaults(func=cmd_map)
