@@ -87,8 +87,11 @@ def _hot_halos(m: folium.Map, segs, legend) -> None:
                     tooltip=tip(f"{row.segment_id}: Gi* {row.hotspot}"),
                 ).add_to(hl)
         hl.add_to(m)
-        legend.add("line", HOT_COLOUR, "Gi* hot segment (halo)")
-        legend.add("line", COLD_COLOUR, "Gi* cold segment (halo)")
+        present = set(hot["class"])
+        if "hot" in present:
+            legend.add("line", HOT_COLOUR, "Gi* hot segment (halo)")
+        if "cold" in present:
+            legend.add("line", COLD_COLOUR, "Gi* cold segment (halo)")
 
 
 def crossing_map(
