@@ -32,6 +32,12 @@ DEVICE_FIELD: dict[str, str] = {
 SERVICE_KINDS = frozenset({"track", "crossing", "alert", "camera_command"})
 #: Kinds the map and the agents publish.
 ACTION_KINDS = frozenset({"alert_action"})
+#: The service's retained current-state topics (``vigil/v1/{sector}/state/{what}/{id}``): the
+#: kind each carries and the payload field the topic's last level names.
+STATE_LEVELS: dict[str, tuple[str, str]] = {
+    "alerts": ("alert", "alert_id"),
+    "sensors": ("sensor_status", "sensor"),
+}
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,9 @@ def check_source(topic: str, msg: Wire, devices: Devices | None = None) -> Wire:
       gateway the deployment binds it to; with ``devices``, the id must be deployed;
     - a track, crossing, alert or camera command comes only on the service's own topic for it
       (``vigil/v1/{sector}/tracks``...), a camera command for a deployed camera;
-    - an alert action comes only on ``vigil/v1/{sector}/alerts/actions``.
+    - an alert action comes only on ``vigil/v1/{sector}/alerts/actions``;
+    - on the service's retained state topics (``state/alerts/{alert_id}``,
+      ``state/sensors/{sensor}``) only the kind the topic names, for the id it names.
 
     Reasons: ``wrong_source`` (the topic does not fit the message's source), ``unknown_device``
     (an id the deployment does not have).
@@ -115,6 +123,9 @@ def check_source(topic: str, msg: Wire, devices: Devices | None = None) -> Wire:
     if kind is None:
         raise MessageError("type", type(msg).__name__, "a wire message", "unknown_kind")
     sector, segment = _topic_device(topic)
+    levels = topic.split("/")
+    if len(levels) == 6 and levels[3] == "state":
+        return _check_state(topic, levels, kind, msg, devices)
     if kind in DEVICE_FIELD:
         name = DEVICE_FIELD[kind]
         device = getattr(msg, name)
@@ -150,6 +161,23 @@ def check_source(topic: str, msg: Wire, devices: Devices | None = None) -> Wire:
     return msg
 
 
+def _check_state(
+    topic: str, levels: list[str], kind: str, msg: Wire, devices: Devices | None
+) -> Wire:
+    """A retained state message: the service's, of the kind its topic names, for the id the
+    topic's last level names (a sensor's, of a deployed sensor)."""
+    want = STATE_LEVELS.get(levels[4])
+    if want is None or want[0] != kind:
+        raise MessageError("type", kind, f"the kind of state topic {topic!r}", "wrong_source")
+    name = want[1]
+    value = getattr(msg, name)
+    if value != levels[5]:
+        raise MessageError(name, value, f"the id of state topic {topic!r}", "wrong_source")
+    if devices is not None and kind == "sensor_status" and not devices.known(kind, value):
+        raise MessageError(name, value, "a sensor of the deployment", "unknown_device")
+    return msg
+
+
 def device_ids(devices: Devices) -> Iterable[str]:
     """Every device id and gateway id in a device table (for ACL writers and tests)."""
     gateways = {g for g in devices.sensors.values() if g is not None}
@@ -160,6 +188,7 @@ __all__ = [
     "ACTION_KINDS",
     "DEVICE_FIELD",
     "SERVICE_KINDS",
+    "STATE_LEVELS",
     "Devices",
     "check_source",
     "device_ids",

@@ -91,6 +91,14 @@ CASES = [
     (f"{B}/ugs/u117/commands", CMD, "wrong_source"),
     (f"{B}/cam/t99/commands", CameraCommand(camera="t99", time=NOW, pan_deg=1, tilt_deg=1),
      "unknown_device"),
+    # the service's retained state: the kind and the id its topic names
+    (f"{B}/state/alerts/A1", alert("A1"), None),
+    (f"{B}/state/alerts/A2", alert("A1"), "wrong_source"),
+    (f"{B}/state/alerts/A1", TRACK, "wrong_source"),
+    (f"{B}/state/sensors/u001", SensorStatus(sensor="u001", time=NOW, battery=1.0,
+                                             last_heard=NOW), None),
+    (f"{B}/state/sensors/u117", SensorStatus(sensor="u117", time=NOW, battery=1.0,
+                                             last_heard=NOW), "unknown_device"),
 ]  # fmt: skip
 
 
