@@ -44,6 +44,9 @@ class MqttSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     #: until the service resubscribes. Off for publishers whose topics may have no reader;
     #: quarantine reports (which the service does not read) are never held back.
     resend_unrouted: bool = False
+    #: Largest payload a receiver decodes, bytes: a larger one is quarantined as ``too_large``
+    #: before any parsing, keeping only its first KiB (``ingest.mqtt_receiver``).
+    max_payload_bytes: int = 256 * 1024
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, Any, bool, str]] = [
@@ -70,6 +73,12 @@ class MqttSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             ),
             ("max_inflight", self.max_inflight, self.max_inflight >= 1, ">= 1"),
             ("replay_window_s", self.replay_window_s, self.replay_window_s >= 0, ">= 0"),
+            (
+                "max_payload_bytes",
+                self.max_payload_bytes,
+                self.max_payload_bytes >= 1024,
+                ">= 1024",
+            ),
         ]
         for name, value, ok, expected in checks:
             if not ok:

@@ -249,3 +249,17 @@ def test_a_decoded_identifier_is_always_plain(name: str) -> None:
         assert err.reason in ("bad_id", "not_utf8")
         return
     assert re.fullmatch(IDENT_PATTERN, msg.sensor) and not set(msg.sensor) & set("<>&\"'/+#")
+
+
+def test_the_payload_cap_is_a_setting() -> None:
+    from vigil.ingest.mqtt import MqttBus, MqttSettings
+    from vigil.ingest.mqtt_receiver import DEFAULT_MAX_PAYLOAD_BYTES
+
+    assert MqttSettings().max_payload_bytes == DEFAULT_MAX_PAYLOAD_BYTES == 256 * 1024
+    bus = MqttBus("tucson", MqttSettings(port=1, max_payload_bytes=4096), "cap-test")
+    try:
+        assert bus.receiver.max_payload_bytes == 4096
+    finally:
+        bus.close(0.1)
+    with pytest.raises(ValueError, match="max_payload_bytes"):
+        MqttSettings(max_payload_bytes=0)
