@@ -81,3 +81,22 @@ def test_the_crossings_line_counts_people_and_says_when_there_are_none() -> None
     none = crossings_line({"crossings": 1, "crossings_by": {"vehicle:northbound": 1}}, 2, 1.0)
     assert none.startswith("border crossings: 1 in 2 simulated min, 0 of them by people")
     assert "raise --rate-scale" in none
+
+
+def test_users_audit_log_lies_beside_the_users_file(tmp_path, monkeypatch) -> None:
+    """`vigil users` with --users elsewhere writes its audit there too, not in the working
+    folder (a run from the checkout left vigil-audit.sqlite in the repository)."""
+    from vigil.cli.users import DEFAULT_AUDIT, audit_path
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    users = tmp_path / "map" / "users.sqlite"
+    assert audit_path(users, None) == tmp_path / "map" / DEFAULT_AUDIT
+    assert audit_path(users, tmp_path / "a.sqlite") == tmp_path / "a.sqlite"
+    users.parent.mkdir()
+    monkeypatch.setenv("VIGIL_PASSWORD", "long enough to pass the policy")
+    rc = main(["users", "add", "ana", "--role", "commander", "--users", str(users)])
+    assert rc == 0
+    assert (tmp_path / "map" / DEFAULT_AUDIT).is_file()
+    assert not (work / DEFAULT_AUDIT).exists()

@@ -64,7 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             args.host,
             args.port,
             users_path=args.users,
-            audit_path=args.audit,
+            audit_path=users.audit_path(args.users, args.audit),
             certfile=args.cert,
             keyfile=args.key,
             tiles_url=d.config.map.tiles_url,
@@ -114,7 +114,10 @@ def register(sub: Subparsers) -> None:
         help="users file (vigil users add)",
     )
     p.add_argument(
-        "--audit", type=output_file, default="vigil-audit.sqlite", help="audit log (SQLite)"
+        "--audit",
+        type=output_file,
+        default=None,
+        help="audit log (SQLite; default vigil-audit.sqlite beside --users)",
     )
     p.add_argument("--cert", metavar="PEM", type=existing_file, help="TLS certificate")
     p.add_argument("--key", metavar="PEM", type=existing_file, help="TLS private key")

@@ -51,11 +51,17 @@ def _password(name: str) -> str | None:
     return password
 
 
+def audit_path(users: str | Path, audit: str | Path | None) -> Path:
+    """The audit log: ``audit`` when given, else :data:`DEFAULT_AUDIT` beside the users file
+    (one folder holds a map's users and what they did, wherever it is)."""
+    return Path(audit) if audit is not None else Path(users).with_name(DEFAULT_AUDIT)
+
+
 def _stores(args: argparse.Namespace):
     from vigil.maps.live.audit import AuditLog
     from vigil.maps.live.auth import UserStore
 
-    return UserStore(args.users), AuditLog(args.audit)
+    return UserStore(args.users), AuditLog(audit_path(args.users, args.audit))
 
 
 def cmd_users_add(args: argparse.Namespace) -> int:
@@ -144,7 +150,11 @@ def register(sub: Subparsers) -> None:
 
     def files(q: argparse.ArgumentParser) -> None:
         q.add_argument("--users", default=DEFAULT_USERS, help="users file (SQLite, mode 0600)")
-        q.add_argument("--audit", default=DEFAULT_AUDIT, help="audit log (SQLite)")
+        q.add_argument(
+            "--audit",
+            default=None,
+            help=f"audit log (SQLite; default {DEFAULT_AUDIT} beside --users)",
+        )
 
     pa = usub.add_parser(
         "add",
