@@ -24,6 +24,7 @@ system-packages:
 	  missing=""; \
 	  command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	  command -v chromium >/dev/null || missing="$$missing chromium"; \
+	  command -v ogrinfo >/dev/null || missing="$$missing gdal-bin"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing system packages:$$missing"; \
 	    apt-get -o DPkg::Lock::Timeout=900 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq $$missing >/dev/null; \

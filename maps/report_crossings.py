@@ -13,6 +13,7 @@ import pandas as pd
 from shapely.geometry.base import BaseGeometry
 
 from vigil.geo.border import Border
+from vigil.geo.export import write_geoparquet, write_gpkg_layer
 from vigil.geo.patterns.analysis import CrossingAnalysis
 from vigil.geo.patterns.evidence import withheld_sentence
 from vigil.geo.patterns.hotspots import cell_polygon
@@ -63,24 +64,32 @@ def write_crossings_report(
     out.mkdir(parents=True, exist_ok=True)
     segs = segments_layer(analysis, border)
     segs_path = out / "segments.gpkg"
-    segs.to_file(segs_path, layer="segments", driver="GPKG", engine="pyogrio")
-
     hot_path = out / "hotspots.gpkg"
+    for stale in (segs_path, hot_path):
+        stale.unlink(missing_ok=True)
+    write_gpkg_layer(segs, segs_path, "segments", geometry_type="LineString")
+    segs_parquet = write_geoparquet(segs, out / "segments.parquet")
+
     hot_segs = segs[segs["class"] != "-"]
-    hot_segs.to_file(hot_path, layer="segments", driver="GPKG", engine="pyogrio")
+    write_gpkg_layer(hot_segs, hot_path, "segments", geometry_type="LineString")
     cells = cells_layer(analysis.cells[analysis.cells["class"] != "-"])
-    cells.to_file(hot_path, layer="cells", driver="GPKG", engine="pyogrio")
+    write_gpkg_layer(cells, hot_path, "cells", geometry_type="Polygon")
     corr = gpd.GeoDataFrame(
         analysis.corridors.drop(columns="geometry"),
         geometry=list(analysis.corridors["geometry"]),
         crs="EPSG:4326",
     )
-    corr.to_file(hot_path, layer="corridors", driver="GPKG", engine="pyogrio")
+    write_gpkg_layer(corr, hot_path, "corridors", geometry_type="MultiPolygon")
 
     name = title or (f"Crossings, {border.sector} sector" if border else "Crossings")
     m = crossing_map(analysis, segs, border, footprints, name)
     report = report_page(m, name, _crossing_head(analysis, name), _crossing_body(analysis))
-    return {"report": report(out / "report.html"), "segments": segs_path, "hotspots": hot_path}
+    return {
+        "report": report(out / "report.html"),
+        "segments": segs_path,
+        "hotspots": hot_path,
+        "segments_parquet": segs_parquet,
+    }
 
 
 def _crossing_plots(a: CrossingAnalysis) -> list[str]:

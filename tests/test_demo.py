@@ -32,7 +32,7 @@ def test_demo_geopackage_layers(demo_dir: Path) -> None:
     import pyogrio
 
     layers = {name for name, _ in pyogrio.list_layers(demo_dir / "events.gpkg")}
-    assert {"detections", "tracks", "crossings", "alerts"} <= layers
+    assert {"detections", "track_paths", "track_points", "crossings", "alerts"} <= layers
 
 
 @pytest.mark.browser

@@ -125,7 +125,7 @@ def test_demo_map(site, demo_dir: Path, offline_page) -> None:
     layers = control_layers(offline_page, path)
     _every_layer_drawn(layers)
     gpkg = demo_dir / "events.gpkg"
-    tracks = pyogrio.read_dataframe(gpkg, layer="tracks")
+    tracks = pyogrio.read_dataframe(gpkg, layer="track_paths")
     trails = int((tracks.geometry.geom_type == "LineString").sum())
     crossings = len(pyogrio.read_dataframe(gpkg, layer="crossings"))
     alerts = len(pyogrio.read_dataframe(gpkg, layer="alerts"))

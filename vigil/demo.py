@@ -3,7 +3,9 @@
 Outputs in the chosen folder:
 
 - ``map.html``: the deployment with tracks, crossings and alerts, offline;
-- ``events.gpkg``: layers ``detections``, ``tracks``, ``crossings``, ``alerts`` (EPSG:4326);
+- ``events.gpkg``: layers ``detections``, ``track_paths`` (lines), ``track_points`` (tracks
+  that never moved), ``crossings``, ``alerts`` (EPSG:4326, one geometry type per layer, times
+  as UTC date-times), and the same layers as GeoParquet in ``geoparquet/<layer>.parquet``;
 - ``report.html`` (and ``analysis/``): the planners' analysis of the run's crossings;
 - ``summary.json``: truth-scored figures and throughput;
 - ``vigil.tracks.sqlite``, ``events.sqlite``: the stores.
@@ -13,11 +15,13 @@ from __future__ import annotations
 
 import shutil
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import msgspec
 
 from vigil.config import Deployment
+from vigil.ingest.schema import Alert, CameraDetection, Crossing
 from vigil.pipeline import Pipeline, write_json
 from vigil.sim import SimSettings
 
@@ -56,18 +60,125 @@ def run_demo(
         summary = pipe.summary(duration)
         summary["seed"] = seed
         summary["hours"] = hours
-        summary["files"] = write_outputs(pipe, out_dir)
+        summary["files"], summary["exports"] = write_outputs(pipe, out_dir)
     finally:
         pipe.close()
     write_json(out_dir / "summary.json", summary)
     return summary
 
 
-def write_outputs(pipe: Pipeline, out_dir: Path) -> dict[str, str]:
-    """The map, the GeoPackage and the report of a finished run."""
+#: Columns and types of the ``track_paths`` and ``track_points`` layers (``start``/``end``
+#: UTC seconds, written as date-times).
+TRACK_COLUMNS = {
+    "track_id": "object",
+    "class": "object",
+    "start": "float64",
+    "end": "float64",
+    "updates": "int64",
+}
+
+#: One exported layer: rows, columns with their pandas types (for an empty layer), geometry
+#: type, time columns.
+Layer = tuple[list[dict], Mapping[str, str], str, Sequence[str]]
+
+
+def _fields(struct: type) -> dict[str, str]:
+    """A wire struct's fields with the pandas type an empty layer gives each."""
+    types = {float: "float64", int: "int64", bool: "bool"}
+    return {
+        "type": "object",
+        **{f.name: types.get(f.type, "object") for f in msgspec.structs.fields(struct)},
+    }
+
+
+def _located(rows: list[dict]) -> list[dict]:
+    from shapely.geometry import Point
+
+    return [{**r, "geometry": Point(r["lon"], r["lat"])} for r in rows]
+
+
+def write_event_layers(out_dir: Path, layers: dict[str, Layer]) -> dict[str, int]:
+    """Write each layer to ``events.gpkg`` and ``geoparquet/<layer>.parquet``; features per layer.
+
+    Rows are dicts with a shapely ``geometry`` (WGS84 lon/lat); lists and dicts in a row are
+    written as JSON text; the time columns (UTC seconds) become UTC date-time fields. An
+    empty layer keeps its columns and its geometry type.
+    """
     import geopandas as gpd
     import pandas as pd
+
+    from vigil.geo.export import write_geoparquet, write_gpkg_layer
+
+    gpkg = out_dir / "events.gpkg"
+    gpkg.unlink(missing_ok=True)
+    counts: dict[str, int] = {}
+    for name, (records, columns, geometry_type, times) in layers.items():
+        if records:
+            gdf = gpd.GeoDataFrame(records, geometry="geometry", crs="EPSG:4326")
+        else:
+            empty = {c: pd.Series([], dtype=dtype) for c, dtype in columns.items()}
+            gdf = gpd.GeoDataFrame(empty, geometry=gpd.GeoSeries([]), crs="EPSG:4326")
+        for col in gdf.columns:
+            if (
+                col != "geometry"
+                and gdf[col].map(lambda v: isinstance(v, list | dict | tuple)).any()
+            ):
+                gdf[col] = gdf[col].map(lambda v: msgspec.json.encode(v).decode())
+        counts[name] = write_gpkg_layer(
+            gdf, gpkg, name, geometry_type=geometry_type, time_columns=times
+        )
+        write_geoparquet(gdf, out_dir / "geoparquet" / f"{name}.parquet", time_columns=times)
+    return counts
+
+
+def track_layers(
+    updates: Iterable[tuple[str, float, float, float, str]],
+    to_wgs84: Callable[[Sequence[float], Sequence[float]], tuple],
+) -> tuple[dict[str, tuple[str, list[tuple[float, float]]]], list[dict], list[dict]]:
+    """Tracks as map paths and as rows of the ``track_paths`` and ``track_points`` layers.
+
+    ``updates`` are ``(track_id, time UTC s, x m, y m, class)`` in the sector frame;
+    ``to_wgs84`` turns x, y arrays into lat, lon arrays. A track with two or more distinct
+    positions is a LineString (``track_paths``); one that never moved (one update, or several
+    at one position: a line through them would be invalid) is a Point (``track_points``) and
+    its map path holds that one position.
+    """
     from shapely.geometry import LineString, Point
+
+    trails: dict[str, list[tuple[float, float, float, str]]] = defaultdict(list)
+    for tid, t, x, y, cls in updates:
+        trails[tid].append((t, x, y, cls))
+    paths: dict[str, tuple[str, list[tuple[float, float]]]] = {}
+    lines: list[dict] = []
+    points: list[dict] = []
+    for tid, pts in trails.items():
+        lat, lon = to_wgs84([p[1] for p in pts], [p[2] for p in pts])
+        cls = pts[-1][3]
+        latlon = list(zip(lat.tolist(), lon.tolist(), strict=True))
+        moved = len(set(latlon)) > 1
+        paths[tid] = (cls, latlon if moved else latlon[:1])
+        row = {
+            "track_id": tid,
+            "class": cls,
+            "start": pts[0][0],
+            "end": pts[-1][0],
+            "updates": len(pts),
+        }
+        if moved:
+            lines.append({**row, "geometry": LineString(zip(lon, lat, strict=True))})
+        else:
+            points.append({**row, "geometry": Point(lon[0], lat[0])})
+    return paths, lines, points
+
+
+def write_outputs(pipe: Pipeline, out_dir: Path) -> tuple[dict[str, str], dict[str, int]]:
+    """The map, the GeoPackage, the GeoParquet files and the report of a finished run.
+
+    Returns the files written and the features per exported layer (with
+    ``tracks_without_movement``: tracks of several updates at one position, written as
+    points because a line through one position is not a valid geometry).
+    """
+    import pandas as pd
 
     from vigil.maps.offline import save_offline
     from vigil.maps.report import analyze_crossings
@@ -76,29 +187,7 @@ def write_outputs(pipe: Pipeline, out_dir: Path) -> dict[str, str]:
     frame = pipe.frame
     files: dict[str, str] = {}
 
-    # tracks as trails
-    trails: dict[str, list[tuple[float, float, float, str]]] = defaultdict(list)
-    for tid, t, x, y, cls in pipe.log.tracks:
-        trails[tid].append((t, x, y, cls))
-    paths: dict[str, tuple[str, list[tuple[float, float]]]] = {}
-    rows = []
-    for tid, pts in trails.items():
-        xs = [p[1] for p in pts]
-        ys = [p[2] for p in pts]
-        lat, lon = frame.to_wgs84(xs, ys)
-        cls = pts[-1][3]
-        paths[tid] = (cls, list(zip(lat.tolist(), lon.tolist(), strict=True)))
-        geom = LineString(zip(lon, lat, strict=True)) if len(pts) > 1 else Point(lon[0], lat[0])
-        rows.append(
-            {
-                "track_id": tid,
-                "class": cls,
-                "start": pts[0][0],
-                "end": pts[-1][0],
-                "updates": len(pts),
-                "geometry": geom,
-            }
-        )
+    paths, lines, points = track_layers(pipe.log.tracks, frame.to_wgs84)
     crossings = [msgspec.to_builtins(c) for c in pipe.log.crossings]
     alerts = [msgspec.to_builtins(a) for a in pipe.core.events.alerts()]
 
@@ -106,33 +195,20 @@ def write_outputs(pipe: Pipeline, out_dir: Path) -> dict[str, str]:
     add_events(m, paths, crossings, alerts)
     files["map"] = str(save_offline(m, out_dir / "map.html"))
 
-    gpkg = out_dir / "events.gpkg"
-    gpkg.unlink(missing_ok=True)
-
-    def layer(records: list[dict], name: str, geoms) -> None:
-        gdf = (
-            gpd.GeoDataFrame(records, geometry=geoms, crs="EPSG:4326")
-            if records
-            else gpd.GeoDataFrame({"empty": []}, geometry=[], crs="EPSG:4326")
-        )
-        for col in gdf.columns:
-            if (
-                col != "geometry"
-                and gdf[col].map(lambda v: isinstance(v, list | dict | tuple)).any()
-            ):
-                gdf[col] = gdf[col].map(lambda v: msgspec.json.encode(v).decode())
-        gdf.to_file(gpkg, layer=name, driver="GPKG")
-
     dets = [msgspec.to_builtins(d) for d in pipe.detection_log]
-    layer(dets, "detections", [Point(d["lon"], d["lat"]) for d in dets])
-    layer(
-        [{k: v for k, v in r.items() if k != "geometry"} for r in rows],
-        "tracks",
-        [r["geometry"] for r in rows],
+    exports = write_event_layers(
+        out_dir,
+        {
+            "detections": (_located(dets), _fields(CameraDetection), "Point", ("time",)),
+            "track_paths": (lines, TRACK_COLUMNS, "LineString", ("start", "end")),
+            "track_points": (points, TRACK_COLUMNS, "Point", ("start", "end")),
+            "crossings": (_located(crossings), _fields(Crossing), "Point", ("time",)),
+            "alerts": (_located(alerts), _fields(Alert), "Point", ("time",)),
+        },
     )
-    layer(crossings, "crossings", [Point(c["lon"], c["lat"]) for c in crossings])
-    layer(alerts, "alerts", [Point(a["lon"], a["lat"]) for a in alerts])
-    files["events"] = str(gpkg)
+    exports["tracks_without_movement"] = sum(1 for r in points if r["updates"] > 1)
+    files["events"] = str(out_dir / "events.gpkg")
+    files["geoparquet"] = str(out_dir / "geoparquet")
 
     table = out_dir / "crossings.csv"
     cols = ["crossing_id", "track_id", "time", "segment_id", "direction", "lat", "lon"]
@@ -159,7 +235,7 @@ def write_outputs(pipe: Pipeline, out_dir: Path) -> dict[str, str]:
             encoding="utf-8",
         )
     files["report"] = str(out_dir / "report.html")
-    return files
+    return files, exports
 
 
 def print_summary(summary: dict, out_dir: Path) -> None:
@@ -205,4 +281,7 @@ def print_summary(summary: dict, out_dir: Path) -> None:
         f"{thr['messages']} messages ({f(thr['messages_per_s'], '{:.0f}')}/s); quarantined: "
         f"{sum(summary['quarantine'].values())} {summary['quarantine']}"
     )
-    print(f"results in {out_dir.resolve()}: map.html, report.html, events.gpkg, summary.json")
+    print(
+        f"results in {out_dir.resolve()}: map.html, report.html, events.gpkg, geoparquet/, "
+        "summary.json, events.sqlite"
+    )
