@@ -21,7 +21,7 @@ from collections import Counter
 
 from vigil.alerts.cot import alert_event, track_event
 from vigil.ingest.bus import Bus
-from vigil.ingest.schema import Alert, Track, topic_for
+from vigil.ingest.schema import Alert, Track, Wire, topic_for
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -42,6 +42,13 @@ class DispatchChannel(ABC):
 
     def send_track(self, track: Track) -> None:  # noqa: B027 - optional for channels
         """Send a track position; channels that only carry alerts ignore it."""
+
+    def send(self, message: Wire) -> None:
+        """Send an alert or a track; other messages are not for dispatch channels."""
+        if isinstance(message, Alert):
+            self.send_alert(message)
+        elif isinstance(message, Track):
+            self.send_track(message)
 
     def close(self) -> None:  # noqa: B027 - optional for channels
         """Flush and release the channel."""

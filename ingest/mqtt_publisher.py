@@ -10,6 +10,12 @@ messages it had acknowledged. A message the broker refuses (ACL) is removed, cou
 logged, never retried in silence and never dropped in silence. One the broker accepts with
 "no matching subscribers" is counted; with ``resend_unrouted`` it and everything after it are
 sent again until a session takes it.
+
+Retained current state (:meth:`MqttPublisher.publish_retained`) does not go through the
+outbox: it is sent at QoS 1 with the retain flag when connected, and whoever owns it asserts
+it again in full each time the connection goes live (:attr:`MqttPublisher.on_live`), so a
+broker restart or a fall of the connection loses none of it, and the outbox's count of
+messages (which a restarted service skips by) holds only the stream messages.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import math
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +81,10 @@ class MqttPublisher:
         #: The first message a broker accepted with no session to take it (resend from here).
         self._unrouted: int | None = None
         self._unrouted_delay = self.settings.reconnect_min_delay_s
+        #: Called with the client each time the connection goes live, before the stream's
+        #: messages go live: the owner of retained state sends it all again here.
+        self.on_live: Callable[[Any], None] | None = None
+        self._direct_mids: set[int] = set()
 
     # -- publishing ---------------------------------------------------------------------------
 
@@ -90,6 +101,20 @@ class MqttPublisher:
             client = self.link.client
             if self.link.live and client is not None:
                 self._send(client, seq, topic, payload)
+
+    def publish_retained(self, topic: str, payload: bytes, client: Any = None) -> bool:
+        """Send a retained message at QoS 1 now (an empty payload clears the topic); False
+        when not connected (the owner sends it again from :attr:`on_live`)."""
+        client = client if client is not None else self.link.client
+        if client is None or not self.link.connected.is_set():
+            self._count("retained_deferred")
+            return False
+        info = client.publish(topic, payload, qos=1, retain=True)
+        with self._mid_lock:
+            if self._early_acks.pop(info.mid, None) is None:
+                self._direct_mids.add(info.mid)
+        self._count("retained_sent")
+        return True
 
     def publish_report(self, q: QuarantinedMessage) -> None:
         """Publish a quarantined message's record on the quarantine topic (not a report's)."""
@@ -117,6 +142,7 @@ class MqttPublisher:
         with self._mid_lock:
             self._mid_seq.clear()
             self._early_acks.clear()
+            self._direct_mids.clear()
 
     def resend(self, client: Any, from_unrouted: bool = False) -> bool:
         """Send what the outbox holds, in order; then go live. False if the connection fell.
@@ -142,6 +168,8 @@ class MqttPublisher:
                 rows = self.outbox.to_send(last, since, limit=256)
                 if not rows:
                     if self._unrouted is None:  # else the supervisor goes round again
+                        if self.on_live is not None and not from_unrouted:
+                            self.on_live(client)
                         link.go_live()
                     return True
             for row in rows:
@@ -194,6 +222,9 @@ class MqttPublisher:
         if client is not self.link.client:
             return
         with self._mid_lock:
+            if mid in self._direct_mids:  # a retained state message
+                self._direct_mids.discard(mid)
+                return
             entry = self._mid_seq.pop(mid, None)
             if entry is None:
                 self._early_acks[mid] = reason_code

@@ -65,6 +65,30 @@ def topic_for(sector: str, msg: Any) -> str:
     return f"vigil/v1/{sector}/{levels}"
 
 
+#: Retained current state for late-joining clients, below ``vigil/v1/{sector}/``: one topic
+#: per open alert (the latest ``alert``, cleared with an empty retained payload when it
+#: closes) and per ground sensor (its latest ``sensor_status``). Published by the service.
+STATE_TOPICS: dict[str, str] = {
+    "state/alerts/{}": "alert",
+    "state/sensors/{}": "sensor_status",
+}
+
+
+def alert_state_topic(sector: str, alert_id: str) -> str:
+    """The retained topic of one alert's current state (empty once it is closed)."""
+    return f"vigil/v1/{sector}/state/alerts/{alert_id}"
+
+
+def sensor_state_topic(sector: str, sensor: str) -> str:
+    """The retained topic of one ground sensor's latest status."""
+    return f"vigil/v1/{sector}/state/sensors/{sensor}"
+
+
+def state_filters(sector: str) -> list[str]:
+    """The subscription filters that cover every retained state topic of a sector."""
+    return [f"vigil/v1/{sector}/{p.format('+')}" for p in STATE_TOPICS]
+
+
 def quarantine_topic(sector: str) -> str:
     """Where messages that failed validation go, with the reason."""
     return f"vigil/v1/{sector}/quarantine"
@@ -75,6 +99,8 @@ def expected_kind(topic: str) -> str | None:
     levels = topic.split("/")
     if len(levels) < 4 or levels[0] != "vigil" or levels[1] != "v1":
         return None
+    if len(levels) == 6 and levels[3] == "state":  # state/alerts/{id}: the id is any name
+        return STATE_TOPICS.get(f"state/{levels[4]}/{{}}")
     return TOPIC_KIND.get(levels[-1])
 
 
@@ -126,12 +152,16 @@ def topic_matches(pattern: str, topic: str) -> bool:
 
 
 __all__ = [
+    "STATE_TOPICS",
     "TOPIC_KIND",
     "TopicError",
+    "alert_state_topic",
     "check_filter",
     "check_topic",
     "expected_kind",
     "quarantine_topic",
+    "sensor_state_topic",
+    "state_filters",
     "topic_for",
     "topic_matches",
 ]

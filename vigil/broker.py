@@ -92,9 +92,11 @@ def identities(deployment: Any, *, maps: int = 1) -> list[Identity]:
 
     - the service (input and output users): reads the inputs (``cam/+/detections``,
       ``ugs/+/events``, ``ugs/+/status``, ``uas/+/telemetry``, ``alerts/actions``), writes
-      ``tracks``, ``crossings``, ``alerts``, ``cam/+/commands`` and ``quarantine``;
+      ``tracks``, ``crossings``, ``alerts``, ``cam/+/commands``, ``quarantine`` and the
+      retained ``state/alerts/+`` and ``state/sensors/+``;
     - each map (``maps`` of them): reads what the map draws, writes ``alerts/actions``;
-    - each patrol unit's agent: reads ``alerts``, writes ``alerts/actions``;
+    - each patrol unit's agent: reads ``alerts`` and ``state/alerts/+``, writes
+      ``alerts/actions``;
     - each tower: writes ``cam/{id}/detections``, reads ``cam/{id}/commands``;
     - each ground-sensor gateway: writes ``ugs/{sensor}/events`` and ``/status`` for the
       sensors the deployment binds to it, and ``ugs/{gateway}/...``; a sensor no gateway
@@ -110,7 +112,15 @@ def identities(deployment: Any, *, maps: int = 1) -> list[Identity]:
         return tuple(f"{base}/{level}" for level in levels)
 
     inputs = ("cam/+/detections", "ugs/+/events", "ugs/+/status", "uas/+/telemetry")
-    outputs = ("tracks", "crossings", "alerts", "cam/+/commands")
+    # state/...: the retained open alerts and sensor states (vigil.retained)
+    outputs = (
+        "tracks",
+        "crossings",
+        "alerts",
+        "cam/+/commands",
+        "state/alerts/+",
+        "state/sensors/+",
+    )
     service = service_client_id(deployment)
     out: list[Identity] = [
         Identity(service, "service", t(*inputs, "alerts/actions"), t(*outputs, "quarantine")),
@@ -127,7 +137,12 @@ def identities(deployment: Any, *, maps: int = 1) -> list[Identity]:
         out.append(Identity(f"vigil-{s}-map-{n}", "map", drawn, t("alerts/actions")))
     for unit in deployment.config.units:
         out.append(
-            Identity(f"vigil-{s}-agent-{unit.id}", "agent", t("alerts"), t("alerts/actions"))
+            Identity(
+                f"vigil-{s}-agent-{unit.id}",
+                "agent",
+                t("alerts", "state/alerts/+"),
+                t("alerts/actions"),
+            )
         )
     for tower in deployment.config.towers:
         out.append(

@@ -52,11 +52,13 @@ import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 
+from vigil.alerts.channels import DispatchChannel
 from vigil.alerts.rules import AlertRules
 from vigil.geo.site import Site
 from vigil.ingest.bus import topic_matches
@@ -65,6 +67,7 @@ from vigil.ingest.jsonable import dumps
 from vigil.ingest.mqtt import MqttBus, MqttSettings
 from vigil.ingest.private_files import private_dir, private_file, write_private_text
 from vigil.ingest.schema import MessageError, Wire, decode, encode
+from vigil.retained import RetainedState
 from vigil.runner import (
     INPUT_TOPICS,
     OUTPUT_TOPICS,
@@ -209,6 +212,9 @@ class SectorService:
         Stage settings.
     journal_synchronous
         SQLite ``synchronous`` of the journal (``FULL``: each batch survives a power loss).
+    channels
+        More dispatch channels (CoT): each new alert and track goes to them too. Open alerts
+        and sensor statuses are also published retained (:mod:`vigil.retained`).
     """
 
     def __init__(
@@ -225,6 +231,7 @@ class SectorService:
         tracker: TrackerConfig | None = None,
         rules: AlertRules | None = None,
         journal_synchronous: str = "FULL",
+        channels: Sequence[DispatchChannel] = (),
     ) -> None:
         if not idle_s > 0:
             raise ValueError(f"idle_s = {idle_s!r}: expected wall seconds > 0")
@@ -251,6 +258,8 @@ class SectorService:
             outbox_path=self.state_dir / "out.outbox",
             publish_quarantine=False,
         )
+        self.state = RetainedState(self.sector, self.out_bus.publisher)
+        self.channels = list(channels)
         self.in_bus = MqttBus(
             self.sector,
             settings,
@@ -308,7 +317,7 @@ class SectorService:
         published_before = self.out_bus.outbox.last_seq()
         runner = self.runner = SectorRunner(
             self.site,
-            self.out_bus.publish,
+            self._output,
             store_dir=self.store_dir,
             tracker=self.tracker,
             rules=self.rules,
@@ -317,6 +326,7 @@ class SectorService:
             skip_outputs=published_before,
             on_ahead=self._ahead,
         )
+        self.state.attach(runner.bus)
         advances = self.advances.all()
         self._replaying = True
         k = 0
@@ -338,6 +348,8 @@ class SectorService:
             runner.advance_to(advances[k][1])
             k += 1
         self._replaying = False
+        self.state.live = True
+        self.state.republish()
         if last_seq:
             self.journal.mark_done(self.client_id, last_seq)
         runner.core.flush_stores()
@@ -359,6 +371,16 @@ class SectorService:
     def _ahead(self, topic: str, msg: Wire, err: MessageError) -> None:
         if not self._replaying:  # reported when it arrived, before the restart
             self.in_bus.quarantine(topic, encode(msg), err)
+
+    def _output(self, topic: str, msg: Wire) -> None:
+        """A new output: its retained state first, then the message, then the channels."""
+        self.state.before_output(topic, msg)
+        self.out_bus.publish(topic, msg)
+        for channel in self.channels:
+            try:
+                channel.send(msg)
+            except Exception:  # a dispatch channel must not stop the sector
+                log.exception("dispatch to %s failed", type(channel).__name__)
 
     def _on_message(self, topic: str, msg: Wire) -> None:
         self._inbox.put((topic, msg))
@@ -443,6 +465,8 @@ class SectorService:
             "output_bus": dict(self.out_bus.counts),
             "quarantine": dict(self.in_bus.quarantine_counts),
             "fusion_dropped_late": r.core.fusion.dropped_late,
+            "retained": dict(self.state.counts),
+            "channels": {type(c).__name__: dict(c.counts) for c in self.channels},
         }
         write_private_text(self.state_dir / "status.json", dumps(status, indent=1) + "\n")
 
@@ -460,6 +484,8 @@ class SectorService:
         if self._core_thread is not None and self._core_thread.is_alive():
             self._inbox.put(None)
             self._core_thread.join(timeout + 30.0)
+        for channel in self.channels:
+            channel.close()
         self.out_bus.flush(timeout)
         self.out_bus.close(timeout)
         self.advances.close()
