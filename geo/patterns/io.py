@@ -2,8 +2,10 @@
 
 A crossing table has at least ``time`` (UTC seconds since the epoch, or datetimes) and
 ``segment_id``; it may carry ``track_id``, ``direction``, ``lat``/``lon`` or a point geometry.
-It can come from the store (SQLite, table ``crossings``), GeoPackage, GeoParquet (one file or a
-partitioned folder), plain Parquet or CSV. Every reader returns the same normalised pandas
+It can come from the store (SQLite: a table ``crossings``, or Vigil's sector store
+``events.sqlite`` with its table ``crossing``), GeoPackage (layer ``crossings``, as in the
+demo's ``events.gpkg``), GeoParquet (one file or a partitioned folder), plain Parquet, GeoJSON
+or CSV. Every reader returns the same normalised pandas
 table: ``time`` as float64 UTC seconds, ``segment_id`` as str, ``lat``/``lon`` in WGS84 when
 the input had positions.
 """
@@ -25,6 +27,13 @@ TRACK_ID = "track_id"
 
 SQLITE_SUFFIXES = {".sqlite", ".sqlite3", ".db"}
 PARQUET_SUFFIXES = {".parquet", ".geoparquet", ".pq"}
+GEOJSON_SUFFIXES = {".geojson", ".json"}
+
+#: Largest GeoJSON file read (bytes): it is parsed whole, in memory.
+MAX_GEOJSON_BYTES = 1 << 30
+
+#: The table Vigil's event store (``events.sqlite``) keeps crossings in.
+STORE_CROSSING_TABLE = "crossing"
 
 
 class PatternInputError(ValueError):
@@ -32,7 +41,8 @@ class PatternInputError(ValueError):
 
 
 def input_kind(path: str | Path) -> str:
-    """``"csv"``, ``"parquet"`` (a file or a folder of parts), ``"gpkg"`` or ``"sqlite"``."""
+    """``"csv"``, ``"parquet"`` (a file or a folder of parts), ``"gpkg"``, ``"geojson"`` or
+    ``"sqlite"``."""
     p = Path(path)
     if not p.exists():
         raise PatternInputError(f"input {str(p)!r} does not exist")
@@ -49,21 +59,24 @@ def input_kind(path: str | Path) -> str:
         return "gpkg"
     if suffix in SQLITE_SUFFIXES:
         return "sqlite"
+    if suffix in GEOJSON_SUFFIXES:
+        return "geojson"
     raise PatternInputError(
         f"input {str(p)!r} has suffix {suffix!r}; expected .csv, .parquet (or a folder of "
-        f"parts), .gpkg or one of {sorted(SQLITE_SUFFIXES)}"
+        f"parts), .gpkg, .geojson or one of {sorted(SQLITE_SUFFIXES)}"
     )
 
 
 def read_crossings(path: str | Path, *, table: str = "crossings") -> pd.DataFrame:
-    """Read a crossing table from CSV, (Geo)Parquet, GeoPackage or the SQLite store.
+    """Read a crossing table from CSV, (Geo)Parquet, GeoPackage, GeoJSON or the SQLite store.
 
     Parameters
     ----------
     path
         File, or folder of Parquet parts.
     table
-        Table (SQLite) or layer (GeoPackage) name; ignored for other formats.
+        Table (SQLite) or layer (GeoPackage) name; ignored for other formats. With the
+        default, Vigil's event store (table ``crossing``) is read too.
     """
     kind = input_kind(path)
     if kind == "csv":
@@ -71,21 +84,69 @@ def read_crossings(path: str | Path, *, table: str = "crossings") -> pd.DataFram
     elif kind == "parquet":
         df = _read_parquet(Path(path))
     elif kind == "gpkg":
-        import geopandas as gpd
-        import pyogrio
-
-        layers = [name for name, _ in pyogrio.list_layers(path)]
-        layer = table if table in layers else layers[0]
-        df = gpd.read_file(path, layer=layer)
+        df = _read_gpkg(Path(path), table)
+    elif kind == "geojson":
+        df = _read_geojson(Path(path))
     else:
-        with sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True) as con:
-            names = {r[0] for r in con.execute("select name from sqlite_master")}
-            if table not in names:
-                raise PatternInputError(
-                    f"store {str(path)!r} has no table {table!r}; has {sorted(names)}"
-                )
-            df = pd.read_sql_query(f'select * from "{table}"', con)  # noqa: S608
+        df = _read_sqlite(Path(path), table)
     return normalise_crossings(df, source=str(path))
+
+
+def _read_gpkg(path: Path, table: str) -> pd.DataFrame:
+    import geopandas as gpd
+    import pyogrio
+
+    try:
+        layers = [name for name, _ in pyogrio.list_layers(path)]
+    except Exception as exc:  # noqa: BLE001 - GDAL's errors vary; the message names the file
+        raise PatternInputError(f"{str(path)!r} is not a readable GeoPackage: {exc}") from None
+    if table in layers:
+        layer = table
+    elif len(layers) == 1:
+        layer = layers[0]
+    else:
+        raise PatternInputError(
+            f"GeoPackage {str(path)!r} has no layer {table!r}; has {sorted(layers)}"
+        )
+    return gpd.read_file(path, layer=layer, engine="pyogrio")
+
+
+def _read_geojson(path: Path) -> pd.DataFrame:
+    import geopandas as gpd
+
+    size = path.stat().st_size
+    if size > MAX_GEOJSON_BYTES:
+        raise PatternInputError(
+            f"GeoJSON {str(path)!r} is {size} bytes; at most {MAX_GEOJSON_BYTES} are read "
+            "(convert it to GeoParquet or GeoPackage)"
+        )
+    try:
+        return gpd.read_file(path, engine="pyogrio")
+    except Exception as exc:  # noqa: BLE001 - GDAL's errors vary; the message names the file
+        raise PatternInputError(f"{str(path)!r} is not readable GeoJSON: {exc}") from None
+
+
+def _read_sqlite(path: Path, table: str) -> pd.DataFrame:
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as con:
+            names = {
+                r[0] for r in con.execute("select name from sqlite_master where type = 'table'")
+            }
+            name = table
+            if table == "crossings" and table not in names and STORE_CROSSING_TABLE in names:
+                name = STORE_CROSSING_TABLE  # Vigil's event store, events.sqlite
+            if name not in names:
+                hint = (
+                    "; this is a track store: crossings are in events.sqlite beside it"
+                    if "track_state" in names
+                    else ""
+                )
+                raise PatternInputError(
+                    f"store {str(path)!r} has no table {table!r}; has {sorted(names)}{hint}"
+                )
+            return pd.read_sql_query(f'select * from "{name}"', con)  # noqa: S608
+    except sqlite3.DatabaseError as exc:
+        raise PatternInputError(f"{str(path)!r} is not a readable SQLite store: {exc}") from None
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

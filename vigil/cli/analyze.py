@@ -21,7 +21,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         )
     if not counts and len(args.input) != 1:
         raise CommandError(
-            "give one crossing table (CSV, GeoParquet, GeoPackage or the store)", EXIT_USAGE
+            "give one crossing table (CSV, GeoParquet, GeoPackage, GeoJSON or the store)",
+            EXIT_USAGE,
         )
     # the input is checked before anything is written: a missing file leaves no empty report
     table = args.input[-1]
@@ -69,8 +70,10 @@ def register(sub: Subparsers) -> None:
         description=(
             "vigil analyze INPUT --out DIR: crossings per segment and period, time-of-day and "
             "weekday profiles, STL trend, Gi* hotspots, H3 cells, displacement and coverage, "
-            "written as report.html, segments.gpkg, hotspots.gpkg and summary.json. INPUT is a "
-            "CSV, GeoParquet, GeoPackage or the SQLite store. "
+            "written as report.html, segments.gpkg, hotspots.gpkg, segments.parquet and "
+            "summary.json. "
+            "INPUT is a CSV, GeoParquet, GeoPackage (layer crossings, as the demo's events.gpkg), "
+            "GeoJSON, or the SQLite store (vigil run's or the demo's events.sqlite). "
             "vigil analyze counts CSV --time COL --group COL --value COL --out DIR: the same for "
             "an aggregate table, plus seasonality.json."
         ),
