@@ -10,7 +10,9 @@ of the input's positions unless ``centre=(lat, lon)`` is given.
 from __future__ import annotations
 
 import csv
+import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,16 +25,24 @@ from vigil.tracks.tracker import Tracker
 LOCAL_COLUMNS = ("t", "x", "y")
 WGS84_COLUMNS = ("t", "lat", "lon")
 OPTIONAL_COLUMNS = ("sensor", "sigma")
+GEOJSON_SUFFIXES = (".geojson", ".json")
+
+#: Largest GeoJSON detections file read (bytes): it is parsed whole, in memory.
+MAX_GEOJSON_BYTES = 256 << 20
 
 
 class CsvError(ValueError):
     """A bad detections file: names the file, the line (1-based, header is line 1) and column."""
 
-    def __init__(self, path: str | Path, line: int, column: str | None, message: str) -> None:
+    def __init__(
+        self, path: str | Path, line: int, column: str | None, message: str, *, unit: str = ""
+    ) -> None:
         self.path = str(path)
         self.line = line
         self.column = column
-        where = f"{self.path}:{line}" + (f": column {column!r}" if column else "")
+        where = (f"{self.path}: {unit} {line}" if unit else f"{self.path}:{line}") + (
+            f": column {column!r}" if column else ""
+        )
         super().__init__(f"{where}: {message}")
 
 
@@ -61,11 +71,14 @@ class Detections:
 
 
 def read_detections(path: str | Path, frame: str = "local", default_sigma_m: float = 5.0):
-    """Read and check a detections CSV; raise :class:`CsvError` at the first bad row."""
+    """Read and check a detections CSV (or GeoJSON FeatureCollection of Points, wgs84 frame);
+    raise :class:`CsvError` at the first bad row."""
     if frame not in ("local", "wgs84"):
         raise ValueError(f"frame = {frame!r}; expected 'local' or 'wgs84'")
     need = LOCAL_COLUMNS if frame == "local" else WGS84_COLUMNS
-    t_l, a_l, b_l, s_l, sig_l = [], [], [], [], []
+    if Path(path).suffix.lower() in GEOJSON_SUFFIXES:
+        header, rows = _geojson_table(path, frame)
+        return _check_rows(path, frame, need, header, rows, default_sigma_m, unit="feature")
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
         try:
@@ -85,51 +98,127 @@ def read_detections(path: str | Path, frame: str = "local", default_sigma_m: flo
             raise CsvError(
                 path, 1, missing[0], f"header {header} lacks {missing}; expected {need}{hint}"
             )
-        unknown = [c for c in header if c not in need + OPTIONAL_COLUMNS]
-        if unknown:
+        return _check_rows(path, frame, need, header, enumerate(reader, start=2), default_sigma_m)
+
+
+def _geojson_table(path: str | Path, frame: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """A GeoJSON FeatureCollection of Point detections as a header and text rows.
+
+    Positions come from each Point (RFC 7946: WGS84 lon/lat), the other columns (``t``,
+    optional ``sensor``, ``sigma``) from its properties; rows are numbered by feature (1-based).
+    """
+    if frame != "wgs84":
+        raise CsvError(
+            path,
+            1,
+            None,
+            "GeoJSON positions are WGS84 lon/lat; use the wgs84 frame (vigil track --frame wgs84)",
+        )
+    size = Path(path).stat().st_size
+    if size > MAX_GEOJSON_BYTES:
+        raise CsvError(path, 1, None, f"{size} bytes; at most {MAX_GEOJSON_BYTES} are read")
+    try:
+        doc = json.loads(Path(path).read_bytes())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CsvError(path, 1, None, f"not GeoJSON: {exc}") from None
+    features = doc.get("features") if isinstance(doc, dict) else None
+    if (
+        not isinstance(doc, dict)
+        or doc.get("type") != "FeatureCollection"
+        or not isinstance(features, list)
+    ):
+        raise CsvError(path, 1, None, "expected a GeoJSON FeatureCollection of Points")
+    names: list[str] = []
+    for i, f in enumerate(features, start=1):
+        props = f.get("properties") if isinstance(f, dict) else None
+        for k in props or {}:
+            if k in ("lat", "lon"):
+                raise CsvError(path, i, k, "positions come from the Point geometry", unit="feature")
+            if k not in names:
+                names.append(str(k))
+    header = ["lat", "lon", *names]
+    rows = []
+    for i, f in enumerate(features, start=1):
+        geom = f.get("geometry") if isinstance(f, dict) else None
+        coords = geom.get("coordinates") if isinstance(geom, dict) else None
+        if (
+            not isinstance(geom, dict)
+            or geom.get("type") != "Point"
+            or not isinstance(coords, list)
+            or len(coords) < 2
+        ):
+            raise CsvError(path, i, "geometry", "expected a Point [lon, lat]", unit="feature")
+        props = f.get("properties") or {}
+        cells = [props.get(k) for k in names]
+        text = ["" if v is None else str(v) for v in (coords[1], coords[0], *cells)]
+        rows.append((i, text))
+    return header, rows
+
+
+def _check_rows(
+    path: str | Path,
+    frame: str,
+    need: tuple[str, ...],
+    header: list[str],
+    rows: Iterable[tuple[int, list[str]]],
+    default_sigma_m: float,
+    *,
+    unit: str = "",
+) -> Detections:
+    """The detections of ``rows`` (numbered text cells under ``header``), checked one by one."""
+    t_l, a_l, b_l, s_l, sig_l = [], [], [], [], []
+    unknown = [c for c in header if c not in need + OPTIONAL_COLUMNS]
+    if unknown:
+        raise CsvError(
+            path,
+            1,
+            unknown[0],
+            f"unknown column; expected {need} and optionally {OPTIONAL_COLUMNS}",
+        )
+    missing = [c for c in need if c not in header]
+    if missing:
+        raise CsvError(path, 1, missing[0], f"columns {header} lack {missing}; expected {need}")
+    col = {name: header.index(name) for name in header}
+    for line, row in rows:
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != len(header):
             raise CsvError(
-                path,
-                1,
-                unknown[0],
-                f"unknown column; expected {need} and optionally {OPTIONAL_COLUMNS}",
+                path, line, None, f"{len(row)} fields; expected {len(header)} ({header})", unit=unit
             )
-        col = {name: header.index(name) for name in header}
-        for line, row in enumerate(reader, start=2):
-            if not row or all(not c.strip() for c in row):
-                continue
-            if len(row) != len(header):
+        vals = []
+        for name in need:
+            raw = row[col[name]].strip()
+            try:
+                v = float(raw)
+            except ValueError:
+                raise CsvError(path, line, name, f"{raw!r} is not a number", unit=unit) from None
+            if not math.isfinite(v):
+                raise CsvError(path, line, name, f"{raw!r}; expected a finite number", unit=unit)
+            vals.append(v)
+        if frame == "wgs84":
+            if not -90.0 <= vals[1] <= 90.0:
                 raise CsvError(
-                    path, line, None, f"{len(row)} fields; expected {len(header)} ({header})"
+                    path, line, "lat", f"{vals[1]!r}; expected [-90, 90] degrees", unit=unit
                 )
-            vals = []
-            for name in need:
-                raw = row[col[name]].strip()
-                try:
-                    v = float(raw)
-                except ValueError:
-                    raise CsvError(path, line, name, f"{raw!r} is not a number") from None
-                if not math.isfinite(v):
-                    raise CsvError(path, line, name, f"{raw!r}; expected a finite number")
-                vals.append(v)
-            if frame == "wgs84":
-                if not -90.0 <= vals[1] <= 90.0:
-                    raise CsvError(path, line, "lat", f"{vals[1]!r}; expected [-90, 90] degrees")
-                if not -180.0 <= vals[2] <= 180.0:
-                    raise CsvError(path, line, "lon", f"{vals[2]!r}; expected [-180, 180] degrees")
-            sigma = default_sigma_m
-            if "sigma" in col and row[col["sigma"]].strip():
-                raw = row[col["sigma"]].strip()
-                try:
-                    sigma = float(raw)
-                except ValueError:
-                    raise CsvError(path, line, "sigma", f"{raw!r} is not a number") from None
-                if not (math.isfinite(sigma) and sigma > 0.0):
-                    raise CsvError(path, line, "sigma", f"{raw!r}; expected metres > 0")
-            t_l.append(vals[0])
-            a_l.append(vals[1])
-            b_l.append(vals[2])
-            s_l.append(row[col["sensor"]].strip() if "sensor" in col else "")
-            sig_l.append(sigma)
+            if not -180.0 <= vals[2] <= 180.0:
+                raise CsvError(
+                    path, line, "lon", f"{vals[2]!r}; expected [-180, 180] degrees", unit=unit
+                )
+        sigma = default_sigma_m
+        if "sigma" in col and row[col["sigma"]].strip():
+            raw = row[col["sigma"]].strip()
+            try:
+                sigma = float(raw)
+            except ValueError:
+                raise CsvError(path, line, "sigma", f"{raw!r} is not a number", unit=unit) from None
+            if not (math.isfinite(sigma) and sigma > 0.0):
+                raise CsvError(path, line, "sigma", f"{raw!r}; expected metres > 0", unit=unit)
+        t_l.append(vals[0])
+        a_l.append(vals[1])
+        b_l.append(vals[2])
+        s_l.append(row[col["sensor"]].strip() if "sensor" in col else "")
+        sig_l.append(sigma)
     return Detections(
         np.asarray(t_l, dtype=np.float64),
         np.asarray(a_l, dtype=np.float64),

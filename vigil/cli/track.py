@@ -40,11 +40,13 @@ def register(sub: Subparsers) -> None:
         help="track detections from a CSV file",
         description=(
             "Track detections from CSV (columns t,x,y in local metres, or t,lat,lon; optional "
-            "sensor and sigma) and write t,track_id,x,y,vx,vy (or lat,lon) for confirmed tracks. "
-            "A bad row stops with an error naming the line and the column."
+            "sensor and sigma) or from a GeoJSON FeatureCollection of Points (properties t, "
+            "optional sensor and sigma; with --frame wgs84) and write t,track_id,x,y,vx,vy (or "
+            "lat,lon) for confirmed tracks. A bad row stops with an error naming the line (or "
+            "feature) and the column."
         ),
     )
-    p.add_argument("detections", type=existing_file, help="detections CSV")
+    p.add_argument("detections", type=existing_file, help="detections CSV or GeoJSON")
     p.add_argument("--out", required=True, metavar="CSV", type=output_file, help="tracks CSV")
     p.add_argument("--frame", choices=("local", "wgs84"), default="local", help="output frame")
     p.add_argument(
