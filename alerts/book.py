@@ -274,7 +274,8 @@ class AlertBook:
     # -- operators ----------------------------------------------------------------------------
     def act(self, act: AlertAction) -> list[Wire]:
         """An operator acknowledges, assigns or closes an alert: return it in its new state;
-        an assigned unit is busy until the alert closes."""
+        an assigned unit is busy until the alert closes. The alert's ``time`` stays what it
+        was; the action is recorded in its history at the action's own time."""
         oa = self.open.get(act.alert_id)
         if oa is None:
             self.counts["action_unknown_alert"] += 1
@@ -290,9 +291,10 @@ class AlertBook:
         if state == "closed" and a.assigned_unit in units:
             units[a.assigned_unit].available = True
         note = act.note or (f"assigned {act.unit}" if act.action == "assign" else act.action)
+        # the alert keeps its own time (when raised, or its latest position); the action's
+        # time goes into the history only: an acknowledgement is not a sighting
         alert = _replace(
             a,
-            time=max(a.time, act.time),
             state=state,
             assigned_unit=unit,
             history=[*a.history, AlertEvent(time=act.time, state=state, by=act.by, note=note)][

@@ -116,6 +116,7 @@ class AlertEngine:
             cameras=self.cameras,
             tracks=self.tracks,
             book=self.book,
+            zone_names={z.id: z.name for z in site.zones},
         )
         #: One rule per alert kind, consulted in this order.
         self.rule_for: dict[AlertKind, AlertRule] = {

@@ -10,7 +10,7 @@ messages to publish (alerts, camera commands).
 from __future__ import annotations
 
 from abc import ABC
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from shapely.geometry import Polygon
@@ -35,7 +35,8 @@ class RuleContext:
     """What every alert rule sees: the settings, the sector's layout in its local frame
     (metres), the tracks alive now, and the alert book.
 
-    ``zones`` are ``(zone id, priority, polygon)``; ``sensor_xy`` gives each ground sensor's
+    ``zones`` are ``(zone id, priority, polygon)`` and ``zone_names`` their names by id (what
+    a person reads in an alert's summary); ``sensor_xy`` gives each ground sensor's
     ``(x, y, detection radius, sensor line or None)`` in metres; ``cameras`` are the towers'
     cameras as configured (their watch); ``tracks`` is shared with the engine, which keeps it.
     """
@@ -48,6 +49,7 @@ class RuleContext:
     cameras: dict[str, PinholeCamera]
     tracks: dict[str, TrackInfo]
     book: AlertBook
+    zone_names: dict[str, str] = field(default_factory=dict)
 
 
 class AlertRule(ABC):  # noqa: B024 - every hook has a default; a rule overrides what it needs

@@ -38,7 +38,7 @@ class ZoneEntryRule(AlertRule):
             if info.updates < self.settings.min_track_updates:
                 self.zone_seen.discard(key)
                 continue
-            note = f"entered zone {zone_id}"
+            note = f"entered zone {zone_label(zone_id, self.context.zone_names)}"
             oa = self.book.alert_for_track(trk.track_id)
             if oa is not None:
                 out += self.book.update(oa, info, note=note)
@@ -60,7 +60,22 @@ class ZoneEntryRule(AlertRule):
                 zone=zone_id,
                 track=info,
                 joined_by=trk.track_id,
-                summary=f"track entered zone {zone_id}",
+                summary=f"track entered zone {zone_label(zone_id, self.context.zone_names)}",
             )
             out.append(alert)
         return out
+
+
+#: A zone name longer than this is cut (with "…") in alert text, characters.
+ZONE_NAME_CHARS = 60
+
+
+def zone_label(zone_id: str, names: dict[str, str]) -> str:
+    """How alert text names a zone: its name and id (``West ranch lands (z2)``), or the id
+    alone when it has no name; a name is cut to :data:`ZONE_NAME_CHARS` characters."""
+    name = " ".join((names.get(zone_id) or "").split())
+    if not name or name == zone_id:
+        return zone_id
+    if len(name) > ZONE_NAME_CHARS:
+        name = name[: ZONE_NAME_CHARS - 1] + "…"
+    return f"{name} ({zone_id})"
