@@ -34,11 +34,11 @@ from vigil.ingest.recording import read_recording
 
 DATA = Path(__file__).parent / "data"
 
-CORE_SHA256 = "a1c1cc745f415aec4a29ee3eb3f979af1e77ea1cb4dab9aa5e4ddf3853124caf"
+CORE_SHA256 = "12e15b69b848627ceaea567d8b172fed15461f7a3e20108c14a4ce32e2cc80c4"
 CORE_COUNTS = {"Track": 5843, "CameraCommand": 11, "Alert": 37, "Crossing": 3}
-RUNNER_SHA256 = "ad478990ba8dc0bb03335a9ba2eb1848f2392b7f149b17139794ff54afdf6c2d"
+RUNNER_SHA256 = "da2cc9774e4a693d1135405944dbd2920fd59d758a3f4335b3ebc4fa24c3cc1b"
 RUNNER_COUNTS = {"Track": 5857, "CameraCommand": 11, "Alert": 37, "Crossing": 3}
-DEMO_SHA256 = "f5e902b359bfde5279030330752aa133e0a06fc4d8223bd61a2435975ffb406d"
+DEMO_SHA256 = "2e2a99d9a9fd5ab0620f4df82c26d33f290360a7949258d590988fc41f773580"
 DEMO_COUNTS = {
     "CameraCommand": 7,
     "Alert": 29,
