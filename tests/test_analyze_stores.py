@@ -96,6 +96,11 @@ def test_geojson_times_without_zone_are_refused(tmp_path: Path) -> None:
         ("broken.geojson", b'{"type": "FeatureCollection", "features": [', ["broken.geojson"]),
         ("notsql.sqlite", b"this is not a database" * 10, ["notsql.sqlite", "SQLite"]),
         ("notgpkg.gpkg", b"plain text", ["notgpkg.gpkg", "GeoPackage"]),
+        (
+            "geoparquet",
+            None,  # the demo's folder of layers is not a partitioned table
+            ["geoparquet", "one file per layer", "crossings.parquet"],
+        ),
     ],
 )
 def test_wrong_inputs_say_what_and_where(

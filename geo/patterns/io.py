@@ -47,6 +47,13 @@ def input_kind(path: str | Path) -> str:
     if not p.exists():
         raise PatternInputError(f"input {str(p)!r} does not exist")
     if p.is_dir():
+        layer = p / "crossings.parquet"
+        if layer.is_file() and len(list(p.glob("*.parquet"))) > 1:
+            names = sorted(f.name for f in p.glob("*.parquet"))
+            raise PatternInputError(
+                f"folder {str(p)!r} holds one file per layer {names} (Vigil's geoparquet/ "
+                f"export), not parts of one table; give {str(layer)!r}"
+            )
         if any(p.rglob("*.parquet")):
             return "parquet"
         raise PatternInputError(f"folder {str(p)!r} holds no .parquet parts")
