@@ -108,7 +108,8 @@ def register(sub: Subparsers) -> None:
             "Simulate the shipped Tucson deployment (towers, ground sensors, aircraft, walkers, "
             "traffic, animals) and run every stage in one process: motion detection, fusion "
             "and tracking, crossing detection, alerts, the store, the map and the planners' "
-            "report. Writes map.html, report.html, events.gpkg and summary.json and prints "
+            "report. Writes map.html, report.html, events.gpkg (for QGIS), geoparquet/ (for "
+            "Dask or DuckDB), events.sqlite (vigil analyze reads it) and summary.json and prints "
             "the truth-scored summary. By default it starts at 02:00 local time with crossing "
             "rates scaled up, so that a short run shows something."
         ),
