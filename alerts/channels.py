@@ -18,6 +18,7 @@ import time
 import warnings
 from abc import ABC, abstractmethod
 from collections import Counter
+from urllib.parse import urlsplit
 
 from vigil.alerts.cot import alert_event, track_event
 from vigil.ingest.bus import Bus
@@ -28,6 +29,34 @@ with warnings.catch_warnings():
     import pytak
 
 log = logging.getLogger(__name__)
+
+#: The CoT URL schemes :class:`CotChannel` sends on (pytak's COT_URL).
+COT_SCHEMES = ("tcp", "udp", "udp+wo", "tls")
+#: Events waiting for the TAK server at most; beyond it the oldest are dropped (counted).
+COT_QUEUE_MAX = 10_000
+
+
+def check_cot_url(url: str) -> str:
+    """Return ``url`` if it is ``SCHEME://HOST:PORT`` with a scheme of :data:`COT_SCHEMES`;
+    else raise :class:`ValueError` naming what is wrong.
+
+    >>> check_cot_url("tcp://tak.example:8087")
+    'tcp://tak.example:8087'
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in COT_SCHEMES:
+        raise ValueError(
+            f"{url!r}: expected a scheme of {', '.join(COT_SCHEMES)} (tcp://HOST:PORT)"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.hostname or port is None or not 0 < port < 65536:
+        raise ValueError(f"{url!r}: expected {parts.scheme}://HOST:PORT with a port 1-65535")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"{url!r}: expected nothing after HOST:PORT")
+    return url
 
 
 class DispatchChannel(ABC):
@@ -74,11 +103,17 @@ class CotChannel(DispatchChannel):
     ----------
     url
         pytak COT_URL: ``tcp://host:port``, ``udp://host:port``, ``udp+wo://host:port``,
-        ``tls://host:port`` (TLS settings through ``tls`` keys: ``PYTAK_TLS_CLIENT_CERT``...).
+        ``tls://host:port``.
     sector
         Sector name, part of every event's uid.
     tracks
         Also send tracks (``a-u-G``), not only alerts.
+    tls
+        pytak's TLS settings for ``tls://``: ``PYTAK_TLS_CLIENT_CERT`` (PEM, required),
+        ``PYTAK_TLS_CLIENT_KEY``, ``PYTAK_TLS_CLIENT_CAFILE``, ``PYTAK_TLS_DONT_VERIFY``...
+    reconnect_s
+        Seconds between tries while the TAK server cannot be reached; events wait (at most
+        :data:`COT_QUEUE_MAX`, the oldest dropped beyond it, counted as ``dropped``).
     """
 
     def __init__(
@@ -91,27 +126,49 @@ class CotChannel(DispatchChannel):
         reconnect_s: float = 2.0,
     ) -> None:
         super().__init__()
-        self.url = url
+        self.url = check_cot_url(url)
+        if url.startswith("tls:") and not (tls or {}).get("PYTAK_TLS_CLIENT_CERT"):
+            raise ValueError(f"{url!r}: tls:// needs a client certificate (PYTAK_TLS_CLIENT_CERT)")
         self.sector = sector
         self.tracks = tracks
         self.reconnect_s = reconnect_s
         parser = configparser.ConfigParser(interpolation=None)
-        parser["vigil"] = {"COT_URL": url, **(tls or {})}
+        # send only: pytak's plain udp:// also listens on the port, which fails when a TAK
+        # client on this host holds it ("Address already in use")
+        pytak_url = "udp+wo" + url[3:] if url.startswith("udp://") else url
+        parser["vigil"] = {"COT_URL": pytak_url, **(tls or {})}
         self._config = parser["vigil"]
-        self._queue: queue.Queue[bytes | None] = queue.Queue()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(COT_QUEUE_MAX)
         self._thread = threading.Thread(target=self._run, name=f"cot-{url}", daemon=True)
         self._connected = threading.Event()
         self._done = threading.Event()
+        self._closing = False
         self._thread.start()
 
     def send_alert(self, alert: Alert) -> None:
-        self._queue.put(alert_event(alert, self.sector))
-        self.counts["queued"] += 1
+        self._put(alert_event(alert, self.sector))
 
     def send_track(self, track: Track) -> None:
         if self.tracks:
-            self._queue.put(track_event(track, self.sector))
-            self.counts["queued"] += 1
+            self._put(track_event(track, self.sector))
+
+    def _put(self, event: bytes) -> None:
+        while True:
+            try:
+                self._queue.put_nowait(event)
+                break
+            except queue.Full:  # the TAK server is away: the oldest event goes
+                with contextlib.suppress(queue.Empty):
+                    self._queue.get_nowait()
+                    self._queue.task_done()
+                    self.counts["dropped"] += 1
+                    if self.counts["dropped"] in (1, 10, 100) or self.counts["dropped"] % 1000 == 0:
+                        log.warning(
+                            "CoT to %s: %d events dropped, queue full",
+                            self.url,
+                            self.counts["dropped"],
+                        )
+        self.counts["queued"] += 1
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until everything queued was written; False on timeout."""
@@ -124,7 +181,9 @@ class CotChannel(DispatchChannel):
 
     def close(self) -> None:
         self.flush()
-        self._queue.put(None)
+        self._closing = True
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=1.0)
         self._thread.join(timeout=5.0)
 
     # -- the sender thread --------------------------------------------------------------------
@@ -153,8 +212,10 @@ class CotChannel(DispatchChannel):
                 self.counts["sent"] += 1
                 pending = None
                 self._queue.task_done()
-            except (OSError, ConnectionError) as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure: log, count, retry
                 self.counts["errors"] += 1
+                if self._closing:
+                    break
                 log.warning(
                     "CoT send to %s failed (%s); retrying in %.1f s",
                     self.url,

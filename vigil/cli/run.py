@@ -15,6 +15,8 @@ from vigil.cli.arguments import (
 )
 from vigil.cli.common import (
     EXIT_OK,
+    EXIT_USAGE,
+    CommandError,
     Subparsers,
     deployment_credential_names,
     load_deployment,
@@ -35,8 +37,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     require_credentials(settings, args.insecure, deployment_credential_names(d))
     state = Path(args.state_dir or f".vigil-{d.sector}")
     client_id = args.client_id or service_client_id(d)
+    channels = cot_channels(args, d.sector)
     service = SectorService(
-        d.site, settings, state, hold_s=args.hold, idle_s=args.idle, client_id=client_id
+        d.site,
+        settings,
+        state,
+        hold_s=args.hold,
+        idle_s=args.idle,
+        client_id=client_id,
+        channels=channels,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -52,6 +61,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"state in {state.resolve()}",
             flush=True,
         )
+        for channel in channels:
+            print(f"alerts also go out as Cursor-on-Target to {channel.url}", flush=True)
         t0 = time.monotonic()
         while not stop.wait(0.5):
             if args.seconds and time.monotonic() - t0 >= args.seconds:
@@ -66,6 +77,42 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"late {s['runner'].get('late', 0)}; quarantined {sum(s['quarantine'].values())}"
     )
     return EXIT_OK
+
+
+def cot_url(text: str) -> str:
+    """``--cot``: a CoT URL (``tcp://HOST:PORT``, ``udp://``, ``udp+wo://``, ``tls://``)."""
+    from vigil.alerts.channels import check_cot_url
+
+    try:
+        return check_cot_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def cot_channels(args: argparse.Namespace, sector: str) -> list:
+    """The CoT dispatch channel ``--cot`` asks for (none without it)."""
+    if not args.cot:
+        if args.cot_cert or args.cot_key or args.cot_ca:
+            raise CommandError(
+                "--cot-cert, --cot-key and --cot-ca need --cot tls://HOST:PORT", EXIT_USAGE
+            )
+        return []
+    from vigil.alerts.channels import CotChannel
+
+    tls: dict[str, str] = {}
+    if args.cot.startswith("tls:"):
+        if not args.cot_cert:
+            raise CommandError(f"--cot {args.cot}: tls:// needs --cot-cert FILE", EXIT_USAGE)
+        tls["PYTAK_TLS_CLIENT_CERT"] = args.cot_cert
+        if args.cot_key:
+            tls["PYTAK_TLS_CLIENT_KEY"] = args.cot_key
+        if args.cot_ca:
+            tls["PYTAK_TLS_CLIENT_CAFILE"] = args.cot_ca
+    elif args.cot_cert or args.cot_key or args.cot_ca:
+        raise CommandError(
+            f"--cot {args.cot}: --cot-cert/--cot-key/--cot-ca are for tls://", EXIT_USAGE
+        )
+    return [CotChannel(args.cot, sector, tracks=args.cot_tracks, tls=tls)]
 
 
 def register(sub: Subparsers) -> None:
@@ -120,4 +167,16 @@ def register(sub: Subparsers) -> None:
         "--connect-timeout", type=positive_float, default=30.0, help="seconds (default 30)"
     )
     p.add_argument("--seconds", type=positive_float, help="stop after this long")
+    cot = p.add_argument_group("Cursor-on-Target (TAK)")
+    cot.add_argument(
+        "--cot",
+        metavar="URL",
+        type=cot_url,
+        help="also send alerts as CoT to a TAK server or client: tcp://HOST:PORT, "
+        "udp://HOST:PORT, or tls://HOST:PORT with --cot-cert",
+    )
+    cot.add_argument("--cot-tracks", action="store_true", help="send tracks too (a-u-G)")
+    cot.add_argument("--cot-cert", metavar="FILE", type=existing_file, help="client cert (PEM)")
+    cot.add_argument("--cot-key", metavar="FILE", type=existing_file, help="its key (PEM)")
+    cot.add_argument("--cot-ca", metavar="FILE", type=existing_file, help="CA to trust (PEM)")
     p.set_defaults(func=cmd_run)
