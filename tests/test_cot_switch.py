@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -101,6 +102,60 @@ class Listener:
 
     def close(self) -> None:
         self.server.close()
+
+
+def make_certificates(folder: Path) -> dict[str, Path]:
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate (openssl)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    f = {n: folder / n for n in ("ca.key", "ca.crt", "srv.key", "srv.crt", "cli.key", "cli.crt")}
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
+        "-keyout", str(f["ca.key"]), "-out", str(f["ca.crt"]))  # fmt: skip
+    for name, cn, ext in (("srv", "127.0.0.1", "subjectAltName=IP:127.0.0.1"),
+                          ("cli", "vigil-tucson", "extendedKeyUsage=clientAuth")):  # fmt: skip
+        csr = folder / f"{name}.csr"
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
+            "-keyout", str(f[f"{name}.key"]), "-out", str(csr))  # fmt: skip
+        (folder / f"{name}.ext").write_text(ext + "\n")
+        run("x509", "-req", "-in", str(csr), "-CA", str(f["ca.crt"]), "-CAkey", str(f["ca.key"]),
+            "-CAcreateserial", "-days", "2", "-extfile", str(folder / f"{name}.ext"),
+            "-out", str(f[f"{name}.crt"]))  # fmt: skip
+    return f
+
+
+class TlsListener(Listener):
+    """A TLS endpoint that, like a TAK server's streaming port, requires a client certificate
+    signed by its CA."""
+
+    def __init__(self, folder: Path) -> None:
+        self.certs = make_certificates(folder)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.certs["srv.crt"], self.certs["srv.key"])
+        ctx.load_verify_locations(self.certs["ca.crt"])
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        self.ctx = ctx
+        super().__init__()
+        self.url = f"tls://127.0.0.1:{self.port}"
+        self.args = ["--cot-cert", str(self.certs["cli.crt"]), "--cot-key",
+                     str(self.certs["cli.key"]), "--cot-ca", str(self.certs["ca.crt"])]  # fmt: skip
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            try:
+                tls = self.ctx.wrap_socket(conn, server_side=True)
+            except (ssl.SSLError, OSError):
+                conn.close()  # a client without a good certificate
+                continue
+            self.peer = tls.getpeercert()
+            self.reader = EventReader(tls)
+            return
 
 
 class UdpListener:
@@ -196,13 +251,17 @@ def broker():
         b.cleanup()
 
 
-@pytest.fixture(params=["taky", "tcp-listener", "udp-listener"])
+@pytest.fixture(params=["taky", "tcp-listener", "udp-listener", "tls-listener"])
 def tak(request, tmp_path):
     if request.param == "taky":
         exe = taky_path()
         if exe is None:
             pytest.skip("taky (pip install taky, in its own venv) is not installed")
         t = Taky(exe, tmp_path / "taky")
+    elif request.param == "tls-listener":
+        if shutil.which("openssl") is None:
+            pytest.skip("openssl is not installed")
+        t = TlsListener(tmp_path / "certs")
     elif request.param == "udp-listener":
         t = UdpListener()
     else:
@@ -220,7 +279,7 @@ def test_vigil_run_with_cot_sends_alerts_as_cot_events(broker, tak, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "vigil.cli", "run", "--broker", f"{broker.host}:{broker.port}",
          "--state-dir", str(state), "--hold", "0", "--idle", "1",
-         "--cot", tak.url],
+         "--cot", tak.url, *getattr(tak, "args", [])],
         cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     alerts: list = []
@@ -258,6 +317,8 @@ def test_vigil_run_with_cot_sends_alerts_as_cot_events(broker, tak, tmp_path):
         assert abs(float(point.get("lat")) - alert.lat) < 1e-6
         assert abs(float(point.get("lon")) - alert.lon) < 1e-6
         assert "tamper" in event.find("detail/remarks").text
+        if isinstance(tak, TlsListener):  # the service showed its client certificate
+            assert ((("commonName", "vigil-tucson"),)) in tak.peer["subject"]
         if not isinstance(tak, Taky):
             validate_event(raw)  # exactly what vigil sent (taky rewrites the XML)
 
@@ -282,6 +343,7 @@ def test_vigil_run_with_cot_sends_alerts_as_cot_events(broker, tak, tmp_path):
         (["--cot", "tls://tak:8089"], "tls:// needs --cot-cert FILE"),
         (["--cot", "tcp://tak:8087", "--cot-cert", "pyproject.toml"], "are for tls://"),
         (["--cot", "tls://tak:8089", "--cot-cert", "no-such.pem"], "no such file"),
+        (["--cot", "tls://tak:8089", "--cot-cert", "pyproject.toml"], "needs --cot-key FILE"),
     ],
 )
 def test_bad_cot_options_are_one_line_usage_errors(args, message, tmp_path):

@@ -103,6 +103,10 @@ def cot_channels(args: argparse.Namespace, sector: str) -> list:
     if args.cot.startswith("tls:"):
         if not args.cot_cert:
             raise CommandError(f"--cot {args.cot}: tls:// needs --cot-cert FILE", EXIT_USAGE)
+        if not args.cot_key and not args.cot_cert.endswith(".p12"):
+            raise CommandError(
+                f"--cot {args.cot}: a PEM --cot-cert needs --cot-key FILE", EXIT_USAGE
+            )
         tls["PYTAK_TLS_CLIENT_CERT"] = args.cot_cert
         if args.cot_key:
             tls["PYTAK_TLS_CLIENT_KEY"] = args.cot_key
@@ -173,7 +177,7 @@ def register(sub: Subparsers) -> None:
         metavar="URL",
         type=cot_url,
         help="also send alerts as CoT to a TAK server or client: tcp://HOST:PORT, "
-        "udp://HOST:PORT, or tls://HOST:PORT with --cot-cert",
+        "udp://HOST:PORT, or tls://HOST:PORT with --cot-cert and --cot-key",
     )
     cot.add_argument("--cot-tracks", action="store_true", help="send tracks too (a-u-G)")
     cot.add_argument("--cot-cert", metavar="FILE", type=existing_file, help="client cert (PEM)")
