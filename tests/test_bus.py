@@ -5,6 +5,7 @@ errors."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 import pytest
@@ -193,7 +194,12 @@ def test_every_bus_checks_structs_as_it_checks_their_bytes(pair) -> None:
         "time_future": 2,
         "wrong_topic": 2,
     }
-    judged = [(q.reason, q.field, q.error, q.raw) for q in pair.receiver.quarantined]
+    # the text of a time refusal quotes the receiver's clock at the moment it judged, which
+    # moves between the struct and its bytes: compare it with that reading taken out
+    judged = [
+        (q.reason, q.field, re.sub(r"receiver's clock \([0-9.]+\)", "clock", q.error), q.raw)
+        for q in pair.receiver.quarantined
+    ]
     assert judged[0::2] == judged[1::2]  # struct and bytes alike
     assert [f for _, f, _, _ in judged[0::2]] == ["strength", "time", "type"]
 
