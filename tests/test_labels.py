@@ -3,6 +3,8 @@ named, times are local with their offset."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from alert_scenes import T0, Scene, alerts_of
@@ -10,7 +12,9 @@ from alert_scenes import T0, Scene, alerts_of
 from vigil.alerts.engine import AlertEngine
 from vigil.alerts.kinds.zone_entry import ZONE_NAME_CHARS, zone_label
 from vigil.config import load_default
-from vigil.ingest.schema import AlertAction
+from vigil.console import AlertConsole, format_alert, local_time, time_zone
+from vigil.ingest.bus import InProcessBus
+from vigil.ingest.schema import Alert, AlertAction, topic_for
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +57,48 @@ def test_zone_label_bounds_and_falls_back() -> None:
     assert zone_label("z1", {"z1": "  Mariposa\n approach "}) == "Mariposa approach (z1)"
     long = zone_label("z1", {"z1": "x" * 500})
     assert long.endswith("… (z1)") and len(long) == ZONE_NAME_CHARS + len(" (z1)")
+
+
+# -- the agent console: local time with its offset ------------------------------------------
+
+
+def console_alert(t: float) -> Alert:
+    return Alert(
+        alert_id="tucson-A000012",
+        time=t,
+        kind="zone_entry",
+        priority=2,
+        zone="z2",
+        lat=31.334,
+        lon=-110.9,
+        units=["p01"],
+        summary="track entered zone West ranch lands (z2)",
+    )
+
+
+def test_console_times_are_local_with_offset() -> None:
+    summer, winter = 1_780_281_247.0, 1_796_000_000.0  # 2026-06-01 02:34:07Z, 2026-11-30 00:53:20Z
+    assert local_time(summer) == "2026-06-01 02:34:07 +00:00"
+    assert local_time(summer, time_zone("America/Phoenix")) == "2026-05-31 19:34:07 -07:00"
+    la = time_zone("America/Los_Angeles")
+    assert local_time(summer, la) == "2026-05-31 19:34:07 -07:00"
+    assert local_time(winter, la) == "2026-11-29 16:53:20 -08:00"
+    line = format_alert(console_alert(summer), 3, time_zone("America/Phoenix"))
+    assert line.startswith("2026-05-31 19:34:07 -07:00 #3 tucson-A000012 NEW P2 zone_entry")
+    assert "West ranch lands" in line
+    with pytest.raises(ValueError, match="'Mars/Olympus'"):
+        time_zone("Mars/Olympus")
+
+
+def test_console_shows_the_sectors_time(site) -> None:
+    out = io.StringIO()
+    bus = InProcessBus("tucson")
+    console = AlertConsole(
+        "tucson", "p01", bus, out=out, timezone=site.sector.timezone, clock=lambda: 0.0
+    )
+    a = console_alert(1_780_281_247.0)
+    bus.publish(topic_for("tucson", a), a)
+    console.list_open()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and all(x.startswith("2026-05-31 19:34:07 -07:00 #1 ") for x in lines)
+    console.close()

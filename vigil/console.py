@@ -26,8 +26,9 @@ import threading
 import time
 import unicodedata
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import TextIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vigil.ingest.bus import Bus
 from vigil.ingest.schema import Alert, AlertAction, Wire, topic_for
@@ -71,13 +72,34 @@ def printable(text: str) -> str:
     return "".join(out)
 
 
-def format_alert(alert: Alert, number: int) -> str:
-    """One line for an alert: time (UTC), number, id, state, priority, kind, place, units.
+def time_zone(name: str | None) -> tzinfo:
+    """The time zone an IANA name gives (``America/Phoenix``); UTC for ``None``.
 
-    Every string from the alert goes through :func:`printable`: no control character of the
-    alert's reaches the terminal.
+    Raises ``ValueError`` naming the zone when it is unknown."""
+    if not name:
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise ValueError(f"time zone {name!r}: unknown (expected an IANA name)") from err
+
+
+def local_time(epoch_s: float, zone: tzinfo = UTC) -> str:
+    """``epoch_s`` (UTC seconds) as a person reads it: local date and time in ``zone`` with
+    its UTC offset, ``2026-06-01 02:14:07 -07:00``."""
+    t = datetime.fromtimestamp(epoch_s, tz=UTC).astimezone(zone)
+    return t.strftime("%Y-%m-%d %H:%M:%S ") + t.isoformat()[-6:]
+
+
+def format_alert(alert: Alert, number: int, zone: tzinfo = UTC) -> str:
+    """One line for an alert: time (local in ``zone``, with its offset), number, id, state,
+    priority, kind, place, units.
+
+    The time is the alert's own (when it was raised, or its latest position), not that of an
+    action on it. Every string from the alert goes through :func:`printable`: no control
+    character of the alert's reaches the terminal.
     """
-    when = datetime.fromtimestamp(alert.time, tz=UTC).strftime("%H:%M:%SZ")
+    when = local_time(alert.time, zone)
     where = alert.segment_id or alert.zone or "-"
     units = ",".join(alert.units) or "-"
     assigned = f" assigned {alert.assigned_unit}" if alert.assigned_unit else ""
@@ -106,6 +128,9 @@ class AlertConsole:
         Where lines are written (flushed after each).
     clock
         Time of actions, UTC seconds.
+    timezone
+        The sector's time zone (IANA name, the deployment's ``sector.timezone``): times are
+        shown in it with their offset. UTC when ``None``.
     """
 
     def __init__(
@@ -117,9 +142,11 @@ class AlertConsole:
         show_all: bool = False,
         out: TextIO | None = None,
         clock: Callable[[], float] = time.time,
+        timezone: str | None = None,
     ) -> None:
         if not unit:
             raise ValueError("unit is empty: expected the patrol unit's id, e.g. p01")
+        self.zone = time_zone(timezone)
         self.sector = sector
         self.unit = unit
         self.bus = bus
@@ -160,7 +187,7 @@ class AlertConsole:
             self.alerts[msg.alert_id] = msg
             if msg.state != "closed":
                 self.newest = msg.alert_id
-            line = format_alert(msg, self.numbers[msg.alert_id])
+            line = format_alert(msg, self.numbers[msg.alert_id], self.zone)
         self.say(line)
 
     def resolve(self, ref: str | None) -> str | None:
@@ -208,7 +235,7 @@ class AlertConsole:
             rows = sorted(
                 (a for a in self.alerts.values() if a.state != "closed"), key=lambda a: a.time
             )
-            lines = [format_alert(a, self.numbers[a.alert_id]) for a in rows]
+            lines = [format_alert(a, self.numbers[a.alert_id], self.zone) for a in rows]
         if not lines:
             self.say("no open alerts")
         for line in lines:
@@ -262,4 +289,4 @@ def run_console(
         pass
 
 
-__all__ = ["AlertConsole", "format_alert", "printable", "run_console"]
+__all__ = ["AlertConsole", "format_alert", "local_time", "printable", "run_console", "time_zone"]

@@ -24,7 +24,7 @@ from vigil.geo.site import Site
 from vigil.maps.live.auth import ROLES
 from vigil.maps.offline import OfflineMapError, remote_references
 
-LIVE_ASSETS_VERSION = "3"
+LIVE_ASSETS_VERSION = "4"
 BASE_LAYERS = ("us_mx_border.geojson", "us_ca_border.geojson")
 
 
@@ -96,7 +96,8 @@ def live_options(
     site: Site, *, tiles_url: str | None = None, tiles_attribution: str = ""
 ) -> dict[str, Any]:
     """What the page needs before ``/api/site``: initial view (degrees), the local tile server
-    (or None) and the base layer's GeoJSON."""
+    (or None), the base layer's GeoJSON and the sector's time zone (IANA name: the page shows
+    every time in it, with its offset)."""
     border = site.border()
     lon0, lat0, lon1, lat1 = (float(v) for v in border.segments_frame.total_bounds)
     return {
@@ -109,6 +110,7 @@ def live_options(
             else None
         ),
         "base": list(_base_layers()),
+        "timezone": site.sector.timezone,
     }
 
 

@@ -35,7 +35,9 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     who = args.unit or "all"
     client_id = args.client_id or instance_client_id(d.sector, f"console-{who}")
     bus = MqttBus(d.sector, settings, client_id, publish_quarantine=False)
-    console = AlertConsole(d.sector, args.unit or "console", bus, show_all=args.all)
+    console = AlertConsole(
+        d.sector, args.unit or "console", bus, show_all=args.all, timezone=d.config.sector.timezone
+    )
     # the connection's state is said as it changes: without a broker the console must not
     # look like a quiet sector; the console opens once connected, or after --connect-timeout
     # and goes on trying

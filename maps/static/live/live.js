@@ -101,9 +101,49 @@
     return layer.bindTooltip(function () { return tipText(fn()); });
   }
 
+  // -- time as people read it: the sector's local time with its offset ------------------
+  //
+  // Times on the wire are UTC seconds; every time shown is in the sector's time zone (the
+  // deployment's sector.timezone, in the page's options) with its UTC offset, like
+  // "2026-06-01 02:14:07 -07:00". An unknown zone falls back to UTC, said in the status.
+
+  var TIME_ZONE = "UTC";
+  var TIME_FORMAT = null;
+
+  function timeFormat(zone) {
+    return new Intl.DateTimeFormat("en-US", {
+      timeZone: zone,
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      second: "2-digit",
+      hourCycle: "h23",
+      timeZoneName: "longOffset",
+    });
+  }
+
+  function setTimeZone(zone) {
+    try {
+      TIME_FORMAT = timeFormat(zone || "UTC");
+      TIME_ZONE = zone || "UTC";
+    } catch (e) {
+      TIME_FORMAT = timeFormat("UTC");
+      TIME_ZONE = "UTC (unknown time zone " + String(zone) + ")";
+    }
+  }
+
+  // UTC seconds as "YYYY-MM-DD HH:MM:SS ±HH:MM" in the sector's time zone
   function clock(t) {
     if (!t) return "–";
-    return new Date(t * 1000).toISOString().substring(11, 19) + "Z";
+    if (!TIME_FORMAT) setTimeZone("UTC");
+    var p = {};
+    TIME_FORMAT.formatToParts(new Date(t * 1000)).forEach(function (x) { p[x.type] = x.value; });
+    // "GMT-07:00" -> "-07:00"; UTC itself is written "GMT"
+    var offset = (p.timeZoneName || "").replace("GMT", "").replace("\u2212", "-") || "+00:00";
+    return p.year + "-" + p.month + "-" + p.day + " " + p.hour + ":" + p.minute + ":" +
+      p.second + " " + offset;
   }
 
   function age(t) {
@@ -342,7 +382,9 @@
       var marker = L.marker(ll, { icon: ICON || (ICON = trackIcon()), keyboard: false });
       tip(marker, function () {
         var r = V.tracks[id].row;
-        return "track " + r[0] + ": " + r[3] + (r[8] > 1 ? " ×" + r[8] : "") + ", " + r[4] +
+        // r[8] counts the measurements fused into the track, not people
+        return "track " + r[0] + ": " + r[3] + ", " + r[4] + ", " + r[8] +
+          (r[8] === 1 ? " update" : " updates") +
           ", " + r[6].toFixed(1) + " m/s" + (r[5] === null ? "" : " heading " + r[5].toFixed(0) + "°") +
           " at " + clock(r[7]);
       });
@@ -652,6 +694,7 @@
     var s = $("live-status");
     s.setAttribute("data-state", state);
     s.textContent = text;
+    s.title = "times in " + TIME_ZONE;
   }
 
   var retry = 500;
@@ -769,6 +812,9 @@
 
   V.start = function (map, options) {
     V.map = map;
+    setTimeZone(options && options.timezone);
+    V.timeZone = TIME_ZONE;
+    V.clock = clock;
     if (options && options.bounds) map.fitBounds(options.bounds);
     Promise.all([getJSON("/api/me"), getJSON("/api/site")]).then(function (r) {
       V.me = r[0];
@@ -791,7 +837,8 @@
     });
   };
 
-  // The page's options (maps/live/page.py): initial view, local tiles, base layer GeoJSON.
+  // The page's options (maps/live/page.py): initial view, local tiles, base layer GeoJSON,
+  // the sector's time zone.
   function boot() {
     var node = document.getElementById("vigil-live-options");
     if (!node) return;
