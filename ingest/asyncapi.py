@@ -184,7 +184,9 @@ def generate() -> dict[str, Any]:
                 "$ref": "#/components/messages/StateCleared"
             }
             msgs.append("StateCleared")
-        subs = ["map", "agents"] if what == "alerts" else ["map"]
+        # read on connecting by clients that join late (the ACL lets maps read both, agents
+        # the alerts); the live map and the agent console themselves subscribe to the streams
+        subs = ["late joiners"]
         operations[f"send{cid}"] = _operation(
             cid, msgs, "the sector service (`vigil run`)", "service", True, subs
         )

@@ -132,3 +132,34 @@ def test_official_parser_accepts_it(tmp_path) -> None:
     )
     r = subprocess.run(["node", str(script)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+
+def test_publishers_and_subscribers_match_the_code(doc) -> None:
+    """Who the document says reads each topic is who subscribes to it in the code: the
+    service's input filters, the live map's filters, and the agents' ACL; and the publishers
+    are who the broker's ACL lets write it."""
+    from vigil.broker import identities
+    from vigil.config import load_default
+    from vigil.ingest.topics import topic_matches
+    from vigil.maps.live.state import map_topics
+    from vigil.service import input_patterns
+
+    d = load_default()
+    ids = identities(d, maps=1)
+    agent = next(i for i in ids if i.role == "agent")
+    service = next(i for i in ids if i.role == "service")
+    for cid, ch in doc["channels"].items():
+        topic = re.sub(r"{(\w+)}", lambda m: {"sector": d.sector}.get(m[1], "t03"), ch["address"])
+        op = doc["operations"][f"send{cid}"]
+        subs = set(op["x-vigil-subscribers"])
+        if "/state/" in topic:  # for late joiners: whom the broker lets read them
+            assert subs == {"late joiners"}, cid
+            the_map = next(i for i in ids if i.role == "map")
+            assert any(topic_matches(p, topic) for p in the_map.read), cid
+            assert any(topic_matches(p, topic) for p in agent.read) == ("/alerts/" in topic)
+            continue
+        assert ("service" in subs) == any(topic_matches(p, topic) for p in input_patterns(d.sector))
+        assert ("map" in subs) == any(topic_matches(p, topic) for p in map_topics(d.sector)), cid
+        assert ("agents" in subs) == any(topic_matches(p, topic) for p in agent.read), cid
+        writes = any(topic_matches(p, topic) for p in service.write)
+        assert writes == (op["x-vigil-publisher"] == "service"), cid
