@@ -3,7 +3,12 @@ named, times are local with their offset."""
 
 from __future__ import annotations
 
+import csv
 import io
+import subprocess
+import sys
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -15,6 +20,7 @@ from vigil.config import load_default
 from vigil.console import AlertConsole, format_alert, local_time, time_zone
 from vigil.ingest.bus import InProcessBus
 from vigil.ingest.schema import Alert, AlertAction, topic_for
+from vigil.tracks.csvfile import iso_time
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +108,36 @@ def test_console_shows_the_sectors_time(site) -> None:
     lines = out.getvalue().splitlines()
     assert len(lines) == 2 and all(x.startswith("2026-05-31 19:34:07 -07:00 #1 ") for x in lines)
     console.close()
+
+
+# -- CSVs for people: an ISO 8601 time column with its offset beside epoch seconds -----------
+
+
+def test_iso_time() -> None:
+    phoenix = ZoneInfo("America/Phoenix")
+    assert iso_time(1_780_281_247.0) == "2026-06-01T02:34:07+00:00"
+    assert iso_time(1_780_281_247.0, phoenix) == "2026-05-31T19:34:07-07:00"
+    assert iso_time(1_780_281_247.25, phoenix) == "2026-05-31T19:34:07.250-07:00"
+    assert iso_time(1e300) == ""
+
+
+def test_vigil_track_writes_local_iso_times(tmp_path) -> None:
+    src = tmp_path / "d.csv"
+    rows = ["t,x,y"] + [f"{1_780_281_240 + i},{0.0},{1.2 * i:.1f}" for i in range(12)]
+    src.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "tracks.csv"
+    cli = [sys.executable, "-m", "vigil.cli", "track", str(src), "--out", str(out)]
+    run = subprocess.run([*cli, "--timezone", "America/Phoenix"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    with out.open() as fh:
+        got = list(csv.DictReader(fh))
+    assert got and list(got[0]) == ["t", "track_id", "x", "y", "vx", "vy", "time"]
+    for r in got:
+        t = datetime.fromisoformat(r["time"])
+        assert r["time"].endswith("-07:00") and t.timestamp() == float(r["t"])
+    # an unknown zone: one line naming the argument and the value, status 2, nothing written
+    out.unlink()
+    bad = subprocess.run([*cli, "--timezone", "Mars/Olympus"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "--timezone" in bad.stderr and "'Mars/Olympus'" in bad.stderr
+    assert not out.exists()

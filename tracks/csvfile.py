@@ -1,5 +1,7 @@
 """Track a CSV of detections: ``t,x,y`` (local metres) or ``t,lat,lon``, optional
-``sensor,sigma``; write ``t,track_id,x,y,vx,vy`` (or ``lat,lon``) for confirmed tracks.
+``sensor,sigma``; write ``t,track_id,x,y,vx,vy,time`` (or ``lat,lon``) for confirmed tracks,
+``time`` being ``t`` (UTC seconds since the epoch) as ISO 8601 with its offset, in UTC or the
+time zone asked for (``--timezone``), for people and the tools that read dates.
 
 This is what ``vigil track DETECTIONS.csv --out tracks.csv [--frame local|wgs84]`` runs.
 Rows are grouped into batches by ``(t, sensor)`` and applied in time order, so the file need
@@ -14,7 +16,9 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -229,6 +233,17 @@ def _check_rows(
     )
 
 
+def iso_time(t: float, zone: tzinfo = UTC) -> str:
+    """``t`` (UTC seconds since the epoch) as ISO 8601 in ``zone`` with its offset:
+    ``2026-06-01T03:40:00-07:00`` (milliseconds when ``t`` has a fraction); ``""`` when ``t``
+    is outside what a date can hold."""
+    try:
+        d = datetime.fromtimestamp(t, tz=UTC).astimezone(zone)
+    except (OverflowError, OSError, ValueError):
+        return ""
+    return d.isoformat(timespec="seconds" if float(t).is_integer() else "milliseconds")
+
+
 def run_track(
     csv_in: str | Path,
     csv_out: str | Path,
@@ -236,6 +251,7 @@ def run_track(
     *,
     centre: tuple[float, float] | None = None,
     config: TrackerConfig | None = None,
+    timezone: str = "UTC",
 ) -> TrackSummary:
     """Track the detections in ``csv_in`` and write confirmed track states to ``csv_out``.
 
@@ -246,12 +262,15 @@ def run_track(
         ``sensor`` (batches are per time and sensor) and ``sigma`` (m per axis; the config's
         ``default_sigma_m`` when absent).
     csv_out
-        Written with ``t,track_id,x,y,vx,vy`` (m, m/s) or ``t,track_id,lat,lon,vx,vy``
-        (velocity east and north in m/s), one row per confirmed track per batch time.
+        Written with ``t,track_id,x,y,vx,vy,time`` (m, m/s) or
+        ``t,track_id,lat,lon,vx,vy,time`` (velocity east and north in m/s), one row per
+        confirmed track per batch time; ``time`` is ``t`` as ISO 8601 with its offset.
     frame
         ``"local"`` or ``"wgs84"``.
     centre
         WGS84 centre ``(lat, lon)`` of the tracking frame; default the mean of the input.
+    timezone
+        IANA time zone of the ``time`` column (``America/Phoenix``); UTC by default.
 
     Raises
     ------
@@ -259,6 +278,7 @@ def run_track(
         At the first bad row, naming the line and column.
     """
     config = (config or TrackerConfig()).check()
+    zone = ZoneInfo(timezone)
     det = read_detections(csv_in, frame, config.default_sigma_m)
     local: LocalFrame | None = None
     if frame == "wgs84":
@@ -280,9 +300,9 @@ def run_track(
     with open(csv_out, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(
-            ["t", "track_id", "x", "y", "vx", "vy"]
+            ["t", "track_id", "x", "y", "vx", "vy", "time"]
             if frame == "local"
-            else ["t", "track_id", "lat", "lon", "vx", "vy"]
+            else ["t", "track_id", "lat", "lon", "vx", "vy", "time"]
         )
         i = 0
         n = len(order)
@@ -303,6 +323,7 @@ def run_track(
                 px, py = shown.x[:, 0], shown.x[:, 1]
                 if local is not None:
                     px, py = local.to_wgs84(px, py)
+                when = iso_time(t, zone)
                 for k in range(len(shown)):
                     w.writerow(
                         [
@@ -312,6 +333,7 @@ def run_track(
                             f"{py[k]:.8f}" if local is not None else f"{py[k]:.3f}",
                             f"{shown.x[k, 2]:.3f}",
                             f"{shown.x[k, 3]:.3f}",
+                            when,
                         ]
                     )
                 rows_written += len(shown)

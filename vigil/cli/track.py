@@ -10,6 +10,19 @@ from vigil.cli.arguments import existing_file, output_file
 from vigil.cli.common import EXIT_OK, EXIT_USAGE, CommandError, Subparsers
 
 
+def time_zone(text: str) -> str:
+    """An IANA time zone name (``America/Phoenix``), checked."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: unknown time zone (expected an IANA name, e.g. America/Phoenix)"
+        ) from None
+    return text
+
+
 def cmd_track(args: argparse.Namespace) -> int:
     """Track detections from a CSV file."""
     from vigil.tracks.csvfile import CsvError, run_track
@@ -23,7 +36,7 @@ def cmd_track(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         centre = (lat, lon)
     try:
-        s = run_track(args.detections, args.out, args.frame, centre=centre)
+        s = run_track(args.detections, args.out, args.frame, centre=centre, timezone=args.timezone)
     except CsvError as exc:
         raise CommandError(str(exc)) from None
     print(
@@ -42,8 +55,8 @@ def register(sub: Subparsers) -> None:
             "Track detections from CSV (columns t,x,y in local metres, or t,lat,lon; optional "
             "sensor and sigma) or from a GeoJSON FeatureCollection of Points (properties t, "
             "optional sensor and sigma; with --frame wgs84) and write t,track_id,x,y,vx,vy (or "
-            "lat,lon) for confirmed tracks. A bad row stops with an error naming the line (or "
-            "feature) and the column."
+            "lat,lon) and time (t as ISO 8601 with its offset, see --timezone) for confirmed "
+            "tracks. A bad row stops with an error naming the line (or feature) and the column."
         ),
     )
     p.add_argument("detections", type=existing_file, help="detections CSV or GeoJSON")
@@ -51,5 +64,12 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--frame", choices=("local", "wgs84"), default="local", help="output frame")
     p.add_argument(
         "--centre", metavar="LAT,LON", help="centre of the tracking frame for wgs84 input"
+    )
+    p.add_argument(
+        "--timezone",
+        default="UTC",
+        type=time_zone,
+        metavar="ZONE",
+        help="IANA time zone of the output's time column (ISO 8601 with offset; default UTC)",
     )
     p.set_defaults(func=cmd_track)
