@@ -193,6 +193,7 @@ class CotChannel(DispatchChannel):
     async def _sender(self) -> None:
         writer = None
         pending: bytes | None = None
+        failures = 0  # in a row: the first is logged, then every 30th (one a minute at 2 s)
         while True:
             if pending is None:
                 item = await asyncio.to_thread(self._queue.get)
@@ -210,18 +211,24 @@ class CotChannel(DispatchChannel):
                     writer.write(pending)
                     await writer.drain()
                 self.counts["sent"] += 1
+                if failures:
+                    log.warning("CoT to %s sent again after %d failed tries", self.url, failures)
+                    failures = 0
                 pending = None
                 self._queue.task_done()
             except Exception as exc:  # noqa: BLE001 - any failure: log, count, retry
                 self.counts["errors"] += 1
                 if self._closing:
                     break
-                log.warning(
-                    "CoT send to %s failed (%s); retrying in %.1f s",
-                    self.url,
-                    exc,
-                    self.reconnect_s,
-                )
+                failures += 1
+                if failures % 30 == 1:
+                    log.warning(
+                        "CoT send to %s failed (%s); retrying every %.1f s (%d waiting)",
+                        self.url,
+                        exc,
+                        self.reconnect_s,
+                        self._queue.qsize() + 1,
+                    )
                 writer = None
                 await asyncio.sleep(self.reconnect_s)
         if writer is not None and hasattr(writer, "close"):

@@ -354,3 +354,46 @@ def test_bad_cot_options_are_one_line_usage_errors(args, message, tmp_path):
     )  # fmt: skip
     assert r.returncode == 2, r.stdout + r.stderr
     assert message in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_tak_server_away_at_start_gets_the_newest_events_when_it_comes(monkeypatch, caplog):
+    """Events wait while the TAK server cannot be reached, at most COT_QUEUE_MAX (the oldest
+    go, counted); the failures are logged once, not at every retry."""
+    import logging
+
+    from vigil.alerts import channels
+    from vigil.alerts.engine import AlertEngine
+    from vigil.config import load_default
+
+    site = load_default().site
+    engine = AlertEngine(site)
+    t0 = time.time()
+    alerts = []
+    for i, sensor in enumerate(site.sensors[:5]):
+        st = SensorStatus(sensor=sensor.id, time=t0 + i, battery=0.5, tamper=True, last_heard=t0)
+        alerts += [m for m in engine.handle(st) if m.__class__.__name__ == "Alert"]
+    assert len(alerts) == 5
+    monkeypatch.setattr(channels, "COT_QUEUE_MAX", 3)
+    port = free_port()
+    caplog.set_level(logging.WARNING, logger="vigil.alerts.channels")
+    channel = channels.CotChannel(f"tcp://127.0.0.1:{port}", "tucson", reconnect_s=0.05)
+    listener = None
+    try:
+        for a in alerts:
+            channel.send_alert(a)
+        time.sleep(1.0)  # about 20 failed tries
+        assert channel.counts["dropped"] == 2 and channel.counts["errors"] >= 5
+        failed = [r for r in caplog.records if "failed" in r.getMessage()]
+        assert len(failed) == 1, [r.getMessage() for r in failed]
+        listener = Listener.__new__(Listener)
+        listener.server = socket.create_server(("127.0.0.1", port))
+        listener.port, listener.reader = port, None
+        threading.Thread(target=listener._accept, daemon=True).start()
+        want = [f"vigil.tucson.alert.{a.alert_id}" for a in alerts[2:]]
+        listener.wait(lambda e: e.get("uid") == want[-1])
+        assert [e.get("uid") for e in listener.reader.events] == want
+        assert any("sent again" in r.getMessage() for r in caplog.records)
+    finally:
+        channel.close()
+        if listener is not None:
+            listener.close()
