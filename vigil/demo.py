@@ -17,6 +17,7 @@ import shutil
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import msgspec
 
@@ -24,6 +25,7 @@ from vigil.config import Deployment
 from vigil.ingest.schema import Alert, CameraDetection, Crossing
 from vigil.pipeline import Pipeline, write_json
 from vigil.sim import SimSettings
+from vigil.tracks.csvfile import iso_time
 
 #: Demo defaults: start at 02:00 local (09:00 UTC) on 2026-06-01, when crossings happen.
 DEMO_START_UTC = 1_780_272_000.0 + 9 * 3600.0
@@ -212,7 +214,11 @@ def write_outputs(pipe: Pipeline, out_dir: Path) -> tuple[dict[str, str], dict[s
 
     table = out_dir / "crossings.csv"
     cols = ["crossing_id", "track_id", "time", "segment_id", "direction", "lat", "lon"]
-    pd.DataFrame(crossings, columns=cols).to_csv(table, index=False)
+    frame = pd.DataFrame(crossings, columns=cols)
+    # for people: the time in the sector's zone, ISO 8601 with its offset, beside UTC seconds
+    zone = ZoneInfo(pipe.site.sector.timezone)
+    frame["local_time"] = [iso_time(float(t), zone) for t in frame["time"]]
+    frame.to_csv(table, index=False)
     files["crossings"] = str(table)
     analysis = out_dir / "analysis"
     if crossings:
