@@ -34,6 +34,11 @@ PARAMETERS: dict[str, str] = {
     "aircraft": "An aircraft id of the deployment.",
     "alert_id": "An alert's id (`Alert.alert_id`).",
     "sensor_id": "A ground sensor id of the deployment (`SensorStatus.sensor`).",
+    "user": (
+        "The broker user that publishes the action (a map instance or an agent's console); "
+        "the broker lets each write only its own, and the action's `by` must be `{user}` or "
+        "`{person}@{user}`."
+    ),
 }
 
 #: Who publishes each kind, in words (the broker's ACL, written by `vigil broker init`).

@@ -3,7 +3,8 @@
 Topics split by who publishes them (see :mod:`vigil.ingest.topics`): devices publish under
 their own id (``cam/{camera}/detections``, ``ugs/{sensor or gateway}/events|status``,
 ``uas/{aircraft}/telemetry``), the sector service alone publishes tracks, crossings, alerts and
-camera commands, and the map and the agents publish alert actions on ``alerts/actions``. The
+camera commands, and the map and the agents publish alert actions each on its own broker
+identity's topic, ``alerts/actions/{user}``, whose user the action's ``by`` must name. The
 broker's ACLs enforce this per client; every receiver checks it again with
 :func:`check_source`, a pure function of the topic, the message and the deployment's device
 table (:class:`Devices`), which both the sector service and the live map call.
@@ -104,7 +105,11 @@ def check_source(topic: str, msg: Wire, devices: Devices | None = None) -> Wire:
       gateway the deployment binds it to; with ``devices``, the id must be deployed;
     - a track, crossing, alert or camera command comes only on the service's own topic for it
       (``vigil/v1/{sector}/tracks``...), a camera command for a deployed camera;
-    - an alert action comes only on ``vigil/v1/{sector}/alerts/actions``;
+    - an alert action comes only on ``vigil/v1/{sector}/alerts/actions/{user}`` whose
+      ``user`` (the broker identity that published it: the broker lets each identity write
+      only its own) is the identity its ``by`` names (``by`` is ``{person}@{user}`` or
+      ``{user}``, see :func:`~vigil.ingest.topics.actor_identity`): nobody acts in another's
+      name;
     - on the service's retained state topics (``state/alerts/{alert_id}``,
       ``state/sensors/{sensor}``) only the kind the topic names, for the id it names.
 
@@ -149,6 +154,15 @@ def check_source(topic: str, msg: Wire, devices: Devices | None = None) -> Wire:
             raise MessageError(name, device, f"a {name} of the deployment", "unknown_device")
         return msg
     own = topic_for(sector, msg)
+    # its own kind's topic, under another identity than the one ``by`` names
+    same_kind = len(levels) == 6 and levels[:5] == own.split("/")[:5]
+    if kind in ACTION_KINDS and same_kind and topic != own:
+        raise MessageError(
+            "by",
+            msg.by,  # type: ignore[attr-defined]
+            f"the identity of topic {topic!r}: {levels[5]!r} or 'PERSON@{levels[5]}'",
+            "wrong_source",
+        )
     if topic != own:
         who = "the sector service" if kind in SERVICE_KINDS else "the map and agents"
         raise MessageError(
@@ -178,6 +192,15 @@ def _check_state(
     return msg
 
 
+def bus_identity(bus: Any) -> str | None:
+    """The broker identity a bus publishes as: its MQTT user name, else its client id (with
+    ``use_username_as_clientid`` the broker makes them one); ``None`` for an in-process bus,
+    which has no broker to vouch for anyone."""
+    settings = getattr(bus, "settings", None)
+    user = getattr(settings, "username", None) or getattr(bus, "client_id", None)
+    return user if isinstance(user, str) and user else None
+
+
 def device_ids(devices: Devices) -> Iterable[str]:
     """Every device id and gateway id in a device table (for ACL writers and tests)."""
     gateways = {g for g in devices.sensors.values() if g is not None}
@@ -190,6 +213,7 @@ __all__ = [
     "SERVICE_KINDS",
     "STATE_LEVELS",
     "Devices",
+    "bus_identity",
     "check_source",
     "device_ids",
 ]

@@ -7,8 +7,8 @@ wire ``type`` tag only, so that the schema can import this module.
 Topics split by who may publish them: devices under their own id (``cam/{camera}/detections``,
 ``ugs/{sensor or its gateway}/events|status``, ``uas/{aircraft}/telemetry``), the sector
 service alone (``tracks``, ``crossings``, ``alerts``, ``cam/{camera}/commands``), the map and
-the agents (``alerts/actions``). :func:`vigil.ingest.sources.check_source` holds a message to
-its topic.
+the agents, each on its own broker identity's topic (``alerts/actions/{user}``, see
+:func:`actor_identity`). :func:`vigil.ingest.sources.check_source` holds a message to its topic.
 """
 
 from __future__ import annotations
@@ -40,8 +40,25 @@ _ROUTE: dict[str, tuple[str, str | None]] = {
     "crossing": ("crossings", None),
     "alert": ("alerts", None),
     "camera_command": ("cam/{}/commands", "camera"),
-    "alert_action": ("alerts/actions", None),
+    # {user}: the broker identity that publishes it, the part of ``by`` after its last "@"
+    "alert_action": ("alerts/actions/{}", "user"),
 }
+
+
+def actor_identity(by: str) -> str:
+    """The broker identity an alert action's ``by`` names: the part after its last ``@``.
+
+    An action's ``by`` is ``{person}@{identity}`` or just ``{identity}``: the identity is the
+    broker user that publishes it (a map instance, an agent's console), authenticated by the
+    broker, which lets it publish on ``alerts/actions/{identity}`` only; the person (a web
+    user, a patrol unit) is vouched for by that identity.
+
+    >>> actor_identity("alice@vigil-tucson-map-1")
+    'vigil-tucson-map-1'
+    >>> actor_identity("p01")
+    'p01'
+    """
+    return by.rsplit("@", 1)[-1]
 
 
 class TopicError(ValueError):
@@ -60,7 +77,9 @@ def topic_for(sector: str, msg: Any) -> str:
     if route is None:
         raise TypeError(f"no topic for {type(msg).__name__}")
     levels, source = route
-    if source is not None:
+    if source == "user":
+        levels = levels.format(actor_identity(msg.by))
+    elif source is not None:
         levels = levels.format(getattr(msg, source))
     return f"vigil/v1/{sector}/{levels}"
 
@@ -101,6 +120,8 @@ def expected_kind(topic: str) -> str | None:
         return None
     if len(levels) == 6 and levels[3] == "state":  # state/alerts/{id}: the id is any name
         return STATE_TOPICS.get(f"state/{levels[4]}/{{}}")
+    if len(levels) == 6 and levels[3:5] == ["alerts", "actions"]:  # the last level: a user
+        return "alert_action"
     return TOPIC_KIND.get(levels[-1])
 
 
@@ -155,6 +176,7 @@ __all__ = [
     "STATE_TOPICS",
     "TOPIC_KIND",
     "TopicError",
+    "actor_identity",
     "alert_state_topic",
     "check_filter",
     "check_topic",

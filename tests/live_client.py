@@ -145,7 +145,7 @@ def running_world(tmp: Path, hasher=FAST_HASH, **options) -> Iterator[World]:
     users.add("adm", "admin", PASSWORDS["adm"])
     audit = AuditLog(tmp / "store.sqlite")
     actions: list[AlertAction] = []
-    bus.subscribe(f"vigil/v1/{site.sector.name}/alerts/actions", lambda _t, m: actions.append(m))
+    bus.subscribe(f"vigil/v1/{site.sector.name}/alerts/actions/+", lambda _t, m: actions.append(m))
     app = LiveMapApp(site, bus, users, audit, tick_s=0.05, **options)
     server = ServerThread(app).start()
     sector = site.sector.name

@@ -104,7 +104,7 @@ def alert(n: int, *, units=(), assigned=None, state="new", t=None) -> Alert:
 def test_console_shows_the_units_alerts_and_publishes_actions(broker, tmp_path):
     actions: list[AlertAction] = []
     bus = MqttBus("tucson", settings_for(broker), "test-dispatcher")
-    bus.subscribe("vigil/v1/tucson/alerts/actions", lambda topic, m: actions.append(m))
+    bus.subscribe("vigil/v1/tucson/alerts/actions/+", lambda topic, m: actions.append(m))
     bus.connect(15.0)
     console = Console(broker, "--unit", "p01")
     try:
@@ -137,10 +137,11 @@ def test_console_shows_the_units_alerts_and_publishes_actions(broker, tmp_path):
         bus.close()
     assert status == 0
     assert not any("tucson-A000002" in line for line in console.seen)
+    by = f"p01@{SERVICE_USER}"  # issue 18: the unit, vouched for by its broker user
     assert [(a.alert_id, a.action, a.by, a.unit, a.note) for a in actions] == [
-        ("tucson-A000003", "acknowledge", "p01", None, ""),
-        ("tucson-A000001", "assign", "p01", "p02", ""),
-        ("tucson-A000001", "close", "p01", None, "seen it"),
+        ("tucson-A000003", "acknowledge", by, None, ""),
+        ("tucson-A000001", "assign", by, "p02", ""),
+        ("tucson-A000001", "close", by, None, "seen it"),
     ]
 
 

@@ -70,7 +70,7 @@ def trust_broker():
         DEVICE: f"pw-{DEVICE}",
     }
     acl = service_acl(SECTOR, SERVICE_USER) + service_acl(SECTOR, f"{SERVICE_USER}-out")
-    acl += [f"user {MAP_USER}", f"topic read {BASE}/#", f"topic write {BASE}/alerts/actions"]
+    acl += [f"user {MAP_USER}", f"topic read {BASE}/#", f"topic write {BASE}/alerts/actions/{MAP_USER}"]
     acl += device_acl(SECTOR, "ugs", DEVICE)
     b = Broker(users, acl)
     try:
@@ -220,7 +220,7 @@ def test_acknowledge_keeps_the_map_on_the_sector_clock(tmp_path: Path) -> None:
     users = users_file(tmp_path)
     app = LiveMapApp(site, bus, users, AuditLog(tmp_path / "audit.sqlite"), tick_s=0.05)
     published: list[AlertAction] = []
-    bus.subscribe(f"{BASE}/alerts/actions", lambda _t, m: published.append(m))
+    bus.subscribe(f"{BASE}/alerts/actions/+", lambda _t, m: published.append(m))
     sim_t = time.time() - 3 * 86400.0  # a demo's simulated clock, days from the wall's
     for msg in (
         Track(track_id="T1", time=sim_t, lat=31.34, lon=-110.9, vx=0.0, vy=1.0,

@@ -139,7 +139,7 @@ def test_replay_after_a_crash_publishes_exactly_the_rest(site, feeds, reference,
 def test_input_patterns_cover_every_input_kind():
     patterns = input_patterns("tucson")
     assert "vigil/v1/tucson/cam/+/detections" in patterns
-    assert "vigil/v1/tucson/alerts/actions" in patterns
+    assert "vigil/v1/tucson/alerts/actions/+" in patterns
     assert not any(p.endswith(("/tracks", "/alerts", "/crossings")) for p in patterns)
 
 

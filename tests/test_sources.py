@@ -66,6 +66,7 @@ TRACK = Track(
 DET = CameraDetection(camera="t01", time=NOW, lat=31.3, lon=-110.9, cov=(1, 0, 0, 1))
 TEL = Telemetry(aircraft="uas1", time=NOW, lat=31.3, lon=-110.9, alt_m=2000.0)
 ACT = AlertAction(alert_id="A1", time=NOW, action="close", by="cmd")
+MAP_ACT = AlertAction(alert_id="A1", time=NOW, action="close", by="ana@vigil-tucson-map-1")
 CMD = CameraCommand(camera="t01", time=NOW, pan_deg=10.0, tilt_deg=1.0)
 
 CASES = [
@@ -85,7 +86,13 @@ CASES = [
     (f"{B}/ugs/u117/tracks", TRACK, "wrong_source"),  # H2: a device's fake track
     (f"{B}/alerts", alert(), None),
     (f"{B}/ugs/u117/alerts", alert(), "wrong_source"),
-    (f"{B}/alerts/actions", ACT, None),
+    (f"{B}/alerts/actions/cmd", ACT, None),
+    # issue 18: each identity acts on its own topic, and ``by`` names that identity
+    (f"{B}/alerts/actions", ACT, "wrong_source"),  # the old shared topic
+    (f"{B}/alerts/actions/vigil-tucson-agent-p01", ACT, "wrong_source"),  # by another
+    (f"{B}/alerts/actions/vigil-tucson-map-1", MAP_ACT, None),
+    (f"{B}/alerts/actions/vigil-tucson-agent-p01", MAP_ACT, "wrong_source"),  # forged by
+    (f"{B}/alerts/actions/vigil-tucson-map-1/x", MAP_ACT, "wrong_source"),
     (f"{B}/ugs/u117/actions", ACT, "wrong_source"),  # H2: a device's forged close
     (f"{B}/cam/t01/commands", CMD, None),
     (f"{B}/ugs/u117/commands", CMD, "wrong_source"),
@@ -182,7 +189,7 @@ def test_lists_are_capped() -> None:
 
 def test_alert_actor_may_be_an_email_like_user_name() -> None:
     act = AlertAction(alert_id="A1", time=NOW, action="acknowledge", by="ana.ruiz@cbp")
-    assert decode(f"{B}/alerts/actions", encode(act)) == act
+    assert decode(f"{B}/alerts/actions/cbp", encode(act)) == act
 
 
 # -- the deployment's gateways ------------------------------------------------------------------

@@ -91,12 +91,17 @@ def identities(deployment: Any, *, maps: int = 1) -> list[Identity]:
     """Every broker user of a sector and its exact topics.
 
     - the service (input and output users): reads the inputs (``cam/+/detections``,
-      ``ugs/+/events``, ``ugs/+/status``, ``uas/+/telemetry``, ``alerts/actions``), writes
+      ``ugs/+/events``, ``ugs/+/status``, ``uas/+/telemetry``, ``alerts/actions/+``), writes
       ``tracks``, ``crossings``, ``alerts``, ``cam/+/commands``, ``quarantine`` and the
       retained ``state/alerts/+`` and ``state/sensors/+``;
-    - each map (``maps`` of them): reads what the map draws, writes ``alerts/actions``;
+    - each map (``maps`` of them): reads what the map draws, writes
+      ``alerts/actions/{its user}``;
     - each patrol unit's agent: reads ``alerts`` and ``state/alerts/+``, writes
-      ``alerts/actions``;
+      ``alerts/actions/{its user}``;
+
+    An identity writes alert actions only on its own topic, and receivers accept an action only
+    when its ``by`` names that topic's user (:func:`vigil.ingest.sources.check_source`): nobody
+    acts in another's name.
     - each tower: writes ``cam/{id}/detections``, reads ``cam/{id}/commands``;
     - each ground-sensor gateway: writes ``ugs/{sensor}/events`` and ``/status`` for the
       sensors the deployment binds to it, and ``ugs/{gateway}/...``; a sensor no gateway
@@ -123,26 +128,23 @@ def identities(deployment: Any, *, maps: int = 1) -> list[Identity]:
     )
     service = service_client_id(deployment)
     out: list[Identity] = [
-        Identity(service, "service", t(*inputs, "alerts/actions"), t(*outputs, "quarantine")),
+        Identity(service, "service", t(*inputs, "alerts/actions/+"), t(*outputs, "quarantine")),
         Identity(
             output_username(service),
             "service",
-            t(*inputs, "alerts/actions"),
+            t(*inputs, "alerts/actions/+"),
             t(*outputs, "quarantine"),
             password_of=service,
         ),
     ]
-    drawn = t(*inputs, *outputs, "alerts/actions", "quarantine")
+    drawn = t(*inputs, *outputs, "alerts/actions/+", "quarantine")
     for n in range(1, maps + 1):
-        out.append(Identity(f"vigil-{s}-map-{n}", "map", drawn, t("alerts/actions")))
+        user = f"vigil-{s}-map-{n}"
+        out.append(Identity(user, "map", drawn, t(f"alerts/actions/{user}")))
     for unit in deployment.config.units:
+        user = f"vigil-{s}-agent-{unit.id}"
         out.append(
-            Identity(
-                f"vigil-{s}-agent-{unit.id}",
-                "agent",
-                t("alerts", "state/alerts/+"),
-                t("alerts/actions"),
-            )
+            Identity(user, "agent", t("alerts", "state/alerts/+"), t(f"alerts/actions/{user}"))
         )
     for tower in deployment.config.towers:
         out.append(

@@ -3,7 +3,9 @@
 It subscribes to ``vigil/v1/{sector}/alerts`` and prints, as they arrive, the alerts for one
 patrol unit (recommended for it, or assigned to it; once shown, an alert's later versions are
 shown too) or every alert with ``--all``. Typed commands, one per line, act on them and are
-published as :class:`~vigil.ingest.schema.AlertAction` on ``vigil/v1/{sector}/alerts/actions``:
+published as :class:`~vigil.ingest.schema.AlertAction` on
+``vigil/v1/{sector}/alerts/actions/{identity}``, the console's broker identity's own topic, with
+``by`` = ``{unit}@{identity}`` (receivers refuse an action whose ``by`` names another identity):
 
 ========================  ===========================================================
 ``a [REF]``, ``ack``      acknowledge
@@ -119,7 +121,7 @@ class AlertConsole:
     sector
         The sector whose alerts to show.
     unit
-        The patrol unit at this console (also the ``by`` of its actions).
+        The patrol unit at this console (who its actions are ``by``).
     bus
         Where alerts come from and actions go.
     show_all
@@ -131,6 +133,10 @@ class AlertConsole:
     timezone
         The sector's time zone (IANA name, the deployment's ``sector.timezone``): times are
         shown in it with their offset. UTC when ``None``.
+    identity
+        The broker user this console publishes as (its actions go on
+        ``alerts/actions/{identity}``, ``by`` = ``{unit}@{identity}``); ``None`` (an in-process
+        bus, no broker): ``by`` = ``unit``.
     """
 
     def __init__(
@@ -143,12 +149,14 @@ class AlertConsole:
         out: TextIO | None = None,
         clock: Callable[[], float] = time.time,
         timezone: str | None = None,
+        identity: str | None = None,
     ) -> None:
         if not unit:
             raise ValueError("unit is empty: expected the patrol unit's id, e.g. p01")
         self.zone = time_zone(timezone)
         self.sector = sector
         self.unit = unit
+        self.by = f"{unit}@{identity}" if identity else unit
         self.bus = bus
         self.show_all = show_all
         self.out = out or sys.stdout
@@ -219,7 +227,7 @@ class AlertConsole:
             alert_id=alert_id,
             time=self.clock(),
             action=action,  # type: ignore[arg-type]
-            by=self.unit,
+            by=self.by,
             unit=(unit or self.unit) if action == "assign" else None,
             note=note,
         )

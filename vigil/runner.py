@@ -27,7 +27,7 @@ INPUT_TOPICS = (
     "ugs/+/events",
     "ugs/+/status",
     "uas/+/telemetry",
-    "alerts/actions",
+    "alerts/actions/+",
 )
 #: What the core publishes that goes out to the broker, below ``vigil/v1/{sector}/``.
 OUTPUT_TOPICS = ("tracks", "crossings", "alerts", "cam/+/commands")

@@ -3,10 +3,17 @@
 Each action is checked (session, origin, CSRF token, the role's permission, and for agents
 that the alert is their unit's), written to the audit log, and only then published on the bus
 as an :class:`~vigil.ingest.schema.AlertAction` for the sector service to apply.
+
+The action goes on the map's own broker identity's topic, ``alerts/actions/{identity}`` (the
+broker lets each identity write only its own), with ``by`` = ``{web user}@{identity}``: the
+broker vouches for the map, the map for its logged-in user, and receivers refuse an action
+whose ``by`` names another identity than its topic's. With an in-process bus (no broker) the
+``by`` is the web user's name alone.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Set
 
 from starlette.concurrency import run_in_threadpool
@@ -14,7 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from vigil.ingest.bus import Bus
+from vigil.ingest.limits import ACTOR_PATTERN
 from vigil.ingest.schema import AlertAction, topic_for
+from vigil.ingest.sources import bus_identity
 from vigil.maps.live.audit import AuditLog
 from vigil.maps.live.feed import visible_alert
 from vigil.maps.live.guard import Guard, read_form, refuse
@@ -57,6 +66,8 @@ class AlertActions:
         self.audit = audit
         self.sector = sector
         self.unit_ids = unit_ids
+        #: The broker user the map publishes as (``None``: an in-process bus).
+        self.identity = bus_identity(bus)
 
     async def handle(self, request: Request) -> Response:
         """``POST /api/alerts/{alert_id}/{action}``: check, audit and publish one action."""
@@ -82,13 +93,20 @@ class AlertActions:
                 f"unit {unit!r} is not a unit of this sector; expected one of "
                 f"{', '.join(sorted(self.unit_ids))}",
             )
+        by = f"{user.name}@{self.identity}" if self.identity else user.name
+        if not re.fullmatch(ACTOR_PATTERN, by):
+            return refuse(
+                400,
+                f"user name {user.name!r} is too long to act through map identity "
+                f"{self.identity!r} (by {by!r} must match {ACTOR_PATTERN})",
+            )
         msg = AlertAction(
             alert_id=alert_id,
             # the sector's clock as the map knows it, not the wall's: in a demo the two differ,
             # and the service orders an alert's history on the sector's clock
             time=max(self.live.now, float(alert.get("time") or 0.0)),
             action=action,
-            by=user.name,
+            by=by,
             unit=unit if action == "assign" else None,
             note=form.get("note", "")[:500],
         )

@@ -57,7 +57,7 @@ MAP_TOPICS = (
     "tracks",
     "crossings",
     "alerts",
-    "alerts/actions",
+    "alerts/actions/+",
     "cam/+/commands",
     "ugs/+/events",
     "ugs/+/status",

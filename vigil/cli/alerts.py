@@ -22,6 +22,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     from vigil.console import HELP, AlertConsole, run_console
     from vigil.ingest.mqtt import MqttBus
     from vigil.ingest.mqtt_link import instance_client_id
+    from vigil.ingest.sources import bus_identity
     from vigil.service import mqtt_settings
 
     d = load_deployment(args.deployment)
@@ -35,8 +36,14 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     who = args.unit or "all"
     client_id = args.client_id or instance_client_id(d.sector, f"console-{who}")
     bus = MqttBus(d.sector, settings, client_id, publish_quarantine=False)
+    # actions go on the console's own broker identity's topic, by "{unit}@{identity}"
     console = AlertConsole(
-        d.sector, args.unit or "console", bus, show_all=args.all, timezone=d.config.sector.timezone
+        d.sector,
+        args.unit or "console",
+        bus,
+        show_all=args.all,
+        timezone=d.config.sector.timezone,
+        identity=bus_identity(bus),
     )
     # the connection's state is said as it changes: without a broker the console must not
     # look like a quiet sector; the console opens once connected, or after --connect-timeout
