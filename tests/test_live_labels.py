@@ -93,6 +93,9 @@ def test_times_are_local_with_offset_and_counts_say_updates(tmp_path, checked_pa
         item = page.locator('#alert-queue .alert[data-alert-id="A-0009"]')
         item.wait_for(timeout=10_000)
         assert item.locator(".time").inner_text() == local(raised, zone)
+        # the date, time and offset stay on one line in the narrow panel
+        box = item.locator(".time").bounding_box()
+        assert box is not None and box["height"] < 20, box
         acked = msgspec.structs.replace(
             alert,
             state="acknowledged",
