@@ -144,6 +144,8 @@ def test_a_forged_by_on_the_agents_own_topic_is_quarantined_and_ignored(
     map_bus = MqttBus(SECTOR, settings(b, folder, MAP), MAP)
     users = UserStore(tmp_path / "users.sqlite", hasher=FAST_HASH)
     users.add("cmd", "commander", PASSWORDS["cmd"])
+    long_name = "c" * 60  # a valid user name, but "{name}@{map user}" is over 64 characters
+    users.add(long_name, "commander", PASSWORDS["cmd"])
     app = LiveMapApp(site, map_bus, users, AuditLog(tmp_path / "audit.sqlite"), tick_s=0.05)
     map_bus.connect(15.0)
     g = d.config.gateways[0]
@@ -172,6 +174,10 @@ def test_a_forged_by_on_the_agents_own_topic_is_quarantined_and_ignored(
         assert wait_for(lambda: service_said(alert_id, "acknowledged"))
         assert service_said(alert_id, "acknowledged") == [f"{unit}@{agent(unit)}"]
         # the map acts as its own identity, for its logged-in user, and the service applies it
+        longer = Client(server.url)
+        assert longer.login(long_name, PASSWORDS["cmd"]).status == 303
+        reply = longer.act(alert_id, "close")
+        assert reply.status == 400 and b"too long" in reply.body, reply.body
         cmd = Client(server.url)
         assert cmd.login("cmd", PASSWORDS["cmd"]).status == 303
         reply = cmd.act(alert_id, "close")
