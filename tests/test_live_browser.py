@@ -70,7 +70,9 @@ class Scenario:
         self.audit = AuditLog(tmp / "store.sqlite")
         self.actions: list[AlertAction] = []
         self._lock = threading.Lock()
-        self.bus.subscribe(f"vigil/v1/{self.sector}/alerts/actions/+", lambda _t, m: self._record(m))
+        self.bus.subscribe(
+            f"vigil/v1/{self.sector}/alerts/actions/+", lambda _t, m: self._record(m)
+        )
         self.app = LiveMapApp(
             self.site, self.bus, self.users, self.audit, tick_s=0.1, **app_options
         )

@@ -70,7 +70,11 @@ def trust_broker():
         DEVICE: f"pw-{DEVICE}",
     }
     acl = service_acl(SECTOR, SERVICE_USER) + service_acl(SECTOR, f"{SERVICE_USER}-out")
-    acl += [f"user {MAP_USER}", f"topic read {BASE}/#", f"topic write {BASE}/alerts/actions/{MAP_USER}"]
+    acl += [
+        f"user {MAP_USER}",
+        f"topic read {BASE}/#",
+        f"topic write {BASE}/alerts/actions/{MAP_USER}",
+    ]
     acl += device_acl(SECTOR, "ugs", DEVICE)
     b = Broker(users, acl)
     try:
