@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vigil.cli.arguments import broker_address, existing_file, positive_float
+from vigil.cli.arguments import (
+    add_broker,
+    add_deployment,
+    positive_float,
+)
 from vigil.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
@@ -82,18 +86,8 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument("--unit", help="the patrol unit at this console")
     p.add_argument("--all", action="store_true", help="show every alert of the sector")
-    p.add_argument(
-        "--deployment",
-        metavar="FILE",
-        type=existing_file,
-        help="deployment TOML (default: the demo's)",
-    )
-    p.add_argument(
-        "--broker",
-        metavar="HOST:PORT",
-        type=broker_address,
-        help="override the deployment's broker",
-    )
+    add_deployment(p)
+    add_broker(p)
     p.add_argument("--client-id", help="MQTT client id (default vigil-SECTOR-console-UNIT-RANDOM)")
     p.add_argument(
         "--insecure", action="store_true", help="connect without broker credentials (warns)"

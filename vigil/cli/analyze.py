@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vigil.cli.arguments import EmptyOutputsRemoved, existing_file, month, output_dir
+from vigil.cli.arguments import (
+    EmptyOutputsRemoved,
+    add_deployment,
+    month,
+    output_dir,
+)
 from vigil.cli.common import EXIT_OK, EXIT_USAGE, CommandError, Subparsers, load_deployment
 
 
@@ -80,12 +85,7 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument("input", nargs="+", help="INPUT, or: counts CSV")
     p.add_argument("--out", required=True, metavar="DIR", type=output_dir, help="output folder")
-    p.add_argument(
-        "--deployment",
-        metavar="FILE",
-        type=existing_file,
-        help="deployment TOML whose border to use",
-    )
+    add_deployment(p, help="deployment TOML whose border to use")
     p.add_argument("--time", metavar="COL", help="counts: the time column")
     p.add_argument("--group", metavar="COL", help="counts: the area column")
     p.add_argument("--value", metavar="COL", help="counts: the count column")

@@ -233,3 +233,20 @@ class EmptyOutputsRemoved:
                     path.rmdir()
             except OSError:
                 pass
+
+
+def add_deployment(
+    p: argparse.ArgumentParser, help: str = "deployment TOML (default: the demo's)"
+) -> None:
+    """The ``--deployment FILE`` option every sector command takes (an existing file)."""
+    p.add_argument("--deployment", metavar="FILE", type=existing_file, help=help)
+
+
+def add_broker(p: argparse.ArgumentParser) -> None:
+    """The ``--broker HOST:PORT`` option that overrides the deployment's broker."""
+    p.add_argument(
+        "--broker",
+        metavar="HOST:PORT",
+        type=broker_address,
+        help="override the deployment's broker",
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vigil.cli.arguments import existing_file, output_dir, port, positive_int
+from vigil.cli.arguments import add_deployment, output_dir, port, positive_int
 from vigil.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
@@ -91,12 +91,7 @@ def register(sub: Subparsers) -> None:
     pi.add_argument(
         "folder", type=output_dir, help="where to write (refused if it already holds a passwd)"
     )
-    pi.add_argument(
-        "--deployment",
-        metavar="FILE",
-        type=existing_file,
-        help="deployment TOML (default: the demo's)",
-    )
+    add_deployment(pi)
     pi.add_argument("--host", default="127.0.0.1", help="listener address (default 127.0.0.1)")
     pi.add_argument("--port", type=port, default=1883, help="listener port (default 1883)")
     pi.add_argument("--tls", action="store_true", help="TLS listener with a generated test CA")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vigil.cli.arguments import (
-    existing_file,
+    add_deployment,
     nonnegative_float,
     output_dir,
     output_file,
@@ -114,12 +114,7 @@ def register(sub: Subparsers) -> None:
             "rates scaled up, so that a short run shows something."
         ),
     )
-    p.add_argument(
-        "--deployment",
-        metavar="FILE",
-        type=existing_file,
-        help="deployment TOML (default: the demo's)",
-    )
+    add_deployment(p)
     p.add_argument(
         "--out",
         metavar="DIR",

@@ -7,7 +7,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vigil.cli.arguments import broker_address, existing_file, output_dir, positive_float, time_arg
+from vigil.cli.arguments import (
+    add_deployment,
+    broker_address,
+    output_dir,
+    positive_float,
+    time_arg,
+)
 from vigil.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
@@ -154,12 +160,7 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument("device", choices=("camera", "ugs", "uas"), help="which adapter")
     p.add_argument("source", help="where the device's output comes from")
-    p.add_argument(
-        "--deployment",
-        metavar="FILE",
-        type=existing_file,
-        help="deployment TOML (default: the demo's)",
-    )
+    add_deployment(p)
     p.add_argument("--broker", metavar="HOST:PORT", type=broker_address, help="MQTT broker")
     p.add_argument("--id", help="device id (uas: the aircraft)")
     p.add_argument("--client-id", help="MQTT client id")

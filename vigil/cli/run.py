@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from vigil.cli.arguments import (
-    broker_address,
+    add_broker,
+    add_deployment,
     existing_file,
     nonnegative_float,
     output_dir,
@@ -135,18 +136,8 @@ def register(sub: Subparsers) -> None:
             "The output session logs in as USER-out with the same password."
         ),
     )
-    p.add_argument(
-        "--deployment",
-        metavar="FILE",
-        type=existing_file,
-        help="deployment TOML (default: the demo's)",
-    )
-    p.add_argument(
-        "--broker",
-        metavar="HOST:PORT",
-        type=broker_address,
-        help="override the deployment's broker",
-    )
+    add_deployment(p)
+    add_broker(p)
     p.add_argument(
         "--state-dir",
         metavar="DIR",

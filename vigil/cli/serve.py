@@ -8,7 +8,8 @@ import sys
 
 from vigil.cli import users
 from vigil.cli.arguments import (
-    broker_address,
+    add_broker,
+    add_deployment,
     existing_file,
     output_file,
     port,
@@ -90,18 +91,8 @@ def register(sub: Subparsers) -> None:
             "and --key. Every script and style is served by the app (no CDN)."
         ),
     )
-    p.add_argument(
-        "--deployment",
-        metavar="FILE",
-        type=existing_file,
-        help="deployment TOML (default: the demo's)",
-    )
-    p.add_argument(
-        "--broker",
-        metavar="HOST:PORT",
-        type=broker_address,
-        help="override the deployment's broker",
-    )
+    add_deployment(p)
+    add_broker(p)
     p.add_argument(
         "--connect-timeout", type=positive_float, default=30.0, help="seconds (default 30)"
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vigil.cli.arguments import (
-    existing_file,
+    add_deployment,
     nonnegative_float,
     output_dir,
     positive_float,
@@ -131,12 +131,7 @@ def register(sub: Subparsers) -> None:
             "gives the same files byte for byte."
         ),
     )
-    p.add_argument(
-        "--deployment",
-        metavar="FILE",
-        type=existing_file,
-        help="deployment TOML (default: the demo's)",
-    )
+    add_deployment(p)
     p.add_argument("--minutes", type=positive_float, required=True, help="simulated minutes")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--out", metavar="DIR", type=output_dir, required=True, help="output folder")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vigil.cli.arguments import existing_file, output_file
+from vigil.cli.arguments import add_deployment, output_file
 from vigil.cli.common import EXIT_OK, Subparsers, load_deployment
 
 
@@ -39,12 +39,7 @@ def register(sub: Subparsers) -> None:
             "each feature's details on click."
         ),
     )
-    p.add_argument(
-        "--deployment",
-        metavar="FILE",
-        type=existing_file,
-        help="deployment TOML (default: the demo's)",
-    )
+    add_deployment(p)
     p.add_argument(
         "--out",
         metavar="HTML",
