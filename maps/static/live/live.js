@@ -648,6 +648,7 @@
   function apply(msg) {
     var i;
     if (msg.now) V.now = msg.now;
+    if (msg.alert_overflow !== undefined) V.overflow = msg.alert_overflow;
     if (msg.type === "snapshot") {
       V.stats.snapshots++;
       var keep = {};
@@ -687,7 +688,10 @@
   }
 
   function showLive() {
-    setStatus("live", "live · " + Object.keys(V.tracks).length + " tracks · " + clock(V.now));
+    var text = "live · " + Object.keys(V.tracks).length + " tracks · " + clock(V.now);
+    // open alerts beyond the queue's cap are kept by the server and said here, never dropped
+    if (V.overflow > 0) text += " · " + V.overflow + " open alerts over the queue's cap";
+    setStatus(V.overflow > 0 ? "overflow" : "live", text);
   }
 
   function setStatus(state, text) {
