@@ -155,7 +155,9 @@ class LiveMapApp(Starlette):
         self.page_html = live_page(site, tiles_url=tiles_url, tiles_attribution=tiles_attribution)
         self.site_json = _json.encode(site_view(site))
         self.guard = Guard(self.sessions, audit, users)
-        self.feed = LiveFeed(self.live, self.guard, tick_s)
+        # a map fed over MQTT says on the page whether its broker connection holds
+        link = (lambda: bool(bus.connected)) if hasattr(type(bus), "connected") else None
+        self.feed = LiveFeed(self.live, self.guard, tick_s, link)
         self.actions = AlertActions(self.guard, self.live, bus, audit, self.sector, self.unit_ids)
         self.admin = UserAdmin(self.guard, users, self.sessions, audit)
         self._ticker: asyncio.Task | None = None

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,12 +79,27 @@ class LiveFeed:
         How often changes go out to browsers, seconds.
     """
 
-    def __init__(self, live: LiveState, guard: Guard, tick_s: float) -> None:
+    def __init__(
+        self,
+        live: LiveState,
+        guard: Guard,
+        tick_s: float,
+        link: Callable[[], bool] | None = None,
+    ) -> None:
         self.live = live
         self.guard = guard
         self.tick_s = tick_s
+        #: Whether the map's bus reaches the broker (``None``: an in-process bus, always).
+        self.link = link
+        self._link_said: str | None = None
         self._clients: set[_Client] = set()
         self._checked = time.monotonic()
+
+    def broker_state(self) -> str | None:
+        """``"connected"`` or ``"lost"`` for a map fed by a broker; ``None`` for one that is not."""
+        if self.link is None:
+            return None
+        return "connected" if self.link() else "lost"
 
     async def run(self) -> None:
         """Send what changed every ``tick_s`` until cancelled."""
@@ -107,8 +123,14 @@ class LiveFeed:
                     with contextlib.suppress(asyncio.QueueFull):
                         client.queue.put_nowait(None)
         batch = self.live.take_changes()
+        link = self.broker_state()
+        if link != self._link_said:
+            # the page says when the picture stops being fed, even if nothing else changes
+            batch = batch or {"type": "batch"}
+            batch["broker"] = link
         if batch is None or not self._clients:
             return
+        self._link_said = link
         batch["sent"] = time.time()
         encoded: dict[Any, str] = {}
         for client in list(self._clients):
@@ -154,6 +176,9 @@ class LiveFeed:
     def _snapshot(self, user: User) -> str:
         snap = for_user(user, self.live.snapshot())
         snap["sent"] = time.time()
+        link = self.broker_state()
+        if link is not None:
+            snap["broker"] = link
         return _json.encode(snap).decode()
 
     async def _send_loop(self, websocket: WebSocket, client: _Client) -> None:

@@ -649,6 +649,7 @@
     var i;
     if (msg.now) V.now = msg.now;
     if (msg.alert_overflow !== undefined) V.overflow = msg.alert_overflow;
+    if (msg.broker !== undefined) V.broker = msg.broker;
     if (msg.type === "snapshot") {
       V.stats.snapshots++;
       var keep = {};
@@ -688,6 +689,11 @@
   }
 
   function showLive() {
+    if (V.broker === "lost") {
+      // the server is up but no longer fed: say so rather than look like a quiet sector
+      setStatus("disconnected", "broker connection lost · last known picture · " + clock(V.now));
+      return;
+    }
     var text = "live · " + Object.keys(V.tracks).length + " tracks · " + clock(V.now);
     // open alerts beyond the queue's cap are kept by the server and said here, never dropped
     if (V.overflow > 0) text += " · " + V.overflow + " open alerts over the queue's cap";
