@@ -190,10 +190,29 @@ def test_vigil_record_refuses_an_existing_file(tmp_path: Path, capsys) -> None:
     path = tmp_path / "r.vrec"
     write_recording(path, [0.0])
     before = path.read_bytes()
-    argv = ["record", "--sector", SECTOR, "--out", str(path), "--seconds", "1"]
+    argv = ["record", "--sector", SECTOR, "--out", str(path), "--seconds", "1", "--insecure"]
     assert main([*argv, "--broker", "127.0.0.1:1"]) == 3  # refused before connecting
     assert f"{path} exists; add --force to replace it" in capsys.readouterr().err
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("command", ["record", "replay"])
+def test_record_and_replay_refuse_to_connect_without_credentials(
+    command: str, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """Issue 18: no anonymous connection unless --insecure is given (as run, serve, alerts)."""
+    monkeypatch.delenv("VIGIL_MQTT_USER", raising=False)
+    monkeypatch.delenv("VIGIL_MQTT_PASSWORD", raising=False)
+    path = tmp_path / "r.vrec"
+    if command == "record":
+        argv = ["record", "--sector", SECTOR, "--out", str(path)]
+    else:
+        write_recording(path, [0.0])
+        argv = ["replay", str(path)]
+    assert main([*argv, "--broker", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert "no broker credentials" in err and "--insecure" in err
+    assert command == "replay" or not path.exists()
 
 
 @pytest.mark.broker

@@ -13,7 +13,14 @@ from vigil.cli.arguments import (
     positive_float,
     positive_int,
 )
-from vigil.cli.common import EXIT_OK, CommandError, Subparsers, broker_settings, close_bus
+from vigil.cli.common import (
+    EXIT_OK,
+    CommandError,
+    Subparsers,
+    broker_settings,
+    close_bus,
+    require_credentials,
+)
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -21,6 +28,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from vigil.ingest.record_replay import record
 
     settings = broker_settings(args.broker)
+    require_credentials(settings, args.insecure)
     try:
         s = record(
             settings,
@@ -45,6 +53,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from vigil.ingest.recording import RecordingError, read_header
 
     settings = broker_settings(args.broker)
+    require_credentials(settings, args.insecure)
     try:
         header = read_header(args.file)
     except (OSError, RecordingError) as exc:
@@ -76,6 +85,9 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--seconds", type=positive_float, help="stop after this long")
     p.add_argument("--max-messages", type=positive_int, help="stop after this many")
     p.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    p.add_argument(
+        "--insecure", action="store_true", help="connect without broker credentials (warns)"
+    )
     p.set_defaults(func=cmd_record)
 
     p = sub.add_parser(
@@ -91,4 +103,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--broker", default="127.0.0.1:1883", metavar="HOST:PORT", type=broker_address)
     p.add_argument("--sector", help="sector (default: from the recording)")
     p.add_argument("--client-id", default="vigil-replay")
+    p.add_argument(
+        "--insecure", action="store_true", help="connect without broker credentials (warns)"
+    )
     p.set_defaults(func=cmd_replay)
