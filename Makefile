@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# A real TAK server (taky, from PyPI) in a venv of its own, for the CoT tests; its Flask and
+# gunicorn stay out of Vigil's environment.
+TAK := .tak
 OUT ?= demo-out
 
 .PHONY: demo test lint bench system-packages clean
@@ -16,7 +19,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/vigil demo --out $(OUT)
 
-# System packages the tests need: Mosquitto (broker tests) and Chromium (map tests).
+$(TAK)/bin/taky:
+	test -x $(TAK)/bin/python || $(PYTHON) -m venv $(TAK)
+	$(TAK)/bin/pip install --quiet taky==0.10 || echo "taky could not be installed: the TAK server test skips"
+
+# System packages the tests need: Mosquitto (broker tests), Chromium (map tests) and GDAL's
+# ogrinfo (GeoPackage checks).
 # Installed through apt-get when missing and running as root (waiting up to 15 min for a busy apt
 # lock); otherwise those tests skip with the reason.
 system-packages:
@@ -37,11 +45,11 @@ lint: $(STAMP)
 	$(PY) .ci/lint_imports.py
 
 # pytest exits 5 when it collects nothing; any non-zero status fails the target.
-test: $(STAMP) system-packages lint
+test: $(STAMP) system-packages $(TAK)/bin/taky lint
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache
+	rm -rf $(VENV) $(TAK) $(OUT) .pytest_cache build

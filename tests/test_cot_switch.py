@@ -2,9 +2,9 @@
 
 End to end: a real Mosquitto, ``vigil run`` as its own process, a device's tamper report over
 MQTT, and the CoT event read back (a) from a real TAK server, taky (a Python TAK server and
-CoT router, https://pypi.org/project/taky/; it runs when ``taky`` is on PATH, in
-``$VIGIL_TAKY`` or ``/tmp/takyenv/bin/taky``), by a TAK client connected to it, and (b) from a
-plain TCP listener that parses the XML (always). Nothing of pytak is mocked.
+CoT router, https://pypi.org/project/taky/; ``make test`` installs it in ``.tak/``, and it is
+also looked for on PATH and in ``$VIGIL_TAKY``), by a TAK client connected to it, and (b) from
+a plain TCP listener that parses the XML (always). Nothing of pytak is mocked.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ SENSOR, GATEWAY = "u001", "g1"
 
 
 def taky_path() -> str | None:
-    for p in (os.environ.get("VIGIL_TAKY"), shutil.which("taky"), "/tmp/takyenv/bin/taky"):
+    made = str(REPO / ".tak" / "bin" / "taky")  # make test installs it there
+    for p in (os.environ.get("VIGIL_TAKY"), shutil.which("taky"), made):
         if p and os.access(p, os.X_OK):
             return p
     return None
