@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 # A real TAK server (taky, from PyPI) in a venv of its own, for the CoT tests; its Flask and
 # gunicorn stay out of Vigil's environment.
 TAK := .tak
+# The official AsyncAPI parser (npm), which checks docs/asyncapi.json in the tests.
+ASYNCAPI := .asyncapi
 OUT ?= demo-out
 
 .PHONY: demo test lint bench system-packages clean
@@ -22,6 +24,10 @@ demo: $(STAMP)
 $(TAK)/bin/taky:
 	test -x $(TAK)/bin/python || $(PYTHON) -m venv $(TAK)
 	$(TAK)/bin/pip install --quiet taky==0.10 || echo "taky could not be installed: the TAK server test skips"
+
+$(ASYNCAPI)/node_modules/@asyncapi/parser/package.json:
+	command -v npm >/dev/null && npm install --silent --no-audit --no-fund --prefix $(ASYNCAPI) @asyncapi/parser@3.6.6 \
+	  || echo "the AsyncAPI parser could not be installed: its test skips"
 
 # System packages the tests need: Mosquitto (broker tests), Chromium (map tests) and GDAL's
 # ogrinfo (GeoPackage checks).
@@ -45,11 +51,11 @@ lint: $(STAMP)
 	$(PY) .ci/lint_imports.py
 
 # pytest exits 5 when it collects nothing; any non-zero status fails the target.
-test: $(STAMP) system-packages $(TAK)/bin/taky lint
+test: $(STAMP) system-packages $(TAK)/bin/taky $(ASYNCAPI)/node_modules/@asyncapi/parser/package.json lint
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
 
 clean:
-	rm -rf $(VENV) $(TAK) $(OUT) .pytest_cache build
+	rm -rf $(VENV) $(TAK) $(ASYNCAPI) $(OUT) .pytest_cache build
