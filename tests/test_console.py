@@ -3,16 +3,12 @@ and in front of the sector service."""
 
 from __future__ import annotations
 
-import os
-import queue
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from broker import SERVICE_USER
+from test_cli_connection import Lines
 
 from vigil.config import load_default
 from vigil.ingest.mqtt import MqttBus, MqttSettings
@@ -29,58 +25,20 @@ def settings_for(broker) -> MqttSettings:
     )
 
 
-class Console:
-    """``vigil alerts`` as a child process with its standard input and output on pipes."""
+class Console(Lines):
+    """``vigil alerts`` on the test broker, read line by line, typed into."""
 
     def __init__(self, broker, *args: str) -> None:
-        env = dict(os.environ)
-        env.update(
-            VIGIL_MQTT_USER=SERVICE_USER,
-            VIGIL_MQTT_PASSWORD=f"pw-{SERVICE_USER}",
-            PYTHONPATH=str(REPO),
-            PYTHONUNBUFFERED="1",
-        )
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vigil.cli", "alerts", "--broker",
-             f"{broker.host}:{broker.port}", *args],
-            cwd=REPO, env=env, text=True, bufsize=1,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
+        super().__init__("alerts", "--broker", f"{broker.host}:{broker.port}", *args)
 
     def expect(self, text: str, timeout: float = 30.0) -> str:
         """The first line from now on that contains ``text``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            self.seen.append(line)
-            if text in line:
-                return line
-        raise AssertionError(f"no line with {text!r} in {timeout} s; saw {self.seen}")
+        return super().expect(text, timeout)
 
     def type(self, line: str) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
-
-    def close(self) -> int:
-        if self.proc.poll() is None:
-            self.type("q")
-            try:
-                return self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        return self.proc.wait()
 
 
 def alert(n: int, *, units=(), assigned=None, state="new", t=None) -> Alert:
