@@ -4,7 +4,6 @@ and in front of the sector service."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 from broker import SERVICE_USER
@@ -15,8 +14,6 @@ from vigil.ingest.mqtt import MqttBus, MqttSettings
 from vigil.ingest.schema import Alert, AlertAction, AlertEvent, SensorStatus, topic_for
 
 pytestmark = pytest.mark.broker
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def settings_for(broker) -> MqttSettings:
