@@ -97,6 +97,12 @@ class ObjectParams:
         Blobs at most this many pixels tall are sized for the class guess from their
         weighted spread when the blobs carry one (a body of ``w`` pixels spreads
         ``(w^2 + 1) / 12`` pixels^2), not from their whole-pixel box.
+    min_size_px
+        Smallest larger side (width or height) of a blob, pixels; 0 is off.
+    min_size_m
+        Smallest larger ground extent of a blob at its range (its larger side in pixels
+        times the metres a pixel spans there, no slack), metres; 0 is off. Needs a camera
+        model; without one it is not applied.
     """
 
     min_height_m: float = 0.3
@@ -114,8 +120,14 @@ class ObjectParams:
     floor_sigma_m: float = 0.5
     centre_height_m: float = 0.85
     subpixel_size_px: float = 12.0
+    min_size_px: float = 0.0
+    min_size_m: float = 0.0
 
     def __post_init__(self) -> None:
+        for name in ("min_size_px", "min_size_m"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise DetectionError(f"{name}={value!r}; expected a size >= 0")
         if not 1 <= self.min_hits <= self.window <= 62:
             raise DetectionError(
                 f"persistence min_hits={self.min_hits!r}, window={self.window!r}; "
@@ -302,6 +314,9 @@ class ObjectFollower:
         u = blobs.cx + 0.5
         v_foot = (blobs.top + blobs.height).astype(np.float64)
         keep = blobs.area >= p.min_area_px
+        side = np.maximum(blobs.width, blobs.height)
+        if p.min_size_px > 0:
+            keep &= side >= p.min_size_px
         info: dict[str, NDArray] = {"u": u, "v": v_foot}
         geo = self.geometry
         if geo is None or len(blobs) == 0:
@@ -317,6 +332,8 @@ class ObjectFollower:
         keep &= (blobs.height + slack) * mpp >= p.min_height_m
         keep &= (blobs.height - slack) * mpp <= p.max_height_m
         keep &= (blobs.width - slack) * mpp <= p.max_width_m
+        if p.min_size_m > 0:
+            keep &= side * mpp >= p.min_size_m
         info.update(x=x, y=y, range=rng, mpp=mpp)
         return keep, info
 

@@ -1,0 +1,236 @@
+"""A camera's detection settings as a deployment file carries them.
+
+:class:`DetectionSettings` is what a site tunes per camera: the sensor kind (which picks the
+defaults), the smallest object in pixels and in metres at its range, one sensitivity knob,
+polygons to ignore (and optionally a region to watch), the warm-up and the majority filter.
+Every field defaults to ``None``, meaning "the sensor kind's default", so a sector's
+``[detection]`` defaults and a camera's overrides combine with
+:meth:`~DetectionSettings.over` and only what a file sets changes anything.
+:meth:`~DetectionSettings.detector_config` turns the result into the motion detector's
+:class:`~vigil.detection.detector.DetectorConfig`, and :meth:`~DetectionSettings.region`
+rasterises the polygons once into the detector's region mask.
+
+Thermal defaults are exactly :meth:`DetectorConfig.for_tower` (small warm targets on a
+tower); daylight defaults are plain video settings (see :data:`DAYLIGHT`), measured on real
+daylight clips in ``benchmarks/bench_daylight.py``.
+
+Examples
+--------
+>>> s = DetectionSettings(sensor="daylight", min_size_px=4, ignore=[[(0, 0), (40, 0), (0, 30)]])
+>>> cfg = s.detector_config()
+>>> cfg.filter_size, cfg.objects.min_size_px
+(5, 4.0)
+>>> int(s.region((48, 64))[5, 5]), int(s.region((48, 64))[40, 60])
+(0, 255)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Annotated, Any, Literal
+
+import cv2
+import msgspec
+import numpy as np
+from msgspec import Meta
+from numpy.typing import NDArray
+
+from vigil.detection.background import BackgroundParams, DetectionError
+from vigil.detection.detector import DetectorConfig, MotionDetector
+from vigil.detection.objects import CameraGeometry, ObjectParams
+
+#: Sensor kinds; the kind picks every default that a setting leaves unset.
+SensorKind = Literal["thermal", "daylight"]
+
+#: A polygon vertex ``(x, y)`` in image pixels (column, row of the frames the detector sees;
+#: ``(0, 0)`` is the top-left pixel's centre). Bounded so that a file cannot ask for an
+#: absurd raster; points off the image are allowed (the polygon is clipped).
+Coord = Annotated[float, Meta(ge=-20_000.0, le=20_000.0, description="image pixels")]
+Polygon = Annotated[
+    list[tuple[Coord, Coord]],
+    Meta(min_length=3, max_length=1000, description="image-pixel polygon, (x, y) vertices"),
+]
+Polygons = Annotated[list[Polygon], Meta(max_length=64)]
+
+#: Sensitivity 0.5 keeps the sensor's threshold; each 0.5 step halves or doubles it.
+NEUTRAL_SENSITIVITY = 0.5
+
+#: Daylight defaults: the plain-video background model (a grey-level radius floor of 18
+#: over 0-255, both warmer and colder changes), a 5x5 majority filter, no registration, and a
+#: blob must be seen in 3 of 5 frames; the first 30 frames (3 s at 10 Hz) only learn.
+DAYLIGHT = DetectorConfig(
+    background=BackgroundParams(),
+    filter_size=5,
+    register=False,
+    objects=ObjectParams(),
+    weighted_centroids=False,
+    slow=None,
+    warmup_frames=30,
+)
+
+
+def sensor_defaults(sensor: SensorKind) -> DetectorConfig:
+    """The detector settings a sensor kind starts from (thermal: the tower's)."""
+    return DetectorConfig.for_tower() if sensor == "thermal" else DAYLIGHT
+
+
+def sensitivity_radius(base_radius: int, sensitivity: float) -> int:
+    """The background model's radius floor (grey levels) at a sensitivity.
+
+    ``radius = base_radius * 2 ** (1 - 2 * sensitivity)``, rounded and kept in [1, 255]:
+    0.5 keeps the sensor's floor, 1.0 halves it (fainter changes count as motion), 0.0
+    doubles it.
+
+    >>> sensitivity_radius(18, 0.5), sensitivity_radius(18, 1.0), sensitivity_radius(18, 0.0)
+    (18, 9, 36)
+    """
+    r = base_radius * 2.0 ** (1.0 - 2.0 * sensitivity)
+    return int(min(255, max(1, round(r))))
+
+
+class DetectionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One camera's detection settings (a deployment's ``[detection]`` or a camera's override).
+
+    ``None`` in any field means the sensor kind's default (listed per field).
+
+    Attributes
+    ----------
+    sensor
+        ``"thermal"`` or ``"daylight"``; ``None`` takes the camera's own kind (a tower's
+        ``thermal`` flag), thermal where nothing says.
+    sensitivity
+        0 to 1; 0.5 is the sensor's default threshold. Maps onto the background model's
+        radius floor (the grey-level change, 0-255, that counts as motion) by
+        :func:`sensitivity_radius`: 1.0 halves it, 0.0 doubles it. Thermal floor 8, daylight 18.
+    min_size_px
+        Smallest object, pixels: a blob whose larger side (width or height) is shorter is
+        dropped. Default 0 (off) for both kinds.
+    min_area_px
+        Smallest blob area, pixels. Default 1.
+    min_size_m
+        Smallest object at its range, metres: a blob whose larger side times the ground
+        metres a pixel spans at the blob's range (from the camera model) is shorter is
+        dropped. Default 0 (off); needs the camera's geometry (not applied without).
+    ignore
+        Polygons in image pixels where motion is never reported (a road, a waving tree, a
+        flag, the camera's own housing). Rasterised once per image size.
+    include
+        Polygons in image pixels: when given, only motion inside them is reported (ignore
+        polygons are still cut out of them). Default: the whole image.
+    warmup_frames
+        Frames after a (re)start in which the model only learns. Thermal 35, daylight 30.
+    filter_px
+        Majority filter window on the foreground mask, pixels, odd (1 is off). Thermal 1,
+        daylight 5.
+    """
+
+    sensor: SensorKind | None = None
+    sensitivity: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
+    min_size_px: Annotated[int, Meta(ge=0, le=10_000)] | None = None
+    min_area_px: Annotated[int, Meta(ge=1, le=100_000_000)] | None = None
+    min_size_m: Annotated[float, Meta(ge=0.0, le=1000.0)] | None = None
+    ignore: Polygons | None = None
+    include: Polygons | None = None
+    warmup_frames: Annotated[int, Meta(ge=0, le=100_000)] | None = None
+    filter_px: Annotated[int, Meta(ge=1, le=15)] | None = None
+
+    def __post_init__(self) -> None:
+        if self.filter_px is not None and self.filter_px % 2 == 0:
+            raise ValueError(f"filter_px={self.filter_px}: expected an odd window (1 is off)")
+        for name in ("ignore", "include"):
+            for i, poly in enumerate(getattr(self, name) or ()):
+                xy = np.asarray(poly, np.float64)
+                area = 0.5 * abs(
+                    float(
+                        np.dot(xy[:, 0], np.roll(xy[:, 1], 1))
+                        - np.dot(xy[:, 1], np.roll(xy[:, 0], 1))
+                    )
+                )
+                if not math.isfinite(area) or area <= 0.0:
+                    raise ValueError(
+                        f"{name}[{i}]: polygon encloses no area; expected 3+ distinct corners"
+                    )
+
+    # -- combining ----------------------------------------------------------------------
+    def over(self, base: DetectionSettings | None) -> DetectionSettings:
+        """These settings laid over ``base``: each field set here wins, unset ones come from it."""
+        if base is None:
+            return self
+        fields: dict[str, Any] = {}
+        for name in self.__struct_fields__:
+            mine = getattr(self, name)
+            fields[name] = mine if mine is not None else getattr(base, name)
+        return DetectionSettings(**fields)
+
+    def kind(self, thermal: bool = True) -> SensorKind:
+        """The sensor kind in effect; ``thermal`` is the camera's own flag where unset here."""
+        if self.sensor is not None:
+            return self.sensor
+        return "thermal" if thermal else "daylight"
+
+    # -- building -----------------------------------------------------------------------
+    def detector_config(self, thermal: bool = True, seed: int | None = None) -> DetectorConfig:
+        """The motion detector's settings: the sensor's defaults with what is set here.
+
+        With nothing set (and a thermal camera) this is exactly :meth:`DetectorConfig.for_tower`.
+        ``seed`` sets the background model's random seed (``None`` keeps the default's).
+        """
+        cfg = sensor_defaults(self.kind(thermal))
+        bg = cfg.background
+        if self.sensitivity is not None:
+            r = sensitivity_radius(bg.radius_min, self.sensitivity)
+            bg = replace(bg, radius_min=r, radius_max=max(bg.radius_max, r))
+        if seed is not None:
+            bg = replace(bg, seed=int(seed))
+        obj = cfg.objects
+        changes: dict[str, Any] = {}
+        if self.min_size_px is not None:
+            changes["min_size_px"] = float(self.min_size_px)
+        if self.min_area_px is not None:
+            changes["min_area_px"] = int(self.min_area_px)
+        if self.min_size_m is not None:
+            changes["min_size_m"] = float(self.min_size_m)
+        if changes:
+            obj = replace(obj, **changes)
+        out: dict[str, Any] = {"background": bg, "objects": obj}
+        if self.warmup_frames is not None:
+            out["warmup_frames"] = int(self.warmup_frames)
+        if self.filter_px is not None:
+            out["filter_size"] = int(self.filter_px)
+        return replace(cfg, **out)
+
+    def region(self, shape: tuple[int, int]) -> NDArray[np.uint8] | None:
+        """The region mask for frames of ``(height, width)``: 255 where motion is watched.
+
+        ``None`` when no polygon is set (the whole image). Polygons are filled with
+        ``cv2.fillPoly`` at their vertices rounded to whole pixels (edges included).
+        """
+        if not self.ignore and not self.include:
+            return None
+        h, w = (int(s) for s in shape)
+        if h < 1 or w < 1:
+            raise DetectionError(f"frame shape {shape!r}; expected (height, width) of at least 1")
+        mask = np.full((h, w), 255 if not self.include else 0, np.uint8)
+        if self.include:
+            cv2.fillPoly(mask, _points(self.include), 255)
+        if self.ignore:
+            cv2.fillPoly(mask, _points(self.ignore), 0)
+        return mask
+
+    def detector(
+        self,
+        shape: tuple[int, int],
+        geometry: CameraGeometry | None = None,
+        camera_id: str = "camera",
+        thermal: bool = True,
+    ) -> MotionDetector:
+        """A motion detector for frames of ``(height, width)`` with these settings and masks."""
+        return MotionDetector(
+            shape, self.detector_config(thermal), geometry, self.region(shape), camera_id
+        )
+
+
+def _points(polygons: list[list[tuple[float, float]]]) -> list[NDArray[np.int32]]:
+    """Polygons as ``cv2.fillPoly`` wants them: int32 ``(n, 1, 2)`` arrays of whole pixels."""
+    return [np.rint(np.asarray(p, np.float64)).astype(np.int32).reshape(-1, 1, 2) for p in polygons]
