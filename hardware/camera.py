@@ -11,7 +11,9 @@ Time
     A video file carries no wall time: frame ``i`` (from 0) is at ``start_time + i / fps``
     (frames the recorder dropped keep their gap), and a
     :class:`~vigil.hardware.pacing.Pacer` can play it back at a chosen speed on a shared clock.
-    Frames of a live source are stamped with the wall clock when they are read.
+    Frames of a live source are stamped from the stream's own clock (the RTP or container
+    time OpenCV's FFmpeg backend reports), anchored to the wall clock at connect (see
+    "Stream time" in :mod:`vigil.ingest.frames`).
 
 Lost streams
     A live source that stops delivering frames is released and opened again, with
@@ -22,8 +24,22 @@ Detection is not done here (``hardware`` does not import ``detection``): the cal
 ``detect(frame, time_s, index) -> detections``; ``vigil edge camera`` passes the tower's
 motion detector with the tower's camera model from the deployment.
 
-Camera commands (pointing orders on ``vigil/v1/{sector}/cam/{id}/commands``) are received and
-counted; steering a pan-tilt head is not implemented, and a file cannot be steered.
+Health
+    A live source's health (dropped: no frames; frozen: the same picture) goes out as the
+    camera's status on ``vigil/v1/{sector}/cam/{id}/status`` (:mod:`vigil.hardware.camera_health`).
+
+Camera commands
+    Pointing orders on ``vigil/v1/{sector}/cam/{id}/commands`` (the service's cues) are
+    carried out through the camera's PTZ control (:class:`~vigil.hardware.ptz.PtzControl`,
+    ONVIF) when one is given; an order that names another camera is refused and counted, and
+    without PTZ control (a file, a fixed camera) orders are counted and logged only.
+
+Pointing
+    With PTZ control, the detector's geometry follows the pointing the camera *reports*
+    (``GetStatus``, mapped to degrees by the camera's
+    :class:`~vigil.hardware.ptz.PtzMapping`): ``repoint(pointing)`` is called before the
+    first frame after each change, and frames that come before the camera has reported any
+    pointing are not run through the detector (counted as ``unpointed``).
 """
 
 from __future__ import annotations
@@ -40,7 +56,9 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from vigil.hardware.camera_health import HealthSettings, StreamHealth
 from vigil.hardware.pacing import Pacer
+from vigil.hardware.ptz import Pointing, PtzControl
 from vigil.ingest.bus import Bus
 from vigil.ingest.cptv_file import is_cptv
 from vigil.ingest.frames import (
@@ -55,6 +73,8 @@ from vigil.ingest.schema import CameraCommand, CameraDetection, Wire, topic_for
 log = logging.getLogger(__name__)
 
 Detect = Callable[[NDArray[np.uint8], float, int], Sequence[CameraDetection]]
+#: Told the camera's reported pointing when it changes (the detector's geometry follows).
+Repoint = Callable[[Pointing], None]
 
 
 class CameraSourceError(OSError):
@@ -68,7 +88,18 @@ class CameraCounts:
     frames: int = 0
     detections: int = 0
     reconnects: int = 0
+    #: Camera commands received for this camera.
     commands: int = 0
+    #: Commands passed to the PTZ control.
+    commands_carried: int = 0
+    #: Commands that named another camera.
+    commands_refused: int = 0
+    #: Changes of the reported pointing passed to the detector.
+    pointing_changes: int = 0
+    #: Frames read before the camera had reported a pointing (not detected).
+    unpointed: int = 0
+    #: Health statuses published, per state.
+    health: Counter[str] = field(default_factory=Counter)
     first_time: float | None = None
     last_time: float | None = None
     #: Frames a file announced but that could not be decoded.
@@ -202,6 +233,9 @@ def run_camera_edge(
     max_reconnect_s: float = 30.0,
     max_reconnects: int | None = None,
     stop: threading.Event | None = None,
+    ptz: PtzControl | None = None,
+    repoint: Repoint | None = None,
+    health: HealthSettings | None = None,
 ) -> CameraCounts:
     """Read a camera, detect, and publish each detection on the camera's topic.
 
@@ -222,23 +256,53 @@ def run_camera_edge(
         For files: hold each frame until its time comes (see :mod:`vigil.hardware.pacing`).
     reconnect_s, max_reconnect_s, max_reconnects, stop
         For live sources, see :func:`live_frames`.
+    ptz
+        The camera's PTZ control (started here, stopped at the end): commands point it,
+        and its reported pointing goes to ``repoint``.
+    repoint
+        Told each change of the reported pointing, before the next frame is detected.
+    health
+        For live sources: when the stream counts as dropped or frozen (defaults of
+        :class:`~vigil.hardware.camera_health.HealthSettings`).
     """
     counts = CameraCounts()
+    live = is_live(source)
 
     def on_command(topic: str, msg: Wire) -> None:
-        if isinstance(msg, CameraCommand):
-            counts.commands += 1
+        if not isinstance(msg, CameraCommand):
+            return
+        if msg.camera != camera_id:
+            counts.commands_refused += 1
+            log.warning(
+                "camera %s: refused a command for camera %r on its topic", camera_id, msg.camera
+            )
+            return
+        counts.commands += 1
+        if ptz is None:
             log.info(
                 "camera %s: command to pan %.1f, tilt %.1f (%s) not carried out: no PTZ control",
-                camera_id,
-                msg.pan_deg,
-                msg.tilt_deg,
-                msg.reason,
-            )
+                camera_id, msg.pan_deg, msg.tilt_deg, msg.reason,
+            )  # fmt: skip
+            return
+        try:
+            ptz.point(msg.pan_deg, msg.tilt_deg)
+        except ValueError as exc:
+            counts.commands_refused += 1
+            log.warning("camera %s: refused command: %s", camera_id, exc)
+            return
+        counts.commands_carried += 1
+        log.info(
+            "camera %s: pointing to pan %.2f, tilt %.2f (%s)",
+            camera_id, msg.pan_deg, msg.tilt_deg, msg.reason,
+        )  # fmt: skip
 
+    watch = StreamHealth(bus, sector, camera_id, health) if live else None
+    if ptz is not None:
+        ptz.start()
     sub = bus.subscribe(f"vigil/v1/{sector}/cam/{camera_id}/commands", on_command)
+    applied: Pointing | None = None
     try:
-        if is_live(source):
+        if live:
             frames = live_frames(
                 source,
                 counts=counts,
@@ -247,6 +311,8 @@ def run_camera_edge(
                 max_reconnects=max_reconnects,
                 stop=stop,
             )
+            assert watch is not None
+            watch.start()
         else:
             rate = fps or announced_fps(source)
             if rate is None:
@@ -257,12 +323,24 @@ def run_camera_edge(
                 start_time = Path(source).stat().st_mtime if Path(source).exists() else 0.0
             frames = file_frames(source, fps=rate, start_time=start_time, counts=counts)
         for index, t, frame in frames:
-            if pacer is not None and not is_live(source):
+            if watch is not None:
+                watch.frame(frame)
+            if pacer is not None and not live:
                 pacer.wait(t)
             if counts.first_time is None:
                 counts.first_time = t
             counts.last_time = t
             counts.frames += 1
+            if ptz is not None:
+                reported = ptz.reported
+                if reported is None:
+                    counts.unpointed += 1
+                    continue
+                if reported.differs(applied):
+                    applied = reported
+                    counts.pointing_changes += 1
+                    if repoint is not None:
+                        repoint(reported)
             for det in detect(frame, t, index):
                 bus.publish(topic_for(sector, det), det)
                 counts.detections += 1
@@ -271,11 +349,17 @@ def run_camera_edge(
                 break
     finally:
         bus.unsubscribe(sub)
+        if watch is not None:
+            watch.stop()
+            counts.health = watch.reports
+        if ptz is not None:
+            ptz.stop()
     return counts
 
 
 __all__ = [
     "CameraCounts",
+    "Repoint",
     "CameraSourceError",
     "Detect",
     "file_frames",

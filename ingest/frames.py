@@ -17,8 +17,22 @@ Frames come as ``(index, time, frame)``: ``index`` counts from ``first_index`` (
 given). ``time`` is, for files, the container's presentation time of the frame counted in
 frame periods of the container's rate and divided by ``fps`` (``start_time + index / fps``
 for a file at a constant rate; a recorder's dropped frames leave their gap in time); for
-sequences ``start_time + index / fps``; for streams and devices the clock's reading when
-the frame arrived. ``frame`` is OpenCV's image as read.
+sequences ``start_time + index / fps``; for streams and devices the stream's own clock
+(:class:`StreamClock`). ``frame`` is OpenCV's image as read.
+
+Stream time
+    A live frame is stamped from the time the stream gives it (the container's or RTP's
+    presentation time, which OpenCV's FFmpeg backend reports as ``CAP_PROP_POS_MSEC``),
+    anchored to the wall clock at connect: ``time = offset + pos``, where ``offset`` is the
+    least ``arrival - pos`` seen since the connection opened (the frame that came with the
+    least delay fixes it; a burst of buffered frames at connect does not move frames into
+    the future). So a frame's time is never after its arrival, times never go backwards,
+    and their spacing is the camera's, not the network's. The anchor is set afresh (and
+    counted) when the stream's time goes backwards or jumps, or falls more than
+    ``max_lag_s`` behind the wall clock (a camera clock that runs slow, an encoder that
+    restarted). A frame without a usable stream time (none, not finite, not increasing:
+    MJPEG over HTTP, some devices) is stamped with its arrival. Each reopened connection
+    anchors afresh.
 
 A file that holds fewer frames than its header announces is read to its end. When the
 container is complete (an AVI whose RIFF chunk fits in the file, or frames whose times reach
@@ -48,6 +62,9 @@ if TYPE_CHECKING:
 
 #: URL schemes read as live streams (through OpenCV's FFmpeg backend).
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
+
+#: How long opening a stream, or waiting for its next frame, may take, seconds.
+STREAM_TIMEOUT_S = 5.0
 
 #: ``(index, time, frame)``: OpenCV's ``uint8`` image, or a CPTV file's ``uint16`` counts.
 Frame = tuple[int, float, NDArray[np.uint8] | NDArray[np.uint16]]
@@ -119,7 +136,15 @@ def open_capture(source: str) -> Any:
     if source.isdigit():
         cap = cv2.VideoCapture(int(source))
     elif is_live(source):
-        cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG)
+        # a stream that stops answering returns from read() after the timeout instead of
+        # hanging the adapter (milliseconds)
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            int(STREAM_TIMEOUT_S * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            int(STREAM_TIMEOUT_S * 1000),
+        ]
+        cap = cv2.VideoCapture(source, cv2.CAP_FFMPEG, params)
     elif is_sequence(source):
         cap = cv2.VideoCapture(source, cv2.CAP_IMAGES)
     else:
@@ -165,6 +190,60 @@ def announced_fps(source: str) -> float | None:
         cap.release()
 
 
+class StreamClock:
+    """Stamps a live stream's frames from its own clock, anchored to the wall clock.
+
+    See "Stream time" in the module docstring.
+
+    Parameters
+    ----------
+    clock
+        The wall clock, UTC seconds.
+    max_lag_s
+        How far a frame's time may fall behind its arrival before the anchor is set afresh,
+        seconds.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time, max_lag_s: float = 2.0) -> None:
+        self.clock = clock
+        self.max_lag_s = float(max_lag_s)
+        self.offset: float | None = None
+        self.last_pos: float | None = None
+        self.last_time = -math.inf
+        #: Frames stamped with their arrival for want of a stream time.
+        self.unstamped = 0
+        #: Times the anchor was set afresh after the first.
+        self.reanchors = 0
+
+    def stamp(self, pos_ms: float) -> float:
+        """The time of a frame the stream says is at ``pos_ms`` milliseconds, seconds."""
+        arrival = self.clock()
+        pos = pos_ms / 1000.0 if math.isfinite(pos_ms) else math.nan
+        usable = math.isfinite(pos) and (self.last_pos is None or pos > self.last_pos)
+        if not usable:
+            self.unstamped += 1
+            t = arrival
+        else:
+            offset = arrival - pos
+            if self.offset is None:
+                self.offset = offset
+            elif offset < self.offset:
+                self.offset = offset  # this frame came with less delay than any before
+            elif offset - self.offset > self.max_lag_s:
+                log.info(
+                    "stream time %.3f s is %.1f s behind the wall clock; anchored afresh",
+                    pos,
+                    offset - self.offset,
+                )
+                self.offset = offset
+                self.reanchors += 1
+            self.last_pos = pos
+            t = self.offset + pos
+        t = max(t, self.last_time)
+        self.last_time = t
+        return t
+
+
 class VideoFrames:
     """An opened video source; iterate it for ``(index, time, frame)``, or :meth:`read` one.
 
@@ -180,7 +259,7 @@ class VideoFrames:
     first_index
         Index of the first frame read (a reopened stream goes on counting).
     clock
-        For streams and devices: the time of a frame when it arrives, seconds.
+        For streams and devices: the wall clock that anchors the stream's (UTC seconds).
 
     Raises
     ------
@@ -225,6 +304,8 @@ class VideoFrames:
         self.start_time = start_time
         self.clock = clock
         self.first_index = first_index
+        #: Live sources: stamps frames from the stream's clock.
+        self.stream_clock = StreamClock(clock)
         #: Frames read so far.
         self.frames_read = 0
         #: Frames the header announces that a complete file does not hold (after the end).
@@ -233,6 +314,8 @@ class VideoFrames:
 
     def read(self) -> Frame | None:
         """The next ``(index, time, frame)``; ``None`` at the end, or when a stream is lost."""
+        import cv2
+
         if self._cap is None:
             return None
         ok, frame = self._cap.read()
@@ -240,7 +323,7 @@ class VideoFrames:
             return None
         index = self.first_index + self.frames_read
         if self.live:
-            t = self.clock()
+            t = self.stream_clock.stamp(float(self._cap.get(cv2.CAP_PROP_POS_MSEC)))
         elif not self.fps:
             t = math.nan
         elif self.sequence:

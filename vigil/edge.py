@@ -1,7 +1,8 @@
 """Wiring for the camera edge process: a tower's motion detector as the adapter's ``detect``.
 
 ``vigil.hardware.camera`` reads frames and publishes detections but does not import ``detection``;
-this module joins the two with the tower's camera model from the deployment.
+this module joins the two with the tower's camera model from the deployment, and turns the
+pointing a PTZ camera reports into the detector's geometry (:meth:`TowerDetector.repoint`).
 """
 
 from __future__ import annotations
@@ -15,40 +16,109 @@ from numpy.typing import NDArray
 
 from vigil.detection.detector import DetectorConfig, MotionDetector
 from vigil.detection.objects import CameraGeometry
+from vigil.detection.settings import DetectionSettings
 from vigil.geo.site import Site, tower_camera
-from vigil.hardware.camera import Detect, run_camera_edge
+from vigil.hardware.camera import run_camera_edge
+from vigil.hardware.ptz import Pointing
 from vigil.ingest.bus import InProcessBus
 from vigil.ingest.schema import CameraDetection, Wire
 
 
-def tower_detector(site: Site, tower_id: str, config: DetectorConfig | None = None) -> Detect:
+class TowerDetector:
     """``detect(frame, time_s, index)`` for one tower: its motion detector and camera model.
 
     The detector is made on the first frame, with the camera model's image size set to the
-    frame's (a simulation may render smaller frames than the tower's camera).
+    frame's (a simulation may render smaller frames than the tower's camera). Its pointing
+    is the deployment's until :meth:`repoint` gives the one the camera reports.
+
+    Parameters
+    ----------
+    site, tower_id
+        The deployment and the tower.
+    config
+        The detector's settings; from ``settings`` (or the tower defaults) when omitted.
+    settings
+        The tower's detection settings (sensor kind, sensitivity, sizes, masks).
 
     Raises
     ------
     ValueError
         When the deployment has no tower ``tower_id``.
     """
-    towers = {t.id: t for t in site.towers}
-    if tower_id not in towers:
-        raise ValueError(f"tower {tower_id!r} is not in the deployment; have {sorted(towers)}")
-    frame_of_reference = site.frame()
-    base = tower_camera(towers[tower_id], frame_of_reference)
-    cfg = config or DetectorConfig.for_tower()
-    made: list[MotionDetector] = []
 
-    def detect(frame: NDArray[np.uint8], time_s: float, index: int) -> Sequence[CameraDetection]:
-        if not made:
+    def __init__(
+        self,
+        site: Site,
+        tower_id: str,
+        config: DetectorConfig | None = None,
+        *,
+        settings: DetectionSettings | None = None,
+    ) -> None:
+        towers = {t.id: t for t in site.towers}
+        if tower_id not in towers:
+            raise ValueError(f"tower {tower_id!r} is not in the deployment; have {sorted(towers)}")
+        self.tower_id = tower_id
+        self.frame_of_reference = site.frame()
+        tower = towers[tower_id]
+        self.base = tower_camera(tower, self.frame_of_reference)
+        self.settings = settings
+        if config is None:
+            config = (
+                settings.detector_config(thermal=tower.thermal)
+                if settings is not None
+                else DetectorConfig.for_tower()
+            )
+        self.config = config
+        self.detector: MotionDetector | None = None
+        #: Pointings given by :meth:`repoint` (the detector restarted for each).
+        self.repoints = 0
+
+    def _geometry(self, w: int, h: int) -> CameraGeometry:
+        cam = self.base
+        if (cam.width, cam.height) != (w, h):
+            cam = replace(cam, width=w, height=h)
+        return CameraGeometry(cam, self.frame_of_reference, self.tower_id)
+
+    def repoint(self, pointing: Pointing) -> None:
+        """Use the pointing the camera reports: new geometry, background learnt afresh."""
+        self.base = replace(
+            self.base,
+            pan_deg=pointing.pan_deg,
+            tilt_deg=pointing.tilt_deg,
+            hfov_deg=pointing.hfov_deg,
+        )
+        self.repoints += 1
+        if self.detector is not None:
+            h, w = self.detector.shape
+            self.detector.set_geometry(self._geometry(w, h))
+
+    def __call__(
+        self, frame: NDArray[np.uint8], time_s: float, index: int
+    ) -> Sequence[CameraDetection]:
+        if self.detector is None:
             h, w = frame.shape[:2]
-            cam = base if (base.width, base.height) == (w, h) else replace(base, width=w, height=h)
-            geometry = CameraGeometry(cam, frame_of_reference, tower_id)
-            made.append(MotionDetector((h, w), cfg, geometry, camera_id=tower_id))
-        return made[0].process(frame, time_s, index).detections
+            roi = self.settings.region((h, w)) if self.settings is not None else None
+            self.detector = MotionDetector(
+                (h, w), self.config, self._geometry(w, h), roi, camera_id=self.tower_id
+            )
+        return self.detector.process(frame, time_s, index).detections
 
-    return detect
+
+def tower_detector(
+    site: Site,
+    tower_id: str,
+    config: DetectorConfig | None = None,
+    *,
+    settings: DetectionSettings | None = None,
+) -> TowerDetector:
+    """``detect(frame, time_s, index)`` for one tower (a :class:`TowerDetector`).
+
+    Raises
+    ------
+    ValueError
+        When the deployment has no tower ``tower_id``.
+    """
+    return TowerDetector(site, tower_id, config, settings=settings)
 
 
 def feeds_from_files(
@@ -94,4 +164,4 @@ def feeds_from_files(
     return got
 
 
-__all__ = ["feeds_from_files", "tower_detector"]
+__all__ = ["TowerDetector", "feeds_from_files", "tower_detector"]

@@ -1,0 +1,189 @@
+"""A live camera's health: a stream that stops (dropped) or shows the same picture (frozen).
+
+Reported as the device status every device uses, a
+:class:`~vigil.ingest.schema.SensorStatus` whose ``sensor`` is the camera's id, on the
+camera's own status topic ``vigil/v1/{sector}/cam/{camera}/status``:
+
+- ``offline``: no frame for ``dropped_after_s`` (the stream went away, or is being reopened);
+- ``degraded``: frames arrive but each is the same picture as the one before, for
+  ``frozen_after_s`` (an encoder or camera that hangs on its last image);
+- ``ok``: frames arrive and change.
+
+A status goes out when the state changes and every ``interval_s`` while it holds;
+``last_heard`` is the wall time of the last frame (of the watch's start before any) and
+``battery`` is 1 (a tower camera is on the mast's power). A watchdog thread checks every
+quarter of the shorter limit, so an outage is reported while the adapter waits on the stream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from vigil.ingest.bus import Bus
+from vigil.ingest.schema import SensorState, SensorStatus
+
+log = logging.getLogger(__name__)
+
+
+def camera_status_topic(sector: str, camera_id: str) -> str:
+    """The topic of a camera's health: ``vigil/v1/{sector}/cam/{camera}/status``."""
+    return f"vigil/v1/{sector}/cam/{camera_id}/status"
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    """When a live stream counts as dropped or frozen, and how often health is reported.
+
+    Parameters
+    ----------
+    dropped_after_s
+        No frame for this long: ``offline``, seconds.
+    frozen_after_s
+        The same picture for this long: ``degraded``, seconds.
+    interval_s
+        A status at least this often while the state holds, seconds.
+    """
+
+    dropped_after_s: float = 5.0
+    frozen_after_s: float = 10.0
+    interval_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("dropped_after_s", "frozen_after_s", "interval_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0.0 < value <= 86_400.0):
+                raise ValueError(f"camera health {name} = {value!r}: expected (0, 86400] s")
+
+
+def picture_digest(frame: NDArray) -> bytes:
+    """A digest of a frame's picture (every other row and column), for "the same picture"."""
+    view = np.ascontiguousarray(frame[::2, ::2])
+    return hashlib.blake2b(view.tobytes(), digest_size=16).digest()
+
+
+class StreamHealth:
+    """Watches one live camera's frames and publishes its health (module docstring).
+
+    Parameters
+    ----------
+    bus, sector, camera_id
+        Where the status goes.
+    settings
+        Limits and reporting interval.
+    clock
+        Wall clock, UTC seconds.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        sector: str,
+        camera_id: str,
+        settings: HealthSettings | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.bus = bus
+        self.topic = camera_status_topic(sector, camera_id)
+        self.camera_id = camera_id
+        self.settings = settings or HealthSettings()
+        self.clock = clock
+        self.started = clock()
+        self.last_frame: float | None = None
+        self.last_change: float | None = None  # when the picture last differed
+        self._digest: bytes | None = None
+        self.state: SensorState | None = None
+        self._reported_at = -float("inf")
+        #: Statuses published, per state.
+        self.reports: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._check_lock = threading.Lock()  # the reader's and the watchdog's checks
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def frame(self, frame: NDArray) -> None:
+        """Note a frame that has just arrived."""
+        now = self.clock()
+        digest = picture_digest(frame)
+        with self._lock:
+            self.last_frame = now
+            if digest != self._digest:
+                self._digest = digest
+                self.last_change = now
+        if self.state != "ok" and self._judge(now) == "ok":
+            self.check()  # report a recovery at once, not at the next watchdog tick
+
+    def _judge(self, now: float) -> SensorState:
+        s = self.settings
+        with self._lock:
+            heard = self.last_frame if self.last_frame is not None else self.started
+            changed = self.last_change if self.last_change is not None else heard
+        if now - heard >= s.dropped_after_s:
+            return "offline"
+        if now - changed >= s.frozen_after_s:
+            return "degraded"
+        return "ok"
+
+    def check(self) -> SensorState:
+        """Judge the stream now; publish a status on a change or when one is due."""
+        with self._check_lock:
+            return self._check()
+
+    def _check(self) -> SensorState:
+        now = self.clock()
+        state = self._judge(now)
+        if state != self.state or now - self._reported_at >= self.settings.interval_s:
+            if state != self.state:
+                log.log(
+                    logging.INFO if state == "ok" else logging.WARNING,
+                    "camera %s: stream %s",
+                    self.camera_id,
+                    {"ok": "ok", "offline": "dropped (no frames)", "degraded": "frozen"}[state],
+                )
+            heard = self.last_frame if self.last_frame is not None else self.started
+            msg = SensorStatus(
+                sensor=self.camera_id,
+                time=now,
+                battery=1.0,
+                state=state,
+                last_heard=heard,
+            )
+            self.state = state
+            self._reported_at = now
+            self.reports[state] += 1
+            self.bus.publish(self.topic, msg)
+        return state
+
+    def start(self) -> StreamHealth:
+        """Start the watchdog thread; returns self."""
+        if self._thread is None:
+            period = min(self.settings.dropped_after_s, self.settings.frozen_after_s) / 4.0
+            self._thread = threading.Thread(
+                target=self._watch, args=(period,), name=f"health-{self.camera_id}", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def _watch(self, period: float) -> None:
+        while not self._stop.wait(period):
+            try:
+                self.check()
+            except Exception:  # a bus that fails must not end the watch
+                log.exception("camera %s: publishing health failed", self.camera_id)
+
+    def stop(self) -> None:
+        """Stop the watchdog."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+
+
+__all__ = ["HealthSettings", "StreamHealth", "camera_status_topic", "picture_digest"]

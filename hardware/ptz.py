@@ -1,0 +1,492 @@
+"""Pan-tilt-zoom control of a tower camera over ONVIF, and the pointing the camera reports.
+
+Client
+    :class:`OnvifPtz` speaks ONVIF (device, media and PTZ services, WS-Security digest) through
+    ``onvif-zeep-async`` (PyPI; maintained with Home Assistant's ONVIF integration). Its
+    coroutines run on a private event loop in a thread of their own, so the adapter calls
+    plain methods, each bounded by ``timeout_s``: absolute and relative moves, presets (list,
+    set, go to), status (``GetStatus``) and the media profile's RTSP address.
+
+Mapping
+    ONVIF's generic spaces give pan and tilt in ``[-1, 1]`` and zoom in ``[0, 1]``; what a unit
+    means in degrees is the camera's own. :class:`PtzMapping` says it for one camera:
+
+    - pan (azimuth, degrees clockwise from north) ``= pan_zero_deg + x * pan_deg_per_unit``,
+      modulo 360 (``pan_deg_per_unit = 180``: the generic space spans the full circle);
+    - tilt (degrees below horizontal) ``= tilt_zero_deg - y * tilt_deg_per_unit`` (ONVIF's
+      ``y`` grows upward, Vigil's tilt downward);
+    - horizontal field of view: the focal length grows linearly with zoom from
+      ``hfov_wide_deg`` at 0 to ``hfov_tele_deg`` at 1:
+      ``hfov = 2 atan(tan(wide / 2) / (1 + z (M - 1)))`` with
+      ``M = tan(wide / 2) / tan(tele / 2)`` (a digital zoom's crop factor does the same).
+
+    A pointing outside the space the mapping covers is clamped to its edge (and logged).
+
+Control
+    :class:`PtzControl` runs one thread per camera: it carries out the latest pointing order
+    (older ones not yet sent are superseded), polls ``GetStatus`` every ``poll_s`` and keeps
+    the reported pointing (:attr:`PtzControl.reported`), which is what the detector's geometry
+    uses. A camera that does not answer is reconnected with exponential backoff; once it
+    answers again it is pointed again where it was last told (a camera that restarts comes
+    back at its home position).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+
+class PtzError(OSError):
+    """A PTZ camera that cannot be reached, or refused a request."""
+
+
+@dataclass(frozen=True)
+class Pointing:
+    """Where a camera looks: azimuth clockwise from north, tilt below horizontal, horizontal
+    field of view, all degrees."""
+
+    pan_deg: float
+    tilt_deg: float
+    hfov_deg: float
+
+    def differs(self, other: Pointing | None, tolerance_deg: float = 0.01) -> bool:
+        """Whether ``other`` looks elsewhere by more than ``tolerance_deg`` in any angle."""
+        if other is None:
+            return True
+        dpan = abs((self.pan_deg - other.pan_deg + 180.0) % 360.0 - 180.0)
+        return (
+            dpan > tolerance_deg
+            or abs(self.tilt_deg - other.tilt_deg) > tolerance_deg
+            or abs(self.hfov_deg - other.hfov_deg) > tolerance_deg
+        )
+
+
+@dataclass(frozen=True)
+class PtzStatus:
+    """``GetStatus``: position in ONVIF's generic spaces and whether the head is moving."""
+
+    x: float
+    y: float
+    zoom: float
+    moving: bool = False
+
+
+@dataclass(frozen=True)
+class PtzMapping:
+    """One camera's ONVIF generic space in degrees (see the module docstring).
+
+    Parameters
+    ----------
+    pan_zero_deg, pan_deg_per_unit
+        Azimuth at ``x = 0`` and degrees per unit of ``x`` (clockwise from north).
+    tilt_zero_deg, tilt_deg_per_unit
+        Tilt below horizontal at ``y = 0`` and degrees per unit of ``y`` (``y`` up).
+    hfov_wide_deg, hfov_tele_deg
+        Horizontal field of view at zoom 0 and at zoom 1.
+    """
+
+    pan_zero_deg: float
+    pan_deg_per_unit: float = 180.0
+    tilt_zero_deg: float = 0.0
+    tilt_deg_per_unit: float = 45.0
+    hfov_wide_deg: float = 24.0
+    hfov_tele_deg: float = 24.0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "pan_zero_deg": (0.0, 360.0),
+            "pan_deg_per_unit": (0.0, 180.0),
+            "tilt_zero_deg": (-90.0, 90.0),
+            "tilt_deg_per_unit": (0.0, 90.0),
+            "hfov_wide_deg": (0.1, 179.0),
+            "hfov_tele_deg": (0.1, 179.0),
+        }
+        for name, (lo, hi) in checks.items():
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and lo <= value <= hi):
+                raise ValueError(f"PTZ mapping {name} = {value!r}: expected [{lo}, {hi}]")
+        if self.pan_deg_per_unit == 0 or self.tilt_deg_per_unit == 0:
+            raise ValueError("PTZ mapping: degrees per unit must be above 0")
+        if self.hfov_tele_deg > self.hfov_wide_deg:
+            raise ValueError(
+                f"PTZ mapping hfov_tele_deg = {self.hfov_tele_deg!r}: expected at most "
+                f"hfov_wide_deg ({self.hfov_wide_deg!r})"
+            )
+
+    def pointing(self, x: float, y: float, zoom: float = 0.0) -> Pointing:
+        """The pointing of generic-space ``(x, y, zoom)``."""
+        for name, value in (("x", x), ("y", y), ("zoom", zoom)):
+            if not math.isfinite(value):
+                raise PtzError(f"PTZ status {name} = {value!r}: expected a finite number")
+        z = min(max(zoom, 0.0), 1.0)
+        wide = math.tan(math.radians(self.hfov_wide_deg) / 2.0)
+        tele = math.tan(math.radians(self.hfov_tele_deg) / 2.0)
+        half = wide / (1.0 + z * (wide / tele - 1.0))
+        return Pointing(
+            pan_deg=(self.pan_zero_deg + x * self.pan_deg_per_unit) % 360.0,
+            tilt_deg=self.tilt_zero_deg - y * self.tilt_deg_per_unit,
+            hfov_deg=math.degrees(2.0 * math.atan(half)),
+        )
+
+    def position(self, pan_deg: float, tilt_deg: float) -> tuple[float, float]:
+        """Generic-space ``(x, y)`` for a pan and tilt, clamped to ``[-1, 1]``."""
+        dpan = (pan_deg - self.pan_zero_deg + 180.0) % 360.0 - 180.0  # (-180, 180]
+        x = dpan / self.pan_deg_per_unit
+        y = (self.tilt_zero_deg - tilt_deg) / self.tilt_deg_per_unit
+        cx, cy = min(max(x, -1.0), 1.0), min(max(y, -1.0), 1.0)
+        if (cx, cy) != (x, y):
+            log.warning(
+                "pan %.2f, tilt %.2f is outside the camera's reach; clamped to x %.3f, y %.3f",
+                pan_deg,
+                tilt_deg,
+                cx,
+                cy,
+            )
+        return cx, cy
+
+
+def _number(obj: Any, *path: str) -> float | None:
+    """``obj.a.b`` as a float, ``None`` where a level is missing."""
+    for name in path:
+        obj = getattr(obj, name, None) if obj is not None else None
+    try:
+        return float(obj) if obj is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+class OnvifPtz:
+    """An ONVIF camera's PTZ service (and its media profile), called synchronously.
+
+    Parameters
+    ----------
+    host, port
+        The camera's ONVIF device service (``http://host:port/onvif/device_service``).
+    user, password
+        WS-Security credentials (empty: none).
+    profile
+        Media profile token; the first profile with a PTZ configuration when omitted.
+    timeout_s
+        Longest wait for any one request, seconds.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        user: str = "",
+        password: str = "",
+        *,
+        profile: str | None = None,
+        timeout_s: float = 5.0,
+    ) -> None:
+        if not 0 < int(port) < 65536:
+            raise ValueError(f"ONVIF port {port!r}: expected 1-65535")
+        self.host = host
+        self.port = int(port)
+        self.user = user
+        self.password = password
+        self.profile = profile
+        self.timeout_s = float(timeout_s)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name=f"onvif-{host}:{port}", daemon=True
+        )
+        self._thread.start()
+        self._camera: Any = None
+        self._ptz: Any = None
+        self._media: Any = None
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _run(self, make: Callable[[], Coroutine[Any, Any, _T]], what: str) -> _T:
+        fut = asyncio.run_coroutine_threadsafe(asyncio.wait_for(make(), self.timeout_s), self._loop)
+        try:
+            return fut.result(self.timeout_s + 1.0)
+        except Exception as exc:  # the library raises many kinds; all mean the same here
+            fut.cancel()
+            detail = str(exc) or type(exc).__name__
+            raise PtzError(f"ONVIF {what} at {self.host}:{self.port}: {detail[:300]}") from exc
+
+    @property
+    def connected(self) -> bool:
+        """Whether the services are set up (the camera may have gone since)."""
+        return self._ptz is not None
+
+    def connect(self) -> None:
+        """Set up the device, media and PTZ services and pick the profile; raises PtzError."""
+        from onvif import ONVIFCamera
+
+        async def setup() -> None:
+            await self._drop()
+            cam = ONVIFCamera(self.host, self.port, self.user, self.password)
+            try:
+                await cam.update_xaddrs()
+                media = await cam.create_media_service()
+                ptz = await cam.create_ptz_service()
+                profiles = await media.GetProfiles()
+            except BaseException:
+                await cam.close()
+                raise
+            tokens = [p.token for p in profiles if getattr(p, "PTZConfiguration", None)]
+            if self.profile is None:
+                if not tokens:
+                    await cam.close()
+                    raise PtzError("the camera has no media profile with PTZ")
+                self.profile = tokens[0]
+            self._camera, self._media, self._ptz = cam, media, ptz
+
+        self._run(setup, "connect")
+
+    async def _drop(self) -> None:
+        cam, self._camera, self._ptz, self._media = self._camera, None, None, None
+        if cam is not None:
+            try:
+                await cam.close()
+            except Exception:  # closing a camera that went away
+                log.debug("closing ONVIF session to %s failed", self.host, exc_info=True)
+
+    def _service(self) -> Any:
+        if self._ptz is None:
+            self.connect()
+        return self._ptz
+
+    # -- PTZ ----------------------------------------------------------------------------------
+    def absolute_move(self, x: float, y: float, zoom: float | None = None) -> None:
+        """Move to generic-space ``(x, y)`` (and ``zoom``)."""
+        ptz = self._service()
+        position: dict[str, Any] = {"PanTilt": {"x": float(x), "y": float(y)}}
+        if zoom is not None:
+            position["Zoom"] = {"x": float(zoom)}
+        req = {"ProfileToken": self.profile, "Position": position}
+        self._run(lambda: ptz.AbsoluteMove(req), "AbsoluteMove")
+
+    def relative_move(self, dx: float, dy: float, dzoom: float = 0.0) -> None:
+        """Move by ``(dx, dy, dzoom)`` in the generic spaces."""
+        ptz = self._service()
+        req = {
+            "ProfileToken": self.profile,
+            "Translation": {"PanTilt": {"x": float(dx), "y": float(dy)}, "Zoom": {"x": dzoom}},
+        }
+        self._run(lambda: ptz.RelativeMove(req), "RelativeMove")
+
+    def presets(self) -> dict[str, str]:
+        """The camera's presets: token -> name."""
+        ptz = self._service()
+        got = self._run(lambda: ptz.GetPresets({"ProfileToken": self.profile}), "GetPresets")
+        return {str(p.token): str(getattr(p, "Name", "") or "") for p in got or []}
+
+    def set_preset(self, name: str) -> str:
+        """Store the present position as a preset named ``name``; returns its token."""
+        ptz = self._service()
+        req = {"ProfileToken": self.profile, "PresetName": name}
+        return str(self._run(lambda: ptz.SetPreset(req), "SetPreset"))
+
+    def goto_preset(self, token: str) -> None:
+        """Move to a stored preset."""
+        ptz = self._service()
+        req = {"ProfileToken": self.profile, "PresetToken": token}
+        self._run(lambda: ptz.GotoPreset(req), "GotoPreset")
+
+    def status(self) -> PtzStatus:
+        """``GetStatus``: where the head is, in the generic spaces."""
+        ptz = self._service()
+        got = self._run(lambda: ptz.GetStatus({"ProfileToken": self.profile}), "GetStatus")
+        x = _number(got, "Position", "PanTilt", "x")
+        y = _number(got, "Position", "PanTilt", "y")
+        if x is None or y is None:
+            raise PtzError(f"ONVIF GetStatus at {self.host}:{self.port}: no pan/tilt position")
+        zoom = _number(got, "Position", "Zoom", "x")
+        moving = str(getattr(getattr(got, "MoveStatus", None), "PanTilt", "")).upper()
+        return PtzStatus(x, y, 0.0 if zoom is None else zoom, moving == "MOVING")
+
+    def stream_uri(self) -> str:
+        """The profile's RTSP address (``GetStreamUri``)."""
+        self._service()
+        media = self._media
+        req = {
+            "ProfileToken": self.profile,
+            "StreamSetup": {"Stream": "RTP-Unicast", "Transport": {"Protocol": "RTSP"}},
+        }
+        got = self._run(lambda: media.GetStreamUri(req), "GetStreamUri")
+        return str(got.Uri)
+
+    def reset(self) -> None:
+        """Forget the session (the next call connects afresh)."""
+        self._run(self._drop, "close")
+
+    def close(self) -> None:
+        """Close the session and stop the client's thread."""
+        with contextlib.suppress(PtzError):
+            self.reset()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5.0)
+
+
+@dataclass
+class PtzCounts:
+    """What the PTZ control did."""
+
+    moves: int = 0
+    move_failures: int = 0
+    polls: int = 0
+    poll_failures: int = 0
+    reconnects: int = 0
+    pointing_changes: int = 0
+
+
+class PtzControl:
+    """Points one camera and follows where it reports it looks (see the module docstring).
+
+    Parameters
+    ----------
+    client
+        The camera's PTZ service (an :class:`OnvifPtz`).
+    mapping
+        Generic space -> degrees for this camera.
+    poll_s
+        How often to ask the camera where it points, seconds.
+    reconnect_s, max_reconnect_s
+        First and longest wait between attempts to reach a camera that does not answer.
+    """
+
+    def __init__(
+        self,
+        client: OnvifPtz,
+        mapping: PtzMapping,
+        *,
+        poll_s: float = 0.5,
+        reconnect_s: float = 0.5,
+        max_reconnect_s: float = 30.0,
+    ) -> None:
+        self.client = client
+        self.mapping = mapping
+        self.poll_s = float(poll_s)
+        self.reconnect_s = float(reconnect_s)
+        self.max_reconnect_s = float(max_reconnect_s)
+        self.counts = PtzCounts()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._order: tuple[float, float] | None = None  # pan, tilt not yet sent
+        self._last_order: tuple[float, float] | None = None  # the last one carried out
+        self._reported: Pointing | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def reported(self) -> Pointing | None:
+        """The pointing the camera last reported (``None`` before it answered)."""
+        with self._lock:
+            return self._reported
+
+    def point(self, pan_deg: float, tilt_deg: float) -> None:
+        """Order the camera to ``(pan_deg, tilt_deg)``; carried out by the control's thread."""
+        if not (math.isfinite(pan_deg) and math.isfinite(tilt_deg)):
+            raise ValueError(f"pointing ({pan_deg!r}, {tilt_deg!r}): expected finite degrees")
+        with self._lock:
+            self._order = (float(pan_deg), float(tilt_deg))
+        self._wake.set()
+
+    def start(self) -> PtzControl:
+        """Start the control's thread; returns self."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="ptz-control", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the thread and close the client."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(self.client.timeout_s * 3 + 2.0)
+        self.client.close()
+
+    def wait_reported(self, timeout_s: float) -> Pointing | None:
+        """Wait until the camera has reported a pointing (or ``timeout_s`` passes)."""
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end and self.reported is None:
+            time.sleep(0.05)
+        return self.reported
+
+    # -- the thread ---------------------------------------------------------------------------
+    def _loop(self) -> None:
+        delay = self.reconnect_s
+        lost = False
+        while not self._stop.is_set():
+            try:
+                if lost:
+                    self.client.connect()
+                    self.counts.reconnects += 1
+                    log.info("PTZ camera %s answers again", self.client.host)
+                    with self._lock:  # point it again where it was last told
+                        if self._order is None and self._last_order is not None:
+                            self._order = self._last_order
+                    lost = False
+                    delay = self.reconnect_s
+                self._carry_out()
+                self._poll()
+            except PtzError as exc:
+                if not lost:
+                    log.warning("PTZ camera lost: %s; reconnecting", exc)
+                lost = True
+                with contextlib.suppress(PtzError):
+                    self.client.reset()
+                self._stop.wait(delay)
+                delay = min(delay * 2.0, self.max_reconnect_s)
+                continue
+            self._wake.wait(self.poll_s)
+            self._wake.clear()
+
+    def _carry_out(self) -> None:
+        with self._lock:
+            order, self._order = self._order, None
+        if order is None:
+            return
+        x, y = self.mapping.position(*order)
+        try:
+            self.client.absolute_move(x, y)
+        except PtzError:
+            self.counts.move_failures += 1
+            with self._lock:  # not carried out: keep it for when the camera answers
+                if self._order is None:
+                    self._order = order
+            raise
+        self.counts.moves += 1
+        self._last_order = order
+        log.info("PTZ: pointed to pan %.2f, tilt %.2f (x %.4f, y %.4f)", *order, x, y)
+
+    def _poll(self) -> None:
+        try:
+            st = self.client.status()
+        except PtzError:
+            self.counts.poll_failures += 1
+            raise
+        self.counts.polls += 1
+        pointing = self.mapping.pointing(st.x, st.y, st.zoom)
+        with self._lock:
+            if pointing.differs(self._reported):
+                self.counts.pointing_changes += 1
+                self._reported = pointing
+
+
+__all__ = [
+    "OnvifPtz",
+    "Pointing",
+    "PtzControl",
+    "PtzCounts",
+    "PtzError",
+    "PtzMapping",
+    "PtzStatus",
+]

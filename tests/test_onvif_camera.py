@@ -1,0 +1,254 @@
+"""A real PTZ camera path end to end, against a third-party virtual ONVIF camera (issue 19.2).
+
+The camera is ``ipycam`` (PyPI) in a process of its own (``tests/virtual_onvif_camera.py``),
+serving the simulator's thermal picture of one walker over RTSP and taking ONVIF PTZ
+orders. The adapter under test (:func:`vigil.hardware.camera.run_camera_edge` with
+:class:`~vigil.hardware.ptz.PtzControl`) knows only the camera's ONVIF address: it asks the
+camera for its RTSP address, reads frames through OpenCV's FFmpeg backend, turns the camera
+when a camera command comes (as the service publishes it after a ground-sensor hit), and
+places detections with the pointing the camera reports over ONVIF. No simulator object is in
+its path. Then the camera is killed and started again: the adapter reports the outage as
+camera health, reconnects to both services, points the camera again, and detections resume.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from vigil.config import load_default
+from vigil.edge import tower_detector
+from vigil.geo.site import tower_camera
+from vigil.hardware.camera import run_camera_edge
+from vigil.hardware.camera_health import HealthSettings
+from vigil.hardware.ptz import OnvifPtz, PtzControl, PtzError, PtzMapping
+from vigil.ingest.bus import InProcessBus
+from vigil.ingest.schema import CameraCommand, CameraDetection, SensorStatus
+from vigil.sim.settings import DEFAULT_START_TIME
+
+pytest.importorskip("onvif", reason="onvif-zeep-async is not installed")
+pytest.importorskip("ipycam", reason="the virtual camera ipycam (PyPI) is not installed")
+if shutil.which("ffmpeg") is None:  # pragma: no cover
+    pytest.skip("ffmpeg is not installed: ipycam cannot serve RTSP", allow_module_level=True)
+
+sys.path.insert(0, str(Path(__file__).parent))
+from virtual_onvif_camera import walker_at  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+SECTOR = "tucson"
+TOWER = "t03"
+USER, PASSWORD = "vigil", "ptz-secret"
+#: 02:00 local (UTC-7) on the simulator's first night: the walker is warm against the ground.
+NIGHT = DEFAULT_START_TIME + 9 * 3600
+RANGE_M = 300.0
+TURN_DEG = 90.0  # the walker is this far clockwise of the camera's home pointing
+NEAR_M = 40.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class VirtualCamera:
+    """The ipycam process: started, killed and started again on the same ports."""
+
+    def __init__(self, workdir: Path, walker: tuple[float, ...], offset: float) -> None:
+        self.workdir = workdir
+        self.onvif_port = free_port()
+        self.rtsp_port = free_port()
+        self.walker = walker
+        self.offset = offset
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = open(self.workdir / f"camera-{self.starts}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, str(Path(__file__).parent / "virtual_onvif_camera.py"),
+                "--onvif-port", str(self.onvif_port), "--rtsp-port", str(self.rtsp_port),
+                "--workdir", str(self.workdir), "--tower", TOWER,
+                "--sim-offset", repr(self.offset),
+                "--walker", ",".join(repr(v) for v in self.walker),
+                "--user", USER, "--password", PASSWORD,
+            ],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        end = time.monotonic() + 30.0
+        while time.monotonic() < end:
+            try:
+                socket.create_connection(("127.0.0.1", self.rtsp_port), 0.5).close()
+                socket.create_connection(("127.0.0.1", self.onvif_port), 0.5).close()
+                return
+            except OSError:
+                assert self.proc.poll() is None, self.log_text()
+                time.sleep(0.2)
+        raise AssertionError(f"the virtual camera did not start: {self.log_text()}")
+
+    def kill(self) -> None:
+        """Kill the camera and its encoders at once (a power cut, not a shutdown)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def log_text(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-2000:] for p in self.workdir.glob("*.log"))
+
+
+def wait_for(what: str, cond, timeout_s: float) -> None:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def test_cue_turns_the_onvif_camera_and_the_walker_is_detected_over_rtsp(tmp_path) -> None:
+    site = load_default().site
+    frame = site.frame()
+    tower = next(t for t in site.towers if t.id == TOWER)
+    home = tower_camera(tower, frame)
+    az = math.radians(tower.pan_deg + TURN_DEG)
+    cx, cy = home.x + RANGE_M * math.sin(az), home.y + RANGE_M * math.cos(az)
+    # pacing 50 m across the line of sight and back, 1.5 m/s
+    across = az + math.pi / 2
+    vx, vy = 1.5 * math.sin(across), 1.5 * math.cos(across)
+    walker = (cx - 25 * math.sin(across), cy - 25 * math.cos(across), vx, vy, 2 * 50 / 1.5)
+    offset = NIGHT - time.time()
+    camera = VirtualCamera(tmp_path, walker, offset)
+    camera.start()
+
+    mapping = PtzMapping(
+        pan_zero_deg=tower.pan_deg, pan_deg_per_unit=180.0,
+        tilt_zero_deg=tower.tilt_deg, tilt_deg_per_unit=30.0,
+        hfov_wide_deg=tower.hfov_deg, hfov_tele_deg=tower.hfov_deg,
+    )  # fmt: skip
+    client = OnvifPtz("127.0.0.1", camera.onvif_port, USER, PASSWORD, timeout_s=3.0)
+    client.connect()
+    source = client.stream_uri()  # the adapter's RTSP address comes from the camera
+    assert source.startswith("rtsp://")
+    ptz = PtzControl(client, mapping, poll_s=0.3, reconnect_s=0.2, max_reconnect_s=1.0)
+    detect = tower_detector(site, TOWER)
+    bus = InProcessBus(SECTOR)
+    detections: list[CameraDetection] = []
+    health: list[SensorStatus] = []
+    bus.subscribe(f"vigil/v1/{SECTOR}/cam/{TOWER}/detections", lambda t, m: detections.append(m))
+    bus.subscribe(f"vigil/v1/{SECTOR}/cam/{TOWER}/status", lambda t, m: health.append(m))
+    stop = threading.Event()
+    result: dict = {}
+
+    def adapter() -> None:
+        try:
+            result["counts"] = run_camera_edge(
+                source, bus, SECTOR, TOWER, detect,
+                reconnect_s=0.2, max_reconnect_s=1.0, stop=stop, ptz=ptz,
+                repoint=detect.repoint,
+                health=HealthSettings(dropped_after_s=2.0, frozen_after_s=5.0, interval_s=5.0),
+            )  # fmt: skip
+        except BaseException as exc:  # reported by the test
+            result["error"] = exc
+
+    def near_walker(d: CameraDetection) -> bool:
+        x, y = frame.to_local([d.lat], [d.lon])
+        wx, wy = walker_at(d.time + offset, *walker)
+        return math.hypot(x[0] - wx, y[0] - wy) <= NEAR_M
+
+    probe = OnvifPtz("127.0.0.1", camera.onvif_port, USER, PASSWORD, timeout_s=3.0)
+    thread = threading.Thread(target=adapter, daemon=True)
+    thread.start()
+    try:
+        # looking home, the camera reports its pointing and the walker is out of its view
+        wait_for("the camera's reported pointing", lambda: ptz.reported is not None, 20)
+        assert ptz.reported.pan_deg == pytest.approx(tower.pan_deg, abs=0.01)
+        wait_for("frames", lambda: len(health) > 0 and detect.detector is not None, 20)
+        time.sleep(4.0)
+        assert not [d for d in detections if near_walker(d)]
+        assert health[-1].state == "ok" and health[-1].sensor == TOWER
+
+        # the service's cue for the walker (pointed_at: the camera centred on it)
+        want = home.pointed_at(cx, cy)
+        for_other = CameraCommand(camera="t04", time=time.time(), pan_deg=10.0, tilt_deg=1.0)
+        bus.publish(f"vigil/v1/{SECTOR}/cam/{TOWER}/commands", for_other)
+        cue = CameraCommand(
+            camera=TOWER, time=time.time(), pan_deg=want.pan_deg, tilt_deg=want.tilt_deg,
+            reason="cue: sensor u999", lat=None, lon=None,
+        )  # fmt: skip
+        cued_at = time.time()
+        bus.publish(f"vigil/v1/{SECTOR}/cam/{TOWER}/commands", cue)
+
+        # the camera's own GetStatus shows the new pointing, and the adapter follows it
+        def turned() -> bool:
+            try:
+                st = probe.status()
+            except PtzError:  # the camera is away, or back with a new session
+                probe.reset()
+                return False
+            p = mapping.pointing(st.x, st.y, st.zoom)
+            return (
+                abs((p.pan_deg - want.pan_deg + 180) % 360 - 180) < 0.05
+                and abs(p.tilt_deg - want.tilt_deg) < 0.05
+            )
+
+        wait_for("GetStatus to report the cued pointing", turned, 10)
+        wait_for("the adapter to take the reported pointing", lambda: detect.repoints >= 2, 10)
+        assert detect.base.pan_deg == pytest.approx(want.pan_deg, abs=0.05)
+
+        # detections of the walker arrive through RTSP, placed where the walker is
+        wait_for(
+            "detections of the walker",
+            lambda: sum(near_walker(d) for d in detections if d.time > cued_at) >= 5,
+            40,
+        )
+        first_run = [d for d in detections if d.time > cued_at and near_walker(d)]
+        assert all(d.camera == TOWER and d.range_m is not None for d in first_run)
+
+        # the camera goes away: health says so; it comes back at home, and is turned again
+        camera.kill()
+        killed_at = time.time()
+        wait_for("health 'offline'", lambda: any(h.state == "offline" for h in health), 15)
+        camera.start()
+        restarted_at = time.time()
+        wait_for(
+            "health 'ok' after the outage",
+            lambda: any(h.state == "ok" and h.time > restarted_at for h in health),
+            30,
+        )
+        wait_for("the camera pointed again after restart", turned, 20)
+        wait_for(
+            "detections of the walker after the restart",
+            lambda: sum(near_walker(d) for d in detections if d.time > restarted_at) >= 5,
+            60,
+        )
+        outage = [h for h in health if h.state == "offline" and h.time >= killed_at]
+        assert outage and outage[0].last_heard <= killed_at + 0.5  # the last frame before
+    finally:
+        stop.set()
+        thread.join(30)
+        probe.close()
+        camera.kill()
+    assert "error" not in result, result.get("error")
+    counts = result["counts"]
+    assert counts.commands == 1 and counts.commands_carried == 1
+    assert counts.commands_refused == 1  # the command for t04 on t03's topic
+    assert counts.reconnects >= 1
+    assert ptz.counts.reconnects >= 1 and ptz.counts.moves >= 2  # the cue, then again
+    assert counts.health["offline"] >= 1
+    # every detection is stamped in order, on the stream's clock, never after it arrived
+    times = [d.time for d in detections]
+    assert times == sorted(times)
