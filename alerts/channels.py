@@ -18,9 +18,19 @@ import time
 import warnings
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
 from urllib.parse import urlsplit
 
-from vigil.alerts.cot import alert_event, track_event
+from vigil.alerts.cot import (
+    ALERT_STALE_S,
+    TRACK_STALE_S,
+    TRACK_TYPES,
+    UID_PREFIX,
+    alert_event,
+    track_event,
+)
+from vigil.alerts.cot_settings import CotSettings
 from vigil.ingest.bus import Bus
 from vigil.ingest.schema import Alert, Track, Wire, topic_for
 
@@ -107,13 +117,20 @@ class CotChannel(DispatchChannel):
     sector
         Sector name, part of every event's uid.
     tracks
-        Also send tracks (``a-u-G``), not only alerts.
+        Also send tracks (typed by class, :data:`vigil.alerts.cot.TRACK_TYPES`), not only
+        alerts.
     tls
         pytak's TLS settings for ``tls://``: ``PYTAK_TLS_CLIENT_CERT`` (PEM, required),
         ``PYTAK_TLS_CLIENT_KEY``, ``PYTAK_TLS_CLIENT_CAFILE``, ``PYTAK_TLS_DONT_VERIFY``...
     reconnect_s
         Seconds between tries while the TAK server cannot be reached; events wait (at most
         :data:`COT_QUEUE_MAX`, the oldest dropped beyond it, counted as ``dropped``).
+    alert_stale_s, track_stale_s
+        How long after its time a TAK client keeps showing an alert or a track, seconds.
+    track_classes
+        The classes of track sent when ``tracks`` is on (others counted as ``tracks_skipped``).
+    uid_prefix
+        First part of every event's uid (``{uid_prefix}.{sector}.alert.{id}``).
     """
 
     def __init__(
@@ -124,6 +141,10 @@ class CotChannel(DispatchChannel):
         tracks: bool = False,
         tls: dict[str, str] | None = None,
         reconnect_s: float = 2.0,
+        alert_stale_s: float = ALERT_STALE_S,
+        track_stale_s: float = TRACK_STALE_S,
+        track_classes: Iterable[str] = tuple(TRACK_TYPES),
+        uid_prefix: str = UID_PREFIX,
     ) -> None:
         super().__init__()
         self.url = check_cot_url(url)
@@ -132,6 +153,10 @@ class CotChannel(DispatchChannel):
         self.sector = sector
         self.tracks = tracks
         self.reconnect_s = reconnect_s
+        self.alert_stale_s = alert_stale_s
+        self.track_stale_s = track_stale_s
+        self.track_classes = frozenset(track_classes)
+        self.uid_prefix = uid_prefix
         parser = configparser.ConfigParser(interpolation=None)
         # send only: pytak's plain udp:// also listens on the port, which fails when a TAK
         # client on this host holds it ("Address already in use")
@@ -146,11 +171,19 @@ class CotChannel(DispatchChannel):
         self._thread.start()
 
     def send_alert(self, alert: Alert) -> None:
-        self._put(alert_event(alert, self.sector))
+        self._put(
+            alert_event(alert, self.sector, stale_s=self.alert_stale_s, uid_prefix=self.uid_prefix)
+        )
 
     def send_track(self, track: Track) -> None:
-        if self.tracks:
-            self._put(track_event(track, self.sector))
+        if not self.tracks:
+            return
+        if track.class_guess not in self.track_classes:
+            self.counts["tracks_skipped"] += 1
+            return
+        self._put(
+            track_event(track, self.sector, stale_s=self.track_stale_s, uid_prefix=self.uid_prefix)
+        )
 
     def _put(self, event: bytes) -> None:
         while True:
@@ -234,3 +267,41 @@ class CotChannel(DispatchChannel):
         if writer is not None and hasattr(writer, "close"):
             with contextlib.suppress(Exception):  # closing a socket that may be broken
                 writer.close()
+
+
+def cot_channels_from(
+    settings: CotSettings | None, sector: str, base_dir: Path
+) -> list[DispatchChannel]:
+    """The CoT channel a deployment's ``[cot]`` section asks for: none unless ``enabled``.
+
+    Relative TLS file paths are resolved against ``base_dir`` (the deployment file's folder);
+    a missing file raises :class:`ValueError` naming the key and the path.
+    """
+    if settings is None or not settings.enabled:
+        return []
+    tls: dict[str, str] = {}
+    if settings.protocol == "tls":
+        for key, name in (
+            ("cert_file", "PYTAK_TLS_CLIENT_CERT"),
+            ("key_file", "PYTAK_TLS_CLIENT_KEY"),
+            ("ca_file", "PYTAK_TLS_CLIENT_CAFILE"),
+        ):
+            value = getattr(settings, key)
+            if value is None:
+                continue
+            path = Path(value) if Path(value).is_absolute() else base_dir / value
+            if not path.is_file():
+                raise ValueError(f"[cot] {key} = {value!r}: no such file ({path})")
+            tls[name] = str(path)
+    channel = CotChannel(
+        settings.url,
+        sector,
+        tracks=settings.tracks,
+        tls=tls,
+        reconnect_s=settings.reconnect_s,
+        alert_stale_s=settings.alert_stale_s,
+        track_stale_s=settings.track_stale_s,
+        track_classes=settings.track_classes,
+        uid_prefix=settings.uid_prefix,
+    )
+    return [channel]

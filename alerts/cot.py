@@ -2,6 +2,42 @@
 
 Built with pytak's ``cot_event``/``cot_point`` at seven decimals (pytak's default of four
 loses about 11 m). Event times are the message's own (simulated or real), not the wall clock.
+Every event Vigil builds validates against ``data/cot_event.xsd`` (the CoT base event,
+written for Vigil) and the checks of :func:`validate_event`.
+
+Types
+-----
+A CoT type is a path in a type tree: ``a-`` for a thing that is there (its second atom the
+affiliation: ``f`` friend, ``h`` hostile, ``u`` unknown, ``n`` neutral; then MIL-STD-2525's
+battle dimension and function, ``G`` ground, ``G-E-V`` ground vehicle), ``b-`` for bits of
+data about a place (``b-m-p`` map points, ``b-d`` detections, ``b-l`` alarms in MITRE's
+incident-management branch, ``b-a`` the alarms TAK clients raise), ``t-`` for tasks.
+Sources: MITRE's CoTtypes.xml (the type catalogue TAK tools ship) and the TAK clients'
+alert types (ATAK: ``b-a-o-tbl`` 911, ``b-a-o-pan`` Ring The Bell, ``b-a-o-opn`` Troops In
+Contact, ``b-a-o-can`` their cancel, ``b-a-g`` Geo-fence Breached; TAK Server routes these
+past its geospatial filters to everyone).
+
+Tracks (:data:`TRACK_TYPES`), affiliation unknown (``u``): Vigil tells what a thing is, not
+whose side it is on; an animal is neutral (``n``: known, and no party to anything):
+
+- person: ``a-u-G-U-C-I``, a dismounted individual (2525's "troops, open" atom: the tree has
+  no civilian one, and it is the symbol TAK clients draw for someone on foot);
+- vehicle: ``a-u-G-E-V``, ground equipment, vehicle;
+- animal: ``a-n-G``, a neutral ground track;
+- unknown: ``a-u-G``, an unknown ground track.
+
+Alerts (:data:`ALERT_TYPES`); only a breach of the line or of a zone is an alarm a TAK
+client raises, and none is an emergency (``b-a-o-*`` stays for a person in danger):
+
+- crossing, zone_entry: ``b-a-g``, Geo-fence Breached: a person crossed the border or
+  entered a zone, the one thing every client in the sector should hear of now;
+- sensor_cue: ``b-d``, a detection: a ground sensor's hit no camera has seen yet;
+- track_lost: ``b-m-p-s-m``, a spot map marker at the last known position;
+- sensor_health: ``b-l-o-tbl-s-a``, MITRE's alarm branch "trouble, silent, sensor": a
+  maintenance report (tamper, offline, battery, silent), not the 911 alert ``b-a-o-tbl``.
+
+A closed alert goes out as ``t-x-d-d`` (delete) linking the alert's uid, so that clients take
+its marker off the map.
 """
 
 from __future__ import annotations
@@ -11,6 +47,8 @@ import re
 import warnings
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
 
 from vigil.ingest.schema import Alert, Track
 
@@ -20,19 +58,33 @@ with warnings.catch_warnings():
     import pytak
 
 PRECISION = 7
+#: Default stale times, seconds after the message's time (``[cot]`` sets them).
 TRACK_STALE_S = 60.0
 ALERT_STALE_S = 3600.0
 UNKNOWN = "9999999.0"
-#: CoT types: tracks are unknown ground objects; border and zone breaches are geofence alarms.
-TRACK_TYPE = "a-u-G"
-ALERT_TYPES = {
+#: The first part of every uid unless ``[cot] uid_prefix`` says otherwise.
+UID_PREFIX = "vigil"
+#: CoT type of a track, by class (see the module's docstring).
+TRACK_TYPES: dict[str, str] = {
+    "person": "a-u-G-U-C-I",
+    "vehicle": "a-u-G-E-V",
+    "animal": "a-n-G",
+    "unknown": "a-u-G",
+}
+#: CoT type of an open alert, by kind (see the module's docstring).
+ALERT_TYPES: dict[str, str] = {
     "crossing": "b-a-g",
     "zone_entry": "b-a-g",
-    "sensor_cue": "b-a-o-pan",
-    "track_lost": "b-a-o-pan",
-    "sensor_health": "b-a-o-pan",
+    "sensor_cue": "b-d",
+    "track_lost": "b-m-p-s-m",
+    "sensor_health": "b-l-o-tbl-s-a",
 }
-CANCEL_TYPE = "b-a-o-can"
+#: A closed alert: TAK's delete task, with a link to the alert's uid.
+CLOSE_TYPE = "t-x-d-d"
+#: The TAK clients' emergency types (and their cancel): no Vigil event carries one.
+EMERGENCY_TYPES = frozenset({"b-a-o-tbl", "b-a-o-pan", "b-a-o-opn", "b-a-o-can"})
+#: The CoT base event schema Vigil validates against (package data).
+SCHEMA_FILE = "cot_event.xsd"
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 
 
@@ -64,15 +116,39 @@ def _event(
     return event
 
 
-def track_event(track: Track, sector: str) -> bytes:
-    """A track as a CoT event (``a-u-G``), its 2-sigma circular error from the covariance."""
+def track_uid(sector: str, track_id: str, prefix: str = UID_PREFIX) -> str:
+    """The uid of a track's CoT events (the same for every update of the track)."""
+    return f"{prefix}.{sector}.track.{track_id}"
+
+
+def alert_uid(sector: str, alert_id: str, prefix: str = UID_PREFIX) -> str:
+    """The uid of an alert's CoT events (the same for every update of the alert)."""
+    return f"{prefix}.{sector}.alert.{alert_id}"
+
+
+def track_type(class_guess: str) -> str:
+    """The CoT type of a track of a class (:data:`TRACK_TYPES`; unknown ground otherwise)."""
+    return TRACK_TYPES.get(class_guess, TRACK_TYPES["unknown"])
+
+
+def alert_type(alert: Alert) -> str:
+    """The CoT type of an alert: by kind while open (:data:`ALERT_TYPES`), a delete once
+    closed."""
+    return CLOSE_TYPE if alert.state == "closed" else ALERT_TYPES[alert.kind]
+
+
+def track_event(
+    track: Track, sector: str, *, stale_s: float = TRACK_STALE_S, uid_prefix: str = UID_PREFIX
+) -> bytes:
+    """A track as a CoT event typed by its class, its 2-sigma circular error (m) from the
+    covariance, stale ``stale_s`` seconds after the track's time."""
     ee, _, _, nn = track.cov
     ce = 2.0 * math.sqrt(max(ee, nn, 0.0))
     event = _event(
-        f"vigil.{sector}.track.{track.track_id}",
-        TRACK_TYPE,
+        track_uid(sector, track.track_id, uid_prefix),
+        track_type(track.class_guess),
         track.time,
-        TRACK_STALE_S,
+        stale_s,
         track.lat,
         track.lon,
         ce,
@@ -90,40 +166,42 @@ def track_event(track: Track, sector: str) -> bytes:
     return ET.tostring(event, encoding="utf-8")
 
 
-def alert_event(alert: Alert, sector: str) -> bytes:
-    """An alert as a CoT alarm event, with its track, units, intercept and evidence in detail."""
-    cot_type = CANCEL_TYPE if alert.state == "closed" else ALERT_TYPES.get(alert.kind, "b-a-o-pan")
-    event = _event(
-        f"vigil.{sector}.alert.{alert.alert_id}",
-        cot_type,
-        alert.time,
-        ALERT_STALE_S,
-        alert.lat,
-        alert.lon,
-        50.0,
-    )
+def alert_event(
+    alert: Alert, sector: str, *, stale_s: float = ALERT_STALE_S, uid_prefix: str = UID_PREFIX
+) -> bytes:
+    """An alert as a CoT event typed by its kind (:func:`alert_type`), with its track, units,
+    intercept and evidence in detail, stale ``stale_s`` seconds after the alert's time."""
+    uid = alert_uid(sector, alert.alert_id, uid_prefix)
+    cot_type = alert_type(alert)
+    event = _event(uid, cot_type, alert.time, stale_s, alert.lat, alert.lon, 50.0)
     detail = event.find("detail")
     assert detail is not None
+    if cot_type == CLOSE_TYPE:  # what a TAK client needs to take the marker off
+        ET.SubElement(detail, "link", uid=uid, relation="none", type=ALERT_TYPES[alert.kind])
+        ET.SubElement(detail, "__forcedelete")
     ET.SubElement(detail, "contact", callsign=f"ALERT {alert.alert_id}")
     if alert.track_id:
+        probs = alert.evidence.class_probs
+        likeliest = max(probs, key=probs.__getitem__) if probs else "unknown"
         ET.SubElement(
             detail,
             "link",
-            uid=f"vigil.{sector}.track.{alert.track_id}",
-            type=TRACK_TYPE,
+            uid=track_uid(sector, alert.track_id, uid_prefix),
+            type=track_type(likeliest),
             relation="p-p",
         )
     remarks = ET.SubElement(detail, "remarks")
     ev = alert.evidence
-    probs = ", ".join(f"{k} {v:.2f}" for k, v in sorted(ev.class_probs.items()))
+    probs_text = ", ".join(f"{k} {v:.2f}" for k, v in sorted(ev.class_probs.items()))
     parts = [
         f"P{alert.priority} {alert.kind.replace('_', ' ')}",
+        "closed" if alert.state == "closed" else "",
         alert.summary,
         f"segment {alert.segment_id}" if alert.segment_id else "",
         f"zone {alert.zone}" if alert.zone else "",
         f"units: {', '.join(alert.units)}" if alert.units else "",
         f"evidence: {ev.detections} updates from {', '.join(ev.sensors) or 'no sensor'}",
-        f"class: {probs}" if probs else "",
+        f"class: {probs_text}" if probs_text else "",
     ]
     remarks.text = "; ".join(p for p in parts if p)
     vigil = ET.SubElement(
@@ -144,17 +222,46 @@ def alert_event(alert: Alert, sector: str) -> bytes:
     return ET.tostring(event, encoding="utf-8")
 
 
+@cache
+def _schema():  # lxml's XMLSchema; lxml is imported where used
+    from lxml import etree
+
+    with resources.files("vigil.alerts").joinpath("data", SCHEMA_FILE).open("rb") as f:
+        return etree.XMLSchema(etree.parse(f))
+
+
+def schema_errors(data: bytes) -> list[str]:
+    """What makes ``data`` fail the CoT base event schema (``data/cot_event.xsd``), one line
+    each with its line number; empty when it validates. Needs lxml."""
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    try:
+        doc = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as exc:
+        return [f"not XML: {exc}"]
+    schema = _schema()
+    if schema.validate(doc):
+        return []
+    return [f"line {e.line}: {e.message}" for e in schema.error_log]
+
+
 def validate_event(data: bytes) -> ET.Element:
     """Parse and check one CoT event; raises :class:`CotError` naming what is missing or wrong.
 
-    Checks the ``event``, ``point`` and ``detail`` elements; the ``uid``, ``type``, ``time``,
-    ``start``, ``stale`` and ``how`` attributes; ISO 8601 UTC times with stale after start;
-    and latitude and longitude in range written with seven decimals.
+    Checks it against the CoT base event schema (:func:`schema_errors`), then what the schema
+    cannot say or what TAK clients need beyond it: the ``event``, ``point`` and ``detail``
+    elements; the ``uid``, ``type``, ``time``, ``start``, ``stale`` and ``how`` attributes;
+    ISO 8601 UTC times with stale after start; latitude and longitude in range written with
+    seven decimals. Needs lxml (the ``test`` extra).
     """
     try:
         event = ET.fromstring(data)
     except ET.ParseError as exc:
         raise CotError(f"not XML: {exc}") from None
+    errors = schema_errors(data)
+    if errors:
+        raise CotError(f"not a CoT base event: {'; '.join(errors)}")
     if event.tag != "event":
         raise CotError(f"root element is {event.tag!r}; expected 'event'")
     for attr in ("version", "uid", "type", "time", "start", "stale", "how"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vigil.cli.arguments import (
     add_broker,
@@ -24,6 +25,10 @@ from vigil.cli.common import (
     require_credentials,
 )
 
+if TYPE_CHECKING:
+    from vigil.alerts.channels import DispatchChannel
+    from vigil.config import Deployment
+
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the sector service until SIGTERM, SIGINT or --seconds."""
@@ -38,7 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     require_credentials(settings, args.insecure, deployment_credential_names(d))
     state = Path(args.state_dir or f".vigil-{d.sector}")
     client_id = args.client_id or service_client_id(d)
-    channels = cot_channels(args, d.sector)
+    channels = cot_channels(args, d)
     service = SectorService(
         d.site,
         settings,
@@ -90,16 +95,28 @@ def cot_url(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def cot_channels(args: argparse.Namespace, sector: str) -> list:
-    """The CoT dispatch channel ``--cot`` asks for (none without it)."""
+def cot_channels(args: argparse.Namespace, d: Deployment) -> list[DispatchChannel]:
+    """The CoT dispatch channels: the deployment's ``[cot]`` section (none unless enabled), or
+    ``--cot URL`` (with ``--cot-cert``/``--cot-key``/``--cot-ca`` for tls://), which overrides
+    the section's destination and TLS files and sends whether or not it is enabled; stale
+    times, track classes and the uid prefix still come from the section."""
+    import msgspec
+
+    from vigil.alerts.channels import CotChannel, cot_channels_from
+    from vigil.alerts.cot_settings import CotSettings
+
+    settings = getattr(d.config, "cot", None) or CotSettings()
     if not args.cot:
         if args.cot_cert or args.cot_key or args.cot_ca:
             raise CommandError(
                 "--cot-cert, --cot-key and --cot-ca need --cot tls://HOST:PORT", EXIT_USAGE
             )
-        return []
-    from vigil.alerts.channels import CotChannel
-
+        if args.cot_tracks and settings.enabled:
+            settings = msgspec.structs.replace(settings, tracks=True)
+        try:
+            return cot_channels_from(settings, d.sector, d.path.parent)
+        except ValueError as exc:
+            raise CommandError(f"{d.path}: {exc}", EXIT_USAGE) from None
     tls: dict[str, str] = {}
     if args.cot.startswith("tls:"):
         if not args.cot_cert:
@@ -117,7 +134,18 @@ def cot_channels(args: argparse.Namespace, sector: str) -> list:
         raise CommandError(
             f"--cot {args.cot}: --cot-cert/--cot-key/--cot-ca are for tls://", EXIT_USAGE
         )
-    return [CotChannel(args.cot, sector, tracks=args.cot_tracks, tls=tls)]
+    channel = CotChannel(
+        args.cot,
+        d.sector,
+        tracks=args.cot_tracks or settings.tracks,
+        tls=tls,
+        reconnect_s=settings.reconnect_s,
+        alert_stale_s=settings.alert_stale_s,
+        track_stale_s=settings.track_stale_s,
+        track_classes=settings.track_classes,
+        uid_prefix=settings.uid_prefix,
+    )
+    return [channel]
 
 
 def register(sub: Subparsers) -> None:
@@ -168,9 +196,14 @@ def register(sub: Subparsers) -> None:
         metavar="URL",
         type=cot_url,
         help="also send alerts as CoT to a TAK server or client: tcp://HOST:PORT, "
-        "udp://HOST:PORT, or tls://HOST:PORT with --cot-cert and --cot-key",
+        "udp://HOST:PORT, or tls://HOST:PORT with --cot-cert and --cot-key (overrides the "
+        "deployment's [cot] host, port and files; without it, [cot] enabled = true sends)",
     )
-    cot.add_argument("--cot-tracks", action="store_true", help="send tracks too (a-u-G)")
+    cot.add_argument(
+        "--cot-tracks",
+        action="store_true",
+        help="send tracks too, typed by class (also: [cot] tracks = true)",
+    )
     cot.add_argument("--cot-cert", metavar="FILE", type=existing_file, help="client cert (PEM)")
     cot.add_argument("--cot-key", metavar="FILE", type=existing_file, help="its key (PEM)")
     cot.add_argument("--cot-ca", metavar="FILE", type=existing_file, help="CA to trust (PEM)")
