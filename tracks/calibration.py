@@ -1,18 +1,212 @@
-"""Calibration: fit the class tables that :mod:`vigil.tracks.classes` reads, from labelled data.
+"""Calibration: fit the class tables that :mod:`vigil.tracks.classes` reads, from labelled data,
+and read and write them as calibration files.
 
 A camera confusion table from detections labelled with the class of the body each one saw,
 and a track-speed table from tracks labelled with the class of the body each followed
 (``python -m benchmarks.bench_demo --calibrate`` fits both on simulated runs; a deployment
-fits its own on its labelled data).
+fits its own on its labelled data). A calibration file is TOML holding both tables
+(:class:`ClassModel`, :func:`format_calibration`); a deployment names its own in
+``[classes] calibration``. The simulator's tables ship as
+``vigil/data/calibration/sim_towers.toml`` (:func:`sim_class_model`).
 """
 
 from __future__ import annotations
 
+import re
+import tomllib
 from collections.abc import Iterable
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
 
+import msgspec
 import numpy as np
+from msgspec import Meta
 
-from vigil.tracks.config import CLASSES, ClassRow, SpeedRow
+from vigil.ingest.validation import explain, toml_line
+from vigil.tracks.config import (
+    CLASSES,
+    ClassRow,
+    SpeedRow,
+    class_row_problem,
+    speed_row_problem,
+)
+
+#: The simulator's calibration file, in the package's data (``vigil/data/calibration``).
+SIM_CALIBRATION = ("data", "calibration", "sim_towers.toml")
+#: A calibration file larger than this is refused, bytes.
+MAX_CALIBRATION_BYTES = 4 * 1024 * 1024
+MAX_ROWS = 10_000
+
+
+class ClassModel(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A calibration file: a camera confusion table and a track-speed table.
+
+    Attributes
+    ----------
+    fitted
+        How the tables were fitted (command, data, date): for the people who read it.
+    classes
+        The order of the probability columns; must be ``["person", "vehicle", "animal"]``.
+    camera
+        Rows ``[guess, confidence_from, confidence_to, range_from_m, range_to_m, P(person),
+        P(vehicle), P(animal)]`` (see :attr:`vigil.tracks.config.TrackerConfig.camera_class_model`).
+    speed
+        Rows ``[speed_from_mps, speed_to_mps, P(person), P(vehicle), P(animal)]`` (see
+        :attr:`vigil.tracks.config.TrackerConfig.speed_class_model`).
+    """
+
+    fitted: Annotated[str, Meta(max_length=2000)] = ""
+    classes: tuple[str, str, str] = CLASSES
+    camera: Annotated[tuple[ClassRow, ...], Meta(max_length=MAX_ROWS)] = ()
+    speed: Annotated[tuple[SpeedRow, ...], Meta(max_length=MAX_ROWS)] = ()
+
+
+#: No tables: camera guesses count as "right with probability c" and speeds add nothing.
+NEUTRAL_MODEL = ClassModel(fitted="neutral: no tables")
+
+
+class CalibrationError(ValueError):
+    """A calibration file error naming the file, the key, the value and the line."""
+
+    def __init__(self, path: str | Path, key: str, value: Any, line: int | None, expected: str):
+        self.path = str(path)
+        self.key = key
+        self.value = value
+        self.line = line
+        self.expected = expected
+        where = f"{self.path}:{line}" if line else self.path
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        super().__init__(f"{where}: {key} = {shown}: {expected}")
+
+
+def parse_calibration(text: str, path: str | Path = "<string>") -> ClassModel:
+    """Parse and check calibration TOML text; raises :class:`CalibrationError`."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        line = int(m.group(1)) if m else None
+        raise CalibrationError(path, "(syntax)", None, line, str(exc)) from None
+    try:
+        model = msgspec.convert(raw, ClassModel)
+    except msgspec.ValidationError as exc:
+        problem = explain(exc, raw, text)
+        if problem.kind == "unknown_field":
+            expected = f"unknown key; allowed here: {', '.join(ClassModel.__struct_fields__)}"
+        else:
+            expected = problem.message[:1].lower() + problem.message[1:]
+        line = _row_line(text, problem.path) or problem.line
+        key = problem.key or "(top level)"
+        raise CalibrationError(path, key, problem.value, line, expected) from None
+    if model.classes != CLASSES:
+        raise CalibrationError(
+            path,
+            "classes",
+            list(model.classes),
+            toml_line(text, ["classes"]),
+            f"expected {list(CLASSES)}: the columns the tracker reads, in its order",
+        )
+    for i, row in enumerate(model.camera):
+        if (problem := class_row_problem(row)) is not None:
+            line = _row_line(text, ("camera", i))
+            raise CalibrationError(path, f"camera[{i}]", list(row), line, problem)
+    for i, row in enumerate(model.speed):
+        if (problem := speed_row_problem(model.speed, i)) is not None:
+            line = _row_line(text, ("speed", i))
+            raise CalibrationError(path, f"speed[{i}]", list(row), line, problem)
+    return model
+
+
+def load_calibration(path: str | Path) -> ClassModel:
+    """Read a calibration file; raises :class:`CalibrationError` naming file, key and line."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > MAX_CALIBRATION_BYTES:
+            raise CalibrationError(
+                p, "(file)", size, None, f"{size} bytes; expected at most {MAX_CALIBRATION_BYTES}"
+            )
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CalibrationError(p, "(file)", str(p), None, "no such calibration file") from None
+    except IsADirectoryError:
+        raise CalibrationError(p, "(file)", str(p), None, "a folder, not a file") from None
+    except UnicodeDecodeError as exc:
+        raise CalibrationError(p, "(file)", str(p), None, f"not UTF-8 text ({exc})") from None
+    return parse_calibration(text, p)
+
+
+def sim_calibration_path() -> Path:
+    """The simulator's calibration file shipped with the package."""
+    return Path(str(resources.files("vigil").joinpath(*SIM_CALIBRATION)))
+
+
+@lru_cache(maxsize=1)
+def sim_class_model() -> ClassModel:
+    """The simulator's tower-camera and track-speed tables (read once)."""
+    return load_calibration(sim_calibration_path())
+
+
+def format_calibration(
+    camera: Iterable[ClassRow], speed: Iterable[SpeedRow], fitted: str, header: str = ""
+) -> str:
+    """A calibration file's text for the tables :func:`calibrate_class_model` and
+    :func:`calibrate_speed_model` fit, one row a line; ``header`` goes first as comments."""
+
+    def cell(v: str | float) -> str:
+        return msgspec.json.encode(v).decode() if isinstance(v, str) else repr(float(v))
+
+    lines = [f"# {line}".rstrip() for line in header.splitlines()]
+    lines += [
+        f"fitted = {msgspec.json.encode(fitted).decode()}",
+        f"classes = {msgspec.json.encode(list(CLASSES)).decode()}",
+        "",
+    ]
+    for name, rows in (("camera", camera), ("speed", speed)):
+        lines.append(f"{name} = [")
+        lines += [f"  [{', '.join(cell(v) for v in row)}]," for row in rows]
+        lines += ["]", ""]
+    return "\n".join(lines)
+
+
+def _row_line(text: str, path: tuple) -> int | None:
+    """The line of row ``path[1]`` of the top-level array ``path[0]`` (rows one a line or
+    spread over several), or ``None`` when the path does not name a row."""
+    if len(path) < 2 or path[0] not in ("camera", "speed") or not isinstance(path[1], int):
+        return None
+    start = toml_line(text, [path[0]])
+    if start is None:
+        return None
+    lines = text.splitlines()
+    depth, row = 0, -1
+    for lineno in range(start, len(lines) + 1):
+        line = lines[lineno - 1]
+        if lineno == start:
+            line = line.split("=", 1)[1] if "=" in line else ""
+        in_string = False
+        for ch in line:
+            if in_string:
+                in_string = ch != '"'
+            elif ch == '"':
+                in_string = True
+            elif ch == "#":
+                break
+            elif ch == "[":
+                depth += 1
+                if depth == 2:
+                    row += 1
+                    if row == path[1]:
+                        return lineno
+            elif ch == "]":
+                depth -= 1
+                if depth <= 0:
+                    return None
+    return None
+
 
 #: Default confidence bands of a calibrated camera confusion table: narrow where a detector's
 #: rules put their (size-capped) confidences, so that each rule gets its own row.

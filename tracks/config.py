@@ -1,4 +1,5 @@
-"""The tracker's settings, one frozen struct that the deployment file can carry.
+"""The tracker's settings: :class:`TrackerSettings` (the deployment file's ``[tracker]``)
+and :class:`TrackerConfig` (those joined with the class model of ``[classes]``).
 
 Units: metres, seconds, metres per second. Bounds are checked when the struct is built with
 :func:`msgspec.convert` (as the deployment loader does) and by :meth:`TrackerConfig.check`
@@ -26,91 +27,15 @@ ClassRow = tuple[str, float, float, float, float, float, float, float]
 SpeedRow = tuple[float, float, float, float, float]
 
 
-#: Tower-camera confusion table calibrated on the simulator's towers at eight times of day
-#: (the camera rows of ``python -m benchmarks.bench_demo --calibrate --hours 0.11667
-#: --rate-scale 40 --animals-per-km 4 --seeds 7 11 --calibrate-starts``
-#: 2026-06-01T07:00:00Z and every three hours to 2026-06-02T04:00:00Z, 7 minutes each; a
-#: table from 02:00 alone read cattle at 500-1000 m by day as people). A deployment
-#: calibrates its own with :func:`vigil.tracks.calibration.calibrate_class_model` against labelled
-#: detections, and again whenever the detector changes.
-SIM_TOWER_CLASS_MODEL: tuple[ClassRow, ...] = (
-    ('person', 0.0, 0.135, 0.0, 750.0, 0.006736, 0.00069, 0.015192),
-    ('person', 0.205, 0.215, 0.0, 750.0, 0.013339, 0.00069, 7.1e-05),
-    ('person', 0.215, 0.23, 0.0, 750.0, 0.006804, 0.00069, 0.004761),
-    ('person', 0.27, 0.32, 0.0, 750.0, 0.039066, 0.00069, 0.000565),
-    ('person', 0.32, 0.4, 0.0, 750.0, 0.337619, 0.00069, 0.0),
-    ('person', 0.4, 0.5, 0.0, 750.0, 0.441544, 0.00069, 0.0),
-    ('person', 0.5, 0.6, 0.0, 750.0, 0.116142, 0.00069, 0.0),
-    ('person', 0.65, 1.01, 0.0, 750.0, 0.026292, 0.00069, 0.0),
-    ('vehicle', 0.65, 1.01, 0.0, 750.0, 0.004845, 0.898798, 0.002107),
-    ('animal', 0.165, 0.19, 0.0, 750.0, 0.007254, 0.032419, 0.895388),
-    ('animal', 0.27, 0.32, 0.0, 750.0, 0.0, 0.00069, 0.027093),
-    ('animal', 0.32, 0.4, 0.0, 750.0, 0.0, 0.00069, 0.054186),
-    ('person', 0.0, 0.135, 750.0, 1250.0, 0.012992, 0.000307, 0.004835),
-    ('person', 0.205, 0.215, 750.0, 1250.0, 0.030214, 0.000307, 0.004915),
-    ('person', 0.215, 0.23, 750.0, 1250.0, 0.374438, 0.000307, 0.231395),
-    ('person', 0.27, 0.32, 750.0, 1250.0, 0.407078, 0.000307, 0.356087),
-    ('person', 0.32, 0.4, 750.0, 1250.0, 0.12705, 0.000307, 0.0),
-    ('person', 0.4, 0.5, 750.0, 1250.0, 0.007004, 0.000307, 0.0),
-    ('person', 0.5, 0.6, 750.0, 1250.0, 0.004541, 0.000307, 0.0),
-    ('person', 0.65, 1.01, 750.0, 1250.0, 0.00139, 0.000307, 0.0),
-    ('vehicle', 0.205, 0.215, 750.0, 1250.0, 0.003605, 0.000307, 1.2e-05),
-    ('vehicle', 0.255, 0.27, 750.0, 1250.0, 0.006565, 0.000307, 0.0),
-    ('vehicle', 0.65, 1.01, 750.0, 1250.0, 0.013458, 0.954953, 0.00136),
-    ('animal', 0.165, 0.19, 750.0, 1250.0, 0.011372, 0.01443, 0.388688),
-    ('animal', 0.215, 0.23, 750.0, 1250.0, 0.0, 0.000307, 0.012447),
-    ('person', 0.0, 0.135, 1250.0, 1750.0, 0.00675, 0.000302, 0.016317),
-    ('person', 0.205, 0.215, 1250.0, 1750.0, 0.018035, 0.000302, 0.012101),
-    ('person', 0.215, 0.23, 1250.0, 1750.0, 0.820887, 0.000302, 0.452925),
-    ('person', 0.27, 0.32, 1250.0, 1750.0, 0.056484, 0.000302, 0.014384),
-    ('person', 0.32, 0.4, 1250.0, 1750.0, 0.002532, 0.000302, 0.0),
-    ('vehicle', 0.205, 0.215, 1250.0, 1750.0, 0.023061, 0.000302, 0.001283),
-    ('vehicle', 0.255, 0.27, 1250.0, 1750.0, 0.002991, 0.000302, 0.0),
-    ('vehicle', 0.32, 0.4, 1250.0, 1750.0, 0.000766, 0.012881, 0.0),
-    ('vehicle', 0.65, 1.01, 1250.0, 1750.0, 0.033564, 0.955762, 0.037545),
-    ('animal', 0.165, 0.19, 1250.0, 1750.0, 0.034644, 0.014171, 0.465429),
-    ('person', 0.0, 0.135, 1750.0, 2250.0, 0.014297, 0.000204, 0.005705),
-    ('person', 0.205, 0.215, 1750.0, 2250.0, 0.025257, 0.000204, 0.004794),
-    ('person', 0.215, 0.23, 1750.0, 2250.0, 0.596243, 0.000204, 0.412727),
-    ('person', 0.27, 0.32, 1750.0, 2250.0, 0.000356, 0.000204, 0.000869),
-    ('vehicle', 0.205, 0.215, 1750.0, 2250.0, 0.064336, 0.000204, 0.004434),
-    ('vehicle', 0.65, 1.01, 1750.0, 2250.0, 0.097165, 0.978187, 0.105464),
-    ('animal', 0.165, 0.19, 1750.0, 2250.0, 0.202166, 0.009581, 0.465998),
-    ('person', 0.0, 0.135, 2250.0, 1000000.0, 0.003454, 9.4e-05, 0.003455),
-    ('person', 0.205, 0.215, 2250.0, 1000000.0, 0.004339, 9.4e-05, 0.003922),
-    ('person', 0.215, 0.23, 2250.0, 1000000.0, 0.19815, 9.4e-05, 0.202579),
-    ('person', 0.27, 0.32, 2250.0, 1000000.0, 0.000404, 9.4e-05, 5e-05),
-    ('vehicle', 0.205, 0.215, 2250.0, 1000000.0, 0.059238, 9.4e-05, 0.003153),
-    ('vehicle', 0.255, 0.27, 2250.0, 1000000.0, 0.000913, 9.4e-05, 0.0),
-    ('vehicle', 0.65, 1.01, 2250.0, 1000000.0, 0.268396, 0.904127, 0.226894),
-    ('animal', 0.165, 0.19, 2250.0, 1000000.0, 0.465003, 0.090236, 0.559944),
-)  # fmt: skip
+class TrackerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How tracks are filtered, gated, associated, confirmed, coasted and deleted: the
+    deployment file's ``[tracker]`` table.
 
-
-#: Track-speed class table calibrated on the simulator's towers at eight times of day (the
-#: speed rows of ``python -m benchmarks.bench_demo --calibrate --hours 0.11667 --rate-scale
-#: 40 --animals-per-km 4 --seeds 7 11 --calibrate-starts`` 2026-06-01T07:00:00Z and every
-#: three hours to 2026-06-02T04:00:00Z): speeds of settled tracks whose velocity is known to
-#: ``speed_sigma_max_mps``, once a second, labelled with the class of the body they follow.
-#: People walk on at 0.8-1.8 m/s; cattle amble at 0.3-1 m/s and stand.
-SIM_TRACK_SPEED_MODEL: tuple[SpeedRow, ...] = (
-    (0.0, 0.15, 0.008906, 0.004464, 0.012627),
-    (0.15, 0.3, 0.013279, 0.004464, 0.037364),
-    (0.3, 0.5, 0.025677, 0.004464, 0.080835),
-    (0.5, 0.7, 0.054208, 0.004464, 0.147007),
-    (0.7, 0.9, 0.105615, 0.004464, 0.24216),
-    (0.9, 1.1, 0.156037, 0.004464, 0.16819),
-    (1.1, 1.4, 0.246987, 0.004464, 0.177644),
-    (1.4, 1.8, 0.246134, 0.004464, 0.039952),
-    (1.8, 2.5, 0.114094, 0.004464, 0.064102),
-    (2.5, 4.0, 0.025571, 0.004464, 0.029257),
-    (4.0, 6.0, 0.002986, 0.004464, 0.000759),
-    (6.0, 1000.0, 0.000507, 0.950893, 0.000104),
-)  # fmt: skip
-
-
-class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """How tracks are filtered, gated, associated, confirmed, coasted and deleted.
+    The class tables and the prior are not here: they are the ``[classes]`` table's (a
+    calibration file and the prior), and :class:`TrackerConfig` joins the two. The defaults
+    are the array-level tracker's (the Stone Soup benchmark runs them); a sector of towers
+    coasts longer and keeps lost ids (the shipped ``tucson.toml`` says how much, and
+    ``vigil config show`` prints every value in force).
 
     Attributes
     ----------
@@ -162,9 +87,6 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         order (the tracker replays from a snapshot), seconds.
     class_floor
         Mixing toward uniform of the class probabilities, so that no class is ever ruled out.
-    class_prior
-        How common each class (person, vehicle, animal) is among new tracks before any
-        guess is read: a sector's base rates. Weak guesses leave a track near its prior.
     class_memory_s
         Time constant with which a track's class evidence fades, seconds (0: never): a track
         that has taken over another body's detections recovers.
@@ -187,26 +109,9 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         one measurement of the group, metres; 0 turns merging off. A group of walkers is one
         target to follow and to alert on, and at tower ranges its members' ground positions
         scatter by tens of metres along the line of sight.
-    camera_class_model
-        Rows ``(guess, confidence_from, confidence_to, range_from, range_to, P(person),
-        P(vehicle), P(animal))``: how likely a tower camera's class guess with a confidence
-        in ``[from, to)`` at a range in ``[range_from, range_to)`` metres is under each true
-        class (a confusion table, calibrated against labelled detections with
-        :func:`vigil.tracks.calibration.calibrate_class_model`: a person two pixels tall looks like
-        anything). Guesses no row covers fall back to "right with probability c", as do
-        aircraft and ground sensors.
     camera_class_weight
         Exponent on each tower-camera class likelihood (0-1): successive frames of one blob
         are far from independent evidence.
-    speed_class_model
-        Rows ``(speed_from, speed_to, P(person), P(vehicle), P(animal))``: how likely a
-        track's speed in ``[from, to)`` m/s is under each true class (calibrated with
-        :func:`vigil.tracks.calibration.calibrate_speed_model` against tracks labelled with the
-        class they follow). Each camera or aircraft update of a track whose velocity standard
-        deviation is at most ``speed_sigma_max_mps`` adds its row's likelihood, raised to
-        ``speed_class_weight``, to the track's class evidence: how a body moves over minutes
-        tells a grazing cow from a walking group where a blob two pixels tall cannot. Empty:
-        no speed evidence.
     speed_class_weight
         Exponent on each update's speed likelihood (0-1): a filtered velocity changes
         slowly, so successive updates are far from independent evidence.
@@ -236,11 +141,6 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     default_sigma_m: Annotated[float, Meta(gt=0.0, le=1e4)] = 5.0
     out_of_sequence_lag_s: Annotated[float, Meta(ge=0.0, le=600.0)] = 5.0
     class_floor: Annotated[float, Meta(ge=0.0, lt=0.5)] = 0.01
-    class_prior: tuple[
-        Annotated[float, Meta(gt=0.0, le=1.0)],
-        Annotated[float, Meta(gt=0.0, le=1.0)],
-        Annotated[float, Meta(gt=0.0, le=1.0)],
-    ] = (1 / 3, 1 / 3, 1 / 3)
     class_memory_s: Annotated[float, Meta(ge=0.0, le=1e6)] = 0.0
     class_max_evidence: Annotated[float, Meta(ge=0.0, le=1e6)] = 0.0
     ugs_can_initiate: bool = False
@@ -248,17 +148,54 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     camera_sigma_floor_m: Annotated[float, Meta(ge=0.0, le=1e3)] = 1.0
     uas_footprint_error_fraction: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.02
     group_radius_m: Annotated[float, Meta(ge=0.0, le=1000.0)] = 15.0
-    camera_class_model: tuple[ClassRow, ...] = ()
     camera_class_weight: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.5
-    speed_class_model: tuple[SpeedRow, ...] = ()
     speed_class_weight: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.3
     speed_sigma_max_mps: Annotated[float, Meta(gt=0.0, le=100.0)] = 1.0
     walk_max_mps: Annotated[float, Meta(gt=0.0, le=100.0)] = 3.0
     vehicle_min_mps: Annotated[float, Meta(gt=0.0, le=100.0)] = 6.0
 
+
+class TrackerConfig(TrackerSettings, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything the tracker runs on: its :class:`TrackerSettings` and the class model.
+
+    Attributes
+    ----------
+    class_prior
+        How common each class (person, vehicle, animal) is among new tracks before any
+        guess is read: a sector's base rates. Weak guesses leave a track near its prior.
+    camera_class_model
+        Rows ``(guess, confidence_from, confidence_to, range_from, range_to, P(person),
+        P(vehicle), P(animal))``: how likely a tower camera's class guess with a confidence
+        in ``[from, to)`` at a range in ``[range_from, range_to)`` metres is under each true
+        class (a confusion table, calibrated against labelled detections with
+        :func:`vigil.tracks.calibration.calibrate_class_model`: a person two pixels tall looks like
+        anything). Guesses no row covers fall back to "right with probability c", as do
+        aircraft and ground sensors.
+    speed_class_model
+        Rows ``(speed_from, speed_to, P(person), P(vehicle), P(animal))``: how likely a
+        track's speed in ``[from, to)`` m/s is under each true class (calibrated with
+        :func:`vigil.tracks.calibration.calibrate_speed_model` against tracks labelled with the
+        class they follow). Each camera or aircraft update of a track whose velocity standard
+        deviation is at most ``speed_sigma_max_mps`` adds its row's likelihood, raised to
+        ``speed_class_weight``, to the track's class evidence: how a body moves over minutes
+        tells a grazing cow from a walking group where a blob two pixels tall cannot. Empty:
+        no speed evidence.
+    """
+
+    class_prior: tuple[
+        Annotated[float, Meta(gt=0.0, le=1.0)],
+        Annotated[float, Meta(gt=0.0, le=1.0)],
+        Annotated[float, Meta(gt=0.0, le=1.0)],
+    ] = (1 / 3, 1 / 3, 1 / 3)
+    camera_class_model: tuple[ClassRow, ...] = ()
+    speed_class_model: tuple[SpeedRow, ...] = ()
+
     @classmethod
     def for_sector(cls, **changes) -> TrackerConfig:
-        """Settings for a sector's fusion of towers, ground sensors and aircraft.
+        """Settings for the simulated sector: the in-code chain of tests, the demo's pipeline
+        and benchmarks. A deployment's tracker comes from its file instead
+        (:meth:`vigil.config.Deployment.tracker_config`; the shipped ``tucson.toml`` gives
+        these same values).
 
         Towers report at 1-2 frames a second and see a group at their range limit only now
         and then, so tracks coast for 30 s and a new track may wait 5 s between its first
@@ -266,8 +203,10 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         minutes, and given back for 30: groups rest for up to 15 minutes and walk out of
         the towers' views north of the line for as long (on a simulated day, three groups
         found again 937-1129 s after their last detection took new ids under a 15-minute
-        limit). Tower class guesses are read through :data:`SIM_TOWER_CLASS_MODEL` and
-        track speeds through :data:`SIM_TRACK_SPEED_MODEL`.
+        limit). Tower class guesses and track speeds are read through the simulator's
+        calibration file, ``vigil/data/calibration/sim_towers.toml``
+        (:func:`vigil.tracks.calibration.sim_class_model`): tables fitted to the simulator's
+        renderer and detector, right for them only.
         Class evidence fades over 10 minutes and at most 30 guesses' worth of it counts
         (frames of one body are far from independent); before any guess a new track is an
         animal three times out of five: most of what the simulated towers see at night is
@@ -275,18 +214,39 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         (The plain defaults stay those of the array-level tracker, which the Stone Soup
         benchmark runs.)
         """
+        from vigil.tracks.calibration import sim_class_model
+
+        model = sim_class_model()
         base = {
             "max_coast_s": 30.0,
             "stitch_s": 300.0,
             "reacquire_s": 1800.0,
             "tentative_max_gap_s": 5.0,
-            "camera_class_model": SIM_TOWER_CLASS_MODEL,
-            "speed_class_model": SIM_TRACK_SPEED_MODEL,
+            "camera_class_model": model.camera,
+            "speed_class_model": model.speed,
             "class_prior": (0.2, 0.2, 0.6),
             "class_memory_s": 600.0,
             "class_max_evidence": 30.0,
         }
         return cls(**{**base, **changes}).check()
+
+    @classmethod
+    def from_parts(
+        cls,
+        settings: TrackerSettings,
+        prior: tuple[float, float, float],
+        camera_class_model: tuple[ClassRow, ...] = (),
+        speed_class_model: tuple[SpeedRow, ...] = (),
+    ) -> TrackerConfig:
+        """The tracker's settings joined with a class model (a prior and calibrated tables),
+        checked; raises ``ValueError``."""
+        fields = {name: getattr(settings, name) for name in TrackerSettings.__struct_fields__}
+        return cls(
+            **fields,
+            class_prior=prior,
+            camera_class_model=tuple(camera_class_model),
+            speed_class_model=tuple(speed_class_model),
+        ).check()
 
     def check(self) -> TrackerConfig:
         """Validate bounds and cross-field rules; return self or raise ``ValueError``."""
@@ -309,29 +269,42 @@ class TrackerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
                 f"{self.vehicle_min_mps}; expected walking speeds below vehicle speeds"
             )
         for i, row in enumerate(checked.camera_class_model):
-            guess, lo, hi, r_lo, r_hi, *probs = row
-            if (
-                guess not in (*CLASSES, "unknown")
-                or not 0.0 <= lo < hi
-                or not 0.0 <= r_lo < r_hi
-                or not _probabilities(probs)
-            ):
-                raise ValueError(
-                    f"tracker config: camera_class_model[{i}] = {row!r}; expected (guess, "
-                    "confidence_from < confidence_to, range_from < range_to, three "
-                    "probabilities in [0, 1], not all 0) "
-                    f"with guess one of {(*CLASSES, 'unknown')}"
-                )
-        for i, row in enumerate(checked.speed_class_model):
-            lo, hi, *probs = row
-            overlaps = i > 0 and lo < checked.speed_class_model[i - 1][1]
-            if not 0.0 <= lo < hi or overlaps or not _probabilities(probs):
-                raise ValueError(
-                    f"tracker config: speed_class_model[{i}] = {row!r}; expected (speed_from "
-                    "< speed_to in m/s, in increasing order without overlap, three "
-                    "probabilities in [0, 1], not all 0)"
-                )
+            if (problem := class_row_problem(row)) is not None:
+                raise ValueError(f"tracker config: camera_class_model[{i}] = {row!r}; {problem}")
+        for i in range(len(checked.speed_class_model)):
+            if (problem := speed_row_problem(checked.speed_class_model, i)) is not None:
+                row = checked.speed_class_model[i]
+                raise ValueError(f"tracker config: speed_class_model[{i}] = {row!r}; {problem}")
         return self
+
+
+def class_row_problem(row: ClassRow) -> str | None:
+    """What is wrong with one row of a camera confusion table (``None``: nothing)."""
+    guess, lo, hi, r_lo, r_hi, *probs = row
+    if (
+        guess not in (*CLASSES, "unknown")
+        or not 0.0 <= lo < hi
+        or not 0.0 <= r_lo < r_hi
+        or not _probabilities(probs)
+    ):
+        return (
+            "expected (guess, confidence_from < confidence_to, range_from < range_to, three "
+            "probabilities in [0, 1], not all 0) "
+            f"with guess one of {(*CLASSES, 'unknown')}"
+        )
+    return None
+
+
+def speed_row_problem(rows: tuple[SpeedRow, ...], i: int) -> str | None:
+    """What is wrong with row ``i`` of a track-speed table (``None``: nothing)."""
+    lo, hi, *probs = rows[i]
+    overlaps = i > 0 and lo < rows[i - 1][1]
+    if not 0.0 <= lo < hi or overlaps or not _probabilities(probs):
+        return (
+            "expected (speed_from < speed_to in m/s, in increasing order without overlap, "
+            "three probabilities in [0, 1], not all 0)"
+        )
+    return None
 
 
 def _probabilities(probs: list[float]) -> bool:

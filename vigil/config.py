@@ -1,29 +1,59 @@
 """The deployment file: one TOML file per sector, loaded into typed objects.
 
+Besides the site (sector, towers, sensors, aircraft, units, zones, roads, corridors) and the
+gateways, broker, store and map, the file carries what a site tunes: ``[tracker]``
+(:class:`~vigil.tracks.config.TrackerSettings`), ``[alerts]``
+(:class:`~vigil.alerts.rules.AlertRules`), ``[classes]`` (:class:`ClassSettings`: a
+calibration file and the prior) and ``[service]`` (:class:`ServiceSettings`). A key left out
+takes its documented default; ``vigil config show`` prints every value in force and where it
+came from.
+
 Unknown keys, wrong types and out-of-range values are errors that name the key, the value
-and the line (:class:`ConfigError`). Secrets never live in the file: the broker section names
-the environment variables that hold them.
+and the line (:class:`ConfigError`), in the calibration file too. Secrets never live in the
+file: the broker section names the environment variables that hold them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
-import os
 import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 import numpy as np
-from msgspec import Meta
 
+from vigil.alerts.cot_settings import CotSettings
+from vigil.alerts.rules import AlertRules
+from vigil.config_sections import (
+    Broker,
+    CameraSettings,
+    ClassSettings,
+    Gateway,
+    MapSettings,
+    ServiceSettings,
+    Store,
+)
+from vigil.detection.settings import DetectionSettings
 from vigil.geo.border import US_SIDE, BorderError
-from vigil.geo.site import Ident, Site
+from vigil.geo.dem import TerrainSettings
+from vigil.geo.site import Site
 from vigil.ingest.validation import explain
 from vigil.ingest.validation import toml_line as locate
+from vigil.tracks.calibration import (
+    NEUTRAL_MODEL,
+    CalibrationError,
+    ClassModel,
+    load_calibration,
+)
+from vigil.tracks.config import TrackerConfig, TrackerSettings
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DEPLOYMENT = "tucson.toml"
 #: Devices must be within this distance of the border line to belong to a sector, metres.
@@ -48,60 +78,22 @@ class ConfigError(ValueError):
         super().__init__(f"{where}: {key} = {shown}: {expected}")
 
 
-class Broker(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The MQTT broker; credentials come from the environment variables named here."""
-
-    host: str = "127.0.0.1"
-    port: Annotated[int, Meta(ge=1, le=65535)] = 1883
-    tls: bool = False
-    ca_file: str | None = None
-    username_env: str | None = None
-    password_env: str | None = None
-    keepalive_s: Annotated[int, Meta(ge=5, le=3600)] = 30
-    #: The sector service's stable client id (its persistent session); ``vigil-{sector}`` when
-    #: unset. ``vigil broker init`` makes it the service's user name, bound to the client id.
-    client_id: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
-
-    def credentials(self) -> tuple[str | None, str | None]:
-        """Username and password read from the environment (``None`` where unset)."""
-        user = os.environ.get(self.username_env) if self.username_env else None
-        password = os.environ.get(self.password_env) if self.password_env else None
-        return user, password
-
-
-class Store(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Where the sector's SQLite store lives (relative paths are from the deployment file)."""
-
-    path: str = "vigil.sqlite"
-
-
-class MapSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Map options: an optional local tile server URL template."""
-
-    tiles_url: str | None = None
-    tiles_attribution: str = "local tiles"
-
-
-class Gateway(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A ground-sensor gateway and the sensors it speaks for.
-
-    A gateway publishes only for its own sensors (on each sensor's topic or its own,
-    ``vigil/v1/{sector}/ugs/{id}/events``); the broker's ACLs and every receiver hold it to
-    that. A sensor that no gateway lists speaks for itself only.
-    """
-
-    id: Ident
-    sensors: Annotated[list[Ident], Meta(min_length=1, max_length=10_000)]
-
-
 class DeploymentFile(Site, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The whole file: the site plus the ground-sensor gateways, broker, store and map
-    settings."""
+    settings, and the stages' settings."""
 
     gateways: list[Gateway] = []
     broker: Broker = Broker()
     store: Store = Store()
     map: MapSettings = MapSettings()
+    tracker: TrackerSettings = TrackerSettings()
+    alerts: AlertRules = AlertRules()
+    classes: ClassSettings = ClassSettings()
+    service: ServiceSettings = ServiceSettings()
+    cot: CotSettings = CotSettings()
+    detection: DetectionSettings = DetectionSettings()
+    cameras: list[CameraSettings] = []
+    terrain: TerrainSettings = TerrainSettings()
 
 
 @dataclass(frozen=True)
@@ -111,11 +103,56 @@ class Deployment:
     path: Path
     config: DeploymentFile
     text: str
+    #: The class tables of ``[classes] calibration`` (neutral when it names none).
+    class_model: ClassModel = NEUTRAL_MODEL
+    #: What a person should know about the file that is not an error (no calibration, ...).
+    warnings: tuple[str, ...] = ()
 
     @property
     def site(self) -> Site:
         """The physical layout (the file's site part)."""
         return self.config
+
+    @property
+    def rules(self) -> AlertRules:
+        """The alert rules (``[alerts]``)."""
+        return self.config.alerts
+
+    @property
+    def service(self) -> ServiceSettings:
+        """The sector service's limits (``[service]``)."""
+        return self.config.service
+
+    def detection_for(self, tower_id: str) -> DetectionSettings:
+        """A camera's detection settings: its ``[[cameras]]`` override laid over
+        ``[detection]`` (just ``[detection]`` for a camera the file does not override)."""
+        base = self.config.detection
+        for camera in self.config.cameras:
+            if camera.tower == tower_id:
+                return camera.settings().over(base)
+        return base
+
+    def resolve(self, name: str) -> Path:
+        """A path the file names, resolved against the deployment file's folder."""
+        p = Path(name)
+        return p if p.is_absolute() else self.path.parent / p
+
+    def calibration_path(self) -> Path | None:
+        """The ``[classes]`` calibration file, resolved against the deployment file's folder."""
+        name = self.config.classes.calibration
+        return None if name is None else self.resolve(name)
+
+    def tracker_config(self) -> TrackerConfig:
+        """What the tracker runs on: ``[tracker]`` joined with ``[classes]`` (the prior and
+        the calibration file's tables)."""
+        if self.config.classes.calibration is None:
+            log.warning("%s: %s", self.path, NO_CALIBRATION)
+        return TrackerConfig.from_parts(
+            self.config.tracker,
+            self.config.classes.prior,
+            self.class_model.camera,
+            self.class_model.speed,
+        )
 
     @property
     def sector(self) -> str:
@@ -124,8 +161,7 @@ class Deployment:
 
     def store_path(self) -> Path:
         """The store's path, resolved against the deployment file's folder."""
-        p = Path(self.config.store.path)
-        return p if p.is_absolute() else self.path.parent / p
+        return self.resolve(self.config.store.path)
 
     def line_of(self, *key: str | int) -> int | None:
         """The line in the file where a key path is set (``("towers", 2, "lat")``)."""
@@ -133,6 +169,13 @@ class Deployment:
 
 
 # -- loading ----------------------------------------------------------------------------------
+
+
+NO_CALIBRATION = (
+    "[classes] names no calibration file: tower camera class guesses count as right with "
+    "their confidence and track speeds add no class evidence; fit the sector's tables "
+    "(vigil.tracks.calibration) and name the file in [classes] calibration"
+)
 
 
 def default_deployment_path() -> Path:
@@ -156,6 +199,8 @@ def parse(text: str, path: str | Path = "<string>") -> Deployment:
         head = problem.message
         if problem.kind == "unknown_field":
             expected = f"unknown key; allowed here: {_allowed(list(problem.path[:-1]))}"
+            if problem.path[0] in ("tracker", "classes") and problem.path[-1] in _CLASS_MODEL:
+                expected += f"; {_CLASS_MODEL[str(problem.path[-1])]}"
         elif problem.kind == "missing_field":
             expected = "required key is missing"
         else:
@@ -164,7 +209,36 @@ def parse(text: str, path: str | Path = "<string>") -> Deployment:
         raise ConfigError(path, key, problem.value, problem.line, expected) from None
     deployment = Deployment(Path(path), config, text)
     check(deployment)
-    return deployment
+    return _with_class_model(deployment)
+
+
+def _with_class_model(deployment: Deployment) -> Deployment:
+    """The deployment with its calibration file read (a neutral model and a warning when
+    ``[classes]`` names none)."""
+    p = deployment.calibration_path()
+    if p is None:
+        return dataclasses.replace(deployment, warnings=(NO_CALIBRATION,))
+    try:
+        model = load_calibration(p)
+    except CalibrationError as exc:
+        if exc.key == "(file)":
+            line = deployment.line_of("classes", "calibration")
+            raise ConfigError(
+                deployment.path, "classes.calibration", str(p), line, exc.expected
+            ) from None
+        raise ConfigError(exc.path, exc.key, exc.value, exc.line, exc.expected) from None
+    return dataclasses.replace(deployment, class_model=model)
+
+
+_IN_CALIBRATION = "the class tables live in the calibration file that [classes] calibration names"
+#: Where a class-model key belongs, for one written in the wrong table.
+_CLASS_MODEL = {
+    "class_prior": "the prior is [classes] prior",
+    "camera_class_model": _IN_CALIBRATION,
+    "speed_class_model": _IN_CALIBRATION,
+    "camera": _IN_CALIBRATION,
+    "speed": _IN_CALIBRATION,
+}
 
 
 def _allowed(table: list[str | int]) -> str:
@@ -183,9 +257,21 @@ def _allowed(table: list[str | int]) -> str:
         "broker": Broker,
         "store": Store,
         "map": MapSettings,
+        "tracker": TrackerSettings,
+        "alerts": AlertRules,
+        "classes": ClassSettings,
+        "service": ServiceSettings,
+        "cot": CotSettings,
+        "detection": DetectionSettings,
+        "cameras": CameraSettings,
+        "terrain": TerrainSettings,
     }
     names = [p for p in table if isinstance(p, str)]
     tp = tables.get(names[0]) if names else DeploymentFile
+    if names[1:] == ["synthetic"] and names[0] == "terrain":
+        from vigil.geo.dem import SyntheticRelief
+
+        tp = SyntheticRelief
     return ", ".join(tp.__struct_fields__) if tp is not None else "(see the documentation)"
 
 
@@ -228,6 +314,8 @@ def check(deployment: Deployment) -> None:
                 )
             seen[item.id] = (group, i)
     _check_gateways(deployment)
+    _check_cameras(deployment)
+    _check_tracker(deployment)
     s = cfg.sector
     _check_timezone(deployment)
     if (s.start is None) != (s.end is None) or (s.start is None) == (s.bbox is None):
@@ -309,3 +397,50 @@ def _check_timezone(deployment: Deployment) -> None:
             locate(deployment.text, ["sector", "timezone"]),
             "unknown time zone; expected an IANA name such as America/Phoenix or UTC",
         ) from None
+
+
+def _check_tracker(deployment: Deployment) -> None:
+    """``[tracker]``'s rules across keys: m hits out of n, walking below driving speeds."""
+    t = deployment.config.tracker
+    if t.confirm_m > t.confirm_n:
+        raise ConfigError(
+            deployment.path,
+            "tracker.confirm_m",
+            t.confirm_m,
+            deployment.line_of("tracker", "confirm_m") or deployment.line_of("tracker"),
+            f"more than confirm_n = {t.confirm_n}; expected m <= n (m hits out of n batches)",
+        )
+    if t.walk_max_mps >= t.vehicle_min_mps:
+        raise ConfigError(
+            deployment.path,
+            "tracker.walk_max_mps",
+            t.walk_max_mps,
+            deployment.line_of("tracker", "walk_max_mps") or deployment.line_of("tracker"),
+            f"not below vehicle_min_mps = {t.vehicle_min_mps}; expected walking speeds below "
+            "vehicle speeds",
+        )
+
+
+def _check_cameras(deployment: Deployment) -> None:
+    """Each ``[[cameras]]`` override names a deployed tower, once."""
+    towers = {t.id for t in deployment.config.towers}
+    seen: dict[str, int] = {}
+    for i, camera in enumerate(deployment.config.cameras):
+        line = deployment.line_of("cameras", i, "tower")
+        if camera.tower not in towers:
+            raise ConfigError(
+                deployment.path,
+                f"cameras[{i}].tower",
+                camera.tower,
+                line,
+                f"no such tower; expected one of {', '.join(sorted(towers)) or '(none)'}",
+            )
+        if camera.tower in seen:
+            raise ConfigError(
+                deployment.path,
+                f"cameras[{i}].tower",
+                camera.tower,
+                line,
+                f"already overridden by cameras[{seen[camera.tower]}]; one override a camera",
+            )
+        seen[camera.tower] = i

@@ -55,7 +55,14 @@ def run_demo(
         for suffix in ("", "-wal", "-shm"):
             (out_dir / f"{name}{suffix}").unlink(missing_ok=True)
     site = deployment.site
-    pipe = Pipeline(site, sim, seed, store_dir=out_dir)
+    pipe = Pipeline(
+        site,
+        sim,
+        seed,
+        store_dir=out_dir,
+        tracker=deployment.tracker_config(),
+        rules=deployment.rules,
+    )
     duration = hours * 3600.0
     try:
         pipe.run(duration, progress=progress)

@@ -28,6 +28,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from vigil.demo import DEMO_START_UTC, demo_settings, print_summary, run_demo
 
     d = load_deployment(args.deployment)
+    for warning in d.warnings:
+        print(f"warning: {d.path}: {warning}", file=sys.stderr, flush=True)
     if not (args.hours > 0):
         print(
             f"error: --hours {args.hours!r}: expected a positive number of hours", file=sys.stderr
@@ -72,7 +74,9 @@ def _demo_serve(d: Deployment, sim: SimSettings, args: argparse.Namespace) -> in
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     audit = AuditLog(out_dir / "audit.sqlite")
-    pipe = Pipeline(d.site, sim, args.seed, store_dir=None)
+    pipe = Pipeline(
+        d.site, sim, args.seed, store_dir=None, tracker=d.tracker_config(), rules=d.rules
+    )
     app = LiveMapApp(d.site, pipe.bus, users, audit, tiles_url=d.config.map.tiles_url)
     server = ServerThread(app, args.host, args.port)
     server.start()

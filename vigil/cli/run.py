@@ -39,7 +39,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from vigil.service import SectorService, mqtt_settings, service_client_id
 
     d = load_deployment(args.deployment)
-    settings = mqtt_settings(d, args.broker)
+    for warning in d.warnings:
+        print(f"warning: {d.path}: {warning}", file=sys.stderr, flush=True)
+    limits = d.service
+    settings = mqtt_settings(d, args.broker, max_payload_bytes=limits.max_payload_bytes)
     require_credentials(settings, args.insecure, deployment_credential_names(d))
     state = Path(args.state_dir or f".vigil-{d.sector}")
     client_id = args.client_id or service_client_id(d)
@@ -48,16 +51,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         d.site,
         settings,
         state,
-        hold_s=args.hold,
-        idle_s=args.idle,
+        hold_s=limits.hold_s if args.hold is None else args.hold,
+        tick_s=limits.tick_s,
+        idle_s=limits.idle_s if args.idle is None else args.idle,
         client_id=client_id,
+        tracker=d.tracker_config(),
+        rules=d.rules,
+        journal_synchronous=limits.journal_synchronous,
         channels=channels,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         try:
-            r = service.start(args.connect_timeout)
+            timeout = limits.connect_timeout_s
+            r = service.start(timeout if args.connect_timeout is None else args.connect_timeout)
         except ConnectionError as exc:
             r = service.report
             print(f"warning: {exc}; still trying", file=sys.stderr, flush=True)
@@ -161,7 +169,10 @@ def register(sub: Subparsers) -> None:
             "crash it replays its journal and sends nothing twice. Stops on SIGTERM or Ctrl-C. "
             "Credentials come from the environment variables the deployment's [broker] names "
             "(username_env, password_env); without them it refuses to start unless --insecure. "
-            "The output session logs in as USER-out with the same password."
+            "The output session logs in as USER-out with the same password. The tracker, "
+            "alert rules, class model and service limits come from the deployment's "
+            "[tracker], [alerts], [classes] and [service] (vigil config show prints them); "
+            "--hold, --idle and --connect-timeout override the file."
         ),
     )
     add_deployment(p)
@@ -173,10 +184,14 @@ def register(sub: Subparsers) -> None:
         help="journal, outboxes, stores (.vigil-SECTOR)",
     )
     p.add_argument(
-        "--hold", type=nonnegative_float, default=1.0, help="reorder hold, message s (default 1)"
+        "--hold",
+        type=nonnegative_float,
+        help="reorder hold, message s (default: the deployment's [service] hold_s)",
     )
     p.add_argument(
-        "--idle", type=positive_float, default=3.0, help="idle clock after, wall s (default 3)"
+        "--idle",
+        type=positive_float,
+        help="idle clock after, wall s (default: the deployment's [service] idle_s)",
     )
     p.add_argument(
         "--client-id",
@@ -187,7 +202,9 @@ def register(sub: Subparsers) -> None:
         "--insecure", action="store_true", help="connect without broker credentials (warns)"
     )
     p.add_argument(
-        "--connect-timeout", type=positive_float, default=30.0, help="seconds (default 30)"
+        "--connect-timeout",
+        type=positive_float,
+        help="seconds (default: the deployment's [service] connect_timeout_s)",
     )
     p.add_argument("--seconds", type=positive_float, help="stop after this long")
     cot = p.add_argument_group("Cursor-on-Target (TAK)")

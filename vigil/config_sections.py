@@ -1,0 +1,143 @@
+"""The deployment file's tables besides the site: gateways, broker, store, map, the class
+model's settings, the service's limits and the cameras' detection overrides (each a frozen
+struct with unknown keys refused).
+
+:mod:`vigil.config` loads the file; the stages' own settings (``[tracker]``, ``[alerts]``)
+are their structs (:class:`vigil.tracks.config.TrackerSettings`,
+:class:`vigil.alerts.rules.AlertRules`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from vigil.detection.settings import DetectionSettings
+from vigil.geo.site import Ident
+
+__all__ = [
+    "Broker",
+    "CameraSettings",
+    "ClassSettings",
+    "Gateway",
+    "MapSettings",
+    "ServiceSettings",
+    "Store",
+]
+
+
+class Broker(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The MQTT broker; credentials come from the environment variables named here."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=1, le=65535)] = 1883
+    tls: bool = False
+    ca_file: str | None = None
+    username_env: str | None = None
+    password_env: str | None = None
+    keepalive_s: Annotated[int, Meta(ge=5, le=3600)] = 30
+    #: The sector service's stable client id (its persistent session); ``vigil-{sector}`` when
+    #: unset. ``vigil broker init`` makes it the service's user name, bound to the client id.
+    client_id: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
+
+    def credentials(self) -> tuple[str | None, str | None]:
+        """Username and password read from the environment (``None`` where unset)."""
+        user = os.environ.get(self.username_env) if self.username_env else None
+        password = os.environ.get(self.password_env) if self.password_env else None
+        return user, password
+
+
+class Store(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Where the sector's SQLite store lives (relative paths are from the deployment file)."""
+
+    path: str = "vigil.sqlite"
+
+
+class MapSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Map options: an optional local tile server URL template."""
+
+    tiles_url: str | None = None
+    tiles_attribution: str = "local tiles"
+
+
+class Gateway(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A ground-sensor gateway and the sensors it speaks for.
+
+    A gateway publishes only for its own sensors (on each sensor's topic or its own,
+    ``vigil/v1/{sector}/ugs/{id}/events``); the broker's ACLs and every receiver hold it to
+    that. A sensor that no gateway lists speaks for itself only.
+    """
+
+    id: Ident
+    sensors: Annotated[list[Ident], Meta(min_length=1, max_length=10_000)]
+
+
+Probability = Annotated[float, Meta(gt=0.0, le=1.0)]
+
+
+class ClassSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[classes]``: the class model of the sector's tracks.
+
+    Attributes
+    ----------
+    calibration
+        A calibration file (TOML, relative to the deployment file) with the camera confusion
+        table and the track-speed table (:class:`vigil.tracks.calibration.ClassModel`), fitted
+        to the sector's own cameras and detector. Unset: no tables (a neutral model: a camera
+        guess counts as right with its confidence, speeds add nothing), and a warning.
+    prior
+        How common person, vehicle and animal are among new tracks before any guess is read
+        (the sector's base rates; each in (0, 1]). Default: equal.
+    """
+
+    calibration: Annotated[str, Meta(min_length=1, max_length=4096)] | None = None
+    prior: tuple[Probability, Probability, Probability] = (1 / 3, 1 / 3, 1 / 3)
+
+
+class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[service]``: the sector service's limits (``vigil run``).
+
+    Attributes
+    ----------
+    hold_s
+        Reorder window: a message is held this long (message time, seconds) for later ones
+        that belong before it, then released in time order; later than that it is late.
+    tick_s
+        How often tracks are published and crossings checked, message seconds.
+    idle_s
+        Wall seconds without input (while connected) before the clock moves on by itself.
+    connect_timeout_s
+        How long a start waits for the broker before it says so (and goes on trying), s.
+    max_payload_bytes
+        Largest message payload decoded, bytes; a larger one is quarantined as ``too_large``.
+    journal_synchronous
+        SQLite ``synchronous`` of the journal: ``FULL`` (each batch survives a power loss),
+        ``NORMAL`` (survives a crash of the process), ``EXTRA`` or ``OFF``.
+    """
+
+    hold_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 1.0
+    tick_s: Annotated[float, Meta(gt=0.0, le=60.0)] = 1.0
+    idle_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 3.0
+    connect_timeout_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 30.0
+    max_payload_bytes: Annotated[int, Meta(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
+    journal_synchronous: Literal["FULL", "NORMAL", "EXTRA", "OFF"] = "FULL"
+
+
+class CameraSettings(DetectionSettings, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[[cameras]]``: one tower camera's detection settings over the file's ``[detection]``.
+
+    ``tower`` names a deployed tower; every other key is a
+    :class:`~vigil.detection.settings.DetectionSettings` key, and one left out comes from
+    ``[detection]`` (then from the sensor kind's default).
+    """
+
+    tower: Ident
+
+    def settings(self) -> DetectionSettings:
+        """The override alone, as detection settings (without ``tower``)."""
+        return DetectionSettings(
+            **{name: getattr(self, name) for name in DetectionSettings.__struct_fields__}
+        )
