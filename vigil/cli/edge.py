@@ -111,10 +111,42 @@ def _paced(args: argparse.Namespace, bus: Any) -> Any:
     return PacedBus(bus, pacer)
 
 
+def _ptz_control(args: argparse.Namespace, d: Deployment, tower: str) -> Any:
+    """The tower camera's ONVIF PTZ control from --onvif and --ptz-* (None without --onvif)."""
+    if args.onvif is None:
+        return None
+    import os
+
+    from vigil.hardware.ptz import OnvifPtz, PtzControl, PtzMapping
+
+    t = next(x for x in d.config.towers if x.id == tower)
+    host, _, number = args.onvif.rpartition(":")
+    try:
+        mapping = PtzMapping(
+            pan_zero_deg=t.pan_deg if args.ptz_pan_zero is None else args.ptz_pan_zero,
+            pan_deg_per_unit=args.ptz_pan_per_unit,
+            tilt_zero_deg=t.tilt_deg if args.ptz_tilt_zero is None else args.ptz_tilt_zero,
+            tilt_deg_per_unit=args.ptz_tilt_per_unit,
+            hfov_wide_deg=t.hfov_deg,
+            hfov_tele_deg=t.hfov_deg if args.ptz_hfov_tele is None else args.ptz_hfov_tele,
+        )
+    except ValueError as exc:
+        raise CommandError(f"--ptz-*: {exc}") from None
+    client = OnvifPtz(
+        host or "127.0.0.1",
+        int(number or 80),
+        os.environ.get("VIGIL_ONVIF_USER", ""),
+        os.environ.get("VIGIL_ONVIF_PASSWORD", ""),
+    )
+    return PtzControl(client, mapping)
+
+
 def _edge_camera(args: argparse.Namespace, d: Deployment) -> int:
-    """``vigil edge camera SOURCE --id TOWER``: capture, detect, publish."""
+    """``vigil edge camera SOURCE --id TOWER``: capture, detect, publish; with --onvif, steer."""
     from vigil.edge import tower_detector
     from vigil.hardware.camera import CameraSourceError, run_camera_edge
+    from vigil.hardware.camera_health import HealthSettings
+    from vigil.hardware.ptz import PtzError
 
     towers = [t.id for t in d.config.towers]
     tower = args.id or (towers[0] if len(towers) == 1 else None)
@@ -122,13 +154,33 @@ def _edge_camera(args: argparse.Namespace, d: Deployment) -> int:
         print(f"error: --id {tower!r}: expected one of the deployment's towers {towers}",
               file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
+    if args.source == "onvif" and args.onvif is None:
+        print("error: source 'onvif' (the camera's own RTSP address) needs --onvif HOST:PORT",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    ptz = _ptz_control(args, d, tower)
+    source = args.source
+    if ptz is not None and source == "onvif":
+        try:
+            source = ptz.client.stream_uri()
+        except PtzError as exc:
+            ptz.client.close()
+            raise CommandError(f"--onvif {args.onvif}: {exc}") from None
+    # a deployment that carries per-camera detection settings (Deployment.detection_for)
+    detection_for = getattr(d, "detection_for", None)
+    settings = detection_for(tower) if detection_for is not None else None
+    detect = tower_detector(d.site, tower, settings=settings)
     pacer = _pacer(args)
     start_time = args.start
     bus = _edge_bus(args, d.sector, args.client_id or f"edge-{tower}")
     try:
+        health = HealthSettings(
+            dropped_after_s=args.dropped_after, frozen_after_s=args.frozen_after
+        )
         counts = run_camera_edge(
-            args.source, bus, d.sector, tower, tower_detector(d.site, tower),
+            source, bus, d.sector, tower, detect,
             fps=args.fps, start_time=start_time, pacer=pacer,
+            ptz=ptz, repoint=detect.repoint, health=health,
         )  # fmt: skip
     except CameraSourceError as exc:
         raise CommandError(str(exc)) from None
@@ -136,7 +188,9 @@ def _edge_camera(args: argparse.Namespace, d: Deployment) -> int:
         close_bus(bus)
     print(
         f"{counts.frames} frames, {counts.detections} detections published from {tower}; "
-        f"{counts.reconnects} reconnects, {counts.commands} commands received"
+        f"{counts.reconnects} reconnects, {counts.commands} commands received "
+        f"({counts.commands_carried} carried out, {counts.commands_refused} refused), "
+        f"{counts.pointing_changes} pointing changes"
     )
     return EXIT_OK
 
@@ -149,8 +203,11 @@ def register(sub: Subparsers) -> None:
         description=(
             "Read a device's output and publish wire messages: 'camera' reads a video file "
             "(or a CPTV thermal recording), "
-            "RTSP URL or device through OpenCV, runs the tower's motion detector (--id TOWER "
-            "from the deployment) and reconnects to a lost stream; 'ugs' reads the "
+            "RTSP URL or device through OpenCV's FFmpeg backend, runs the tower's motion "
+            "detector (--id TOWER from the deployment), reconnects to a lost stream with "
+            "backoff and reports a dropped or frozen one as camera health; with --onvif it "
+            "turns the camera on the service's camera commands and places detections with the "
+            "pointing the camera reports; 'ugs' reads the "
             "ground-sensor gateway's JSON lines (file, tcp://host:port, "
             "serial:///dev/ttyUSB0, or - for stdin); 'uas' reads MAVLink or an ArduPilot log "
             "(a tlog, a DataFlash .bin or .log, or udpin:0.0.0.0:14550). With --broker "
@@ -179,6 +236,59 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument(
         "--start", metavar="TIME", type=time_arg, help="camera: time of a file's first frame"
+    )
+    p.add_argument(
+        "--onvif",
+        metavar="HOST:PORT",
+        type=broker_address,
+        help="camera: steer it over ONVIF PTZ (credentials from VIGIL_ONVIF_USER and "
+        "VIGIL_ONVIF_PASSWORD); SOURCE 'onvif' reads the RTSP address the camera gives",
+    )
+    p.add_argument(
+        "--ptz-pan-zero",
+        type=float,
+        metavar="DEG",
+        help="azimuth at ONVIF pan 0 (default: the tower's pan_deg)",
+    )
+    p.add_argument(
+        "--ptz-pan-per-unit",
+        type=positive_float,
+        default=180.0,
+        metavar="DEG",
+        help="degrees per unit of ONVIF pan (default 180: -1..1 is the full circle)",
+    )
+    p.add_argument(
+        "--ptz-tilt-zero",
+        type=float,
+        metavar="DEG",
+        help="tilt below horizontal at ONVIF tilt 0 (default: the tower's tilt_deg)",
+    )
+    p.add_argument(
+        "--ptz-tilt-per-unit",
+        type=positive_float,
+        default=45.0,
+        metavar="DEG",
+        help="degrees per unit of ONVIF tilt, which grows upward (default 45)",
+    )
+    p.add_argument(
+        "--ptz-hfov-tele",
+        type=positive_float,
+        metavar="DEG",
+        help="horizontal field of view at full zoom (default: the tower's hfov_deg, no zoom)",
+    )
+    p.add_argument(
+        "--dropped-after",
+        type=positive_float,
+        default=5.0,
+        metavar="S",
+        help="live camera: report it offline after this long without a frame (default 5)",
+    )
+    p.add_argument(
+        "--frozen-after",
+        type=positive_float,
+        default=10.0,
+        metavar="S",
+        help="live camera: report it degraded after this long on one picture (default 10)",
     )
     p.add_argument(
         "--speed",
