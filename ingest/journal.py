@@ -9,6 +9,11 @@ is the whole record of what arrived; only accepted ones are handed on.
 A consumer (the sector service) records how far it has handled the journal with
 :meth:`Journal.mark_done`; after a crash, :meth:`Journal.pending` gives back what was
 journaled and acknowledged but not yet handled.
+
+Once a consumer's state up to some message is saved elsewhere (the service's snapshots),
+:meth:`Journal.prune` deletes the rows behind it, keeping the newest ones for duplicate
+detection; :attr:`Journal.pruned_through` says how far the journal no longer reaches back.
+A new file uses SQLite's incremental auto-vacuum, so pruning also gives the space back.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ CREATE TABLE IF NOT EXISTS messages (
     reason TEXT
 );
 CREATE TABLE IF NOT EXISTS cursors (consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS pruned (id INTEGER PRIMARY KEY CHECK (id = 1), through INTEGER NOT NULL);
 """
 
 
@@ -90,6 +96,7 @@ class Journal:
         self.path = private_file(path)  # 0600: what the devices sent is the sector's own
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # a new file only; before WAL
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
         self._db.executescript(_SCHEMA)
@@ -180,6 +187,62 @@ class Journal:
                 yield JournalEntry(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6])
             last = rows[-1][0]
 
+    def positions(self, after_seq: int = 0, *, status: str | None = ACCEPTED, batch: int = 5000):
+        """``(seq, topic)`` of journaled messages after ``after_seq`` in order, without payloads."""
+        last = after_seq
+        while True:
+            sql = "SELECT seq, topic FROM messages WHERE seq > ?"
+            args: list[object] = [last]
+            if status is not None:
+                sql += " AND status = ?"
+                args.append(status)
+            sql += " ORDER BY seq LIMIT ?"
+            args.append(batch)
+            with self._lock:
+                rows = self._db.execute(sql, args).fetchall()
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1][0]
+
+    def prune(self, through_seq: int, *, keep: int = 0) -> int:
+        """Delete the messages with ``seq <= through_seq``, except the newest ``keep`` of the
+        journal (their keys still recognise a copy the broker or a publisher sends again).
+
+        Returns how many rows were deleted. The freed pages go back to the file system when
+        the file has incremental auto-vacuum (files this class created).
+        """
+        if keep < 0:
+            raise ValueError(f"keep = {keep!r}: expected a number of messages >= 0")
+        with self._lock:
+            top = self._db.execute("SELECT MAX(seq) FROM messages").fetchone()[0] or 0
+            limit = min(int(through_seq), int(top) - keep)
+            if limit <= 0:
+                return 0
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = self._db.execute("DELETE FROM messages WHERE seq <= ?", (limit,))
+                n = cur.rowcount
+                self._db.execute(
+                    "INSERT INTO pruned (id, through) VALUES (1, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET through = max(through, excluded.through)",
+                    (limit,),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            if n:
+                self._db.executescript("PRAGMA incremental_vacuum;")  # run to the end
+        return int(n)
+
+    @property
+    def pruned_through(self) -> int:
+        """The highest sequence number pruned away (0: the journal is whole)."""
+        with self._lock:
+            row = self._db.execute("SELECT through FROM pruned WHERE id = 1").fetchone()
+        return 0 if row is None else int(row[0])
+
     def count(self, status: str | None = None) -> int:
         """How many messages are journaled (with ``status``, or all)."""
         with self._lock:
@@ -193,10 +256,12 @@ class Journal:
 
     @property
     def last_seq(self) -> int:
-        """The highest sequence number written (0 for an empty journal)."""
+        """The highest sequence number written (0 for an empty journal), pruned or not."""
         with self._lock:
-            row = self._db.execute("SELECT MAX(seq) FROM messages").fetchone()
-        return int(row[0] or 0)
+            row = self._db.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'messages'"
+            ).fetchone()
+        return 0 if row is None else int(row[0])
 
     def __len__(self) -> int:
         return self.count()

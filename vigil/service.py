@@ -30,15 +30,23 @@ When input stops
 
 After a crash
     The core's state is a function of the journal: the accepted messages in journal order,
-    with the recorded advances between them. On start the service replays the whole journal
-    through a fresh core and rebuilds its stores; of what the replay publishes, the first
-    ``P`` messages are not sent again, where ``P`` is how many the output outbox has ever
-    taken (its sequence survives pruning, and a message counts once its outbox commit is
-    done). So a restart loses and duplicates no track, crossing or alert. The cost is a replay
-    of the whole journal at each start (see BENCHMARKS.md for the rate).
+    with the recorded advances between them. Every ``snapshot_every`` messages or
+    ``snapshot_s`` wall seconds (and at a clean stop) the core thread flushes the stores and
+    writes a snapshot of the runner's whole state with the journal position and advance it
+    covers (:mod:`vigil.snapshot`: atomic, checksummed); the journal and the advances behind
+    the oldest of the ``snapshot_keep`` kept snapshots are pruned (the newest
+    ``journal_keep`` rows stay, to recognise a message sent again). On start the service
+    loads the newest snapshot that checks out (a damaged one is logged and the one before it
+    tried; with none, the whole journal), trims the stores back to it, and replays only the
+    journal after it. Of what the replay publishes, the first ``P`` messages (counted from the
+    journal's start; the count is part of the snapshot) are not sent again, where ``P`` is how
+    many the output outbox has ever taken (its sequence survives pruning, and a message counts
+    once its outbox commit is done). So a restart loses and duplicates no track, crossing or
+    alert, and costs a replay of at most about ``snapshot_every`` messages.
 
 The state folder holds ``journal.sqlite``, ``in.outbox`` and ``out.outbox``,
-``quarantine.jsonl``, ``service.sqlite``, ``status.json`` (rewritten every second) and the
+``quarantine.jsonl``, ``service.sqlite``, ``snapshot-*.bin``, ``status.json`` (rewritten
+every 0.1 s) and the
 stores ``vigil.tracks.sqlite`` and ``events.sqlite``. Keep them together: the outbox count and the
 journal only make sense as a pair.
 """
@@ -49,11 +57,9 @@ import json
 import logging
 import math
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -61,21 +67,21 @@ import msgspec
 from vigil.alerts.channels import DispatchChannel
 from vigil.alerts.rules import AlertRules
 from vigil.geo.site import Site
-from vigil.ingest.bus import topic_matches
 from vigil.ingest.journal import Journal
 from vigil.ingest.jsonable import dumps
 from vigil.ingest.mqtt import MqttBus, MqttSettings
-from vigil.ingest.private_files import private_dir, private_file, write_private_text
-from vigil.ingest.schema import MessageError, Wire, decode, encode
+from vigil.ingest.private_files import private_dir, write_private_text
+from vigil.ingest.schema import MessageError, Wire, encode
+from vigil.restart import Restarts, StartReport
 from vigil.retained import RetainedState
 from vigil.runner import (
     INPUT_TOPICS,
     OUTPUT_TOPICS,
-    STATE_FILES,
     Output,
     SectorRunner,
     input_patterns,
 )
+from vigil.snapshot import AdvanceLog
 from vigil.tracks.config import TrackerConfig
 
 log = logging.getLogger(__name__)
@@ -95,41 +101,6 @@ __all__ = [
 ]
 
 # -- the service --------------------------------------------------------------------------------
-
-_STATE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS advance (
-    handled INTEGER NOT NULL, watermark REAL NOT NULL, wall REAL NOT NULL
-);
-"""
-
-
-class AdvanceLog:
-    """``service.sqlite``: the idle advances of the clock, each after the input it followed."""
-
-    def __init__(self, path: Path) -> None:
-        private_file(path)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_STATE_SCHEMA)
-
-    def record(self, handled: int, watermark: float) -> None:
-        """Commit one advance (before it is applied)."""
-        self._db.execute(
-            "INSERT INTO advance (handled, watermark, wall) VALUES (?, ?, ?)",
-            (handled, watermark, time.time()),
-        )
-
-    def all(self) -> list[tuple[int, float]]:
-        """Every advance, in the order they were made."""
-        return [
-            (int(h), float(w))
-            for h, w in self._db.execute("SELECT handled, watermark FROM advance ORDER BY rowid")
-        ]
-
-    def close(self) -> None:
-        """Close the file."""
-        self._db.close()
 
 
 def output_username(username: str) -> str:
@@ -175,18 +146,7 @@ def mqtt_settings(deployment, broker: str | None = None, **overrides) -> MqttSet
     return MqttSettings(**values)
 
 
-@dataclass
-class StartReport:
-    """What a start found in its state folder."""
-
-    replayed: int
-    advances: int
-    outputs_replayed: int
-    outputs_skipped: int
-    replay_s: float
-
-
-class SectorService:
+class SectorService(Restarts):
     """``vigil run``: one sector's tracking, crossing detection, alerting and stores over MQTT.
 
     Parameters
@@ -215,6 +175,13 @@ class SectorService:
     channels
         More dispatch channels (CoT): each new alert and track goes to them too. Open alerts
         and sensor statuses are also published retained (:mod:`vigil.retained`).
+    snapshot_every, snapshot_s
+        A snapshot of the core's state after this many input messages, or this many wall
+        seconds when anything changed, whichever comes first (``0`` turns snapshots off).
+    snapshot_keep
+        Snapshots kept (at least 1); the journal is pruned behind the oldest kept.
+    journal_keep
+        Journal rows kept behind the snapshots, to recognise a message delivered again.
     """
 
     def __init__(
@@ -232,9 +199,23 @@ class SectorService:
         rules: AlertRules | None = None,
         journal_synchronous: str = "FULL",
         channels: Sequence[DispatchChannel] = (),
+        snapshot_every: int = 10_000,
+        snapshot_s: float = 300.0,
+        snapshot_keep: int = 2,
+        journal_keep: int = 100_000,
     ) -> None:
         if not idle_s > 0:
             raise ValueError(f"idle_s = {idle_s!r}: expected wall seconds > 0")
+        if not (isinstance(snapshot_every, int) and snapshot_every >= 0):
+            raise ValueError(f"snapshot_every = {snapshot_every!r}: expected messages >= 0")
+        if not snapshot_s >= 0:
+            raise ValueError(f"snapshot_s = {snapshot_s!r}: expected wall seconds >= 0")
+        if not (isinstance(snapshot_keep, int) and snapshot_keep >= 1):
+            raise ValueError(f"snapshot_keep = {snapshot_keep!r}: expected a count >= 1")
+        if not (isinstance(journal_keep, int) and journal_keep >= 0):
+            raise ValueError(f"journal_keep = {journal_keep!r}: expected messages >= 0")
+        self.snapshot_every, self.snapshot_s = snapshot_every, float(snapshot_s)
+        self.snapshot_keep, self.journal_keep = snapshot_keep, journal_keep
         self.site = site
         self.sector = site.sector.name
         self.settings = settings
@@ -280,6 +261,12 @@ class SectorService:
         self._was_connected = False
         self._core_thread: threading.Thread | None = None
         self._patterns = input_patterns(self.sector)
+        #: What the newest snapshot covers: journal position, messages handled, advance id.
+        self._snap = (0, 0, 0)
+        self._snap_wall = time.monotonic()
+        self._snap_advances: dict[int, int] = {}  # snapshot seq -> advance id it covers
+        self._advance_id = 0
+        self.snapshot_counts: dict[str, int] = {"written": 0, "failed": 0, "pruned": 0}
 
     # -- start: replay the journal, then go live ------------------------------------------------
 
@@ -307,66 +294,6 @@ class SectorService:
         self.in_bus.connect(timeout)
         assert self.report is not None
         return self.report
-
-    def _replay(self) -> StartReport:
-        t0 = time.perf_counter()
-        for name in STATE_FILES:
-            for suffix in ("", "-wal", "-shm"):
-                (self.store_dir / f"{name}{suffix}").unlink(missing_ok=True)
-            private_file(self.store_dir / name)  # rebuilt below; 0600 like the journal
-        published_before = self.out_bus.outbox.last_seq()
-        runner = self.runner = SectorRunner(
-            self.site,
-            self._output,
-            store_dir=self.store_dir,
-            tracker=self.tracker,
-            rules=self.rules,
-            hold_s=self.hold_s,
-            tick_s=self.tick_s,
-            skip_outputs=published_before,
-            on_ahead=self._ahead,
-        )
-        self.state.attach(runner.bus)
-        advances = self.advances.all()
-        self._replaying = True
-        k = 0
-        last_seq = 0
-        for entry in self.journal.replay(status="accepted"):
-            last_seq = entry.seq
-            if not any(topic_matches(p, entry.topic) for p in self._patterns):
-                continue
-            try:
-                msg = decode(entry.topic, entry.payload, now=entry.received, max_skew_s=math.inf)
-            except MessageError:
-                continue
-            self.handled += 1
-            runner.handle(entry.topic, msg)
-            while k < len(advances) and advances[k][0] <= self.handled:
-                runner.advance_to(advances[k][1])
-                k += 1
-        while k < len(advances):  # advances recorded after the last journaled message
-            runner.advance_to(advances[k][1])
-            k += 1
-        self._replaying = False
-        self.state.live = True
-        self.state.republish()
-        if last_seq:
-            self.journal.mark_done(self.client_id, last_seq)
-        runner.core.flush_stores()
-        if runner.outputs < published_before:
-            log.warning(
-                "the journal replays to %d outputs but the outbox has taken %d: the state "
-                "folder's journal and outbox do not belong together",
-                runner.outputs,
-                published_before,
-            )
-        return StartReport(
-            replayed=self.handled,
-            advances=len(advances),
-            outputs_replayed=runner.outputs,
-            outputs_skipped=min(runner.outputs, published_before),
-            replay_s=time.perf_counter() - t0,
-        )
 
     def _ahead(self, topic: str, msg: Wire, err: MessageError) -> None:
         if not self._replaying:  # reported when it arrived, before the restart
@@ -422,9 +349,14 @@ class SectorService:
                     if now - last_flush >= 5.0:
                         last_flush = now
                         runner.core.flush_stores()
+                    if self._snapshot_due(now):
+                        self._snap_wall = now
+                        self._take_snapshot(runner)
                     self._write_status()
                 except Exception:  # the clock must go on; the error is logged
                     log.exception("periodic step failed")
+        if self.snapshot_every or self.snapshot_s:
+            self._take_snapshot(runner)  # a clean stop: the next start replays nothing
         runner.close()
         self._write_status()
 
@@ -443,7 +375,7 @@ class SectorService:
         target = runner.max_time + math.floor(quiet / self.tick_s) * self.tick_s
         if target <= runner.watermark:
             return
-        self.advances.record(self.handled, target)
+        self._advance_id = self.advances.record(self.handled, target)
         runner.advance_to(target)
 
     def _write_status(self) -> None:
@@ -466,6 +398,7 @@ class SectorService:
             "quarantine": dict(self.in_bus.quarantine_counts),
             "fusion_dropped_late": r.core.fusion.dropped_late,
             "retained": dict(self.state.counts),
+            "snapshots": {**self.snapshot_counts, "seq": self._snap[0], "handled": self._snap[1]},
             "channels": {type(c).__name__: dict(c.counts) for c in self.channels},
         }
         write_private_text(self.state_dir / "status.json", dumps(status, indent=1) + "\n")

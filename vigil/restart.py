@@ -1,0 +1,242 @@
+"""How the sector service starts from its state folder and keeps it short to start from.
+
+:class:`Restarts` is the part of :class:`~vigil.service.SectorService` that loads the newest
+usable snapshot (:mod:`vigil.snapshot`), trims the stores back to it, replays the journal
+after it, and, while running, writes snapshots and prunes the journal behind them. See
+:mod:`vigil.service` ("After a crash") for why nothing is lost or sent twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from vigil import snapshot
+from vigil.ingest.bus import topic_matches
+from vigil.ingest.private_files import private_file
+from vigil.ingest.schema import MessageError, decode
+from vigil.runner import STATE_FILES, SectorRunner
+from vigil.snapshot import SnapshotError
+
+log = logging.getLogger("vigil.service")
+
+
+@dataclass
+class StartReport:
+    """What a start found in its state folder."""
+
+    #: Journaled messages replayed (after the snapshot, when one was loaded).
+    replayed: int
+    advances: int
+    outputs_replayed: int
+    outputs_skipped: int
+    replay_s: float
+    #: The snapshot loaded (``None``: the journal from its start).
+    snapshot: str | None = None
+    #: The journal position the snapshot covers, and the messages it stands for.
+    snapshot_seq: int = 0
+    snapshot_handled: int = 0
+    #: Snapshots that were found damaged or unusable, with the reason.
+    rejected: tuple[str, ...] = ()
+
+
+class Restarts:
+    """Snapshots and the replay at start, for :class:`~vigil.service.SectorService` (which
+    holds the journal, advance log, buses, retained state and settings these use)."""
+
+    def _fingerprint(self, runner: SectorRunner) -> str:
+        """What a snapshot's state was built with (settings that shape it)."""
+        core = runner.core
+        text = repr((self.sector, runner.hold_s, runner.tick_s, runner.max_ahead_s,
+                     core.fusion.config, core.engine.rules))  # fmt: skip
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def _new_runner(self, published_before: int) -> SectorRunner:
+        runner = self.runner = SectorRunner(
+            self.site,
+            self._output,
+            store_dir=self.store_dir,
+            tracker=self.tracker,
+            rules=self.rules,
+            hold_s=self.hold_s,
+            tick_s=self.tick_s,
+            skip_outputs=published_before,
+            on_ahead=self._ahead,
+        )
+        self.state.open_alerts.clear()
+        self.state.sensors.clear()
+        self.state.closed.clear()
+        self.state.attach(runner.bus)
+        return runner
+
+    def _reset_stores(self) -> None:
+        for name in STATE_FILES:
+            for suffix in ("", "-wal", "-shm"):
+                (self.store_dir / f"{name}{suffix}").unlink(missing_ok=True)
+            private_file(self.store_dir / name)  # rebuilt below; 0600 like the journal
+
+    def _load_snapshot(self, published_before: int) -> tuple[SectorRunner, dict | None, list]:
+        """A runner with the newest usable snapshot's state (or fresh, with empty stores)."""
+        rejected: list[str] = []
+        for snap in snapshot.listing(self.state_dir):
+            try:
+                body = snapshot.read(snap.path)
+            except SnapshotError as exc:
+                rejected.append(str(exc))
+                log.error("snapshot not used: %s", exc)
+                continue
+            runner = None
+            try:
+                meta = snapshot.capture_meta(body)
+                snapshot.trim_stores(self.store_dir, meta["stores"])
+                runner = self._new_runner(published_before)
+                if meta["fingerprint"] != self._fingerprint(runner):
+                    raise SnapshotError(f"{snap.path}: made with other settings")
+                snapshot.restore(self._roots(runner), body)
+            except Exception as exc:
+                if runner is not None:
+                    runner.core.tracks_store.close()
+                    runner.core.events.close()
+                rejected.append(f"{snap.path}: {exc}")
+                log.error("snapshot %s not used: %s", snap.path, exc)
+                continue
+            return runner, meta, rejected
+        if rejected or self.journal.pruned_through:
+            log.error(
+                "no usable snapshot: replaying the whole journal, which no longer holds "
+                "messages 1 to %d (their state is lost)",
+                self.journal.pruned_through,
+            )
+        self._reset_stores()
+        return self._new_runner(published_before), None, rejected
+
+    def _roots(self, runner: SectorRunner) -> dict:
+        return snapshot.roots(runner, retained=self.state)
+
+    def _replay(self) -> StartReport:
+        t0 = time.perf_counter()
+        published_before = self.out_bus.outbox.last_seq()
+        runner, meta, rejected = self._load_snapshot(published_before)
+        after_seq = start_handled = 0
+        if meta is not None:
+            after_seq, start_handled = meta["seq"], meta["handled"]
+            self.handled, self._advance_id = start_handled, meta["advance_id"]
+            self._snap = (after_seq, start_handled, self._advance_id)
+            self._snap_advances[after_seq] = self._advance_id
+            log.info("loaded snapshot of journal message %d (%d handled)", after_seq, self.handled)
+        advances = self.advances.since(self._advance_id)
+        self._replaying = True
+        k = 0
+
+        def catch_up() -> int:  # the advances recorded up to the messages handled so far
+            nonlocal k
+            while k < len(advances) and advances[k][1] <= self.handled:
+                runner.advance_to(advances[k][2])
+                self._advance_id = advances[k][0]
+                k += 1
+            return k
+
+        catch_up()
+        last_seq = 0
+        for entry in self.journal.replay(after_seq):
+            last_seq = entry.seq
+            if not any(topic_matches(p, entry.topic) for p in self._patterns):
+                continue
+            self.handled += 1  # handled live, so counted here too (advances go by the count)
+            try:
+                msg = decode(entry.topic, entry.payload, now=entry.received, max_skew_s=math.inf)
+            except MessageError:
+                continue
+            runner.handle(entry.topic, msg)
+            catch_up()
+        for _, _, watermark in advances[k:]:  # advances after the last journaled message
+            runner.advance_to(watermark)
+        if advances:
+            self._advance_id = advances[-1][0]
+        self._replaying = False
+        self.state.live = True
+        self.state.republish()
+        if last_seq:
+            self.journal.mark_done(self.client_id, last_seq)
+        runner.core.flush_stores()
+        if runner.outputs < published_before:
+            log.warning(
+                "the journal replays to %d outputs but the outbox has taken %d: the state "
+                "folder's journal and outbox do not belong together",
+                runner.outputs,
+                published_before,
+            )
+        return StartReport(
+            replayed=self.handled - start_handled,
+            advances=len(advances),
+            outputs_replayed=runner.outputs,
+            outputs_skipped=min(runner.outputs, published_before),
+            replay_s=time.perf_counter() - t0,
+            snapshot=None if meta is None else str(snapshot.path_for(self.state_dir, after_seq)),
+            snapshot_seq=after_seq,
+            snapshot_handled=start_handled,
+            rejected=tuple(rejected),
+        )
+
+    def _take_snapshot(self, runner: SectorRunner) -> bool:
+        """Snapshot the state (core thread, between messages), then prune behind the oldest
+        snapshot kept. Returns whether one was written."""
+        seq0, handled0, advance0 = self._snap
+        if (self.handled, self._advance_id) == (handled0, advance0):
+            return False
+        need = self.handled - handled0
+        seq = seq0
+        if need:
+            for s, topic in self.journal.positions(seq0):
+                if any(topic_matches(p, topic) for p in self._patterns):
+                    need -= 1
+                    seq = s
+                    if need == 0:
+                        break
+        if need:
+            log.error("snapshot skipped: %d handled messages not found in the journal", need)
+            self.snapshot_counts["failed"] += 1
+            return False
+        runner.core.flush_stores()
+        meta = {
+            "seq": seq,
+            "handled": self.handled,
+            "advance_id": self._advance_id,
+            "outputs": runner.outputs,
+            "stores": snapshot.store_marks([self.store_dir / n for n in STATE_FILES]),
+            "fingerprint": self._fingerprint(runner),
+            "wall": time.time(),
+        }
+        try:
+            body = snapshot.capture(self._roots(runner), meta)
+            snapshot.write(self.state_dir, seq, body)
+        except Exception:  # the journal still holds everything: the service goes on
+            log.exception("snapshot of journal message %d failed", seq)
+            self.snapshot_counts["failed"] += 1
+            return False
+        self._snap = (seq, self.handled, self._advance_id)
+        self._snap_advances[seq] = self._advance_id
+        self.snapshot_counts["written"] += 1
+        snapshot.remove_stale(self.state_dir, self.snapshot_keep)
+        kept = snapshot.listing(self.state_dir)
+        oldest = kept[-1].seq if len(kept) >= self.snapshot_keep else 0
+        if oldest:
+            self.snapshot_counts["pruned"] += self.journal.prune(oldest, keep=self.journal_keep)
+            if oldest in self._snap_advances:
+                self.advances.prune(self._snap_advances[oldest])
+            for s in [s for s in self._snap_advances if s < oldest]:
+                del self._snap_advances[s]
+        return True
+
+    def _snapshot_due(self, now: float) -> bool:
+        n = self.handled - self._snap[1]
+        if self.snapshot_every and n >= self.snapshot_every:
+            return True
+        changed = n > 0 or self._advance_id != self._snap[2]
+        return bool(self.snapshot_s) and changed and now - self._snap_wall >= self.snapshot_s
+
+
+__all__ = ["Restarts", "StartReport"]
