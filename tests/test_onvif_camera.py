@@ -5,8 +5,10 @@ serving the simulator's thermal picture of one walker over RTSP and taking ONVIF
 orders. The adapter under test (:func:`vigil.hardware.camera.run_camera_edge` with
 :class:`~vigil.hardware.ptz.PtzControl`) knows only the camera's ONVIF address: it asks the
 camera for its RTSP address, reads frames through OpenCV's FFmpeg backend, turns the camera
-when a camera command comes (as the service publishes it after a ground-sensor hit), and
-places detections with the pointing the camera reports over ONVIF. No simulator object is in
+when a camera command comes, and places detections with the pointing the camera reports over
+ONVIF. The command is the sector service's own: a hit on the ground sensor the walker paces
+past goes through the service's core (:class:`~vigil.runner.SectorRunner`, its sensor-cue
+rule), in process rather than over Mosquitto. No simulator object is in
 its path. Then the camera is killed and started again: the adapter reports the outage as
 camera health, reconnects to both services, points the camera again, and detections resume.
 """
@@ -33,7 +35,8 @@ from vigil.hardware.camera import run_camera_edge
 from vigil.hardware.camera_health import HealthSettings
 from vigil.hardware.ptz import OnvifPtz, PtzControl, PtzError, PtzMapping
 from vigil.ingest.bus import InProcessBus
-from vigil.ingest.schema import CameraCommand, CameraDetection, SensorStatus
+from vigil.ingest.schema import CameraCommand, CameraDetection, SensorEvent, SensorStatus, topic_for
+from vigil.runner import SectorRunner
 from vigil.sim.settings import DEFAULT_START_TIME
 
 pytest.importorskip("onvif", reason="onvif-zeep-async is not installed")
@@ -51,9 +54,10 @@ TOWER = "t03"
 USER, PASSWORD = "vigil", "ptz-secret"
 #: 02:00 local (UTC-7) on the simulator's first night: the walker is warm against the ground.
 NIGHT = DEFAULT_START_TIME + 9 * 3600
-RANGE_M = 300.0
-TURN_DEG = 90.0  # the walker is this far clockwise of the camera's home pointing
-NEAR_M = 40.0
+#: The ground sensor nearest the tower (498 m out, 43 degrees left of its home pointing).
+SENSOR = "u030"
+WIDTH, HEIGHT = 480, 360
+NEAR_M = 60.0
 
 
 def free_port() -> int:
@@ -83,6 +87,7 @@ class VirtualCamera:
                 "--onvif-port", str(self.onvif_port), "--rtsp-port", str(self.rtsp_port),
                 "--workdir", str(self.workdir), "--tower", TOWER,
                 "--sim-offset", repr(self.offset),
+                "--width", str(WIDTH), "--height", str(HEIGHT),
                 "--walker", ",".join(repr(v) for v in self.walker),
                 "--user", USER, "--password", PASSWORD,
             ],
@@ -124,8 +129,10 @@ def test_cue_turns_the_onvif_camera_and_the_walker_is_detected_over_rtsp(tmp_pat
     frame = site.frame()
     tower = next(t for t in site.towers if t.id == TOWER)
     home = tower_camera(tower, frame)
-    az = math.radians(tower.pan_deg + TURN_DEG)
-    cx, cy = home.x + RANGE_M * math.sin(az), home.y + RANGE_M * math.cos(az)
+    sensor = next(u for u in site.sensors if u.id == SENSOR)
+    sx, sy = (float(v[0]) for v in frame.to_local([sensor.lat], [sensor.lon]))
+    az = math.atan2(sx - home.x, sy - home.y)
+    cx, cy = sx, sy  # the walker paces across the sensor's line of sight
     # pacing 50 m across the line of sight and back, 1.5 m/s
     across = az + math.pi / 2
     vx, vy = 1.5 * math.sin(across), 1.5 * math.cos(across)
@@ -181,16 +188,28 @@ def test_cue_turns_the_onvif_camera_and_the_walker_is_detected_over_rtsp(tmp_pat
         assert not [d for d in detections if near_walker(d)]
         assert health[-1].state == "ok" and health[-1].sensor == TOWER
 
-        # the service's cue for the walker (pointed_at: the camera centred on it)
-        want = home.pointed_at(cx, cy)
+        # a command for another camera on this camera's topic is refused
         for_other = CameraCommand(camera="t04", time=time.time(), pan_deg=10.0, tilt_deg=1.0)
         bus.publish(f"vigil/v1/{SECTOR}/cam/{TOWER}/commands", for_other)
-        cue = CameraCommand(
-            camera=TOWER, time=time.time(), pan_deg=want.pan_deg, tilt_deg=want.tilt_deg,
-            reason="cue: sensor u999", lat=None, lon=None,
-        )  # fmt: skip
+        # the walker sets off the ground sensor; the sector service's core (its alert rules)
+        # turns the nearest tower to it, publishing the camera command the adapter takes
+        commands: list[CameraCommand] = []
+
+        def service_output(topic: str, msg) -> None:
+            if isinstance(msg, CameraCommand):
+                commands.append(msg)
+                bus.publish(topic, msg)
+
+        service = SectorRunner(site, service_output, hold_s=0.0)
         cued_at = time.time()
-        bus.publish(f"vigil/v1/{SECTOR}/cam/{TOWER}/commands", cue)
+        hit = SensorEvent(
+            sensor=SENSOR, time=cued_at, modality="seismic", strength=3.0, class_guess="person"
+        )
+        service.handle(topic_for(SECTOR, hit), hit)
+        service.advance_to(cued_at + 1.0)
+        assert [c.camera for c in commands] == [TOWER], commands
+        want = home.pointed_at(sx, sy)
+        assert commands[0].pan_deg == pytest.approx(want.pan_deg, abs=0.01)
 
         # the camera's own GetStatus shows the new pointing, and the adapter follows it
         def turned() -> bool:
