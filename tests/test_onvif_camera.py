@@ -16,11 +16,7 @@ camera health, reconnects to both services, points the camera again, and detecti
 from __future__ import annotations
 
 import math
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -30,14 +26,12 @@ import pytest
 
 from vigil.config import load_default
 from vigil.edge import tower_detector
-from vigil.geo.site import tower_camera
 from vigil.hardware.camera import run_camera_edge
 from vigil.hardware.camera_health import HealthSettings
 from vigil.hardware.ptz import OnvifPtz, PtzControl, PtzError, PtzMapping
 from vigil.ingest.bus import InProcessBus
 from vigil.ingest.schema import CameraCommand, CameraDetection, SensorEvent, SensorStatus, topic_for
 from vigil.runner import SectorRunner
-from vigil.sim.settings import DEFAULT_START_TIME
 
 pytest.importorskip("onvif", reason="onvif-zeep-async is not installed")
 pytest.importorskip("ipycam", reason="the virtual camera ipycam (PyPI) is not installed")
@@ -45,98 +39,29 @@ if shutil.which("ffmpeg") is None:  # pragma: no cover
     pytest.skip("ffmpeg is not installed: ipycam cannot serve RTSP", allow_module_level=True)
 
 sys.path.insert(0, str(Path(__file__).parent))
-from virtual_onvif_camera import walker_at  # noqa: E402
+from virtual_onvif_camera import (  # noqa: E402
+    NIGHT,
+    PASSWORD,
+    SENSOR,
+    TOWER,
+    USER,
+    VirtualCamera,
+    scene,
+    wait_for,
+    walker_at,
+)
 
 pytestmark = pytest.mark.slow
 
 SECTOR = "tucson"
-TOWER = "t03"
-USER, PASSWORD = "vigil", "ptz-secret"
-#: 02:00 local (UTC-7) on the simulator's first night: the walker is warm against the ground.
-NIGHT = DEFAULT_START_TIME + 9 * 3600
-#: The ground sensor nearest the tower (498 m out, 43 degrees left of its home pointing).
-SENSOR = "u030"
-WIDTH, HEIGHT = 480, 360
 NEAR_M = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class VirtualCamera:
-    """The ipycam process: started, killed and started again on the same ports."""
-
-    def __init__(self, workdir: Path, walker: tuple[float, ...], offset: float) -> None:
-        self.workdir = workdir
-        self.onvif_port = free_port()
-        self.rtsp_port = free_port()
-        self.walker = walker
-        self.offset = offset
-        self.proc: subprocess.Popen | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        self.starts += 1
-        log = open(self.workdir / f"camera-{self.starts}.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [
-                sys.executable, str(Path(__file__).parent / "virtual_onvif_camera.py"),
-                "--onvif-port", str(self.onvif_port), "--rtsp-port", str(self.rtsp_port),
-                "--workdir", str(self.workdir), "--tower", TOWER,
-                "--sim-offset", repr(self.offset),
-                "--width", str(WIDTH), "--height", str(HEIGHT),
-                "--walker", ",".join(repr(v) for v in self.walker),
-                "--user", USER, "--password", PASSWORD,
-            ],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        log.close()
-        end = time.monotonic() + 30.0
-        while time.monotonic() < end:
-            try:
-                socket.create_connection(("127.0.0.1", self.rtsp_port), 0.5).close()
-                socket.create_connection(("127.0.0.1", self.onvif_port), 0.5).close()
-                return
-            except OSError:
-                assert self.proc.poll() is None, self.log_text()
-                time.sleep(0.2)
-        raise AssertionError(f"the virtual camera did not start: {self.log_text()}")
-
-    def kill(self) -> None:
-        """Kill the camera and its encoders at once (a power cut, not a shutdown)."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def log_text(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-2000:] for p in self.workdir.glob("*.log"))
-
-
-def wait_for(what: str, cond, timeout_s: float) -> None:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 def test_cue_turns_the_onvif_camera_and_the_walker_is_detected_over_rtsp(tmp_path) -> None:
     site = load_default().site
     frame = site.frame()
     tower = next(t for t in site.towers if t.id == TOWER)
-    home = tower_camera(tower, frame)
-    sensor = next(u for u in site.sensors if u.id == SENSOR)
-    sx, sy = (float(v[0]) for v in frame.to_local([sensor.lat], [sensor.lon]))
-    az = math.atan2(sx - home.x, sy - home.y)
-    cx, cy = sx, sy  # the walker paces across the sensor's line of sight
-    # pacing 50 m across the line of sight and back, 1.5 m/s
-    across = az + math.pi / 2
-    vx, vy = 1.5 * math.sin(across), 1.5 * math.cos(across)
-    walker = (cx - 25 * math.sin(across), cy - 25 * math.cos(across), vx, vy, 2 * 50 / 1.5)
+    home, sx, sy, walker = scene(site)
     offset = NIGHT - time.time()
     camera = VirtualCamera(tmp_path, walker, offset)
     camera.start()

@@ -15,12 +15,16 @@ only RTSP and ONVIF.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -54,6 +58,98 @@ def walker_states(t: float, x0: float, y0: float, vx: float, vy: float, period: 
         height_m=np.array([1.75]),
         contrast_dn=np.array([45.0]),
     )
+
+
+#: The scene of the tests: tower t03's camera, turned from home toward ground sensor u030
+#: (498 m out, 43 degrees left of its home pointing), where one person paces 50 m across the
+#: line of sight and back at 1.5 m/s, at 02:00 local on the simulator's first night.
+TOWER = "t03"
+SENSOR = "u030"
+WIDTH, HEIGHT = 480, 360
+USER, PASSWORD = "vigil", "ptz-secret"
+NIGHT = 1_780_272_000.0 + 9 * 3600
+
+
+def scene(site):
+    """``(home camera, sensor x, y, walker line)`` in the sector's local frame."""
+    from vigil.geo.site import tower_camera
+
+    frame = site.frame()
+    tower = next(t for t in site.towers if t.id == TOWER)
+    home = tower_camera(tower, frame)
+    sensor = next(u for u in site.sensors if u.id == SENSOR)
+    sx, sy = (float(v[0]) for v in frame.to_local([sensor.lat], [sensor.lon]))
+    across = math.atan2(sx - home.x, sy - home.y) + math.pi / 2
+    vx, vy = 1.5 * math.sin(across), 1.5 * math.cos(across)
+    walker = (sx - 25 * math.sin(across), sy - 25 * math.cos(across), vx, vy, 2 * 50 / 1.5)
+    return home, sx, sy, walker
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class VirtualCamera:
+    """The ipycam process (this program): started, killed and started again on the same ports.
+
+    ``walker`` is :func:`walker_at`'s line, ``offset`` simulated minus wall time, seconds.
+    """
+
+    def __init__(self, workdir: Path, walker: tuple[float, ...], offset: float) -> None:
+        self.workdir = workdir
+        self.onvif_port = free_port()
+        self.rtsp_port = free_port()
+        self.walker = walker
+        self.offset = offset
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = open(self.workdir / f"camera-{self.starts}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, str(Path(__file__).resolve()),
+                "--onvif-port", str(self.onvif_port), "--rtsp-port", str(self.rtsp_port),
+                "--workdir", str(self.workdir), "--tower", TOWER,
+                "--sim-offset", repr(self.offset),
+                "--width", str(WIDTH), "--height", str(HEIGHT),
+                "--walker", ",".join(repr(v) for v in self.walker),
+                "--user", USER, "--password", PASSWORD,
+            ],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        end = time.monotonic() + 30.0
+        while time.monotonic() < end:
+            try:
+                socket.create_connection(("127.0.0.1", self.rtsp_port), 0.5).close()
+                socket.create_connection(("127.0.0.1", self.onvif_port), 0.5).close()
+                return
+            except OSError:
+                assert self.proc.poll() is None, self.log_text()
+                time.sleep(0.2)
+        raise AssertionError(f"the virtual camera did not start: {self.log_text()}")
+
+    def kill(self) -> None:
+        """Kill the camera and its encoders at once (a power cut, not a shutdown)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def log_text(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-2000:] for p in self.workdir.glob("*.log"))
+
+
+def wait_for(what: str, cond, timeout_s: float) -> None:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 PTZ_NS = "http://www.onvif.org/ver20/ptz/wsdl"
@@ -183,4 +279,12 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-__all__ = ["fix_ipycam_soap", "main", "walker_at", "walker_states"]
+__all__ = [
+    "VirtualCamera",
+    "fix_ipycam_soap",
+    "main",
+    "scene",
+    "wait_for",
+    "walker_at",
+    "walker_states",
+]
