@@ -205,6 +205,9 @@ def parse(text: str, path: str | Path = "<string>") -> Deployment:
             expected = "required key is missing"
         else:
             expected = head[0].lower() + head[1:] if head else "invalid value"
+            if "enum value" in head:
+                path_keys = [p for p in problem.path if p is not ...]
+                expected = f"{expected}; {_choices(path_keys) or 'see the documentation'}"
         key = problem.key or "(top level)"
         raise ConfigError(path, key, problem.value, problem.line, expected) from None
     deployment = Deployment(Path(path), config, text)
@@ -241,38 +244,44 @@ _CLASS_MODEL = {
 }
 
 
+def _type_at(path: list[str | int]) -> Any:
+    """The type (:mod:`msgspec.inspect`) the file's schema expects at a key path, through
+    tables, arrays and optional values; ``None`` when the path leaves the schema."""
+    from msgspec import inspect
+
+    tp: Any = inspect.type_info(DeploymentFile)
+    for step in path:
+        if isinstance(tp, inspect.UnionType):  # an optional table or list: its non-None part
+            tp = next((t for t in tp.types if not isinstance(t, inspect.NoneType)), None)
+        if isinstance(step, str) and isinstance(tp, inspect.StructType):
+            tp = next((f.type for f in tp.fields if f.name == step), None)
+        elif isinstance(step, int) and isinstance(tp, inspect.ListType | inspect.VarTupleType):
+            tp = tp.item_type
+        else:
+            return None
+    if isinstance(tp, inspect.UnionType):
+        tp = next((t for t in tp.types if not isinstance(t, inspect.NoneType)), None)
+    return tp
+
+
 def _allowed(table: list[str | int]) -> str:
-    import vigil.geo.site as site
+    """The keys a table of the file may have."""
+    from msgspec import inspect
 
-    tables: dict[str, type[msgspec.Struct]] = {
-        "sector": site.SectorSpec,
-        "towers": site.Tower,
-        "sensors": site.GroundSensor,
-        "aircraft": site.Aircraft,
-        "units": site.PatrolUnit,
-        "zones": site.Zone,
-        "roads": site.Road,
-        "corridors": site.Corridor,
-        "gateways": Gateway,
-        "broker": Broker,
-        "store": Store,
-        "map": MapSettings,
-        "tracker": TrackerSettings,
-        "alerts": AlertRules,
-        "classes": ClassSettings,
-        "service": ServiceSettings,
-        "cot": CotSettings,
-        "detection": DetectionSettings,
-        "cameras": CameraSettings,
-        "terrain": TerrainSettings,
-    }
-    names = [p for p in table if isinstance(p, str)]
-    tp = tables.get(names[0]) if names else DeploymentFile
-    if names[1:] == ["synthetic"] and names[0] == "terrain":
-        from vigil.geo.dem import SyntheticRelief
+    tp = _type_at(table)
+    if isinstance(tp, inspect.StructType):
+        return ", ".join(f.name for f in tp.fields)
+    return "(see the documentation)"
 
-        tp = SyntheticRelief
-    return ", ".join(tp.__struct_fields__) if tp is not None else "(see the documentation)"
+
+def _choices(key: list[str | int]) -> str | None:
+    """``expected one of ...`` for a key whose value is one of a fixed set, else ``None``."""
+    from msgspec import inspect
+
+    tp = _type_at(key)
+    if isinstance(tp, inspect.LiteralType):
+        return "expected one of " + ", ".join(repr(v) for v in tp.values)
+    return None
 
 
 def load(path: str | Path) -> Deployment:
