@@ -10,15 +10,14 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import tomllib
 from typing import TYPE_CHECKING, Any
-
-import msgspec
 
 from vigil.cli.arguments import add_deployment, existing_file
 from vigil.cli.common import EXIT_OK, CommandError, Subparsers, load_deployment, missing_action
 
 if TYPE_CHECKING:
+    import msgspec
+
     from vigil.config import Deployment
 
 #: Values start at this column when the key is short enough, so the sources line up.
@@ -65,6 +64,10 @@ def effective_configuration(d: Deployment) -> str:
     An unset optional value (TOML has no null) is written as a comment,
     ``# key = (not set)  # default``. The text parses back as TOML to the same settings.
     """
+    import tomllib
+
+    import msgspec
+
     raw = tomllib.loads(d.text)
     lines = [
         f"# The configuration in force for sector {d.sector!r}, from {d.path}.",
@@ -106,6 +109,8 @@ def _table(
     array: bool,
 ) -> None:
     """One table (or one entry of an array of tables) and its subtables, with sources."""
+    import msgspec
+
     names = ".".join(p for p in path if isinstance(p, str))
     present = _raw_at(raw, path) is not _MISSING
     header = f"[[{names}]]" if array else f"[{names}]"
@@ -123,6 +128,8 @@ def _table(
 
 
 def _entry(d: Deployment, raw: dict, path: list[str | int], value: Any) -> str:
+    import msgspec
+
     key = str(path[-1])
     if _raw_at(raw, path) is _MISSING:
         source = "default"
@@ -164,7 +171,9 @@ def toml_value(v: Any) -> str:
             return "inf" if v > 0 else "-inf"
         return repr(v)
     if isinstance(v, str):
-        return msgspec.json.encode(v).decode()
+        import json
+
+        return json.dumps(v, ensure_ascii=False)
     if isinstance(v, list | tuple):
         return "[" + ", ".join(toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
