@@ -116,6 +116,14 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     journal_synchronous
         SQLite ``synchronous`` of the journal: ``FULL`` (each batch survives a power loss),
         ``NORMAL`` (survives a crash of the process), ``EXTRA`` or ``OFF``.
+    snapshot_every, snapshot_s
+        A snapshot of the core's state after this many input messages, or this many wall
+        seconds when anything changed, whichever comes first (0 turns snapshots off): a
+        restart replays only the journal after the newest snapshot.
+    snapshot_keep
+        Snapshots kept (at least 1); the journal is pruned behind the oldest kept.
+    journal_keep
+        Journal rows kept behind the snapshots, to recognise a message delivered again.
     """
 
     hold_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 1.0
@@ -124,6 +132,10 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     connect_timeout_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 30.0
     max_payload_bytes: Annotated[int, Meta(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
     journal_synchronous: Literal["FULL", "NORMAL", "EXTRA", "OFF"] = "FULL"
+    snapshot_every: Annotated[int, Meta(ge=0, le=100_000_000)] = 10_000
+    snapshot_s: Annotated[float, Meta(ge=0.0, le=86_400.0)] = 300.0
+    snapshot_keep: Annotated[int, Meta(ge=1, le=100)] = 2
+    journal_keep: Annotated[int, Meta(ge=0, le=100_000_000)] = 100_000
 
 
 class CameraSettings(DetectionSettings, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -59,6 +59,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         rules=d.rules,
         journal_synchronous=limits.journal_synchronous,
         channels=channels,
+        snapshot_every=limits.snapshot_every,
+        snapshot_s=limits.snapshot_s,
+        snapshot_keep=limits.snapshot_keep,
+        journal_keep=limits.journal_keep,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -111,9 +115,8 @@ def cot_channels(args: argparse.Namespace, d: Deployment) -> list[DispatchChanne
     import msgspec
 
     from vigil.alerts.channels import CotChannel, cot_channels_from
-    from vigil.alerts.cot_settings import CotSettings
 
-    settings = getattr(d.config, "cot", None) or CotSettings()
+    settings = d.config.cot
     if not args.cot:
         if args.cot_cert or args.cot_key or args.cot_ca:
             raise CommandError(
