@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -160,7 +161,9 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="bench_demo")
     add_sim_options(p)
     p.add_argument("--out", help="keep the outputs here (default: a temporary folder)")
-    p.add_argument("--calibrate", action="store_true", help="print the class tables")
+    p.add_argument(
+        "--calibrate", action="store_true", help="print the class tables as a calibration file"
+    )
     p.add_argument("--seeds", type=int, nargs="*", default=[7, 11], help="for --calibrate")
     p.add_argument(
         "--calibrate-starts",
@@ -176,11 +179,12 @@ def main(argv: list[str] | None = None) -> dict:
     if args.calibrate:
         starts = [_parse_time(t) for t in args.calibrate_starts]
         table, speeds = calibrate(deployment.site, sim, args.seeds, args.hours * 3600.0, starts)
-        for name, rows in (("SIM_TOWER_CLASS_MODEL", table), ("SIM_TRACK_SPEED_MODEL", speeds)):
-            print(f"{name} = (")
-            for row in rows:
-                print(f"    {row!r},")
-            print(")")
+        # a calibration file (vigil/data/calibration/sim_towers.toml is one), to name in a
+        # deployment's [classes] calibration
+        from vigil.tracks.calibration import format_calibration
+
+        command = "python -m benchmarks.bench_demo " + " ".join(argv or sys.argv[1:])
+        print(format_calibration(table, speeds, fitted=command, header=f"Fitted by: {command}"))
         return {"rows": len(table), "speed_rows": len(speeds)}
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -80,6 +80,24 @@ def test_calibration_file_holds_the_simulators_tables() -> None:
     assert "bench_demo --calibrate" in text  # the header says how it was fitted
 
 
+def test_a_fitted_table_written_as_a_calibration_file_reads_back() -> None:
+    """``bench_demo --calibrate`` prints what :func:`format_calibration` writes."""
+    from vigil.tracks.calibration import (
+        calibrate_speed_model,
+        format_calibration,
+        parse_calibration,
+    )
+
+    speeds = calibrate_speed_model(
+        [0.2, 1.2, 1.3, 9.0, 0.5], ["animal", *["person"] * 2, "vehicle", "x"]
+    )
+    model = load_calibration(sim_calibration_path())
+    text = format_calibration(model.camera, speeds, fitted="test", header="how\nand when")
+    again = parse_calibration(text)
+    assert again.camera == model.camera and again.speed == speeds
+    assert text.startswith("# how\n# and when\n")
+
+
 # -- typos in each section name key, value and line -----------------------------------------
 
 
