@@ -39,6 +39,9 @@ def gdal_viewshed(
     """Run gdal_viewshed on the DEM's GeoTIFF and lay its answer on the DEM's grid (codes as
     :mod:`vigil.geo.viewshed`'s; cells outside GDAL's output window are out of range)."""
     out = tif.with_name("viewshed.tif")
+    # plain floats: numpy's repr, np.float64(...), would read as 0 in gdal_viewshed
+    x, y, height, target = float(x), float(y), float(height), float(target)
+    max_distance, coeff = float(max_distance), float(coeff)
     args = [GDAL_VIEWSHED, "-q", "-ox", repr(x), "-oy", repr(y), "-oz", repr(height)]
     args += ["-tz", repr(target), "-md", repr(max_distance), "-cc", repr(coeff)]
     args += ["-vv", str(VISIBLE), "-iv", str(HIDDEN), "-ov", str(OUT_OF_RANGE)]
