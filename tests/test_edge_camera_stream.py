@@ -114,3 +114,10 @@ def test_ptz_mapping_between_onvif_spaces_and_degrees() -> None:
         PtzMapping(pan_zero_deg=float("nan"))
     with pytest.raises(PtzError, match="x"):
         m.pointing(float("inf"), 0.0)
+
+
+def test_cli_wants_onvif_for_the_cameras_own_stream(capsys) -> None:
+    from vigil.cli import main
+
+    assert main(["edge", "camera", "onvif", "--id", "t03"]) == 2
+    assert "--onvif" in capsys.readouterr().err

@@ -162,6 +162,17 @@ def test_cue_turns_the_onvif_camera_and_the_walker_is_detected_over_rtsp(tmp_pat
         first_run = [d for d in detections if d.time > cued_at and near_walker(d)]
         assert all(d.camera == TOWER and d.range_m is not None for d in first_run)
 
+        # presets and relative moves through the same client, against the camera's own answers
+        token = probe.set_preset("vigil-cue")
+        assert probe.presets()[token] == "vigil-cue"
+        at = probe.status()
+        probe.relative_move(0.1, -0.05)
+        moved = probe.status()
+        assert (moved.x, moved.y) == (pytest.approx(at.x + 0.1), pytest.approx(at.y - 0.05))
+        probe.goto_preset(token)
+        back = probe.status()
+        assert (back.x, back.y) == (pytest.approx(at.x), pytest.approx(at.y))
+
         # the camera goes away: health says so; it comes back at home, and is turned again
         camera.kill()
         killed_at = time.time()
@@ -180,7 +191,9 @@ def test_cue_turns_the_onvif_camera_and_the_walker_is_detected_over_rtsp(tmp_pat
             60,
         )
         outage = [h for h in health if h.state == "offline" and h.time >= killed_at]
-        assert outage and outage[0].last_heard <= killed_at + 0.5  # the last frame before
+        assert outage  # after the last frame (the client's buffer still held some), 2 s of none
+        assert outage[0].last_heard <= killed_at + 3.0
+        assert outage[0].time - outage[0].last_heard >= 2.0
     finally:
         stop.set()
         thread.join(30)
