@@ -36,6 +36,11 @@ def site():
 @pytest.fixture(scope="module")
 def feeds(site):
     """Four simulated minutes of ground sensors and the aircraft, in the order made."""
+    return make_feeds(site)
+
+
+def make_feeds(site) -> list:
+    """Four simulated minutes of ground sensors and the aircraft, in the order made."""
     st = SimSettings(start_time=NIGHT, cameras="off", crossing_rate_scale=40.0)
     out = []
     with World(site, st, seed=5) as world:
