@@ -251,14 +251,19 @@ def test_calibration_typos_name_key_and_line(site_copy: Path, old, new, key, wor
     assert words in str(e)
 
 
-def test_missing_calibration_file_names_the_deployments_key(site_copy: Path) -> None:
-    _edit(site_copy, 'calibration = "calibration/sim_towers.toml"', 'calibration = "nope.toml"')
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [("nope.toml", "no such calibration file"), ("calibration", "not a regular file")],
+)
+def test_missing_calibration_file_names_the_deployments_key(site_copy: Path, name, words) -> None:
+    _edit(site_copy, 'calibration = "calibration/sim_towers.toml"', f'calibration = "{name}"')
     with pytest.raises(ConfigError) as err:
         load(site_copy)
     e = err.value
     assert e.path == str(site_copy) and e.key == "classes.calibration"
-    assert e.line == _line_of(site_copy.read_text(), 'calibration = "nope.toml"')
-    assert "no such calibration file" in str(e)
+    assert e.value == str(site_copy.parent / name)
+    assert e.line == _line_of(site_copy.read_text(), f'calibration = "{name}"')
+    assert words in str(e)
 
 
 def test_without_calibration_the_model_is_neutral_and_said(site_copy: Path, capsys) -> None:

@@ -13,6 +13,7 @@ fits its own on its labelled data). A calibration file is TOML holding both tabl
 from __future__ import annotations
 
 import re
+import stat
 import tomllib
 from collections.abc import Iterable
 from functools import lru_cache
@@ -125,7 +126,10 @@ def load_calibration(path: str | Path) -> ClassModel:
     """Read a calibration file; raises :class:`CalibrationError` naming file, key and line."""
     p = Path(path)
     try:
-        size = p.stat().st_size
+        info = p.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise CalibrationError(p, "(file)", str(p), None, "not a regular file")
+        size = info.st_size
         if size > MAX_CALIBRATION_BYTES:
             raise CalibrationError(
                 p, "(file)", size, None, f"{size} bytes; expected at most {MAX_CALIBRATION_BYTES}"
@@ -133,8 +137,6 @@ def load_calibration(path: str | Path) -> ClassModel:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise CalibrationError(p, "(file)", str(p), None, "no such calibration file") from None
-    except IsADirectoryError:
-        raise CalibrationError(p, "(file)", str(p), None, "a folder, not a file") from None
     except UnicodeDecodeError as exc:
         raise CalibrationError(p, "(file)", str(p), None, f"not UTF-8 text ({exc})") from None
     return parse_calibration(text, p)
