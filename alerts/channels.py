@@ -18,7 +18,7 @@ import time
 import warnings
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -31,7 +31,7 @@ from vigil.alerts.cot import (
     track_event,
 )
 from vigil.alerts.cot_settings import CotSettings
-from vigil.ingest.bus import Bus
+from vigil.ingest.bus import Bus, Subscription
 from vigil.ingest.schema import Alert, Track, Wire, topic_for
 
 with warnings.catch_warnings():
@@ -305,3 +305,17 @@ def cot_channels_from(
         uid_prefix=settings.uid_prefix,
     )
     return [channel]
+
+
+def feed_from_bus(bus: Bus, sector: str, channels: Sequence[DispatchChannel]) -> list[Subscription]:
+    """Send a sector's alerts and tracks published on ``bus`` to ``channels`` (the demo's
+    in-process bus; the field service feeds its channels itself). Returns the subscriptions."""
+    if not channels:
+        return []
+
+    def send(_topic: str, message: Wire) -> None:
+        for channel in channels:
+            channel.send(message)
+
+    base = f"vigil/v1/{sector}"
+    return [bus.subscribe(f"{base}/alerts", send), bus.subscribe(f"{base}/tracks", send)]

@@ -69,7 +69,9 @@ class EventReader:
             time.sleep(0.05)
         with self._lock:
             seen = [(e.get("uid"), e.get("type")) for e in self.events]
-        raise AssertionError(f"no matching CoT event in {timeout} s; saw {seen}")
+        raise AssertionError(
+            f"no matching CoT event in {timeout} s; saw {len(seen)}, the last: {seen[-20:]}"
+        )
 
 
 class Listener:
@@ -227,3 +229,20 @@ class Taky:
         self.reader.sock.close()
         self.proc.terminate()
         self.proc.wait(10)
+
+
+def deployment_with_cot(folder: Path, cot: dict[str, object]) -> Path:
+    """The shipped deployment (and its calibration file) copied into ``folder`` with its
+    ``[cot]`` section replaced by ``cot``'s keys; the copy's path."""
+    import json
+    import re
+
+    data = REPO / "vigil" / "data"
+    shutil.copytree(data / "calibration", folder / "calibration", dirs_exist_ok=True)
+    text = (data / "tucson.toml").read_text(encoding="utf-8")
+    lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in cot.items())
+    text, n = re.subn(r"(?ms)^\[cot\]\n.*?(?=^\[)", f"[cot]\n{lines}\n\n", text)
+    assert n == 1, "the shipped deployment has no [cot] section to replace"
+    path = folder / "tucson.toml"
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -21,9 +21,17 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 from broker import SECTOR, SERVICE_USER, Broker, free_port, missing_reason, service_acl
-from tak_server import REPO, Listener, Taky, TlsListener, UdpListener, taky_path
+from tak_server import (
+    REPO,
+    Listener,
+    Taky,
+    TlsListener,
+    UdpListener,
+    deployment_with_cot,
+    taky_path,
+)
 
-from vigil.alerts.cot import ALERT_STALE_S, CLOSE_TYPE, cot_time, validate_event
+from vigil.alerts.cot import ALERT_STALE_S, CLOSE_TYPE, cot_time, schema_errors, validate_event
 from vigil.ingest.schema import AlertAction, SensorStatus, decode, encode, topic_for
 
 SENSOR, GATEWAY = "u001", "g1"
@@ -65,14 +73,31 @@ def tak(request, tmp_path):
         t.close()
 
 
-def test_vigil_run_with_cot_sends_alerts_as_cot_events(broker, tak, tmp_path):
+def cot_arguments(via: str, tak, tmp_path) -> tuple[list[str], str, float]:
+    """``vigil run``'s arguments that send CoT to ``tak`` (``--cot`` flags, or a deployment
+    whose ``[cot]`` section says so, its TLS files relative to it), with the uid prefix and
+    the alert stale time (s) the events must have."""
+    if via == "flag":
+        return ["--cot", tak.url, *getattr(tak, "args", [])], "vigil", ALERT_STALE_S
+    scheme, address = tak.url.split("://")
+    host, port = address.rsplit(":", 1)
+    cot = {"enabled": True, "protocol": scheme, "host": host, "port": int(port),
+           "uid_prefix": "site7", "alert_stale_s": 900.0}  # fmt: skip
+    if isinstance(tak, TlsListener):  # its certificates are in tmp_path/certs
+        cot |= {"cert_file": "certs/cli.crt", "key_file": "certs/cli.key",
+                "ca_file": "certs/ca.crt"}  # fmt: skip
+    return ["--deployment", str(deployment_with_cot(tmp_path, cot))], "site7", 900.0
+
+
+@pytest.mark.parametrize("via", ["flag", "deployment"])
+def test_vigil_run_with_cot_sends_alerts_as_cot_events(broker, tak, via, tmp_path):
     state = tmp_path / "state"
     log = tmp_path / "run.log"
     env = dict(os.environ, VIGIL_MQTT_USER=SERVICE_USER, VIGIL_MQTT_PASSWORD="pw")
+    cot_args, prefix, stale_s = cot_arguments(via, tak, tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "vigil.cli", "run", "--broker", f"{broker.host}:{broker.port}",
-         "--state-dir", str(state), "--hold", "0", "--idle", "1",
-         "--cot", tak.url, *getattr(tak, "args", [])],
+         "--state-dir", str(state), "--hold", "0", "--idle", "1", *cot_args],
         cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     alerts: list = []
@@ -101,20 +126,22 @@ def test_vigil_run_with_cot_sends_alerts_as_cot_events(broker, tak, tmp_path):
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.05)
         alert = alerts[0]
-        uid = f"vigil.{SECTOR}.alert.{alert.alert_id}"
+        uid = f"{prefix}.{SECTOR}.alert.{alert.alert_id}"
         event, raw = tak.wait(lambda e: e.get("uid") == uid)
         # sensor health: MITRE's silent sensor trouble, not ATAK's Ring The Bell (b-a-o-pan)
         assert event.get("type") == "b-l-o-tbl-s-a"
         assert event.get("time") == cot_time(alert.time)
-        assert event.get("stale") == cot_time(alert.time + ALERT_STALE_S)
+        assert event.get("stale") == cot_time(alert.time + stale_s)
         point = event.find("point")
         assert abs(float(point.get("lat")) - alert.lat) < 1e-6
         assert abs(float(point.get("lon")) - alert.lon) < 1e-6
         assert "tamper" in event.find("detail/remarks").text
         if isinstance(tak, TlsListener):  # the service showed its client certificate
             assert ((("commonName", "vigil-tucson"),)) in tak.peer["subject"]
+        # exactly what vigil sent, or taky's rewrite of it: a CoT base event either way
+        assert schema_errors(raw) == [], raw[:300]
         if not isinstance(tak, Taky):
-            validate_event(raw)  # exactly what vigil sent (taky rewrites the XML)
+            validate_event(raw)
 
         close = AlertAction(alert_id=alert.alert_id, time=time.time(), action="close", by="ops")
         c.publish(topic_for(SECTOR, close), encode(close), qos=1)

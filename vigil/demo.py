@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from vigil.alerts.channels import DispatchChannel, feed_from_bus
 from vigil.config import Deployment
 from vigil.ingest.schema import Alert, CameraDetection, Crossing
 from vigil.pipeline import Pipeline, write_json
@@ -48,8 +49,12 @@ def run_demo(
     seed: int,
     sim: SimSettings,
     progress: bool = True,
+    channels: Sequence[DispatchChannel] = (),
 ) -> dict:
-    """Run the chain for ``hours`` of simulated time; write every output; return the summary."""
+    """Run the chain for ``hours`` of simulated time; write every output; return the summary.
+
+    ``channels`` (the deployment's ``[cot]``) also get every alert and track as they are
+    published; their counts go in the summary's ``cot``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ("tracks.sqlite", "events.sqlite"):
         for suffix in ("", "-wal", "-shm"):
@@ -60,9 +65,8 @@ def run_demo(
         sim,
         seed,
         store_dir=out_dir,
-        tracker=deployment.tracker_config(),
-        rules=deployment.rules,
     )
+    feed_from_bus(pipe.bus, deployment.sector, channels)
     duration = hours * 3600.0
     try:
         pipe.run(duration, progress=progress)
@@ -72,6 +76,10 @@ def run_demo(
         summary["files"], summary["exports"] = write_outputs(pipe, out_dir)
     finally:
         pipe.close()
+        for channel in channels:
+            channel.close()
+    if channels:
+        summary["cot"] = {getattr(c, "url", type(c).__name__): dict(c.counts) for c in channels}
     write_json(out_dir / "summary.json", summary)
     return summary
 

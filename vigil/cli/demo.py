@@ -16,9 +16,10 @@ from vigil.cli.arguments import (
     positive_float,
     time_arg,
 )
-from vigil.cli.common import EXIT_OK, EXIT_USAGE, Subparsers, load_deployment
+from vigil.cli.common import EXIT_OK, EXIT_USAGE, CommandError, Subparsers, load_deployment
 
 if TYPE_CHECKING:
+    from vigil.alerts.channels import DispatchChannel
     from vigil.config import Deployment
     from vigil.sim import SimSettings
 
@@ -40,17 +41,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     if args.serve:
         return _demo_serve(d, sim, args)
+    channels = cot_channels(d)
     summary = run_demo(
-        d, out_dir, hours=args.hours, seed=args.seed, sim=sim, progress=not args.quiet
+        d,
+        out_dir,
+        hours=args.hours,
+        seed=args.seed,
+        sim=sim,
+        progress=not args.quiet,
+        channels=channels,
     )
     print_summary(summary, out_dir)
     return EXIT_OK
+
+
+def cot_channels(d: Deployment) -> list[DispatchChannel]:
+    """The CoT channels the deployment's ``[cot]`` section asks for (none unless enabled);
+    said on stdout. A TLS file that is not there is a usage error naming it."""
+    from vigil.alerts.channels import cot_channels_from
+
+    try:
+        channels = cot_channels_from(d.config.cot, d.sector, d.path.parent)
+    except ValueError as exc:
+        raise CommandError(f"{d.path}: {exc}", EXIT_USAGE) from None
+    for channel in channels:
+        print(f"alerts also go out as Cursor-on-Target to {channel.url}", flush=True)
+    return channels
 
 
 def _demo_serve(d: Deployment, sim: SimSettings, args: argparse.Namespace) -> int:
     """Run the simulated sector at ``--speed`` times real time and serve its live map."""
     import time
 
+    from vigil.alerts.channels import feed_from_bus
     from vigil.maps.live.app import LiveMapApp
     from vigil.maps.live.audit import AuditLog
     from vigil.maps.live.auth import UserStore
@@ -78,6 +101,8 @@ def _demo_serve(d: Deployment, sim: SimSettings, args: argparse.Namespace) -> in
         d.site, sim, args.seed, store_dir=None, tracker=d.tracker_config(), rules=d.rules
     )
     app = LiveMapApp(d.site, pipe.bus, users, audit, tiles_url=d.config.map.tiles_url)
+    channels = cot_channels(d)
+    feed_from_bus(pipe.bus, d.sector, channels)
     server = ServerThread(app, args.host, args.port)
     server.start()
     print(f"live map of sector {d.sector} at {server.url} (Ctrl-C to stop)", flush=True)
@@ -98,6 +123,8 @@ def _demo_serve(d: Deployment, sim: SimSettings, args: argparse.Namespace) -> in
         server.stop()
         app.close()
         pipe.close()
+        for channel in channels:
+            channel.close()
         audit.close()
         users.close()
     return EXIT_OK
