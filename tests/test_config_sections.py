@@ -409,3 +409,28 @@ def test_file_settings_reach_vigil_run(site_copy: Path, tmp_path: Path, mosquitt
         proc.wait(30)
     health = next(m for m in got if isinstance(m, Alert) and m.kind == "sensor_health")
     assert health.priority == 5
+
+
+def test_file_settings_reach_vigil_demo(site_copy: Path, tmp_path: Path, monkeypatch) -> None:
+    """``vigil demo`` builds its chain on the file's [tracker] and [alerts] (the real chain,
+    watched as it is built)."""
+    import vigil.demo
+    from vigil.pipeline import Pipeline
+
+    built: list[Pipeline] = []
+
+    class Watched(Pipeline):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    monkeypatch.setattr(vigil.demo, "Pipeline", Watched)
+    _edit(site_copy, "max_coast_s = 30.0", "max_coast_s = 45.0")
+    _edit(site_copy, "cue_dwell_s = 120.0", "cue_dwell_s = 90.0")
+    d = load(site_copy)
+    sim = vigil.demo.demo_settings()
+    vigil.demo.run_demo(d, tmp_path / "out", hours=0.0003, seed=1, sim=sim, progress=False)
+    (pipe,) = built
+    assert pipe.core.fusion.config.max_coast_s == 45.0
+    assert pipe.core.engine.rules.cue_dwell_s == 90.0
+    assert pipe.core.fusion.config.camera_class_model == d.class_model.camera
