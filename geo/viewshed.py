@@ -107,10 +107,19 @@ def _process_line(out_row, this, last, ox, y_off, left, right, target):
 
 
 @njit(cache=True, nogil=True)
-def _viewshed_one(z, ox, oy, obs_h, target, cell, adj, max_d2, max_rows, out):
-    """One observer at cell (oy, ox); fills out (rows, cols) with HIDDEN/VISIBLE/OUT_OF_RANGE."""
+def _viewshed_one(z_all, ox_all, oy, obs_h, target, cell, adj, max_d2, max_rows, out_all):
+    """One observer at cell (oy, ox); fills out (rows, cols) with HIDDEN/VISIBLE/OUT_OF_RANGE.
+
+    Only the columns within ``max_rows`` cells of the observer can be in range: the scan works
+    on that window (as GDAL's does), and everything else is out of range.
+    """
+    out_all[:, :] = OUT_OF_RANGE
+    c0 = max(0, ox_all - max_rows)
+    c1 = min(z_all.shape[1], ox_all + max_rows + 1)
+    z = z_all[:, c0:c1]
+    out = out_all[:, c0:c1]
+    ox = ox_all - c0
     ny, nx = z.shape
-    out[:, :] = OUT_OF_RANGE
     first = np.empty(nx)
     for k in range(nx):
         v = z[oy, k]
