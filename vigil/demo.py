@@ -65,6 +65,8 @@ def run_demo(
         sim,
         seed,
         store_dir=out_dir,
+        tracker=deployment.tracker_config(),
+        rules=deployment.rules,
     )
     feed_from_bus(pipe.bus, deployment.sector, channels)
     duration = hours * 3600.0
