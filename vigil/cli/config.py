@@ -116,18 +116,44 @@ def _table(
     header = f"[[{names}]]" if array else f"[{names}]"
     lines.append(header if present else f"{header}  # default: not in the file")
     subtables: list[tuple[str, msgspec.Struct]] = []
-    for key in type(value).__struct_fields__:
+    keys = list(type(value).__struct_fields__)
+    if "tower" in keys:  # a camera override: which camera first
+        keys.insert(0, keys.pop(keys.index("tower")))
+    for key in keys:
         v = getattr(value, key)
         if isinstance(v, msgspec.Struct):
             subtables.append((key, v))
             continue
-        lines.append(_entry(d, raw, [*path, key], v))
+        if v is None and path[0] in ("detection", "cameras"):
+            lines.append(_detection_default(d, raw, key, camera=path[0] == "cameras"))
+        else:
+            lines.append(_entry(d, raw, [*path, key], v))
     lines.append("")
     for key, sub in subtables:
         _table(lines, d, raw, [*path, key], sub, array=False)
 
 
-def _entry(d: Deployment, raw: dict, path: list[str | int], value: Any) -> str:
+def _detection_default(d: Deployment, raw: dict, key: str, *, camera: bool) -> str:
+    """An unset detection key says where its value comes from: for a camera override the
+    ``[detection]`` value it takes, else the sensor kind's default."""
+    inherited = getattr(d.config.detection, key)
+    if camera and inherited is not None:
+        path: list[str | int] = ["detection", key]
+        return _entry(d, raw, path, inherited, commented=True, suffix=" (from [detection])")
+    return _entry(d, raw, ["detection", key], None, unset="(the sensor kind's default)")
+
+
+def _entry(
+    d: Deployment,
+    raw: dict,
+    path: list[str | int],
+    value: Any,
+    *,
+    unset: str = "(not set)",
+    commented: bool = False,
+    suffix: str = "",
+) -> str:
+    """``key = value`` with its source; an unset value (or a ``commented`` one) as a comment."""
     import msgspec
 
     key = str(path[-1])
@@ -137,10 +163,10 @@ def _entry(d: Deployment, raw: dict, path: list[str | int], value: Any) -> str:
         line = d.line_of(*path)
         source = f"{d.path.name}:{line}" if line else d.path.name
     if value is None:
-        text = f"# {key} = (not set)"
+        text = f"# {key} = {unset}"
     else:
-        text = f"{key} = {toml_value(msgspec.to_builtins(value))}"
-    return f"{text.ljust(SOURCE_COLUMN)}  # {source}"
+        text = f"{'# ' if commented else ''}{key} = {toml_value(msgspec.to_builtins(value))}"
+    return f"{text.ljust(SOURCE_COLUMN)}  # {source}{suffix}"
 
 
 def _raw_at(raw: Any, path: list[str | int]) -> Any:
