@@ -295,6 +295,13 @@ def test_config_show_gives_every_value_with_its_source(shipped, capsys) -> None:
     )
     assert any(line.startswith("[terrain]") and "not in the file" in line for line in lines)
     assert "# tiles_url = (not set)" in out
+    # a camera override shows what it takes from [detection], and where that is set
+    sensor_line = _line_of(shipped.text, 'sensor = "thermal"')
+    assert any(
+        s.startswith('# sensor = "thermal"')
+        and s.endswith(f"# tucson.toml:{sensor_line} (from [detection])")
+        for s in lines
+    ), out
     # every key of every section is there
     for section in ("tracker", "alerts", "service", "cot", "detection"):
         struct = getattr(shipped.config, section)
