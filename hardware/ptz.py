@@ -167,6 +167,21 @@ def _number(obj: Any, *path: str) -> float | None:
         return None
 
 
+def _onvif_camera_class() -> Any:
+    """``onvif.ONVIFCamera``, imported without the root logging set-up its import does.
+
+    onvif-zeep-async 4.x calls ``logging.basicConfig(level=INFO)`` when imported, which would
+    change every program's logging; the root logger's handlers and level are put back.
+    """
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    from onvif import ONVIFCamera
+
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    return ONVIFCamera
+
+
 class OnvifPtz:
     """An ONVIF camera's PTZ service (and its media profile), called synchronously.
 
@@ -226,7 +241,7 @@ class OnvifPtz:
 
     def connect(self) -> None:
         """Set up the device, media and PTZ services and pick the profile; raises PtzError."""
-        from onvif import ONVIFCamera
+        ONVIFCamera = _onvif_camera_class()  # noqa: N806 - the library's class
 
         async def setup() -> None:
             await self._drop()

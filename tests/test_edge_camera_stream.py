@@ -67,10 +67,15 @@ def test_health_reports_dropped_and_frozen_streams_on_the_cameras_status_topic()
     rng = np.random.default_rng(1)
 
     def frames(n: int, same: bool = False) -> None:
-        still = rng.integers(0, 255, (24, 32), np.uint8)
+        still = rng.integers(0, 250, (240, 320, 3), np.uint8)
         for _ in range(n):
             clock.t += 0.1
-            watch.frame(still if same else rng.integers(0, 255, (24, 32), np.uint8))
+            if same:  # as an encoder refines a repeated picture: a level or three, here and there
+                f = still.copy()
+                f[rng.integers(0, 240, 30), rng.integers(0, 320, 30)] += 3
+            else:  # a live picture: sensor noise everywhere
+                f = np.clip(still + rng.normal(0, 2.0, still.shape), 0, 255).astype(np.uint8)
+            watch.frame(f)
             watch.check()
 
     frames(10)

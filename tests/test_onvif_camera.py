@@ -91,7 +91,7 @@ def test_cue_turns_the_onvif_camera_and_the_walker_is_detected_over_rtsp(tmp_pat
                 source, bus, SECTOR, TOWER, detect,
                 reconnect_s=0.2, max_reconnect_s=1.0, stop=stop, ptz=ptz,
                 repoint=detect.repoint,
-                health=HealthSettings(dropped_after_s=2.0, frozen_after_s=5.0, interval_s=5.0),
+                health=HealthSettings(dropped_after_s=2.0, frozen_after_s=3.0, interval_s=5.0),
             )  # fmt: skip
         except BaseException as exc:  # reported by the test
             result["error"] = exc
@@ -173,6 +173,12 @@ def test_cue_turns_the_onvif_camera_and_the_walker_is_detected_over_rtsp(tmp_pat
         back = probe.status()
         assert (back.x, back.y) == (pytest.approx(at.x), pytest.approx(at.y))
 
+        # the camera sends one picture over and over: health says frozen, then ok again
+        camera.toggle_freeze()
+        wait_for("health 'degraded' (frozen)", lambda: health[-1].state == "degraded", 15)
+        camera.toggle_freeze()
+        wait_for("health 'ok' after the freeze", lambda: health[-1].state == "ok", 10)
+
         # the camera goes away: health says so; it comes back at home, and is turned again
         camera.kill()
         killed_at = time.time()
@@ -205,7 +211,7 @@ def test_cue_turns_the_onvif_camera_and_the_walker_is_detected_over_rtsp(tmp_pat
     assert counts.commands_refused == 1  # the command for t04 on t03's topic
     assert counts.reconnects >= 1
     assert ptz.counts.reconnects >= 1 and ptz.counts.moves >= 2  # the cue, then again
-    assert counts.health["offline"] >= 1
+    assert counts.health["offline"] >= 1 and counts.health["degraded"] >= 1
     # every detection is stamped in order, on the stream's clock, never after it arrived
     times = [d.time for d in detections]
     assert times == sorted(times)

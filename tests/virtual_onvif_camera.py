@@ -139,6 +139,11 @@ class VirtualCamera:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
+    def toggle_freeze(self) -> None:
+        """Make the camera send its last picture over and over (again: live once more)."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGUSR1)
+
     def log_text(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-2000:] for p in self.workdir.glob("*.log"))
 
@@ -254,12 +259,18 @@ def main(argv: list[str] | None = None) -> int:
         print("virtual camera: failed to start", file=sys.stderr)
         return 1
     done = threading.Event()
+    frozen = threading.Event()  # SIGUSR1 toggles: the camera sends its last picture again
     signal.signal(signal.SIGTERM, lambda *a: done.set())
     signal.signal(signal.SIGINT, lambda *a: done.set())
+    signal.signal(signal.SIGUSR1, lambda *a: frozen.clear() if frozen.is_set() else frozen.set())
     print(f"virtual camera: streaming as {camera.streaming_mode}", flush=True)
     tick = 0
+    picture = None
     try:
         while not done.is_set():
+            if frozen.is_set() and picture is not None:
+                camera.stream(picture.copy())
+                continue
             t = time.time() + args.sim_offset
             s = camera.ptz.get_status()
             pointing = mapping.pointing(s["pan"], s["tilt"], s["zoom"])
@@ -269,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
             hour = (hour - 7.0) % 24.0
             _, img, _ = view.frame(t, tick, hour, walker_states(t, *walker), True)
             assert img is not None
-            camera.stream(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR))  # paces to the frame rate
+            picture = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+            camera.stream(picture.copy())  # paces to the frame rate
             tick += 1
     finally:
         camera.stop()
