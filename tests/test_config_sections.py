@@ -441,3 +441,26 @@ def test_file_settings_reach_vigil_demo(site_copy: Path, tmp_path: Path, monkeyp
     assert pipe.core.fusion.config.max_coast_s == 45.0
     assert pipe.core.engine.rules.cue_dwell_s == 90.0
     assert pipe.core.fusion.config.camera_class_model == d.class_model.camera
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "name"),
+    [
+        ('enabled = false\nprotocol = "tcp"',
+         'enabled = true\nprotocol = "tls"\ncert_file = "tak/me.p12"',
+         "cot.cert_file", "tak/me.p12"),
+        ("# [terrain]\n", '[terrain]\ndem = "dem/none.tif"\n', "terrain.dem", "dem/none.tif"),
+    ],
+    ids=["cot-cert", "dem"],
+)  # fmt: skip
+def test_named_files_must_exist(site_copy: Path, old, new, key, name) -> None:
+    _edit(site_copy, old, new)
+    with pytest.raises(ConfigError) as err:
+        load(site_copy)
+    e = err.value
+    assert (e.key, e.value) == (key, name), str(e)
+    assert e.line == _line_of(site_copy.read_text(), f'= "{name}"'), str(e)
+    assert "no such file" in str(e) and str(site_copy.parent / name) in str(e)
+    (site_copy.parent / name).parent.mkdir(parents=True, exist_ok=True)
+    (site_copy.parent / name).write_bytes(b"")
+    load(site_copy)  # there now: accepted (the files are read when what uses them starts)

@@ -325,6 +325,7 @@ def check(deployment: Deployment) -> None:
     _check_gateways(deployment)
     _check_cameras(deployment)
     _check_tracker(deployment)
+    _check_files(deployment)
     s = cfg.sector
     _check_timezone(deployment)
     if (s.start is None) != (s.end is None) or (s.start is None) == (s.bbox is None):
@@ -453,3 +454,22 @@ def _check_cameras(deployment: Deployment) -> None:
                 f"already overridden by cameras[{seen[camera.tower]}]; one override a camera",
             )
         seen[camera.tower] = i
+
+
+def _check_files(deployment: Deployment) -> None:
+    """Files the file names for what will run (CoT's TLS files when CoT is on, the DEM) exist,
+    relative to the deployment file's folder."""
+    cfg = deployment.config
+    named: list[tuple[str, str, str | None]] = [("terrain", "dem", cfg.terrain.dem)]
+    if cfg.cot.enabled:
+        named += [("cot", k, getattr(cfg.cot, k)) for k in ("cert_file", "key_file", "ca_file")]
+    for table, key, name in named:
+        if name is not None and not deployment.resolve(name).is_file():
+            raise ConfigError(
+                deployment.path,
+                f"{table}.{key}",
+                name,
+                deployment.line_of(table, key),
+                f"no such file ({deployment.resolve(name)}); paths are relative to the "
+                "deployment file's folder",
+            )
