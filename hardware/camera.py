@@ -30,7 +30,7 @@ Health
 
 Camera commands
     Pointing orders on ``vigil/v1/{sector}/cam/{id}/commands`` (the service's cues) are
-    carried out through the camera's PTZ control (:class:`~vigil.hardware.ptz.PtzControl`,
+    carried out through the camera's PTZ control (:class:`~vigil.hardware.ptz_control.PtzControl`,
     ONVIF) when one is given; an order that names another camera is refused and counted, and
     without PTZ control (a file, a fixed camera) orders are counted and logged only.
 
@@ -58,7 +58,8 @@ from numpy.typing import NDArray
 
 from vigil.hardware.camera_health import HealthSettings, StreamHealth
 from vigil.hardware.pacing import Pacer
-from vigil.hardware.ptz import Pointing, PtzControl
+from vigil.hardware.ptz import Pointing
+from vigil.hardware.ptz_control import PtzControl
 from vigil.ingest.bus import Bus
 from vigil.ingest.cptv_file import is_cptv
 from vigil.ingest.frames import (

@@ -28,7 +28,8 @@ from vigil.config import load_default
 from vigil.edge import tower_detector
 from vigil.hardware.camera import run_camera_edge
 from vigil.hardware.camera_health import HealthSettings
-from vigil.hardware.ptz import OnvifPtz, PtzControl, PtzError, PtzMapping
+from vigil.hardware.ptz import OnvifPtz, PtzError, PtzMapping
+from vigil.hardware.ptz_control import PtzControl
 from vigil.ingest.bus import InProcessBus
 from vigil.ingest.schema import CameraCommand, CameraDetection, SensorEvent, SensorStatus, topic_for
 from vigil.runner import SectorRunner

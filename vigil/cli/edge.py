@@ -117,7 +117,8 @@ def _ptz_control(args: argparse.Namespace, d: Deployment, tower: str) -> Any:
         return None
     import os
 
-    from vigil.hardware.ptz import OnvifPtz, PtzControl, PtzMapping
+    from vigil.hardware.ptz import OnvifPtz, PtzMapping
+    from vigil.hardware.ptz_control import PtzControl
 
     t = next(x for x in d.config.towers if x.id == tower)
     host, _, number = args.onvif.rpartition(":")
