@@ -32,7 +32,14 @@ from tak_server import (
 )
 
 from vigil.alerts.cot import ALERT_STALE_S, CLOSE_TYPE, cot_time, schema_errors, validate_event
-from vigil.ingest.schema import AlertAction, SensorStatus, decode, encode, topic_for
+from vigil.ingest.schema import (
+    AlertAction,
+    SensorEvent,
+    SensorStatus,
+    decode,
+    encode,
+    topic_for,
+)
 
 SENSOR, GATEWAY = "u001", "g1"
 
@@ -146,6 +153,19 @@ def test_vigil_run_with_cot_sends_alerts_as_cot_events(broker, tak, via, tmp_pat
         close = AlertAction(alert_id=alert.alert_id, time=time.time(), action="close", by="ops")
         c.publish(topic_for(SECTOR, close), encode(close), qos=1)
         event, _ = tak.wait(lambda e: e.get("uid") == uid and e.get("type") == CLOSE_TYPE)
+
+        # a ground-sensor hit no camera has seen: a sensor cue, a detection (b-d), no bell
+        hit = SensorEvent(sensor=SENSOR, time=time.time(), modality="seismic", strength=1.0)
+        c.publish(f"vigil/v1/{SECTOR}/ugs/{GATEWAY}/events", encode(hit), qos=1)
+        deadline = time.monotonic() + 20
+        while not [a for a in alerts if a.kind == "sensor_cue"]:
+            assert time.monotonic() < deadline, [a.kind for a in alerts]
+            time.sleep(0.05)
+        cue = next(a for a in alerts if a.kind == "sensor_cue")
+        cue_uid = f"{prefix}.{SECTOR}.alert.{cue.alert_id}"
+        event, raw = tak.wait(lambda e: e.get("uid") == cue_uid)
+        assert event.get("type") == "b-d"
+        assert schema_errors(raw) == [], raw[:300]
     finally:
         c.loop_stop()
         c.disconnect()
