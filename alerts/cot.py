@@ -12,7 +12,7 @@ affiliation: ``f`` friend, ``h`` hostile, ``u`` unknown, ``n`` neutral; then MIL
 battle dimension and function, ``G`` ground, ``G-E-V`` ground vehicle), ``b-`` for bits of
 data about a place (``b-m-p`` map points, ``b-d`` detections, ``b-l`` alarms in MITRE's
 incident-management branch, ``b-a`` the alarms TAK clients raise), ``t-`` for tasks.
-Sources: MITRE's CoTtypes.xml (the type catalogue TAK tools ship) and the TAK clients'
+Sources: MITRE's CoTtypes.xml (the type catalogue TAK libraries carry) and the TAK clients'
 alert types (ATAK: ``b-a-o-tbl`` 911, ``b-a-o-pan`` Ring The Bell, ``b-a-o-opn`` Troops In
 Contact, ``b-a-o-can`` their cancel, ``b-a-g`` Geo-fence Breached; TAK Server routes these
 past its geospatial filters to everyone).
@@ -20,8 +20,9 @@ past its geospatial filters to everyone).
 Tracks (:data:`TRACK_TYPES`), affiliation unknown (``u``): Vigil tells what a thing is, not
 whose side it is on; an animal is neutral (``n``: known, and no party to anything):
 
-- person: ``a-u-G-U-C-I``, a dismounted individual (2525's "troops, open" atom: the tree has
-  no civilian one, and it is the symbol TAK clients draw for someone on foot);
+- person: ``a-u-G-U-C-I``, people on foot (2525's "troops (open)" atom, the closest the type
+  tree has: CoTtypes.xml has civilian vehicles and structures but no civilian individual; the
+  ``u`` says nothing of who they are);
 - vehicle: ``a-u-G-E-V``, ground equipment, vehicle;
 - animal: ``a-n-G``, a neutral ground track;
 - unknown: ``a-u-G``, an unknown ground track.
@@ -32,7 +33,8 @@ client raises, and none is an emergency (``b-a-o-*`` stays for a person in dange
 - crossing, zone_entry: ``b-a-g``, Geo-fence Breached: a person crossed the border or
   entered a zone, the one thing every client in the sector should hear of now;
 - sensor_cue: ``b-d``, a detection: a ground sensor's hit no camera has seen yet;
-- track_lost: ``b-m-p-s-m``, a spot map marker at the last known position;
+- track_lost: ``b-m-p-s-m``, ATAK's spot map marker (under MITRE's ``b-m-p`` map point) at
+  the last known position;
 - sensor_health: ``b-l-o-tbl-s-a``, MITRE's alarm branch "trouble, silent, sensor": a
   maintenance report (tamper, offline, battery, silent), not the 911 alert ``b-a-o-tbl``.
 
