@@ -1,0 +1,277 @@
+"""How far a camera's ground positions can be trusted, and how to pin its pointing down.
+
+A ground position from a tower camera is where the ray through a pixel meets the DEM
+(:mod:`vigil.geo.raycast`). Its error comes from the pixel (the detector's centroid error),
+from the pointing (pan, tilt and roll off from what the deployment says, by the tower's
+specification or what is left after calibration) and from the ground's local slope, which
+stretches or shrinks the error along the line of sight. :func:`ground_covariance` propagates
+all three to a 2 x 2 covariance in the sector's frame, to first order: the hit ``p = c + t d``
+moves with the ray's direction ``d`` as ``dp = t (I - d n^T / (n . d)) dd``, where ``n`` is
+the ground's normal at the hit (the DEM's bilinear slope, and the earth curvature drop).
+
+:func:`calibrate_pointing` solves a camera's pan, tilt and roll offsets (and its focal length
+if asked) from a few surveyed landmarks seen in its image, by least squares on the pixel
+residuals (scipy), and reports the residuals in pixels and, on the ground, in metres.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from vigil.geo.camera import PinholeCamera
+from vigil.geo.dem import ElevationModel, TerrainError
+from vigil.geo.raycast import (
+    CURVATURE_REFRACTION,
+    RayHits,
+    curvature_factor,
+    pixels_to_terrain,
+)
+
+#: Step of the finite differences of a ray's direction with respect to an angle, degrees.
+_ANGLE_STEP_DEG = 1e-4
+
+
+def _ray_jacobian(camera: PinholeCamera, u: NDArray, v: NDArray) -> NDArray[np.float64]:
+    """d(ray direction)/d(u, v, pan, tilt, roll): ``(n, 3, 5)``, per pixel and per degree."""
+    d = camera.rays(u, v)
+    _, right, down = camera.basis()
+    jac = np.empty((d.shape[0], 3, 5))
+    jac[:, :, 0] = right
+    jac[:, :, 1] = down
+    for k, name in enumerate(("pan_deg", "tilt_deg", "roll_deg")):
+        h = _ANGLE_STEP_DEG
+        plus = replace(camera, **{name: getattr(camera, name) + h}).rays(u, v)
+        minus = replace(camera, **{name: getattr(camera, name) - h}).rays(u, v)
+        jac[:, :, 2 + k] = (plus - minus) / (2.0 * h)
+    return jac
+
+
+def ground_normal(
+    dem: ElevationModel,
+    x: ArrayLike,
+    y: ArrayLike,
+    origin_xy: tuple[float, float] = (0.0, 0.0),
+    curvature_coeff: float = CURVATURE_REFRACTION,
+) -> NDArray[np.float64]:
+    """Upward normals ``(n, 3)`` of the ground at local points: the DEM's slope (central
+    differences a quarter cell apart), plus the curvature drop's slope seen from ``origin_xy``."""
+    xa = np.atleast_1d(np.asarray(x, dtype=np.float64))
+    ya = np.atleast_1d(np.asarray(y, dtype=np.float64))
+    h = dem.cell_m / 4.0
+    gx = (dem.elevation_at(xa + h, ya) - dem.elevation_at(xa - h, ya)) / (2.0 * h)
+    gy = (dem.elevation_at(xa, ya + h) - dem.elevation_at(xa, ya - h)) / (2.0 * h)
+    curv = curvature_factor(curvature_coeff)
+    gx = gx - 2.0 * curv * (xa - origin_xy[0])
+    gy = gy - 2.0 * curv * (ya - origin_xy[1])
+    return np.column_stack([-gx, -gy, np.ones_like(gx)])
+
+
+def ground_covariance(
+    camera: PinholeCamera,
+    dem: ElevationModel,
+    u: ArrayLike,
+    v: ArrayLike,
+    *,
+    pixel_sigma: float = 1.0,
+    pan_sigma_deg: float = 0.0,
+    tilt_sigma_deg: float = 0.0,
+    roll_sigma_deg: float = 0.0,
+    curvature_coeff: float = CURVATURE_REFRACTION,
+) -> tuple[RayHits, NDArray[np.float64]]:
+    """Ground positions of pixels and their covariance in the sector's frame.
+
+    Parameters
+    ----------
+    camera
+        The camera, its mast standing on the DEM (:func:`vigil.geo.raycast.camera_on_terrain`).
+    dem
+        The ground.
+    u, v
+        Pixel coordinates of the detections.
+    pixel_sigma
+        Standard deviation of a detection's pixel position, pixels (each axis).
+    pan_sigma_deg, tilt_sigma_deg, roll_sigma_deg
+        Standard deviations of the camera's pointing, degrees: the tower's specification, or
+        what its calibration left.
+    curvature_coeff
+        Earth curvature and refraction coefficient, as for the ray casting.
+
+    Returns
+    -------
+    hits, covariance
+        The ground points, and ``(n, 2, 2)`` covariances of their ``(x, y)``, square metres
+        (NaN where a pixel sees sky).
+    """
+    for name, value in (
+        ("pixel_sigma", pixel_sigma),
+        ("pan_sigma_deg", pan_sigma_deg),
+        ("tilt_sigma_deg", tilt_sigma_deg),
+        ("roll_sigma_deg", roll_sigma_deg),
+    ):
+        if not (math.isfinite(value) and value >= 0.0):
+            raise TerrainError(f"{name}={value!r}; expected a standard deviation >= 0")
+    uu = np.atleast_1d(np.asarray(u, dtype=np.float64))
+    vv = np.atleast_1d(np.asarray(v, dtype=np.float64))
+    hits = pixels_to_terrain(camera, dem, uu, vv, curvature_coeff=curvature_coeff)
+    d = camera.rays(uu, vv)
+    t = hits.range_m / np.hypot(d[:, 0], d[:, 1])
+    n = ground_normal(
+        dem, np.nan_to_num(hits.x), np.nan_to_num(hits.y), (camera.x, camera.y), curvature_coeff
+    )
+    nd = np.einsum("ij,ij->i", n, d)
+    jd = _ray_jacobian(camera, uu, vv)
+    # dp = t (dd - d (n . dd) / (n . d)), for each of the five error sources
+    n_jd = np.einsum("ij,ijk->ik", n, jd)
+    jp = t[:, None, None] * (jd - d[:, :, None] * (n_jd / nd[:, None])[:, None, :])
+    sig = np.array([pixel_sigma, pixel_sigma, pan_sigma_deg, tilt_sigma_deg, roll_sigma_deg])
+    jxy = jp[:, :2, :] * sig[None, None, :]
+    cov = np.einsum("nik,njk->nij", jxy, jxy)
+    cov[~hits.hit] = np.nan
+    return hits, cov
+
+
+@dataclass(frozen=True)
+class PointingCalibration:
+    """A camera's pointing solved from landmarks.
+
+    Attributes
+    ----------
+    camera
+        The calibrated camera (offsets applied; focal length too when solved).
+    pan_offset_deg, tilt_offset_deg, roll_offset_deg
+        What was added to the nominal pan, tilt and roll, degrees.
+    hfov_deg
+        The horizontal field of view after calibration, degrees.
+    residual_px
+        Each landmark's pixel residual after calibration (distance), pixels.
+    residual_m
+        Each landmark's residual on the ground, metres: from where its observed pixel's ray
+        meets the DEM to the landmark (NaN where that ray sees sky); without a DEM, the pixel
+        residual's size at the landmark's distance.
+    sigma_deg
+        Standard errors of the pan, tilt and roll offsets, degrees (from the fit's Jacobian and
+        its residuals): the pointing uncertainty to give :func:`ground_covariance`.
+    """
+
+    camera: PinholeCamera
+    pan_offset_deg: float
+    tilt_offset_deg: float
+    roll_offset_deg: float
+    hfov_deg: float
+    residual_px: NDArray[np.float64]
+    residual_m: NDArray[np.float64]
+    sigma_deg: tuple[float, float, float]
+
+    @property
+    def rms_px(self) -> float:
+        """Root mean square of the pixel residuals."""
+        return float(np.sqrt(np.mean(self.residual_px**2)))
+
+
+def _adjusted(camera: PinholeCamera, params: NDArray, solve_focal: bool) -> PinholeCamera:
+    pan = (camera.pan_deg + params[0]) % 360.0
+    hfov = camera.hfov_deg
+    if solve_focal:
+        half = math.radians(camera.hfov_deg) / 2.0
+        hfov = math.degrees(2.0 * math.atan(math.tan(half) / math.exp(params[3])))
+    return replace(
+        camera,
+        pan_deg=pan,
+        tilt_deg=camera.tilt_deg + params[1],
+        roll_deg=camera.roll_deg + params[2],
+        hfov_deg=hfov,
+    )
+
+
+def calibrate_pointing(
+    camera: PinholeCamera,
+    pixels: ArrayLike,
+    landmarks: ArrayLike,
+    *,
+    solve_focal: bool = False,
+    dem: ElevationModel | None = None,
+) -> PointingCalibration:
+    """Solve a camera's pan, tilt and roll offsets (and focal length) from landmarks.
+
+    Parameters
+    ----------
+    camera
+        The camera as the deployment describes it, its mast standing on the ground
+        (``ground_z`` the ground's height there).
+    pixels
+        ``(n, 2)`` pixel coordinates ``(u, v)`` where each landmark is seen.
+    landmarks
+        ``(n, 3)`` surveyed positions: local ``x``, ``y`` and height ``z`` (the DEM's datum),
+        metres.
+    solve_focal
+        Also solve the focal length (the field of view); needs at least two landmarks well
+        apart in the image.
+    dem
+        The ground, for the residuals in metres.
+
+    Raises
+    ------
+    TerrainError
+        Too few landmarks, bad shapes or values, or a landmark behind the camera.
+    """
+    from scipy.optimize import least_squares
+
+    px = np.asarray(pixels, dtype=np.float64)
+    lm = np.asarray(landmarks, dtype=np.float64)
+    if px.ndim != 2 or px.shape[1] != 2 or lm.shape != (px.shape[0], 3):
+        raise TerrainError(f"pixels {px.shape} and landmarks {lm.shape}; expected (n, 2), (n, 3)")
+    n_params = 4 if solve_focal else 3
+    if 2 * px.shape[0] < n_params + 1:
+        raise TerrainError(
+            f"{px.shape[0]} landmark(s); at least {(n_params + 2) // 2} needed to solve "
+            f"{n_params} unknowns with a check"
+        )
+    if px.shape[0] > 10_000:
+        raise TerrainError(f"{px.shape[0]} landmarks; at most 10000")
+    if not (np.all(np.isfinite(px)) and np.all(np.isfinite(lm))):
+        raise TerrainError("pixels or landmarks contain NaN or infinity")
+    rel_z = lm[:, 2] - camera.ground_z
+    _, _, depth = camera.project(lm[:, 0], lm[:, 1], rel_z)
+    if np.any(depth <= 0.0):
+        k = int(np.flatnonzero(depth <= 0.0)[0])
+        raise TerrainError(f"landmark {k} at {lm[k].tolist()} is behind the camera")
+
+    def residuals(params: NDArray) -> NDArray:
+        cam = _adjusted(camera, params, solve_focal)
+        u, v, _ = cam.project(lm[:, 0], lm[:, 1], rel_z)
+        return np.concatenate([u - px[:, 0], v - px[:, 1]])
+
+    fit = least_squares(residuals, np.zeros(n_params), method="lm", xtol=1e-12, ftol=1e-12)
+    cam = _adjusted(camera, fit.x, solve_focal)
+    r = fit.fun.reshape(2, -1)
+    residual_px = np.hypot(r[0], r[1])
+    if dem is not None:
+        hits = pixels_to_terrain(cam, dem, px[:, 0], px[:, 1])
+        residual_m = np.hypot(hits.x - lm[:, 0], hits.y - lm[:, 1])
+    else:
+        slant = np.sqrt(
+            (lm[:, 0] - cam.x) ** 2 + (lm[:, 1] - cam.y) ** 2 + (lm[:, 2] - cam.centre[2]) ** 2
+        )
+        residual_m = residual_px * slant / cam.focal_px
+    m, p = fit.fun.size, n_params
+    dof = max(m - p, 1)
+    s2 = float(np.sum(fit.fun**2)) / dof
+    try:
+        param_cov = np.linalg.inv(fit.jac.T @ fit.jac) * s2
+        sig = np.sqrt(np.clip(np.diag(param_cov)[:3], 0.0, None))
+    except np.linalg.LinAlgError:
+        sig = np.full(3, np.inf)
+    return PointingCalibration(
+        camera=cam,
+        pan_offset_deg=float(fit.x[0]),
+        tilt_offset_deg=float(fit.x[1]),
+        roll_offset_deg=float(fit.x[2]),
+        hfov_deg=cam.hfov_deg,
+        residual_px=residual_px,
+        residual_m=residual_m,
+        sigma_deg=(float(sig[0]), float(sig[1]), float(sig[2])),
+    )
