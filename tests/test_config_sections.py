@@ -31,11 +31,16 @@ def shipped():
 
 @pytest.fixture
 def site_copy(tmp_path: Path) -> Path:
-    """The shipped deployment and its calibration folder copied to a scratch folder."""
+    """The shipped deployment and its calibration folder copied to a scratch folder, the
+    calibration named by a path relative to the deployment."""
     shutil.copytree(sim_calibration_path().parent, tmp_path / "calibration")
     target = tmp_path / "tucson.toml"
     shutil.copy(default_deployment_path(), target)
-    return target
+    return _edit(
+        target,
+        'calibration = "vigil:sim_towers.toml"',
+        'calibration = "calibration/sim_towers.toml"',
+    )
 
 
 def _edit(path: Path, old: str, new: str) -> Path:
@@ -264,6 +269,31 @@ def test_missing_calibration_file_names_the_deployments_key(site_copy: Path, nam
     assert e.value == str(site_copy.parent / name)
     assert e.line == _line_of(site_copy.read_text(), f'calibration = "{name}"')
     assert words in str(e)
+
+
+def test_a_copy_of_the_shipped_file_elsewhere_finds_the_shipped_calibration(tmp_path) -> None:
+    copy = tmp_path / "elsewhere" / "tucson.toml"
+    copy.parent.mkdir()
+    shutil.copy(default_deployment_path(), copy)
+    d = load(copy)
+    assert d.calibration_path() == sim_calibration_path()
+    assert d.tracker_config() == TrackerConfig.for_sector()
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("vigil:nogales.toml", "shipped: vigil:sim_towers.toml"),
+        ("vigil:../tucson.toml", "no such calibration file shipped with Vigil"),
+    ],
+)
+def test_unknown_shipped_calibration_is_named(shipped, name, words) -> None:
+    text = shipped.text.replace('"vigil:sim_towers.toml"', f'"{name}"')
+    with pytest.raises(ConfigError) as err:
+        parse(text, shipped.path)
+    e = err.value
+    assert (e.key, e.value) == ("classes.calibration", name)
+    assert e.line == _line_of(text, f'calibration = "{name}"') and words in str(e)
 
 
 def test_without_calibration_the_model_is_neutral_and_said(site_copy: Path, capsys) -> None:

@@ -147,6 +147,26 @@ def sim_calibration_path() -> Path:
     return Path(str(resources.files("vigil").joinpath(*SIM_CALIBRATION)))
 
 
+#: A deployment names a calibration file shipped with the package as ``vigil:NAME.toml``.
+SHIPPED_PREFIX = "vigil:"
+_SHIPPED_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\.toml$")
+
+
+def shipped_calibration_path(name: str) -> Path:
+    """The calibration file ``NAME.toml`` shipped with the package (``vigil:NAME.toml`` in a
+    deployment); raises :class:`CalibrationError` for a name that is not a plain file name or
+    not shipped."""
+    folder = sim_calibration_path().parent
+    path = folder / name
+    if not _SHIPPED_NAME.match(name) or not path.is_file():
+        shipped = ", ".join(f"{SHIPPED_PREFIX}{p.name}" for p in sorted(folder.glob("*.toml")))
+        raise CalibrationError(
+            SHIPPED_PREFIX + name, "(file)", SHIPPED_PREFIX + name, None,
+            f"no such calibration file shipped with Vigil; shipped: {shipped}",
+        )  # fmt: skip
+    return path
+
+
 @lru_cache(maxsize=1)
 def sim_class_model() -> ClassModel:
     """The simulator's tower-camera and track-speed tables (read once)."""

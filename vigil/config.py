@@ -47,9 +47,11 @@ from vigil.ingest.validation import explain
 from vigil.ingest.validation import toml_line as locate
 from vigil.tracks.calibration import (
     NEUTRAL_MODEL,
+    SHIPPED_PREFIX,
     CalibrationError,
     ClassModel,
     load_calibration,
+    shipped_calibration_path,
 )
 from vigil.tracks.config import TrackerConfig, TrackerSettings
 
@@ -138,9 +140,21 @@ class Deployment:
         return p if p.is_absolute() else self.path.parent / p
 
     def calibration_path(self) -> Path | None:
-        """The ``[classes]`` calibration file, resolved against the deployment file's folder."""
+        """The ``[classes]`` calibration file: resolved against the deployment file's folder,
+        or one shipped with Vigil for ``vigil:NAME.toml``; raises :class:`ConfigError` for a
+        shipped name that is not there."""
         name = self.config.classes.calibration
-        return None if name is None else self.resolve(name)
+        if name is None:
+            return None
+        if name.startswith(SHIPPED_PREFIX):
+            try:
+                return shipped_calibration_path(name.removeprefix(SHIPPED_PREFIX))
+            except CalibrationError as exc:
+                line = self.line_of("classes", "calibration")
+                raise ConfigError(
+                    self.path, "classes.calibration", name, line, exc.expected
+                ) from None
+        return self.resolve(name)
 
     def tracker_config(self) -> TrackerConfig:
         """What the tracker runs on: ``[tracker]`` joined with ``[classes]`` (the prior and

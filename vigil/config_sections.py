@@ -86,8 +86,10 @@ class ClassSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     calibration
         A calibration file (TOML, relative to the deployment file) with the camera confusion
         table and the track-speed table (:class:`vigil.tracks.calibration.ClassModel`), fitted
-        to the sector's own cameras and detector. Unset: no tables (a neutral model: a camera
-        guess counts as right with its confidence, speeds add nothing), and a warning.
+        to the sector's own cameras and detector; ``vigil:NAME.toml`` names one shipped with
+        Vigil (``vigil:sim_towers.toml``: the simulator's towers). Unset: no tables (a
+        neutral model: a camera guess counts as right with its confidence, speeds add
+        nothing), and a warning.
     prior
         How common person, vehicle and animal are among new tracks before any guess is read
         (the sector's base rates; each in (0, 1]). Default: equal.
