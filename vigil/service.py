@@ -199,8 +199,8 @@ class SectorService(Restarts):
         rules: AlertRules | None = None,
         journal_synchronous: str = "FULL",
         channels: Sequence[DispatchChannel] = (),
-        snapshot_every: int = 10_000,
-        snapshot_s: float = 300.0,
+        snapshot_every: int = 5_000,
+        snapshot_s: float = 120.0,
         snapshot_keep: int = 2,
         journal_keep: int = 100_000,
     ) -> None:
