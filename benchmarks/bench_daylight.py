@@ -60,6 +60,7 @@ from numpy.typing import NDArray
 from vigil.detection.detector import MotionDetector
 from vigil.detection.objects import CameraGeometry
 from vigil.detection.settings import DetectionSettings
+from vigil.edge import tower_detector
 from vigil.geo.site import Site, tower_camera
 from vigil.hardware.camera import run_camera_edge
 from vigil.ingest.bus import InProcessBus
@@ -163,34 +164,46 @@ class Mog2Model:
 def make_detect(
     site: Site, settings: DetectionSettings, mog2: bool = False
 ) -> tuple[Callable, dict]:
-    """``detect`` for the edge adapter as ``vigil edge camera`` builds it, and its last masks.
+    """``detect`` for the edge adapter as ``vigil edge camera`` builds it, and its kept masks.
 
-    The detector is the tower's (camera model at the frame's size) with ``settings``;
-    ``mog2`` swaps its background model for MOG2. The second value maps frame index to a
-    copy of the cleaned mask for the frames in :data:`PNG_FRAMES`.
+    The detector is :func:`vigil.edge.tower_detector` with ``settings`` (the command's own);
+    ``mog2`` builds the same detector (tower camera model at the frame's size, the settings'
+    config and region mask) with MOG2 as its background model. The second value maps frame
+    index to a copy of the cleaned mask for the frames in ``detect.keep``.
     """
     tower = site.towers[0]
+    masks: dict[int, NDArray[np.uint8]] = {}
+    if not mog2:
+        command = tower_detector(site, tower.id, settings=settings)
+
+        def detect(img: NDArray[np.uint8], time_s: float, index: int) -> list[CameraDetection]:
+            found = list(command(img, time_s, index))
+            if index in detect.keep:  # type: ignore[attr-defined]
+                masks[index] = command.detector.blob_finder.clean.copy()
+            return found
+
+        detect.keep = set()  # type: ignore[attr-defined]
+        return detect, masks
+
     frame = site.frame()
     base = tower_camera(tower, frame)
     made: list[MotionDetector] = []
-    masks: dict[int, NDArray[np.uint8]] = {}
 
-    def detect(img: NDArray[np.uint8], time_s: float, index: int) -> list[CameraDetection]:
+    def detect_mog2(img: NDArray[np.uint8], time_s: float, index: int) -> list[CameraDetection]:
         if not made:
             h, w = img.shape[:2]
             cam = base if (base.width, base.height) == (w, h) else replace(base, width=w, height=h)
             geometry = CameraGeometry(cam, frame, tower.id)
             det = settings.detector((h, w), geometry, tower.id, thermal=tower.thermal)
-            if mog2:
-                det.model = Mog2Model(settings.region((h, w)))
+            det.model = Mog2Model(settings.region((h, w)))
             made.append(det)
         res = made[0].process(img, time_s, index)
-        if index in detect.keep:  # type: ignore[attr-defined]
+        if index in detect_mog2.keep:  # type: ignore[attr-defined]
             masks[index] = res.mask.copy()
         return res.detections
 
-    detect.keep = set()  # type: ignore[attr-defined]
-    return detect, masks
+    detect_mog2.keep = set()  # type: ignore[attr-defined]
+    return detect_mog2, masks
 
 
 def run_edge(
@@ -358,15 +371,19 @@ def bench(clip: str, png: Path | None, cli: bool) -> dict:
         results = {}
         print(f"\n{clip}: {len(grey)} frames {grey[0].shape[1]}x{grey[0].shape[0]}, "
               f"scored {frames.start}-{frames.stop - 1}")  # fmt: skip
-        print(f"{'method':<9} {'det/frame':>9} {'on motion':>9} {'car recall':>10} {'ms/frame':>8}")
+        print(
+            f"{'method':<9} {'det/frame':>9} {'on motion':>9} {'car recall':>10} "
+            f"{'ms/frame':>8} {'all frames':>10}"
+        )
         for name, settings in methods.items():
             n, boxes, masks, secs = run_edge(source, site, settings, name == "mog2", keep)
             r = score(clip, grey, boxes, frames)
             r["ms_per_frame"] = 1000 * secs / max(n, 1)
+            r["all_frames"] = sum(len(b) for b in boxes.values())
             results[name] = r
             recall = f"{r['car_recall']:10.3f}" if "car_recall" in r else f"{'-':>10}"
             print(f"{name:<9} {r['per_frame']:9.2f} {r['on_motion']:9.3f} {recall} "
-                  f"{r['ms_per_frame']:8.1f}", flush=True)  # fmt: skip
+                  f"{r['ms_per_frame']:8.1f} {r['all_frames']:10d}", flush=True)  # fmt: skip
             if png is not None:
                 png.mkdir(parents=True, exist_ok=True)
                 for i in sorted(keep):
