@@ -173,7 +173,7 @@ class PointingCalibration:
 
 
 def _adjusted(camera: PinholeCamera, params: NDArray, solve_focal: bool) -> PinholeCamera:
-    pan = (camera.pan_deg + params[0]) % 360.0
+    pan = float((camera.pan_deg + params[0]) % 360.0)
     hfov = camera.hfov_deg
     if solve_focal:
         half = math.radians(camera.hfov_deg) / 2.0
@@ -181,8 +181,8 @@ def _adjusted(camera: PinholeCamera, params: NDArray, solve_focal: bool) -> Pinh
     return replace(
         camera,
         pan_deg=pan,
-        tilt_deg=camera.tilt_deg + params[1],
-        roll_deg=camera.roll_deg + params[2],
+        tilt_deg=float(camera.tilt_deg + params[1]),
+        roll_deg=float(camera.roll_deg + params[2]),
         hfov_deg=hfov,
     )
 
@@ -194,6 +194,7 @@ def calibrate_pointing(
     *,
     solve_focal: bool = False,
     dem: ElevationModel | None = None,
+    curvature_coeff: float = CURVATURE_REFRACTION,
 ) -> PointingCalibration:
     """Solve a camera's pan, tilt and roll offsets (and focal length) from landmarks.
 
@@ -212,6 +213,9 @@ def calibrate_pointing(
         apart in the image.
     dem
         The ground, for the residuals in metres.
+    curvature_coeff
+        Earth curvature and refraction coefficient: a landmark ``r`` metres away is seen
+        ``coeff * r**2 / (2 a)`` lower than its surveyed height, as the ray casting has it.
 
     Raises
     ------
@@ -234,7 +238,10 @@ def calibrate_pointing(
         raise TerrainError(f"{px.shape[0]} landmarks; at most 10000")
     if not (np.all(np.isfinite(px)) and np.all(np.isfinite(lm))):
         raise TerrainError("pixels or landmarks contain NaN or infinity")
-    rel_z = lm[:, 2] - camera.ground_z
+    drop = curvature_factor(curvature_coeff) * (
+        (lm[:, 0] - camera.x) ** 2 + (lm[:, 1] - camera.y) ** 2
+    )
+    rel_z = lm[:, 2] - drop - camera.ground_z
     _, _, depth = camera.project(lm[:, 0], lm[:, 1], rel_z)
     if np.any(depth <= 0.0):
         k = int(np.flatnonzero(depth <= 0.0)[0])
@@ -250,11 +257,11 @@ def calibrate_pointing(
     r = fit.fun.reshape(2, -1)
     residual_px = np.hypot(r[0], r[1])
     if dem is not None:
-        hits = pixels_to_terrain(cam, dem, px[:, 0], px[:, 1])
+        hits = pixels_to_terrain(cam, dem, px[:, 0], px[:, 1], curvature_coeff=curvature_coeff)
         residual_m = np.hypot(hits.x - lm[:, 0], hits.y - lm[:, 1])
     else:
         slant = np.sqrt(
-            (lm[:, 0] - cam.x) ** 2 + (lm[:, 1] - cam.y) ** 2 + (lm[:, 2] - cam.centre[2]) ** 2
+            (lm[:, 0] - cam.x) ** 2 + (lm[:, 1] - cam.y) ** 2 + (rel_z - cam.height_m) ** 2
         )
         residual_m = residual_px * slant / cam.focal_px
     m, p = fit.fun.size, n_params
