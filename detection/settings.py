@@ -200,6 +200,38 @@ class DetectionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
             out["filter_size"] = int(self.filter_px)
         return replace(cfg, **out)
 
+    def effective(
+        self, thermal: bool = True, shape: tuple[int, int] | None = None
+    ) -> dict[str, Any]:
+        """The settings in effect, for a log line or camera health (plain JSON values).
+
+        ``sensor``, ``threshold_grey`` (radius floor, 0-255), ``filter_px``,
+        ``warmup_frames``, ``min_size_px``, ``min_area_px``, ``min_size_m``, ``ignore`` and
+        ``include`` (polygon counts), and with ``shape`` ``watched`` (share of the image's
+        pixels inside the region mask, 0-1).
+
+        >>> DetectionSettings(sensor="daylight", sensitivity=1.0).effective()["threshold_grey"]
+        9
+        """
+        cfg = self.detector_config(thermal)
+        out: dict[str, Any] = {
+            "sensor": self.kind(thermal),
+            "threshold_grey": cfg.background.radius_min,
+            "filter_px": cfg.filter_size,
+            "warmup_frames": cfg.warmup_frames,
+            "min_size_px": cfg.objects.min_size_px,
+            "min_area_px": cfg.objects.min_area_px,
+            "min_size_m": cfg.objects.min_size_m,
+            "ignore": len(self.ignore or ()),
+            "include": len(self.include or ()),
+        }
+        if shape is not None:
+            region = self.region(shape)
+            out["watched"] = (
+                1.0 if region is None else float(np.count_nonzero(region)) / region.size
+            )
+        return out
+
     def region(self, shape: tuple[int, int]) -> NDArray[np.uint8] | None:
         """The region mask for frames of ``(height, width)``: 255 where motion is watched.
 

@@ -245,3 +245,55 @@ def test_daylight_defaults_on_cdnet_highway_detect_the_cars_and_only_movers(shar
     # the tower's settings fail the same bounds (measured: 0.53 on motion, 18.8 a frame)
     assert not (tower["on_motion"] >= 0.9 and tower["per_frame"] <= 8.0), tower
     assert math.isfinite(tower["car_recall"])
+
+
+def test_daylight_defaults_on_a_real_daylight_clip_through_the_camera_edge(tmp_path) -> None:
+    """OpenCV's vtest.avi (pedestrians; Debian opencv-doc) through the edge adapter with the
+    command's own tower detector: daylight boxes lie on moving pixels, tower ones do not."""
+    from benchmarks.bench_daylight import VTEST, motion_evidence, run_edge, site_of
+
+    if not VTEST.is_file():
+        pytest.skip(f"{VTEST} absent (Debian package opencv-doc, installed by make test)")
+    cap = cv2.VideoCapture(str(VTEST))
+    clip = tmp_path / "vtest300.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"FFV1"), 10.0, (768, 576))
+    grey = []
+    while len(grey) < 300:
+        ok, f = cap.read()
+        assert ok
+        writer.write(f)
+        grey.append(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY))
+    writer.release()
+    cap.release()
+    site = site_of("vtest")
+    scored = range(40, 297)
+
+    def run(settings: DetectionSettings) -> tuple[float, float]:
+        frames, boxes, _, _ = run_edge(str(clip), site, settings, False, set())
+        assert frames == 300
+        n = on = 0
+        for i in scored:
+            moving = motion_evidence(grey, i)
+            for u0, v0, u1, v1 in boxes.get(i, []):
+                n += 1
+                on += moving[round(v0) : round(v1), round(u0) : round(u1)].mean() >= 0.1
+        return n / len(scored), on / max(n, 1)
+
+    per_frame, on_motion = run(DetectionSettings(sensor="daylight"))
+    # measured (frames 40-296): 0.948 of boxes on moving pixels, 6.4 a frame (2 to 8 walk)
+    assert on_motion >= 0.9 and 2.0 <= per_frame <= 10.0, (per_frame, on_motion)
+    tower_per_frame, tower_on = run(DetectionSettings(sensor="thermal"))
+    assert tower_on < 0.8, (tower_per_frame, tower_on)  # measured 0.49, 9.5 a frame
+
+
+def test_the_settings_in_effect_are_reported() -> None:
+    s = DetectionSettings(
+        sensor="daylight", sensitivity=1.0, min_size_m=0.5, ignore=[[(0, 0), (79, 0), (0, 59)]]
+    )
+    got = s.effective(shape=(60, 80))
+    assert got["sensor"] == "daylight" and got["threshold_grey"] == 9 and got["filter_px"] == 5
+    assert got["min_size_m"] == 0.5 and got["ignore"] == 1 and got["include"] == 0
+    assert 0.45 < got["watched"] < 0.55
+    tower = DetectionSettings().effective()
+    assert tower["sensor"] == "thermal" and tower["threshold_grey"] == 8
+    assert tower["filter_px"] == 1 and tower["warmup_frames"] == 35 and "watched" not in tower
