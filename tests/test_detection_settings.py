@@ -297,3 +297,19 @@ def test_the_settings_in_effect_are_reported() -> None:
     tower = DetectionSettings().effective()
     assert tower["sensor"] == "thermal" and tower["threshold_grey"] == 8
     assert tower["filter_px"] == 1 and tower["warmup_frames"] == 35 and "watched" not in tower
+
+
+def test_the_deployment_file_carries_a_cameras_settings() -> None:
+    from benchmarks.bench_daylight import USER, deployment_text
+    from vigil.config import ConfigError, parse
+
+    text = deployment_text("highway", USER["highway"])
+    assert "[detection]" in text and "ignore = [[[0, 0], [150, 0]" in text
+    assert parse(text).detection_for("cam1") == USER["highway"]
+    bad = text.replace('sensor = "daylight"', 'sensor = "daylight"\nsensitivty = 0.7')
+    with pytest.raises(ConfigError) as info:
+        parse(bad)
+    assert (
+        "sensitivty" in str(info.value)
+        and info.value.line == bad.splitlines().index("sensitivty = 0.7") + 1
+    )
