@@ -59,11 +59,15 @@ settings = MqttSettings(host="127.0.0.1", port=port, username="vigil-tucson",
                         password="pw-vigil-tucson", reconnect_max_delay_s=0.5)
 svc = SectorService(load_default().site, settings, state, hold_s=2.0, idle_s=2.0,
                     snapshot_every=40, snapshot_s=0.5, snapshot_keep=2, journal_keep=0)
+import signal, threading
+stop = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stop.set())
 r = svc.start(30)
 print("started", r.snapshot_handled, r.replayed, r.outputs_skipped, flush=True)
 print("ready", flush=True)
-while True:
-    time.sleep(1)
+while not stop.wait(0.2):
+    pass
+svc.close()
 """
 
 
@@ -197,6 +201,12 @@ def test_sigkill_at_random_moments_and_mid_snapshot_loses_and_duplicates_nothing
             time.sleep(0.2)
         else:
             raise AssertionError(f"not caught up: {status}, {collector.have()}")
+        # a clean stop (SIGTERM) snapshots last: the next start replays nothing
+        child.proc.terminate()
+        child.proc.wait(60)
+        child = Child(broker, state)
+        clean = child.wait_for("started").split()
+        assert int(clean[2]) == 0, clean
     finally:
         child.kill()
         publisher.close()
