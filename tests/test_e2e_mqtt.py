@@ -64,7 +64,8 @@ def scenario(site, tmp_path_factory):
         crossing_rate_scale=40.0,
     )
     manifest = simulate_to_files(site, st, MINUTES, 7, folder, progress=False)
-    feeds = feeds_from_files(site, folder)
+    # the camera settings vigil edge camera takes from the deployment
+    feeds = feeds_from_files(site, folder, detection=load_default().detection_for)
     ref = SectorRunner(site, hold_s=math.inf, keep_log=True)
     for topic, msg in feeds:
         ref.handle(topic, msg)

@@ -211,3 +211,23 @@ def test_a_lost_stream_is_reopened_and_numbering_goes_on():
 def test_a_stream_that_never_opens_is_an_error():
     with pytest.raises(CameraSourceError, match="cannot open"):
         next(live_frames("rtsp://127.0.0.1:9/none", max_reconnects=0))
+
+
+def test_cli_takes_the_towers_detection_settings_from_the_deployment(video, tmp_path, capsys):
+    """A [[cameras]] override for t04 that ignores the whole picture: nothing is reported."""
+    from vigil.config import default_deployment_path
+
+    path, manifest = video
+    text = default_deployment_path().read_text()
+    deployment = tmp_path / "sector.toml"
+    args = ["edge", "camera", str(path), "--id", "t04", "--fps", str(FPS),
+            "--start", repr(manifest["start_time"]), "--deployment", str(deployment)]  # fmt: skip
+    deployment.write_text(text + '\n[[cameras]]\ntower = "t04"\nwarmup_frames = 0\n')
+    assert main(args) == 0
+    assert " 0 detections" not in capsys.readouterr().out  # clutter of a fresh model
+    everything = "[[[-5, -5], [200, -5], [200, 200], [-5, 200]]]"
+    deployment.write_text(
+        text + f'\n[[cameras]]\ntower = "t04"\nwarmup_frames = 0\nignore = {everything}\n'
+    )
+    assert main(args) == 0
+    assert " 0 detections published from t04" in capsys.readouterr().out

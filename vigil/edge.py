@@ -7,7 +7,7 @@ pointing a PTZ camera reports into the detector's geometry (:meth:`TowerDetector
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -122,7 +122,11 @@ def tower_detector(
 
 
 def feeds_from_files(
-    site: Site, folder: str | Path, *, towers: Sequence[str] | None = None
+    site: Site,
+    folder: str | Path,
+    *,
+    towers: Sequence[str] | None = None,
+    detection: Callable[[str], DetectionSettings] | None = None,
 ) -> list[tuple[str, Wire]]:
     """Every valid wire message the edge adapters make from a simulation folder, in process.
 
@@ -134,6 +138,10 @@ def feeds_from_files(
     service's bus would. Returns ``(topic, message)`` per adapter in publishing order
     (cameras, then ground sensors, then the aircraft): the reference that ``vigil edge`` plus
     ``vigil run`` over MQTT is compared with.
+
+    ``detection(tower)`` gives a tower's detection settings, as ``vigil edge camera`` takes
+    them from the deployment (:meth:`vigil.config.Deployment.detection_for`); the tower
+    defaults when omitted.
     """
     from vigil.hardware.uas import run_uas_edge
     from vigil.hardware.ugs import run_ugs_edge
@@ -153,7 +161,7 @@ def feeds_from_files(
             bus,
             sector,
             tower,
-            tower_detector(site, tower),
+            tower_detector(site, tower, settings=detection(tower) if detection else None),
             fps=video["fps"],
             start_time=manifest["start_time"],
         )

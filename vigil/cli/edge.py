@@ -167,10 +167,8 @@ def _edge_camera(args: argparse.Namespace, d: Deployment) -> int:
         except PtzError as exc:
             ptz.client.close()
             raise CommandError(f"--onvif {args.onvif}: {exc}") from None
-    # a deployment that carries per-camera detection settings (Deployment.detection_for)
-    detection_for = getattr(d, "detection_for", None)
-    settings = detection_for(tower) if detection_for is not None else None
-    detect = tower_detector(d.site, tower, settings=settings)
+    # the deployment's [detection] with the tower's [[cameras]] override
+    detect = tower_detector(d.site, tower, settings=d.detection_for(tower))
     pacer = _pacer(args)
     start_time = args.start
     bus = _edge_bus(args, d.sector, args.client_id or f"edge-{tower}")
