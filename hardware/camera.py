@@ -97,7 +97,8 @@ class CameraCounts:
     commands_refused: int = 0
     #: Changes of the reported pointing passed to the detector.
     pointing_changes: int = 0
-    #: Frames read before the camera had reported a pointing (not detected).
+    #: Frames read before the camera had reported a pointing the detector could take (not
+    #: detected).
     unpointed: int = 0
     #: Health statuses published, per state.
     health: Counter[str] = field(default_factory=Counter)
@@ -302,6 +303,7 @@ def run_camera_edge(
         ptz.start()
     sub = bus.subscribe(f"vigil/v1/{sector}/cam/{camera_id}/commands", on_command)
     applied: Pointing | None = None
+    pointed = False  # the detector has the camera's reported pointing
     try:
         if live:
             frames = live_frames(
@@ -340,8 +342,16 @@ def run_camera_edge(
                 if reported.differs(applied):
                     applied = reported
                     counts.pointing_changes += 1
+                    pointed = True
                     if repoint is not None:
-                        repoint(reported)
+                        try:
+                            repoint(reported)
+                        except ValueError as exc:  # a pointing the camera model refuses
+                            pointed = False
+                            log.warning("camera %s: reported pointing refused: %s", camera_id, exc)
+                if not pointed:
+                    counts.unpointed += 1
+                    continue
             for det in detect(frame, t, index):
                 bus.publish(topic_for(sector, det), det)
                 counts.detections += 1

@@ -20,7 +20,9 @@ Mapping
       ``hfov = 2 atan(tan(wide / 2) / (1 + z (M - 1)))`` with
       ``M = tan(wide / 2) / tan(tele / 2)`` (a digital zoom's crop factor does the same).
 
-    A pointing outside the space the mapping covers is clamped to its edge (and logged).
+    A pointing outside the space the mapping covers is clamped to its edge (and logged). A
+    reported position outside the generic space (by more than :data:`SPACE_SLACK`) or not a
+    number is refused (:class:`PtzError`): the reported pointing stays what it was.
 
 Control
     :class:`~vigil.hardware.ptz_control.PtzControl` runs one thread per camera: it carries
@@ -45,6 +47,11 @@ from typing import Any, TypeVar
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+
+
+#: How far outside ONVIF's generic space a reported position may be and still be taken
+#: (clamped): rounding in a camera's arithmetic; beyond it the status is refused.
+SPACE_SLACK = 0.01
 
 
 class PtzError(OSError):
@@ -126,9 +133,13 @@ class PtzMapping:
 
     def pointing(self, x: float, y: float, zoom: float = 0.0) -> Pointing:
         """The pointing of generic-space ``(x, y, zoom)``."""
-        for name, value in (("x", x), ("y", y), ("zoom", zoom)):
-            if not math.isfinite(value):
-                raise PtzError(f"PTZ status {name} = {value!r}: expected a finite number")
+        for name, value, lo in (("x", x, -1.0), ("y", y, -1.0), ("zoom", zoom, 0.0)):
+            if not (math.isfinite(value) and lo - SPACE_SLACK <= value <= 1.0 + SPACE_SLACK):
+                raise PtzError(
+                    f"PTZ status {name} = {value!r}: expected a number in ONVIF's generic "
+                    f"space [{lo:g}, 1]"
+                )
+        x, y = min(max(x, -1.0), 1.0), min(max(y, -1.0), 1.0)
         z = min(max(zoom, 0.0), 1.0)
         wide = math.tan(math.radians(self.hfov_wide_deg) / 2.0)
         tele = math.tan(math.radians(self.hfov_tele_deg) / 2.0)

@@ -25,6 +25,8 @@ class PtzCounts:
     move_failures: int = 0
     polls: int = 0
     poll_failures: int = 0
+    #: Statuses whose position was outside ONVIF's generic space (not taken).
+    status_refused: int = 0
     reconnects: int = 0
     pointing_changes: int = 0
 
@@ -157,7 +159,12 @@ class PtzControl:
             self.counts.poll_failures += 1
             raise
         self.counts.polls += 1
-        pointing = self.mapping.pointing(st.x, st.y, st.zoom)
+        try:
+            pointing = self.mapping.pointing(st.x, st.y, st.zoom)
+        except PtzError as exc:  # the camera answers, with a position that makes no sense
+            self.counts.status_refused += 1
+            log.warning("PTZ status refused: %s", exc)
+            return
         with self._lock:
             if pointing.differs(self._reported):
                 self.counts.pointing_changes += 1

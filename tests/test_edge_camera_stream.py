@@ -119,6 +119,25 @@ def test_ptz_mapping_between_onvif_spaces_and_degrees() -> None:
         PtzMapping(pan_zero_deg=float("nan"))
     with pytest.raises(PtzError, match="x"):
         m.pointing(float("inf"), 0.0)
+    # a camera's status is data: outside the generic space it is refused, rounding is clamped
+    assert m.pointing(1.004, 0.0).pan_deg == pytest.approx((156.3 + 180.0) % 360.0)
+    with pytest.raises(PtzError, match=r"y = 7.0: .*\[-1, 1\]"):
+        m.pointing(0.0, 7.0)
+    with pytest.raises(PtzError, match="zoom"):
+        m.pointing(0.0, 0.0, -0.5)
+
+
+def test_tower_detector_refuses_a_pointing_its_camera_model_cannot_take() -> None:
+    from vigil.config import load_default
+    from vigil.edge import tower_detector
+
+    detect = tower_detector(load_default().site, "t03")
+    before = detect.base
+    with pytest.raises(ValueError, match="tilt_deg"):
+        detect.repoint(Pointing(100.0, -60.0, 24.0))  # 60 degrees up: not a tower camera's
+    assert detect.base == before
+    detect.repoint(Pointing(100.0, 3.0, 12.0))
+    assert (detect.base.pan_deg, detect.base.tilt_deg, detect.base.hfov_deg) == (100.0, 3.0, 12.0)
 
 
 def test_cli_wants_onvif_for_the_cameras_own_stream(capsys) -> None:
