@@ -173,21 +173,28 @@ def live_frames(
     reconnect_s, max_reconnect_s
         First and longest wait between attempts to reopen, seconds (doubling in between).
     max_reconnects
-        Give up (raise) after this many reopenings without a frame; ``None``: never.
+        Give up (raise) after this many reopenings without a frame; ``None``: never. A
+        source that does not open the first time is tried again the same way (with 0, the
+        first failure raises).
     stop
         Set it to end the stream (checked between frames and while waiting).
 
     Raises
     ------
     CameraSourceError
-        When the source cannot be opened the first time, or ``max_reconnects`` is spent.
+        When ``max_reconnects`` is spent (0: the source does not open the first time).
     """
     counts = counts if counts is not None else CameraCounts()
     stop = stop or threading.Event()
+    cap: VideoFrames | None
     try:
-        cap: VideoFrames | None = VideoFrames(source, clock=clock)
+        cap = VideoFrames(source, clock=clock)
     except FrameSourceError as exc:
-        raise CameraSourceError(f"camera source {source!r}: {exc.detail}") from exc
+        if max_reconnects is not None and max_reconnects <= 0:
+            raise CameraSourceError(f"camera source {source!r}: {exc.detail}") from exc
+        # a camera that comes up after its adapter: tried again as a lost one is
+        log.warning("camera source %s: %s; trying again", source, exc.detail)
+        cap = None
     index = 0
     failures = 0
     delay = reconnect_s

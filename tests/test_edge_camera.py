@@ -16,7 +16,7 @@ from vigil.cli import main
 from vigil.config import load_default
 from vigil.detection.detector import DetectorConfig
 from vigil.edge import tower_detector
-from vigil.hardware.camera import CameraSourceError, live_frames, run_camera_edge
+from vigil.hardware.camera import CameraCounts, CameraSourceError, live_frames, run_camera_edge
 from vigil.hardware.pacing import PacedBus, Pacer, message_time
 from vigil.ingest.bus import InProcessBus
 from vigil.ingest.schema import SensorEvent, encode
@@ -231,3 +231,30 @@ def test_cli_takes_the_towers_detection_settings_from_the_deployment(video, tmp_
     )
     assert main(args) == 0
     assert " 0 detections published from t04" in capsys.readouterr().out
+
+
+def test_a_camera_that_comes_up_after_its_adapter_is_waited_for():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/video.mjpg"
+    counts = CameraCounts()
+    frames = live_frames(url, counts=counts, reconnect_s=0.1, max_reconnect_s=0.2)
+    server: list = []
+
+    def later() -> None:
+        time.sleep(0.5)
+        server.append(ThreadingHTTPServer(("127.0.0.1", port), _Mjpeg))
+        server[0].serve_forever()
+
+    threading.Thread(target=later, daemon=True).start()
+    try:
+        first = next(frames)
+    finally:
+        frames.close()
+        if server:
+            server[0].shutdown()
+            server[0].server_close()
+    assert first[0] == 0 and counts.reconnects == 1
