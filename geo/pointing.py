@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -81,6 +82,7 @@ def ground_covariance(
     tilt_sigma_deg: float = 0.0,
     roll_sigma_deg: float = 0.0,
     curvature_coeff: float = CURVATURE_REFRACTION,
+    method: Literal["linear", "sigma-points"] = "linear",
 ) -> tuple[RayHits, NDArray[np.float64]]:
     """Ground positions of pixels and their covariance in the sector's frame.
 
@@ -99,6 +101,12 @@ def ground_covariance(
         what its calibration left.
     curvature_coeff
         Earth curvature and refraction coefficient, as for the ray casting.
+    method
+        ``linear``: first order at the hit (the local slope), exact for small errors on
+        smooth ground. ``sigma-points``: the spread of the hits of ten rays cast at
+        ``+-sqrt(5)`` standard deviations of each error source (an unscented transform with
+        no centre weight), which also sees a ray that slips over a crest onto ground far
+        behind, or into sky (placed at the rated range); ten ray casts per detection.
 
     Returns
     -------
@@ -117,6 +125,11 @@ def ground_covariance(
     uu = np.atleast_1d(np.asarray(u, dtype=np.float64))
     vv = np.atleast_1d(np.asarray(v, dtype=np.float64))
     hits = pixels_to_terrain(camera, dem, uu, vv, curvature_coeff=curvature_coeff)
+    sig = np.array([pixel_sigma, pixel_sigma, pan_sigma_deg, tilt_sigma_deg, roll_sigma_deg])
+    if method == "sigma-points":
+        return hits, _sigma_point_covariance(camera, dem, uu, vv, sig, hits, curvature_coeff)
+    if method != "linear":
+        raise TerrainError(f"method={method!r}; expected 'linear' or 'sigma-points'")
     d = camera.rays(uu, vv)
     t = hits.range_m / np.hypot(d[:, 0], d[:, 1])
     n = ground_normal(
@@ -127,11 +140,50 @@ def ground_covariance(
     # dp = t (dd - d (n . dd) / (n . d)), for each of the five error sources
     n_jd = np.einsum("ij,ijk->ik", n, jd)
     jp = t[:, None, None] * (jd - d[:, :, None] * (n_jd / nd[:, None])[:, None, :])
-    sig = np.array([pixel_sigma, pixel_sigma, pan_sigma_deg, tilt_sigma_deg, roll_sigma_deg])
     jxy = jp[:, :2, :] * sig[None, None, :]
     cov = np.einsum("nik,njk->nij", jxy, jxy)
     cov[~hits.hit] = np.nan
     return hits, cov
+
+
+def _sigma_point_covariance(
+    camera: PinholeCamera,
+    dem: ElevationModel,
+    u: NDArray,
+    v: NDArray,
+    sig: NDArray,
+    hits: RayHits,
+    curvature_coeff: float,
+) -> NDArray[np.float64]:
+    """Covariance of the hits of rays cast at +-sqrt(5) sigma of each error source about the
+    nominal hit; a sigma ray into sky counts at the rated range on its azimuth."""
+    n = sig.size
+    spread = math.sqrt(n)
+    names = (None, None, "pan_deg", "tilt_deg", "roll_deg")
+    errors = []
+    for k in range(n):
+        if sig[k] == 0.0:
+            continue
+        for sign in (-1.0, 1.0):
+            step = sign * spread * sig[k]
+            cam = camera
+            du = step if k == 0 else 0.0
+            dv = step if k == 1 else 0.0
+            if names[k] is not None:
+                cam = replace(camera, **{names[k]: getattr(camera, names[k]) + step})
+            got = pixels_to_terrain(cam, dem, u + du, v + dv, curvature_coeff=curvature_coeff)
+            d = cam.rays(u + du, v + dv)
+            az = np.arctan2(d[:, 0], d[:, 1])
+            x = np.where(got.hit, got.x, cam.x + cam.max_range_m * np.sin(az))
+            y = np.where(got.hit, got.y, cam.y + cam.max_range_m * np.cos(az))
+            errors.append(np.column_stack([x - hits.x, y - hits.y]))
+    if not errors:
+        cov = np.zeros((u.size, 2, 2))
+    else:
+        e = np.stack(errors)
+        cov = np.einsum("kni,knj->nij", e, e) / (2.0 * n)
+    cov[~hits.hit] = np.nan
+    return cov
 
 
 @dataclass(frozen=True)

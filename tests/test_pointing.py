@@ -4,16 +4,20 @@ planes, Monte Carlo through the ray caster on hills), and pointing calibration f
 from __future__ import annotations
 
 import math
+import tomllib
 from dataclasses import replace
+from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
 from vigil.geo.camera import PinholeCamera
 from vigil.geo.dem import ElevationModel, SyntheticRelief, TerrainError
 from vigil.geo.pointing import calibrate_pointing, ground_covariance
-from vigil.geo.raycast import camera_on_terrain, cast_rays, pixels_to_terrain
+from vigil.geo.raycast import camera_on_terrain, cast_rays, curvature_factor, pixels_to_terrain
 from vigil.geo.relief import synthetic_relief
+from vigil.geo.site import Site, tower_camera
 
 CHI2_2_95 = 5.991  # 95 % quantile of chi-square with 2 degrees of freedom
 
@@ -203,3 +207,67 @@ def test_exact_landmarks_give_the_exact_pointing(hills) -> None:
     assert cal.tilt_offset_deg == pytest.approx(-0.07, abs=1e-4)
     assert cal.roll_offset_deg == pytest.approx(0.3, abs=1e-3)
     assert cal.rms_px < 0.01 and np.all(cal.residual_m < 0.5)
+
+
+def rough_scene(seed: int = 0):
+    """The demo's tower t05 on the default (rough) synthetic relief and the people it sees at
+    1.5-2.5 km: their true positions and the pixels of their feet (exact, before noise)."""
+    raw = tomllib.loads(
+        (Path(__file__).parent.parent / "vigil" / "data" / "tucson.toml").read_text()
+    )
+    site = msgspec.convert({"sector": raw["sector"], "towers": raw["towers"]}, Site)
+    frame = site.frame()
+    tower = next(t for t in site.towers if t.id == "t05")
+    cam0 = tower_camera(tower, frame)
+    bounds = (cam0.x - 3500.0, cam0.y - 3500.0, cam0.x + 3500.0, cam0.y + 3500.0)
+    dem = synthetic_relief(SyntheticRelief(seed=seed), bounds, 30.0, frame)
+    cam = camera_on_terrain(cam0, dem)
+    rng = np.random.default_rng(17)
+    az = np.radians(cam.pan_deg + rng.uniform(-11.0, 11.0, 3000))
+    r = rng.uniform(1500.0, 2500.0, 3000)
+    x, y = cam.x + r * np.sin(az), cam.y + r * np.cos(az)
+    z = dem.elevation_at(x, y) - curvature_factor() * r**2
+    d = np.column_stack([x, y, z]) - cam.centre
+    seen = cast_rays(dem, np.broadcast_to(cam.centre, d.shape), d)
+    u, v, _ = cam.project(x, y, z - cam.ground_z)
+    keep = seen.hit & (np.abs(seen.range_m - r) < 1.0) & (u >= 0) & (u < 640) & (v >= 0)
+    keep &= v < 480
+    assert keep.sum() > 500
+    return cam, dem, x[keep], y[keep], u[keep], v[keep]
+
+
+def test_sigma_points_keep_the_covariance_honest_on_rough_relief() -> None:
+    # On rough hills a 1 px error can slip the ray over a crest onto ground far behind: the
+    # first-order covariance misses that, the sigma-point one sees it.
+    cam, dem, x, y, u, v = rough_scene()
+    rng = np.random.default_rng(4)
+    ou, ov = u + rng.normal(0.0, 1.0, u.size), v + rng.normal(0.0, 1.0, v.size)
+    mean_nees = {}
+    inside = {}
+    for method in ("linear", "sigma-points"):
+        est, cov = ground_covariance(cam, dem, ou, ov, pixel_sigma=1.0, method=method)
+        e = np.column_stack([est.x - x, est.y - y])
+        ok = est.hit
+        nees = np.einsum("ni,nij,nj->n", e[ok], np.linalg.inv(cov[ok]), e[ok])
+        mean_nees[method] = float(np.mean(nees))
+        inside[method] = float(np.mean(nees < CHI2_2_95))
+    assert mean_nees["linear"] > 5.0
+    assert mean_nees["sigma-points"] < 3.0
+    assert inside["sigma-points"] > 0.85
+    assert inside["sigma-points"] > inside["linear"]
+
+
+def test_sigma_points_agree_with_first_order_on_smooth_ground(smooth_hills) -> None:
+    cam = camera_on_terrain(
+        PinholeCamera(x=0, y=-1000, height_m=25, pan_deg=10, tilt_deg=0.3, hfov_deg=24),
+        smooth_hills,
+    )
+    u = np.repeat(np.linspace(40.0, 600.0, 8), 2)
+    v = np.tile([310.0, 330.0], 8)
+    kw = {"pixel_sigma": 1.0, "pan_sigma_deg": 0.05, "tilt_sigma_deg": 0.05}
+    _, lin = ground_covariance(cam, smooth_hills, u, v, **kw)
+    _, sp = ground_covariance(cam, smooth_hills, u, v, method="sigma-points", **kw)
+    for k in range(u.size):
+        assert np.sqrt(np.trace(sp[k])) == pytest.approx(np.sqrt(np.trace(lin[k])), rel=0.15)
+    with pytest.raises(TerrainError, match="method"):
+        ground_covariance(cam, smooth_hills, u, v, method="cubature")  # type: ignore[arg-type]
