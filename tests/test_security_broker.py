@@ -186,7 +186,7 @@ def test_identities_give_each_device_only_its_own_topics() -> None:
     d = load_default()
     by_user = {i.user: i for i in identities(d, maps=2)}
     t03 = by_user["cam-t03"]
-    assert t03.write == (f"{BASE}/cam/t03/detections",)
+    assert t03.write == (f"{BASE}/cam/t03/detections", f"{BASE}/cam/t03/status")
     assert t03.read == (f"{BASE}/cam/t03/commands",)
     assert by_user["uas-" + d.config.aircraft[0].id].write == (
         f"{BASE}/uas/{d.config.aircraft[0].id}/telemetry",
@@ -256,6 +256,7 @@ def test_a_device_cannot_publish_outside_its_topics(generated) -> None:
     other = d.config.gateways[1].sensors[0]  # another gateway's sensor
     try:
         assert tower.publish(f"{BASE}/cam/t03/detections", encode(detection())) == "Success"
+        assert tower.publish(f"{BASE}/cam/t03/status") == "Success"  # its camera's health
         assert gateway.publish(f"{BASE}/ugs/{sensor}/events") == "Success"
         forbidden = [
             (tower, f"{BASE}/tracks"),
@@ -264,6 +265,7 @@ def test_a_device_cannot_publish_outside_its_topics(generated) -> None:
             (tower, f"{BASE}/crossings"),
             (tower, f"{BASE}/quarantine"),
             (tower, f"{BASE}/cam/t01/detections"),
+            (tower, f"{BASE}/cam/t01/status"),
             (tower, f"{BASE}/cam/t03/commands"),
             (tower, f"{BASE}/ugs/{sensor}/events"),
             (tower, "vigil/v1/other-sector/cam/t03/detections"),

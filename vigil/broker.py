@@ -102,7 +102,8 @@ def identities(deployment: Any, *, maps: int = 1) -> list[Identity]:
     An identity writes alert actions only on its own topic, and receivers accept an action only
     when its ``by`` names that topic's user (:func:`vigil.ingest.sources.check_source`): nobody
     acts in another's name.
-    - each tower: writes ``cam/{id}/detections``, reads ``cam/{id}/commands``;
+    - each tower: writes ``cam/{id}/detections`` and its camera's health on
+      ``cam/{id}/status``, reads ``cam/{id}/commands``;
     - each ground-sensor gateway: writes ``ugs/{sensor}/events`` and ``/status`` for the
       sensors the deployment binds to it, and ``ugs/{gateway}/...``; a sensor no gateway
       lists gets a user of its own for its own topics;
@@ -152,7 +153,7 @@ def identities(deployment: Any, *, maps: int = 1) -> list[Identity]:
                 f"cam-{tower.id}",
                 "tower",
                 t(f"cam/{tower.id}/commands"),
-                t(f"cam/{tower.id}/detections"),
+                t(f"cam/{tower.id}/detections", f"cam/{tower.id}/status"),
             )
         )
     for gateway, sensors in _gateways(deployment):
