@@ -186,3 +186,6 @@ def test_sensor_hit_over_mosquitto_turns_the_camera_and_detections_come_back(
         camera.kill()
     edge_out = (tmp_path / "edge.log").read_text(errors="replace")
     assert "Traceback" not in edge_out, edge_out[-3000:]
+    # stopped by SIGINT after a frame, the adapter says what it did
+    assert "1 commands received (1 carried out, 0 refused)" in edge_out, edge_out[-3000:]
+    assert "PTZ: 1 moves (0 failed)" in edge_out, edge_out[-3000:]

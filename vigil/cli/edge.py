@@ -144,6 +144,9 @@ def _ptz_control(args: argparse.Namespace, d: Deployment, tower: str) -> Any:
 
 def _edge_camera(args: argparse.Namespace, d: Deployment) -> int:
     """``vigil edge camera SOURCE --id TOWER``: capture, detect, publish; with --onvif, steer."""
+    import signal
+    import threading
+
     from vigil.edge import tower_detector
     from vigil.hardware.camera import CameraSourceError, run_camera_edge
     from vigil.hardware.camera_health import HealthSettings
@@ -172,6 +175,13 @@ def _edge_camera(args: argparse.Namespace, d: Deployment) -> int:
     pacer = _pacer(args)
     start_time = args.start
     bus = _edge_bus(args, d.sector, args.client_id or f"edge-{tower}")
+    # SIGINT or SIGTERM ends a live camera after its frame (or wait): counts are printed
+    stop = threading.Event()
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set())
+        for sig in ((signal.SIGINT, signal.SIGTERM) if main_thread else ())
+    }
     try:
         health = HealthSettings(
             dropped_after_s=args.dropped_after, frozen_after_s=args.frozen_after
@@ -179,18 +189,27 @@ def _edge_camera(args: argparse.Namespace, d: Deployment) -> int:
         counts = run_camera_edge(
             source, bus, d.sector, tower, detect,
             fps=args.fps, start_time=start_time, pacer=pacer,
-            ptz=ptz, repoint=detect.repoint, health=health,
+            ptz=ptz, repoint=detect.repoint, health=health, stop=stop,
         )  # fmt: skip
     except CameraSourceError as exc:
         raise CommandError(str(exc)) from None
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         close_bus(bus)
     print(
         f"{counts.frames} frames, {counts.detections} detections published from {tower}; "
         f"{counts.reconnects} reconnects, {counts.commands} commands received "
         f"({counts.commands_carried} carried out, {counts.commands_refused} refused), "
-        f"{counts.pointing_changes} pointing changes"
+        f"{counts.pointing_changes} pointing changes; camera health reports "
+        f"{dict(counts.health)}"
     )
+    if ptz is not None:
+        c = ptz.counts
+        print(
+            f"PTZ: {c.moves} moves ({c.move_failures} failed), {c.polls} status polls "
+            f"({c.poll_failures} failed, {c.status_refused} refused), {c.reconnects} reconnects"
+        )
     return EXIT_OK
 
 
