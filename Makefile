@@ -29,8 +29,9 @@ $(ASYNCAPI)/node_modules/@asyncapi/parser/package.json:
 	command -v npm >/dev/null && npm install --silent --no-audit --no-fund --prefix $(ASYNCAPI) @asyncapi/parser@3.6.6 \
 	  || echo "the AsyncAPI parser could not be installed: its test skips"
 
-# System packages the tests need: Mosquitto (broker tests), Chromium (map tests) and GDAL's
-# ogrinfo (GeoPackage checks).
+# System packages the tests need: Mosquitto (broker tests), Chromium (map tests), GDAL's
+# ogrinfo and gdal_viewshed (GeoPackage and viewshed checks) and opencv-doc (OpenCV's real
+# pedestrian clip vtest.avi, Apache-2.0/BSD-3-Clause, for the daylight detection checks).
 # Installed through apt-get when missing and running as root (waiting up to 15 min for a busy apt
 # lock); otherwise those tests skip with the reason.
 system-packages:
@@ -39,6 +40,7 @@ system-packages:
 	  command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	  command -v chromium >/dev/null || missing="$$missing chromium"; \
 	  command -v ogrinfo >/dev/null || missing="$$missing gdal-bin"; \
+	  [ -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ] || missing="$$missing opencv-doc"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing system packages:$$missing"; \
 	    apt-get -o DPkg::Lock::Timeout=900 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq $$missing >/dev/null; \
