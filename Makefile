@@ -9,6 +9,9 @@ TAK := .tak
 # The official AsyncAPI parser (npm), which checks docs/asyncapi.json in the tests.
 ASYNCAPI := .asyncapi
 OUT ?= demo-out
+# A third-party virtual ONVIF camera (ipycam, PyPI) for the camera tests. --no-deps: it asks for
+# opencv-python, which would shadow Vigil's headless OpenCV; it needs only cv2 and numpy.
+IPYCAM := $(VENV)/.ipycam
 
 .PHONY: demo test lint bench system-packages clean
 
@@ -21,6 +24,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/vigil demo --out $(OUT)
 
+$(IPYCAM): $(STAMP)
+	$(PY) -m pip install --quiet --no-deps ipycam==1.3.0 && touch $(IPYCAM) \
+	  || echo "ipycam could not be installed: the ONVIF camera tests skip"
+
 $(TAK)/bin/taky:
 	test -x $(TAK)/bin/python || $(PYTHON) -m venv $(TAK)
 	$(TAK)/bin/pip install --quiet taky==0.10 || echo "taky could not be installed: the TAK server test skips"
@@ -30,7 +37,8 @@ $(ASYNCAPI)/node_modules/@asyncapi/parser/package.json:
 	  || echo "the AsyncAPI parser could not be installed: its test skips"
 
 # System packages the tests need: Mosquitto (broker tests), Chromium (map tests), GDAL's
-# ogrinfo and gdal_viewshed (GeoPackage and viewshed checks) and opencv-doc (OpenCV's real
+# ogrinfo and gdal_viewshed (GeoPackage and viewshed checks), ffmpeg (the virtual ONVIF
+# camera's RTSP stream) and opencv-doc (OpenCV's real
 # pedestrian clip vtest.avi, Apache-2.0/BSD-3-Clause, for the daylight detection checks).
 # Installed through apt-get when missing and running as root (waiting up to 15 min for a busy apt
 # lock); otherwise those tests skip with the reason.
@@ -40,6 +48,7 @@ system-packages:
 	  command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	  command -v chromium >/dev/null || missing="$$missing chromium"; \
 	  command -v ogrinfo >/dev/null || missing="$$missing gdal-bin"; \
+	  command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
 	  [ -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ] || missing="$$missing opencv-doc"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing system packages:$$missing"; \
@@ -53,7 +62,7 @@ lint: $(STAMP)
 	$(PY) .ci/lint_imports.py
 
 # pytest exits 5 when it collects nothing; any non-zero status fails the target.
-test: $(STAMP) system-packages $(TAK)/bin/taky $(ASYNCAPI)/node_modules/@asyncapi/parser/package.json lint
+test: $(STAMP) system-packages $(IPYCAM) $(TAK)/bin/taky $(ASYNCAPI)/node_modules/@asyncapi/parser/package.json lint
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
