@@ -24,6 +24,7 @@ from vigil.tracks.config import TrackerConfig
 #: What the service takes in, below ``vigil/v1/{sector}/``.
 INPUT_TOPICS = (
     "cam/+/detections",
+    "cam/+/status",
     "ugs/+/events",
     "ugs/+/status",
     "uas/+/telemetry",
