@@ -494,3 +494,21 @@ def test_named_files_must_exist(site_copy: Path, old, new, key, name) -> None:
     (site_copy.parent / name).parent.mkdir(parents=True, exist_ok=True)
     (site_copy.parent / name).write_bytes(b"")
     load(site_copy)  # there now: accepted (the files are read when what uses them starts)
+
+
+def test_service_defaults_are_the_services_own() -> None:
+    """A [service] key left out runs the service as its constructor's default would (the
+    two cannot drift apart); connect_timeout_s and max_payload_bytes are vigil run's."""
+    import inspect
+
+    from vigil.config_sections import ServiceSettings
+    from vigil.ingest.mqtt_settings import MqttSettings
+    from vigil.service import SectorService
+
+    params = inspect.signature(SectorService.__init__).parameters
+    defaults = ServiceSettings()
+    shared = [name for name in ServiceSettings.__struct_fields__ if name in params]
+    assert len(shared) >= 8, shared
+    for name in shared:
+        assert getattr(defaults, name) == params[name].default, name
+    assert defaults.max_payload_bytes == MqttSettings().max_payload_bytes

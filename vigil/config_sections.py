@@ -134,8 +134,8 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     connect_timeout_s: Annotated[float, Meta(gt=0.0, le=3600.0)] = 30.0
     max_payload_bytes: Annotated[int, Meta(ge=1024, le=16 * 1024 * 1024)] = 256 * 1024
     journal_synchronous: Literal["FULL", "NORMAL", "EXTRA", "OFF"] = "FULL"
-    snapshot_every: Annotated[int, Meta(ge=0, le=100_000_000)] = 10_000
-    snapshot_s: Annotated[float, Meta(ge=0.0, le=86_400.0)] = 300.0
+    snapshot_every: Annotated[int, Meta(ge=0, le=100_000_000)] = 5_000
+    snapshot_s: Annotated[float, Meta(ge=0.0, le=86_400.0)] = 120.0
     snapshot_keep: Annotated[int, Meta(ge=1, le=100)] = 2
     journal_keep: Annotated[int, Meta(ge=0, le=100_000_000)] = 100_000
 
