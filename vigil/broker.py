@@ -91,9 +91,10 @@ def identities(deployment: Any, *, maps: int = 1) -> list[Identity]:
     """Every broker user of a sector and its exact topics.
 
     - the service (input and output users): reads the inputs (``cam/+/detections``,
-      ``ugs/+/events``, ``ugs/+/status``, ``uas/+/telemetry``, ``alerts/actions/+``), writes
-      ``tracks``, ``crossings``, ``alerts``, ``cam/+/commands``, ``quarantine`` and the
-      retained ``state/alerts/+`` and ``state/sensors/+``;
+      ``cam/+/status``, ``ugs/+/events``, ``ugs/+/status``, ``uas/+/telemetry``,
+      ``alerts/actions/+``), writes ``tracks``, ``crossings``, ``alerts``,
+      ``cam/+/commands``, ``quarantine`` and the retained ``state/alerts/+`` and
+      ``state/sensors/+`` (ground sensors' and cameras' health);
     - each map (``maps`` of them): reads what the map draws, writes
       ``alerts/actions/{its user}``;
     - each patrol unit's agent: reads ``alerts`` and ``state/alerts/+``, writes
@@ -129,11 +130,16 @@ def identities(deployment: Any, *, maps: int = 1) -> list[Identity]:
     )
     service = service_client_id(deployment)
     out: list[Identity] = [
-        Identity(service, "service", t(*inputs, "alerts/actions/+"), t(*outputs, "quarantine")),
+        Identity(
+            service,
+            "service",
+            t(*inputs, "cam/+/status", "alerts/actions/+"),
+            t(*outputs, "quarantine"),
+        ),
         Identity(
             output_username(service),
             "service",
-            t(*inputs, "alerts/actions/+"),
+            t(*inputs, "cam/+/status", "alerts/actions/+"),
             t(*outputs, "quarantine"),
             password_of=service,
         ),
