@@ -43,6 +43,7 @@ class AlertService:
             bus.subscribe(f"{base}/crossings", self._handle),
             bus.subscribe(f"{base}/ugs/+/events", self._handle),
             bus.subscribe(f"{base}/ugs/+/status", self._handle),
+            bus.subscribe(f"{base}/cam/+/status", self._handle),
             bus.subscribe(f"{base}/alerts/actions/+", self._handle),
         ]
 
