@@ -9,8 +9,9 @@ No broker: the outputs go to the output outbox on disk (never sent), so this mea
 core's own work. Resident memory (VmRSS) is sampled at every simulated hour.
 
 Load: ``--walkers`` people walking north across the border at 1.2 m/s, each seen by a tower
-camera ``rate / walkers`` times a second; a walker is dropped 1,500 m past the line and a new
-one starts south of it 5 minutes later (crossings, alerts, tracks that end), and the 60 ground
+camera often enough that the load averages ``rate`` over a walker's cycle; a walker is dropped
+1,500 m past the line and a new one starts south of it 5 minutes later (crossings, alerts,
+tracks that end), and the 60 ground
 sensors report their status every 10 minutes.
 
 At the end the run stops without a clean close (as after a SIGKILL: the newest snapshot is up
@@ -60,8 +61,9 @@ class Load:
         rng = np.random.default_rng(seed)
         self.x = np.linspace(-12_000.0, 12_000.0, walkers) + rng.normal(0, 100.0, walkers)
         self.y0 = np.interp(self.x, bx[order], by[order])  # the line under each walker
-        self.hz = rate / walkers
-        self.cycle_s = (300.0 + 1500.0) / 1.2 + 300.0  # walk 300 m south to 1500 m north, rest
+        self.walk_s = walk_s = (300.0 + 1500.0) / 1.2  # 300 m south of the line to 1500 m north
+        self.cycle_s = walk_s + 300.0  # then 5 minutes before the next one
+        self.hz = rate / walkers * self.cycle_s / walk_s  # rate on average over a cycle
         self.offset = rng.uniform(0, self.cycle_s, walkers)
         self.sensors = [s.id for s in site.sensors]
 
@@ -74,7 +76,7 @@ class Load:
         for j in range(n):
             t = s + j / n
             phase = (t + self.offset) % self.cycle_s
-            walking = phase < (1800.0 / 1.2)
+            walking = phase < self.walk_s
             if not walking.any():
                 continue
             y = self.y0 - 300.0 + 1.2 * phase

@@ -12,9 +12,11 @@ is *in a track* when the first ``Track`` with ``time >= t`` arrives; latency is 
 minus the detection's publish time, so it includes the hold (the service waits ``hold`` seconds
 of message time for late sources), the wait for the next whole-second tick, and both broker
 hops. The service *keeps up* at a rate when it has handled every message within 5 s of the
-publisher's end and the p99 latency is within 1 s of that structural wait (no queue
-building). After the last rate, the service is restarted and the journal replay rate is
-measured (what a restart after a crash costs).
+publisher's end and the p99 latency is within ``--max-over-wait-ms`` (250 ms, issue 19's
+line; the benchmark used 1 s before) of that structural wait (no queue building). After the
+last rate, the service is stopped (SIGTERM: it snapshots) and restarted, and the start's
+replay is timed (benchmarks/bench_restart.py measures a restart after a crash and a long
+load).
 
 Anchor: bare paho publisher -> Mosquitto -> paho subscriber, QoS 1, flat out
 (``bench_mqtt``'s anchor), in the same run.
@@ -194,6 +196,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seconds", type=float, default=8.0, help="per offered rate")
     ap.add_argument("--hold", type=float, default=1.0, help="the service's reorder hold, s")
     ap.add_argument("--anchor-n", type=int, default=20_000, help="messages in the paho anchor")
+    ap.add_argument(
+        "--max-over-wait-ms",
+        type=float,
+        default=250.0,
+        help="kept up: p99 latency over the structural wait at most this (issue 19: 250 ms)",
+    )
     args = ap.parse_args(argv)
     frame = load_default().site.frame()
     broker, user = _broker()
@@ -243,8 +251,8 @@ def main(argv: list[str] | None = None) -> dict:
                     else float("nan"),
                     "tracks_per_tick": int(round(rate / 10.0)),
                 }
-                # kept up: drained in 5 s, and no queue: p99 within 1 s of the structural wait
-                row["kept_up"] = kept_up and row["over_wait_p99_ms"] < 1000.0
+                # kept up: drained in 5 s, and no queue: p99 close to the structural wait
+                row["kept_up"] = kept_up and row["over_wait_p99_ms"] <= args.max_over_wait_ms
                 results["rates"].append(row)
                 print(
                     f"  offered {rate:>6.0f} msg/s: sent {n}, handled {handled}, "
@@ -262,9 +270,10 @@ def main(argv: list[str] | None = None) -> dict:
         proc.terminate()
         proc.wait(60)
         m = re.findall(r"replayed (\d+) journaled messages in ([\d.]+) s", log.read_text())
-        if m:
+        if m:  # a clean stop snapshots: the restart replays what came after (often nothing)
             n_rep, secs = int(m[-1][0]), float(m[-1][1])
-            results["replay"] = {"messages": n_rep, "seconds": secs, "msg_s": n_rep / secs}
+            rate = n_rep / secs if secs > 0 else float("nan")
+            results["replay"] = {"messages": n_rep, "seconds": secs, "msg_s": rate}
     sustained = [r["sent_msg_s"] for r in results["rates"] if r["kept_up"]]
     results["sustained_msg_s"] = max(sustained) if sustained else 0.0
     a = results["anchor"]
@@ -295,8 +304,8 @@ def main(argv: list[str] | None = None) -> dict:
     if "replay" in results:
         r = results["replay"]
         print(
-            f"restart: journal replay of {r['messages']} messages in {r['seconds']:.1f} s "
-            f"({r['msg_s']:.0f} msg/s)"
+            f"restart after a clean stop: replayed {r['messages']} journaled messages after "
+            f"the snapshot in {r['seconds']:.1f} s"
         )
     return results
 
