@@ -306,6 +306,20 @@ class AlertBook:
             self._forget(oa)
         return [alert]
 
+    def resolve(self, oa: OpenAlert, when: float, note: str) -> list[Wire]:
+        """Close an open alert because what it is about has ended (a camera streaming again):
+        return it closed, with ``note`` in its history at ``when`` (UTC seconds) and no actor;
+        a unit assigned to it is free again."""
+        a = oa.alert
+        units = self.planner.units
+        if a.assigned_unit in units:
+            units[a.assigned_unit].available = True  # type: ignore[index]
+        event = AlertEvent(time=when, state="closed", note=note)
+        oa.alert = _replace(a, state="closed", history=[*a.history, event][-HISTORY_LENGTH:])
+        self._forget(oa)
+        self.counts["alerts_resolved"] += 1
+        return [oa.alert]
+
     def _forget(self, oa: OpenAlert) -> None:
         self.open.pop(oa.alert.alert_id, None)
         if oa.key:

@@ -33,7 +33,7 @@ PARAMETERS: dict[str, str] = {
     "sensor": "A ground sensor id, or the id of the gateway the deployment binds it to.",
     "aircraft": "An aircraft id of the deployment.",
     "alert_id": "An alert's id (`Alert.alert_id`).",
-    "sensor_id": "A ground sensor id of the deployment (`SensorStatus.sensor`).",
+    "sensor_id": "A ground sensor or tower camera id of the deployment (`SensorStatus.sensor`).",
     "user": (
         "The broker user that publishes the action (a map instance or an agent's console); "
         "the broker lets each write only its own, and the action's `by` must be `{user}` or "
@@ -151,6 +151,26 @@ def generate() -> dict[str, Any]:
         operations[f"send{cid}"] = _operation(
             cid, [cid], who, role, False, _SUBSCRIBERS.get(kind, [])
         )
+    # a tower camera's health: the ground sensors' status message, naming the camera
+    channels["CameraStatus"] = _channel(
+        base + "cam/{camera}/status",
+        "sensor_status",
+        "A tower camera's health as the camera adapter sees its stream: `offline` (no frames), "
+        "`degraded` (the same picture over and over), `ok`; `sensor` is the camera's id. On "
+        "each change and periodically while it holds; raises and clears sensor-health alerts.",
+        message="SensorStatus",
+    )
+    channels["CameraStatus"]["parameters"]["camera"] = {
+        "description": "A tower camera id of the deployment (an aircraft's camera reports none)."
+    }
+    operations["sendCameraStatus"] = _operation(
+        "CameraStatus",
+        ["SensorStatus"],
+        "the camera's tower edge process (`vigil edge camera`)",
+        "device",
+        False,
+        ["service"],
+    )
     address = quarantine_topic("{sector}")
     channels["Quarantine"] = _channel(
         address,
@@ -179,8 +199,8 @@ def generate() -> dict[str, Any]:
             )
         else:
             text = (
-                "Retained: each ground sensor's latest accepted status (battery, state, "
-                "tamper), for a late-joining client's sensor health."
+                "Retained: each ground sensor's and tower camera's latest accepted status "
+                "(battery, state, tamper), for a late-joining client's sensor health."
             )
         channels[cid] = _channel(address, kind, text)
         msgs = [_name(kind)]

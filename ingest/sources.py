@@ -2,7 +2,8 @@
 
 Topics split by who publishes them (see :mod:`vigil.ingest.topics`): devices publish under
 their own id (``cam/{camera}/detections``, ``ugs/{sensor or gateway}/events|status``,
-``uas/{aircraft}/telemetry``), the sector service alone publishes tracks, crossings, alerts and
+``uas/{aircraft}/telemetry``, a tower camera's health on ``cam/{camera}/status``), the sector
+service alone publishes tracks, crossings, alerts and
 camera commands, and the map and the agents publish alert actions each on its own broker
 identity's topic, ``alerts/actions/{user}``, whose user the action's ``by`` must name. The
 broker's ACLs enforce this per client; every receiver checks it again with
@@ -11,7 +12,9 @@ table (:class:`Devices`), which both the sector service and the live map call.
 
 A ground sensor's messages may come on the sensor's own topic (``ugs/u117/events``) or on the
 topic of the gateway the deployment binds it to (``ugs/g1/events``); a gateway speaks for no
-other sensor.
+other sensor. A tower camera reports its health as a ``sensor_status`` naming the camera, on
+its own ``cam/{camera}/status`` (see :mod:`vigil.hardware.camera_health`): a camera speaks
+for itself only.
 """
 
 from __future__ import annotations
@@ -79,6 +82,11 @@ class Devices:
         """The sensors bound to ``gateway``, sorted."""
         return sorted(s for s, g in self.sensors.items() if g == gateway)
 
+    @property
+    def towers(self) -> frozenset[str]:
+        """The tower cameras' ids (the cameras that are not an aircraft's)."""
+        return self.cameras - self.aircraft
+
     def known(self, kind: str, device: str) -> bool:
         """Whether ``device`` is a deployed device of a device kind's sort."""
         if kind == "camera_detection" or kind == "camera_command":
@@ -103,6 +111,8 @@ def check_source(topic: str, msg: Wire, devices: Devices | None = None) -> Wire:
     - a device's message (detection, sensor event or status, telemetry) comes on its device
       kind's topic whose device level is the payload's device id, or for a ground sensor the
       gateway the deployment binds it to; with ``devices``, the id must be deployed;
+    - a camera's health, a ``sensor_status`` on ``cam/{camera}/status``, names that camera in
+      its ``sensor``; with ``devices``, a tower camera of the deployment;
     - a track, crossing, alert or camera command comes only on the service's own topic for it
       (``vigil/v1/{sector}/tracks``...), a camera command for a deployed camera;
     - an alert action comes only on ``vigil/v1/{sector}/alerts/actions/{user}`` whose
@@ -111,7 +121,8 @@ def check_source(topic: str, msg: Wire, devices: Devices | None = None) -> Wire:
       ``{user}``, see :func:`~vigil.ingest.topics.actor_identity`): nobody acts in another's
       name;
     - on the service's retained state topics (``state/alerts/{alert_id}``,
-      ``state/sensors/{sensor}``) only the kind the topic names, for the id it names.
+      ``state/sensors/{sensor}``, a ground sensor's or a tower camera's) only the kind the
+      topic names, for the id it names.
 
     Reasons: ``wrong_source`` (the topic does not fit the message's source), ``unknown_device``
     (an id the deployment does not have).
@@ -131,6 +142,8 @@ def check_source(topic: str, msg: Wire, devices: Devices | None = None) -> Wire:
     levels = topic.split("/")
     if len(levels) == 6 and levels[3] == "state":
         return _check_state(topic, levels, kind, msg, devices)
+    if kind == "sensor_status" and len(levels) == 6 and levels[3] == "cam":
+        return _check_camera_status(topic, levels, msg, devices)
     if kind in DEVICE_FIELD:
         name = DEVICE_FIELD[kind]
         device = getattr(msg, name)
@@ -175,11 +188,27 @@ def check_source(topic: str, msg: Wire, devices: Devices | None = None) -> Wire:
     return msg
 
 
+def _check_camera_status(topic: str, levels: list[str], msg: Wire, devices: Devices | None) -> Wire:
+    """A camera's health on ``vigil/v1/{sector}/cam/{camera}/status``: a status naming the
+    topic's camera (with ``devices``, a tower camera of the deployment)."""
+    camera = msg.sensor  # type: ignore[attr-defined]
+    if levels[5] != "status" or levels[:2] != ["vigil", "v1"]:
+        want = f"vigil/v1/{levels[2]}/cam/{camera}/status"
+        raise MessageError("type", "sensor_status", f"{want!r}, not {topic!r}", "wrong_source")
+    if camera != levels[4]:
+        raise MessageError(
+            "sensor", camera, f"the camera of topic {topic!r} ({levels[4]!r})", "wrong_source"
+        )
+    if devices is not None and camera not in devices.towers:
+        raise MessageError("sensor", camera, "a tower camera of the deployment", "unknown_device")
+    return msg
+
+
 def _check_state(
     topic: str, levels: list[str], kind: str, msg: Wire, devices: Devices | None
 ) -> Wire:
     """A retained state message: the service's, of the kind its topic names, for the id the
-    topic's last level names (a sensor's, of a deployed sensor)."""
+    topic's last level names (a sensor's, of a deployed ground sensor or tower camera)."""
     want = STATE_LEVELS.get(levels[4])
     if want is None or want[0] != kind:
         raise MessageError("type", kind, f"the kind of state topic {topic!r}", "wrong_source")
@@ -187,8 +216,11 @@ def _check_state(
     value = getattr(msg, name)
     if value != levels[5]:
         raise MessageError(name, value, f"the id of state topic {topic!r}", "wrong_source")
-    if devices is not None and kind == "sensor_status" and not devices.known(kind, value):
-        raise MessageError(name, value, "a sensor of the deployment", "unknown_device")
+    deployed = devices is None or devices.known(kind, value) or value in devices.towers
+    if kind == "sensor_status" and not deployed:
+        raise MessageError(
+            name, value, "a ground sensor or tower camera of the deployment", "unknown_device"
+        )
     return msg
 
 

@@ -109,7 +109,8 @@ def test_every_topic_kind_and_state_topic_is_documented(doc) -> None:
             assert want in payloads, (cid, kind, payloads)
     for kind in TOPIC_KIND.values():
         assert kind in by_kind, f"no channel for {kind}"
-    assert len(by_kind["alert"]) == 2 and len(by_kind["sensor_status"]) == 2
+    # sensor_status: a ground sensor's, a camera's health (cam/{camera}/status), the state
+    assert len(by_kind["alert"]) == 2 and len(by_kind["sensor_status"]) == 3
     assert len(STATE_TOPICS) == sum("/state/" in c["address"] for c in doc["channels"].values())
     schemas = doc["components"]["schemas"]
     assert schemas["Alert"]["properties"]["alert_id"]["pattern"]  # bounds travel with it

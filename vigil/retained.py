@@ -2,8 +2,9 @@
 
 The sector service publishes, with MQTT's retain flag, one topic per open alert
 (``vigil/v1/{sector}/state/alerts/{alert_id}``: the alert's latest version, cleared with an
-empty retained payload when it closes) and one per ground sensor
-(``vigil/v1/{sector}/state/sensors/{sensor}``: its latest accepted ``SensorStatus``). A map
+empty retained payload when it closes) and one per ground sensor and tower camera
+(``vigil/v1/{sector}/state/sensors/{sensor}``: its latest accepted ``SensorStatus``; a
+camera's health is a status naming the camera, and ids are unique in a sector). A map
 or an agent that subscribes to ``vigil/v1/{sector}/state/#`` gets the open alerts and the
 sensors' health from the broker at once, without waiting for the next update.
 
@@ -35,7 +36,8 @@ CLEARS_KEPT = 1000
 
 
 class RetainedState:
-    """Keeps the sector's open alerts and sensor statuses and publishes them retained.
+    """Keeps the sector's open alerts and sensor (and camera) statuses and publishes them
+    retained.
 
     Parameters
     ----------
@@ -66,11 +68,12 @@ class RetainedState:
         return state_filters(self.sector)
 
     def attach(self, bus: Bus) -> None:
-        """Follow the core's in-process bus: the alerts it publishes and the sensor statuses
-        it accepted (after the source check and the reorder buffer)."""
+        """Follow the core's in-process bus: the alerts it publishes and the ground sensors' and
+        cameras' statuses it accepted (after the source check and the reorder buffer)."""
         base = f"vigil/v1/{self.sector}"
         bus.subscribe(f"{base}/alerts", self._alert)
         bus.subscribe(f"{base}/ugs/+/status", self._status)
+        bus.subscribe(f"{base}/cam/+/status", self._status)
 
     def before_output(self, topic: str, msg: Wire) -> None:
         """Publish an alert's state before the alert itself goes out (the output hook)."""
