@@ -103,6 +103,11 @@ class TerrainSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     resampling
         How the DEM is resampled onto the grid: ``bilinear`` (default), ``cubic`` or
         ``nearest``.
+    pointing
+        A pointing calibration file (:mod:`vigil.geo.landmarks`, written by ``vigil
+        calibrate tower``), path relative to the deployment file: each tower's pan, tilt and
+        roll offsets from surveyed landmarks and their standard errors, applied where
+        detections are placed on the ground.
 
     Without ``dem`` and ``synthetic`` the ground is flat at height 0 (the behaviour before
     terrain), said with a :class:`FlatGroundWarning` when loaded.
@@ -114,6 +119,7 @@ class TerrainSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     cell_m: Annotated[float, Meta(ge=1.0, le=1000.0, description="grid spacing, metres")] = 30.0
     margin_m: Annotated[float, Meta(ge=0.0, le=50_000.0, description="metres")] = 1000.0
     resampling: Literal["bilinear", "cubic", "nearest"] = "bilinear"
+    pointing: Annotated[str, Meta(min_length=1, max_length=4096)] | None = None
 
     def __post_init__(self) -> None:
         if self.dem is not None and self.synthetic is not None:

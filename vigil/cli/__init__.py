@@ -17,6 +17,7 @@ from vigil.cli import (
     alerts,
     analyze,
     broker,
+    calibrate,
     config,
     demo,
     detect,
@@ -51,8 +52,8 @@ __all__ = [
 ]
 
 #: The command groups, in the order ``vigil --help`` lists their commands.
-GROUPS = (config, situation, demo, serve, simulate, detect, track, analyze, edge, recording, run,
-          alerts, broker)  # fmt: skip
+GROUPS = (config, situation, demo, serve, simulate, detect, track, analyze, edge, calibrate,
+          recording, run, alerts, broker)  # fmt: skip
 
 # the name the benchmarks import (benchmarks/bench_demo.py)
 _parse_time = parse_time
