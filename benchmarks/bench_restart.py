@@ -116,7 +116,11 @@ def run(args, state: Path) -> dict:
     t0 = time.perf_counter()
     core_s = 0.0
     n = 0
+    done = 0
     for s in range(seconds):
+        if args.max_wall_s and time.perf_counter() - t0 > args.max_wall_s:
+            break  # out of time: restart from what is there
+        done = s + 1
         msgs = load.second(s)
         svc.journal.append_many(
             [Arrival(f"b{n + i}", topic, encode(m), START + s) for i, (topic, m) in enumerate(msgs)]
@@ -141,7 +145,7 @@ def run(args, state: Path) -> dict:
     wall = time.perf_counter() - t0
     out = {
         "messages": n,
-        "hours": args.hours,
+        "hours": done / 3600.0,
         "wall_s": wall,
         "core_msg_s": n / core_s,
         "rss_mb": rss,
@@ -189,6 +193,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--walkers", type=int, default=5)
     ap.add_argument("--snapshot-every", type=int, default=5_000, help="messages")
     ap.add_argument("--keep", type=Path, help="leave the state folder here (must not exist)")
+    ap.add_argument(
+        "--max-wall-s", type=float, default=0.0, help="stop the load after this (0: never)"
+    )
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="vigil-bench-restart-") as tmp:
         state = args.keep or Path(tmp) / "state"
@@ -202,7 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
     r = res["restart"]
     full_s = res["messages"] / res["core_msg_s"]
     print(
-        f"\n{res['hours']:g} h at {args.rate:g} msg/s: {res['messages']} messages through the "
+        f"\n{res['hours']:.2f} h at {args.rate:g} msg/s: {res['messages']} messages through the "
         f"service core at {res['core_msg_s']:.0f} msg/s ({res['wall_s']:.0f} s wall), "
         f"{res['snapshots']['written']} snapshots, journal left {res['journal_rows']} rows"
     )
