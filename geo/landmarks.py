@@ -21,6 +21,7 @@ import csv
 import io
 import math
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
@@ -192,8 +193,13 @@ def apply_pointing(camera: PinholeCamera, pointing: TowerPointing) -> PinholeCam
     )
 
 
-def read_pointing_file(path: str | Path) -> dict[str, TowerPointing]:
-    """A pointing calibration file's entries by tower id; errors name the file and the key."""
+def read_pointing_file(
+    path: str | Path, towers: Collection[str] | None = None
+) -> dict[str, TowerPointing]:
+    """A pointing calibration file's entries by tower id; errors name the file and the key.
+
+    ``towers``, when given, are the deployment's tower ids: an entry for any other is an error.
+    """
     p = Path(path)
     text = _read_bounded(p, "pointing calibration file")
     try:
@@ -208,6 +214,11 @@ def read_pointing_file(path: str | Path) -> dict[str, TowerPointing]:
     for entry in parsed.towers:
         if entry.id in out:
             raise TerrainError(f"{p}: tower {entry.id!r} appears twice")
+        if towers is not None and entry.id not in towers:
+            raise TerrainError(
+                f"{p}: towers[{len(out)}].id = {entry.id!r}: not a tower of the deployment; "
+                f"expected one of {', '.join(sorted(towers)) or '(none)'}"
+            )
         out[entry.id] = entry
     return out
 

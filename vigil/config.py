@@ -475,6 +475,7 @@ def _check_files(deployment: Deployment) -> None:
     relative to the deployment file's folder."""
     cfg = deployment.config
     named: list[tuple[str, str, str | None]] = [("terrain", "dem", cfg.terrain.dem)]
+    named.append(("terrain", "pointing", cfg.terrain.pointing))
     if cfg.cot.enabled:
         named += [("cot", k, getattr(cfg.cot, k)) for k in ("cert_file", "key_file", "ca_file")]
     for table, key, name in named:
@@ -487,3 +488,13 @@ def _check_files(deployment: Deployment) -> None:
                 f"no such file ({deployment.resolve(name)}); paths are relative to the "
                 "deployment file's folder",
             )
+    if cfg.terrain.pointing is not None:  # the pointing calibration file parses, towers known
+        from vigil.geo.landmarks import read_pointing_file
+
+        try:
+            read_pointing_file(deployment.resolve(cfg.terrain.pointing), {t.id for t in cfg.towers})
+        except ValueError as exc:
+            line = deployment.line_of("terrain", "pointing")
+            raise ConfigError(
+                deployment.path, "terrain.pointing", cfg.terrain.pointing, line, str(exc)
+            ) from None
