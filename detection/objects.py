@@ -160,6 +160,11 @@ class CameraGeometry:
         Name carried by the detections.
     """
 
+    #: Pan, tilt and roll standard deviations (degrees) when :meth:`covariance` carries the
+    #: pointing error itself (:class:`vigil.detection.terrain.TerrainGeometry`); None here,
+    #: where the follower adds its ``pointing_sigma_deg`` to the pixel error instead.
+    pointing_sigma_deg: tuple[float, float, float] | None = None
+
     def __init__(self, camera: PinholeCamera, frame: LocalFrame, camera_id: str) -> None:
         self.camera = camera
         self.frame = frame
@@ -172,6 +177,10 @@ class CameraGeometry:
         x, y, hit = self.camera.to_ground(u, v, z)
         rng = np.hypot(x - self.camera.x, y - self.camera.y)
         return x, y, hit, rng
+
+    def foot_v(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Image row (continuous pixels) where the ground at local ``(x, y)`` is seen."""
+        return self.camera.project(x, y, 0.0)[1]
 
     def covariance(
         self,
@@ -324,7 +333,7 @@ class ObjectFollower:
         x, y, hit, rng = geo.ground(u, blobs.cy + 0.5, p.centre_height_m)
         cam = geo.camera
         # The foot's pixel, where the body's ground point is imaged (continuous rows).
-        v_foot = np.where(hit, cam.project(x, y, 0.0)[1], v_foot)
+        v_foot = np.where(hit, geo.foot_v(x, y), v_foot)
         info["v"] = v_foot
         mpp = cam.metres_per_pixel(np.where(hit, rng, cam.max_range_m))
         slack = p.size_slack_px
@@ -422,6 +431,8 @@ class ObjectFollower:
         sel = np.array([i for i, _ in confirmed])
         f = geo.camera.focal_px
         point_px = f * math.tan(math.radians(p.pointing_sigma_deg))
+        if geo.pointing_sigma_deg is not None:  # the geometry's covariance carries it
+            point_px = 0.0
         # the centroid's scatter grows with the blob; much less when weighted (sub-pixel)
         ku, kv = (0.03, 0.05) if blobs.var_v is not None else (0.1, 0.15)
         su = np.sqrt(p.pixel_sigma**2 + point_px**2 + (ku * blobs.width[sel]) ** 2)

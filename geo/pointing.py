@@ -77,7 +77,7 @@ def ground_covariance(
     u: ArrayLike,
     v: ArrayLike,
     *,
-    pixel_sigma: float = 1.0,
+    pixel_sigma: float | ArrayLike = 1.0,
     pan_sigma_deg: float = 0.0,
     tilt_sigma_deg: float = 0.0,
     roll_sigma_deg: float = 0.0,
@@ -95,7 +95,8 @@ def ground_covariance(
     u, v
         Pixel coordinates of the detections.
     pixel_sigma
-        Standard deviation of a detection's pixel position, pixels (each axis).
+        Standard deviation of a detection's pixel position, pixels: one for all, one per
+        detection ``(n,)`` for both axes, or ``(n, 2)`` per detection for ``u`` and ``v``.
     pan_sigma_deg, tilt_sigma_deg, roll_sigma_deg
         Standard deviations of the camera's pointing, degrees: the tower's specification, or
         what its calibration left.
@@ -115,7 +116,6 @@ def ground_covariance(
         (NaN where a pixel sees sky).
     """
     for name, value in (
-        ("pixel_sigma", pixel_sigma),
         ("pan_sigma_deg", pan_sigma_deg),
         ("tilt_sigma_deg", tilt_sigma_deg),
         ("roll_sigma_deg", roll_sigma_deg),
@@ -124,8 +124,8 @@ def ground_covariance(
             raise TerrainError(f"{name}={value!r}; expected a standard deviation >= 0")
     uu = np.atleast_1d(np.asarray(u, dtype=np.float64))
     vv = np.atleast_1d(np.asarray(v, dtype=np.float64))
+    sig = _error_sigmas(uu.size, pixel_sigma, (pan_sigma_deg, tilt_sigma_deg, roll_sigma_deg))
     hits = pixels_to_terrain(camera, dem, uu, vv, curvature_coeff=curvature_coeff)
-    sig = np.array([pixel_sigma, pixel_sigma, pan_sigma_deg, tilt_sigma_deg, roll_sigma_deg])
     if method == "sigma-points":
         return hits, _sigma_point_covariance(camera, dem, uu, vv, sig, hits, curvature_coeff)
     if method != "linear":
@@ -140,10 +140,28 @@ def ground_covariance(
     # dp = t (dd - d (n . dd) / (n . d)), for each of the five error sources
     n_jd = np.einsum("ij,ijk->ik", n, jd)
     jp = t[:, None, None] * (jd - d[:, :, None] * (n_jd / nd[:, None])[:, None, :])
-    jxy = jp[:, :2, :] * sig[None, None, :]
+    jxy = jp[:, :2, :] * sig[:, None, :]
     cov = np.einsum("nik,njk->nij", jxy, jxy)
     cov[~hits.hit] = np.nan
     return hits, cov
+
+
+def _error_sigmas(n: int, pixel_sigma: float | ArrayLike, pointing: tuple) -> NDArray:
+    """Standard deviations ``(n, 5)`` of each detection's error sources: pixel ``u`` and
+    ``v``, then pan, tilt and roll (degrees, the same for all)."""
+    px = np.asarray(pixel_sigma, dtype=np.float64)
+    if px.ndim == 0 or px.shape == (n,):
+        px = np.repeat(np.broadcast_to(px, (n,))[:, None], 2, axis=1)
+    if px.shape != (n, 2):
+        raise TerrainError(
+            f"pixel_sigma of shape {px.shape}; expected one value, (n,) or (n, 2) for n={n}"
+        )
+    if not (np.all(np.isfinite(px)) and np.all(px >= 0.0)):
+        raise TerrainError("pixel_sigma: expected standard deviations >= 0, pixels")
+    sig = np.empty((n, 5))
+    sig[:, :2] = px
+    sig[:, 2:] = np.asarray(pointing, dtype=np.float64)[None, :]
+    return sig
 
 
 def _sigma_point_covariance(
@@ -156,21 +174,23 @@ def _sigma_point_covariance(
     curvature_coeff: float,
 ) -> NDArray[np.float64]:
     """Covariance of the hits of rays cast at +-sqrt(5) sigma of each error source about the
-    nominal hit; a sigma ray into sky counts at the rated range on its azimuth."""
-    n = sig.size
+    nominal hit; a sigma ray into sky counts at the rated range on its azimuth. ``sig`` is
+    ``(n, 5)``: per detection, pixel ``u``, ``v``, pan, tilt, roll."""
+    n = sig.shape[1]
     spread = math.sqrt(n)
     names = (None, None, "pan_deg", "tilt_deg", "roll_deg")
     errors = []
     for k in range(n):
-        if sig[k] == 0.0:
+        if not np.any(sig[:, k] != 0.0):
             continue
         for sign in (-1.0, 1.0):
-            step = sign * spread * sig[k]
+            step = sign * spread * sig[:, k]
             cam = camera
             du = step if k == 0 else 0.0
             dv = step if k == 1 else 0.0
             if names[k] is not None:
-                cam = replace(camera, **{names[k]: getattr(camera, names[k]) + step})
+                angle = float(step[0])  # the pointing's sigmas are the same for all
+                cam = replace(camera, **{names[k]: getattr(camera, names[k]) + angle})
             got = pixels_to_terrain(cam, dem, u + du, v + dv, curvature_coeff=curvature_coeff)
             d = cam.rays(u + du, v + dv)
             az = np.arctan2(d[:, 0], d[:, 1])

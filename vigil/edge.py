@@ -7,9 +7,11 @@ pointing a PTZ camera reports into the detector's geometry (:meth:`TowerDetector
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -17,11 +19,36 @@ from numpy.typing import NDArray
 from vigil.detection.detector import DetectorConfig, MotionDetector
 from vigil.detection.objects import CameraGeometry
 from vigil.detection.settings import DetectionSettings
+from vigil.detection.terrain import TerrainGeometry
+from vigil.geo.dem import ElevationModel
+from vigil.geo.landmarks import TowerPointing, apply_pointing
 from vigil.geo.site import Site, tower_camera
 from vigil.hardware.camera import run_camera_edge
 from vigil.hardware.ptz import Pointing
 from vigil.ingest.bus import InProcessBus
 from vigil.ingest.schema import CameraDetection, Wire
+
+if TYPE_CHECKING:
+    from vigil.config import Deployment
+
+
+@dataclass(frozen=True)
+class TowerGround:
+    """What a tower's detector knows of the ground and its own pointing.
+
+    Attributes
+    ----------
+    dem
+        The sector's ground (``[terrain]``): detections are placed where their rays meet it,
+        with :class:`~vigil.detection.terrain.TerrainGeometry`. None: flat ground, as before.
+    pointing
+        The tower's pointing calibration (``[terrain] pointing``): its offsets are added to
+        the deployment's (and to what a PTZ camera reports), and its standard errors are the
+        pointing error of the detections' covariance on the DEM.
+    """
+
+    dem: ElevationModel | None = None
+    pointing: TowerPointing | None = None
 
 
 class TowerDetector:
@@ -39,6 +66,9 @@ class TowerDetector:
         The detector's settings; from ``settings`` (or the tower defaults) when omitted.
     settings
         The tower's detection settings (sensor kind, sensitivity, sizes, masks).
+    ground
+        The sector's ground and the tower's pointing calibration; None (the default) places
+        detections on flat ground with the deployment's pointing, as before terrain.
 
     Raises
     ------
@@ -53,6 +83,7 @@ class TowerDetector:
         config: DetectorConfig | None = None,
         *,
         settings: DetectionSettings | None = None,
+        ground: TowerGround | None = None,
     ) -> None:
         towers = {t.id: t for t in site.towers}
         if tower_id not in towers:
@@ -60,7 +91,8 @@ class TowerDetector:
         self.tower_id = tower_id
         self.frame_of_reference = site.frame()
         tower = towers[tower_id]
-        self.base = tower_camera(tower, self.frame_of_reference)
+        self.ground = ground or TowerGround()
+        self.base = self._calibrated(tower_camera(tower, self.frame_of_reference))
         self.settings = settings
         if config is None:
             config = (
@@ -73,20 +105,41 @@ class TowerDetector:
         #: Pointings given by :meth:`repoint` (the detector restarted for each).
         self.repoints = 0
 
+    def _calibrated(self, camera):
+        """The camera with the tower's pointing calibration applied (if it has one)."""
+        cal = self.ground.pointing
+        return camera if cal is None else apply_pointing(camera, cal)
+
     def _geometry(self, w: int, h: int) -> CameraGeometry:
         cam = self.base
         if (cam.width, cam.height) != (w, h):
             cam = replace(cam, width=w, height=h)
-        return CameraGeometry(cam, self.frame_of_reference, self.tower_id)
+        if self.ground.dem is None:
+            return CameraGeometry(cam, self.frame_of_reference, self.tower_id)
+        cal = self.ground.pointing
+        if cal is not None:
+            sigmas = (cal.pan_sigma_deg, cal.tilt_sigma_deg, cal.roll_sigma_deg)
+        else:  # the tower's specification, as the flat geometry takes it
+            spec = self.config.objects.pointing_sigma_deg
+            sigmas = (spec, spec, 0.0)
+        return TerrainGeometry(
+            cam, self.frame_of_reference, self.tower_id, self.ground.dem, pointing_sigma_deg=sigmas
+        )
 
     def repoint(self, pointing: Pointing) -> None:
-        """Use the pointing the camera reports: new geometry, background learnt afresh."""
-        self.base = replace(
+        """Use the pointing the camera reports (plus the calibration's offsets): new
+        geometry, background learnt afresh."""
+        reported = replace(
             self.base,
             pan_deg=pointing.pan_deg,
             tilt_deg=pointing.tilt_deg,
+            roll_deg=0.0,
             hfov_deg=pointing.hfov_deg,
         )
+        cal = self.ground.pointing
+        self.base = self._calibrated(reported)
+        if cal is not None and cal.hfov_deg is not None:  # the zoom the camera reports
+            self.base = replace(self.base, hfov_deg=pointing.hfov_deg)
         self.repoints += 1
         if self.detector is not None:
             h, w = self.detector.shape
@@ -110,6 +163,7 @@ def tower_detector(
     config: DetectorConfig | None = None,
     *,
     settings: DetectionSettings | None = None,
+    ground: TowerGround | None = None,
 ) -> TowerDetector:
     """``detect(frame, time_s, index)`` for one tower (a :class:`TowerDetector`).
 
@@ -118,7 +172,53 @@ def tower_detector(
     ValueError
         When the deployment has no tower ``tower_id``.
     """
-    return TowerDetector(site, tower_id, config, settings=settings)
+    return TowerDetector(site, tower_id, config, settings=settings, ground=ground)
+
+
+def tower_ground(deployment: Deployment, tower_id: str) -> TowerGround:
+    """The ground and pointing calibration a tower's detector takes from the deployment.
+
+    ``[terrain]`` with a ``dem`` (or ``synthetic`` relief) gives the ground, loaded once
+    (:func:`vigil.geo.dem.load_terrain`); ``[terrain] pointing`` gives the tower's calibration
+    (none when the file has no entry for it). Without them, flat ground and the deployment's
+    pointing, as before terrain.
+
+    Raises
+    ------
+    vigil.geo.dem.TerrainError
+        A DEM or pointing file that cannot be read or placed.
+    """
+    from vigil.geo.dem import load_terrain
+    from vigil.geo.landmarks import read_pointing_file
+
+    terrain = deployment.config.terrain
+    dem = None
+    if terrain.dem is not None or terrain.synthetic is not None:
+        dem = load_terrain(terrain, deployment.site, deployment.path.parent)
+    pointing = None
+    if terrain.pointing is not None:
+        towers = {t.id for t in deployment.site.towers}
+        entries = read_pointing_file(deployment.resolve(terrain.pointing), towers)
+        pointing = entries.get(tower_id)
+        if pointing is None:
+            warnings.warn(
+                f"{terrain.pointing}: no pointing calibration for tower {tower_id!r}; its "
+                "deployment pointing is taken as exact up to its specification",
+                UserWarning,
+                stacklevel=2,
+            )
+    return TowerGround(dem, pointing)
+
+
+def deployment_detector(deployment: Deployment, tower_id: str) -> TowerDetector:
+    """The detector ``vigil edge camera`` runs for a tower: its detection settings
+    (:meth:`vigil.config.Deployment.detection_for`) and its ground (:func:`tower_ground`)."""
+    return tower_detector(
+        deployment.site,
+        tower_id,
+        settings=deployment.detection_for(tower_id),
+        ground=tower_ground(deployment, tower_id),
+    )
 
 
 def feeds_from_files(
@@ -172,4 +272,11 @@ def feeds_from_files(
     return got
 
 
-__all__ = ["TowerDetector", "feeds_from_files", "tower_detector"]
+__all__ = [
+    "TowerDetector",
+    "TowerGround",
+    "deployment_detector",
+    "feeds_from_files",
+    "tower_detector",
+    "tower_ground",
+]

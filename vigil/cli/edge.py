@@ -147,7 +147,7 @@ def _edge_camera(args: argparse.Namespace, d: Deployment) -> int:
     import signal
     import threading
 
-    from vigil.edge import tower_detector
+    from vigil.edge import deployment_detector
     from vigil.hardware.camera import CameraSourceError, run_camera_edge
     from vigil.hardware.camera_health import HealthSettings
     from vigil.hardware.ptz import PtzError
@@ -170,8 +170,13 @@ def _edge_camera(args: argparse.Namespace, d: Deployment) -> int:
         except PtzError as exc:
             ptz.client.close()
             raise CommandError(f"--onvif {args.onvif}: {exc}") from None
-    # the deployment's [detection] with the tower's [[cameras]] override
-    detect = tower_detector(d.site, tower, settings=d.detection_for(tower))
+    # the deployment's [detection] with the tower's [[cameras]] override, and its [terrain]
+    try:
+        detect = deployment_detector(d, tower)
+    except ValueError as exc:  # a DEM or pointing file that cannot be read or placed
+        if ptz is not None:
+            ptz.client.close()
+        raise CommandError(f"{d.path}: [terrain]: {exc}") from None
     pacer = _pacer(args)
     start_time = args.start
     bus = _edge_bus(args, d.sector, args.client_id or f"edge-{tower}")
