@@ -214,7 +214,9 @@ def mosquitto_conf(
         "allow_zero_length_clientid false",
         # the whole MQTT packet; a larger one disconnects its sender
         f"max_packet_size {max_packet_bytes}",
-        "retain_available false",
+        # the service keeps the open alerts and device health retained (vigil.retained); a
+        # broker without retain disconnects a client that sends a retained message
+        "retain_available true",
         "persistence true",
         f"persistence_location {d}/",
         "persistence_file mosquitto.db",
