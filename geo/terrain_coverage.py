@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import shapely
@@ -25,6 +26,9 @@ from vigil.geo.camera import PinholeCamera
 from vigil.geo.dem import ElevationModel, TerrainError
 from vigil.geo.raycast import CURVATURE_REFRACTION, camera_on_terrain
 from vigil.geo.viewshed import VISIBLE, viewsheds
+
+if TYPE_CHECKING:
+    from vigil.geo.site import Site
 
 #: A standing person's height, metres: what a tower must see for its coverage to count.
 PERSON_HEIGHT_M = 1.7
@@ -161,3 +165,75 @@ def terrain_footprint_at(
         )
 
     return footprint_at
+
+
+def sector_coverage(
+    site: Site,
+    dem: ElevationModel,
+    *,
+    candidate_spacing_m: float | None = 1000.0,
+    setback_m: float = 300.0,
+    target_height_m: float = PERSON_HEIGHT_M,
+) -> tuple[list[BaseGeometry], dict[str, BaseGeometry]]:
+    """What a sector's towers and ground sensors see on its relief, and candidate new towers.
+
+    Parameters
+    ----------
+    site
+        The sector: towers (each camera standing on the DEM, pointed as deployed) and ground
+        sensors (:func:`vigil.geo.patterns.coverage.sensor_disc`, unaffected by relief).
+    dem
+        The sector's ground.
+    candidate_spacing_m
+        Spacing of candidate tower sites along the line, metres
+        (:func:`vigil.geo.patterns.coverage.tower_candidates`, each a tower like the
+        deployment's first, aimed at the line and seeing what the relief lets it); None for no
+        candidates.
+    setback_m
+        Candidates' distance from the line into the US, metres.
+    target_height_m
+        Height of what must be seen (a standing person), metres.
+
+    Returns
+    -------
+    footprints, candidates
+        Local-frame polygons for :func:`vigil.geo.patterns.analysis.analyze_crossing_table`'s
+        ``footprints`` and ``candidates``: the coverage figure and the tower advice then count
+        only ground the towers really see.
+    """
+    from vigil.geo.patterns.coverage import sensor_disc, tower_candidates
+    from vigil.geo.site import tower_camera
+
+    frame = site.frame()
+    footprints: list[BaseGeometry] = []
+    for tower in site.towers:
+        cam = camera_on_terrain(tower_camera(tower, frame), dem)
+        footprints.append(visible_footprint(cam, dem, target_height_m=target_height_m))
+    if site.sensors:
+        xs, ys = frame.to_local([s.lat for s in site.sensors], [s.lon for s in site.sensors])
+        for x, y, sensor in zip(xs, ys, site.sensors, strict=True):
+            footprints.append(sensor_disc(float(x), float(y), sensor.radius_m))
+    candidates: dict[str, BaseGeometry] = {}
+    if candidate_spacing_m is not None and site.towers:
+        template = tower_camera(site.towers[0], frame)
+        footprint_at = terrain_footprint_at(dem, template, target_height_m=target_height_m)
+        border = site.border(frame)
+        # a candidate off the DEM cannot be placed: it is left out, not guessed
+        inside = _on_dem(dem, footprint_at)
+        candidates = tower_candidates(
+            border, inside, spacing_m=candidate_spacing_m, setback_m=setback_m
+        )
+        candidates = {k: v for k, v in candidates.items() if v is not None}
+    return footprints, candidates
+
+
+def _on_dem(
+    dem: ElevationModel, footprint_at: Callable[[float, float, float, float], BaseGeometry]
+) -> Callable[[float, float, float, float], BaseGeometry | None]:
+    def placed(x: float, y: float, aim_x: float, aim_y: float) -> BaseGeometry | None:
+        try:
+            return footprint_at(x, y, aim_x, aim_y)
+        except TerrainError:
+            return None
+
+    return placed

@@ -160,11 +160,18 @@ def crossing_map(
         legend.add("area", "#542788", "corridor (hidden at first: layer menu)")
     if footprints and border is not None:
         fl = folium.FeatureGroup(name="tower and sensor footprints", show=True)
-        for fp in footprints:
-            x, y = np.asarray(fp.exterior.coords).T
-            la, lo = border.frame.to_wgs84(x, y)
+        # a viewshed is many polygons with holes (what hills hide): each drawn with its holes
+        parts = [p for fp in footprints for p in getattr(fp, "geoms", [fp])]
+        for part in parts:
+            if part.is_empty or part.geom_type != "Polygon":
+                continue
+            rings = []
+            for ring in (part.exterior, *part.interiors):
+                x, y = np.asarray(ring.coords).T
+                la, lo = border.frame.to_wgs84(x, y)
+                rings.append(list(zip(la, lo, strict=True)))
             folium.Polygon(
-                list(zip(la, lo, strict=True)),
+                rings if len(rings) > 1 else rings[0],
                 color="#1a9850",
                 weight=1,
                 fill=True,

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from shapely.geometry.base import BaseGeometry
 
 from vigil.geo.border import Border
+from vigil.geo.dem import TerrainSettings
 from vigil.geo.patterns.analysis import analyze_counts_table, analyze_crossing_table
 from vigil.geo.patterns.counts_table import KEEP_COLUMNS
 from vigil.geo.patterns.hotspots import path_density as _path_density
@@ -34,10 +36,14 @@ from vigil.maps.report_counts import write_counts_report
 from vigil.maps.report_crossings import cells_layer, segments_layer, write_crossings_report
 from vigil.maps.report_page import write_json
 
+if TYPE_CHECKING:
+    from vigil.geo.site import Site
+
 __all__ = [
     "analyze_counts",
     "analyze_crossings",
     "cells_layer",
+    "relief_coverage",
     "segments_layer",
     "write_counts_report",
     "write_crossings_report",
@@ -57,6 +63,7 @@ def analyze_crossings(
     paths: pd.DataFrame | None = None,
     npartitions: int = 8,
     title: str | None = None,
+    coverage_from: str | None = None,
 ) -> dict:
     """Analyse a crossing table and write the report, GIS layers and summary.
 
@@ -76,6 +83,10 @@ def analyze_crossings(
         Local-frame polygons seen by towers and sensors now, and candidate new towers.
     paths
         Track samples ``track_id, lat, lon`` for inland path density and corridors.
+    coverage_from
+        How the footprints were made, said in the summary (``coverage_from``) and the report:
+        ``"viewsheds"`` when they are what the towers see over the relief
+        (:func:`relief_coverage`).
 
     Returns
     -------
@@ -102,9 +113,30 @@ def analyze_crossings(
             path_density=density,
         )
     analysis.summary["input"] = str(input_path)
+    if footprints is not None and coverage_from is not None:
+        analysis.summary["coverage_from"] = coverage_from
     files = write_crossings_report(analysis, out, border=border, footprints=footprints, title=title)
     analysis.summary["files"] = {k: str(v) for k, v in files.items()}
     return write_json(out / "summary.json", analysis.summary)
+
+
+def relief_coverage(
+    site: Site, terrain: TerrainSettings, base_dir: str | Path = "."
+) -> tuple[list[BaseGeometry], dict[str, BaseGeometry]] | None:
+    """Footprints and candidate towers over the sector's relief, for :func:`analyze_crossings`.
+
+    When the deployment's ``[terrain]`` names a DEM (or synthetic relief), each tower's
+    footprint is the ground its camera sees there and each candidate's what a tower at that
+    place would see (:func:`vigil.geo.terrain_coverage.sector_coverage`), so the coverage figure
+    and the tower advice leave out what hills hide; ground sensors count their discs. Returns
+    None without terrain (the report then has no coverage, as before).
+    """
+    from vigil.geo.dem import load_terrain
+    from vigil.geo.terrain_coverage import sector_coverage
+
+    if terrain.dem is None and terrain.synthetic is None:
+        return None
+    return sector_coverage(site, load_terrain(terrain, site, base_dir))
 
 
 def analyze_counts(

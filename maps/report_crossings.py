@@ -176,6 +176,8 @@ def _sentence_summary(s: dict) -> list[str]:
         )
     if "uncovered_segments" in s:
         line = f"{len(s['uncovered_segments'])} segments are less than half covered"
+        if s.get("coverage_from") == "viewsheds":
+            line += " (by what the towers see over the relief, hills hiding the rest)"
         if s.get("crossings_in_coverage") is not None:
             line += f"; {100 * s['crossings_in_coverage']:.0f} % of crossings happen in coverage"
         lines.append(line + ".")

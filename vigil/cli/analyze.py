@@ -50,15 +50,20 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                     busiest_year_start_month=args.year_start_month,
                 )
             else:
-                from vigil.maps.report import analyze_crossings
+                from vigil.maps.report import analyze_crossings, relief_coverage
 
                 d = load_deployment(args.deployment)
+                # with [terrain]: coverage and tower advice by what the relief lets towers see
+                relief = relief_coverage(d.site, d.config.terrain, d.path.parent)
                 analyze_crossings(
                     table,
                     out,
                     border=d.site.border(),
                     timezone=d.site.sector.timezone,
                     dask=args.dask,
+                    footprints=relief[0] if relief else None,
+                    candidates=relief[1] if relief else None,
+                    coverage_from="viewsheds" if relief else None,
                 )
     except (PatternInputError, FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc)) from None
