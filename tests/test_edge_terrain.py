@@ -161,3 +161,17 @@ def test_the_deployment_decides_the_ground(tmp_path: Path) -> None:
     assert geo.camera.ground_z == pytest.approx(
         float(detect.ground.dem.elevation_at(nominal.x, nominal.y))
     )
+
+
+def test_a_ptz_report_keeps_the_calibration_offsets(scene) -> None:
+    from vigil.hardware.ptz import Pointing
+
+    site, dem, cal = scene
+    detect = TowerDetector(site, "t01", CONFIG, ground=TowerGround(dem, cal))
+    detect.repoint(Pointing(pan_deg=10.0, tilt_deg=1.5, hfov_deg=8.0))
+    assert detect.base.pan_deg == pytest.approx(10.0 + PAN_ERR)
+    assert detect.base.tilt_deg == pytest.approx(1.5 + TILT_ERR)
+    assert detect.base.hfov_deg == 8.0
+    plain = TowerDetector(site, "t01", CONFIG)
+    plain.repoint(Pointing(pan_deg=10.0, tilt_deg=1.5, hfov_deg=8.0))
+    assert (plain.base.pan_deg, plain.base.tilt_deg, plain.base.roll_deg) == (10.0, 1.5, 0.0)
