@@ -30,14 +30,18 @@ import numpy as np
 
 from vigil.alerts.cot_settings import CotSettings
 from vigil.alerts.rules import AlertRules
-from vigil.config_sections import (
+from vigil.config_sections import (  # noqa: F401  (ConfigError, sections: re-exported)
     Broker,
     CameraSettings,
     ClassSettings,
+    ConfigError,
     Gateway,
     MapSettings,
     ServiceSettings,
     Store,
+    check_cameras,
+    check_files,
+    check_tracker,
 )
 from vigil.detection.settings import DetectionSettings
 from vigil.geo.border import US_SIDE, BorderError
@@ -60,24 +64,6 @@ log = logging.getLogger(__name__)
 DEFAULT_DEPLOYMENT = "tucson.toml"
 #: Devices must be within this distance of the border line to belong to a sector, metres.
 MAX_DEVICE_DISTANCE_M = 30_000.0
-
-
-class ConfigError(ValueError):
-    """A deployment file error naming the key, the value and the line."""
-
-    def __init__(
-        self, path: str | Path, key: str, value: Any, line: int | None, expected: str
-    ) -> None:
-        self.path = str(path)
-        self.key = key
-        self.value = value
-        self.line = line
-        self.expected = expected
-        where = f"{self.path}:{line}" if line else self.path
-        shown = repr(value)
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
-        super().__init__(f"{where}: {key} = {shown}: {expected}")
 
 
 class DeploymentFile(Site, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -337,9 +323,9 @@ def check(deployment: Deployment) -> None:
                 )
             seen[item.id] = (group, i)
     _check_gateways(deployment)
-    _check_cameras(deployment)
-    _check_tracker(deployment)
-    _check_files(deployment)
+    check_cameras(deployment)
+    check_tracker(deployment)
+    check_files(deployment)
     s = cfg.sector
     _check_timezone(deployment)
     if (s.start is None) != (s.end is None) or (s.start is None) == (s.bbox is None):
@@ -421,80 +407,3 @@ def _check_timezone(deployment: Deployment) -> None:
             locate(deployment.text, ["sector", "timezone"]),
             "unknown time zone; expected an IANA name such as America/Phoenix or UTC",
         ) from None
-
-
-def _check_tracker(deployment: Deployment) -> None:
-    """``[tracker]``'s rules across keys: m hits out of n, walking below driving speeds."""
-    t = deployment.config.tracker
-    if t.confirm_m > t.confirm_n:
-        raise ConfigError(
-            deployment.path,
-            "tracker.confirm_m",
-            t.confirm_m,
-            deployment.line_of("tracker", "confirm_m") or deployment.line_of("tracker"),
-            f"more than confirm_n = {t.confirm_n}; expected m <= n (m hits out of n batches)",
-        )
-    if t.walk_max_mps >= t.vehicle_min_mps:
-        raise ConfigError(
-            deployment.path,
-            "tracker.walk_max_mps",
-            t.walk_max_mps,
-            deployment.line_of("tracker", "walk_max_mps") or deployment.line_of("tracker"),
-            f"not below vehicle_min_mps = {t.vehicle_min_mps}; expected walking speeds below "
-            "vehicle speeds",
-        )
-
-
-def _check_cameras(deployment: Deployment) -> None:
-    """Each ``[[cameras]]`` override names a deployed tower, once."""
-    towers = {t.id for t in deployment.config.towers}
-    seen: dict[str, int] = {}
-    for i, camera in enumerate(deployment.config.cameras):
-        line = deployment.line_of("cameras", i, "tower")
-        if camera.tower not in towers:
-            raise ConfigError(
-                deployment.path,
-                f"cameras[{i}].tower",
-                camera.tower,
-                line,
-                f"no such tower; expected one of {', '.join(sorted(towers)) or '(none)'}",
-            )
-        if camera.tower in seen:
-            raise ConfigError(
-                deployment.path,
-                f"cameras[{i}].tower",
-                camera.tower,
-                line,
-                f"already overridden by cameras[{seen[camera.tower]}]; one override a camera",
-            )
-        seen[camera.tower] = i
-
-
-def _check_files(deployment: Deployment) -> None:
-    """Files the file names for what will run (CoT's TLS files when CoT is on, the DEM) exist,
-    relative to the deployment file's folder."""
-    cfg = deployment.config
-    named: list[tuple[str, str, str | None]] = [("terrain", "dem", cfg.terrain.dem)]
-    named.append(("terrain", "pointing", cfg.terrain.pointing))
-    if cfg.cot.enabled:
-        named += [("cot", k, getattr(cfg.cot, k)) for k in ("cert_file", "key_file", "ca_file")]
-    for table, key, name in named:
-        if name is not None and not deployment.resolve(name).is_file():
-            raise ConfigError(
-                deployment.path,
-                f"{table}.{key}",
-                name,
-                deployment.line_of(table, key),
-                f"no such file ({deployment.resolve(name)}); paths are relative to the "
-                "deployment file's folder",
-            )
-    if cfg.terrain.pointing is not None:  # the pointing calibration file parses, towers known
-        from vigil.geo.landmarks import read_pointing_file
-
-        try:
-            read_pointing_file(deployment.resolve(cfg.terrain.pointing), {t.id for t in cfg.towers})
-        except ValueError as exc:
-            line = deployment.line_of("terrain", "pointing")
-            raise ConfigError(
-                deployment.path, "terrain.pointing", cfg.terrain.pointing, line, str(exc)
-            ) from None

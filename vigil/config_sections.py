@@ -1,6 +1,7 @@
 """The deployment file's tables besides the site: gateways, broker, store, map, the class
 model's settings, the service's limits and the cameras' detection overrides (each a frozen
-struct with unknown keys refused).
+struct with unknown keys refused); :class:`ConfigError`; and the cross-checks of the
+stages' tables that types cannot express (``check_*``, run by :func:`vigil.config.check`).
 
 :mod:`vigil.config` loads the file; the stages' own settings (``[tracker]``, ``[alerts]``)
 are their structs (:class:`vigil.tracks.config.TrackerSettings`,
@@ -10,7 +11,8 @@ are their structs (:class:`vigil.tracks.config.TrackerSettings`,
 from __future__ import annotations
 
 import os
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -18,8 +20,12 @@ from msgspec import Meta
 from vigil.detection.settings import DetectionSettings
 from vigil.geo.site import Ident
 
+if TYPE_CHECKING:
+    from vigil.config import Deployment
+
 __all__ = [
     "Broker",
+    "ConfigError",
     "CameraSettings",
     "ClassSettings",
     "Gateway",
@@ -27,6 +33,24 @@ __all__ = [
     "ServiceSettings",
     "Store",
 ]
+
+
+class ConfigError(ValueError):
+    """A deployment file error naming the key, the value and the line."""
+
+    def __init__(
+        self, path: str | Path, key: str, value: Any, line: int | None, expected: str
+    ) -> None:
+        self.path = str(path)
+        self.key = key
+        self.value = value
+        self.line = line
+        self.expected = expected
+        where = f"{self.path}:{line}" if line else self.path
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        super().__init__(f"{where}: {key} = {shown}: {expected}")
 
 
 class Broker(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -155,3 +179,83 @@ class CameraSettings(DetectionSettings, frozen=True, kw_only=True, forbid_unknow
         return DetectionSettings(
             **{name: getattr(self, name) for name in DetectionSettings.__struct_fields__}
         )
+
+
+# -- cross-checks of the stages' tables (vigil.config.check runs them) ---------------------
+
+
+def check_tracker(deployment: Deployment) -> None:
+    """``[tracker]``'s rules across keys: m hits out of n, walking below driving speeds."""
+    t = deployment.config.tracker
+    if t.confirm_m > t.confirm_n:
+        raise ConfigError(
+            deployment.path,
+            "tracker.confirm_m",
+            t.confirm_m,
+            deployment.line_of("tracker", "confirm_m") or deployment.line_of("tracker"),
+            f"more than confirm_n = {t.confirm_n}; expected m <= n (m hits out of n batches)",
+        )
+    if t.walk_max_mps >= t.vehicle_min_mps:
+        raise ConfigError(
+            deployment.path,
+            "tracker.walk_max_mps",
+            t.walk_max_mps,
+            deployment.line_of("tracker", "walk_max_mps") or deployment.line_of("tracker"),
+            f"not below vehicle_min_mps = {t.vehicle_min_mps}; expected walking speeds below "
+            "vehicle speeds",
+        )
+
+
+def check_cameras(deployment: Deployment) -> None:
+    """Each ``[[cameras]]`` override names a deployed tower, once."""
+    towers = {t.id for t in deployment.config.towers}
+    seen: dict[str, int] = {}
+    for i, camera in enumerate(deployment.config.cameras):
+        line = deployment.line_of("cameras", i, "tower")
+        if camera.tower not in towers:
+            raise ConfigError(
+                deployment.path,
+                f"cameras[{i}].tower",
+                camera.tower,
+                line,
+                f"no such tower; expected one of {', '.join(sorted(towers)) or '(none)'}",
+            )
+        if camera.tower in seen:
+            raise ConfigError(
+                deployment.path,
+                f"cameras[{i}].tower",
+                camera.tower,
+                line,
+                f"already overridden by cameras[{seen[camera.tower]}]; one override a camera",
+            )
+        seen[camera.tower] = i
+
+
+def check_files(deployment: Deployment) -> None:
+    """Files the file names for what will run (CoT's TLS files when CoT is on, the DEM) exist,
+    relative to the deployment file's folder."""
+    cfg = deployment.config
+    named: list[tuple[str, str, str | None]] = [("terrain", "dem", cfg.terrain.dem)]
+    named.append(("terrain", "pointing", cfg.terrain.pointing))
+    if cfg.cot.enabled:
+        named += [("cot", k, getattr(cfg.cot, k)) for k in ("cert_file", "key_file", "ca_file")]
+    for table, key, name in named:
+        if name is not None and not deployment.resolve(name).is_file():
+            raise ConfigError(
+                deployment.path,
+                f"{table}.{key}",
+                name,
+                deployment.line_of(table, key),
+                f"no such file ({deployment.resolve(name)}); paths are relative to the "
+                "deployment file's folder",
+            )
+    if cfg.terrain.pointing is not None:  # the pointing calibration file parses, towers known
+        from vigil.geo.landmarks import read_pointing_file
+
+        try:
+            read_pointing_file(deployment.resolve(cfg.terrain.pointing), {t.id for t in cfg.towers})
+        except ValueError as exc:
+            line = deployment.line_of("terrain", "pointing")
+            raise ConfigError(
+                deployment.path, "terrain.pointing", cfg.terrain.pointing, line, str(exc)
+            ) from None
