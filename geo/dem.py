@@ -237,6 +237,11 @@ class ElevationModel:
         return out
 
 
+def _shown(bounds: Bounds) -> str:
+    """Bounds as an error shows them: ``(xmin, ymin, xmax, ymax)`` to the decimetre."""
+    return "(" + ", ".join(f"{float(b):.1f}" for b in bounds) + ")"
+
+
 def _grid_for(bounds: Bounds, cell_m: float) -> tuple[float, float, int, int]:
     """Origin and size of a grid whose cell centres cover ``bounds``."""
     xmin, ymin, xmax, ymax = (float(b) for b in bounds)
@@ -246,7 +251,7 @@ def _grid_for(bounds: Bounds, cell_m: float) -> tuple[float, float, int, int]:
     ny = math.ceil((ymax - ymin) / cell_m) + 1
     if nx * ny > MAX_CELLS:
         raise TerrainError(
-            f"a grid of {nx} x {ny} cells at cell_m={cell_m} over {bounds!r}; at most "
+            f"a grid of {nx} x {ny} cells at cell_m={cell_m} over {_shown(bounds)} m; at most "
             f"{MAX_CELLS} cells: use a larger cell_m or a smaller margin"
         )
     return xmin, ymin, nx, ny
@@ -320,7 +325,7 @@ def read_geotiff(
             resampling=getattr(Resampling, resampling),
         )
     if not np.any(np.isfinite(dst)):
-        raise TerrainError(f"DEM {str(p)!r} does not cover the sector's grid {bounds!r}")
+        raise TerrainError(f"DEM {str(p)!r} does not cover the sector's grid {_shown(bounds)} m")
     return ElevationModel(dst[::-1].copy(), x0, y0, cell_m, frame)
 
 

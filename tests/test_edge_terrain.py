@@ -175,3 +175,21 @@ def test_a_ptz_report_keeps_the_calibration_offsets(scene) -> None:
     plain = TowerDetector(site, "t01", CONFIG)
     plain.repoint(Pointing(pan_deg=10.0, tilt_deg=1.5, hfov_deg=8.0))
     assert (plain.base.pan_deg, plain.base.tilt_deg, plain.base.roll_deg) == (10.0, 1.5, 0.0)
+
+
+def test_vigil_edge_camera_loads_the_deployments_terrain(tmp_path: Path, capsys) -> None:
+    """The command builds its detector from [terrain]: ground it cannot lay out stops it with
+    the deployment's name, before any frame or broker."""
+    from vigil.cli import main
+
+    path = tmp_path / "sector.toml"
+    path.write_text(
+        default_deployment_path().read_text(encoding="utf-8")
+        + "\n[terrain]\nsynthetic = { seed = 2 }\ncell_m = 1.0\n"
+    )
+    video = tmp_path / "t03.avi"
+    video.write_bytes(b"")
+    argv = ["edge", "camera", str(video), "--id", "t03", "--deployment", str(path)]
+    assert main(argv) == 3
+    err = capsys.readouterr().err
+    assert f"error: {path}: [terrain]: a grid of" in err and "use a larger cell_m" in err
