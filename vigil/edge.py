@@ -20,6 +20,7 @@ from vigil.detection.detector import DetectorConfig, MotionDetector
 from vigil.detection.objects import CameraGeometry
 from vigil.detection.settings import DetectionSettings
 from vigil.detection.terrain import TerrainGeometry
+from vigil.geo.camera import PinholeCamera
 from vigil.geo.dem import ElevationModel
 from vigil.geo.landmarks import TowerPointing, apply_pointing
 from vigil.geo.site import Site, tower_camera
@@ -105,7 +106,7 @@ class TowerDetector:
         #: Pointings given by :meth:`repoint` (the detector restarted for each).
         self.repoints = 0
 
-    def _calibrated(self, camera):
+    def _calibrated(self, camera: PinholeCamera) -> PinholeCamera:
         """The camera with the tower's pointing calibration applied (if it has one)."""
         cal = self.ground.pointing
         return camera if cal is None else apply_pointing(camera, cal)
