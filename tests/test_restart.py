@@ -270,3 +270,15 @@ def test_a_snapshot_holds_no_static_layout(site, feeds):
     assert snapshot.restore(snapshot.roots(fresh), body) == {"seq": 1}
     assert fresh.core.engine.context.tracks is fresh.core.engine.tracks
     assert fresh.core.engine.site is site and fresh.bus is not r.bus
+
+
+def test_a_snapshot_from_code_with_other_attributes_is_refused(site, feeds):
+    """State written by another version of the classes is not loaded into these."""
+    r = SectorRunner(site, hold_s=HOLD_S)
+    for topic, msg in feeds[:100]:
+        r.handle(topic, msg)
+    body = snapshot.capture(snapshot.roots(r), {"seq": 1})
+    fresh = SectorRunner(site, hold_s=HOLD_S)
+    fresh.core.fusion.added_in_a_later_version = 0
+    with pytest.raises(snapshot.SnapshotError, match="another version"):
+        snapshot.restore(snapshot.roots(fresh), body)

@@ -19,7 +19,9 @@ How
     service's own private state folder (0700), that the service itself wrote: :func:`read`
     refuses a file not owned by this user or writable by group or others, or in a folder
     that is, and checks a magic, a format version and a SHA-256 of the body before it
-    unpickles anything.
+    unpickles anything. State whose attribute names differ from the freshly built objects'
+    (another version of the classes) is refused; this relies on the stateful classes making
+    every attribute in ``__init__`` (true of all of them today; tests/test_restart.py).
 
 The file
     ``snapshot-{seq:012d}.bin``: :data:`MAGIC`, the version (2 bytes, big-endian), the body's
@@ -177,6 +179,15 @@ def restore(objs: dict[str, Any], body: bytes) -> dict[str, Any]:
     missing = set(state) - set(objs)
     if missing:
         raise SnapshotError(f"the snapshot holds state for {sorted(missing)} that is not here")
+    for name, values in state.items():
+        # written by code whose objects had other attributes: its state does not fit these
+        skip = set(STATIC.get(name, ()))
+        have = {k for k in vars(objs[name]) if k not in skip}
+        if set(values) != have:
+            raise SnapshotError(
+                f"the snapshot's {name} has attributes {sorted(set(values) ^ have)} that this "
+                "version's has not, or lacks them (made by another version of Vigil)"
+            )
     for name, values in state.items():
         vars(objs[name]).update(values)
     return meta
