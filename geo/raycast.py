@@ -192,6 +192,31 @@ def _cast_rays(z, x0, y0, cell, origins, directions, max_range, curv, out):
         )
 
 
+#: Fewer rays than this are cast on the calling thread: starting the parallel loop's threads
+#: costs milliseconds, more than a camera's few detections a frame take to cast.
+PARALLEL_MIN_RAYS = 256
+
+
+@njit(cache=True, nogil=True)
+def _cast_rays_serial(z, x0, y0, cell, origins, directions, max_range, curv, out):
+    for r in range(origins.shape[0]):
+        _cast_one(
+            z,
+            x0,
+            y0,
+            cell,
+            origins[r, 0],
+            origins[r, 1],
+            origins[r, 2],
+            directions[r, 0],
+            directions[r, 1],
+            directions[r, 2],
+            max_range,
+            curv,
+            out[r],
+        )
+
+
 @dataclass(frozen=True)
 class RayHits:
     """Where rays meet the ground; NaN where they see sky.
@@ -253,7 +278,8 @@ def cast_rays(
     if not (math.isfinite(curvature_coeff) and 0.0 <= curvature_coeff <= 2.0):
         raise TerrainError(f"curvature_coeff={curvature_coeff!r}; expected a value in [0, 2]")
     out = np.empty((o.shape[0], 4))
-    _cast_rays(
+    kernel = _cast_rays if o.shape[0] >= PARALLEL_MIN_RAYS else _cast_rays_serial
+    kernel(
         dem.z,
         dem.x0,
         dem.y0,

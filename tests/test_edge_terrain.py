@@ -193,3 +193,20 @@ def test_vigil_edge_camera_loads_the_deployments_terrain(tmp_path: Path, capsys)
     assert main(argv) == 3
     err = capsys.readouterr().err
     assert f"error: {path}: [terrain]: a grid of" in err and "use a larger cell_m" in err
+
+
+def test_a_few_rays_cast_as_a_large_batch_does(scene) -> None:
+    """A camera's few detections a frame go through the serial kernel: the same hits as the
+    parallel one gives the same rays within a large batch."""
+    from vigil.geo.raycast import PARALLEL_MIN_RAYS, pixels_to_terrain
+
+    site, dem, _ = scene
+    cam = camera_on_terrain(tower_camera(site.towers[0], site.frame()), dem)
+    rng = np.random.default_rng(8)
+    u = rng.uniform(0, cam.width, 2 * PARALLEL_MIN_RAYS)
+    v = rng.uniform(cam.height / 3, cam.height, u.size)
+    batch = pixels_to_terrain(cam, dem, u, v)
+    few = pixels_to_terrain(cam, dem, u[:5], v[:5])
+    assert batch.hit[:5].any()
+    np.testing.assert_array_equal(few.x, batch.x[:5])
+    np.testing.assert_array_equal(few.range_m, batch.range_m[:5])
