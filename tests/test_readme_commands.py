@@ -14,6 +14,8 @@ a line needs what a test cannot give it as written:
 - ``vigil run``, ``vigil serve``, ``vigil alerts``, ``vigil record`` and ``vigil replay`` need a
   running broker (tests/test_cli_connection.py, tests/test_recording.py and tests/test_e2e_mqtt.py
   run them against Mosquitto): here they run to ``--help``.
+- ``vigil edge camera onvif --onvif HOST:PORT ...`` needs a live ONVIF camera and a broker
+  (tests/test_onvif_camera_mqtt.py runs it against the virtual camera): it runs to ``--help``.
 
 Every README line must be one of the cases below, so that a new line gets a case.
 """
@@ -81,7 +83,7 @@ def plan(command: str) -> tuple[str, list[list[str]]]:
         assert all(n in NEEDS_BROKER for n in names), command
         return "", [[n, "--help"] for n in names]
     argv = [PLACEHOLDERS.get(a, a) for a in shlex.split(command)[1:]]
-    if argv[0] in NEEDS_BROKER:
+    if argv[0] in NEEDS_BROKER or "--onvif" in argv:
         return "", [[*argv, "--help"]]  # its arguments as written are checked, then its help
     if argv[:2] == ["users", "add"]:
         return "users", [["users", "add", "ana", *argv[3:]]]
