@@ -39,6 +39,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from vigil.geo.dem import ElevationModel
 from vigil.geo.site import Site
 from vigil.ingest.bus import Bus
 from vigil.ingest.schema import Track
@@ -113,6 +114,10 @@ class LiveMapApp(Starlette):
         :mod:`~vigil.maps.live.throttle`).
     max_body
         The most bytes a request body may hold (413 beyond, read no further).
+    dem
+        The sector's ground (:func:`~vigil.maps.live.coverage.live_relief`): with it the
+        towers' coverage layer draws what each camera sees on the relief (viewsheds, computed
+        here once); None draws flat wedges.
     """
 
     def __init__(
@@ -133,6 +138,7 @@ class LiveMapApp(Starlette):
         login_throttle: LoginThrottle | None = None,
         verify_gate: VerifyGate | None = None,
         max_body: int = 64 * 1024,
+        dem: ElevationModel | None = None,
     ) -> None:
         self.site = site
         self.bus = bus
@@ -141,7 +147,7 @@ class LiveMapApp(Starlette):
         self.history_source = history
         self.tick_s = tick_s
         self.sector = site.sector.name
-        self.live = LiveState(site, **(state_options or {}))
+        self.live = LiveState(site, dem=dem, **(state_options or {}))
         self.sessions = (
             Sessions(secret)
             if session_lifetime_s is None
@@ -153,7 +159,8 @@ class LiveMapApp(Starlette):
         self._login_summary: dict[str, int] = {}
         self.unit_ids = {u.id for u in site.units}
         self.page_html = live_page(site, tiles_url=tiles_url, tiles_attribution=tiles_attribution)
-        self.site_json = _json.encode(site_view(site))
+        # the layer menu names the towers' coverage by what it shows (viewsheds or wedges)
+        self.site_json = _json.encode(dict(site_view(site), coverage=self.live.coverage_from))
         self.guard = Guard(self.sessions, audit, users)
         # a map fed over MQTT says on the page whether its broker connection holds
         link = (lambda: bool(bus.connected)) if hasattr(type(bus), "connected") else None

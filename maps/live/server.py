@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+from vigil.geo.dem import ElevationModel
 from vigil.geo.site import Site
 from vigil.ingest.bus import Bus
 from vigil.maps.live.app import HistorySource, LiveMapApp
@@ -133,12 +134,14 @@ def run_live(
     secret: bytes | None = None,
     log_level: str = "info",
     allowed_hosts: list[str] | tuple[str, ...] = (),
+    dem: ElevationModel | None = None,
 ) -> None:
     """Serve the live map of ``site`` fed by ``bus`` until interrupted.
 
     ``users_path`` is the users file (``vigil users add``); ``audit_path`` the SQLite file the
     audit table goes in (the sector's store will do). The bus is typically fed by the
-    simulator or the sector service on other threads.
+    simulator or the sector service on other threads. ``dem``: the sector's ground, for the
+    towers' coverage on the relief (:class:`~vigil.maps.live.app.LiveMapApp`).
     """
     users = UserStore(users_path)
     if not users.users():
@@ -157,6 +160,7 @@ def run_live(
         secret=secret,
         # answer to the bound address, the certificate's names and the ones given
         allowed_hosts=[host, *certificate_names(certfile), *allowed_hosts],
+        dem=dem,
     )
     try:
         serve(app, host, port, certfile, keyfile, log_level=log_level)

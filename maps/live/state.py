@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 
 from vigil.geo.camera import PinholeCamera
+from vigil.geo.dem import ElevationModel
+from vigil.geo.raycast import camera_on_terrain
 from vigil.geo.site import Site, tower_camera
 from vigil.ingest.schema import (
     Alert,
@@ -38,6 +40,7 @@ from vigil.ingest.schema import (
     Wire,
 )
 from vigil.ingest.sources import Devices, check_source
+from vigil.maps.live.coverage import TowerViewshed, coverage_geojson
 
 #: Crossings count towards a segment's shading for this long, seconds.
 DEFAULT_CROSSING_WINDOW_S = 6 * 3600.0
@@ -126,6 +129,7 @@ def latlon_ring(frame, polygon) -> list[list[float]]:
 class _Tower:
     camera: PinholeCamera
     view: dict[str, Any]
+    viewshed: TowerViewshed | None = None
 
 
 class LiveState:
@@ -144,6 +148,12 @@ class LiveState:
         speak).
     crossing_window_s, track_timeout_s, history_s, history_step_s
         See the module constants; seconds of message time.
+    dem
+        The sector's ground (:func:`~vigil.maps.live.coverage.live_relief`), or None. With it,
+        each tower's coverage is what its camera sees on the relief (the view's ``coverage``,
+        a GeoJSON MultiPolygon in WGS84, with holes; :mod:`vigil.maps.live.coverage`): the
+        viewsheds are computed here, once, and cut again by the image when a camera turns.
+        Without it, the flat wedges only (``fov``), as before.
     """
 
     def __init__(
@@ -154,6 +164,7 @@ class LiveState:
         track_timeout_s: float = DEFAULT_TRACK_TIMEOUT_S,
         history_s: float = DEFAULT_HISTORY_S,
         history_step_s: float = DEFAULT_HISTORY_STEP_S,
+        dem: ElevationModel | None = None,
     ) -> None:
         self.site = site
         self.frame = site.frame()
@@ -174,9 +185,15 @@ class LiveState:
         self.sensors: dict[str, dict[str, Any]] = {}
         self.uas: dict[str, dict[str, Any]] = {}
         self.crossings: dict[str, deque[float]] = {}
+        #: What the towers' coverage shows: ``viewsheds`` (on the relief) or ``wedges``.
+        self.coverage_from = "wedges" if dem is None else "viewsheds"
         self.towers: dict[str, _Tower] = {}
         for t in site.towers:
             cam = tower_camera(t, self.frame)
+            viewshed = None
+            if dem is not None:
+                cam = camera_on_terrain(cam, dem)
+                viewshed = TowerViewshed(cam, dem)
             view = {
                 "id": t.id,
                 "pan": t.pan_deg,
@@ -184,7 +201,8 @@ class LiveState:
                 "fov": latlon_ring(self.frame, cam.footprint()),
                 "reason": "",
             }
-            self.towers[t.id] = _Tower(cam, view)
+            tower = self.towers[t.id] = _Tower(cam, view, viewshed)
+            self._show_coverage(tower)
         self._history: dict[str, deque[tuple[float, float, float]]] = {}
         self._history_class: dict[str, str] = {}
         self._alert_units: dict[str, set[str]] = {}
@@ -344,6 +362,7 @@ class LiveState:
             width=base.width,
             height=base.height,
             max_range_m=base.max_range_m,
+            ground_z=base.ground_z,
         )
         view = {
             "id": c.camera,
@@ -354,7 +373,14 @@ class LiveState:
         }
         tower.camera = turned
         tower.view = view
+        self._show_coverage(tower)
         self._ch_towers[c.camera] = view
+
+    def _show_coverage(self, tower: _Tower) -> None:
+        # on the relief: what the camera, as it points now, sees of its tower's viewshed
+        if tower.viewshed is not None:
+            seen = tower.viewshed.seen(tower.camera)
+            tower.view["coverage"] = coverage_geojson(self.frame, seen)
 
     # -- reading (the loop thread) -------------------------------------------------------------
 

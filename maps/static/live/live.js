@@ -14,7 +14,8 @@
  *   .vigil-track[data-track-id][data-class][data-state]   track markers (DOM, class icons)
  *   .vigil-segment[data-segment-id][data-crossings]        border segments (SVG paths)
  *   .vigil-sensor[data-sensor-id][data-state]              ground sensors (SVG circles)
- *   .vigil-tower[data-tower-id], .vigil-fov[data-tower-id][data-pan]
+ *   .vigil-tower[data-tower-id], .vigil-fov[data-tower-id][data-pan][data-coverage]
+ *     (data-coverage "viewshed": what the camera sees on the relief; "wedge": flat ground)
  *   .vigil-uas[data-aircraft-id], .vigil-uas-footprint[data-aircraft-id]
  *   .vigil-unit[data-unit-id], .vigil-zone[data-zone-id]
  *   #alert-queue .alert[data-alert-id][data-state] with buttons .ack, .assign, .close
@@ -250,6 +251,8 @@
         className: "vigil-fov",
       }).addTo(L_.fov);
       tag(fov, { "data-tower-id": t.id });
+      if (site.coverage === "viewsheds")
+        tip(fov, function () { return "tower " + t.id + ": what it sees on the relief (viewshed)"; });
       var m = L.marker([t.lat, t.lon], {
         icon: L.divIcon({ className: "vigil-tower", iconSize: [16, 16] }),
         keyboard: false,
@@ -316,7 +319,7 @@
           "trails": L_.trails,
           "alerts": L_.alerts,
           "towers": L_.towers,
-          "fields of view": L_.fov,
+          [site.coverage === "viewsheds" ? "viewshed coverage" : "fields of view"]: L_.fov,
           "ground sensors": L_.sensors,
           "patrol units": L_.units,
           "aircraft": L_.uas,
@@ -465,8 +468,9 @@
     t.pan = v.pan;
     t.tilt = v.tilt;
     t.reason = v.reason;
-    t.fov.setLatLngs(v.fov);
-    tag(t.fov, { "data-pan": v.pan.toFixed(1) });
+    // on the relief: a GeoJSON MultiPolygon ([lon, lat], holes); else the flat wedge
+    t.fov.setLatLngs(v.coverage ? L.GeoJSON.coordsToLatLngs(v.coverage.coordinates, 2) : v.fov);
+    tag(t.fov, { "data-pan": v.pan.toFixed(1), "data-coverage": v.coverage ? "viewshed" : "wedge" });
   }
 
   function applyUas(v) {
