@@ -24,6 +24,7 @@ import numpy as np
 
 from vigil.geo.frames import LocalFrame
 from vigil.tracks.config import TrackerConfig
+from vigil.tracks.table import CONFIRMED
 from vigil.tracks.tracker import Tracker
 
 LOCAL_COLUMNS = ("t", "x", "y")
@@ -252,6 +253,7 @@ def run_track(
     centre: tuple[float, float] | None = None,
     config: TrackerConfig | None = None,
     timezone: str = "UTC",
+    report_max_sigma_m: float | None = None,
 ) -> TrackSummary:
     """Track the detections in ``csv_in`` and write confirmed track states to ``csv_out``.
 
@@ -271,6 +273,11 @@ def run_track(
         WGS84 centre ``(lat, lon)`` of the tracking frame; default the mean of the input.
     timezone
         IANA time zone of the ``time`` column (``America/Phoenix``); UTC by default.
+    report_max_sigma_m
+        A coasting track (no detection in this batch) is written only while its larger
+        position standard deviation is at most this (m): it keeps coasting, and its id, until
+        the tracker deletes it, but its prediction is not reported as a position once it is
+        this unsure. ``None`` (default): every confirmed and coasting track is written.
 
     Raises
     ------
@@ -319,6 +326,10 @@ def run_track(
             table = tracker.update(t, z[idx], sigma=det.sigma[idx])
             batches += 1
             shown = table.confirmed()
+            if report_max_sigma_m is not None and len(shown):
+                var = np.maximum(shown.P[:, 0, 0], shown.P[:, 1, 1])
+                sure = (shown.status == CONFIRMED) | (var <= report_max_sigma_m**2)
+                shown = shown.select(sure)
             if len(shown):
                 px, py = shown.x[:, 0], shown.x[:, 1]
                 if local is not None:

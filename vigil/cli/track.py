@@ -5,9 +5,23 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from vigil.cli.arguments import existing_file, output_file
+from vigil.cli.arguments import existing_file, output_file, positive_float
 from vigil.cli.common import EXIT_OK, EXIT_USAGE, CommandError, Subparsers
+
+if TYPE_CHECKING:
+    from vigil.tracks.config import TrackerConfig
+
+#: ``vigil track`` flags and the ``[tracker]`` key each sets (after the file's value).
+FLAG_KEYS = {
+    "gate_probability": "gate_probability",
+    "max_coast_s": "max_coast_s",
+    "tentative_max_gap_s": "tentative_max_gap_s",
+    "process_noise": "process_noise",
+    "default_sigma": "default_sigma_m",
+    "max_position_sigma": "max_position_sigma_m",
+}
 
 
 def time_zone(text: str) -> str:
@@ -23,8 +37,83 @@ def time_zone(text: str) -> str:
     return text
 
 
+def confirmation(text: str) -> tuple[int, int]:
+    """``M/N``: confirm a track with M detections in its last N scans (1 <= M <= N <= 31)."""
+    m_text, slash, n_text = text.partition("/")
+    try:
+        m, n = int(m_text), int(n_text)
+    except ValueError:
+        m = n = 0
+    if not slash or not 1 <= m <= n <= 31:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected M/N, M detections in the last N scans, 1 <= M <= N <= 31"
+        )
+    return m, n
+
+
+def load_track_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrackerConfig:
+    """The tracker settings of a ``vigil track --config`` TOML file: a ``[tracker]`` table,
+    the same as a deployment file's (:class:`vigil.tracks.config.TrackerSettings`), with
+    ``overrides`` (key: value, from flags) over it; ``path`` ``None`` is the defaults.
+    Raises :class:`vigil.config_sections.ConfigError` naming the key, the value and the line.
+    """
+    import tomllib
+
+    import msgspec
+
+    from vigil.config_sections import ConfigError
+    from vigil.ingest.validation import explain, toml_line
+    from vigil.tracks.config import TrackerConfig, TrackerSettings
+
+    track_file = msgspec.defstruct(
+        "TrackFile", [("tracker", TrackerSettings, TrackerSettings())], forbid_unknown_fields=True
+    )
+
+    text = ""
+    raw: dict[str, Any] = {}
+    where: str | Path = path if path is not None else "(flags)"
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+            raw = tomllib.loads(text)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(path, "(file)", str(path), None, f"cannot read: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(path, "(syntax)", None, None, str(exc)) from None
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    if overrides:
+        table = merged.setdefault("tracker", {})
+        if isinstance(table, dict):
+            table.update(overrides)
+    try:
+        settings = msgspec.convert(merged, track_file).tracker
+    except msgspec.ValidationError as exc:
+        problem = explain(exc, merged, text or None)
+        hint = problem.message
+        if problem.kind == "unknown_field":
+            allowed = (
+                "tracker"
+                if len(problem.path) == 1
+                else ", ".join(TrackerSettings.__struct_fields__)
+            )
+            hint = f"unknown key; allowed here: {allowed}"
+        line = problem.line
+        if len(problem.path) == 2 and problem.path[1] in (overrides or {}):
+            where, line = "command line", None  # the flag's value, not the file's
+        raise ConfigError(where, problem.key, problem.value, line, hint) from None
+    try:
+        return TrackerConfig.from_parts(settings, (1 / 3, 1 / 3, 1 / 3))
+    except ValueError as exc:  # a rule across keys: name the first key in the message
+        words = str(exc).split(": ", 1)[-1]  # "confirm_m = 4 > confirm_n = 3; expected ..."
+        key = words.split(" = ")[0].strip()
+        line = toml_line(text, ["tracker", key]) if text else None
+        value = getattr(settings, key, None)
+        raise ConfigError(where, f"tracker.{key}", value, line, words) from None
+
+
 def cmd_track(args: argparse.Namespace) -> int:
     """Track detections from a CSV file."""
+    from vigil.config_sections import ConfigError
     from vigil.tracks.csvfile import CsvError, run_track
 
     centre = None
@@ -35,8 +124,25 @@ def cmd_track(args: argparse.Namespace) -> int:
             print(f"error: --centre {args.centre!r}: expected LAT,LON in degrees", file=sys.stderr)
             return EXIT_USAGE
         centre = (lat, lon)
+    flags = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items()}
+    overrides: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
+    if args.confirm is not None:
+        overrides["confirm_m"], overrides["confirm_n"] = args.confirm
     try:
-        s = run_track(args.detections, args.out, args.frame, centre=centre, timezone=args.timezone)
+        config = load_track_config(args.config, overrides)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        s = run_track(
+            args.detections,
+            args.out,
+            args.frame,
+            centre=centre,
+            config=config,
+            timezone=args.timezone,
+            report_max_sigma_m=args.report_max_sigma,
+        )
     except CsvError as exc:
         raise CommandError(str(exc)) from None
     print(
@@ -72,4 +178,64 @@ def register(sub: Subparsers) -> None:
         metavar="ZONE",
         help="IANA time zone of the output's time column (ISO 8601 with offset; default UTC)",
     )
+    add_settings(p)
     p.set_defaults(func=cmd_track)
+
+
+def add_settings(p: argparse.ArgumentParser) -> None:
+    """The tracker's settings: a file and flags for the common ones (flags win)."""
+    g = p.add_argument_group(
+        "tracker settings",
+        "A --config file holds a [tracker] table, the same keys as the deployment file's "
+        "(vigil config show prints them); the flags below override it. Times are seconds: "
+        "set them for your scan interval (the defaults suit 1-2 s scans).",
+    )
+    g.add_argument("--config", type=existing_file, metavar="TOML", help="[tracker] settings file")
+    g.add_argument(
+        "--gate-probability",
+        type=float,
+        metavar="P",
+        help="chi-square gate probability (0.5-1, default 0.999)",
+    )
+    g.add_argument(
+        "--confirm", type=confirmation, metavar="M/N", help="M detections in N scans (3/4)"
+    )
+    g.add_argument(
+        "--max-coast-s",
+        type=positive_float,
+        metavar="S",
+        help="a confirmed track with no detection for this long is deleted (5 s)",
+    )
+    g.add_argument(
+        "--tentative-max-gap-s",
+        type=positive_float,
+        metavar="S",
+        help="a tentative track with no detection for this long is deleted (2.5 s)",
+    )
+    g.add_argument(
+        "--process-noise",
+        type=positive_float,
+        metavar="Q",
+        help="constant-velocity acceleration noise, m^2/s^3 per axis (0.1)",
+    )
+    g.add_argument(
+        "--default-sigma",
+        type=positive_float,
+        metavar="M",
+        help="measurement sigma per axis for rows without a sigma column, m (5)",
+    )
+    g.add_argument(
+        "--max-position-sigma",
+        type=positive_float,
+        metavar="M",
+        help="a track whose position sigma exceeds this is deleted, m (200)",
+    )
+    g.add_argument(
+        "--report-max-sigma",
+        type=positive_float,
+        metavar="M",
+        help=(
+            "write a coasting track (no detection this scan) only while its larger position "
+            "sigma is at most this, m; it keeps coasting and its id (default: always written)"
+        ),
+    )
