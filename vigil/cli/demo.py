@@ -77,12 +77,17 @@ def _demo_serve(d: Deployment, sim: SimSettings, args: argparse.Namespace) -> in
     from vigil.maps.live.app import LiveMapApp
     from vigil.maps.live.audit import AuditLog
     from vigil.maps.live.auth import UserStore
+    from vigil.maps.live.coverage import live_relief
     from vigil.maps.live.server import ServerThread
     from vigil.pipeline import Pipeline
 
     if not (args.speed > 0):
         print(f"error: --speed {args.speed!r}: expected a positive factor", file=sys.stderr)
         return EXIT_USAGE
+    try:  # with [terrain] the towers' coverage is drawn on the relief (viewsheds)
+        dem = live_relief(d.config.terrain, d.site, d.path.parent)
+    except ValueError as exc:  # a DEM that cannot be read or placed
+        raise CommandError(f"{d.path}: [terrain]: {exc}") from None
     # a users file that is not there is not created: the command stops and says what to run
     users = UserStore(args.users) if Path(args.users).is_file() else None
     if users is None or not users.users():
@@ -100,7 +105,7 @@ def _demo_serve(d: Deployment, sim: SimSettings, args: argparse.Namespace) -> in
     pipe = Pipeline(
         d.site, sim, args.seed, store_dir=None, tracker=d.tracker_config(), rules=d.rules
     )
-    app = LiveMapApp(d.site, pipe.bus, users, audit, tiles_url=d.config.map.tiles_url)
+    app = LiveMapApp(d.site, pipe.bus, users, audit, tiles_url=d.config.map.tiles_url, dem=dem)
     channels = cot_channels(d)
     feed_from_bus(pipe.bus, d.sector, channels)
     server = ServerThread(app, args.host, args.port)

@@ -33,10 +33,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from vigil.cli.connection import ConnectionWatch
     from vigil.ingest.mqtt import MqttBus
     from vigil.ingest.mqtt_link import instance_client_id
+    from vigil.maps.live.coverage import live_relief
     from vigil.maps.live.server import run_live
     from vigil.service import mqtt_settings
 
     d = load_deployment(args.deployment)
+    try:  # with [terrain] the towers' coverage is drawn on the relief (viewsheds)
+        dem = live_relief(d.config.terrain, d.site, d.path.parent)
+    except ValueError as exc:  # a DEM that cannot be read or placed
+        raise CommandError(f"{d.path}: [terrain]: {exc}") from None
     b = d.config.broker
     # a session of its own per instance (two maps under one id knock each other off), kept
     # only minutes: the map needs no messages from before it started
@@ -70,6 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             keyfile=args.key,
             tiles_url=d.config.map.tiles_url,
             allowed_hosts=args.allowed_host,
+            dem=dem,
         )
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
