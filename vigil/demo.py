@@ -67,6 +67,7 @@ def run_demo(
         store_dir=out_dir,
         tracker=deployment.tracker_config(),
         rules=deployment.rules,
+        detection=deployment.detection_for,
     )
     feed_from_bus(pipe.bus, deployment.sector, channels)
     duration = hours * 3600.0

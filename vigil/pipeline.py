@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from vigil.alerts.rules import AlertRules
 from vigil.core import SectorCore
 from vigil.detection.detector import DetectorConfig, MotionDetector
 from vigil.detection.objects import CameraGeometry
+from vigil.detection.settings import DetectionSettings
 from vigil.geo.site import Site
 from vigil.hardware.ugs import route
 from vigil.ingest.bus import Bus, InProcessBus
@@ -107,6 +109,11 @@ class Pipeline:
         Where the SQLite stores go (``None`` keeps them in memory).
     tracker, rules, detector
         Stage settings (defaults when omitted).
+    detection
+        Each tower's detection settings (``Deployment.detection_for``: the deployment's
+        ``[detection]`` with the camera's ``[[cameras]]`` override), which then replace
+        ``detector`` tower by tower, polygons and size limits included; ``None`` gives every
+        tower ``detector``.
     tick_s
         How often tracks are published and crossings checked, seconds of sim time.
     """
@@ -121,6 +128,7 @@ class Pipeline:
         tracker: TrackerConfig | None = None,
         rules: AlertRules | None = None,
         detector: DetectorConfig | None = None,
+        detection: Callable[[str], DetectionSettings] | None = None,
         tick_s: float = 1.0,
     ) -> None:
         self.site = site
@@ -129,6 +137,8 @@ class Pipeline:
         self.now = float(sim.start_time)
         self.bus = InProcessBus(self.sector, clock=lambda: self.now)
         self.detector_config = detector or DetectorConfig.for_tower()
+        self.detection = detection
+        self._thermal = {t.id: t.thermal for t in site.towers}
         self.detectors: dict[str, MotionDetector] = {}
         self._pointing: dict[str, tuple[float, float]] = {}
         self.core = SectorCore(
@@ -239,9 +249,13 @@ class Pipeline:
             cam = replace(cam, width=w, height=h)
         geometry = CameraGeometry(cam, self.frame, item.tower)
         if det is None:
-            det = self.detectors[item.tower] = MotionDetector(
-                (h, w), self.detector_config, geometry, camera_id=item.tower
-            )
+            if self.detection is not None:
+                det = self.detection(item.tower).detector(
+                    (h, w), geometry, item.tower, self._thermal.get(item.tower, True)
+                )
+            else:
+                det = MotionDetector((h, w), self.detector_config, geometry, camera_id=item.tower)
+            self.detectors[item.tower] = det
             self._pointing[item.tower] = pointing
         elif self._pointing[item.tower] != pointing:
             det.set_geometry(geometry)

@@ -103,7 +103,13 @@ def _demo_serve(d: Deployment, sim: SimSettings, args: argparse.Namespace) -> in
     out_dir.mkdir(parents=True, exist_ok=True)
     audit = AuditLog(out_dir / "audit.sqlite")
     pipe = Pipeline(
-        d.site, sim, args.seed, store_dir=None, tracker=d.tracker_config(), rules=d.rules
+        d.site,
+        sim,
+        args.seed,
+        store_dir=None,
+        tracker=d.tracker_config(),
+        rules=d.rules,
+        detection=d.detection_for,
     )
     app = LiveMapApp(d.site, pipe.bus, users, audit, tiles_url=d.config.map.tiles_url, dem=dem)
     channels = cot_channels(d)
