@@ -3,9 +3,11 @@
 The protocol is :mod:`vigil.sim.eval_trajectories`'s: the ETH/UCY files in
 ``../shared/data/trajectories``, detections with Pd 0.9, 0.15 m noise and ``sigma`` per row,
 3 clutter points per scan, a scan every 0.4 s, motmetrics at a 1.0 m gate. Vigil runs as
-``vigil track`` does (:func:`vigil.tracks.csvfile.run_track` on a detections CSV, its
-output CSV read back); Stone Soup's GNN runs with constant velocity q = 0.5, the same sigma,
-3-point initiation and deletion after 5 missed scans.
+the ``vigil track`` command (its entry point, in this process) on a detections CSV
+``t,x,y,sigma``, its output CSV read back: with its defaults, and with the flags a user
+would pick for 0.4 s scans (:data:`FLAGS_0_4_S`); Stone Soup's GNN runs with constant
+velocity q = 0.5, the same sigma, 3-point initiation and deletion after 5 missed scans
+(tentative tracks after 2, as in ``bench_tracking``).
 
 Usage: ``python -m benchmarks trajectories`` or ``python -m benchmarks.bench_trajectories
 [--config FILE] [--seed N] [--no-stonesoup]`` (``--config``: a ``vigil track --config`` TOML
@@ -15,36 +17,48 @@ file, ``[tracker]`` table). Prints one table per file and the pooled one.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from vigil.cli import main as vigil_main
 from vigil.sim.eval_trajectories import (
     Output,
     Scan,
     Score,
+    TrackerRun,
     data_files,
     evaluate,
     read_tracks,
     run_stonesoup_gnn,
     write_detections,
 )
-from vigil.tracks.config import TrackerConfig
-from vigil.tracks.csvfile import run_track
 
-#: ``vigil track`` settings a user would pick for 0.4 s scans of walkers (see BENCHMARKS.md).
-SETTINGS_0_4_S = {}
+#: ``vigil track`` flags a user would pick for 0.4 s scans of people on foot (BENCHMARKS.md):
+#: a lost track ends after 2 s (5 scans), not 5 s; new tracks start at walking speeds, not
+#: 5 m/s (a clutter point 7 m from another could continue it); a 99 % gate; smoother motion;
+#: and a coasting track's prediction is written only while it is within 0.25 m (one scan).
+FLAGS_0_4_S = (
+    "--max-coast-s 2 --initial-speed-sigma 1 --gate-probability 0.99 --process-noise 0.05 "
+    "--report-max-sigma 0.25"
+)
 
 
-def vigil_track(config: TrackerConfig | None = None, report_max_sigma_m: float | None = None):
-    """A tracker run: the scans written as a CSV and tracked by ``vigil track``'s code path
-    (``vigil track detections.csv --out tracks.csv`` with these settings)."""
+def vigil_track(flags: Sequence[str] = ()) -> TrackerRun:
+    """A tracker run: the scans written as a CSV and tracked by the ``vigil track`` command
+    (``vigil track detections.csv --out tracks.csv FLAGS``, in this process), its output CSV
+    read back."""
 
     def run(scans: Sequence[Scan]) -> Output:
         with tempfile.TemporaryDirectory() as tmp:
             src, dst = Path(tmp) / "detections.csv", Path(tmp) / "tracks.csv"
             write_detections(scans, src)
-            run_track(src, dst, config=config, report_max_sigma_m=report_max_sigma_m)
+            with contextlib.redirect_stdout(io.StringIO()):
+                status = vigil_main(["track", str(src), "--out", str(dst), *flags])
+            if status != 0:
+                raise RuntimeError(f"vigil track {' '.join(flags)} exited with status {status}")
             return read_tracks(dst, scans)
 
     return run
@@ -74,16 +88,18 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Score]]:
     if why:
         print(f"skipped: {why}")
         return {}
-    trackers = {"vigil track (defaults)": vigil_track()}
+    trackers = {
+        "vigil track (defaults)": vigil_track(),
+        "vigil track, 0.4 s flags": vigil_track(FLAGS_0_4_S.split()),
+    }
     if args.config:
-        from vigil.cli.track import load_track_config
-
         trackers[f"vigil track --config {args.config.name}"] = vigil_track(
-            load_track_config(args.config)
+            ["--config", str(args.config)]
         )
     if not args.no_stonesoup:
         trackers["Stone Soup GNN"] = run_stonesoup_gnn
     result = evaluate(trackers, files, args.seed)
+    print(f"vigil track, 0.4 s flags: {FLAGS_0_4_S}")
     print(table(result))
     return result
 

@@ -20,7 +20,8 @@ The simulator layer cannot import the tracker, so the tracker under test is a ca
 ``tests/test_eval_trajectories.py`` run ``vigil track``'s own :func:`run_track` on a
 detections CSV written by :func:`write_detections`). :func:`run_stonesoup_gnn` is the anchor:
 Stone Soup's GNN with a constant-velocity model, 3-point initiation and deletion after 5
-scans without an update. motmetrics and stonesoup are the ``bench`` extra's.
+scans without an update (tentative ones after 2). motmetrics and stonesoup are the
+``bench`` extra's.
 """
 
 from __future__ import annotations
@@ -181,11 +182,16 @@ def run_stonesoup_gnn(
     delete_after: int = 5,
     gate: float = 3.0,
     speed_sigma_mps: float = 1.0,
+    hold_steps: int = 2,
+    report_coasting: bool = True,
 ) -> Output:
     """Stone Soup's GNN (``GNNWith2DAssignment``, Mahalanobis gate ``gate``) with constant
     velocity (``q`` m^2/s^3 per axis), each detection's own ``sigma``, tracks initiated after
     ``min_points`` associated detections and deleted after ``delete_after`` scans without
-    an update; every live track is reported each scan."""
+    an update (tentative ones, the initiator's holding tracks, after ``hold_steps``, as in
+    ``benchmarks/bench_tracking.py``); every live track is
+    reported each scan, or only those updated in it when ``report_coasting`` is false. The
+    initial velocity's standard deviation is ``speed_sigma_mps`` (m/s per axis)."""
     from datetime import datetime, timedelta
 
     from stonesoup.dataassociator.neighbour import GNNWith2DAssignment
@@ -201,6 +207,7 @@ def run_stonesoup_gnn(
     from stonesoup.predictor.kalman import KalmanPredictor
     from stonesoup.types.detection import Detection
     from stonesoup.types.state import GaussianState
+    from stonesoup.types.update import Update
     from stonesoup.updater.kalman import KalmanUpdater
 
     transition = CombinedLinearGaussianTransitionModel([ConstantVelocity(q), ConstantVelocity(q)])
@@ -217,7 +224,7 @@ def run_stonesoup_gnn(
     initiator = MultiMeasurementInitiator(
         prior_state=GaussianState(np.zeros((4, 1)), np.diag([0.0, v, 0.0, v])),
         measurement_model=base,
-        deleter=UpdateTimeStepsDeleter(time_steps_since_update=delete_after),
+        deleter=UpdateTimeStepsDeleter(time_steps_since_update=hold_steps),
         data_associator=associator,
         updater=updater,
         min_points=min_points,
@@ -247,6 +254,8 @@ def run_stonesoup_gnn(
         tracks -= deleter.delete_tracks(tracks)
         tracks |= initiator.initiate(dets - used, stamp)
         live = sorted(tracks, key=lambda tr: tr.id)
+        if not report_coasting:
+            live = [tr for tr in live if isinstance(tr.state, Update)]
         tid = np.array([ids.setdefault(tr.id, len(ids)) for tr in live], dtype=np.int64)
         pos = np.array([[tr.state_vector[0, 0], tr.state_vector[2, 0]] for tr in live])
         out.append((tid, pos.reshape(-1, 2)))

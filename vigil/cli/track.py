@@ -19,6 +19,7 @@ FLAG_KEYS = {
     "max_coast_s": "max_coast_s",
     "tentative_max_gap_s": "tentative_max_gap_s",
     "process_noise": "process_noise",
+    "initial_speed_sigma": "initial_speed_sigma_mps",
     "default_sigma": "default_sigma_m",
     "max_position_sigma": "max_position_sigma_m",
 }
@@ -51,7 +52,9 @@ def confirmation(text: str) -> tuple[int, int]:
     return m, n
 
 
-def load_track_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrackerConfig:
+def load_track_config(
+    path: str | Path | None, overrides: dict[str, Any] | None = None
+) -> TrackerConfig:
     """The tracker settings of a ``vigil track --config`` TOML file: a ``[tracker]`` table,
     the same as a deployment file's (:class:`vigil.tracks.config.TrackerSettings`), with
     ``overrides`` (key: value, from flags) over it; ``path`` ``None`` is the defaults.
@@ -217,6 +220,12 @@ def add_settings(p: argparse.ArgumentParser) -> None:
         type=positive_float,
         metavar="Q",
         help="constant-velocity acceleration noise, m^2/s^3 per axis (0.1)",
+    )
+    g.add_argument(
+        "--initial-speed-sigma",
+        type=positive_float,
+        metavar="MPS",
+        help="velocity sigma per axis of a new track, m/s (5; about 1 for people on foot)",
     )
     g.add_argument(
         "--default-sigma",
