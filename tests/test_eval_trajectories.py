@@ -99,6 +99,13 @@ def test_stone_soup_gnn_on_the_same_detections(tmp_path):
     assert s.switches <= 1 and s.fn <= 0.15 * s.gt and s.idtp >= 0.75 * s.gt
 
 
+def test_absent_data_gives_a_reason(tmp_path):
+    files, why = data_files(tmp_path / "nowhere")
+    assert files == [] and "no trajectory data at" in why
+    (tmp_path / "empty").mkdir()
+    assert data_files(tmp_path / "empty")[1].startswith("no *.txt trajectory files")
+
+
 def test_real_data_or_a_reason():
     files, why = data_files()
     if why:
