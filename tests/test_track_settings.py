@@ -133,3 +133,23 @@ def test_report_max_sigma_drops_unsure_coasting_positions(tmp_path):
     rows += [(8, 8.0, 0.0)]
     back = _track(tmp_path, _write(tmp_path / "d2.csv", rows), "--report-max-sigma", "6")
     assert [r["t"] for r in back if r["track_id"] == "1"][-1] == "8.0"
+
+
+def test_a_deployment_file_is_a_config(tmp_path):
+    """``--config`` takes a whole deployment file too: its ``[tracker]`` (the shipped sector
+    coasts 30 s) and class model; flags still win."""
+    from vigil.config import default_deployment_path, load_default
+
+    shipped = load_default().tracker_config()
+    config = load_track_config(default_deployment_path())
+    assert config == shipped and config.max_coast_s == 30.0
+    assert load_track_config(default_deployment_path(), {"max_coast_s": 2.0}).max_coast_s == 2.0
+    src = _walker_then_gone(tmp_path)
+    assert _last_time(_track(tmp_path, src, "--config", str(default_deployment_path()))) == 9.0
+    broken = tmp_path / "site.toml"
+    broken.write_text(
+        default_deployment_path().read_text().replace("[tracker]\n", "[tracker]\nzoom = 1\n", 1)
+    )
+    with pytest.raises(ConfigError) as info:
+        load_track_config(broken)
+    assert info.value.key == "tracker.zoom" and info.value.line is not None

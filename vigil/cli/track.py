@@ -56,7 +56,8 @@ def load_track_config(
     path: str | Path | None, overrides: dict[str, Any] | None = None
 ) -> TrackerConfig:
     """The tracker settings of a ``vigil track --config`` TOML file: a ``[tracker]`` table,
-    the same as a deployment file's (:class:`vigil.tracks.config.TrackerSettings`), with
+    the same as a deployment file's (:class:`vigil.tracks.config.TrackerSettings`), or a
+    whole deployment file (its ``[tracker]`` and its ``[classes]`` model), with
     ``overrides`` (key: value, from flags) over it; ``path`` ``None`` is the defaults.
     Raises :class:`vigil.config_sections.ConfigError` naming the key, the value and the line.
     """
@@ -83,6 +84,17 @@ def load_track_config(
             raise ConfigError(path, "(file)", str(path), None, f"cannot read: {exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(path, "(syntax)", None, None, str(exc)) from None
+    parts: tuple[Any, ...] = ((1 / 3, 1 / 3, 1 / 3),)
+    if "sector" in raw:  # a whole deployment file: its [tracker] and its [classes] model
+        from vigil.config import parse
+
+        deployment = parse(text, path or "")
+        parts = (
+            deployment.config.classes.prior,
+            deployment.class_model.camera,
+            deployment.class_model.speed,
+        )
+        raw, text = {"tracker": msgspec.to_builtins(deployment.config.tracker)}, ""
     merged = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
     if overrides:
         table = merged.setdefault("tracker", {})
@@ -105,7 +117,7 @@ def load_track_config(
             where, line = "command line", None  # the flag's value, not the file's
         raise ConfigError(where, problem.key, problem.value, line, hint) from None
     try:
-        return TrackerConfig.from_parts(settings, (1 / 3, 1 / 3, 1 / 3))
+        return TrackerConfig.from_parts(settings, *parts)
     except ValueError as exc:  # a rule across keys: name the first key in the message
         words = str(exc).split(": ", 1)[-1]  # "confirm_m = 4 > confirm_n = 3; expected ..."
         key = words.split(" = ")[0].strip()
@@ -190,7 +202,8 @@ def add_settings(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group(
         "tracker settings",
         "A --config file holds a [tracker] table, the same keys as the deployment file's "
-        "(vigil config show prints them); the flags below override it. Times are seconds: "
+        "(vigil config show prints them), or is a whole deployment file; the flags below "
+        "override it. Times are seconds: "
         "set them for your scan interval (the defaults suit 1-2 s scans).",
     )
     g.add_argument("--config", type=existing_file, metavar="TOML", help="[tracker] settings file")
