@@ -87,7 +87,7 @@ CLOSE_TYPE = "t-x-d-d"
 EMERGENCY_TYPES = frozenset({"b-a-o-tbl", "b-a-o-pan", "b-a-o-opn", "b-a-o-can"})
 #: The CoT base event schema Vigil validates against (package data).
 SCHEMA_FILE = "cot_event.xsd"
-_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$(?!\n)")
 
 
 class CotError(ValueError):

@@ -28,7 +28,7 @@ from msgspec import Meta
 from vigil.ingest.schema import ClassName
 
 #: A host name or address: letters, digits, dots, hyphens, underscores, colons (IPv6).
-HostName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9._:-]{1,253}$")]
+HostName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9._:-]{1,253}$(?!\n)")]
 #: A file path (PEM or PKCS#12); bounded, never empty.
 FilePath = Annotated[str, Meta(min_length=1, max_length=4096)]
 #: Stale times, seconds: at least one second, at most seven days.
@@ -84,7 +84,7 @@ class CotSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         "animal",
         "unknown",
     )
-    uid_prefix: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = "vigil"
+    uid_prefix: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,32}$(?!\n)")] = "vigil"
     reconnect_s: Annotated[float, Meta(ge=0.1, le=600.0)] = 2.0
 
     def __post_init__(self) -> None:

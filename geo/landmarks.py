@@ -51,7 +51,7 @@ class TowerPointing(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     """One tower's pointing calibration: offsets added to the deployment's pan, tilt and roll,
     the field of view when it was solved, and how well the landmarks pinned them down."""
 
-    id: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    id: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$(?!\n)")]
     pan_offset_deg: Offset
     tilt_offset_deg: Offset
     roll_offset_deg: Offset

@@ -31,7 +31,7 @@ from vigil.geo.frames import LocalFrame
 Lat = Annotated[float, Meta(ge=-90.0, le=90.0, description="latitude, degrees WGS84")]
 Lon = Annotated[float, Meta(ge=-180.0, le=180.0, description="longitude, degrees WGS84")]
 LatLon = tuple[Lat, Lon]
-Ident = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+Ident = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$(?!\n)")]
 Positive = Annotated[float, Meta(gt=0.0)]
 Fraction = Annotated[float, Meta(ge=0.0, le=1.0)]
 Azimuth = Annotated[float, Meta(ge=0.0, lt=360.0)]

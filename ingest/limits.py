@@ -15,9 +15,9 @@ from typing import Annotated
 from msgspec import Meta
 
 #: Identifiers on the wire: the deployment's identifier pattern.
-IDENT_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+IDENT_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$(?!\n)"
 #: Who acted on an alert: a user name (``vigil.maps.live.auth.USER_NAME``) or a unit id.
-ACTOR_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
+ACTOR_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$(?!\n)"
 #: Longest free text (alert summaries, notes, a camera command's reason), characters.
 MAX_TEXT = 500
 #: Longest list in a message (sensors, units, predicted positions, history, footprint).

@@ -270,3 +270,19 @@ def test_the_payload_cap_is_a_setting() -> None:
         bus.close(0.1)
     with pytest.raises(ValueError, match="max_payload_bytes"):
         MqttSettings(max_payload_bytes=0)
+
+
+@pytest.mark.parametrize("name", ["u001\n", "alice\n", "t01\n"])
+def test_an_identifier_with_a_trailing_newline_is_refused(name: str) -> None:
+    # Python's ``$`` also matches before a final newline: every anchored identifier pattern
+    # must refuse it (msgspec applies patterns with re.search)
+    from vigil.ingest.limits import ACTOR_PATTERN, IDENT_PATTERN
+    from vigil.maps.live.auth import USER_NAME
+
+    assert not re.search(IDENT_PATTERN, name)
+    assert not re.search(ACTOR_PATTERN, name)
+    assert not USER_NAME.match(name)
+    raw = encode(ev("u001")).replace(b'"u001"', msgspec.json.encode(name))
+    with pytest.raises(MessageError) as err:
+        decode(f"{B}/ugs/u001/events", raw)
+    assert err.value.reason == "bad_id"

@@ -149,7 +149,7 @@ def sim_calibration_path() -> Path:
 
 #: A deployment names a calibration file shipped with the package as ``vigil:NAME.toml``.
 SHIPPED_PREFIX = "vigil:"
-_SHIPPED_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\.toml$")
+_SHIPPED_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\.toml$(?!\n)")
 
 
 def shipped_calibration_path(name: str) -> Path:

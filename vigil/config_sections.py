@@ -65,7 +65,7 @@ class Broker(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     keepalive_s: Annotated[int, Meta(ge=5, le=3600)] = 30
     #: The sector service's stable client id (its persistent session); ``vigil-{sector}`` when
     #: unset. ``vigil broker init`` makes it the service's user name, bound to the client id.
-    client_id: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
+    client_id: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$(?!\n)")] | None = None
 
     def credentials(self) -> tuple[str | None, str | None]:
         """Username and password read from the environment (``None`` where unset)."""

@@ -58,7 +58,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"users", "audit"}),
 }
 
-USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$(?!\n)")
 #: A session lasts one long shift at most, seconds.
 DEFAULT_SESSION_S = 12 * 3600.0
 
