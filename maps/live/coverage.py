@@ -17,21 +17,15 @@ tolerance doubles until it fits), so one tower's payload is bounded whatever the
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import shapely
-from numpy.typing import NDArray
 from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
-from vigil.geo.camera import PinholeCamera
 from vigil.geo.dem import ElevationModel, TerrainSettings
-from vigil.geo.raycast import CURVATURE_REFRACTION
-from vigil.geo.terrain_coverage import PERSON_HEIGHT_M, mask_to_polygons
-from vigil.geo.viewshed import VISIBLE, viewsheds
 
 if TYPE_CHECKING:
     from vigil.geo.frames import LocalFrame
@@ -54,64 +48,6 @@ def live_relief(
     if settings is None or (settings.dem is None and settings.synthetic is None):
         return None
     return load_terrain(settings, site, base_dir)
-
-
-class TowerViewshed:
-    """One tower's viewshed on the DEM, computed once, and what the camera sees of it wherever
-    it points.
-
-    Parameters
-    ----------
-    camera
-        The tower's camera standing on the DEM (``ground_z`` the ground at the mast,
-        :func:`vigil.geo.raycast.camera_on_terrain`).
-    dem
-        The sector's ground.
-    target_height_m
-        Height of what must be seen (a standing person), metres.
-    """
-
-    def __init__(
-        self,
-        camera: PinholeCamera,
-        dem: ElevationModel,
-        *,
-        target_height_m: float = PERSON_HEIGHT_M,
-        curvature_coeff: float = CURVATURE_REFRACTION,
-    ) -> None:
-        vs = viewsheds(
-            dem,
-            [camera.x],
-            [camera.y],
-            camera.height_m,
-            target_height_m=target_height_m,
-            max_distance_m=camera.max_range_m,
-            curvature_coeff=curvature_coeff,
-        )
-        # the window around the mast that the rated range reaches (as seen_cells takes it)
-        ny, nx = dem.shape
-        reach = math.ceil(camera.max_range_m / dem.cell_m) + 1
-        j0 = round((camera.x - dem.x0) / dem.cell_m)
-        i0 = round((camera.y - dem.y0) / dem.cell_m)
-        r0, r1 = max(0, i0 - reach), min(ny, i0 + reach + 1)
-        c0, c1 = max(0, j0 - reach), min(nx, j0 + reach + 1)
-        self.dem = dem
-        self.row0, self.col0 = r0, c0
-        self.ground_z = camera.ground_z
-        self.visible: NDArray[np.bool_] = vs.codes[0, r0:r1, c0:c1] == VISIBLE
-        gx, gy = np.meshgrid(
-            dem.x0 + dem.cell_m * np.arange(c0, c1), dem.y0 + dem.cell_m * np.arange(r0, r1)
-        )
-        self._gx, self._gy, self._gz = gx, gy, dem.z[r0:r1, c0:c1]
-
-    def seen(self, camera: PinholeCamera) -> BaseGeometry:
-        """The ground the camera sees on the relief, polygons in the sector's frame (metres).
-
-        ``camera`` is this tower's camera, panned and tilted as it now points (the mast, and
-        so the viewshed, unchanged); its ``ground_z`` is the ground at the mast.
-        """
-        in_image = camera.in_view(self._gx, self._gy, self._gz - camera.ground_z)
-        return mask_to_polygons(self.visible & in_image, self.dem, self.row0, self.col0)
 
 
 def _polygons(geom: BaseGeometry) -> list[Polygon]:

@@ -27,6 +27,7 @@ from vigil.geo.camera import PinholeCamera
 from vigil.geo.dem import ElevationModel
 from vigil.geo.raycast import camera_on_terrain
 from vigil.geo.site import Site, tower_camera
+from vigil.geo.terrain_coverage import TowerViewshed
 from vigil.ingest.schema import (
     Alert,
     AlertAction,
@@ -40,7 +41,7 @@ from vigil.ingest.schema import (
     Wire,
 )
 from vigil.ingest.sources import Devices, check_source
-from vigil.maps.live.coverage import TowerViewshed, coverage_geojson
+from vigil.maps.live.coverage import coverage_geojson
 
 #: Crossings count towards a segment's shading for this long, seconds.
 DEFAULT_CROSSING_WINDOW_S = 6 * 3600.0
