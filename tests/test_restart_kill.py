@@ -144,6 +144,13 @@ class Collector:
         self.journal.close()
 
 
+def _wait_for_snapshot(state: Path, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not list(state.glob("snapshot-*.bin")):
+        assert time.monotonic() < deadline, "the service wrote no snapshot"
+        time.sleep(0.05)
+
+
 def test_sigkill_at_random_moments_and_mid_snapshot_loses_and_duplicates_nothing(broker, tmp_path):
     site = load_default().site
     sent = sorted(make_feeds(site), key=lambda tm: tm[1].time)  # one publisher, in time order
@@ -175,6 +182,9 @@ def test_sigkill_at_random_moments_and_mid_snapshot_loses_and_duplicates_nothing
             publisher.publish(topic, msg)
             time.sleep(0.004)
             if i in kills:
+                # a slow machine may reach the first kill before the service has taken its
+                # first snapshot; the kill still lands at a random message, once one exists
+                _wait_for_snapshot(state)
                 if i == stall_at:
                     child.kill()  # the next start stalls in its first snapshot write
                     child = Child(broker, state, "stall")
