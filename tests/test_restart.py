@@ -148,14 +148,14 @@ def test_restart_replays_only_the_tail_and_publishes_exactly_the_rest(
     assert report.replayed == len(feeds) - k  # the tail only
     assert report.outputs_skipped > 0
     assert published(state) == reference
-    svc.close()
+    svc.close(0.5)  # never connected: nothing to wait for at the broker
 
     # the store holds each alert version once, as after an uninterrupted run
     whole = tmp_path / "whole"
     once = service(site, whole)
     journal(once, feeds, 0)
     once._replay()
-    once.close()
+    once.close(0.5)  # never connected: nothing to wait for at the broker
     assert alert_versions(state) == alert_versions(whole) > 0
 
 
@@ -167,11 +167,11 @@ def test_a_clean_stop_snapshots_so_the_next_start_replays_nothing(site, feeds, t
     assert first.snapshot is None and first.replayed == len(feeds)
     svc.runner.core.flush_stores()
     svc._take_snapshot(svc.runner)
-    svc.close()
+    svc.close(0.5)  # never connected: nothing to wait for at the broker
     svc = service(site, state)
     again = svc._replay()
     assert again.replayed == 0 and again.snapshot_handled == len(feeds)
-    svc.close()
+    svc.close(0.5)  # never connected: nothing to wait for at the broker
 
 
 def test_a_damaged_snapshot_falls_back_to_the_one_before(site, feeds, reference, tmp_path, caplog):
@@ -198,7 +198,7 @@ def test_a_damaged_snapshot_falls_back_to_the_one_before(site, feeds, reference,
     assert report.snapshot == str(older.path) and report.replayed == len(feeds) - third
     assert any("checksum" in r for r in report.rejected)
     assert published(state) == reference
-    svc.close()
+    svc.close(0.5)  # never connected: nothing to wait for at the broker
 
 
 def test_no_usable_snapshot_replays_the_whole_journal_when_it_is_whole(
@@ -217,7 +217,7 @@ def test_no_usable_snapshot_replays_the_whole_journal_when_it_is_whole(
     report = svc._replay()
     assert report.snapshot is None and report.replayed == len(feeds)
     assert published(state) == reference
-    svc.close()
+    svc.close(0.5)  # never connected: nothing to wait for at the broker
 
 
 def test_a_snapshot_others_may_write_is_refused(site, feeds, tmp_path):
@@ -234,7 +234,7 @@ def test_a_snapshot_others_may_write_is_refused(site, feeds, tmp_path):
     svc = service(site, state)
     report = svc._replay()
     assert report.snapshot is None and report.replayed == 100
-    svc.close()
+    svc.close(0.5)  # never connected: nothing to wait for at the broker
 
 
 def test_the_journal_is_pruned_behind_the_oldest_snapshot_kept(site, feeds, tmp_path):
@@ -256,7 +256,7 @@ def test_the_journal_is_pruned_behind_the_oldest_snapshot_kept(site, feeds, tmp_
     assert len(snapshot.listing(state)) == 2
     assert svc.journal.count() == 50
     assert pages(state / "journal.sqlite") < size_before / 2  # the space is given back
-    svc.close()
+    svc.close(0.5)  # never connected: nothing to wait for at the broker
 
 
 def test_a_snapshot_holds_no_static_layout(site, feeds):
