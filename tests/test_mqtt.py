@@ -381,14 +381,23 @@ def test_service_killed_mid_stream_resumes_from_its_journal(broker: Broker, tmp_
 
     child = start_service()
     dev = device(broker, tmp_path).connect(5)
-    for i in range(n):
-        dev.publish(EVENTS, event(i, now))
+
+    def stream() -> None:
+        # paced (about 3 s in all), so that the kill lands while the device is still sending:
+        # the batched service journals a burst of 1,500 faster than the test can poll
+        for i in range(n):
+            dev.publish(EVENTS, event(i, now))
+            time.sleep(0.002)
+
+    sender = threading.Thread(target=stream, daemon=True)
+    sender.start()
     journal = Journal(tmp_path / "journal.sqlite")
     assert wait_for(lambda: journal.count() >= n // 3, 20)
     child.kill()
     child.wait()
     at_kill = journal.count()
     assert at_kill < n, "the service must die mid-stream for this test to mean anything"
+    sender.join(30)
     assert dev.flush(10)
     child = start_service()
     try:
