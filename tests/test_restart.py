@@ -9,22 +9,19 @@ tests/test_restart_kill.py). What it publishes lands in its output outbox, which
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sqlite3
 
 import pytest
+from test_service import make_feeds  # the same four minutes of sensor feeds
 
 from vigil import snapshot
 from vigil.config import load_default
-from vigil.hardware.ugs import route
 from vigil.ingest.journal import Arrival
 from vigil.ingest.mqtt import MqttSettings
-from vigil.ingest.schema import MessageError, decode, encode, topic_for
+from vigil.ingest.schema import encode
 from vigil.service import SectorRunner, SectorService
-from vigil.sim import SimSettings, TelemetryItem, UasDetection, UgsMessage, World
 
-NIGHT = SimSettings().start_time + 9 * 3600  # 02:00 in Arizona
 HOLD_S = 2.0
 
 
@@ -37,24 +34,6 @@ def site():
 def feeds(site):
     """Four simulated minutes of ground sensors and the aircraft, in the order made."""
     return make_feeds(site)
-
-
-def make_feeds(site) -> list:
-    """Four simulated minutes of ground sensors and the aircraft, in the order made."""
-    st = SimSettings(start_time=NIGHT, cameras="off", crossing_rate_scale=40.0)
-    out = []
-    with World(site, st, seed=5) as world:
-        for item in world.run(240.0):
-            if isinstance(item, UgsMessage):
-                topic, _ = route("tucson", item.payload)
-                try:
-                    msg = decode(topic, item.payload, now=item.time, max_skew_s=math.inf)
-                except MessageError:
-                    continue
-                out.append((topic, msg))
-            elif isinstance(item, TelemetryItem | UasDetection):
-                out.append((topic_for("tucson", item.message), item.message))
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,10 @@ def site():
 
 @pytest.fixture(scope="module")
 def feeds(site):
+    return make_feeds(site)
+
+
+def make_feeds(site) -> list:
     """Four simulated minutes of ground sensors and the aircraft (no tower video): topics and
     messages in the order the devices made them."""
     st = SimSettings(start_time=NIGHT, cameras="off", crossing_rate_scale=40.0)
