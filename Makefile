@@ -39,7 +39,8 @@ $(ASYNCAPI)/node_modules/@asyncapi/parser/package.json:
 # System packages the tests need: Mosquitto (broker tests), Chromium (map tests), GDAL's
 # ogrinfo and gdal_viewshed (GeoPackage and viewshed checks), ffmpeg (the virtual ONVIF
 # camera's RTSP stream) and opencv-doc (OpenCV's real
-# pedestrian clip vtest.avi, Apache-2.0/BSD-3-Clause, for the daylight detection checks).
+# pedestrian clip vtest.avi, Apache-2.0/BSD-3-Clause, for the daylight detection checks),
+# PostgreSQL 15 with PostGIS 3 (the history store's tests start a throwaway cluster).
 # Installed through apt-get when missing and running as root (waiting up to 15 min for a busy apt
 # lock); otherwise those tests skip with the reason.
 system-packages:
@@ -50,6 +51,8 @@ system-packages:
 	  command -v ogrinfo >/dev/null || missing="$$missing gdal-bin"; \
 	  command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
 	  [ -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ] || missing="$$missing opencv-doc"; \
+	  [ -x /usr/lib/postgresql/15/bin/initdb ] || missing="$$missing postgresql-15"; \
+	  [ -f /usr/share/postgresql/15/extension/postgis.control ] || missing="$$missing postgresql-15-postgis-3"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing system packages:$$missing"; \
 	    apt-get -o DPkg::Lock::Timeout=900 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq $$missing >/dev/null; \
