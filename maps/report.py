@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from shapely.geometry.base import BaseGeometry
 
+from vigil.alerts.store_pg import DEFAULT_SCHEMA, connect, is_dsn, redact
 from vigil.geo.border import Border
 from vigil.geo.dem import TerrainSettings
 from vigil.geo.patterns.analysis import analyze_counts_table, analyze_crossing_table
@@ -34,6 +35,7 @@ from vigil.geo.patterns.io import normalise_counts, read_counts, read_crossings
 from vigil.geo.patterns.scale import dask_scheduler, open_crossings_dask
 from vigil.maps.report_counts import write_counts_report
 from vigil.maps.report_crossings import cells_layer, segments_layer, write_crossings_report
+from vigil.maps.report_db import aggregate_crossings_db
 from vigil.maps.report_page import write_json
 
 if TYPE_CHECKING:
@@ -64,13 +66,17 @@ def analyze_crossings(
     npartitions: int = 8,
     title: str | None = None,
     coverage_from: str | None = None,
+    schema: str = DEFAULT_SCHEMA,
 ) -> dict:
     """Analyse a crossing table and write the report, GIS layers and summary.
 
     Parameters
     ----------
     input_path
-        CSV, (Geo)Parquet file or folder of parts, GeoPackage, or the SQLite store.
+        CSV, (Geo)Parquet file or folder of parts, GeoPackage, the SQLite store, or a
+        PostgreSQL DSN (``postgresql://...``) of the history store, whose crossings are
+        counted in the database (:mod:`vigil.maps.report_db`); the summary's ``input`` then
+        holds the DSN without its password.
     out_dir
         Folder for ``report.html``, ``segments.gpkg``, ``hotspots.gpkg``, ``summary.json``.
     border
@@ -87,6 +93,8 @@ def analyze_crossings(
         How the footprints were made, said in the summary (``coverage_from``) and the report:
         ``"viewsheds"`` when they are what the towers see over the relief
         (:func:`relief_coverage`).
+    schema
+        The history store's schema, for a DSN input.
 
     Returns
     -------
@@ -98,21 +106,32 @@ def analyze_crossings(
     density = None
     if paths is not None:
         density = _path_density(paths["track_id"], paths["lat"], paths["lon"], resolution=9)
-    with dask_scheduler(dask):
-        table = (
-            read_crossings(input_path)
-            if dask is None
-            else open_crossings_dask(input_path, npartitions=npartitions)
-        )
-        analysis = analyze_crossing_table(
-            table,
-            border=border,
-            timezone=timezone,
-            footprints=footprints,
-            candidates=candidates,
-            path_density=density,
-        )
-    analysis.summary["input"] = str(input_path)
+    kw = {
+        "border": border,
+        "timezone": timezone,
+        "footprints": footprints,
+        "candidates": candidates,
+        "path_density": density,
+    }
+    if is_dsn(str(input_path)):
+        if dask is not None:
+            raise ValueError("a database input is aggregated in the database: drop --dask")
+        dsn = str(input_path)
+        with connect(dsn) as conn:
+            agg = aggregate_crossings_db(conn, schema=schema, timezone=timezone)
+        if agg.n_crossings == 0:
+            raise ValueError(f"{redact(dsn)}: the history holds no crossings; nothing to analyse")
+        analysis = analyze_crossing_table(None, aggregates=agg, backend="postgresql", **kw)
+        analysis.summary["input"] = redact(dsn)
+    else:
+        with dask_scheduler(dask):
+            table = (
+                read_crossings(input_path)
+                if dask is None
+                else open_crossings_dask(input_path, npartitions=npartitions)
+            )
+            analysis = analyze_crossing_table(table, **kw)
+        analysis.summary["input"] = str(input_path)
     if footprints is not None and coverage_from is not None:
         analysis.summary["coverage_from"] = coverage_from
     files = write_crossings_report(analysis, out, border=border, footprints=footprints, title=title)

@@ -71,6 +71,8 @@ def analyze_crossing_table(
     h3_resolution: int = 8,
     bandwidth: int = 1,
     seed: int = 0,
+    aggregates: CrossingAggregates | None = None,
+    backend: str | None = None,
 ) -> CrossingAnalysis:
     """Run every crossing analysis over a normalised crossing table.
 
@@ -96,8 +98,11 @@ def analyze_crossing_table(
         Segments either side that are Gi* neighbours.
     seed
         Seed for the Gi* permutations.
+    aggregates, backend
+        Counts already made elsewhere (in the database: :mod:`vigil.maps.report_db`), used
+        instead of aggregating ``table``; the summary's ``backend`` then says where.
     """
-    agg = aggregate_crossings(table, timezone=timezone, h3_resolution=h3_resolution)
+    agg = aggregates or aggregate_crossings(table, timezone=timezone, h3_resolution=h3_resolution)
     if agg.n_crossings == 0:
         raise ValueError("the crossing table is empty; nothing to analyse")
     ids = border.segment_ids if border is not None else None
@@ -167,7 +172,8 @@ def analyze_crossing_table(
         monthly_profile=month_profile,
         best_towers=best,
     )
-    result.summary = crossing_summary(result, backend="dask" if is_dask(table) else "pandas")
+    backend = backend or ("dask" if is_dask(table) else "pandas")
+    result.summary = crossing_summary(result, backend=backend)
     return result
 
 
