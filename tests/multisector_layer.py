@@ -1,0 +1,128 @@
+"""Two sectors on a national broker layer, on 127.0.0.1, as ``vigil broker`` writes it.
+
+:func:`build_layer` runs ``vigil broker national`` (two independent nodes, TLS) and, per
+sector, ``vigil broker init --bridge NODE1 --bridge NODE2`` (each sector's Mosquitto bridged
+to both nodes), then starts the four Mosquitto processes from those folders. The sectors are
+Tucson and ``nogales``, a copy of the Tucson deployment under another sector name (its own
+broker, users and topics), so the test does not hang on a second shipped deployment.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from broker import Broker, free_port
+
+from vigil.cli import main as vigil_main
+from vigil.config import default_deployment_path
+
+SECTORS = ("tucson", "nogales")
+
+
+def read_env(path: Path) -> dict[str, str]:
+    """``NAME=value`` lines of a credentials file."""
+    out = {}
+    for line in path.read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and not line.startswith("#"):
+            out[name] = value
+    return out
+
+
+def login(path: Path) -> tuple[str, str]:
+    """(user, password) from a credentials file."""
+    env = read_env(path)
+    return env["VIGIL_MQTT_USER"], env["VIGIL_MQTT_PASSWORD"]
+
+
+@dataclass
+class Layer:
+    """The running set-up: folders, brokers and where each listens."""
+
+    root: Path
+    deployments: dict[str, Path]
+    nodes: list[Broker] = field(default_factory=list)
+    sector_brokers: dict[str, Broker] = field(default_factory=dict)
+
+    @property
+    def ca_file(self) -> Path:
+        return self.root / "national" / "ca.crt"
+
+    def national_login(self, user: str) -> tuple[str, str]:
+        return login(self.root / "national" / "credentials" / f"{user}.env")
+
+    def sector_login(self, sector: str, user: str) -> tuple[str, str]:
+        return login(self.root / sector / "credentials" / f"{user}.env")
+
+    def all_brokers(self) -> list[Broker]:
+        return [*self.nodes, *self.sector_brokers.values()]
+
+    def wait_bridges(self, timeout: float = 15.0) -> None:
+        """Until every node's log shows every sector's bridge connected."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            logs = [n.log_path.read_text(errors="replace") for n in self.nodes]
+            if all(f"as bridge-{s} " in log for log in logs for s in SECTORS):
+                return
+            time.sleep(0.1)
+        raise AssertionError("bridges not up:\n" + "\n".join(n.log_tail() for n in self.nodes))
+
+    def close(self) -> None:
+        for b in self.all_brokers():
+            b.kill()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _run(*args: str) -> None:
+    rc = vigil_main(list(args))
+    assert rc == 0, f"vigil {' '.join(args)} -> {rc}"
+
+
+def build_layer() -> Layer:
+    """Write (with the ``vigil broker`` commands) and start two sector brokers and two nodes."""
+    # under /tmp: Mosquitto started as root reads its files as the mosquitto user
+    root = Path(tempfile.mkdtemp(prefix="vigil-layer-", dir="/tmp"))
+    os.chmod(root, 0o755)
+    text = default_deployment_path().read_text()
+    copy = re.sub(r'(\[sector\]\s*\nname = )"tucson"', r'\1"nogales"', text, count=1)
+    assert copy != text
+    deployments = {"tucson": default_deployment_path(), "nogales": root / "nogales.toml"}
+    deployments["nogales"].write_text(copy)
+    layer = Layer(root, deployments)
+    owner = ["--owner", "mosquitto"] if os.geteuid() == 0 else []
+    if owner:
+        try:
+            pwd.getpwnam("mosquitto")
+        except KeyError:
+            owner = []
+    node_ports = [free_port(), free_port()]
+    nodes = [a for p in node_ports for a in ("--node", f"127.0.0.1:{p}")]
+    sectors = [a for s in SECTORS for a in ("--sector", s)]
+    _run("broker", "national", str(root / "national"), *sectors, *nodes, "--tls", *owner)
+    bridges = [a for p in node_ports for a in ("--bridge", f"127.0.0.1:{p}")]
+    sector_ports = {}
+    for s in SECTORS:
+        sector_ports[s] = free_port()
+        cred = root / "national" / "credentials" / f"bridge-{s}.env"
+        _run(
+            "broker", "init", str(root / s), "--deployment", str(deployments[s]),
+            "--port", str(sector_ports[s]), *bridges, "--bridge-credentials", str(cred),
+            "--bridge-ca", str(root / "national" / "ca.crt"), *owner,
+        )  # fmt: skip
+    try:
+        for k, p in enumerate(node_ports, start=1):
+            layer.nodes.append(Broker.from_folder(root / "national" / f"node-{k}", p).start())
+        for s in SECTORS:
+            layer.sector_brokers[s] = Broker.from_folder(root / s, sector_ports[s]).start()
+        layer.wait_bridges()
+    except BaseException:
+        layer.close()
+        raise
+    return layer
