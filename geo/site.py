@@ -52,6 +52,8 @@ class SectorSpec(_Strict, kw_only=True):
     bbox: tuple[Lon, Lat, Lon, Lat] | None = None
     segment_length_m: Annotated[float, Meta(ge=50.0, le=50_000.0)] = 1000.0
     timezone: str = "UTC"
+    #: The place's climate for the simulator (``vigil.sim.climate``): species, snow, nights.
+    climate: Literal["sonoran", "northern"] = "sonoran"
 
 
 class Tower(_Strict, kw_only=True):

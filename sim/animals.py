@@ -9,6 +9,7 @@ Every animal draws from its own random stream, so the herd is the same whatever 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -19,11 +20,17 @@ from .plans import Plan, rng_for
 #: Random stream tag of the animals (groups 1 and traffic 3 are in :mod:`.movers`).
 STREAM_ANIMALS = 2
 #: Animal species: share of the population, speed range m/s, home range m, mean pause s.
+#: The shares are the Sonoran default; a climate's season (:mod:`.climate`) gives its own.
+#: Moose walk 0.4-1.8 m/s and wander farther than deer (their home ranges are kilometres
+#: across); they pause long to browse.
 SPECIES: dict[str, tuple[float, tuple[float, float], float, float]] = {
     "cattle": (0.5, (0.3, 1.0), 250.0, 600.0),
     "deer": (0.25, (0.5, 2.5), 500.0, 300.0),
     "coyote": (0.25, (0.8, 2.5), 700.0, 200.0),
+    "moose": (0.0, (0.4, 1.8), 1200.0, 900.0),
 }
+#: The default mix: the species with a share, in :data:`SPECIES` order.
+DEFAULT_MIX: dict[str, float] = {k: v[0] for k, v in SPECIES.items() if v[0] > 0}
 #: Chance that an animal's next destination across the line is swapped for its home.
 ANIMAL_STAYS_ON_SIDE = 0.9
 
@@ -37,9 +44,19 @@ class Animals:
         The world's seed.
     border
         The border line, which tells an animal's side.
+    species
+        Species name -> share of the population (a climate's season); default
+        :data:`DEFAULT_MIX`. Every name must be in :data:`SPECIES`.
     """
 
-    def __init__(self, seed: int, border: Border) -> None:
+    def __init__(
+        self, seed: int, border: Border, species: Mapping[str, float] | None = None
+    ) -> None:
+        mix = dict(DEFAULT_MIX if species is None else species)
+        unknown = sorted(set(mix) - set(SPECIES))
+        if unknown or not mix or min(mix.values()) < 0 or sum(mix.values()) <= 0:
+            raise ValueError(f"species mix {mix!r}: expected positive shares of {sorted(SPECIES)}")
+        self.mix = mix
         self.seed = int(seed)
         self.border = border
         self.ids: list[str] = []
@@ -56,8 +73,8 @@ class Animals:
         Returns ``(animal_id, species, x, y)`` per animal, the home in local metres.
         """
         rng = rng_for(self.seed, STREAM_ANIMALS, 0, 0)
-        names = list(SPECIES)
-        shares = np.array([SPECIES[s][0] for s in names])
+        names = list(self.mix)
+        shares = np.array([self.mix[s] for s in names])
         line = self.border.line
         out = []
         for i in range(count):

@@ -28,6 +28,7 @@ from vigil.geo.border import US_SIDE, Border
 from vigil.geo.site import Site
 
 from .animals import SPECIES, Animals
+from .climate import season_for
 from .plans import Plan, crossings_of_plan, cumulative, polyline_local, resample, rng_for, timeline
 from .settings import SimSettings
 
@@ -50,6 +51,7 @@ BODY: dict[str, tuple[float, float, float]] = {
     "cattle": (2.2, 1.4, 45.0),
     "deer": (1.6, 1.2, 40.0),
     "coyote": (1.1, 0.6, 35.0),
+    "moose": (2.8, 2.0, 50.0),
     "patrol_vehicle": (5.0, 1.9, 75.0),
     "atv": (2.0, 1.2, 60.0),
     "horse": (2.4, 2.2, 55.0),
@@ -67,6 +69,7 @@ CLASS_OF = {
     "cattle": "animal",
     "deer": "animal",
     "coyote": "animal",
+    "moose": "animal",
     "horse": "animal",
 }
 
@@ -170,7 +173,7 @@ class Population:
         self.hour_share = w / w.sum()
         self.corridors = [self._corridor_route(c) for c in site.corridors]
         self.roads = [polyline_local(self.frame, r.path) for r in site.roads]
-        self.animals = Animals(self.seed, border)
+        self.animals = Animals(self.seed, border, season_for(settings).species)
         if settings.animals:
             self._place_animals()
         self.units: dict[str, Mover] = {}

@@ -28,6 +28,10 @@ class SimSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """
 
     start_time: Annotated[float, Meta(ge=946_684_800.0, le=4_102_444_800.0)] = DEFAULT_START_TIME
+    #: The place's climate (:mod:`vigil.sim.climate`): animal species, night thermal contrast;
+    #: ``None`` takes the site's ``[sector] climate`` (the default, ``"sonoran"``, is the
+    #: simulator as it was before climates).
+    climate: Literal["sonoran", "northern"] | None = None
     # -- cameras ----------------------------------------------------------------------------
     cameras: Literal["render", "truth", "off"] = "render"
     towers: tuple[str, ...] = ()  # towers to simulate; empty means all

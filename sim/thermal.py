@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from vigil.geo.camera import PinholeCamera
 
 from . import kernels
+from .climate import season_for
 from .movers import HOUR_S, MoverStates, rng_for
 from .settings import SimSettings
 
@@ -187,6 +188,7 @@ class TowerView:
         self.seed = seed
         self.index = index
         self.terrain = terrain
+        self.season = season_for(settings)  # night contrast of bodies on this ground
         self.pan_cmd, self.tilt_cmd = camera.pan_deg, camera.tilt_deg
         self._last_t: float | None = None
         self._bg_key: tuple[float, float] | None = None
@@ -308,7 +310,8 @@ class TowerView:
                 tilt_deg=cam.tilt_deg + math.degrees(dv / f),
             )
         day = day_fraction(local_hour)
-        contrast_scale = 1.0 - 0.55 * day
+        season = self.season
+        contrast_scale = season.body_contrast * (1.0 - season.day_washout * day)
         objects = self._visible(shaken, states, contrast_scale, render)
         if not render:
             return shaken, None, objects

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
@@ -73,7 +74,10 @@ class World:
 
     def __init__(self, site: Site, settings: SimSettings | None = None, seed: int = 0) -> None:
         self.site = site
-        self.settings = st = settings or SimSettings()
+        st = settings or SimSettings()
+        if st.climate is None:  # the place's climate (vigil.sim.climate) unless the run names one
+            st = msgspec.structs.replace(st, climate=site.sector.climate)
+        self.settings = st
         self.seed = int(seed)
         self.frame = site.frame()
         self.border = site.border(self.frame)

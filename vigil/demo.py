@@ -26,10 +26,19 @@ from vigil.config import Deployment
 from vigil.ingest.schema import Alert, CameraDetection, Crossing
 from vigil.pipeline import Pipeline, write_json
 from vigil.sim import SimSettings
+from vigil.sim.climate import climate_named
 from vigil.tracks.csvfile import iso_time
 
 #: Demo defaults: start at 02:00 local (09:00 UTC) on 2026-06-01, when crossings happen.
 DEMO_START_UTC = 1_780_272_000.0 + 9 * 3600.0
+
+
+def demo_start(deployment: Deployment) -> float:
+    """The demo's default start, UTC seconds: 02:00 local on a night of the place's busy
+    season (its ``[sector] climate``): 2026-06-01 in the desert (:data:`DEMO_START_UTC` in
+    Arizona), 2027-01-15 on snow in the north."""
+    sector = deployment.site.sector
+    return climate_named(sector.climate).demo_start_utc(sector.timezone)
 
 
 def demo_settings(

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the whole chain on the shipped deployment and say where the results are."""
-    from vigil.demo import DEMO_START_UTC, demo_settings, print_summary, run_demo
+    from vigil.demo import demo_settings, demo_start, print_summary, run_demo
 
     d = load_deployment(args.deployment)
     for warning in d.warnings:
@@ -36,7 +36,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"error: --hours {args.hours!r}: expected a positive number of hours", file=sys.stderr
         )
         return EXIT_USAGE
-    start = DEMO_START_UTC if args.start is None else args.start
+    start = demo_start(d) if args.start is None else args.start  # 02:00 local, its season
     sim = demo_settings(start_time=start, crossing_rate_scale=args.rate_scale, fps=args.fps)
     out_dir = Path(args.out)
     if args.serve:
