@@ -6,10 +6,12 @@ All positions are in the sector's local frame (metres); speeds in m/s; times in 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from shapely.geometry import LineString, Point
+import shapely
+from shapely.geometry import LineString
 
 from vigil.geo.frames import LocalFrame
 from vigil.ingest.schema import PredictedPosition
@@ -42,29 +44,180 @@ class Intercept:
     travel_s: float
 
 
+@dataclass(frozen=True)
+class Places:
+    """Destinations (local metres) and where each lies on each road: ``s`` the distance
+    along the road of the nearest point on it and ``d`` the distance to that point, metres,
+    ``(m, roads)``. They do not depend on the unit, so one set serves every unit."""
+
+    x: np.ndarray
+    y: np.ndarray
+    s: np.ndarray
+    d: np.ndarray
+
+
 class RoadNetwork:
-    """Roads as polylines; travel goes off-road to a road, along it, and off-road again."""
+    """Roads as polylines; travel goes off-road to a road, along it, and off-road again.
+
+    Travel times are computed for many destinations (and units) at once with shapely's
+    vectorised functions: the same GEOS calls, so the same numbers, as one point and one
+    road at a time. A unit's own place on each road is kept for the next call from where it
+    stands.
+    """
 
     def __init__(self, roads: list[LineString]) -> None:
         self.roads = [r for r in roads if r.length > 0]
+        self._roads = np.array(self.roads, dtype=object)
+        #: ``(x, y)`` of a unit to ``(s, d)`` on each road (see :class:`Places`), metres;
+        #: cleared when it grows past 4096 places.
+        self._from: dict[tuple[float, float], tuple[np.ndarray, np.ndarray]] = {}
+
+    def places(self, x: np.ndarray, y: np.ndarray) -> Places:
+        """Where the destinations ``(x[i], y[i])`` (local metres) lie on the roads."""
+        x = np.asarray(x, dtype=np.float64).reshape(-1)
+        y = np.asarray(y, dtype=np.float64).reshape(-1)
+        if not self.roads or not x.size:
+            empty = np.empty((x.size, 0))
+            return Places(x, y, empty, empty)
+        b = shapely.points(x, y)[:, None]
+        roads = self._roads[None, :]
+        s = shapely.line_locate_point(roads, b)
+        d = shapely.distance(b, shapely.line_interpolate_point(roads, s))
+        return Places(x, y, s, d)
+
+    def _start(self, unit: UnitState) -> tuple[np.ndarray, np.ndarray]:
+        key = (unit.x, unit.y)
+        got = self._from.get(key)
+        if got is None:
+            a = shapely.points(unit.x, unit.y)
+            sa = shapely.line_locate_point(self._roads, a)
+            da = shapely.distance(a, shapely.line_interpolate_point(self._roads, sa))
+            if len(self._from) >= 4096:
+                self._from.clear()
+            got = self._from[key] = (sa, da)
+        return got
+
+    def times(self, unit: UnitState, to: Places) -> np.ndarray:
+        """Seconds for a unit to reach each of ``to``, as :meth:`travel_time` for each."""
+        ux, uy = unit.x, unit.y
+        off = [
+            math.hypot(a - ux, b - uy) for a, b in zip(to.x.tolist(), to.y.tolist(), strict=True)
+        ]
+        direct = np.array(off, dtype=np.float64) / unit.speed_mps
+        if not self.roads or not to.x.size:
+            return direct
+        sa, da = self._start(unit)
+        v, w = unit.speed_mps, unit.road_speed_mps
+        t = da / v + np.abs(sa - to.s) / w + to.d / v  # the order of a scalar sum
+        t = np.where(np.isnan(t), np.inf, t)  # as min(best, nan) keeps best
+        return np.minimum(direct, t.min(axis=1))
+
+    def travel_times(self, unit: UnitState, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Seconds for a unit to reach each ``(x[i], y[i])`` (local metres)."""
+        return self.times(unit, self.places(x, y))
 
     def travel_time(self, unit: UnitState, x: float, y: float) -> float:
         """Seconds for a unit to reach ``(x, y)``: the better of straight off-road or by road."""
-        direct = math.hypot(x - unit.x, y - unit.y) / unit.speed_mps
-        best = direct
-        if not self.roads:
-            return best
-        a, b = Point(unit.x, unit.y), Point(x, y)
-        for road in self.roads:
-            sa, sb = road.project(a), road.project(b)
-            pa, pb = road.interpolate(sa), road.interpolate(sb)
-            t = (
-                a.distance(pa) / unit.speed_mps
-                + abs(sa - sb) / unit.road_speed_mps
-                + b.distance(pb) / unit.speed_mps
-            )
-            best = min(best, t)
-        return best
+        return float(self.travel_times(unit, np.array([x]), np.array([y]))[0])
+
+
+def _steps(horizon_s: float, step_s: float) -> list[float]:
+    """The forward search's times, seconds: ``step_s, 2 step_s, ...`` up to the horizon
+    (summed as the search steps)."""
+    out: list[float] = []
+    t = step_s
+    while t <= horizon_s:
+        out.append(t)
+        t = t + step_s
+    return out
+
+
+def _bisect(
+    lo: float, hi: float, ok: Callable[[np.ndarray], np.ndarray], steps: int = 30, depth: int = 5
+) -> float:
+    """``hi`` after ``steps`` halvings of ``[lo, hi]`` keeping ``ok(hi)`` true, the same
+    midpoints as one halving at a time; ``ok`` is asked for ``depth`` levels of midpoints
+    (a complete binary tree, ``2**depth - 1`` of them) in one vectorised call."""
+    left = steps
+    while left > 0:
+        levels = min(depth, left)
+        mids: list[float] = []
+        row = [(lo, hi)]
+        for _ in range(levels):
+            nxt = []
+            for a, b in row:
+                m = 0.5 * (a + b)
+                mids.append(m)
+                nxt += [(a, m), (m, b)]
+            row = nxt
+        good = ok(np.array(mids))
+        i = 0  # breadth-first: node i's halves are nodes 2i+1 (lower) and 2i+2 (upper)
+        for _ in range(levels):
+            if good[i]:
+                hi, i = mids[i], 2 * i + 1
+            else:
+                lo, i = mids[i], 2 * i + 2
+        left -= levels
+    return hi
+
+
+def _search(
+    units: list[UnitState],
+    x: float,
+    y: float,
+    vx: float,
+    vy: float,
+    roads: RoadNetwork,
+    steps: list[float],
+    enough: int,
+) -> dict[int, int]:
+    """Unit index to the first step index at which the unit can be where the group is (-1:
+    at once), looking forward a chunk of steps at a time for every unit still out of reach,
+    until ``enough`` units have one (those not reached by then are later than all of them)."""
+    found: dict[int, int] = {}
+    at0 = roads.places(np.array([x + vx * 0.0]), np.array([y + vy * 0.0]))
+    for i, u in enumerate(units):
+        if roads.times(u, at0)[0] - 0.0 <= 0.0:
+            found[i] = -1
+    chunk = 32
+    for first in range(0, len(steps), chunk):
+        if len(found) >= enough:
+            break
+        ts = np.array(steps[first : first + chunk])
+        to = roads.places(x + vx * ts, y + vy * ts)
+        for i, u in enumerate(units):
+            if i not in found:
+                late = np.flatnonzero(roads.times(u, to) - ts <= 0.0)
+                if late.size:
+                    found[i] = first + int(late[0])
+    return found
+
+
+def _intercept_at(
+    unit: UnitState,
+    k: int | None,
+    x: float,
+    y: float,
+    vx: float,
+    vy: float,
+    roads: RoadNetwork,
+    steps: list[float],
+    horizon_s: float,
+) -> Intercept:
+    """The intercept of a unit first in reach at step ``k`` (-1: at once; ``None``: never
+    within the horizon)."""
+    if k == -1:
+        return Intercept(unit.unit_id, 0.0, x, y, 0.0)
+    if k is None:
+        px, py = x + vx * horizon_s, y + vy * horizon_s
+        return Intercept(unit.unit_id, horizon_s, px, py, roads.travel_time(unit, px, py))
+
+    def reached(t: np.ndarray) -> np.ndarray:  # the unit is there by time t
+        return roads.travel_times(unit, x + vx * t, y + vy * t) - t <= 0.0
+
+    hi = _bisect(steps[k - 1] if k > 0 else 0.0, steps[k], reached)
+    px, py = x + vx * hi, y + vy * hi
+    return Intercept(unit.unit_id, hi, px, py, roads.travel_time(unit, px, py))
 
 
 def intercept(
@@ -82,28 +235,9 @@ def intercept(
     Searches forward in steps and refines by bisection; if the group stays out of reach
     within the horizon, returns its position at the horizon.
     """
-
-    def slack(t: float) -> float:
-        return roads.travel_time(unit, x + vx * t, y + vy * t) - t
-
-    if slack(0.0) <= 0.0:
-        return Intercept(unit.unit_id, 0.0, x, y, 0.0)
-    prev = 0.0
-    t = step_s
-    while t <= horizon_s:
-        if slack(t) <= 0.0:
-            lo, hi = prev, t
-            for _ in range(30):
-                mid = 0.5 * (lo + hi)
-                if slack(mid) <= 0.0:
-                    hi = mid
-                else:
-                    lo = mid
-            px, py = x + vx * hi, y + vy * hi
-            return Intercept(unit.unit_id, hi, px, py, roads.travel_time(unit, px, py))
-        prev, t = t, t + step_s
-    px, py = x + vx * horizon_s, y + vy * horizon_s
-    return Intercept(unit.unit_id, horizon_s, px, py, roads.travel_time(unit, px, py))
+    steps = _steps(horizon_s, step_s)
+    k = _search([unit], x, y, vx, vy, roads, steps, 1).get(0)
+    return _intercept_at(unit, k, x, y, vx, vy, roads, steps, horizon_s)
 
 
 def recommend(
@@ -115,9 +249,32 @@ def recommend(
     roads: RoadNetwork,
     horizon_s: float = 3600.0,
     n: int = 2,
+    step_s: float = 15.0,
 ) -> list[Intercept]:
-    """The ``n`` available units that can intercept soonest, best first."""
-    options = [intercept(u, x, y, vx, vy, roads, horizon_s) for u in units if u.available]
+    """The ``n`` available units that can intercept soonest, best first (ties: by id).
+
+    The same as :func:`intercept` for every available unit and the ``n`` best of them, with
+    the work cut: the group's positions on the roads are found once for all units, and only
+    units that can be among the ``n`` best are refined by bisection (one first in reach at
+    a later step than ``n`` others is later than all of them).
+    """
+    avail = [u for u in units if u.available]
+    if not avail or n <= 0:
+        return []
+    steps = _steps(horizon_s, step_s)
+    found = _search(avail, x, y, vx, vy, roads, steps, n)
+    chosen: dict[int, int | None] = dict(found)
+    kth = -2
+    if len(found) >= n:
+        kth = sorted(found.values())[n - 1]
+        chosen = {i: k for i, k in found.items() if k <= kth}
+    if len(found) < n or kth == len(steps) - 1:
+        # the rest never come within reach: all at the horizon, ties by id (a unit first in
+        # reach at the last step may land on the horizon too)
+        chosen.update({i: None for i in range(len(avail)) if i not in found})
+    options = [
+        _intercept_at(avail[i], k, x, y, vx, vy, roads, steps, horizon_s) for i, k in chosen.items()
+    ]
     options.sort(key=lambda i: (i.time_s, i.unit_id))
     return options[:n]
 

@@ -137,7 +137,12 @@ def merge_duplicates(
     x, P, first = tr.x, tr.P, tr.t_first
     merges: list[tuple[int, int]] = []
     gone: set[int] = set()
-    for i in np.flatnonzero(hit):
+    rows = np.flatnonzero(hit)
+    # Most tracks have no duplicate: a closed-form 2x2 screen over all pairs at once, with a
+    # margin, passes every pair the exact test below could accept; only tracks with such a
+    # pair go through it (so the merges are the same as testing every track).
+    maybe = _maybe_close(x, P, rows, np.flatnonzero(settled), r2)
+    for i in rows[maybe]:
         if int(ids[i]) in gone:
             continue
         others = np.flatnonzero(settled & (np.arange(n) != i))
@@ -173,3 +178,34 @@ def merge_duplicates(
     if gone:
         tr.delete(sorted(gone))
     return merges
+
+
+def _gate2(d: NDArray[np.float64], S: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``d^T S^-1 d`` for stacks of 2-vectors and 2x2 matrices, in closed form."""
+    a, b, c, e = S[..., 0, 0], S[..., 0, 1], S[..., 1, 0], S[..., 1, 1]
+    det = a * e - b * c
+    u, v = d[..., 0], d[..., 1]
+    return (e * u * u - (b + c) * u * v + a * v * v) / det
+
+
+def _maybe_close(
+    x: NDArray[np.float64],
+    P: NDArray[np.float64],
+    rows: NDArray[np.int64],
+    cols: NDArray[np.int64],
+    r2: float,
+) -> NDArray[np.bool_]:
+    """For each slot in ``rows``: whether some other slot in ``cols`` may pass both gates of
+    :func:`merge_duplicates` (position and velocity), screened with a relative margin of
+    1e-6 over the gate so that rounding cannot hide a pair the exact test accepts."""
+    if rows.size == 0 or cols.size < 2:
+        return np.zeros(rows.size, dtype=np.bool_)
+    eye = np.eye(2)
+    xi, xj = x[rows][:, None, :], x[cols][None, :, :]
+    Pi, Pj = P[rows][:, None, :, :], P[cols][None, :, :, :]
+    gate = _GROUP_GATE * (1.0 + 1e-6)
+    d2p = _gate2(xj[..., :2] - xi[..., :2], Pj[..., :2, :2] + Pi[..., :2, :2] + eye * r2)
+    d2v = _gate2(xj[..., 2:] - xi[..., 2:], Pj[..., 2:, 2:] + Pi[..., 2:, 2:] + eye * 0.25)
+    near = ~(d2p > gate) & ~(d2v > gate)  # NaN passes: the exact test decides
+    near &= rows[:, None] != cols[None, :]
+    return near.any(axis=1)
