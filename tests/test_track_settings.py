@@ -37,6 +37,10 @@ def _track(tmp_path: Path, src: Path, *flags: str) -> list[dict[str, str]]:
     return _tracks(out)
 
 
+#: The older scan-count management and every coasting track written: the flags' own tests.
+COUNTS = ("--management", "counts", "--report-coast-sigma-ratio", "0")
+
+
 def _last_time(rows: list[dict[str, str]], track_id: str = "1") -> float:
     return max(float(r["t"]) for r in rows if r["track_id"] == track_id)
 
@@ -81,20 +85,21 @@ def test_bad_flag_value_is_named(tmp_path, capsys):
 
 def test_coasting_flag_and_file_change_when_a_lost_track_ends(tmp_path):
     src = _walker_then_gone(tmp_path)
-    # defaults: a confirmed track coasts 5 s, so it is written to t = 9 s
-    assert _last_time(_track(tmp_path, src)) == 9.0
+    # by counts: a confirmed track coasts 5 s, so it is written to t = 9 s
+    assert _last_time(_track(tmp_path, src, *COUNTS)) == 9.0
     # the flag: deleted once more than 1 s without a detection (written at t = 5 s, not 6)
-    assert _last_time(_track(tmp_path, src, "--max-coast-s", "1")) == 5.0
+    assert _last_time(_track(tmp_path, src, *COUNTS, "--max-coast-s", "1")) == 5.0
     cfg = tmp_path / "t.toml"
     cfg.write_text("[tracker]\nmax_coast_s = 2.0\n")
-    assert _last_time(_track(tmp_path, src, "--config", str(cfg))) == 6.0
+    assert _last_time(_track(tmp_path, src, *COUNTS, "--config", str(cfg))) == 6.0
     # a flag wins over the file
-    assert _last_time(_track(tmp_path, src, "--config", str(cfg), "--max-coast-s", "1")) == 5.0
+    flags = (*COUNTS, "--config", str(cfg), "--max-coast-s", "1")
+    assert _last_time(_track(tmp_path, src, *flags)) == 5.0
 
 
 def test_confirmation_flag(tmp_path):
     src = _walker_then_gone(tmp_path)
-    first = min(float(r["t"]) for r in _track(tmp_path, src))
+    first = min(float(r["t"]) for r in _track(tmp_path, src, *COUNTS))
     assert first == 2.0  # 3 of 4 by default
     assert min(float(r["t"]) for r in _track(tmp_path, src, "--confirm", "2/2")) == 1.0
 
@@ -111,7 +116,8 @@ def test_sigma_column_is_honoured(tmp_path):
         else:
             body = [(*r, "1") for r in rows] + [(4, 4.0, 2.0, sigma_cell)]
             src = _write(tmp_path / "d.csv", body, "t,x,y,sigma")
-        return next(float(r["y"]) for r in _track(tmp_path, src, *flags) if r["t"] == "4.0")
+        rows_out = _track(tmp_path, src, *COUNTS, *flags)
+        return next(float(r["y"]) for r in rows_out if r["t"] == "4.0")
 
     sharp, blunt = y_after_step("0.05"), y_after_step("30")
     assert sharp > 1.9
@@ -123,15 +129,15 @@ def test_sigma_column_is_honoured(tmp_path):
 
 def test_report_max_sigma_drops_unsure_coasting_positions(tmp_path):
     src = _walker_then_gone(tmp_path)
-    every = _track(tmp_path, src)
-    sure = _track(tmp_path, src, "--report-max-sigma", "6")
+    every = _track(tmp_path, src, *COUNTS)
+    sure = _track(tmp_path, src, *COUNTS, "--report-max-sigma", "6")
     # the track still coasts (same deletion), but its unsure predictions are not written
     assert _last_time(sure) < _last_time(every) == 9.0
     assert [r for r in every if float(r["t"]) <= 4.0] == [r for r in sure if float(r["t"]) <= 4.0]
     # the id is kept: a walker found again within the coasting time continues track 1
     rows = [(t, float(t), 0.0) for t in range(5)] + [(t, 5000.0, 5000.0) for t in (5, 6, 7)]
     rows += [(8, 8.0, 0.0)]
-    back = _track(tmp_path, _write(tmp_path / "d2.csv", rows), "--report-max-sigma", "6")
+    back = _track(tmp_path, _write(tmp_path / "d2.csv", rows), *COUNTS, "--report-max-sigma", "6")
     assert [r["t"] for r in back if r["track_id"] == "1"][-1] == "8.0"
 
 

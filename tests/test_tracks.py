@@ -316,7 +316,7 @@ def test_run_track_local_and_unsorted_input(tmp_path: Path, scene) -> None:
     assert a.batches == len(dets) and a.detections == sum(len(z) for z in dets)
     assert (tmp_path / "a_out.csv").read_text() == (tmp_path / "b_out.csv").read_text()
     lines = (tmp_path / "a_out.csv").read_text().splitlines()
-    assert lines[0] == "t,track_id,x,y,vx,vy,time"
+    assert lines[0] == "t,track_id,x,y,vx,vy,time,status"
     last = [r.split(",") for r in lines[1:] if float(r.split(",")[0]) == len(dets) - 1]
     got = np.array([[float(r[2]), float(r[3])] for r in last])
     d = np.hypot(*(got[:, None, :] - truth[-1][None, :, :]).transpose(2, 0, 1))
@@ -332,7 +332,7 @@ def test_run_track_wgs84_matches_local(tmp_path: Path, scene) -> None:
     local = run_track(_scene_csv(tmp_path / "l.csv", dets, None, False), tmp_path / "l_out.csv")
     assert summary.rows_written == local.rows_written
     w_rows = (tmp_path / "w_out.csv").read_text().splitlines()
-    assert w_rows[0] == "t,track_id,lat,lon,vx,vy,time"
+    assert w_rows[0] == "t,track_id,lat,lon,vx,vy,time,status"
     l_rows = (tmp_path / "l_out.csv").read_text().splitlines()
     lat, lon = (float(v) for v in w_rows[-1].split(",")[2:4])
     x, y = frame.to_local([lat], [lon])

@@ -118,6 +118,31 @@ class TrackerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     speed_sigma_max_mps
         Speed evidence is taken only from tracks whose velocity standard deviation (the
         root mean of the two axes' variances) is at most this, m/s.
+    track_score
+        Manage tracks by evidence rather than by scan counts: each track keeps the
+        log-likelihood ratio of "a target" against "clutter" (a detection adds
+        ``ln Pd + ln N(z; Hx, S) - ln lambda``, a miss in view ``ln(1 - Pd)``), is confirmed
+        when it reaches ``confirm_llr`` and deleted when it falls ``delete_llr`` below its
+        peak (``confirm_m``/``confirm_n`` are then unused; ``tentative_max_gap_s``,
+        ``max_coast_s`` and ``max_position_sigma_m`` still cap it in seconds and metres).
+        ``lambda`` is the density of detections no established track takes, per m^2 of the
+        scene (the box around every detection so far), with fading memory
+        ``clutter_memory_s``, and at least ``clutter_density_per_m2``; association costs use
+        it too. The evidence is the same whatever the scan interval or the sensor's sigma:
+        a wide prediction gathers little from a detection, a sharp one much.
+    confirm_llr, delete_llr
+        Thresholds of ``track_score``, natural log units: ``ln 100`` (4.6) confirms a
+        track once it is a hundred times likelier a target than clutter; ``ln 1000`` (6.9)
+        below its peak (three misses in a row at Pd 0.9) ends one.
+    clutter_memory_s
+        Time constant of the clutter density estimate of ``track_score``, seconds.
+    report_coast_sigma_ratio
+        ``vigil track`` writes a coasting track (no detection in the batch) only while its
+        larger position standard deviation is at most this many times the batch's median
+        detection sigma (its gate: beyond it the prediction is a guess, not a position); 0
+        writes every coasting track. Its ``status`` column says ``coasting``. With
+        ``track_score`` a confirmed track is not ended by evidence while it is within this
+        gate either (at fast scan rates a few misses in a row leave it sure of its place).
     walk_max_mps, vehicle_min_mps
         Track speeds, m/s: a track whose speed is well known (velocity sigma under 1 m/s)
         and at most ``walk_max_mps`` is unlikely a vehicle on the move, and one at
@@ -153,6 +178,26 @@ class TrackerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     speed_sigma_max_mps: Annotated[float, Meta(gt=0.0, le=100.0)] = 1.0
     walk_max_mps: Annotated[float, Meta(gt=0.0, le=100.0)] = 3.0
     vehicle_min_mps: Annotated[float, Meta(gt=0.0, le=100.0)] = 6.0
+    track_score: bool = False
+    confirm_llr: Annotated[float, Meta(gt=0.0, le=100.0)] = 4.6
+    delete_llr: Annotated[float, Meta(gt=0.0, le=100.0)] = 6.9
+    clutter_memory_s: Annotated[float, Meta(gt=0.0, le=1e6)] = 60.0
+    report_coast_sigma_ratio: Annotated[float, Meta(ge=0.0, le=1e3)] = 0.0
+
+
+#: ``vigil track``'s defaults over :class:`TrackerSettings`'s (a ``--config`` file and flags
+#: override them): management by evidence (``track_score``), in seconds and in the
+#: detections' own sigma, so that one set suits scans from 0.1 s to 5 s; a new track's
+#: velocity sigma of 1.5 m/s per axis (people on foot: walking at 1.3-1.5 m/s in any
+#: direction, some faster); a 99 % gate; coasting tracks written only while their position
+#: sigma is at most twice the detections'. Checked on one real recording
+#: (``crowds_zara03_train``, issue 20's protocol) and evaluated on two others: BENCHMARKS.md.
+TRACK_DEFAULTS: dict[str, object] = {
+    "track_score": True,
+    "initial_speed_sigma_mps": 1.5,
+    "gate_probability": 0.99,
+    "report_coast_sigma_ratio": 2.0,
+}
 
 
 class TrackerConfig(TrackerSettings, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -229,6 +274,11 @@ class TrackerConfig(TrackerSettings, frozen=True, kw_only=True, forbid_unknown_f
             "class_max_evidence": 30.0,
         }
         return cls(**{**base, **changes}).check()
+
+    @classmethod
+    def for_track(cls, **changes) -> TrackerConfig:
+        """``vigil track``'s defaults (:data:`TRACK_DEFAULTS`) with ``changes`` over them."""
+        return cls(**{**TRACK_DEFAULTS, **changes}).check()  # type: ignore[arg-type]
 
     @classmethod
     def from_parts(

@@ -1,5 +1,5 @@
 """Track a CSV of detections: ``t,x,y`` (local metres) or ``t,lat,lon``, optional
-``sensor,sigma``; write ``t,track_id,x,y,vx,vy,time`` (or ``lat,lon``) for confirmed tracks,
+``sensor,sigma``; write ``t,track_id,x,y,vx,vy,time,status`` (or ``lat,lon``) for tracks,
 ``time`` being ``t`` (UTC seconds since the epoch) as ISO 8601 with its offset, in UTC or the
 time zone asked for (``--timezone``), for people and the tools that read dates.
 
@@ -264,9 +264,13 @@ def run_track(
         ``sensor`` (batches are per time and sensor) and ``sigma`` (m per axis; the config's
         ``default_sigma_m`` when absent).
     csv_out
-        Written with ``t,track_id,x,y,vx,vy,time`` (m, m/s) or
-        ``t,track_id,lat,lon,vx,vy,time`` (velocity east and north in m/s), one row per
-        confirmed track per batch time; ``time`` is ``t`` as ISO 8601 with its offset.
+        Written with ``t,track_id,x,y,vx,vy,time,status`` (m, m/s) or
+        ``t,track_id,lat,lon,vx,vy,time,status`` (velocity east and north in m/s), one row
+        per confirmed track per batch time; ``time`` is ``t`` as ISO 8601 with its offset,
+        ``status`` ``confirmed`` (updated in the batch) or ``coasting`` (predicted).
+    config
+        The tracker's settings; default ``vigil track``'s
+        (:meth:`vigil.tracks.config.TrackerConfig.for_track`).
     frame
         ``"local"`` or ``"wgs84"``.
     centre
@@ -277,14 +281,15 @@ def run_track(
         A coasting track (no detection in this batch) is written only while its larger
         position standard deviation is at most this (m): it keeps coasting, and its id, until
         the tracker deletes it, but its prediction is not reported as a position once it is
-        this unsure. ``None`` (default): every confirmed and coasting track is written.
+        this unsure. ``None`` (default): the config's ``report_coast_sigma_ratio`` times the
+        batch's median detection sigma, or every coasting track when that ratio is 0.
 
     Raises
     ------
     CsvError
         At the first bad row, naming the line and column.
     """
-    config = (config or TrackerConfig()).check()
+    config = (config or TrackerConfig.for_track()).check()
     zone = ZoneInfo(timezone)
     det = read_detections(csv_in, frame, config.default_sigma_m)
     local: LocalFrame | None = None
@@ -307,9 +312,9 @@ def run_track(
     with open(csv_out, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(
-            ["t", "track_id", "x", "y", "vx", "vy", "time"]
+            ["t", "track_id", "x", "y", "vx", "vy", "time", "status"]
             if frame == "local"
-            else ["t", "track_id", "lat", "lon", "vx", "vy", "time"]
+            else ["t", "track_id", "lat", "lon", "vx", "vy", "time", "status"]
         )
         i = 0
         n = len(order)
@@ -326,10 +331,12 @@ def run_track(
             table = tracker.update(t, z[idx], sigma=det.sigma[idx])
             batches += 1
             shown = table.confirmed()
-            if report_max_sigma_m is not None and len(shown):
+            limit = report_max_sigma_m
+            if limit is None and config.report_coast_sigma_ratio > 0.0:
+                limit = config.report_coast_sigma_ratio * float(np.median(det.sigma[idx]))
+            if limit is not None and len(shown):
                 var = np.maximum(shown.P[:, 0, 0], shown.P[:, 1, 1])
-                sure = (shown.status == CONFIRMED) | (var <= report_max_sigma_m**2)
-                shown = shown.select(sure)
+                shown = shown.select((shown.status == CONFIRMED) | (var <= limit**2))
             if len(shown):
                 px, py = shown.x[:, 0], shown.x[:, 1]
                 if local is not None:
@@ -345,6 +352,7 @@ def run_track(
                             f"{shown.x[k, 2]:.3f}",
                             f"{shown.x[k, 3]:.3f}",
                             when,
+                            "confirmed" if shown.status[k] == CONFIRMED else "coasting",
                         ]
                     )
                 rows_written += len(shown)

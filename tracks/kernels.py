@@ -547,7 +547,9 @@ def manage(
 
 
 @ngjit
-def compact(keep, n, track_id, status, x, P, t_est, t_hit, t_first, hits, scans, n_updates, cp, ev):
+def compact(
+    keep, n, track_id, status, x, P, t_est, t_hit, t_first, hits, scans, n_updates, cp, ev, llr
+):
     """Move the kept tracks to the front, in order; return how many remain."""  # pragma: no cover
     k = 0
     for i in range(n):
@@ -570,5 +572,101 @@ def compact(keep, n, track_id, status, x, P, t_est, t_hit, t_first, hits, scans,
                 cp[k, c] = cp[i, c]
             for c in range(ev.shape[1]):
                 ev[k, c] = ev[i, c]
+            for c in range(llr.shape[1]):
+                llr[k, c] = llr[i, c]
         k += 1
     return k
+
+
+# -- evidence-based track management (TrackerSettings.track_score) ----------------------------
+
+
+@ngjit
+def hit_loglik(P, n, track_det, R, x, z, out):  # pragma: no cover - compiled
+    """``out[i]``: ``ln N(z_j; H x_i, H P_i H^T + R_j)`` for each track with a detection
+    ``j = track_det[i]`` (predicted state, before the update), else 0."""
+    for i in range(n):
+        j = track_det[i]
+        if j < 0:
+            out[i] = 0.0
+            continue
+        s00 = P[i, 0, 0] + R[j, 0, 0]
+        s01 = P[i, 0, 1] + 0.5 * (R[j, 0, 1] + R[j, 1, 0])
+        s11 = P[i, 1, 1] + R[j, 1, 1]
+        det = s00 * s11 - s01 * s01
+        v0 = z[j, 0] - x[i, 0]
+        v1 = z[j, 1] - x[i, 1]
+        d2 = (s11 * v0 * v0 - 2.0 * s01 * v0 * v1 + s00 * v1 * v1) / det
+        out[i] = -math.log(2.0 * math.pi) - 0.5 * math.log(det) - 0.5 * d2
+
+
+@ngjit
+def manage_score(
+    status,
+    llr,
+    n_updates,
+    t_hit,
+    P,
+    n,
+    track_det,
+    hit_ll,
+    in_view,
+    t,
+    log_pd,
+    log_miss,
+    log_lambda,
+    confirm_llr,
+    delete_llr,
+    tentative_max_gap_s,
+    max_coast_s,
+    max_var,
+    coast_var,
+):  # pragma: no cover - compiled
+    """Confirmation, coasting and deletion by each track's log-likelihood ratio (the
+    sequential test of "a target" against "clutter"), after a batch at time ``t``, in place.
+
+    ``llr[i] = (score, peak)``. A detection adds ``ln Pd + ln N(z; Hx, S) - ln lambda``
+    (``hit_ll`` the middle term, ``log_lambda`` the clutter density's log), a miss in view
+    ``ln(1 - Pd)`` (``log_miss``). A tentative track is confirmed when its score reaches
+    ``confirm_llr``; any track is deleted when its score falls ``delete_llr`` below its
+    peak (with a tentative track's peak at least 0, its start; a confirmed track only once
+    its larger position variance exceeds ``coast_var``, m^2, so that at fast scan rates a
+    few misses in a row do not end a track still sure of where it is), when it has had no detection
+    for ``tentative_max_gap_s`` (tentative) or ``max_coast_s`` (confirmed) seconds, or when
+    its larger position variance exceeds ``max_var`` (m^2). Returns the number deleted.
+    """
+    deleted = 0
+    for i in range(n):
+        hit = track_det[i] >= 0
+        if hit:
+            t_hit[i] = t
+            n_updates[i] += 1
+            llr[i, 0] += log_pd + hit_ll[i] - log_lambda
+        elif in_view[i]:
+            llr[i, 0] += log_miss
+        st = status[i]
+        peak = llr[i, 1]
+        if st == TENTATIVE:
+            peak = max(peak, 0.0)
+        if llr[i, 0] > peak:
+            peak = llr[i, 0]
+        llr[i, 1] = peak
+        sure = st != TENTATIVE and max(P[i, 0, 0], P[i, 1, 1]) <= coast_var
+        if llr[i, 0] < peak - delete_llr and not sure:
+            status[i] = DELETED
+        elif st == TENTATIVE:
+            if llr[i, 0] >= confirm_llr:
+                status[i] = CONFIRMED
+            elif t - t_hit[i] > tentative_max_gap_s:
+                status[i] = DELETED
+        elif hit:
+            status[i] = CONFIRMED
+        elif t - t_hit[i] > max_coast_s:
+            status[i] = DELETED
+        else:
+            status[i] = COASTING
+        if status[i] != DELETED and max(P[i, 0, 0], P[i, 1, 1]) > max_var:
+            status[i] = DELETED
+        if status[i] == DELETED:
+            deleted += 1
+    return deleted

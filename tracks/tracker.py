@@ -16,7 +16,9 @@ from numpy.typing import ArrayLike, NDArray
 
 from vigil.tracks import kernels as kern
 from vigil.tracks.config import CLASSES, TrackerConfig
+from vigil.tracks.evidence import ClutterDensity, cost_offset
 from vigil.tracks.measurement import BatchError, position_measurements
+from vigil.tracks.slots import LiveSlots
 from vigil.tracks.table import CONFIRMED, DELETED, TENTATIVE, TrackerSnapshot, TrackTable
 
 #: Grid cells never smaller than this (m), nor more than this many per side.
@@ -24,22 +26,7 @@ _MIN_CELL_M = 5.0
 _MAX_CELLS_PER_SIDE = 1024
 #: The per-slot arrays, in the order :func:`vigil.tracks.kernels.compact` takes them.
 _ARRAYS = ("_id", "_status", "_x", "_P", "_t_est", "_t_hit", "_t_first", "_hits", "_scans",
-           "_n_updates", "_class", "_cev")  # fmt: skip
-
-
-class _LiveSlots:
-    """A read-only view of one of the tracker's per-slot arrays over its live slots."""
-
-    def __init__(self, name: str, doc: str) -> None:
-        self.name = name
-        self.__doc__ = doc
-
-    def __get__(self, tracker: Tracker | None, owner: type | None = None) -> NDArray:
-        if tracker is None:
-            return self  # type: ignore[return-value]  # the class attribute, for its docs
-        view = getattr(tracker, self.name)[: tracker.n]
-        view.flags.writeable = False
-        return view
+           "_n_updates", "_class", "_cev", "_llr")  # fmt: skip
 
 
 class Tracker:
@@ -69,7 +56,8 @@ class Tracker:
         c = self.config
         self._gamma = -2.0 * math.log(1.0 - c.gate_probability)
         pd = c.detection_probability
-        self._cost_offset = math.log(2.0 * math.pi * c.clutter_density_per_m2 * (1.0 - pd) / pd)
+        self._cost_offset = cost_offset(c.clutter_density_per_m2, pd)
+        self._clutter = ClutterDensity(c.clutter_memory_s)
         self._max_var = c.max_position_sigma_m**2
         self.n = 0
         self.next_id = 1
@@ -103,6 +91,8 @@ class Tracker:
         self._class = np.full((cap, len(CLASSES)), 1.0 / len(CLASSES))
         #: Class evidence: log-likelihood sum per class, informative guesses, last time (s).
         self._cev = np.zeros((cap, len(CLASSES) + 2))
+        #: Track score (log-likelihood ratio) and its peak, with ``track_score``.
+        self._llr = np.zeros((cap, 2))
 
     def _grow(self, need: int) -> None:
         cap = self.cap
@@ -116,14 +106,16 @@ class Tracker:
     def snapshot(self) -> TrackerSnapshot:
         """A copy of the tracker's state, to :meth:`restore` later."""
         arrays = tuple(getattr(self, name)[: self.n].copy() for name in _ARRAYS)
+        arrays += (self._clutter.state.copy(),)
         return TrackerSnapshot(self.n, self.next_id, self.time, arrays)
 
     def restore(self, snap: TrackerSnapshot) -> None:
         """Go back to a :meth:`snapshot`."""
         if snap.n > self.cap:
             self._grow(snap.n)
-        for name, arr in zip(_ARRAYS, snap.arrays, strict=True):
+        for name, arr in zip(_ARRAYS, snap.arrays[: len(_ARRAYS)], strict=True):
             getattr(self, name)[: snap.n] = arr
+        self._clutter.state[:] = snap.arrays[len(_ARRAYS)]
         self.n = snap.n
         self.next_id = snap.next_id
         self.time = snap.time
@@ -186,15 +178,15 @@ class Tracker:
     # Read-only views of slots 0..n-1, valid until the next call that changes the tracker
     # (update, delete, restore); a slot is a track's row in them.
 
-    ids = _LiveSlots("_id", "``(n,)`` each live slot's track id.")
-    status = _LiveSlots("_status", "``(n,)`` each live slot's state (``TENTATIVE``, ...).")
-    x = _LiveSlots("_x", "``(n, 4)`` each live slot's state ``[east, north, v_east, v_north]``.")
-    P = _LiveSlots("_P", "``(n, 4, 4)`` each live slot's state covariance.")
-    t_est = _LiveSlots("_t_est", "``(n,)`` the time of each live slot's state, s.")
-    t_hit = _LiveSlots("_t_hit", "``(n,)`` the time of each live slot's last detection, s.")
-    t_first = _LiveSlots("_t_first", "``(n,)`` the time each live slot's track began, s.")
-    n_updates = _LiveSlots("_n_updates", "``(n,)`` the detections each track has absorbed.")
-    class_evidence = _LiveSlots(
+    ids = LiveSlots("_id", "``(n,)`` each live slot's track id.")
+    status = LiveSlots("_status", "``(n,)`` each live slot's state (``TENTATIVE``, ...).")
+    x = LiveSlots("_x", "``(n, 4)`` each live slot's state ``[east, north, v_east, v_north]``.")
+    P = LiveSlots("_P", "``(n, 4, 4)`` each live slot's state covariance.")
+    t_est = LiveSlots("_t_est", "``(n,)`` the time of each live slot's state, s.")
+    t_hit = LiveSlots("_t_hit", "``(n,)`` the time of each live slot's last detection, s.")
+    t_first = LiveSlots("_t_first", "``(n,)`` the time each live slot's track began, s.")
+    n_updates = LiveSlots("_n_updates", "``(n,)`` the detections each track has absorbed.")
+    class_evidence = LiveSlots(
         "_cev",
         "``(n, 5)`` each live slot's class evidence: log-likelihood sum per class of "
         ":data:`vigil.tracks.config.CLASSES`, informative guesses, time of the last one (s).",
@@ -285,6 +277,9 @@ class Tracker:
         c = self.config
 
         kern.predict_cv(x, P, self._t_est, n, t, c.process_noise)
+        if c.track_score:
+            lam = self._clutter.density(c.clutter_density_per_m2)
+            self._cost_offset = cost_offset(lam, c.detection_probability)
         track_det = np.full(n, -1, dtype=np.int64)
         det_track = np.full(m, -1, dtype=np.int64)
         self.last_clusters = 0
@@ -303,6 +298,11 @@ class Tracker:
         pos_only = np.ascontiguousarray(
             np.broadcast_to(np.asarray(position_only, dtype=np.bool_), (m,))
         )
+        if c.track_score:
+            hit_ll = np.empty(n)
+            kern.hit_loglik(P, n, track_det, RR, x, zz, hit_ll)
+            was_tentative = self._status[:n] == TENTATIVE
+            sig = math.sqrt(float(np.median(RR[:, 0, 0] + RR[:, 1, 1])) / 2.0) if m else 0.0
         kern.kalman_update(x, P, n, track_det, zz, RR, pos_only)
         if lik is not None:
             kern.fuse_class(
@@ -317,6 +317,50 @@ class Tracker:
                 c.class_max_evidence,
                 self._log_prior,
             )
+        if c.track_score:
+            pd = c.detection_probability
+            kern.manage_score(
+                self._status,
+                self._llr,
+                self._n_updates,
+                self._t_hit,
+                P,
+                n,
+                track_det,
+                hit_ll,
+                view,
+                t,
+                math.log(pd),
+                math.log(1.0 - pd),
+                math.log(lam),
+                c.confirm_llr,
+                c.delete_llr,
+                c.tentative_max_gap_s,
+                c.max_coast_s,
+                self._max_var,
+                (c.report_coast_sigma_ratio * sig) ** 2,
+            )
+            # a tentative track that dies unconfirmed: its detections were false alarms
+            died = was_tentative & (self._status[:n] == DELETED)
+            self._clutter.add(t, zz, sig, int(self._n_updates[:n][died].sum()))
+        else:
+            self._manage(track_det, view, t)
+        det_id = np.full(m, -1, dtype=np.int64)
+        hit = det_track >= 0
+        det_id[hit] = self._id[det_track[hit]]
+        keep = self._status[:n] != DELETED
+        if not keep.all():
+            self.n = n = kern.compact(keep, n, *(getattr(self, a) for a in _ARRAYS))
+        new = ~hit & np.broadcast_to(np.asarray(can_initiate, dtype=np.bool_), (m,))
+        det_id[new] = self._initiate(t, zz[new], RR[new], None if lik is None else lik[new])
+        self.last_det_track_id = det_id
+        self.last_det_new = new
+        self.time = t
+        return self.tracks()
+
+    def _manage(self, track_det: NDArray[np.int64], view: NDArray[np.bool_], t: float) -> None:
+        """M-of-N confirmation and coasting in seconds (without ``track_score``)."""
+        P, n, c = self._P, self.n, self.config
         kern.manage(
             self._status,
             self._hits,
@@ -334,18 +378,6 @@ class Tracker:
             c.max_coast_s,
             self._max_var,
         )
-        det_id = np.full(m, -1, dtype=np.int64)
-        hit = det_track >= 0
-        det_id[hit] = self._id[det_track[hit]]
-        keep = self._status[:n] != DELETED
-        if not keep.all():
-            self.n = n = kern.compact(keep, n, *(getattr(self, a) for a in _ARRAYS))
-        new = ~hit & np.broadcast_to(np.asarray(can_initiate, dtype=np.bool_), (m,))
-        det_id[new] = self._initiate(t, zz[new], RR[new], None if lik is None else lik[new])
-        self.last_det_track_id = det_id
-        self.last_det_new = new
-        self.time = t
-        return self.tracks()
 
     def _associate(
         self,
@@ -446,6 +478,7 @@ class Tracker:
         self._class[s] = self._prior
         self._cev[s] = 0.0
         self._cev[s, -1] = t
+        self._llr[s] = 0.0
         if lik is not None:  # each new track takes its own detection's guess
             c = self.config
             kern.fuse_class(

@@ -22,6 +22,7 @@ FLAG_KEYS = {
     "initial_speed_sigma": "initial_speed_sigma_mps",
     "default_sigma": "default_sigma_m",
     "max_position_sigma": "max_position_sigma_m",
+    "report_coast_sigma_ratio": "report_coast_sigma_ratio",
 }
 
 
@@ -67,7 +68,7 @@ def load_track_config(
 
     from vigil.config_sections import ConfigError
     from vigil.ingest.validation import explain, toml_line
-    from vigil.tracks.config import TrackerConfig, TrackerSettings
+    from vigil.tracks.config import TRACK_DEFAULTS, TrackerConfig, TrackerSettings
 
     track_file = msgspec.defstruct(
         "TrackFile", [("tracker", TrackerSettings, TrackerSettings())], forbid_unknown_fields=True
@@ -96,6 +97,8 @@ def load_track_config(
         )
         raw, text = {"tracker": msgspec.to_builtins(deployment.config.tracker)}, ""
     merged = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    if isinstance(merged.get("tracker", {}), dict):  # vigil track's defaults under the file's
+        merged["tracker"] = {**TRACK_DEFAULTS, **merged.get("tracker", {})}
     if overrides:
         table = merged.setdefault("tracker", {})
         if isinstance(table, dict):
@@ -143,6 +146,9 @@ def cmd_track(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
     if args.confirm is not None:
         overrides["confirm_m"], overrides["confirm_n"] = args.confirm
+        overrides["track_score"] = False  # M/N scans asked for: counts, not evidence
+    if args.management is not None:
+        overrides["track_score"] = args.management == "evidence"
     try:
         config = load_track_config(args.config, overrides)
     except ConfigError as exc:
@@ -203,18 +209,28 @@ def add_settings(p: argparse.ArgumentParser) -> None:
         "tracker settings",
         "A --config file holds a [tracker] table, the same keys as the deployment file's "
         "(vigil config show prints them), or is a whole deployment file; the flags below "
-        "override it. Times are seconds: "
-        "set them for your scan interval (the defaults suit 1-2 s scans).",
+        "override it. Times are seconds. By default tracks are confirmed and ended by "
+        "evidence (each track's log-likelihood ratio of target against clutter, the "
+        "clutter density estimated from the data), which suits scans from 0.1 s to 5 s "
+        "and each row's sigma.",
+    )
+    g.add_argument(
+        "--management",
+        choices=("evidence", "counts"),
+        help="confirm and end tracks by evidence (default) or by M/N scan counts (--confirm)",
     )
     g.add_argument("--config", type=existing_file, metavar="TOML", help="[tracker] settings file")
     g.add_argument(
         "--gate-probability",
         type=float,
         metavar="P",
-        help="chi-square gate probability (0.5-1, default 0.999)",
+        help="chi-square gate probability (0.5-1, default 0.99)",
     )
     g.add_argument(
-        "--confirm", type=confirmation, metavar="M/N", help="M detections in N scans (3/4)"
+        "--confirm",
+        type=confirmation,
+        metavar="M/N",
+        help="M detections in N scans (3/4; implies --management counts)",
     )
     g.add_argument(
         "--max-coast-s",
@@ -238,7 +254,7 @@ def add_settings(p: argparse.ArgumentParser) -> None:
         "--initial-speed-sigma",
         type=positive_float,
         metavar="MPS",
-        help="velocity sigma per axis of a new track, m/s (5; about 1 for people on foot)",
+        help="velocity sigma per axis of a new track, m/s (1.5, people on foot)",
     )
     g.add_argument(
         "--default-sigma",
@@ -253,11 +269,20 @@ def add_settings(p: argparse.ArgumentParser) -> None:
         help="a track whose position sigma exceeds this is deleted, m (200)",
     )
     g.add_argument(
+        "--report-coast-sigma-ratio",
+        type=float,
+        metavar="K",
+        help=(
+            "write a coasting track only while its position sigma is at most K times the "
+            "batch's detection sigma (2; 0 writes every coasting track)"
+        ),
+    )
+    g.add_argument(
         "--report-max-sigma",
         type=positive_float,
         metavar="M",
         help=(
             "write a coasting track (no detection this scan) only while its larger position "
-            "sigma is at most this, m; it keeps coasting and its id (default: always written)"
+            "sigma is at most this, m; it keeps coasting and its id (overrides the ratio)"
         ),
     )
