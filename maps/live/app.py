@@ -118,6 +118,12 @@ class LiveMapApp(Starlette):
         The sector's ground (:func:`~vigil.maps.live.coverage.live_relief`): with it the
         towers' coverage layer draws what each camera sees on the relief (viewsheds, computed
         here once); None draws flat wedges.
+    sessions
+        Sessions shared with other apps of one server (the national view's sector maps and
+        its login); ``secret`` and ``session_lifetime_s`` are then unused.
+    subscribe
+        False: subscribe to nothing (the national view's login and admin pages, which draw
+        no sector).
     """
 
     def __init__(
@@ -139,6 +145,8 @@ class LiveMapApp(Starlette):
         verify_gate: VerifyGate | None = None,
         max_body: int = 64 * 1024,
         dem: ElevationModel | None = None,
+        sessions: Sessions | None = None,
+        subscribe: bool = True,
     ) -> None:
         self.site = site
         self.bus = bus
@@ -148,7 +156,7 @@ class LiveMapApp(Starlette):
         self.tick_s = tick_s
         self.sector = site.sector.name
         self.live = LiveState(site, dem=dem, **(state_options or {}))
-        self.sessions = (
+        self.sessions = sessions or (
             Sessions(secret)
             if session_lifetime_s is None
             else Sessions(secret, lifetime_s=session_lifetime_s)
@@ -192,7 +200,8 @@ class LiveMapApp(Starlette):
         self.add_middleware(SecurityHeaders, tiles_url=tiles_url)
         self.allowed_hosts = _allowed(allowed_hosts)
         self.add_middleware(HostCheck, allowed=self.allowed_hosts)
-        self._subscriptions = [bus.subscribe(p, self._on_message) for p in map_topics(self.sector)]
+        topics = map_topics(self.sector) if subscribe else []
+        self._subscriptions = [bus.subscribe(p, self._on_message) for p in topics]
 
     # -- the bus side ---------------------------------------------------------------------------
 

@@ -61,7 +61,9 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers.extend(self.headers)
-                if scope["path"].startswith("/api/") or scope["path"] in ("/", "/login"):
+                # the path below the app's mount point (a sector map of the national view)
+                path = scope["path"][len(scope.get("root_path", "")) :] or "/"
+                if path.startswith("/api/") or path in ("/", "/login"):
                     headers.append((b"cache-control", b"no-store"))
                 if scope.get("scheme") == "https":
                     headers.append((b"strict-transport-security", HSTS))

@@ -29,7 +29,10 @@ EPHEMERAL_SESSION_S = 300
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the live map of a sector fed by its MQTT broker."""
+    """Serve the live map of a sector fed by its MQTT broker (or, with ``--sector``, the
+    national view of several)."""
+    if args.sector:
+        return _serve_national(args)
     from vigil.cli.connection import ConnectionWatch
     from vigil.ingest.mqtt import MqttBus
     from vigil.ingest.mqtt_link import instance_client_id
@@ -85,6 +88,81 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _serve_national(args: argparse.Namespace) -> int:
+    """``vigil serve --sector A.toml --sector B.toml``: the national view from one broker node."""
+    from vigil.cli.connection import ConnectionWatch
+    from vigil.ingest.mqtt import MqttBus
+    from vigil.ingest.mqtt_link import instance_client_id
+    from vigil.maps.live.audit import AuditLog
+    from vigil.maps.live.auth import UserStore
+    from vigil.maps.live.coverage import live_relief
+    from vigil.maps.live.guard import certificate_names
+    from vigil.maps.live.national import NationalApp
+    from vigil.maps.live.server import serve
+    from vigil.service import mqtt_settings
+
+    deployments = [load_deployment(path) for path in args.sector]
+    names = [d.sector for d in deployments]
+    if len(set(names)) != len(names):
+        raise CommandError(f"--sector: sectors {names} are not distinct", EXIT_USAGE)
+    dems = {}
+    for d in deployments:
+        try:
+            dems[d.sector] = live_relief(d.config.terrain, d.site, d.path.parent)
+        except ValueError as exc:
+            raise CommandError(f"{d.path}: [terrain]: {exc}") from None
+    first = deployments[0]
+    b = first.config.broker
+    settings = mqtt_settings(first, args.broker, session_expiry_s=EPHEMERAL_SESSION_S)
+    require_credentials(settings, args.insecure, (b.username_env, b.password_env))
+    # one connection for every sector; it reports nothing to a sector's quarantine topic
+    bus = MqttBus(
+        "national",
+        settings,
+        args.client_id or instance_client_id("national", "map"),
+        publish_quarantine=False,
+    )
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    say(f"sectors {', '.join(names)}: the national view serves once the broker is reached")
+    watch = ConnectionWatch(bus, say).start()
+    try:
+        bus.connect(args.connect_timeout)
+        watch.check()
+    except ConnectionError as exc:
+        bus.close()
+        raise CommandError(f"{exc}; give the national node with --broker HOST:PORT") from None
+    finally:
+        watch.stop()
+    users_store = UserStore(args.users)
+    if not users_store.users():
+        bus.close()
+        raise CommandError(
+            f"no users in {args.users}; add one first: vigil users add NAME --role commander",
+            EXIT_USAGE,
+        )
+    audit = AuditLog(users.audit_path(args.users, args.audit))
+    app = NationalApp(
+        [d.site for d in deployments],
+        bus,
+        users_store,
+        audit,
+        dems=dems,
+        tiles_url=first.config.map.tiles_url,
+        allowed_hosts=[args.host, *certificate_names(args.cert), *args.allowed_host],
+    )
+    try:
+        serve(app, args.host, args.port, args.cert, args.key)
+    finally:
+        app.close()
+        audit.close()
+        users_store.close()
+        bus.close()
+    return EXIT_OK
+
+
 def register(sub: Subparsers) -> None:
     """Add ``serve`` and ``users`` (with its actions) to the top-level subcommands."""
     p = sub.add_parser(
@@ -130,6 +208,17 @@ def register(sub: Subparsers) -> None:
         help=(
             "a host name browsers use to reach the map (repeatable); besides it the server "
             "answers only to local names, its address and its certificate's names"
+        ),
+    )
+    p.add_argument(
+        "--sector",
+        action="append",
+        metavar="DEPLOYMENT",
+        type=existing_file,
+        help=(
+            "serve the national view: every sector named (repeatable; a deployment file each) "
+            "from one broker node (--broker; see vigil broker national), with an overview of "
+            "open alerts per sector at / and each sector's map at /s/SECTOR/"
         ),
     )
     p.set_defaults(func=cmd_serve)

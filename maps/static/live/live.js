@@ -26,6 +26,9 @@
 (function () {
   "use strict";
 
+  // the map's own path ("/" for one sector, "/s/SECTOR/" under the national view): its API
+  // and WebSocket sit below it
+  var BASE = location.pathname.replace(/[^\/]*$/, "");
   var TRAIL_POINTS = 30;
   var SENSOR_STALE_S = 900;
   var STATS_CAP = 200000;
@@ -550,7 +553,7 @@
 
   function postAction(alertId, action, body, button) {
     button.disabled = true;
-    return fetch("/api/alerts/" + encodeURIComponent(alertId) + "/" + action, {
+    return fetch(BASE + "api/alerts/" + encodeURIComponent(alertId) + "/" + action, {
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": V.me.csrf },
@@ -714,7 +717,7 @@
   var retry = 500;
 
   function connect() {
-    var ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
+    var ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + BASE + "ws");
     V.ws = ws;
     ws.onopen = function () {
       retry = 500;
@@ -724,7 +727,7 @@
     ws.onclose = function () {
       if (!V.playing) setStatus("disconnected", "disconnected; reconnecting…");
       // a refused handshake looks like any other close: ask whether the session still holds
-      fetch("/api/me", { credentials: "same-origin" }).then(function (r) {
+      fetch(BASE + "api/me", { credentials: "same-origin" }).then(function (r) {
         if (r.status === 401) window.location.href = "/login";
         else setTimeout(connect, retry);
       }, function () { setTimeout(connect, retry); });
@@ -773,7 +776,7 @@
     markQueue(true);
     setStatus("playback", "playback · loading history…");
     var hours = $("history-hours").value;
-    getJSON("/api/history?hours=" + encodeURIComponent(hours)).then(function (h) {
+    getJSON(BASE + "api/history?hours=" + encodeURIComponent(hours)).then(function (h) {
       if (request !== playRequest) return; // switched off or asked again meanwhile
       playback = h;
       h.tracks.forEach(function (tr) { tr.times = tr.points.map(function (p) { return p[0]; }); });
@@ -830,7 +833,7 @@
     V.timeZone = TIME_ZONE;
     V.clock = clock;
     if (options && options.bounds) map.fitBounds(options.bounds);
-    Promise.all([getJSON("/api/me"), getJSON("/api/site")]).then(function (r) {
+    Promise.all([getJSON(BASE + "api/me"), getJSON(BASE + "api/site")]).then(function (r) {
       V.me = r[0];
       $("whoami").textContent = V.me.user + " (" + V.me.role + ")";
       $("logout-csrf").value = V.me.csrf;
