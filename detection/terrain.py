@@ -4,14 +4,17 @@
 ``ground`` casts each blob's ray onto the sector's elevation model
 (:func:`vigil.geo.raycast.cast_rays`) instead of a flat plane, and whose ``covariance`` is
 :func:`vigil.geo.pointing.ground_covariance`: the pixel error, the pointing error (the tower's
-calibration or its specification) and the ground's local slope, carried to the ground at the
-hit. The follower (:class:`~vigil.detection.objects.ObjectFollower`) uses it unchanged.
+calibration or its specification) and the ground's relief around the hit, by its area-weighted
+quadrature (the first-order covariance was far too small on rough relief: mean NEES 10-460 in
+``benchmarks/bench_pointing.py``, where the quadrature gives about 2).
+The follower (:class:`~vigil.detection.objects.ObjectFollower`) uses it unchanged.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -117,10 +120,12 @@ class TerrainGeometry(CameraGeometry):
         sigma_u: NDArray[np.float64],
         sigma_v: NDArray[np.float64],
         floor_sigma_m: float = 0.5,
+        method: Literal["linear", "sigma-points", "quadrature"] = "quadrature",
     ) -> NDArray[np.float64]:
         """East-north covariance (``(n, 2, 2)``, m^2) of the ground seen at ``(u, v)``: the
         pixel error (``sigma_u``, ``sigma_v``, pixels), the pointing error and the slope at
-        the hit (:func:`vigil.geo.pointing.ground_covariance`, first order), plus the floor.
+        the rays near the hit (:func:`vigil.geo.pointing.ground_covariance`, ``method``, by
+        default its quadrature), plus the floor.
         Where a foot pixel's ray slips past the ground, the flat-plane covariance stands in."""
         uu = np.atleast_1d(np.asarray(u, np.float64))
         vv = np.atleast_1d(np.asarray(v, np.float64))
@@ -138,6 +143,7 @@ class TerrainGeometry(CameraGeometry):
             tilt_sigma_deg=tilt,
             roll_sigma_deg=roll,
             curvature_coeff=self.curvature_coeff,
+            method=method,
         )
         bad = ~np.all(np.isfinite(cov), axis=(1, 2))
         if np.any(bad):

@@ -34,6 +34,14 @@ from vigil.geo.raycast import (
 
 #: Step of the finite differences of a ray's direction with respect to an angle, degrees.
 _ANGLE_STEP_DEG = 1e-4
+#: Seven-point Gauss-Hermite rule for a standard normal: the nodes off the centre (each taken
+#: with both signs) and their weights; the centre takes the rest of the unit weight.
+_GH_NODES = (1.1544053947399682, 2.366759410734541, 3.750439717725742)
+_GH_WEIGHTS = (0.24013861108231469, 0.030757123967586493, 0.0005482688559722184)
+#: Smallest cosine of the angle between a ray and the ground's normal that the area prior
+#: takes (a ray grazing the ground closer than this counts as this): picked on the tuning
+#: seeds of ``benchmarks/bench_pointing.py`` (0.02 is a ray 1.1 degrees above the slope).
+MIN_INCIDENCE_COS = 0.02
 
 
 def _ray_jacobian(camera: PinholeCamera, u: NDArray, v: NDArray) -> NDArray[np.float64]:
@@ -82,7 +90,7 @@ def ground_covariance(
     tilt_sigma_deg: float = 0.0,
     roll_sigma_deg: float = 0.0,
     curvature_coeff: float = CURVATURE_REFRACTION,
-    method: Literal["linear", "sigma-points"] = "linear",
+    method: Literal["linear", "sigma-points", "quadrature"] = "linear",
 ) -> tuple[RayHits, NDArray[np.float64]]:
     """Ground positions of pixels and their covariance in the sector's frame.
 
@@ -108,6 +116,13 @@ def ground_covariance(
         ``+-sqrt(5)`` standard deviations of each error source (an unscented transform with
         no centre weight), which also sees a ray that slips over a crest onto ground far
         behind, or into sky (placed at the rated range); ten ray casts per detection.
+        ``quadrature``: for each error source, the second moment about the hit of the hits
+        at the seven Gauss-Hermite nodes of that source (out to 3.75 standard deviations),
+        each node weighted also by the ground area its ray sees per unit of image (people
+        stand anywhere on the ground, so a pixel on ground that the ray grazes, or on the
+        far side of a crest, holds more of them: slant**2 / cos(incidence), the cosine no
+        less than :data:`MIN_INCIDENCE_COS`); the sources' moments add. 30 ray casts per
+        detection; it sees a ray a few pixels from a crest that the others miss.
 
     Returns
     -------
@@ -128,8 +143,10 @@ def ground_covariance(
     hits = pixels_to_terrain(camera, dem, uu, vv, curvature_coeff=curvature_coeff)
     if method == "sigma-points":
         return hits, _sigma_point_covariance(camera, dem, uu, vv, sig, hits, curvature_coeff)
+    if method == "quadrature":
+        return hits, _quadrature_covariance(camera, dem, uu, vv, sig, hits, curvature_coeff)
     if method != "linear":
-        raise TerrainError(f"method={method!r}; expected 'linear' or 'sigma-points'")
+        raise TerrainError(f"method={method!r}; expected 'linear', 'sigma-points' or 'quadrature'")
     d = camera.rays(uu, vv)
     t = hits.range_m / np.hypot(d[:, 0], d[:, 1])
     n = ground_normal(
@@ -178,30 +195,104 @@ def _sigma_point_covariance(
     ``(n, 5)``: per detection, pixel ``u``, ``v``, pan, tilt, roll."""
     n = sig.shape[1]
     spread = math.sqrt(n)
-    names = (None, None, "pan_deg", "tilt_deg", "roll_deg")
     errors = []
     for k in range(n):
         if not np.any(sig[:, k] != 0.0):
             continue
         for sign in (-1.0, 1.0):
-            step = sign * spread * sig[:, k]
-            cam = camera
-            du = step if k == 0 else 0.0
-            dv = step if k == 1 else 0.0
-            if names[k] is not None:
-                angle = float(step[0])  # the pointing's sigmas are the same for all
-                cam = replace(camera, **{names[k]: getattr(camera, names[k]) + angle})
-            got = pixels_to_terrain(cam, dem, u + du, v + dv, curvature_coeff=curvature_coeff)
-            d = cam.rays(u + du, v + dv)
-            az = np.arctan2(d[:, 0], d[:, 1])
-            x = np.where(got.hit, got.x, cam.x + cam.max_range_m * np.sin(az))
-            y = np.where(got.hit, got.y, cam.y + cam.max_range_m * np.cos(az))
+            _, _, _, x, y = _perturbed_hits(
+                camera, dem, u, v, k, sign * spread * sig[:, k], curvature_coeff
+            )
             errors.append(np.column_stack([x - hits.x, y - hits.y]))
     if not errors:
         cov = np.zeros((u.size, 2, 2))
     else:
         e = np.stack(errors)
         cov = np.einsum("kni,knj->nij", e, e) / (2.0 * n)
+    cov[~hits.hit] = np.nan
+    return cov
+
+
+def _perturbed_hits(
+    camera: PinholeCamera,
+    dem: ElevationModel,
+    u: NDArray,
+    v: NDArray,
+    k: int,
+    step: NDArray,
+    curvature_coeff: float,
+) -> tuple[PinholeCamera, RayHits, NDArray, NDArray, NDArray]:
+    """Cast the rays with error source ``k`` (pixel u, v, pan, tilt, roll) moved by ``step``
+    (per detection): the camera, the hits, the rays, and ``(x, y)`` where a ray into sky is
+    placed at the rated range on its azimuth."""
+    names = (None, None, "pan_deg", "tilt_deg", "roll_deg")
+    cam = camera
+    du = step if k == 0 else 0.0
+    dv = step if k == 1 else 0.0
+    if names[k] is not None:
+        angle = float(step[0])  # the pointing's sigmas are the same for all
+        cam = replace(camera, **{names[k]: getattr(camera, names[k]) + angle})
+    got = pixels_to_terrain(cam, dem, u + du, v + dv, curvature_coeff=curvature_coeff)
+    d = cam.rays(u + du, v + dv)
+    az = np.arctan2(d[:, 0], d[:, 1])
+    x = np.where(got.hit, got.x, cam.x + cam.max_range_m * np.sin(az))
+    y = np.where(got.hit, got.y, cam.y + cam.max_range_m * np.cos(az))
+    return cam, got, d, x, y
+
+
+def ground_per_pixel(
+    camera: PinholeCamera,
+    dem: ElevationModel,
+    hits: RayHits,
+    rays: NDArray,
+    curvature_coeff: float = CURVATURE_REFRACTION,
+    min_cos: float = MIN_INCIDENCE_COS,
+) -> NDArray[np.float64]:
+    """Map area (square metres, up to a constant) that each ray's pixel covers at its hit:
+    ``slant**2 * n_z / cos(incidence) * f / |d|**3`` (``d`` the unnormalised ray, ``f`` the
+    focal length in pixels, ``n`` the ground's unit normal); NaN where a ray sees sky."""
+    n = ground_normal(
+        dem, np.nan_to_num(hits.x), np.nan_to_num(hits.y), (camera.x, camera.y), curvature_coeff
+    )
+    n_len = np.linalg.norm(n, axis=1)
+    d_len = np.linalg.norm(rays, axis=1)
+    cos = np.abs(np.einsum("ij,ij->i", n, rays)) / (n_len * d_len)
+    c = camera.centre
+    slant2 = (hits.x - c[0]) ** 2 + (hits.y - c[1]) ** 2 + (hits.z - c[2]) ** 2
+    return slant2 / n_len / np.maximum(cos, min_cos) * camera.focal_px / d_len**3
+
+
+def _quadrature_covariance(
+    camera: PinholeCamera,
+    dem: ElevationModel,
+    u: NDArray,
+    v: NDArray,
+    sig: NDArray,
+    hits: RayHits,
+    curvature_coeff: float,
+) -> NDArray[np.float64]:
+    """Sum over the error sources of the area-weighted second moment, about the hit, of the
+    hits at the Gauss-Hermite nodes of that source (see :func:`ground_covariance`)."""
+    area0 = ground_per_pixel(camera, dem, hits, camera.rays(u, v), curvature_coeff)
+    w0 = 1.0 - 2.0 * sum(_GH_WEIGHTS)
+    cov = np.zeros((u.size, 2, 2))
+    for k in range(sig.shape[1]):
+        if not np.any(sig[:, k] != 0.0):
+            continue
+        num = np.zeros((u.size, 2, 2))
+        den = w0 * area0
+        for node, weight in zip(_GH_NODES, _GH_WEIGHTS, strict=True):
+            for sign in (-1.0, 1.0):
+                cam, got, d, x, y = _perturbed_hits(
+                    camera, dem, u, v, k, sign * node * sig[:, k], curvature_coeff
+                )
+                area = ground_per_pixel(cam, dem, got, d, curvature_coeff)
+                # a node into sky weighs as the hit does (no ground to count there)
+                area = np.where(got.hit, area, area0)
+                e = np.column_stack([x - hits.x, y - hits.y])
+                num += (weight * area)[:, None, None] * np.einsum("ni,nj->nij", e, e)
+                den = den + weight * area
+        cov += num / den[:, None, None]
     cov[~hits.hit] = np.nan
     return cov
 

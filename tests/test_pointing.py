@@ -244,7 +244,7 @@ def test_sigma_points_keep_the_covariance_honest_on_rough_relief() -> None:
     ou, ov = u + rng.normal(0.0, 1.0, u.size), v + rng.normal(0.0, 1.0, v.size)
     mean_nees = {}
     inside = {}
-    for method in ("linear", "sigma-points"):
+    for method in ("linear", "sigma-points", "quadrature"):
         est, cov = ground_covariance(cam, dem, ou, ov, pixel_sigma=1.0, method=method)
         e = np.column_stack([est.x - x, est.y - y])
         ok = est.hit
@@ -255,6 +255,9 @@ def test_sigma_points_keep_the_covariance_honest_on_rough_relief() -> None:
     assert mean_nees["sigma-points"] < 3.0
     assert inside["sigma-points"] > 0.85
     assert inside["sigma-points"] > inside["linear"]
+    # the area-weighted quadrature also sees a pixel a few sigma from a crest
+    assert 1.5 < mean_nees["quadrature"] < mean_nees["sigma-points"]
+    assert inside["quadrature"] > inside["sigma-points"]
 
 
 def test_sigma_points_agree_with_first_order_on_smooth_ground(smooth_hills) -> None:
@@ -267,7 +270,9 @@ def test_sigma_points_agree_with_first_order_on_smooth_ground(smooth_hills) -> N
     kw = {"pixel_sigma": 1.0, "pan_sigma_deg": 0.05, "tilt_sigma_deg": 0.05}
     _, lin = ground_covariance(cam, smooth_hills, u, v, **kw)
     _, sp = ground_covariance(cam, smooth_hills, u, v, method="sigma-points", **kw)
+    _, qd = ground_covariance(cam, smooth_hills, u, v, method="quadrature", **kw)
     for k in range(u.size):
         assert np.sqrt(np.trace(sp[k])) == pytest.approx(np.sqrt(np.trace(lin[k])), rel=0.15)
+        assert np.sqrt(np.trace(qd[k])) == pytest.approx(np.sqrt(np.trace(lin[k])), rel=0.15)
     with pytest.raises(TerrainError, match="method"):
         ground_covariance(cam, smooth_hills, u, v, method="cubature")  # type: ignore[arg-type]
