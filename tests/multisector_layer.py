@@ -14,14 +14,19 @@ import pwd
 import re
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 from broker import Broker, free_port
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from vigil.cli import main as vigil_main
 from vigil.config import default_deployment_path
+from vigil.ingest.mqtt import MqttBus, MqttSettings
 
 SECTORS = ("tucson", "nogales")
 
@@ -126,3 +131,69 @@ def build_layer() -> Layer:
         layer.close()
         raise
     return layer
+
+
+class NodeCollector:
+    """A national map identity on one node: persistent session, QoS 1, payloads kept."""
+
+    def __init__(self, layer: Layer, node: int, user: str = "vigil-national-map-1") -> None:
+        self.got: set[bytes] = set()
+        self.lock = threading.Lock()
+        b = layer.nodes[node]
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=user, protocol=mqtt.MQTTv5)
+        c.username_pw_set(*layer.national_login(user))
+        c.tls_set(ca_certs=str(layer.ca_file))
+        c.reconnect_delay_set(0.1, 0.5)
+        c.on_connect = self._on_connect
+        c.on_message = self._on_message
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        c.connect(b.host, b.port, clean_start=False, properties=props)
+        self.subscribed = threading.Event()
+        c.on_subscribe = lambda *a: self.subscribed.set()
+        c.loop_start()
+        self.client = c
+        assert self.subscribed.wait(10), "collector not subscribed"
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        client.subscribe([(f"vigil/v1/{s}/tracks", 1) for s in SECTORS])
+
+    def _on_message(self, client, userdata, msg) -> None:
+        with self.lock:
+            self.got.add(bytes(msg.payload))
+
+    def snapshot(self) -> set[bytes]:
+        with self.lock:
+            return set(self.got)
+
+    def go_offline(self) -> None:
+        """Disconnect, keeping the session: the node queues what comes for it meanwhile."""
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def come_back(self) -> None:
+        """Reconnect to the session (paho's loop resumes it)."""
+        self.subscribed.clear()
+        self.client.reconnect()
+        self.client.loop_start()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def sector_publisher(layer: Layer, sector: str, tmp) -> MqttBus:
+    """The sector service's output identity on its own sector broker, through Vigil's bus."""
+    user, password = layer.sector_login(sector, f"vigil-{sector}")
+    b = layer.sector_brokers[sector]
+    settings = MqttSettings(
+        host=b.host,
+        port=b.port,
+        username=f"{user}-out",
+        password=password,
+        reconnect_max_delay_s=0.3,
+    )
+    Path(tmp).mkdir(parents=True, exist_ok=True)
+    return MqttBus(
+        sector, settings, f"{user}-out", outbox_path=Path(tmp) / f"{sector}-outbox.sqlite"
+    )
