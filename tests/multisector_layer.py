@@ -3,15 +3,14 @@
 :func:`build_layer` runs ``vigil broker national`` (two independent nodes, TLS) and, per
 sector, ``vigil broker init --bridge NODE1 --bridge NODE2`` (each sector's Mosquitto bridged
 to both nodes), then starts the four Mosquitto processes from those folders. The sectors are
-Tucson and ``nogales``, a copy of the Tucson deployment under another sector name (its own
-broker, users and topics), so the test does not hang on a second shipped deployment.
+the two shipped deployments, Tucson (US-Mexico) and Swanton (US-Canada), each with its own
+broker, users and topics.
 """
 
 from __future__ import annotations
 
 import os
 import pwd
-import re
 import shutil
 import tempfile
 import threading
@@ -28,7 +27,7 @@ from vigil.cli import main as vigil_main
 from vigil.config import default_deployment_path
 from vigil.ingest.mqtt import MqttBus, MqttSettings
 
-SECTORS = ("tucson", "nogales")
+SECTORS = ("tucson", "swanton")
 
 
 def read_env(path: Path) -> dict[str, str]:
@@ -95,11 +94,8 @@ def build_layer() -> Layer:
     # under /tmp: Mosquitto started as root reads its files as the mosquitto user
     root = Path(tempfile.mkdtemp(prefix="vigil-layer-", dir="/tmp"))
     os.chmod(root, 0o755)
-    text = default_deployment_path().read_text()
-    copy = re.sub(r'(\[sector\]\s*\nname = )"tucson"', r'\1"nogales"', text, count=1)
-    assert copy != text
-    deployments = {"tucson": default_deployment_path(), "nogales": root / "nogales.toml"}
-    deployments["nogales"].write_text(copy)
+    data = default_deployment_path().parent
+    deployments = {s: data / f"{s}.toml" for s in SECTORS}
     layer = Layer(root, deployments)
     owner = ["--owner", "mosquitto"] if os.geteuid() == 0 else []
     if owner:

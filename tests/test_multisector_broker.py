@@ -65,13 +65,13 @@ def test_the_node_acl_keeps_each_sector_to_its_own_topics(layer):
     bridge_t = layer.national_login("bridge-tucson")
     national_map = layer.national_login("vigil-national-map-1")
     assert not refused(layer, 0, *bridge_t, "vigil/v1/tucson/tracks")
-    assert refused(layer, 0, *bridge_t, "vigil/v1/nogales/tracks")
+    assert refused(layer, 0, *bridge_t, "vigil/v1/swanton/tracks")
     assert refused(layer, 0, *bridge_t, "vigil/v1/tucson/cam/t03/detections")  # not sent up
-    assert refused(layer, 1, *national_map, "vigil/v1/nogales/alerts")
+    assert refused(layer, 1, *national_map, "vigil/v1/swanton/alerts")
     assert not refused(
-        layer, 1, *national_map, "vigil/v1/nogales/alerts/actions/vigil-national-map-1"
+        layer, 1, *national_map, "vigil/v1/swanton/alerts/actions/vigil-national-map-1"
     )
-    assert refused(layer, 1, *national_map, "vigil/v1/nogales/alerts/actions/vigil-nogales-map-1")
+    assert refused(layer, 1, *national_map, "vigil/v1/swanton/alerts/actions/vigil-swanton-map-1")
 
 
 def test_sigkill_of_a_node_and_of_a_bridged_sector_broker_loses_no_message(layer, tmp_path):
@@ -99,9 +99,9 @@ def test_sigkill_of_a_node_and_of_a_bridged_sector_broker_loses_no_message(layer
         layer.nodes[0].start()
         collectors[0].come_back()
         time.sleep(PER_SECTOR * PACE_S * 0.2)
-        layer.sector_brokers["nogales"].kill()  # nogales' broker and both its bridges
+        layer.sector_brokers["swanton"].kill()  # Swanton's broker and both its bridges
         time.sleep(0.3)
-        layer.sector_brokers["nogales"].start()
+        layer.sector_brokers["swanton"].start()
         for t in threads:
             t.join(30)
         # every message acknowledged by the sector brokers, the replay window past

@@ -1,6 +1,6 @@
 """Issue 23, item 3: the national view in headless Chromium, fed through the broker layer.
 
-Two sectors (Tucson and its copy ``nogales``) publish alerts and tracks as their services do
+Two sectors (Tucson and Swanton) publish alerts and tracks as their services do
 (the service's output identity, Vigil's MQTT bus) on their own sector brokers; the bridges
 carry them to the national nodes (:mod:`multisector_layer`); ``NationalApp`` reads node 2 as
 a national map user. A commander logs in once, sees both sectors on the overview map with
@@ -38,7 +38,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.broker]
 checked_page = browser_checks.checked_page
 PASSWORD = "commander-pass-1"
 #: Open alerts each sector raises (and one more that it closes).
-OPEN = {"tucson": 2, "nogales": 1}
+OPEN = {"tucson": 2, "swanton": 1}
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,7 @@ def test_national_view_shows_both_sectors_and_opens_one(national, checked_page):
     page.fill("#username", "cmd")
     page.fill("#password", PASSWORD)
     page.click("#login-button")
-    page.wait_for_selector("#sector-rows tr[data-sector=nogales]")
+    page.wait_for_selector("#sector-rows tr[data-sector=swanton]")
     for s in SECTORS:
         page.wait_for_selector(
             f"#sector-rows tr[data-sector={s}][data-open='{OPEN[s]}']", timeout=15_000
@@ -171,22 +171,22 @@ def test_national_view_shows_both_sectors_and_opens_one(national, checked_page):
     assert page.evaluate("() => Object.keys(VigilNational.sectors).sort()") == sorted(SECTORS)
     assert app.maps == {}  # nothing opened yet: still only the alerts topics
 
-    page.select_option("#sector-picker", "nogales")
-    page.wait_for_url(server.url + "/s/nogales/")
+    page.select_option("#sector-picker", "swanton")
+    page.wait_for_url(server.url + "/s/swanton/")
     page.wait_for_selector("#live-status[data-state=live]", timeout=20_000)
-    assert page.text_content("#sector-name") == "nogales"
-    assert sorted(app.maps) == ["nogales"]
+    assert page.text_content("#sector-name") == "swanton"
+    assert sorted(app.maps) == ["swanton"]
     assert sorted(app.subscribed_topics()) == sorted(
-        [f"vigil/v1/{s}/alerts" for s in SECTORS] + map_topics("nogales")
+        [f"vigil/v1/{s}/alerts" for s in SECTORS] + map_topics("swanton")
     )
     # the sector's map draws what comes now (it subscribed when opened)
-    publishers["nogales"].publish("vigil/v1/nogales/tracks", track(sites["nogales"], "n-g1"))
-    publishers["nogales"].publish("vigil/v1/nogales/alerts", alert(sites["nogales"], "nogales", 5))
+    publishers["swanton"].publish("vigil/v1/swanton/tracks", track(sites["swanton"], "n-g1"))
+    publishers["swanton"].publish("vigil/v1/swanton/alerts", alert(sites["swanton"], "swanton", 5))
     publishers["tucson"].publish("vigil/v1/tucson/tracks", track(sites["tucson"], "t-g1"))
     page.wait_for_function("() => !!VigilLive.tracks['n-g1']", timeout=15_000)
-    page.wait_for_selector('#alert-queue .alert[data-alert-id="nogales-A5"]', timeout=15_000)
+    page.wait_for_selector('#alert-queue .alert[data-alert-id="swanton-A5"]', timeout=15_000)
     time.sleep(0.5)  # a Tucson track, had it been routed here, has had time to come
     assert page.evaluate("() => Object.keys(VigilLive.tracks)") == ["n-g1"]
     # and the overview counts the new alert
     page.click("#national-link")
-    page.wait_for_selector("#sector-rows tr[data-sector=nogales][data-open='2']", timeout=15_000)
+    page.wait_for_selector("#sector-rows tr[data-sector=swanton][data-open='2']", timeout=15_000)

@@ -106,7 +106,7 @@
     // the view first: Leaflet draws a layer only on a map that has one
     var map = L.map("vigil-map", { zoomControl: true, center: pts[0] || [39, -98], zoom: 5 });
     N.map = map;
-    if (pts.length) map.fitBounds(L.latLngBounds(pts).pad(0.3));
+    if (pts.length) map.fitBounds(L.latLngBounds(pts).pad(0.3), { animate: false });
     L.control.scale().addTo(map);
     (o.base || []).forEach(function (fc) {
       L.geoJSON(fc, {
