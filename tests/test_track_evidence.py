@@ -63,7 +63,7 @@ def test_clutter_density_is_learnt_from_dead_tentative_tracks():
         tracker.update(t, z, sigma=sigma)
     # 10 uniform false detections per scan over the 60 m box (the scene the walkers and
     # clutter span, about 78 x 78 m): about 1.6e-3 per m^2
-    lam = tracker._clutter.density(1e-9)
+    lam = tracker.clutter_density
     assert 0.8e-3 < lam < 3e-3
     fresh = ClutterDensity(60.0)
     assert fresh.density(1e-6) == 1e-6
@@ -102,7 +102,7 @@ def test_the_plain_and_sector_defaults_stay_by_counts():
     for t, _, z, sigma in _walk(1.0, seed=5, duration_s=10.0):
         snap_tracker.update(t, z, sigma=sigma)
     snap = snap_tracker.snapshot()
-    before = snap_tracker._clutter.state.copy()
+    before = snap_tracker.clutter_density
     snap_tracker.update(11.0, np.zeros((0, 2)))
     snap_tracker.restore(snap)
-    assert np.array_equal(snap_tracker._clutter.state, before)
+    assert snap_tracker.clutter_density == before

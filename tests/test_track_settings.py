@@ -117,7 +117,7 @@ def test_sigma_column_is_honoured(tmp_path):
             body = [(*r, "1") for r in rows] + [(4, 4.0, 2.0, sigma_cell)]
             src = _write(tmp_path / "d.csv", body, "t,x,y,sigma")
         rows_out = _track(tmp_path, src, *COUNTS, *flags)
-        return next(float(r["y"]) for r in rows_out if r["t"] == "4.0")
+        return next(float(r["y"]) for r in rows_out if float(r["t"]) == 4.0)
 
     sharp, blunt = y_after_step("0.05"), y_after_step("30")
     assert sharp > 1.9
@@ -138,7 +138,7 @@ def test_report_max_sigma_drops_unsure_coasting_positions(tmp_path):
     rows = [(t, float(t), 0.0) for t in range(5)] + [(t, 5000.0, 5000.0) for t in (5, 6, 7)]
     rows += [(8, 8.0, 0.0)]
     back = _track(tmp_path, _write(tmp_path / "d2.csv", rows), *COUNTS, "--report-max-sigma", "6")
-    assert [r["t"] for r in back if r["track_id"] == "1"][-1] == "8.0"
+    assert [float(r["t"]) for r in back if r["track_id"] == "1"][-1] == 8.0
 
 
 def test_a_deployment_file_is_a_config(tmp_path):

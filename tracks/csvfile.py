@@ -103,7 +103,53 @@ def read_detections(path: str | Path, frame: str = "local", default_sigma_m: flo
             raise CsvError(
                 path, 1, missing[0], f"header {header} lacks {missing}; expected {need}{hint}"
             )
+        fast = _read_fast(path, frame, need, header, default_sigma_m)
+        if fast is not None:
+            return fast
         return _check_rows(path, frame, need, header, enumerate(reader, start=2), default_sigma_m)
+
+
+def _read_fast(
+    path: str | Path, frame: str, need: tuple[str, ...], header: list[str], default_sigma_m: float
+) -> Detections | None:
+    """The detections read by pyarrow's CSV reader and checked column-wise, or ``None``
+    when anything is off (a bad cell, a ragged row, spaces around a number, an out-of-range
+    value): the row-by-row reader then finds it and names its line and column."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    if any(c not in need + OPTIONAL_COLUMNS for c in header) or len(set(header)) != len(header):
+        return None
+    types = {c: pa.float64() for c in (*need, "sigma") if c in header}
+    if "sensor" in header:
+        types["sensor"] = pa.string()
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
+            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False),
+        )
+    except (pa.ArrowInvalid, OSError):
+        return None
+    cols = [table.column(c).to_numpy(zero_copy_only=False) for c in need]
+    if any(col.dtype != np.float64 or not np.isfinite(col).all() for col in cols):
+        return None
+    if frame == "wgs84" and not (
+        (np.abs(cols[1]) <= 90.0).all() and (np.abs(cols[2]) <= 180.0).all()
+    ):
+        return None
+    sigma = np.full(len(cols[0]), default_sigma_m)
+    if "sigma" in header:
+        given = table.column("sigma").to_numpy(zero_copy_only=False).astype(np.float64)
+        ok = np.isnan(given) | (np.isfinite(given) & (given > 0.0))
+        if not ok.all() or table.column("sigma").null_count != np.isnan(given).sum():
+            return None
+        sigma = np.where(np.isnan(given), default_sigma_m, given)
+    sensor = [""] * len(cols[0])
+    if "sensor" in header:
+        sensor = pc.utf8_trim_whitespace(table.column("sensor")).to_pylist()
+    return Detections(cols[0], cols[1], cols[2], sensor, sigma, frame)
 
 
 def _geojson_table(path: str | Path, frame: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
@@ -306,56 +352,60 @@ def run_track(
     order = np.lexsort((y, x, sensors.astype(str), det.t))
     tracker = Tracker(config)
     z = np.c_[x, y]
+    names = ["t", "track_id", "x", "y", "vx", "vy", "time", "status"]
+    if frame != "local":
+        names[2:4] = ["lat", "lon"]
+    digits = 8 if local is not None else 3
+    ts, sens = det.t[order], sensors[order].astype(str)
+    starts = np.flatnonzero(np.r_[True, (ts[1:] != ts[:-1]) | (sens[1:] != sens[:-1])])
+    ends = np.r_[starts[1:], len(order)]
+    parts: list[list[np.ndarray]] = []
     rows_written = 0
-    batches = 0
     seen: set[int] = set()
-    with open(csv_out, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(
-            ["t", "track_id", "x", "y", "vx", "vy", "time", "status"]
-            if frame == "local"
-            else ["t", "track_id", "lat", "lon", "vx", "vy", "time", "status"]
-        )
-        i = 0
-        n = len(order)
-        while i < n:
-            j = i
-            while (
-                j < n
-                and det.t[order[j]] == det.t[order[i]]
-                and (sensors[order[j]] == sensors[order[i]])
-            ):
-                j += 1
-            idx = order[i:j]
-            t = float(det.t[order[i]])
-            table = tracker.update(t, z[idx], sigma=det.sigma[idx])
-            batches += 1
-            shown = table.confirmed()
-            limit = report_max_sigma_m
-            if limit is None and config.report_coast_sigma_ratio > 0.0:
-                limit = config.report_coast_sigma_ratio * float(np.median(det.sigma[idx]))
-            if limit is not None and len(shown):
-                var = np.maximum(shown.P[:, 0, 0], shown.P[:, 1, 1])
-                shown = shown.select((shown.status == CONFIRMED) | (var <= limit**2))
-            if len(shown):
-                px, py = shown.x[:, 0], shown.x[:, 1]
-                if local is not None:
-                    px, py = local.to_wgs84(px, py)
-                when = iso_time(t, zone)
-                for k in range(len(shown)):
-                    w.writerow(
-                        [
-                            repr(t),
-                            int(shown.track_id[k]),
-                            f"{px[k]:.8f}" if local is not None else f"{px[k]:.3f}",
-                            f"{py[k]:.8f}" if local is not None else f"{py[k]:.3f}",
-                            f"{shown.x[k, 2]:.3f}",
-                            f"{shown.x[k, 3]:.3f}",
-                            when,
-                            "confirmed" if shown.status[k] == CONFIRMED else "coasting",
-                        ]
-                    )
-                rows_written += len(shown)
-                seen.update(shown.track_id.tolist())
-            i = j
-    return TrackSummary(len(det.t), batches, len(seen), rows_written, frame, centre)
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        idx = order[a:b]
+        t = float(ts[a])
+        table = tracker.update(t, z[idx], sigma=det.sigma[idx])
+        shown = table.confirmed()
+        limit = report_max_sigma_m
+        if limit is None and config.report_coast_sigma_ratio > 0.0:
+            limit = config.report_coast_sigma_ratio * float(np.median(det.sigma[idx]))
+        if limit is not None and len(shown):
+            var = np.maximum(shown.P[:, 0, 0], shown.P[:, 1, 1])
+            shown = shown.select((shown.status == CONFIRMED) | (var <= limit**2))
+        k = len(shown)
+        if k:
+            px, py = shown.x[:, 0], shown.x[:, 1]
+            if local is not None:
+                px, py = local.to_wgs84(px, py)
+            state = np.where(shown.status == CONFIRMED, "confirmed", "coasting")
+            when = np.full(k, iso_time(t, zone), dtype=object)
+            parts.append([np.full(k, t), shown.track_id, px, py, *shown.x.T[2:], when, state])
+            rows_written += k
+            seen.update(shown.track_id.tolist())
+    _write_tracks(csv_out, names, parts, digits)
+    return TrackSummary(len(det.t), len(starts), len(seen), rows_written, frame, centre)
+
+
+def _write_tracks(
+    path: str | Path, names: list[str], parts: list[list[np.ndarray]], digits: int
+) -> None:
+    """Write the tracks' rows (one list of column arrays per batch) as CSV with pyarrow:
+    positions rounded to ``digits`` decimals (8 for degrees, 3 for metres), velocities to
+    mm/s, times as written (shortest round-trip decimal)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    cols = [np.concatenate([p[c] for p in parts]) if parts else np.empty(0) for c in range(8)]
+    arrays = [
+        pa.array(cols[0], pa.float64()),
+        pa.array(cols[1], pa.int64()),
+        *(pa.array(np.round(cols[c].astype(np.float64), d), pa.float64())
+          for c, d in ((2, digits), (3, digits), (4, 3), (5, 3))),
+        pa.array(cols[6], pa.string()),
+        pa.array(cols[7], pa.string()),
+    ]  # fmt: skip
+    options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+    with open(path, "wb") as fh:
+        fh.write((",".join(names) + "\n").encode())
+        pacsv.write_csv(pa.Table.from_arrays(arrays, names=names), fh, options)

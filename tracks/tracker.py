@@ -1,10 +1,8 @@
 """The array-level tracker: predict, gate, associate, update, manage, initiate, per batch.
 
-Like Stone Soup's ``MultiTargetTracker`` it is a set of parts (predictor, gater, associator,
-updater, initiator, deleter), but each part works on all tracks at once: the tracks are a
-struct of arrays and every part is a numba kernel (:mod:`vigil.tracks.kernels`). One call to
-:meth:`Tracker.update` takes one batch of detections at one time, in the sector's local
-metric frame (metres east and north).
+Like Stone Soup's ``MultiTargetTracker``, a set of parts (predictor, gater, associator, updater,
+initiator, deleter), each a numba kernel on all tracks at once (:mod:`vigil.tracks.kernels`);
+:meth:`Tracker.update` takes one batch of detections at one time, local metres east, north.
 """
 
 from __future__ import annotations
@@ -191,6 +189,11 @@ class Tracker:
         "``(n, 5)`` each live slot's class evidence: log-likelihood sum per class of "
         ":data:`vigil.tracks.config.CLASSES`, informative guesses, time of the last one (s).",
     )
+
+    @property
+    def clutter_density(self) -> float:
+        """Estimated density of false detections, per m^2 per batch (``track_score``)."""
+        return self._clutter.density(self.config.clutter_density_per_m2)
 
     def slots_of(self, track_ids: ArrayLike) -> NDArray[np.int64]:
         """The live slots whose track id is among ``track_ids``, in slot order."""
