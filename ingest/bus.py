@@ -209,6 +209,18 @@ class InProcessBus(Bus):
         self._queue: deque[tuple[str, Wire]] = deque()
         self._delivering = False
         self._closed = False
+        #: Topic to the subscriptions whose filters match it, for the current ``_subs``
+        #: (cleared whenever they change, and past 4096 topics).
+        self._matching: dict[str, list[Subscription]] = {}
+
+    def _subs_for(self, topic: str) -> list[Subscription]:
+        subs = self._matching.get(topic)
+        if subs is None:
+            if len(self._matching) >= 4096:
+                self._matching.clear()
+            subs = [s for s in self._subs if topic_matches(s.pattern, topic)]
+            self._matching[topic] = subs
+        return subs
 
     def publish(self, topic: str, message: Wire | bytes) -> None:
         check_topic(topic)
@@ -226,7 +238,7 @@ class InProcessBus(Bus):
             try:
                 while self._queue:
                     t, m = self._queue.popleft()
-                    self._deliver(t, m, [s for s in self._subs if topic_matches(s.pattern, t)])
+                    self._deliver(t, m, self._subs_for(t))
             finally:
                 self._delivering = False
 
@@ -235,17 +247,20 @@ class InProcessBus(Bus):
         sub = Subscription(pattern, handler)
         with self._lock:
             self._subs.append(sub)
+            self._matching.clear()
         return sub
 
     def unsubscribe(self, subscription: Subscription) -> None:
         with self._lock:
             subscription.active = False
             self._subs = [s for s in self._subs if s is not subscription]
+            self._matching.clear()
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             self._subs.clear()
+            self._matching.clear()
 
 
 __all__ = [

@@ -84,6 +84,9 @@ class _Batch:
     R: list[NDArray[np.float64]] = field(default_factory=list)
     lik: list[NDArray[np.float64]] = field(default_factory=list)
     ugs: bool = False
+    #: Camera detections' ``(lat, lon)``, degrees, not yet in ``z``: placed in the local frame
+    #: all at once when the batch is submitted (one projection call per batch).
+    ll: list[tuple[float, float]] = field(default_factory=list)
 
 
 class FusionTracker:
@@ -154,8 +157,10 @@ class FusionTracker:
         elif isinstance(msg, CameraDetection):
             key = (f"cam:{msg.camera}", msg.time)
             batch = self._pending.setdefault(key, _Batch(msg.camera))
-            x, y = self.frame.to_local([msg.lat], [msg.lon])
-            batch.z.append((float(x[0]), float(y[0])))
+            lat, lon = float(msg.lat), float(msg.lon)
+            if not (abs(lat) <= 90.0 and abs(lon) <= 180.0):  # NaN too
+                self.frame.to_local([lat], [lon])  # raises FrameError, as before batching
+            batch.ll.append((lat, lon))
             batch.R.append(self._camera_covariance(msg))
             if msg.camera in self._footprint_span:  # an aircraft's camera
                 lik = class_likelihood(msg.class_guess, msg.class_confidence)
@@ -186,7 +191,14 @@ class FusionTracker:
     def _flush_before(self, t: float) -> None:
         ready = sorted((k[1], k[0]) for k in self._pending if k[1] < t)
         for time, source in ready:
-            self._replay.submit(time, self._pending.pop((source, time)), tiebreak=source)
+            batch = self._pending.pop((source, time))
+            ll = getattr(batch, "ll", None)  # None: a batch from an older snapshot
+            if ll:
+                lat, lon = zip(*ll, strict=True)
+                x, y = self.frame.to_local(lat, lon)
+                batch.z.extend(zip(x.tolist(), y.tolist(), strict=True))
+                ll.clear()
+            self._replay.submit(time, batch, tiebreak=source)
 
     def _telemetry(self, msg: Telemetry) -> None:
         if len(msg.footprint) < 2:
