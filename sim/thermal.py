@@ -22,11 +22,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vigil.geo.camera import PinholeCamera
+from vigil.geo.raycast import camera_on_terrain, pixels_to_terrain
 
 from . import kernels
 from .climate import season_for
 from .movers import HOUR_S, MoverStates, rng_for
 from .settings import SimSettings
+from .terrain import SimTerrain
 
 STREAM_TERRAIN, STREAM_NOISE, STREAM_SHAKE, STREAM_FRAME = 10, 11, 12, 13
 NOISE_TILE = 512
@@ -171,6 +173,9 @@ class TowerView:
         The world's seed and the tower's index (for its own random streams).
     terrain
         The sector's shared ground texture.
+    relief
+        The sector's relief (:class:`vigil.sim.terrain.SimTerrain`): bodies stand on it and
+        hide behind it, and the camera points off by a hidden error. None: flat ground.
     """
 
     def __init__(
@@ -181,8 +186,14 @@ class TowerView:
         seed: int,
         index: int,
         terrain: Terrain,
+        relief: SimTerrain | None = None,
     ) -> None:
         self.tower_id = tower_id
+        self.relief = relief
+        self.pointing_error = (0.0, 0.0, 0.0)
+        if relief is not None:
+            camera = camera_on_terrain(camera, relief.dem)
+            self.pointing_error = relief.pointing_error(tower_id, seed, index)
         self.camera = camera
         self.settings = settings
         self.seed = seed
@@ -223,6 +234,18 @@ class TowerView:
             self.camera = cam = replace(cam, pan_deg=pan, tilt_deg=tilt)
         self._last_t = t
         return cam
+
+    def _true(self, cam: PinholeCamera) -> PinholeCamera:
+        """Where the camera really points: ``cam`` turned by the hidden pointing error."""
+        if self.relief is None:
+            return cam
+        dp, dt, dr = self.pointing_error
+        return replace(
+            cam,
+            pan_deg=(cam.pan_deg + dp) % 360.0,
+            tilt_deg=cam.tilt_deg + dt,
+            roll_deg=cam.roll_deg + dr,
+        )
 
     # -- nuisances --------------------------------------------------------------------------
     def _shake_events(self, k: int) -> list[tuple[float, float, float, float, float, float]]:
@@ -269,7 +292,13 @@ class TowerView:
         vv, uu = np.mgrid[0:h, 0:w]
         u = uu.ravel() + 0.5
         v = vv.ravel() + 0.5
-        gx, gy, hit = cam.to_ground(u, v)
+        if self.relief is None:
+            gx, gy, hit = cam.to_ground(u, v)
+        else:
+            seen = pixels_to_terrain(
+                cam, self.relief.dem, u, v, curvature_coeff=self.relief.curvature_coeff
+            )
+            gx, gy, hit = seen.x, seen.y, seen.hit
         rng_m = np.hypot(gx - cam.x, gy - cam.y)
         hit &= rng_m < 60_000.0
         gx = np.where(hit, gx, cam.x)
@@ -287,8 +316,11 @@ class TowerView:
         self.veg_w = (bush * haze * hit).reshape(h, w).astype(np.float32)
         self.veg_group = group.reshape(h, w)
         # Rows near the horizon look through the most air: shimmer is strongest there.
-        cx = np.full(h, w / 2.0)
-        _, _, hits = cam.to_ground(cx, np.arange(h) + 0.5)
+        if self.relief is None:
+            cx = np.full(h, w / 2.0)
+            _, _, hits = cam.to_ground(cx, np.arange(h) + 0.5)
+        else:
+            hits = hit.reshape(h, w)[:, w // 2]
         v_h = float(np.argmax(hits)) if hits.any() else float(h)
         self.shimmer_weight = np.exp(-np.abs(np.arange(h) - v_h) / 40.0).astype(np.float32)
         self._bg_key = key
@@ -312,10 +344,10 @@ class TowerView:
         day = day_fraction(local_hour)
         season = self.season
         contrast_scale = season.body_contrast * (1.0 - season.day_washout * day)
-        objects = self._visible(shaken, states, contrast_scale, render)
+        objects = self._visible(self._true(shaken), states, contrast_scale, render)
         if not render:
             return shaken, None, objects
-        self._background(cam)
+        self._background(self._true(cam))
         rng = rng_for(self.seed, STREAM_FRAME, self.index, frame_index)
         noise_row, noise_col = (int(a) for a in rng.integers(0, NOISE_TILE, 2))
         phase = float(rng.uniform(0, 2 * np.pi))
@@ -365,7 +397,11 @@ class TowerView:
     ) -> list[ObjectTruth]:
         if len(states) == 0:
             return []
-        u, v, depth = cam.project(states.x, states.y, 0.0)
+        relief = self.relief
+        foot_z = 0.0
+        if relief is not None:
+            foot_z = relief.seen_z(cam.centre, states.x, states.y) - cam.ground_z
+        u, v, depth = cam.project(states.x, states.y, foot_z)
         rng_m = np.hypot(states.x - cam.x, states.y - cam.y)
         ok = (
             (depth > 0)
@@ -377,14 +413,27 @@ class TowerView:
         )
         out = []
         f = cam.focal_px
+        # the share of each body's height the ground hides from the camera (feet up)
+        hidden = np.zeros(len(states))
+        if relief is not None and ok.any():
+            idx = np.flatnonzero(ok)
+            hidden[idx] = relief.lowest_seen(
+                cam.centre,
+                states.x[idx],
+                states.y[idx],
+                np.asarray(foot_z)[idx] + cam.ground_z,
+                states.height_m[idx],
+            )
+            ok &= np.isfinite(hidden)
         for k in np.flatnonzero(ok):
             w_px = states.width_m[k] * f / depth[k]
             h_px = states.height_m[k] * f / depth[k]
             con = float(states.contrast_dn[k] * contrast_scale)
-            peak = con * min(1.0, w_px) * min(1.0, h_px)
+            peak = con * min(1.0, w_px) * min(1.0, h_px * (1.0 - hidden[k]))
             if peak < self.settings.visible_contrast_dn:
                 continue
-            box = (u[k] - w_px / 2, v[k] - h_px, u[k] + w_px / 2, v[k])  # feet on the ground
+            # feet on the ground; the part the ground hides is cut off the bottom
+            box = (u[k] - w_px / 2, v[k] - h_px, u[k] + w_px / 2, v[k] - hidden[k] * h_px)
             origin, mask = None, None
             if with_masks:
                 i0, j0, cov = coverage(box[0], box[2], box[1], box[3], cam.height, cam.width)

@@ -23,6 +23,7 @@ from vigil.ingest.schema import CameraDetection, Telemetry
 
 from .movers import MoverStates, rng_for
 from .settings import SimSettings
+from .terrain import SimTerrain
 
 STREAM_UAS = 30
 GRAVITY = 9.80665
@@ -74,6 +75,7 @@ class Orbiter:
         frame: LocalFrame,
         settings: SimSettings,
         seed: int,
+        terrain: SimTerrain | None = None,
     ) -> None:
         from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
@@ -85,6 +87,9 @@ class Orbiter:
         cx, cy = frame.to_local([aircraft.orbit_centre[0]], [aircraft.orbit_centre[1]])
         self.cx, self.cy = float(cx[0]), float(cy[0])
         self.omega = aircraft.speed_mps / aircraft.orbit_radius_m
+        # on relief: the orbit is flown its altitude above the ground under its centre
+        self.terrain = terrain
+        self.ground_z = 0.0 if terrain is None else float(terrain.ground_z(self.cx, self.cy))
         self.mavlink = mavlink
         self.mav = mavlink.MAVLink(None, srcSystem=index + 1, srcComponent=1)
         self.tick = 0
@@ -120,6 +125,7 @@ class Orbiter:
             width=a.width,
             height=a.height,
             max_range_m=max(3.0 * a.orbit_radius_m, 5000.0),
+            ground_z=self.ground_z,
         )
 
     def view(self, t: float) -> tuple[PinholeCamera, shapely.Polygon]:
@@ -205,6 +211,12 @@ class Orbiter:
             return []
         cam, fp = self.view(t)
         inside = shapely.contains_xy(fp, states.x, states.y)
+        if self.terrain is not None and inside.any():
+            # only over a clear line from the aircraft to the body's head
+            idx = np.flatnonzero(inside)
+            tr = self.terrain
+            head = tr.seen_z(cam.centre, states.x[idx], states.y[idx]) + states.height_m[idx]
+            inside[idx] = tr.clear(cam.centre, states.x[idx], states.y[idx], head)
         out = []
         sigma = a.position_error_m
         for k in np.flatnonzero(inside):

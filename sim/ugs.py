@@ -22,6 +22,7 @@ from vigil.ingest.schema import SensorEvent, SensorStatus, encode
 
 from .movers import MoverStates, rng_for
 from .settings import SimSettings
+from .terrain import PIR_HEIGHT_M, SimTerrain
 
 STREAM_UGS = 20
 
@@ -70,9 +71,15 @@ class SensorField:
     """All ground sensors of a site and their state (battery, hold-off, last heard)."""
 
     def __init__(
-        self, sensors: list[GroundSensor], frame: LocalFrame, settings: SimSettings, seed: int
+        self,
+        sensors: list[GroundSensor],
+        frame: LocalFrame,
+        settings: SimSettings,
+        seed: int,
+        terrain: SimTerrain | None = None,
     ) -> None:
         self.sensors = list(sensors)
+        self.terrain = terrain
         self.settings = settings
         self.seed = seed
         n = len(self.sensors)
@@ -162,6 +169,8 @@ class SensorField:
                         off = abs((az - s.azimuth_deg + 180.0) % 360.0 - 180.0)
                         if off > s.beam_deg / 2:
                             continue
+                    if s.modality == "pir" and not self._in_sight(i, states, k):
+                        continue
                     p = P_DETECT[s.modality][cls] * (1.0 - (d / reach) ** 2)
                     if rng.uniform() < p:
                         hits.append(int(k))
@@ -183,6 +192,17 @@ class SensorField:
                 out.append(self._finish(rng, t, i, ev, ("wind",)))
                 self.quiet_until[i] = t + st.ugs_holdoff_s
         return out
+
+    def _in_sight(self, i: int, states: MoverStates, k: int) -> bool:
+        """Whether sensor ``i`` (an infrared eye :data:`PIR_HEIGHT_M` above its ground) sees
+        the middle of body ``k`` over the ground; always on flat ground."""
+        tr = self.terrain
+        if tr is None:
+            return True
+        eye = np.array([self.x[i], self.y[i], float(tr.ground_z(self.x[i], self.y[i]))])
+        eye[2] += PIR_HEIGHT_M
+        mid = tr.seen_z(eye, states.x[k], states.y[k]) + 0.5 * states.height_m[k]
+        return bool(tr.clear(eye, states.x[k], states.y[k], mid)[0])
 
     def _event(
         self, rng: np.random.Generator, t: float, i: int, states: MoverStates, hits: list[int]

@@ -32,6 +32,7 @@ from vigil.geo.site import Site, tower_camera
 from . import kernels
 from .movers import CrossingTruth, MoverStates, Population, SimError
 from .settings import SimSettings
+from .terrain import SimTerrain
 from .thermal import ObjectTruth, Terrain, TowerView
 from .uas import Orbiter, TelemetryItem, UasDetection
 from .ugs import SensorField, UgsMessage
@@ -70,10 +71,22 @@ class World:
         Switches and rates; ``settings.start_time`` is the UTC start.
     seed
         Same seed, same world.
+    terrain
+        Put the world on relief (:class:`vigil.sim.terrain.SimTerrain`): bodies stand on the
+        DEM and hide behind it, the towers' cameras point off by errors nothing downstream is
+        told, ground sensors and aircraft see over the same ground. None (the default): flat
+        ground, exactly as before.
     """
 
-    def __init__(self, site: Site, settings: SimSettings | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        site: Site,
+        settings: SimSettings | None = None,
+        seed: int = 0,
+        terrain: SimTerrain | None = None,
+    ) -> None:
         self.site = site
+        self.terrain = terrain
         st = settings or SimSettings()
         if st.climate is None:  # the place's climate (vigil.sim.climate) unless the run names one
             st = msgspec.structs.replace(st, climate=site.sector.climate)
@@ -91,7 +104,7 @@ class World:
         self.views: dict[str, TowerView] = {}
         self.fps: dict[str, float] = {}
         if st.cameras != "off":
-            terrain = Terrain(self.seed)
+            texture = Terrain(self.seed)
             for i, tower in enumerate(site.towers):
                 if st.towers and tower.id not in st.towers:
                     continue
@@ -99,13 +112,17 @@ class World:
                 if st.frame_width or st.frame_height:
                     cam = replace(cam, width=st.frame_width or cam.width,
                                   height=st.frame_height or cam.height)  # fmt: skip
-                self.views[tower.id] = TowerView(tower.id, cam, st, self.seed, i, terrain)
+                self.views[tower.id] = TowerView(
+                    tower.id, cam, st, self.seed, i, texture, self.terrain
+                )
                 self.fps[tower.id] = st.frame_rate_hz or tower.fps
             if st.cameras == "render" and self.views:
                 kernels.warm_up()
-        self.sensors = SensorField(site.sensors if st.ugs else [], self.frame, st, self.seed)
+        self.sensors = SensorField(
+            site.sensors if st.ugs else [], self.frame, st, self.seed, terrain
+        )
         self.orbiters = (
-            [Orbiter(a, i, self.frame, st, self.seed) for i, a in enumerate(site.aircraft)]
+            [Orbiter(a, i, self.frame, st, self.seed, terrain) for i, a in enumerate(site.aircraft)]
             if st.uas
             else []
         )
@@ -171,7 +188,8 @@ class World:
         self.views[tower_id].point(pan_deg, tilt_deg)
 
     def camera(self, tower_id: str) -> PinholeCamera:
-        """A tower camera's present pointing (without shake)."""
+        """A tower camera's present pointing (without shake), as the deployment knows it: on
+        relief, without the hidden pointing error (see :class:`vigil.sim.terrain.SimTerrain`)."""
         return self.views[tower_id].camera
 
     # -- the clock --------------------------------------------------------------------------
