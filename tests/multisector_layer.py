@@ -106,7 +106,11 @@ def build_layer() -> Layer:
     node_ports = [free_port(), free_port()]
     nodes = [a for p in node_ports for a in ("--node", f"127.0.0.1:{p}")]
     sectors = [a for s in SECTORS for a in ("--sector", s)]
-    _run("broker", "national", str(root / "national"), *sectors, *nodes, "--tls", *owner)
+    # two national map users: the test's readers and a vigil serve process
+    _run(
+        "broker", "national", str(root / "national"), *sectors, *nodes, "--tls", "--maps", "2",
+        *owner,
+    )  # fmt: skip
     bridges = [a for p in node_ports for a in ("--bridge", f"127.0.0.1:{p}")]
     sector_ports = {}
     for s in SECTORS:
@@ -115,7 +119,7 @@ def build_layer() -> Layer:
         _run(
             "broker", "init", str(root / s), "--deployment", str(deployments[s]),
             "--port", str(sector_ports[s]), *bridges, "--bridge-credentials", str(cred),
-            "--bridge-ca", str(root / "national" / "ca.crt"), *owner,
+            "--bridge-ca", str(root / "national" / "ca.crt"), "--national-maps", "2", *owner,
         )  # fmt: skip
     try:
         for k, p in enumerate(node_ports, start=1):

@@ -247,11 +247,14 @@ def national(layer, tmp_path: Path):
 
 
 def status(url: str) -> int:
+    """The HTTP status of a GET (0 when nothing answers)."""
     try:
         with urllib.request.urlopen(url, timeout=5) as r:
             return r.status
     except urllib.error.HTTPError as exc:
         return exc.code
+    except OSError:
+        return 0
 
 
 @pytest.mark.browser
@@ -338,6 +341,31 @@ def start_service(layer: Layer, sector: str, state: Path, log: Path) -> subproce
     )  # fmt: skip
 
 
+def test_vigil_serve_national_reaches_a_node_over_tls(layer, tmp_path, monkeypatch, capsys):
+    """``vigil serve --sector A --sector B --national-ca CA`` loads both deployments, connects
+    to a national node over TLS as the second national map user, and (with no users yet)
+    stops with the reason rather than serve a map nobody can log in to."""
+    pytest.importorskip("starlette")
+    pytest.importorskip("argon2")
+    from vigil.cli import main as vigil_main
+
+    for name, value in read_env(
+        layer.root / "national" / "credentials" / "vigil-national-map-2.env"
+    ).items():
+        monkeypatch.setenv(name, value)
+    node = layer.nodes[0]
+    sectors = [a for s in SECTORS for a in ("--sector", str(layer.deployments[s]))]
+    args = ["serve", *sectors, "--broker", f"{node.host}:{node.port}", "--users",
+            str(tmp_path / "users.sqlite")]  # fmt: skip
+    # plain TCP to a TLS listener: not reached
+    assert vigil_main([*args, "--connect-timeout", "1"]) != 0
+    assert "national node" in capsys.readouterr().err
+    assert vigil_main([*args, "--national-ca", str(layer.ca_file), "--connect-timeout", "10"]) == 2
+    err = capsys.readouterr().err
+    assert "no users in" in err, err
+    assert "vigil-national-map-2" in node.log_path.read_text()
+
+
 def test_two_sector_services_side_by_side_reach_both_national_nodes(layer, tmp_path):
     """Two ``vigil run`` processes, one per sector, each on its own bridged broker: a ground
     sensor's status sent by its gateway to each sector comes out of that sector's service as
@@ -364,12 +392,12 @@ def test_two_sector_services_side_by_side_reach_both_national_nodes(layer, tmp_p
                 )
         deadline = time.monotonic() + 60
         for s in SECTORS:  # each service is up once its status file says connected
-            status = tmp_path / f"state-{s}" / "status.json"
+            status_file = tmp_path / f"state-{s}" / "status.json"
             while True:
                 assert procs[s].poll() is None, logs[s].read_text()[-3000:]
                 assert time.monotonic() < deadline, f"{s}: vigil run not connected"
                 try:
-                    if json.loads(status.read_text())["connected"]:
+                    if json.loads(status_file.read_text())["connected"]:
                         break
                 except (OSError, ValueError, KeyError):
                     pass

@@ -113,7 +113,8 @@ def _serve_national(args: argparse.Namespace) -> int:
             raise CommandError(f"{d.path}: [terrain]: {exc}") from None
     first = deployments[0]
     b = first.config.broker
-    settings = mqtt_settings(first, args.broker, session_expiry_s=EPHEMERAL_SESSION_S)
+    tls = {"tls": True, "ca_file": args.national_ca} if args.national_ca else {}
+    settings = mqtt_settings(first, args.broker, session_expiry_s=EPHEMERAL_SESSION_S, **tls)
     require_credentials(settings, args.insecure, (b.username_env, b.password_env))
     # one connection for every sector; it reports nothing to a sector's quarantine topic
     bus = MqttBus(
@@ -220,6 +221,13 @@ def register(sub: Subparsers) -> None:
             "from one broker node (--broker; see vigil broker national), with an overview of "
             "open alerts per sector at / and each sector's map at /s/SECTOR/"
         ),
+    )
+    p.add_argument(
+        "--national-ca",
+        metavar="PEM",
+        type=existing_file,
+        help="with --sector: reach the node over TLS, trusting this CA (vigil broker national "
+        "--tls wrote FOLDER/ca.crt)",
     )
     p.set_defaults(func=cmd_serve)
 
