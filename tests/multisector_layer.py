@@ -138,6 +138,8 @@ class NodeCollector:
 
     def __init__(self, layer: Layer, node: int, user: str = "vigil-national-map-1") -> None:
         self.got: set[bytes] = set()
+        #: messages that arrived without the publisher's ``vigil-key`` user property
+        self.unkeyed = 0
         self.lock = threading.Lock()
         b = layer.nodes[node]
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=user, protocol=mqtt.MQTTv5)
@@ -161,6 +163,9 @@ class NodeCollector:
     def _on_message(self, client, userdata, msg) -> None:
         with self.lock:
             self.got.add(bytes(msg.payload))
+            props = getattr(msg.properties, "UserProperty", None) or []
+            if not any(name == "vigil-key" for name, _ in props):
+                self.unkeyed += 1
 
     def snapshot(self) -> set[bytes]:
         with self.lock:
