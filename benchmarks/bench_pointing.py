@@ -69,6 +69,15 @@ class Pool:
     draw_of: list = field(default_factory=list)
 
 
+def site_and_dem():
+    """The demo deployment's site, its synthetic relief (seed 0, 30 m cells), frame, border."""
+    raw = tomllib.loads(DEPLOYMENT.read_text())
+    site = msgspec.convert({"sector": raw["sector"], "towers": raw["towers"]}, Site)
+    frame, border = site.frame(), site.border()
+    dem = synthetic_relief(SyntheticRelief(seed=0), site_bounds(site, 1000.0), 30.0, frame)
+    return site, dem, frame, border
+
+
 def _wilson(k: int, n: int) -> tuple[float, float]:
     if n == 0:
         return (float("nan"), float("nan"))
@@ -163,10 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(EVALUATION_SEEDS))
     args = parser.parse_args(argv)
     tuning = sorted(set(args.seeds) & set(TUNING_SEEDS))
-    raw = tomllib.loads(DEPLOYMENT.read_text())
-    site = msgspec.convert({"sector": raw["sector"], "towers": raw["towers"]}, Site)
-    frame, border = site.frame(), site.border()
-    dem = synthetic_relief(SyntheticRelief(seed=0), site_bounds(site, 1000.0), 30.0, frame)
+    site, dem, frame, border = site_and_dem()
     print(
         f"pointing error N(0, {POINTING_SIGMA_DEG} deg) unknown; {LANDMARK_PX} px landmarks; "
         f"{DETECTION_PX} px detections; people at 1.5-2.5 km; seeds {args.seeds}"

@@ -5,7 +5,9 @@ The scene is the flat ground of the sector seen through the tower's
 temperature texture fixed in the world (so it stays put when a camera turns), bushes that
 flicker in the wind, a cold sky, and warm bodies sized by their real size and range. The
 nuisances each have a switch in :class:`~vigil.sim.settings.SimSettings`: sensor noise,
-slow gain drift over the day, heat shimmer, vegetation flicker and camera shake.
+slow gain drift over the day, heat shimmer, vegetation flicker and camera shake. On relief
+(:class:`vigil.sim.terrain.SimTerrain`) the ground is the DEM: bodies stand on it and are cut
+where it hides them, and the camera draws what it sees pointed off by a hidden error.
 
 Convention for the truth: a body's box is centred on the image of its ground position, so
 the camera model maps the position to the box centre and the box centre back to the
