@@ -8,9 +8,10 @@ uses every core.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -24,6 +25,7 @@ from vigil.detection.background import (
     SlowParams,
 )
 from vigil.detection.blobs import BlobFinder, Blobs, dilate
+from vigil.detection.calibration import CalibrationParams, StartupCalibration
 from vigil.detection.centroid import refine_centroids
 from vigil.detection.objects import (
     CameraGeometry,
@@ -33,6 +35,8 @@ from vigil.detection.objects import (
 )
 from vigil.detection.registration import ShakeCompensator
 from vigil.ingest.schema import CameraDetection
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,24 @@ class DetectorConfig:
     slow
         A second, slow background for warm bodies that creep or stand (its foreground is
         added to the sample-consensus model's); ``None`` is off.
+    neighbour_px
+        Neighbourhood test (0 is off): a foreground pixel is kept only where the frame
+        (gain-compensated) is warmer than every background sample of every pixel within
+        ``neighbour_px`` pixels by more than ``neighbour_margin`` grey levels (the slow
+        background's foreground: warmer than its mean over the neighbourhood), and a
+        connected blob is kept whole when one of its pixels passes. A ground
+        texture, a swaying stem or a horizon moved by a pixel or two by shimmer, sway or
+        residual shake only shows values its neighbours' background already holds; a warm
+        body shows values warmer than any of them. Thermal (``warm_only``) only.
+    neighbour_margin
+        Grey levels (0-255) by which a pixel must exceed its neighbourhood's warmest
+        background value for the neighbourhood test.
+    calibration
+        Start-up calibration of noise and nuisance levels
+        (:mod:`vigil.detection.calibration`): after its first frames the radius floor
+        follows the camera's noise and the neighbourhood margin each region's; ``None``
+        is off. The chosen values are logged and kept in
+        :attr:`MotionDetector.calibration_report`.
     warmup_frames
         Frames after the model (re)starts (the first frame, a camera turned) during which
         no detections are emitted: the model starts each pixel's samples from its
@@ -73,6 +95,19 @@ class DetectorConfig:
     weighted_centroids: bool = False
     slow: SlowParams | None = None
     warmup_frames: int = 0
+    neighbour_px: int = 0
+    neighbour_margin: int = 4
+    calibration: CalibrationParams | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.neighbour_px <= 7:
+            raise DetectionError(f"neighbour_px={self.neighbour_px!r}; expected 0 to 7 pixels")
+        if not 0 <= self.neighbour_margin <= 255:
+            raise DetectionError(
+                f"neighbour_margin={self.neighbour_margin!r}; expected 0 to 255 grey levels"
+            )
+        if self.neighbour_px and not self.background.warm_only:
+            raise DetectionError("neighbour_px needs a warm-only background (thermal settings)")
 
     @classmethod
     def for_tower(cls) -> DetectorConfig:
@@ -218,6 +253,15 @@ class MotionDetector:
         )
         self._slow_fg = np.empty((h, w), np.uint8)
         self._near = np.empty((h, w), np.uint8)
+        self._hot = np.empty((h, w), np.uint8)
+        self._level = np.empty((h, w), np.uint8)
+        self.calibrator = (
+            StartupCalibration((h, w), self.config.calibration)
+            if self.config.calibration is not None
+            else None
+        )
+        self._margin: NDArray[np.uint8] | int = self.config.neighbour_margin
+        self.calibration_report: dict = {}
         self.blob_finder = BlobFinder((h, w), self.config.filter_size)
         self.follower = ObjectFollower(self.camera_id, self.config.objects, geometry)
         self.registration = ShakeCompensator((h, w)) if self.config.register else None
@@ -282,9 +326,16 @@ class MotionDetector:
         if self.registration is not None:
             grey = self.registration(grey)
             shift = self.registration.last_shift
+        cal = self.calibrator
+        if cal is not None and not cal.done and cal.add(grey):
+            self._calibrated()
         fg = self.model.apply(grey, self._fg)
+        if self.config.neighbour_px > 0:
+            self._neighbour_test(grey, fg, self.model.samples.max(axis=0))
         if self.slow is not None:
             slow = self.slow.apply(grey, float(time_s), self.model.gain, self._slow_fg, shift)
+            if self.config.neighbour_px > 0:
+                self._neighbour_test(grey, slow, np.minimum(self.slow.mean + 0.5, 255))
             apart = self.config.slow.apart_px
             if apart > 0:
                 # Where the sample-consensus model sees a body, its shape is the one used.
@@ -311,6 +362,48 @@ class MotionDetector:
             shift_px=shift,
             detection_objects=objs.detection_objects,
         )
+
+    def _calibrated(self) -> None:
+        """Apply the start-up calibration's levels and log them."""
+        cal = self.calibrator
+        bg = self.model.params
+        floor = cal.radius_floor(bg.radius_min)
+        self.model.params = replace(bg, radius_min=floor, radius_max=max(bg.radius_max, floor))
+        margin = cal.margin_map(self.config.neighbour_margin)
+        self._margin = margin
+        self.calibration_report = {
+            **cal.report,
+            "radius_min": floor,
+            "neighbour_margin": {
+                "min": int(margin.min()),
+                "median": float(np.median(margin)),
+                "max": int(margin.max()),
+            },
+        }
+        log.info("camera %s start-up calibration: %s", self.camera_id, self.calibration_report)
+
+    def _neighbour_test(
+        self, grey: NDArray[np.uint8], fg: NDArray[np.uint8], background: NDArray
+    ) -> None:
+        """Clear the blobs of ``fg`` with no pixel warmer than its neighbourhood's ``background``.
+
+        ``background`` is each pixel's warmest background value (grey levels); the frame is
+        brought onto the model's levels by its gain estimate first.
+        """
+        n = 2 * self.config.neighbour_px + 1
+        np.copyto(self._hot, np.asarray(background), casting="unsafe")
+        cv2.dilate(self._hot, np.ones((n, n), np.uint8), dst=self._hot)
+        level = np.minimum(grey.astype(np.float32) / self.model.gain + 0.5, 255.0)
+        np.copyto(self._level, level, casting="unsafe")
+        warm = cv2.subtract(self._level, self._hot) > self._margin
+        # a blob is kept whole when one of its pixels passes (a body's dim edge stays)
+        n_lab, labels = cv2.connectedComponents(fg, connectivity=8, ltype=cv2.CV_32S)
+        if n_lab <= 1:
+            return
+        keep = np.zeros(n_lab, bool)
+        keep[labels[warm & (fg > 0)]] = True
+        keep[0] = False
+        fg[~keep[labels]] = 0
 
 
 class DetectorPool:

@@ -37,6 +37,7 @@ from msgspec import Meta
 from numpy.typing import NDArray
 
 from vigil.detection.background import BackgroundParams, DetectionError
+from vigil.detection.calibration import CalibrationParams
 from vigil.detection.detector import DetectorConfig, MotionDetector
 from vigil.detection.objects import CameraGeometry, ObjectParams
 
@@ -123,6 +124,20 @@ class DetectionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     filter_px
         Majority filter window on the foreground mask, pixels, odd (1 is off). Thermal 1,
         daylight 5.
+    neighbour_px
+        Thermal only: keep a blob only where some pixel of it is warmer than every
+        background value within this many pixels (``DetectorConfig.neighbour_px``): brush,
+        shimmer and shake move the ground's own values by a pixel or two, a warm body is
+        warmer than any of them. 0 is off. Default 0 (off) for both kinds; scored on the
+        development scenes in ``benchmarks/bench_detection_scenes.py``.
+    neighbour_margin
+        Grey levels (0-255) a pixel must exceed its neighbourhood's warmest background
+        value by for ``neighbour_px``. Default 4.
+    calibrate
+        Start-up calibration (:mod:`vigil.detection.calibration`): after its first 30
+        frames the camera's noise sets the radius floor (never below the sensor's) and each
+        32-pixel region's nuisance level the neighbourhood margin there; the values are
+        logged and reported in camera health. Default off for both kinds.
     """
 
     sensor: SensorKind | None = None
@@ -134,6 +149,9 @@ class DetectionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     include: Polygons | None = None
     warmup_frames: Annotated[int, Meta(ge=0, le=100_000)] | None = None
     filter_px: Annotated[int, Meta(ge=1, le=15)] | None = None
+    neighbour_px: Annotated[int, Meta(ge=0, le=7)] | None = None
+    neighbour_margin: Annotated[int, Meta(ge=0, le=255)] | None = None
+    calibrate: bool | None = None
 
     def __post_init__(self) -> None:
         if self.filter_px is not None and self.filter_px % 2 == 0:
@@ -198,7 +216,16 @@ class DetectionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
             out["warmup_frames"] = int(self.warmup_frames)
         if self.filter_px is not None:
             out["filter_size"] = int(self.filter_px)
-        return replace(cfg, **out)
+        if self.neighbour_px is not None:
+            out["neighbour_px"] = int(self.neighbour_px)
+        if self.neighbour_margin is not None:
+            out["neighbour_margin"] = int(self.neighbour_margin)
+        if self.calibrate is not None:
+            out["calibration"] = CalibrationParams() if self.calibrate else None
+        try:
+            return replace(cfg, **out)
+        except DetectionError as exc:
+            raise ValueError(f"detection settings: {exc}") from exc
 
     def effective(
         self, thermal: bool = True, shape: tuple[int, int] | None = None
@@ -207,7 +234,8 @@ class DetectionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
 
         ``sensor``, ``threshold_grey`` (radius floor, 0-255), ``filter_px``,
         ``warmup_frames``, ``min_size_px``, ``min_area_px``, ``min_size_m``, ``ignore`` and
-        ``include`` (polygon counts), and with ``shape`` ``watched`` (share of the image's
+        ``include`` (polygon counts), ``neighbour_px``, ``neighbour_margin``, ``calibrate``,
+        and with ``shape`` ``watched`` (share of the image's
         pixels inside the region mask, 0-1).
 
         >>> DetectionSettings(sensor="daylight", sensitivity=1.0).effective()["threshold_grey"]
@@ -224,6 +252,9 @@ class DetectionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
             "min_size_m": cfg.objects.min_size_m,
             "ignore": len(self.ignore or ()),
             "include": len(self.include or ()),
+            "neighbour_px": cfg.neighbour_px,
+            "neighbour_margin": cfg.neighbour_margin,
+            "calibrate": cfg.calibration is not None,
         }
         if shape is not None:
             region = self.region(shape)

@@ -1,0 +1,204 @@
+"""Motion detection on the development scenes (``vigil.sim.scenes``): Vigil against MOG2 and KNN.
+
+Every method gets the same post-processing after its foreground mask: Vigil's blob finder
+(the same majority filter, 8-connected components) and its object follower (the same
+persistence filter and size test), so only the background model (and Vigil's own shake
+registration, which is part of it) differs. Anchors: OpenCV MOG2 and KNN with their
+defaults and shadows off, each also with Vigil's shake registration in front
+(``+reg``). Scored at the evaluation seeds (:data:`vigil.sim.scenes.EVALUATION_SEEDS`;
+constants were looked at only on :data:`~vigil.sim.scenes.CALIBRATION_SEEDS`) with
+:func:`vigil.sim.scenes_score.score_scene`; every figure is ``median [min, max]`` across seeds.
+
+Usage: ``python -m benchmarks.bench_detection_scenes [--seeds calibration|evaluation|1,2]
+[--seconds S] [--methods vigil,mog2,...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from vigil.detection.blobs import BlobFinder
+from vigil.detection.detector import DetectorConfig, MotionDetector
+from vigil.detection.objects import ObjectFollower
+from vigil.detection.registration import ShakeCompensator
+from vigil.detection.settings import DetectionSettings
+from vigil.sim.scenes import CALIBRATION_SEEDS, EVALUATION_SEEDS, SceneSpec, render_scene
+from vigil.sim.scenes_score import Box, SceneMethod, SceneScore, score_scene, spread
+
+FPS = 10.0
+
+
+def _to_frame(
+    mask: NDArray[np.uint8], boxes: list[Box], shift: tuple[float, float]
+) -> tuple[NDArray[np.uint8], list[Box]]:
+    """A registered mask and boxes moved back into the frame's pixels (content moved by shift)."""
+    dx, dy = shift
+    if abs(dx) < 1e-6 and abs(dy) < 1e-6:
+        return mask, boxes
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    h, w = mask.shape
+    out = cv2.warpAffine(mask, m, (w, h), flags=cv2.INTER_NEAREST)
+    return out, [(u0 + dx, v0 + dy, u1 + dx, v1 + dy) for u0, v0, u1, v1 in boxes]
+
+
+def vigil_method(config: DetectorConfig) -> Callable[[], SceneMethod]:
+    """Vigil's detector with ``config`` as a scene method (fed times 0.1 s apart)."""
+
+    def make() -> SceneMethod:
+        det: MotionDetector | None = None
+        t = 0
+
+        def step(frame: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], list[Box]]:
+            nonlocal det, t
+            if det is None:
+                det = MotionDetector(frame.shape, config)
+            t += 1
+            res = det.process(frame, t / FPS, t)
+            return _to_frame(res.mask, [d.box for d in res.pixel_detections], res.shift_px)
+
+        return step
+
+    return make
+
+
+def opencv_method(
+    kind: str, config: DetectorConfig, register: bool = False
+) -> Callable[[], SceneMethod]:
+    """OpenCV's MOG2 or KNN (defaults, shadows off) with Vigil's post-processing in ``config``."""
+
+    def make() -> SceneMethod:
+        sub = (
+            cv2.createBackgroundSubtractorMOG2(detectShadows=False)
+            if kind == "mog2"
+            else cv2.createBackgroundSubtractorKNN(detectShadows=False)
+        )
+        state: dict = {}
+        t = 0
+
+        def step(frame: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], list[Box]]:
+            nonlocal t
+            if not state:
+                state["blobs"] = BlobFinder(frame.shape, config.filter_size)
+                state["follow"] = ObjectFollower("anchor", config.objects)
+                state["reg"] = ShakeCompensator(frame.shape) if register else None
+            t += 1
+            shift = (0.0, 0.0)
+            if state["reg"] is not None:
+                frame = state["reg"](frame)
+                shift = state["reg"].last_shift
+            fg = sub.apply(frame)
+            blobs = state["blobs"](fg)
+            objs = state["follow"].update(blobs, t / FPS, t)
+            boxes = [d.box for d in objs.pixel_detections]
+            return _to_frame(state["blobs"].clean, boxes, shift)
+
+        return step
+
+    return make
+
+
+def methods(config: DetectorConfig) -> dict[str, Callable[[], SceneMethod]]:
+    """Vigil and the anchors, all with ``config``'s post-processing."""
+    return {
+        "vigil": vigil_method(config),
+        "mog2": opencv_method("mog2", config),
+        "mog2+reg": opencv_method("mog2", config, register=True),
+        "knn": opencv_method("knn", config),
+        "knn+reg": opencv_method("knn", config, register=True),
+    }
+
+
+def run(
+    seeds: Sequence[int],
+    spec: SceneSpec,
+    config: DetectorConfig,
+    names: Sequence[str] | None = None,
+    verbose: bool = True,
+) -> dict[str, list[SceneScore]]:
+    """Score the methods on each seed's scene; returns their scores per method."""
+    table = methods(config)
+    chosen = list(names or table)
+    out: dict[str, list[SceneScore]] = {n: [] for n in chosen}
+    for seed in seeds:
+        scene = render_scene(seed, spec)
+        for name in chosen:
+            s = score_scene(scene, table[name](), name)
+            out[name].append(s)
+            if verbose:
+                print(
+                    f"seed {seed:4d} {name:<9} recall {s.object_recall:.3f} "
+                    f"({s.found}/{s.bodies}, {s.dim} dim) half {s.object_recall_half:.3f} "
+                    f"frames {s.frame_recall:.3f} false/min {s.false_per_minute:7.1f} "
+                    f"F1 {s.f1:.3f} {s.ms_per_frame:.2f} ms  missed {s.missed}",
+                    flush=True,
+                )
+    return out
+
+
+def summary(scores: dict[str, list[SceneScore]]) -> None:
+    """Print the table: each figure median [min, max] across seeds."""
+    print(
+        "| method | object recall | found in half their frames | frame recall "
+        "| false blobs/min | pixel F1 | ms/frame |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name, ss in scores.items():
+        print(
+            f"| {name} | {spread([s.object_recall for s in ss])} "
+            f"| {spread([s.object_recall_half for s in ss])} "
+            f"| {spread([s.frame_recall for s in ss])} "
+            f"| {spread([s.false_per_minute for s in ss])} "
+            f"| {spread([s.f1 for s in ss])} | {spread([s.ms_per_frame for s in ss])} |"
+        )
+    if "vigil" in scores and "mog2" in scores:
+        ok = [
+            v.object_recall >= 0.9
+            and v.object_recall >= m.object_recall
+            and v.false_per_minute <= 60
+            and v.f1 > m.f1
+            for v, m in zip(scores["vigil"], scores["mog2"], strict=True)
+        ]
+        print(
+            f"seeds meeting every target (recall >= 0.9 and >= MOG2's, <= 60 false/min, "
+            f"F1 > MOG2's): {sum(ok)}/{len(ok)}"
+        )
+        found = [fs for s in scores["vigil"] for fs in s.found_sizes]
+        if found:
+            h = min(f[0] for f in found)
+            v = min(f[1] for f in found)
+            print(f"vigil found bodies down to {h:.1f} px tall and {v:.2f} px/s")
+
+
+def main(argv: list[str] | None = None) -> dict[str, list[SceneScore]]:
+    """Run the benchmark and print its table."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", default="evaluation", help="calibration, evaluation or 1,2,...")
+    ap.add_argument("--seconds", type=float, default=40.0, help="scene length (10 s warm-up)")
+    ap.add_argument("--width", type=int, default=640)
+    ap.add_argument("--height", type=int, default=480)
+    ap.add_argument("--methods", default=None, help="comma-separated subset")
+    ap.add_argument("--sensor", default="thermal", choices=("thermal", "daylight"))
+    args = ap.parse_args(argv)
+    seeds = {"calibration": CALIBRATION_SEEDS, "evaluation": EVALUATION_SEEDS}.get(args.seeds)
+    if seeds is None:
+        seeds = tuple(int(s) for s in args.seeds.split(","))
+    cv2.setNumThreads(1)
+    spec = SceneSpec(width=args.width, height=args.height, fps=FPS, seconds=args.seconds)
+    config = DetectionSettings(sensor=args.sensor).detector_config()
+    names = args.methods.split(",") if args.methods else None
+    scores = run(seeds, spec, config, names)
+    print(
+        f"\nscenes {spec.width}x{spec.height}, {spec.seconds:.0f} s at {spec.fps:g} Hz, "
+        f"seeds {seeds}, settings: DetectionSettings(sensor={args.sensor!r})"
+    )
+    summary(scores)
+    return scores
+
+
+if __name__ == "__main__":
+    main()
