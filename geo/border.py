@@ -4,6 +4,11 @@ The shipped lines (``geo/data``) are Natural Earth's land boundaries. In both fi
 lies on the **right** of each line's coordinate order (the US-Mexico line runs from the Gulf
 to the Pacific; the US-Canada parts run south along Alaska and east along the 49th parallel),
 which is what the signed side test uses. Tests pin this down with towns on either side.
+The US-Canada line also runs through the water where the boundary does (the Great Lakes, the
+St. Lawrence, the Detroit and Niagara rivers, the outlet of Lake Champlain and Missisquoi
+Bay): a point on a lake or river is on the side the line puts it, so someone crossing by
+boat or on the ice is on the US side once past it. Entering the US is northbound on the
+southern border and southbound on most of the northern one (:meth:`Border.entry_direction`).
 
 A sector's :class:`Border` works in the sector's :class:`~vigil.geo.frames.LocalFrame`: the stretch
 is cut into segments of equal length (default 1 km) with stable ids ``{sector}-{index:04d}``
@@ -28,6 +33,8 @@ from vigil.geo.frames import LocalFrame
 BOUNDARIES = {"us_mx": "us_mx_border.geojson", "us_ca": "us_ca_border.geojson"}
 US_SIDE = 1
 FOREIGN_SIDE = -1
+#: Compass directions of a crossing (see :meth:`Border.entry_direction`).
+NORTHBOUND, SOUTHBOUND = "northbound", "southbound"
 
 
 class BorderError(ValueError):
@@ -225,6 +232,22 @@ class Border:
         out[cross < 0] = US_SIDE
         out[cross > 0] = FOREIGN_SIDE
         return out
+
+    def entry_direction(self, x: ArrayLike, y: ArrayLike) -> NDArray[np.str_]:
+        """The compass direction of a crossing *into* the US at the point of the stretch
+        nearest each local point: ``"northbound"`` where the US lies north of the line (the
+        US-Mexico line), ``"southbound"`` where it lies south (the 49th parallel, the 45th in
+        Swanton sector). A crossing's ``direction`` is a compass direction; compare it with
+        this to know whether it entered the US, on land or on the water alike.
+        """
+        px, py = _as_xy(x, y)
+        along = shapely.line_locate_point(self.line, shapely.points(px, py))
+        a = shapely.line_interpolate_point(self.line, np.clip(along - 1.0, 0, self.length_m))
+        b = shapely.line_interpolate_point(self.line, np.clip(along + 1.0, 0, self.length_m))
+        # The US is on the right of the line's direction (dx, dy); the right-hand normal
+        # (dy, -dx) points north where -dx > 0.
+        us_north = -(shapely.get_x(b) - shapely.get_x(a)) > 0
+        return np.where(us_north, NORTHBOUND, SOUTHBOUND)
 
     def distance(self, x: ArrayLike, y: ArrayLike) -> NDArray[np.float64]:
         """Distance from each local point to the stretch of border, metres."""

@@ -165,3 +165,14 @@ def test_every_species_of_every_climate_can_be_drawn() -> None:
         Animals(1, None, {"unicorn": 1.0})  # type: ignore[arg-type]
     with pytest.raises(KeyError, match="tundra"):
         climate_named("tundra")
+
+
+def test_entering_the_us_is_southbound_in_swanton_and_northbound_in_tucson(swanton) -> None:
+    """A crossing's direction is a compass direction; entering the US is southbound here."""
+    border = swanton.site.border()
+    pts = [(45.0030, -73.150), (45.010, -73.45), (45.000, -73.05)]  # water and land
+    lat, lon = np.array(pts).T
+    assert set(border.entry_direction(*border.frame.to_local(lat, lon)).tolist()) == {"southbound"}
+    tucson = load(DATA / "tucson.toml").site.border()
+    x, y = np.asarray(tucson.line.coords).T
+    assert set(tucson.entry_direction(x, y).tolist()) == {"northbound"}

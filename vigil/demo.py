@@ -290,8 +290,8 @@ def print_summary(summary: dict, out_dir: Path) -> None:
         f"{summary['wall_s']:.0f} s wall ({f(summary['speed_x_real_time'], '{:.1f}')}x real time)"
     )
     print(
-        f"  crossings: {c['true_northbound_person']} true northbound by people, "
-        f"{c['detected_northbound']} detected northbound ({c['detected']} in all)"
+        f"  crossings: {c['true_northbound_person']} true into the US by people, "
+        f"{c['detected_northbound']} detected into the US ({c['detected']} in all)"
     )
     print(
         f"  crossing alerts: recall {f(recall)} "

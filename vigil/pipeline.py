@@ -284,6 +284,15 @@ class Pipeline:
             polys.append(shapely.Point(float(x[0]), float(y[0])).buffer(s.radius_m))
         return shapely.union_all(polys) if polys else None
 
+    def _entering_us(self, crossings: list) -> int:
+        """How many detected crossings went into the US (northbound on the southern border,
+        southbound on the northern one: ``Border.entry_direction``)."""
+        if not crossings:
+            return 0
+        x, y = self.frame.to_local([c.lat for c in crossings], [c.lon for c in crossings])
+        entry = self.border.entry_direction(x, y)
+        return int(sum(c.direction == e for c, e in zip(crossings, entry, strict=True)))
+
     def summary(self, duration_s: float) -> dict:
         """Scores against the truth and the run's throughput, as a JSON-ready dict."""
         start = self.world.settings.start_time
@@ -308,7 +317,7 @@ class Pipeline:
         lat = np.asarray(self.core.alerts.latencies_s) * 1000.0
         xlat = np.array([s for k, s in self.log.alert_latency_s if k == "crossing"]) * 1000.0
         s = self.stats
-        detected_north = sum(c.direction == "northbound" for c in self.log.crossings)
+        detected_north = self._entering_us(self.log.crossings)
         msgs = self.bus.counts["published"]
         return {
             "sector": self.sector,

@@ -44,8 +44,10 @@ class CrossingRule(AlertRule):
 
     def on_crossing(self, crossing: Crossing) -> list[Wire]:
         c = crossing
-        if not self.settings.crossing or c.direction != "northbound":
-            self.counts["crossing_not_northbound"] += c.direction != "northbound"
+        # into the US: northbound on the southern border, southbound on the northern one
+        entry = self.context.border.entry_direction(*local_xy(self.context.frame, c.lat, c.lon))
+        if not self.settings.crossing or c.direction != entry[0]:
+            self.counts["crossing_not_northbound"] += c.direction != entry[0]
             return []
         info = self.context.tracks.get(c.track_id)
         if info is None:
@@ -101,7 +103,7 @@ class CrossingRule(AlertRule):
             segment_id=c.segment_id,
             track=info,
             joined_by=c.track_id,
-            summary=f"northbound crossing on {c.segment_id}",
+            summary=f"{c.direction} crossing on {c.segment_id}",
             when=c.time,
         )
         return [alert]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vigil.alerts.book import TrackInfo
-from vigil.alerts.kinds.base import AlertRule, RuleContext, move_entry
+from vigil.alerts.kinds.base import AlertRule, RuleContext, local_xy, move_entry
 from vigil.geo.border import US_SIDE
 from vigil.ingest.schema import Crossing, Wire
 
@@ -24,7 +24,9 @@ class TrackLostRule(AlertRule):
         self.crossed: dict[str, Crossing] = {}
 
     def on_crossing(self, crossing: Crossing) -> list[Wire]:
-        if crossing.direction == "northbound" and crossing.track_id in self.context.tracks:
+        c = crossing  # into the US (northbound on the southern border, southbound up north)
+        entry = self.context.border.entry_direction(*local_xy(self.context.frame, c.lat, c.lon))
+        if c.direction == entry[0] and c.track_id in self.context.tracks:
             self.crossed[crossing.track_id] = crossing
         return []
 
