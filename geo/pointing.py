@@ -28,6 +28,7 @@ from vigil.geo.dem import ElevationModel, TerrainError
 from vigil.geo.raycast import (
     CURVATURE_REFRACTION,
     RayHits,
+    cast_rays,
     curvature_factor,
     pixels_to_terrain,
 )
@@ -272,27 +273,53 @@ def _quadrature_covariance(
     curvature_coeff: float,
 ) -> NDArray[np.float64]:
     """Sum over the error sources of the area-weighted second moment, about the hit, of the
-    hits at the Gauss-Hermite nodes of that source (see :func:`ground_covariance`)."""
-    area0 = ground_per_pixel(camera, dem, hits, camera.rays(u, v), curvature_coeff)
+    hits at the Gauss-Hermite nodes of that source (see :func:`ground_covariance`). All the
+    nodes' rays are cast at once (turning the camera does not move its centre)."""
+    names = (None, None, "pan_deg", "tilt_deg", "roll_deg")
+    n = u.size
+    sources = [k for k in range(sig.shape[1]) if np.any(sig[:, k] != 0.0)]
+    steps = [(s * node, w) for node, w in zip(_GH_NODES, _GH_WEIGHTS, strict=True) for s in (-1, 1)]
+    d0 = camera.rays(u, v)
+    _, right, down = camera.basis()
+    rays = []
+    for k in sources:
+        for step, _ in steps:
+            delta = step * sig[:, k]
+            if names[k] is None:
+                # a pinhole's ray moves along the image's axes with the pixel
+                rays.append(d0 + delta[:, None] * (right if k == 0 else down)[None, :])
+            else:
+                angle = float(delta[0])  # the pointing's sigmas are the same for all
+                cam = replace(camera, **{names[k]: getattr(camera, names[k]) + angle})
+                rays.append(cam.rays(u, v))
+    d = np.concatenate([d0, *rays]) if rays else d0
+    got = cast_rays(
+        dem,
+        np.broadcast_to(camera.centre, d.shape),
+        d,
+        max_range_m=camera.max_range_m,
+        curvature_coeff=curvature_coeff,
+    )
+    area = ground_per_pixel(camera, dem, got, d, curvature_coeff).reshape(-1, n)
+    area0 = area[0]
+    area = np.where(np.isfinite(area[1:]), area[1:], area0[None, :])  # sky weighs as the hit
+    az = np.arctan2(d[n:, 0], d[n:, 1])
+    x = np.where(np.isfinite(got.x[n:]), got.x[n:], camera.x + camera.max_range_m * np.sin(az))
+    y = np.where(np.isfinite(got.y[n:]), got.y[n:], camera.y + camera.max_range_m * np.cos(az))
+    ex = x.reshape(-1, n) - hits.x[None, :]
+    ey = y.reshape(-1, n) - hits.y[None, :]
     w0 = 1.0 - 2.0 * sum(_GH_WEIGHTS)
-    cov = np.zeros((u.size, 2, 2))
-    for k in range(sig.shape[1]):
-        if not np.any(sig[:, k] != 0.0):
-            continue
-        num = np.zeros((u.size, 2, 2))
-        den = w0 * area0
-        for node, weight in zip(_GH_NODES, _GH_WEIGHTS, strict=True):
-            for sign in (-1.0, 1.0):
-                cam, got, d, x, y = _perturbed_hits(
-                    camera, dem, u, v, k, sign * node * sig[:, k], curvature_coeff
-                )
-                area = ground_per_pixel(cam, dem, got, d, curvature_coeff)
-                # a node into sky weighs as the hit does (no ground to count there)
-                area = np.where(got.hit, area, area0)
-                e = np.column_stack([x - hits.x, y - hits.y])
-                num += (weight * area)[:, None, None] * np.einsum("ni,nj->nij", e, e)
-                den = den + weight * area
-        cov += num / den[:, None, None]
+    weights = np.array([w for _, w in steps])
+    cov = np.zeros((n, 2, 2))
+    m = len(steps)
+    for j in range(len(sources)):
+        sl = slice(j * m, (j + 1) * m)
+        wa = weights[:, None] * area[sl]
+        den = w0 * area0 + wa.sum(0)
+        cov[:, 0, 0] += (wa * ex[sl] ** 2).sum(0) / den
+        cov[:, 1, 1] += (wa * ey[sl] ** 2).sum(0) / den
+        cov[:, 0, 1] += (wa * ex[sl] * ey[sl]).sum(0) / den
+    cov[:, 1, 0] = cov[:, 0, 1]
     cov[~hits.hit] = np.nan
     return cov
 
