@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
+from alert_scenes import T0, Scene, alerts_of
 
+from vigil.alerts.engine import AlertEngine
 from vigil.config import check, load
 from vigil.geo.border import FOREIGN_SIDE, US_SIDE, Border
 from vigil.geo.frames import LocalFrame
@@ -176,3 +179,25 @@ def test_entering_the_us_is_southbound_in_swanton_and_northbound_in_tucson(swant
     tucson = load(DATA / "tucson.toml").site.border()
     x, y = np.asarray(tucson.line.coords).T
     assert set(tucson.entry_direction(x, y).tolist()) == {"northbound"}
+
+
+@pytest.mark.parametrize(("direction", "alerts"), [("southbound", 1), ("northbound", 0)])
+def test_a_person_crossing_missisquoi_bay_southbound_raises_the_crossing_alert(
+    swanton, direction: str, alerts: int
+) -> None:
+    """On the ice of Missisquoi Bay (chainage about 28 km), walking south into Vermont is the
+    entry that raises an alert; the same walk reported northbound (into Quebec) raises none."""
+    engine = AlertEngine(swanton.site)
+    scene = Scene(engine)
+    chainage = 28_500.0
+    x, y = scene.border_point(chainage, 0.0)
+    lat, lon = engine.frame.to_wgs84([x], [y])
+    assert 45.0 < lat[0] < 45.01 and -73.19 < lon[0] < -73.10  # on the bay
+    *tracks, crossing = scene.walk_messages("ice1", chainage, T0, start_m=-20.0)
+    out = []
+    for msg in [*tracks, msgspec.structs.replace(crossing, direction=direction)]:
+        out += engine.handle(msg)
+    new = alerts_of(out, "crossing")
+    assert len(new) == alerts
+    if alerts:
+        assert new[0].summary.startswith("southbound crossing on swanton-0028")
