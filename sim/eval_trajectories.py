@@ -148,6 +148,64 @@ def make_scans(
     return scans
 
 
+def grouped_scans(
+    seed: int,
+    *,
+    groups: int = 5,
+    loners: int = 8,
+    scans: int = 300,
+    scan_s: float = 1.0,
+    side_m: float = 1500.0,
+    pd: float = 0.85,
+    noise_m: float = 6.0,
+    clutter: int = 30,
+) -> list[Scan]:
+    """Issue 20's grouped scenario (seeded): ``groups`` groups of 3-6 people walking together
+    (members 10-25 m from the one ahead of them, in file, at 0.8-1.6 m/s on a common heading,
+    each wandering 1 m/s^2-wise about his place), and ``loners`` lone walkers at 0.8-1.8 m/s
+    aimed to cross a group's path midway; a scan every ``scan_s`` seconds over a
+    ``side_m`` square, each person detected with Pd ``pd`` and N(0, ``noise_m``) per axis,
+    ``clutter`` uniform false detections per scan, ``sigma = noise_m`` on every row. The
+    people's positions are the truth (ids: group members first)."""
+    rng = np.random.default_rng(seed)
+    t_end = scans * scan_s
+    starts, vels = [], []
+    for _ in range(groups):
+        speed, heading = rng.uniform(0.8, 1.6), rng.uniform(0.0, 2.0 * math.pi)
+        v = speed * np.array([math.cos(heading), math.sin(heading)])
+        centre = rng.uniform(0.3, 0.7, 2) * side_m - v * t_end / 2.0
+        back = -v / speed
+        gaps = np.cumsum(rng.uniform(10.0, 25.0, int(rng.integers(3, 7))))
+        for gap in np.r_[0.0, gaps[:-1]]:
+            starts.append(centre + back * gap)
+            vels.append(v)
+    members = len(starts)
+    for _ in range(loners):
+        g = int(rng.integers(0, members))
+        meet = starts[g] + vels[g] * t_end * rng.uniform(0.3, 0.7)
+        heading = rng.uniform(0.0, 2.0 * math.pi)
+        v = rng.uniform(0.8, 1.8) * np.array([math.cos(heading), math.sin(heading)])
+        t_meet = float(np.dot(meet - starts[g], vels[g]) / np.dot(vels[g], vels[g]))
+        starts.append(meet - v * t_meet)
+        vels.append(v)
+    x0, v0 = np.array(starts), np.array(vels)
+    wander = np.zeros_like(x0)
+    wv = np.zeros_like(x0)
+    out = []
+    for k in range(scans):
+        t = k * scan_s
+        wv += rng.normal(0.0, 0.3 * math.sqrt(scan_s), wv.shape) - 0.2 * wv * scan_s
+        wander += wv * scan_s
+        xy = x0 + v0 * t + wander
+        inside = ((xy >= 0.0) & (xy <= side_m)).all(axis=1)
+        ids = np.flatnonzero(inside).astype(np.int64)
+        seen = rng.random(len(ids)) < pd
+        real = xy[ids[seen]] + rng.normal(0.0, noise_m, (int(seen.sum()), 2))
+        z = np.vstack([real, rng.random((clutter, 2)) * side_m])
+        out.append(Scan(t, ids, xy[ids], z, np.full(len(z), noise_m)))
+    return out
+
+
 def write_detections(scans: Sequence[Scan], path: Path) -> None:
     """The scans' detections as a ``vigil track`` CSV: ``t,x,y,sigma`` (s, m, m, m)."""
     with open(path, "w", newline="", encoding="utf-8") as fh:
@@ -158,14 +216,15 @@ def write_detections(scans: Sequence[Scan], path: Path) -> None:
                 w.writerow([repr(s.t), repr(float(x)), repr(float(y)), repr(float(sg))])
 
 
-def read_tracks(path: Path, scans: Sequence[Scan], scan_s: float = SCAN_S) -> Output:
+def read_tracks(path: Path, scans: Sequence[Scan]) -> Output:
     """A ``vigil track`` output CSV (``t,track_id,x,y,...``) as one :data:`Output` entry per
-    scan (scans with no row report no tracks)."""
+    scan, matched by time to the microsecond (scans with no row report no tracks)."""
     per: list[list[tuple[int, float, float]]] = [[] for _ in scans]
+    scan_of = {round(s.t, 6): k for k, s in enumerate(scans)}
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         for row in reader:
-            k = round(float(row["t"]) / scan_s)
+            k = scan_of[round(float(row["t"]), 6)]
             per[k].append((int(row["track_id"]), float(row["x"]), float(row["y"])))
     out: Output = []
     for rows in per:
