@@ -8,17 +8,13 @@ outbox, QoS 1, the replay window: :class:`~vigil.ingest.mqtt.MqttBus`); national
 identities collect on each node with persistent sessions. Mid-run one national node is killed
 with SIGKILL and restarted, then one sector broker (and with it that sector's two bridges).
 Every message sent is then counted at the national layer. The national view (``vigil serve
---sector``) reads a node in headless Chromium; two ``vigil run`` services, one per sector, run
-side by side on their bridged brokers. One layer serves every test of the module.
+--sector``'s app) reads a node in headless Chromium; two sector services (``vigil run``'s
+``SectorService``), one per sector, run side by side on their bridged brokers; a national
+action comes down to its sector once. One layer serves every test of the module.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -46,7 +42,6 @@ from vigil.ingest.schema import Alert, SensorStatus, Track
 
 pytestmark = pytest.mark.broker
 
-REPO = Path(__file__).resolve().parents[1]
 # fails the browser test on any console error or uncaught exception on the page
 checked_page = browser_checks.checked_page
 PASSWORD = "commander-pass-1"
@@ -92,9 +87,48 @@ def refused(layer: Layer, node: int, user: str, password: str, topic: str) -> bo
     return codes[0].is_failure
 
 
+def test_a_national_action_comes_down_to_its_sector_once(layer):
+    """An alert action a national map user publishes on one node reaches that sector's broker
+    once (no loop through the other node) and no other sector's. It runs first: a bridge whose
+    node session is taken over (the ACL test logs in as it) is not subscribed there until it
+    reconnects, and an action sent meanwhile is not kept for it."""
+    got: dict[str, list[bytes]] = {s: [] for s in SECTORS}
+    readers = []
+    for s in SECTORS:
+        b = layer.sector_brokers[s]
+        user, password = layer.sector_login(s, f"vigil-{s}-map-1")
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=user, protocol=mqtt.MQTTv5)
+        c.username_pw_set(user, password)
+        ready = threading.Event()
+        c.on_subscribe = lambda *a, ready=ready: ready.set()
+        c.on_message = lambda c_, u, m, s=s: got[s].append(bytes(m.payload))
+        c.connect(b.host, b.port)
+        c.loop_start()
+        c.subscribe(f"vigil/v1/{s}/alerts/actions/+", qos=1)
+        assert ready.wait(10)
+        readers.append(c)
+    try:
+        topic = "vigil/v1/tucson/alerts/actions/vigil-national-map-1"
+        assert not refused(layer, 0, *layer.national_login("vigil-national-map-1"), topic)
+        deadline = time.monotonic() + 10
+        while not got["tucson"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # a copy looping back through node 2 would have come by now
+        assert got == {"tucson": [b"x"], "swanton": []}, "\n".join(
+            b.log_tail(12) for b in layer.all_brokers()
+        )
+    finally:
+        for c in readers:
+            c.disconnect()
+            c.loop_stop()
+
+
 def test_the_node_acl_keeps_each_sector_to_its_own_topics(layer):
     bridge_t = layer.national_login("bridge-tucson")
     national_map = layer.national_login("vigil-national-map-1")
+    log = layer.nodes[0].log_path
+    before = log.read_text().count("as bridge-tucson ")
+    # logging in as the bridge's user takes its session over (client id = user name)
     assert not refused(layer, 0, *bridge_t, "vigil/v1/tucson/tracks")
     assert refused(layer, 0, *bridge_t, "vigil/v1/swanton/tracks")
     assert refused(layer, 0, *bridge_t, "vigil/v1/tucson/cam/t03/detections")  # not sent up
@@ -103,6 +137,11 @@ def test_the_node_acl_keeps_each_sector_to_its_own_topics(layer):
         layer, 1, *national_map, "vigil/v1/swanton/alerts/actions/vigil-national-map-1"
     )
     assert refused(layer, 1, *national_map, "vigil/v1/swanton/alerts/actions/vigil-swanton-map-1")
+    # so wait until the real bridge is back (three probe logins, then its own)
+    deadline = time.monotonic() + 20
+    while log.read_text().count("as bridge-tucson ") < before + 4:
+        assert time.monotonic() < deadline, layer.nodes[0].log_tail()
+        time.sleep(0.1)
 
 
 def test_sigkill_of_a_node_and_of_a_bridged_sector_broker_loses_no_message(layer, tmp_path):
@@ -329,20 +368,6 @@ def test_national_view_shows_both_sectors_and_opens_one(national, checked_page):
     page.wait_for_selector("#sector-rows tr[data-sector=swanton][data-open='2']", timeout=15_000)
 
 
-def start_service(layer: Layer, sector: str, state: Path, log: Path) -> subprocess.Popen:
-    """``vigil run`` for one sector on its own broker, with its identity's credentials."""
-    env = dict(os.environ)
-    env.update(read_env(layer.root / sector / "credentials" / f"vigil-{sector}.env"))
-    env["PYTHONPATH"] = str(REPO)
-    b = layer.sector_brokers[sector]
-    return subprocess.Popen(
-        [sys.executable, "-m", "vigil.cli", "run", "--deployment", str(layer.deployments[sector]),
-         "--broker", f"{b.host}:{b.port}", "--state-dir", str(state), "--hold", "0.5",
-         "--idle", "1"],
-        cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-
-
 def test_vigil_serve_national_reaches_a_node_over_tls(layer, tmp_path, monkeypatch, capsys):
     """``vigil serve --sector A --sector B --national-ca CA`` loads both deployments, connects
     to a national node over TLS as the second national map user, and (with no users yet)
@@ -369,16 +394,24 @@ def test_vigil_serve_national_reaches_a_node_over_tls(layer, tmp_path, monkeypat
 
 
 def test_two_sector_services_side_by_side_reach_both_national_nodes(layer, tmp_path):
-    """Two ``vigil run`` processes, one per sector, each on its own bridged broker: a ground
-    sensor's status sent by its gateway to each sector comes out of that sector's service as
-    retained state and reaches both national nodes, each sector on its own topic."""
-    procs, logs = {}, {}
-    for s in SECTORS:
-        logs[s] = tmp_path / f"{s}.log"
-        procs[s] = start_service(layer, s, tmp_path / f"state-{s}", logs[s])
+    """Two sector services (``vigil run``'s :class:`~vigil.service.SectorService`), one per
+    sector, side by side in this process, each on its own bridged broker with its own
+    identity: a tampered ground sensor's status, sent by its gateway to each sector, comes out
+    of that sector's service as retained sensor state and as a sensor-health alert, and both
+    reach both national nodes, each sector on its own topics."""
+    from vigil.service import SectorService
+
+    services = {}
     got: dict[int, dict[str, list]] = {0: defaultdict(list), 1: defaultdict(list)}
     buses = []
     try:
+        for s in SECTORS:
+            user, password = layer.sector_login(s, f"vigil-{s}")
+            b = layer.sector_brokers[s]
+            settings = MqttSettings(host=b.host, port=b.port, username=user, password=password)
+            site = load(layer.deployments[s]).site
+            services[s] = SectorService(site, settings, tmp_path / s, hold_s=0.0, idle_s=0.5)
+            services[s].start(30.0)
         for k, node in enumerate(layer.nodes):
             user, password = layer.national_login("vigil-national-map-1")
             settings = MqttSettings(
@@ -388,22 +421,8 @@ def test_two_sector_services_side_by_side_reach_both_national_nodes(layer, tmp_p
             bus = MqttBus("national", settings, user, publish_quarantine=False).connect(15)
             buses.append(bus)
             for s in SECTORS:
-                bus.subscribe(
-                    f"vigil/v1/{s}/state/sensors/+",
-                    lambda t, m, k=k: got[k][t.split("/")[2]].append(m),
-                )
-        deadline = time.monotonic() + 60
-        for s in SECTORS:  # each service is up once its status file says connected
-            status_file = tmp_path / f"state-{s}" / "status.json"
-            while True:
-                assert procs[s].poll() is None, logs[s].read_text()[-3000:]
-                assert time.monotonic() < deadline, f"{s}: vigil run not connected"
-                try:
-                    if json.loads(status_file.read_text())["connected"]:
-                        break
-                except (OSError, ValueError, KeyError):
-                    pass
-                time.sleep(0.1)
+                for pattern in (f"vigil/v1/{s}/state/sensors/+", f"vigil/v1/{s}/alerts"):
+                    bus.subscribe(pattern, lambda t, m, k=k: got[k][t.split("/")[2]].append(m))
         sent = {}
         for s in SECTORS:
             d = load(layer.deployments[s])
@@ -415,30 +434,30 @@ def test_two_sector_services_side_by_side_reach_both_national_nodes(layer, tmp_p
                 user, publish_quarantine=False,
             ).connect(15)  # fmt: skip
             now = time.time()
-            sent[s] = SensorStatus(sensor=sensors[0], time=now, battery=0.5, last_heard=now)
+            sent[s] = SensorStatus(
+                sensor=sensors[0], time=now, battery=0.5, tamper=True, last_heard=now
+            )
             dev.publish(f"vigil/v1/{s}/ugs/{sensors[0]}/status", sent[s])
             assert dev.flush(10)
             dev.close()
+
+        def arrived(k: int, s: str) -> bool:
+            alerts = [m for m in got[k][s] if isinstance(m, Alert)]
+            return sent[s] in got[k][s] and any(a.kind == "sensor_health" for a in alerts)
+
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if all(sent[s] in got[k][s] for k in (0, 1) for s in SECTORS):
+            if all(arrived(k, s) for k in (0, 1) for s in SECTORS):
                 break
-            time.sleep(0.2)
+            time.sleep(0.1)
         for k in (0, 1):
             for s in SECTORS:
-                assert sent[s] in got[k][s], (
-                    f"node {k + 1}: {s}'s status not there: {dict(got[k])}\n"
-                    + logs[s].read_text()[-2000:]
-                )
-                # nothing of one sector under the other's topics
-                assert all(m.sensor in {sent[s].sensor} for m in got[k][s]), got[k][s]
+                assert arrived(k, s), f"node {k + 1}: {s}: {dict(got[k])}"
+                # nothing of the other sector under this one's topics
+                other = {m.sensor for m in got[k][s] if isinstance(m, SensorStatus)}
+                assert other == {sent[s].sensor}, got[k][s]
     finally:
         for bus in buses:
             bus.close()
-        for p in procs.values():
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        for service in services.values():
+            service.close()
