@@ -24,7 +24,7 @@ import numpy as np
 
 from vigil.geo.frames import LocalFrame
 from vigil.tracks.config import TrackerConfig
-from vigil.tracks.table import CONFIRMED
+from vigil.tracks.table import COASTING, CONFIRMED
 from vigil.tracks.tracker import Tracker
 
 LOCAL_COLUMNS = ("t", "x", "y")
@@ -346,66 +346,76 @@ def run_track(
         x, y = local.to_local(det.a, det.b)
     else:
         x, y = det.a, det.b
-    sensors = np.asarray(det.sensor, dtype=object)
+    # sensor names as codes, in name order
+    names_u, sensor_code = np.unique(np.asarray(det.sensor, dtype=str), return_inverse=True)
     # a canonical order (time, sensor, position) so that the output does not depend on the
     # order of the rows in the file, not even within a batch
-    order = np.lexsort((y, x, sensors.astype(str), det.t))
+    order = np.lexsort((y, x, sensor_code, det.t))
     tracker = Tracker(config)
     z = np.c_[x, y]
     names = ["t", "track_id", "x", "y", "vx", "vy", "time", "status"]
     if frame != "local":
         names[2:4] = ["lat", "lon"]
     digits = 8 if local is not None else 3
-    ts, sens = det.t[order], sensors[order].astype(str)
+    ts, sens = det.t[order], sensor_code[order]
     starts = np.flatnonzero(np.r_[True, (ts[1:] != ts[:-1]) | (sens[1:] != sens[:-1])])
     ends = np.r_[starts[1:], len(order)]
-    parts: list[list[np.ndarray]] = []
-    rows_written = 0
+    zs, sig = z[order], det.sigma[order]
+    parts: list[tuple[np.ndarray, ...]] = []
+    times: list[str] = []
     seen: set[int] = set()
     for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-        idx = order[a:b]
         t = float(ts[a])
-        table = tracker.update(t, z[idx], sigma=det.sigma[idx])
-        shown = table.confirmed()
+        table = tracker.update(t, zs[a:b], sigma=sig[a:b])
+        status = table.status
+        shown = (status == CONFIRMED) | (status == COASTING)
         limit = report_max_sigma_m
         if limit is None and config.report_coast_sigma_ratio > 0.0:
-            limit = config.report_coast_sigma_ratio * float(np.median(det.sigma[idx]))
-        if limit is not None and len(shown):
-            var = np.maximum(shown.P[:, 0, 0], shown.P[:, 1, 1])
-            shown = shown.select((shown.status == CONFIRMED) | (var <= limit**2))
-        k = len(shown)
+            limit = config.report_coast_sigma_ratio * float(np.median(sig[a:b]))
+        if limit is not None:
+            var = np.maximum(table.P[:, 0, 0], table.P[:, 1, 1])
+            shown &= (status == CONFIRMED) | (var <= limit**2)
+        k = int(np.count_nonzero(shown))
         if k:
-            px, py = shown.x[:, 0], shown.x[:, 1]
+            st = table.x[shown]
+            px, py = st[:, 0], st[:, 1]
             if local is not None:
                 px, py = local.to_wgs84(px, py)
-            state = np.where(shown.status == CONFIRMED, "confirmed", "coasting")
-            when = np.full(k, iso_time(t, zone), dtype=object)
-            parts.append([np.full(k, t), shown.track_id, px, py, *shown.x.T[2:], when, state])
-            rows_written += k
-            seen.update(shown.track_id.tolist())
-    _write_tracks(csv_out, names, parts, digits)
+            ids = table.track_id[shown]
+            batch = np.full(k, len(times), dtype=np.int32)
+            parts.append((np.full(k, t), ids, px, py, st[:, 2], st[:, 3], batch, status[shown]))
+            times.append(iso_time(t, zone))
+            seen.update(ids.tolist())
+    rows_written = _write_tracks(csv_out, names, parts, times, digits)
     return TrackSummary(len(det.t), len(starts), len(seen), rows_written, frame, centre)
 
 
 def _write_tracks(
-    path: str | Path, names: list[str], parts: list[list[np.ndarray]], digits: int
-) -> None:
-    """Write the tracks' rows (one list of column arrays per batch) as CSV with pyarrow:
-    positions rounded to ``digits`` decimals (8 for degrees, 3 for metres), velocities to
-    mm/s, times as written (shortest round-trip decimal)."""
+    path: str | Path,
+    names: list[str],
+    parts: list[tuple[np.ndarray, ...]],
+    times: list[str],
+    digits: int,
+) -> int:
+    """Write the tracks' rows (per batch: t, id, position, velocity, batch number, status)
+    as CSV with pyarrow; returns the number of rows. Positions are rounded to ``digits``
+    decimals (8 for degrees, 3 for metres), velocities to mm/s; ``t`` is written as its
+    shortest decimal, ``time`` is the batch's ISO 8601 time from ``times``."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     cols = [np.concatenate([p[c] for p in parts]) if parts else np.empty(0) for c in range(8)]
+    state = np.where(cols[7] == CONFIRMED, 0, 1).astype(np.int32)
     arrays = [
         pa.array(cols[0], pa.float64()),
         pa.array(cols[1], pa.int64()),
         *(pa.array(np.round(cols[c].astype(np.float64), d), pa.float64())
           for c, d in ((2, digits), (3, digits), (4, 3), (5, 3))),
-        pa.array(cols[6], pa.string()),
-        pa.array(cols[7], pa.string()),
+        pa.DictionaryArray.from_arrays(cols[6].astype(np.int32), pa.array(times, pa.string())),
+        pa.DictionaryArray.from_arrays(state, pa.array(["confirmed", "coasting"])),
     ]  # fmt: skip
     options = pacsv.WriteOptions(include_header=False, quoting_style="none")
     with open(path, "wb") as fh:
         fh.write((",".join(names) + "\n").encode())
         pacsv.write_csv(pa.Table.from_arrays(arrays, names=names), fh, options)
+    return len(cols[0])
