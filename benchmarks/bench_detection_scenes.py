@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from vigil.detection.blobs import BlobFinder
+from vigil.detection.calibration import CalibrationParams
 from vigil.detection.detector import DetectorConfig, MotionDetector
 from vigil.detection.objects import ObjectFollower
 from vigil.detection.registration import ShakeCompensator
@@ -103,9 +105,15 @@ def opencv_method(
 
 
 def methods(config: DetectorConfig) -> dict[str, Callable[[], SceneMethod]]:
-    """Vigil and the anchors, all with ``config``'s post-processing."""
+    """Vigil (the settings' defaults, with the neighbourhood test, and with it and the
+    start-up calibration) and the anchors, all with ``config``'s post-processing."""
+    out = {"vigil": vigil_method(config)}
+    if config.background.warm_only:  # the neighbourhood test is for thermal settings
+        n1 = replace(config, neighbour_px=1)
+        out["vigil+n1"] = vigil_method(n1)
+        out["vigil+n1+cal"] = vigil_method(replace(n1, calibration=CalibrationParams()))
     return {
-        "vigil": vigil_method(config),
+        **out,
         "mog2": opencv_method("mog2", config),
         "mog2+reg": opencv_method("mog2", config, register=True),
         "knn": opencv_method("knn", config),
@@ -122,7 +130,7 @@ def run(
 ) -> dict[str, list[SceneScore]]:
     """Score the methods on each seed's scene; returns their scores per method."""
     table = methods(config)
-    chosen = list(names or table)
+    chosen = [n for n in (names or table) if n in table]
     out: dict[str, list[SceneScore]] = {n: [] for n in chosen}
     for seed in seeds:
         scene = render_scene(seed, spec)
@@ -181,7 +189,12 @@ def main(argv: list[str] | None = None) -> dict[str, list[SceneScore]]:
     ap.add_argument("--seconds", type=float, default=40.0, help="scene length (10 s warm-up)")
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--height", type=int, default=480)
-    ap.add_argument("--methods", default=None, help="comma-separated subset")
+    ap.add_argument(
+        "--methods",
+        default="vigil,vigil+n1,vigil+n1+cal,mog2,mog2+reg,knn",
+        help="comma-separated subset of vigil, vigil+n1, vigil+n1+cal, mog2, mog2+reg, knn, "
+        "knn+reg (n1: neighbourhood test of 1 px; cal: start-up calibration)",
+    )
     ap.add_argument("--sensor", default="thermal", choices=("thermal", "daylight"))
     args = ap.parse_args(argv)
     seeds = {"calibration": CALIBRATION_SEEDS, "evaluation": EVALUATION_SEEDS}.get(args.seeds)
