@@ -106,3 +106,17 @@ def test_the_plain_and_sector_defaults_stay_by_counts():
     snap_tracker.update(11.0, np.zeros((0, 2)))
     snap_tracker.restore(snap)
     assert snap_tracker.clutter_density == before
+
+
+def test_fixed_point_output_matches_printf():
+    """The output's positions are written column-wise as fixed-point text: the same numbers
+    as ``%.3f`` / ``%.8f`` (to the last digit), huge values included."""
+    from vigil.tracks.csvfile import _fixed
+
+    rng = np.random.default_rng(0)
+    v = np.r_[rng.normal(0.0, 3000.0, 2000), -0.0004, 0.0, -1.5, 2.9995, 1e13, -1e13]
+    for digits in (3, 8):
+        got = np.array([float(x) for x in _fixed(v, digits).to_pylist()])
+        want = np.array([float(f"{x:.{digits}f}") for x in v])
+        assert np.all(np.abs(got - want) <= 1.01 * 10.0**-digits * np.maximum(1.0, 1e-12 * abs(v)))
+        assert all(len(x.split(".")[1]) == digits for x in _fixed(v, digits).to_pylist())

@@ -347,7 +347,9 @@ def run_track(
     else:
         x, y = det.a, det.b
     # sensor names as codes, in name order
-    names_u, sensor_code = np.unique(np.asarray(det.sensor, dtype=str), return_inverse=True)
+    sensor_code = np.zeros(len(det.t), dtype=np.int64)
+    if any(det.sensor):
+        sensor_code = np.unique(np.asarray(det.sensor, dtype=str), return_inverse=True)[1]
     # a canonical order (time, sensor, position) so that the output does not depend on the
     # order of the rows in the file, not even within a batch
     order = np.lexsort((y, x, sensor_code, det.t))
@@ -362,7 +364,7 @@ def run_track(
     ends = np.r_[starts[1:], len(order)]
     zs, sig = z[order], det.sigma[order]
     parts: list[tuple[np.ndarray, ...]] = []
-    times: list[str] = []
+    times: list[tuple[str, str]] = []
     seen: set[int] = set()
     for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
         t = float(ts[a])
@@ -383,37 +385,54 @@ def run_track(
                 px, py = local.to_wgs84(px, py)
             ids = table.track_id[shown]
             batch = np.full(k, len(times), dtype=np.int32)
-            parts.append((np.full(k, t), ids, px, py, st[:, 2], st[:, 3], batch, status[shown]))
-            times.append(iso_time(t, zone))
+            parts.append((ids, px, py, st[:, 2], st[:, 3], batch, status[shown]))
+            times.append((repr(t), iso_time(t, zone)))
             seen.update(ids.tolist())
     rows_written = _write_tracks(csv_out, names, parts, times, digits)
     return TrackSummary(len(det.t), len(starts), len(seen), rows_written, frame, centre)
+
+
+def _fixed(values: np.ndarray, digits: int):
+    """``values`` as fixed-point decimal strings with ``digits`` decimals (``%.3f``), as a
+    pyarrow array, formatted column-wise (integer parts and fractions as integers)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) and not np.abs(v).max() < 1e12:  # too large for int64 fixed point
+        return pa.array([f"{x:.{digits}f}" for x in v.tolist()], pa.string())
+    scale = 10**digits
+    q = np.rint(np.abs(v) * scale).astype(np.int64)
+    whole = pc.cast(pa.array(q // scale), pa.string())
+    frac = pc.utf8_lpad(pc.cast(pa.array(q % scale), pa.string()), digits, "0")
+    sign = pc.if_else(pa.array((v < 0) & (q > 0)), "-", "")
+    return pc.binary_join_element_wise(pc.binary_join_element_wise(sign, whole, ""), frac, ".")
 
 
 def _write_tracks(
     path: str | Path,
     names: list[str],
     parts: list[tuple[np.ndarray, ...]],
-    times: list[str],
+    times: list[tuple[str, str]],
     digits: int,
 ) -> int:
-    """Write the tracks' rows (per batch: t, id, position, velocity, batch number, status)
-    as CSV with pyarrow; returns the number of rows. Positions are rounded to ``digits``
-    decimals (8 for degrees, 3 for metres), velocities to mm/s; ``t`` is written as its
-    shortest decimal, ``time`` is the batch's ISO 8601 time from ``times``."""
+    """Write the tracks' rows (per batch: id, position, velocity, batch number, status) as
+    CSV with pyarrow; returns the number of rows. Positions have ``digits`` decimals (8 for
+    degrees, 3 for metres), velocities 3 (mm/s); ``t`` and ``time`` are the batch's, from
+    ``times`` (``repr(t)`` and ISO 8601)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    cols = [np.concatenate([p[c] for p in parts]) if parts else np.empty(0) for c in range(8)]
-    state = np.where(cols[7] == CONFIRMED, 0, 1).astype(np.int32)
+    cols = [np.concatenate([p[c] for p in parts]) if parts else np.empty(0) for c in range(7)]
+    batch = pa.array(cols[5].astype(np.int32))
+    state = pa.array(np.where(cols[6] == CONFIRMED, 0, 1).astype(np.int32))
     arrays = [
-        pa.array(cols[0], pa.float64()),
-        pa.array(cols[1], pa.int64()),
-        *(pa.array(np.round(cols[c].astype(np.float64), d), pa.float64())
-          for c, d in ((2, digits), (3, digits), (4, 3), (5, 3))),
-        pa.DictionaryArray.from_arrays(cols[6].astype(np.int32), pa.array(times, pa.string())),
+        pa.DictionaryArray.from_arrays(batch, pa.array([a for a, _ in times], pa.string())),
+        pa.array(cols[0].astype(np.int64), pa.int64()),
+        *(_fixed(cols[c], d) for c, d in ((1, digits), (2, digits), (3, 3), (4, 3))),
+        pa.DictionaryArray.from_arrays(batch, pa.array([b for _, b in times], pa.string())),
         pa.DictionaryArray.from_arrays(state, pa.array(["confirmed", "coasting"])),
-    ]  # fmt: skip
+    ]
     options = pacsv.WriteOptions(include_header=False, quoting_style="none")
     with open(path, "wb") as fh:
         fh.write((",".join(names) + "\n").encode())
