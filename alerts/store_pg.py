@@ -28,10 +28,12 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 
 import msgspec
+import pandas as pd
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from vigil.alerts.pg_copy import binary_copy
 from vigil.ingest.jsonable import numpy_scalar
 from vigil.ingest.schema import Alert, Crossing, Track
 
@@ -67,6 +69,19 @@ _ALERT_TYPES = (
 
 _GEOM = "geom geometry(Point, 4326) GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(lon, lat), 4326)) STORED"  # noqa: E501
 
+# dropped before a bulk load into an empty crossing table, and made again after it
+_CROSSING_DROP = [
+    "ALTER TABLE {s}.crossing DROP CONSTRAINT IF EXISTS crossing_pkey",
+    "DROP INDEX IF EXISTS {s}.crossing_time",
+    "DROP INDEX IF EXISTS {s}.crossing_geom",
+]
+
+_CROSSING_INDEXES = [
+    "ALTER TABLE {s}.crossing ADD CONSTRAINT crossing_pkey PRIMARY KEY (crossing_id)",
+    "CREATE INDEX IF NOT EXISTS crossing_time ON {s}.crossing (time)",
+    "CREATE INDEX IF NOT EXISTS crossing_geom ON {s}.crossing USING gist (geom)",
+]
+
 _SCHEMA = [
     "CREATE EXTENSION IF NOT EXISTS postgis",
     "CREATE SCHEMA IF NOT EXISTS {s}",
@@ -80,11 +95,11 @@ _SCHEMA = [
     " vy float8 NOT NULL, cov_ee float8 NOT NULL, cov_en float8 NOT NULL, cov_nn float8 NOT NULL,"
     " class_guess text NOT NULL, " + _GEOM + ", PRIMARY KEY (track_id, time))",
     "CREATE INDEX IF NOT EXISTS track_state_time ON {s}.track_state (time)",
-    "CREATE TABLE IF NOT EXISTS {s}.crossing (crossing_id text PRIMARY KEY, track_id text NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS {s}.crossing (crossing_id text,"
+    " CONSTRAINT crossing_pkey PRIMARY KEY (crossing_id), track_id text NOT NULL,"
     " time float8 NOT NULL, segment_id text NOT NULL, direction text NOT NULL,"
     " lat float8 NOT NULL, lon float8 NOT NULL, confidence float8 NOT NULL, " + _GEOM + ")",
-    "CREATE INDEX IF NOT EXISTS crossing_time ON {s}.crossing (time)",
-    "CREATE INDEX IF NOT EXISTS crossing_geom ON {s}.crossing USING gist (geom)",
+    *_CROSSING_INDEXES[1:],
     "CREATE TABLE IF NOT EXISTS {s}.alert (alert_id text PRIMARY KEY, time float8 NOT NULL,"
     " kind text NOT NULL, priority int4 NOT NULL, state text NOT NULL, segment_id text,"
     " zone text, lat float8 NOT NULL, lon float8 NOT NULL, track_id text, assigned_unit text,"
@@ -176,9 +191,16 @@ class PgHistoryStore:
         return self._db
 
     def _stage(
-        self, cur: psycopg.Cursor, cols: Sequence[str], types: Sequence[str], rows: Iterable
+        self,
+        cur: psycopg.Cursor,
+        cols: Sequence[str],
+        types: Sequence[str],
+        rows: Iterable,
+        *,
+        chunks: Iterable[tuple[int, bytes]] | None = None,
     ) -> int:
-        """Binary COPY ``rows`` into a fresh temporary table ``stage`` (with an order column)."""
+        """Binary COPY ``rows`` (or ready ``(rows, bytes)`` chunks of the binary format) into a
+        fresh temporary table ``stage`` (with an order column)."""
         cur.execute("DROP TABLE IF EXISTS pg_temp.stage")
         cur.execute(
             sql.SQL("CREATE TEMP TABLE stage ({}, ord bigserial) ON COMMIT DROP").format(
@@ -193,6 +215,11 @@ class PgHistoryStore:
             sql.SQL(", ").join(map(sql.Identifier, cols))
         )
         with cur.copy(copy_sql) as cp:
+            if chunks is not None:
+                for k, data in chunks:
+                    cp.write(data)
+                    n += k
+                return n
             cp.set_types(list(types))
             for r in rows:
                 cp.write_row(r)
@@ -305,6 +332,55 @@ class PgHistoryStore:
             )
         return n
 
+    def write_crossings_frame(self, table: pd.DataFrame, *, chunk_rows: int = 500_000) -> int:
+        """Record a crossing table (columns :data:`CROSSING_COLS`) through whole-column binary
+        COPY (:mod:`vigil.alerts.pg_copy`), ``chunk_rows`` rows at a time; same rules as
+        :meth:`write_crossings` (the first of a crossing id wins). For bulk loads of millions
+        of rows: into an empty table the rows are copied straight in with the indexes built
+        after the load (PostgreSQL's advice for populating a database), else through the
+        staging table. Returns how many rows were given."""
+        missing = [c for c in CROSSING_COLS if c not in table.columns]
+        if missing:
+            raise ValueError(f"crossing table lacks {missing}; has {list(table.columns)}")
+        given = len(table)
+        q = sql.SQL("SELECT EXISTS (SELECT 1 FROM {s}.crossing)").format(s=self._s)
+        empty = not self._db.execute(q).fetchone()[0]
+        self._db.commit()
+        if empty:
+            table = table.drop_duplicates("crossing_id", keep="first")
+        cols = [table[c].to_numpy() for c in CROSSING_COLS]
+        n = len(table)
+        bounds = list(range(0, n, chunk_rows)) or [0]
+
+        def chunks() -> Iterable[tuple[int, bytes]]:
+            for i, lo in enumerate(bounds):
+                hi = min(lo + chunk_rows, n)
+                part = [c[lo:hi] for c in cols]
+                data = binary_copy(
+                    part, CROSSING_TYPES, header=i == 0, trailer=i == len(bounds) - 1
+                )
+                yield hi - lo, data
+
+        with self._db.transaction(), self._db.cursor() as cur:
+            if not empty:
+                self._stage(cur, CROSSING_COLS, CROSSING_TYPES, (), chunks=chunks())
+                cur.execute(
+                    sql.SQL(
+                        "INSERT INTO {s}.crossing ({cols}) SELECT {cols} FROM pg_temp.stage "
+                        "ORDER BY ord ON CONFLICT (crossing_id) DO NOTHING"
+                    ).format(s=self._s, cols=self._cols(CROSSING_COLS))
+                )
+                return given
+            for stmt in _CROSSING_DROP:
+                cur.execute(sql.SQL(stmt).format(s=self._s))
+            copy_sql = sql.SQL("COPY {s}.crossing ({cols}) FROM STDIN (FORMAT BINARY)")
+            with cur.copy(copy_sql.format(s=self._s, cols=self._cols(CROSSING_COLS))) as cp:
+                for _, data in chunks():
+                    cp.write(data)
+            for stmt in _CROSSING_INDEXES:
+                cur.execute(sql.SQL(stmt).format(s=self._s))
+        return given
+
     def write_crossings(self, crossings: Iterable[Crossing]) -> int:
         """Record crossings (idempotent by id); returns how many were given."""
         return self.write_crossing_rows(
@@ -323,7 +399,7 @@ class PgHistoryStore:
                 (
                     (
                         a.alert_id, a.time, a.kind, a.priority, a.state, a.segment_id, a.zone,
-                        a.lat, a.lon, a.track_id, a.assigned_unit, a.summary, enc(a),
+                        a.lat, a.lon, a.track_id, a.assigned_unit, _text(a.summary), enc(a),
                     )
                     for a in alerts
                 ),
@@ -400,3 +476,9 @@ class PgHistoryStore:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _text(value: str) -> str:
+    """Free text for a ``text`` column: PostgreSQL cannot hold NUL, which becomes U+FFFD (the
+    alert's full message, in ``message``, keeps it as written)."""
+    return value.replace("\x00", "\ufffd")

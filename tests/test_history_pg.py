@@ -241,3 +241,30 @@ def test_a_failed_connection_names_no_password(capsys, tmp_path) -> None:
     assert rc != 0
     assert "127.0.0.1" in printed.err
     assert PASSWORD not in printed.out + printed.err
+
+
+def test_bulk_frames_keep_the_same_rows(pg) -> None:
+    """Whole-column binary COPY (empty table, then the staging path) = row by row = SQLite."""
+    frame = pd.DataFrame(
+        {
+            "crossing_id": ["C1", "C2", "C1", "Cé", "C3"],
+            "track_id": ["T1", "T2", "T9", "Tü", "T3"],
+            "time": [1.7e9, 1.7e9 + 1, 1.7e9 + 2, 1.7e9 + 3, 1.7e9 + 4],
+            "segment_id": ["s-1", "s-2", "s-3", "séğ-ü", "s-1"],
+            "direction": ["northbound", "southbound", "northbound", "southbound", "northbound"],
+            "lat": [31.1, 31.2, 31.3, 31.4, 31.5],
+            "lon": [-110.1, -110.2, -110.3, -110.4, -110.5],
+            "confidence": [1.0, 0.5, 0.25, 0.125, 1.0],
+        }
+    )
+    first, second = frame.iloc[:4], frame.iloc[2:]
+    rows = lambda f: [Crossing(**r) for r in f.to_dict("records")]  # noqa: E731
+    lite = EventStore(":memory:")
+    with fresh(pg) as bulk, fresh(pg) as one_by_one:
+        for part in (first, second):
+            assert bulk.write_crossings_frame(part, chunk_rows=2) == len(part)
+            one_by_one.write_crossings(rows(part))
+            lite.write_crossings(rows(part))
+        assert bulk.crossings() == one_by_one.crossings() == lite.crossings()
+        assert bulk.count("crossing") == 4
+    lite.close()
