@@ -331,7 +331,7 @@ class MotionDetector:
             self._calibrated()
         fg = self.model.apply(grey, self._fg)
         if self.config.neighbour_px > 0:
-            self._neighbour_test(grey, fg, self.model.samples.max(axis=0))
+            self._neighbour_test(grey, fg, self._warmest_sample())
         if self.slow is not None:
             slow = self.slow.apply(grey, float(time_s), self.model.gain, self._slow_fg, shift)
             if self.config.neighbour_px > 0:
@@ -382,6 +382,14 @@ class MotionDetector:
         }
         log.info("camera %s start-up calibration: %s", self.camera_id, self.calibration_report)
 
+    def _warmest_sample(self) -> NDArray[np.uint8]:
+        """Each pixel's warmest background sample (grey levels), in a reused buffer."""
+        samples = self.model.samples
+        np.copyto(self._hot, samples[0])
+        for k in range(1, samples.shape[0]):
+            cv2.max(self._hot, samples[k], dst=self._hot)
+        return self._hot
+
     def _neighbour_test(
         self, grey: NDArray[np.uint8], fg: NDArray[np.uint8], background: NDArray
     ) -> None:
@@ -391,7 +399,8 @@ class MotionDetector:
         brought onto the model's levels by its gain estimate first.
         """
         n = 2 * self.config.neighbour_px + 1
-        np.copyto(self._hot, np.asarray(background), casting="unsafe")
+        if background is not self._hot:
+            np.copyto(self._hot, np.asarray(background), casting="unsafe")
         cv2.dilate(self._hot, np.ones((n, n), np.uint8), dst=self._hot)
         level = np.minimum(grey.astype(np.float32) / self.model.gain + 0.5, 255.0)
         np.copyto(self._level, level, casting="unsafe")
