@@ -69,11 +69,12 @@ class Layer:
         return [*self.nodes, *self.sector_brokers.values()]
 
     def wait_bridges(self, timeout: float = 15.0) -> None:
-        """Until every node's log shows every sector's bridge connected."""
+        """Until every node's log shows every sector's bridges (up and down) connected."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             logs = [n.log_path.read_text(errors="replace") for n in self.nodes]
-            if all(f"as bridge-{s} " in log for log in logs for s in SECTORS):
+            names = [f"as bridge-{s}{end} " for s in SECTORS for end in ("", "-down")]
+            if all(name in log for log in logs for name in names):
                 return
             time.sleep(0.1)
         raise AssertionError("bridges not up:\n" + "\n".join(n.log_tail() for n in self.nodes))

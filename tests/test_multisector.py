@@ -34,6 +34,8 @@ from multisector_layer import (
     read_env,
     sector_publisher,
 )
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from vigil.broker import _gateways
 from vigil.config import load
@@ -62,7 +64,9 @@ def layer():
     built.close()
 
 
-def refused(layer: Layer, node: int, user: str, password: str, topic: str) -> bool:
+def refused(
+    layer: Layer, node: int, user: str, password: str, topic: str, payload: bytes = b"x"
+) -> bool:
     """Whether a node refuses (PUBACK "not authorized") a QoS 1 publication by ``user``."""
     b = layer.nodes[node]
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=user, protocol=mqtt.MQTTv5)
@@ -79,7 +83,7 @@ def refused(layer: Layer, node: int, user: str, password: str, topic: str) -> bo
     c.connect(b.host, b.port)
     c.loop_start()
     try:
-        c.publish(topic, b"x", qos=1)
+        c.publish(topic, payload, qos=1)
         assert done.wait(10), "no PUBACK"
     finally:
         c.disconnect()
@@ -89,9 +93,10 @@ def refused(layer: Layer, node: int, user: str, password: str, topic: str) -> bo
 
 def test_a_national_action_comes_down_to_its_sector_once(layer):
     """An alert action a national map user publishes on one node reaches that sector's broker
-    once (no loop through the other node) and no other sector's. It runs first: a bridge whose
-    node session is taken over (the ACL test logs in as it) is not subscribed there until it
-    reconnects, and an action sent meanwhile is not kept for it."""
+    once (no loop through the other node) and no other sector's; one published while the
+    sector's broker (and so its bridges) is down arrives when it is back. It runs first: a
+    bridge whose node session is taken over (the ACL test logs in as it) is not subscribed
+    there until it reconnects, and an action sent meanwhile is not kept for it."""
     got: dict[str, list[bytes]] = {s: [] for s in SECTORS}
     readers = []
     for s in SECTORS:
@@ -99,28 +104,41 @@ def test_a_national_action_comes_down_to_its_sector_once(layer):
         user, password = layer.sector_login(s, f"vigil-{s}-map-1")
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=user, protocol=mqtt.MQTTv5)
         c.username_pw_set(user, password)
+        c.reconnect_delay_set(0.1, 0.5)
         ready = threading.Event()
         c.on_subscribe = lambda *a, ready=ready: ready.set()
         c.on_message = lambda c_, u, m, s=s: got[s].append(bytes(m.payload))
-        c.connect(b.host, b.port)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 600  # the reader's session outlives a broker restart
+        c.connect(b.host, b.port, clean_start=False, properties=props)
         c.loop_start()
         c.subscribe(f"vigil/v1/{s}/alerts/actions/+", qos=1)
         assert ready.wait(10)
         readers.append(c)
-    try:
-        topic = "vigil/v1/tucson/alerts/actions/vigil-national-map-1"
-        assert not refused(layer, 0, *layer.national_login("vigil-national-map-1"), topic)
-        deadline = time.monotonic() + 10
-        while not got["tucson"] and time.monotonic() < deadline:
+    national_map = layer.national_login("vigil-national-map-1")
+    topic = "vigil/v1/tucson/alerts/actions/vigil-national-map-1"
+
+    def wait_for(n: int) -> None:
+        deadline = time.monotonic() + 15
+        while len(got["tucson"]) < n and time.monotonic() < deadline:
             time.sleep(0.05)
+
+    try:
+        assert not refused(layer, 0, *national_map, topic, b"live")
+        wait_for(1)
+        layer.sector_brokers["tucson"].stop()  # the bridges of Tucson are down
+        assert not refused(layer, 0, *national_map, topic, b"while-down")
+        layer.sector_brokers["tucson"].start()
+        wait_for(2)
         time.sleep(1.0)  # a copy looping back through node 2 would have come by now
-        assert got == {"tucson": [b"x"], "swanton": []}, "\n".join(
+        assert got == {"tucson": [b"live", b"while-down"], "swanton": []}, "\n".join(
             b.log_tail(12) for b in layer.all_brokers()
         )
     finally:
         for c in readers:
             c.disconnect()
             c.loop_stop()
+        layer.wait_bridges()
 
 
 def test_the_node_acl_keeps_each_sector_to_its_own_topics(layer):

@@ -8,11 +8,13 @@ The layout (``docs/scale.md`` explains the choice):
 - the centre runs one or more *national nodes*: independent Mosquitto processes (on separate
   machines in the field), written by :func:`write_national_folder` (``vigil broker
   national``);
-- each sector broker opens one bridge to **every** national node (:func:`bridge_conf`, written
-  into the sector's ``mosquitto.conf`` by ``vigil broker init --bridge HOST:PORT ...``). A
-  bridge is an MQTT 5 client of the node, QoS 1, ``cleansession false`` (both its session at
-  the node and its queue at the sector broker persist), TLS when the node's CA is given. The
-  sector broker queues what a down bridge has not delivered, in its persistence file.
+- each sector broker bridges to **every** national node (:func:`bridge_conf`, written into
+  the sector's ``mosquitto.conf`` by ``vigil broker init --bridge HOST:PORT ...``), with two
+  connections per node, QoS 1, ``cleansession false``, TLS when the node's CA is given: the
+  up bridge (MQTT 5, so that user properties go along; its queue at the sector broker
+  persists, in its persistence file) and the down bridge (MQTT 3.1.1, user
+  ``bridge-{sector}-down``: Mosquitto 2.0 keeps no session at the node for an MQTT 5 bridge,
+  so what came for it while it was down would be dropped; a 3.1.1 session is kept).
 
 What goes up (:data:`UP_TOPICS`, below ``vigil/v1/{sector}/``): the service's outputs and the
 devices' messages the map draws, and the retained state; never the raw detections. What comes
@@ -26,12 +28,12 @@ seconds after any reconnect, :mod:`vigil.ingest.mqtt_publisher`); a bridge does 
 bridge to each of two nodes, every message a sector broker took is delivered to both; a
 national consumer that must not miss one (an archive, an alert relay) subscribes on both and
 drops repeats by the ``vigil-key`` user property (the bridge forwards MQTT 5 properties), as
-every Vigil receiver does. ``tests/test_multisector_broker.py`` kills a node, and a sector
-broker with its bridges, mid-run and counts.
+every Vigil receiver does. ``tests/test_multisector.py`` kills a node, and a sector broker
+with its bridges, mid-run and counts.
 
-At a node, each sector's bridge user may write only that sector's up topics and read only its
-down topics, and each national map user reads every sector's drawn topics and writes only its
-own action topic in each sector: a sector cannot speak for another.
+At a node, each sector's bridge user may write only that sector's up topics (its down user
+reads only its down topics), and each national map user reads every sector's drawn topics
+and writes only its own action topic in each sector: a sector cannot speak for another.
 """
 
 from __future__ import annotations
@@ -83,6 +85,11 @@ def bridge_user(sector: str) -> str:
     return f"bridge-{sector}"
 
 
+def down_user(bridge: str) -> str:
+    """The user of a bridge's down connection (the bridge user's password)."""
+    return f"{bridge}-down"
+
+
 def national_map_user(n: int) -> str:
     """The national nodes' user of the ``n``-th national ``vigil serve`` (from 1)."""
     return f"vigil-national-map-{n}"
@@ -121,24 +128,20 @@ def local_action_users(ids: list[Identity]) -> list[str]:
     return [i.user for i in ids if i.role in ("map", "agent")]
 
 
-def bridge_conf(sector: str, link: BridgeLink, local_actors: list[str]) -> str:
-    """The ``connection`` block for one bridge, appended to the sector's ``mosquitto.conf``."""
-    if not 1 <= link.port <= 65535:
-        raise ValueError(f"bridge port = {link.port!r}: expected an integer in [1, 65535]")
-    for text in (link.host, link.username, link.password, link.name):
-        if not text or any(c.isspace() for c in text):
-            raise ValueError(f"bridge setting {text!r}: expected a non-empty word")
-    base = f"vigil/v1/{sector}"
+def _connection(
+    sector: str, link: BridgeLink, name: str, user: str, protocol: str, topics: list[str]
+) -> list[str]:
+    """One ``connection`` block's lines."""
     lines = [
         "",
-        "# bridge to a national node (vigil.bridge): QoS 1, persistent session, MQTT 5",
-        f"connection {link.name}",
+        f"connection {name}",
         f"address {link.host}:{link.port}",
-        "bridge_protocol_version mqttv50",
-        f"remote_clientid {link.username}",
+        f"bridge_protocol_version {protocol}",
+        # with use_username_as_clientid at the node, the client id there is the user name
+        f"remote_clientid {user}",
         # the bridge's own session at the sector broker (its queue), one per connection
-        f"local_clientid bridge-{sector}-{link.name}",
-        f"remote_username {link.username}",
+        f"local_clientid bridge-{sector}-{name}",
+        f"remote_username {user}",
         f"remote_password {link.password}",
         "cleansession false",
         "local_cleansession false",
@@ -151,12 +154,33 @@ def bridge_conf(sector: str, link: BridgeLink, local_actors: list[str]) -> str:
     ]
     if link.ca_file is not None:
         lines += [f"bridge_cafile {Path(link.ca_file).resolve()}", "bridge_insecure false"]
-    lines += [f"topic {base}/{t} out 1" for t in UP_TOPICS]
-    lines += [f"topic {base}/alerts/actions/{u} out 1" for u in local_actors]
-    lines += [
+    return lines + topics
+
+
+def bridge_conf(sector: str, link: BridgeLink, local_actors: list[str]) -> str:
+    """The ``connection`` blocks of one node's bridges, appended to the sector's
+    ``mosquitto.conf``: ``{name}`` sends the sector's topics up (MQTT 5, so that the
+    ``vigil-key`` user property goes along), ``{name}-down`` takes the national map users'
+    alert actions down (MQTT 3.1.1 as :func:`down_user`: Mosquitto 2.0 keeps no session at the
+    node for an MQTT 5 bridge, so an action sent while the bridge is down would be dropped
+    there; a 3.1.1 ``cleansession false`` session is kept and delivered on reconnection)."""
+    if not 1 <= link.port <= 65535:
+        raise ValueError(f"bridge port = {link.port!r}: expected an integer in [1, 65535]")
+    for text in (link.host, link.username, link.password, link.name):
+        if not text or any(c.isspace() for c in text):
+            raise ValueError(f"bridge setting {text!r}: expected a non-empty word")
+    base = f"vigil/v1/{sector}"
+    up = [f"topic {base}/{t} out 1" for t in UP_TOPICS]
+    up += [f"topic {base}/alerts/actions/{u} out 1" for u in local_actors]
+    down = [
         f"topic {base}/alerts/actions/{national_map_user(n)} in 1"
         for n in range(1, link.national_maps + 1)
     ]
+    lines = ["", "# bridges to a national node (vigil.bridge): QoS 1, persistent sessions"]
+    lines += _connection(sector, link, link.name, link.username, "mqttv50", up)
+    lines += _connection(
+        sector, link, f"{link.name}-down", down_user(link.username), "mqttv311", down
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -198,14 +222,9 @@ def national_identities(sectors: list[str], *, maps: int = 1) -> list[Identity]:
     for s in sectors:
         base = f"vigil/v1/{s}"
         down = tuple(f"{base}/alerts/actions/{national_map_user(n)}" for n in range(1, maps + 1))
-        out.append(
-            Identity(
-                bridge_user(s),
-                "bridge",
-                down,
-                tuple(f"{base}/{t}" for t in UP_TOPICS) + (f"{base}/alerts/actions/+",),
-            )
-        )
+        up = tuple(f"{base}/{t}" for t in UP_TOPICS) + (f"{base}/alerts/actions/+",)
+        out.append(Identity(bridge_user(s), "bridge", (), up))
+        out.append(Identity(down_user(bridge_user(s)), "bridge", down, password_of=bridge_user(s)))
     for n in range(1, maps + 1):
         user = national_map_user(n)
         read = tuple(f"vigil/v1/{s}/{t}" for s in sectors for t in (*UP_TOPICS, "alerts/actions/+"))
@@ -271,12 +290,17 @@ def write_national_folder(
         raise BrokerSetupError(f"{d} holds national nodes already; refusing to overwrite")
     os.chmod(d, 0o700)
     ids = national_identities(sectors, maps=maps)
-    passwords = {i.user: secrets.token_urlsafe(24) for i in ids}
+    passwords: dict[str, str] = {}
+    for i in ids:  # a bridge's down user has the bridge user's password
+        own = secrets.token_urlsafe(24)
+        passwords[i.user] = passwords[i.password_of] if i.password_of else own
     creds = d / "credentials"
     creds.mkdir(exist_ok=True)
     os.chmod(creds, 0o700)
     result = NationalFolder(d, [], ids, passwords=passwords, addresses=list(nodes))
     for i in ids:
+        if i.password_of:
+            continue  # derived by the sector from the bridge user's file (down_user)
         path = creds / f"{i.user}.env"
         _private_write(
             path,
