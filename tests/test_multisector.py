@@ -479,3 +479,23 @@ def test_two_sector_services_side_by_side_reach_both_national_nodes(layer, tmp_p
             bus.close()
         for service in services.values():
             service.close()
+
+
+def test_broker_init_bridge_mistakes_name_the_fix(layer, tmp_path, capsys):
+    """``vigil broker init --bridge`` without the credentials, with another sector's, or with
+    the credentials but no ``--bridge``: refused with what to give, and nothing written."""
+    from vigil.cli import main as vigil_main
+
+    creds = layer.root / "national" / "credentials"
+    base = ["broker", "init", str(tmp_path / "b"), "--deployment", str(layer.deployments["tucson"])]
+    cases = [
+        (["--bridge", "127.0.0.1:1884"], "--bridge-credentials"),
+        (["--bridge", "127.0.0.1:1884", "--bridge-credentials", str(creds / "bridge-swanton.env")],
+         "sector 'tucson' bridges as 'bridge-tucson'"),
+        (["--bridge-credentials", str(creds / "bridge-tucson.env")], "need --bridge"),
+    ]  # fmt: skip
+    for extra, needle in cases:
+        assert vigil_main([*base, *extra]) != 0
+        err = capsys.readouterr().err
+        assert needle in err, err
+        assert not (tmp_path / "b" / "passwd").exists()
