@@ -28,10 +28,10 @@ import pytest
 from broker import missing_reason
 from multisector_layer import (
     SECTORS,
-    Layer,
     NodeCollector,
     build_layer,
     read_env,
+    refused,
     sector_publisher,
 )
 from paho.mqtt.packettypes import PacketTypes
@@ -62,33 +62,6 @@ def layer():
     built = build_layer()
     yield built
     built.close()
-
-
-def refused(
-    layer: Layer, node: int, user: str, password: str, topic: str, payload: bytes = b"x"
-) -> bool:
-    """Whether a node refuses (PUBACK "not authorized") a QoS 1 publication by ``user``."""
-    b = layer.nodes[node]
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=user, protocol=mqtt.MQTTv5)
-    c.username_pw_set(user, password)
-    c.tls_set(ca_certs=str(layer.ca_file))
-    codes: list = []
-    done = threading.Event()
-
-    def on_publish(client, userdata, mid, reason_code, properties) -> None:
-        codes.append(reason_code)
-        done.set()
-
-    c.on_publish = on_publish
-    c.connect(b.host, b.port)
-    c.loop_start()
-    try:
-        c.publish(topic, payload, qos=1)
-        assert done.wait(10), "no PUBACK"
-    finally:
-        c.disconnect()
-        c.loop_stop()
-    return codes[0].is_failure
 
 
 def test_a_national_action_comes_down_to_its_sector_once(layer):
