@@ -22,6 +22,9 @@ service has two (``vigil-{sector}`` for its persistent input session and
 :func:`output_username`), and each ``vigil serve`` instance its own map user
 (``vigil-{sector}-map-{n}``, ``--maps N``): two instances sharing one user would knock each
 other off the broker.
+
+Many sectors: :mod:`vigil.bridge` (``vigil broker national``, ``vigil broker init --bridge``)
+bridges a sector's broker written here to national Mosquitto nodes.
 """
 
 from __future__ import annotations
