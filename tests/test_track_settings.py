@@ -159,3 +159,13 @@ def test_a_deployment_file_is_a_config(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_track_config(broken)
     assert info.value.key == "tracker.zoom" and info.value.line is not None
+
+
+def test_default_management_is_evidence_and_m_of_n_in_a_file_means_counts(tmp_path):
+    assert load_track_config(None).track_score
+    cfg = tmp_path / "t.toml"
+    cfg.write_text("[tracker]\nconfirm_m = 2\nconfirm_n = 3\n")
+    assert not load_track_config(cfg).track_score
+    cfg.write_text("[tracker]\nconfirm_m = 2\ntrack_score = true\n")
+    assert load_track_config(cfg).track_score
+    assert not load_track_config(None, {"track_score": False}).track_score

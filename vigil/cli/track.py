@@ -97,8 +97,11 @@ def load_track_config(
         )
         raw, text = {"tracker": msgspec.to_builtins(deployment.config.tracker)}, ""
     merged = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
-    if isinstance(merged.get("tracker", {}), dict):  # vigil track's defaults under the file's
-        merged["tracker"] = {**TRACK_DEFAULTS, **merged.get("tracker", {})}
+    table = merged.get("tracker", {})
+    if isinstance(table, dict):  # vigil track's defaults under the file's
+        counts = ("confirm_m" in table or "confirm_n" in table) and "track_score" not in table
+        merged["tracker"] = {**TRACK_DEFAULTS, **({"track_score": False} if counts else {})}
+        merged["tracker"].update(table)
     if overrides:
         table = merged.setdefault("tracker", {})
         if isinstance(table, dict):
