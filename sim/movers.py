@@ -29,6 +29,8 @@ from vigil.geo.site import Site
 
 from .animals import SPECIES, Animals
 from .climate import season_for
+from .perturbations import Perturbations
+from .perturbations_bodies import BodyShaper
 from .plans import Plan, crossings_of_plan, cumulative, polyline_local, resample, rng_for, timeline
 from .settings import SimSettings
 
@@ -151,10 +153,21 @@ class Population:
         Rates and switches.
     seed
         The world's seed.
+    perturbations
+        The world's perturbations; their ``bodies`` family varies sizes and poses (None: off).
     """
 
-    def __init__(self, site: Site, settings: SimSettings, seed: int, border: Border) -> None:
+    def __init__(
+        self,
+        site: Site,
+        settings: SimSettings,
+        seed: int,
+        border: Border,
+        perturbations: Perturbations | None = None,
+    ) -> None:
         self.site = site
+        bodies = perturbations.bodies if perturbations is not None else None
+        self.shaper = BodyShaper(bodies, seed) if bodies is not None and bodies.on else None
         self.settings = settings
         self.seed = int(seed)
         self.frame = site.frame()
@@ -395,6 +408,8 @@ class Population:
             groups.append(m.group_id)
             rows.append((x + m.dx, y + m.dy, vx, vy, w, h, c))
         a = np.asarray(rows, dtype=np.float64).reshape(-1, 7)
+        if self.shaper is not None:
+            self.shaper.apply(kinds, ids, a)
         return MoverStates(
             t,
             ids,

@@ -29,6 +29,14 @@ from vigil.geo.raycast import camera_on_terrain, pixels_to_terrain
 from . import kernels
 from .climate import season_for
 from .movers import HOUR_S, MoverStates, rng_for
+from .perturbations import Perturbations
+from .perturbations_render import (
+    CameraPerturber,
+    blur_background,
+    brush_hidden,
+    crossover_multiplier,
+    draw_bodies,
+)
 from .settings import SimSettings
 from .terrain import SimTerrain
 
@@ -178,6 +186,8 @@ class TowerView:
     relief
         The sector's relief (:class:`vigil.sim.terrain.SimTerrain`): bodies stand on it and
         hide behind it, and the camera points off by a hidden error. None: flat ground.
+    perturbations
+        The camera's perturbations (:mod:`vigil.sim.perturbations`); None: none.
     """
 
     def __init__(
@@ -189,8 +199,10 @@ class TowerView:
         index: int,
         terrain: Terrain,
         relief: SimTerrain | None = None,
+        perturbations: Perturbations | None = None,
     ) -> None:
         self.tower_id = tower_id
+        self.pert = perturbations if perturbations is not None else Perturbations.none()
         self.relief = relief
         self.pointing_error = (0.0, 0.0, 0.0)
         if relief is not None:
@@ -210,6 +222,7 @@ class TowerView:
         self.noise = (rng.normal(0.0, 1.0, (NOISE_TILE, NOISE_TILE)) * sigma).astype(np.float32)
         self._shakes: dict[int, list[tuple[float, float, float, float, float, float]]] = {}
         self.acc = np.zeros((camera.height, camera.width), np.float32)
+        self.perturber = CameraPerturber(self.pert, seed, index, self.acc.shape)
 
     # -- pointing ---------------------------------------------------------------------------
     def point(self, pan_deg: float, tilt_deg: float) -> None:
@@ -315,6 +328,9 @@ class TowerView:
         ground = GROUND_DN + temp - 6.0 * bush
         bg = np.where(hit, haze * ground + (1 - haze) * horizon, sky)
         self.bg = bg.reshape(h, w).astype(np.float32)
+        if self.pert.blur.on:
+            self.bg = blur_background(self.bg, self.pert.blur.sigma_px)
+        self.bg_mean = float(self.bg.mean())
         self.veg_w = (bush * haze * hit).reshape(h, w).astype(np.float32)
         self.veg_group = group.reshape(h, w)
         # Rows near the horizon look through the most air: shimmer is strongest there.
@@ -345,10 +361,20 @@ class TowerView:
             )
         day = day_fraction(local_hour)
         season = self.season
-        contrast_scale = season.body_contrast * (1.0 - season.day_washout * day)
+        pert, perturber = self.pert, self.perturber
+        if pert.crossover.on:
+            cross = crossover_multiplier(
+                pert.crossover, local_hour, t, day_fraction, season.day_washout
+            )
+            contrast_scale = season.body_contrast * cross
+        else:
+            contrast_scale = season.body_contrast * (1.0 - season.day_washout * day)
         objects = self._visible(self._true(shaken), states, contrast_scale, render)
         if not render:
             return shaken, None, objects
+        frozen, ffc_level = perturber.ffc_state(t)
+        if frozen and perturber.last_image is not None:  # the shutter is closed
+            return shaken, perturber.last_image.copy(), objects
         self._background(self._true(cam))
         rng = rng_for(self.seed, STREAM_FRAME, self.index, frame_index)
         noise_row, noise_col = (int(a) for a in rng.integers(0, NOISE_TILE, 2))
@@ -380,18 +406,20 @@ class TowerView:
         else:
             gain, offset = 1.0, 0.0
         self.acc.fill(0.0)
-        if objects:
-            uc = np.array([o.centre[0] for o in objects])
-            vc = np.array([o.centre[1] for o in objects])
-            bw = np.array([o.box[2] - o.box[0] for o in objects])
-            bh = np.array([o.box[3] - o.box[1] for o in objects])
-            con = np.array([o.contrast_dn for o in objects])
-            kernels.add_blobs(self.acc, uc, vc, bw, bh, con)
+        hot = draw_bodies(self.acc, objects, pert) if objects else False
+        perturber.add_pattern(self.acc, frame_index)
+        if pert.agc.on:
+            g = perturber.agc_gain(t, hot)
+            offset += gain * (1.0 - g) * self.bg_mean
+            gain *= g
+        offset += ffc_level
         out = np.empty((cam.height, cam.width), np.uint8)
         kernels.compose_frame(
             self.bg, row_shift, float(du), float(dv), self.veg_w, self.veg_group, flicker,
             self.acc, float(gain), float(offset), self.noise, noise_row, noise_col, out,
         )  # fmt: skip
+        if pert.flat_field.on:
+            perturber.last_image = out
         return shaken, out, objects
 
     def _visible(
@@ -427,11 +455,21 @@ class TowerView:
                 states.height_m[idx],
             )
             ok &= np.isfinite(hidden)
+        pert = self.pert
+        if pert.brush.on and ok.any():
+            idx = np.flatnonzero(ok)
+            cut = brush_hidden(pert.brush, self.terrain, cam, states.x[idx], states.y[idx],
+                               states.height_m[idx])  # fmt: skip
+            hidden[idx] = np.maximum(hidden[idx], cut)
+            ok[idx[cut >= 1.0]] = False
+        att = pert.attenuation
         for k in np.flatnonzero(ok):
             w_px = states.width_m[k] * f / depth[k]
             h_px = states.height_m[k] * f / depth[k]
             con = float(states.contrast_dn[k] * contrast_scale)
-            peak = con * min(1.0, w_px) * min(1.0, h_px * (1.0 - hidden[k]))
+            if att.on:
+                con *= math.exp(-att.extinction_per_km * rng_m[k] / 1000.0)
+            peak = abs(con) * min(1.0, w_px) * min(1.0, h_px * (1.0 - hidden[k]))
             if peak < self.settings.visible_contrast_dn:
                 continue
             # feet on the ground; the part the ground hides is cut off the bottom

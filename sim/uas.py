@@ -22,6 +22,8 @@ from vigil.geo.site import Aircraft
 from vigil.ingest.schema import CameraDetection, Telemetry
 
 from .movers import MoverStates, rng_for
+from .perturbations import STREAM_UAS_CONFUSION, STREAM_UAS_FALSE, UasClassifier
+from .perturbations_sensors import uas_false_alarms, uas_guess
 from .settings import SimSettings
 from .terrain import SimTerrain
 
@@ -76,6 +78,7 @@ class Orbiter:
         settings: SimSettings,
         seed: int,
         terrain: SimTerrain | None = None,
+        classifier: UasClassifier | None = None,
     ) -> None:
         from pymavlink.dialects.v20 import ardupilotmega as mavlink
 
@@ -84,6 +87,8 @@ class Orbiter:
         self.frame = frame
         self.settings = settings
         self.seed = seed
+        #: the classifier's confusion and false alarms (None or off: always right, none)
+        self.classifier = classifier if classifier is not None and classifier.on else None
         cx, cy = frame.to_local([aircraft.orbit_centre[0]], [aircraft.orbit_centre[1]])
         self.cx, self.cy = float(cx[0]), float(cy[0])
         self.omega = aircraft.speed_mps / aircraft.orbit_radius_m
@@ -206,9 +211,14 @@ class Orbiter:
         """Detections at ``t`` of the movers inside the camera's ground footprint."""
         a = self.aircraft
         rng = rng_for(self.seed, STREAM_UAS, self.index, self.det_tick)
+        tick = self.det_tick
         self.det_tick += 1
+        clf = self.classifier
+        out = []
+        if clf is not None:
+            out = self._false_alarms(t, tick)
         if len(states) == 0:
-            return []
+            return out
         cam, fp = self.view(t)
         inside = shapely.contains_xy(fp, states.x, states.y)
         if self.terrain is not None and inside.any():
@@ -217,8 +227,8 @@ class Orbiter:
             tr = self.terrain
             head = tr.seen_z(cam.centre, states.x[idx], states.y[idx]) + states.height_m[idx]
             inside[idx] = tr.clear(cam.centre, states.x[idx], states.y[idx], head)
-        out = []
         sigma = a.position_error_m
+        rng_c = rng_for(self.seed, STREAM_UAS_CONFUSION, self.index, tick) if clf else None
         for k in np.flatnonzero(inside):
             if rng.uniform() >= a.detection_probability:
                 continue
@@ -227,6 +237,8 @@ class Orbiter:
             lat, lon = (float(v[0]) for v in self.frame.to_wgs84([px], [py]))
             cls = states.classes[k]
             guess = cls if rng.uniform() < 0.8 else "unknown"
+            if rng_c is not None:
+                guess = uas_guess(clf, rng_c, cls)
             slant = math.hypot(math.hypot(states.x[k] - cam.x, states.y[k] - cam.y), cam.height_m)
             msg = CameraDetection(
                 camera=a.id,
@@ -243,4 +255,24 @@ class Orbiter:
                 range_m=round(slant, 1),
             )
             out.append(UasDetection(t, msg, states.ids[k], float(states.x[k]), float(states.y[k])))
+        return out
+
+    def _false_alarms(self, t: float, tick: int) -> list[UasDetection]:
+        """Detections of nothing (``mover_id`` empty) in the footprint at ``t``."""
+        a = self.aircraft
+        rng = rng_for(self.seed, STREAM_UAS_FALSE, self.index, tick)
+        cam, fp = self.view(t)
+        out = []
+        for x, y, guess in uas_false_alarms(
+            self.classifier, rng, fp, 1.0 / self.settings.uas_detection_hz
+        ):
+            lat, lon = (float(v[0]) for v in self.frame.to_wgs84([x], [y]))
+            conf = round(float(rng.uniform(0.3, 0.8)), 3) if guess != "unknown" else 0.0
+            msg = CameraDetection(
+                camera=a.id, time=t, frame=-1, score=round(float(rng.uniform(0.5, 0.8)), 3),
+                lat=lat, lon=lon, cov=(a.position_error_m**2, 0.0, 0.0, a.position_error_m**2),
+                class_guess=guess, class_confidence=conf,
+                range_m=round(math.hypot(math.hypot(x - cam.x, y - cam.y), cam.height_m), 1),
+            )  # fmt: skip
+            out.append(UasDetection(t, msg, "", x, y))
         return out

@@ -21,6 +21,8 @@ from vigil.geo.site import GroundSensor
 from vigil.ingest.schema import SensorEvent, SensorStatus, encode
 
 from .movers import MoverStates, rng_for
+from .perturbations import STREAM_UGS_NUISANCE, UgsNuisance
+from .perturbations_sensors import ugs_nuisance
 from .settings import SimSettings
 from .terrain import PIR_HEIGHT_M, SimTerrain
 
@@ -56,7 +58,8 @@ class UgsMessage:
 
     ``message`` is ``None`` for a malformed payload. ``label`` is ``"ok"``, ``"malformed"``
     or ``"skewed"`` (time stamped by a wrong clock); ``cause`` names the movers that set the
-    sensor off, or ``("wind",)`` for a nuisance alarm, or ``()`` for a heartbeat.
+    sensor off, or ``("wind",)``, ``("small_animal",)`` or ``("far_vehicle",)`` for a nuisance
+    alarm, or ``()`` for a heartbeat.
     """
 
     time: float
@@ -77,8 +80,11 @@ class SensorField:
         settings: SimSettings,
         seed: int,
         terrain: SimTerrain | None = None,
+        nuisance: UgsNuisance | None = None,
     ) -> None:
         self.sensors = list(sensors)
+        #: alarms from small animals and far vehicles (None or off: wind only)
+        self.nuisance = nuisance if nuisance is not None and nuisance.on else None
         self.terrain = terrain
         self.settings = settings
         self.seed = seed
@@ -127,6 +133,7 @@ class SensorField:
         if n == 0:
             return out
         rng = rng_for(self.seed, STREAM_UGS, 1, self.tick)
+        rng_n = rng_for(self.seed, STREAM_UGS_NUISANCE, 0, self.tick) if self.nuisance else None
         self.tick += 1
         dt = st.ugs_tick_s
         wind = 0.3 + 0.7 * max(0.0, math.sin(math.pi * (local_hour - 9.0) / 12.0))
@@ -190,6 +197,16 @@ class SensorField:
                     count=1,
                 )
                 out.append(self._finish(rng, t, i, ev, ("wind",)))
+                self.quiet_until[i] = t + st.ugs_holdoff_s
+            elif rng_n is not None and (
+                got := ugs_nuisance(self.nuisance, rng_n, s.modality, dt, local_hour)
+            ):
+                ev = SensorEvent(
+                    sensor=s.id, time=t, modality=s.modality,
+                    strength=round(float(rng_n.uniform(0.2, 1.5)), 4), class_guess=got[1],
+                    class_confidence=round(float(rng_n.uniform(0.3, 0.7)), 3), count=1,
+                )  # fmt: skip
+                out.append(self._finish(rng_n, t, i, ev, (got[0],)))
                 self.quiet_until[i] = t + st.ugs_holdoff_s
         return out
 

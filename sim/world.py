@@ -31,6 +31,7 @@ from vigil.geo.site import Site, tower_camera
 
 from . import kernels
 from .movers import CrossingTruth, MoverStates, Population, SimError
+from .perturbations import Perturbations
 from .settings import SimSettings
 from .terrain import SimTerrain
 from .thermal import ObjectTruth, Terrain, TowerView
@@ -76,6 +77,11 @@ class World:
         DEM and hide behind it, the towers' cameras point off by errors nothing downstream is
         told, ground sensors and aircraft see over the same ground. None (the default): flat
         ground, exactly as before.
+    perturbations
+        What makes the world as hard as the field (:class:`vigil.sim.perturbations
+        .Perturbations`): optical blur, fixed-pattern noise, flat-field corrections, AGC,
+        thermal crossover, attenuation, brush, bodies of varying size and pose. None (the
+        default): ``Perturbations.none()``, the world exactly as before.
     """
 
     def __init__(
@@ -84,9 +90,11 @@ class World:
         settings: SimSettings | None = None,
         seed: int = 0,
         terrain: SimTerrain | None = None,
+        perturbations: Perturbations | None = None,
     ) -> None:
         self.site = site
         self.terrain = terrain
+        self.perturbations = pert = perturbations or Perturbations.none()
         st = settings or SimSettings()
         if st.climate is None:  # the place's climate (vigil.sim.climate) unless the run names one
             st = msgspec.structs.replace(st, climate=site.sector.climate)
@@ -94,7 +102,7 @@ class World:
         self.seed = int(seed)
         self.frame = site.frame()
         self.border = site.border(self.frame)
-        self.population = Population(site, st, self.seed, self.border)
+        self.population = Population(site, st, self.seed, self.border, pert)
         self.now = st.start_time
         self.tz = self.population.tz
         tower_ids = [t.id for t in site.towers]
@@ -113,16 +121,19 @@ class World:
                     cam = replace(cam, width=st.frame_width or cam.width,
                                   height=st.frame_height or cam.height)  # fmt: skip
                 self.views[tower.id] = TowerView(
-                    tower.id, cam, st, self.seed, i, texture, self.terrain
+                    tower.id, cam, st, self.seed, i, texture, self.terrain, pert
                 )
                 self.fps[tower.id] = st.frame_rate_hz or tower.fps
             if st.cameras == "render" and self.views:
                 kernels.warm_up()
         self.sensors = SensorField(
-            site.sensors if st.ugs else [], self.frame, st, self.seed, terrain
+            site.sensors if st.ugs else [], self.frame, st, self.seed, terrain, pert.ugs_nuisance
         )
         self.orbiters = (
-            [Orbiter(a, i, self.frame, st, self.seed, terrain) for i, a in enumerate(site.aircraft)]
+            [
+                Orbiter(a, i, self.frame, st, self.seed, terrain, pert.uas_classifier)
+                for i, a in enumerate(site.aircraft)
+            ]
             if st.uas
             else []
         )
