@@ -79,10 +79,15 @@ _State = tuple[TrackerSnapshot, dict, list, tuple, dict]
 
 @dataclass
 class _Batch:
+    """One source's reports at one time. While pending, ``z``, ``R`` and ``lik`` are lists;
+    once submitted they are stacked into ``(m, 2)``, ``(m, 2, 2)`` and ``(m, classes)``
+    arrays (the out-of-sequence window keeps submitted batches, and a service snapshot
+    writes that window: three arrays per batch instead of two small arrays per report)."""
+
     source: str
-    z: list[tuple[float, float]] = field(default_factory=list)
-    R: list[NDArray[np.float64]] = field(default_factory=list)
-    lik: list[NDArray[np.float64]] = field(default_factory=list)
+    z: list[tuple[float, float]] | NDArray[np.float64] = field(default_factory=list)
+    R: list[NDArray[np.float64]] | NDArray[np.float64] = field(default_factory=list)
+    lik: list[NDArray[np.float64]] | NDArray[np.float64] = field(default_factory=list)
     ugs: bool = False
     #: Camera detections' ``(lat, lon)``, degrees, not yet in ``z``: placed in the local frame
     #: all at once when the batch is submitted (one projection call per batch).
@@ -196,8 +201,11 @@ class FusionTracker:
             if ll:
                 lat, lon = zip(*ll, strict=True)
                 x, y = self.frame.to_local(lat, lon)
-                batch.z.extend(zip(x.tolist(), y.tolist(), strict=True))
+                batch.z.extend(zip(x.tolist(), y.tolist(), strict=True))  # type: ignore[union-attr]
                 ll.clear()
+            batch.z = np.asarray(batch.z, dtype=np.float64).reshape(-1, 2)
+            batch.R = np.asarray(batch.R, dtype=np.float64).reshape(-1, 2, 2)
+            batch.lik = np.asarray(batch.lik, dtype=np.float64).reshape(-1, len(CLASSES))
             self._replay.submit(time, batch, tiebreak=source)
 
     def _telemetry(self, msg: Telemetry) -> None:
@@ -240,9 +248,10 @@ class FusionTracker:
     def _apply(self, t: float, batch: _Batch) -> None:
         tr = self.tracker
         view = self._in_view(batch, tr.x)
-        z = np.asarray(batch.z, dtype=np.float64).reshape(-1, 2)
-        R = np.asarray(batch.R, dtype=np.float64).reshape(-1, 2, 2)
-        lik = np.asarray(batch.lik, dtype=np.float64).reshape(-1, len(CLASSES))
+        # copies: the batch stays in the out-of-sequence window and may be applied again
+        z = np.array(batch.z, dtype=np.float64).reshape(-1, 2)
+        R = np.array(batch.R, dtype=np.float64).reshape(-1, 2, 2)
+        lik = np.array(batch.lik, dtype=np.float64).reshape(-1, len(CLASSES))
         if not batch.ugs and z.shape[0] > 1 and self.config.group_radius_m > 0.0:
             r = self.config.group_radius_m
             z, R, lik = merge_group(z, R, lik, group_clusters(z, R, r), r)

@@ -144,8 +144,8 @@ def capture(objs: dict[str, Any], meta: dict[str, Any]) -> bytes:
 
     class _Pickler(pickle.Pickler):
         def persistent_id(self, obj: Any) -> str | None:
-            if isinstance(obj, _SCALARS):
-                return None
+            # called for every object written: kept to one lookup (refs holds no scalar's
+            # id, see _static_refs, and a live object's id is its own)
             return refs.get(id(obj))
 
     pickle.dump(meta, buf, protocol=pickle.HIGHEST_PROTOCOL)
