@@ -163,23 +163,27 @@ def summary(scores: dict[str, list[SceneScore]]) -> None:
             f"| {spread([s.false_per_minute for s in ss])} "
             f"| {spread([s.f1 for s in ss])} | {spread([s.ms_per_frame for s in ss])} |"
         )
-    if "vigil" in scores and "mog2" in scores:
-        ok = [
-            v.object_recall >= 0.9
-            and v.object_recall >= m.object_recall
-            and v.false_per_minute <= 60
-            and v.f1 > m.f1
-            for v, m in zip(scores["vigil"], scores["mog2"], strict=True)
-        ]
-        print(
-            f"seeds meeting every target (recall >= 0.9 and >= MOG2's, <= 60 false/min, "
-            f"F1 > MOG2's): {sum(ok)}/{len(ok)}"
-        )
-        found = [fs for s in scores["vigil"] for fs in s.found_sizes]
+    for name in [n for n in scores if n.startswith("vigil")]:
+        if "mog2" not in scores:
+            break
+        pairs = list(zip(scores[name], scores["mog2"], strict=True))
+        checks = {
+            "recall >= 0.9": [v.object_recall >= 0.9 for v, _ in pairs],
+            ">= MOG2's": [v.object_recall >= m.object_recall for v, m in pairs],
+            "<= 60 false/min": [v.false_per_minute <= 60 for v, _ in pairs],
+            "F1 > MOG2's": [v.f1 > m.f1 for v, m in pairs],
+        }
+        every = [all(c) for c in zip(*checks.values(), strict=True)]
+        parts = ", ".join(f"{k} {sum(v)}" for k, v in checks.items())
+        print(f"{name}: seeds meeting every target {sum(every)}/{len(every)} ({parts})")
+        found = [fs for s in scores[name] for fs in s.found_sizes]
+        missed = sorted((m[2], m[3]) for s in scores[name] for m in s.missed)
         if found:
-            h = min(f[0] for f in found)
-            v = min(f[1] for f in found)
-            print(f"vigil found bodies down to {h:.1f} px tall and {v:.2f} px/s")
+            print(
+                f"  found bodies down to {min(f[0] for f in found):.1f} px tall and "
+                f"{min(f[1] for f in found):.2f} px/s; missed {len(missed)} (height px, px/s): "
+                + ", ".join(f"({h:.1f}, {v:.2f})" for h, v in missed)
+            )
 
 
 def main(argv: list[str] | None = None) -> dict[str, list[SceneScore]]:
