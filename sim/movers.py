@@ -31,6 +31,7 @@ from .animals import SPECIES, Animals
 from .climate import season_for
 from .perturbations import Perturbations
 from .perturbations_bodies import BodyShaper
+from .perturbations_groups import GroupShaper, Split
 from .plans import Plan, crossings_of_plan, cumulative, polyline_local, resample, rng_for, timeline
 from .settings import SimSettings
 
@@ -95,6 +96,8 @@ class Mover:
     dy: float = 0.0
     friendly: bool = False
     origin: str = ""  # corridor, road or home the mover came from
+    lag_s: float = 0.0  # follows the plan this far behind (a group strung out in file)
+    split: Split | None = None  # a sideways excursion from the group's route
 
     @property
     def cls(self) -> str:
@@ -168,6 +171,9 @@ class Population:
         self.site = site
         bodies = perturbations.bodies if perturbations is not None else None
         self.shaper = BodyShaper(bodies, seed) if bodies is not None and bodies.on else None
+        self.group_shaper = None
+        if perturbations is not None and (perturbations.groups.on or perturbations.runners.on):
+            self.group_shaper = GroupShaper(perturbations.groups, perturbations.runners, seed)
         self.settings = settings
         self.seed = int(seed)
         self.frame = site.frame()
@@ -289,11 +295,14 @@ class Population:
                 spread = 1.2 * math.sqrt(size)
                 offs = rng.normal(0.0, spread, (size, 2))
                 offs -= offs.mean(axis=0)
+                lags, splits = [0.0] * size, [None] * size
+                if self.group_shaper is not None:
+                    plan, lags, splits = self.group_shaper.shape(ci, k, i, plan, size, t_cross)
                 for j in range(size):
                     mid = f"{gid}.{j}"
                     self.movers[mid] = Mover(
                         mid, "person", plan, gid, float(offs[j, 0]), float(offs[j, 1]),
-                        origin=corridor.id,
+                        origin=corridor.id, lag_s=lags[j], split=splits[j],
                     )  # fmt: skip
                 self._add_crossings(gid, "person", size, plan, corridor.id)
 
@@ -374,7 +383,7 @@ class Population:
         gone = [
             k
             for k, m in self.movers.items()
-            if m.plan.end < t and not m.friendly and m.kind not in SPECIES
+            if m.plan.end + m.lag_s < t and not m.friendly and m.kind not in SPECIES
         ]
         for k in gone:
             del self.movers[k]
@@ -398,15 +407,20 @@ class Population:
         rows = []
         for m in self.movers.values():
             p = m.plan
-            if not m.friendly and (t < p.t[0] or t > p.t[-1]):
+            tm = t - m.lag_s if m.lag_s else t
+            if not m.friendly and (tm < p.t[0] or tm > p.t[-1]):
                 continue
-            x, y, vx, vy = p.at(t)
+            x, y, vx, vy = p.at(tm)
             w, h, c = m.body
             ids.append(m.mover_id)
             kinds.append(m.kind)
             classes.append(m.cls)
             groups.append(m.group_id)
-            rows.append((x + m.dx, y + m.dy, vx, vy, w, h, c))
+            dx, dy = m.dx, m.dy
+            if m.split is not None:
+                sx, sy = m.split.offset(t)
+                dx, dy = dx + sx, dy + sy
+            rows.append((x + dx, y + dy, vx, vy, w, h, c))
         a = np.asarray(rows, dtype=np.float64).reshape(-1, 7)
         if self.shaper is not None:
             self.shaper.apply(kinds, ids, a)

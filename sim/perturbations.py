@@ -23,7 +23,7 @@ Fraction = Annotated[float, Meta(ge=0.0, le=1.0)]
 
 #: Random stream tags of the perturbations (the simulator's others are below 40).
 STREAM_FPN, STREAM_COLUMN, STREAM_FFC, STREAM_BODIES = 40, 41, 42, 43
-STREAM_UAS_CONFUSION, STREAM_UAS_FALSE, STREAM_UGS_NUISANCE = 44, 45, 46
+STREAM_UAS_CONFUSION, STREAM_UAS_FALSE, STREAM_UGS_NUISANCE, STREAM_GROUPS = 44, 45, 46, 47
 
 #: The aircraft classifier's P(guess | true class) in the field (rows sum to 1): small-UAS
 #: EO/IR classifiers at 100-300 m above ground confuse people and animals one time in six to
@@ -160,6 +160,41 @@ class Bodies(_Family, frozen=True, kw_only=True):
     calf_probability: Fraction = 0.2
 
 
+class Groups(_Family, frozen=True, kw_only=True):
+    """Groups that string out in file while walking, bunch up at rests, split and re-form.
+
+    Walking, a group's members follow its route one behind the other over a file of
+    ``string_min_m``-``string_max_m`` (uniform per group; guides keep groups strung out over
+    50-200 m on the trails) and close up where the group rests. ``split_probability`` of the
+    groups of three or more split: their rear half walks apart, up to ``split_m`` to the side
+    of the route, for ``split_share`` of the group's walk, then rejoins.
+    """
+
+    string_min_m: Annotated[float, Meta(ge=0.0, le=2000.0)] = 50.0
+    string_max_m: Annotated[float, Meta(ge=0.0, le=2000.0)] = 200.0
+    split_probability: Fraction = 0.2
+    split_m: Annotated[float, Meta(ge=0.0, le=5000.0)] = 150.0
+    split_share: Fraction = 0.3
+
+    def __post_init__(self) -> None:
+        if self.string_max_m < self.string_min_m:
+            raise ValueError(f"string_max_m {self.string_max_m} < string_min_m {self.string_min_m}")
+
+
+class Runners(_Family, frozen=True, kw_only=True):
+    """Groups that run across the line.
+
+    ``probability`` of the groups run ``run_s`` seconds either side of their crossing at
+    ``speed_min_mps``-``speed_max_mps`` (a jog to a sprint with a load); the crossing time is
+    kept, the walk before and after shifts.
+    """
+
+    probability: Fraction = 0.05
+    run_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 120.0
+    speed_min_mps: Annotated[float, Meta(gt=0.0, le=12.0)] = 2.5
+    speed_max_mps: Annotated[float, Meta(gt=0.0, le=12.0)] = 4.0
+
+
 def _check_rows(name: str, rows: dict[str, dict[str, float]]) -> None:
     for cls, row in rows.items():
         if any(v < 0 for v in row.values()) or abs(sum(row.values()) - 1.0) > 1e-6:
@@ -215,6 +250,8 @@ class Perturbations(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     attenuation: Attenuation = Attenuation()
     brush: Brush = Brush()
     bodies: Bodies = Bodies()
+    groups: Groups = Groups()
+    runners: Runners = Runners()
     uas_classifier: UasClassifier = msgspec.field(default_factory=UasClassifier)
     ugs_nuisance: UgsNuisance = UgsNuisance()
 
