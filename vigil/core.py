@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from vigil.alerts.engine import AlertEngine
+from vigil.alerts.pg_mirror import HistoryMirror
 from vigil.alerts.rules import AlertRules
 from vigil.alerts.service import AlertService
 from vigil.alerts.store import EventStore
@@ -108,6 +109,8 @@ class SectorCore:
         self.alerts = AlertService(self.engine, bus, on_command=on_command)
         self.tracks_store = TrackStore(store_dir / "tracks.sqlite" if store_dir else ":memory:")
         self.events = EventStore(store_dir / "events.sqlite" if store_dir else ":memory:")
+        #: PostgreSQL copy of the history when VIGIL_DB is set (issue 23), else None.
+        self.history = HistoryMirror.from_env(self.sector) if store_dir else None
         #: Track and crossing messages published so far (counts only).
         self.track_messages = 0
         self.crossings = 0
@@ -206,6 +209,8 @@ class SectorCore:
 
     def flush_stores(self) -> None:
         """Write buffered tracks, crossings and alerts to the stores."""
+        if self.history is not None:
+            self.history.write(self._track_buffer, self._crossing_buffer, self._alert_buffer)
         self.tracks_store.write(self._track_buffer)
         self._track_buffer.clear()
         self.events.write_alerts(self._alert_buffer)
@@ -221,3 +226,5 @@ class SectorCore:
         self.alerts.close()
         self.tracks_store.close()
         self.events.close()
+        if self.history is not None:
+            self.history.close()
