@@ -172,8 +172,9 @@ class Population:
         bodies = perturbations.bodies if perturbations is not None else None
         self.shaper = BodyShaper(bodies, seed) if bodies is not None and bodies.on else None
         self.group_shaper = None
-        if perturbations is not None and (perturbations.groups.on or perturbations.runners.on):
-            self.group_shaper = GroupShaper(perturbations.groups, perturbations.runners, seed)
+        pt = perturbations
+        if pt is not None and (pt.groups.on or pt.runners.on or pt.lay_ups.on):
+            self.group_shaper = GroupShaper(pt.groups, pt.runners, seed, pt.lay_ups)
         self.settings = settings
         self.seed = int(seed)
         self.frame = site.frame()

@@ -195,6 +195,24 @@ class Runners(_Family, frozen=True, kw_only=True):
     speed_max_mps: Annotated[float, Meta(gt=0.0, le=12.0)] = 4.0
 
 
+class LayUps(_Family, frozen=True, kw_only=True):
+    """Lay-ups: groups that hide up for hours, before the line (waiting for dark or for the
+    patrol to move) or after it (waiting for a pickup).
+
+    ``probability`` of the groups lay up once, ``min_h``-``max_h`` hours (uniform), at a knot
+    of their route before or after the line (even odds); the crossing time is kept, the walk
+    before it starts earlier (or the walk after it ends later).
+    """
+
+    probability: Fraction = 0.1
+    min_h: Annotated[float, Meta(ge=0.0, le=48.0)] = 1.0
+    max_h: Annotated[float, Meta(ge=0.0, le=48.0)] = 6.0
+
+    def __post_init__(self) -> None:
+        if self.max_h < self.min_h:
+            raise ValueError(f"max_h {self.max_h} < min_h {self.min_h}")
+
+
 def _check_rows(name: str, rows: dict[str, dict[str, float]]) -> None:
     for cls, row in rows.items():
         if any(v < 0 for v in row.values()) or abs(sum(row.values()) - 1.0) > 1e-6:
@@ -252,6 +270,7 @@ class Perturbations(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     bodies: Bodies = Bodies()
     groups: Groups = Groups()
     runners: Runners = Runners()
+    lay_ups: LayUps = LayUps()
     uas_classifier: UasClassifier = msgspec.field(default_factory=UasClassifier)
     ugs_nuisance: UgsNuisance = UgsNuisance()
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .perturbations import STREAM_GROUPS, Groups, Runners
+from .perturbations import STREAM_GROUPS, Groups, LayUps, Runners
 from .plans import Plan, rng_for
 
 #: speed above which a plan segment counts as walking, m/s
@@ -77,12 +77,37 @@ def run_warp(plan: Plan, t_cross: float, run_s: float, factor: float) -> Plan:
     return Plan(t_cross + new, np.asarray(x, float), np.asarray(y, float))
 
 
+def lay_up(plan: Plan, t_at: float, duration_s: float, before: bool) -> Plan:
+    """``plan`` with a stop of ``duration_s`` at a knot: before, the last knot at or before
+    ``t_at``, and the knots up to it move earlier; after, the first knot at or after ``t_at``,
+    and the knots after it move later. The segments around ``t_at`` keep their times."""
+    if before:
+        k = max(int(np.searchsorted(plan.t, t_at, side="right")) - 1, 0)
+    else:
+        k = min(int(np.searchsorted(plan.t, t_at)), len(plan.t) - 1)
+    t = np.concatenate([plan.t[: k + 1], plan.t[k:]])
+    if before:
+        t[: k + 1] -= duration_s
+    else:
+        t[k + 1 :] += duration_s
+    x = np.concatenate([plan.x[: k + 1], plan.x[k:]])
+    y = np.concatenate([plan.y[: k + 1], plan.y[k:]])
+    return Plan(t, x, y)
+
+
 class GroupShaper:
     """Strings groups out, splits some and makes some run, each from its own seeded stream."""
 
-    def __init__(self, groups: Groups | None, runners: Runners | None, seed: int) -> None:
+    def __init__(
+        self,
+        groups: Groups | None,
+        runners: Runners | None,
+        seed: int,
+        lay_ups: LayUps | None = None,
+    ) -> None:
         self.groups = groups if groups is not None and groups.on else None
         self.runners = runners if runners is not None and runners.on else None
+        self.lay_ups = lay_ups if lay_ups is not None and lay_ups.on else None
         self.seed = int(seed)
 
     def shape(
@@ -90,11 +115,18 @@ class GroupShaper:
     ) -> tuple[Plan, list[float], list[Split | None]]:
         """The group's plan (warped if it runs), each member's lag (s) and split (or None)."""
         rng = rng_for(self.seed, STREAM_GROUPS, corridor, hour, index)
-        u_run, u_split = rng.uniform(size=2)
+        u_run, u_split, u_lay, u_side, u_where, u_long = rng.uniform(size=6)
         r = self.runners
         if r is not None and u_run < r.probability:
             v_run = float(rng.uniform(r.speed_min_mps, max(r.speed_max_mps, r.speed_min_mps)))
             plan = run_warp(plan, t_cross, r.run_s, v_run / walking_speed(plan))
+        lu = self.lay_ups
+        if lu is not None and u_lay < lu.probability:
+            before = u_side < 0.5
+            lo, hi = (plan.start, t_cross) if before else (t_cross, plan.end)
+            if hi > lo:
+                dur = 3600.0 * (lu.min_h + (lu.max_h - lu.min_h) * u_long)
+                plan = lay_up(plan, lo + u_where * (hi - lo), dur, before)
         lags = [0.0] * size
         splits: list[Split | None] = [None] * size
         g = self.groups

@@ -10,7 +10,7 @@ import pytest
 
 from vigil.config import load_default
 from vigil.sim import SimSettings, World
-from vigil.sim.perturbations import Groups, Perturbations, Runners
+from vigil.sim.perturbations import Groups, LayUps, Perturbations, Runners
 from vigil.sim.perturbations_groups import run_warp
 from vigil.sim.plans import Plan
 
@@ -101,6 +101,14 @@ def test_groups_split_and_re_form(site):
     assert checked >= 5
 
 
+def first(world: World) -> dict:
+    """Each group's first crossing: the one its plan aims at."""
+    out: dict = {}
+    for c in sorted(world.population.crossings, key=lambda c: c.time):
+        out.setdefault(c.group_id, c)
+    return out
+
+
 def test_runners_run_across_the_line_and_keep_its_time(site):
     r = Runners(probability=1.0, run_s=120.0, speed_min_mps=2.5, speed_max_mps=4.0)
     walk = World(site, SimSettings(**WALKERS, stop_probability=0.0), 5)
@@ -109,12 +117,6 @@ def test_runners_run_across_the_line_and_keep_its_time(site):
     t_end = NIGHT + 3600
     walk.states(t_end)
     run.states(t_end)
-
-    def first(world: World) -> dict:  # each group's first crossing: the one its plan aims at
-        out: dict = {}
-        for c in sorted(world.population.crossings, key=lambda c: c.time):
-            out.setdefault(c.group_id, c)
-        return out
 
     a, b = first(walk), first(run)
     assert len(a) >= 10 and a.keys() == b.keys()
@@ -141,3 +143,26 @@ def test_run_warp_is_monotonic_and_fixes_the_crossing():
     assert out.at(200.0)[2] == pytest.approx(1.0)
     # 180 s of walk either side of the line take 60 s: the ends move 120 s toward it
     assert (out.start, out.end) == pytest.approx((120.0, 880.0))
+
+
+def test_lay_ups_hide_groups_for_the_set_hours_and_keep_the_crossing(site):
+    lu = LayUps(probability=1.0, min_h=2.0, max_h=2.0)
+    st = SimSettings(**WALKERS, stop_probability=0.0)
+    walk = World(site, st, 6)
+    lay = World(site, st, 6, perturbations=Perturbations(lay_ups=lu).only("lay_ups"))
+    t_end = NIGHT + 3600
+    walk.states(t_end)
+    lay.states(t_end)
+    a, b = first(walk), first(lay)
+    assert len(a) >= 10 and a.keys() == b.keys()
+    assert np.allclose([a[g].time for g in a], [b[g].time for g in a], atol=1e-6)
+    sides = []
+    for g in a:
+        p0 = walk.population.movers[f"{g}.0"].plan
+        p1 = lay.population.movers[f"{g}.0"].plan
+        assert p1.end - p1.start == pytest.approx(p0.end - p0.start + 7200.0)
+        dt = np.diff(p1.t)
+        still = (np.diff(p1.x) == 0) & (np.diff(p1.y) == 0)
+        assert np.isclose(dt[still], 7200.0).sum() == 1  # one stop, of two hours
+        sides.append(p1.start < p0.start - 1.0)  # the walk before the line starts earlier
+    assert 0 < sum(sides) < len(sides)  # before the line and after it
