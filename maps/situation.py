@@ -101,6 +101,7 @@ def situation_map(
         base_layer=not basemap,
     )
     m.vigil_timezone = tz  # for add_events' popups
+    m.vigil_entry = (border, frame)  # for add_events: which direction enters the US where
     add_cartography_css(m)
     MapTitle(
         title or f"Vigil · {site.sector.name} sector",
@@ -308,6 +309,20 @@ def write_situation_map(
 CLASS_COLOURS = {"person": "#d7301f", "vehicle": "#2c7fb8", "animal": "#8c6d31", "unknown": "#777"}
 
 
+def _entry_directions(m: folium.Map, crossings: list[dict]) -> list[str]:
+    """The compass direction that enters the US at each crossing's point (``northbound`` on
+    the US-Mexico line, ``southbound`` on most of the northern one), from the border that
+    :func:`situation_map` recorded; ``northbound`` for a map made elsewhere."""
+    recorded = getattr(m, "vigil_entry", None)
+    if recorded is None or not crossings:
+        return ["northbound"] * len(crossings)
+    border, frame = recorded
+    x, y = frame.to_local(
+        [float(c["lat"]) for c in crossings], [float(c["lon"]) for c in crossings]
+    )
+    return [str(d) for d in border.entry_direction(x, y)]
+
+
 def add_events(
     m: folium.Map,
     track_paths: dict[str, tuple[str, list[tuple[float, float]]]],
@@ -344,9 +359,10 @@ def add_events(
     for cls in sorted({cls for cls, pts in track_paths.values() if len(pts) >= 2}):
         legend.add("line", CLASS_COLOURS.get(cls, "#777"), f"track: {cls}")
     xs = folium.FeatureGroup(name="crossings")
-    for c in crossings:
+    entries = _entry_directions(m, crossings)
+    for c, entry in zip(crossings, entries, strict=True):
         direction = str(c.get("direction", ""))
-        colour = "#ff7f00" if direction == "northbound" else "#999"
+        colour = "#ff7f00" if direction == entry else "#999"
         _div_marker(
             c["lat"],
             c["lon"],
@@ -365,7 +381,9 @@ def add_events(
                 ],
             ),
         ).add_to(xs)
-        legend.add("dot", colour, f"{direction} crossing")
+        legend.add(
+            "dot", colour, f"{direction} crossing" + (" into the US" if direction == entry else "")
+        )
     if xs._children:  # the layer menu lists only what is drawn
         xs.add_to(m)
     al = folium.FeatureGroup(name="alerts")

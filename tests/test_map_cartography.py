@@ -180,3 +180,26 @@ def test_extract_countries_decodes_topojson_arcs() -> None:
     square = shape(doc["features"][0]["geometry"])
     assert square.area == pytest.approx(0.04, rel=1e-6)
     assert square.bounds == pytest.approx((-111.0, 31.4, -110.8, 31.6))
+
+
+def test_crossings_into_the_us_stand_out_on_either_border(site) -> None:
+    """Orange marks the direction that enters the US at the crossing's place: northbound on
+    the US-Mexico line, southbound on the 45th parallel (Swanton); the other direction is grey."""
+    from vigil.config import load
+
+    swanton = load(Path(__file__).resolve().parents[1] / "vigil/data/swanton.toml").site
+    cases = [
+        (site, 31.333, -110.95, "northbound", "southbound"),
+        (swanton, 45.0030, -73.150, "southbound", "northbound"),
+    ]
+    for where, lat, lon, entry, leaving in cases:
+        m = situation_map(where, basemap=False)
+        add_events(
+            m, {},
+            [{"lat": lat, "lon": lon, "crossing_id": "in", "direction": entry},
+             {"lat": lat, "lon": lon, "crossing_id": "out", "direction": leaving}],
+            [],
+        )  # fmt: skip
+        page = render_offline(m)
+        assert f"{entry} crossing into the US" in page
+        assert f"{leaving} crossing into the US" not in page and f"{leaving} crossing" in page
