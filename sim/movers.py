@@ -31,7 +31,7 @@ from .animals import SPECIES, Animals
 from .climate import season_for
 from .perturbations import Perturbations
 from .perturbations_bodies import BodyShaper
-from .perturbations_groups import GroupShaper, Split
+from .perturbations_groups import GroupShaper, Split, off_road_tracks
 from .plans import Plan, crossings_of_plan, cumulative, polyline_local, resample, rng_for, timeline
 from .settings import SimSettings
 
@@ -175,6 +175,7 @@ class Population:
         pt = perturbations
         if pt is not None and (pt.groups.on or pt.runners.on or pt.lay_ups.on):
             self.group_shaper = GroupShaper(pt.groups, pt.runners, seed, pt.lay_ups)
+        self.off_road = pt.off_road if pt is not None and pt.off_road.on else None
         self.settings = settings
         self.seed = int(seed)
         self.frame = site.frame()
@@ -310,6 +311,15 @@ class Population:
     # -- roads: legitimate traffic --------------------------------------------------------------
     def _plan_traffic_hour(self, k: int) -> None:
         st = self.settings
+        if self.off_road is not None:
+            line, side = self.border.line, self.border.side
+            for i, (kind, t0, v, pts) in enumerate(
+                off_road_tracks(self.off_road, self.seed, k, line, side)
+            ):
+                vid = f"offroad-{k}-{i}"
+                plan = timeline(pts, v, t0, [])
+                self.movers[vid] = Mover(vid, kind, plan, vid, origin="off-road")
+                self._add_crossings(vid, "vehicle", 1, plan, "off-road")
         if not st.road_traffic:
             return
         for ri, road in enumerate(self.site.roads):

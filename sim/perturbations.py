@@ -24,6 +24,7 @@ Fraction = Annotated[float, Meta(ge=0.0, le=1.0)]
 #: Random stream tags of the perturbations (the simulator's others are below 40).
 STREAM_FPN, STREAM_COLUMN, STREAM_FFC, STREAM_BODIES = 40, 41, 42, 43
 STREAM_UAS_CONFUSION, STREAM_UAS_FALSE, STREAM_UGS_NUISANCE, STREAM_GROUPS = 44, 45, 46, 47
+STREAM_DUST, STREAM_OFFROAD = 48, 49
 
 #: The aircraft classifier's P(guess | true class) in the field (rows sum to 1): small-UAS
 #: EO/IR classifiers at 100-300 m above ground confuse people and animals one time in six to
@@ -143,6 +144,25 @@ class Brush(_Family, frozen=True, kw_only=True):
     look_m: Annotated[float, Meta(ge=0.0, le=20.0)] = 2.0
 
 
+class Dust(_Family, frozen=True, kw_only=True):
+    """Dust devils: warm diffuse columns drifting over the ground by day; no body, no truth.
+
+    ``per_hour``: dust devils per tower-hour in the camera's field of view at the afternoon's
+    peak heating (scaled by the daylight heating; none at night). Each lasts
+    ``min_s``-``max_s``, is ``width_m`` wide and ``height_m`` tall (a Gaussian column), drifts
+    at 1-6 m/s and is ``contrast_dn`` warmer than the ground at its peak (dust carries heat up
+    from a ground at 50-60 °C; a few DN at 8-bit AGC). Placed 300 m to the camera's rated
+    range, across its field of view.
+    """
+
+    per_hour: Annotated[float, Meta(ge=0.0, le=3600.0)] = 3.0
+    min_s: Annotated[float, Meta(ge=1.0, le=3600.0)] = 60.0
+    max_s: Annotated[float, Meta(ge=1.0, le=3600.0)] = 300.0
+    width_m: Annotated[float, Meta(gt=0.0, le=200.0)] = 10.0
+    height_m: Annotated[float, Meta(gt=0.0, le=2000.0)] = 60.0
+    contrast_dn: Annotated[float, Meta(ge=-50.0, le=50.0)] = 6.0
+
+
 class Bodies(_Family, frozen=True, kw_only=True):
     """Bodies of varying size and pose.
 
@@ -213,6 +233,16 @@ class LayUps(_Family, frozen=True, kw_only=True):
             raise ValueError(f"max_h {self.max_h} < min_h {self.min_h}")
 
 
+class OffRoad(_Family, frozen=True, kw_only=True):
+    """Vehicles off the roads: ranch pickups and ATVs on dirt tracks on the US side.
+
+    ``per_hour``: vehicles per sector-hour (a few a day: ranchers, hunters, recreation), each
+    driving 3-6 km at 4-12 m/s on a track wandering 150-2,500 m from the line.
+    """
+
+    per_hour: Annotated[float, Meta(ge=0.0, le=100.0)] = 0.2
+
+
 def _check_rows(name: str, rows: dict[str, dict[str, float]]) -> None:
     for cls, row in rows.items():
         if any(v < 0 for v in row.values()) or abs(sum(row.values()) - 1.0) > 1e-6:
@@ -267,10 +297,12 @@ class Perturbations(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     crossover: Crossover = Crossover()
     attenuation: Attenuation = Attenuation()
     brush: Brush = Brush()
+    dust: Dust = Dust()
     bodies: Bodies = Bodies()
     groups: Groups = Groups()
     runners: Runners = Runners()
     lay_ups: LayUps = LayUps()
+    off_road: OffRoad = OffRoad()
     uas_classifier: UasClassifier = msgspec.field(default_factory=UasClassifier)
     ugs_nuisance: UgsNuisance = UgsNuisance()
 

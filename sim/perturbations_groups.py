@@ -1,5 +1,5 @@
-"""Groups that string out, split and re-form, and run (:class:`vigil.sim.perturbations.Groups`,
-:class:`vigil.sim.perturbations.Runners`).
+"""Groups that string out, split and re-form, run and lay up; vehicles off the roads
+(:class:`vigil.sim.perturbations.Groups`, ``Runners``, ``LayUps``, ``OffRoad``).
 
 A group's members follow the group's plan each a time ``lag_s`` behind the leader, so they walk
 in file over the route and close up where the group rests (the leader waits while the others
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .perturbations import STREAM_GROUPS, Groups, LayUps, Runners
+from .perturbations import STREAM_GROUPS, STREAM_OFFROAD, Groups, LayUps, OffRoad, Runners
 from .plans import Plan, rng_for
 
 #: speed above which a plan segment counts as walking, m/s
@@ -146,3 +146,41 @@ class GroupShaper:
             for j in range(size // 2, size):
                 splits[j] = sp
         return plan, lags, splits
+
+
+def off_road_tracks(
+    cfg: OffRoad, seed: int, hour: int, line, side
+) -> list[tuple[str, float, float, np.ndarray]]:
+    """The off-road vehicles of hour ``hour``: ``(kind, start time, speed m/s, track points)``.
+
+    ``line`` is the border's local line (shapely), ``side(x, y)`` the border's side function
+    (:data:`vigil.geo.border.US_SIDE` on the US side).
+    """
+    from vigil.geo.border import US_SIDE
+
+    rng = rng_for(seed, STREAM_OFFROAD, hour)
+    n = int(rng.poisson(cfg.per_hour))
+    out = []
+    length = line.length
+    for _ in range(n):
+        t0 = float(rng.uniform(hour * 3600.0, (hour + 1) * 3600.0))
+        kind = "pickup" if rng.uniform() < 0.6 else "atv"
+        speed = float(rng.uniform(4.0, 12.0))
+        s0 = float(rng.uniform(0.1, 0.9)) * length
+        direction = 1.0 if rng.uniform() < 0.5 else -1.0
+        off = float(rng.uniform(200.0, 2000.0))
+        pts = []
+        s_at = s0
+        for _ in range(int(rng.integers(4, 9))):
+            a = line.interpolate(min(max(s_at, 0.0), length))
+            b = line.interpolate(min(max(s_at + 10.0, 10.0), length))
+            tx, ty = b.x - a.x, b.y - a.y
+            norm = math.hypot(tx, ty) or 1.0
+            nx, ny = -ty / norm, tx / norm
+            if side([a.x + nx * 100.0], [a.y + ny * 100.0])[0] != US_SIDE:
+                nx, ny = -nx, -ny
+            pts.append((a.x + nx * off, a.y + ny * off))
+            s_at += direction * float(rng.uniform(400.0, 900.0))
+            off = float(np.clip(off + rng.normal(0.0, 300.0), 150.0, 2500.0))
+        out.append((kind, t0, speed, np.asarray(pts)))
+    return out

@@ -19,6 +19,7 @@ from scipy import ndimage
 from . import kernels
 from .perturbations import (
     STREAM_COLUMN,
+    STREAM_DUST,
     STREAM_FFC,
     STREAM_FPN,
     Brush,
@@ -125,6 +126,7 @@ class CameraPerturber:
         self._ffc: dict[int, list[tuple[float, float]]] = {}
         self.last_image: NDArray[np.uint8] | None = None
         self._agc_gain = 1.0
+        self._dust: dict[int, NDArray[np.float64]] = {}
         self._agc_t: float | None = None
 
     # -- fixed pattern -----------------------------------------------------------------------
@@ -173,6 +175,60 @@ class CameraPerturber:
         for k in range(math.floor(t0 / HOUR_S), math.floor(t1 / HOUR_S) + 1):
             out += [e[0] for e in self._events(k) if t0 <= e[0] < t1]
         return out
+
+    # -- dust devils -------------------------------------------------------------------------
+    def dust_events(self, k: int, cam) -> NDArray[np.float64]:
+        """Dust devils of hour ``k`` as rows ``(t0, duration, x0, y0, vx, vy, keep)``, placed
+        across ``cam``'s view as it points when the hour is first asked for."""
+        if k not in self._dust:
+            d = self.p.dust
+            rng = rng_for(self.seed, STREAM_DUST, self.index, k)
+            n = int(rng.poisson(d.per_hour))
+            t0 = rng.uniform(k * HOUR_S, (k + 1) * HOUR_S, n)
+            dur = rng.uniform(d.min_s, max(d.max_s, d.min_s), n)
+            bearing = np.radians(cam.pan_deg + rng.uniform(-0.5, 0.5, n) * cam.hfov_deg)
+            rng_m = rng.uniform(300.0, max(cam.max_range_m, 301.0), n)
+            speed = rng.uniform(1.0, 6.0, n)
+            head = rng.uniform(0.0, 2 * np.pi, n)
+            self._dust[k] = np.column_stack([
+                t0, dur, cam.x + rng_m * np.sin(bearing), cam.y + rng_m * np.cos(bearing),
+                speed * np.sin(head), speed * np.cos(head), rng.uniform(size=n),
+            ])  # fmt: skip
+            for old in [j for j in self._dust if j < k - 2]:
+                del self._dust[old]
+        return self._dust[k]
+
+    def add_dust(self, acc: NDArray[np.float32], cam, t: float, day: float) -> int:
+        """Draw the dust devils alive at ``t`` into ``acc``; ``day`` (0-1) is the daylight
+        heating, which thins them (an event shows where its ``keep`` draw is below it).
+        Returns how many were drawn."""
+        d = self.p.dust
+        if not d.on or day <= 0:
+            return 0
+        k = math.floor(t / HOUR_S)
+        ev = np.vstack([self.dust_events(j, cam) for j in (k - 1, k)])
+        live = ev[(ev[:, 0] <= t) & (t < ev[:, 0] + ev[:, 1]) & (ev[:, 6] < day)]
+        drawn = 0
+        rows, cols = acc.shape
+        for t0, dur, x0, y0, vx, vy, _ in live:
+            x, y = x0 + vx * (t - t0), y0 + vy * (t - t0)
+            u, v, depth = cam.project([x, x], [y, y], [0.0, d.height_m])
+            if depth[0] <= 0:
+                continue
+            su = max(d.width_m * cam.focal_px / depth[0] / 2.355, 0.3)
+            sv = max(abs(v[0] - v[1]) / 2.355, 0.3)
+            vc = 0.5 * (v[0] + v[1])
+            if not (-4 * su < u[0] < cols + 4 * su and -4 * sv < vc < rows + 4 * sv):
+                continue
+            s = (t - t0) / dur  # fades in and out
+            amp = d.contrast_dn * min(1.0, 4 * s, 4 * (1 - s))
+            j0, j1 = max(int(u[0] - 4 * su), 0), min(int(u[0] + 4 * su) + 2, cols)
+            i0, i1 = max(int(vc - 4 * sv), 0), min(int(vc + 4 * sv) + 2, rows)
+            gu = np.exp(-0.5 * ((np.arange(j0, j1) + 0.5 - u[0]) / su) ** 2)
+            gv = np.exp(-0.5 * ((np.arange(i0, i1) + 0.5 - vc) / sv) ** 2)
+            acc[i0:i1, j0:j1] += (amp * np.outer(gv, gu)).astype(np.float32)
+            drawn += 1
+        return drawn
 
     # -- AGC ---------------------------------------------------------------------------------
     def agc_gain(self, t: float, hot: bool) -> float:

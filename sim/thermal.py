@@ -407,6 +407,7 @@ class TowerView:
             gain, offset = 1.0, 0.0
         self.acc.fill(0.0)
         hot = draw_bodies(self.acc, objects, pert) if objects else False
+        perturber.add_dust(self.acc, self._true(shaken), t, day)
         perturber.add_pattern(self.acc, frame_index)
         if pert.agc.on:
             g = perturber.agc_gain(t, hot)

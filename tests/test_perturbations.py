@@ -254,3 +254,37 @@ def test_brush_hides_the_lower_part_of_bodies_behind_bushes(site):
         f"m{i}"].box]  # fmt: skip
     hidden_share = 1 - len(clear) / len(want)
     assert 0.1 < hidden_share < 0.6  # bush cells are 18 % of the ground; a 2 m look widens it
+
+
+def test_dust_devils_by_day_only_with_the_set_size_and_no_truth(site):
+    from vigil.sim.perturbations import Dust
+
+    d = Dust(per_hour=600.0, min_s=60.0, max_s=60.0, width_m=10.0, height_m=60.0,
+             contrast_dn=8.0)  # fmt: skip
+    v = view(site, Perturbations(dust=d).only("dust"), width=160, height=120)
+    ref = view(site, OFF, width=160, height=120)
+    st = bodies(v, [(80.0, 100.0)], [3.0], [8.0], 60.0)
+    t = T0 + 1800.0
+    night, objs_n = render(v, st, t, 0, 1.0)
+    assert np.array_equal(night, render(ref, st, t, 0, 1.0)[0])  # none at night
+    day, objs_d = render(v, st, t, 1, 15.0)
+    diff = day - render(ref, st, t, 1, 15.0)[0]
+    assert diff.min() >= 0 and diff.max() >= 3.0  # warm columns, nothing else
+    assert [o.mover_id for o in objs_d] == ["m0"]  # no truth for dust
+    # the rate: Poisson per tower-hour
+    counts = [len(v.perturber.dust_events(k, v.camera)) for k in range(1000, 1100)]
+    assert np.mean(counts) == pytest.approx(600.0, rel=0.02)
+    # one devil 300 m out, mid-life: peak contrast and width as set
+    cam = v.camera
+    k = math.floor(t / 3600.0)
+    x, y = cam.x + 300.0 * math.sin(math.radians(cam.pan_deg)), cam.y + 300.0 * math.cos(
+        math.radians(cam.pan_deg))  # fmt: skip
+    v.perturber._dust[k] = np.array([[t - 30.0, 60.0, x, y, 0.0, 0.0, 0.0]])
+    v.perturber._dust[k - 1] = np.zeros((0, 7))
+    acc = np.zeros((120, 160), np.float32)
+    assert v.perturber.add_dust(acc, cam, t, 1.0) == 1
+    assert acc.max() == pytest.approx(8.0, rel=0.05)
+    row = acc[np.unravel_index(acc.argmax(), acc.shape)[0]]
+    _, _, depth = cam.project([x], [y], [0.0])
+    fwhm = (row >= 0.5 * row.max()).sum()
+    assert fwhm == pytest.approx(10.0 * cam.focal_px / depth[0], abs=1.5)

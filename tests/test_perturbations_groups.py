@@ -166,3 +166,29 @@ def test_lay_ups_hide_groups_for_the_set_hours_and_keep_the_crossing(site):
         assert np.isclose(dt[still], 7200.0).sum() == 1  # one stop, of two hours
         sides.append(p1.start < p0.start - 1.0)  # the walk before the line starts earlier
     assert 0 < sum(sides) < len(sides)  # before the line and after it
+
+
+def test_off_road_vehicles_drive_on_the_us_side_at_the_set_rate(site):
+    from vigil.geo.border import US_SIDE
+    from vigil.sim.perturbations import OffRoad
+    from vigil.sim.perturbations_groups import off_road_tracks
+
+    pert = Perturbations(off_road=OffRoad(per_hour=5.0)).only("off_road")
+    world = World(site, SimSettings(**WALKERS), 8, perturbations=pert)
+    hours = range(494520, 494560)
+    tracks = [tr for k in hours for tr in off_road_tracks(world.population.off_road, 8, k,
+              world.border.line, world.border.side)]  # fmt: skip
+    assert abs(len(tracks) - 200) < 4 * math.sqrt(200)
+    for kind, _, speed, pts in tracks:
+        assert kind in ("pickup", "atv") and 4.0 <= speed <= 12.0
+        assert np.all(world.border.side(pts[:, 0], pts[:, 1]) == US_SIDE)
+        d = world.border.distance(pts[:, 0], pts[:, 1])
+        assert np.all((d >= 140.0) & (d <= 2510.0))
+    # in the world: vehicles off any road, as movers of class vehicle, crossing nothing
+    world.states(NIGHT)
+    off = [m for m in world.population.movers.values() if m.origin == "off-road"]
+    assert off and all(m.cls == "vehicle" for m in off)
+    assert not [c for c in world.population.crossings if c.origin == "off-road"]
+    plain = World(site, SimSettings(**WALKERS), 8)
+    plain.states(NIGHT)
+    assert not [m for m in plain.population.movers.values() if m.origin == "off-road"]
