@@ -39,7 +39,7 @@ def group_clusters(
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import connected_components
 
-    i, j = np.triu_indices(m, 1)
+    i, j = _near_pairs(z, R[:, 0, 0] + R[:, 1, 1], radius_m**2, _GROUP_GATE)
     d = z[i] - z[j]
     S = R[i] + R[j]
     S[:, 0, 0] += radius_m**2
@@ -180,6 +180,35 @@ def merge_duplicates(
     return merges
 
 
+def _near_pairs(
+    pos: NDArray[np.float64], traces: NDArray[np.float64], r2: float, gate: float
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Index pairs ``i < j`` that may lie within ``gate`` (Mahalanobis, squared) of each
+    other under ``C_i + C_j + r2 I`` for covariances with these traces; every other pair
+    lies outside it.
+
+    ``d^T S^-1 d >= |d|^2 / trace(S)`` for a positive semi-definite ``S``, so a pair within
+    the gate is closer than ``sqrt(gate (2 max trace + 2 r2))``; a k-d tree finds those (all
+    pairs when the bound is not finite). The pairs come sorted as ``np.triu_indices`` orders
+    them, so a caller's arithmetic on them is the same as over all pairs.
+    """
+    m = pos.shape[0]
+    reach = math.sqrt(gate * (1.0 + 1e-6) * (2.0 * float(np.max(traces)) + 2.0 * r2))
+    if (
+        not math.isfinite(reach) or m < 32 or not np.isfinite(pos).all()
+    ):  # few: all pairs are cheaper than a tree
+        i, j = np.triu_indices(m, 1)
+        return i.astype(np.int64), j.astype(np.int64)
+    from scipy.spatial import cKDTree
+
+    pairs = cKDTree(pos).query_pairs(reach * (1.0 + 1e-9), output_type="ndarray")
+    if pairs.size == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    pairs = np.sort(pairs.astype(np.int64), axis=1)
+    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+    return pairs[order, 0], pairs[order, 1]
+
+
 def _gate2(d: NDArray[np.float64], S: NDArray[np.float64]) -> NDArray[np.float64]:
     """``d^T S^-1 d`` for stacks of 2-vectors and 2x2 matrices, in closed form."""
     a, b, c, e = S[..., 0, 0], S[..., 0, 1], S[..., 1, 0], S[..., 1, 1]
@@ -201,11 +230,10 @@ def _maybe_close(
     if rows.size == 0 or cols.size < 2:
         return np.zeros(rows.size, dtype=np.bool_)
     eye = np.eye(2)
-    xi, xj = x[rows][:, None, :], x[cols][None, :, :]
-    Pi, Pj = P[rows][:, None, :, :], P[cols][None, :, :, :]
+    a, b = _near_pairs(x[cols, :2], P[cols, 0, 0] + P[cols, 1, 1], r2, _GROUP_GATE)
+    a, b = cols[a], cols[b]
     gate = _GROUP_GATE * (1.0 + 1e-6)
-    d2p = _gate2(xj[..., :2] - xi[..., :2], Pj[..., :2, :2] + Pi[..., :2, :2] + eye * r2)
-    d2v = _gate2(xj[..., 2:] - xi[..., 2:], Pj[..., 2:, 2:] + Pi[..., 2:, 2:] + eye * 0.25)
+    d2p = _gate2(x[b, :2] - x[a, :2], P[b, :2, :2] + P[a, :2, :2] + eye * r2)
+    d2v = _gate2(x[b, 2:] - x[a, 2:], P[b, 2:, 2:] + P[a, 2:, 2:] + eye * 0.25)
     near = ~(d2p > gate) & ~(d2v > gate)  # NaN passes: the exact test decides
-    near &= rows[:, None] != cols[None, :]
-    return near.any(axis=1)
+    return np.isin(rows, np.concatenate([a[near], b[near]]))

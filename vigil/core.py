@@ -76,6 +76,10 @@ class SectorCore:
         came across unseen: its crossing is inferred (``confidence`` 0.5; see
         :class:`vigil.geo.crossing_monitor.CrossingMonitor`), metres; 0 (the default) turns
         inference off.
+    check_sources
+        Check each detection's, event's and telemetry's source against the deployment
+        (:attr:`refused`); ``False`` when whoever feeds the bus does it already (the
+        :class:`~vigil.runner.SectorRunner`).
     """
 
     def __init__(
@@ -88,6 +92,7 @@ class SectorCore:
         rules: AlertRules | None = None,
         on_command=None,
         entry_m: float = ENTRY_M,
+        check_sources: bool = True,
     ) -> None:
         self.site = site
         self.bus = bus
@@ -129,10 +134,11 @@ class SectorCore:
         #: Messages kept from fusion, by reason (``wrong_source``, ``unknown_device``).
         self.refused: Counter[str] = Counter()
         base = f"vigil/v1/{self.sector}"
+        to_fusion = self._to_fusion if check_sources else self._to_fusion_checked
         self._subs = [
-            bus.subscribe(f"{base}/cam/+/detections", self._to_fusion),
-            bus.subscribe(f"{base}/ugs/+/events", self._to_fusion),
-            bus.subscribe(f"{base}/uas/+/telemetry", self._to_fusion),
+            bus.subscribe(f"{base}/cam/+/detections", to_fusion),
+            bus.subscribe(f"{base}/ugs/+/events", to_fusion),
+            bus.subscribe(f"{base}/uas/+/telemetry", to_fusion),
             bus.subscribe(f"{base}/alerts", self._on_alert),
         ]
 
@@ -143,6 +149,10 @@ class SectorCore:
             except MessageError as err:
                 self.refused[err.reason] += 1
                 return
+            self.fusion.ingest(msg)
+
+    def _to_fusion_checked(self, topic: str, msg: Wire) -> None:
+        if isinstance(msg, CameraDetection | SensorEvent | Telemetry):
             self.fusion.ingest(msg)
 
     def _on_alert(self, topic: str, msg: Wire) -> None:

@@ -127,12 +127,19 @@ class SectorRunner:
         self.next_tick: float | None = None
         self.counts: Counter[str] = Counter()
         self.log: list[Output] | None = [] if keep_log else None
+        #: Inputs were decoded (so checked) by an MQTT bus with a skew at most this runner's
+        #: bus's (infinite): the in-process bus does not check them again. Set by the service
+        #: for live input; a setting, not state (not in snapshots).
+        self.checked_inputs = False
         self._heap: list[tuple[float, str, int, Wire]] = []
         self._arrival = 0
         # times ahead are judged above (max_ahead_s, on the sector clock, which is -inf
         # before the first release); the bus checks kinds and values
         self.bus = InProcessBus(self.sector, clock=lambda: self.clock, max_skew_s=math.inf)
-        self.core = SectorCore(site, self.bus, store_dir=store_dir, tracker=tracker, rules=rules)
+        # handle() refuses wrong sources before anything reaches the bus: the core need not
+        self.core = SectorCore(
+            site, self.bus, store_dir=store_dir, tracker=tracker, rules=rules, check_sources=False
+        )
         base = f"vigil/v1/{self.sector}"
         for pattern in OUTPUT_TOPICS:
             self.bus.subscribe(f"{base}/{pattern}", self._output)
@@ -162,7 +169,7 @@ class SectorRunner:
             return
         if isinstance(msg, AlertAction):
             self.counts["actions"] += 1
-            self.bus.publish(topic, msg)
+            self.bus.publish(topic, msg, checked=self.checked_inputs)
             return
         t = float(msg.time)  # type: ignore[attr-defined]
         now = self.sector_clock
@@ -180,7 +187,7 @@ class SectorRunner:
             return
         if t <= self.watermark:
             self.counts["late"] += 1
-            self.bus.publish(topic, msg)
+            self.bus.publish(topic, msg, checked=self.checked_inputs)
             return
         self._arrival += 1
         heapq.heappush(self._heap, (t, topic, self._arrival, msg))
@@ -209,7 +216,7 @@ class SectorRunner:
             self._tick_through(t)
             self.clock = max(self.clock, t)
             self.counts["released"] += 1
-            self.bus.publish(topic, msg)
+            self.bus.publish(topic, msg, checked=self.checked_inputs)
         if self.next_tick is not None and math.isfinite(watermark):
             self._tick_through(watermark)
 

@@ -324,6 +324,7 @@ class SectorService(Restarts):
         self._ready.set()
         runner = self.runner
         assert runner is not None
+        runner.checked_inputs = True  # live input comes decoded (checked) by the input bus
         last_periodic = last_flush = time.monotonic()
         self._write_status()
         while True:

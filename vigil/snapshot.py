@@ -65,7 +65,7 @@ SUFFIX = ".bin"
 STATIC: dict[str, tuple[str, ...]] = {
     "runner": (
         "sector", "hold_s", "tick_s", "publish", "skip_outputs", "max_ahead_s", "on_ahead",
-        "on_refused", "devices", "log", "bus", "core",
+        "on_refused", "devices", "log", "bus", "core", "checked_inputs",
     ),
     "core": (
         "site", "bus", "sector", "frame", "border", "fusion", "monitor", "engine", "alerts",
