@@ -24,7 +24,7 @@ Fraction = Annotated[float, Meta(ge=0.0, le=1.0)]
 #: Random stream tags of the perturbations (the simulator's others are below 40).
 STREAM_FPN, STREAM_COLUMN, STREAM_FFC, STREAM_BODIES = 40, 41, 42, 43
 STREAM_UAS_CONFUSION, STREAM_UAS_FALSE, STREAM_UGS_NUISANCE, STREAM_GROUPS = 44, 45, 46, 47
-STREAM_DUST, STREAM_OFFROAD = 48, 49
+STREAM_DUST, STREAM_OFFROAD, STREAM_BIRDS = 48, 49, 50
 
 #: The aircraft classifier's P(guess | true class) in the field (rows sum to 1): small-UAS
 #: EO/IR classifiers at 100-300 m above ground confuse people and animals one time in six to
@@ -163,6 +163,22 @@ class Dust(_Family, frozen=True, kw_only=True):
     contrast_dn: Annotated[float, Meta(ge=-50.0, le=50.0)] = 6.0
 
 
+class Birds(_Family, frozen=True, kw_only=True):
+    """Birds flying through the view: small warm bodies, fast across the image; no truth (the
+    world's movers are on the ground), so every detection of one is a false one.
+
+    ``per_hour``: birds per tower-hour crossing the field of view (ravens, doves, nighthawks;
+    more at dawn and dusk, here even), ``range_min_m``-``range_max_m`` out, 5-40 m up, at
+    8-15 m/s, ``size_m`` across, ``contrast_dn`` warmer than the scene behind.
+    """
+
+    per_hour: Annotated[float, Meta(ge=0.0, le=3600.0)] = 6.0
+    range_min_m: Annotated[float, Meta(gt=0.0, le=20_000.0)] = 40.0
+    range_max_m: Annotated[float, Meta(gt=0.0, le=20_000.0)] = 600.0
+    size_m: Annotated[float, Meta(gt=0.0, le=5.0)] = 0.35
+    contrast_dn: Annotated[float, Meta(ge=0.0, le=255.0)] = 40.0
+
+
 class Bodies(_Family, frozen=True, kw_only=True):
     """Bodies of varying size and pose.
 
@@ -298,6 +314,7 @@ class Perturbations(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     attenuation: Attenuation = Attenuation()
     brush: Brush = Brush()
     dust: Dust = Dust()
+    birds: Birds = Birds()
     bodies: Bodies = Bodies()
     groups: Groups = Groups()
     runners: Runners = Runners()

@@ -18,6 +18,7 @@ from scipy import ndimage
 
 from . import kernels
 from .perturbations import (
+    STREAM_BIRDS,
     STREAM_COLUMN,
     STREAM_DUST,
     STREAM_FFC,
@@ -127,6 +128,7 @@ class CameraPerturber:
         self.last_image: NDArray[np.uint8] | None = None
         self._agc_gain = 1.0
         self._dust: dict[int, NDArray[np.float64]] = {}
+        self._birds: dict[int, NDArray[np.float64]] = {}
         self._agc_t: float | None = None
 
     # -- fixed pattern -----------------------------------------------------------------------
@@ -229,6 +231,53 @@ class CameraPerturber:
             acc[i0:i1, j0:j1] += (amp * np.outer(gv, gu)).astype(np.float32)
             drawn += 1
         return drawn
+
+    # -- birds ----------------------------------------------------------------------------------
+    def bird_events(self, k: int, cam) -> NDArray[np.float64]:
+        """Birds of hour ``k`` as rows ``(t_mid, x_mid, y_mid, z, vx, vy)``: each passes its
+        middle point (across ``cam``'s view as it points when the hour is first asked for) at
+        ``t_mid``; it is drawn within 60 s either side."""
+        if k not in self._birds:
+            b = self.p.birds
+            rng = rng_for(self.seed, STREAM_BIRDS, self.index, k)
+            n = int(rng.poisson(b.per_hour))
+            t_mid = rng.uniform(k * HOUR_S, (k + 1) * HOUR_S, n)
+            bearing = np.radians(cam.pan_deg + rng.uniform(-0.5, 0.5, n) * cam.hfov_deg)
+            rng_m = rng.uniform(b.range_min_m, max(b.range_max_m, b.range_min_m), n)
+            speed = rng.uniform(8.0, 15.0, n)
+            head = rng.uniform(0.0, 2 * np.pi, n)
+            self._birds[k] = np.column_stack([
+                t_mid, cam.x + rng_m * np.sin(bearing), cam.y + rng_m * np.cos(bearing),
+                rng.uniform(5.0, 40.0, n), speed * np.sin(head), speed * np.cos(head),
+            ])  # fmt: skip
+            for old in [j for j in self._birds if j < k - 2]:
+                del self._birds[old]
+        return self._birds[k]
+
+    def add_birds(self, acc: NDArray[np.float32], cam, t: float) -> int:
+        """Draw the birds in view at ``t`` into ``acc`` (area-sampled squares through the PSF
+        when the blur is on; the warmest wins where they meet bodies); returns how many."""
+        b = self.p.birds
+        if not b.on:
+            return 0
+        k = math.floor(t / HOUR_S)
+        ev = np.vstack([self.bird_events(j, cam) for j in (k - 1, k, k + 1)])
+        ev = ev[np.abs(t - ev[:, 0]) <= 60.0]
+        if len(ev) == 0:
+            return 0
+        dt = t - ev[:, 0]
+        u, v, depth = cam.project(ev[:, 1] + ev[:, 4] * dt, ev[:, 2] + ev[:, 5] * dt, ev[:, 3])
+        rows, cols = acc.shape
+        ok = (depth > 0) & (u > -2) & (u < cols + 2) & (v > -2) & (v < rows + 2)
+        if not ok.any():
+            return 0
+        size = b.size_m * cam.focal_px / depth[ok]
+        layer = np.zeros_like(acc)
+        kernels.add_blobs(layer, u[ok], v[ok], size, size, np.full(size.shape, b.contrast_dn))
+        if self.p.blur.on:
+            blur_bodies(layer, self.p.blur.sigma_px)
+        np.maximum(acc, layer, out=acc)
+        return int(ok.sum())
 
     # -- AGC ---------------------------------------------------------------------------------
     def agc_gain(self, t: float, hot: bool) -> float:

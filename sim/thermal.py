@@ -408,6 +408,7 @@ class TowerView:
         self.acc.fill(0.0)
         hot = draw_bodies(self.acc, objects, pert) if objects else False
         perturber.add_dust(self.acc, self._true(shaken), t, day)
+        perturber.add_birds(self.acc, self._true(shaken), t)
         perturber.add_pattern(self.acc, frame_index)
         if pert.agc.on:
             g = perturber.agc_gain(t, hot)

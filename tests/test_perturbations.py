@@ -288,3 +288,41 @@ def test_dust_devils_by_day_only_with_the_set_size_and_no_truth(site):
     _, _, depth = cam.project([x], [y], [0.0])
     fwhm = (row >= 0.5 * row.max()).sum()
     assert fwhm == pytest.approx(10.0 * cam.focal_px / depth[0], abs=1.5)
+
+
+def test_birds_cross_the_view_fast_and_leave_no_truth(site):
+    from vigil.sim.perturbations import Birds
+
+    b = Birds(per_hour=3600.0, range_min_m=100.0, range_max_m=100.0, size_m=0.5,
+              contrast_dn=40.0)  # fmt: skip
+    v = view(site, Perturbations(birds=b).only("birds"), width=160, height=120)
+    ref = view(site, OFF, width=160, height=120)
+    t = T0 + 1800.0
+    a, objs = render(v, empty(v), t, 0)
+    diff = a - render(ref, empty(ref), t, 0)[0]
+    assert objs == [] and diff.min() >= 0 and diff.max() >= 20.0
+    # at 100 m a 0.5 m bird is ~0.5 m * f / 100 px: blobs of about that many pixels
+    k = math.floor(t / 3600.0)
+    ev = np.vstack([v.perturber.bird_events(j, v.camera) for j in (k - 1, k, k + 1)])
+    in_time = np.abs(t - ev[:, 0]) <= 60.0
+    assert v.perturber.add_birds(np.zeros((120, 160), np.float32), v.camera, t) <= in_time.sum()
+    # one bird, 100 m out, 12 m/s across the view: drawn where it is, moving ~1.2 m * f / 100 m
+    # in a tenth of a second
+    cam = v.camera
+    pan = math.radians(cam.pan_deg)
+    x, y = cam.x + 100.0 * math.sin(pan), cam.y + 100.0 * math.cos(pan)
+    one = np.array([[t, x, y, 10.0, 12.0 * math.cos(pan), -12.0 * math.sin(pan)]])
+    for j in (k - 1, k, k + 1):
+        v.perturber._birds[j] = one if j == k else np.zeros((0, 6))
+    centres = []
+    for dt in (0.0, 0.1):
+        layer = np.zeros((120, 160), np.float32)
+        assert v.perturber.add_birds(layer, cam, t + dt) == 1
+        jj = np.arange(160) + 0.5
+        centres.append((layer.sum(axis=0) * jj).sum() / layer.sum())
+    u, _, _ = cam.project([x, x + 1.2 * math.cos(pan)], [y, y - 1.2 * math.sin(pan)], [10.0, 10.0])
+    assert centres[0] == pytest.approx(u[0], abs=0.05)
+    assert centres[1] - centres[0] == pytest.approx(u[1] - u[0], abs=0.05)
+    assert abs(u[1] - u[0]) > 1.0
+    counts = [len(v.perturber.bird_events(j, v.camera)) for j in range(2000, 2020)]
+    assert np.mean(counts) == pytest.approx(3600.0, rel=0.02)
