@@ -2,6 +2,8 @@
 
 - :class:`World`: the in-process simulator (feed items in time order, ground truth, commands);
 - :class:`SimSettings`: its switches and rates;
+- :class:`Perturbations`: what makes it as hard as the field (issue 22), each with a switch
+  and a size; ``Perturbations.none()`` (World's default) is the world as before;
 - :func:`simulate_to_files`: a whole run written to a folder (videos, ``ugs.jsonl``,
   ``uas.tlog``, ``truth/`` and a manifest).
 
@@ -18,6 +20,7 @@ _WHERE = {
     "CrossingTruth": "movers",
     "MoverStates": "movers",
     "SimError": "movers",
+    "Perturbations": "perturbations",
     "DEFAULT_START_TIME": "settings",
     "SimSettings": "settings",
     "ObjectTruth": "thermal",
@@ -46,6 +49,7 @@ __all__ = [
     "FeedItem",
     "MoverStates",
     "ObjectTruth",
+    "Perturbations",
     "SimError",
     "SimSettings",
     "TelemetryItem",

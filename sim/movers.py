@@ -31,7 +31,7 @@ from .animals import SPECIES, Animals
 from .climate import season_for
 from .perturbations import Perturbations
 from .perturbations_bodies import BodyShaper
-from .perturbations_groups import GroupShaper, Split, off_road_tracks
+from .perturbations_groups import GroupShaper, Split, off_road_tracks, small_animal_plans
 from .plans import Plan, crossings_of_plan, cumulative, polyline_local, resample, rng_for, timeline
 from .settings import SimSettings
 
@@ -59,6 +59,7 @@ BODY: dict[str, tuple[float, float, float]] = {
     "atv": (2.0, 1.2, 60.0),
     "horse": (2.4, 2.2, 55.0),
     "agent": (0.5, 1.8, 60.0),
+    "jackrabbit": (0.5, 0.3, 35.0),  # small fast animals (perturbations)
 }
 #: The class each kind of mover belongs to (the wire's class names).
 CLASS_OF = {
@@ -74,6 +75,7 @@ CLASS_OF = {
     "coyote": "animal",
     "moose": "animal",
     "horse": "animal",
+    "jackrabbit": "animal",
 }
 
 
@@ -176,6 +178,7 @@ class Population:
         if pt is not None and (pt.groups.on or pt.runners.on or pt.lay_ups.on):
             self.group_shaper = GroupShaper(pt.groups, pt.runners, seed, pt.lay_ups)
         self.off_road = pt.off_road if pt is not None and pt.off_road.on else None
+        self.small_animals = pt.small_animals if pt is not None and pt.small_animals.on else None
         self.settings = settings
         self.seed = int(seed)
         self.frame = site.frame()
@@ -320,6 +323,11 @@ class Population:
                 plan = timeline(pts, v, t0, [])
                 self.movers[vid] = Mover(vid, kind, plan, vid, origin="off-road")
                 self._add_crossings(vid, "vehicle", 1, plan, "off-road")
+        if self.small_animals is not None:
+            plans = small_animal_plans(self.small_animals, self.seed, k, self.border.line)
+            for i, plan in enumerate(plans):
+                aid = f"small-{k}-{i}"
+                self.movers[aid] = Mover(aid, "jackrabbit", plan, aid, origin="small-animal")
         if not st.road_traffic:
             return
         for ri, road in enumerate(self.site.roads):

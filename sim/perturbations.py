@@ -24,7 +24,7 @@ Fraction = Annotated[float, Meta(ge=0.0, le=1.0)]
 #: Random stream tags of the perturbations (the simulator's others are below 40).
 STREAM_FPN, STREAM_COLUMN, STREAM_FFC, STREAM_BODIES = 40, 41, 42, 43
 STREAM_UAS_CONFUSION, STREAM_UAS_FALSE, STREAM_UGS_NUISANCE, STREAM_GROUPS = 44, 45, 46, 47
-STREAM_DUST, STREAM_OFFROAD, STREAM_BIRDS = 48, 49, 50
+STREAM_DUST, STREAM_OFFROAD, STREAM_BIRDS, STREAM_SMALL_ANIMALS = 48, 49, 50, 51
 
 #: The aircraft classifier's P(guess | true class) in the field (rows sum to 1): small-UAS
 #: EO/IR classifiers at 100-300 m above ground confuse people and animals one time in six to
@@ -259,6 +259,18 @@ class OffRoad(_Family, frozen=True, kw_only=True):
     per_hour: Annotated[float, Meta(ge=0.0, le=100.0)] = 0.2
 
 
+class SmallAnimals(_Family, frozen=True, kw_only=True):
+    """Small fast animals: jackrabbits dashing and stopping near the line (class animal).
+
+    ``per_km_hour``: animals appearing per km of border per hour, each within 1.5 km of the
+    line on either side, making 3-10 dashes of 10-60 m at 4-10 m/s with pauses of 5-120 s.
+    Too small to count as crossings (the truth has them as movers, not crossings), so an
+    alert for one is a false one.
+    """
+
+    per_km_hour: Annotated[float, Meta(ge=0.0, le=100.0)] = 0.3
+
+
 def _check_rows(name: str, rows: dict[str, dict[str, float]]) -> None:
     for cls, row in rows.items():
         if any(v < 0 for v in row.values()) or abs(sum(row.values()) - 1.0) > 1e-6:
@@ -320,6 +332,7 @@ class Perturbations(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     runners: Runners = Runners()
     lay_ups: LayUps = LayUps()
     off_road: OffRoad = OffRoad()
+    small_animals: SmallAnimals = SmallAnimals()
     uas_classifier: UasClassifier = msgspec.field(default_factory=UasClassifier)
     ugs_nuisance: UgsNuisance = UgsNuisance()
 

@@ -14,7 +14,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .perturbations import STREAM_GROUPS, STREAM_OFFROAD, Groups, LayUps, OffRoad, Runners
+from .perturbations import (
+    STREAM_GROUPS,
+    STREAM_OFFROAD,
+    STREAM_SMALL_ANIMALS,
+    Groups,
+    LayUps,
+    OffRoad,
+    Runners,
+    SmallAnimals,
+)
 from .plans import Plan, rng_for
 
 #: speed above which a plan segment counts as walking, m/s
@@ -183,4 +192,27 @@ def off_road_tracks(
             s_at += direction * float(rng.uniform(400.0, 900.0))
             off = float(np.clip(off + rng.normal(0.0, 300.0), 150.0, 2500.0))
         out.append((kind, t0, speed, np.asarray(pts)))
+    return out
+
+
+def small_animal_plans(cfg: SmallAnimals, seed: int, hour: int, line) -> list[Plan]:
+    """The small animals appearing in hour ``hour``: each one's plan of dashes and pauses."""
+    rng = rng_for(seed, STREAM_SMALL_ANIMALS, hour)
+    length = line.length
+    n = int(rng.poisson(cfg.per_km_hour * length / 1000.0))
+    out = []
+    for _ in range(n):
+        a = line.interpolate(float(rng.uniform(0.0, length)))
+        x, y = a.x + rng.uniform(-1500.0, 1500.0), a.y + rng.uniform(-1500.0, 1500.0)
+        t = float(rng.uniform(hour * 3600.0, (hour + 1) * 3600.0))
+        ts, xs, ys = [t], [x], [y]
+        for _ in range(int(rng.integers(3, 11))):
+            d, v, head = rng.uniform(10.0, 60.0), rng.uniform(4.0, 10.0), rng.uniform(0, 2 * np.pi)
+            t += d / v
+            x, y = x + d * math.sin(head), y + d * math.cos(head)
+            ts += [t, t + float(rng.uniform(5.0, 120.0))]
+            xs += [x, x]
+            ys += [y, y]
+            t = ts[-1]
+        out.append(Plan(np.asarray(ts), np.asarray(xs), np.asarray(ys)))
     return out

@@ -192,3 +192,29 @@ def test_off_road_vehicles_drive_on_the_us_side_at_the_set_rate(site):
     plain = World(site, SimSettings(**WALKERS), 8)
     plain.states(NIGHT)
     assert not [m for m in plain.population.movers.values() if m.origin == "off-road"]
+
+
+def test_small_animals_dash_and_pause_near_the_line(site):
+    from vigil.sim.perturbations import SmallAnimals
+    from vigil.sim.perturbations_groups import small_animal_plans
+
+    cfg = SmallAnimals(per_km_hour=1.0)
+    world = World(site, SimSettings(**WALKERS), 9,
+                  perturbations=Perturbations(small_animals=cfg).only("small_animals"))  # fmt: skip
+    km = world.border.line.length / 1000.0
+    line = world.border.line
+    plans = [p for k in range(494520, 494530) for p in small_animal_plans(cfg, 9, k, line)]
+    assert abs(len(plans) - 10 * km) < 4 * math.sqrt(10 * km)
+    for p in plans[:200]:
+        dt, d = np.diff(p.t), np.hypot(np.diff(p.x), np.diff(p.y))
+        dash = d > 0
+        assert 3 <= dash.sum() <= 10
+        assert np.all((d[dash] >= 10.0) & (d[dash] <= 60.0))
+        v = d[dash] / dt[dash]
+        assert np.all((v >= 4.0 - 1e-9) & (v <= 10.0 + 1e-9))
+        assert np.all((dt[~dash] >= 5.0) & (dt[~dash] <= 120.0))
+        assert world.border.distance([p.x[0]], [p.y[0]])[0] <= 1500.0 * math.sqrt(2) + 1
+    s = world.states(NIGHT)
+    small = [i for i, k in enumerate(s.kinds) if k == "jackrabbit"]
+    assert small and all(s.classes[i] == "animal" for i in small)
+    assert not [c for c in world.population.crossings if c.origin == "small-animal"]
