@@ -2,12 +2,13 @@
 
 :func:`aggregate_crossings_db` returns the same :class:`~vigil.geo.patterns.aggregate.
 CrossingAggregates` as :func:`~vigil.geo.patterns.aggregate.aggregate_crossings` does over the
-same crossings in memory, but the per segment and local day, hour, weekday and direction
-counts come from one ``GROUP BY GROUPING SETS`` in the database (local time through
-PostgreSQL's ``AT TIME ZONE`` with the sector's IANA zone), so only the small counts tables
-cross the wire. H3 cells have no PostgreSQL function here (no h3-pg in Debian 12): positions
-are streamed through a server-side cursor in bounded chunks and counted per chunk, so memory
-stays at one chunk whatever the history's size.
+same crossings in memory, but the database does the counting: ``GROUP BY segment_id,
+direction, UTC hour`` (15 minutes for zones with half- and quarter-hour offsets), and each
+bin's local day, hour and weekday are looked up once, in the sector's IANA zone; where a bin
+would straddle a change of offset, one ``GROUP BY GROUPING SETS`` over PostgreSQL's ``AT TIME
+ZONE`` does it row by row. Only counts cross the wire. H3 cells have no PostgreSQL function
+here (no h3-pg in Debian 12): positions are streamed through a server-side cursor in bounded
+chunks and counted per chunk, so memory stays at one chunk whatever the history's size.
 
 The schema is an identifier composed with :mod:`psycopg.sql`; the zone is a parameter.
 """
@@ -78,6 +79,21 @@ def aggregate_crossings_db(
     n, first, last = conn.execute(
         sql.SQL("SELECT count(*), min(time), max(time) FROM {}").format(t)
     ).fetchone()
+    tables = _by_bins(conn, t, timezone) if n else None
+    if tables is None:
+        tables = _by_grouping_sets(conn, t, timezone)
+    return CrossingAggregates(
+        **tables,
+        by_cell=_cells_db(conn, t, h3_resolution),
+        n_crossings=int(n),
+        first_time=float(first) if n else float("nan"),
+        last_time=float(last) if n else float("nan"),
+        timezone=timezone,
+    )
+
+
+def _by_grouping_sets(conn: psycopg.Connection, t: sql.Composable, timezone: str) -> dict:
+    """The local-time counts straight from PostgreSQL's ``AT TIME ZONE`` (any zone)."""
     rows = conn.execute(_GROUPS.format(t=t), {"tz": timezone}).fetchall()
     df = pd.DataFrame(rows, columns=[SEGMENT_ID, DATE, HOUR, WEEKDAY, DIRECTION, COUNT, "g"])
     if len(df):
@@ -87,18 +103,59 @@ def aggregate_crossings_db(
         sel = df[df["g"] == mask]
         return _tidy(sel.set_index([SEGMENT_ID, key])[COUNT], [SEGMENT_ID, key])
 
-    by_cell = _cells_db(conn, t, h3_resolution)
-    return CrossingAggregates(
-        by_segment_day=part(_BY_DAY, DATE),
-        by_segment_hour=part(_BY_HOUR, HOUR),
-        by_segment_weekday=part(_BY_WEEKDAY, WEEKDAY),
-        by_segment_direction=part(_BY_DIRECTION, DIRECTION),
-        by_cell=by_cell,
-        n_crossings=int(n),
-        first_time=float(first) if n else float("nan"),
-        last_time=float(last) if n else float("nan"),
-        timezone=timezone,
+    return {
+        "by_segment_day": part(_BY_DAY, DATE),
+        "by_segment_hour": part(_BY_HOUR, HOUR),
+        "by_segment_weekday": part(_BY_WEEKDAY, WEEKDAY),
+        "by_segment_direction": part(_BY_DIRECTION, DIRECTION),
+    }
+
+
+def _by_bins(conn: psycopg.Connection, t: sql.Composable, timezone: str) -> dict | None:
+    """The local-time counts from counts per segment, direction and UTC bin (an hour, else 15
+    minutes): the database reduces the rows to bins, and each bin's local day, hour and weekday
+    are looked up once. None when some bin straddles a change of the zone's offset (then
+    :func:`_by_grouping_sets` does it row by row)."""
+    for width in (3600, 900):
+        q = sql.SQL(
+            "SELECT segment_id, direction, floor(time / %(w)s)::int8 AS b, count(*) FROM {} "
+            "GROUP BY 1, 2, 3"
+        ).format(t)
+        with conn.cursor(binary=True) as cur:
+            rows = cur.execute(q, {"w": float(width)}).fetchall()
+        df = pd.DataFrame(rows, columns=[SEGMENT_ID, DIRECTION, "b", COUNT])
+        bins = np.unique(df["b"].to_numpy(np.int64))
+        start = pd.DatetimeIndex(pd.to_datetime(bins * width, unit="s", utc=True))
+        end = pd.DatetimeIndex(pd.to_datetime(bins * width + width - 1, unit="s", utc=True))
+        a, z = start.tz_convert(timezone), end.tz_convert(timezone)
+        offset_a = (a.tz_localize(None) - start.tz_localize(None)).total_seconds()
+        offset_z = (z.tz_localize(None) - end.tz_localize(None)).total_seconds()
+        if np.array_equal(offset_a, offset_z) and not np.any(np.asarray(offset_a) % width):
+            break
+    else:
+        return None
+    pos = np.searchsorted(bins, df["b"].to_numpy(np.int64))
+    local = a.tz_localize(None)
+    keyed = pd.DataFrame(
+        {
+            SEGMENT_ID: df[SEGMENT_ID].astype(str).to_numpy(),
+            DIRECTION: df[DIRECTION].astype(str).to_numpy(),
+            DATE: local.floor("D").astype("datetime64[ns]")[pos],
+            HOUR: local.hour.to_numpy().astype(np.int64)[pos],
+            WEEKDAY: local.day_of_week.to_numpy().astype(np.int64)[pos],
+            COUNT: df[COUNT].to_numpy(np.int64),
+        }
     )
+
+    def total(key: str) -> pd.DataFrame:
+        return _tidy(keyed.groupby([SEGMENT_ID, key])[COUNT].sum(), [SEGMENT_ID, key])
+
+    return {
+        "by_segment_day": total(DATE),
+        "by_segment_hour": total(HOUR),
+        "by_segment_weekday": total(WEEKDAY),
+        "by_segment_direction": total(DIRECTION),
+    }
 
 
 def _cells_db(conn: psycopg.Connection, t: sql.Composable, resolution: int | None) -> pd.DataFrame:

@@ -326,3 +326,43 @@ def test_the_core_mirrors_a_recorded_run_into_postgis(pg, tmp_path, monkeypatch)
               f"{len(lite_e.crossings())} crossings")  # fmt: skip
     lite_t.close()
     lite_e.close()
+
+
+@pytest.mark.parametrize(
+    ("zone", "start"),
+    [
+        ("America/Phoenix", 1.70e9),  # whole hours, no DST: hour bins
+        ("America/New_York", 1.70e9),  # DST changes: hour bins still fit
+        ("Asia/Kathmandu", 1.70e9),  # +05:45: 15-minute bins
+        ("Africa/Monrovia", 0.0),  # -00:44:30 until 1972: row by row (AT TIME ZONE)
+    ],
+)
+def test_database_counts_equal_the_in_memory_counts(pg, zone, start) -> None:
+    from vigil.geo.patterns.aggregate import aggregate_crossings
+    from vigil.maps.report_db import aggregate_crossings_db
+
+    rng = __import__("numpy").random.default_rng(7)
+    n = 3000
+    frame = pd.DataFrame(
+        {
+            "crossing_id": [f"C{i}" for i in range(n)],
+            "track_id": [f"T{i}" for i in range(n)],
+            "time": start + rng.uniform(0, 2 * 365 * 86400, n),
+            "segment_id": rng.choice(["s-1", "s-2", "s-3"], n),
+            "direction": rng.choice(["northbound", "southbound"], n),
+            "lat": rng.uniform(31.2, 31.4, n),
+            "lon": rng.uniform(-111.0, -110.8, n),
+            "confidence": 1.0,
+        }
+    )
+    with fresh(pg) as store:
+        store.write_crossings_frame(frame)
+        got = aggregate_crossings_db(store.connection, schema=store.schema, timezone=zone)
+    want = aggregate_crossings(frame, timezone=zone)
+    for name, table in want.tables().items():
+        pd.testing.assert_frame_equal(got.tables()[name], table, obj=name)
+    assert (got.n_crossings, got.first_time, got.last_time) == (
+        want.n_crossings,
+        want.first_time,
+        want.last_time,
+    )
