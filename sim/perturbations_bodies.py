@@ -20,6 +20,8 @@ CROUCH_HEIGHT, CROUCH_WIDTH = 0.6, 1.3
 LOAD_WIDTH_M, LOAD_HEIGHT_M = 0.3, 0.15
 LYING_HEIGHT_M, LYING_WIDTH = 0.8, 1.1
 CALF_SIZE = 0.6
+#: the deployment's own units keep their nominal bodies
+FRIENDLY = frozenset({"agent", "patrol_vehicle", "atv", "horse"})
 
 
 class BodyShaper:
@@ -49,21 +51,28 @@ class BodyShaper:
 
     def apply(self, kinds: list[str], ids: list[str], rows: np.ndarray) -> None:
         """Reshape the bodies in ``rows`` (columns x, y, vx, vy, width, height, contrast) in
-        place. Friendly units keep their nominal bodies."""
-        for k, (mid, kind) in enumerate(zip(ids, kinds, strict=True)):
-            if kind in ("agent", "patrol_vehicle", "atv", "horse"):
-                continue
-            size, pose, other = self.draws(mid, kind)
-            w, h = rows[k, 4] * size, rows[k, 5] * size
-            stopped = np.hypot(rows[k, 2], rows[k, 3]) < STOPPED_MPS
-            if kind == "person":
-                if other:
-                    w, h = w + LOAD_WIDTH_M, h + LOAD_HEIGHT_M
-                if pose and stopped:
-                    w, h = w * CROUCH_WIDTH, h * CROUCH_HEIGHT
-            elif kind == "cattle":
-                if other:
-                    w, h = w * CALF_SIZE, h * CALF_SIZE
-                if pose and stopped:
-                    w, h = w * LYING_WIDTH, min(h, LYING_HEIGHT_M * (CALF_SIZE if other else 1.0))
-            rows[k, 4], rows[k, 5] = w, h
+        place. The kinds of the patrol units (agent, patrol vehicle, ATV, horse) keep theirs."""
+        n = len(ids)
+        if n == 0:
+            return
+        draws = [
+            (1.0, False, False) if kind in FRIENDLY else self.draws(mid, kind)
+            for mid, kind in zip(ids, kinds, strict=True)
+        ]
+        size = np.fromiter((d[0] for d in draws), np.float64, n)
+        pose = np.fromiter((d[1] for d in draws), bool, n)
+        other = np.fromiter((d[2] for d in draws), bool, n)
+        person = np.fromiter((k == "person" for k in kinds), bool, n)
+        cattle = np.fromiter((k == "cattle" for k in kinds), bool, n)
+        stopped = np.hypot(rows[:, 2], rows[:, 3]) < STOPPED_MPS
+        w, h = rows[:, 4] * size, rows[:, 5] * size
+        load = person & other
+        w, h = np.where(load, w + LOAD_WIDTH_M, w), np.where(load, h + LOAD_HEIGHT_M, h)
+        crouch = person & pose & stopped
+        w, h = np.where(crouch, w * CROUCH_WIDTH, w), np.where(crouch, h * CROUCH_HEIGHT, h)
+        calf = cattle & other
+        w, h = np.where(calf, w * CALF_SIZE, w), np.where(calf, h * CALF_SIZE, h)
+        lying = cattle & pose & stopped
+        cap = LYING_HEIGHT_M * np.where(calf, CALF_SIZE, 1.0)
+        w, h = np.where(lying, w * LYING_WIDTH, w), np.where(lying, np.minimum(h, cap), h)
+        rows[:, 4], rows[:, 5] = w, h

@@ -272,12 +272,20 @@ class CameraPerturber:
         if not ok.any():
             return 0
         size = b.size_m * cam.focal_px / depth[ok]
-        layer = np.zeros_like(acc)
-        kernels.add_blobs(layer, u[ok], v[ok], size, size, np.full(size.shape, b.contrast_dn))
+        u, v = u[ok], v[ok]
+        # drawn in a patch around them (padded by the PSF's reach), then into the frame
+        pad = size.max() / 2 + (4.0 * self.p.blur.sigma_px + 2 if self.p.blur.on else 1)
+        i0, i1 = max(int(v.min() - pad), 0), min(int(v.max() + pad) + 1, rows)
+        j0, j1 = max(int(u.min() - pad), 0), min(int(u.max() + pad) + 1, cols)
+        if i1 <= i0 or j1 <= j0:
+            return 0
+        layer = np.zeros((i1 - i0, j1 - j0), np.float32)
+        kernels.add_blobs(layer, u - j0, v - i0, size, size, np.full(size.shape, b.contrast_dn))
         if self.p.blur.on:
             blur_bodies(layer, self.p.blur.sigma_px)
-        np.maximum(acc, layer, out=acc)
-        return int(ok.sum())
+        patch = acc[i0:i1, j0:j1]
+        np.maximum(patch, layer, out=patch)
+        return int(len(u))
 
     # -- AGC ---------------------------------------------------------------------------------
     def agc_gain(self, t: float, hot: bool) -> float:
@@ -304,7 +312,10 @@ def draw_bodies(acc: NDArray[np.float32], objects: list, p: Perturbations) -> bo
     bw = np.array([o.box[2] - o.box[0] for o in objects])
     bh = np.array([o.box[3] - o.box[1] for o in objects])
     con = np.array([o.contrast_dn for o in objects])
-    if (con < 0).any():
+    if (con < 0).all():  # the crossover turns every body the same way: draw, then negate
+        kernels.add_blobs(acc, uc, vc, bw, bh, -con)
+        np.negative(acc, out=acc)
+    elif (con < 0).any():
         neg = np.zeros_like(acc)
         c = con < 0
         kernels.add_blobs(neg, uc[c], vc[c], bw[c], bh[c], -con[c])

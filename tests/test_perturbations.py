@@ -326,3 +326,20 @@ def test_birds_cross_the_view_fast_and_leave_no_truth(site):
     assert abs(u[1] - u[0]) > 1.0
     counts = [len(v.perturber.bird_events(j, v.camera)) for j in range(2000, 2020)]
     assert np.mean(counts) == pytest.approx(3600.0, rel=0.02)
+
+
+def test_bodies_of_both_signs_draw_warm_and_cold():
+    from vigil.sim.perturbations_render import draw_bodies
+    from vigil.sim.thermal import ObjectTruth
+
+    def obj(u: float, con: float) -> ObjectTruth:
+        return ObjectTruth("m", "person", "person", "g", 0.0, 0.0, 100.0,
+                           (u - 2.0, 4.0, u + 2.0, 12.0), con)  # fmt: skip
+
+    acc = np.zeros((16, 32), np.float32)
+    draw_bodies(acc, [obj(8.0, 30.0), obj(24.0, -20.0)], OFF)
+    assert acc[:, :16].max() == pytest.approx(30.0) and acc[:, :16].min() == 0.0
+    assert acc[:, 16:].min() == pytest.approx(-20.0) and acc[:, 16:].max() == 0.0
+    only_cold = np.zeros((16, 32), np.float32)
+    draw_bodies(only_cold, [obj(24.0, -20.0)], OFF)
+    assert np.array_equal(only_cold[:, 16:], acc[:, 16:])
