@@ -9,6 +9,14 @@ Outputs in the chosen folder:
 - ``report.html`` (and ``analysis/``): the planners' analysis of the run's crossings;
 - ``summary.json``: truth-scored figures and throughput;
 - ``vigil.tracks.sqlite``, ``events.sqlite``: the stores.
+
+With ``relief`` (``vigil demo --relief``) the world stands on the sector's ground
+(:func:`demo_relief`: the deployment's ``[terrain]`` DEM or synthetic relief, else the demo's
+synthetic relief), each tower camera points off by a hidden error, the towers are calibrated
+from simulated surveyed landmarks before the run (:func:`calibrate_towers`, written to
+``pointing.toml``) and the detectors place detections on the DEM; the summary then has a
+``relief`` section (the calibration, and the camera detections of people scored against
+the truth: ground error and side of the line).
 """
 
 from __future__ import annotations
@@ -17,9 +25,11 @@ import shutil
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import msgspec
+import numpy as np
 
 from vigil.alerts.channels import DispatchChannel, feed_from_bus
 from vigil.config import Deployment
@@ -27,7 +37,13 @@ from vigil.ingest.schema import Alert, CameraDetection, Crossing
 from vigil.pipeline import Pipeline, write_json
 from vigil.sim import SimSettings
 from vigil.sim.climate import climate_named
+from vigil.sim.terrain import SimTerrain
 from vigil.tracks.csvfile import iso_time
+
+if TYPE_CHECKING:
+    from vigil.geo.dem import ElevationModel
+    from vigil.geo.landmarks import TowerPointing
+    from vigil.sim import World
 
 #: Demo defaults: start at 02:00 local (09:00 UTC) on 2026-06-01, when crossings happen.
 DEMO_START_UTC = 1_780_272_000.0 + 9 * 3600.0
@@ -59,16 +75,25 @@ def run_demo(
     sim: SimSettings,
     progress: bool = True,
     channels: Sequence[DispatchChannel] = (),
+    relief: bool = False,
+    pointing_sigma_deg: float = 0.05,
+    calibrate: bool = True,
 ) -> dict:
     """Run the chain for ``hours`` of simulated time; write every output; return the summary.
 
     ``channels`` (the deployment's ``[cot]``) also get every alert and track as they are
-    published; their counts go in the summary's ``cot``."""
+    published; their counts go in the summary's ``cot``. ``relief``: run on the sector's
+    ground (:func:`demo_relief`) with hidden pointing errors of ``pointing_sigma_deg``
+    (degrees, each of pan, tilt, roll), the towers calibrated from landmarks first unless
+    ``calibrate`` is False; the summary's ``relief`` says how it went."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ("tracks.sqlite", "events.sqlite"):
         for suffix in ("", "-wal", "-shm"):
             (out_dir / f"{name}{suffix}").unlink(missing_ok=True)
     site = deployment.site
+    terrain = None
+    if relief:
+        terrain = SimTerrain(demo_relief(deployment), pointing_sigma_deg=pointing_sigma_deg)
     pipe = Pipeline(
         site,
         sim,
@@ -77,12 +102,19 @@ def run_demo(
         tracker=deployment.tracker_config(),
         rules=deployment.rules,
         detection=deployment.detection_for,
+        terrain=terrain,
     )
     feed_from_bus(pipe.bus, deployment.sector, channels)
     duration = hours * 3600.0
     try:
+        if terrain is not None:
+            calibration = calibrate_towers(pipe.world, terrain.dem, seed) if calibrate else {}
+            pipe.pointing = {t: entry for t, (entry, _) in calibration.items()}
+            placement = PlacementScore(pipe)
         pipe.run(duration, progress=progress)
         summary = pipe.summary(duration)
+        if terrain is not None:
+            summary["relief"] = _relief_summary(pipe, terrain, calibration, placement, out_dir)
         summary["seed"] = seed
         summary["hours"] = hours
         summary["files"], summary["exports"] = write_outputs(pipe, out_dir)
@@ -94,6 +126,147 @@ def run_demo(
         summary["cot"] = {getattr(c, "url", type(c).__name__): dict(c.counts) for c in channels}
     write_json(out_dir / "summary.json", summary)
     return summary
+
+
+def demo_relief(deployment: Deployment) -> ElevationModel:
+    """The ground ``vigil demo --relief`` runs on: the deployment's ``[terrain]`` DEM or
+    synthetic relief when it names one, else the demo's synthetic relief
+    (:mod:`vigil.geo.relief`, :class:`~vigil.geo.dem.SyntheticRelief` defaults, seed 0) over
+    the sector (:func:`~vigil.geo.dem.site_bounds` with the section's margin and cell)."""
+    from vigil.geo.dem import SyntheticRelief, load_terrain, site_bounds
+    from vigil.geo.relief import synthetic_relief
+
+    terrain, site = deployment.config.terrain, deployment.site
+    if terrain.dem is not None or terrain.synthetic is not None:
+        return load_terrain(terrain, site, deployment.path.parent)
+    bounds = site_bounds(site, terrain.margin_m)
+    return synthetic_relief(SyntheticRelief(seed=0), bounds, terrain.cell_m, site.frame())
+
+
+#: Landmarks per tower, their range from it (metres) and pixel error (pixels).
+LANDMARKS, LANDMARK_RANGE_M, LANDMARK_PX = 10, (400.0, 3500.0), 0.5
+
+
+def calibrate_towers(
+    world: World, dem: ElevationModel, seed: int
+) -> dict[str, tuple[TowerPointing, object]]:
+    """Calibrate each simulated tower from :data:`LANDMARKS` surveyed landmarks, as a crew
+    would before the run (:func:`vigil.geo.landmarks.calibrate_tower`).
+
+    The survey is simulated: ground points 0.4-3.5 km away spread over the image of the
+    camera as it really points (the world's hidden error), their pixels read with
+    :data:`LANDMARK_PX` of error (seeded by ``seed``). Returns, by tower, the calibration
+    file's entry and the full solution; a tower that sees too few landmarks is left out (its
+    detector then takes the deployment's pointing)."""
+    from dataclasses import replace
+
+    from vigil.geo.dem import TerrainError
+    from vigil.geo.landmarks import Landmarks, calibrate_tower
+    from vigil.geo.raycast import pixels_to_terrain
+
+    rng = np.random.default_rng([seed, 21])
+    out: dict[str, tuple[TowerPointing, object]] = {}
+    for tower, view in world.views.items():
+        cam = world.camera(tower)
+        dp, dt, dr = view.pointing_error
+        true = replace(cam, pan_deg=(cam.pan_deg + dp) % 360.0, tilt_deg=cam.tilt_deg + dt,
+                       roll_deg=cam.roll_deg + dr)  # fmt: skip
+        grid = np.meshgrid(np.linspace(0.05, 0.95, 12) * cam.width,
+                           np.arange(0.4 * cam.height, 0.98 * cam.height, 2.0))  # fmt: skip
+        u, v = (a.ravel() for a in grid)
+        h = pixels_to_terrain(true, dem, u, v)
+        lo, hi = LANDMARK_RANGE_M
+        ok = np.flatnonzero(h.hit & (h.range_m > lo) & (h.range_m < hi))
+        if ok.size < 3:
+            continue
+        ok = ok[np.argsort(u[ok] + 1e-3 * v[ok], kind="stable")]
+        pick = ok[np.linspace(0, ok.size - 1, min(LANDMARKS, ok.size)).astype(int)]
+        lat, lon = world.frame.to_wgs84(h.x[pick], h.y[pick])
+        px = np.column_stack([u[pick], v[pick]]) + rng.normal(0.0, LANDMARK_PX, (pick.size, 2))
+        px = np.clip(px, 0.0, [cam.width, cam.height])
+        marks = Landmarks([f"{tower}-{k}" for k in range(pick.size)], px, lat, lon, h.z[pick])
+        try:
+            out[tower] = calibrate_tower(world.site, tower, marks, dem)
+        except TerrainError:
+            continue
+    return out
+
+
+class PlacementScore:
+    """Tower camera detections scored against the truth as they are published: the nearest
+    simulated body at the detection's time; a person within :attr:`MATCH_M` counts."""
+
+    #: Farthest a detection is matched to a body, metres.
+    MATCH_M = 300.0
+
+    def __init__(self, pipe: Pipeline) -> None:
+        self.pipe = pipe
+        #: (error m, truth signed distance to the line m, detected signed distance m)
+        self.rows: list[tuple[float, float, float]] = []
+        pipe.bus.subscribe(f"vigil/v1/{pipe.sector}/#", self._on)
+
+    def _on(self, topic: str, msg: object) -> None:
+        if not isinstance(msg, CameraDetection) or msg.frame < 0:
+            return
+        states = self.pipe.world.states(msg.time)
+        if not len(states.ids):
+            return
+        x, y = self.pipe.frame.to_local([msg.lat], [msg.lon])
+        d = np.hypot(np.asarray(states.x) - x[0], np.asarray(states.y) - y[0])
+        k = int(np.argmin(d))
+        if d[k] > self.MATCH_M or states.classes[k] != "person":
+            return
+        border = self.pipe.border
+        truth = float(border.signed_distance([states.x[k]], [states.y[k]])[0])
+        got = float(border.signed_distance(x, y)[0])
+        self.rows.append((float(d[k]), truth, got))
+
+    def summary(self) -> dict:
+        """Detections of people matched, their ground error (median, 90th percentile, m) and
+        the share placed on their true side among those more than 50 m from the line."""
+        if not self.rows:
+            return {"people_detections": 0}
+        err, truth, got = (np.asarray(c) for c in zip(*self.rows, strict=True))
+        far = np.abs(truth) > 50.0
+        right = int(np.sum(np.sign(truth[far]) == np.sign(got[far])))
+        return {
+            "people_detections": int(err.size),
+            "error_median_m": round(float(np.median(err)), 2),
+            "error_p90_m": round(float(np.percentile(err, 90)), 2),
+            "beyond_50m_of_line": int(far.sum()),
+            "right_side": right,
+        }
+
+
+def _relief_summary(pipe, terrain, calibration, placement, out_dir: Path) -> dict:
+    """The summary's ``relief`` section; writes ``pointing.toml`` when towers were calibrated."""
+    from vigil.geo.landmarks import format_pointing_file
+
+    towers = {}
+    for tower, view in pipe.world.views.items():
+        row: dict = {"hidden_error_deg": [round(e, 4) for e in view.pointing_error]}
+        if tower in calibration:
+            entry, cal = calibration[tower]
+            solved = (entry.pan_offset_deg, entry.tilt_offset_deg, entry.roll_offset_deg)
+            row["left_after_calibration_deg"] = [
+                round(e - s, 4) for e, s in zip(view.pointing_error, solved, strict=True)
+            ]
+            row["landmark_rms_px"] = round(entry.rms_px, 3)
+            row["landmark_median_m"] = round(float(np.nanmedian(cal.residual_m)), 2)
+        towers[tower] = row
+    if calibration:
+        entries = {t: e for t, (e, _) in calibration.items()}
+        (out_dir / "pointing.toml").write_text(format_pointing_file(entries), encoding="utf-8")
+    dem = terrain.dem
+    return {
+        "dem_cells": list(dem.z.shape),
+        "cell_m": dem.cell_m,
+        "height_range_m": [round(float(np.nanmin(dem.z)), 1), round(float(np.nanmax(dem.z)), 1)],
+        "pointing_sigma_deg": terrain.pointing_sigma_deg,
+        "calibrated": sorted(calibration),
+        "towers": towers,
+        "placement": placement.summary(),
+    }
 
 
 #: Columns and types of the ``track_paths`` and ``track_points`` layers (``start``/``end``
@@ -314,6 +487,12 @@ def print_summary(summary: dict, out_dir: Path) -> None:
         f"{thr['messages']} messages ({f(thr['messages_per_s'], '{:.0f}')}/s); quarantined: "
         f"{sum(summary['quarantine'].values())} {summary['quarantine']}"
     )
+    if "relief" in summary:
+        r = summary["relief"]["placement"]
+        print(f"  on relief, calibrated {summary['relief']['calibrated']}; people's camera "
+              f"detections: {r['people_detections']}, ground error median "
+              f"{r.get('error_median_m')} m, right side {r.get('right_side')}/"
+              f"{r.get('beyond_50m_of_line')} beyond 50 m of the line")  # fmt: skip
     print(
         f"results in {out_dir.resolve()}: map.html, report.html, events.gpkg, geoparquet/, "
         "summary.json, events.sqlite"

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import shapely
@@ -38,7 +39,11 @@ from vigil.ingest.schema import (
 )
 from vigil.sim import CameraFrame, SimSettings, TelemetryItem, UasDetection, UgsMessage, World
 from vigil.sim.scoring import AlertPoint, Scorer, TrackSample, score_crossing_alerts
+from vigil.sim.terrain import SimTerrain
 from vigil.tracks.config import TrackerConfig
+
+if TYPE_CHECKING:
+    from vigil.geo.landmarks import TowerPointing
 
 
 @dataclass
@@ -116,6 +121,15 @@ class Pipeline:
         tower ``detector``.
     tick_s
         How often tracks are published and crossings checked, seconds of sim time.
+    terrain
+        Run the world on relief with hidden pointing errors (:class:`vigil.sim.terrain
+        .SimTerrain`) and place the towers' detections on its DEM
+        (:class:`vigil.detection.terrain.TerrainGeometry`); ``None``: flat ground, as before.
+    pointing
+        Each tower's pointing calibration (offsets and standard errors), applied to the
+        camera the detector places detections with; a tower without one uses the
+        deployment's pointing with ``terrain.pointing_sigma_deg`` as its uncertainty. Only
+        with ``terrain``; it may be set after construction, before :meth:`run`.
     """
 
     def __init__(
@@ -130,10 +144,14 @@ class Pipeline:
         detector: DetectorConfig | None = None,
         detection: Callable[[str], DetectionSettings] | None = None,
         tick_s: float = 1.0,
+        terrain: SimTerrain | None = None,
+        pointing: dict[str, TowerPointing] | None = None,
     ) -> None:
         self.site = site
         self.sector = site.sector.name
-        self.world = World(site, sim, seed)
+        self.terrain = terrain
+        self.pointing: dict[str, TowerPointing] = dict(pointing or {})
+        self.world = World(site, sim, seed, terrain=terrain)
         self.now = float(sim.start_time)
         self.bus = InProcessBus(self.sector, clock=lambda: self.now)
         self.detector_config = detector or DetectorConfig.for_tower()
@@ -247,7 +265,7 @@ class Pipeline:
             from dataclasses import replace
 
             cam = replace(cam, width=w, height=h)
-        geometry = CameraGeometry(cam, self.frame, item.tower)
+        geometry = self._geometry(cam, item.tower)
         if det is None:
             if self.detection is not None:
                 det = self.detection(item.tower).detector(
@@ -261,6 +279,25 @@ class Pipeline:
             det.set_geometry(geometry)
             self._pointing[item.tower] = pointing
         return det
+
+    def _geometry(self, cam, tower: str) -> CameraGeometry:
+        """The detector's geometry: a flat plane, or on relief the DEM with the tower's
+        calibrated pointing (:meth:`__init__`'s ``pointing``)."""
+        if self.terrain is None:
+            return CameraGeometry(cam, self.frame, tower)
+        from vigil.detection.terrain import TerrainGeometry
+        from vigil.geo.landmarks import apply_pointing
+
+        cal = self.pointing.get(tower)
+        if cal is None:  # the specification the hidden errors are drawn from
+            s = self.terrain.pointing_sigma_deg
+            return TerrainGeometry(
+                cam, self.frame, tower, self.terrain.dem, pointing_sigma_deg=(s, s, s)
+            )
+        sigmas = (cal.pan_sigma_deg, cal.tilt_sigma_deg, cal.roll_sigma_deg)
+        return TerrainGeometry(
+            apply_pointing(cam, cal), self.frame, tower, self.terrain.dem, pointing_sigma_deg=sigmas
+        )
 
     def _tick(self, t: float) -> None:
         self.now = t

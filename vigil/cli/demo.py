@@ -36,10 +36,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"error: --hours {args.hours!r}: expected a positive number of hours", file=sys.stderr
         )
         return EXIT_USAGE
+    if args.pointing_sigma > 5.0:
+        print(f"error: --pointing-sigma {args.pointing_sigma!r}: at most 5", file=sys.stderr)
+        return EXIT_USAGE
     start = demo_start(d) if args.start is None else args.start  # 02:00 local, its season
     sim = demo_settings(start_time=start, crossing_rate_scale=args.rate_scale, fps=args.fps)
     out_dir = Path(args.out)
     if args.serve:
+        if args.relief:
+            print("error: --relief is not available with --serve", file=sys.stderr)
+            return EXIT_USAGE
         return _demo_serve(d, sim, args)
     channels = cot_channels(d)
     summary = run_demo(
@@ -50,6 +56,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         sim=sim,
         progress=not args.quiet,
         channels=channels,
+        relief=args.relief,
+        pointing_sigma_deg=args.pointing_sigma,
+        calibrate=not args.no_calibration,
     )
     print_summary(summary, out_dir)
     return EXIT_OK
@@ -179,6 +188,30 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument(
         "--fps", type=positive_float, default=2.0, help="tower camera frame rate (default 2)"
+    )
+    p.add_argument(
+        "--relief",
+        action="store_true",
+        help=(
+            "run on relief: the deployment's [terrain] DEM or synthetic relief (else the demo's "
+            "synthetic relief); bodies stand on it and hide behind it, each tower camera points "
+            "off by a hidden error (--pointing-sigma), the towers are calibrated from simulated "
+            "surveyed landmarks first (pointing.toml) and detections are placed on the DEM; "
+            "summary.json's 'relief' scores the people's ground positions (default: flat)"
+        ),
+    )
+    p.add_argument(
+        "--pointing-sigma",
+        metavar="DEG",
+        type=nonnegative_float,
+        default=0.05,
+        help="with --relief: standard deviation of the hidden pan, tilt and roll errors, "
+        "degrees (default 0.05, at most 5)",
+    )
+    p.add_argument(
+        "--no-calibration",
+        action="store_true",
+        help="with --relief: no landmark calibration; detectors take the deployment's pointing",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--serve", action="store_true", help="run in real time and serve the live map")
