@@ -7,6 +7,8 @@ covariances gets ``sigma^2 I`` from one sigma per detection or one for all.
 
 from __future__ import annotations
 
+from collections.abc import Sized
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -16,7 +18,11 @@ class BatchError(ValueError):
 
 
 def position_measurements(
-    z: ArrayLike, R: ArrayLike | None, sigma: ArrayLike | float | None, default_sigma_m: float
+    z: ArrayLike,
+    R: ArrayLike | None,
+    sigma: ArrayLike | float | None,
+    default_sigma_m: float,
+    polar: Sized | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """A batch's positions and covariances as contiguous arrays, checked.
 
@@ -31,6 +37,9 @@ def position_measurements(
         Position sigma, m: one per detection or one for all.
     default_sigma_m
         Sigma (m) used when neither ``R`` nor ``sigma`` is given.
+    polar
+        The batch's polar measurements (:class:`vigil.tracks.polar.PolarBatch`), if any:
+        checked to have one row per detection.
 
     Raises
     ------
@@ -46,6 +55,8 @@ def position_measurements(
         j = int(np.flatnonzero(~np.isfinite(zz).all(axis=1))[0])
         raise BatchError(f"z[{j}] = {zz[j].tolist()}; expected finite metres")
     m = zz.shape[0]
+    if polar is not None and len(polar) != m:
+        raise BatchError(f"polar has {len(polar)} rows; expected {m}, one per detection")
     if R is not None:
         RR = np.ascontiguousarray(R, dtype=np.float64)
         if RR.shape != (m, 2, 2):

@@ -16,6 +16,7 @@ from vigil.tracks import kernels as kern
 from vigil.tracks.config import CLASSES, TrackerConfig
 from vigil.tracks.evidence import ClutterDensity, cost_offset
 from vigil.tracks.measurement import BatchError, position_measurements
+from vigil.tracks.polar import PolarBatch, polar_gate, polar_step
 from vigil.tracks.slots import LiveSlots
 from vigil.tracks.table import CONFIRMED, DELETED, TENTATIVE, TrackerSnapshot, TrackTable
 
@@ -227,6 +228,7 @@ class Tracker:
         in_view: NDArray[np.bool_] | None = None,
         can_initiate: ArrayLike | bool = True,
         position_only: ArrayLike | bool = False,
+        polar: PolarBatch | None = None,
     ) -> TrackTable:
         """Absorb one batch of detections made at time ``t``; return the tracks afterwards.
 
@@ -253,6 +255,10 @@ class Tracker:
             it was (one flag per detection or one for all): for sensors that say a target is
             near them, not where, such as ground sensors (see
             :func:`vigil.tracks.kernels.kalman_update`).
+        polar
+            Tower detections' own model (:mod:`vigil.tracks.polar`), one row per detection:
+            its polar rows gate on the polar innovation and update by EKF; ``z``, ``R`` hold
+            their converted positions (:func:`vigil.tracks.polar.to_position`).
         """
         t = float(t)
         if not math.isfinite(t):
@@ -262,7 +268,7 @@ class Tracker:
                 f"batch time {t!r} is before the previous batch ({self.time!r}); "
                 "feed batches in time order (FusionTracker reorders late ones)"
             )
-        zz, RR = position_measurements(z, R, sigma, self.config.default_sigma_m)
+        zz, RR = position_measurements(z, R, sigma, self.config.default_sigma_m, polar)
         m = zz.shape[0]
         lik = None
         if class_likelihood is not None:
@@ -298,6 +304,8 @@ class Tracker:
             if tentative.any() and (det_track < 0).any():
                 free = det_track < 0
                 self.last_clusters += self._associate(zz, RR, tentative, free, track_det, det_track)
+        if polar is not None and n and m:
+            polar_gate(x, P, n, track_det, det_track, polar, self._gamma)
         pos_only = np.ascontiguousarray(
             np.broadcast_to(np.asarray(position_only, dtype=np.bool_), (m,))
         )
@@ -306,7 +314,8 @@ class Tracker:
             kern.hit_loglik(P, n, track_det, RR, x, zz, hit_ll)
             was_tentative = self._status[:n] == TENTATIVE
             sig = math.sqrt(float(np.median(RR[:, 0, 0] + RR[:, 1, 1])) / 2.0) if m else 0.0
-        kern.kalman_update(x, P, n, track_det, zz, RR, pos_only)
+        pos_det = track_det if polar is None else polar_step(x, P, n, track_det, polar)
+        kern.kalman_update(x, P, n, pos_det, zz, RR, pos_only)
         if lik is not None:
             kern.fuse_class(
                 self._class,
@@ -365,22 +374,10 @@ class Tracker:
         """M-of-N confirmation and coasting in seconds (without ``track_score``)."""
         P, n, c = self._P, self.n, self.config
         kern.manage(
-            self._status,
-            self._hits,
-            self._scans,
-            self._n_updates,
-            self._t_hit,
-            P,
-            n,
-            track_det,
-            view,
-            t,
-            c.confirm_m,
-            c.confirm_n,
-            c.tentative_max_gap_s,
-            c.max_coast_s,
+            self._status, self._hits, self._scans, self._n_updates, self._t_hit, P, n,
+            track_det, view, t, c.confirm_m, c.confirm_n, c.tentative_max_gap_s, c.max_coast_s,
             self._max_var,
-        )
+        )  # fmt: skip
 
     def _associate(
         self,
