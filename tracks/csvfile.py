@@ -24,6 +24,7 @@ import numpy as np
 
 from vigil.geo.frames import LocalFrame
 from vigil.tracks.config import TrackerConfig
+from vigil.tracks.polar import PolarBatch, to_position
 from vigil.tracks.table import COASTING, CONFIRMED
 from vigil.tracks.tracker import Tracker
 
@@ -73,6 +74,8 @@ class Detections:
     sensor: list[str]
     sigma: np.ndarray
     frame: str
+    #: The tower rows' measurements (:mod:`vigil.tracks.polar_csv`), when the file has them.
+    polar: PolarBatch | None = None
 
 
 def read_detections(path: str | Path, frame: str = "local", default_sigma_m: float = 5.0):
@@ -103,6 +106,11 @@ def read_detections(path: str | Path, frame: str = "local", default_sigma_m: flo
             raise CsvError(
                 path, 1, missing[0], f"header {header} lacks {missing}; expected {need}{hint}"
             )
+        from vigil.tracks.polar_csv import has_polar, read_polar_rows
+
+        if has_polar(header):
+            rows = enumerate(reader, start=2)
+            return read_polar_rows(path, frame, need, header, rows, default_sigma_m)
         fast = _read_fast(path, frame, need, header, default_sigma_m)
         if fast is not None:
             return fast
@@ -308,7 +316,10 @@ def run_track(
     csv_in
         Columns ``t,x,y`` (s, local metres) or ``t,lat,lon`` (s, degrees), optional
         ``sensor`` (batches are per time and sensor) and ``sigma`` (m per axis; the config's
-        ``default_sigma_m`` when absent).
+        ``default_sigma_m`` when absent); optional tower columns (``bearing_deg`` from
+        ``sensor_x, sensor_y, sensor_height`` with ``range_m`` or ``depression_deg`` and
+        their sigmas, :mod:`vigil.tracks.polar_csv`) make a row a camera detection that
+        the tracker updates by its own polar model.
     csv_out
         Written with ``t,track_id,x,y,vx,vy,time,status`` (m, m/s) or
         ``t,track_id,lat,lon,vx,vy,time,status`` (velocity east and north in m/s), one row
@@ -346,6 +357,16 @@ def run_track(
         x, y = local.to_local(det.a, det.b)
     else:
         x, y = det.a, det.b
+    R = None
+    if det.polar is not None:  # tower rows: converted positions to sort, gate and start by
+        zp, Rp = to_position(det.polar)
+        v = det.polar.valid
+        x, y = np.where(v, zp[:, 0], x), np.where(v, zp[:, 1], y)
+        R = np.zeros((len(x), 2, 2))
+        R[:, 0, 0] = R[:, 1, 1] = det.sigma**2
+        R[v] = Rp[v]
+        det = Detections(det.t, det.a, det.b, det.sensor, det.sigma.copy(), det.frame, det.polar)
+        det.sigma[v] = np.sqrt(0.5 * (Rp[v, 0, 0] + Rp[v, 1, 1]))
     # sensor names as codes, in name order
     sensor_code = np.zeros(len(det.t), dtype=np.int64)
     if any(det.sensor):
@@ -363,12 +384,17 @@ def run_track(
     starts = np.flatnonzero(np.r_[True, (ts[1:] != ts[:-1]) | (sens[1:] != sens[:-1])])
     ends = np.r_[starts[1:], len(order)]
     zs, sig = z[order], det.sigma[order]
+    Rs = None if R is None else R[order]
+    pol = None if det.polar is None else det.polar.take(order)
     parts: list[tuple[np.ndarray, ...]] = []
     times: list[tuple[str, str]] = []
     seen: set[int] = set()
     for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
         t = float(ts[a])
-        table = tracker.update(t, zs[a:b], sigma=sig[a:b])
+        if pol is None:
+            table = tracker.update(t, zs[a:b], sigma=sig[a:b])
+        else:
+            table = tracker.update(t, zs[a:b], Rs[a:b], polar=pol.take(slice(a, b)))
         status = table.status
         shown = (status == CONFIRMED) | (status == COASTING)
         limit = report_max_sigma_m

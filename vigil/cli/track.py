@@ -186,7 +186,11 @@ def register(sub: Subparsers) -> None:
             "sensor and sigma) or from a GeoJSON FeatureCollection of Points (properties t, "
             "optional sensor and sigma; with --frame wgs84) and write t,track_id,x,y,vx,vy (or "
             "lat,lon) and time (t as ISO 8601 with its offset, see --timezone) for confirmed "
-            "tracks. A bad row stops with an error naming the line (or feature) and the column."
+            "tracks. Tower (camera) rows may instead give bearing_deg from sensor_x,sensor_y "
+            "(and sensor_height, m) with range_m or depression_deg and sigma_bearing_deg, "
+            "sigma_range_m or sigma_depression_deg (local frame): the tracker updates them by "
+            "their own polar model. A bad row stops with an error naming the line (or feature) "
+            "and the column."
         ),
     )
     p.add_argument("detections", type=existing_file, help="detections CSV or GeoJSON")
