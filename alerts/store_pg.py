@@ -389,8 +389,13 @@ class PgHistoryStore:
             for c in crossings
         )  # fmt: skip
 
-    def write_alerts(self, alerts: Iterable[Alert]) -> int:
-        """Record alert versions and upsert each alert's latest state."""
+    def write_alerts(self, alerts: Iterable[Alert], *, skip_stored_versions: bool = False) -> int:
+        """Record alert versions and upsert each alert's latest state.
+
+        With ``skip_stored_versions`` a version already stored byte for byte (same alert,
+        time, state and message) is not recorded again: the mirror of a restarted service
+        sees the journal's tail replayed and must not double the alert's history.
+        """
         enc = self._enc.encode
         up = ["time", "state", "lat", "lon", "assigned_unit", "summary", "message"]
         with self._db.transaction(), self._db.cursor() as cur:
@@ -422,7 +427,15 @@ class PgHistoryStore:
             cur.execute(
                 sql.SQL(
                     "INSERT INTO {s}.alert_version (alert_id, time, state, message) "
-                    "SELECT alert_id, time, state, message FROM pg_temp.stage ORDER BY ord"
+                    "SELECT st.alert_id, st.time, st.state, st.message FROM pg_temp.stage st"
+                    + (
+                        " WHERE NOT EXISTS (SELECT 1 FROM {s}.alert_version v WHERE "
+                        "v.alert_id = st.alert_id AND v.time = st.time AND "
+                        "v.state = st.state AND v.message = st.message)"
+                        if skip_stored_versions
+                        else ""
+                    )
+                    + " ORDER BY st.ord"
                 ).format(s=self._s)
             )
         return n
