@@ -104,3 +104,19 @@ def test_tower_columns_need_the_local_frame(tmp_path, capsys):
     assert "column 'bearing_deg'" in capsys.readouterr().err
     with pytest.raises(CsvError, match="local frame"):
         run_track(src, out, "wgs84")
+
+
+def test_relative_range_sigma_column(tmp_path):
+    """``sigma_range_frac`` makes a relative-range row; giving it with ``sigma_range_m`` is
+    refused, naming the column."""
+    head = "t,x,y,sensor_x,sensor_y,bearing_deg,range_m,sigma_bearing_deg,sigma_range_m,sigma_range_frac"  # noqa: E501
+    src = tmp_path / "rel.csv"
+    src.write_text(f"{head}\n0,,,0,0,45,1000,0.05,,0.08\n1,3,4,,,,,,,\n")
+    det = read_detections(src)
+    assert det.polar.valid.tolist() == [True, False]
+    assert int(det.polar.mode[0]) == 2 and det.polar.sigma[0, 1] == pytest.approx(0.08)
+    assert det.polar.meas[0, 0] == pytest.approx(math.pi / 4)
+    src.write_text(f"{head}\n0,,,0,0,45,1000,0.05,50,0.08\n")
+    with pytest.raises(CsvError, match="one of them") as exc:
+        read_detections(src)
+    assert (exc.value.line, exc.value.column) == (2, "sigma_range_m")

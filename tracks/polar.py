@@ -31,6 +31,10 @@ ngjit = numba.njit(nogil=True, cache=True)
 #: ``PolarBatch.mode`` values: what the second measured quantity is.
 RANGE = np.int8(0)
 DEPRESSION = np.int8(1)
+#: Range with a relative error: the range sigma is a fraction of the range, taken at the
+#: filter's predicted range (the measured range for the 2-D conversion), so that a short
+#: measured range does not weigh more than a long one.
+RANGE_RELATIVE = np.int8(2)
 
 
 @dataclass(frozen=True)
@@ -47,9 +51,9 @@ class PolarBatch:
         ``(m, 2)`` bearing (rad, clockwise from north) and range (m, slant) or depression
         (rad below the horizontal).
     sigma
-        ``(m, 2)`` their standard deviations (rad; m or rad).
+        ``(m, 2)`` their standard deviations (rad; m, rad, or a fraction of the range).
     mode
-        ``(m,)`` :data:`RANGE` or :data:`DEPRESSION`.
+        ``(m,)`` :data:`RANGE`, :data:`DEPRESSION` or :data:`RANGE_RELATIVE`.
     """
 
     valid: NDArray[np.bool_]
@@ -102,13 +106,13 @@ def polar_batch(
     )
     checks = (
         ("sensor", s, ~np.isfinite(s).all(axis=1) | (s[:, 2] < 0.0), "finite m, height >= 0"),
-        ("mode", md, (md != RANGE) & (md != DEPRESSION), "0 (range) or 1 (depression)"),
+        ("mode", md, (md < 0) | (md > 2), "0 (range), 1 (depression), 2 (relative range)"),
         ("bearing", meas[:, 0], ~np.isfinite(meas[:, 0]), "finite radians"),
         ("sigma", sig, ~(np.isfinite(sig) & (sig > 0.0)).all(axis=1), "finite values > 0"),
         (
             "range",
             meas[:, 1],
-            (md == RANGE) & ~(np.isfinite(meas[:, 1]) & (meas[:, 1] > s[:, 2])),
+            (md != DEPRESSION) & ~(np.isfinite(meas[:, 1]) & (meas[:, 1] > s[:, 2])),
             "finite metres above the sensor's height",
         ),
         (
@@ -146,7 +150,8 @@ def to_position(batch: PolarBatch) -> tuple[NDArray[np.float64], NDArray[np.floa
     sb, cb = np.sin(b), np.cos(b)
     z[v, 0] = s[:, 0] + rho * sb
     z[v, 1] = s[:, 1] + rho * cb
-    sig_b, sig_rho = batch.sigma[v, 0], np.abs(drho) * batch.sigma[v, 1]
+    rel = np.where(batch.mode[v] == RANGE_RELATIVE, q, 1.0)  # a fraction of the range
+    sig_b, sig_rho = batch.sigma[v, 0], np.abs(drho) * batch.sigma[v, 1] * rel
     # J = [[rho cos b, sin b], [-rho sin b, cos b]] on (bearing, ground range)
     j00, j01, j10, j11 = rho * cb, sb, -rho * sb, cb
     vb, vr = sig_b * sig_b, sig_rho * sig_rho
@@ -172,7 +177,7 @@ def _predict_meas(x0, x1, sx, sy, h, mode, out_h, H):  # pragma: no cover - comp
     out_h[0] = math.atan2(dx, dy)
     H[0, 0] = dy / rho2
     H[0, 1] = -dx / rho2
-    if mode == 0:
+    if mode != 1:
         r = math.sqrt(rho2 + h * h)
         out_h[1] = r
         H[1, 0] = dx / r
@@ -225,6 +230,8 @@ def polar_update(
                 nis[i] = -2.0
                 ok = False
                 break
+            if mode[j] == 2:  # relative range error, at the predicted range
+                r1 = sig[j, 1] * sig[j, 1] * hz[1] * hz[1]
             # S = H Pp H^T + R on the position block (H is zero on velocity)
             s00 = r0
             s01 = 0.0

@@ -2,7 +2,9 @@
 
 A row with ``bearing_deg`` is a camera detection from a tower at ``sensor_x, sensor_y``
 (local metres) and ``sensor_height`` (m above the ground, 0 when blank or absent), with
-``sigma_bearing_deg`` and either ``range_m`` (slant range, m) and ``sigma_range_m``, or
+``sigma_bearing_deg`` and either ``range_m`` (slant range, m) and ``sigma_range_m`` (or
+``sigma_range_frac``, the range sigma as a fraction of the range, which the filter takes
+at its predicted range: :data:`vigil.tracks.polar.RANGE_RELATIVE`), or
 ``depression_deg`` (below the horizontal) and ``sigma_depression_deg``; its ``x, y`` may be
 blank and are not used (the tracker converts the measurement). A row without ``bearing_deg``
 is a position detection as before (``x, y``, optional ``sigma``) and must leave the tower
@@ -18,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from vigil.tracks.csvfile import CsvError, Detections, _check_rows
-from vigil.tracks.polar import DEPRESSION, RANGE, polar_batch
+from vigil.tracks.polar import DEPRESSION, RANGE, RANGE_RELATIVE, polar_batch
 
 POLAR_COLUMNS = (
     "sensor_x",
@@ -28,6 +30,7 @@ POLAR_COLUMNS = (
     "range_m",
     "sigma_bearing_deg",
     "sigma_range_m",
+    "sigma_range_frac",
     "depression_deg",
     "sigma_depression_deg",
 )
@@ -41,6 +44,7 @@ _BOUNDS = {
     "range_m": (0.0, 1e7, "metres > 0, above the sensor's height"),
     "sigma_bearing_deg": (0.0, 90.0, "degrees > 0"),
     "sigma_range_m": (0.0, 1e7, "metres > 0"),
+    "sigma_range_frac": (0.0, 1.0, "a fraction in (0, 1)"),
     "depression_deg": (0.0, 90.0, "degrees in (0, 90)"),
     "sigma_depression_deg": (0.0, 90.0, "degrees > 0"),
 }
@@ -110,7 +114,20 @@ def read_polar_rows(
         )
         if by_range and cell.get("depression_deg"):
             raise CsvError(path, line, "depression_deg", "given with range_m; expected one of them")
-        for c in ("sensor_x", "sensor_y", "sigma_bearing_deg", second, sig2):
+        relative = by_range and bool(cell.get("sigma_range_frac"))
+        if relative:
+            if cell.get("sigma_range_m"):
+                raise CsvError(
+                    path, line, "sigma_range_m", "given with sigma_range_frac; expected one of them"
+                )
+            sig2 = "sigma_range_frac"
+        used = ("sensor_x", "sensor_y", "sigma_bearing_deg", second, sig2)
+        stray = [
+            c for c, v in cell.items() if v and c not in (*used, "bearing_deg", "sensor_height")
+        ]
+        if stray:
+            raise CsvError(path, line, stray[0], f"not used with {second}, {sig2}; expected blank")
+        for c in used:
             if not cell.get(c):
                 raise CsvError(path, line, c, "blank on a row with bearing_deg; expected a number")
         v = {c: _number(path, line, c, cell[c]) for c in cell if cell[c]}
@@ -120,7 +137,7 @@ def read_polar_rows(
         k = math.radians
         s2 = v[sig2] if by_range else k(v[sig2])
         q = v[second] if by_range else k(v[second])
-        kind = float(RANGE if by_range else DEPRESSION)
+        kind = float(RANGE_RELATIVE if relative else RANGE if by_range else DEPRESSION)
         sb = k(v["sigma_bearing_deg"])
         out.append((v["sensor_x"], v["sensor_y"], h, k(v["bearing_deg"]), q, sb, s2, 1.0, kind))
         for i in xy:
