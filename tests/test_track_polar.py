@@ -34,16 +34,20 @@ def _h(x: np.ndarray, sensor: np.ndarray, mode: int) -> np.ndarray:
     """Bearing and range or depression of ground points ``x`` (k, >=2) from ``sensor``."""
     dx, dy = x[:, 0] - sensor[0], x[:, 1] - sensor[1]
     rho = np.hypot(dx, dy)
-    second = np.hypot(rho, sensor[2]) if mode == RANGE else np.arctan2(sensor[2], rho)
+    second = np.hypot(rho, sensor[2]) if mode != DEPRESSION else np.arctan2(sensor[2], rho)
     return np.c_[np.arctan2(dx, dy), second]
 
 
 def _mc_posterior(m0, P0, sensor, z, sig, mode, rng, k=600_000):
     """Posterior mean and covariance by importance sampling from the prior."""
     xs = rng.multivariate_normal(m0, P0, size=k)
-    d = z - _h(xs, sensor, mode)
+    hx = _h(xs, sensor, mode)
+    d = z - hx
     d[:, 0] = (d[:, 0] + math.pi) % (2 * math.pi) - math.pi
-    logw = -0.5 * ((d / sig) ** 2).sum(axis=1)
+    s = np.broadcast_to(sig, d.shape).copy()
+    if mode == RANGE_RELATIVE:  # the range sigma a fraction of the range at x
+        s[:, 1] = sig[1] * hx[:, 1]
+    logw = -0.5 * ((d / s) ** 2).sum(axis=1) - np.log(s).sum(axis=1)
     w = np.exp(logw - logw.max())
     w /= w.sum()
     mean = w @ xs
@@ -56,6 +60,13 @@ CASES = [
     ((0.0, 0.0, 30.0), (900.0, 1200.0, 1.0, -0.5), 20.0, (math.radians(0.05), 90.0), RANGE),
     ((100.0, -50.0, 40.0), (-1500.0, 800.0, 0.0, 1.4), 40.0, (math.radians(0.1), 120.0), RANGE),
     ((0.0, 0.0, 60.0), (-700.0, -700.0, 1.2, 0.0), 15.0, (math.radians(0.05), 0.0005), DEPRESSION),
+    (
+        (0.0, 0.0, 30.0),
+        (1800.0, -900.0, 0.5, 0.5),
+        60.0,
+        (math.radians(0.05), 0.05),
+        RANGE_RELATIVE,
+    ),
 ]
 
 
@@ -72,7 +83,9 @@ def test_ekf_update_matches_monte_carlo_posterior(case: int, iterations: int) ->
     P0[0, 1] = P0[1, 0] = 0.3 * sp**2
     P0[0, 2] = P0[2, 0] = P0[1, 3] = P0[3, 1] = 0.5 * sp  # position-velocity correlation
     truth = rng.multivariate_normal(m0, P0)
-    z = _h(truth[None], sensor, mode)[0] + sig * rng.standard_normal(2)
+    h0 = _h(truth[None], sensor, mode)[0]
+    scale = sig * (np.array([1.0, h0[1]]) if mode == RANGE_RELATIVE else 1.0)
+    z = h0 + scale * rng.standard_normal(2)
     mean, cov, ess = _mc_posterior(m0, P0, sensor, z, sig, mode, rng)
     assert ess > 2_000
     x, P = m0[None].copy(), P0[None].copy()
