@@ -133,32 +133,54 @@ def _steps(horizon_s: float, step_s: float) -> list[float]:
 
 
 def _bisect(
-    lo: float, hi: float, ok: Callable[[np.ndarray], np.ndarray], steps: int = 30, depth: int = 5
-) -> float:
-    """``hi`` after ``steps`` halvings of ``[lo, hi]`` keeping ``ok(hi)`` true, the same
-    midpoints as one halving at a time; ``ok`` is asked for ``depth`` levels of midpoints
-    (a complete binary tree, ``2**depth - 1`` of them) in one vectorised call."""
+    brackets: list[tuple[float, float]],
+    ok: Callable[[list[np.ndarray]], list[np.ndarray]],
+    steps: int = 30,
+    depth: int = 5,
+) -> list[float]:
+    """For each ``[lo, hi]``: ``hi`` after ``steps`` halvings keeping ``ok(hi)`` true, the
+    same midpoints as one halving at a time. ``ok`` is asked, in one call for all brackets,
+    for ``depth`` levels of midpoints of each (a complete binary tree, ``2**depth - 1`` of
+    them) and answers with one boolean array per bracket."""
+    now = list(brackets)
     left = steps
     while left > 0:
         levels = min(depth, left)
-        mids: list[float] = []
-        row = [(lo, hi)]
-        for _ in range(levels):
-            nxt = []
-            for a, b in row:
-                m = 0.5 * (a + b)
-                mids.append(m)
-                nxt += [(a, m), (m, b)]
-            row = nxt
-        good = ok(np.array(mids))
-        i = 0  # breadth-first: node i's halves are nodes 2i+1 (lower) and 2i+2 (upper)
-        for _ in range(levels):
-            if good[i]:
-                hi, i = mids[i], 2 * i + 1
-            else:
-                lo, i = mids[i], 2 * i + 2
+        trees: list[list[float]] = []
+        for lo, hi in now:
+            mids: list[float] = []
+            row = [(lo, hi)]
+            for _ in range(levels):
+                nxt = []
+                for a, b in row:
+                    m = 0.5 * (a + b)
+                    mids.append(m)
+                    nxt += [(a, m), (m, b)]
+                row = nxt
+            trees.append(mids)
+        goods = ok([np.array(m) for m in trees])
+        for u, (mids, good) in enumerate(zip(trees, goods, strict=True)):
+            lo, hi = now[u]
+            i = 0  # breadth-first: node i's halves are nodes 2i+1 (lower) and 2i+2 (upper)
+            for _ in range(levels):
+                if good[i]:
+                    hi, i = mids[i], 2 * i + 1
+                else:
+                    lo, i = mids[i], 2 * i + 2
+            now[u] = (lo, hi)
         left -= levels
-    return hi
+    return [hi for _, hi in now]
+
+
+def _split(to: Places, sizes: list[int]) -> list[Places]:
+    """``to`` cut into consecutive parts of these sizes."""
+    out, at = [], 0
+    for n in sizes:
+        out.append(
+            Places(to.x[at : at + n], to.y[at : at + n], to.s[at : at + n], to.d[at : at + n])
+        )
+        at += n
+    return out
 
 
 def _search(
@@ -193,9 +215,9 @@ def _search(
     return found
 
 
-def _intercept_at(
-    unit: UnitState,
-    k: int | None,
+def _intercepts(
+    units: list[UnitState],
+    ks: list[int | None],
     x: float,
     y: float,
     vx: float,
@@ -203,21 +225,44 @@ def _intercept_at(
     roads: RoadNetwork,
     steps: list[float],
     horizon_s: float,
-) -> Intercept:
-    """The intercept of a unit first in reach at step ``k`` (-1: at once; ``None``: never
-    within the horizon)."""
-    if k == -1:
-        return Intercept(unit.unit_id, 0.0, x, y, 0.0)
-    if k is None:
-        px, py = x + vx * horizon_s, y + vy * horizon_s
-        return Intercept(unit.unit_id, horizon_s, px, py, roads.travel_time(unit, px, py))
+) -> list[Intercept]:
+    """The intercept of each unit, first in reach at step ``ks[u]`` (-1: at once; ``None``:
+    never within the horizon); the units' bisections go in lockstep, sharing each call that
+    places points on the roads."""
+    out: list[Intercept | None] = [None] * len(units)
+    hits: dict[int, float] = {}
+    for u, (unit, k) in enumerate(zip(units, ks, strict=True)):
+        if k == -1:
+            out[u] = Intercept(unit.unit_id, 0.0, x, y, 0.0)
+        elif k is None:
+            hits[u] = horizon_s
+    refine = [u for u, k in enumerate(ks) if k is not None and k >= 0]
+    if refine:
 
-    def reached(t: np.ndarray) -> np.ndarray:  # the unit is there by time t
-        return roads.travel_times(unit, x + vx * t, y + vy * t) - t <= 0.0
+        def reached(ts: list[np.ndarray]) -> list[np.ndarray]:  # each unit there by then
+            t = np.concatenate(ts)
+            parts = _split(roads.places(x + vx * t, y + vy * t), [len(a) for a in ts])
+            return [
+                roads.times(units[u], p) - a <= 0.0
+                for u, p, a in zip(refine, parts, ts, strict=True)
+            ]
 
-    hi = _bisect(steps[k - 1] if k > 0 else 0.0, steps[k], reached)
-    px, py = x + vx * hi, y + vy * hi
-    return Intercept(unit.unit_id, hi, px, py, roads.travel_time(unit, px, py))
+        brackets = []
+        for u in refine:
+            k = ks[u]
+            assert k is not None
+            brackets.append((steps[k - 1] if k > 0 else 0.0, steps[k]))
+        hits.update(zip(refine, _bisect(brackets, reached), strict=True))
+    if hits:
+        order = sorted(hits)
+        t = np.array([hits[u] for u in order])
+        px, py = x + vx * t, y + vy * t
+        parts = _split(roads.places(px, py), [1] * len(order))
+        for j, (u, p) in enumerate(zip(order, parts, strict=True)):
+            travel = float(roads.times(units[u], p)[0])
+            out[u] = Intercept(units[u].unit_id, hits[u], float(px[j]), float(py[j]), travel)
+    assert all(o is not None for o in out)
+    return out  # type: ignore[return-value]
 
 
 def intercept(
@@ -237,7 +282,7 @@ def intercept(
     """
     steps = _steps(horizon_s, step_s)
     k = _search([unit], x, y, vx, vy, roads, steps, 1).get(0)
-    return _intercept_at(unit, k, x, y, vx, vy, roads, steps, horizon_s)
+    return _intercepts([unit], [k], x, y, vx, vy, roads, steps, horizon_s)[0]
 
 
 def recommend(
@@ -272,9 +317,10 @@ def recommend(
         # the rest never come within reach: all at the horizon, ties by id (a unit first in
         # reach at the last step may land on the horizon too)
         chosen.update({i: None for i in range(len(avail)) if i not in found})
-    options = [
-        _intercept_at(avail[i], k, x, y, vx, vy, roads, steps, horizon_s) for i, k in chosen.items()
-    ]
+    pick = list(chosen)
+    options = _intercepts(
+        [avail[i] for i in pick], [chosen[i] for i in pick], x, y, vx, vy, roads, steps, horizon_s
+    )
     options.sort(key=lambda i: (i.time_s, i.unit_id))
     return options[:n]
 
