@@ -29,8 +29,9 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -108,6 +109,11 @@ class StreamHealth:
         Limits and reporting interval.
     clock
         Wall clock, UTC seconds.
+    detection
+        The camera's detection settings in effect (plain JSON values, e.g.
+        ``vigil.detection.settings.DetectionSettings.effective()`` and the detector's
+        start-up ``calibration_report``): logged when the watch starts and whenever
+        :meth:`set_detection` changes them, and returned by :meth:`report`.
     """
 
     def __init__(
@@ -117,6 +123,7 @@ class StreamHealth:
         camera_id: str,
         settings: HealthSettings | None = None,
         clock: Callable[[], float] = time.time,
+        detection: Mapping[str, Any] | None = None,
     ) -> None:
         self.bus = bus
         self.topic = camera_status_topic(sector, camera_id)
@@ -135,6 +142,23 @@ class StreamHealth:
         self._check_lock = threading.Lock()  # the reader's and the watchdog's checks
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.detection: dict[str, Any] = dict(detection or {})
+
+    def set_detection(self, detection: Mapping[str, Any]) -> None:
+        """Merge settings the detector chose (its start-up calibration) and log them."""
+        self.detection.update(detection)
+        log.info("camera %s: detection settings %s", self.camera_id, self.detection)
+
+    def report(self) -> dict[str, Any]:
+        """The camera's health for an operator: state, last frame, detection settings."""
+        with self._lock:
+            heard = self.last_frame
+        return {
+            "camera": self.camera_id,
+            "state": self.state,
+            "last_frame": heard,
+            "detection": dict(self.detection),
+        }
 
     def frame(self, frame: NDArray) -> None:
         """Note a frame that has just arrived."""
@@ -196,6 +220,8 @@ class StreamHealth:
     def start(self) -> StreamHealth:
         """Start the watchdog thread; returns self."""
         if self._thread is None:
+            if self.detection:
+                log.info("camera %s: detection settings %s", self.camera_id, self.detection)
             period = min(self.settings.dropped_after_s, self.settings.frozen_after_s) / 4.0
             self._thread = threading.Thread(
                 target=self._watch, args=(period,), name=f"health-{self.camera_id}", daemon=True
