@@ -38,6 +38,7 @@ from vigil.ingest.schema import (
     topic_for,
 )
 from vigil.sim import CameraFrame, SimSettings, TelemetryItem, UasDetection, UgsMessage, World
+from vigil.sim.perturbations import Perturbations
 from vigil.sim.scoring import AlertPoint, Scorer, TrackSample, score_crossing_alerts
 from vigil.sim.terrain import SimTerrain
 from vigil.tracks.config import TrackerConfig
@@ -130,6 +131,9 @@ class Pipeline:
         camera the detector places detections with; a tower without one uses the
         deployment's pointing with ``terrain.pointing_sigma_deg`` as its uncertainty. Only
         with ``terrain``; it may be set after construction, before :meth:`run`.
+    perturbations
+        What makes the simulated world as hard as the field
+        (:class:`vigil.sim.perturbations.Perturbations`); ``None``: none (the world as before).
     """
 
     def __init__(
@@ -146,12 +150,13 @@ class Pipeline:
         tick_s: float = 1.0,
         terrain: SimTerrain | None = None,
         pointing: dict[str, TowerPointing] | None = None,
+        perturbations: Perturbations | None = None,
     ) -> None:
         self.site = site
         self.sector = site.sector.name
         self.terrain = terrain
         self.pointing: dict[str, TowerPointing] = dict(pointing or {})
-        self.world = World(site, sim, seed, terrain=terrain)
+        self.world = World(site, sim, seed, terrain=terrain, perturbations=perturbations)
         self.now = float(sim.start_time)
         self.bus = InProcessBus(self.sector, clock=lambda: self.now)
         self.detector_config = detector or DetectorConfig.for_tower()
