@@ -22,6 +22,14 @@ class DetectionError(ValueError):
     """A detector given impossible settings or a frame it cannot use."""
 
 
+def check_ranges(what: str, checks: dict[str, tuple[float, float, float]]) -> None:
+    """Refuse any setting outside its closed range: ``checks`` maps a name to ``(value, low,
+    high)``; the error names ``what``, the setting, its value and the range."""
+    for name, (value, lo, hi) in checks.items():
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise DetectionError(f"{what} {name}={value!r}; expected a value in [{lo:g}, {hi:g}]")
+
+
 @dataclass(frozen=True)
 class BackgroundParams:
     """Settings of the sample-consensus background model.
@@ -82,11 +90,7 @@ class BackgroundParams:
             "flicker_step": (self.flicker_step, 0, 255),
             "absorb_after": (self.absorb_after, 0, 255),
         }
-        for name, (value, lo, hi) in checks.items():
-            if not (math.isfinite(value) and lo <= value <= hi):
-                raise DetectionError(
-                    f"background {name}={value!r}; expected a value in [{lo:g}, {hi:g}]"
-                )
+        check_ranges("background", checks)
 
 
 class SampleConsensusModel:
@@ -311,11 +315,7 @@ class SlowParams:
             "hold_after_s": (self.hold_after_s, 0.0, 1e4),
             "apart_px": (self.apart_px, 0, 7),
         }
-        for name, (value, lo, hi) in checks.items():
-            if not (math.isfinite(value) and lo <= value <= hi):
-                raise DetectionError(
-                    f"slow background {name}={value!r}; expected a value in [{lo:g}, {hi:g}]"
-                )
+        check_ranges("slow background", checks)
 
 
 class SlowBackground:

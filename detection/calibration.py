@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from vigil.detection.background import DetectionError
+from vigil.detection.background import DetectionError, check_ranges
 
 
 @dataclass(frozen=True)
@@ -68,11 +68,7 @@ class CalibrationParams:
             "radius_k": (self.radius_k, 0.0, 20.0),
             "margin_k": (self.margin_k, 0.0, 20.0),
         }
-        for name, (value, lo, hi) in checks.items():
-            if not (math.isfinite(value) and lo <= value <= hi):
-                raise DetectionError(
-                    f"calibration {name}={value!r}; expected a value in [{lo:g}, {hi:g}]"
-                )
+        check_ranges("calibration", checks)
 
 
 class StartupCalibration:
