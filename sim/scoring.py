@@ -24,7 +24,8 @@ What is scored, and how:
   (Hungarian, nearest). A change of matched track id is a switch. Two groups walking past
   each other do not trade tracks in the score while each track stays on its group;
 - **animal classification**: of the seconds an animal is matched to a confirmed track, the
-  fraction in which the track's class is ``animal``.
+  fraction in which the track's class is ``animal``; ``Scorer.animal_by_id`` keeps the same
+  tally per animal (the evaluation protocol, :mod:`vigil.sim.protocol`, votes per animal).
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class Scorer:
     animal_seconds: int = 0
     animal_as_animal: int = 0
     animal_tracks: set[str] = field(default_factory=set)
+    #: by animal id: [seconds matched to a track, seconds that track was classed animal]
+    animal_by_id: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
 
     def observe(self, states: MoverStates, tracks: list[TrackSample]) -> None:
         """Match groups and animals to confirmed tracks at one time."""
@@ -91,10 +94,15 @@ class Scorer:
         animals = classes == "animal"
         if animals.any():
             ax, ay = states.x[animals], states.y[animals]
-            for _ai, ti in _assign(ax, ay, tx, ty, self.animal_match_m):
+            ids = np.asarray(states.ids)[animals]
+            for ai, ti in _assign(ax, ay, tx, ty, self.animal_match_m):
+                as_animal = tracks[ti].class_guess == "animal"
                 self.animal_seconds += 1
                 self.animal_tracks.add(tracks[ti].track_id)
-                self.animal_as_animal += tracks[ti].class_guess == "animal"
+                self.animal_as_animal += as_animal
+                tally = self.animal_by_id[str(ids[ai])]
+                tally[0] += 1
+                tally[1] += as_animal
 
     def _match_groups(self, gids, gx, gy, tracks, tx, ty) -> list[tuple[int, int]]:
         """(group index, track index) pairs: last second's pairs still within the distance

@@ -1,0 +1,244 @@
+"""The evaluation protocol's scoring (issue 22): crossings and crossing alerts matched one to
+one, latency from the physical crossing to the alert's publication, and 95 % intervals.
+
+What is scored, and how (compare the lenient :func:`vigil.sim.scoring.score_crossing_alerts`):
+
+- an **alert event** puts one crossing in front of an agent: a new crossing alert, or an
+  update of an open crossing alert to which a track with a crossing on the bus has joined (one
+  group, one alert; the segment's rate limit). Joins are read from the alert book's tracks
+  (``OpenAlert.track_ids``), never from the English of the alert's notes. An event's time is
+  when it was **published** (the bus's clock at delivery), not the crossing time the system
+  estimated; its place is the system's crossing point for that track;
+- true crossings and alert events are matched **one to one** (:func:`match_one_to_one`): a
+  pair is possible when the event lies within ``radius_m`` of the true crossing point and was
+  published from ``early_s`` before to ``late_s`` after the true crossing; among the possible
+  pairs, the most pairs are made, then the nearest in time and place (Hungarian,
+  :func:`scipy.optimize.linear_sum_assignment`). One alert event credits at most one
+  crossing; an event published after the window misses;
+- **recall**: matched true entering person crossings inside coverage over all of those in the
+  run; **false crossing alerts**: new alerts matched to no true entering person crossing (the
+  run's, those just after its end, or those made before its start by groups still walking), per
+  10 km of border per day; an alert whose own estimated crossing time is more than
+  ``early_s`` before the run's start cannot be scored and is counted apart;
+- **latency**: for each matched crossing inside coverage, publication time minus the true
+  crossing time, seconds;
+- **intervals** (95 %): Wilson's score interval for proportions (:func:`wilson`), the exact
+  (Garwood) Poisson interval for counts and rates (:func:`poisson_rate`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+from scipy.optimize import linear_sum_assignment
+
+
+@dataclass(frozen=True)
+class TrueCrossing:
+    """A physical crossing to be alerted: time (UTC s), point (local m), and whether it counts
+    for recall (inside coverage and inside the run)."""
+
+    crossing_id: str
+    time: float
+    x: float
+    y: float
+    counted: bool = True
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """A crossing put in front of an agent: the alert, the track that brought it, when it was
+    published (bus clock, UTC s), the system's crossing point (local m) and estimated crossing
+    time (UTC s), and whether it raised a new alert (else it joined an open one)."""
+
+    alert_id: str
+    track_id: str
+    published: float
+    x: float
+    y: float
+    estimated: float
+    new: bool = True
+
+
+def match_one_to_one(
+    crossings: list[TrueCrossing],
+    events: list[AlertEvent],
+    *,
+    radius_m: float = 600.0,
+    early_s: float = 60.0,
+    late_s: float = 900.0,
+) -> list[tuple[int, int]]:
+    """Pairs ``(crossing index, event index)``, each crossing and each event in at most one.
+
+    A pair is possible when the event is within ``radius_m`` of the crossing point and was
+    published between ``early_s`` before and ``late_s`` after the crossing. The matching has
+    the most pairs possible and, among those, the least total of ``|dt| / late_s + d /
+    radius_m``."""
+    if not crossings or not events:
+        return []
+    cx = np.array([c.x for c in crossings])
+    cy = np.array([c.y for c in crossings])
+    ct = np.array([c.time for c in crossings])
+    ex = np.array([e.x for e in events])
+    ey = np.array([e.y for e in events])
+    et = np.array([e.published for e in events])
+    d = np.hypot(cx[:, None] - ex[None, :], cy[:, None] - ey[None, :])
+    dt = et[None, :] - ct[:, None]
+    ok = (d <= radius_m) & (dt >= -early_s) & (dt <= late_s)
+    if not ok.any():
+        return []
+    # a feasible pair costs at most 2; an infeasible one more than any set of feasible pairs,
+    # so the assignment first makes as many feasible pairs as it can
+    big = 2.0 * (min(ok.shape) + 1) + 1.0
+    cost = np.where(ok, np.abs(dt) / max(late_s, early_s, 1e-9) + d / radius_m, big)
+    rows, cols = linear_sum_assignment(cost)
+    return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if ok[r, c]]
+
+
+def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson's score interval for ``k`` successes in ``n`` trials (NaNs when ``n == 0``)."""
+    if n <= 0:
+        return math.nan, math.nan
+    ci = stats.binomtest(int(k), int(n)).proportion_ci(confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def poisson_rate(k: int, exposure: float, confidence: float = 0.95) -> tuple[float, float, float]:
+    """A count ``k`` over ``exposure`` (units of exposure, such as 10 km·day): the rate and its
+    exact (Garwood) two-sided interval, from the chi-square quantiles."""
+    if exposure <= 0:
+        return math.nan, math.nan, math.nan
+    a = 1.0 - confidence
+    lo = 0.0 if k == 0 else stats.chi2.ppf(a / 2.0, 2 * k) / 2.0
+    hi = stats.chi2.ppf(1.0 - a / 2.0, 2 * k + 2) / 2.0
+    return k / exposure, float(lo) / exposure, float(hi) / exposure
+
+
+@dataclass
+class AlertRecorder:
+    """Listens to a sector's bus and writes down each alert event as it is published.
+
+    ``clock`` is the bus's clock (the publication stamp); ``tracks_of(alert_id)`` the tracks
+    the alert book holds in an open alert (empty once closed); ``to_local(lat, lon)`` the
+    sector frame. Subscribe it with :meth:`attach`."""
+
+    clock: Callable[[], float]
+    tracks_of: Callable[[str], Iterable[str]]
+    to_local: Callable[[float, float], tuple[float, float]]
+    events: list[AlertEvent] = field(default_factory=list)
+    #: the system's latest crossing of each track: (estimated time UTC s, x m, y m)
+    crossed: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    seen: dict[str, set[str]] = field(default_factory=dict)
+
+    def attach(self, bus, sector: str) -> None:
+        """Subscribe to the sector's crossings and alerts on ``bus``."""
+        bus.subscribe(f"vigil/v1/{sector}/crossings", self.on_crossing)
+        bus.subscribe(f"vigil/v1/{sector}/alerts", self.on_alert)
+
+    def on_crossing(self, topic: str, msg) -> None:
+        """A crossing the system detected: remember where and when, by track."""
+        x, y = self.to_local(msg.lat, msg.lon)
+        self.crossed[msg.track_id] = (float(msg.time), x, y)
+
+    def on_alert(self, topic: str, msg) -> None:
+        """A crossing alert published: one event if new, one per newly joined crossed track."""
+        if getattr(msg, "kind", None) != "crossing":
+            return
+        now = float(self.clock())
+        known = self.seen.setdefault(msg.alert_id, set())
+        if msg.state == "new":
+            track = msg.track_id or ""
+            x, y = self.to_local(msg.lat, msg.lon)
+            self.events.append(AlertEvent(msg.alert_id, track, now, x, y, float(msg.time)))
+            known.add(track)
+            known.update(self.tracks_of(msg.alert_id))
+            return
+        for track in sorted(set(self.tracks_of(msg.alert_id)) - known):
+            known.add(track)
+            if track in self.crossed:
+                t, x, y = self.crossed[track]
+                self.events.append(AlertEvent(msg.alert_id, track, now, x, y, t, new=False))
+
+
+def score_events(
+    crossings: list[TrueCrossing],
+    events: list[AlertEvent],
+    *,
+    border_km: float,
+    duration_s: float,
+    start_time: float,
+    radius_m: float = 600.0,
+    early_s: float = 60.0,
+    late_s: float = 900.0,
+) -> dict:
+    """One run's counts (see the module docstring): crossings counted and alerted, new alerts
+    and false ones, unmatched joins, latencies (s) of the alerted counted crossings."""
+    pairs = match_one_to_one(crossings, events, radius_m=radius_m, early_s=early_s, late_s=late_s)
+    matched_event = {e for _, e in pairs}
+    latency = [events[e].published - crossings[c].time for c, e in pairs if crossings[c].counted]
+    unscorable = [
+        i
+        for i, ev in enumerate(events)
+        if ev.new and i not in matched_event and ev.estimated < start_time - early_s
+    ]
+    new = sum(ev.new for ev in events)
+    false = sum(
+        ev.new and i not in matched_event and i not in unscorable for i, ev in enumerate(events)
+    )
+    return {
+        "crossings": sum(c.counted for c in crossings),
+        "alerted": len(latency),
+        "new_alerts": new,
+        "joins": len(events) - new,
+        "false_alerts": false,
+        "unmatched_joins": sum(
+            (not ev.new) and i not in matched_event for i, ev in enumerate(events)
+        ),
+        "alerts_before_start": len(unscorable),
+        "exposure_10km_day": border_km / 10.0 * duration_s / 86400.0,
+        "latency_s": latency,
+    }
+
+
+def animal_tally(per_animal: dict[str, tuple[int, int]]) -> tuple[int, int]:
+    """Animals tracked and animals classed as animals: an animal counts as an animal when the
+    track it was matched to was classed ``animal`` in most of its matched seconds.
+    ``per_animal``: animal id -> (seconds matched, seconds classed animal)."""
+    tracked = [(n, a) for n, a in per_animal.values() if n > 0]
+    return len(tracked), sum(2 * a > n for n, a in tracked)
+
+
+def summarise(runs: list[dict], animals: tuple[int, int]) -> dict:
+    """The protocol's figures over several runs (the sums of :func:`score_events`), with
+    intervals; ``animals``: (animals tracked, classed as animals) summed over the runs."""
+    n = sum(r["crossings"] for r in runs)
+    k = sum(r["alerted"] for r in runs)
+    false = sum(r["false_alerts"] for r in runs)
+    exposure = sum(r["exposure_10km_day"] for r in runs)
+    lat = np.array([s for r in runs for s in r["latency_s"]], dtype=float)
+    rate, lo, hi = poisson_rate(false, exposure)
+    na, ka = animals
+    return {
+        "crossings": n,
+        "alerted": k,
+        "recall": k / n if n else math.nan,
+        "recall_ci": wilson(k, n),
+        "new_alerts": sum(r["new_alerts"] for r in runs),
+        "joins": sum(r["joins"] for r in runs),
+        "unmatched_joins": sum(r["unmatched_joins"] for r in runs),
+        "alerts_before_start": sum(r["alerts_before_start"] for r in runs),
+        "false_alerts": false,
+        "exposure_10km_day": exposure,
+        "false_per_10km_day": rate,
+        "false_per_10km_day_ci": (lo, hi),
+        "animals": na,
+        "animals_as_animal": ka,
+        "animal_share": ka / na if na else math.nan,
+        "animal_ci": wilson(ka, na),
+        "latency_p50_s": float(np.percentile(lat, 50)) if lat.size else math.nan,
+        "latency_p95_s": float(np.percentile(lat, 95)) if lat.size else math.nan,
+    }
