@@ -72,7 +72,9 @@ def test_cue_turns_the_onvif_camera_and_the_walker_is_detected_over_rtsp(tmp_pat
         tilt_zero_deg=tower.tilt_deg, tilt_deg_per_unit=30.0,
         hfov_wide_deg=tower.hfov_deg, hfov_tele_deg=tower.hfov_deg,
     )  # fmt: skip
-    client = OnvifPtz("127.0.0.1", camera.onvif_port, USER, PASSWORD, timeout_s=3.0)
+    client = OnvifPtz(
+        "127.0.0.1", camera.onvif_port, USER, PASSWORD, timeout_s=15.0
+    )  # generous: a loaded 2-core CI
     client.connect()
     source = client.stream_uri()  # the adapter's RTSP address comes from the camera
     assert source.startswith("rtsp://")
@@ -102,7 +104,9 @@ def test_cue_turns_the_onvif_camera_and_the_walker_is_detected_over_rtsp(tmp_pat
         wx, wy = walker_at(d.time + offset, *walker)
         return math.hypot(x[0] - wx, y[0] - wy) <= NEAR_M
 
-    probe = OnvifPtz("127.0.0.1", camera.onvif_port, USER, PASSWORD, timeout_s=3.0)
+    probe = OnvifPtz(
+        "127.0.0.1", camera.onvif_port, USER, PASSWORD, timeout_s=15.0
+    )  # generous: a loaded 2-core CI
     thread = threading.Thread(target=adapter, daemon=True)
     thread.start()
     try:

@@ -96,7 +96,9 @@ def test_sensor_hit_over_mosquitto_turns_the_camera_and_detections_come_back(
     watcher.subscribe(f"{BASE}/cam/{TOWER}/commands", on("cmd"))
     watcher.subscribe(f"{BASE}/cam/{TOWER}/status", on("status"))
     watcher.connect(15.0)
-    probe = OnvifPtz("127.0.0.1", camera.onvif_port, USER, PASSWORD, timeout_s=3.0)
+    probe = OnvifPtz(
+        "127.0.0.1", camera.onvif_port, USER, PASSWORD, timeout_s=15.0
+    )  # generous: a loaded 2-core CI
     mapping = PtzMapping(
         pan_zero_deg=tower.pan_deg, tilt_zero_deg=tower.tilt_deg,
         tilt_deg_per_unit=TILT_PER_UNIT, hfov_wide_deg=tower.hfov_deg,
