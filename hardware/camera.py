@@ -27,6 +27,9 @@ motion detector with the tower's camera model from the deployment.
 Health
     A live source's health (dropped: no frames; frozen: the same picture) goes out as the
     camera's status on ``vigil/v1/{sector}/cam/{id}/status`` (:mod:`vigil.hardware.camera_health`).
+    With ``detection``, the status carries the detector's settings in effect (and its start-up
+    calibration's choices once made): a status goes out, and a log line at INFO, when they
+    change, for a file too (a file's status is ``ok``, stamped with the frame's time).
 
 Camera commands
     Pointing orders on ``vigil/v1/{sector}/cam/{id}/commands`` (the service's cues) are
@@ -49,14 +52,20 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from vigil.hardware.camera_health import HealthSettings, StreamHealth
+from vigil.hardware.camera_health import (
+    HealthSettings,
+    StreamHealth,
+    camera_status_topic,
+    settings_status,
+)
 from vigil.hardware.pacing import Pacer
 from vigil.hardware.ptz import Pointing
 from vigil.hardware.ptz_control import PtzControl
@@ -76,6 +85,9 @@ log = logging.getLogger(__name__)
 Detect = Callable[[NDArray[np.uint8], float, int], Sequence[CameraDetection]]
 #: Told the camera's reported pointing when it changes (the detector's geometry follows).
 Repoint = Callable[[Pointing], None]
+#: The detector's settings in effect (plain JSON values); returns the same object until they
+#: change (asked after each detected frame).
+DetectionReport = Callable[[], Mapping[str, Any]]
 
 
 class CameraSourceError(OSError):
@@ -245,6 +257,7 @@ def run_camera_edge(
     ptz: PtzControl | None = None,
     repoint: Repoint | None = None,
     health: HealthSettings | None = None,
+    detection: DetectionReport | None = None,
 ) -> CameraCounts:
     """Read a camera, detect, and publish each detection on the camera's topic.
 
@@ -273,6 +286,10 @@ def run_camera_edge(
     health
         For live sources: when the stream counts as dropped or frozen (defaults of
         :class:`~vigil.hardware.camera_health.HealthSettings`).
+    detection
+        The detector's settings in effect, asked after each detected frame: each change
+        (the first frame's, the start-up calibration's) is logged at INFO and goes out as
+        the camera's status (see the module docstring).
     """
     counts = CameraCounts()
     live = is_live(source)
@@ -310,6 +327,7 @@ def run_camera_edge(
         ptz.start()
     sub = bus.subscribe(f"vigil/v1/{sector}/cam/{camera_id}/commands", on_command)
     applied: Pointing | None = None
+    reported_settings: Mapping[str, Any] | None = None
     pointed = False  # the detector has the camera's reported pointing
     try:
         if live:
@@ -363,6 +381,11 @@ def run_camera_edge(
                 bus.publish(topic_for(sector, det), det)
                 counts.detections += 1
                 counts.classes[det.class_guess] += 1
+            if detection is not None:
+                now_settings = detection()
+                if now_settings is not reported_settings:
+                    reported_settings = now_settings
+                    _report_settings(bus, sector, camera_id, t, now_settings, watch)
             if stop is not None and stop.is_set():
                 break
     finally:
@@ -375,8 +398,27 @@ def run_camera_edge(
     return counts
 
 
+def _report_settings(
+    bus: Bus,
+    sector: str,
+    camera_id: str,
+    time_s: float,
+    settings: Mapping[str, Any],
+    watch: StreamHealth | None,
+) -> None:
+    """New detection settings: into a live camera's health (logged there, a status at once),
+    or for a file logged and published as an ``ok`` status at the frame's time."""
+    if watch is not None:
+        watch.set_detection(settings)
+        return
+    log.info("camera %s: detection settings %s", camera_id, dict(settings))
+    msg = settings_status(camera_id, time_s, time_s, settings)
+    bus.publish(camera_status_topic(sector, camera_id), msg)
+
+
 __all__ = [
     "CameraCounts",
+    "DetectionReport",
     "Repoint",
     "CameraSourceError",
     "Detect",

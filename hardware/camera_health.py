@@ -19,8 +19,10 @@ camera's own status topic ``vigil/v1/{sector}/cam/{camera}/status``:
 
 A status goes out when the state changes and every ``interval_s`` while it holds;
 ``last_heard`` is the wall time of the last frame (of the watch's start before any) and
-``battery`` is 1 (a tower camera is on the mast's power). A watchdog thread checks every
-quarter of the shorter limit, so an outage is reported while the adapter waits on the stream.
+``battery`` is 1 (a tower camera is on the mast's power); ``detection`` carries the detection
+settings in effect (:meth:`StreamHealth.set_detection`; a change goes out at once). A
+watchdog thread checks every quarter of the shorter limit, so an outage is reported while the
+adapter waits on the stream.
 """
 
 from __future__ import annotations
@@ -98,6 +100,25 @@ def same_picture(a: NDArray, b: NDArray, still_dn: float, still_share: float) ->
     return changed <= still_share * a.size
 
 
+def settings_status(
+    camera_id: str,
+    time_s: float,
+    last_heard: float,
+    detection: Mapping[str, Any],
+    state: SensorState = "ok",
+) -> SensorStatus:
+    """A camera's status carrying its detection settings (times UTC seconds; a camera on
+    the mast's power: ``battery`` 1)."""
+    return SensorStatus(
+        sensor=camera_id,
+        time=time_s,
+        battery=1.0,
+        state=state,
+        last_heard=last_heard,
+        detection=dict(detection),
+    )
+
+
 class StreamHealth:
     """Watches one live camera's frames and publishes its health (module docstring).
 
@@ -143,11 +164,17 @@ class StreamHealth:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.detection: dict[str, Any] = dict(detection or {})
+        self._settings_due = False  # settings changed since the last status
 
     def set_detection(self, detection: Mapping[str, Any]) -> None:
-        """Merge settings the detector chose (its start-up calibration) and log them."""
-        self.detection.update(detection)
+        """Merge settings the detector chose (its start-up calibration) and log them; while
+        the watch runs, a status carrying them goes out at once."""
+        with self._lock:
+            self.detection.update(detection)
+            self._settings_due = True
         log.info("camera %s: detection settings %s", self.camera_id, self.detection)
+        if self._thread is not None:
+            self.check()
 
     def report(self) -> dict[str, Any]:
         """The camera's health for an operator: state, last frame, detection settings."""
@@ -195,7 +222,8 @@ class StreamHealth:
     def _check(self) -> SensorState:
         now = self.clock()
         state = self._judge(now)
-        if state != self.state or now - self._reported_at >= self.settings.interval_s:
+        due = now - self._reported_at >= self.settings.interval_s or self._settings_due
+        if state != self.state or due:
             if state != self.state:
                 log.log(
                     logging.INFO if state == "ok" else logging.WARNING,
@@ -204,13 +232,10 @@ class StreamHealth:
                     {"ok": "ok", "offline": "dropped (no frames)", "degraded": "frozen"}[state],
                 )
             heard = self.last_frame if self.last_frame is not None else self.started
-            msg = SensorStatus(
-                sensor=self.camera_id,
-                time=now,
-                battery=1.0,
-                state=state,
-                last_heard=heard,
-            )
+            with self._lock:
+                detection = dict(self.detection)
+                self._settings_due = False
+            msg = settings_status(self.camera_id, now, heard, detection, state)
             self.state = state
             self._reported_at = now
             self.reports[state] += 1
@@ -249,4 +274,5 @@ __all__ = [
     "camera_status_topic",
     "picture_sample",
     "same_picture",
+    "settings_status",
 ]

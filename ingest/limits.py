@@ -28,6 +28,15 @@ Actor = Annotated[str, Meta(pattern=ACTOR_PATTERN)]
 Text = Annotated[str, Meta(max_length=MAX_TEXT)]
 Idents = Annotated[list[Ident], Meta(max_length=MAX_ITEMS)]
 Probs = Annotated[dict[Annotated[str, Meta(max_length=32)], float], Meta(max_length=16)]
+_Name = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,31}$(?!\n)")]
+_Value = bool | int | float | Text | None
+_Values = Annotated[dict[_Name, _Value], Meta(max_length=16)]
+#: A camera's detection settings (``SensorStatus.detection``): at most 16 names
+#: ``[a-z][a-z0-9_]`` a table, each a value or a table of values or of such tables.
+Settings = Annotated[
+    dict[_Name, _Value | Annotated[dict[_Name, _Value | _Values], Meta(max_length=16)]],
+    Meta(max_length=16),
+]
 
 #: Field names (``name[]`` for a list's items) that hold identifiers, and free text.
 IDENT_FIELDS = frozenset(

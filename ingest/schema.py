@@ -31,6 +31,7 @@ from vigil.ingest.limits import (  # noqa: F401 - re-exported
     Ident,
     Idents,
     Probs,
+    Settings,
     Text,
     text_problem,
 )
@@ -130,7 +131,9 @@ class SensorEvent(Wire, tag="sensor_event", kw_only=True):
 
 
 class SensorStatus(Wire, tag="sensor_status", kw_only=True):
-    """A ground sensor's heartbeat; ``battery`` is the fraction left, 0 to 1."""
+    """A device's heartbeat; ``battery`` is the fraction left, 0 to 1. A camera's may carry
+    ``detection``: its detection settings in effect and its start-up calibration's choices
+    (``calibration``); at most 16 keys ``[a-z][a-z0-9_]`` a table, tables two deep."""
 
     sensor: Ident
     time: float
@@ -138,6 +141,7 @@ class SensorStatus(Wire, tag="sensor_status", kw_only=True):
     state: SensorState = "ok"
     tamper: bool = False
     last_heard: float
+    detection: Settings = {}
 
 
 class Telemetry(Wire, tag="telemetry", kw_only=True):

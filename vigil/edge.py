@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -105,6 +105,34 @@ class TowerDetector:
         self.detector: MotionDetector | None = None
         #: Pointings given by :meth:`repoint` (the detector restarted for each).
         self.repoints = 0
+        self.thermal = tower.thermal
+        self._settings: dict[str, Any] | None = None
+        self._settings_key: tuple[bool, bool] | None = None
+
+    def detection_settings(self) -> dict[str, Any]:
+        """The settings in effect, for the camera's health and log (plain JSON values; see
+        :meth:`~vigil.detection.settings.DetectionSettings.effective`), with the start-up
+        calibration's choices under ``calibration`` once it is done. The same object until
+        they change (the first frame gives the image's size, calibration its levels)."""
+        det = self.detector
+        calibrated = det is not None and bool(det.calibration_report)
+        key = (det is not None, calibrated)
+        if self._settings is None or key != self._settings_key:
+            shape = det.shape if det is not None else None
+            if self.settings is not None:
+                out = self.settings.effective(self.thermal, shape)
+            else:  # a detector configuration given as such
+                out = {
+                    "threshold_grey": self.config.background.radius_min,
+                    "filter_px": self.config.filter_size,
+                    "warmup_frames": self.config.warmup_frames,
+                    "calibrate": self.config.calibration is not None,
+                }
+            if calibrated:
+                assert det is not None
+                out["calibration"] = dict(det.calibration_report)
+            self._settings, self._settings_key = out, key
+        return self._settings
 
     def _calibrated(self, camera: PinholeCamera) -> PinholeCamera:
         """The camera with the tower's pointing calibration applied (if it has one)."""
@@ -237,7 +265,8 @@ def feeds_from_files(
     through :func:`vigil.hardware.ugs.run_ugs_edge` and ``uas.tlog`` through
     :func:`vigil.hardware.uas.run_uas_edge`, each onto an in-process bus that validates them as the
     service's bus would. Returns ``(topic, message)`` per adapter in publishing order
-    (cameras, then ground sensors, then the aircraft): the reference that ``vigil edge`` plus
+    (cameras, with their statuses carrying the detection settings as ``vigil edge camera``
+    sends them, then ground sensors, then the aircraft): the reference that ``vigil edge`` plus
     ``vigil run`` over MQTT is compared with.
 
     ``detection(tower)`` gives a tower's detection settings, as ``vigil edge camera`` takes
@@ -257,14 +286,16 @@ def feeds_from_files(
     for tower, video in sorted(manifest["video"].items()):
         if not video.get("file") or (towers is not None and tower not in towers):
             continue
+        detect = tower_detector(site, tower, settings=detection(tower) if detection else None)
         run_camera_edge(
             str(folder / video["file"]),
             bus,
             sector,
             tower,
-            tower_detector(site, tower, settings=detection(tower) if detection else None),
+            detect,
             fps=video["fps"],
             start_time=manifest["start_time"],
+            detection=detect.detection_settings,
         )
     if (folder / "ugs.jsonl").is_file():
         run_ugs_edge(str(folder / "ugs.jsonl"), bus, sector)

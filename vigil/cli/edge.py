@@ -195,6 +195,7 @@ def _edge_camera(args: argparse.Namespace, d: Deployment) -> int:
             source, bus, d.sector, tower, detect,
             fps=args.fps, start_time=start_time, pacer=pacer,
             ptz=ptz, repoint=detect.repoint, health=health, stop=stop,
+            detection=detect.detection_settings,
         )  # fmt: skip
     except CameraSourceError as exc:
         raise CommandError(str(exc)) from None
