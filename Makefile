@@ -64,9 +64,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(PY) .ci/lint_imports.py
 
-# pytest exits 5 when it collects nothing; any non-zero status fails the target.
+# pytest exits 5 when it collects nothing (pytest-xdist keeps that status); any non-zero
+# status fails the target. Test files run on one worker per core (`-n auto`, whole files per
+# worker: the browser, broker and database fixtures are per file or per worker); many tests
+# wait on brokers, browsers and subprocesses, so two workers on two cores finish well ahead
+# of one. PYTEST_WORKERS=0 runs them in one process.
+PYTEST_WORKERS ?= auto
 test: $(STAMP) system-packages $(IPYCAM) $(TAK)/bin/taky $(ASYNCAPI)/node_modules/@asyncapi/parser/package.json lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
