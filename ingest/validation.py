@@ -172,9 +172,13 @@ def toml_line(text: str, path: Path | list[str | int]) -> int | None:
                 current = [*names[:-1], names[-1], counts[names]]
             else:
                 current = list(names)
+                for n in range(len(names) - 1, 0, -1):  # [[a]] then [a.b]: the last a's b
+                    if names[:n] in counts:
+                        current = [*names[:n], counts[names[:n]], *names[n:]]
+                        break
             if current == table:
                 table_line = lineno
-            if key is not None and list(names) == [*table, key]:
+            if key is not None and [*table, key] in (list(names), current):
                 return lineno
             continue
         if current == table and key is not None:

@@ -201,6 +201,11 @@ def parse(text: str, path: str | Path = "<string>") -> Deployment:
             expected = f"unknown key; allowed here: {_allowed(list(problem.path[:-1]))}"
             if problem.path[0] in ("tracker", "classes") and problem.path[-1] in _CLASS_MODEL:
                 expected += f"; {_CLASS_MODEL[str(problem.path[-1])]}"
+            if problem.path[0] == "cameras" and problem.path[-1] == "password":
+                expected += (
+                    "; a password never goes in the file: name the environment variable "
+                    "(password_env) or the file (password_file) that holds it"
+                )
         elif problem.kind == "missing_field":
             expected = "required key is missing"
         else:

@@ -27,9 +27,13 @@ __all__ = [
     "Broker",
     "ConfigError",
     "CameraSettings",
+    "CredentialError",
+    "camera_ptz_mapping",
     "ClassSettings",
     "Gateway",
     "MapSettings",
+    "OnvifSettings",
+    "PtzSettings",
     "ServiceSettings",
     "Store",
 ]
@@ -164,15 +168,123 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     journal_keep: Annotated[int, Meta(ge=0, le=100_000_000)] = 100_000
 
 
-class CameraSettings(DetectionSettings, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``[[cameras]]``: one tower camera's detection settings over the file's ``[detection]``.
+EnvName = Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$(?!\n)")]
+#: Longest password file read, bytes.
+MAX_SECRET_BYTES = 4096
 
-    ``tower`` names a deployed tower; every other key is a
+
+class CredentialError(ValueError):
+    """A credential that cannot be read; ``key`` is the ``[cameras.onvif]`` key naming it."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        super().__init__(message)
+
+
+class OnvifSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[cameras.onvif]``: where a camera's ONVIF service is and how to log in.
+
+    The password never lives in the deployment file: ``password_env`` names the environment
+    variable that holds it, or ``password_file`` a file (relative to the deployment file's
+    folder; its first line, at most 4 KiB) that does. The user name may be written
+    (``username``) or named the same way (``username_env``). Named nowhere, they come from
+    ``VIGIL_ONVIF_USER`` and ``VIGIL_ONVIF_PASSWORD`` as before. ``vigil edge camera``'s
+    ``--onvif HOST:PORT`` wins over ``host`` and ``port``.
+    """
+
+    host: Annotated[str, Meta(pattern=r"^[A-Za-z0-9.:\[\]_-]{1,253}$(?!\n)")]
+    port: Annotated[int, Meta(ge=1, le=65535)] = 80
+    username: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
+    username_env: EnvName | None = None
+    password_env: EnvName | None = None
+    password_file: Annotated[str, Meta(min_length=1, max_length=4096)] | None = None
+    #: The ONVIF media profile token; the camera's first when unset.
+    profile: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+
+    def credentials(self, folder: Path) -> tuple[str, str]:
+        """``(user, password)`` read from where the settings point (``folder``: the
+        deployment file's, for ``password_file``).
+
+        Raises
+        ------
+        CredentialError
+            A named variable that is not set, or a password file that cannot be read, is
+            empty or larger than 4 KiB.
+        """
+        user = self.username
+        if user is None:
+            name = self.username_env or "VIGIL_ONVIF_USER"
+            user = os.environ.get(name)
+            if user is None and self.username_env is not None:
+                raise CredentialError("username_env", f"environment variable {name} is not set")
+        if self.password_file is not None:
+            path = Path(self.password_file)
+            path = path if path.is_absolute() else folder / path
+            try:
+                with path.open("rb") as f:
+                    data = f.read(MAX_SECRET_BYTES + 1)
+            except OSError as exc:
+                raise CredentialError(
+                    "password_file", f"cannot read {path}: {exc.strerror or exc}"
+                ) from None
+            if len(data) > MAX_SECRET_BYTES:
+                raise CredentialError(
+                    "password_file", f"{path} is over {MAX_SECRET_BYTES} bytes; expected a password"
+                )
+            lines = data.decode("utf-8", errors="replace").splitlines()
+            if not lines or not lines[0]:
+                raise CredentialError(
+                    "password_file", f"{path} is empty; expected the password on its first line"
+                )
+            password: str | None = lines[0]
+        else:
+            name = self.password_env or "VIGIL_ONVIF_PASSWORD"
+            password = os.environ.get(name)
+            if password is None and self.password_env is not None:
+                raise CredentialError("password_env", f"environment variable {name} is not set")
+        return user or "", password or ""
+
+
+class PtzSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[cameras.ptz]``: the camera's ONVIF generic space in degrees
+    (:class:`vigil.hardware.ptz.PtzMapping`); each ``--ptz-*`` flag of ``vigil edge camera``
+    wins over its key.
+
+    Attributes
+    ----------
+    pan_zero_deg
+        Azimuth at ONVIF pan 0, degrees clockwise from north (default: the tower's pan_deg).
+    pan_deg_per_unit
+        Degrees per unit of ONVIF pan (180: -1..1 is the full circle).
+    tilt_zero_deg
+        Tilt below horizontal at ONVIF tilt 0, degrees (default: the tower's tilt_deg).
+    tilt_deg_per_unit
+        Degrees per unit of ONVIF tilt, which grows upward.
+    hfov_tele_deg
+        Horizontal field of view at full zoom, degrees (default: the tower's hfov_deg).
+    """
+
+    pan_zero_deg: Annotated[float, Meta(ge=0.0, le=360.0)] | None = None
+    pan_deg_per_unit: Annotated[float, Meta(gt=0.0, le=180.0)] = 180.0
+    tilt_zero_deg: Annotated[float, Meta(ge=-90.0, le=90.0)] | None = None
+    tilt_deg_per_unit: Annotated[float, Meta(gt=0.0, le=90.0)] = 45.0
+    hfov_tele_deg: Annotated[float, Meta(ge=0.1, le=179.0)] | None = None
+
+
+class CameraSettings(DetectionSettings, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[[cameras]]``: one tower camera's detection settings over the file's ``[detection]``,
+    and, for a PTZ camera, its ONVIF service (``[cameras.onvif]``) and pointing map
+    (``[cameras.ptz]``).
+
+    ``tower`` names a deployed tower; ``onvif`` and ``ptz`` are :class:`OnvifSettings` and
+    :class:`PtzSettings`; every other key is a
     :class:`~vigil.detection.settings.DetectionSettings` key, and one left out comes from
     ``[detection]`` (then from the sensor kind's default).
     """
 
     tower: Ident
+    onvif: OnvifSettings | None = None
+    ptz: PtzSettings | None = None
 
     def settings(self) -> DetectionSettings:
         """The override alone, as detection settings (without ``tower``)."""
@@ -229,6 +341,88 @@ def check_cameras(deployment: Deployment) -> None:
                 f"already overridden by cameras[{seen[camera.tower]}]; one override a camera",
             )
         seen[camera.tower] = i
+        _check_camera_onvif(deployment, i)
+
+
+def _check_camera_onvif(deployment: Deployment, i: int) -> None:
+    """A camera's ``[cameras.onvif]`` and ``[cameras.ptz]``: one source for each credential,
+    a pointing map only with ONVIF, and one the tower's field of view allows."""
+    camera = deployment.config.cameras[i]
+    onvif, ptz = camera.onvif, camera.ptz
+    pairs = (("username", "username_env"), ("password_env", "password_file"))
+    for a, b in pairs if onvif is not None else ():
+        if getattr(onvif, a) is not None and getattr(onvif, b) is not None:
+            raise ConfigError(
+                deployment.path,
+                f"cameras[{i}].onvif.{b}",
+                getattr(onvif, b),
+                deployment.line_of("cameras", i, "onvif", b),
+                f"{a} is set too; expected one of {a} and {b}",
+            )
+    if ptz is not None and onvif is None:
+        raise ConfigError(
+            deployment.path,
+            f"cameras[{i}].ptz",
+            camera.tower,
+            deployment.line_of("cameras", i, "ptz"),
+            "a pointing map without [cameras.onvif]; expected the camera's ONVIF service",
+        )
+    if ptz is not None:
+        tower = next(t for t in deployment.config.towers if t.id == camera.tower)
+        tele = ptz.hfov_tele_deg
+        if tele is not None and tele > tower.hfov_deg:
+            raise ConfigError(
+                deployment.path,
+                f"cameras[{i}].ptz.hfov_tele_deg",
+                tele,
+                deployment.line_of("cameras", i, "ptz", "hfov_tele_deg"),
+                f"wider than the tower's hfov_deg ({tower.hfov_deg:g}, at zoom 0); expected "
+                "at most that",
+            )
+        try:
+            camera_ptz_mapping(camera, tower.pan_deg, tower.tilt_deg, tower.hfov_deg)
+        except ValueError as exc:  # a tower pointing the map cannot take
+            raise ConfigError(
+                deployment.path,
+                f"cameras[{i}].ptz",
+                camera.tower,
+                deployment.line_of("cameras", i, "ptz"),
+                str(exc),
+            ) from None
+
+
+def camera_ptz_mapping(
+    camera: CameraSettings | None,
+    pan_deg: float,
+    tilt_deg: float,
+    hfov_deg: float,
+    **flags: float | None,
+) -> Any:
+    """A camera's :class:`vigil.hardware.ptz.PtzMapping`: each ``flags`` value that is not
+    None (``pan_zero_deg``, ``pan_deg_per_unit``, ``tilt_zero_deg``, ``tilt_deg_per_unit``,
+    ``hfov_tele_deg``: the command line's) over ``[cameras.ptz]``, over the tower's pointing
+    (``pan_deg``, ``tilt_deg``, degrees) and field of view (``hfov_deg``: no zoom).
+
+    Raises
+    ------
+    ValueError
+        A mapping out of range.
+    """
+    from vigil.hardware.ptz import PtzMapping
+
+    ptz = (camera.ptz if camera is not None else None) or PtzSettings()
+    chosen = {
+        "pan_zero_deg": ptz.pan_zero_deg if ptz.pan_zero_deg is not None else pan_deg,
+        "pan_deg_per_unit": ptz.pan_deg_per_unit,
+        "tilt_zero_deg": ptz.tilt_zero_deg if ptz.tilt_zero_deg is not None else tilt_deg,
+        "tilt_deg_per_unit": ptz.tilt_deg_per_unit,
+        "hfov_tele_deg": ptz.hfov_tele_deg if ptz.hfov_tele_deg is not None else hfov_deg,
+    }
+    unknown = set(flags) - set(chosen)
+    if unknown:
+        raise TypeError(f"unknown PTZ settings {sorted(unknown)}")
+    chosen.update({k: v for k, v in flags.items() if v is not None})
+    return PtzMapping(hfov_wide_deg=hfov_deg, **chosen)
 
 
 def check_files(deployment: Deployment) -> None:

@@ -7,9 +7,10 @@ pointing a PTZ camera reports into the detector's geometry (:meth:`TowerDetector
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ from vigil.geo.dem import ElevationModel
 from vigil.geo.landmarks import TowerPointing, apply_pointing
 from vigil.geo.site import Site, tower_camera
 from vigil.hardware.camera import run_camera_edge
-from vigil.hardware.ptz import Pointing
+from vigil.hardware.ptz import Pointing, PtzMapping
 from vigil.ingest.bus import InProcessBus
 from vigil.ingest.schema import CameraDetection, Wire
 
@@ -250,6 +251,92 @@ def deployment_detector(deployment: Deployment, tower_id: str) -> TowerDetector:
     )
 
 
+@dataclass(frozen=True)
+class OnvifCamera:
+    """How ``vigil edge camera`` reaches a tower's ONVIF camera and maps its pointing.
+
+    Attributes
+    ----------
+    host, port
+        The camera's ONVIF service.
+    user, password
+        Its login (read from the environment or a file, never from the deployment file).
+    profile
+        The media profile token (None: the camera's first).
+    mapping
+        Its generic space in degrees (:class:`vigil.hardware.ptz.PtzMapping`).
+    """
+
+    host: str
+    port: int
+    user: str
+    password: str = field(repr=False)
+    profile: str | None
+    mapping: PtzMapping
+
+
+def onvif_camera(
+    deployment: Deployment,
+    tower_id: str,
+    address: str | None = None,
+    **ptz_flags: float | None,
+) -> OnvifCamera | None:
+    """A tower's ONVIF camera from its ``[[cameras]]`` entry (``[cameras.onvif]``,
+    ``[cameras.ptz]``), the command line winning: ``address`` (``HOST:PORT``, ``--onvif``)
+    over host and port, each ``ptz_flags`` value that is not None (``--ptz-*``; names as
+    :func:`vigil.config_sections.camera_ptz_mapping`) over its key. None when neither the
+    entry nor ``address`` names a camera.
+
+    Raises
+    ------
+    vigil.config.ConfigError
+        Credentials that cannot be read (a variable unset, a file missing), naming the key,
+        its value and its line; or a pointing map out of range (key ``--ptz-*``).
+    """
+    from vigil.config import ConfigError
+    from vigil.config_sections import CredentialError, camera_ptz_mapping
+
+    index, entry = next(
+        ((i, c) for i, c in enumerate(deployment.config.cameras) if c.tower == tower_id),
+        (None, None),
+    )
+    settings = entry.onvif if entry is not None else None
+    if address is None and settings is None:
+        return None
+    if address is not None:
+        host, _, number = address.rpartition(":")
+        host, port = host or "127.0.0.1", int(number or 80)
+    else:
+        assert settings is not None
+        host, port = settings.host, settings.port
+    user, password, profile = (
+        os.environ.get("VIGIL_ONVIF_USER", ""),
+        os.environ.get("VIGIL_ONVIF_PASSWORD", ""),
+        None,
+    )
+    if settings is not None:
+        profile = settings.profile
+        try:
+            user, password = settings.credentials(deployment.path.parent)
+        except CredentialError as exc:
+            key = exc.key
+            raise ConfigError(
+                deployment.path,
+                f"cameras[{index}].onvif.{key}",
+                getattr(settings, key),
+                deployment.line_of("cameras", index, "onvif", key),  # type: ignore[arg-type]
+                str(exc),
+            ) from None
+    tower = next(t for t in deployment.config.towers if t.id == tower_id)
+    try:
+        mapping = camera_ptz_mapping(
+            entry, tower.pan_deg, tower.tilt_deg, tower.hfov_deg, **ptz_flags
+        )
+    except ValueError as exc:
+        raise ConfigError(deployment.path, "--ptz-*", None, None, str(exc)) from None
+    return OnvifCamera(host, port, user, password, profile, mapping)
+
+
 def feeds_from_files(
     site: Site,
     folder: str | Path,
@@ -305,10 +392,12 @@ def feeds_from_files(
 
 
 __all__ = [
+    "OnvifCamera",
     "TowerDetector",
     "TowerGround",
     "deployment_detector",
     "feeds_from_files",
+    "onvif_camera",
     "tower_detector",
     "tower_ground",
 ]

@@ -124,7 +124,11 @@ def _table(
         if isinstance(v, msgspec.Struct):
             subtables.append((key, v))
             continue
-        if v is None and path[0] in ("detection", "cameras"):
+        if (
+            v is None
+            and path[0] in ("detection", "cameras")
+            and key in type(d.config.detection).__struct_fields__
+        ):
             lines.append(_detection_default(d, raw, key, camera=path[0] == "cameras"))
         else:
             lines.append(_entry(d, raw, [*path, key], v))

@@ -112,34 +112,30 @@ def _paced(args: argparse.Namespace, bus: Any) -> Any:
 
 
 def _ptz_control(args: argparse.Namespace, d: Deployment, tower: str) -> Any:
-    """The tower camera's ONVIF PTZ control from --onvif and --ptz-* (None without --onvif)."""
-    if args.onvif is None:
-        return None
-    import os
-
-    from vigil.hardware.ptz import OnvifPtz, PtzMapping
+    """The tower camera's ONVIF PTZ control: its ``[[cameras]]`` entry's ``[cameras.onvif]``
+    and ``[cameras.ptz]``, with --onvif and --ptz-* winning (None when neither names one)."""
+    from vigil.config import ConfigError
+    from vigil.edge import onvif_camera
+    from vigil.hardware.ptz import OnvifPtz
     from vigil.hardware.ptz_control import PtzControl
 
-    t = next(x for x in d.config.towers if x.id == tower)
-    host, _, number = args.onvif.rpartition(":")
     try:
-        mapping = PtzMapping(
-            pan_zero_deg=t.pan_deg if args.ptz_pan_zero is None else args.ptz_pan_zero,
+        cam = onvif_camera(
+            d,
+            tower,
+            args.onvif,
+            pan_zero_deg=args.ptz_pan_zero,
             pan_deg_per_unit=args.ptz_pan_per_unit,
-            tilt_zero_deg=t.tilt_deg if args.ptz_tilt_zero is None else args.ptz_tilt_zero,
+            tilt_zero_deg=args.ptz_tilt_zero,
             tilt_deg_per_unit=args.ptz_tilt_per_unit,
-            hfov_wide_deg=t.hfov_deg,
-            hfov_tele_deg=t.hfov_deg if args.ptz_hfov_tele is None else args.ptz_hfov_tele,
+            hfov_tele_deg=args.ptz_hfov_tele,
         )
-    except ValueError as exc:
-        raise CommandError(f"--ptz-*: {exc}") from None
-    client = OnvifPtz(
-        host or "127.0.0.1",
-        int(number or 80),
-        os.environ.get("VIGIL_ONVIF_USER", ""),
-        os.environ.get("VIGIL_ONVIF_PASSWORD", ""),
-    )
-    return PtzControl(client, mapping)
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
+    if cam is None:
+        return None
+    client = OnvifPtz(cam.host, cam.port, cam.user, cam.password, profile=cam.profile)
+    return PtzControl(client, cam.mapping)
 
 
 def _edge_camera(args: argparse.Namespace, d: Deployment) -> int:
@@ -158,18 +154,19 @@ def _edge_camera(args: argparse.Namespace, d: Deployment) -> int:
         print(f"error: --id {tower!r}: expected one of the deployment's towers {towers}",
               file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
-    if args.source == "onvif" and args.onvif is None:
-        print("error: source 'onvif' (the camera's own RTSP address) needs --onvif HOST:PORT",
-              file=sys.stderr)  # fmt: skip
-        return EXIT_USAGE
     ptz = _ptz_control(args, d, tower)
+    if args.source == "onvif" and ptz is None:
+        print("error: source 'onvif' (the camera's own RTSP address) needs --onvif HOST:PORT "
+              f"or [cameras.onvif] for {tower} in the deployment", file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
     source = args.source
     if ptz is not None and source == "onvif":
         try:
             source = ptz.client.stream_uri()
         except PtzError as exc:
             ptz.client.close()
-            raise CommandError(f"--onvif {args.onvif}: {exc}") from None
+            where = f"{ptz.client.host}:{ptz.client.port}"
+            raise CommandError(f"ONVIF camera {where}: {exc}") from None
     # the deployment's [detection] with the tower's [[cameras]] override, and its [terrain]
     try:
         detect = deployment_detector(d, tower)
@@ -243,7 +240,9 @@ def register(sub: Subparsers) -> None:
     p.add_argument("source", help="where the device's output comes from")
     add_deployment(p)
     p.add_argument("--broker", metavar="HOST:PORT", type=broker_address, help="MQTT broker")
-    p.add_argument("--id", help="device id (uas: the aircraft)")
+    p.add_argument(
+        "--id", "--camera", dest="id", help="device id (camera: the tower; uas: the aircraft)"
+    )
     p.add_argument("--client-id", help="MQTT client id")
     p.add_argument(
         "--insecure", action="store_true", help="with --broker: connect without credentials"
@@ -265,40 +264,42 @@ def register(sub: Subparsers) -> None:
         "--onvif",
         metavar="HOST:PORT",
         type=broker_address,
-        help="camera: steer it over ONVIF PTZ (credentials from VIGIL_ONVIF_USER and "
-        "VIGIL_ONVIF_PASSWORD); SOURCE 'onvif' reads the RTSP address the camera gives",
+        help="camera: steer it over ONVIF PTZ (over the tower's [cameras.onvif]; credentials "
+        "where that names them, else VIGIL_ONVIF_USER and VIGIL_ONVIF_PASSWORD); SOURCE "
+        "'onvif' reads the RTSP address the camera gives",
     )
     p.add_argument(
         "--ptz-pan-zero",
         type=float,
         metavar="DEG",
-        help="azimuth at ONVIF pan 0 (default: the tower's pan_deg)",
+        help="azimuth at ONVIF pan 0 (default: [cameras.ptz], else the tower's pan_deg)",
     )
     p.add_argument(
         "--ptz-pan-per-unit",
         type=positive_float,
-        default=180.0,
         metavar="DEG",
-        help="degrees per unit of ONVIF pan (default 180: -1..1 is the full circle)",
+        help="degrees per unit of ONVIF pan (default: [cameras.ptz], else 180: -1..1 is the "
+        "full circle)",
     )
     p.add_argument(
         "--ptz-tilt-zero",
         type=float,
         metavar="DEG",
-        help="tilt below horizontal at ONVIF tilt 0 (default: the tower's tilt_deg)",
+        help="tilt below horizontal at ONVIF tilt 0 (default: [cameras.ptz], else the tower's "
+        "tilt_deg)",
     )
     p.add_argument(
         "--ptz-tilt-per-unit",
         type=positive_float,
-        default=45.0,
         metavar="DEG",
-        help="degrees per unit of ONVIF tilt, which grows upward (default 45)",
+        help="degrees per unit of ONVIF tilt, which grows upward (default: [cameras.ptz], else 45)",
     )
     p.add_argument(
         "--ptz-hfov-tele",
         type=positive_float,
         metavar="DEG",
-        help="horizontal field of view at full zoom (default: the tower's hfov_deg, no zoom)",
+        help="horizontal field of view at full zoom (default: [cameras.ptz], else the tower's "
+        "hfov_deg, no zoom)",
     )
     p.add_argument(
         "--dropped-after",
