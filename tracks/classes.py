@@ -52,14 +52,59 @@ def table_likelihood(
     a range), :func:`class_likelihood` is used.
     """
     r = -1.0 if range_m is None else float(range_m)
-    for guess, lo, hi, r_lo, r_hi, *probs in rows:
-        if guess == class_guess and lo <= confidence < hi and r_lo <= r < r_hi:
-            lik = np.maximum(np.asarray(probs, dtype=np.float64), 1e-6)
-            break
-    else:
-        lik = class_likelihood(class_guess, confidence)
+    table = _table(rows) if isinstance(rows, tuple) else None
+    if table is None:  # not a tuple: the plain search (a tuple's index is cached)
+        for guess, lo, hi, r_lo, r_hi, *probs in rows:
+            if guess == class_guess and lo <= confidence < hi and r_lo <= r < r_hi:
+                lik = np.maximum(np.asarray(probs, dtype=np.float64), 1e-6)
+                break
+        else:
+            lik = class_likelihood(class_guess, confidence)
+        lik = lik / lik.max()
+        return lik**weight if weight != 1.0 else lik
+    for j, lo, hi, r_lo, r_hi in table.get(class_guess, ()):
+        if lo <= confidence < hi and r_lo <= r < r_hi:
+            return _weighted(rows, j, weight)
+    lik = class_likelihood(class_guess, confidence)
     lik = lik / lik.max()
     return lik**weight if weight != 1.0 else lik
+
+
+#: Per class table (kept alive with it, by id): guess -> its rows' (index, bands) in order.
+_TABLES: dict[int, tuple[tuple, dict[str, list[tuple[int, float, float, float, float]]]]] = {}
+#: (table id, row index, weight) -> the row's normalised, weighted likelihood, shared by
+#: every call (callers copy it or only read it; class table rows are read-only).
+_ROW_LIK: dict[tuple[int, int, float], NDArray[np.float64]] = {}
+
+
+def _table(rows: tuple) -> dict[str, list[tuple[int, float, float, float, float]]]:
+    """A class table's rows grouped by guess, in table order (so the first row that fits a
+    guess is the same one the plain search finds); built once per table."""
+    hit = _TABLES.get(id(rows))
+    if hit is not None and hit[0] is rows:
+        return hit[1]
+    if len(_TABLES) > 64:
+        _TABLES.clear()
+        _ROW_LIK.clear()
+    by_guess: dict[str, list[tuple[int, float, float, float, float]]] = {}
+    for j, (guess, lo, hi, r_lo, r_hi, *_probs) in enumerate(rows):
+        by_guess.setdefault(guess, []).append((j, lo, hi, r_lo, r_hi))
+    _TABLES[id(rows)] = (rows, by_guess)
+    return by_guess
+
+
+def _weighted(rows: tuple, j: int, weight: float) -> NDArray[np.float64]:
+    """Row ``j``'s likelihood, normalised to a maximum of 1 and raised to ``weight``, computed
+    as :func:`table_likelihood` always did and kept (read-only) for the next call."""
+    key = (id(rows), j, weight)
+    lik = _ROW_LIK.get(key)
+    if lik is None:
+        lik = np.maximum(np.asarray(rows[j][5:], dtype=np.float64), 1e-6)
+        lik = lik / lik.max()
+        lik = lik**weight if weight != 1.0 else lik
+        lik.setflags(write=False)
+        _ROW_LIK[key] = lik
+    return lik
 
 
 def speed_likelihood(
@@ -68,11 +113,29 @@ def speed_likelihood(
     """Likelihood of a track's speed (m/s) under person, vehicle, animal from a speed table
     (see ``speed_class_model``), normalised to a maximum of 1 and raised to ``weight``;
     ``None`` when no row covers the speed."""
-    for lo, hi, *probs in rows:
+    for j, (lo, hi, *probs) in enumerate(rows):
         if lo <= speed_mps < hi:
-            lik = np.maximum(np.asarray(probs, dtype=np.float64), 1e-6)
-            return (lik / lik.max()) ** weight
+            if not isinstance(rows, tuple):
+                lik = np.maximum(np.asarray(probs, dtype=np.float64), 1e-6)
+                return (lik / lik.max()) ** weight
+            key = (id(rows), -1 - j, weight)
+            hit = _ROW_LIK.get(key)
+            if hit is None or _TABLES.get(id(rows), (None,))[0] is not rows:
+                _table_keep(rows)
+                lik = np.maximum(np.asarray(probs, dtype=np.float64), 1e-6)
+                hit = (lik / lik.max()) ** weight  # writeable: compiled kernels read it
+                _ROW_LIK[key] = hit
+            return hit
     return None
+
+
+def _table_keep(rows: tuple) -> None:
+    """Keep a speed table alive while its rows' likelihoods are cached by its id."""
+    if _TABLES.get(id(rows), (None,))[0] is not rows:
+        if len(_TABLES) > 64:
+            _TABLES.clear()
+            _ROW_LIK.clear()
+        _TABLES[id(rows)] = (rows, {})
 
 
 def pace_factor(
