@@ -11,6 +11,8 @@ a line needs what a test cannot give it as written:
 - ``vigil edge camera|ugs|uas SOURCE --broker HOST:PORT`` is a pattern: each adapter runs on
   the files ``vigil simulate`` wrote, without ``--broker`` (validated and counted in process),
   since a broker is not part of a fresh clone.
+- ``vigil analyze --db-schema`` needs a PostgreSQL server (tests/test_history_pg.py runs it
+  against a throwaway cluster): it runs to ``--help``.
 - ``vigil run``, ``vigil serve``, ``vigil alerts``, ``vigil record`` and ``vigil replay`` need a
   running broker (tests/test_cli_connection.py, tests/test_recording.py and tests/test_e2e_mqtt.py
   run them against Mosquitto): here they run to ``--help``.
@@ -85,6 +87,10 @@ def plan(command: str) -> tuple[str, list[list[str]]]:
     argv = [PLACEHOLDERS.get(a, a) for a in shlex.split(command)[1:]]
     if argv[0] in NEEDS_BROKER or "--onvif" in argv:
         return "", [[*argv, "--help"]]  # its arguments as written are checked, then its help
+    if argv[0] == "analyze" and "--db-schema" in argv:
+        return "", [[*argv, "--help"]]  # needs a PostgreSQL server (tests/test_history_pg.py)
+    if argv[0] == "demo" and "--hours" not in argv and "--serve" not in argv:
+        argv = [*argv, "--hours", "1"]  # a demo at its default length is shrunk like the rest
     if argv[:2] == ["users", "add"]:
         return "users", [["users", "add", "ana", *argv[3:]]]
     if argv[0] == "demo" and "--serve" in argv:
