@@ -20,6 +20,7 @@ messages (which a restarted service skips by) holds only the stream messages.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -204,11 +205,10 @@ class MqttPublisher:
     # -- sending and acknowledgements ---------------------------------------------------------
 
     def _send(self, client: Any, seq: int, topic: str, payload: bytes) -> None:
-        from paho.mqtt.packettypes import PacketTypes
-        from paho.mqtt.properties import Properties
-
-        props = Properties(PacketTypes.PUBLISH)
-        props.UserProperty = [(KEY_PROPERTY, f"{self.link.client_id}/{self.outbox.epoch}/{seq}")]
+        props = _publish_properties()()
+        # the one property, set without paho's per-assignment name search (same packet bytes)
+        key = f"{self.link.client_id}/{self.outbox.epoch}/{seq}"
+        object.__setattr__(props, "UserProperty", [(KEY_PROPERTY, key)])
         info = client.publish(topic, payload, qos=1, properties=props)
         with self._mid_lock:
             early = self._early_acks.pop(info.mid, None)
@@ -254,6 +254,27 @@ class MqttPublisher:
             self.outbox.mark_acked(seq, time.time())
             self._count("acked")
             self._unrouted_delay = self.settings.reconnect_min_delay_s  # a session is there
+
+
+@functools.cache
+def _publish_properties() -> type:
+    """paho's PUBLISH ``Properties`` with its lookup tables (names, types, property ids) built
+    once for the class: paho builds them anew for every instance, which was a good part of
+    each publication's cost. The tables are only read."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    proto = Properties(PacketTypes.PUBLISH)
+
+    class PublishProperties(Properties):
+        types = proto.types
+        names = proto.names
+        properties = proto.properties
+
+        def __init__(self) -> None:
+            object.__setattr__(self, "packetType", PacketTypes.PUBLISH)
+
+    return PublishProperties
 
 
 __all__ = ["KEY_PROPERTY", "MqttPublisher"]

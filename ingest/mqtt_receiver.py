@@ -38,6 +38,8 @@ log = logging.getLogger("vigil.ingest.mqtt")
 DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
 #: How much of an oversize payload is kept, bytes.
 TOO_LARGE_PREFIX = 1024
+#: Topics whose matching subscriptions are remembered (distinct topics beyond it start over).
+_MATCHED_MAX = 4096
 
 Quarantine = Callable[[str, bytes, MessageError], None]
 Deliver = Callable[[str, Wire, list[Subscription]], None]
@@ -117,6 +119,8 @@ class MqttReceiver:
         self._deliver_to = deliver
         self._count = count
         self._subs: list[Subscription] = []
+        # topic -> the subscriptions whose filter matches it (cleared on any change, bounded)
+        self._matched: dict[str, list[Subscription]] = {}
         self._patterns: Counter[str] = Counter()
         self._stale_patterns: set[str] = set()
         self._subs_lock = threading.RLock()
@@ -161,6 +165,7 @@ class MqttReceiver:
             t.join(timeout)
         with self._subs_lock:
             self._subs.clear()
+            self._matched.clear()
 
     # -- subscriptions ------------------------------------------------------------------------
 
@@ -170,6 +175,7 @@ class MqttReceiver:
         sub = Subscription(pattern, handler)
         with self._subs_lock:
             self._subs.append(sub)
+            self._matched.clear()
             new = self._patterns[pattern] == 0
             self._patterns[pattern] += 1
             self._stale_patterns.discard(pattern)
@@ -186,6 +192,7 @@ class MqttReceiver:
             if subscription not in self._subs:
                 return
             self._subs = [s for s in self._subs if s is not subscription]
+            self._matched.clear()
             self._patterns[subscription.pattern] -= 1
             gone = self._patterns[subscription.pattern] <= 0
             if gone:
@@ -211,7 +218,13 @@ class MqttReceiver:
 
     def _deliver(self, topic: str, msg: Wire) -> None:
         with self._subs_lock:
-            subs = [s for s in self._subs if s.active and topic_matches(s.pattern, topic)]
+            matched = self._matched.get(topic)
+            if matched is None:
+                matched = [s for s in self._subs if topic_matches(s.pattern, topic)]
+                if len(self._matched) >= _MATCHED_MAX:
+                    self._matched.clear()
+                self._matched[topic] = matched
+            subs = [s for s in matched if s.active]
         self._deliver_to(topic, msg, subs)
 
     # -- receiving ----------------------------------------------------------------------------
