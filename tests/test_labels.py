@@ -131,7 +131,7 @@ def test_vigil_track_writes_local_iso_times(tmp_path) -> None:
     assert run.returncode == 0, run.stderr
     with out.open() as fh:
         got = list(csv.DictReader(fh))
-    assert got and list(got[0]) == ["t", "track_id", "x", "y", "vx", "vy", "time"]
+    assert got and list(got[0]) == ["t", "track_id", "x", "y", "vx", "vy", "time", "status"]
     for r in got:
         t = datetime.fromisoformat(r["time"])
         assert r["time"].endswith("-07:00") and t.timestamp() == float(r["t"])

@@ -117,7 +117,7 @@ def test_demo_map(site, demo_dir: Path, offline_page) -> None:
     """The demo's map draws its tracks, crossings and alerts (a script error stopped it)."""
     path = demo_dir / "map.html"
     errors = open_map(offline_page, path)
-    _readable(offline_page, "tucson sector", ["northbound crossing", "crossing alert"])
+    _readable(offline_page, "tucson sector", ["northbound crossing into the US", "crossing alert"])
     page = offline_page.page
     page.locator(".vigil-crossing").first.click()
     details = page.locator(".leaflet-popup-content").inner_text()
