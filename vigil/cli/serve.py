@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from vigil.cli import users
 from vigil.cli.arguments import (
@@ -24,8 +25,32 @@ from vigil.cli.common import (
     require_credentials,
 )
 
+if TYPE_CHECKING:
+    from vigil.ingest.mqtt import MqttBus
+
 #: Seconds the broker keeps the session of a process that needs none across runs.
 EPHEMERAL_SESSION_S = 300
+
+
+def _connect(bus: MqttBus, timeout_s: float, waiting: str, hint: str) -> None:
+    """Connect ``bus`` within ``timeout_s`` seconds, saying on stderr what it waits for
+    (``waiting``) and how the connection goes; a failure is a one-line error ending in
+    ``hint``."""
+    from vigil.cli.connection import ConnectionWatch
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    say(waiting)
+    watch = ConnectionWatch(bus, say).start()
+    try:
+        bus.connect(timeout_s)
+        watch.check()
+    except ConnectionError as exc:
+        bus.close()
+        raise CommandError(f"{exc}; {hint}") from None
+    finally:
+        watch.stop()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -33,7 +58,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     national view of several)."""
     if args.sector:
         return _serve_national(args)
-    from vigil.cli.connection import ConnectionWatch
     from vigil.ingest.mqtt import MqttBus
     from vigil.ingest.mqtt_link import instance_client_id
     from vigil.maps.live.coverage import live_relief
@@ -52,20 +76,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     require_credentials(settings, args.insecure, (b.username_env, b.password_env))
     bus = MqttBus(d.sector, settings, args.client_id or instance_client_id(d.sector, "map"))
 
-    def say(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
     # say what it waits for, and how that goes, rather than sit silent until the timeout
-    say(f"sector {d.sector}: the live map serves once the sector's broker is reached")
-    watch = ConnectionWatch(bus, say).start()
-    try:
-        bus.connect(args.connect_timeout)
-        watch.check()
-    except ConnectionError as exc:
-        bus.close()
-        raise CommandError(f"{exc}; give the broker with --broker HOST:PORT") from None
-    finally:
-        watch.stop()
+    _connect(
+        bus, args.connect_timeout, f"sector {d.sector}: the live map serves once the sector's "
+        "broker is reached", "give the broker with --broker HOST:PORT",
+    )  # fmt: skip
     try:
         run_live(
             d.site,
@@ -90,7 +105,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _serve_national(args: argparse.Namespace) -> int:
     """``vigil serve --sector A.toml --sector B.toml``: the national view from one broker node."""
-    from vigil.cli.connection import ConnectionWatch
     from vigil.ingest.mqtt import MqttBus
     from vigil.ingest.mqtt_link import instance_client_id
     from vigil.maps.live.audit import AuditLog
@@ -124,19 +138,10 @@ def _serve_national(args: argparse.Namespace) -> int:
         publish_quarantine=False,
     )
 
-    def say(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
-    say(f"sectors {', '.join(names)}: the national view serves once the broker is reached")
-    watch = ConnectionWatch(bus, say).start()
-    try:
-        bus.connect(args.connect_timeout)
-        watch.check()
-    except ConnectionError as exc:
-        bus.close()
-        raise CommandError(f"{exc}; give the national node with --broker HOST:PORT") from None
-    finally:
-        watch.stop()
+    _connect(
+        bus, args.connect_timeout, f"sectors {', '.join(names)}: the national view serves once "
+        "the broker is reached", "give the national node with --broker HOST:PORT",
+    )  # fmt: skip
     users_store = UserStore(args.users)
     if not users_store.users():
         bus.close()
