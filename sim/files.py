@@ -34,6 +34,7 @@ import msgspec
 from vigil.geo.site import Site
 
 from .movers import SimError
+from .perturbations import Perturbations
 from .settings import SimSettings
 from .uas import TelemetryItem, UasDetection
 from .ugs import UgsMessage
@@ -65,6 +66,7 @@ def simulate_to_files(
     out_dir: str | Path,
     progress: bool = True,
     video_processes: bool | None = None,
+    perturbations: Perturbations | None = None,
 ) -> dict:
     """Run the simulator for ``minutes`` and write every feed and the truth to ``out_dir``.
 
@@ -84,6 +86,9 @@ def simulate_to_files(
         Show a progress bar (tqdm) over simulated time.
     video_processes
         Encode each tower's video in its own process; by default only for long runs.
+    perturbations
+        What makes the world as hard as the field; ``None``: none (the world as before). The
+        manifest's ``perturbations`` records them (:func:`perturbations_record`).
 
     Returns
     -------
@@ -99,7 +104,8 @@ def simulate_to_files(
     duration = float(minutes) * 60.0
     t0 = st.start_time
     t_end = t0 + duration
-    world = World(site, st, seed)
+    pert = perturbations or Perturbations.none()
+    world = World(site, st, seed, perturbations=pert)
     frame = world.frame
     sinks: dict[str, VideoSink] = {}
     if st.cameras == "render":
@@ -276,6 +282,7 @@ def simulate_to_files(
         "start_utc": datetime.fromtimestamp(t0, tz=UTC).isoformat(),
         "deployment": {f: msgspec.to_builtins(getattr(site, f)) for f in Site.__struct_fields__},
         "settings": msgspec.to_builtins(st),
+        "perturbations": perturbations_record(world.perturbations),
         "counts": {
             "frames": dict(sorted(frames.items())),
             "camera_objects": dict(sorted(objects.items())),
@@ -304,6 +311,19 @@ def simulate_to_files(
 
 #: Manifest keys that hold wall-clock facts and so differ between identical runs.
 WALL_CLOCK_KEYS = ("created_utc", "elapsed_s")
+
+
+def perturbations_record(perturbations: Perturbations | None) -> dict[str, Any]:
+    """What world made a run, for its metadata: the families ``on`` and ``off`` (names) and
+    every family's switch and sizes (``families``, units as in :mod:`.perturbations`);
+    ``None`` is :meth:`Perturbations.none`."""
+    perturbations = perturbations or Perturbations.none()
+    names = Perturbations.__struct_fields__
+    return {
+        "on": [n for n in names if getattr(perturbations, n).on],
+        "off": [n for n in names if not getattr(perturbations, n).on],
+        "families": msgspec.to_builtins(perturbations),
+    }
 
 
 def read_manifest(out_dir: str | Path) -> dict:

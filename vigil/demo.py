@@ -37,13 +37,14 @@ from vigil.ingest.schema import Alert, CameraDetection, Crossing
 from vigil.pipeline import Pipeline, write_json
 from vigil.sim import SimSettings
 from vigil.sim.climate import climate_named
+from vigil.sim.files import perturbations_record
 from vigil.sim.terrain import SimTerrain
 from vigil.tracks.csvfile import iso_time
 
 if TYPE_CHECKING:
     from vigil.geo.dem import ElevationModel
     from vigil.geo.landmarks import TowerPointing
-    from vigil.sim import World
+    from vigil.sim import Perturbations, World
 
 #: Demo defaults: start at 02:00 local (09:00 UTC) on 2026-06-01, when crossings happen.
 DEMO_START_UTC = 1_780_272_000.0 + 9 * 3600.0
@@ -78,14 +79,14 @@ def run_demo(
     relief: bool = False,
     pointing_sigma_deg: float = 0.05,
     calibrate: bool = True,
+    perturbations: Perturbations | None = None,
 ) -> dict:
     """Run the chain for ``hours`` of simulated time; write every output; return the summary.
 
-    ``channels`` (the deployment's ``[cot]``) also get every alert and track as they are
-    published; their counts go in the summary's ``cot``. ``relief``: run on the sector's
-    ground (:func:`demo_relief`) with hidden pointing errors of ``pointing_sigma_deg``
-    (degrees, each of pan, tilt, roll), the towers calibrated from landmarks first unless
-    ``calibrate`` is False; the summary's ``relief`` says how it went."""
+    ``channels`` (the deployment's ``[cot]``) get every alert and track too (counts in the
+    summary's ``cot``). ``relief``: on the sector's ground (:func:`demo_relief`), pointing off by
+    ``pointing_sigma_deg`` (degrees: pan, tilt, roll), towers calibrated unless ``calibrate`` is
+    False. The summary records ``relief`` and the world's ``perturbations`` (None: none)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ("tracks.sqlite", "events.sqlite"):
         for suffix in ("", "-wal", "-shm"):
@@ -103,6 +104,7 @@ def run_demo(
         rules=deployment.rules,
         detection=deployment.detection_for,
         terrain=terrain,
+        perturbations=perturbations,
     )
     feed_from_bus(pipe.bus, deployment.sector, channels)
     duration = hours * 3600.0
@@ -115,8 +117,7 @@ def run_demo(
         summary = pipe.summary(duration)
         if terrain is not None:
             summary["relief"] = _relief_summary(pipe, terrain, calibration, placement, out_dir)
-        summary["seed"] = seed
-        summary["hours"] = hours
+        summary.update(seed=seed, hours=hours, perturbations=perturbations_record(perturbations))
         summary["files"], summary["exports"] = write_outputs(pipe, out_dir)
     finally:
         pipe.close()

@@ -17,6 +17,7 @@ from vigil.cli.arguments import (
     time_arg,
 )
 from vigil.cli.common import EXIT_OK, EXIT_USAGE, CommandError, Subparsers, load_deployment
+from vigil.cli.perturbation_args import add_perturbations, chosen_perturbations
 
 if TYPE_CHECKING:
     from vigil.alerts.channels import DispatchChannel
@@ -28,6 +29,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Run the whole chain on the shipped deployment and say where the results are."""
     from vigil.demo import demo_settings, demo_start, print_summary, run_demo
 
+    args.chosen_perturbations = chosen_perturbations(args)
     d = load_deployment(args.deployment)
     for warning in d.warnings:
         print(f"warning: {d.path}: {warning}", file=sys.stderr, flush=True)
@@ -59,6 +61,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         relief=args.relief,
         pointing_sigma_deg=args.pointing_sigma,
         calibrate=not args.no_calibration,
+        perturbations=args.chosen_perturbations,
     )
     print_summary(summary, out_dir)
     return EXIT_OK
@@ -119,6 +122,7 @@ def _demo_serve(d: Deployment, sim: SimSettings, args: argparse.Namespace) -> in
         tracker=d.tracker_config(),
         rules=d.rules,
         detection=d.detection_for,
+        perturbations=args.chosen_perturbations,
     )
     app = LiveMapApp(d.site, pipe.bus, users, audit, tiles_url=d.config.map.tiles_url, dem=dem)
     channels = cot_channels(d)
@@ -213,6 +217,7 @@ def register(sub: Subparsers) -> None:
         action="store_true",
         help="with --relief: no landmark calibration; detectors take the deployment's pointing",
     )
+    add_perturbations(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--serve", action="store_true", help="run in real time and serve the live map")
     p.add_argument(

@@ -15,6 +15,7 @@ from vigil.cli.arguments import (
     time_arg,
 )
 from vigil.cli.common import EXIT_OK, EXIT_USAGE, CommandError, Subparsers, load_deployment
+from vigil.cli.perturbation_args import add_perturbations, chosen_perturbations
 
 if TYPE_CHECKING:
     from vigil.config import Deployment
@@ -53,6 +54,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from vigil.sim import SimSettings
     from vigil.sim.files import simulate_to_files
 
+    pert = chosen_perturbations(args)
     d = load_deployment(args.deployment)
     have = [t.id for t in d.config.towers]
     if args.towers:
@@ -89,10 +91,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print(f"writing about {_mb(size)} of video (lossless FFV1) into {out}; "
               "--no-video writes the truth only", flush=True)  # fmt: skip
     manifest = simulate_to_files(
-        d.site, settings, args.minutes, args.seed, out, progress=not args.quiet
+        d.site,
+        settings,
+        args.minutes,
+        args.seed,
+        out,
+        progress=not args.quiet,
+        perturbations=pert,
     )
     counts = manifest.get("counts", {})
     print(f"simulated {args.minutes:g} min of sector {d.sector} (seed {args.seed}) into {out}")
+    print(f"  perturbations: {_families_line(manifest)}")
     for k, v in counts.items():
         print(f"  {k}: {v}")
     print(crossings_line(counts, args.minutes, args.rate_scale))
@@ -116,6 +125,11 @@ def crossings_line(counts: dict[str, Any], minutes: float, rate_scale: float) ->
     return line
 
 
+def _families_line(manifest: dict[str, Any]) -> str:
+    on = manifest.get("perturbations", {}).get("on", [])
+    return ", ".join(on) if on else "none"
+
+
 def _mb(n: float) -> str:
     return f"{n / 1e6:,.0f} MB"
 
@@ -127,8 +141,8 @@ def register(sub: Subparsers) -> None:
         help="write a simulated sector's feeds and truth to files",
         description=(
             "Simulate a sector and write its feeds as files: cameras/{tower}.avi (lossless "
-            "FFV1), ugs.jsonl, uas.tlog (MAVLink), truth/ and manifest.json. The same seed "
-            "gives the same files byte for byte."
+            "FFV1), ugs.jsonl, uas.tlog (MAVLink), truth/ and manifest.json (which also records "
+            "the --perturbations). The same seed gives the same files byte for byte."
         ),
     )
     add_deployment(p)
@@ -147,5 +161,6 @@ def register(sub: Subparsers) -> None:
         help="crossing-rate multiplier (default 1: the modelled rates)",
     )
     p.add_argument("--no-video", action="store_true", help="camera truth only, no video files")
+    add_perturbations(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_simulate)
