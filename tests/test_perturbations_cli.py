@@ -19,6 +19,12 @@ def _simulate(out: Path, *extra: str) -> dict:
     return json.loads((out / "manifest.json").read_text())
 
 
+def test_the_options_families_are_the_simulators() -> None:
+    from vigil.sim.perturbations import Perturbations
+
+    assert tuple(Perturbations.__struct_fields__) == FAMILIES
+
+
 def test_simulate_default_is_none_and_field_changes_the_world(tmp_path: Path) -> None:
     none = _simulate(tmp_path / "none")
     assert none["perturbations"]["on"] == []

@@ -4,12 +4,21 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from vigil.cli.common import EXIT_USAGE, CommandError
-from vigil.sim.perturbations import Perturbations
 
-#: The families' names, as ``--without`` takes them.
-FAMILIES: tuple[str, ...] = tuple(Perturbations.__struct_fields__)
+if TYPE_CHECKING:
+    from vigil.sim.perturbations import Perturbations
+
+#: The families' names, as ``--without`` takes them: the fields of
+#: :class:`vigil.sim.perturbations.Perturbations`, spelled out so that ``--help`` imports no
+#: simulator (tests/test_perturbations_cli.py checks they agree).
+FAMILIES: tuple[str, ...] = (
+    "blur", "fixed_pattern", "flat_field", "agc", "crossover", "attenuation", "brush", "dust",
+    "birds", "bodies", "groups", "runners", "lay_ups", "off_road", "small_animals",
+    "uas_classifier", "ugs_nuisance",
+)  # fmt: skip
 PRESETS = ("none", "field")
 
 
@@ -46,6 +55,8 @@ def add_perturbations(p: argparse.ArgumentParser) -> None:
 
 def chosen_perturbations(args: argparse.Namespace) -> Perturbations:
     """The perturbations the options ask for; a usage error for ``--without`` on ``none``."""
+    from vigil.sim.perturbations import Perturbations
+
     if args.perturbations == "none":
         if args.without:
             raise CommandError(
