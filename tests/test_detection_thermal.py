@@ -71,17 +71,7 @@ def test_moving_animal_is_detected_while_it_moves(
     assert moving.sum() > 30  # the sequence has plenty of motion to score
     cfg = DetectorConfig() if config == "plain" else DetectorConfig.for_tower()
     det = MotionDetector(pix.shape[1:], cfg, camera_id="cacophony")
-    found = np.zeros(len(pix), bool)
-    elsewhere = 0
-    for i, frame in enumerate(pix):
-        res = det.process(frame, float(times[i]), i + 1)
-        x, y, w, h = boxes[i]
-        for d in res.pixel_detections:
-            u0, v0, u1, v1 = d.box
-            if u0 <= x + w + 2 and u1 >= x - 2 and v0 <= y + h + 2 and v1 >= y - 2:
-                found[i] = True
-            else:
-                elsewhere += 1
+    found, elsewhere = score_on_animal(det, pix, times, boxes)
     # the detector says nothing while its model is new (``warmup_frames``): score after it
     scored = moving & (np.arange(len(pix)) >= cfg.warmup_frames)
     assert scored.sum() > 30
@@ -95,14 +85,9 @@ def test_moving_animal_is_detected_while_it_moves(
         assert elsewhere <= 0.3 * len(pix), f"{elsewhere} detections away from the animal"
 
 
-def test_calibrated_thermal_settings_find_the_animal_and_nothing_else(cptv_frames) -> None:
-    """v2.cptv: the tower defaults put out 274 detections away from the animal (72 objects,
-    measured); with the neighbourhood test and calibration none, and the animal still in
-    every frame it moves."""
-    pix, times = cptv_frames
-    boxes, moving = animal_truth(pix)
-    cfg = CALIBRATED.detector_config()
-    det = MotionDetector(pix.shape[1:], cfg, camera_id="cacophony")
+def score_on_animal(det, pix, times, boxes) -> tuple[np.ndarray, int]:
+    """Run ``det`` over the clip: per frame, whether a detection touches the animal's box
+    (2 px slack), and how many detections fell elsewhere."""
     found = np.zeros(len(pix), bool)
     elsewhere = 0
     for i, frame in enumerate(pix):
@@ -114,6 +99,18 @@ def test_calibrated_thermal_settings_find_the_animal_and_nothing_else(cptv_frame
                 found[i] = True
             else:
                 elsewhere += 1
+    return found, elsewhere
+
+
+def test_calibrated_thermal_settings_find_the_animal_and_nothing_else(cptv_frames) -> None:
+    """v2.cptv: the tower defaults put out 274 detections away from the animal (72 objects,
+    measured); with the neighbourhood test and calibration none, and the animal still in
+    every frame it moves."""
+    pix, times = cptv_frames
+    boxes, moving = animal_truth(pix)
+    cfg = CALIBRATED.detector_config()
+    det = MotionDetector(pix.shape[1:], cfg, camera_id="cacophony")
+    found, elsewhere = score_on_animal(det, pix, times, boxes)
     scored = moving & (np.arange(len(pix)) >= cfg.warmup_frames)
     assert scored.sum() > 30
     assert found[scored].mean() >= 0.9
