@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.bench_mqtt import paced_send
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -79,14 +81,7 @@ def _run(layer, path: str, n: int, rate: float | None) -> dict:
     pub.connect(sb.host, sb.port)
     pub.loop_start()
     time.sleep(0.3)
-    t0 = time.perf_counter()
-    for i in range(n):
-        if rate:
-            due = t0 + i / rate
-            while time.perf_counter() < due:
-                time.sleep(max(0.0, due - time.perf_counter()))
-        sent[i] = time.perf_counter()
-        pub.publish(topic, str(i).encode(), qos=1)
+    t0 = paced_send(lambda i: pub.publish(topic, str(i).encode(), qos=1), n, rate, sent)
     done.wait(180)
     t1 = max(recv.max(), t0)
     for c in (pub, sub):

@@ -44,6 +44,20 @@ def _payload(i: int, now: float) -> bytes:
     return encode(SensorEvent(sensor="u117", time=now, modality="seismic", strength=float(i)))
 
 
+def paced_send(send, n: int, rate: float | None, sent: np.ndarray) -> float:
+    """Call ``send(i)`` for ``i`` in ``range(n)``, at ``rate`` a second (flat out when None),
+    stamping each call's ``perf_counter`` time in ``sent[i]``; returns the start time (s)."""
+    t0 = time.perf_counter()
+    for i in range(n):
+        if rate:
+            due = t0 + i / rate
+            while time.perf_counter() < due:
+                time.sleep(max(0.0, due - time.perf_counter()))
+        sent[i] = time.perf_counter()
+        send(i)
+    return t0
+
+
 def _paho_run(port: int, user: str, n: int, rate: float | None) -> dict:
     import msgspec
     import paho.mqtt.client as paho
@@ -82,14 +96,7 @@ def _paho_run(port: int, user: str, n: int, rate: float | None) -> dict:
     pub.connect("127.0.0.1", port)
     pub.loop_start()
     time.sleep(0.2)
-    t0 = time.perf_counter()
-    for i in range(n):
-        if rate:
-            due = t0 + i / rate
-            while time.perf_counter() < due:
-                time.sleep(max(0.0, due - time.perf_counter()))
-        sent[i] = time.perf_counter()
-        pub.publish(topic, payloads[i], qos=1)
+    t0 = paced_send(lambda i: pub.publish(topic, payloads[i], qos=1), n, rate, sent)
     done.wait(120)
     t1 = time.perf_counter()
     for c in (pub, sub):
@@ -124,14 +131,7 @@ def _bus_run(port: int, user: str, n: int, rate: float | None, folder: Path) -> 
     svc.subscribe(topic, handler)
     svc.connect(10)
     pub = MqttBus("tucson", settings, f"pub-{tag}", folder / f"pub-{tag}.sqlite").connect(10)
-    t0 = time.perf_counter()
-    for i in range(n):
-        if rate:
-            due = t0 + i / rate
-            while time.perf_counter() < due:
-                time.sleep(max(0.0, due - time.perf_counter()))
-        sent[i] = time.perf_counter()
-        pub.publish(topic, payloads[i])
+    t0 = paced_send(lambda i: pub.publish(topic, payloads[i]), n, rate, sent)
     done.wait(300)
     t1 = time.perf_counter()
     pub.close()
