@@ -19,8 +19,10 @@ Routes
 ------
 ``GET /login``, ``POST /login``, ``POST /logout``; ``GET /`` (the map), ``GET /admin``;
 ``GET /api/me``, ``/api/site``, ``/api/snapshot``, ``/api/history``, ``/api/audit``,
-``/api/users``; ``POST /api/alerts/{id}/{acknowledge|assign|close}``, ``POST /api/users``,
-``DELETE /api/users/{name}``; ``WS /ws``; ``/static/...`` (Leaflet and the live script).
+``/api/users``, ``/api/tracks/{id}/labels``; ``POST /api/alerts/{id}/{acknowledge|assign|close}``,
+``POST /api/tracks/{id}/label`` (operators' labels, :mod:`~vigil.maps.live.labelling`),
+``POST /api/users``, ``DELETE /api/users/{name}``; ``WS /ws``; ``/static/...`` (Leaflet and the
+live script).
 """
 
 from __future__ import annotations
@@ -58,10 +60,12 @@ from vigil.maps.live.guard import (
     refuse,
     same_origin,
 )
+from vigil.maps.live.labelling import TrackLabelling
 from vigil.maps.live.page import live_page, login_page, site_view
 from vigil.maps.live.security import SecurityHeaders
 from vigil.maps.live.state import LiveState, history_from_tracks, map_topics
 from vigil.maps.live.throttle import GateBusyError, LoginThrottle, VerifyGate
+from vigil.maps.track_labels import TrackLabels
 
 __all__ = ["MAX_HISTORY_HOURS", "LiveMapApp", "visible_alert"]
 
@@ -175,6 +179,11 @@ class LiveMapApp(Starlette):
         self.feed = LiveFeed(self.live, self.guard, tick_s, link)
         self.actions = AlertActions(self.guard, self.live, bus, audit, self.sector, self.unit_ids)
         self.admin = UserAdmin(self.guard, users, self.sessions, audit)
+        # operators' labels live in the audit database: the latest ones are shown at once
+        self.labels = TrackLabels(audit, self.sector, site.sector.timezone)
+        for made in self.labels.latest():
+            self.live.set_label(made.view(), announce=False)
+        self.labelling = TrackLabelling(self.guard, self.live, self.labels)
         self._ticker: asyncio.Task | None = None
         static = str(resources.files("vigil.maps").joinpath("static"))
         routes = [
@@ -192,6 +201,8 @@ class LiveMapApp(Starlette):
             Route("/api/users", self.admin.users_api, methods=["GET", "POST"]),
             Route("/api/users/{name}", self.admin.user_delete, methods=["DELETE"]),
             Route("/api/alerts/{alert_id}/{action}", self.actions.handle, methods=["POST"]),
+            Route("/api/tracks/{track_id}/label", self.labelling.label, methods=["POST"]),
+            Route("/api/tracks/{track_id}/labels", self.labelling.history),
             WebSocketRoute("/ws", self.feed.websocket),
             Mount("/static", app=StaticFiles(directory=static), name="static"),
         ]
@@ -398,6 +409,11 @@ class LiveMapApp(Starlette):
             items = history_from_tracks(tracks)
         else:
             items = self.live.history(t0, t1)
+        if items:  # each track's operator label, from the store (labels outlive the ring)
+            latest = await run_in_threadpool(self.labels.latest, [i["id"] for i in items])
+            by_id = {x.track_id: x.view() for x in latest}
+            for item in items:
+                item["label"] = by_id.get(item["id"])
         return Response(
             _json.encode({"t0": t0, "t1": t1, "tracks": items}), media_type="application/json"
         )

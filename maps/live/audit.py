@@ -1,16 +1,20 @@
-"""The audit log: who logged in, who acknowledged or assigned what, and what was refused.
+"""The audit log: who logged in, who acknowledged, assigned or labelled what, and what was
+refused.
 
 One SQLite table, ``audit(time, user, action, target, detail)``, appended to and never
-updated; times are UTC seconds since the epoch.
+updated; times are UTC seconds since the epoch. Other append-only tables may share the file
+and be written in one transaction with their audit entry (:meth:`AuditLog.transaction`; the
+operators' track labels, :mod:`vigil.maps.track_labels`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,10 +56,13 @@ class AuditLog:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             private_file(Path(self.path))
         self.clock = clock
-        self._lock = threading.Lock()
+        # re-entrant: record() may run inside transaction() on the same thread
+        self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
+            # another process (vigil users, vigil labels export) may hold the file a moment
+            self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS audit ("
             " time REAL NOT NULL, user TEXT NOT NULL, action TEXT NOT NULL,"
@@ -63,10 +70,17 @@ class AuditLog:
         )
         self._db.execute("CREATE INDEX IF NOT EXISTS audit_time ON audit(time)")
 
-    def record(self, user: str, action: str, target: str = "", detail: str = "") -> AuditEntry:
-        """Append one entry and return it."""
+    def record(
+        self, user: str, action: str, target: str = "", detail: str = "", *, at: float | None = None
+    ) -> AuditEntry:
+        """Append one entry and return it; ``at``: its time (UTC seconds; default the clock's
+        now)."""
         entry = AuditEntry(
-            self.clock(), _text(user, 64), _text(action, 64), _text(target, 200), _text(detail, 500)
+            self.clock() if at is None else float(at),
+            _text(user, 64),
+            _text(action, 64),
+            _text(target, 200),
+            _text(detail, 500),
         )
         with self._lock:
             self._db.execute(
@@ -74,6 +88,19 @@ class AuditLog:
                 (entry.time, entry.user, entry.action, entry.target, entry.detail),
             )
         return entry
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """The log's database in one write transaction, held by this thread: what is written
+        on it (and :meth:`record` calls made meanwhile) is stored together or not at all."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def entries(
         self,

@@ -8,10 +8,11 @@ token for that session is an HMAC of its id under the same secret.
 Roles
 -----
 ``commander``
-    the map, every alert, acknowledge / assign / close, history, the audit log.
+    the map, every alert, acknowledge / assign / close, labelling tracks (person, animal,
+    vehicle, unknown), history, the audit log.
 ``agent``
     the map and the alerts of their own unit (assigned to it, or recommended and not yet
-    assigned elsewhere), which they may acknowledge.
+    assigned elsewhere), which they may acknowledge; labelling tracks.
 ``planner``
     the map, the alert queue read-only, history and analyses; no alert actions.
 ``admin``
@@ -48,12 +49,13 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "alerts.acknowledge",
             "alerts.assign",
             "alerts.close",
+            "tracks.label",
             "history",
             "analyses",
             "audit",
         }
     ),
-    "agent": frozenset({"map", "alerts.own", "alerts.acknowledge"}),
+    "agent": frozenset({"map", "alerts.own", "alerts.acknowledge", "tracks.label"}),
     "planner": frozenset({"map", "alerts.all", "history", "analyses"}),
     "admin": frozenset({"users", "audit"}),
 }

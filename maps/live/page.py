@@ -24,7 +24,7 @@ from vigil.geo.site import Site
 from vigil.maps.live.auth import ROLES
 from vigil.maps.offline import OfflineMapError, remote_references
 
-LIVE_ASSETS_VERSION = "6"
+LIVE_ASSETS_VERSION = "7"
 BASE_LAYERS = ("us_mx_border.geojson", "us_ca_border.geojson")
 
 

@@ -6,22 +6,19 @@ whatever thread publishes; the server's loop calls :meth:`LiveState.take_changes
 and sends the result to every browser. Both hold the same lock, which is the whole hand-over
 between the publishing threads and the event loop.
 
-Payloads are compact JSON-ready values. A track is a list
-``[id, lat, lon, class, state, course_deg, speed_mps, time, count]`` (course clockwise from
-north, ``None`` when still); everything else is a small dict. Times are UTC seconds since the
-epoch, positions WGS84 degrees rounded to 1e-6 (about 0.1 m).
+Payloads are compact JSON-ready values (:mod:`~vigil.maps.live.views`, whose names this module
+also exports): a track is a list, everything else a small dict. Operators' labels
+(:mod:`vigil.maps.track_labels`) are held here too, as the page's views, so each browser gets
+them with the snapshot and each new one with the next batch.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from vigil.geo.camera import PinholeCamera
 from vigil.geo.dem import ElevationModel
@@ -42,6 +39,19 @@ from vigil.ingest.schema import (
 )
 from vigil.ingest.sources import Devices, check_source
 from vigil.maps.live.coverage import coverage_geojson
+from vigil.maps.live.views import _r, alert_view, history_from_tracks, latlon_ring, track_row
+
+__all__ = [
+    "MAP_TOPICS",
+    "MAX_ALERTS",
+    "MAX_LABELS",
+    "LiveState",
+    "alert_view",
+    "history_from_tracks",
+    "latlon_ring",
+    "map_topics",
+    "track_row",
+]
 
 #: Crossings count towards a segment's shading for this long, seconds.
 DEFAULT_CROSSING_WINDOW_S = 6 * 3600.0
@@ -54,6 +64,9 @@ DEFAULT_HISTORY_STEP_S = 5.0
 #: The queue holds this many open alerts before it says it is over its size. Closed alerts
 #: leave the queue at once; open ones are never dropped (the overflow is counted and shown).
 MAX_ALERTS = 500
+#: The map holds at most this many operators' labels in memory (the latest labelled; the
+#: store keeps them all).
+MAX_LABELS = 10_000
 #: What the map draws, below ``vigil/v1/{sector}/``: the service's tracks, crossings, alerts
 #: and camera commands, the alert actions, and the devices' sensor, status and telemetry
 #: messages (ground-sensor events light the sensor; detections are not drawn).
@@ -72,58 +85,6 @@ MAP_TOPICS = (
 def map_topics(sector: str) -> list[str]:
     """The subscription filters of a sector's live map (exactly what it draws)."""
     return [f"vigil/v1/{sector}/{p}" for p in MAP_TOPICS]
-
-
-def _r(v: float) -> float:
-    return round(float(v), 6)
-
-
-def track_row(t: Track) -> list[Any]:
-    """A track as the compact list the page reads."""
-    speed = math.hypot(t.vx, t.vy)
-    course = round(math.degrees(math.atan2(t.vx, t.vy)) % 360.0, 1) if speed > 0.05 else None
-    return [
-        t.track_id,
-        _r(t.lat),
-        _r(t.lon),
-        t.class_guess,
-        t.state,
-        course,
-        round(speed, 2),
-        round(t.time, 3),
-        t.count,
-    ]
-
-
-def alert_view(a: Alert, by: str | None = None) -> dict[str, Any]:
-    """An alert as the dict the page's queue reads."""
-    last_by = by
-    if last_by is None and a.history:
-        last_by = a.history[-1].by
-    return {
-        "id": a.alert_id,
-        "time": round(a.time, 3),
-        "kind": a.kind,
-        "priority": a.priority,
-        "segment": a.segment_id,
-        "zone": a.zone,
-        "lat": _r(a.lat),
-        "lon": _r(a.lon),
-        "track": a.track_id,
-        "units": list(a.units),
-        "assigned": a.assigned_unit,
-        "state": a.state,
-        "by": last_by,
-        "summary": a.summary,
-        "predicted": [[_r(p.lat), _r(p.lon), round(p.time, 1)] for p in a.predicted],
-    }
-
-
-def latlon_ring(frame, polygon) -> list[list[float]]:
-    """A shapely polygon in the local frame as ``[[lat, lon], ...]``."""
-    xy = np.asarray(polygon.exterior.coords)
-    lat, lon = frame.to_wgs84(xy[:, 0], xy[:, 1])
-    return [[_r(a), _r(o)] for a, o in zip(lat, lon, strict=True)]
 
 
 @dataclass
@@ -207,6 +168,8 @@ class LiveState:
         self._history: dict[str, deque[tuple[float, float, float]]] = {}
         self._history_class: dict[str, str] = {}
         self._alert_units: dict[str, set[str]] = {}
+        #: Operators' labels by track id (the page's view of each track's latest label).
+        self.labels: dict[str, dict[str, Any]] = {}
         self._reset_changes()
         self._handlers: dict[type, Callable[[Any], None]] = {
             Track: self._track,
@@ -227,6 +190,7 @@ class LiveState:
         self._ch_towers: dict[str, dict[str, Any]] = {}
         self._ch_uas: dict[str, dict[str, Any]] = {}
         self._ch_segments = False
+        self._ch_labels: dict[str, dict[str, Any]] = {}
         self._ch_first_arrival: float | None = None
 
     # -- feeding ------------------------------------------------------------------------------
@@ -259,6 +223,9 @@ class LiveState:
             self._ch_tracks.pop(t.track_id, None)
         else:
             row = track_row(t)
+            if t.track_id not in self.tracks and t.track_id in self.labels:
+                # a labelled track (back) on the map: browsers get its label with it
+                self._ch_labels[t.track_id] = self.labels[t.track_id]
             self.tracks[t.track_id] = row
             self._ch_tracks[t.track_id] = row
             self._ch_ended.discard(t.track_id)
@@ -383,6 +350,33 @@ class LiveState:
             seen = tower.viewshed.seen(tower.camera)
             tower.view["coverage"] = coverage_geojson(self.frame, seen)
 
+    # -- operators' labels ----------------------------------------------------------------------
+
+    def set_label(self, view: dict[str, Any], *, announce: bool = True) -> None:
+        """Hold a track's latest operator label (``view`` as
+        :meth:`~vigil.maps.track_labels.TrackLabel.view` makes it) and, when ``announce``, send
+        it to every browser with the next batch."""
+        with self.lock:
+            tid = view["track"]
+            self.labels.pop(tid, None)  # the latest goes last: the oldest leave first
+            self.labels[tid] = view
+            while len(self.labels) > MAX_LABELS:
+                del self.labels[next(iter(self.labels))]
+            if announce:
+                self._ch_labels[tid] = view
+
+    def track_seen(self, track_id: str) -> tuple[str | None, float | None] | None:
+        """``(class guess, last time)`` of a track the map shows or holds in its history ring,
+        or ``None`` for a track it does not know."""
+        with self.lock:
+            row = self.tracks.get(track_id)
+            if row is not None:
+                return row[3], row[7]
+            ring = self._history.get(track_id)
+            if ring:
+                return self._history_class.get(track_id), ring[-1][0]
+            return None
+
     # -- reading (the loop thread) -------------------------------------------------------------
 
     def segment_counts(self) -> dict[str, int]:
@@ -421,6 +415,7 @@ class LiveState:
                 or self._ch_towers
                 or self._ch_uas
                 or self._ch_segments
+                or self._ch_labels
             ):
                 return None
             batch: dict[str, Any] = {"type": "batch", "now": round(self.now, 3)}
@@ -439,6 +434,8 @@ class LiveState:
                 batch["uas"] = list(self._ch_uas.values())
             if self._ch_segments:
                 batch["segments"] = self.segment_counts()
+            if self._ch_labels:
+                batch["labels"] = list(self._ch_labels.values())
             if self._ch_first_arrival is not None:
                 batch["arrived"] = self._ch_first_arrival
             self._reset_changes()
@@ -458,6 +455,7 @@ class LiveState:
                 "uas": list(self.uas.values()),
                 "segments": self.segment_counts(),
                 "alert_overflow": self.alert_overflow(),
+                "labels": [self.labels[t] for t in self.tracks if t in self.labels],
             }
 
     def alert_overflow(self) -> int:
@@ -478,15 +476,3 @@ class LiveState:
                 if pts:
                     out.append({"id": tid, "class": self._history_class.get(tid), "points": pts})
             return out
-
-
-def history_from_tracks(tracks: Iterable[Track]) -> list[dict[str, Any]]:
-    """Track messages (from a store) in the same form as :meth:`LiveState.history`."""
-    by_id: dict[str, dict[str, Any]] = {}
-    for t in sorted(tracks, key=lambda m: m.time):
-        item = by_id.setdefault(
-            t.track_id, {"id": t.track_id, "class": t.class_guess, "points": []}
-        )
-        item["class"] = t.class_guess
-        item["points"].append([round(t.time, 2), _r(t.lat), _r(t.lon)])
-    return list(by_id.values())

@@ -22,6 +22,7 @@ from vigil.cli import (
     demo,
     detect,
     edge,
+    labels,
     recording,
     run,
     serve,
@@ -53,7 +54,7 @@ __all__ = [
 
 #: The command groups, in the order ``vigil --help`` lists their commands.
 GROUPS = (config, situation, demo, serve, simulate, detect, track, analyze, edge, calibrate,
-          recording, run, alerts, broker)  # fmt: skip
+          labels, recording, run, alerts, broker)  # fmt: skip
 
 # the name the benchmarks import (benchmarks/bench_demo.py)
 _parse_time = parse_time

@@ -11,7 +11,10 @@
  * because Leaflet puts a string tooltip into innerHTML.
  *
  * DOM hooks (for tests and user style sheets):
- *   .vigil-track[data-track-id][data-class][data-state]   track markers (DOM, class icons)
+ *   .vigil-track[data-track-id][data-class][data-state]   track markers (DOM, class icons);
+ *     [data-label] the operator's label (person, animal, vehicle, unknown), when one is given
+ *   .vigil-track-popup[data-track-id] (a track's popup, on click) with .operator-label,
+ *     select.label-choice and button.label-set (roles with tracks.label), .label-error
  *   .vigil-segment[data-segment-id][data-crossings]        border segments (SVG paths)
  *   .vigil-sensor[data-sensor-id][data-state]              ground sensors (SVG circles)
  *   .vigil-tower[data-tower-id], .vigil-fov[data-tower-id][data-pan][data-coverage]
@@ -32,6 +35,8 @@
   var TRAIL_POINTS = 30;
   var SENSOR_STALE_S = 900;
   var STATS_CAP = 200000;
+  // the labels an operator may give a track (vigil/maps/track_labels.py LABELS)
+  var LABELS = ["person", "animal", "vehicle", "unknown"];
   var CLASS_COLOURS = {
     person: "#d7301f",
     vehicle: "#2166ac",
@@ -59,6 +64,7 @@
     uas: {},
     segments: {},
     units: {},
+    labels: {},
     stats: {
       messages: 0,
       snapshots: 0,
@@ -392,9 +398,11 @@
         return "track " + r[0] + ": " + r[3] + ", " + r[4] + ", " + r[8] +
           (r[8] === 1 ? " update" : " updates") +
           ", " + r[6].toFixed(1) + " m/s" + (r[5] === null ? "" : " heading " + r[5].toFixed(0) + "°") +
-          " at " + clock(r[7]);
+          " at " + clock(r[7]) + (V.labels[id] ? "; " + labelText(V.labels[id]) : "");
       });
+      marker.bindPopup(function () { return trackPopup(id); }, { minWidth: 220 });
       tag(marker, { "data-track-id": id });
+      if (V.labels[id]) tag(marker, { "data-label": V.labels[id].label });
       var trail = L.polyline([ll], {
         renderer: L_.trailRenderer,
         color: CLASS_COLOURS[row[3]] || CLASS_COLOURS.unknown,
@@ -426,6 +434,86 @@
       t.course = row[5];
       steer(t);
     }
+  }
+
+  // -- operators' labels -------------------------------------------------------------------
+  //
+  // A label view is {track, label, time (UTC s), by, previous}; the server sends each track's
+  // latest with the snapshot and each new one in a batch (maps/live/labelling.py).
+
+  function labelText(v) {
+    return "operator label " + v.label + " (" + v.by + ", " + clock(v.time) + ")";
+  }
+
+  function applyLabel(v) {
+    var old = V.labels[v.track];
+    // an older label arriving late, or the one the page has (its own, echoed by the feed):
+    // the open popup is left as it is
+    if (old && (old.time > v.time || (old.time === v.time && old.label === v.label))) return;
+    V.labels[v.track] = v;
+    var t = V.tracks[v.track];
+    if (!t) return;
+    tag(t.marker, { "data-label": v.label });
+    var p = t.marker.getPopup();
+    if (p && p.isOpen()) p.update();
+  }
+
+  // a track's popup as DOM nodes (text through textContent only): its label and the control
+  function trackPopup(id) {
+    var box = el("div", "vigil-track-popup");
+    box.setAttribute("data-track-id", id);
+    var t = V.tracks[id];
+    var cls = t ? t.row[3] : null;
+    box.appendChild(el("div", "popup-title", "track " + id + (cls ? " · tracker: " + cls : "")));
+    var v = V.labels[id];
+    var current = el("div", "operator-label", v ? labelText(v) : "no operator label");
+    if (v) current.setAttribute("data-label", v.label);
+    box.appendChild(current);
+    if (!can("tracks.label")) return box;
+    var row = el("div", "label-control");
+    var sel = el("select", "label-choice");
+    LABELS.forEach(function (k) {
+      var o = el("option", null, k);
+      o.value = k;
+      if (k === (v ? v.label : cls)) o.selected = true;
+      sel.appendChild(o);
+    });
+    var set = el("button", "label-set", "label");
+    set.type = "button";
+    set.addEventListener("click", function (ev) {
+      ev.stopPropagation();
+      postLabel(id, sel.value, set, box);
+    });
+    row.appendChild(sel);
+    row.appendChild(set);
+    box.appendChild(row);
+    box.appendChild(el("div", "label-error"));
+    return box;
+  }
+
+  function postLabel(id, label, button, box) {
+    var err = box.querySelector(".label-error");
+    button.disabled = true;
+    return fetch(BASE + "api/tracks/" + encodeURIComponent(id) + "/label", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": V.me.csrf },
+      body: JSON.stringify({ label: label }),
+    }).then(function (r) {
+      return r.json().then(function (j) {
+        button.disabled = false;
+        if (!r.ok) {
+          err.textContent = j.error || "HTTP " + r.status;
+          return j;
+        }
+        err.textContent = "";
+        applyLabel({ track: j.track, label: j.label, time: j.time, by: j.by, previous: j.previous });
+        return j;
+      });
+    }).catch(function (e) {
+      button.disabled = false;
+      err.textContent = "not labelled: " + String(e && e.message ? e.message : e);
+    });
   }
 
   function removeTrack(id) {
@@ -666,6 +754,7 @@
         applyAlert({ id: id, state: "closed" });
       });
     }
+    if (msg.labels) msg.labels.forEach(applyLabel);
     if (msg.tracks) {
       for (i = 0; i < msg.tracks.length; i++) upsertTrack(msg.tracks[i]);
       V.stats.trackUpdates += msg.tracks.length;
@@ -817,8 +906,11 @@
         icon: HISTORY_ICON || (HISTORY_ICON = trackIcon("vigil-track vigil-history-track")),
         keyboard: false,
       });
-      tip(m, function () { return "track " + tr.id + " at " + clock(seen); });
+      tip(m, function () {
+        return "track " + tr.id + " at " + clock(seen) + (tr.label ? "; " + labelText(tr.label) : "");
+      });
       tag(m, { "data-track-id": tr.id, "data-class": tr["class"] || "unknown" });
+      if (tr.label) tag(m, { "data-label": tr.label.label });
       m.addTo(L_.history);
       shown++;
     });
