@@ -18,15 +18,26 @@ prints:
 (:meth:`vigil.sim.perturbations.Perturbations.field`), ``none`` (the default) as before;
 ``--without FAMILY`` switches families off one by one on top of ``field``.
 
+Each seed's result is kept in a JSON cache (``--cache``, by default
+``build/protocol/runs.json``) under the run's settings as soon as the seed is done, so a run
+stopped part-way goes on where it stopped, and ``--table-only`` prints the table of the seeds
+already run. Each missed crossing and each false alert is put down to the stage of the chain
+that lost it (:mod:`vigil.sim.protocol_diagnosis`), and the breakdown is printed with the table.
+
 Usage: ``python -m benchmarks protocol`` (2 seeds, 0.1 h, 2 fps: a smoke run) or
-``python -m benchmarks.bench_protocol --seeds 20 --hours 1 --fps 10 --perturbations field``.
+``python -m benchmarks.bench_protocol --seeds 20 --hours 1 --fps 10 --perturbations field``;
+``--first K`` skips the first K evaluation seeds (runs split over several invocations).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 import time
+from collections import Counter
+from pathlib import Path
 
 
 def perturbations_named(name: str, without: list[str]):
@@ -49,10 +60,14 @@ def perturbations_named(name: str, without: list[str]):
 
 
 def run_seed(deployment, sim, seed: int, duration_s: float, perturbations) -> dict:
-    """One run of the chain on ``seed``: :func:`vigil.sim.protocol.score_events`'s counts
-    plus the per-animal tallies and the wall time."""
+    """One run of the chain on ``seed``: :func:`vigil.sim.protocol.score_events`'s counts,
+    the per-animal tallies, the diagnosis of each miss and false alert, and the wall time
+    (a JSON-ready dict)."""
+    import numpy as np
+
     from vigil.pipeline import Pipeline
     from vigil.sim.protocol import AlertRecorder, TrueCrossing, score_events
+    from vigil.sim.protocol_diagnosis import WatchingScorer, diagnose
 
     pipe = Pipeline(
         deployment.site,
@@ -64,6 +79,17 @@ def run_seed(deployment, sim, seed: int, duration_s: float, perturbations) -> di
         perturbations=perturbations,
     )
     book = pipe.core.engine.book
+    seen = [0]
+
+    def new_detections() -> np.ndarray:
+        log = pipe.detection_log
+        new, seen[0] = log[seen[0] :], len(log)
+        if not new:
+            return np.zeros((0, 2))
+        x, y = pipe.frame.to_local([d.lat for d in new], [d.lon for d in new])
+        return np.column_stack([x, y])
+
+    pipe.scorer = WatchingScorer(detections=new_detections)
 
     def tracks_of(alert_id: str) -> set[str]:
         oa = book.open.get(alert_id)
@@ -89,9 +115,11 @@ def run_seed(deployment, sim, seed: int, duration_s: float, perturbations) -> di
             for c, e in zip(people, entry, strict=True):
                 if c.direction != e:
                     continue
-                inside = pipe.coverage(c.time).contains(_point(c.x, c.y))
+                inside = bool(pipe.coverage(c.time).contains(_point(c.x, c.y)))
                 counted = bool(start <= c.time <= end and inside)
-                crossings.append(TrueCrossing(c.crossing_id, c.time, c.x, c.y, counted))
+                crossings.append(
+                    TrueCrossing(c.crossing_id, c.time, c.x, c.y, counted, c.group_id, inside)
+                )
         scored = score_events(
             crossings,
             recorder.events,
@@ -99,9 +127,25 @@ def run_seed(deployment, sim, seed: int, duration_s: float, perturbations) -> di
             duration_s=duration_s,
             start_time=start,
         )
-        scored["animals"] = {k: tuple(v) for k, v in pipe.scorer.animal_by_id.items()}
+        scored["animals"] = {k: list(v) for k, v in pipe.scorer.animal_by_id.items()}
         old = pipe.summary(duration_s)["alerts"]  # the lenient scoring, for comparison
-        scored["lenient"] = (old["alerted"], old["inside_coverage"], old["false_crossing_alerts"])
+        scored["lenient"] = [old["alerted"], old["inside_coverage"], old["false_crossing_alerts"]]
+        sys_x = pipe.log.crossings
+        if sys_x:
+            x, y = pipe.frame.to_local([c.lat for c in sys_x], [c.lon for c in sys_x])
+            entry = pipe.border.entry_direction(x, y)
+            crossed = {c.track_id for c, e in zip(sys_x, entry, strict=True) if c.direction == e}
+        else:
+            crossed = set()
+        scored["diagnosis"] = diagnose(
+            crossings,
+            recorder.events,
+            pipe.scorer.witness,
+            crossed,
+            start_time=start,
+            end_time=end,
+        )
+        scored["frames"] = pipe.stats.frames
     finally:
         pipe.close()
     scored["seed"] = seed
@@ -115,54 +159,41 @@ def _point(x: float, y: float):
     return shapely.Point(x, y)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """Run the protocol; print the table; return the figures."""
-    import msgspec
-
-    from vigil.cli import _parse_time
-    from vigil.config import load_default
-    from vigil.demo import demo_start
-    from vigil.sim.protocol import animal_tally, summarise
-    from vigil.sim.seeds import check_evaluation, evaluation_seeds
-    from vigil.sim.settings import SimSettings
-
-    p = argparse.ArgumentParser(prog="bench_protocol")
-    p.add_argument("--seeds", type=int, default=2, help="how many evaluation seeds (default 2)")
-    p.add_argument("--hours", type=float, default=0.1, help="simulated hours per seed")
-    p.add_argument("--fps", type=float, default=2.0, help="tower frames per second (field: 10)")
-    p.add_argument("--rate-scale", type=float, default=20.0, help="crossing rate factor")
-    p.add_argument("--start", help="UTC start, ISO 8601 (default: the demo's 02:00 local)")
-    p.add_argument("--perturbations", default="none", help="none (default) or field")
-    p.add_argument("--without", nargs="*", default=[], help="families off on top of field")
-    args = p.parse_args(argv)
-
-    deployment = load_default()
-    start = demo_start(deployment) if args.start is None else _parse_time(args.start)
-    sim = msgspec.structs.replace(
-        SimSettings(), start_time=start, crossing_rate_scale=args.rate_scale,
-        frame_rate_hz=args.fps,
-    )  # fmt: skip
-    pert = perturbations_named(args.perturbations, args.without)
-    seeds = check_evaluation(evaluation_seeds(args.seeds))
-    runs = []
-    for seed in seeds:
-        r = run_seed(deployment, sim, seed, args.hours * 3600.0, pert)
-        print(
-            f"seed {seed}: {r['alerted']}/{r['crossings']} alerted, {r['false_alerts']} false "
-            f"of {r['new_alerts']} new alerts (+{r['joins']} joins); lenient scoring "
-            f"{r['lenient'][0]}/{r['lenient'][1]}, {r['lenient'][2]} false; "
-            f"{r['wall_s']:.0f} s wall",
-            flush=True,
-        )
-        runs.append(r)
-    per_animal = {f"{r['seed']}:{k}": v for r in runs for k, v in r["animals"].items()}
-    s = summarise(runs, animal_tally(per_animal))
-    off = ", without " + " ".join(args.without) if args.without else ""
-    print(
-        f"\nprotocol: {len(seeds)} evaluation seeds ({seeds[0]}..{seeds[-1]}), "
-        f"{args.hours:g} h each, {args.fps:g} fps, crossing rate x{args.rate_scale:g}, "
-        f"perturbations {args.perturbations}{off}"
+def run_key(args, start: float) -> str:
+    """The settings a cached seed was run with (one cache entry per settings)."""
+    return json.dumps(
+        {
+            "hours": args.hours,
+            "fps": args.fps,
+            "rate_scale": args.rate_scale,
+            "start": start,
+            "perturbations": args.perturbations,
+            "without": sorted(args.without),
+        },
+        sort_keys=True,
     )
+
+
+def load_cache(path: Path) -> dict:
+    """The cache file's runs by settings key, then seed (empty when there is none)."""
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def save_cache(path: Path, cache: dict) -> None:
+    """Write the cache atomically (a stopped run leaves the last whole file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(cache, allow_nan=False), encoding="utf-8")
+    tmp.replace(path)
+
+
+def print_table(s: dict, runs: list[dict], header: str) -> None:
+    """The protocol's table with the intervals, then the diagnosis of the losses."""
+    from vigil.sim.protocol_diagnosis import FALSE_REASONS, MISS_REASONS, tally
+
+    print(f"\n{header}")
     print(f"{'figure':44s} {'value':>8s}  {'95 % interval':>17s}  {'n':>10s}")
 
     def row(name, value, ci, n):
@@ -196,7 +227,123 @@ def main(argv: list[str] | None = None) -> dict:
     old = [sum(r["lenient"][i] for r in runs) for i in range(3)]
     print(f"lenient scoring (vigil.sim.scoring, for comparison): {old[0]}/{old[1]} alerted, "
           f"{old[2]} false")  # fmt: skip
-    return {**s, "lenient": old, "seeds": seeds, "hours": args.hours, "fps": args.fps}
+    diags = [r["diagnosis"] for r in runs]
+    misses, false = tally(diags)
+    outside = sum(d["uncovered"] for d in diags)
+    print(
+        f"entering crossings outside coverage (not counted): {outside}, "
+        f"{sum(d['uncovered_alerted'] for d in diags)} of them alerted all the same"
+    )
+    near_end = sum(m.get("to_end_s", math.inf) < 300.0 for d in diags for m in d["misses"])
+    print(
+        f"missed crossings, by the stage that lost them ({sum(misses.values())}; "
+        f"{near_end} of them in the run's last 300 s):"
+    )
+    for reason in MISS_REASONS:
+        if misses[reason]:
+            print(f"  {misses[reason]:4d}  {reason}")
+    print(f"false alerts, by what their track lay on ({sum(false.values())}):")
+    for reason in FALSE_REASONS:
+        if false[reason]:
+            print(f"  {false[reason]:4d}  {reason}")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the protocol (or read it from the cache); print the table; return the figures."""
+    import msgspec
+
+    from vigil.cli import _parse_time
+    from vigil.config import load_default
+    from vigil.demo import demo_start
+    from vigil.sim.protocol import animal_tally, summarise
+    from vigil.sim.seeds import EVALUATION_SEEDS, check_evaluation
+    from vigil.sim.settings import SimSettings
+
+    p = argparse.ArgumentParser(prog="bench_protocol")
+    p.add_argument("--seeds", type=int, default=2, help="how many evaluation seeds (default 2)")
+    p.add_argument("--first", type=int, default=0, help="skip this many evaluation seeds")
+    p.add_argument("--hours", type=float, default=0.1, help="simulated hours per seed")
+    p.add_argument("--fps", type=float, default=2.0, help="tower frames per second (field: 10)")
+    p.add_argument("--rate-scale", type=float, default=20.0, help="crossing rate factor")
+    p.add_argument("--start", help="UTC start, ISO 8601 (default: the demo's 02:00 local)")
+    p.add_argument("--perturbations", default="none", help="none (default) or field")
+    p.add_argument("--without", nargs="*", default=[], help="families off on top of field")
+    p.add_argument("--cache", default="build/protocol/runs.json", help="per-seed JSON cache")
+    p.add_argument("--table-only", action="store_true", help="run nothing: the cached seeds")
+    p.add_argument("--json", help="also write the figures and the diagnosis here")
+    args = p.parse_args(argv)
+
+    deployment = load_default()
+    start = demo_start(deployment) if args.start is None else _parse_time(args.start)
+    sim = msgspec.structs.replace(
+        SimSettings(), start_time=start, crossing_rate_scale=args.rate_scale,
+        frame_rate_hz=args.fps,
+    )  # fmt: skip
+    pert = perturbations_named(args.perturbations, args.without)
+    n_eval = len(EVALUATION_SEEDS)
+    if not (args.first >= 0 and args.seeds >= 1 and args.first + args.seeds <= n_eval):
+        raise ValueError(f"--first {args.first} --seeds {args.seeds}: out of the evaluation seeds")
+    seeds = check_evaluation(EVALUATION_SEEDS[args.first : args.first + args.seeds])
+    cache_path = Path(args.cache)
+    key = run_key(args, start)
+    runs = []
+    for seed in seeds:
+        cache = load_cache(cache_path)  # re-read: another invocation may have added to it
+        r = cache.get(key, {}).get(str(seed))
+        if r is None and args.table_only:
+            continue
+        if r is None:
+            r = run_seed(deployment, sim, seed, args.hours * 3600.0, pert)
+            cache = load_cache(cache_path)
+            cache.setdefault(key, {})[str(seed)] = r
+            save_cache(cache_path, cache)
+            how = f"{r['wall_s']:.0f} s wall"
+        else:
+            how = "cached"
+        d = r["diagnosis"]
+        print(
+            f"seed {seed}: {r['alerted']}/{r['crossings']} alerted, {r['false_alerts']} false "
+            f"of {r['new_alerts']} new alerts (+{r['joins']} joins); lenient scoring "
+            f"{r['lenient'][0]}/{r['lenient'][1]}, {r['lenient'][2]} false; misses "
+            f"{dict(Counter(m['reason'] for m in d['misses']))}; false "
+            f"{dict(Counter(f['reason'] for f in d['false']))}; {how}",
+            flush=True,
+        )
+        runs.append(r)
+    if not runs:
+        print("no seed run or cached for these settings")
+        return {}
+    done = [r["seed"] for r in runs]
+    per_animal = {f"{r['seed']}:{k}": tuple(v) for r in runs for k, v in r["animals"].items()}
+    s = summarise(runs, animal_tally(per_animal))
+    off = ", without " + " ".join(args.without) if args.without else ""
+    blur = f"PSF sigma {pert.blur.sigma_px:g} px" if pert.blur.on else "no PSF blur"
+    print_table(
+        s,
+        runs,
+        f"protocol: {len(done)} evaluation seeds ({', '.join(map(str, _ranges(done)))}), "
+        f"{args.hours:g} h each, {args.fps:g} fps, crossing rate x{args.rate_scale:g}, "
+        f"perturbations {args.perturbations}{off} ({blur})",
+    )
+    out = {**s, "seeds": done, "hours": args.hours, "fps": args.fps,
+           "rate_scale": args.rate_scale, "perturbations": args.perturbations,
+           "without": args.without,
+           "lenient": [sum(r["lenient"][i] for r in runs) for i in range(3)],
+           "diagnosis": {str(r["seed"]): r["diagnosis"] for r in runs}}  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1, default=float), encoding="utf-8")
+    return out
+
+
+def _ranges(seeds: list[int]) -> list[str]:
+    """Seeds written as runs: [50001, 50002, 50003, 50007] -> ['50001-50003', '50007']."""
+    out: list[list[int]] = []
+    for s in sorted(seeds):
+        if out and s == out[-1][1] + 1:
+            out[-1][1] = s
+        else:
+            out.append([s, s])
+    return [f"{a}" if a == b else f"{a}-{b}" for a, b in out]
 
 
 if __name__ == "__main__":

@@ -39,14 +39,17 @@ from scipy.optimize import linear_sum_assignment
 
 @dataclass(frozen=True)
 class TrueCrossing:
-    """A physical crossing to be alerted: time (UTC s), point (local m), and whether it counts
-    for recall (inside coverage and inside the run)."""
+    """A physical crossing to be alerted: time (UTC s), point (local m), whether it counts
+    for recall (inside coverage and inside the run), the group that made it, and whether it
+    was inside coverage (for the diagnosis, :mod:`vigil.sim.protocol_diagnosis`)."""
 
     crossing_id: str
     time: float
     x: float
     y: float
     counted: bool = True
+    group_id: str = ""
+    inside: bool = True
 
 
 @dataclass(frozen=True)

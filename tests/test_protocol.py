@@ -161,3 +161,88 @@ def test_recorder_ignores_other_kinds_of_alert():
     rec = AlertRecorder(lambda: T0, lambda a: set(), lambda la, lo: (lo, la))
     rec.on_alert("t", SimpleNamespace(kind="intrusion"))
     assert rec.events == []
+
+
+class _Movers(SimpleNamespace):
+    """Movers at one time, as :class:`vigil.sim.movers.MoverStates` lays them out."""
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _movers(t: float, rows: list[tuple[str, str, str, float, float]]) -> _Movers:
+    """Movers at ``t``: (id, class, group, x, y) rows."""
+    import numpy as np
+
+    return _Movers(
+        time=t,
+        ids=[r[0] for r in rows],
+        classes=[r[1] for r in rows],
+        groups=[r[2] for r in rows],
+        x=np.array([r[3] for r in rows], dtype=float),
+        y=np.array([r[4] for r in rows], dtype=float),
+    )
+
+
+def test_diagnosis_names_the_stage_that_lost_each_crossing():
+    import numpy as np
+
+    from vigil.sim.protocol_diagnosis import Witness, diagnose, tally
+    from vigil.sim.scoring import TrackSample
+
+    w = Witness()
+    none = np.zeros((0, 2))
+    for k in range(5):
+        t = T0 + k
+        movers = _movers(
+            t,
+            [
+                ("p1", "person", "gA", 0.0, 10.0 * k),  # detected, never tracked
+                ("p2", "person", "gB", 5000.0, 10.0 * k),  # tracked, classed animal
+                ("p3", "person", "gC", 9000.0, 10.0 * k),  # tracked as person, alerted late
+                ("p4", "person", "gD", 20000.0, 0.0),  # never seen
+                ("a1", "animal", "", 30000.0, 0.0),  # the false alert's track is on it
+            ],
+        )
+        tracks = [
+            TrackSample("T2", 5000.0, 10.0 * k + 3, "animal"),
+            TrackSample("T3", 9000.0, 10.0 * k, "person"),
+            TrackSample("T9", 30000.0, 5.0, "person"),
+            TrackSample("T0", 50000.0, 0.0, "person"),  # on nothing
+        ]
+        w.observe(t, movers, tracks, np.array([[1.0, 10.0 * k]]) if k < 2 else none)
+    crossings = [
+        TrueCrossing("cA", T0 + 2, 0.0, 20.0, group_id="gA"),
+        TrueCrossing("cB", T0 + 2, 5000.0, 20.0, group_id="gB"),
+        TrueCrossing("cC", T0 + 2, 9000.0, 20.0, group_id="gC"),
+        TrueCrossing("cD", T0 + 2, 20000.0, 0.0, group_id="gD"),
+        TrueCrossing("cE", T0 + 2, 40000.0, 0.0, counted=False, group_id="gE", inside=False),
+    ]
+    events = [
+        AlertEvent("A3", "T3", T0 + 2000.0, 9000.0, 20.0, estimated=T0 + 2),
+        AlertEvent("A9", "T9", T0 + 3.0, 30000.0, 5.0, estimated=T0 + 3),
+        AlertEvent("A0", "T0", T0 + 3.0, 50000.0, 0.0, estimated=T0 + 3),
+        AlertEvent("Ax", "Tx", T0 + 3.0, 60000.0, 0.0, estimated=T0 + 3),
+    ]
+    d = diagnose(crossings, events, w, {"T3"}, start_time=T0, end_time=T0 + 3600)
+    why = {m["crossing_id"]: m["reason"] for m in d["misses"]}
+    assert why == {
+        "cA": "detected, no confirmed track",
+        "cB": "track classed animal",
+        "cC": "alert late (> 900 s after the crossing)",
+        "cD": "not detected",
+    }
+    false = {f["alert_id"]: f["reason"] for f in d["false"]}
+    assert false == {
+        "A3": "people crossing, alert outside the window",
+        "A9": "an animal",
+        "A0": "nothing (no mover within 50 m)",
+        "Ax": "track never confirmed",
+    }
+    assert (d["uncovered"], d["uncovered_alerted"]) == (1, 0)
+    misses, falses = tally([d, d])
+    assert misses["not detected"] == 2 and falses["an animal"] == 2
+    # the same crossing alerted in time by T3, credited to it: no miss left for cC
+    ok = [AlertEvent("A3", "T3", T0 + 100.0, 9000.0, 20.0, estimated=T0 + 2)]
+    d = diagnose(crossings, ok, w, {"T3"}, start_time=T0, end_time=T0 + 3600)
+    assert "cC" not in {m["crossing_id"] for m in d["misses"]}
