@@ -150,7 +150,24 @@ def run_seed(deployment, sim, seed: int, duration_s: float, perturbations) -> di
         pipe.close()
     scored["seed"] = seed
     scored["wall_s"] = time.perf_counter() - wall
+    scored["code"] = code_version()
     return scored
+
+
+def code_version() -> str:
+    """The commit the run started from, and a hash of the uncommitted Python changes in the
+    working tree then (the tree is shared: a run records what it ran)."""
+    import subprocess
+
+    def git(*a: str) -> str:
+        r = subprocess.run(["git", *a], capture_output=True, text=True, timeout=30, check=False)
+        return r.stdout.strip()
+
+    import hashlib
+
+    diff = git("diff", "HEAD", "--", "*.py")
+    head = git("rev-parse", "--short", "HEAD")
+    return f"{head} + diff {hashlib.sha256(diff.encode()).hexdigest()[:10]}" if diff else head
 
 
 def _point(x: float, y: float):
@@ -306,7 +323,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"of {r['new_alerts']} new alerts (+{r['joins']} joins); lenient scoring "
             f"{r['lenient'][0]}/{r['lenient'][1]}, {r['lenient'][2]} false; misses "
             f"{dict(Counter(m['reason'] for m in d['misses']))}; false "
-            f"{dict(Counter(f['reason'] for f in d['false']))}; {how}",
+            f"{dict(Counter(f['reason'] for f in d['false']))}; {how}, code {r.get('code', '?')}",
             flush=True,
         )
         runs.append(r)
