@@ -16,6 +16,8 @@ a line needs what a test cannot give it as written:
 - ``vigil run``, ``vigil serve``, ``vigil alerts``, ``vigil record`` and ``vigil replay`` need a
   running broker (tests/test_cli_connection.py, tests/test_recording.py and tests/test_e2e_mqtt.py
   run them against Mosquitto): here they run to ``--help``.
+- ``vigil labels export`` reads the live map's audit database: it runs after ``vigil users
+  add`` has made one (no labels in it yet: the CSV's header alone).
 - ``vigil edge camera onvif --onvif HOST:PORT ...`` needs a live ONVIF camera and a broker
   (tests/test_onvif_camera_mqtt.py runs it against the virtual camera): it runs to ``--help``.
 
@@ -93,6 +95,8 @@ def plan(command: str) -> tuple[str, list[list[str]]]:
         argv = [*argv, "--hours", "1"]  # a demo at its default length is shrunk like the rest
     if argv[:2] == ["users", "add"]:
         return "users", [["users", "add", "ana", *argv[3:]]]
+    if argv[0] == "labels":
+        return "users", [argv]  # reads the audit database that vigil users add made
     if argv[0] == "demo" and "--serve" in argv:
         return "users", [[*argv, "--hours", "0.0003", "--port", str(free_port())]]
     if argv[0] == "detect":

@@ -387,7 +387,8 @@ class LiveMapApp(Starlette):
         return Response(_json.encode(snap), media_type="application/json")
 
     async def history_api(self, request: Request) -> Response:
-        """``GET /api/history?t0=&t1=&hours=``: track trails for playback (UTC seconds)."""
+        """``GET /api/history?t0=&t1=&hours=``: track trails for playback (UTC seconds), each
+        with its operator label (``label``) when it has one."""
         session = self.guard.api_session(request, "history")
         if isinstance(session, Response):
             return session
@@ -413,7 +414,8 @@ class LiveMapApp(Starlette):
             latest = await run_in_threadpool(self.labels.latest, [i["id"] for i in items])
             by_id = {x.track_id: x.view() for x in latest}
             for item in items:
-                item["label"] = by_id.get(item["id"])
+                if item["id"] in by_id:
+                    item["label"] = by_id[item["id"]]
         return Response(
             _json.encode({"t0": t0, "t1": t1, "tracks": items}), media_type="application/json"
         )
