@@ -253,3 +253,16 @@ def test_export_refuses_what_it_cannot_read(tmp_path: Path, capsys) -> None:
     assert Path(out).read_text(encoding="utf-8") == "track_id,label,labelled_at,user\n"
     with pytest.raises(LabelError):
         read_latest(tmp_path / "missing.sqlite")
+
+
+def test_the_export_reads_back_in_vigil_calibrate_classes(tmp_path: Path) -> None:
+    lf = pytest.importorskip("vigil.tracks.label_fit")  # vigil calibrate classes' reader
+    audit = AuditLog(tmp_path / "a.sqlite")
+    labels = TrackLabels(audit, "tucson", "America/Phoenix")
+    labels.label("T1", "person", "cmd")
+    labels.label("T1", "animal", "agt")
+    labels.label("T2", "vehicle", "cmd")
+    audit.close()
+    out = tmp_path / "labels.csv"
+    assert main(["labels", "export", "--audit", str(tmp_path / "a.sqlite"), "--out", str(out)]) == 0
+    assert lf.read_labels(out).by_track == {"T1": "animal", "T2": "vehicle"}
