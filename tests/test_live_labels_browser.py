@@ -1,7 +1,7 @@
 """Operators' labels in headless Chromium (issue 22 item 4): a commander clicks a track on the
 live map, labels it animal, then vehicle, through the track's popup; the marker and the popup
 show the label; the store holds both labels with their audit entries; a new server on the same
-files shows the label on the track again.
+files shows the label on the track again, to a planner too, who is offered no label control.
 """
 
 from __future__ import annotations
@@ -101,6 +101,24 @@ def test_commander_labels_a_track_on_the_map_and_it_persists(tmp_path: Path, che
                 "id => VigilLive.tracks[id].marker.getTooltip()._content().textContent", GROUP
             )
             assert "operator label vehicle (cmd, " in text
+            # a planner sees the label in the popup but is offered no control
+            page.context.clear_cookies()
+            login(page, server.url, "plan", PASSWORDS["plan"])
+            wait_live(page)
+            page.wait_for_selector(f'{MARKER}[data-label="vehicle"]', state="attached")
+            page.evaluate(
+                f"VigilLive.map.setView([{first.lat}, {first.lon}], 15, {{animate: false}})"
+            )
+            page.locator(MARKER).click()
+            popup = page.locator(f'.vigil-track-popup[data-track-id="{GROUP}"]')
+            popup.wait_for(timeout=5_000)
+            assert (
+                popup.locator(".operator-label")
+                .inner_text()
+                .startswith("operator label vehicle (cmd, ")
+            )
+            assert popup.locator("select.label-choice").count() == 0
+            page.goto("about:blank")
     finally:
         app.close()
         audit.close()
