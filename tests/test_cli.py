@@ -16,9 +16,10 @@ from vigil.cli.simulate import crossings_line
 # Written out rather than read from the parser, so that a group that fails to register fails here.
 COMMANDS = (
     "config", "map", "demo", "serve", "users", "simulate", "detect", "track", "analyze", "edge",
-    "calibrate", "record", "replay", "run", "alerts", "broker",
+    "calibrate", "labels", "record", "replay", "run", "alerts", "broker",
 )  # fmt: skip
-ACTIONS = (("config", "check"), ("users", "add"), ("broker", "init"), ("calibrate", "tower"))
+ACTIONS = (("config", "check"), ("users", "add"), ("broker", "init"), ("calibrate", "tower"),
+           ("labels", "export"))  # fmt: skip
 HEAVY = ("numpy", "numba", "cv2", "pandas", "geopandas", "shapely", "pyproj", "msgspec", "paho")
 
 
