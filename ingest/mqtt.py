@@ -27,7 +27,7 @@ from vigil.ingest.bus import Bus, Handler, Subscription
 from vigil.ingest.journal import Journal
 from vigil.ingest.mqtt_link import LinkHooks, MqttLink
 from vigil.ingest.mqtt_publisher import KEY_PROPERTY, MqttPublisher
-from vigil.ingest.mqtt_receiver import MqttReceiver
+from vigil.ingest.mqtt_receiver import MqttReceiver, Sink
 from vigil.ingest.mqtt_settings import MqttSettings
 from vigil.ingest.quarantine import QuarantineFile
 from vigil.ingest.schema import DEFAULT_MAX_SKEW_S, Wire
@@ -57,6 +57,9 @@ class MqttBus(Bus):
         Also publish each quarantined message's record on the quarantine topic.
     max_skew_s, clock
         As for :class:`~ingest.bus.Bus`: validation's tolerance and its "now".
+    sink
+        Accepted messages go to it in batches instead of to the handlers
+        (:class:`~vigil.ingest.mqtt_receiver.MqttReceiver`'s ``sink``).
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class MqttBus(Bus):
         publish_quarantine: bool = True,
         max_skew_s: float = DEFAULT_MAX_SKEW_S,
         clock: Callable[[], float] = time.time,
+        sink: Sink | None = None,
     ) -> None:
         super().__init__(sector, max_skew_s=max_skew_s, clock=clock)
         if not client_id or len(client_id.encode()) > 65535:
@@ -91,6 +95,7 @@ class MqttBus(Bus):
             quarantine=self._quarantine,
             deliver=self._deliver,
             count=self._count,
+            sink=sink,
         )
         self.outbox = self.publisher.outbox
         #: Broker refusals of our publications, by reason ("Not authorized": 3).

@@ -43,6 +43,9 @@ _MATCHED_MAX = 4096
 
 Quarantine = Callable[[str, bytes, MessageError], None]
 Deliver = Callable[[str, Wire, list[Subscription]], None]
+#: ``sink(batch)``: the accepted messages of one journal transaction, ``(seq, topic, payload)``
+#: each, in journal order (``seq`` is ``None`` without a journal).
+Sink = Callable[[list[tuple[int | None, str, bytes]]], None]
 
 
 @dataclass(slots=True)
@@ -84,6 +87,11 @@ class MqttReceiver:
         Largest payload decoded, bytes; a larger one goes to quarantine as ``too_large``
         before any parsing (default: the settings' ``max_payload_bytes`` if they have one,
         else :data:`DEFAULT_MAX_PAYLOAD_BYTES`).
+    sink
+        When given, the accepted messages go to ``sink`` (see :data:`Sink`) on the ingest
+        thread, after their PUBACKs, instead of to the handlers: the subscriptions only name
+        the broker's filters. A sink that blocks holds back the acknowledgements, so the
+        broker stops at its receive maximum (back-pressure).
     """
 
     def __init__(
@@ -99,6 +107,7 @@ class MqttReceiver:
         deliver: Deliver,
         count: Count,
         max_payload_bytes: int | None = None,
+        sink: Sink | None = None,
     ) -> None:
         if max_payload_bytes is None:
             max_payload_bytes = getattr(
@@ -109,6 +118,7 @@ class MqttReceiver:
                 f"max_payload_bytes = {max_payload_bytes!r}: expected a positive number of bytes"
             )
         self.max_payload_bytes = max_payload_bytes
+        self.sink = sink
         self.link = link
         self.journal = journal
         self.consumer = consumer
@@ -137,6 +147,11 @@ class MqttReceiver:
     def work(self) -> int:
         """Messages received and not yet acknowledged, journaled or handled."""
         return self._work
+
+    @property
+    def backlog(self) -> int:
+        """Messages received and waiting for the ingest thread."""
+        return self._rx.qsize()
 
     def _work_add(self, n: int) -> None:
         with self._work_lock:
@@ -353,6 +368,11 @@ class MqttReceiver:
                 if self.journal is not None:
                     self._ack(item)
                 to_dispatch.append((item, seq, msg))
+        if self.sink is not None:
+            if to_dispatch:
+                self.sink([(seq, item.topic, item.payload) for item, seq, _ in to_dispatch])
+                self._work_add(-len(to_dispatch))
+            return
         for entry in to_dispatch:
             self._dispatch.put(entry)
 

@@ -82,7 +82,6 @@ def crash(svc: SectorService) -> None:
     svc.runner.core.tracks_store.close()
     svc.runner.core.events.close()
     svc.out_bus.outbox.close()
-    svc.in_bus.outbox.close()
     svc.journal.close()
     svc.advances.close()
 

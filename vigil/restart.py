@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 
@@ -46,6 +47,11 @@ class StartReport:
 class Restarts:
     """Snapshots and the replay at start, for :class:`~vigil.service.SectorService` (which
     holds the journal, advance log, buses, retained state and settings these use)."""
+
+    #: The snapshot a forked process is writing: its pid and meta.
+    _snap_child: tuple[int, dict] | None = None
+    #: ``(handled, journal seq)`` of the last message handed over live (``None``: not known).
+    _seq_of: tuple[int, int] | None = None
 
     def _fingerprint(self, runner: SectorRunner) -> str:
         """What a snapshot's state was built with (settings that shape it)."""
@@ -181,14 +187,17 @@ class Restarts:
             rejected=tuple(rejected),
         )
 
-    def _take_snapshot(self, runner: SectorRunner) -> bool:
-        """Snapshot the state (core thread, between messages), then prune behind the oldest
-        snapshot kept. Returns whether one was written."""
+    def _snapshot_meta(self, runner: SectorRunner) -> dict | None:
+        """What a snapshot of the state as it is now covers (``None``: nothing new, or the
+        handled messages are not all in the journal). Flushes the stores."""
         seq0, handled0, advance0 = self._snap
         if (self.handled, self._advance_id) == (handled0, advance0):
-            return False
+            return None
         need = self.handled - handled0
         seq = seq0
+        known = self._seq_of  # (handled, seq) of the last live message
+        if need and known is not None and known[0] == self.handled:
+            need, seq = 0, known[1]
         if need:
             for s, topic in self.journal.positions(seq0):
                 if any(topic_matches(p, topic) for p in self._patterns):
@@ -199,7 +208,7 @@ class Restarts:
         if need:
             log.error("snapshot skipped: %d handled messages not found in the journal", need)
             self.snapshot_counts["failed"] += 1
-            return False
+            return None
         runner.core.flush_stores()
         meta = {
             "seq": seq,
@@ -210,15 +219,65 @@ class Restarts:
             "fingerprint": self._fingerprint(runner),
             "wall": time.time(),
         }
+        return meta
+
+    def _take_snapshot(self, runner: SectorRunner) -> bool:
+        """Snapshot the state (core thread, between messages), then prune behind the oldest
+        snapshot kept. Returns whether one was written."""
+        self._reap_snapshot(block=True)  # one writer at a time
+        meta = self._snapshot_meta(runner)
+        if meta is None:
+            return False
         try:
             body = snapshot.capture(self._roots(runner), meta)
-            snapshot.write(self.state_dir, seq, body)
+            snapshot.write(self.state_dir, meta["seq"], body)
         except Exception:  # the journal still holds everything: the service goes on
-            log.exception("snapshot of journal message %d failed", seq)
+            log.exception("snapshot of journal message %d failed", meta["seq"])
             self.snapshot_counts["failed"] += 1
             return False
-        self._snap = (seq, self.handled, self._advance_id)
-        self._snap_advances[seq] = self._advance_id
+        self._snapshot_written(meta)
+        return True
+
+    def _start_snapshot(self, runner: SectorRunner) -> bool:
+        """Start a snapshot of the state as it is now in a forked process (copy-on-write: the
+        core goes on at once; :func:`~vigil.snapshot.fork_write`); :meth:`_reap_snapshot`
+        finishes it. False when one is still being written or there is nothing new."""
+        if self._snap_child is not None:
+            return False
+        meta = self._snapshot_meta(runner)
+        if meta is None:
+            return False
+        try:
+            pid = snapshot.fork_write(self.state_dir, meta["seq"], self._roots(runner), meta)
+        except OSError:
+            log.exception("snapshot of journal message %d: no process to write it", meta["seq"])
+            self.snapshot_counts["failed"] += 1
+            return False
+        self._snap_child = (pid, meta)
+        return True
+
+    def _reap_snapshot(self, block: bool = False) -> None:
+        """Finish a snapshot a forked process was writing once it has exited (or wait for it)."""
+        child = self._snap_child
+        if child is None:
+            return
+        pid, meta = child
+        done, status = os.waitpid(pid, 0 if block else os.WNOHANG)
+        if done == 0:
+            return
+        self._snap_child = None
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            log.error("snapshot of journal message %d failed (writer exit %d)", meta["seq"], code)
+            self.snapshot_counts["failed"] += 1
+            return
+        self._snapshot_written(meta)
+
+    def _snapshot_written(self, meta: dict) -> None:
+        """A snapshot is on disk: it is the newest; prune behind the oldest kept."""
+        seq = meta["seq"]
+        self._snap = (seq, meta["handled"], meta["advance_id"])
+        self._snap_advances[seq] = meta["advance_id"]
         self.snapshot_counts["written"] += 1
         snapshot.remove_stale(self.state_dir, self.snapshot_keep)
         kept = snapshot.listing(self.state_dir)
@@ -229,7 +288,6 @@ class Restarts:
                 self.advances.prune(self._snap_advances[oldest])
             for s in [s for s in self._snap_advances if s < oldest]:
                 del self._snap_advances[s]
-        return True
 
     def _snapshot_due(self, now: float) -> bool:
         n = self.handled - self._snap[1]

@@ -2,14 +2,18 @@
 
 How a message goes through
     The input :class:`~vigil.ingest.mqtt.MqttBus` (persistent session, client id
-    ``vigil-{sector}`` or the deployment's ``[broker] client_id``) journals every accepted
-    message to ``journal.sqlite`` before it acknowledges it, then hands it to the
-    :class:`SectorRunner`. The runner puts sensor messages in a reorder buffer keyed on
-    message time: MQTT keeps order per publisher only, and the towers, the ground-sensor
-    gateway and the aircraft publish apart. A message is released once the newest message
-    time seen is ``hold_s`` past it; released messages go, in ``(time, topic, arrival)``
-    order, into a :class:`~vigil.core.SectorCore` on a private in-process bus, ticked at
-    every whole second of message time, as the in-process demo ticks it. What the core
+    ``vigil-{sector}`` or the deployment's ``[broker] client_id``) runs in a process of its own
+    (:class:`~vigil.ingest.mqtt_process.InputProcess`, so that receiving does not take the
+    core's interpreter time): it journals every accepted message to ``journal.sqlite`` before
+    it acknowledges it, then hands it, in batches over a pipe, to the core thread's
+    :class:`SectorRunner`. Should that process die, the core thread takes what it journaled
+    and did not hand over from the journal and starts another. The runner puts sensor
+    messages in a reorder buffer keyed on message time: MQTT keeps order per publisher only,
+    and the towers, the ground-sensor gateway and the aircraft publish apart. A message is
+    released once the newest message time seen is ``hold_s`` past it; released messages go,
+    in ``(time, topic, arrival)`` order, into a :class:`~vigil.core.SectorCore` on a private
+    in-process bus, ticked at every whole second of message time, as the in-process demo
+    ticks it. What the core
     publishes (tracks, crossings, alerts, camera commands) goes out through a second MqttBus
     (``{client id}-out``, user ``{user}-out``) and its on-disk outbox.
 
@@ -56,7 +60,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import queue
 import threading
 import time
 from collections.abc import Sequence
@@ -67,11 +70,13 @@ import msgspec
 from vigil.alerts.channels import DispatchChannel
 from vigil.alerts.rules import AlertRules
 from vigil.geo.site import Site
+from vigil.ingest.bus import topic_matches
 from vigil.ingest.journal import Journal
 from vigil.ingest.jsonable import dumps
 from vigil.ingest.mqtt import MqttBus, MqttSettings
+from vigil.ingest.mqtt_process import InputProcess, input_spec, trusted_decode, wait_for_lock
 from vigil.ingest.private_files import private_dir, write_private_text
-from vigil.ingest.schema import MessageError, Wire, encode
+from vigil.ingest.schema import MessageError, Wire, decode, encode
 from vigil.restart import Restarts, StartReport
 from vigil.retained import RetainedState
 from vigil.runner import (
@@ -144,6 +149,9 @@ def mqtt_settings(deployment, broker: str | None = None, **overrides) -> MqttSet
     )
     values.update(overrides)
     return MqttSettings(**values)
+
+
+INF = math.inf
 
 
 class SectorService(Restarts):
@@ -241,26 +249,32 @@ class SectorService(Restarts):
         )
         self.state = RetainedState(self.sector, self.out_bus.publisher)
         self.channels = list(channels)
-        self.in_bus = MqttBus(
-            self.sector,
-            settings,
-            self.client_id,
-            outbox_path=self.state_dir / "in.outbox",
-            quarantine_path=self.state_dir / "quarantine.jsonl",
-            journal=self.journal,
+        self._patterns = input_patterns(self.sector)
+        #: The input side, a child process started by the core thread after the replay.
+        self.in_bus = InputProcess(
+            input_spec(
+                self.sector,
+                settings,
+                self.client_id,
+                self._patterns,
+                self.state_dir,
+                journal_synchronous=journal_synchronous,
+            )
         )
         self.runner: SectorRunner | None = None
         #: Input messages handed to the core so far (journal order), replayed ones included.
         self.handled = 0
         self.report: StartReport | None = None
         self._replaying = False
-        self._inbox: queue.Queue[tuple[str, Wire] | None] = queue.Queue(maxsize=100_000)
+        self._stopping = threading.Event()
+        self._input_idle = True  # the last wait for input got nothing
+        self._last_seq = 0  # the journal position of the last message the input handed over
+        self._input_restarts = 0
         self._ready = threading.Event()
         self._failed: BaseException | None = None
         self._last_input = time.monotonic()
         self._was_connected = False
         self._core_thread: threading.Thread | None = None
-        self._patterns = input_patterns(self.sector)
         #: What the newest snapshot covers: journal position, messages handled, advance id.
         self._snap = (0, 0, 0)
         self._snap_wall = time.monotonic()
@@ -274,25 +288,33 @@ class SectorService(Restarts):
         """Rebuild the state from the journal, subscribe and connect.
 
         The core (runner, stores) lives in one thread of its own, which replays the journal
-        first; input handlers only queue messages for it.
+        first, then starts the input process and takes its batches.
 
         Raises
         ------
         ConnectionError
             When the broker is not reached within ``timeout`` seconds (the buses go on trying;
             :attr:`report` is set).
+        RuntimeError
+            When the replay failed, or an input process of an earlier run on this state folder
+            is still alive after 30 s.
         """
+        lock = Path(self.in_bus.spec.lock_path)
+        if not wait_for_lock(lock, 30.0):
+            raise RuntimeError(f"{lock}: held by another process (an earlier run's input?)")
         self._core_thread = threading.Thread(target=self._core_loop, name="vigil-core", daemon=True)
         self._core_thread.start()
         self._ready.wait()
         if self._failed is not None:
             raise RuntimeError(f"replay of {self.journal.path} failed") from self._failed
-        for pattern in self._patterns:
-            self.in_bus.subscribe(pattern, self._on_message)
-        self.in_bus.resume()
         self.out_bus.start()
-        self.in_bus.connect(timeout)
         assert self.report is not None
+        if not self.in_bus.live_event.wait(timeout):
+            s = self.settings
+            raise ConnectionError(
+                f"MQTT broker {s.host}:{s.port} not reached as {self.client_id!r} "
+                f"within {timeout:g} s: {self.in_bus.last_error or 'no answer'}"
+            )
         return self.report
 
     def _ahead(self, topic: str, msg: Wire, err: MessageError) -> None:
@@ -309,14 +331,14 @@ class SectorService(Restarts):
             except Exception:  # a dispatch channel must not stop the sector
                 log.exception("dispatch to %s failed", type(channel).__name__)
 
-    def _on_message(self, topic: str, msg: Wire) -> None:
-        self._inbox.put((topic, msg))
-
     # -- the core thread -------------------------------------------------------------------------
 
     def _core_loop(self) -> None:
         try:
             self.report = self._replay()
+            self._last_seq = self.journal.last_seq  # nothing writes it until the input starts
+            self._seq_of = (self.handled, self._last_seq)
+            self.in_bus.start()  # from this thread: the child dies with it
         except BaseException as exc:  # handed to start(), which raises
             self._failed = exc
             self._ready.set()
@@ -326,22 +348,30 @@ class SectorService(Restarts):
         assert runner is not None
         runner.checked_inputs = True  # live input comes decoded (checked) by the input bus
         last_periodic = last_flush = time.monotonic()
+        stop_asked = 0.0
         self._write_status()
         while True:
+            if self._stopping.is_set() and not stop_asked:
+                stop_asked = time.monotonic()
+                self.in_bus.request_stop()
             try:
-                item = self._inbox.get(timeout=0.05)
-            except queue.Empty:
-                item = ()
-            if item is None:
+                batch = self.in_bus.recv(0.05)
+            except EOFError:
+                if stop_asked:
+                    break
+                self._input_ended(runner)
+                continue
+            if stop_asked and time.monotonic() - stop_asked > 60.0:
+                log.error("the input process did not end within 60 s of the stop")
                 break
-            if item:
-                self.handled += 1
+            self._input_idle = not batch
+            if batch:
                 self._last_input = time.monotonic()
-                try:
-                    runner.handle(*item)
-                except Exception:  # one bad message must not stop the sector
-                    log.exception("handling %s failed", item[0])
-                    runner.counts["handler_error"] += 1
+                self._last_seq = batch[-1][0]
+            for _, topic, payload in batch:
+                self._handle(runner, topic, trusted_decode(payload))
+            if batch:
+                self._seq_of = (self.handled, self._last_seq)
             now = time.monotonic()
             if now - last_periodic >= 0.1:
                 last_periodic = now
@@ -350,9 +380,10 @@ class SectorService(Restarts):
                     if now - last_flush >= 5.0:
                         last_flush = now
                         runner.core.flush_stores()
-                    if self._snapshot_due(now):
+                    self._reap_snapshot()
+                    if self._snapshot_due(now) and self._snap_child is None:
                         self._snap_wall = now
-                        self._take_snapshot(runner)
+                        self._start_snapshot(runner)
                     self._write_status()
                 except Exception:  # the clock must go on; the error is logged
                     log.exception("periodic step failed")
@@ -361,6 +392,36 @@ class SectorService(Restarts):
         runner.close()
         self._write_status()
 
+    def _handle(self, runner: SectorRunner, topic: str, msg: Wire) -> None:
+        self.handled += 1
+        try:
+            runner.handle(topic, msg)
+        except Exception:  # one bad message must not stop the sector
+            log.exception("handling %s failed", topic)
+            runner.counts["handler_error"] += 1
+
+    def _input_ended(self, runner: SectorRunner) -> None:
+        """The input process died: hand the core what it journaled and did not hand over (its
+        acknowledged messages are all in the journal), then start another."""
+        code = self.in_bus.exitcode
+        self.in_bus.join(5.0)
+        self._input_restarts += 1
+        log.error("the input process ended (exit status %s): starting another", code)
+        time.sleep(min(1.0, 0.1 * self._input_restarts))  # not a tight loop if it keeps dying
+        if not wait_for_lock(Path(self.in_bus.spec.lock_path), 30.0):
+            log.error("the input process's lock is still held after 30 s")
+        for entry in self.journal.replay(self._last_seq):
+            self._last_seq = entry.seq
+            if any(topic_matches(p, entry.topic) for p in self._patterns):
+                try:
+                    msg = decode(entry.topic, entry.payload, now=entry.received, max_skew_s=INF)
+                except MessageError:
+                    continue
+                self._handle(runner, entry.topic, msg)
+        self._last_seq = max(self._last_seq, self.journal.last_seq)
+        self._seq_of = (self.handled, self._last_seq)
+        self.in_bus.start()
+
     def _idle_step(self, runner: SectorRunner, now: float) -> None:
         connected = self.in_bus.connected
         if not connected or not self._was_connected:
@@ -368,7 +429,7 @@ class SectorService(Restarts):
             self._last_input = now
             self._was_connected = connected
             return
-        if not math.isfinite(runner.max_time) or not self._inbox.empty():
+        if not math.isfinite(runner.max_time) or self.in_bus.queued or not self._input_idle:
             return
         quiet = now - self._last_input - self.idle_s
         if quiet < 0:
@@ -388,7 +449,7 @@ class SectorService(Restarts):
             "wall": time.time(),
             "connected": self.in_bus.connected,
             "handled": self.handled,
-            "queued": self._inbox.qsize(),
+            "queued": self.in_bus.queued,
             "max_time": r.max_time,  # -inf before the first message: null
             "watermark": r.watermark,
             "clock": r.clock,
@@ -414,10 +475,10 @@ class SectorService(Restarts):
         """Stop cleanly: stop taking input, let the core finish what it was given and flush its
         stores, send what is left. Messages journaled but not yet handled are replayed at the
         next start."""
-        self.in_bus.close(timeout)
+        self._stopping.set()  # the core thread stops the input, takes the rest, snapshots
         if self._core_thread is not None and self._core_thread.is_alive():
-            self._inbox.put(None)
-            self._core_thread.join(timeout + 30.0)
+            self._core_thread.join(timeout + 90.0)
+        self.in_bus.join(timeout)
         for channel in self.channels:
             channel.close()
         self.out_bus.flush(timeout)

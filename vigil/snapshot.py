@@ -34,15 +34,19 @@ The file
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import io
 import logging
 import os
 import pickle
+import signal
 import sqlite3
 import stat
 import struct
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,6 +195,41 @@ def restore(objs: dict[str, Any], body: bytes) -> dict[str, Any]:
     for name, values in state.items():
         vars(objs[name]).update(values)
     return meta
+
+
+def fork_write(folder: Path, seq: int, objs: dict[str, Any], meta: dict[str, Any]) -> int:
+    """Write the snapshot of ``objs`` as they are now from a forked process; return its pid.
+
+    The fork sees the memory as it was at the call (copy-on-write), so the caller goes on
+    changing its state at once while the child pickles and writes (:func:`capture`,
+    :func:`write`) and exits with status 0 when the file is in place (1 if not). The caller
+    reaps it (``os.waitpid``). The child touches nothing but the state it pickles and the
+    file it writes (no locks, stores, logging or sockets of the parent), leaves with
+    ``os._exit`` (no atexit handlers, no buffers flushed twice), and dies with its parent
+    (``PR_SET_PDEATHSIG``): a killed service leaves at most a temporary file, which the next
+    snapshot's :func:`remove_stale` clears.
+    """
+    parent = os.getpid()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        _die_with_parent(parent)
+        write(folder, seq, capture(objs, meta))
+        code = 0
+    except BaseException:  # noqa: BLE001 - reported by the exit status; the parent logs it
+        with contextlib.suppress(Exception):
+            traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _die_with_parent(parent: int) -> None:
+    with contextlib.suppress(Exception):  # Linux; the check below still runs elsewhere
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 # -- files ------------------------------------------------------------------------------------
@@ -395,6 +434,7 @@ __all__ = [
     "SnapshotFile",
     "capture",
     "capture_meta",
+    "fork_write",
     "listing",
     "path_for",
     "read",
