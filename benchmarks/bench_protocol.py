@@ -146,6 +146,11 @@ def run_seed(deployment, sim, seed: int, duration_s: float, perturbations) -> di
             end_time=end,
         )
         scored["frames"] = pipe.stats.frames
+        # what was scored, to score again from the cache (other windows, a warm-up)
+        scored["truth"] = [[c.crossing_id, c.time, c.x, c.y, c.counted, c.group_id, c.inside]
+                           for c in crossings]  # fmt: skip
+        scored["events"] = [[e.alert_id, e.track_id, e.published, e.x, e.y, e.estimated, e.new]
+                            for e in recorder.events]  # fmt: skip
     finally:
         pipe.close()
     scored["seed"] = seed
@@ -176,12 +181,13 @@ def _point(x: float, y: float):
     return shapely.Point(x, y)
 
 
-def run_key(args, start: float) -> str:
-    """The settings a cached seed was run with (one cache entry per settings)."""
+def run_key(args, start: float, fps: float | None = None) -> str:
+    """The settings a cached seed was run with (one cache entry per settings); ``fps``
+    replaces ``args.fps``."""
     return json.dumps(
         {
             "hours": args.hours,
-            "fps": args.fps,
+            "fps": args.fps if fps is None else fps,
             "rate_scale": args.rate_scale,
             "start": start,
             "perturbations": args.perturbations,
@@ -206,8 +212,9 @@ def save_cache(path: Path, cache: dict) -> None:
     tmp.replace(path)
 
 
-def print_table(s: dict, runs: list[dict], header: str) -> None:
-    """The protocol's table with the intervals, then the diagnosis of the losses."""
+def print_table(s: dict, runs: list[dict], header: str, start: float) -> None:
+    """The protocol's table with the intervals, then the diagnosis of the losses (``start``:
+    the runs' start, UTC s)."""
     from vigil.sim.protocol_diagnosis import FALSE_REASONS, MISS_REASONS, tally
 
     print(f"\n{header}")
@@ -252,9 +259,10 @@ def print_table(s: dict, runs: list[dict], header: str) -> None:
         f"{sum(d['uncovered_alerted'] for d in diags)} of them alerted all the same"
     )
     near_end = sum(m.get("to_end_s", math.inf) < 300.0 for d in diags for m in d["misses"])
+    near_start = sum(m["time"] - start < 120.0 for d in diags for m in d["misses"])
     print(
         f"missed crossings, by the stage that lost them ({sum(misses.values())}; "
-        f"{near_end} of them in the run's last 300 s):"
+        f"{near_start} of them in the run's first 120 s, {near_end} in its last 300 s):"
     )
     for reason in MISS_REASONS:
         if misses[reason]:
@@ -288,6 +296,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--cache", default="build/protocol/runs.json", help="per-seed JSON cache")
     p.add_argument("--table-only", action="store_true", help="run nothing: the cached seeds")
     p.add_argument("--json", help="also write the figures and the diagnosis here")
+    p.add_argument("--pool-fps", type=float, help="seeds not cached at --fps: cached at this")
     args = p.parse_args(argv)
 
     deployment = load_default()
@@ -307,6 +316,10 @@ def main(argv: list[str] | None = None) -> dict:
     for seed in seeds:
         cache = load_cache(cache_path)  # re-read: another invocation may have added to it
         r = cache.get(key, {}).get(str(seed))
+        if r is None and args.pool_fps is not None:
+            r = cache.get(run_key(args, start, args.pool_fps), {}).get(str(seed))
+            if r is not None:
+                r = {**r, "fps": args.pool_fps}
         if r is None and args.table_only:
             continue
         if r is None:
@@ -339,8 +352,9 @@ def main(argv: list[str] | None = None) -> dict:
         s,
         runs,
         f"protocol: {len(done)} evaluation seeds ({', '.join(map(str, _ranges(done)))}), "
-        f"{args.hours:g} h each, {args.fps:g} fps, crossing rate x{args.rate_scale:g}, "
+        f"{args.hours:g} h each, {_rates(runs, args.fps)}, crossing rate x{args.rate_scale:g}, "
         f"perturbations {args.perturbations}{off} ({blur})",
+        start,
     )
     out = {**s, "seeds": done, "hours": args.hours, "fps": args.fps,
            "rate_scale": args.rate_scale, "perturbations": args.perturbations,
@@ -350,6 +364,14 @@ def main(argv: list[str] | None = None) -> dict:
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1, default=float), encoding="utf-8")
     return out
+
+
+def _rates(runs: list[dict], fps: float) -> str:
+    """The frame rates the runs were made at: '10 fps' or '10 fps (1 seed), 2 fps (3)'."""
+    n = Counter(r.get("fps", fps) for r in runs)
+    if len(n) == 1:
+        return f"{next(iter(n)):g} fps"
+    return ", ".join(f"{f:g} fps ({k} seed{'s' if k > 1 else ''})" for f, k in n.most_common())
 
 
 def _ranges(seeds: list[int]) -> list[str]:
