@@ -247,27 +247,41 @@ def calibrate_speed_model(
     speeds_mps: Iterable[float],
     truths: Iterable[str],
     edges: tuple[float, ...] = SPEED_EDGES_MPS,
+    weights: Iterable[float] | None = None,
+    prior: Iterable[SpeedRow] | None = None,
+    prior_weight: float = 1.0,
 ) -> tuple[SpeedRow, ...]:
     """A track-speed class table from track speeds (m/s) labelled with the true class of
     the body each track followed (other labels are left out).
 
     Returns one row per band of ``edges``: ``(from, to, P(band | person), P(band |
     vehicle), P(band | animal))``, each class's counts with one added per band, so that no
-    band rules a class out.
+    band rules a class out. With ``weights`` each speed counts that much; with ``prior`` (a
+    table on the same bands) each class's counts get ``prior_weight`` speeds spread as the
+    prior's column instead of the one per band.
     """
     v = np.asarray(list(speeds_mps), dtype=np.float64)
     t = np.asarray(list(truths), dtype=object)
-    if v.shape != t.shape:
+    w = np.ones(v.size) if weights is None else np.asarray(list(weights), dtype=np.float64)
+    if not (v.shape == t.shape == w.shape):
         raise ValueError(
-            f"speeds and truths have lengths {v.size} and {t.size}; expected one of each"
+            f"speeds, truths and weights have lengths {v.size}, {t.size} and {w.size}; "
+            "expected one of each"
         )
     keep = np.isin(t, CLASSES) & np.isfinite(v)
-    v, t = v[keep], t[keep]
+    v, t, w = v[keep], t[keep], w[keep]
     nb = len(edges) - 1
     band = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, nb - 1)
+    base = None if prior is None else np.asarray([r[2:] for r in prior], dtype=np.float64)
+    if base is not None and base.shape != (nb, len(CLASSES)):
+        raise ValueError(f"prior has {base.shape[0]} rows; expected one per band ({nb})")
     probs = []
-    for k in CLASSES:
-        counts = np.bincount(band[t == k], minlength=nb) + 1.0
+    for c, k in enumerate(CLASSES):
+        counts = np.bincount(band[t == k], weights=w[t == k], minlength=nb)
+        if base is None:
+            counts = counts + 1.0
+        else:
+            counts = counts + prior_weight * base[:, c] / max(base[:, c].sum(), 1e-12)
         probs.append(counts / counts.sum())
     return tuple(
         (float(edges[b]), float(edges[b + 1]), *(round(float(p[b]), 6) for p in probs))
@@ -284,6 +298,8 @@ def calibrate_class_model(
     range_edges_m: tuple[float, ...] = RANGE_EDGES_M,
     min_count: int = 20,
     backoff: float = 50.0,
+    weights: Iterable[float] | None = None,
+    base: Iterable[ClassRow] | None = None,
 ) -> tuple[ClassRow, ...]:
     """A camera confusion table from detections labelled with their true class.
 
@@ -301,6 +317,13 @@ def calibrate_class_model(
     backoff
         Weight, in detections, of a class's all-range table in each range band: a class
         seen rarely at some range takes its probabilities mostly from the other ranges.
+    weights
+        How much each detection counts (default 1 each); ``min_count`` counts detections.
+    base
+        A table on the same bands to back off to instead of the all-range table, cell by
+        cell where it has the cell: a class seen rarely at some range keeps what ``base``
+        says of it there (a sector's few labelled people, all seen near a tower, say nothing
+        of people far away).
 
     Returns
     -------
@@ -311,34 +334,42 @@ def calibrate_class_model(
     c = np.asarray(list(confidences), dtype=np.float64)
     r = np.asarray(list(ranges_m), dtype=np.float64)
     t = np.asarray(list(truths), dtype=object)
-    if not (g.shape == c.shape == r.shape == t.shape):
+    w = np.ones(g.size) if weights is None else np.asarray(list(weights), dtype=np.float64)
+    if not (g.shape == c.shape == r.shape == t.shape == w.shape):
         raise ValueError(
-            f"guesses, confidences, ranges and truths have lengths {g.size}, {c.size}, "
-            f"{r.size}, {t.size}; expected one of each per detection"
+            f"guesses, confidences, ranges, truths and weights have lengths {g.size}, {c.size}, "
+            f"{r.size}, {t.size}, {w.size}; expected one of each per detection"
         )
     keep = np.isin(t, CLASSES) & np.isfinite(r)
-    g, c, r, t = g[keep], c[keep], r[keep], t[keep]
+    g, c, r, t, w = g[keep], c[keep], r[keep], t[keep], w[keep]
     band = np.clip(np.searchsorted(edges, c, side="right") - 1, 0, len(edges) - 2)
     rband = np.clip(np.searchsorted(range_edges_m, r, side="right") - 1, 0, len(range_edges_m) - 2)
     guess_names = (*CLASSES, "unknown")
     cells = len(guess_names) * (len(edges) - 1)
+    base_cells = {tuple(row[:5]): row[5:] for row in base or ()}
     rows = []
     for rb in range(len(range_edges_m) - 1):
         here = rband == rb
-        totals = {k: int((here & (t == k)).sum()) for k in CLASSES}
+        totals = {k: float(w[here & (t == k)].sum()) for k in CLASSES}
         for guess in guess_names:
             for b in range(len(edges) - 1):
                 sel = here & (g == guess) & (band == b)
                 if sel.sum() < min_count:
                     continue
-                # a class seen little at this range backs off to its all-range table
+                # a class seen little at this range backs off to its all-range table (or base's)
                 probs = []
-                for k in CLASSES:
-                    anywhere = (int(((g == guess) & (band == b) & (t == k)).sum()) + 1) / (
-                        int((t == k).sum()) + cells
+                cell = (guess, float(edges[b]), float(edges[b + 1]))
+                cell += (float(range_edges_m[rb]), float(range_edges_m[rb + 1]))
+                prior = base_cells.get(cell)
+                for i, k in enumerate(CLASSES):
+                    anywhere = (float(w[(g == guess) & (band == b) & (t == k)].sum()) + 1) / (
+                        float(w[t == k].sum()) + cells
                     )
+                    if prior is not None:
+                        anywhere = float(prior[i])
                     probs.append(
-                        (int((sel & (t == k)).sum()) + backoff * anywhere) / (totals[k] + backoff)
+                        (float(w[sel & (t == k)].sum()) + backoff * anywhere)
+                        / (totals[k] + backoff)
                     )
                 rows.append(
                     (

@@ -1,4 +1,5 @@
-"""``vigil calibrate``: solve a tower camera's pointing from surveyed landmarks.
+"""``vigil calibrate``: solve a tower camera's pointing from surveyed landmarks; fit the class
+tables from labelled tracks (``classes`` and ``simulate``: :mod:`vigil.cli.calibrate_classes`).
 
 ``vigil calibrate tower T --landmarks FILE --out FILE`` reads the landmarks
 (:func:`vigil.geo.landmarks.read_landmarks`), loads the sector's ground as the deployment's
@@ -80,10 +81,12 @@ def register(sub: Subparsers) -> None:
     """Add ``calibrate`` and its ``tower`` action to the top-level subcommands."""
     p = sub.add_parser(
         "calibrate",
-        help="solve a tower camera's pointing from surveyed landmarks",
+        help="calibrate a tower camera's pointing, or the class tables from labelled tracks",
         description=(
             "Calibrate sensors against surveyed ground truth. 'tower' solves a tower camera's "
-            "pan, tilt and roll offsets from landmarks seen in its image."
+            "pan, tilt and roll offsets from landmarks seen in its image; 'classes' fits the "
+            "class and speed tables from labelled tracks; 'simulate' records a simulated run "
+            "to fit them on."
         ),
     )
     csub = p.add_subparsers(dest="calibrate_command", metavar="ACTION")
@@ -118,6 +121,9 @@ def register(sub: Subparsers) -> None:
         help="pointing calibration TOML to write (default: the deployment's [terrain] pointing)",
     )
     pt.set_defaults(func=cmd_calibrate_tower)
+    from vigil.cli.calibrate_classes import register_classes
+
+    register_classes(csub)
     p.set_defaults(func=lambda a: missing_action(p))
 
 
