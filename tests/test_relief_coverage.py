@@ -5,11 +5,14 @@ advice goes where the hidden crossings are; the flat wedges counted that ground 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pytest
+import shapely
+from shapely.geometry import Polygon
 
 from vigil.cli import main
 from vigil.config import default_deployment_path, load
@@ -60,6 +63,25 @@ def hidden_segments(d, plain, cam) -> list[int]:
     return [int(i) for i in np.flatnonzero((covered > 0.5) & near)]
 
 
+def drawn_footprints(html: str, frame) -> list:
+    """The footprint polygons the report's map draws (``vigil-footprint``), local frame: each
+    folium polygon's rings (the outer one, then its holes) as written in the page."""
+    out = []
+    for m in re.finditer(r"L\.polygon\(\s*(\[.*?\])\s*,\s*(\{.*?\})\s*\)", html, re.S):
+        if "vigil-footprint" not in m.group(2):
+            continue
+        rings = json.loads(m.group(1))
+        if rings and isinstance(rings[0][0], float | int):
+            rings = [rings]  # one ring: folium writes it unnested
+        local = []
+        for ring in rings:
+            la, lo = np.asarray(ring, dtype=float).T
+            x, y = frame.to_local(la, lo)
+            local.append(list(zip(x, y, strict=True)))
+        out.append(Polygon(local[0], local[1:]))
+    return out
+
+
 def test_border_behind_a_ridge_is_not_covered(sector) -> None:
     d, plain, ridge, cam = sector
     border = d.site.border(d.site.frame())
@@ -80,7 +102,7 @@ def test_border_behind_a_ridge_is_not_covered(sector) -> None:
 
 
 def test_vigil_analyze_counts_what_the_relief_lets_towers_see(sector, tmp_path: Path) -> None:
-    d, plain, _, cam = sector
+    d, plain, ridge, cam = sector
     border = d.site.border(d.site.frame())
     hidden = hidden_segments(d, plain, cam)
     rates = np.full(len(border.segments), 0.2)
@@ -102,4 +124,14 @@ def test_vigil_analyze_counts_what_the_relief_lets_towers_see(sector, tmp_path: 
     lo = min(border.segments[i].chainage_start_km for i in hidden) * 1000.0
     hi = max(border.segments[i].chainage_end_km for i in hidden) * 1000.0
     assert lo - 1000.0 <= chainage <= hi + 1000.0, (chainage, lo, hi)
-    assert "hills hiding the rest" in (out / "report.html").read_text(encoding="utf-8")
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "hills hiding the rest" in html
+    # the map draws the viewsheds the figure counted, not the flat wedges
+    drawn = drawn_footprints(html, d.site.frame())
+    fps, _ = sector_coverage(d.site, ridge, candidate_spacing_m=None)
+    want, got = shapely.union_all(fps), shapely.union_all(drawn)
+    assert want.area > 1e6
+    assert got.symmetric_difference(want).area < 0.01 * want.area
+    lines = shapely.union_all([border.segments[i].line for i in hidden])
+    assert lines.intersection(cam.footprint()).length > 0.5 * lines.length
+    assert lines.intersection(got).length < 0.01 * lines.length
