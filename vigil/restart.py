@@ -14,15 +14,18 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from vigil import snapshot
 from vigil.ingest.bus import topic_matches
+from vigil.ingest.mqtt_process import wait_for_lock
 from vigil.ingest.private_files import private_file
 from vigil.ingest.schema import MessageError, decode
 from vigil.runner import STATE_FILES, SectorRunner
 from vigil.snapshot import SnapshotError
 
 log = logging.getLogger("vigil.service")
+INF = math.inf
 
 
 @dataclass
@@ -42,6 +45,19 @@ class StartReport:
     snapshot_handled: int = 0
     #: Snapshots that were found damaged or unusable, with the reason.
     rejected: tuple[str, ...] = ()
+
+
+def warm_up() -> None:
+    """Before going live: load what the core would otherwise import at its first large group
+    of tracks (scipy's k-d tree, about 0.5 s in the middle of a tick), and move the objects
+    made so far (modules, the site, the replayed state) out of the collector's way (fewer
+    objects scanned in each full collection, fewer pages a snapshot's fork copies)."""
+    import gc
+
+    import scipy.spatial  # noqa: F401  (tracks.groups imports it lazily)
+
+    gc.collect()
+    gc.freeze()
 
 
 class Restarts:
@@ -289,6 +305,30 @@ class Restarts:
             for s in [s for s in self._snap_advances if s < oldest]:
                 del self._snap_advances[s]
 
+    def _input_ended(self, runner: SectorRunner) -> None:
+        """The input process died: hand the core what it journaled and did not hand over (its
+        acknowledged messages are all in the journal), then start another."""
+        code = self.in_bus.exitcode
+        self.in_bus.join(5.0)
+        self._input_restarts += 1
+        log.error("the input process ended (exit status %s): starting another", code)
+        time.sleep(min(1.0, 0.1 * self._input_restarts))  # not a tight loop if it keeps dying
+        if not wait_for_lock(Path(self.in_bus.spec.lock_path), 30.0):
+            log.error("the input process's lock is still held after 30 s")
+        for entry in self.journal.replay(self._last_seq):
+            self._last_seq = entry.seq
+            if not any(topic_matches(p, entry.topic) for p in self._patterns):
+                continue
+            try:
+                msg = decode(entry.topic, entry.payload, now=entry.received, max_skew_s=INF)
+            except MessageError:  # counted as handled, as the replay at start counts it
+                self.handled += 1
+                continue
+            self._handle(runner, entry.topic, msg)
+        self._last_seq = max(self._last_seq, self.journal.last_seq)
+        self._seq_of = (self.handled, self._last_seq)
+        self.in_bus.start()
+
     def _snapshot_due(self, now: float) -> bool:
         n = self.handled - self._snap[1]
         if self.snapshot_every and n >= self.snapshot_every:
@@ -297,4 +337,4 @@ class Restarts:
         return bool(self.snapshot_s) and changed and now - self._snap_wall >= self.snapshot_s
 
 
-__all__ = ["Restarts", "StartReport"]
+__all__ = ["Restarts", "StartReport", "warm_up"]

@@ -70,14 +70,13 @@ import msgspec
 from vigil.alerts.channels import DispatchChannel
 from vigil.alerts.rules import AlertRules
 from vigil.geo.site import Site
-from vigil.ingest.bus import topic_matches
 from vigil.ingest.journal import Journal
 from vigil.ingest.jsonable import dumps
 from vigil.ingest.mqtt import MqttBus, MqttSettings
 from vigil.ingest.mqtt_process import InputProcess, input_spec, trusted_decode, wait_for_lock
 from vigil.ingest.private_files import private_dir, write_private_text
-from vigil.ingest.schema import MessageError, Wire, decode, encode
-from vigil.restart import Restarts, StartReport
+from vigil.ingest.schema import MessageError, Wire, encode
+from vigil.restart import Restarts, StartReport, warm_up
 from vigil.retained import RetainedState
 from vigil.runner import (
     INPUT_TOPICS,
@@ -149,9 +148,6 @@ def mqtt_settings(deployment, broker: str | None = None, **overrides) -> MqttSet
     )
     values.update(overrides)
     return MqttSettings(**values)
-
-
-INF = math.inf
 
 
 class SectorService(Restarts):
@@ -338,6 +334,7 @@ class SectorService(Restarts):
             self.report = self._replay()
             self._last_seq = self.journal.last_seq  # nothing writes it until the input starts
             self._seq_of = (self.handled, self._last_seq)
+            warm_up()
             self.in_bus.start()  # from this thread: the child dies with it
         except BaseException as exc:  # handed to start(), which raises
             self._failed = exc
@@ -399,28 +396,6 @@ class SectorService(Restarts):
         except Exception:  # one bad message must not stop the sector
             log.exception("handling %s failed", topic)
             runner.counts["handler_error"] += 1
-
-    def _input_ended(self, runner: SectorRunner) -> None:
-        """The input process died: hand the core what it journaled and did not hand over (its
-        acknowledged messages are all in the journal), then start another."""
-        code = self.in_bus.exitcode
-        self.in_bus.join(5.0)
-        self._input_restarts += 1
-        log.error("the input process ended (exit status %s): starting another", code)
-        time.sleep(min(1.0, 0.1 * self._input_restarts))  # not a tight loop if it keeps dying
-        if not wait_for_lock(Path(self.in_bus.spec.lock_path), 30.0):
-            log.error("the input process's lock is still held after 30 s")
-        for entry in self.journal.replay(self._last_seq):
-            self._last_seq = entry.seq
-            if any(topic_matches(p, entry.topic) for p in self._patterns):
-                try:
-                    msg = decode(entry.topic, entry.payload, now=entry.received, max_skew_s=INF)
-                except MessageError:
-                    continue
-                self._handle(runner, entry.topic, msg)
-        self._last_seq = max(self._last_seq, self.journal.last_seq)
-        self._seq_of = (self.handled, self._last_seq)
-        self.in_bus.start()
 
     def _idle_step(self, runner: SectorRunner, now: float) -> None:
         connected = self.in_bus.connected
