@@ -345,7 +345,7 @@ class Tracker:
                 math.log(pd),
                 math.log(1.0 - pd),
                 math.log(lam),
-                c.confirm_llr,
+                c.confirm_llr + self._clutter.confirm_raise(),
                 c.delete_llr,
                 c.tentative_max_gap_s,
                 c.max_coast_s,
@@ -354,7 +354,9 @@ class Tracker:
             )
             # a tentative track that dies unconfirmed: its detections were false alarms
             died = was_tentative & (self._status[:n] == DELETED)
-            self._clutter.add(t, zz, sig, int(self._n_updates[:n][died].sum()))
+            born = was_tentative & (self._status[:n] == CONFIRMED)
+            false = int(self._n_updates[:n][died].sum())
+            self._clutter.add(t, zz, sig, false, int(died.sum()), int(born.sum()))
         else:
             self._manage(track_det, view, t)
         det_id = np.full(m, -1, dtype=np.int64)
