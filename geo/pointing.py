@@ -5,9 +5,8 @@ A ground position from a tower camera is where the ray through a pixel meets the
 from the pointing (pan, tilt and roll off from what the deployment says, by the tower's
 specification or what is left after calibration) and from the ground's local slope, which
 stretches or shrinks the error along the line of sight. :func:`ground_covariance` propagates
-all three to a 2 x 2 covariance in the sector's frame, to first order: the hit ``p = c + t d``
-moves with the ray's direction ``d`` as ``dp = t (I - d n^T / (n . d)) dd``, where ``n`` is
-the ground's normal at the hit (the DEM's bilinear slope, and the earth curvature drop).
+all three to a 2 x 2 covariance in the sector's frame (to first order, or through the ray
+caster by sigma points or a quadrature).
 
 :func:`calibrate_pointing` solves a camera's pan, tilt and roll offsets (and its focal length
 if asked) from a few surveyed landmarks seen in its image, by least squares on the pixel
@@ -35,10 +34,31 @@ from vigil.geo.raycast import (
 
 #: Step of the finite differences of a ray's direction with respect to an angle, degrees.
 _ANGLE_STEP_DEG = 1e-4
-#: Seven-point Gauss-Hermite rule for a standard normal: the nodes off the centre (each taken
-#: with both signs) and their weights; the centre takes the rest of the unit weight.
+#: Seven-point Gauss-Hermite rule for a standard normal: the nodes off the centre (+-) and
+#: their weights.
 _GH_NODES = (1.1544053947399682, 2.366759410734541, 3.750439717725742)
 _GH_WEIGHTS = (0.24013861108231469, 0.030757123967586493, 0.0005482688559722184)
+
+
+def _rule(nodes: tuple[float, ...], weights: tuple[float, ...]) -> tuple[float, list]:
+    """A symmetric rule for a standard normal: the centre's weight and ``(node, weight)``
+    off the centre, each node with both signs."""
+    steps = [(s * x, w) for x, w in zip(nodes, weights, strict=True) for s in (-1, 1)]
+    return 1.0 - sum(w for _, w in steps), steps
+
+
+def _even_rule(spacing: float, reach: float) -> tuple[float, list]:
+    """Nodes ``spacing`` apart out to ``reach`` standard deviations, weighted by the normal
+    density: they sample a crest (a step in the hits) as finely near the centre as far out."""
+    x = np.arange(spacing, reach + 1e-9, spacing)
+    w = np.exp(-0.5 * x * x)
+    total = 1.0 + 2.0 * w.sum()
+    return _rule(tuple(x.tolist()), tuple((w / total).tolist()))
+
+
+#: The quadrature's rules: the pointing moves hits smoothly; a pixel may step over a crest.
+_ANGLE_RULE = _rule(_GH_NODES, _GH_WEIGHTS)
+_PIXEL_RULE = _even_rule(0.25, 4.0)
 #: Smallest cosine of the angle between a ray and the ground's normal that the area prior
 #: takes (a ray grazing the ground closer than this counts as this): picked on the tuning
 #: seeds of ``benchmarks/bench_pointing.py`` (0.02 is a ray 1.1 degrees above the slope).
@@ -118,12 +138,16 @@ def ground_covariance(
         no centre weight), which also sees a ray that slips over a crest onto ground far
         behind, or into sky (placed at the rated range); ten ray casts per detection.
         ``quadrature``: for each error source, the second moment about the hit of the hits
-        at the seven Gauss-Hermite nodes of that source (out to 3.75 standard deviations),
-        each node weighted also by the ground area its ray sees per unit of image (people
-        stand anywhere on the ground, so a pixel on ground that the ray grazes, or on the
-        far side of a crest, holds more of them: slant**2 / cos(incidence), the cosine no
-        less than :data:`MIN_INCIDENCE_COS`); the sources' moments add. 30 ray casts per
-        detection; it sees a ray a few pixels from a crest that the others miss.
+        at the nodes of a rule for that source (the pixel's: 33 nodes a quarter of a standard
+        deviation apart out to 4, weighted by the normal density, so that a crest a fraction
+        of a pixel away is sampled as finely as one further out; the pointing's: the seven
+        Gauss-Hermite nodes, out to 3.75 standard deviations), each node weighted also by the
+        ground area its ray sees per unit of image (people stand anywhere on the ground, so a
+        pixel on ground that the ray grazes, or on the far side of a crest, holds more of
+        them: slant**2 / cos(incidence), the cosine no less than :data:`MIN_INCIDENCE_COS`);
+        a node whose ray goes into sky weighs nothing (no ground to stand on there). The
+        sources' moments add. 83 ray casts per detection; it sees a ray a few pixels from a
+        crest that the others miss.
 
     Returns
     -------
@@ -273,17 +297,17 @@ def _quadrature_covariance(
     curvature_coeff: float,
 ) -> NDArray[np.float64]:
     """Sum over the error sources of the area-weighted second moment, about the hit, of the
-    hits at the Gauss-Hermite nodes of that source (see :func:`ground_covariance`). All the
-    nodes' rays are cast at once (turning the camera does not move its centre)."""
+    hits at the nodes of that source's rule (see :func:`ground_covariance`). All the nodes'
+    rays are cast at once (turning the camera does not move its centre)."""
     names = (None, None, "pan_deg", "tilt_deg", "roll_deg")
     n = u.size
     sources = [k for k in range(sig.shape[1]) if np.any(sig[:, k] != 0.0)]
-    steps = [(s * node, w) for node, w in zip(_GH_NODES, _GH_WEIGHTS, strict=True) for s in (-1, 1)]
+    rules = {k: (_PIXEL_RULE if k < 2 else _ANGLE_RULE) for k in sources}
     d0 = camera.rays(u, v)
     _, right, down = camera.basis()
     rays = []
     for k in sources:
-        for step, _ in steps:
+        for step, _ in rules[k][1]:
             delta = step * sig[:, k]
             if names[k] is None:
                 # a pinhole's ray moves along the image's axes with the pixel
@@ -302,18 +326,20 @@ def _quadrature_covariance(
     )
     area = ground_per_pixel(camera, dem, got, d, curvature_coeff).reshape(-1, n)
     area0 = area[0]
-    area = np.where(np.isfinite(area[1:]), area[1:], area0[None, :])  # sky weighs as the hit
+    # a ray into sky meets no ground a person could stand on: its node weighs nothing
+    area = np.where(np.isfinite(area[1:]), area[1:], 0.0)
     az = np.arctan2(d[n:, 0], d[n:, 1])
     x = np.where(np.isfinite(got.x[n:]), got.x[n:], camera.x + camera.max_range_m * np.sin(az))
     y = np.where(np.isfinite(got.y[n:]), got.y[n:], camera.y + camera.max_range_m * np.cos(az))
     ex = x.reshape(-1, n) - hits.x[None, :]
     ey = y.reshape(-1, n) - hits.y[None, :]
-    w0 = 1.0 - 2.0 * sum(_GH_WEIGHTS)
-    weights = np.array([w for _, w in steps])
     cov = np.zeros((n, 2, 2))
-    m = len(steps)
-    for j in range(len(sources)):
-        sl = slice(j * m, (j + 1) * m)
+    start = 0
+    for k in sources:
+        w0, steps = rules[k]
+        weights = np.array([w for _, w in steps])
+        sl = slice(start, start + len(steps))
+        start += len(steps)
         wa = weights[:, None] * area[sl]
         den = w0 * area0 + wa.sum(0)
         cov[:, 0, 0] += (wa * ex[sl] ** 2).sum(0) / den

@@ -276,3 +276,22 @@ def test_sigma_points_agree_with_first_order_on_smooth_ground(smooth_hills) -> N
         assert np.sqrt(np.trace(qd[k])) == pytest.approx(np.sqrt(np.trace(lin[k])), rel=0.15)
     with pytest.raises(TerrainError, match="method"):
         ground_covariance(cam, smooth_hills, u, v, method="cubature")  # type: ignore[arg-type]
+
+
+def test_quadrature_gives_no_weight_to_rays_into_sky() -> None:
+    """A pixel on the skyline (ground rising to where the DEM ends, sky one pixel above): its
+    neighbours' rays into sky meet no ground a person could stand on, so they weigh nothing;
+    the spread along the sight line is the ground's (near the first-order one), not the
+    distance to the rated range where a sky ray was once placed."""
+    x = np.arange(-500.0, 500.0 + 1, 10.0)
+    y = np.arange(-100.0, 2000.0 + 1, 10.0)
+    dem = ElevationModel(0.05 * y[:, None] + 0.0 * x[None, :], x[0], y[0], 10.0)
+    cam = PinholeCamera(x=0.0, y=0.0, height_m=25.0, pan_deg=0.0, tilt_deg=0.0, hfov_deg=20.0)
+    u, v, _ = cam.project([0.0], [1980.0], [0.05 * 1980.0])
+    up, _ = ground_covariance(cam, dem, u, v - 1.0, curvature_coeff=0.0)
+    assert not up.hit[0]  # one pixel above: sky
+    kw = {"pixel_sigma": 1.0, "curvature_coeff": 0.0}
+    hits, quad = ground_covariance(cam, dem, u, v, method="quadrature", **kw)
+    _, lin = ground_covariance(cam, dem, u, v, method="linear", **kw)
+    assert hits.hit[0] and hits.y[0] == pytest.approx(1980.0, abs=1.0)
+    assert 0.5 < math.sqrt(quad[0, 1, 1] / lin[0, 1, 1]) < 1.2

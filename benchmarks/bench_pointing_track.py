@@ -1,0 +1,220 @@
+"""The side of the line decided per person by the live chain, on relief with an unknown
+pointing error after landmark calibration (issue 21's acceptance: "crossing side decided right
+for >= 99 % of people more than 50 m from the line").
+
+``bench_pointing`` scores single detections. The chain does not decide a side per detection:
+:class:`~vigil.tracks.fusion.FusionTracker` fuses a person's detections (each with its
+covariance) into a track, and :class:`~vigil.geo.crossing_monitor.CrossingMonitor` gives the
+track a side (and commits crossings) from the track's positions, as
+:class:`vigil.core.SectorCore` runs them. This benchmark runs those real parts.
+
+Per tower of the demo deployment, on the synthetic relief of ``bench_pointing`` (seed 0, 30 m
+cells), per calibration (a fresh hidden N(0, 0.05 degree) pan, tilt and roll error, ten
+landmarks, :func:`bench_pointing.calibrated`): ``--people`` people start on ground the true
+camera sees 1.5-2.5 km away in its field of view and walk ``--seconds`` at 1.2 m/s on a random
+heading, seen at ``--fps`` frames a second. In each frame where the true camera sees a
+person's feet (the ground does not hide them), the feet's pixel is detected with 1 px of error
+per axis and placed by :class:`~vigil.detection.terrain.TerrainGeometry` (the chain's ray
+casting, quadrature covariance and 0.5 m floor) through the calibrated camera; the detection
+goes to a fresh ``FusionTracker`` (``TrackerConfig.for_sector()``) as a ``CameraDetection``;
+each frame the confirmed tracks a detection updated go to a ``CrossingMonitor``, as in
+``SectorCore.tick``. Only people whose whole walk stays more than 50 m from the line count.
+
+Per person: **right** when every track the monitor gave a side holds the person's true side at
+the end and no crossing was committed; **wrong** otherwise; **no side** when no track was
+confirmed and given a side (too few detections: hidden by the ground). Shares of right among
+decided people carry Wilson 95 % intervals (people of one calibration share its pointing
+residual: the intervals are a little optimistic). The per-detection share of the same
+detections is printed beside it.
+
+Seeds: :data:`EVALUATION_SEEDS` (never used to tune anything); ``bench_pointing``'s
+``TUNING_SEEDS`` are refused for reporting.
+
+Run: ``python -m benchmarks pointing_track`` (defaults) or with ``--seeds ... --draws N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from benchmarks.bench_pointing import TUNING_SEEDS, _wilson, calibrated, site_and_dem
+from vigil.detection.terrain import TerrainGeometry
+from vigil.geo.crossing_monitor import RELIEF_SIDE_PROBABILITY, CrossingMonitor
+from vigil.geo.raycast import camera_on_terrain, cast_rays, curvature_factor
+from vigil.geo.site import tower_camera
+from vigil.ingest.schema import CameraDetection
+from vigil.tracks.config import TrackerConfig
+from vigil.tracks.fusion import FusionTracker
+
+DETECTION_PX = 1.0
+WALK_MPS = 1.2
+FAR_M = 50.0
+#: Seeds of the reported figures: disjoint from bench_pointing.TUNING_SEEDS.
+EVALUATION_SEEDS = (1001, 1002, 1003, 1004, 1005, 1006)
+T0 = 1_780_000_000.0
+
+
+def _walks(true, dem, border, rng, people: int, frames: int, fps: float):
+    """Walks of ``people`` people: true positions ``(people, frames)`` x, y, z (z relative to
+    the mast's foot, the curvature drop included), whether the true camera sees the feet, and
+    which people stay more than FAR_M from the line; people start on ground the camera sees."""
+    tries = 200 * people
+    az = np.radians(true.pan_deg + rng.uniform(-true.hfov_deg / 2, true.hfov_deg / 2, tries))
+    r = rng.uniform(1500.0, 2500.0, tries)
+    heading = rng.uniform(0.0, 2.0 * np.pi, tries)
+    x0, y0 = true.x + r * np.sin(az), true.y + r * np.cos(az)
+    step = WALK_MPS / fps * np.arange(frames)
+    x = x0[:, None] + np.sin(heading)[:, None] * step[None, :]
+    y = y0[:, None] + np.cos(heading)[:, None] * step[None, :]
+    rr = np.hypot(x - true.x, y - true.y)
+    z = dem.elevation_at(x.ravel(), y.ravel()).reshape(x.shape) - curvature_factor() * rr**2
+    d = np.stack([x, y, z], axis=-1).reshape(-1, 3) - true.centre
+    seen = cast_rays(dem, np.broadcast_to(true.centre, d.shape), d)
+    u, v, _ = true.project(x.ravel(), y.ravel(), z.ravel() - true.ground_z)
+    vis = seen.hit & (np.abs(seen.range_m - rr.ravel()) < 1.0)
+    vis &= (u >= 0) & (u < true.width) & (v >= 0) & (v < true.height)
+    vis = vis.reshape(x.shape)
+    far = np.all(np.abs(border.signed_distance(x.ravel(), y.ravel()).reshape(x.shape)) > FAR_M, 1)
+    pick = np.flatnonzero(vis[:, 0])[:people]
+    return (
+        x[pick],
+        y[pick],
+        u.reshape(x.shape)[pick],
+        v.reshape(x.shape)[pick],
+        vis[pick],
+        far[pick],
+    )
+
+
+def _person(
+    geo, frame, border, config, t, ex, ey, cov, ok, side_probability: float | None
+) -> tuple[set[int], int]:
+    """Run one person's detections through a fresh tracker and crossing monitor, as
+    ``SectorCore.tick`` does: ``(outcome, crossings)``; outcome is the set of sides the
+    monitor gave the person's tracks (``{+1}``, ``{-1}``, both, or none)."""
+    fusion = FusionTracker(frame, config)
+    monitor = CrossingMonitor(border, side_probability=side_probability or None)
+    counts: dict[str, int] = {}
+    crossings = 0
+    lat, lon = np.full(ex.shape, np.nan), np.full(ex.shape, np.nan)
+    if ok.any():
+        lat[ok], lon[ok] = frame.to_wgs84(ex[ok], ey[ok])
+    for i in np.flatnonzero(ok):
+        c = cov[i]
+        fusion.ingest(
+            CameraDetection(
+                camera=geo.camera_id,
+                time=float(t[i]),
+                frame=int(i),
+                lat=float(lat[i]),
+                lon=float(lon[i]),
+                cov=(float(c[0, 0]), float(c[0, 1]), float(c[1, 0]), float(c[1, 1])),
+                class_guess="person",
+                class_confidence=0.8,
+            )
+        )
+        fusion.flush()
+        live = [m for m in fusion.track_messages() if m.state != "ended"]
+        fresh = [m for m in live if counts.get(m.track_id) != m.count]
+        for m in live:
+            counts[m.track_id] = m.count
+        if fresh:
+            x, y = frame.to_local([m.lat for m in fresh], [m.lon for m in fresh])
+            ids, times = [m.track_id for m in fresh], [m.time for m in fresh]
+            covs = [m.cov for m in fresh] if side_probability else None
+            crossings += len(monitor.update(ids, times, x, y, covs))
+    sides = {s.side for s in monitor.states.values() if s.side != 0}
+    return sides, crossings
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, default=8, help="people per calibration")
+    parser.add_argument("--draws", type=int, default=10, help="calibrations per tower and seed")
+    parser.add_argument("--seconds", type=float, default=20.0, help="each person's walk, s")
+    parser.add_argument("--fps", type=float, default=1.0, help="frames a second")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(EVALUATION_SEEDS))
+    parser.add_argument(
+        "--side",
+        type=float,
+        default=RELIEF_SIDE_PROBABILITY,
+        help="the monitor's side_probability (0: positions alone, as before)",
+    )
+    parser.add_argument("--towers", nargs="+", default=["t02", "t04", "t05", "t06"])
+    args = parser.parse_args(argv)
+    tuning = sorted(set(args.seeds) & set(TUNING_SEEDS))
+    site, dem, frame, border = site_and_dem()
+    config = TrackerConfig.for_sector()
+    frames = int(round(args.seconds * args.fps)) + 1
+    t = T0 + np.arange(frames) / args.fps
+    print(
+        f"people walking {args.seconds:g} s at {WALK_MPS} m/s, {args.fps:g} fps, 1.5-2.5 km, "
+        f"> {FAR_M:g} m from the line; {args.draws} calibrations x {args.people} people per "
+        f"tower and seed; seeds {args.seeds}"
+        + (f" (TUNING seeds {tuning}: not for reporting)" if tuning else " (evaluation)")
+    )
+    started = time.perf_counter()
+    for tower in site.towers:
+        if tower.id not in args.towers:
+            continue
+        nominal = camera_on_terrain(tower_camera(tower, frame), dem)
+        right = wrong = undecided = 0
+        det_right = det_n = 0
+        crossing_people = 0
+        for seed in args.seeds:
+            rng = np.random.default_rng([seed, int(tower.id.lstrip("t") or 0), 21])
+            for _ in range(args.draws):
+                true, cal = calibrated(nominal, dem, rng)
+                geo = TerrainGeometry(
+                    cal.camera, frame, tower.id, dem, pointing_sigma_deg=cal.sigma_deg
+                )
+                x, y, u, v, vis, far = _walks(true, dem, border, rng, args.people, frames, args.fps)
+                if not x.size:
+                    continue
+                ou = u + rng.normal(0.0, DETECTION_PX, u.shape)
+                ov = v + rng.normal(0.0, DETECTION_PX, v.shape)
+                gx, gy, hit, _ = geo.ground(ou.ravel(), ov.ravel())
+                ok = (vis.ravel() & hit).reshape(u.shape)
+                cov = np.full((u.size, 2, 2), np.nan)
+                flat = ok.ravel()
+                if flat.any():
+                    cov[flat] = geo.covariance(
+                        ou.ravel()[flat], ov.ravel()[flat], DETECTION_PX, DETECTION_PX
+                    )
+                gx, gy, cov = gx.reshape(u.shape), gy.reshape(u.shape), cov.reshape(*u.shape, 2, 2)
+                for p in np.flatnonzero(far):
+                    truth = int(border.side([x[p, 0]], [y[p, 0]])[0])
+                    m = ok[p]
+                    if m.any():
+                        s = border.side(gx[p, m], gy[p, m]) == truth
+                        det_right += int(s.sum())
+                        det_n += int(m.sum())
+                    sides, crossed = _person(
+                        geo, frame, border, config, t, gx[p], gy[p], cov[p], m, args.side
+                    )
+                    crossing_people += crossed > 0
+                    if not sides:
+                        undecided += 1
+                    elif sides == {truth} and crossed == 0:
+                        right += 1
+                    else:
+                        wrong += 1
+        n = right + wrong
+        lo, hi = _wilson(right, n)
+        dlo, dhi = _wilson(det_right, det_n)
+        print(
+            f"{tower.id}: people decided {n} (no side {undecided}): right {right}/{n} = "
+            f"{right / max(n, 1):.4f} [{lo:.4f}, {hi:.4f}]; with a crossing committed "
+            f"{crossing_people}; their detections on the right side {det_right}/{det_n} = "
+            f"{det_right / max(det_n, 1):.4f} [{dlo:.4f}, {dhi:.4f}]",
+            flush=True,
+        )
+    print(f"({time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
