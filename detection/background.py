@@ -285,6 +285,9 @@ class SlowParams:
         both models see keeps the fast model's shape (the slow one, with its lower
         threshold, adds a walker's dim edge pixels and makes him look wider: class guesses
         and the centroid's range suffer); 0 adds all of it.
+    two_sided
+        Also report pixels that stay colder than the slow background by as much (bodies
+        colder than a sun-heated ground); off: warmer only.
     """
 
     mean_s: float = 60.0
@@ -299,6 +302,7 @@ class SlowParams:
     hold_shift_px: float = 0.3
     hold_after_s: float = 1.0
     apart_px: int = 2
+    two_sided: bool = False
 
     def __post_init__(self) -> None:
         checks: dict[str, tuple[float, float, float]] = {
@@ -456,6 +460,7 @@ class SlowBackground:
             p.min_excess_dn,
             p.spread_k,
             out,
+            p.two_sided,
         )
         np.copyto(self.mask, out)
         return out

@@ -24,7 +24,8 @@ class Blobs:
     count and ``(cx, cy)`` the centroid in pixel-index coordinates (the centre of pixel
     ``(i, j)`` is ``(i, j)``; add 0.5 for continuous coordinates). ``var_u, var_v``, when
     set (:func:`vigil.detection.centroid.refine_centroids`), are the blob's intensity-weighted
-    variances across and down the image, pixels^2.
+    variances across and down the image, pixels^2, and ``peak`` its greatest difference from
+    the background, grey levels.
     """
 
     left: NDArray[np.int32]
@@ -36,6 +37,7 @@ class Blobs:
     cy: NDArray[np.float64]
     var_u: NDArray[np.float64] | None = None
     var_v: NDArray[np.float64] | None = None
+    peak: NDArray[np.float64] | None = None
 
     def __len__(self) -> int:
         return int(self.area.shape[0])

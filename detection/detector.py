@@ -9,6 +9,7 @@ uses every core.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -34,6 +35,7 @@ from vigil.detection.objects import (
     PixelDetection,
 )
 from vigil.detection.registration import ShakeCompensator
+from vigil.detection.steps import LevelSteps, StepParams
 from vigil.ingest.schema import CameraDetection
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,18 @@ class DetectorConfig:
         follows the camera's noise and the neighbourhood margin each region's; ``None``
         is off. The chosen values are logged and kept in
         :attr:`MotionDetector.calibration_report`.
+    cold_bodies
+        Report bodies colder than the background as well as warmer (a two-sided change
+        test; thermal crossover makes people colder than a sun-heated ground by day): the
+        sample-consensus model reports both signs (its ``warm_only`` is overridden), the
+        slow background both signs (:class:`SlowParams` ``two_sided``), and each blob's
+        weighted centroid weighs the pixels on its own side of the background.
+    steps
+        Global level steps (:class:`StepParams`): each frame's gain and offset against the
+        background are fitted, and a frame the plain gain compensation would leave off by
+        more than ``step_dn`` somewhere in its range (a flat-field correction's level jump,
+        an AGC step) is mapped back onto the background's levels; a frame the fit cannot
+        explain restarts the background. ``None`` is off (gain compensation only).
     warmup_frames
         Frames after the model (re)starts (the first frame, a camera turned) during which
         no detections are emitted: the model starts each pixel's samples from its
@@ -98,8 +112,12 @@ class DetectorConfig:
     neighbour_px: int = 0
     neighbour_margin: int = 4
     calibration: CalibrationParams | None = None
+    cold_bodies: bool = False
+    steps: StepParams | None = None
 
     def __post_init__(self) -> None:
+        if self.cold_bodies and self.neighbour_px:
+            raise DetectionError("neighbour_px tests warm bodies only; turn cold_bodies off")
         if not 0 <= self.neighbour_px <= 7:
             raise DetectionError(f"neighbour_px={self.neighbour_px!r}; expected 0 to 7 pixels")
         if not 0 <= self.neighbour_margin <= 255:
@@ -144,6 +162,7 @@ class DetectorConfig:
             weighted_centroids=True,
             slow=SlowParams(),
             warmup_frames=35,
+            steps=StepParams(),
         )
 
 
@@ -247,10 +266,14 @@ class MotionDetector:
                 f"expected the frames' {w}x{h}"
             )
         self.camera_id = geometry.camera_id if geometry is not None else camera_id
-        self.model = SampleConsensusModel((h, w), self.config.background, roi)
-        self.slow = (
-            SlowBackground((h, w), self.config.slow, roi) if self.config.slow is not None else None
-        )
+        cfg = self.config
+        bg_params = replace(cfg.background, warm_only=False) if cfg.cold_bodies else cfg.background
+        self.model = SampleConsensusModel((h, w), bg_params, roi)
+        slow_params = cfg.slow
+        if slow_params is not None and cfg.cold_bodies:
+            slow_params = replace(slow_params, two_sided=True)
+        self.slow = SlowBackground((h, w), slow_params, roi) if slow_params is not None else None
+        self.steps = LevelSteps((h, w), cfg.steps) if cfg.steps is not None else None
         self._slow_fg = np.empty((h, w), np.uint8)
         self._near = np.empty((h, w), np.uint8)
         self._hot = np.empty((h, w), np.uint8)
@@ -326,6 +349,13 @@ class MotionDetector:
         if self.registration is not None:
             grey = self.registration(grey)
             shift = self.registration.last_shift
+        if self.steps is not None and self.model.frames_seen > 0:
+            grey = self.steps(grey, self.model)
+            if self.steps.last == "reset":
+                log.info("camera %s: frame unlike its background; relearning", self.camera_id)
+                if self.slow is not None:
+                    self.slow.reset()
+                self.follower.reset()
         cal = self.calibrator
         if cal is not None and not cal.done and cal.add(grey):
             self._calibrated()
@@ -345,8 +375,10 @@ class MotionDetector:
         blobs = self.blob_finder(fg)
         if self.config.weighted_centroids:
             blobs = refine_centroids(
-                blobs, grey, self.model.samples, warm_only=self.config.background.warm_only
-            )
+                blobs, grey, self.model.samples, pad=self._centroid_pad,
+                warm_only=self.config.background.warm_only,
+                per_box_sign=self.config.cold_bodies,
+            )  # fmt: skip
         objs = self.follower.update(blobs, float(time_s), index)
         if self.model.frames_seen <= self.config.warmup_frames:
             objs.detections.clear()
@@ -362,6 +394,12 @@ class MotionDetector:
             shift_px=shift,
             detection_objects=objs.detection_objects,
         )
+
+    @property
+    def _centroid_pad(self) -> int:
+        """Pixels around a blob's box that its weighted moments take in: one, or two PSF
+        standard deviations where the optics blur (a blurred body's warmth reaches further)."""
+        return max(1, math.ceil(2.0 * self.config.objects.psf_sigma_px))
 
     def _calibrated(self) -> None:
         """Apply the start-up calibration's levels and log them."""

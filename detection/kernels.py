@@ -296,6 +296,7 @@ def slow_warm_segment(
     min_excess: float,
     spread_k: float,
     fg_out: np.ndarray,
+    two_sided: bool = False,
 ) -> None:
     """Find pixels that stay warmer than a slow background: things that creep or stand.
 
@@ -336,6 +337,9 @@ def slow_warm_segment(
         Excess needed as a multiple of the pixel's spread.
     fg_out
         ``uint8 (h, w)``: 255 for foreground, 0 for background.
+    two_sided
+        Also report pixels that stay colder than the background by as much (``max(excess,
+        e) < -max(min_excess, spread_k * spread)``): bodies colder than a sun-heated ground.
     """
     h, w = frame.shape
     a_held = a_mean / held_div
@@ -348,6 +352,8 @@ def slow_warm_segment(
             excess[y, x] = ex
             sp = spread[y, x]
             lo = min(ex, e)
+            if two_sided:
+                lo = max(lo, -max(ex, e))
             fg = (lo > min_excess) & (lo > spread_k * sp) & (roi[y, x] != 0)
             if fg:
                 mean[y, x] = m + np.float32(a_held) * e
@@ -356,6 +362,111 @@ def slow_warm_segment(
                 mean[y, x] = m + np.float32(a_mean) * e
                 spread[y, x] = sp + np.float32(a_spread) * (abs(ex) - sp)
                 fg_out[y, x] = 0
+
+
+@ngjit
+def affine_fit(
+    frame: np.ndarray,
+    samples: np.ndarray,
+    fg: np.ndarray,
+    step: int,
+    trim_dn: float,
+    out: np.ndarray,
+) -> None:
+    """Fit ``frame = a * background + b`` over background pixels (a frame-wide gain and offset).
+
+    The background of a pixel is the mean of its samples. Pixels on a grid of every ``step``-th
+    row and column count unless they are foreground in ``fg`` or clipped (0 or 255 in either
+    image). A first least-squares fit is refined once over the pixels whose residual is
+    within ``trim_dn`` grey levels of the median absolute residual times 3 (at least
+    ``trim_dn``), so that bodies and brush the mask missed weigh nothing.
+
+    Writes ``out[:] = (a, b, gain, kept_share, ref_lo, ref_hi)``: ``gain`` is the plain ratio
+    of sums (what a gain-only compensation uses), ``kept_share`` the share of the sampled
+    pixels within ``trim_dn`` of the final fit (near 1 when a gain and an offset explain
+    the frame), ``ref_lo, ref_hi`` the least and greatest background levels kept.
+    ``a = 1, b = 0, kept_share = 0`` when too few pixels qualify (under 16).
+    """
+    h, w = frame.shape
+    ns = samples.shape[0]
+    nmax = ((h + step - 1) // step) * ((w + step - 1) // step)
+    xs = np.empty(nmax, np.float64)
+    ys = np.empty(nmax, np.float64)
+    n = 0
+    for y in range(0, h, step):
+        for x in range(0, w, step):
+            if fg[y, x] != 0:
+                continue
+            f = frame[y, x]
+            if f == 0 or f == 255:
+                continue
+            acc = 0
+            for k in range(ns):
+                acc += np.int32(samples[k, y, x])
+            r = acc / ns
+            if r < 1.0 or r > 254.0:
+                continue
+            xs[n] = r
+            ys[n] = np.float64(f)
+            n += 1
+    out[0] = 1.0
+    out[1] = 0.0
+    out[2] = 1.0
+    out[3] = 0.0
+    out[4] = 0.0
+    out[5] = 0.0
+    if n < 16:
+        return
+    a = 1.0
+    b = 0.0
+    res = np.empty(n, np.float64)
+    lo = 255.0
+    hi = 0.0
+    for it in range(2):
+        sx = 0.0
+        sy = 0.0
+        sxx = 0.0
+        sxy = 0.0
+        m = 0
+        lo = 255.0
+        hi = 0.0
+        limit = 1e30
+        if it == 1:
+            for i in range(n):
+                res[i] = abs(ys[i] - (a * xs[i] + b))
+            mad = np.median(res)
+            limit = max(3.0 * mad, trim_dn)
+        for i in range(n):
+            if it == 1 and res[i] > limit:
+                continue
+            sx += xs[i]
+            sy += ys[i]
+            sxx += xs[i] * xs[i]
+            sxy += xs[i] * ys[i]
+            lo = min(lo, xs[i])
+            hi = max(hi, xs[i])
+            m += 1
+        if m < 16:
+            return
+        mx = sx / m
+        my = sy / m
+        vxx = sxx / m - mx * mx
+        if vxx > 1.0:  # at least a grey level of spread: gain and offset both
+            a = (sxy / m - mx * my) / vxx
+            b = my - a * mx
+        else:  # a flat picture: the offset alone
+            a = 1.0
+            b = my - mx
+        if it == 0:
+            out[2] = sy / sx if sx > 0 else 1.0
+    close = 0
+    for i in range(n):
+        close += abs(ys[i] - (a * xs[i] + b)) <= trim_dn
+    out[0] = a
+    out[1] = b
+    out[3] = close / n
+    out[4] = lo
+    out[5] = hi
 
 
 # -- morphology -------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 
 from vigil.detection.background import DetectionError
 from vigil.detection.blobs import Blobs
+from vigil.detection.psf import guess_blurred
 from vigil.geo.camera import PinholeCamera
 from vigil.geo.frames import LocalFrame
 from vigil.ingest.schema import CameraDetection, ClassName
@@ -103,6 +104,14 @@ class ObjectParams:
         Smallest larger ground extent of a blob at its range (its larger side in pixels
         times the metres a pixel spans there, no slack), metres; 0 is off. Needs a camera
         model; without one it is not applied.
+    psf_sigma_px
+        Standard deviation of the optics' Gaussian PSF, pixels; 0 (sharp): the class guess
+        sizes a blob from its spread (:func:`guess_class`). Above 0, a blob sized by its
+        spread is guessed by blurred templates (:func:`vigil.detection.psf.guess_blurred`),
+        and the weighted moments' window widens to two PSF sigmas.
+    psf_cut_dn
+        Grey levels under which the templates' blurred pixels weigh nothing (the background
+        model's threshold: what stands out less is learnt as background).
     """
 
     min_height_m: float = 0.3
@@ -122,9 +131,11 @@ class ObjectParams:
     subpixel_size_px: float = 12.0
     min_size_px: float = 0.0
     min_size_m: float = 0.0
+    psf_sigma_px: float = 0.0
+    psf_cut_dn: float = 8.0
 
     def __post_init__(self) -> None:
-        for name in ("min_size_px", "min_size_m"):
+        for name in ("min_size_px", "min_size_m", "psf_sigma_px", "psf_cut_dn"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise DetectionError(f"{name}={value!r}; expected a size >= 0")
@@ -452,13 +463,21 @@ class ObjectFollower:
             mpp = float(info["mpp"][i])
             h_px, w_px = float(blobs.height[i]), float(blobs.width[i])
             spread = blobs.var_v is not None and h_px <= p.subpixel_size_px
-            if spread:
-                # a body a few pixels in size: its weighted spread says more than its box
-                h_px = math.sqrt(max(12.0 * float(blobs.var_v[i]) - 1.0, 0.04))
-                w_px = math.sqrt(max(12.0 * float(blobs.var_u[i]) - 1.0, 0.04))
-            cls, conf = guess_class(
-                h_px * mpp, w_px * mpp, speed, float(blobs.height[i]), sized_by_spread=spread
-            )
+            blurred = spread and p.psf_sigma_px > 0 and blobs.peak is not None
+            if blurred and (speed is None or speed <= 6.0):
+                # through the PSF: the class whose blurred template measures most alike
+                cls, conf = guess_blurred(
+                    float(blobs.var_u[i]), float(blobs.var_v[i]), float(blobs.peak[i]), mpp,
+                    p.psf_sigma_px, p.psf_cut_dn, 2.0,
+                )  # fmt: skip
+            else:
+                if spread:
+                    # a body a few pixels in size: its weighted spread says more than its box
+                    h_px = math.sqrt(max(12.0 * float(blobs.var_v[i]) - 1.0, 0.04))
+                    w_px = math.sqrt(max(12.0 * float(blobs.var_u[i]) - 1.0, 0.04))
+                cls, conf = guess_class(
+                    h_px * mpp, w_px * mpp, speed, float(blobs.height[i]), sized_by_spread=spread
+                )
             left, top = float(blobs.left[i]), float(blobs.top[i])
             c = cov[k]
             en = 0.5 * (c[0, 1] + c[1, 0])

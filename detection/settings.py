@@ -38,7 +38,7 @@ from numpy.typing import NDArray
 
 from vigil.detection.background import BackgroundParams, DetectionError
 from vigil.detection.calibration import CalibrationParams
-from vigil.detection.detector import DetectorConfig, MotionDetector
+from vigil.detection.detector import DetectorConfig, MotionDetector, StepParams
 from vigil.detection.objects import CameraGeometry, ObjectParams
 
 #: Sensor kinds; the kind picks every default that a setting leaves unset.
@@ -138,6 +138,23 @@ class DetectionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
         frames the camera's noise sets the radius floor (never below the sensor's) and each
         32-pixel region's nuisance level the neighbourhood margin there; the values are
         logged and reported in camera health. Default off for both kinds.
+    polarity
+        Thermal: ``"warm"`` reports only bodies warmer than the background (the night's
+        rule); ``"both"`` also bodies colder than it (a two-sided change test: after the
+        morning's thermal crossover people are colder than sun-heated ground). Default
+        ``"warm"`` (the outputs as before; ``benchmarks/bench_detection_robust.py`` measures
+        both). Daylight settings report both signs whatever this says.
+    global_steps
+        Fit each frame's gain and offset against the background and map frames moved by a
+        global step (a flat-field correction's level jump, an AGC step when a hot object
+        enters the view) back onto its levels; a frame no gain and offset explain restarts
+        the background (:class:`~vigil.detection.detector.StepParams`). Frames without a
+        step go through untouched. Default on for thermal, off for daylight.
+    psf_sigma_px
+        Standard deviation of the optics' blur (Gaussian PSF), pixels: the spread-based
+        size behind the class guess takes the PSF's variance off (``ObjectParams
+        .psf_sigma_px``). Default 0 (a sharp picture) for both kinds; an uncooled 640x480
+        LWIR core with an f/1.0-1.2 lens is about 0.8.
     """
 
     sensor: SensorKind | None = None
@@ -152,6 +169,9 @@ class DetectionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     neighbour_px: Annotated[int, Meta(ge=0, le=7)] | None = None
     neighbour_margin: Annotated[int, Meta(ge=0, le=255)] | None = None
     calibrate: bool | None = None
+    polarity: Literal["warm", "both"] | None = None
+    global_steps: bool | None = None
+    psf_sigma_px: Annotated[float, Meta(ge=0.0, le=5.0)] | None = None
 
     def __post_init__(self) -> None:
         if self.filter_px is not None and self.filter_px % 2 == 0:
@@ -209,6 +229,8 @@ class DetectionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
             changes["min_area_px"] = int(self.min_area_px)
         if self.min_size_m is not None:
             changes["min_size_m"] = float(self.min_size_m)
+        if self.psf_sigma_px is not None:
+            changes["psf_sigma_px"] = float(self.psf_sigma_px)
         if changes:
             obj = replace(obj, **changes)
         out: dict[str, Any] = {"background": bg, "objects": obj}
@@ -222,6 +244,10 @@ class DetectionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
             out["neighbour_margin"] = int(self.neighbour_margin)
         if self.calibrate is not None:
             out["calibration"] = CalibrationParams() if self.calibrate else None
+        if self.polarity is not None and cfg.background.warm_only:
+            out["cold_bodies"] = self.polarity == "both"
+        if self.global_steps is not None:
+            out["steps"] = StepParams() if self.global_steps else None
         try:
             return replace(cfg, **out)
         except DetectionError as exc:
@@ -235,8 +261,8 @@ class DetectionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
         ``sensor``, ``threshold_grey`` (radius floor, 0-255), ``filter_px``,
         ``warmup_frames``, ``min_size_px``, ``min_area_px``, ``min_size_m``, ``ignore`` and
         ``include`` (polygon counts), ``neighbour_px``, ``neighbour_margin``, ``calibrate``,
-        and with ``shape`` ``watched`` (share of the image's
-        pixels inside the region mask, 0-1).
+        ``robust`` (a table: ``polarity``, ``global_steps``, ``psf_sigma_px``), and with
+        ``shape`` ``watched`` (share of the image's pixels inside the region mask, 0-1).
 
         >>> DetectionSettings(sensor="daylight", sensitivity=1.0).effective()["threshold_grey"]
         9
@@ -255,6 +281,11 @@ class DetectionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
             "neighbour_px": cfg.neighbour_px,
             "neighbour_margin": cfg.neighbour_margin,
             "calibrate": cfg.calibration is not None,
+            "robust": {
+                "polarity": "warm" if cfg.background.warm_only and not cfg.cold_bodies else "both",
+                "global_steps": cfg.steps is not None,
+                "psf_sigma_px": cfg.objects.psf_sigma_px,
+            },
         }
         if shape is not None:
             region = self.region(shape)
