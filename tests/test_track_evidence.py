@@ -108,15 +108,56 @@ def test_the_plain_and_sector_defaults_stay_by_counts():
     assert snap_tracker.clutter_density == before
 
 
-def test_fixed_point_output_matches_printf():
-    """The output's positions are written column-wise as fixed-point text: the same numbers
-    as ``%.3f`` / ``%.8f`` (to the last digit), huge values included."""
-    from vigil.tracks.csvfile import _fixed
+def test_fixed_point_output_matches_printf(tmp_path):
+    """The output's positions are written as fixed-point text (a compiled formatter,
+    :func:`vigil.tracks.csvout.write_tracks`): the same numbers as ``%.3f`` / ``%.8f`` (to
+    the last digit), huge values included."""
+    from vigil.tracks.csvout import write_tracks
 
     rng = np.random.default_rng(0)
     v = np.r_[rng.normal(0.0, 3000.0, 2000), -0.0004, 0.0, -1.5, 2.9995, 1e13, -1e13]
     for digits in (3, 8):
-        got = np.array([float(x) for x in _fixed(v, digits).to_pylist()])
-        want = np.array([float(f"{x:.{digits}f}") for x in v])
-        assert np.all(np.abs(got - want) <= 1.01 * 10.0**-digits * np.maximum(1.0, 1e-12 * abs(v)))
-        assert all(len(x.split(".")[1]) == digits for x in _fixed(v, digits).to_pylist())
+        for part in (v[:-2], v):  # the compiled formatter; Python's for a huge column
+            state = np.repeat(part[:, None], 4, axis=1)
+            n = len(part)
+            path = tmp_path / f"t{digits}.csv"
+            write_tracks(path, ["h"], np.arange(n), state, np.zeros(n, np.int64),
+                         np.ones(n, np.int8), [("0.0", "t")], digits)  # fmt: skip
+            text = [line.split(",")[2] for line in path.read_text().splitlines()[1:]]
+            got = np.array([float(x) for x in text])
+            want = np.array([float(f"{x:.{digits}f}") for x in part])
+            tol = 1.01 * 10.0**-digits * np.maximum(1.0, 1e-12 * abs(part))
+            assert np.all(np.abs(got - want) <= tol)
+            assert all(len(x.split(".")[1]) == digits for x in text)
+
+
+def test_confirmation_rises_with_the_odds_against_a_new_track():
+    d = ClutterDensity(60.0)
+    assert d.confirm_raise() == 0.0  # prior: one died, one confirmed
+    z = np.zeros((1, 2))
+    d.add(0.0, z, 1.0, 0, died=159, born=0)  # 160 died : 1 confirmed = 10x the reference
+    assert d.confirm_raise() == pytest.approx(np.log(10.0))
+    d.add(60.0, z, 1.0, 0, died=0, born=100)  # a minute later: the old counts faded by 1/e
+    assert d.confirm_raise() == pytest.approx(max(0.0, np.log(160 / np.e / (1 / np.e + 100) / 16)))
+
+
+def test_dense_clutter_raises_the_bar_and_the_walker_is_still_followed():
+    """One walker among 40 uniform clutter points a scan (1 s scans, sigma 5 m, a 600 m
+    square): the threshold rises (few of the many tentative tracks are targets) and few rows
+    are clutter."""
+    rng = np.random.default_rng(7)
+    tracker = Tracker(TrackerConfig.for_track())
+    false_rows = near_rows = 0
+    for k in range(200):
+        truth = np.array([1.2 * k, 300.0])
+        z = rng.uniform(0.0, 600.0, (40, 2))
+        if rng.random() < 0.9:
+            z = np.vstack([truth + rng.normal(0.0, 5.0, 2), z])
+        tab = tracker.update(float(k), z, sigma=5.0).confirmed()
+        tab = tab.select(tab.status == CONFIRMED)
+        d = np.hypot(*(tab.x[:, :2] - truth).T)
+        near_rows += int((d < 15.0).sum())
+        false_rows += int((d >= 15.0).sum())
+    assert tracker._clutter.confirm_raise() > 2.0
+    assert near_rows >= 150, near_rows  # the walker tracked most of the 200 scans
+    assert false_rows <= 0.25 * near_rows, (false_rows, near_rows)
