@@ -99,3 +99,56 @@ def test_entry_is_inferred_back_to_the_line(border: Border) -> None:
     plain = CrossingMonitor(border)
     x, y = _offset_path(border, 12_300.0, 200.0 + 1.5 * np.arange(120.0))
     assert [e for k in range(120) for e in plain.update(["n"], [t[k]], [x[k]], [y[k]])] == []
+
+
+def _across(border: Border, offsets, chainage_m: float = 20_000.0):
+    """Points ``offsets`` metres from the line (+ US side) at one chainage."""
+    p = border.line.interpolate(chainage_m)
+    q = border.line.interpolate(chainage_m + 5)
+    tx, ty = (q.x - p.x) / 5, (q.y - p.y) / 5
+    off = np.asarray(offsets, dtype=float)
+    return p.x + off * ty, p.y - off * tx, (ty, -tx)
+
+
+def _cov_across(normal, sd_across: float, sd_along: float = 5.0) -> list:
+    """A covariance (ee, en, ne, nn) with these standard deviations across and along the line."""
+    n = np.asarray(normal)
+    t = np.array([-n[1], n[0]])
+    c = sd_across**2 * np.outer(n, n) + sd_along**2 * np.outer(t, t)
+    return [float(c[0, 0]), float(c[0, 1]), float(c[1, 0]), float(c[1, 1])]
+
+
+def test_an_unsure_track_gets_no_side_and_makes_no_crossing(border: Border) -> None:
+    """A track 300 m into Mexico with a 400 m standard deviation across the line (a relief
+    detection whose ray grazes a slope) that jumps 300 m into the US: by its positions alone
+    it crosses; with its covariance it is never sure of a side, so nothing is committed. The
+    same jump with a 5 m deviation is a crossing either way."""
+    offsets = [-300.0, -290.0, 300.0, 310.0]
+    x, y, normal = _across(border, offsets)
+    t = 1_780_000_000.0 + np.arange(len(offsets))
+
+    def run(sd: float, p: float | None) -> tuple[list, int]:
+        mon = CrossingMonitor(border, side_probability=p)
+        events = []
+        for i in range(len(offsets)):
+            events += mon.update(["a"], t[i : i + 1], x[i : i + 1], y[i : i + 1],
+                                 [_cov_across(normal, sd)])  # fmt: skip
+        return events, mon.states["a"].side
+
+    assert len(run(400.0, None)[0]) == 1  # positions alone (the default): a crossing
+    events, side = run(400.0, 0.99)
+    assert events == [] and side == 0
+    events, side = run(5.0, 0.99)
+    assert len(events) == 1 and events[0].entering_us and side == 1
+
+
+def test_a_side_needs_the_probability_across_the_line(border: Border) -> None:
+    """With a 100 m deviation across the line a track 200 m out is not sure of its side at
+    0.99 (2.33 deviations: 233 m), at 250 m it is; at 0.9 (128 m) 200 m is enough."""
+    for offset, p, want in ((200.0, 0.99, 0), (250.0, 0.99, -1), (200.0, 0.9, -1)):
+        x, y, normal = _across(border, [-offset])
+        mon = CrossingMonitor(border, side_probability=p)
+        mon.update(["a"], [1_780_000_000.0], x, y, np.array([_cov_across(normal, 100.0)]))
+        assert mon.states["a"].side == want, (offset, p)
+    with pytest.raises(ValueError, match="side_probability"):
+        CrossingMonitor(border, side_probability=0.3)

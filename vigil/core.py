@@ -192,7 +192,8 @@ class SectorCore:
                 self._counts[m.track_id] = m.count
             ids = [m.track_id for m, f in zip(live, fresh, strict=True) if f]
             times = [m.time for m, f in zip(live, fresh, strict=True) if f]
-            for ev in self.monitor.update(ids, times, x[fresh], y[fresh]):
+            covs = [m.cov for m, f in zip(live, fresh, strict=True) if f]
+            for ev in self.monitor.update(ids, times, x[fresh], y[fresh], covs):
                 lat, lon = self.frame.to_wgs84([ev.x], [ev.y])
                 self.crossings += 1
                 c = Crossing(
