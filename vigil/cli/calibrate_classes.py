@@ -234,17 +234,21 @@ def _report(args, labels, truth, joined, speeds, bad, fit, before, after, seeds)
         print(f"  {'true':<8} {'n':>4}  " + "  ".join(f"{k:>22}" for k in DECIDED))
         for i, k in enumerate(("person", "vehicle", "animal")):
             n = int(m[i].sum())
+            if n == 0:
+                print(f"  {k:<8} {n:>4}  (no labelled track)")
+                continue
             cells = []
             for j in range(len(DECIDED)):
                 lo, hi = wilson(int(m[i, j]), n)
                 p = m[i, j] / n if n else float("nan")
                 cells.append(f"{int(m[i, j]):>4} {p:4.2f} [{lo:4.2f}, {hi:4.2f}]")
             print(f"  {k:<8} {n:>4}  " + "  ".join(f"{s:>22}" for s in cells))
-    for name, m in (("before", before), ("after", after)):
-        k, n = int(m[2, 2]), int(m[2].sum())
-        lo, hi = wilson(k, n)
-        p = k / n if n else float("nan")
-        print(f"animals as animal {name}: {k}/{n} = {p:.2f} [{lo:.2f}, {hi:.2f}]")
+    for what, row in (("animals as animal", 2), ("people as person", 0)):
+        for name, m in (("before", before), ("after", after)):
+            k, n = int(m[row, row]), int(m[row].sum())
+            lo, hi = wilson(k, n)
+            p = k / n if n else float("nan")
+            print(f"{what} {name}: {k}/{n} = {p:.2f} [{lo:.2f}, {hi:.2f}]")
 
 
 SIMULATE_HELP = """\

@@ -50,6 +50,55 @@ _INPUT_KINDS = frozenset(
 )
 
 
+class TruthTick(msgspec.Struct, frozen=True, array_like=True):
+    """The bodies near the simulated towers at one tick: time (UTC s), ids, classes and
+    positions (local m)."""
+
+    t: float
+    ids: list[str]
+    classes: list[str]
+    x: list[float]
+    y: list[float]
+
+
+@dataclass
+class _States:
+    """A :class:`TruthTick` as the scorer's matching reads movers' states."""
+
+    ids: list[str]
+    classes: list[str]
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class StoredTruth:
+    """A recording's truth, read back: :meth:`states` at the tick nearest ``t`` (within one
+    tick), as :meth:`vigil.sim.World.states` would give it."""
+
+    def __init__(self, ticks: list[TruthTick]) -> None:
+        self.times = np.array([k.t for k in ticks], dtype=np.float64)
+        self.ticks = ticks
+        self._empty = _States([], [], np.zeros(0), np.zeros(0))
+
+    def states(self, t: float) -> _States:
+        """The bodies at the nearest tick (none further than 1 s away)."""
+        if not len(self.times):
+            return self._empty
+        i = int(np.clip(np.searchsorted(self.times, t), 1, len(self.times) - 1))
+        i = i - 1 if abs(self.times[i - 1] - t) <= abs(self.times[i] - t) else i
+        if abs(self.times[i] - t) > 1.0:
+            return self._empty
+        k = self.ticks[i]
+        return _States(k.ids, k.classes, np.asarray(k.x), np.asarray(k.y))
+
+
+#: Bodies farther than this from every simulated tower are left out of a recording's truth, m.
+TRUTH_RADIUS_M = 5000.0
+
+
 class SimulatedRun(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What made a simulated recording: seed, simulated seconds, simulator settings,
     perturbations (``None``: none) and the class model the run tracked with (its ``fitted``)."""
@@ -62,6 +111,8 @@ class SimulatedRun(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     #: :func:`world_digest` at the start and at the end: a re-made world must match them
     world_start: str = ""
     world_end: str = ""
+    #: the bodies within :data:`TRUTH_RADIUS_M` of the simulated towers at every tick
+    truth: list[TruthTick] = []
 
 
 def world_digest(world, t: float) -> str:
@@ -116,6 +167,27 @@ def record_simulated(
     pipe.bus.subscribe(
         f"vigil/v1/{pipe.sector}/#", lambda topic, msg: rec.write(topic, encode(msg), pipe.now)
     )
+    ticks: list[TruthTick] = []
+    towers = [t for t in deployment.site.towers if not sim.towers or t.id in sim.towers]
+    tx, ty = pipe.frame.to_local([t.lat for t in towers], [t.lon for t in towers])
+    tick = pipe._tick
+
+    def tick_and_keep(t: float) -> None:
+        tick(t)
+        st = pipe.world.states(t)  # cached by the tick
+        d = np.hypot(st.x[:, None] - np.asarray(tx)[None, :], st.y[:, None] - ty[None, :])
+        near = np.flatnonzero((d <= TRUTH_RADIUS_M).any(axis=1)) if d.size else []
+        ticks.append(
+            TruthTick(
+                t,
+                [str(st.ids[i]) for i in near],
+                [str(st.classes[i]) for i in near],
+                [round(float(st.x[i]), 1) for i in near],
+                [round(float(st.y[i]), 1) for i in near],
+            )
+        )
+
+    pipe._tick = tick_and_keep
     try:
         first = world_digest(pipe.world, start)
         pipe.run(duration_s)
@@ -128,6 +200,7 @@ def record_simulated(
             class_model=deployment.config.classes.calibration or "",
             world_start=first,
             world_end=world_digest(pipe.world, start + duration_s),
+            truth=ticks,
         )
     finally:
         rec.close()
@@ -252,6 +325,11 @@ def truth_of(site: Site, run: Run) -> dict[str, str]:
             f"{run.path}: not a simulated recording (its header names no seed and settings; "
             "make one with vigil calibrate record), so there is no truth to label it with"
         )
+    if run.simulated.truth:
+        tr = run.tracks
+        samples = zip(tr.track_id, tr.time.tolist(), tr.x.tolist(), tr.y.tolist(), strict=True)
+        truth = truth_labels(StoredTruth(run.simulated.truth), samples)  # type: ignore[arg-type]
+        return {tid: t.label for tid, t in truth.items() if t.label is not None}
     world = _world(site, run.simulated)
     try:
         start = run.simulated.sim.start_time
@@ -285,54 +363,79 @@ class ReplayScore:
 
 
 def replay_classes(site: Site, path: str | Path, tracker: TrackerConfig) -> ReplayScore:
-    """Replay a simulated recording's inputs (in order, at their recorded times) through a
-    fresh sector core that tracks with ``tracker``, and score its classes against the re-made
-    world."""
-    from vigil.pipeline import Pipeline
-    from vigil.sim.scoring import _assign
+    """Replay a simulated recording's inputs (in order, at their recorded times, ticking once
+    a second as the run did) through a fresh sector core that tracks with ``tracker``, and
+    score its classes against the recording's truth (the re-made world for a recording
+    without one)."""
+    from vigil.core import SectorCore
+    from vigil.ingest.bus import InProcessBus
+    from vigil.sim.scoring import Scorer, _assign
     from vigil.tracks.label_fit import DECIDED
 
     header, messages = read_recording(path)
     if not header.meta or META_KEY not in header.meta:
         raise RecordingError(f"{path}: not a simulated recording; a replay needs its truth")
-    run = msgspec.convert(header.meta[META_KEY], SimulatedRun)
-    sim = msgspec.structs.replace(run.sim, cameras="off")
-    pipe = Pipeline(site, sim, run.seed, tracker=tracker, perturbations=run.perturbations)
-    end = sim.start_time + run.duration_s
+    try:
+        run = msgspec.convert(header.meta[META_KEY], SimulatedRun)
+    except msgspec.ValidationError as exc:
+        raise RecordingError(f"{path}: header meta {META_KEY}: {exc}") from None
+    start = run.sim.start_time
+    end = start + run.duration_s
+    world = None
+    if run.truth:
+        truth: StoredTruth | object = StoredTruth(run.truth)
+    else:
+        world = truth = _world(site, run)
+        _check_world(path, run, world, start, "start")
+    clock = [start]
+    bus = InProcessBus(header.sector, clock=lambda: clock[0])
+    core = SectorCore(site, bus, tracker=tracker)
     m = np.zeros((3, len(DECIDED)), dtype=np.int64)
     rows = {"person": 0, "vehicle": 1, "animal": 2}
-    _check_world(path, run, pipe.world, sim.start_time, "start")
+    per_animal: dict[str, list[int]] = {}
+    match_m = Scorer.animal_match_m
 
     def tick(t: float) -> None:
-        pipe._tick(t)
-        live = pipe.core.live  # what the scorer matches: confirmed and coasting tracks
+        clock[0] = t
+        core.tick(t)
+        live = core.live  # what the scorer matches: confirmed and coasting tracks
         if not live:
             return
-        st = pipe.world.states(t)
+        st = truth.states(t)  # type: ignore[attr-defined]
+        if not len(st):
+            return
         tx = np.array([x for _, x, _ in live])
         ty = np.array([y for _, _, y in live])
-        for bi, ti in _assign(st.x, st.y, tx, ty, pipe.scorer.animal_match_m):
-            r = rows.get(str(st.classes[bi]))
-            if r is not None:
-                m[r, DECIDED.index(live[ti][0].class_guess)] += 1
+        for bi, ti in _assign(np.asarray(st.x), np.asarray(st.y), tx, ty, match_m):
+            cls, guess = str(st.classes[bi]), live[ti][0].class_guess
+            if (r := rows.get(cls)) is not None:
+                m[r, DECIDED.index(guess)] += 1
+            if cls == "animal":  # the scorer's tally: matched seconds, seconds as animal
+                tally = per_animal.setdefault(str(st.ids[bi]), [0, 0])
+                tally[0] += 1
+                tally[1] += guess == "animal"
 
     try:
+        next_tick, n = start + 1.0, 0
         for n, msg in enumerate(messages, start=1):
             if n > MAX_MESSAGES:
                 raise RecordingError(f"{path}: more than {MAX_MESSAGES} messages")
             if expected_kind(msg.topic) not in _INPUT_KINDS:
                 continue
-            while msg.t >= pipe._next_tick:
-                tick(pipe._next_tick)
-                pipe._next_tick += pipe.tick_s
-            pipe.now = msg.t
-            pipe.bus.publish(msg.topic, msg.raw)
-        while pipe._next_tick <= end:
-            tick(pipe._next_tick)
-            pipe._next_tick += pipe.tick_s
-        _check_world(path, run, pipe.world, end, "end")
-        s = pipe.scorer
-        animals, as_animal = animal_tally({k: (n, a) for k, (n, a) in s.animal_by_id.items()})
-        return ReplayScore(m, s.animal_seconds, s.animal_as_animal, animals, as_animal)
+            while msg.t >= next_tick:  # the run's clock: ticks due first, then the message
+                tick(next_tick)
+                next_tick += 1.0
+            clock[0] = msg.t
+            bus.publish(msg.topic, msg.raw)
+        while next_tick <= end:
+            tick(next_tick)
+            next_tick += 1.0
+        if world is not None:
+            _check_world(path, run, world, end, "end")
     finally:
-        pipe.close()
+        core.close()
+        if world is not None:
+            world.close()
+    animals, as_animal = animal_tally({k: (a, b) for k, (a, b) in per_animal.items()})
+    seconds = sum(a for a, _ in per_animal.values())
+    return ReplayScore(m, seconds, sum(b for _, b in per_animal.values()), animals, as_animal)

@@ -1,0 +1,140 @@
+"""``vigil calibrate classes`` on calibration seeds, scored on evaluation seeds (issue 22 item 4).
+
+Records simulated runs (``vigil calibrate simulate``'s :func:`record_simulated`: the field's
+perturbations, optical blur sigma 0.8 px) on the calibration seeds, fits the class and speed
+tables from their tracks labelled by the simulator's truth (``vigil calibrate classes
+--truth``), records runs on evaluation seeds never fitted on, and replays each evaluation
+run's recorded detections through the sector core twice, with the shipped tables (the
+anchor) and with the fitted ones, scored against the truth: animals classified as animals
+per track-second and per animal (the protocol's vote), people as people, with 95 % Wilson
+intervals. Track-seconds of one body are far from independent: the per-animal figures are
+the ones to trust; the per-second intervals are too narrow.
+
+Usage: ``python -m benchmarks calibrate_classes`` (fit seeds 7 11, 4 evaluation seeds);
+``--eval 8 --minutes 4``; ``--record-test-data tests/data/calibrate_classes`` writes the
+acceptance test's recordings (fit seeds 7 and 11, evaluation seed 50001) and stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+
+def record(seeds: list[int], folder: Path, args: argparse.Namespace) -> list[Path]:
+    """Record one simulated run per seed into ``folder``; returns the files."""
+    import msgspec
+
+    from vigil.cli.class_runs import record_simulated
+    from vigil.config import load_default
+    from vigil.demo import demo_settings
+    from vigil.sim.perturbations import Perturbations
+
+    d = load_default()
+    sim = msgspec.structs.replace(
+        demo_settings(crossing_rate_scale=args.rate_scale, fps=args.fps),
+        towers=tuple(args.towers),
+        animals_per_km=args.animals_per_km,
+    )
+    out = []
+    for seed in seeds:
+        path = folder / f"seed{seed}.vrec.gz"
+        if not path.exists():
+            record_simulated(
+                d, sim, seed, args.minutes * 60.0, path, perturbations=Perturbations.field()
+            )
+        out.append(path)
+    return out
+
+
+def rate(k: int, n: int) -> str:
+    """``k/n = p [lo, hi]`` with Wilson's 95 % interval."""
+    from vigil.sim.protocol import wilson
+
+    lo, hi = wilson(k, n)
+    p = k / n if n else float("nan")
+    return f"{k}/{n} = {p:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Fit on the calibration seeds, score on the evaluation seeds; print and return the
+    figures."""
+    import msgspec
+    import numpy as np
+
+    from vigil.cli import main as vigil
+    from vigil.cli.class_runs import replay_classes
+    from vigil.config import load_default
+    from vigil.sim.seeds import CALIBRATION_SEEDS, evaluation_seeds
+    from vigil.tracks.calibration import load_calibration
+
+    p = argparse.ArgumentParser(prog="bench_calibrate_classes")
+    p.add_argument("--fit-seeds", type=int, nargs="+", default=[7, 11])
+    p.add_argument("--eval", type=int, default=4, help="evaluation seeds (the first N)")
+    p.add_argument("--minutes", type=float, default=2.5, help="simulated minutes a run")
+    p.add_argument("--rate-scale", type=float, default=60.0)
+    p.add_argument("--animals-per-km", type=float, default=40.0)
+    p.add_argument("--fps", type=float, default=2.0)
+    p.add_argument("--towers", nargs="+", default=["t05"])
+    p.add_argument("--out", help="keep the recordings and the fitted file here")
+    p.add_argument("--record-test-data", metavar="DIR", help="write the test's recordings")
+    args = p.parse_args(argv)
+    if not set(args.fit_seeds) <= CALIBRATION_SEEDS:
+        raise SystemExit(f"--fit-seeds {args.fit_seeds}: calibration seeds only")
+    if args.record_test_data:
+        folder = Path(args.record_test_data)
+        folder.mkdir(parents=True, exist_ok=True)
+        files = record([7, 11, evaluation_seeds(1)[0]], folder, args)
+        print("\n".join(str(f) for f in files))
+        return {"files": [str(f) for f in files]}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(args.out or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        fit_files = record(args.fit_seeds, folder, args)
+        eval_files = record(evaluation_seeds(args.eval), folder, args)
+        fitted = folder / "fitted.toml"
+        cmd = ["calibrate", "classes", "--truth", "--force", "--out", str(fitted)]
+        for f in fit_files:
+            cmd += ["--recording", str(f)]
+        if vigil(cmd) != 0:
+            raise SystemExit("vigil calibrate classes failed")
+        d = load_default()
+        shipped = d.tracker_config()
+        model = load_calibration(fitted)
+        new = msgspec.structs.replace(
+            shipped, camera_class_model=model.camera, speed_class_model=model.speed
+        )
+        totals = {"shipped": np.zeros((3, 4), dtype=np.int64), "fitted": np.zeros((3, 4), int)}
+        votes = {"shipped": [0, 0], "fitted": [0, 0]}
+        for f in eval_files:
+            for name, config in (("shipped", shipped), ("fitted", new)):
+                s = replay_classes(d.site, f, config)
+                totals[name] += s.confusion
+                votes[name][0] += s.animals_as_animal
+                votes[name][1] += s.animals
+                m = s.confusion
+                print(
+                    f"{f.name} {name:>7}: animals as animal {rate(int(m[2, 2]), int(m[2].sum()))}"
+                    f" s; people as people {rate(int(m[0, 0]), int(m[0].sum()))} s; animals "
+                    f"{rate(s.animals_as_animal, s.animals)}"
+                )
+    print(
+        f"\nfit seeds {args.fit_seeds}, evaluation seeds {evaluation_seeds(args.eval)}, "
+        f"{args.minutes:g} min each, towers {args.towers}, rate scale {args.rate_scale:g}, "
+        f"{args.animals_per_km:g} animals/km, {args.fps:g} fps, perturbations field (blur 0.8 px)"
+    )
+    out: dict = {}
+    for name in ("shipped", "fitted"):
+        m = totals[name]
+        a = rate(int(m[2, 2]), int(m[2].sum()))
+        pp = rate(int(m[0, 0]), int(m[0].sum()))
+        v = rate(*votes[name])
+        print(f"{name:>7} tables: animals as animal {v} animals, {a} track-s; people {pp} track-s")
+        out[name] = {"confusion_s": m.tolist(), "animals": votes[name]}
+    return out
+
+
+if __name__ == "__main__":
+    main()
