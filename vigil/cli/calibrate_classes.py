@@ -47,8 +47,11 @@ the scorer matched it to). A simulated recording of an evaluation seed
 
 Each camera detection goes to the track nearest to it at its time (both covariances,
 99 % gate); a labelled track labels its detections, and its speed once a message
-while confirmed with 10 or more updates. A class with fewer than --min-detections
-labelled detections (--min-speeds speeds) keeps the current table's column.
+while confirmed with 10 or more updates. The tables are fitted over the deployment's
+current ones ([classes] calibration): a class with fewer than --min-detections labelled
+detections (--min-speeds speeds) or fewer than --min-tracks tracks keeps the current
+column; a track counts 30 detections' (speeds') worth at most; a class seen little at
+some range takes what the current table says of it there.
 
 Output: --out FILE, a calibration file (TOML, the format of vigil:sim_towers.toml)
 with a header saying how it was fitted; and a report: what was read and joined, and
@@ -75,7 +78,10 @@ def cmd_calibrate_classes(args: argparse.Namespace) -> int:
     )
 
     if bool(args.labels) == bool(args.truth):
-        raise CommandError("give --labels CSV (operators' labels) or --truth, not both", EXIT_USAGE)
+        raise CommandError(
+            "give one of --labels CSV (operators' labels) and --truth (simulated recordings)",
+            EXIT_USAGE,
+        )
     for option, files in (("--recording", args.recording), ("--labels", args.labels or [])):
         if len(files) > MAX_FILES:
             raise CommandError(f"{option}: {len(files)} files; at most {MAX_FILES}", EXIT_USAGE)
@@ -137,7 +143,12 @@ def cmd_calibrate_classes(args: argparse.Namespace) -> int:
         )
     base = d.class_model
     fit = lf.fit_tables(
-        joined, speeds, base, min_detections=args.min_detections, min_speeds=args.min_speeds
+        joined,
+        speeds,
+        base,
+        min_detections=args.min_detections,
+        min_speeds=args.min_speeds,
+        min_tracks=args.min_tracks,
     )
     config = d.tracker_config()
     new = msgspec.structs.replace(
@@ -345,6 +356,13 @@ def register_classes(csub) -> None:
         default=100,
         metavar="N",
         help="labelled speeds a class needs to fit its column (default 100)",
+    )
+    pc.add_argument(
+        "--min-tracks",
+        type=_count,
+        default=5,
+        metavar="N",
+        help="labelled tracks a class needs to fit its columns (default 5)",
     )
     add_deployment(pc)
     pc.set_defaults(func=cmd_calibrate_classes)

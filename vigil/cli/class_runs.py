@@ -188,6 +188,7 @@ def record_simulated(
         )
 
     pipe._tick = tick_and_keep
+    ok = False
     try:
         first = world_digest(pipe.world, start)
         pipe.run(duration_s)
@@ -202,9 +203,12 @@ def record_simulated(
             world_end=world_digest(pipe.world, start + duration_s),
             truth=ticks,
         )
+        ok = True
     finally:
         rec.close()
         pipe.close()
+        if not ok:
+            stream.unlink(missing_ok=True)
     # the header is written first: the stream is copied behind it once the run is known
     final = Recorder(
         out,
