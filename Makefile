@@ -12,6 +12,7 @@ OUT ?= demo-out
 # A third-party virtual ONVIF camera (ipycam, PyPI) for the camera tests. --no-deps: it asks for
 # opencv-python, which would shadow Vigil's headless OpenCV; it needs only cv2 and numpy.
 IPYCAM := $(VENV)/.ipycam
+AOT := tracks/_kernels_aot.sha256
 
 .PHONY: demo test lint bench system-packages clean
 
@@ -21,8 +22,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,bench,serve]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) $(AOT)
 	$(VENV)/bin/vigil demo --out $(OUT)
+
+# The tracker's kernels compiled ahead of time (vigil.tracks.aot), so that a vigil track run
+# does not start numba; without them numba compiles the same kernels at run time.
+$(AOT): $(STAMP) tracks/kernels.py tracks/aot.py
+	$(PY) -m vigil.tracks.aot || echo "tracker kernels not compiled ahead of time: numba's JIT runs them"
 
 $(IPYCAM): $(STAMP)
 	$(PY) -m pip install --quiet --no-deps ipycam==1.3.0 && touch $(IPYCAM) \
@@ -70,10 +76,10 @@ lint: $(STAMP)
 # wait on brokers, browsers and subprocesses, so two workers on two cores finish well ahead
 # of one. PYTEST_WORKERS=0 runs them in one process.
 PYTEST_WORKERS ?= auto
-test: $(STAMP) system-packages $(IPYCAM) $(TAK)/bin/taky $(ASYNCAPI)/node_modules/@asyncapi/parser/package.json lint
+test: $(STAMP) $(AOT) system-packages $(IPYCAM) $(TAK)/bin/taky $(ASYNCAPI)/node_modules/@asyncapi/parser/package.json lint
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
-bench: $(STAMP)
+bench: $(STAMP) $(AOT)
 	$(PY) -m benchmarks
 
 clean:

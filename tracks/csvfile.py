@@ -14,19 +14,23 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from vigil.geo.frames import LocalFrame
 from vigil.tracks.config import TrackerConfig
-from vigil.tracks.polar import PolarBatch, to_position
-from vigil.tracks.table import COASTING, CONFIRMED
+from vigil.tracks.csvout import TrackWriter, canonical_order
 from vigil.tracks.tracker import Tracker
+
+if TYPE_CHECKING:  # imported when used: pyproj (wgs84) and numba (tower rows) take time
+    from vigil.geo.frames import LocalFrame
+    from vigil.tracks.polar import PolarBatch
 
 LOCAL_COLUMNS = ("t", "x", "y")
 WGS84_COLUMNS = ("t", "lat", "lon")
@@ -106,14 +110,14 @@ def read_detections(path: str | Path, frame: str = "local", default_sigma_m: flo
             raise CsvError(
                 path, 1, missing[0], f"header {header} lacks {missing}; expected {need}{hint}"
             )
+        fast = _read_fast(path, frame, need, header, default_sigma_m)
+        if fast is not None:  # (never for tower columns)
+            return fast
         from vigil.tracks.polar_csv import has_polar, read_polar_rows
 
         if has_polar(header):
             rows = enumerate(reader, start=2)
             return read_polar_rows(path, frame, need, header, rows, default_sigma_m)
-        fast = _read_fast(path, frame, need, header, default_sigma_m)
-        if fast is not None:
-            return fast
         return _check_rows(path, frame, need, header, enumerate(reader, start=2), default_sigma_m)
 
 
@@ -124,7 +128,6 @@ def _read_fast(
     when anything is off (a bad cell, a ragged row, spaces around a number, an out-of-range
     value): the row-by-row reader then finds it and names its line and column."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
     if any(c not in need + OPTIONAL_COLUMNS for c in header) or len(set(header)) != len(header):
@@ -140,8 +143,10 @@ def _read_fast(
         )
     except (pa.ArrowInvalid, OSError):
         return None
-    cols = [table.column(c).to_numpy(zero_copy_only=False) for c in need]
-    if any(col.dtype != np.float64 or not np.isfinite(col).all() for col in cols):
+    if any(table.column(c).null_count for c in need):
+        return None
+    cols = [_floats(table.column(c)) for c in need]
+    if not all(np.isfinite(col).all() for col in cols):
         return None
     if frame == "wgs84" and not (
         (np.abs(cols[1]) <= 90.0).all() and (np.abs(cols[2]) <= 180.0).all()
@@ -149,15 +154,33 @@ def _read_fast(
         return None
     sigma = np.full(len(cols[0]), default_sigma_m)
     if "sigma" in header:
-        given = table.column("sigma").to_numpy(zero_copy_only=False).astype(np.float64)
+        given = _floats(table.column("sigma"))  # blank cells NaN
         ok = np.isnan(given) | (np.isfinite(given) & (given > 0.0))
         if not ok.all() or table.column("sigma").null_count != np.isnan(given).sum():
             return None
         sigma = np.where(np.isnan(given), default_sigma_m, given)
     sensor = [""] * len(cols[0])
     if "sensor" in header:
+        import pyarrow.compute as pc  # (60 ms to import: only for a sensor column)
+
         sensor = pc.utf8_trim_whitespace(table.column("sensor")).to_pylist()
     return Detections(cols[0], cols[1], cols[2], sensor, sigma, frame)
+
+
+def _floats(column) -> np.ndarray:
+    """A float64 pyarrow column as a numpy array, nulls as NaN, from its buffers (pyarrow's
+    own ``to_numpy`` and ``fill_null`` import pandas, a third of a second)."""
+    import pyarrow as pa
+
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    valid, buf = arr.buffers()[:2]
+    if buf is None:
+        return np.full(len(arr), math.nan)
+    v = np.frombuffer(buf, dtype=np.float64, count=len(arr), offset=arr.offset * 8)
+    if arr.null_count:
+        bits = np.unpackbits(np.frombuffer(valid, dtype=np.uint8), bitorder="little")
+        v = np.where(bits[arr.offset : arr.offset + len(arr)].astype(bool), v, math.nan)
+    return v
 
 
 def _geojson_table(path: str | Path, frame: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
@@ -299,6 +322,16 @@ def iso_time(t: float, zone: tzinfo = UTC) -> str:
     return d.isoformat(timespec="seconds" if float(t).is_integer() else "milliseconds")
 
 
+@contextmanager
+def _removed_on_error(path: str | Path) -> Iterator[None]:
+    """Remove the half-written output when tracking stops with an error."""
+    try:
+        yield
+    except BaseException:
+        Path(path).unlink(missing_ok=True)
+        raise
+
+
 def run_track(
     csv_in: str | Path,
     csv_out: str | Path,
@@ -351,6 +384,8 @@ def run_track(
     det = read_detections(csv_in, frame, config.default_sigma_m)
     local: LocalFrame | None = None
     if frame == "wgs84":
+        from vigil.geo.frames import LocalFrame
+
         if centre is None and len(det.t):
             centre = (float(det.a.mean()), float(det.b.mean()))
         local = LocalFrame(*(centre or (0.0, 0.0)))
@@ -359,6 +394,8 @@ def run_track(
         x, y = det.a, det.b
     R = None
     if det.polar is not None:  # tower rows: converted positions to sort, gate and start by
+        from vigil.tracks.polar import to_position
+
         zp, Rp = to_position(det.polar)
         v = det.polar.valid
         x, y = np.where(v, zp[:, 0], x), np.where(v, zp[:, 1], y)
@@ -373,94 +410,39 @@ def run_track(
         sensor_code = np.unique(np.asarray(det.sensor, dtype=str), return_inverse=True)[1]
     # a canonical order (time, sensor, position) so that the output does not depend on the
     # order of the rows in the file, not even within a batch
-    order = np.lexsort((y, x, sensor_code, det.t))
+    order = canonical_order(det.t, sensor_code, np.asarray(x, float), np.asarray(y, float))
     tracker = Tracker(config)
-    z = np.c_[x, y]
     names = ["t", "track_id", "x", "y", "vx", "vy", "time", "status"]
     if frame != "local":
         names[2:4] = ["lat", "lon"]
     digits = 8 if local is not None else 3
-    ts, sens = det.t[order], sensor_code[order]
-    starts = np.flatnonzero(np.r_[True, (ts[1:] != ts[:-1]) | (sens[1:] != sens[:-1])])
+    ts = det.t[order]
+    change = ts[1:] != ts[:-1]
+    if sensor_code.any():
+        sens = sensor_code[order]
+        change |= sens[1:] != sens[:-1]
+    starts = np.flatnonzero(np.r_[True, change])
     ends = np.r_[starts[1:], len(order)]
-    zs, sig = z[order], det.sigma[order]
+    zs = np.empty((len(order), 2))
+    zs[:, 0], zs[:, 1] = np.take(x, order), np.take(y, order)
+    sig = det.sigma[order]
     Rs = None if R is None else R[order]
     pol = None if det.polar is None else det.polar.take(order)
-    parts: list[tuple[np.ndarray, ...]] = []
-    times: list[tuple[str, str]] = []
-    seen: set[int] = set()
-    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-        t = float(ts[a])
-        if pol is None:
-            table = tracker.update(t, zs[a:b], sigma=sig[a:b])
-        else:
-            table = tracker.update(t, zs[a:b], Rs[a:b], polar=pol.take(slice(a, b)))
-        status = table.status
-        shown = (status == CONFIRMED) | (status == COASTING)
-        limit = report_max_sigma_m
-        if limit is None and config.report_coast_sigma_ratio > 0.0:
-            limit = config.report_coast_sigma_ratio * float(np.median(sig[a:b]))
-        if limit is not None:
-            var = np.maximum(table.P[:, 0, 0], table.P[:, 1, 1])
-            shown &= (status == CONFIRMED) | (var <= limit**2)
-        k = int(np.count_nonzero(shown))
-        if k:
-            st = table.x[shown]
-            px, py = st[:, 0], st[:, 1]
-            if local is not None:
-                px, py = local.to_wgs84(px, py)
-            ids = table.track_id[shown]
-            batch = np.full(k, len(times), dtype=np.int32)
-            parts.append((ids, px, py, st[:, 2], st[:, 3], batch, status[shown]))
-            times.append((repr(t), iso_time(t, zone)))
-            seen.update(ids.tolist())
-    rows_written = _write_tracks(csv_out, names, parts, times, digits)
-    return TrackSummary(len(det.t), len(starts), len(seen), rows_written, frame, centre)
-
-
-def _fixed(values: np.ndarray, digits: int):
-    """``values`` as fixed-point decimal strings with ``digits`` decimals (``%.3f``), as a
-    pyarrow array, formatted column-wise (integer parts and fractions as integers)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    v = np.asarray(values, dtype=np.float64)
-    if len(v) and not np.abs(v).max() < 1e12:  # too large for int64 fixed point
-        return pa.array([f"{x:.{digits}f}" for x in v.tolist()], pa.string())
-    scale = 10**digits
-    q = np.rint(np.abs(v) * scale).astype(np.int64)
-    whole = pc.cast(pa.array(q // scale), pa.string())
-    frac = pc.utf8_lpad(pc.cast(pa.array(q % scale), pa.string()), digits, "0")
-    sign = pc.if_else(pa.array((v < 0) & (q > 0)), "-", "")
-    return pc.binary_join_element_wise(pc.binary_join_element_wise(sign, whole, ""), frac, ".")
-
-
-def _write_tracks(
-    path: str | Path,
-    names: list[str],
-    parts: list[tuple[np.ndarray, ...]],
-    times: list[tuple[str, str]],
-    digits: int,
-) -> int:
-    """Write the tracks' rows (per batch: id, position, velocity, batch number, status) as
-    CSV with pyarrow; returns the number of rows. Positions have ``digits`` decimals (8 for
-    degrees, 3 for metres), velocities 3 (mm/s); ``t`` and ``time`` are the batch's, from
-    ``times`` (``repr(t)`` and ISO 8601)."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    cols = [np.concatenate([p[c] for p in parts]) if parts else np.empty(0) for c in range(7)]
-    batch = pa.array(cols[5].astype(np.int32))
-    state = pa.array(np.where(cols[6] == CONFIRMED, 0, 1).astype(np.int32))
-    arrays = [
-        pa.DictionaryArray.from_arrays(batch, pa.array([a for a, _ in times], pa.string())),
-        pa.array(cols[0].astype(np.int64), pa.int64()),
-        *(_fixed(cols[c], d) for c, d in ((1, digits), (2, digits), (3, 3), (4, 3))),
-        pa.DictionaryArray.from_arrays(batch, pa.array([b for _, b in times], pa.string())),
-        pa.DictionaryArray.from_arrays(state, pa.array(["confirmed", "coasting"])),
-    ]
-    options = pacsv.WriteOptions(include_header=False, quoting_style="none")
-    with open(path, "wb") as fh:
+    one_sigma = len(sig) > 0 and bool(sig.min() == sig.max())  # then each batch's median
+    with open(csv_out, "wb") as fh, _removed_on_error(csv_out):
         fh.write((",".join(names) + "\n").encode())
-        pacsv.write_csv(pa.Table.from_arrays(arrays, names=names), fh, options)
-    return len(cols[0])
+        out = TrackWriter(fh, digits, None if local is None else local.to_wgs84)
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            t = float(ts[a])
+            if pol is None:
+                table = tracker.update(t, zs[a:b], sigma=sig[a:b])
+            else:
+                table = tracker.update(t, zs[a:b], Rs[a:b], polar=pol.take(slice(a, b)))
+            limit = report_max_sigma_m
+            if limit is None and config.report_coast_sigma_ratio > 0.0:
+                med = float(sig[a]) if one_sigma else float(np.median(sig[a:b]))
+                limit = config.report_coast_sigma_ratio * med
+            limit_var = math.inf if limit is None else limit**2
+            out.add(repr(t), iso_time(t, zone), table, limit_var)
+        out.flush()
+    return TrackSummary(len(det.t), len(starts), out.tracks, out.rows, frame, centre)

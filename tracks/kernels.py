@@ -670,3 +670,194 @@ def manage_score(
         if status[i] == DELETED:
             deleted += 1
     return deleted
+
+
+# -- vigil track's input order and output -----------------------------------------------------
+
+
+@ngjit
+def _merge_pass(src, dst, n, width, x, y):  # pragma: no cover - compiled
+    """One pass of a bottom-up merge sort of row numbers by ``(x, y)``: merges each pair
+    of sorted runs of ``width`` in ``src[:n]`` into ``dst``; ties keep their order."""
+    for lo in range(0, n, 2 * width):
+        mid = min(lo + width, n)
+        hi = min(lo + 2 * width, n)
+        i = lo
+        j = mid
+        for k in range(lo, hi):
+            if i < mid and j < hi:
+                ri = src[i]
+                rj = src[j]
+                if x[rj] < x[ri] or (x[rj] == x[ri] and y[rj] < y[ri]):
+                    dst[k] = rj
+                    j += 1
+                else:
+                    dst[k] = ri
+                    i += 1
+            elif i < mid:
+                dst[k] = src[i]
+                i += 1
+            else:
+                dst[k] = src[j]
+                j += 1
+
+
+@ngjit
+def canonical_order(t, sensor, x, y, order):  # pragma: no cover - compiled
+    """``order[:] = np.lexsort((y, x, sensor, t))``: the rows by time, sensor, x, then y
+    (ties by row number). Rows already in time and sensor order (the usual file) are only
+    sorted within each batch (a stable merge sort on ``(x, y)``)."""
+    n = t.shape[0]
+    in_order = True
+    for i in range(1, n):
+        if t[i] < t[i - 1] or (t[i] == t[i - 1] and sensor[i] < sensor[i - 1]):
+            in_order = False
+            break
+    if in_order:
+        for i in range(n):
+            order[i] = i
+    else:
+        by_sensor = np.argsort(sensor, kind="mergesort")
+        by_time = np.argsort(t[by_sensor], kind="mergesort")
+        for i in range(n):
+            order[i] = by_sensor[by_time[i]]
+    tmp = np.empty(n, dtype=np.int64)
+    a = 0
+    while a < n:
+        b = a + 1
+        while b < n and t[order[b]] == t[order[a]] and sensor[order[b]] == sensor[order[a]]:
+            b += 1
+        seg = order[a:b]
+        other = tmp[a:b]
+        width = 1
+        passes = 0
+        while width < b - a:
+            if passes % 2 == 0:
+                _merge_pass(seg, other, b - a, width, x, y)
+            else:
+                _merge_pass(other, seg, b - a, width, x, y)
+            passes += 1
+            width *= 2
+        if passes % 2 == 1:
+            seg[:] = other
+        a = b
+
+
+@ngjit
+def track_rows(
+    track_id, x, P, status, n, batch, limit_var, k, out_id, out_x, out_batch, out_status
+):  # pragma: no cover - compiled
+    """Append the reported tracks among slots ``0..n-1`` to the output rows from row ``k``:
+    every confirmed track, and a coasting one while its larger position variance is at most
+    ``limit_var`` (m^2; ``inf`` for every one). Rows take the id, the state, ``batch`` and
+    the status; the outputs hold at least ``k + n`` rows. Returns the new row count."""
+    for i in range(n):
+        st = status[i]
+        if st != CONFIRMED and (st != COASTING or max(P[i, 0, 0], P[i, 1, 1]) > limit_var):
+            continue
+        out_id[k] = track_id[i]
+        for a in range(4):
+            out_x[k, a] = x[i, a]
+        out_batch[k] = batch
+        out_status[k] = st
+        k += 1
+    return k
+
+
+@ngjit
+def _put_text(buf, p, text):  # pragma: no cover - compiled
+    """Copy the bytes ``text`` to ``buf`` at ``p``; return the position after them."""
+    for s in range(text.shape[0]):
+        buf[p + s] = text[s]
+    return p + text.shape[0]
+
+
+@ngjit
+def _put_digits(buf, p, q, point):  # pragma: no cover - compiled
+    """Write ``q`` (>= 0) in decimal at ``p`` with a point before its last ``point`` digits
+    (none when ``point`` is 0; zeros in front as needed: ``0.005``); return the end."""
+    n = 1
+    pw = 10
+    while n < 18 and q >= pw:
+        pw *= 10
+        n += 1
+    if q >= pw:  # 19 digits
+        n += 1
+    n = max(n, point + 1)
+    end = p + n + (1 if point > 0 else 0)
+    pos = end - 1
+    for _ in range(point):
+        buf[pos] = 48 + q % 10
+        q //= 10
+        pos -= 1
+    if point > 0:
+        buf[pos] = 46  # '.'
+        pos -= 1
+    while pos >= p:
+        buf[pos] = 48 + q % 10
+        q //= 10
+        pos -= 1
+    return end
+
+
+@ngjit
+def _put_fixed(buf, p, v, digits, scale):  # pragma: no cover - compiled
+    """Write ``v`` with ``digits`` decimals (``%.3f``-like: ``|v|`` times ``scale`` =
+    ``10^digits`` rounded half to even, a minus sign only when that is not 0);
+    ``|v| < 1e12``."""
+    y = abs(v) * scale
+    r = math.floor(y)
+    rest = y - r
+    if rest > 0.5 or (rest == 0.5 and r % 2.0 == 1.0):
+        r += 1.0
+    q = int(r)
+    if v < 0.0 and q > 0:
+        buf[p] = 45  # '-'
+        p += 1
+    return _put_digits(buf, p, q, digits)
+
+
+@ngjit
+def format_rows(
+    buf, p, n, track_id, state, status, pos_digits, vel_digits, t_text, time_text, words, off
+):  # pragma: no cover - compiled
+    """One batch's rows of ``vigil track``'s CSV, ``t,track_id,x,y,vx,vy,time,status``, as
+    ASCII into ``buf`` from ``p`` (room enough); returns the end. Rows ``0..n-1`` of
+    ``track_id``, ``state`` (``x, y, vx, vy``, each below 1e12 in size: positions with
+    ``pos_digits`` decimals, velocities ``vel_digits``) and ``status`` (its text is
+    ``words[off[s]:off[s + 1]]``); ``t_text`` and ``time_text`` the batch's."""
+    pos_scale = 1
+    for _ in range(pos_digits):
+        pos_scale *= 10
+    vel_scale = 1
+    for _ in range(vel_digits):
+        vel_scale *= 10
+    for r in range(n):
+        p = _put_text(buf, p, t_text)
+        buf[p] = 44  # ','
+        p += 1
+        v = track_id[r]
+        if v < 0:
+            buf[p] = 45
+            p += 1
+            v = -v
+        p = _put_digits(buf, p, v, 0)
+        for a in range(4):
+            buf[p] = 44
+            p += 1
+            if a < 2:
+                p = _put_fixed(buf, p, state[r, a], pos_digits, float(pos_scale))
+            else:
+                p = _put_fixed(buf, p, state[r, a], vel_digits, float(vel_scale))
+        buf[p] = 44
+        p += 1
+        p = _put_text(buf, p, time_text)
+        buf[p] = 44
+        p += 1
+        s = status[r]
+        for c in range(off[s], off[s + 1]):
+            buf[p] = words[c]
+            p += 1
+        buf[p] = 10  # '\n'
+        p += 1
+    return p

@@ -8,17 +8,22 @@ initiator, deleter), each a numba kernel on all tracks at once (:mod:`vigil.trac
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from vigil.tracks import kernels as kern
+from vigil.tracks.aot import kernels
 from vigil.tracks.config import CLASSES, TrackerConfig
 from vigil.tracks.evidence import ClutterDensity, cost_offset
 from vigil.tracks.measurement import BatchError, position_measurements
-from vigil.tracks.polar import PolarBatch, polar_gate, polar_step
 from vigil.tracks.slots import LiveSlots
 from vigil.tracks.table import CONFIRMED, DELETED, TENTATIVE, TrackerSnapshot, TrackTable
+
+if TYPE_CHECKING:  # the polar model (numba) is imported when a batch has tower rows
+    from vigil.tracks.polar import PolarBatch
+
+kern = kernels()  # ahead-of-time compiled when built (vigil.tracks.aot), else numba's
 
 #: Grid cells never smaller than this (m), nor more than this many per side.
 _MIN_CELL_M = 5.0
@@ -26,6 +31,12 @@ _MAX_CELLS_PER_SIDE = 1024
 #: The per-slot arrays, in the order :func:`vigil.tracks.kernels.compact` takes them.
 _ARRAYS = ("_id", "_status", "_x", "_P", "_t_est", "_t_hit", "_t_first", "_hits", "_scans",
            "_n_updates", "_class", "_cev", "_llr")  # fmt: skip
+
+
+def _median(values: NDArray[np.float64]) -> float:
+    """``np.median(values)``, without its cost when every value is the same (one sigma)."""
+    lo = float(values.min())
+    return lo if lo == float(values.max()) else float(np.median(values))
 
 
 class Tracker:
@@ -304,6 +315,8 @@ class Tracker:
             if tentative.any() and (det_track < 0).any():
                 free = det_track < 0
                 self.last_clusters += self._associate(zz, RR, tentative, free, track_det, det_track)
+        if polar is not None:
+            from vigil.tracks.polar import polar_gate, polar_step
         if polar is not None and n and m:
             polar_gate(x, P, n, track_det, det_track, polar, self._gamma)
         pos_only = np.ascontiguousarray(
@@ -313,7 +326,7 @@ class Tracker:
             hit_ll = np.empty(n)
             kern.hit_loglik(P, n, track_det, RR, x, zz, hit_ll)
             was_tentative = self._status[:n] == TENTATIVE
-            sig = math.sqrt(float(np.median(RR[:, 0, 0] + RR[:, 1, 1])) / 2.0) if m else 0.0
+            sig = math.sqrt(_median(RR[:, 0, 0] + RR[:, 1, 1]) / 2.0) if m else 0.0
         pos_det = track_det if polar is None else polar_step(x, P, n, track_det, polar)
         kern.kalman_update(x, P, n, pos_det, zz, RR, pos_only)
         if lik is not None:
@@ -414,27 +427,10 @@ class Tracker:
         kern.grid_index(z, m, x0, y0, inv, nx, ny, self._cell_start, order)
         while True:
             npairs = kern.gate_pairs(
-                self._x,
-                self._P,
-                n,
-                track_sel,
-                radius,
-                z,
-                R,
-                det_free,
-                x0,
-                y0,
-                inv,
-                nx,
-                ny,
-                self._cell_start,
-                order,
-                self._gamma,
-                self._cost_offset,
-                self._pair_track,
-                self._pair_det,
-                self._pair_cost,
-            )
+                self._x, self._P, n, track_sel, radius, z, R, det_free, x0, y0, inv, nx, ny,
+                self._cell_start, order, self._gamma, self._cost_offset, self._pair_track,
+                self._pair_det, self._pair_cost,
+            )  # fmt: skip
             if npairs >= 0:
                 break
             self._pairs *= 4

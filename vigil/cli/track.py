@@ -66,7 +66,6 @@ def load_track_config(
 
     import msgspec
 
-    from vigil.config_sections import ConfigError
     from vigil.ingest.validation import explain, toml_line
     from vigil.tracks.config import TRACK_DEFAULTS, TrackerConfig, TrackerSettings
 
@@ -82,8 +81,12 @@ def load_track_config(
             text = Path(path).read_text(encoding="utf-8")
             raw = tomllib.loads(text)
         except (OSError, UnicodeDecodeError) as exc:
+            from vigil.config_sections import ConfigError
+
             raise ConfigError(path, "(file)", str(path), None, f"cannot read: {exc}") from None
         except tomllib.TOMLDecodeError as exc:
+            from vigil.config_sections import ConfigError
+
             raise ConfigError(path, "(syntax)", None, None, str(exc)) from None
     parts: tuple[Any, ...] = ((1 / 3, 1 / 3, 1 / 3),)
     if "sector" in raw:  # a whole deployment file: its [tracker] and its [classes] model
@@ -109,6 +112,8 @@ def load_track_config(
     try:
         settings = msgspec.convert(merged, track_file).tracker
     except msgspec.ValidationError as exc:
+        from vigil.config_sections import ConfigError
+
         problem = explain(exc, merged, text or None)
         hint = problem.message
         if problem.kind == "unknown_field":
@@ -125,6 +130,8 @@ def load_track_config(
     try:
         return TrackerConfig.from_parts(settings, *parts)
     except ValueError as exc:  # a rule across keys: name the first key in the message
+        from vigil.config_sections import ConfigError
+
         words = str(exc).split(": ", 1)[-1]  # "confirm_m = 4 > confirm_n = 3; expected ..."
         key = words.split(" = ")[0].strip()
         line = toml_line(text, ["tracker", key]) if text else None
@@ -134,7 +141,6 @@ def load_track_config(
 
 def cmd_track(args: argparse.Namespace) -> int:
     """Track detections from a CSV file."""
-    from vigil.config_sections import ConfigError
     from vigil.tracks.csvfile import CsvError, run_track
 
     centre = None
@@ -154,7 +160,13 @@ def cmd_track(args: argparse.Namespace) -> int:
         overrides["track_score"] = args.management == "evidence"
     try:
         config = load_track_config(args.config, overrides)
-    except ConfigError as exc:
+    except ValueError as exc:
+        # imported only here: vigil.config_sections brings in the detectors (OpenCV, numba),
+        # a second of start-up that tracking does not need
+        from vigil.config_sections import ConfigError
+
+        if not isinstance(exc, ConfigError):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
