@@ -106,7 +106,8 @@ def run(args, state: Path) -> dict:
     load = Load(site, args.rate, args.walkers)
     svc = SectorService(
         site, MqttSettings(host="127.0.0.1", port=1), state, hold_s=1.0,
-        snapshot_every=args.snapshot_every, snapshot_s=0.0, journal_synchronous="NORMAL",
+        snapshot_every=args.snapshot_every, snapshot_s=0.0, snapshot_min_s=0.0,
+        journal_synchronous="NORMAL",
     )  # fmt: skip
     svc._replay()
     runner = svc.runner

@@ -3,11 +3,13 @@
 A sector service spends most of its interpreter time on receiving (paho's pure-Python packet
 handling, decoding and checking each message, the journal's transactions), and under one
 interpreter lock that time is taken from the core. :class:`InputProcess` runs that part in a
-child process (``spawn``): an :class:`~vigil.ingest.mqtt.MqttBus` with the journal, the
-quarantine file and the quarantine reports, whose receiver hands each journal transaction's
-accepted messages, after their PUBACKs, to the parent over a pipe as one batch of
-``(seq, topic, payload)``. The parent decodes the payloads again without the checks (they
-passed them on the way in: :func:`trusted_decode`).
+child process, a fresh interpreter (``python -m vigil.ingest.mqtt_process``: nothing of the
+caller's main module runs again there, as with ``multiprocessing``'s spawn): an
+:class:`~vigil.ingest.mqtt.MqttBus` with the journal, the quarantine file and the quarantine
+reports, whose receiver hands each journal transaction's accepted messages, after their
+PUBACKs, to the parent over a pipe as one batch of ``(seq, topic, payload)``. The parent
+decodes the payloads again without the checks (they passed them on the way in:
+:func:`trusted_decode`).
 
 What holds
     A message is acknowledged only once its journal transaction is committed, as in the
@@ -33,7 +35,10 @@ import fcntl
 import logging
 import multiprocessing
 import os
+import pickle
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -140,20 +145,22 @@ class InputProcess:
         return self._proc is not None and not self.ended
 
     def start(self) -> None:
-        """Spawn the child; it connects in the background. Call it from a thread that lives as
+        """Start the child; it connects in the background. Call it from a thread that lives as
         long as the child should (the child gets SIGKILL when that thread ends)."""
-        ctx = multiprocessing.get_context("spawn")
-        data_r, data_w = ctx.Pipe(duplex=False)
-        ctl_r, ctl_w = ctx.Pipe(duplex=False)
-        proc = ctx.Process(
-            target=_child_main,
-            args=(self.spec, data_w, ctl_r, os.getpid()),
-            name=f"vigil-input-{self.spec.client_id}",
-            daemon=True,
-        )
-        proc.start()
-        data_w.close()
-        ctl_r.close()
+        data_r, data_w = multiprocessing.Pipe(duplex=False)
+        ctl_r, ctl_w = multiprocessing.Pipe(duplex=False)
+        fds = (data_w.fileno(), ctl_r.fileno())
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "vigil.ingest.mqtt_process", *map(str, fds)],
+                pass_fds=fds,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+            )
+        finally:
+            data_w.close()
+            ctl_r.close()
+        ctl_w.send_bytes(pickle.dumps((self.spec, os.getpid())))
         self._proc, self._data, self._ctl = proc, data_r, ctl_w
         self.ended = False
         self.connected = False
@@ -227,11 +234,12 @@ class InputProcess:
         proc = self._proc
         if proc is None:
             return
-        proc.join(timeout)
-        if proc.is_alive():
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
             log.error("input process did not end within %g s: killed", timeout)
             proc.kill()
-            proc.join(5.0)
+            proc.wait(5.0)
         for conn in (self._data, self._ctl):
             with contextlib.suppress(OSError):
                 conn.close()
@@ -239,9 +247,14 @@ class InputProcess:
         self._ended()
 
     @property
+    def pid(self) -> int | None:
+        """The child's process id (``None`` before it starts)."""
+        return None if self._proc is None else self._proc.pid
+
+    @property
     def exitcode(self) -> int | None:
         """The child's exit status once it has exited."""
-        return None if self._proc is None else self._proc.exitcode
+        return None if self._proc is None else self._proc.poll()
 
 
 # -- the child ----------------------------------------------------------------------------------
@@ -266,6 +279,17 @@ def _report(bus: Any, queued: int) -> dict:
         "last_error": bus.last_error,
         "queued": queued,
     }
+
+
+def _child(data_fd: int, ctl_fd: int) -> None:
+    """``python -m vigil.ingest.mqtt_process DATA_FD CTL_FD``: the first message on the control
+    pipe is the pickled ``(spec, parent pid)``, from the parent that started this process."""
+    from multiprocessing.connection import Connection
+
+    data = Connection(data_fd, readable=False)
+    ctl = Connection(ctl_fd, writable=False)
+    spec, parent_pid = pickle.loads(ctl.recv_bytes())
+    _child_main(spec, data, ctl, parent_pid)
 
 
 def _child_main(spec: InputSpec, data: Any, ctl: Any, parent_pid: int) -> None:
@@ -351,3 +375,6 @@ def input_spec(
 
 
 __all__ = ["Batch", "InputProcess", "InputSpec", "input_spec", "trusted_decode", "wait_for_lock"]
+
+if __name__ == "__main__":
+    _child(int(sys.argv[1]), int(sys.argv[2]))

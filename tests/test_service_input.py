@@ -64,7 +64,7 @@ def test_input_process_killed_mid_stream_loses_and_repeats_nothing(broker, tmp_p
     n = 600
     try:
         service.start(30.0)
-        child = service.in_bus._proc.pid
+        child = service.in_bus.pid
         now = time.time()
         infos = []
         for i in range(n):
@@ -79,7 +79,7 @@ def test_input_process_killed_mid_stream_loses_and_repeats_nothing(broker, tmp_p
         wait_for(lambda: service.handled >= n)
         time.sleep(0.5)  # anything handled twice would show now
         assert service.handled == n
-        assert service._input_restarts == 1 and service.in_bus._proc.pid != child
+        assert service._input_restarts == 1 and service.in_bus.pid != child
         status = json.loads((state / "status.json").read_text())
         assert status["connected"] and status["handled"] == n
     finally:

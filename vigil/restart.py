@@ -331,10 +331,11 @@ class Restarts:
 
     def _snapshot_due(self, now: float) -> bool:
         n = self.handled - self._snap[1]
-        if self.snapshot_every and n >= self.snapshot_every:
+        since = now - self._snap_wall
+        if self.snapshot_every and n >= self.snapshot_every and since >= self.snapshot_min_s:
             return True
         changed = n > 0 or self._advance_id != self._snap[2]
-        return bool(self.snapshot_s) and changed and now - self._snap_wall >= self.snapshot_s
+        return bool(self.snapshot_s) and changed and since >= self.snapshot_s
 
 
 __all__ = ["Restarts", "StartReport", "warm_up"]

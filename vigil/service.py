@@ -46,7 +46,8 @@ After a crash
     journal's start; the count is part of the snapshot) are not sent again, where ``P`` is how
     many the output outbox has ever taken (its sequence survives pruning, and a message counts
     once its outbox commit is done). So a restart loses and duplicates no track, crossing or
-    alert, and costs a replay of at most about ``snapshot_every`` messages.
+    alert, and costs a replay of at most about ``snapshot_every`` messages (or
+    ``snapshot_min_s`` seconds' worth, when messages come faster than that).
 
 The state folder holds ``journal.sqlite``, ``in.outbox`` and ``out.outbox``,
 ``quarantine.jsonl``, ``service.sqlite``, ``snapshot-*.bin``, ``status.json`` (rewritten
@@ -72,9 +73,10 @@ from vigil.alerts.rules import AlertRules
 from vigil.geo.site import Site
 from vigil.ingest.journal import Journal
 from vigil.ingest.jsonable import dumps
+from vigil.ingest.latest_file import LatestFile
 from vigil.ingest.mqtt import MqttBus, MqttSettings
 from vigil.ingest.mqtt_process import InputProcess, input_spec, trusted_decode, wait_for_lock
-from vigil.ingest.private_files import private_dir, write_private_text
+from vigil.ingest.private_files import private_dir
 from vigil.ingest.schema import MessageError, Wire, encode
 from vigil.restart import Restarts, StartReport, warm_up
 from vigil.retained import RetainedState
@@ -182,6 +184,10 @@ class SectorService(Restarts):
     snapshot_every, snapshot_s
         A snapshot of the core's state after this many input messages, or this many wall
         seconds when anything changed, whichever comes first (``0`` turns snapshots off).
+    snapshot_min_s
+        Wall seconds at least between two snapshots taken for their message count: at
+        thousands of messages a second the count alone would have one written every second or
+        two (each a fork and a pickling of the whole state).
     snapshot_keep
         Snapshots kept (at least 1); the journal is pruned behind the oldest kept.
     journal_keep
@@ -205,6 +211,7 @@ class SectorService(Restarts):
         channels: Sequence[DispatchChannel] = (),
         snapshot_every: int = 5_000,
         snapshot_s: float = 120.0,
+        snapshot_min_s: float = 5.0,
         snapshot_keep: int = 2,
         journal_keep: int = 100_000,
     ) -> None:
@@ -212,13 +219,15 @@ class SectorService(Restarts):
             raise ValueError(f"idle_s = {idle_s!r}: expected wall seconds > 0")
         if not (isinstance(snapshot_every, int) and snapshot_every >= 0):
             raise ValueError(f"snapshot_every = {snapshot_every!r}: expected messages >= 0")
-        if not snapshot_s >= 0:
-            raise ValueError(f"snapshot_s = {snapshot_s!r}: expected wall seconds >= 0")
+        for name, value in (("snapshot_s", snapshot_s), ("snapshot_min_s", snapshot_min_s)):
+            if not value >= 0:
+                raise ValueError(f"{name} = {value!r}: expected wall seconds >= 0")
         if not (isinstance(snapshot_keep, int) and snapshot_keep >= 1):
             raise ValueError(f"snapshot_keep = {snapshot_keep!r}: expected a count >= 1")
         if not (isinstance(journal_keep, int) and journal_keep >= 0):
             raise ValueError(f"journal_keep = {journal_keep!r}: expected messages >= 0")
         self.snapshot_every, self.snapshot_s = snapshot_every, float(snapshot_s)
+        self.snapshot_min_s = float(snapshot_min_s)
         self.snapshot_keep, self.journal_keep = snapshot_keep, journal_keep
         self.site = site
         self.sector = site.sector.name
@@ -267,6 +276,7 @@ class SectorService(Restarts):
         self._last_seq = 0  # the journal position of the last message the input handed over
         self._input_restarts = 0
         self._ready = threading.Event()
+        self._status_writer = LatestFile(self.state_dir / "status.json")
         self._failed: BaseException | None = None
         self._last_input = time.monotonic()
         self._was_connected = False
@@ -387,7 +397,8 @@ class SectorService(Restarts):
         if self.snapshot_every or self.snapshot_s:
             self._take_snapshot(runner)  # a clean stop: the next start replays nothing
         runner.close()
-        self._write_status()
+        self._status_writer.stop()
+        self._write_status(wait=True)
 
     def _handle(self, runner: SectorRunner, topic: str, msg: Wire) -> None:
         self.handled += 1
@@ -415,7 +426,9 @@ class SectorService(Restarts):
         self._advance_id = self.advances.record(self.handled, target)
         runner.advance_to(target)
 
-    def _write_status(self) -> None:
+    def _write_status(self, wait: bool = False) -> None:
+        """Hand the status to the writer thread (the newest replaces one not yet written: a
+        slow file system does not hold up the core); ``wait``: write it here, now."""
         r = self.runner
         if r is None:
             return
@@ -438,7 +451,11 @@ class SectorService(Restarts):
             "snapshots": {**self.snapshot_counts, "seq": self._snap[0], "handled": self._snap[1]},
             "channels": {type(c).__name__: dict(c.counts) for c in self.channels},
         }
-        write_private_text(self.state_dir / "status.json", dumps(status, indent=1) + "\n")
+        text = dumps(status, indent=1) + "\n"
+        if wait:
+            self._status_writer.write(text)
+        else:
+            self._status_writer.hand(text)
 
     # -- life ------------------------------------------------------------------------------------
 
