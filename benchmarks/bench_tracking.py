@@ -330,6 +330,12 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--no-stonesoup", action="store_true")
     parser.add_argument(
+        "--cases", help="only these sizes, WALKERSxCLUTTER[,...] (e.g. 20x100,50x10)"
+    )
+    parser.add_argument(
+        "--ss-config", choices=("both", *SS_CONFIGS), default="both", help="Stone Soup's runs"
+    )
+    parser.add_argument(
         "--process",
         action="store_true",
         help="the whole vigil track process per scan, 1,000 walkers + 100 clutter, instead",
@@ -351,6 +357,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     config = CONFIG
     cases = DEFAULT_CASES[:2] if args.quick else DEFAULT_CASES
+    if args.cases:
+        cases = tuple(tuple(int(v) for v in c.split("x")) for c in args.cases.split(","))
+    configs = SS_CONFIGS if args.ss_config == "both" else (args.ss_config,)
     results: dict[str, dict] = {}
     print(
         f"{'walkers':>7} {'clutter':>7} {'vigil_ms':>9} {'tree_ms':>9} {'plain_ms':>9} "
@@ -372,7 +381,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "vigil": score(scn, v_out, scans),
                 "ss": {},
             }
-            for name in () if args.no_stonesoup else SS_CONFIGS:
+            for name in () if args.no_stonesoup else configs:
                 if (name, clutter) in given_up:
                     row["ss"][name] = {"finished": False, "skipped": True}
                     continue
