@@ -82,7 +82,7 @@ STATIC: dict[str, tuple[str, ...]] = {
     ),
     "book": ("sector", "frame", "rules"),
     "fusion": ("frame", "config", "ground_sensors", "coverage", "id_prefix"),
-    "monitor": ("border", "h", "entry_m", "entry_rise_m"),
+    "monitor": ("border", "h", "entry_m", "entry_rise_m", "side_probability"),
     "retained": ("sector", "publisher", "live", "counts", "_lock"),
 }  # fmt: skip
 
