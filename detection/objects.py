@@ -32,13 +32,6 @@ from vigil.geo.camera import PinholeCamera
 from vigil.geo.frames import LocalFrame
 from vigil.ingest.schema import CameraDetection, ClassName
 
-#: Typical (height, width) in metres of what a tower sees, side-on.
-TYPICAL_SIZE_M: dict[str, tuple[float, float]] = {
-    "person": (1.7, 0.5),
-    "animal": (1.0, 1.4),
-    "vehicle": (1.8, 4.5),
-}
-
 
 class PixelDetection(msgspec.Struct, frozen=True, kw_only=True, tag="pixel_detection"):
     """A moving object in image coordinates, for video without a camera model.
@@ -111,7 +104,7 @@ class ObjectParams:
         and the weighted moments' window widens to two PSF sigmas.
     psf_cut_dn
         Grey levels under which the templates' blurred pixels weigh nothing (the background
-        model's threshold: what stands out less is learnt as background).
+        model's threshold: what stands out less is learnt).
     """
 
     min_height_m: float = 0.3
@@ -132,7 +125,7 @@ class ObjectParams:
     min_size_px: float = 0.0
     min_size_m: float = 0.0
     psf_sigma_px: float = 0.0
-    psf_cut_dn: float = 8.0
+    psf_cut_dn: float = 12.0
 
     def __post_init__(self) -> None:
         for name in ("min_size_px", "min_size_m", "psf_sigma_px", "psf_cut_dn"):
@@ -283,6 +276,7 @@ class _Object:
     hits: int = 1  # bit i set: matched i frames ago
     missed: int = 0
     ground: list[tuple[float, float, float]] = field(default_factory=list)  # (t, x, y)
+    spread: tuple[float, float, float, int] = (0.0, 0.0, 0.0, 0)  # mean var_u, var_v, peak; n
 
     def hit_count(self, window: int) -> int:
         return (self.hits & ((1 << window) - 1)).bit_count()
@@ -465,11 +459,13 @@ class ObjectFollower:
             spread = blobs.var_v is not None and h_px <= p.subpixel_size_px
             blurred = spread and p.psf_sigma_px > 0 and blobs.peak is not None
             if blurred and (speed is None or speed <= 6.0):
-                # through the PSF: the class whose blurred template measures most alike
-                cls, conf = guess_blurred(
-                    float(blobs.var_u[i]), float(blobs.var_v[i]), float(blobs.peak[i]), mpp,
-                    p.psf_sigma_px, p.psf_cut_dn, 2.0,
-                )  # fmt: skip
+                # through the PSF: the class whose blurred template measures most alike the
+                # object's mean over its last ~10 frames (one frame of a smudge says little)
+                n, a = obj.spread[3], 1.0 / min(obj.spread[3] + 1, 10)
+                new = (float(blobs.var_u[i]), float(blobs.var_v[i]), float(blobs.peak[i]))
+                mu, mv, mk = (m + a * (x - m) for m, x in zip(obj.spread[:3], new, strict=True))
+                obj.spread = (mu, mv, mk, n + 1)
+                cls, conf = guess_blurred(mu, mv, mk, mpp, p.psf_sigma_px, p.psf_cut_dn, 2.0)
             else:
                 if spread:
                     # a body a few pixels in size: its weighted spread says more than its box

@@ -26,6 +26,12 @@ import numpy as np
 #: (width, height) in metres of the templates, side-on: a walker, and the middle of the
 #: large animals a tower sees (cattle 2.2 x 1.4, deer 1.6 x 1.2, horse 2.4 x 2.2).
 TEMPLATES_M: dict[str, tuple[float, float]] = {"person": (0.5, 1.7), "animal": (1.9, 1.3)}
+#: How much nearer (pixels of spread) the animal template must be than the person's.
+#: Chosen with the threshold (``ObjectParams.psf_cut_dn`` 12) on the tuning seeds of
+#: ``benchmarks/bench_detection_robust.py`` (61001, 61002: per-frame animals-as-animal
+#: 0.31 and 0.52, persons-as-person 0.98 and 0.95; 0 gave 0.71 and 0.76 but persons 0.53
+#: and 0.46).
+ANIMAL_MARGIN_PX = 0.1
 #: Sub-pixel phases of the body's centre averaged over, both axes, pixels.
 PHASES = (0.0, 0.25, 0.5, 0.75)
 
@@ -85,6 +91,7 @@ def guess_blurred(
     sigma_px: float,
     cut_dn: float,
     floor_dn: float,
+    animal_margin_px: float = ANIMAL_MARGIN_PX,
 ) -> tuple[str, float]:
     """The class whose template, seen through the PSF at this range and peak, would show the
     blob's measured spread nearest; and a confidence in [0.3, 0.75].
@@ -92,7 +99,9 @@ def guess_blurred(
     ``var_u, var_v``: the blob's weighted variances (pixels^2); ``peak_dn``: its greatest
     difference from the background; ``mpp``: metres a pixel spans at its range. Distances
     are between standard deviations (pixels), so a pixel's worth of spread weighs alike at
-    every size; the confidence grows with how much nearer the winner is.
+    every size; ``animal`` needs its template nearer than the person's by
+    ``animal_margin_px`` (a person missed matters more than an animal); the confidence
+    grows with how much nearer the winner is.
     """
     su, sv = math.sqrt(max(var_u, 0.0)), math.sqrt(max(var_v, 0.0))
     q = 20.0  # inputs quantised to 1/20 px and whole grey levels for the cache
@@ -104,7 +113,7 @@ def guess_blurred(
             peak, float(cut_dn), float(floor_dn),
         )  # fmt: skip
         dist[cls] = math.hypot(su - math.sqrt(tu), sv - math.sqrt(tv))
-    best = min(dist, key=dist.__getitem__)
+    best = "animal" if dist["animal"] + animal_margin_px < dist["person"] else "person"
     other = max(dist.values())
-    margin = (other - dist[best]) / max(other, 1e-6)
+    margin = max(other - dist[best], 0.0) / max(other, 1e-6)
     return best, round(0.3 + 0.45 * margin, 3)
