@@ -41,6 +41,7 @@ from vigil.sim.eval_trajectories import (
     grouped_scans,
     read_tracks,
     run_stonesoup_gnn,
+    run_stonesoup_jpda,
     score,
     write_detections,
 )
@@ -89,27 +90,69 @@ def table(result: dict[str, dict[str, Score]]) -> str:
     return "\n".join(lines)
 
 
-#: Seeds of the grouped scenario (none was used to choose any setting), and its match gate (m).
-GROUPED_SEEDS = (100, 101, 102)
+#: Seeds of the grouped scenario that judge it (no setting was chosen on them), the seeds any
+#: grouped-scenario setting was chosen on (disjoint from them), and its match gate (m).
+GROUPED_SEEDS = tuple(range(100, 110))
+GROUPED_CALIBRATION_SEEDS = tuple(range(200, 206))
 GROUPED_GATE_M = 15.0
+#: Stone Soup's settings on the grouped scenario: q = 0.05 (nearer these walkers' wander than
+#: 0.5) and JPDA told the scenario's Pd; otherwise as on the real files.
+GROUPED_STONESOUP = {"q": 0.05}
+#: ``vigil track`` flags for this scenario (walkers on steady headings, 1 s scans, 6 m sigma),
+#: chosen on :data:`GROUPED_CALIBRATION_SEEDS` only (BENCHMARKS.md: a grid of process noise
+#: 0.005-0.1 and gate probability 0.99 / 0.999).
+GROUPED_FLAGS = "--process-noise 0.005 --gate-probability 0.999"
+GROUPED_JPDA = {"q": 0.05, "pd": 0.85}
 
 
-def grouped(seeds: Sequence[int] = GROUPED_SEEDS) -> dict[str, dict[str, Score]]:
+def grouped_trackers() -> dict[str, TrackerRun]:
+    """The grouped scenario's trackers: ``vigil track`` with its defaults and with
+    :data:`GROUPED_FLAGS`, Stone Soup's GNN and JPDA (:data:`GROUPED_STONESOUP`,
+    :data:`GROUPED_JPDA`)."""
+    return {
+        "vigil track (defaults)": vigil_track(),
+        "vigil track, grouped flags": vigil_track(GROUPED_FLAGS.split()),
+        "Stone Soup GNN": lambda scans: run_stonesoup_gnn(scans, **GROUPED_STONESOUP),
+        "Stone Soup JPDA": lambda scans: run_stonesoup_jpda(scans, **GROUPED_JPDA),
+    }
+
+
+def grouped(
+    seeds: Sequence[int] = GROUPED_SEEDS,
+    trackers: dict[str, TrackerRun] | None = None,
+    jsonl: Path | None = None,
+) -> dict[str, dict[str, Score]]:
     """Issue 20's grouped scenario (:func:`vigil.sim.eval_trajectories.grouped_scans`: groups
     of 3-6 at 10-25 m spacing, lone walkers crossing them, Pd 0.85, sigma 6 m, 30 clutter
-    points a scan, 1 s scans, 300 scans) at each seed: ``vigil track`` with its defaults and
-    Stone Soup's GNN (q = 0.05, nearer these walkers' wander than 0.5; otherwise as on the
-    real files) on the same detections, scored at a 15 m gate."""
-    trackers = {"vigil track (defaults)": vigil_track(), "Stone Soup GNN": run_stonesoup_gnn}
+    points a scan, 1 s scans, 300 scans) at each seed, every tracker of ``trackers``
+    (default :func:`grouped_trackers`) on the same detections, scored at a 15 m gate. Each
+    seed's scores are appended to ``jsonl`` as they come (one JSON object a line)."""
+    import dataclasses
+    import json
+
+    trackers = grouped_trackers() if trackers is None else trackers
     result: dict[str, dict[str, Score]] = {name: {} for name in trackers}
     for seed in seeds:
         scans = grouped_scans(seed)
         for name, run in trackers.items():
-            out = run(scans, q=0.05) if run is run_stonesoup_gnn else run(scans)
-            result[name][f"grouped seed {seed}"] = score(scans, out, GROUPED_GATE_M)
+            sc = score(scans, run(scans), GROUPED_GATE_M)
+            result[name][f"grouped seed {seed}"] = sc
+            if jsonl is not None:
+                with open(jsonl, "a", encoding="utf-8") as fh:
+                    row = {"seed": seed, "tracker": name, **dataclasses.asdict(sc)}
+                    fh.write(json.dumps(row) + "\n")
     for per in result.values():
         per["pooled"] = Score.pooled(list(per.values()))
     return result
+
+
+def _seeds(text: str) -> list[int]:
+    """``"100-109"`` or ``"100,103"`` as a list of seeds."""
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
 
 
 def speed(walkers: int = 1000, clutter: int = 100, scans: int = 300, seed: int = 0) -> dict:
@@ -155,8 +198,15 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Score]]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-stonesoup", action="store_true")
     parser.add_argument(
-        "--grouped", action="store_true", help="the grouped scenario instead (seeds 100-102)"
+        "--only", nargs="+", help="run only the trackers whose names contain one of these words"
     )
+    parser.add_argument(
+        "--grouped", action="store_true", help="the grouped scenario instead (seeds 100-109)"
+    )
+    parser.add_argument(
+        "--seeds", type=_seeds, help="grouped seeds, e.g. 100-109 (evaluation) or 200-205"
+    )
+    parser.add_argument("--jsonl", type=Path, help="grouped: append each seed's scores here")
     parser.add_argument(
         "--speed", action="store_true", help="vigil track's time per scan, 1,000 walkers"
     )
@@ -170,7 +220,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Score]]:
         )
         return {}
     if args.grouped:
-        result = grouped()
+        trackers = grouped_trackers()
+        if args.only:
+            trackers = {k: v for k, v in trackers.items() if any(w in k for w in args.only)}
+        result = grouped(args.seeds or GROUPED_SEEDS, trackers, args.jsonl)
         print(table(result))
         return result
     files, why = data_files()
@@ -187,6 +240,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, Score]]:
         )
     if not args.no_stonesoup:
         trackers["Stone Soup GNN"] = run_stonesoup_gnn
+        trackers["Stone Soup JPDA"] = run_stonesoup_jpda
+    if args.only:
+        trackers = {k: v for k, v in trackers.items() if any(w in k for w in args.only)}
     result = evaluate(trackers, files, args.seed)
     for per in result.values():
         held = [sc for name, sc in per.items() if name not in (CALIBRATION, "pooled")]

@@ -233,8 +233,28 @@ def read_tracks(path: Path, scans: Sequence[Scan]) -> Output:
     return out
 
 
-def run_stonesoup_gnn(
+def run_stonesoup_gnn(scans: Sequence[Scan], **options: float) -> Output:
+    """Stone Soup's GNN anchor: :func:`run_stonesoup` with ``association="gnn"``."""
+    return run_stonesoup(scans, "gnn", **options)
+
+
+def run_stonesoup_jpda(scans: Sequence[Scan], **options: float) -> Output:
+    """Stone Soup's JPDA anchor: :func:`run_stonesoup` with ``association="jpda"``."""
+    return run_stonesoup(scans, "jpda", **options)
+
+
+def clutter_density_of(scans: Sequence[Scan], pd: float) -> float:
+    """The scans' mean false detections per scan per m^2: detections beyond ``pd`` times the
+    people present, over the box around every detection (the anchor is told the truth)."""
+    z = np.vstack([s.z for s in scans if len(s.z)])
+    area = float(np.prod(np.maximum(z.max(axis=0) - z.min(axis=0), 1.0)))
+    false = np.mean([len(s.z) - pd * len(s.truth_id) for s in scans])
+    return max(float(false), 0.1) / area
+
+
+def run_stonesoup(
     scans: Sequence[Scan],
+    association: str = "gnn",
     *,
     q: float = 0.5,
     min_points: int = 3,
@@ -243,19 +263,33 @@ def run_stonesoup_gnn(
     speed_sigma_mps: float = 1.0,
     hold_steps: int = 2,
     report_coasting: bool = True,
+    pd: float = 0.9,
+    clutter_density: float | None = None,
+    prob_gate: float = 0.99,
 ) -> Output:
-    """Stone Soup's GNN (``GNNWith2DAssignment``, Mahalanobis gate ``gate``) with constant
-    velocity (``q`` m^2/s^3 per axis), each detection's own ``sigma``, tracks initiated after
-    ``min_points`` associated detections and deleted after ``delete_after`` scans without
-    an update (tentative ones, the initiator's holding tracks, after ``hold_steps``, as in
-    ``benchmarks/bench_tracking.py``); every live track is
+    """Stone Soup with constant velocity (``q`` m^2/s^3 per axis), each detection's own
+    ``sigma``, tracks initiated after ``min_points`` associated detections and deleted after
+    ``delete_after`` scans without an update (tentative ones, the initiator's holding tracks,
+    after ``hold_steps``, as in ``benchmarks/bench_tracking.py``); every live track is
     reported each scan, or only those updated in it when ``report_coasting`` is false. The
-    initial velocity's standard deviation is ``speed_sigma_mps`` (m/s per axis)."""
+    initial velocity's standard deviation is ``speed_sigma_mps`` (m/s per axis).
+
+    ``association``: ``"gnn"``, ``GNNWith2DAssignment`` with a Mahalanobis gate ``gate``; or
+    ``"jpda"``, ``JPDAwithEHM`` (Stone Soup's exact JPDA: the marginals of its plain ``JPDA``,
+    computed per cluster of tracks that share detections, where ``JPDA`` enumerates the
+    product over every track) with ``PDAHypothesiser`` (``pd``, gate probability
+    ``prob_gate``, clutter density ``clutter_density`` per m^2 per scan, by default
+    :func:`clutter_density_of` the scans) and ``PDAUpdater`` by Gaussian-mixture reduction.
+    A JPDA track counts as updated (for the deleter) at a scan where one of its detection
+    hypotheses is likelier than its missed one, and a detection starts tracks only when it
+    is not likelier some track's than that track's miss (Stone Soup's JPDA tutorial)."""
     from datetime import datetime, timedelta
 
     from stonesoup.dataassociator.neighbour import GNNWith2DAssignment
+    from stonesoup.dataassociator.probability import JPDAwithEHM
     from stonesoup.deleter.time import UpdateTimeStepsDeleter
     from stonesoup.hypothesiser.distance import DistanceHypothesiser
+    from stonesoup.hypothesiser.probability import PDAHypothesiser
     from stonesoup.initiator.simple import MultiMeasurementInitiator
     from stonesoup.measures import Mahalanobis
     from stonesoup.models.measurement.linear import LinearGaussian
@@ -265,10 +299,14 @@ def run_stonesoup_gnn(
     )
     from stonesoup.predictor.kalman import KalmanPredictor
     from stonesoup.types.detection import Detection
+    from stonesoup.types.prediction import GaussianStatePrediction
     from stonesoup.types.state import GaussianState
     from stonesoup.types.update import Update
     from stonesoup.updater.kalman import KalmanUpdater
+    from stonesoup.updater.probability import PDAUpdater
 
+    if association not in ("gnn", "jpda"):
+        raise ValueError(f"association {association!r}: expected 'gnn' or 'jpda'")
     transition = CombinedLinearGaussianTransitionModel([ConstantVelocity(q), ConstantVelocity(q)])
     sigma0 = float(scans[0].sigma[0]) if len(scans) and len(scans[0].sigma) else 0.15
     base = LinearGaussian(ndim_state=4, mapping=(0, 2), noise_covar=np.eye(2) * sigma0**2)
@@ -278,13 +316,26 @@ def run_stonesoup_gnn(
     hypothesiser = DistanceHypothesiser(
         predictor, updater, measure=Mahalanobis(), missed_distance=gate
     )
-    associator = GNNWith2DAssignment(hypothesiser)
+    gnn = GNNWith2DAssignment(hypothesiser)
+    associator = gnn
+    pda_updater = PDAUpdater(base, gm_method=True)
+    if association == "jpda":
+        density = clutter_density_of(scans, pd) if clutter_density is None else clutter_density
+        associator = JPDAwithEHM(
+            PDAHypothesiser(
+                predictor,
+                pda_updater,
+                clutter_spatial_density=density,
+                prob_detect=pd,
+                prob_gate=prob_gate,
+            )
+        )
     v = speed_sigma_mps**2
     initiator = MultiMeasurementInitiator(
         prior_state=GaussianState(np.zeros((4, 1)), np.diag([0.0, v, 0.0, v])),
         measurement_model=base,
         deleter=UpdateTimeStepsDeleter(time_steps_since_update=hold_steps),
-        data_associator=associator,
+        data_associator=gnn,
         updater=updater,
         min_points=min_points,
     )
@@ -302,14 +353,23 @@ def run_stonesoup_gnn(
                 model = LinearGaussian(ndim_state=4, mapping=(0, 2), noise_covar=np.eye(2) * sg**2)
                 models[float(sg)] = model
             dets.add(Detection(zz.reshape(2, 1).copy(), timestamp=stamp, measurement_model=model))
-        # MultiTargetTracker.__next__'s steps
+        # MultiTargetTracker.__next__'s steps (JPDA: its tutorial's)
         used = set()
         for track, hyp in associator.associate(tracks, dets, stamp).items():
-            if hyp:
-                track.append(updater.update(hyp))
-                used.add(hyp.measurement)
-            else:
-                track.append(hyp.prediction)
+            if association == "gnn":
+                if hyp:
+                    track.append(updater.update(hyp))
+                    used.add(hyp.measurement)
+                else:
+                    track.append(hyp.prediction)
+                continue
+            miss = next(h.probability for h in hyp if not h)
+            likelier = [h for h in hyp if h and h.probability > miss]
+            used.update(h.measurement for h in likelier)
+            post = pda_updater.update(hyp)
+            if not likelier:  # a miss, for the deleter: a prediction with the mixture's moments
+                post = GaussianStatePrediction(post.state_vector, post.covar, timestamp=stamp)
+            track.append(post)
         tracks -= deleter.delete_tracks(tracks)
         tracks |= initiator.initiate(dets - used, stamp)
         live = sorted(tracks, key=lambda tr: tr.id)

@@ -99,6 +99,24 @@ def test_stone_soup_gnn_on_the_same_detections(tmp_path):
     assert s.switches <= 1 and s.fn <= 0.15 * s.gt and s.idtp >= 0.75 * s.gt
 
 
+def test_stone_soup_jpda_on_the_same_detections(tmp_path):
+    """Stone Soup's JPDA anchor follows both walkers, its tracks end (the deleter sees a
+    miss where no detection is likelier than one), and a wrong name is refused."""
+    pytest.importorskip("stonesoup")
+    from vigil.sim.eval_trajectories import clutter_density_of, run_stonesoup, run_stonesoup_jpda
+
+    scans = make_scans(read_trajectories(_walkers(tmp_path, 30)), 0)
+    out = run_stonesoup_jpda(scans)
+    s = score(scans, out)
+    assert s.switches <= 1 and s.fn <= 0.15 * s.gt and s.idtp >= 0.75 * s.gt
+    # 3 clutter points a scan over the walkers' box (~14 m x 4 m, 0.15 m noise around it)
+    assert 3.0 / 80.0 < clutter_density_of(scans, 0.9) < 3.0 / 40.0
+    # clutter tracks do not pile up: at most a few live tracks besides the two walkers
+    assert max(len(ids) for ids, _ in out) <= 8
+    with pytest.raises(ValueError, match="association 'mht'"):
+        run_stonesoup(scans, "mht")
+
+
 def test_absent_data_gives_a_reason(tmp_path):
     files, why = data_files(tmp_path / "nowhere")
     assert files == [] and "no trajectory data at" in why
