@@ -167,6 +167,10 @@ class Pipeline:
         self.core = SectorCore(
             site, self.bus, store_dir=store_dir, tracker=tracker, rules=rules, on_command=self._cue
         )
+        if terrain is not None:  # tracks fed through the relief: sides by their covariance
+            from vigil.geo.crossing_monitor import RELIEF_SIDE_PROBABILITY
+
+            self.core.monitor.side_probability = RELIEF_SIDE_PROBABILITY
         self.log = RunLog(self.core, self.bus)
         self.frame = self.core.frame
         self.border = self.core.border
