@@ -29,6 +29,7 @@ from vigil.detection.detector import DetectorConfig, MotionDetector
 from vigil.detection.objects import ObjectFollower
 from vigil.detection.registration import ShakeCompensator
 from vigil.detection.settings import DetectionSettings
+from vigil.detection.tbd import SlowMoverDetector, TbdParams
 from vigil.sim.scenes import CALIBRATION_SEEDS, EVALUATION_SEEDS, SceneSpec, render_scene
 from vigil.sim.scenes_score import Box, SceneMethod, SceneScore, score_scene, spread
 
@@ -62,6 +63,30 @@ def vigil_method(config: DetectorConfig) -> Callable[[], SceneMethod]:
             t += 1
             res = det.process(frame, t / FPS, t)
             return _to_frame(res.mask, [d.box for d in res.pixel_detections], res.shift_px)
+
+        return step
+
+    return make
+
+
+def tbd_method(
+    config: DetectorConfig, params: TbdParams | None = None
+) -> Callable[[], SceneMethod]:
+    """Vigil's detector with ``config`` and the track-before-detect stage after it
+    (:class:`vigil.detection.tbd.SlowMoverDetector`): the detector's mask, its boxes the
+    stage supports, and the stage's own boxes once a block."""
+
+    def make() -> SceneMethod:
+        pair: SlowMoverDetector | None = None
+        t = 0
+
+        def step(frame: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], list[Box]]:
+            nonlocal pair, t
+            if pair is None:
+                pair = SlowMoverDetector(frame.shape, FPS, config, params)
+            t += 1
+            res = pair.process(frame, t / FPS, t)
+            return _to_frame(res.mask, res.boxes, res.detector.shift_px)
 
         return step
 
@@ -105,13 +130,15 @@ def opencv_method(
 
 
 def methods(config: DetectorConfig) -> dict[str, Callable[[], SceneMethod]]:
-    """Vigil (the settings' defaults, with the neighbourhood test, and with it and the
-    start-up calibration) and the anchors, all with ``config``'s post-processing."""
+    """Vigil (the settings' defaults, with the neighbourhood test, with it and the start-up
+    calibration, with it and the track-before-detect stage) and the anchors, all with
+    ``config``'s post-processing."""
     out = {"vigil": vigil_method(config)}
     if config.background.warm_only:  # the neighbourhood test is for thermal settings
         n1 = replace(config, neighbour_px=1)
         out["vigil+n1"] = vigil_method(n1)
         out["vigil+n1+cal"] = vigil_method(replace(n1, calibration=CalibrationParams()))
+        out["vigil+n1+tbd"] = tbd_method(n1)
     return {
         **out,
         "mog2": opencv_method("mog2", config),
@@ -195,9 +222,10 @@ def main(argv: list[str] | None = None) -> dict[str, list[SceneScore]]:
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument(
         "--methods",
-        default="vigil,vigil+n1,vigil+n1+cal,mog2,mog2+reg,knn",
-        help="comma-separated subset of vigil, vigil+n1, vigil+n1+cal, mog2, mog2+reg, knn, "
-        "knn+reg (n1: neighbourhood test of 1 px; cal: start-up calibration)",
+        default="vigil,vigil+n1,vigil+n1+cal,vigil+n1+tbd,mog2,mog2+reg,knn",
+        help="comma-separated subset of vigil, vigil+n1, vigil+n1+cal, vigil+n1+tbd, mog2, "
+        "mog2+reg, knn, knn+reg (n1: neighbourhood test of 1 px; cal: start-up calibration; "
+        "tbd: track-before-detect stage, vigil.detection.tbd)",
     )
     ap.add_argument("--sensor", default="thermal", choices=("thermal", "daylight"))
     args = ap.parse_args(argv)

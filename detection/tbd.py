@@ -1,0 +1,459 @@
+"""Track-before-detect for faint, slow, tiny bodies: evidence integrated along velocities.
+
+A person two kilometres from a tower is a pixel tall and crosses a pixel in seconds; his
+warmth over the ground is a few grey levels, within the spread shimmer, brush and noise
+give any one frame. The per-frame detector (:mod:`vigil.detection.detector`) cannot see him
+without letting those through, and its background learns him while he creeps. This stage
+runs after it, on the same registered frames, and adds what time makes visible:
+
+1. **Blocks.** Frames are averaged over blocks of ``block_s`` seconds: sensor noise falls
+   by the square root of the frames, and a body slower than a pixel a block stays put.
+2. **Evidence.** Each block mean, brought onto the background's levels by a trimmed global
+   gain-and-offset fit (gain and offset drift), is compared with a slow background (a
+   running mean over ``background_s``) and divided by the pixel's own spread of that
+   difference (a running mean of its square over ``variance_s``, the largest in its 3x3
+   neighbourhood): ``z`` is in the pixel's own standard deviations, so shimmering horizon
+   and swaying brush, whose values spread wide, weigh little and a still field much.
+3. **Velocities.** A recursive velocity-matched filter (``energy = decay * energy moved by v
+   + z``, :func:`vigil.detection.tbd_kernels.velocity_filter`) runs over a bank of
+   velocities: still, and ``speeds_px_s`` in eight directions. Evidence that moves with a
+   body adds up along its path for about ``1 / (1 - decay)`` blocks; a stem swinging back and
+   forth or shimmer's to and fro does not.
+4. **Decision.** Blobs whose peak statistic passes ``threshold`` (grown to ``grow``),
+   no larger than ``max_area_px``, seen at the same place in ``confirm`` of the last
+   ``confirm_of`` blocks, are reported once a block, as boxes; pixels under a report form
+   the stage's mask until the next block. Where a report stands the background and
+   variance learn ten times slower, so a body that stops is not learnt at once.
+
+The threshold is a false-alarm setting: chosen on the development scenes' calibration seeds
+only (``benchmarks/bench_detection_scenes.py``, :data:`vigil.sim.scenes.CALIBRATION_SEEDS`).
+:class:`SlowMoverDetector` owns a :class:`~vigil.detection.detector.MotionDetector` and this
+stage and gives both outputs; boxes the detector already reports are not repeated.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from vigil.detection import tbd_kernels as tk
+from vigil.detection.background import DetectionError, check_ranges
+from vigil.detection.detector import DetectorConfig, FrameResult, MotionDetector
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class TbdParams:
+    """Settings of the track-before-detect stage; times in seconds, levels in grey levels.
+
+    Parameters
+    ----------
+    block_s
+        Frames are averaged over blocks this long; the stage decides once a block.
+    speeds_px_s
+        Speeds of the velocity bank besides standing still, pixels per second, each in
+        eight directions.
+    decay
+        Share of the evidence kept from one block to the next (0-1): about
+        ``1 / (1 - decay)`` blocks are integrated.
+    background_s, variance_s
+        Time constants of the background's and its spread's running means.
+    warmup_s
+        No reports before this much video has been seen.
+    threshold, grow
+        A blob is reported when its statistic (standard deviations of white evidence)
+        passes ``threshold`` somewhere; its pixels are those above ``grow`` connected to it.
+    max_area_px
+        Larger blobs are left to the per-frame detector (area, pixels).
+    confirm, confirm_of
+        A blob is reported when a blob was at the same place (boxes within ``near_px``)
+        in ``confirm`` of the last ``confirm_of`` blocks.
+    near_px
+        See ``confirm``, pixels.
+    floor_sd
+        Least standard deviation of a block mean's difference from the background.
+    cap_sd
+        A block's squared difference enters the variance capped at this many standard
+        deviations.
+    z_min, z_max
+        Evidence is clipped to this range before it is integrated.
+    surround_px
+        The mean difference over the ``2 * surround_px + 1`` square around each pixel is
+        taken from its own (0 is off): what changes over a whole patch is not a body.
+    recent_rate
+        Weight of each frame in the running mean of the last frames that
+        :meth:`TrackBeforeDetect.support` reads (0.4: about the last four frames).
+    veto_sd
+        :class:`SlowMoverDetector` drops the detector's boxes whose support
+        (:meth:`TrackBeforeDetect.support`) is under this many standard deviations: a
+        blob the detector's background makes (samples learnt during a jolt, a stem) but
+        that is not warmer than the long background by more than its usual spread. 0 is off.
+    bad_share
+        A block where more than this share of the pixels is over 3 standard deviations
+        colder than the background (bodies are warm: a jolt the registration left) is
+        neither learnt nor integrated.
+    """
+
+    block_s: float = 1.0
+    speeds_px_s: tuple[float, ...] = (0.4, 0.8, 1.2)
+    decay: float = 0.8
+    background_s: float = 20.0
+    variance_s: float = 30.0
+    warmup_s: float = 6.0
+    threshold: float = 5.0
+    grow: float = 3.5
+    max_area_px: int = 60
+    confirm: int = 2
+    confirm_of: int = 3
+    near_px: float = 2.0
+    floor_sd: float = 0.5
+    cap_sd: float = 3.0
+    z_min: float = -2.0
+    z_max: float = 6.0
+    bad_share: float = 0.002
+    surround_px: int = 4
+    recent_rate: float = 0.4
+    veto_sd: float = 3.0
+
+    def __post_init__(self) -> None:
+        check_ranges(
+            "track-before-detect",
+            {
+                "block_s": (self.block_s, 0.05, 10.0),
+                "decay": (self.decay, 0.0, 0.99),
+                "background_s": (self.background_s, self.block_s, 3600.0),
+                "variance_s": (self.variance_s, self.block_s, 3600.0),
+                "warmup_s": (self.warmup_s, 0.0, 3600.0),
+                "threshold": (self.threshold, 0.0, 1e3),
+                "grow": (self.grow, 0.0, self.threshold),
+                "max_area_px": (self.max_area_px, 1, 1 << 20),
+                "confirm": (self.confirm, 1, self.confirm_of),
+                "confirm_of": (self.confirm_of, 1, 32),
+                "near_px": (self.near_px, 0.0, 100.0),
+                "floor_sd": (self.floor_sd, 0.01, 255.0),
+                "cap_sd": (self.cap_sd, 1.0, 100.0),
+                "z_min": (self.z_min, -100.0, 0.0),
+                "z_max": (self.z_max, 0.0, 100.0),
+                "bad_share": (self.bad_share, 0.0, 1.0),
+                "surround_px": (self.surround_px, 0, 32),
+                "recent_rate": (self.recent_rate, 0.01, 1.0),
+                "veto_sd": (self.veto_sd, 0.0, 100.0),
+            },
+        )
+        if not self.speeds_px_s or not all(0.0 < s <= 20.0 for s in self.speeds_px_s):
+            raise DetectionError(
+                f"speeds_px_s={self.speeds_px_s!r}; expected speeds in (0, 20] pixels per second"
+            )
+
+    def velocities(self, fps: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """The bank ``(vx, vy)`` in pixels per block at ``fps`` frames a second."""
+        per_block = self.block_frames(fps) / fps
+        vx, vy = [0.0], [0.0]
+        for s in self.speeds_px_s:
+            for k in range(8):
+                ang = k * math.pi / 4
+                vx.append(s * per_block * math.cos(ang))
+                vy.append(s * per_block * math.sin(ang))
+        return np.array(vx), np.array(vy)
+
+    def block_frames(self, fps: float) -> int:
+        """Frames in a block at ``fps`` frames a second (at least one)."""
+        return max(1, int(round(self.block_s * fps)))
+
+
+@dataclass
+class _Candidate:
+    box: Box
+    hits: list[bool] = field(default_factory=list)
+
+
+class TrackBeforeDetect:
+    """The stage: feed it registered grey frames; it reports once a block.
+
+    Parameters
+    ----------
+    shape
+        ``(height, width)`` of the frames, pixels.
+    fps
+        Frame rate, frames per second.
+    params
+        Settings.
+    """
+
+    def __init__(self, shape: tuple[int, int], fps: float, params: TbdParams | None = None):
+        if not (math.isfinite(fps) and 0.1 <= fps <= 1000.0):
+            raise DetectionError(f"fps={fps!r}; expected 0.1 to 1000 frames per second")
+        h, w = (int(s) for s in shape)
+        if h < 8 or w < 8:
+            raise DetectionError(f"frames {w}x{h}; expected at least 8x8 pixels")
+        self.shape = (h, w)
+        self.fps = float(fps)
+        self.params = p = params or TbdParams()
+        self.n_block = p.block_frames(self.fps)
+        block_s = self.n_block / self.fps
+        self.rate_bg = min(1.0, block_s / p.background_s)
+        self.rate_var = min(1.0, block_s / p.variance_s)
+        self.warmup_blocks = int(math.ceil(p.warmup_s / block_s))
+        vx, vy = p.velocities(self.fps)
+        self.vx, self.vy = vx, vy
+        f32 = np.float32
+        self._acc = np.zeros((h, w), f32)
+        self._mean = np.zeros((h, w), f32)
+        self.background = np.zeros((h, w), f32)
+        self.variance = np.full((h, w), p.floor_sd**2, f32)
+        self._var_used = np.zeros((h, w), f32)
+        self.z = np.zeros((h, w), f32)
+        self._resid = np.zeros((h, w), f32)
+        self.energy = np.zeros((len(vx), h, w), f32)
+        self._scratch = np.zeros((h, w), f32)
+        #: the statistic (standard deviations) after the last block, and its velocity index
+        self.statistic = np.zeros((h, w), f32)
+        self.velocity_index = np.zeros((h, w), np.int32)
+        self._hold = np.zeros((h, w), np.uint8)
+        self._fit = np.zeros(2, np.float64)
+        self._kernel = np.ones((3, 3), np.uint8)
+        #: the stage's foreground (0 or 255) since the last block
+        self.mask = np.zeros((h, w), np.uint8)
+        #: the boxes reported at the last block ``(u0, v0, u1, v1)``, ``u1, v1`` exclusive
+        self.boxes: list[Box] = []
+        self.frames = 0
+        self.blocks = 0
+        #: blocks left out as misregistered, and the last block's share of cold outliers
+        self.bad_blocks = 0
+        self.cold_share = 0.0
+        self._candidates: list[_Candidate] = []
+        #: running mean of the last few frames (``recent_rate``), grey levels
+        self.recent = np.zeros((h, w), f32)
+        #: the frames' noise, grey levels (standard deviation, from the last block)
+        self.frame_noise = 1.0
+        self._a, self._b = 1.0, 0.0
+
+    def support(self, box: Box) -> float:
+        """How much warmer than its long background a box's warmest pixel is now.
+
+        The running mean of the last frames (:attr:`recent`) against the background, less
+        the median difference around the box (``surround_px``), over the pixel's spread
+        (the block spread plus the running mean's noise): standard deviations.
+        ``inf`` before the stage has warmed up (no opinion).
+        """
+        if self.blocks <= self.warmup_blocks:
+            return math.inf
+        h, w = self.shape
+        g = self.params.surround_px + 1
+        u0, v0 = max(int(box[0]), 0), max(int(box[1]), 0)
+        u1, v1 = min(int(math.ceil(box[2])), w), min(int(math.ceil(box[3])), h)
+        if u1 <= u0 or v1 <= v0:
+            return 0.0
+        x0, y0 = max(u0 - g, 0), max(v0 - g, 0)
+        x1, y1 = min(u1 + g, w), min(v1 + g, h)
+        r = (self.recent[y0:y1, x0:x1] - self._b) / self._a - self.background[y0:y1, x0:x1]
+        inner = np.zeros(r.shape, bool)
+        inner[max(v0 - 1 - y0, 0) : v1 + 1 - y0, max(u0 - 1 - x0, 0) : u1 + 1 - x0] = True
+        ring = r[~inner]
+        level = float(np.median(ring)) if ring.size else 0.0
+        rate = self.params.recent_rate
+        noise = self.frame_noise**2 * rate / (2.0 - rate)
+        sd = np.sqrt(self._var_used[v0:v1, u0:u1] + noise)
+        return float(np.max((r[v0 - y0 : v1 - y0, u0 - x0 : u1 - x0] - level) / sd))
+
+    def add(self, frame: NDArray[np.uint8]) -> bool:
+        """Add the next registered ``uint8 (h, w)`` frame; ``True`` when a block ended
+        (then :attr:`boxes`, :attr:`mask` and :attr:`statistic` are new)."""
+        frame = np.asarray(frame)
+        if frame.dtype != np.uint8 or frame.shape != self.shape:
+            raise DetectionError(f"frame {frame.dtype} {frame.shape}; expected uint8 {self.shape}")
+        frame = np.ascontiguousarray(frame)
+        if self.frames == 0:
+            np.copyto(self.recent, frame, casting="unsafe")
+        tk.accumulate(frame, self._acc, self.recent, self.params.recent_rate)
+        self.frames += 1
+        if self.frames % self.n_block:
+            return False
+        np.multiply(self._acc, np.float32(1.0 / self.n_block), out=self._mean)
+        # the frames' own noise: the last frame against the block's mean, on a grid
+        g = np.s_[::4, ::4]
+        dev = np.abs(frame[g].astype(np.float32) - self._mean[g])
+        self.frame_noise = float(np.median(dev)) * 1.4826
+        self._acc.fill(0.0)
+        self._block()
+        return True
+
+    def _block(self) -> None:
+        p = self.params
+        self.blocks += 1
+        if self.blocks == 1:
+            np.copyto(self.background, self._mean)
+            return
+        tk.level_fit(self._mean, self.background, 4, 4.0, self._fit)
+        a, b = float(self._fit[0]), float(self._fit[1])
+        self._a, self._b = a, b
+        # the spread used is the largest in each pixel's 3x3 neighbourhood (edges that
+        # shimmer moves have not always moved yet)
+        cv2.dilate(self.variance, self._kernel, dst=self._var_used)
+        tk.block_evidence(self._mean, self.background, self._var_used, a, b, self.z, self._resid)
+        if p.surround_px > 0:
+            # a body is small: take away the change of its surroundings (a brush patch's
+            # mean brightening with the gust, local gain), then divide by the spread again
+            k = 2 * p.surround_px + 1
+            cv2.blur(self._resid, (k, k), dst=self._scratch, borderType=cv2.BORDER_REPLICATE)
+            np.subtract(self._resid, self._scratch, out=self._resid)
+            np.sqrt(self._var_used, out=self._scratch)
+            np.divide(self._resid, self._scratch, out=self.z)
+        warm = self.blocks <= self.warmup_blocks
+        self.cold_share = float(np.count_nonzero(self.z < -3.0)) / self.z.size
+        if not warm and self.cold_share > p.bad_share:
+            # the whole picture changed against its background in both directions (a jolt
+            # the registration did not quite undo): this block is neither learnt nor used
+            self.bad_blocks += 1
+            self.boxes = []
+            self.mask.fill(0)
+            return
+        # in the warm-up the spread is learnt quickly (a running mean of all blocks so far)
+        rate_var = 1.0 / (self.blocks - 1) if warm else self.rate_var
+        cap = 1e3 if warm else p.cap_sd
+        tk.learn(self._mean, self._resid, self._hold, a, b, self.background, self.variance,
+                 self.rate_bg, rate_var, cap, p.floor_sd**2)  # fmt: skip
+        tk.velocity_filter(self.z, self.energy, self._scratch, self.vx, self.vy, p.decay,
+                           p.z_min, p.z_max, self.statistic, self.velocity_index)  # fmt: skip
+        if warm:
+            self.boxes = []
+            self.mask.fill(0)
+            return
+        self._decide()
+
+    def _decide(self) -> None:
+        """Blobs of the statistic -> confirmed boxes, the mask and the hold map."""
+        p = self.params
+        grown = (self.statistic > p.grow).view(np.uint8)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+        self.mask.fill(0)
+        self._hold.fill(0)
+        if n <= 1:
+            self._confirm([])
+            self.boxes = []
+            return
+        peak = np.zeros(n, np.float32)
+        np.maximum.at(peak, labels.ravel(), self.statistic.ravel())
+        keep = (peak > p.threshold) & (stats[:, cv2.CC_STAT_AREA] <= p.max_area_px)
+        keep[0] = False
+        found: list[tuple[int, Box]] = []
+        for i in np.flatnonzero(keep):
+            x, y, w, h = (int(v) for v in stats[i, :4])
+            found.append((int(i), (float(x), float(y), float(x + w), float(y + h))))
+        confirmed = self._confirm([bx for _, bx in found])
+        self.boxes = [bx for (_, bx), ok in zip(found, confirmed, strict=True) if ok]
+        ids = [i for (i, _), ok in zip(found, confirmed, strict=True) if ok]
+        if ids:
+            sel = np.zeros(n, bool)
+            sel[ids] = True
+            on = sel[labels]
+            self.mask[on] = 255
+            self._hold[on] = 1
+
+    def _confirm(self, boxes: list[Box]) -> list[bool]:
+        """Match this block's blobs to the candidates; which are confirmed."""
+        p = self.params
+        g = p.near_px
+        used = [False] * len(self._candidates)
+        out = []
+        new: list[_Candidate] = []
+        for bx in boxes:
+            best = -1
+            for k, c in enumerate(self._candidates):
+                cb = c.box
+                if used[k]:
+                    continue
+                if (
+                    bx[0] < cb[2] + g
+                    and bx[2] > cb[0] - g
+                    and bx[1] < cb[3] + g
+                    and bx[3] > cb[1] - g
+                ):
+                    best = k
+                    break
+            if best >= 0:
+                used[best] = True
+                c = self._candidates[best]
+                c.box = bx
+                c.hits = (c.hits + [True])[-p.confirm_of :]
+            else:
+                c = _Candidate(bx, [True])
+                new.append(c)
+            out.append(sum(c.hits) >= p.confirm)
+        for k, c in enumerate(self._candidates):
+            if not used[k]:
+                c.hits = (c.hits + [False])[-p.confirm_of :]
+        self._candidates = [c for c in self._candidates if any(c.hits)] + new
+        return out
+
+
+def _overlaps(a: Box, b: Box, grow: float = 1.0) -> bool:
+    return a[0] < b[2] + grow and a[2] > b[0] - grow and a[1] < b[3] + grow and a[3] > b[1] - grow
+
+
+@dataclass
+class SlowMoverResult:
+    """One frame through :class:`SlowMoverDetector`.
+
+    ``detector`` is the detector's own result; ``boxes`` what the pair reports (registered
+    pixels ``(u0, v0, u1, v1)``): the detector's boxes that the stage supports, then, on a
+    frame that ends a block, the stage's boxes that the detector does not already box and
+    that it supports. ``vetoed`` counts the detector's boxes left out. ``mask`` is the
+    detector's mask (the stage's coarse blobs are not pixels of a body).
+    """
+
+    detector: FrameResult
+    boxes: list[Box]
+    tbd_boxes: list[Box]
+    vetoed: int
+    mask: NDArray[np.uint8]
+    block_ended: bool
+
+
+class SlowMoverDetector:
+    """A :class:`MotionDetector` with the track-before-detect stage after it.
+
+    The stage reads the detector's registered frame (so the detector must register:
+    ``config.register``), adds the faint slow bodies the detector misses and drops the
+    detector's boxes it does not support (``TbdParams.veto_sd``).
+    """
+
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        fps: float,
+        config: DetectorConfig | None = None,
+        params: TbdParams | None = None,
+    ) -> None:
+        config = config or DetectorConfig.for_tower()
+        if not config.register:
+            raise DetectionError("the track-before-detect stage needs registered frames")
+        self.detector = MotionDetector(shape, config)
+        self.stage = TrackBeforeDetect(shape, fps, params)
+
+    def process(
+        self, frame: NDArray, time_s: float, frame_index: int | None = None
+    ) -> SlowMoverResult:
+        """The detector's result on the next frame, and the pair's boxes."""
+        res = self.detector.process(frame, time_s, frame_index)
+        stage = self.stage
+        ended = stage.add(self.detector.registration.out)
+        veto = stage.params.veto_sd
+        det_boxes = [d.box for d in res.pixel_detections]
+        kept = [b for b in det_boxes if veto <= 0 or stage.support(b) >= veto]
+        extra: list[Box] = []
+        if ended:
+            extra = [
+                b
+                for b in stage.boxes
+                if not any(_overlaps(b, d) for d in det_boxes)
+                and (veto <= 0 or stage.support(b) >= veto)
+            ]
+        return SlowMoverResult(
+            res, kept + extra, extra, len(det_boxes) - len(kept), res.mask, ended
+        )

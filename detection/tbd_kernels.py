@@ -1,0 +1,201 @@
+"""numba kernels of the track-before-detect stage (:mod:`vigil.detection.tbd`).
+
+Pure loops over preallocated arrays, compiled ``nopython``, ``nogil`` and cached; the stage
+checks shapes and dtypes. Grey levels are float32 block means (0-255); evidence is in units
+of each pixel's own standard deviation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+ngjit = nb.njit(nogil=True, cache=True)
+
+
+@ngjit
+def accumulate(frame: np.ndarray, acc: np.ndarray, recent: np.ndarray, rate: float) -> None:
+    """Add a ``uint8 (h, w)`` frame into the ``float32 (h, w)`` block sum ``acc`` and move
+    the running mean ``recent`` ``rate`` of the way to it."""
+    h, w = frame.shape
+    for y in range(h):
+        for x in range(w):
+            f = frame[y, x]
+            acc[y, x] += f
+            recent[y, x] += rate * (f - recent[y, x])
+
+
+@ngjit
+def level_fit(mean: np.ndarray, bg: np.ndarray, step: int, trim: float, out: np.ndarray) -> None:
+    """Fit ``mean = a * bg + b`` on a grid of every ``step``-th pixel, trimmed.
+
+    A least-squares fit over the grid, then a second one over the grid points whose first
+    residual is within ``trim`` grey levels (bodies, brush and a changed sky leave it).
+    Writes ``(a, b)`` into ``out``; ``(1, 0)`` when the fit is degenerate.
+    """
+    h, w = mean.shape
+    a, b = 1.0, 0.0
+    for rnd in range(2):
+        n = 0.0
+        sx = 0.0
+        sy = 0.0
+        sxx = 0.0
+        sxy = 0.0
+        for y in range(0, h, step):
+            for x in range(0, w, step):
+                xv = float(bg[y, x])
+                yv = float(mean[y, x])
+                if rnd == 1 and abs(yv - (a * xv + b)) > trim:
+                    continue
+                n += 1.0
+                sx += xv
+                sy += yv
+                sxx += xv * xv
+                sxy += xv * yv
+        if n < 16.0:
+            break
+        den = n * sxx - sx * sx
+        if den <= 1e-6 * n * n:
+            a = 1.0
+            b = (sy - sx) / n
+        else:
+            a = (n * sxy - sx * sy) / den
+            b = (sy - a * sx) / n
+    if not (0.25 <= a <= 4.0):
+        a, b = 1.0, 0.0
+    out[0] = a
+    out[1] = b
+
+
+@ngjit
+def block_evidence(
+    mean: np.ndarray,
+    bg: np.ndarray,
+    var: np.ndarray,
+    a: float,
+    b: float,
+    z: np.ndarray,
+    resid: np.ndarray,
+) -> None:
+    """Each pixel's block mean against its background, in its own standard deviations.
+
+    ``resid = (mean - b) / a - bg`` (grey levels on the background's scale) and
+    ``z = resid / sqrt(var)``.
+    """
+    h, w = mean.shape
+    inv_a = 1.0 / a
+    for y in range(h):
+        for x in range(w):
+            r = (mean[y, x] - b) * inv_a - bg[y, x]
+            resid[y, x] = r
+            z[y, x] = r / math.sqrt(var[y, x])
+
+
+@ngjit
+def learn(
+    mean: np.ndarray,
+    resid: np.ndarray,
+    hold: np.ndarray,
+    a: float,
+    b: float,
+    bg: np.ndarray,
+    var: np.ndarray,
+    rate_bg: float,
+    rate_var: float,
+    cap_sd: float,
+    floor_var: float,
+) -> None:
+    """Update the background and variance from a block (``hold`` slows both tenfold).
+
+    The background moves ``rate_bg`` of the way to the level-compensated block mean, the
+    variance ``rate_var`` of the way to the squared residual capped at ``cap_sd`` standard
+    deviations (a body passing raises it only slowly), floored at ``floor_var``.
+    """
+    h, w = mean.shape
+    inv_a = 1.0 / a
+    for y in range(h):
+        for x in range(w):
+            rb = rate_bg
+            rv = rate_var
+            if hold[y, x]:
+                rb *= 0.1
+                rv *= 0.1
+            level = (mean[y, x] - b) * inv_a
+            bg[y, x] += rb * (level - bg[y, x])
+            r2 = resid[y, x] * resid[y, x]
+            cap = cap_sd * cap_sd * var[y, x]
+            if r2 > cap:
+                r2 = cap
+            v = var[y, x] + rv * (r2 - var[y, x])
+            var[y, x] = v if v > floor_var else floor_var
+
+
+@ngjit
+def velocity_filter(
+    z: np.ndarray,
+    energy: np.ndarray,
+    scratch: np.ndarray,
+    vx: np.ndarray,
+    vy: np.ndarray,
+    decay: float,
+    z_lo: float,
+    z_hi: float,
+    best: np.ndarray,
+    best_j: np.ndarray,
+) -> None:
+    """One step of a recursive velocity-matched filter over a bank of velocities.
+
+    For each velocity ``j`` (``vx[j], vy[j]`` pixels per block), ``energy[j]`` becomes
+    ``decay * energy[j]`` moved by that velocity (bilinear, edges replicated) plus ``z``
+    clipped to ``[z_lo, z_hi]``: evidence that moves with the body adds up along its path,
+    evidence that does not (noise, a stem swinging back and forth) averages away.
+    ``best`` is the largest over the bank scaled to unit variance for white unit ``z``
+    (times ``sqrt(1 - decay**2)``) and ``best_j`` which velocity gave it.
+    """
+    nv, h, w = energy.shape
+    norm = math.sqrt(1.0 - decay * decay)
+    for y in range(h):
+        for x in range(w):
+            best[y, x] = -1e30
+            best_j[y, x] = 0
+    for j in range(nv):
+        dx = vx[j]
+        dy = vy[j]
+        e = energy[j]
+        for y in range(h):
+            sy = y - dy
+            if sy < 0.0:
+                sy = 0.0
+            elif sy > h - 1:
+                sy = float(h - 1)
+            y0 = int(sy)
+            y1 = min(y0 + 1, h - 1)
+            fy = sy - y0
+            for x in range(w):
+                sx = x - dx
+                if sx < 0.0:
+                    sx = 0.0
+                elif sx > w - 1:
+                    sx = float(w - 1)
+                x0 = int(sx)
+                x1 = min(x0 + 1, w - 1)
+                fx = sx - x0
+                prev = (1.0 - fy) * ((1.0 - fx) * e[y0, x0] + fx * e[y0, x1]) + fy * (
+                    (1.0 - fx) * e[y1, x0] + fx * e[y1, x1]
+                )
+                zz = z[y, x]
+                if zz < z_lo:
+                    zz = z_lo
+                elif zz > z_hi:
+                    zz = z_hi
+                scratch[y, x] = decay * prev + zz
+        for y in range(h):
+            for x in range(w):
+                v = scratch[y, x]
+                e[y, x] = v
+                s = v * norm
+                if s > best[y, x]:
+                    best[y, x] = s
+                    best_j[y, x] = j

@@ -1,0 +1,198 @@
+"""The track-before-detect stage (vigil.detection.tbd): faint slow bodies, jolts, settings.
+
+Frames are made here: a textured still ground, sensor noise of 1.2 grey levels and a body a
+pixel across, drawn with its warmth shared between the pixels it straddles, creeping at a
+fraction of a pixel a second. The development scenes' full evaluation is
+``python -m benchmarks.bench_detection_scenes --methods vigil+n1+tbd``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import cv2
+import numpy as np
+import pytest
+
+from vigil.detection import tbd_kernels as tk
+from vigil.detection.background import DetectionError
+from vigil.detection.detector import DetectorConfig, MotionDetector
+from vigil.detection.tbd import SlowMoverDetector, TbdParams, TrackBeforeDetect
+
+FPS = 10.0
+H, W = 96, 128
+
+
+def _ground(rng: np.random.Generator) -> np.ndarray:
+    tex = cv2.GaussianBlur(rng.standard_normal((H, W)).astype(np.float32), (0, 0), 2.0)
+    return 100.0 + 10.0 * tex / tex.std()
+
+
+def _frames(
+    seed: int, seconds: float, warmth: float, speed_px_s: float, start=(40.0, 50.0)
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frames with one body of ``warmth`` grey levels (a pixel) moving right; its path."""
+    rng = np.random.default_rng(seed)
+    ground = _ground(rng)
+    n = int(seconds * FPS)
+    out = np.empty((n, H, W), np.uint8)
+    path = np.zeros((n, 2))
+    for i in range(n):
+        img = ground + rng.standard_normal((H, W)).astype(np.float32) * 1.2
+        u, v = start[0] + speed_px_s * i / FPS, start[1]
+        path[i] = (u, v)
+        if warmth:
+            x0 = int(math.floor(u))
+            f = u - x0
+            img[int(v), x0] += warmth * (1 - f)
+            img[int(v), x0 + 1] += warmth * f
+        out[i] = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+    return out, path
+
+
+def _near(box, u: float, v: float, px: float = 3.0) -> bool:
+    return box[0] - px <= u <= box[2] + px and box[1] - px <= v <= box[3] + px
+
+
+def test_a_faint_creeping_body_is_found_and_nothing_else() -> None:
+    # 5 grey levels a pixel (4 noise standard deviations) at 0.3 px/s: under the per-frame
+    # detector's radius floor (8 levels), and it creeps a pixel in three seconds
+    frames, path = _frames(1, 30.0, 5.0, 0.3)
+    stage = TrackBeforeDetect((H, W), FPS)
+    found, false = 0, 0
+    for i, f in enumerate(frames):
+        if stage.add(f):
+            for b in stage.boxes:
+                if _near(b, *path[i]):
+                    found += 1
+                else:
+                    false += 1
+    assert found >= 12, found  # reported in most of the 24 blocks after the warm-up (16)
+    assert false == 0
+    det = MotionDetector((H, W), DetectorConfig.for_tower())
+    boxed = sum(
+        any(_near(d.box, *path[i]) for d in det.process(f, i / FPS, i + 1).pixel_detections)
+        for i, f in enumerate(frames)
+    )
+    assert boxed == 0  # the detector alone does not see it
+
+
+def test_an_empty_scene_gives_no_reports() -> None:
+    frames, _ = _frames(2, 20.0, 0.0, 0.0)
+    stage = TrackBeforeDetect((H, W), FPS)
+    reports = sum(len(stage.boxes) for f in frames if stage.add(f))
+    assert reports == 0
+    assert stage.blocks == 20 and stage.bad_blocks == 0
+
+
+def test_a_jolt_block_is_left_out_not_reported() -> None:
+    frames, _ = _frames(3, 20.0, 0.0, 0.0)
+    # a jolt the registration did not undo: two pixels for a whole block
+    m = np.float32([[1, 0, 2.0], [0, 1, 1.0]])
+    for i in range(120, 130):
+        frames[i] = cv2.warpAffine(frames[i], m, (W, H), borderMode=cv2.BORDER_REFLECT)
+    stage = TrackBeforeDetect((H, W), FPS)
+    reports = 0
+    for f in frames:
+        if stage.add(f):
+            reports += len(stage.boxes)
+    assert stage.bad_blocks == 1
+    assert reports == 0
+
+
+def test_support_is_high_on_a_warm_body_and_low_on_ground() -> None:
+    frames, path = _frames(4, 12.0, 20.0, 0.0)
+    stage = TrackBeforeDetect((H, W), FPS)
+    assert math.isinf(stage.support((0.0, 0.0, 2.0, 2.0)))  # no opinion before the warm-up
+    for f in frames[:100]:
+        stage.add(f)
+    # the body stood still from the first frame: it is in the background, no support
+    u, v = path[-1]
+    assert stage.support((u - 1, v - 1, u + 2, v + 2)) < 3.0
+    warm = frames[100:].copy()
+    warm[:, 20, 30] = np.minimum(warm[:, 20, 30].astype(int) + 15, 255)
+    for f in warm:
+        stage.add(f)
+    assert stage.support((29.0, 19.0, 32.0, 22.0)) > 5.0
+    assert stage.support((70.0, 60.0, 74.0, 64.0)) < 3.0
+
+
+def test_velocity_filter_adds_evidence_along_its_velocity() -> None:
+    h, w = 20, 40
+    vx, vy = np.array([0.0, 1.0]), np.array([0.0, 0.0])
+    energy = np.zeros((2, h, w), np.float32)
+    scratch = np.zeros((h, w), np.float32)
+    best = np.zeros((h, w), np.float32)
+    idx = np.zeros((h, w), np.int32)
+    decay = 0.8
+    for k in range(8):
+        z = np.zeros((h, w), np.float32)
+        z[10, 5 + k] = 4.0  # one pixel a block to the right
+        tk.velocity_filter(z, energy, scratch, vx, vy, decay, -2.0, 6.0, best, idx)
+    expect = 4.0 * (1 - decay**8) / (1 - decay) * math.sqrt(1 - decay**2)
+    assert best[10, 12] == pytest.approx(expect, rel=1e-5)
+    assert idx[10, 12] == 1
+    assert energy[0, 10, 12] == pytest.approx(4.0)  # standing still sees one block of it
+
+
+def test_level_fit_recovers_gain_and_offset_past_outliers() -> None:
+    rng = np.random.default_rng(5)
+    bg = rng.uniform(40, 200, (64, 64)).astype(np.float32)
+    mean = (1.03 * bg + 2.5).astype(np.float32)
+    mean[:8, :8] += 60.0  # a warm patch the trimmed pass leaves out
+    out = np.zeros(2)
+    tk.level_fit(mean, bg, 2, 4.0, out)
+    assert out[0] == pytest.approx(1.03, abs=1e-3) and out[1] == pytest.approx(2.5, abs=0.1)
+
+
+def test_same_frames_same_reports() -> None:
+    frames, _ = _frames(6, 14.0, 9.0, 0.5)
+
+    def run() -> list:
+        stage = TrackBeforeDetect((H, W), FPS)
+        return [list(stage.boxes) for f in frames if stage.add(f)]
+
+    assert run() == run()
+
+
+def test_pair_vetoes_and_needs_registration() -> None:
+    with pytest.raises(DetectionError, match="registered"):
+        SlowMoverDetector((H, W), FPS, replace(DetectorConfig.for_tower(), register=False))
+    frames, path = _frames(7, 20.0, 7.0, 0.3)
+    pair = SlowMoverDetector((H, W), FPS)
+    got = [pair.process(f, i / FPS, i + 1) for i, f in enumerate(frames)]
+    assert all(r.mask is r.detector.mask for r in got)
+    extra = [(i, b) for i, r in enumerate(got) for b in r.tbd_boxes]
+    assert extra and all(_near(b, *path[i]) for i, b in extra)
+    assert all(set(r.tbd_boxes) <= set(r.boxes) for r in got)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"block_s": 0.0},
+        {"decay": 1.0},
+        {"threshold": float("nan")},
+        {"grow": 9.0},
+        {"confirm": 4, "confirm_of": 3},
+        {"speeds_px_s": ()},
+        {"speeds_px_s": (-1.0,)},
+        {"veto_sd": -1.0},
+    ],
+)
+def test_settings_out_of_range_are_refused(bad: dict) -> None:
+    with pytest.raises(DetectionError):
+        TbdParams(**bad)
+
+
+def test_frames_of_the_wrong_kind_are_refused() -> None:
+    stage = TrackBeforeDetect((H, W), FPS)
+    with pytest.raises(DetectionError, match="expected uint8"):
+        stage.add(np.zeros((H, W), np.float32))
+    with pytest.raises(DetectionError, match="expected uint8"):
+        stage.add(np.zeros((H + 1, W), np.uint8))
+    with pytest.raises(DetectionError, match="fps"):
+        TrackBeforeDetect((H, W), 0.0)
+    with pytest.raises(DetectionError, match="at least"):
+        TrackBeforeDetect((4, W), FPS)
