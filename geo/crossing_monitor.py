@@ -6,12 +6,13 @@ updates and reports a crossing the moment a track gets ``hysteresis_m`` onto the
 with the time and place interpolated at the last sign change, exactly as the batch version
 does (a test runs both on the same paths).
 
-Given the tracks' covariances (``update(..., cov=...)``), a track's side is decided only when
-its position is on that side with probability at least ``side_probability`` (the Gaussian
-mass across the line, along the line's normal), and a crossing is committed only when the far
-side is that sure too. On relief a track fed by detections whose rays graze a slope can be
-hundreds of metres unsure across the line (``benchmarks/bench_pointing_track.py``); by its
-mean alone it would be given the wrong side, or make a crossing it did not make.
+With ``side_probability`` set (on relief) and the tracks' covariances given
+(``update(..., cov=...)``), a track's side is decided only when its position is on that side
+with at least that probability (the Gaussian mass across the line, along the line's normal),
+and a crossing is committed only when the far side is that sure too. On relief a track fed
+by detections whose rays graze a slope can be hundreds of metres unsure across the line
+(``benchmarks/bench_pointing_track.py``); by its mean alone it would be given the wrong side,
+or make a crossing it did not make.
 """
 
 from __future__ import annotations
