@@ -308,3 +308,13 @@ def test_tables_fitted_on_shuffled_labels_buy_animals_with_people(
 
     assert balanced(control) < balanced(shipped_score.confusion) - 0.1
     assert balanced(control) < balanced(real) - 0.1
+
+
+def test_help_explains_the_inputs_and_the_report(capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["calibrate", "classes", "--help"])
+    assert stop.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for words in ("track_id,label,labelled_at, user", "--truth", "Wilson", "evaluation seed",
+                  "file, line and column", "vigil:sim_towers.toml"):  # fmt: skip
+        assert words in out, words
