@@ -229,6 +229,17 @@ def test_the_command_writes_a_calibration_file_that_says_how_it_was_fitted(fitte
     assert "# Camera columns: person fitted" in text and "animal fitted" in text
     assert model.camera and len(model.speed) == 12
     assert model.camera != load_default().class_model.camera
+    # the deployment names it in [classes] calibration and tracks with its tables
+    from vigil.config import default_deployment_path, load
+
+    shipped = 'calibration = "vigil:sim_towers.toml"'
+    text = default_deployment_path().read_text(encoding="utf-8")
+    assert shipped in text
+    sector = fitted.parent / "sector_deployment.toml"
+    sector.write_text(text.replace(shipped, f'calibration = "{fitted.name}"'), encoding="utf-8")
+    config = load(sector).tracker_config()
+    assert config.camera_class_model == model.camera
+    assert config.speed_class_model == model.speed
 
 
 def test_labels_from_a_file_fit_as_the_truth_does(tmp_path) -> None:
