@@ -329,3 +329,29 @@ def test_help_explains_the_inputs_and_the_report(capsys) -> None:
     for words in ("track_id,label,labelled_at, user", "--truth", "Wilson", "evaluation seed",
                   "file, line and column", "vigil:sim_towers.toml"):  # fmt: skip
         assert words in out, words
+
+
+def test_a_field_recording_fits_from_labels_and_has_no_truth(tmp_path, capsys) -> None:
+    """A recording without the simulator's header (as ``vigil record`` writes one from a
+    broker) fits from operators' labels; --truth is refused on it, naming the file."""
+    from vigil.cli.class_runs import read_run, truth_of
+    from vigil.ingest.recording import Recorder, read_recording
+
+    d = load_default()
+    header, messages = read_recording(FIT[0])
+    field = tmp_path / "field.vrec.gz"
+    out = Recorder(field, header.sector, started=header.started, flush_each=False)
+    for m in messages:
+        out.write(m.topic, m.raw, m.t)
+    out.close()
+    truth = truth_of(d.site, read_run(FIT[0], d.site.frame(), d.sector))
+    csv = tmp_path / "labels.csv"
+    rows = [f"{t},{k},2026-06-01T10:00:00Z,op" for t, k in sorted(truth.items())]
+    csv.write_text(HEADER + "\n".join(rows) + "\n", encoding="utf-8")
+    assert main(["calibrate", "classes", "--recording", str(field), "--labels", str(csv),
+                 "--out", str(tmp_path / "a.toml")]) == 0  # fmt: skip
+    assert "labels: " in capsys.readouterr().out
+    code = main(["calibrate", "classes", "--recording", str(field), "--truth",
+                 "--out", str(tmp_path / "b.toml")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 3 and str(field) in err and "not a simulated recording" in err
