@@ -93,6 +93,9 @@ class TbdParams:
         (:meth:`TrackBeforeDetect.support`) is under this many standard deviations: a
         blob the detector's background makes (samples learnt during a jolt, a stem) but
         that is not warmer than the long background by more than its usual spread. 0 is off.
+    mask_sd
+        :class:`SlowMoverDetector`'s mask takes in the pixels within a pixel of a kept
+        box whose support passes this (standard deviations; 0 is off).
     bad_share
         A block where more than this share of the pixels is over 3 standard deviations
         colder than the background (bodies are warm: a jolt the registration left) is
@@ -119,6 +122,7 @@ class TbdParams:
     surround_px: int = 4
     recent_rate: float = 0.4
     veto_sd: float = 3.0
+    mask_sd: float = 2.5
 
     def __post_init__(self) -> None:
         check_ranges(
@@ -143,6 +147,7 @@ class TbdParams:
                 "surround_px": (self.surround_px, 0, 32),
                 "recent_rate": (self.recent_rate, 0.01, 1.0),
                 "veto_sd": (self.veto_sd, 0.0, 100.0),
+                "mask_sd": (self.mask_sd, 0.0, 100.0),
             },
         )
         if not self.speeds_px_s or not all(0.0 < s <= 20.0 for s in self.speeds_px_s):
@@ -243,23 +248,32 @@ class TrackBeforeDetect:
         """
         if self.blocks <= self.warmup_blocks:
             return math.inf
+        z = self.warmth(box)[1]
+        return float(z.max()) if z.size else 0.0
+
+    def warmth(self, box: Box, grow_px: int = 0) -> tuple[tuple[int, int, int, int], NDArray]:
+        """Each pixel's :meth:`support` over a box grown by ``grow_px`` (clipped to the
+        frame): ``((u0, v0, u1, v1), z)`` with ``z`` of shape ``(v1 - v0, u1 - u0)``."""
         h, w = self.shape
         g = self.params.surround_px + 1
-        u0, v0 = max(int(box[0]), 0), max(int(box[1]), 0)
-        u1, v1 = min(int(math.ceil(box[2])), w), min(int(math.ceil(box[3])), h)
+        u0, v0 = max(int(box[0]) - grow_px, 0), max(int(box[1]) - grow_px, 0)
+        u1 = min(int(math.ceil(box[2])) + grow_px, w)
+        v1 = min(int(math.ceil(box[3])) + grow_px, h)
         if u1 <= u0 or v1 <= v0:
-            return 0.0
+            return (u0, v0, u0, v0), np.zeros((0, 0), np.float32)
         x0, y0 = max(u0 - g, 0), max(v0 - g, 0)
         x1, y1 = min(u1 + g, w), min(v1 + g, h)
         r = (self.recent[y0:y1, x0:x1] - self._b) / self._a - self.background[y0:y1, x0:x1]
+        e = max(grow_px, 1)
         inner = np.zeros(r.shape, bool)
-        inner[max(v0 - 1 - y0, 0) : v1 + 1 - y0, max(u0 - 1 - x0, 0) : u1 + 1 - x0] = True
+        inner[max(v0 - e + grow_px - y0, 0) : v1 + e - grow_px - y0,
+              max(u0 - e + grow_px - x0, 0) : u1 + e - grow_px - x0] = True  # fmt: skip
         ring = r[~inner]
         level = float(np.median(ring)) if ring.size else 0.0
         rate = self.params.recent_rate
         noise = self.frame_noise**2 * rate / (2.0 - rate)
         sd = np.sqrt(self._var_used[v0:v1, u0:u1] + noise)
-        return float(np.max((r[v0 - y0 : v1 - y0, u0 - x0 : u1 - x0] - level) / sd))
+        return (u0, v0, u1, v1), (r[v0 - y0 : v1 - y0, u0 - x0 : u1 - x0] - level) / sd
 
     def add(self, frame: NDArray[np.uint8]) -> bool:
         """Add the next registered ``uint8 (h, w)`` frame; ``True`` when a block ended
@@ -404,7 +418,9 @@ class SlowMoverResult:
     pixels ``(u0, v0, u1, v1)``): the detector's boxes that the stage supports, then, on a
     frame that ends a block, the stage's boxes that the detector does not already box and
     that it supports. ``vetoed`` counts the detector's boxes left out. ``mask`` is the
-    detector's mask (the stage's coarse blobs are not pixels of a body).
+    detector's mask less the pixels of the boxes left out, plus, within a pixel of each
+    box kept, the pixels whose support passes ``TbdParams.mask_sd`` (a body's dim parts
+    the detector's background had learnt); a buffer reused between frames.
     """
 
     detector: FrameResult
@@ -435,6 +451,7 @@ class SlowMoverDetector:
             raise DetectionError("the track-before-detect stage needs registered frames")
         self.detector = MotionDetector(shape, config)
         self.stage = TrackBeforeDetect(shape, fps, params)
+        self._mask = np.zeros(self.detector.shape, np.uint8)
 
     def process(
         self, frame: NDArray, time_s: float, frame_index: int | None = None
@@ -454,6 +471,15 @@ class SlowMoverDetector:
                 if not any(_overlaps(b, d) for d in det_boxes)
                 and (veto <= 0 or stage.support(b) >= veto)
             ]
-        return SlowMoverResult(
-            res, kept + extra, extra, len(det_boxes) - len(kept), res.mask, ended
-        )
+        mask = self._mask
+        np.copyto(mask, res.mask)
+        if len(kept) < len(det_boxes):
+            for b in det_boxes:
+                if b not in kept and not any(_overlaps(b, k, 0.0) for k in kept):
+                    mask[int(b[1]) : math.ceil(b[3]), int(b[0]) : math.ceil(b[2])] = 0
+        sd = stage.params.mask_sd
+        if sd > 0 and stage.blocks > stage.warmup_blocks:
+            for b in kept:
+                (u0, v0, u1, v1), z = stage.warmth(b, 1)
+                mask[v0:v1, u0:u1][z >= sd] = 255
+        return SlowMoverResult(res, kept + extra, extra, len(det_boxes) - len(kept), mask, ended)

@@ -162,7 +162,10 @@ def test_pair_vetoes_and_needs_registration() -> None:
     frames, path = _frames(7, 20.0, 7.0, 0.3)
     pair = SlowMoverDetector((H, W), FPS)
     got = [pair.process(f, i / FPS, i + 1) for i, f in enumerate(frames)]
-    assert all(r.mask is r.detector.mask for r in got)
+    # the mask keeps the detector's pixels where it vetoed nothing (it may add dim ones)
+    for r in got:
+        if not r.vetoed:
+            assert np.all(r.mask[r.detector.mask > 0] == 255)
     extra = [(i, b) for i, r in enumerate(got) for b in r.tbd_boxes]
     assert extra and all(_near(b, *path[i]) for i, b in extra)
     assert all(set(r.tbd_boxes) <= set(r.boxes) for r in got)
