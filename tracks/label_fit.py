@@ -9,8 +9,10 @@ detections; each settled labelled track gives its speed once a message
 (:func:`speed_samples`). The camera confusion table and the track-speed table are then fitted
 as :mod:`vigil.tracks.calibration` fits the simulator's (:func:`fit_tables`), class by class
 over a base table (the deployment's current one): a class with too few labelled detections
-(or speeds) keeps its base column. :func:`decide` says which class the tables alone would give
-each labelled track, for the confusion before and after.
+(or speeds) or tracks keeps its base column, a class seen little at some range leans on what
+the base says of it there, and one track counts 30 detections' worth at most.
+:func:`decide` says which class the tables alone would give each labelled track, for the
+confusion before and after.
 """
 
 from __future__ import annotations
