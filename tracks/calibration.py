@@ -265,7 +265,7 @@ def calibrate_speed_model(
     w = np.ones(v.size) if weights is None else np.asarray(list(weights), dtype=np.float64)
     if not (v.shape == t.shape == w.shape):
         raise ValueError(
-            f"speeds, truths and weights have lengths {v.size}, {t.size} and {w.size}; "
+            f"speeds and truths have lengths {v.size} and {t.size} (weights {w.size}); "
             "expected one of each"
         )
     keep = np.isin(t, CLASSES) & np.isfinite(v)
@@ -337,8 +337,8 @@ def calibrate_class_model(
     w = np.ones(g.size) if weights is None else np.asarray(list(weights), dtype=np.float64)
     if not (g.shape == c.shape == r.shape == t.shape == w.shape):
         raise ValueError(
-            f"guesses, confidences, ranges, truths and weights have lengths {g.size}, {c.size}, "
-            f"{r.size}, {t.size}, {w.size}; expected one of each per detection"
+            f"guesses, confidences, ranges and truths have lengths {g.size}, {c.size}, "
+            f"{r.size}, {t.size} (weights {w.size}); expected one of each per detection"
         )
     keep = np.isin(t, CLASSES) & np.isfinite(r)
     g, c, r, t, w = g[keep], c[keep], r[keep], t[keep], w[keep]
