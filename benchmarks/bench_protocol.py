@@ -69,6 +69,7 @@ def run_seed(deployment, sim, seed: int, duration_s: float, perturbations) -> di
     from vigil.sim.protocol import AlertRecorder, TrueCrossing, score_events
     from vigil.sim.protocol_diagnosis import WatchingScorer, diagnose
 
+    code = code_version()  # as the run starts (others may commit while it runs)
     pipe = Pipeline(
         deployment.site,
         sim,
@@ -155,7 +156,7 @@ def run_seed(deployment, sim, seed: int, duration_s: float, perturbations) -> di
         pipe.close()
     scored["seed"] = seed
     scored["wall_s"] = time.perf_counter() - wall
-    scored["code"] = code_version()
+    scored["code"] = code
     return scored
 
 
