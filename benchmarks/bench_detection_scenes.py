@@ -130,7 +130,9 @@ def opencv_method(
     return make
 
 
-def methods(config: DetectorConfig) -> dict[str, Callable[[], SceneMethod]]:
+def methods(
+    config: DetectorConfig, tbd: TbdParams | None = None
+) -> dict[str, Callable[[], SceneMethod]]:
     """Vigil (the settings' defaults, with the neighbourhood test, with it and the start-up
     calibration, with it and the track-before-detect stage) and the anchors, all with
     ``config``'s post-processing."""
@@ -139,7 +141,7 @@ def methods(config: DetectorConfig) -> dict[str, Callable[[], SceneMethod]]:
         n1 = replace(config, neighbour_px=1)
         out["vigil+n1"] = vigil_method(n1)
         out["vigil+n1+cal"] = vigil_method(replace(n1, calibration=CalibrationParams()))
-        out["vigil+n1+tbd"] = tbd_method(n1)
+        out["vigil+n1+tbd"] = tbd_method(n1, tbd)
     return {
         **out,
         "mog2": opencv_method("mog2", config),
@@ -155,9 +157,10 @@ def run(
     config: DetectorConfig,
     names: Sequence[str] | None = None,
     verbose: bool = True,
+    tbd: TbdParams | None = None,
 ) -> dict[str, list[SceneScore]]:
     """Score the methods on each seed's scene; returns their scores per method."""
-    table = methods(config)
+    table = methods(config, tbd)
     chosen = [n for n in (names or table) if n in table]
     out: dict[str, list[SceneScore]] = {n: [] for n in chosen}
     for seed in seeds:
@@ -277,7 +280,14 @@ def main(argv: list[str] | None = None) -> dict[str, list[SceneScore]]:
         action="store_true",
         help="only time MOG2, vigil+n1, the stage and vigil+n1+tbd at 640x480 and 1920x1080",
     )
+    ap.add_argument(
+        "--tbd-veto",
+        type=float,
+        default=None,
+        help="the stage's veto_sd (default TbdParams's, chosen on the calibration seeds)",
+    )
     args = ap.parse_args(argv)
+    tbd = TbdParams(veto_sd=args.tbd_veto) if args.tbd_veto is not None else None
     if args.speed:
         for w, h in ((640, 480), (1920, 1080)):
             ms = speed(w, h)
@@ -297,7 +307,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[SceneScore]]:
     spec = SceneSpec(width=args.width, height=args.height, fps=FPS, seconds=args.seconds)
     config = DetectionSettings(sensor=args.sensor).detector_config()
     names = args.methods.split(",") if args.methods else None
-    scores = run(seeds, spec, config, names)
+    scores = run(seeds, spec, config, names, tbd=tbd)
     print(
         f"\nscenes {spec.width}x{spec.height}, {spec.seconds:.0f} s at {spec.fps:g} Hz, "
         f"seeds {seeds}, settings: DetectionSettings(sensor={args.sensor!r})"
