@@ -281,8 +281,8 @@ def run_stonesoup(
     ``prob_gate``, clutter density ``clutter_density`` per m^2 per scan, by default
     :func:`clutter_density_of` the scans) and ``PDAUpdater`` by Gaussian-mixture reduction.
     A JPDA track counts as updated (for the deleter) at a scan where one of its detection
-    hypotheses is likelier than its missed one, and a detection starts tracks only when it
-    is not likelier some track's than that track's miss (Stone Soup's JPDA tutorial)."""
+    hypotheses is likelier than its missed one, and a detection may start a track only when
+    no track holds it likelier than that track's miss (Stone Soup's JPDA tutorial)."""
     from datetime import datetime, timedelta
 
     from stonesoup.dataassociator.neighbour import GNNWith2DAssignment
