@@ -18,6 +18,7 @@ or make a crossing it did not make.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -25,6 +26,9 @@ from scipy.special import ndtri
 
 from vigil.geo.border import Border
 from vigil.geo.crossings import NORTHBOUND, SOUTHBOUND, _us_is_north
+
+if TYPE_CHECKING:
+    from vigil.geo.dem import TerrainSettings
 
 
 @dataclass
@@ -60,6 +64,17 @@ class CrossingEvent:
 #: The side probability the chain uses on relief (picked on bench_pointing_track's tuning
 #: seeds 1, 2 and 5: 0.9 left every wrong side there, 0.99 two of three fewer).
 RELIEF_SIDE_PROBABILITY = 0.99
+
+
+def side_probability_for(terrain: TerrainSettings) -> float | None:
+    """The side rule for a deployment's ``[terrain]``: on relief (a DEM or synthetic ground) a
+    track takes a side of the line, and commits a crossing, only when its covariance makes
+    that side :data:`RELIEF_SIDE_PROBABILITY` likely (one pixel on a grazing slope moves a
+    position hundreds of metres along the sight line); on flat ground None, the hysteresis
+    alone."""
+    if terrain.dem is None and terrain.synthetic is None:
+        return None
+    return RELIEF_SIDE_PROBABILITY
 
 
 class CrossingMonitor:

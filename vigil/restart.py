@@ -68,12 +68,15 @@ class Restarts:
     _snap_child: tuple[int, dict] | None = None
     #: ``(handled, journal seq)`` of the last message handed over live (``None``: not known).
     _seq_of: tuple[int, int] | None = None
+    side_probability: float | None = None
 
     def _fingerprint(self, runner: SectorRunner) -> str:
         """What a snapshot's state was built with (settings that shape it)."""
         core = runner.core
         text = repr((self.sector, runner.hold_s, runner.tick_s, runner.max_ahead_s,
                      core.fusion.config, core.engine.rules))  # fmt: skip
+        if core.monitor.side_probability is not None:  # unset: fingerprints as before
+            text += f"|side_probability={core.monitor.side_probability!r}"
         return hashlib.sha256(text.encode()).hexdigest()
 
     def _new_runner(self, published_before: int) -> SectorRunner:
@@ -88,6 +91,7 @@ class Restarts:
             skip_outputs=published_before,
             on_ahead=self._ahead,
         )
+        runner.core.monitor.side_probability = self.side_probability
         self.state.open_alerts.clear()
         self.state.sensors.clear()
         self.state.closed.clear()

@@ -214,6 +214,7 @@ class SectorService(Restarts):
         snapshot_min_s: float = 5.0,
         snapshot_keep: int = 2,
         journal_keep: int = 100_000,
+        side_probability: float | None = None,
     ) -> None:
         if not idle_s > 0:
             raise ValueError(f"idle_s = {idle_s!r}: expected wall seconds > 0")
@@ -237,6 +238,11 @@ class SectorService(Restarts):
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.hold_s, self.tick_s, self.idle_s = hold_s, tick_s, idle_s
         self.tracker, self.rules = tracker, rules
+        if side_probability is not None and not 0.5 <= side_probability < 1:
+            raise ValueError(f"side_probability = {side_probability!r}: expected 0.5 <= p < 1")
+        #: The crossing monitor's side rule (see
+        #: :func:`vigil.geo.crossing_monitor.side_probability_for`); None: the hysteresis alone.
+        self.side_probability = side_probability
         self.client_id = client_id or f"vigil-{self.sector}"
         self.journal = Journal(self.state_dir / "journal.sqlite", synchronous=journal_synchronous)
         self.advances = AdvanceLog(self.state_dir / "service.sqlite")

@@ -36,6 +36,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import threading
     import time
 
+    from vigil.geo.crossing_monitor import side_probability_for
     from vigil.service import SectorService, mqtt_settings, service_client_id
 
     d = load_deployment(args.deployment)
@@ -63,6 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         snapshot_s=limits.snapshot_s,
         snapshot_keep=limits.snapshot_keep,
         journal_keep=limits.journal_keep,
+        side_probability=side_probability_for(d.config.terrain),
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
