@@ -142,8 +142,11 @@ class DetectionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
         Thermal: ``"warm"`` reports only bodies warmer than the background (the night's
         rule); ``"both"`` also bodies colder than it (a two-sided change test: after the
         morning's thermal crossover people are colder than sun-heated ground). Default
-        ``"warm"`` (the outputs as before; ``benchmarks/bench_detection_robust.py`` measures
-        both). Daylight settings report both signs whatever this says.
+        ``"warm"`` (the outputs as before). ``benchmarks/bench_detection_robust.py``: by day
+        with the crossover recall 0/23 -> 23/23; at night ``"both"`` adds the cold traces a
+        warm body leaves where the model learnt it (0 -> 23 false objects in 3
+        camera-minutes), so it is a setting for the day. Daylight settings report both
+        signs whatever this says.
     global_steps
         Fit each frame's gain and offset against the background and map frames moved by a
         global step (a flat-field correction's level jump, an AGC step when a hot object
