@@ -158,6 +158,6 @@ def test_dense_clutter_raises_the_bar_and_the_walker_is_still_followed():
         d = np.hypot(*(tab.x[:, :2] - truth).T)
         near_rows += int((d < 15.0).sum())
         false_rows += int((d >= 15.0).sum())
-    assert tracker._clutter.confirm_raise() > 2.0
+    assert tracker.confirm_raise > 2.0
     assert near_rows >= 150, near_rows  # the walker tracked most of the 200 scans
     assert false_rows <= 0.25 * near_rows, (false_rows, near_rows)

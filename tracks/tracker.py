@@ -207,6 +207,11 @@ class Tracker:
         """Estimated density of false detections, per m^2 per batch (``track_score``)."""
         return self._clutter.density(self.config.clutter_density_per_m2)
 
+    @property
+    def confirm_raise(self) -> float:
+        """How far the confirmation threshold is raised now, log-likelihood ratio units."""
+        return self._clutter.confirm_raise()
+
     def slots_of(self, track_ids: ArrayLike) -> NDArray[np.int64]:
         """The live slots whose track id is among ``track_ids``, in slot order."""
         return np.flatnonzero(np.isin(self._id[: self.n], track_ids))
