@@ -67,7 +67,10 @@ def test_vigil_keeps_nuisances_out_where_mog2_does_not(scene) -> None:
     vigil = score_scene(scene, vigil_method(cfg)(), "vigil")
     mog2 = score_scene(scene, opencv_method("mog2", cfg)(), "mog2")
     assert vigil.bodies >= 8
-    assert vigil.object_recall >= 0.7, vigil.missed  # 0.75 measured: 10 s scored, small bodies
+    # 8/12 = 0.667 measured, the same as on this scene rendered without its camera drift. The
+    # 0.75 measured before the detector fitted gain and offset (detection.steps) came from one
+    # frame where a 7 % gain error let a slow 4 px body through; 7/12 fails.
+    assert vigil.object_recall >= 0.65, vigil.missed
     assert vigil.false_per_minute <= 120, vigil.false_per_minute
     assert mog2.false_per_minute > 10 * max(vigil.false_per_minute, 1.0)
     assert vigil.f1 > mog2.f1
