@@ -26,7 +26,12 @@ that lost it (:mod:`vigil.sim.protocol_diagnosis`), and the breakdown is printed
 
 Usage: ``python -m benchmarks protocol`` (2 seeds, 0.1 h, 2 fps: a smoke run) or
 ``python -m benchmarks.bench_protocol --seeds 20 --hours 1 --fps 10 --perturbations field``;
-``--first K`` skips the first K evaluation seeds (runs split over several invocations).
+``--first K`` skips the first K evaluation seeds (runs split over several invocations);
+``--fps 10 --pool-fps 2`` takes each seed from its 10 fps run where the cache has one, else
+from its 2 fps run (a subset at the deployed rate, the rest at a lower one: issue 22). The
+crossing rate (``--rate-scale``, the simulator's ``crossing_rate_scale``), the frame rate(s)
+and the optical blur are printed in the table's heading. Wall time on the shared 2-core
+machine (2026-12-07): 0.25 simulated h of one seed at 10 fps took 2,990 s (~740 CPU-s).
 """
 
 from __future__ import annotations
