@@ -14,6 +14,7 @@ Mosquitto run as root drops to the ``mosquitto`` user, so the folder is made und
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -322,15 +323,38 @@ def sector_broker(autosave_interval_s: int = 1) -> Broker:
     return Broker(users, acl, autosave_interval_s=autosave_interval_s)
 
 
-@pytest.fixture
-def broker() -> Iterator[Broker]:
-    """A fresh, started :func:`sector_broker` for one test; skips when Mosquitto is absent."""
+@contextlib.contextmanager
+def started(b: Broker | None = None, **kw) -> Iterator[Broker]:
+    """``b`` (else ``Broker(**kw)``) started, and cleaned up after; skips the test when
+    Mosquitto is absent."""
     reason = missing_reason()
     if reason:
         pytest.skip(reason)
-    b = sector_broker()
+    b = Broker(**kw) if b is None else b
     try:
         b.start()
         yield b
     finally:
         b.cleanup()
+
+
+def service_users(**extra: str) -> tuple[dict[str, str], list[str]]:
+    """Users and ACL for the sector service alone (and its output session), password ``pw``."""
+    users = {SERVICE_USER: "pw", f"{SERVICE_USER}-out": "pw", **extra}
+    acl = service_acl(SECTOR, SERVICE_USER) + service_acl(SECTOR, f"{SERVICE_USER}-out")
+    return users, acl
+
+
+@contextlib.contextmanager
+def service_broker() -> Iterator[Broker]:
+    """A started broker that knows only the sector service (:func:`service_users`)."""
+    users, acl = service_users()
+    with started(users=users, acl=acl) as b:
+        yield b
+
+
+@pytest.fixture
+def broker() -> Iterator[Broker]:
+    """A fresh, started :func:`sector_broker` for one test; skips when Mosquitto is absent."""
+    with started(sector_broker()) as b:
+        yield b

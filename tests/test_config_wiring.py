@@ -34,20 +34,10 @@ def _edit(path: Path, old: str, new: str) -> Path:
 
 @pytest.fixture
 def mosquitto():
-    from broker import SECTOR, SERVICE_USER, Broker, missing_reason, service_acl
+    from broker import service_broker
 
-    reason = missing_reason()
-    if reason:
-        pytest.skip(reason)
-    users = {SERVICE_USER: "pw", f"{SERVICE_USER}-out": "pw"}
-    b = Broker(
-        users, service_acl(SECTOR, SERVICE_USER) + service_acl(SECTOR, f"{SERVICE_USER}-out")
-    )
-    try:
-        b.start()
+    with service_broker() as b:
         yield b
-    finally:
-        b.cleanup()
 
 
 def test_file_settings_reach_vigil_run(site_copy: Path, tmp_path: Path, mosquitto) -> None:

@@ -16,7 +16,7 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
-from broker import SECTOR, SERVICE_USER, Broker, missing_reason, service_acl
+from broker import SECTOR, SERVICE_USER, service_broker
 from tak_server import REPO, Taky, deployment_with_cot, taky_path
 
 from vigil.alerts.cot import EMERGENCY_TYPES, schema_errors
@@ -43,17 +43,8 @@ CLASS_TYPES = {
 
 @pytest.fixture
 def broker():
-    reason = missing_reason()
-    if reason:
-        pytest.skip(reason)
-    users = {SERVICE_USER: "pw", f"{SERVICE_USER}-out": "pw"}
-    acl = service_acl(SECTOR, SERVICE_USER) + service_acl(SECTOR, f"{SERVICE_USER}-out")
-    b = Broker(users, acl)
-    try:
-        b.start()
+    with service_broker() as b:
         yield b
-    finally:
-        b.cleanup()
 
 
 def _status(state) -> dict:

@@ -20,7 +20,7 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
-from broker import SECTOR, SERVICE_USER, Broker, free_port, missing_reason, service_acl
+from broker import SECTOR, SERVICE_USER, free_port, service_broker
 from tak_server import (
     REPO,
     Listener,
@@ -46,17 +46,8 @@ SENSOR, GATEWAY = "u001", "g1"
 
 @pytest.fixture
 def broker():
-    reason = missing_reason()
-    if reason:
-        pytest.skip(reason)
-    users = {SERVICE_USER: "pw", f"{SERVICE_USER}-out": "pw"}
-    acl = service_acl(SECTOR, SERVICE_USER) + service_acl(SECTOR, f"{SERVICE_USER}-out")
-    b = Broker(users, acl)
-    try:
-        b.start()
+    with service_broker() as b:
         yield b
-    finally:
-        b.cleanup()
 
 
 @pytest.fixture(params=["taky", "tcp-listener", "udp-listener", "tls-listener"])

@@ -10,7 +10,7 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
-from broker import SECTOR, SERVICE_USER, Broker, missing_reason, service_acl
+from broker import SECTOR, SERVICE_USER, Broker, service_users, started
 
 from vigil.config import load_default
 from vigil.ingest.mqtt import MqttSettings
@@ -25,18 +25,10 @@ SENSOR, GATEWAY = "u001", "g1"
 
 @pytest.fixture
 def broker():
-    reason = missing_reason()
-    if reason:
-        pytest.skip(reason)
-    users = {SERVICE_USER: "pw", f"{SERVICE_USER}-out": "pw", "late": "pw"}
-    acl = service_acl(SECTOR, SERVICE_USER) + service_acl(SECTOR, f"{SERVICE_USER}-out")
+    users, acl = service_users(late="pw")
     acl += ["user late", f"topic read vigil/v1/{SECTOR}/state/#"]
-    b = Broker(users, acl)
-    try:
-        b.start()
+    with started(users=users, acl=acl) as b:
         yield b
-    finally:
-        b.cleanup()
 
 
 def client(broker: Broker, user: str, name: str) -> mqtt.Client:

@@ -13,7 +13,7 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
-from broker import SECTOR, SERVICE_USER, Broker, missing_reason, service_acl
+from broker import SECTOR, SERVICE_USER, service_broker
 
 from vigil.config import load_default
 from vigil.ingest.journal import Journal
@@ -27,17 +27,8 @@ pytestmark = pytest.mark.broker
 
 @pytest.fixture
 def broker():
-    reason = missing_reason()
-    if reason:
-        pytest.skip(reason)
-    users = {SERVICE_USER: "pw", f"{SERVICE_USER}-out": "pw"}
-    acl = service_acl(SECTOR, SERVICE_USER) + service_acl(SECTOR, f"{SERVICE_USER}-out")
-    b = Broker(users, acl)
-    try:
-        b.start()
+    with service_broker() as b:
         yield b
-    finally:
-        b.cleanup()
 
 
 def wait_for(pred, timeout: float = 30.0) -> None:
