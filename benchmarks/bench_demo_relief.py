@@ -29,21 +29,10 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
+from vigil.sim.protocol import wilson
 
 EVALUATION_SEEDS = (2101, 2102, 2103)
 MODES = ("flat", "relief")
-
-
-def _wilson(k: int, n: int) -> tuple[float, float]:
-    """95 % Wilson score interval of the share ``k / n``."""
-    if n == 0:
-        return (float("nan"), float("nan"))
-    z = 1.96
-    p = k / n
-    c = (p + z * z / (2 * n)) / (1 + z * z / n)
-    h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (float(c - h), float(c + h))
 
 
 def one_run(seed: int, mode: str, minutes: float) -> dict:
@@ -92,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     for mode in MODES:
         got = [r for r in rows if r["mode"] == mode]
         k, n = sum(r["alerted"] for r in got), sum(r["inside"] for r in got)
-        lo, hi = _wilson(k, n)
+        lo, hi = wilson(k, n)
         print(
             f"{mode}: recall {k}/{n} = {k / n if n else float('nan'):.3f} [{lo:.3f}, {hi:.3f}]; "
             f"detected crossings {sum(r['detected'] for r in got)} "
@@ -104,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     if placed:
         k = sum(p.get("right_side", 0) for p in placed)
         n = sum(p.get("beyond_50m_of_line", 0) for p in placed)
-        lo, hi = _wilson(k, n)
+        lo, hi = wilson(k, n)
         print(
             f"relief: people's detections on the right side beyond 50 m of the line {k}/{n} "
             f"[{lo:.4f}, {hi:.4f}] (detections of one person are correlated); median error by "

@@ -33,12 +33,13 @@ Usage: ``python -m benchmarks detection_robust [--case cold|steps|blur|all] [--s
 from __future__ import annotations
 
 import argparse
-import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import msgspec
 import numpy as np
+
+from vigil.sim.protocol import wilson as protocol_wilson
 
 #: Seeds the new settings were tuned on (disjoint from the judging seeds and from
 #: ``vigil.sim.seeds``'s calibration and evaluation seeds).
@@ -62,15 +63,9 @@ JUMP_DN, AGC_TRIGGER_DN, AGC_TRIGGER_PX = 2.0, 40.0, 1.78
 COLD_AT_NIGHT = False
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+def wilson(k: int, n: int) -> tuple[float, float]:
     """95 % Wilson score interval of a proportion ``k / n`` (``(0, 1)`` when ``n`` is 0)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    d = 1.0 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return max(0.0, c - h), min(1.0, c + h)
+    return (0.0, 1.0) if n == 0 else protocol_wilson(k, n)
 
 
 def fmt(k: int, n: int) -> str:

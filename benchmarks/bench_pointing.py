@@ -44,6 +44,7 @@ from vigil.geo.pointing import calibrate_pointing, ground_covariance
 from vigil.geo.raycast import camera_on_terrain, cast_rays, curvature_factor, pixels_to_terrain
 from vigil.geo.relief import synthetic_relief
 from vigil.geo.site import Site, tower_camera
+from vigil.sim.protocol import wilson
 
 DEPLOYMENT = Path(__file__).resolve().parent.parent / "vigil" / "data" / "tucson.toml"
 POINTING_SIGMA_DEG = 0.05
@@ -85,16 +86,6 @@ def site_and_dem():
     frame, border = site.frame(), site.border()
     dem = synthetic_relief(SyntheticRelief(seed=0), site_bounds(site, 1000.0), 30.0, frame)
     return site, dem, frame, border
-
-
-def _wilson(k: int, n: int) -> tuple[float, float]:
-    if n == 0:
-        return (float("nan"), float("nan"))
-    z = 1.96
-    p = k / n
-    c = (p + z * z / (2 * n)) / (1 + z * z / n)
-    h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (c - h, c + h)
 
 
 def calibrated(nominal, dem, rng):
@@ -228,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
         err = np.asarray(pool.err)
         draws = np.asarray(pool.draw_of)
         side = np.asarray(pool.side)
-        lo_s, hi_s = _wilson(int(side.sum()), side.size)
+        lo_s, hi_s = wilson(int(side.sum()), side.size)
         print(
             f"{tower.id}: {n} people ({pool.sky} into sky) from {len(pool.first['linear'])}"
             f" calibrations; error median {np.median(err):.1f} m,"
@@ -236,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
             f" {side.mean():.4f} [{lo_s:.4f}, {hi_s:.4f}] of {side.size}"
         )
         fused = np.asarray(pool.side_fused)
-        lo_f, hi_f = _wilson(int(fused.sum()), fused.size)
+        lo_f, hi_f = wilson(int(fused.sum()), fused.size)
         print(
             f"   {FUSED_FRAMES} frames' pixels averaged: error median"
             f" {np.median(pool.err_fused):.1f} m; right side > 50 m from the line"
@@ -248,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
             lo, hi = chi2.ppf([0.025, 0.975], 2 * first.size) / first.size
             c_lo, c_hi = _cluster_ci(nees, draws, boot)
             inside = int((nees < chi2.ppf(0.95, 2)).sum())
-            w_lo, w_hi = _wilson(inside, nees.size)
+            w_lo, w_hi = wilson(inside, nees.size)
             print(
                 f"   {m:12s} NEES first person per calibration {first.mean():6.2f} "
                 f"(band {lo:.2f}-{hi:.2f}, n {first.size}); pooled {nees.mean():6.2f} "

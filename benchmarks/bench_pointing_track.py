@@ -40,12 +40,13 @@ import time
 
 import numpy as np
 
-from benchmarks.bench_pointing import TUNING_SEEDS, _wilson, calibrated, site_and_dem
+from benchmarks.bench_pointing import TUNING_SEEDS, calibrated, site_and_dem
 from vigil.detection.terrain import TerrainGeometry
 from vigil.geo.crossing_monitor import RELIEF_SIDE_PROBABILITY, CrossingMonitor
 from vigil.geo.raycast import camera_on_terrain, cast_rays, curvature_factor
 from vigil.geo.site import tower_camera
 from vigil.ingest.schema import CameraDetection
+from vigil.sim.protocol import wilson
 from vigil.tracks.config import TrackerConfig
 from vigil.tracks.fusion import FusionTracker
 
@@ -204,8 +205,8 @@ def main(argv: list[str] | None = None) -> None:
                     else:
                         wrong += 1
         n = right + wrong
-        lo, hi = _wilson(right, n)
-        dlo, dhi = _wilson(det_right, det_n)
+        lo, hi = wilson(right, n)
+        dlo, dhi = wilson(det_right, det_n)
         print(
             f"{tower.id}: people decided {n} (no side {undecided}): right {right}/{n} = "
             f"{right / max(n, 1):.4f} [{lo:.4f}, {hi:.4f}]; with a crossing committed "
