@@ -173,7 +173,7 @@ def run_case(case: str, seed: int, configs: dict, duration_s: float, warmup_s: f
 
 
 def _score_frame(sc: CaseScore, res, objs, cam, case: str) -> None:
-    from vigil.sim.eval_detection_score import peak_dn
+    from vigil.sim.eval_detection_score import box_hits, peak_dn
 
     sc.frames += 1
     dx, dy = res.shift_px
@@ -196,13 +196,7 @@ def _score_frame(sc: CaseScore, res, objs, cam, case: str) -> None:
     else:
         sc.blob_frames.append((res.time, 0))
     for d, number in zip(res.detections, res.detection_objects, strict=True):
-        b = d.box
-        hit = (
-            (grown[:, 0] < b[2])
-            & (grown[:, 2] > b[0])
-            & (grown[:, 1] < b[3])
-            & (grown[:, 3] > b[1])
-        )
+        hit = box_hits(grown, d.box)
         sc.false_first.setdefault(number, d.time)
         if not hit.any():
             continue

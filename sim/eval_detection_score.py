@@ -194,6 +194,17 @@ class SimScore:
         }
 
 
+def box_hits(grown: np.ndarray, box: Sequence[float]) -> np.ndarray:
+    """Which of the ``(n, 4)`` boxes ``grown`` (left, top, right, bottom; pixels) overlap
+    ``box`` (the same order): a boolean per row."""
+    return (
+        (grown[:, 0] < box[2])
+        & (grown[:, 2] > box[0])
+        & (grown[:, 1] < box[3])
+        & (grown[:, 3] > box[1])
+    )
+
+
 def peak_dn(obj: ObjectTruth, rows: int, cols: int) -> float:
     """Grey levels the body adds to its most covered pixel, as the simulator draws it."""
     u0, v0, u1, v1 = obj.box
@@ -263,12 +274,7 @@ class DetectorScorer:
         for d, number in zip(res.detections, res.detection_objects, strict=True):
             sc.detections += 1
             b = d.box
-            hit = (
-                (grown[:, 0] < b[2])
-                & (grown[:, 2] > b[0])
-                & (grown[:, 1] < b[3])
-                & (grown[:, 3] > b[1])
-            )
+            hit = box_hits(grown, b)
             if not hit.any():
                 sc.false_outputs += 1
                 key = (item.tower, number)
