@@ -12,6 +12,7 @@ import hashlib
 import logging
 import math
 import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,8 +65,11 @@ class Restarts:
     """Snapshots and the replay at start, for :class:`~vigil.service.SectorService` (which
     holds the journal, advance log, buses, retained state and settings these use)."""
 
-    #: The snapshot a forked process is writing: its pid and meta.
-    _snap_child: tuple[int, dict] | None = None
+    #: The snapshot a forked process is writing: its pid, meta and start (monotonic s).
+    _snap_child: tuple[int, dict, float] | None = None
+    #: A snapshot writer still running after this many wall seconds is killed and counted
+    #: failed (a fork that hangs must not stop every later snapshot, nor the service's stop).
+    snapshot_writer_timeout_s: float = 120.0
     #: ``(handled, journal seq)`` of the last message handed over live (``None``: not known).
     _seq_of: tuple[int, int] | None = None
     side_probability: float | None = None
@@ -273,7 +277,7 @@ class Restarts:
             log.exception("snapshot of journal message %d: no process to write it", meta["seq"])
             self.snapshot_counts["failed"] += 1
             return False
-        self._snap_child = (pid, meta)
+        self._snap_child = (pid, meta, time.monotonic())
         return True
 
     def _reap_snapshot(self, block: bool = False) -> None:
@@ -281,10 +285,22 @@ class Restarts:
         child = self._snap_child
         if child is None:
             return
-        pid, meta = child
-        done, status = os.waitpid(pid, 0 if block else os.WNOHANG)
+        pid, meta, started = child
+        deadline = started + self.snapshot_writer_timeout_s
+        done, status = os.waitpid(pid, os.WNOHANG)
+        while done == 0 and block and time.monotonic() < deadline:
+            time.sleep(0.02)
+            done, status = os.waitpid(pid, os.WNOHANG)
         if done == 0:
-            return
+            if time.monotonic() < deadline:
+                return
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+            log.error(
+                "snapshot of journal message %d: writer still running after %.0f s, killed",
+                meta["seq"],
+                self.snapshot_writer_timeout_s,
+            )
         self._snap_child = None
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
