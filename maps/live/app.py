@@ -65,6 +65,7 @@ from vigil.maps.live.page import live_page, login_page, site_view
 from vigil.maps.live.security import SecurityHeaders
 from vigil.maps.live.state import LiveState, history_from_tracks, map_topics
 from vigil.maps.live.throttle import GateBusyError, LoginThrottle, VerifyGate
+from vigil.maps.live.write_rate import WriteRate
 from vigil.maps.track_labels import TrackLabels
 
 __all__ = ["MAX_HISTORY_HOURS", "LiveMapApp", "visible_alert"]
@@ -128,6 +129,9 @@ class LiveMapApp(Starlette):
     subscribe
         False: subscribe to nothing (the national view's login and admin pages, which draw
         no sector).
+    write_rate
+        How often one user may POST (alert actions, labels, user changes; 429 beyond, see
+        :mod:`~vigil.maps.live.write_rate`).
     """
 
     def __init__(
@@ -151,6 +155,7 @@ class LiveMapApp(Starlette):
         dem: ElevationModel | None = None,
         sessions: Sessions | None = None,
         subscribe: bool = True,
+        write_rate: WriteRate | None = None,
     ) -> None:
         self.site = site
         self.bus = bus
@@ -173,7 +178,7 @@ class LiveMapApp(Starlette):
         self.page_html = live_page(site, tiles_url=tiles_url, tiles_attribution=tiles_attribution)
         # the layer menu names the towers' coverage by what it shows (viewsheds or wedges)
         self.site_json = _json.encode(dict(site_view(site), coverage=self.live.coverage_from))
-        self.guard = Guard(self.sessions, audit, users)
+        self.guard = Guard(self.sessions, audit, users, write_rate)
         # a map fed over MQTT says on the page whether its broker connection holds
         link = (lambda: bool(bus.connected)) if hasattr(type(bus), "connected") else None
         self.feed = LiveFeed(self.live, self.guard, tick_s, link)

@@ -8,6 +8,7 @@ a JSON ``{"error": ...}`` that says what was missing, and refused actions are au
 
 from __future__ import annotations
 
+import math
 import socket
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,6 +22,7 @@ from starlette.websockets import WebSocket
 
 from vigil.maps.live.audit import AuditLog
 from vigil.maps.live.auth import Session, Sessions, UserStore
+from vigil.maps.live.write_rate import WriteRate
 
 COOKIE = "vigil_session"
 #: The most any request body may hold, bytes (forms and small JSON objects only).
@@ -225,12 +227,23 @@ class Guard:
         Who may log in; each request's session is checked against the user's current
         generation (a role or password change or a removal ends the session). ``None``: no
         check (tests of the guard alone).
+    write_rate
+        How often one user may POST (:class:`~vigil.maps.live.write_rate.WriteRate`; its
+        defaults when omitted). Checked before anything else a POST does, refusals included,
+        so no client can grow the audit database faster than it allows.
     """
 
-    def __init__(self, sessions: Sessions, audit: AuditLog, users: UserStore | None = None) -> None:
+    def __init__(
+        self,
+        sessions: Sessions,
+        audit: AuditLog,
+        users: UserStore | None = None,
+        write_rate: WriteRate | None = None,
+    ) -> None:
         self.sessions = sessions
         self.audit = audit
         self.users = users
+        self.write_rate = write_rate or WriteRate()
 
     def session(self, conn: Request | WebSocket) -> Session | None:
         """The live session of the request's cookie, or None (also when the user was changed
@@ -263,10 +276,27 @@ class Guard:
         return session
 
     def checked_post(self, request: Request, permission: str) -> Session | JSONResponse:
-        """A POST's session, role, origin and CSRF token, or the refusal."""
+        """A POST's session, its user's write rate, origin, CSRF token and role, or the
+        refusal (401, 429 with ``Retry-After``, 403)."""
         session = self.session(request)
         if session is None:
             return refuse(401, "not logged in: no valid session")
+        limited = self.write_rate.admit(session.user.name)
+        if limited is not None:
+            wait = max(1, math.ceil(limited.retry_after_s))
+            if limited.first:  # one audit entry per run of refusals, so the log stays bounded
+                self.audit.record(
+                    session.user.name, "rate_limited", request.url.path,
+                    f"over {self.write_rate.burst} writes at once or "
+                    f"{self.write_rate.per_s:g} a second",
+                )  # fmt: skip
+            return refuse(
+                429,
+                f"too many changes from user {session.user.name!r}: at most "
+                f"{self.write_rate.burst} at once, then {self.write_rate.per_s:g} a second; "
+                f"retry in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
         if not same_origin(request):
             self.audit.record(session.user.name, "csrf_refused", request.url.path, "cross-origin")
             return refuse(403, "cross-origin request refused")
