@@ -732,14 +732,283 @@ def shift_bilinear(frame: np.ndarray, dx: float, dy: float, out: np.ndarray) -> 
     w01 = fx * (1.0 - fy)
     w10 = (1.0 - fx) * fy
     w11 = fx * fy
+    # columns whose two source pixels lie inside the row: a straight loop (vectorised)
+    lo = min(max(-ix, 0), w)
+    hi = max(min(w - 1 - ix, w), lo)
     for y in range(h):
         y0 = min(max(y + iy, 0), h - 1)
         y1 = min(max(y + iy + 1, 0), h - 1)
         r0 = frame[y0]
         r1 = frame[y1]
         orow = out[y]
-        for x in range(w):
-            x0 = min(max(x + ix, 0), w - 1)
-            x1 = min(max(x + ix + 1, 0), w - 1)
+        # (slices and an int32 step keep this loop vectorised; v + 0.5 lies in [0, 256))
+        a = r0[lo + ix : hi + ix]
+        b = r0[lo + ix + 1 : hi + ix + 1]
+        c = r1[lo + ix : hi + ix]
+        d = r1[lo + ix + 1 : hi + ix + 1]
+        o = out[y, lo:hi]
+        for x in range(o.shape[0]):
+            v = (
+                w00 * np.float64(a[x])
+                + w01 * np.float64(b[x])
+                + w10 * np.float64(c[x])
+                + w11 * np.float64(d[x])
+            )
+            o[x] = np.uint8(np.int32(v + 0.5))
+        for x in range(w - hi + lo):  # the edge columns, clamped
+            xe = x if x < lo else x - lo + hi
+            x0 = min(max(xe + ix, 0), w - 1)
+            x1 = min(max(xe + ix + 1, 0), w - 1)
             v = w00 * r0[x0] + w01 * r0[x1] + w10 * r1[x0] + w11 * r1[x1]
-            orow[x] = np.uint8(min(max(v + 0.5, 0.0), 255.0))
+            orow[xe] = np.uint8(min(max(v + 0.5, 0.0), 255.0))
+
+
+# -- neighbourhood test -----------------------------------------------------------------------
+
+
+@ngjit
+def _neighbourhood_warm(
+    grey: np.ndarray,
+    gain32: np.float32,
+    samples: np.ndarray,
+    mean: np.ndarray,
+    use_mean: bool,
+    y: int,
+    x: int,
+    r: int,
+    margin: int,
+) -> bool:
+    """Whether pixel ``(y, x)`` is warmer by more than ``margin`` grey levels than the warmest
+    background value within ``r`` pixels (see :func:`neighbour_filter`)."""
+    h, w = grey.shape
+    lv = np.float32(grey[y, x]) / gain32 + np.float32(0.5)
+    level = np.int32(np.uint8(min(lv, np.float32(255.0))))
+    hot = np.int32(0)
+    for yy in range(max(y - r, 0), min(y + r + 1, h)):
+        for xx in range(max(x - r, 0), min(x + r + 1, w)):
+            if use_mean:
+                v = np.int32(np.uint8(min(mean[yy, xx] + np.float32(0.5), np.float32(255.0))))
+            else:
+                v = np.int32(samples[0, yy, xx])
+                for k in range(1, samples.shape[0]):
+                    v = max(v, np.int32(samples[k, yy, xx]))
+            hot = max(hot, v)
+    return level - hot > margin
+
+
+@ngjit
+def neighbour_filter(
+    fg: np.ndarray,
+    grey: np.ndarray,
+    gain: float,
+    samples: np.ndarray,
+    mean: np.ndarray,
+    use_mean: bool,
+    r: int,
+    margin_map: np.ndarray,
+    margin: int,
+    use_map: bool,
+    queue: np.ndarray,
+) -> int:
+    """Clear the 8-connected blobs of ``fg`` with no pixel warmer than its neighbourhood.
+
+    A pixel is warm when its gain-compensated level ``uint8(min(grey / gain + 0.5, 255))``
+    (``float32`` arithmetic) exceeds by more than the margin the warmest background value
+    of every pixel within ``r`` pixels (a ``(2r+1)``-square clipped to the frame): the
+    warmest of the pixel's ``samples`` (``uint8 (n, h, w)``), or with ``use_mean``
+    ``uint8(min(mean + 0.5, 255))`` of ``mean`` (``float32 (h, w)``). A blob is kept whole
+    when one of its pixels is warm. Only foreground pixels are visited (flood fill from
+    each), so the cost follows the mask, not the frame.
+
+    Parameters
+    ----------
+    fg
+        ``uint8 (h, w)`` mask, 0 or 255, filtered in place.
+    grey, gain
+        ``uint8 (h, w)`` frame and the model's gain estimate (the frame over the background).
+    samples, mean, use_mean
+        The background values (see above); the unused one may be any array of its dtype.
+    r
+        Neighbourhood radius, pixels.
+    margin_map, margin, use_map
+        Margin in grey levels: per pixel (``uint8 (h, w)``) with ``use_map``, else ``margin``.
+    queue
+        ``int64 (h * w,)`` scratch.
+
+    Returns
+    -------
+    int
+        Foreground pixels kept.
+    """
+    h, w = fg.shape
+    gain32 = np.float32(gain)
+    n = 0
+    kept = 0
+    for y in range(h):
+        row = fg[y]
+        for x in range(w):
+            if row[x] != 255:
+                continue
+            start = n
+            queue[n] = y * w + x
+            n += 1
+            row[x] = 1
+            head = start
+            warm = False
+            while head < n:
+                i = queue[head]
+                head += 1
+                cy = i // w
+                cx = i - cy * w
+                if not warm:
+                    m = np.int32(margin_map[cy, cx]) if use_map else np.int32(margin)
+                    warm = _neighbourhood_warm(grey, gain32, samples, mean, use_mean, cy, cx, r, m)
+                for yy in range(max(cy - 1, 0), min(cy + 2, h)):
+                    for xx in range(max(cx - 1, 0), min(cx + 2, w)):
+                        if fg[yy, xx] == 255:
+                            fg[yy, xx] = 1
+                            queue[n] = yy * w + xx
+                            n += 1
+            mark = np.uint8(2) if warm else np.uint8(0)
+            for j in range(start, n):
+                i = queue[j]
+                cy = i // w
+                fg[cy, i - cy * w] = mark
+            if warm:
+                kept += n - start
+    for j in range(n):
+        i = queue[j]
+        cy = i // w
+        if fg[cy, i - cy * w] == 2:
+            fg[cy, i - cy * w] = 255
+    return kept
+
+
+@ngjit
+def track_translation(
+    reference: np.ndarray,
+    image: np.ndarray,
+    px: float,
+    py: float,
+    margin: int,
+    max_iter: int,
+    eps: float,
+    out: np.ndarray,
+) -> None:
+    """Shift ``(px, py)`` with ``image(x + px, y + py)`` closest to ``reference(x, y)`` up to a
+    gain and an offset: Gauss-Newton on the translation, the inverse-compositional form
+    (the reference's gradients and their 2x2 normal matrix are computed once), with the
+    gain and offset refitted by least squares at each step, so that the camera's gain
+    drift does not pull the estimate.
+
+    Pixels ``margin`` or more from the border are compared (the image is sampled
+    bilinearly there), so shifts of up to ``margin - 1`` pixels are measured; a step that
+    goes further, or a flat picture, ends the estimate as failed.
+
+    Parameters
+    ----------
+    reference, image
+        ``float32 (h, w)`` pictures (grey levels).
+    px, py
+        Where to start, pixels.
+    margin
+        Border left out, pixels (at least 2).
+    max_iter, eps
+        At most ``max_iter`` steps; stop when a step is under ``eps`` pixels.
+    out
+        ``float64 (5,)``, written: ``px, py, ok (1 or 0), steps, correlation`` (the
+        correlation coefficient of the reference and the shifted image at the end).
+    """
+    h, w = reference.shape
+    out[0] = px
+    out[1] = py
+    out[2] = 0.0
+    out[3] = 0.0
+    out[4] = 0.0
+    y0, y1, x0, x1 = margin, h - margin, margin, w - margin
+    lim = np.float64(margin - 1)
+    if y1 <= y0 or x1 <= x0 or not (abs(px) <= lim and abs(py) <= lim):
+        return
+    n = np.float64((y1 - y0) * (x1 - x0))
+    st = 0.0
+    stt = 0.0
+    sgx = 0.0
+    sgy = 0.0
+    sgxt = 0.0
+    sgyt = 0.0
+    hxx = 0.0
+    hxy = 0.0
+    hyy = 0.0
+    for y in range(y0, y1):
+        for x in range(x0, x1):
+            t = np.float64(reference[y, x])
+            gx = 0.5 * (np.float64(reference[y, x + 1]) - np.float64(reference[y, x - 1]))
+            gy = 0.5 * (np.float64(reference[y + 1, x]) - np.float64(reference[y - 1, x]))
+            st += t
+            stt += t * t
+            sgx += gx
+            sgy += gy
+            sgxt += gx * t
+            sgyt += gy * t
+            hxx += gx * gx
+            hxy += gx * gy
+            hyy += gy * gy
+    det = hxx * hyy - hxy * hxy
+    vt = stt - st * st / n
+    if det <= 1e-9 * (hxx + hyy) ** 2 or det <= 0.0 or vt <= 0.0:
+        return
+    for it in range(max_iter):
+        ix = np.int64(np.floor(px))
+        iy = np.int64(np.floor(py))
+        fx = px - ix
+        fy = py - iy
+        w00 = (1.0 - fx) * (1.0 - fy)
+        w01 = fx * (1.0 - fy)
+        w10 = (1.0 - fx) * fy
+        w11 = fx * fy
+        si = 0.0
+        sii = 0.0
+        sit = 0.0
+        sgxi = 0.0
+        sgyi = 0.0
+        for y in range(y0, y1):
+            r0 = image[y + iy]
+            r1 = image[y + iy + 1]
+            for x in range(x0, x1):
+                v = (
+                    w00 * np.float64(r0[x + ix])
+                    + w01 * np.float64(r0[x + ix + 1])
+                    + w10 * np.float64(r1[x + ix])
+                    + w11 * np.float64(r1[x + ix + 1])
+                )
+                t = np.float64(reference[y, x])
+                gx = 0.5 * (np.float64(reference[y, x + 1]) - np.float64(reference[y, x - 1]))
+                gy = 0.5 * (np.float64(reference[y + 1, x]) - np.float64(reference[y - 1, x]))
+                si += v
+                sii += v * v
+                sit += v * t
+                sgxi += gx * v
+                sgyi += gy * v
+        vi = sii - si * si / n
+        if vi <= 0.0:
+            return
+        cov = sit - si * st / n
+        alpha = cov / vi
+        beta = (st - alpha * si) / n
+        out[4] = cov / np.sqrt(vi * vt)
+        # b = sum grad T * (alpha * I + beta - T)
+        bx = alpha * sgxi + beta * sgx - sgxt
+        by = alpha * sgyi + beta * sgy - sgyt
+        dx = (hyy * bx - hxy * by) / det
+        dy = (hxx * by - hxy * bx) / det
+        px -= dx
+        py -= dy
+        out[3] = it + 1
+        if not (abs(px) <= lim and abs(py) <= lim):
+            return
+        out[0] = px
+        out[1] = py
+        if dx * dx + dy * dy < eps * eps:
+            out[2] = 1.0
+            return
+    out[2] = 1.0

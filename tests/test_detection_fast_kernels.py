@@ -1,0 +1,163 @@
+"""The detector's fast kernels give the results of the plain array code they replaced.
+
+``neighbour_filter`` (the neighbourhood test by flood fill from foreground pixels) against
+the whole-frame OpenCV version it replaced (dilated warmest sample, saturating difference,
+``connectedComponents``); ``shift_bilinear`` (a vectorised interior) against the per-pixel
+clamped formula, bit for bit, at shifts that put the interior anywhere from all to none of
+the row; the ``"lk"`` shake registration (a numba Gauss-Newton translation with gain and
+offset) against known sub-pixel shifts with a gain change.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from vigil.detection import kernels
+from vigil.detection.background import DetectionError
+from vigil.detection.detector import DetectorConfig
+from vigil.detection.registration import ShakeCompensator
+
+
+def _neighbour_reference(
+    fg: NDArray[np.uint8],
+    grey: NDArray[np.uint8],
+    gain: float,
+    hot: NDArray[np.uint8],
+    r: int,
+    margin: int | NDArray[np.uint8],
+) -> NDArray[np.uint8]:
+    """The whole-frame version (the detector's code before the kernel)."""
+    fg = fg.copy()
+    n = 2 * r + 1
+    hot = cv2.dilate(hot, np.ones((n, n), np.uint8))
+    level = np.minimum(grey.astype(np.float32) / gain + 0.5, 255.0).astype(np.uint8)
+    warm = cv2.subtract(level, hot) > margin
+    n_lab, labels = cv2.connectedComponents(fg, connectivity=8, ltype=cv2.CV_32S)
+    if n_lab <= 1:
+        return fg
+    keep = np.zeros(n_lab, bool)
+    keep[labels[warm & (fg > 0)]] = True
+    keep[0] = False
+    fg[~keep[labels]] = 0
+    return fg
+
+
+def _scene(seed: int, h: int = 60, w: int = 80) -> tuple:
+    rng = np.random.default_rng(seed)
+    samples = rng.integers(80, 140, (8, h, w), dtype=np.uint8)
+    grey = rng.integers(60, 200, (h, w), dtype=np.uint8)
+    fg = np.where(rng.random((h, w)) < 0.3, 255, 0).astype(np.uint8)
+    return rng, samples, grey, fg
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("r", [1, 2])
+@pytest.mark.parametrize("gain", [1.0, 0.937, 1.21])
+def test_neighbour_filter_on_samples_matches_the_frame_wide_version(
+    seed: int, r: int, gain: float
+) -> None:
+    rng, samples, grey, fg = _scene(seed)
+    ref = _neighbour_reference(fg, grey, gain, samples.max(axis=0), r, 4)
+    got = fg.copy()
+    queue = np.empty(fg.size, np.int64)
+    no_mean = np.zeros((1, 1), np.float32)
+    no_map = np.zeros((1, 1), np.uint8)
+    kept = kernels.neighbour_filter(got, grey, gain, samples, no_mean, False, r, no_map, 4,
+                                    False, queue)  # fmt: skip
+    np.testing.assert_array_equal(got, ref)
+    assert kept == np.count_nonzero(ref)
+    assert 0 < kept < np.count_nonzero(fg)  # both kinds of blob occur
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_neighbour_filter_on_a_mean_with_a_margin_map_matches(seed: int) -> None:
+    rng, _, grey, fg = _scene(seed)
+    mean = rng.uniform(-0.4, 300.0, grey.shape).astype(np.float32)
+    mean[:5] = 254.7  # rounds past 255: clipped
+    margin = rng.integers(0, 12, grey.shape, dtype=np.uint8)
+    hot = np.minimum(mean + 0.5, 255).astype(np.uint8)
+    ref = _neighbour_reference(fg, grey, 1.05, hot, 1, margin)
+    got = fg.copy()
+    kernels.neighbour_filter(got, grey, 1.05, np.zeros((1, 1, 1), np.uint8), mean, True, 1,
+                             margin, 0, True, np.empty(fg.size, np.int64))  # fmt: skip
+    np.testing.assert_array_equal(got, ref)
+
+
+def test_neighbour_filter_of_empty_and_full_masks() -> None:
+    _, samples, grey, _ = _scene(5)
+    args = (np.zeros((1, 1), np.float32), False, 1, np.zeros((1, 1), np.uint8), 4, False)
+    empty = np.zeros(grey.shape, np.uint8)
+    assert (
+        kernels.neighbour_filter(empty, grey, 1.0, samples, *args, np.empty(grey.size, np.int64))
+        == 0
+    )
+    full = np.full(grey.shape, 255, np.uint8)
+    ref = _neighbour_reference(full, grey, 1.0, samples.max(axis=0), 1, 4)
+    kernels.neighbour_filter(full, grey, 1.0, samples, *args, np.empty(grey.size, np.int64))
+    np.testing.assert_array_equal(full, ref)
+
+
+def _shift_reference(frame: NDArray[np.uint8], dx: float, dy: float) -> NDArray[np.uint8]:
+    """The per-pixel clamped bilinear shift (the kernel before its vectorised interior)."""
+    h, w = frame.shape
+    ix, iy = int(np.floor(-dx)), int(np.floor(-dy))
+    fx, fy = -dx - ix, -dy - iy
+    ys = np.arange(h)[:, None]
+    xs = np.arange(w)[None, :]
+    y0, y1 = np.clip(ys + iy, 0, h - 1), np.clip(ys + iy + 1, 0, h - 1)
+    x0, x1 = np.clip(xs + ix, 0, w - 1), np.clip(xs + ix + 1, 0, w - 1)
+    f = frame.astype(np.float64)
+    v = ((1.0 - fx) * (1.0 - fy) * f[y0, x0] + fx * (1.0 - fy) * f[y0, x1]
+         + (1.0 - fx) * fy * f[y1, x0] + fx * fy * f[y1, x1])  # fmt: skip
+    return np.clip(v + 0.5, 0.0, 255.0).astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("dx", "dy"),
+    [(0.0, 0.0), (0.3, -0.2), (-1.7, 2.4), (5.5, -3.25), (-20.0, 7.0), (30.2, 0.1), (-0.5, 0.5)],
+)
+@pytest.mark.parametrize("shape", [(48, 64), (7, 9), (1, 1), (3, 2)])
+def test_shift_bilinear_is_the_clamped_formula(
+    dx: float, dy: float, shape: tuple[int, int]
+) -> None:
+    frame = np.random.default_rng(6).integers(0, 256, shape, dtype=np.uint8)
+    out = np.empty_like(frame)
+    kernels.shift_bilinear(frame, dx, dy, out)
+    np.testing.assert_array_equal(out, _shift_reference(frame, dx, dy))
+
+
+@pytest.mark.parametrize(("dx", "dy"), [(-5.3, 2.6), (0.4, -0.7), (3.0, 0.0), (0.05, 0.12)])
+@pytest.mark.parametrize("gain", [1.0, 1.08])
+def test_lk_registration_recovers_subpixel_shifts_through_a_gain_change(
+    dx: float, dy: float, gain: float
+) -> None:
+    rng = np.random.default_rng(4)
+    img = cv2.GaussianBlur(rng.normal(0, 1, (240, 320)).astype(np.float32), (0, 0), 4.0)
+    img = cv2.normalize(img, None, 30, 200, cv2.NORM_MINMAX)
+    comp = ShakeCompensator((240, 320), scale=2, method="lk")
+    comp(img.astype(np.uint8))
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    moved = cv2.warpAffine(img * gain + 3.0, m, (320, 240), borderMode=cv2.BORDER_REPLICATE)
+    back = comp(np.clip(moved + 0.5, 0, 255).astype(np.uint8))
+    assert comp.last_shift == (pytest.approx(dx, abs=0.05), pytest.approx(dy, abs=0.05))
+    inner = (slice(10, -10), slice(10, -10))
+    ref = np.clip(img * gain + 3.5, 0, 255).astype(int)
+    assert np.abs(back[inner].astype(int) - ref[inner]).max() <= 3
+
+
+def test_lk_registration_on_a_flat_picture_leaves_the_frame() -> None:
+    comp = ShakeCompensator((60, 80), scale=2, method="lk")
+    flat = np.full((60, 80), 90, np.uint8)
+    comp(flat)
+    np.testing.assert_array_equal(comp(flat), flat)
+    assert comp.last_shift == (0.0, 0.0)
+
+
+def test_registration_method_is_checked() -> None:
+    with pytest.raises(DetectionError, match="method"):
+        ShakeCompensator((60, 80), method="orb")
+    with pytest.raises(DetectionError, match="register_method"):
+        DetectorConfig(register_method="orb")
