@@ -59,8 +59,8 @@ class DetectorConfig:
     register_method
         How the shake is estimated (:class:`~vigil.detection.registration.ShakeCompensator`):
         ``"ecc"`` (OpenCV's ECC on a half-size copy) or ``"lk"`` (a numba Gauss-Newton
-        translation with gain and offset on a copy at most 240 pixels wide: a quarter of
-        640x480, an eighth of 1920x1080; on the development scenes as close to the true
+        translation with gain and offset on a copy at most 480 pixels wide: half of
+        640x480, a quarter of 1920x1080; on the development scenes as close to the true
         shake as ECC, at a fraction of its time).
     objects
         Blob -> detection settings.
@@ -326,7 +326,7 @@ class MotionDetector:
         if self.config.register_method == "ecc":
             return ShakeCompensator(self.shape)
         scale = 2
-        while scale < 8 and self.shape[1] / scale > 240:
+        while scale < 8 and self.shape[1] / scale > 480:
             scale *= 2
         return ShakeCompensator(self.shape, scale=scale, method="lk")
 

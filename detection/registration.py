@@ -96,6 +96,8 @@ class ShakeCompensator:
         # the Gauss-Newton's border: room for the largest shift on the copy
         self._margin = int(np.ceil(max_shift_px / scale)) + 2
         self._track = np.zeros(5, np.float64)
+        self._gx = np.zeros((h // scale, w // scale), np.float32)
+        self._gy = np.zeros((h // scale, w // scale), np.float32)
 
     def _small_copy(self, frame: NDArray[np.uint8]) -> NDArray[np.float32]:
         if self.scale == 1:
@@ -105,7 +107,9 @@ class ShakeCompensator:
     def _ecc(self, small: NDArray[np.float32], dx: float, dy: float) -> tuple[float, float] | None:
         if self.method == "lk":
             out = self._track
-            kernels.track_translation(self._reference, small, dx, dy, self._margin, 15, 1e-3, out)
+            kernels.track_translation(
+                self._reference, small, dx, dy, self._margin, 15, 1e-3, self._gx, self._gy, out
+            )
             return (float(out[0]), float(out[1])) if out[2] > 0 else None
         warp = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
         try:

@@ -352,7 +352,7 @@ class TrackBeforeDetect:
             self.boxes = []
             return
         peak = np.zeros(n, np.float32)
-        np.maximum.at(peak, labels.ravel(), self.statistic.ravel())
+        tk.label_peaks(labels, self.statistic, peak)
         keep = (peak > p.threshold) & (stats[:, cv2.CC_STAT_AREA] <= p.max_area_px)
         keep[0] = False
         found: list[tuple[int, Box]] = []

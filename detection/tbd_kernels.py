@@ -160,10 +160,36 @@ def velocity_filter(
         for x in range(w):
             best[y, x] = -1e30
             best_j[y, x] = 0
+    # Per velocity, the source column of every column (and its weight) depends on x alone:
+    # computed once, the same arithmetic as per pixel, so the rows' interior, where the
+    # two source columns are x + k and x + k + 1 for one k, runs as contiguous slices.
+    x0s = np.empty(w, np.int64)
+    x1s = np.empty(w, np.int64)
+    fxs = np.empty(w, np.float64)
+    gxs = np.empty(w, np.float64)
     for j in range(nv):
         dx = vx[j]
         dy = vy[j]
         e = energy[j]
+        for x in range(w):
+            sx = x - dx
+            if sx < 0.0:
+                sx = 0.0
+            elif sx > w - 1:
+                sx = float(w - 1)
+            x0 = int(sx)
+            x0s[x] = x0
+            x1s[x] = min(x0 + 1, w - 1)
+            fxs[x] = sx - x0
+            gxs[x] = 1.0 - fxs[x]
+        # the interior run [lo, hi): x0 = x + k and x1 = x0 + 1 throughout
+        k = x0s[w // 2] - w // 2
+        lo = w // 2
+        while lo > 0 and x0s[lo - 1] == lo - 1 + k and x1s[lo - 1] == lo + k:
+            lo -= 1
+        hi = w // 2
+        while hi < w and x0s[hi] == hi + k and x1s[hi] == hi + k + 1:
+            hi += 1
         for y in range(h):
             sy = y - dy
             if sy < 0.0:
@@ -173,29 +199,63 @@ def velocity_filter(
             y0 = int(sy)
             y1 = min(y0 + 1, h - 1)
             fy = sy - y0
+            gy = 1.0 - fy
+            zr = z[y]
+            out = scratch[y]
+            if hi > lo:
+                a = e[y0, lo + k : hi + k]
+                b = e[y0, lo + k + 1 : hi + k + 1]
+                c = e[y1, lo + k : hi + k]
+                d = e[y1, lo + k + 1 : hi + k + 1]
+                fx = fxs[lo:hi]
+                gx = gxs[lo:hi]
+                zz = zr[lo:hi]
+                o = out[lo:hi]
+                bo = best[y, lo:hi]
+                jo = best_j[y, lo:hi]
+                for i in range(hi - lo):
+                    prev = gy * (gx[i] * a[i] + fx[i] * b[i]) + fy * (gx[i] * c[i] + fx[i] * d[i])
+                    zi = zz[i]
+                    if zi < z_lo:
+                        zi = z_lo
+                    elif zi > z_hi:
+                        zi = z_hi
+                    v = np.float32(decay * prev + zi)
+                    o[i] = v
+                    sv = v * norm
+                    if sv > bo[i]:
+                        bo[i] = sv
+                        jo[i] = j
             for x in range(w):
-                sx = x - dx
-                if sx < 0.0:
-                    sx = 0.0
-                elif sx > w - 1:
-                    sx = float(w - 1)
-                x0 = int(sx)
-                x1 = min(x0 + 1, w - 1)
-                fx = sx - x0
-                prev = (1.0 - fy) * ((1.0 - fx) * e[y0, x0] + fx * e[y0, x1]) + fy * (
-                    (1.0 - fx) * e[y1, x0] + fx * e[y1, x1]
+                if lo <= x < hi:
+                    continue
+                x0 = x0s[x]
+                x1 = x1s[x]
+                prev = gy * (gxs[x] * e[y0, x0] + fxs[x] * e[y0, x1]) + fy * (
+                    gxs[x] * e[y1, x0] + fxs[x] * e[y1, x1]
                 )
-                zz = z[y, x]
-                if zz < z_lo:
-                    zz = z_lo
-                elif zz > z_hi:
-                    zz = z_hi
-                scratch[y, x] = decay * prev + zz
-        for y in range(h):
-            for x in range(w):
-                v = scratch[y, x]
-                e[y, x] = v
-                s = v * norm
-                if s > best[y, x]:
-                    best[y, x] = s
+                zi = zr[x]
+                if zi < z_lo:
+                    zi = z_lo
+                elif zi > z_hi:
+                    zi = z_hi
+                v = np.float32(decay * prev + zi)
+                out[x] = v
+                sv = v * norm
+                if sv > best[y, x]:
+                    best[y, x] = sv
                     best_j[y, x] = j
+        e[:, :] = scratch
+
+
+@ngjit
+def label_peaks(labels: np.ndarray, values: np.ndarray, out: np.ndarray) -> None:
+    """``out[i]`` becomes the largest of ``values`` over the pixels labelled ``i`` (``out`` is
+    ``float32 (n,)`` of the label count, filled with 0 first: background is 0)."""
+    out[:] = 0.0
+    h, w = labels.shape
+    for y in range(h):
+        for x in range(w):
+            i = labels[y, x]
+            if i > 0 and values[y, x] > out[i]:
+                out[i] = values[y, x]

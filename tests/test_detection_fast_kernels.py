@@ -4,21 +4,29 @@
 the whole-frame OpenCV version it replaced (dilated warmest sample, saturating difference,
 ``connectedComponents``); ``shift_bilinear`` (a vectorised interior) against the per-pixel
 clamped formula, bit for bit, at shifts that put the interior anywhere from all to none of
-the row; the ``"lk"`` shake registration (a numba Gauss-Newton translation with gain and
+the row; the track-before-detect stage's velocity filter (per-column tables and contiguous
+slices) against the per-pixel version, ``label_peaks`` against ``np.maximum.at``, and
+``affine_fit`` (which skips the median when more than half the residuals are under a third
+of the trim) against numpy's fit; the ``"lk"`` shake registration (a numba Gauss-Newton translation with gain and
 offset) against known sub-pixel shifts with a gain change.
 """
 
 from __future__ import annotations
 
+import math
+
 import cv2
+import numba as nb
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
 from vigil.detection import kernels
+from vigil.detection import tbd_kernels as tk
 from vigil.detection.background import DetectionError
 from vigil.detection.detector import DetectorConfig
 from vigil.detection.registration import ShakeCompensator
+from vigil.detection.tbd import TbdParams
 
 
 def _neighbour_reference(
@@ -161,3 +169,90 @@ def test_registration_method_is_checked() -> None:
         ShakeCompensator((60, 80), method="orb")
     with pytest.raises(DetectionError, match="register_method"):
         DetectorConfig(register_method="orb")
+
+
+@nb.njit(cache=False)
+def _velocity_reference(z, energy, scratch, vx, vy, decay, z_lo, z_hi, best, best_j):  # noqa: ANN001, ANN202
+    """The per-pixel velocity filter (the kernel before its per-column tables and slices)."""
+    nv, h, w = energy.shape
+    norm = math.sqrt(1.0 - decay * decay)
+    best[:] = -1e30
+    best_j[:] = 0
+    for j in range(nv):
+        e = energy[j]
+        for y in range(h):
+            sy = min(max(y - vy[j], 0.0), float(h - 1))
+            y0 = int(sy)
+            y1 = min(y0 + 1, h - 1)
+            fy = sy - y0
+            for x in range(w):
+                sx = min(max(x - vx[j], 0.0), float(w - 1))
+                x0 = int(sx)
+                x1 = min(x0 + 1, w - 1)
+                fx = sx - x0
+                prev = (1.0 - fy) * ((1.0 - fx) * e[y0, x0] + fx * e[y0, x1]) + fy * (
+                    (1.0 - fx) * e[y1, x0] + fx * e[y1, x1]
+                )
+                zz = min(max(np.float64(z[y, x]), z_lo), z_hi)
+                scratch[y, x] = decay * prev + zz
+        for y in range(h):
+            for x in range(w):
+                e[y, x] = scratch[y, x]
+                s = scratch[y, x] * norm
+                if s > best[y, x]:
+                    best[y, x] = s
+                    best_j[y, x] = j
+
+
+@pytest.mark.parametrize("shape", [(30, 41), (5, 3), (1, 1)])
+def test_velocity_filter_matches_the_per_pixel_version(shape: tuple[int, int]) -> None:
+    vx, vy = TbdParams().velocities(10.0)
+    vx = np.concatenate([vx, [3.0, -2.5, 1e-17, 700.0]])  # integer, tiny and huge steps
+    vy = np.concatenate([vy, [-1e-17, 2.0, 0.5, -3.3]])
+    rng = np.random.default_rng(7)
+    got, ref = [], []
+    for fn, keep in ((tk.velocity_filter, got), (_velocity_reference, ref)):
+        energy = np.random.default_rng(8).normal(0, 1, (len(vx), *shape)).astype(np.float32)
+        scratch = np.zeros(shape, np.float32)
+        best = np.zeros(shape, np.float32)
+        best_j = np.zeros(shape, np.int32)
+        for _ in range(3):
+            z = rng.normal(0, 3, shape).astype(np.float32)
+            fn(z, energy, scratch, vx, vy, 0.8, -1.0, 4.0, best, best_j)
+        keep += [energy, best, best_j]
+        rng = np.random.default_rng(7)
+    for a, b in zip(got, ref, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_label_peaks_is_the_maximum_per_label() -> None:
+    rng = np.random.default_rng(9)
+    labels = rng.integers(0, 6, (20, 30)).astype(np.int32)
+    values = rng.normal(0, 5, (20, 30)).astype(np.float32)
+    ref = np.zeros(6, np.float32)
+    np.maximum.at(ref, labels.ravel(), values.ravel())
+    got = np.empty(6, np.float32)
+    tk.label_peaks(labels, values, got)
+    np.testing.assert_array_equal(got[1:], ref[1:])
+    assert got[0] == 0.0
+
+
+@pytest.mark.parametrize("noise", [1.0, 6.0])  # a median under / over a third of trim_dn
+def test_affine_fit_matches_numpy(noise: float) -> None:
+    rng = np.random.default_rng(10)
+    samples = rng.integers(20, 230, (8, 40, 60)).astype(np.uint8)
+    ref = samples.astype(np.float64).mean(axis=0)
+    frame = np.clip(1.05 * ref - 3.0 + rng.normal(0, noise, ref.shape) + 0.5, 0, 255)
+    frame = frame.astype(np.uint8)
+    fg = np.zeros(ref.shape, np.uint8)
+    out = np.zeros(6)
+    kernels.affine_fit(frame, samples, fg, 2, 4.0, out)
+    xs, ys = ref[::2, ::2].ravel(), frame[::2, ::2].astype(np.float64).ravel()
+    ok = (ys > 0) & (ys < 255) & (xs >= 1.0) & (xs <= 254.0)
+    xs, ys = xs[ok], ys[ok]
+    a, b = np.polyfit(xs, ys, 1)
+    res = np.abs(ys - (a * xs + b))
+    keep = res <= max(3.0 * np.median(res), 4.0)
+    a, b = np.polyfit(xs[keep], ys[keep], 1)
+    assert out[0] == pytest.approx(a, rel=1e-9) and out[1] == pytest.approx(b, rel=1e-7, abs=1e-9)
+    assert out[3] == pytest.approx(np.mean(np.abs(ys - (a * xs + b)) <= 4.0), rel=1e-12)
