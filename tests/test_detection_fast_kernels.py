@@ -7,8 +7,8 @@ clamped formula, bit for bit, at shifts that put the interior anywhere from all 
 the row; the track-before-detect stage's velocity filter (per-column tables and contiguous
 slices) against the per-pixel version, ``label_peaks`` against ``np.maximum.at``, and
 ``affine_fit`` (which skips the median when more than half the residuals are under a third
-of the trim) against numpy's fit; the ``"lk"`` shake registration (a numba Gauss-Newton translation with gain and
-offset) against known sub-pixel shifts with a gain change.
+of the trim) against numpy's fit; the ``"lk"`` shake registration (a numba Gauss-Newton
+translation with gain and offset) against known sub-pixel shifts with a gain change.
 """
 
 from __future__ import annotations
