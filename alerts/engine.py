@@ -22,10 +22,11 @@ What it promises:
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike
 from shapely.geometry import LineString, Polygon
 
 from vigil.alerts.book import AlertBook, OpenAlert, TrackInfo
@@ -106,6 +107,8 @@ class AlertEngine:
         self.book = AlertBook(self.sector, self.frame, self.rules, planner)
         #: The live tracks as the rules see them, by id.
         self.tracks: dict[str, TrackInfo] = {}
+        #: Local positions of the track messages :meth:`place` announced, by ``(lat, lon)``.
+        self._placed: dict[tuple[float, float], tuple[float, float]] = {}
         #: What every rule sees (settings, layout, tracks, book).
         self.context = RuleContext(
             settings=self.rules,
@@ -154,10 +157,22 @@ class AlertEngine:
         for rule in self.rule_for.values():
             rule.merge_tracks(merged, into)
 
+    def place(self, tracks: Sequence[Track], x: ArrayLike, y: ArrayLike) -> None:
+        """The local positions (metres) of track messages about to be handled, projected in
+        one batch by the caller (``x[i], y[i]`` of ``tracks[i]``, as
+        ``frame.to_local`` gives them: PROJ projects each point alone, so they are the very
+        numbers :meth:`remember` would compute one by one). Replaces those of an earlier
+        call; :meth:`remember` uses each once and projects any track not placed itself."""
+        self._placed = {
+            (t.lat, t.lon): (float(a), float(b))
+            for t, a, b in zip(tracks, np.asarray(x), np.asarray(y), strict=True)
+        }
+
     def remember(self, trk: Track) -> TrackInfo:
         """Take a track message into what the rules see of the track (its position in local
         metres, the fused detections behind it) and return that."""
-        x, y = local_xy(self.frame, trk.lat, trk.lon)
+        placed = self._placed.pop((trk.lat, trk.lon), None)
+        x, y = placed if placed is not None else local_xy(self.frame, trk.lat, trk.lon)
         info = self.tracks.get(trk.track_id)
         if info is None:
             info = self.tracks[trk.track_id] = TrackInfo(trk)

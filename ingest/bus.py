@@ -225,8 +225,9 @@ class InProcessBus(Bus):
     def publish(self, topic: str, message: Wire | bytes, *, checked: bool = False) -> None:
         """Publish (see :meth:`Bus.publish`). ``checked``: the caller vouches that ``message``
         is a struct that already passed :func:`~vigil.ingest.schema.check` on this topic with
-        a skew at most this bus's (decoded by an MQTT bus and journaled), so it is not checked
-        again."""
+        a skew at most this bus's (decoded by an MQTT bus and journaled), or one it built
+        itself from typed values (the sector core's tracks and crossings), so it is not
+        checked here."""
         check_topic(topic)
         with self._lock:
             if self._closed:

@@ -20,7 +20,7 @@ catch, count and log a handler's error.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from vigil.ingest.bus import Bus, Handler, Subscription
@@ -193,6 +193,15 @@ class MqttBus(Bus):
         if self._closed:
             raise RuntimeError("bus is closed")
         self.publisher.publish(topic, message)
+
+    def publish_many(self, messages: Sequence[tuple[str, Wire | bytes]]) -> None:
+        """Send ``(topic, message)`` messages, in order, as :meth:`publish` does, with one
+        outbox commit for all of them (all or none are committed)."""
+        for topic, _ in messages:
+            check_topic(topic)
+        if self._closed:
+            raise RuntimeError("bus is closed")
+        self.publisher.publish_many(messages)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until the broker has acknowledged everything published; False on timeout."""

@@ -129,4 +129,50 @@ class MqttSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         return cls(**values)
 
 
-__all__ = ["MqttSettings"]
+# -- the sector service's identities and settings on the broker (vigil run, vigil broker) ----
+
+
+def output_username(username: str) -> str:
+    """The user name of the service's output session, from its input session's user name.
+
+    A broker that binds client ids to user names (Mosquitto's ``use_username_as_clientid``,
+    as ``vigil broker init`` writes it) needs one user per connection; the service's output
+    session logs in as ``{username}-out`` with the same password.
+    """
+    return f"{username}-out"
+
+
+def service_client_id(deployment: Any) -> str:
+    """The service's stable client id: the deployment's ``[broker] client_id``, else
+    ``vigil-{sector}``. Its journal's cursor and the broker's persistent session go by it."""
+    return getattr(deployment.config.broker, "client_id", None) or f"vigil-{deployment.sector}"
+
+
+def mqtt_settings(deployment: Any, broker: str | None = None, **overrides) -> MqttSettings:
+    """Broker settings from a deployment's ``[broker]`` table (credentials from the environment
+    variables it names), with ``broker`` (``HOST:PORT``) overriding its address."""
+    b = deployment.config.broker
+    user, password = b.credentials()
+    host, port = b.host, b.port
+    if broker:
+        h, _, p = broker.rpartition(":") if ":" in broker else (broker, "", "")
+        host = h or host
+        if p:
+            try:
+                port = int(p)
+            except ValueError:
+                raise ValueError(f"broker {broker!r}: expected HOST:PORT") from None
+    values = dict(
+        host=host,
+        port=port,
+        tls=b.tls,
+        ca_file=b.ca_file,
+        username=user,
+        password=password,
+        keepalive_s=b.keepalive_s,
+    )
+    values.update(overrides)
+    return MqttSettings(**values)
+
+
+__all__ = ["MqttSettings", "mqtt_settings", "output_username", "service_client_id"]

@@ -17,10 +17,15 @@ from __future__ import annotations
 import sqlite3
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from vigil.ingest.private_files import private_file
+
+#: Acknowledgements held before they are written in one transaction (see
+#: :meth:`Outbox.mark_acked`).
+ACKS_HELD = 256
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -81,34 +86,88 @@ class Outbox:
         else:
             epoch = row[0]
         self.epoch: str = epoch
+        #: Acknowledgements not yet written, ``(time, seq)`` (see :meth:`mark_acked`).
+        self._acks: list[tuple[float, int]] = []
 
     def put(self, topic: str, payload: bytes, now: float) -> int:
         """Store a message; return its sequence number once it is committed."""
+        return self.put_many([(topic, payload)], now)[0]
+
+    def put_many(self, messages: Sequence[tuple[str, bytes]], now: float) -> list[int]:
+        """Store ``(topic, payload)`` messages in one transaction (one commit for all, and
+        for the acknowledgements waiting to be written); return their sequence numbers, in
+        order, once it is committed. All or none are stored."""
         with self._lock:
-            cur = self._db.execute(
-                "INSERT INTO outbox (topic, payload, created) VALUES (?, ?, ?)",
-                (topic, payload, now),
-            )
-            return int(cur.lastrowid)
+            db = self._db
+            db.execute("BEGIN")
+            try:
+                seqs = [
+                    int(
+                        db.execute(
+                            "INSERT INTO outbox (topic, payload, created) VALUES (?, ?, ?)",
+                            (topic, payload, now),
+                        ).lastrowid
+                    )
+                    for topic, payload in messages
+                ]
+                self._write_acks()
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            self._acks.clear()
+            return seqs
 
     def mark_acked(self, seq: int, now: float) -> None:
         """Record the broker's acknowledgement of message ``seq`` at ``now`` (seconds).
 
         A resent message's new acknowledgement replaces the old one: it is the new broker
         instance's acknowledgement that the replay window has to outlast.
+
+        The record is written with the next :meth:`put_many`'s transaction, by
+        :meth:`commit_acks`, by any reading method, or once :data:`ACKS_HELD` wait (one
+        commit for many acknowledgements); a crash before that loses the record only, and
+        the message is sent again (the replay window resends recent acknowledged messages
+        after a restart anyway; receivers drop copies by message key).
         """
         with self._lock:
-            self._db.execute("UPDATE outbox SET acked = ? WHERE seq = ?", (now, seq))
+            self._acks.append((now, seq))
+            if len(self._acks) >= ACKS_HELD:
+                self._commit_acks()
+
+    def commit_acks(self) -> None:
+        """Write the acknowledgements :meth:`mark_acked` holds, in one transaction."""
+        with self._lock:
+            self._commit_acks()
+
+    def _commit_acks(self) -> None:
+        if not self._acks:
+            return
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            self._write_acks()
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._acks.clear()
+
+    def _write_acks(self) -> None:
+        if self._acks:
+            self._db.executemany("UPDATE outbox SET acked = ? WHERE seq = ?", self._acks)
 
     def remove(self, seq: int) -> None:
         """Drop message ``seq`` (the broker refused it; the caller counts and reports that)."""
         with self._lock:
+            self._commit_acks()
             self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
 
     def to_send(self, after_seq: int, acked_since: float, limit: int = 500) -> list[OutboxEntry]:
         """Messages after ``after_seq`` that are unacknowledged or acknowledged at or after
         ``acked_since`` (seconds), in sequence order, at most ``limit``."""
         with self._lock:
+            self._commit_acks()
             rows = self._db.execute(
                 "SELECT seq, topic, payload, created, acked FROM outbox "
                 "WHERE seq > ? AND (acked IS NULL OR acked >= ?) ORDER BY seq LIMIT ?",
@@ -119,6 +178,7 @@ class Outbox:
     def prune(self, acked_before: float) -> int:
         """Delete messages acknowledged before ``acked_before`` (seconds); return how many."""
         with self._lock:
+            self._commit_acks()
             cur = self._db.execute(
                 "DELETE FROM outbox WHERE acked IS NOT NULL AND acked < ?", (acked_before,)
             )
@@ -127,6 +187,7 @@ class Outbox:
     def unacked(self) -> int:
         """How many messages wait for the broker's acknowledgement."""
         with self._lock:
+            self._commit_acks()
             return int(
                 self._db.execute("SELECT COUNT(*) FROM outbox WHERE acked IS NULL").fetchone()[0]
             )
@@ -146,11 +207,13 @@ class Outbox:
 
     def __len__(self) -> int:
         with self._lock:
+            self._commit_acks()
             return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
     def close(self) -> None:
         """Close the file (messages in it stay for the next publisher with the same path)."""
         with self._lock:
+            self._commit_acks()
             self._db.close()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,53 @@ def test_outbox_order_acks_window_and_epoch(tmp_path: Path) -> None:
     box = Outbox(path)
     assert box.epoch == epoch and len(box) == 2
     assert Outbox(tmp_path / "other.sqlite").epoch != epoch
+
+
+def _on_disk(path: Path) -> list[tuple[int, float | None]]:
+    """``(seq, acked)`` as another connection (a process after a crash) reads the file."""
+    db = sqlite3.connect(path)
+    rows = db.execute("SELECT seq, acked FROM outbox ORDER BY seq").fetchall()
+    db.close()
+    return rows
+
+
+def test_outbox_put_many_commits_all_or_none_with_the_held_acknowledgements(
+    tmp_path: Path,
+) -> None:
+    """One transaction for a batch of messages and the acknowledgements waiting: committed
+    (another connection sees them) when put_many returns; a batch that fails stores none."""
+    path = tmp_path / "o.sqlite"
+    box = Outbox(path)
+    first = box.put_many([("t", b"a"), ("t", b"b"), ("t", b"c")], now=100.0)
+    assert first == sorted(first) and len(set(first)) == 3
+    assert [s for s, _ in _on_disk(path)] == first
+    box.mark_acked(first[0], now=110.0)
+    assert _on_disk(path)[0] == (first[0], None)  # held, not yet written
+    with pytest.raises(sqlite3.IntegrityError):  # a NULL payload fails the whole batch
+        box.put_many([("t", b"d"), ("t", None)], now=120.0)  # type: ignore[list-item]
+    assert [s for s, _ in _on_disk(path)] == first and _on_disk(path)[0][1] is None
+    more = box.put_many([("t", b"e")], now=130.0)
+    assert more[0] > first[-1]
+    assert _on_disk(path)[0] == (first[0], 110.0)  # written in the batch's transaction
+    box.mark_acked(first[1], now=140.0)
+    assert box.unacked() == 2  # a read sees held acknowledgements
+    box.mark_acked(first[2], now=150.0)
+    box.commit_acks()
+    assert [a for _, a in _on_disk(path)] == [110.0, 140.0, 150.0, None]
+    box.mark_acked(more[0], now=160.0)
+    box.close()  # closing writes what is held
+    assert [a for _, a in _on_disk(path)] == [110.0, 140.0, 150.0, 160.0]
+
+
+def test_outbox_writes_held_acknowledgements_once_enough_wait(tmp_path: Path) -> None:
+    from vigil.ingest.outbox import ACKS_HELD
+
+    path = tmp_path / "o.sqlite"
+    box = Outbox(path)
+    seqs = box.put_many([("t", bytes([i % 256])) for i in range(ACKS_HELD)], now=1.0)
+    for s in seqs[:-1]:
+        box.mark_acked(s, now=2.0)
+    assert all(a is None for _, a in _on_disk(path))
+    box.mark_acked(seqs[-1], now=2.0)  # the ACKS_HELD-th: all written in one commit
+    assert all(a == 2.0 for _, a in _on_disk(path))
+    box.close()

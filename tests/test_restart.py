@@ -66,8 +66,7 @@ def live(svc: SectorService, messages) -> None:
     """Messages as they reach the core thread after the bus journaled them."""
     journal(svc, messages, svc.journal.last_seq)
     for topic, msg in messages:
-        svc.handled += 1
-        svc.runner.handle(topic, msg)
+        svc._handle(svc.runner, topic, msg)  # as the core thread does (outputs committed)
 
 
 def published(state) -> list[tuple[str, bytes]]:

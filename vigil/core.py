@@ -22,8 +22,9 @@ from vigil.alerts.rules import AlertRules
 from vigil.alerts.service import AlertService
 from vigil.alerts.store import EventStore
 from vigil.geo.crossing_monitor import CrossingMonitor
+from vigil.geo.frames import FrameError
 from vigil.geo.site import Site
-from vigil.ingest.bus import Bus
+from vigil.ingest.bus import Bus, InProcessBus
 from vigil.ingest.schema import (
     Alert,
     CameraDetection,
@@ -159,6 +160,15 @@ class SectorCore:
         if isinstance(msg, Alert):
             self._alert_buffer.append(msg)
 
+    def _publish_own(self, topic: str, msg: Track | Crossing) -> None:
+        """Publish a track or crossing this core built from its own typed values: an
+        in-process bus does not check it again (what comes from outside it still checks, and
+        every MQTT receiver checks what goes out)."""
+        if isinstance(self.bus, InProcessBus):
+            self.bus.publish(topic, msg, checked=True)
+        else:
+            self.bus.publish(topic, msg)
+
     def tick(self, t: float) -> list[Track]:
         """Apply what arrived before ``t``; publish tracks and any crossings; return tracks.
 
@@ -177,14 +187,27 @@ class SectorCore:
             self.engine.merge_tracks(merged, into)
             self.monitor.merge(merged, into)
         msgs = self.fusion.track_messages()
+        ax = ay = None
+        if msgs:
+            # every track's local position in one projection: the alert engine takes its
+            # share instead of projecting each track alone (same numbers, point by point)
+            try:
+                ax, ay = self.frame.to_local([m.lat for m in msgs], [m.lon for m in msgs])
+                self.engine.place(msgs, ax, ay)
+            except FrameError:  # a position off the map: each part handles it as before
+                ax = ay = None
         for m in msgs:
-            self.bus.publish(topic_for(self.sector, m), m)
+            self._publish_own(topic_for(self.sector, m), m)
         self.track_messages += len(msgs)
         self._track_buffer.extend(msgs)
-        live = [m for m in msgs if m.state != "ended"]
+        is_live = np.array([m.state != "ended" for m in msgs], dtype=bool)
+        live = [m for m, k in zip(msgs, is_live, strict=True) if k]
         self.live = []
         if live:
-            x, y = self.frame.to_local([m.lat for m in live], [m.lon for m in live])
+            if ax is not None and ay is not None:
+                x, y = ax[is_live], ay[is_live]
+            else:
+                x, y = self.frame.to_local([m.lat for m in live], [m.lon for m in live])
             for m, xi, yi in zip(live, x, y, strict=True):
                 self.live.append((m, float(xi), float(yi)))
             fresh = np.array([self._counts.get(m.track_id) != m.count for m in live])
@@ -207,7 +230,7 @@ class SectorCore:
                     confidence=INFERRED_CONFIDENCE if ev.inferred else 1.0,
                 )
                 self._crossing_buffer.append(c)
-                self.bus.publish(topic_for(self.sector, c), c)
+                self._publish_own(topic_for(self.sector, c), c)
         for m in msgs:
             if m.state == "ended":
                 self.monitor.forget(m.track_id)

@@ -58,6 +58,7 @@ journal only make sense as a pair.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -76,6 +77,7 @@ from vigil.ingest.jsonable import dumps
 from vigil.ingest.latest_file import LatestFile
 from vigil.ingest.mqtt import MqttBus, MqttSettings
 from vigil.ingest.mqtt_process import InputProcess, input_spec, trusted_decode, wait_for_lock
+from vigil.ingest.mqtt_settings import mqtt_settings, output_username, service_client_id
 from vigil.ingest.private_files import private_dir
 from vigil.ingest.schema import MessageError, Wire, encode
 from vigil.restart import Restarts, StartReport, warm_up
@@ -92,6 +94,10 @@ from vigil.tracks.config import TrackerConfig
 
 log = logging.getLogger(__name__)
 
+#: Outputs held for one outbox commit at most (a replay's go in commits of this many), and
+#: the longest the first of them waits for more while a tick goes on, wall seconds.
+OUTPUTS_HELD, OUTPUT_WAIT_S = 2048, 0.02
+
 __all__ = [
     "INPUT_TOPICS",
     "OUTPUT_TOPICS",
@@ -107,49 +113,6 @@ __all__ = [
 ]
 
 # -- the service --------------------------------------------------------------------------------
-
-
-def output_username(username: str) -> str:
-    """The user name of the service's output session, from its input session's user name.
-
-    A broker that binds client ids to user names (Mosquitto's ``use_username_as_clientid``,
-    as ``vigil broker init`` writes it) needs one user per connection; the service's output
-    session logs in as ``{username}-out`` with the same password.
-    """
-    return f"{username}-out"
-
-
-def service_client_id(deployment) -> str:
-    """The service's stable client id: the deployment's ``[broker] client_id``, else
-    ``vigil-{sector}``. Its journal's cursor and the broker's persistent session go by it."""
-    return getattr(deployment.config.broker, "client_id", None) or f"vigil-{deployment.sector}"
-
-
-def mqtt_settings(deployment, broker: str | None = None, **overrides) -> MqttSettings:
-    """Broker settings from a deployment's ``[broker]`` table (credentials from the environment
-    variables it names), with ``broker`` (``HOST:PORT``) overriding its address."""
-    b = deployment.config.broker
-    user, password = b.credentials()
-    host, port = b.host, b.port
-    if broker:
-        h, _, p = broker.rpartition(":") if ":" in broker else (broker, "", "")
-        host = h or host
-        if p:
-            try:
-                port = int(p)
-            except ValueError:
-                raise ValueError(f"broker {broker!r}: expected HOST:PORT") from None
-    values = dict(
-        host=host,
-        port=port,
-        tls=b.tls,
-        ca_file=b.ca_file,
-        username=user,
-        password=password,
-        keepalive_s=b.keepalive_s,
-    )
-    values.update(overrides)
-    return MqttSettings(**values)
 
 
 class SectorService(Restarts):
@@ -293,6 +256,9 @@ class SectorService(Restarts):
         self._snap_advances: dict[int, int] = {}  # snapshot seq -> advance id it covers
         self._advance_id = 0
         self.snapshot_counts: dict[str, int] = {"written": 0, "failed": 0, "pruned": 0}
+        #: Outputs made and not yet committed to the output outbox (see :meth:`_output`).
+        self._pending_out: list[tuple[str, Wire]] = []
+        self._pending_since = 0.0  # monotonic s when the first of them came
 
     # -- start: replay the journal, then go live ------------------------------------------------
 
@@ -334,14 +300,40 @@ class SectorService(Restarts):
             self.in_bus.quarantine(topic, encode(msg), err)
 
     def _output(self, topic: str, msg: Wire) -> None:
-        """A new output: its retained state first, then the message, then the channels."""
+        """A new output: its retained state at once; the message waits for
+        :meth:`_flush_outputs` (after each input message, or once the first waiting is
+        :data:`OUTPUT_WAIT_S` old: a tick's tracks share a few commits, not one each)."""
         self.state.before_output(topic, msg)
-        self.out_bus.publish(topic, msg)
-        for channel in self.channels:
+        now = time.monotonic()
+        if not self._pending_out:
+            self._pending_since = now
+        self._pending_out.append((topic, msg))
+        if len(self._pending_out) >= OUTPUTS_HELD or now - self._pending_since >= OUTPUT_WAIT_S:
+            self._flush_outputs()
+
+    def _flush_outputs(self) -> None:
+        """The waiting outputs into the outbox in one commit and out, then to the channels."""
+        pending, self._pending_out = self._pending_out, []
+        if not pending:
+            return
+        try:
+            self.out_bus.publish_many(pending)
+        except Exception:  # as a failed publish in the bus's delivery was: logged
+            log.exception("publishing %d outputs failed", len(pending))
+        for (_, msg), channel in itertools.product(pending, self.channels):
             try:
                 channel.send(msg)
             except Exception:  # a dispatch channel must not stop the sector
                 log.exception("dispatch to %s failed", type(channel).__name__)
+
+    def _replay(self) -> StartReport:
+        report = super()._replay()
+        self._flush_outputs()  # what the replay made past the outbox's count
+        return report
+
+    def _snapshot_meta(self, runner: SectorRunner) -> dict | None:
+        self._flush_outputs()  # a snapshot counts the outputs so far as in the outbox
+        return super()._snapshot_meta(runner)
 
     # -- the core thread -------------------------------------------------------------------------
 
@@ -390,6 +382,7 @@ class SectorService(Restarts):
                 last_periodic = now
                 try:
                     self._idle_step(runner, now)
+                    self._flush_outputs()
                     if now - last_flush >= 5.0:
                         last_flush = now
                         runner.core.flush_stores()
@@ -402,6 +395,7 @@ class SectorService(Restarts):
                     log.exception("periodic step failed")
         if self.snapshot_every or self.snapshot_s:
             self._take_snapshot(runner)  # a clean stop: the next start replays nothing
+        self._flush_outputs()
         runner.close()
         self._status_writer.stop()
         self._write_status(wait=True)
@@ -413,6 +407,8 @@ class SectorService(Restarts):
         except Exception:  # one bad message must not stop the sector
             log.exception("handling %s failed", topic)
             runner.counts["handler_error"] += 1
+        if self._pending_out:  # a tick's outputs (or an action's) go out now, in one commit
+            self._flush_outputs()
 
     def _idle_step(self, runner: SectorRunner, now: float) -> None:
         connected = self.in_bus.connected
