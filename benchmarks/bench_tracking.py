@@ -39,6 +39,7 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -251,11 +252,18 @@ CONFIG = TrackerConfig(confirm_m=3, confirm_n=31, tentative_max_gap_s=1.5)
 SS_HOLD_STEPS = 2
 
 
-def process_speed(walkers: int = 1000, clutter: int = 100, scans: int = 300, repeats: int = 3):
+def process_speed(
+    walkers: int = 1000,
+    clutter: int = 100,
+    scans: int = 300,
+    repeats: int = 3,
+    config_file: Path | None = None,
+):
     """The whole ``vigil track`` process on :func:`make_scenario`'s detections written as a
     ``t,x,y,sigma`` CSV: ms per scan (wall and CPU, medians of ``repeats``), the start-up
     alone (the same command on a one-row file, s) and ``run_track`` in this warm process
-    (ms per scan)."""
+    (ms per scan). ``config_file``: a ``vigil track --config`` TOML file for both (default:
+    ``vigil track``'s defaults)."""
     import resource
     import subprocess
     import sys
@@ -263,6 +271,12 @@ def process_speed(walkers: int = 1000, clutter: int = 100, scans: int = 300, rep
     from pathlib import Path
 
     from vigil.tracks.csvfile import run_track
+
+    config = None
+    if config_file is not None:
+        from vigil.cli.track import load_track_config
+
+        config = load_track_config(config_file)
 
     scn = make_scenario(walkers, clutter, scans, seed=walkers * 1000 + clutter)
     with tempfile.TemporaryDirectory() as tmp:
@@ -282,6 +296,7 @@ def process_speed(walkers: int = 1000, clutter: int = 100, scans: int = 300, rep
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
             cmd = [sys.executable, "-m", "vigil.cli", "track", str(path), "--out", str(dst)]
+            cmd += [] if config_file is None else ["--config", str(config_file)]
             subprocess.run(cmd, check=True, capture_output=True, env=env)
             wall = time.perf_counter() - t0
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -291,11 +306,11 @@ def process_speed(walkers: int = 1000, clutter: int = 100, scans: int = 300, rep
         whole(one)  # bytecode, numba's cache and the OS's file cache warm, as for any later run
         runs = [whole(src) for _ in range(repeats)]
         starts = [whole(one) for _ in range(repeats)]
-        run_track(src, dst)  # compile and load once
+        run_track(src, dst, config=config)  # compile and load once
         inside = []
         for _ in range(repeats):
             t0 = time.perf_counter()
-            run_track(src, dst)
+            run_track(src, dst, config=config)
             inside.append(time.perf_counter() - t0)
     from vigil.tracks.aot import MODULE, kernels
 
@@ -340,10 +355,13 @@ def main(argv: list[str] | None = None) -> dict:
         action="store_true",
         help="the whole vigil track process per scan, 1,000 walkers + 100 clutter, instead",
     )
+    parser.add_argument(
+        "--process-config", type=Path, help="--process: a vigil track --config TOML file"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     if args.process:
-        r = process_speed(scans=args.scans)
+        r = process_speed(scans=args.scans, config_file=args.process_config)
         print(
             f"vigil track, {r['walkers']} walkers + {r['clutter']} clutter, {r['scans']} scans: "
             f"whole process {r['process_ms']:.2f} ms/scan wall ({r['process_cpu_ms']:.2f} CPU), "

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vigil.tracks import aot
+from vigil.tracks import aot, imm
 from vigil.tracks import kernels as jit
 from vigil.tracks import tracker as tracker_module
 from vigil.tracks.config import TrackerConfig
@@ -36,7 +36,8 @@ def _scenario(seed: int, walkers: int = 60, clutter: int = 20, scans: int = 40):
 
 def _run(kernels, config: TrackerConfig, seed: int, monkeypatch) -> list[np.ndarray]:
     monkeypatch.setattr(tracker_module, "kern", kernels)
-    tr = tracker_module.Tracker(config)
+    monkeypatch.setattr(imm, "kern", kernels)
+    tr = imm.make_tracker(config)  # vigil track's defaults: the IMM's kernels too
     out = []
     for t, z, sig in _scenario(seed):
         table = tr.update(t, z, sigma=sig)

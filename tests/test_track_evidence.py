@@ -89,9 +89,14 @@ def test_coasting_rows_say_so_and_stop_at_the_gate(tmp_path):
     coasting = [r for r in mine if r["status"] == "coasting"]
     assert coasting and all(float(r["t"]) >= 20.0 for r in coasting)
     assert float(mine[-1]["t"]) <= 21.0  # one predicted scan, then unsure
-    every = tmp_path / "every.csv"
-    run_track(src, every, config=TrackerConfig.for_track(report_coast_sigma_ratio=0.0))
-    assert len([r for r in _rows(every) if r["track_id"] == "1"]) > len(mine)
+    # the rule, not the end of the track, stops the rows: with a track ended later by
+    # evidence, every coasting row is written only without the rule
+    later = {"delete_llr": 20.0}
+    cut, every = tmp_path / "cut.csv", tmp_path / "every.csv"
+    run_track(src, cut, config=TrackerConfig.for_track(**later))
+    run_track(src, every, config=TrackerConfig.for_track(report_coast_sigma_ratio=0.0, **later))
+    n_cut = len([r for r in _rows(cut) if r["track_id"] == "1"])
+    assert len([r for r in _rows(every) if r["track_id"] == "1"]) > n_cut
 
 
 def test_the_plain_and_sector_defaults_stay_by_counts():

@@ -14,8 +14,8 @@ import pytest
 from vigil.cli import main
 from vigil.tracks.config import TrackerConfig
 from vigil.tracks.csvfile import CsvError, read_detections, run_track
+from vigil.tracks.imm import make_tracker
 from vigil.tracks.polar import polar_batch, to_position
-from vigil.tracks.tracker import Tracker
 
 HEADER = "t,x,y,sensor,sigma,sensor_x,sensor_y,sensor_height,bearing_deg,range_m,sigma_bearing_deg,sigma_range_m"  # noqa: E501
 
@@ -50,7 +50,7 @@ def test_tower_rows_track_like_the_array_tracker(tmp_path):
     assert len({r["track_id"] for r in rows}) == 2
     # the same batches by hand (the file's canonical order: sensor name within a time)
     det = read_detections(src)
-    tr = Tracker(TrackerConfig.for_track())
+    tr = make_tracker(TrackerConfig.for_track())  # vigil track's: the IMM
     for s in range(30):
         b = polar_batch([[50.0, -20.0, 30.0]], *det.polar.meas[2 * s], *det.polar.sigma[2 * s])
         z, R = to_position(b)

@@ -143,6 +143,17 @@ class TrackerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
         writes every coasting track. Its ``status`` column says ``coasting``. With
         ``track_score`` a confirmed track is not ended by evidence while it is within this
         gate either (at fast scan rates a few misses in a row leave it sure of its place).
+    imm_process_noise
+        With a value above 0, each track is an interacting multiple model (IMM) of two
+        nearly-constant-velocity filters: one with ``process_noise`` (walking on a steady
+        heading) and one with this acceleration noise density, m^2/s^3 per axis (turning,
+        stopping, starting); each detection weighs the two by how well each predicted it,
+        and gating and reports use their mixture. 0: one filter with ``process_noise``.
+    imm_sojourn_s, imm_manoeuvre_s
+        The IMM's mean time in the quiet model before a manoeuvre, and in the manoeuvring
+        model before it settles, seconds (switching is a two-state Markov chain in
+        continuous time, so any scan interval gives the same motion; a new track starts
+        with the chain's long-run shares).
     walk_max_mps, vehicle_min_mps
         Track speeds, m/s: a track whose speed is well known (velocity sigma under 1 m/s)
         and at most ``walk_max_mps`` is unlikely a vehicle on the move, and one at
@@ -183,20 +194,31 @@ class TrackerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     delete_llr: Annotated[float, Meta(gt=0.0, le=100.0)] = 6.9
     clutter_memory_s: Annotated[float, Meta(gt=0.0, le=1e6)] = 60.0
     report_coast_sigma_ratio: Annotated[float, Meta(ge=0.0, le=1e3)] = 0.0
+    imm_process_noise: Annotated[float, Meta(ge=0.0, le=1e4)] = 0.0
+    imm_sojourn_s: Annotated[float, Meta(gt=0.0, le=1e6)] = 10.0
+    imm_manoeuvre_s: Annotated[float, Meta(gt=0.0, le=1e6)] = 10.0
 
 
 #: ``vigil track``'s defaults over :class:`TrackerSettings`'s (a ``--config`` file and flags
 #: override them): management by evidence (``track_score``), in seconds and in the
 #: detections' own sigma, so that one set suits scans from 0.1 s to 5 s; a new track's
 #: velocity sigma of 1.5 m/s per axis (people on foot: walking at 1.3-1.5 m/s in any
-#: direction, some faster); a 99 % gate; coasting tracks written only while their position
-#: sigma is at most twice the detections'. Checked on one real recording
-#: (``crowds_zara03_train``, issue 20's protocol) and evaluated on two others: BENCHMARKS.md.
+#: direction, some faster); a 99.9 % gate; coasting tracks written only while their position
+#: sigma is at most twice the detections'; and motion by an interacting multiple model
+#: (:mod:`vigil.tracks.imm`): a quiet model (q = 0.005 m^2/s^3, walking on a steady heading,
+#: left on average after 600 s) and a manoeuvring one (q = 0.3: turning, stopping,
+#: starting; left after 2 s). Chosen on one real recording (``crowds_zara03_train``,
+#: issue 20's protocol) and the grouped scenario's calibration seeds 200-205, evaluated on
+#: two other recordings and seeds 100-109: BENCHMARKS.md.
 TRACK_DEFAULTS: dict[str, object] = {
     "track_score": True,
     "initial_speed_sigma_mps": 1.5,
-    "gate_probability": 0.99,
+    "gate_probability": 0.999,
     "report_coast_sigma_ratio": 2.0,
+    "process_noise": 0.005,
+    "imm_process_noise": 0.3,
+    "imm_sojourn_s": 600.0,
+    "imm_manoeuvre_s": 2.0,
 }
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from vigil.tracks.config import TrackerConfig
 from vigil.tracks.csvout import TrackWriter, canonical_order
-from vigil.tracks.tracker import Tracker
+from vigil.tracks.imm import make_tracker
 
 if TYPE_CHECKING:  # imported when used: pyproj (wgs84) and numba (tower rows) take time
     from vigil.geo.frames import LocalFrame
@@ -411,7 +411,7 @@ def run_track(
     # a canonical order (time, sensor, position) so that the output does not depend on the
     # order of the rows in the file, not even within a batch
     order = canonical_order(det.t, sensor_code, np.asarray(x, float), np.asarray(y, float))
-    tracker = Tracker(config)
+    tracker = make_tracker(config)
     names = ["t", "track_id", "x", "y", "vx", "vy", "time", "status"]
     if frame != "local":
         names[2:4] = ["lat", "lon"]

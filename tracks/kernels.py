@@ -672,6 +672,212 @@ def manage_score(
     return deleted
 
 
+# -- interacting multiple models (TrackerSettings.imm_process_noise) ------------------------
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _imm_combine(xm, Pm, w, i, x, P, o):  # pragma: no cover - compiled
+    """The moment-matched mixture of track ``i``'s two models (``xm[i, m]``, ``Pm[i, m]``)
+    weighted by ``w`` (2,) into ``x[o]`` (4,), ``P[o]`` (4, 4). Scalar indexing throughout:
+    no array views, whose reference counts cost more than the arithmetic here."""
+    w0 = w[0]
+    w1 = w[1]
+    for a in range(4):
+        x[o, a] = w0 * xm[i, 0, a] + w1 * xm[i, 1, a]
+    for a in range(4):
+        d0a = xm[i, 0, a] - x[o, a]
+        d1a = xm[i, 1, a] - x[o, a]
+        for b in range(a, 4):
+            v = w0 * (Pm[i, 0, a, b] + d0a * (xm[i, 0, b] - x[o, b]))
+            v += w1 * (Pm[i, 1, a, b] + d1a * (xm[i, 1, b] - x[o, b]))
+            P[o, a, b] = v
+            P[o, b, a] = v
+
+
+@ngjit
+def imm_predict(xm, Pm, mu, t_est, n, t, q, sojourn_s, x, P):  # pragma: no cover - compiled
+    """Interacting-multiple-model prediction of tracks ``0..n-1`` to time ``t``, in place.
+
+    Each track ``i`` holds two nearly-constant-velocity models, ``xm[i, m]`` (4,) and
+    ``Pm[i, m]`` (4, 4) with probabilities ``mu[i, m]``; model ``m`` has acceleration noise
+    density ``q[m]`` (m^2/s^3) and is left for the other at rate ``1 / sojourn_s[m]``
+    (seconds), so that over ``dt`` a track moves from model 0 to 1 with probability
+    ``a / (a + b) (1 - exp(-(a + b) dt))`` (``a``, ``b`` the two rates) and back with
+    ``b / (a + b) (...)``: the same motion at any scan interval. The models are mixed by
+    those transition probabilities (IMM's interaction), each predicted with its own noise,
+    and the mixture's mean and covariance written to ``x``, ``P`` (what gating and reporting
+    use); ``t_est`` is set to ``t``. A track already at or after ``t`` is left as it is.
+    """
+    x0 = np.empty((2, 4))
+    P0 = np.empty((2, 4, 4))
+    w = np.empty(2)
+    c = np.empty(2)
+    ra = 1.0 / sojourn_s[0]
+    rb = 1.0 / sojourn_s[1]
+    last_dt = -1.0
+    p01 = p10 = 0.0
+    for i in range(n):
+        dt = t - t_est[i]
+        if dt <= 0.0:
+            continue
+        if dt != last_dt:  # most tracks share the batch's interval: one exp for them all
+            e = 1.0 - math.exp(-(ra + rb) * dt)
+            p01 = ra / (ra + rb) * e
+            p10 = rb / (ra + rb) * e
+            last_dt = dt
+        c[0] = (1.0 - p01) * mu[i, 0] + p10 * mu[i, 1]
+        c[1] = p01 * mu[i, 0] + (1.0 - p10) * mu[i, 1]
+        # mixed starting state of each model
+        w[0] = (1.0 - p01) * mu[i, 0] / c[0]
+        w[1] = p10 * mu[i, 1] / c[0]
+        _imm_combine(xm, Pm, w, i, x0, P0, 0)
+        w[0] = p01 * mu[i, 0] / c[1]
+        w[1] = (1.0 - p10) * mu[i, 1] / c[1]
+        _imm_combine(xm, Pm, w, i, x0, P0, 1)
+        for m in range(2):
+            # F P0 F^T + Q with F = [[I, dt I], [0, I]], written out as predict_cv does
+            for a in range(2):
+                for b in range(4):
+                    P0[m, a, b] += dt * P0[m, a + 2, b]
+            for a in range(4):
+                for b in range(2):
+                    P0[m, a, b] += dt * P0[m, a, b + 2]
+            qm = q[m]
+            q3 = qm * dt * dt * dt / 3.0
+            q2 = qm * dt * dt / 2.0
+            for a in range(2):
+                P0[m, a, a] += q3
+                P0[m, a, a + 2] += q2
+                P0[m, a + 2, a] += q2
+                P0[m, a + 2, a + 2] += qm * dt
+            xm[i, m, 0] = x0[m, 0] + dt * x0[m, 2]
+            xm[i, m, 1] = x0[m, 1] + dt * x0[m, 3]
+            xm[i, m, 2] = x0[m, 2]
+            xm[i, m, 3] = x0[m, 3]
+            for a in range(4):
+                for b in range(4):
+                    Pm[i, m, a, b] = P0[m, a, b]
+            mu[i, m] = c[m]
+        _imm_combine(xm, Pm, c, i, x, P, i)
+        t_est[i] = t
+
+
+@ngjit
+def imm_update(
+    xm, Pm, mu, n, track_det, z, R, position_only, mu_floor, coast_model, x, P
+):  # pragma: no cover - compiled
+    """Interacting-multiple-model update of each track ``i < n`` with detection
+    ``track_det[i]``, in place: every model is updated as :func:`kalman_update` updates a
+    track, the model probabilities are multiplied by each model's likelihood of the
+    detection, ``N(z; H xm, H Pm H^T + R)``, renormalised and held at ``mu_floor`` or more,
+    and the mixture is written to ``x``, ``P``. A track without one (-1) is written to
+    ``x``, ``P`` as its model ``coast_model`` predicts it (-1: left as it is)."""
+    K = np.empty((4, 2))
+    HP = np.empty((2, 4))
+    ll = np.empty(2)
+    d2s = np.empty(2)
+    for i in range(n):
+        j = track_det[i]
+        if j < 0:
+            if coast_model >= 0:
+                for a in range(4):
+                    x[i, a] = xm[i, coast_model, a]
+                    for b in range(4):
+                        P[i, a, b] = Pm[i, coast_model, a, b]
+            continue
+        r01 = 0.5 * (R[j, 0, 1] + R[j, 1, 0])
+        rows = 2 if position_only[j] else 4
+        for m in range(2):
+            s00 = Pm[i, m, 0, 0] + R[j, 0, 0]
+            s01 = Pm[i, m, 0, 1] + r01
+            s11 = Pm[i, m, 1, 1] + R[j, 1, 1]
+            det = s00 * s11 - s01 * s01
+            i00 = s11 / det
+            i01 = -s01 / det
+            i11 = s00 / det
+            v0 = z[j, 0] - xm[i, m, 0]
+            v1 = z[j, 1] - xm[i, m, 1]
+            d2 = i00 * v0 * v0 + 2.0 * i01 * v0 * v1 + i11 * v1 * v1
+            ll[m] = det  # the likelihood's parts: the innovation's determinant ...
+            d2s[m] = d2  # ... and its squared Mahalanobis distance
+            for a in range(4):
+                K[a, 0] = Pm[i, m, a, 0] * i00 + Pm[i, m, a, 1] * i01 if a < rows else 0.0
+                K[a, 1] = Pm[i, m, a, 0] * i01 + Pm[i, m, a, 1] * i11 if a < rows else 0.0
+            for a in range(4):
+                xm[i, m, a] += K[a, 0] * v0 + K[a, 1] * v1
+            for b in range(4):
+                HP[0, b] = Pm[i, m, 0, b]
+                HP[1, b] = Pm[i, m, 1, b]
+            for a in range(4):
+                for b in range(a, 4):
+                    Pm[i, m, a, b] -= K[a, 0] * HP[0, b] + K[a, 1] * HP[1, b]
+            for a in range(4):
+                for b in range(a):
+                    Pm[i, m, a, b] = Pm[i, m, b, a]
+        # model 1 against model 0: mu1 N1 / (mu0 N0), one exp and one sqrt (no logs)
+        d = 0.5 * (d2s[0] - d2s[1])
+        if d > 600.0:
+            m1 = 1.0
+        elif d < -600.0:
+            m1 = 0.0
+        else:
+            ratio = mu[i, 1] / mu[i, 0] * math.sqrt(ll[0] / ll[1]) * math.exp(d)
+            m1 = 1.0 / (1.0 + 1.0 / ratio) if ratio > 0.0 else 0.0  # ratio inf: 1
+        m0 = max(1.0 - m1, mu_floor)
+        m1 = max(m1, mu_floor)
+        mu[i, 0] = ll[0] = m0 / (m0 + m1)
+        mu[i, 1] = ll[1] = m1 / (m0 + m1)
+        _imm_combine(xm, Pm, ll, i, x, P, i)
+
+
+@ngjit
+def imm_follow(
+    before, n0, after, k, det_id, det_new, xm, Pm, mu, took
+):  # pragma: no cover - compiled
+    """After a batch: move the models of the tracks that survived it to the front, as
+    :func:`compact` moved the rest, and say which detection each took.
+
+    ``before[:n0]`` are the slots' track ids before the batch and ``after[:k]`` the
+    survivors' (the same ids in the same order: compaction keeps it; a new track's id is
+    above every earlier one). ``det_id``/``det_new`` per detection: the id of the track it
+    updated or started, and whether it started one. ``took[:k]`` is set to each survivor's
+    detection (-1: none). Returns -1 when the ids are not in that order (then nothing is
+    moved), else ``k``."""
+    s = 0
+    for i in range(n0):
+        if s < k and before[i] == after[s]:
+            if s != i:
+                for m in range(2):
+                    mu[s, m] = mu[i, m]
+                    for a in range(4):
+                        xm[s, m, a] = xm[i, m, a]
+                        for b in range(4):
+                            Pm[s, m, a, b] = Pm[i, m, a, b]
+            s += 1
+    if s != k:
+        return -1
+    for r in range(k):
+        took[r] = -1
+    for j in range(det_id.shape[0]):
+        if det_new[j] or det_id[j] < 0:
+            continue
+        lo = 0
+        hi = k
+        while lo < hi:  # binary search: the survivors' ids increase ...
+            mid = (lo + hi) // 2
+            if after[mid] < det_id[j]:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < k and after[lo] == det_id[j]:
+            took[lo] = j
+        else:  # ... unless a track was relabelled
+            for r in range(k):
+                if after[r] == det_id[j]:
+                    took[r] = j
+    return k
+
+
 # -- vigil track's input order and output -----------------------------------------------------
 
 

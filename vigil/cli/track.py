@@ -243,7 +243,7 @@ def add_settings(p: argparse.ArgumentParser) -> None:
         "--gate-probability",
         type=float,
         metavar="P",
-        help="chi-square gate probability (0.5-1, default 0.99)",
+        help="chi-square gate probability (0.5-1, default 0.999)",
     )
     g.add_argument(
         "--confirm",
@@ -267,7 +267,11 @@ def add_settings(p: argparse.ArgumentParser) -> None:
         "--process-noise",
         type=positive_float,
         metavar="Q",
-        help="constant-velocity acceleration noise, m^2/s^3 per axis (0.1)",
+        help=(
+            "constant-velocity acceleration noise, m^2/s^3 per axis (0.005: the quiet "
+            "model of the default interacting multiple model; its manoeuvring model, 0.3, "
+            "is imm_process_noise in --config, 0 for one filter)"
+        ),
     )
     g.add_argument(
         "--initial-speed-sigma",

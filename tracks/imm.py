@@ -1,0 +1,182 @@
+"""Motion that fits people: an interacting multiple model (IMM) around the array tracker.
+
+People on foot walk on steady headings for a while, then turn, stop or start. One
+nearly-constant-velocity filter must pick one process noise for both: low, and a turning
+walker's track lags and swaps with his neighbours'; high, and a steady walker's velocity
+follows each detection's noise (in a group, toward the next member's detections). An IMM
+keeps two filters per track, a quiet one (``process_noise``) and a manoeuvring one
+(``imm_process_noise``), lets a track switch between them at rate ``1 / imm_sojourn_s``, and
+weighs them by how well each predicted the detection (Blom and Bar-Shalom 1988; Stone Soup's
+``IMMPredictor`` / ``IMMUpdater``). Gating, association, track management and reports use
+the two filters' mixture (its mean and covariance), so the rest of the tracker is unchanged.
+
+:class:`ImmTracker` wraps :class:`vigil.tracks.tracker.Tracker`'s batch: before it, every
+track's models are mixed and predicted to the batch time and the mixture written into the
+tracker's state (its own prediction then has nothing to do); after it, each track that took
+a detection has every model updated with it (numba kernels
+:func:`vigil.tracks.kernels.imm_predict`, :func:`vigil.tracks.kernels.imm_update`). A track
+updated by a tower's polar model (:mod:`vigil.tracks.polar`) collapses its models onto the
+tracker's own update. :func:`make_tracker` gives an :class:`ImmTracker` when the settings ask
+for one (``imm_process_noise > 0``), else a plain :class:`Tracker`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from vigil.tracks.aot import kernels
+from vigil.tracks.config import TrackerConfig
+from vigil.tracks.measurement import position_measurements
+from vigil.tracks.table import TrackerSnapshot, TrackTable
+from vigil.tracks.tracker import Tracker
+
+if TYPE_CHECKING:
+    from vigil.tracks.polar import PolarBatch
+
+kern = kernels()
+
+#: A model's probability never falls below this after an update (it can always come back).
+MU_FLOOR = 1e-6
+
+
+def make_tracker(config: TrackerConfig | None = None) -> Tracker:
+    """An :class:`ImmTracker` when ``config.imm_process_noise > 0``, else a :class:`Tracker`."""
+    if config is not None and config.imm_process_noise > 0.0:
+        return ImmTracker(config)
+    return Tracker(config)
+
+
+class ImmTracker(Tracker):
+    """:class:`Tracker` whose tracks each hold two constant-velocity models (an IMM).
+
+    Parameters
+    ----------
+    config
+        As :class:`Tracker`'s; ``imm_process_noise`` (m^2/s^3, above 0) is the manoeuvring
+        model's noise, ``process_noise`` the quiet one's, ``imm_sojourn_s`` (s) the mean time
+        in one model.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tracker = ImmTracker(TrackerConfig(imm_process_noise=1.0))
+    >>> for t in range(4):
+    ...     _ = tracker.update(float(t), np.array([[1.5 * t, 0.0]]))
+    >>> len(tracker.tracks().confirmed()), tracker.model_probabilities.shape
+    (1, (1, 2))
+    """
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        super().__init__(config)
+        c = self.config
+        if c.imm_process_noise <= 0.0:
+            raise ValueError(
+                f"tracker config: imm_process_noise = {c.imm_process_noise!r}; expected > 0 "
+                "for an interacting multiple model (0 is one filter: use Tracker)"
+            )
+        self._q = np.array([c.process_noise, c.imm_process_noise])
+        self._sojourn = np.array([c.imm_sojourn_s, c.imm_manoeuvre_s])
+        #: a new track's model probabilities: the switching chain's long-run shares
+        self._mu0 = self._sojourn / self._sojourn.sum()
+
+    def _alloc(self, cap: int) -> None:
+        super()._alloc(cap)
+        self._xm = np.zeros((cap, 2, 4))
+        self._Pm = np.zeros((cap, 2, 4, 4))
+        self._mu = np.zeros((cap, 2))
+
+    def _grow(self, need: int) -> None:
+        old = (self._xm, self._Pm, self._mu)
+        super()._grow(need)  # reallocates every array; the models' rows are copied here
+        for new, arr in zip((self._xm, self._Pm, self._mu), old, strict=True):
+            new[: arr.shape[0]] = arr
+
+    @property
+    def model_probabilities(self) -> NDArray[np.float64]:
+        """``(n, 2)`` each live slot's probability of the quiet and the manoeuvring model."""
+        return self._mu[: self.n].copy()
+
+    def snapshot(self) -> TrackerSnapshot:
+        """A copy of the tracker's state (models included), to :meth:`restore` later."""
+        snap = super().snapshot()
+        n = self.n
+        extra = (self._xm[:n].copy(), self._Pm[:n].copy(), self._mu[:n].copy())
+        return TrackerSnapshot(snap.n, snap.next_id, snap.time, snap.arrays + extra)
+
+    def restore(self, snap: TrackerSnapshot) -> None:
+        """Go back to a :meth:`snapshot`."""
+        super().restore(snap)
+        xm, Pm, mu = snap.arrays[-3:]
+        self._xm[: snap.n], self._Pm[: snap.n], self._mu[: snap.n] = xm, Pm, mu
+
+    def delete(self, track_ids: ArrayLike) -> int:
+        """Delete the tracks with these ids; returns how many were found."""
+        keep = ~np.isin(self._id[: self.n], np.asarray(track_ids, dtype=np.int64))
+        k = int(keep.sum())
+        if k < len(keep):  # the models of the kept slots to the front, in order
+            for arr in (self._xm, self._Pm, self._mu):
+                arr[:k] = arr[: len(keep)][keep]
+        return super().delete(track_ids)
+
+    def update(
+        self,
+        t: float,
+        z: ArrayLike,
+        R: ArrayLike | None = None,
+        *,
+        sigma: ArrayLike | float | None = None,
+        class_likelihood: ArrayLike | None = None,
+        in_view: NDArray[np.bool_] | None = None,
+        can_initiate: ArrayLike | bool = True,
+        position_only: ArrayLike | bool = False,
+        polar: PolarBatch | None = None,
+    ) -> TrackTable:
+        """As :meth:`Tracker.update`, with each track's models mixed, predicted and updated."""
+        t = float(t)
+        n0 = self.n
+        if n0 and t > self.time:  # (a bad time is refused by Tracker.update below)
+            kern.imm_predict(
+                self._xm, self._Pm, self._mu, self._t_est, n0, t, self._q,
+                self._sojourn, self._x, self._P,
+            )  # fmt: skip
+        before = self._id[:n0].copy()
+        table = super().update(
+            t, z, R, sigma=sigma, class_likelihood=class_likelihood, in_view=in_view,
+            can_initiate=can_initiate, position_only=position_only, polar=polar,
+        )  # fmt: skip
+        zz, RR = position_measurements(z, R, sigma, self.config.default_sigma_m, polar)
+        m = zz.shape[0]
+        # the survivors' models to the front, and which detection each took (-1: none)
+        k = self.n - int(self.last_det_new.sum())
+        took = np.empty(k, dtype=np.int64)
+        done = kern.imm_follow(
+            before, n0, self._id, k, self.last_det_track_id, self.last_det_new,
+            self._xm, self._Pm, self._mu, took,
+        )  # fmt: skip
+        if done < 0:
+            raise RuntimeError("track ids out of order after a batch; expected compaction's")
+        if polar is not None and m:  # polar rows: the models collapse onto the EKF update
+            onto = np.flatnonzero((took >= 0) & polar.valid[np.maximum(took, 0)])
+            for j in range(2):
+                self._xm[onto, j] = self._x[onto]
+                self._Pm[onto, j] = self._P[onto]
+            took[onto] = -1
+        pos_only = np.ascontiguousarray(
+            np.broadcast_to(np.asarray(position_only, dtype=np.bool_), (m,))
+        )
+        # a track with no detection in the batch is reported by its manoeuvring model (1):
+        # the person not seen may have turned or stopped, and a coasting track stops being
+        # written (report_coast_sigma_ratio) once that model is unsure where he is
+        kern.imm_update(
+            self._xm, self._Pm, self._mu, k, took, zz, RR, pos_only, MU_FLOOR, 1,
+            self._x, self._P,
+        )  # fmt: skip
+        s = slice(k, self.n)  # the batch's new tracks: both models at the new track's state
+        self._xm[s] = self._x[s, None, :]
+        self._Pm[s] = self._P[s, None, :, :]
+        self._mu[s] = self._mu0
+        table.x[:k], table.P[:k] = self._x[:k], self._P[:k]  # the old tracks' new states
+        return table
