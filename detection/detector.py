@@ -291,6 +291,7 @@ class MotionDetector:
         self._queue = np.empty(h * w if self.config.neighbour_px else 0, np.int64)
         self._no_mean = np.zeros((1, 1), np.float32)
         self._no_margin = np.zeros((1, 1), np.uint8)
+        self._no_words = np.zeros((0, 0), np.uint64)
         self.calibrator = (
             StartupCalibration((h, w), self.config.calibration)
             if self.config.calibration is not None
@@ -463,6 +464,7 @@ class MotionDetector:
             0 if use_map else int(margin),
             use_map,
             self._queue,
+            fg.view(np.uint64) if self.shape[1] % 8 == 0 else self._no_words,
         )
 
 

@@ -793,17 +793,21 @@ def _neighbourhood_warm(
     h, w = grey.shape
     lv = np.float32(grey[y, x]) / gain32 + np.float32(0.5)
     level = np.int32(np.uint8(min(lv, np.float32(255.0))))
-    hot = np.int32(0)
+    # warm when every value around is under level - margin: stop at the first that is not
+    thr = level - margin
+    if thr <= 0:
+        return False
     for yy in range(max(y - r, 0), min(y + r + 1, h)):
         for xx in range(max(x - r, 0), min(x + r + 1, w)):
             if use_mean:
                 v = np.int32(np.uint8(min(mean[yy, xx] + np.float32(0.5), np.float32(255.0))))
+                if v >= thr:
+                    return False
             else:
-                v = np.int32(samples[0, yy, xx])
-                for k in range(1, samples.shape[0]):
-                    v = max(v, np.int32(samples[k, yy, xx]))
-            hot = max(hot, v)
-    return level - hot > margin
+                for k in range(samples.shape[0]):
+                    if np.int32(samples[k, yy, xx]) >= thr:
+                        return False
+    return True
 
 
 @ngjit
@@ -819,6 +823,7 @@ def neighbour_filter(
     margin: int,
     use_map: bool,
     queue: np.ndarray,
+    words: np.ndarray,
 ) -> int:
     """Clear the 8-connected blobs of ``fg`` with no pixel warmer than its neighbourhood.
 
@@ -844,6 +849,9 @@ def neighbour_filter(
         Margin in grey levels: per pixel (``uint8 (h, w)``) with ``use_map``, else ``margin``.
     queue
         ``int64 (h * w,)`` scratch.
+    words
+        ``fg`` seen as ``uint64 (h, w // 8)`` (when ``w`` is a multiple of 8) to skip empty
+        runs eight pixels at a time; any other shape scans byte by byte.
 
     Returns
     -------
@@ -852,12 +860,19 @@ def neighbour_filter(
     """
     h, w = fg.shape
     gain32 = np.float32(gain)
+    use_words = words.shape[0] == h and words.shape[1] * 8 == w
     n = 0
     kept = 0
     for y in range(h):
         row = fg[y]
-        for x in range(w):
+        x = 0
+        while x < w:
+            # skip background eight pixels at a time (masks are mostly empty)
+            if use_words and (x & 7) == 0 and words[y, x >> 3] == 0:
+                x += 8
+                continue
             if row[x] != 255:
+                x += 1
                 continue
             start = n
             queue[n] = y * w + x
@@ -886,6 +901,7 @@ def neighbour_filter(
                 fg[cy, i - cy * w] = mark
             if warm:
                 kept += n - start
+            x += 1
     for j in range(n):
         i = queue[j]
         cy = i // w

@@ -74,7 +74,7 @@ def test_neighbour_filter_on_samples_matches_the_frame_wide_version(
     no_mean = np.zeros((1, 1), np.float32)
     no_map = np.zeros((1, 1), np.uint8)
     kept = kernels.neighbour_filter(got, grey, gain, samples, no_mean, False, r, no_map, 4,
-                                    False, queue)  # fmt: skip
+                                    False, queue, got.view(np.uint64))  # fmt: skip
     np.testing.assert_array_equal(got, ref)
     assert kept == np.count_nonzero(ref)
     assert 0 < kept < np.count_nonzero(fg)  # both kinds of blob occur
@@ -90,7 +90,8 @@ def test_neighbour_filter_on_a_mean_with_a_margin_map_matches(seed: int) -> None
     ref = _neighbour_reference(fg, grey, 1.05, hot, 1, margin)
     got = fg.copy()
     kernels.neighbour_filter(got, grey, 1.05, np.zeros((1, 1, 1), np.uint8), mean, True, 1,
-                             margin, 0, True, np.empty(fg.size, np.int64))  # fmt: skip
+                             margin, 0, True, np.empty(fg.size, np.int64),
+                             np.zeros((0, 0), np.uint64))  # fmt: skip
     np.testing.assert_array_equal(got, ref)
 
 
@@ -98,13 +99,12 @@ def test_neighbour_filter_of_empty_and_full_masks() -> None:
     _, samples, grey, _ = _scene(5)
     args = (np.zeros((1, 1), np.float32), False, 1, np.zeros((1, 1), np.uint8), 4, False)
     empty = np.zeros(grey.shape, np.uint8)
-    assert (
-        kernels.neighbour_filter(empty, grey, 1.0, samples, *args, np.empty(grey.size, np.int64))
-        == 0
-    )
+    queue = np.empty(grey.size, np.int64)
+    kept = kernels.neighbour_filter(empty, grey, 1.0, samples, *args, queue, empty.view(np.uint64))
+    assert kept == 0
     full = np.full(grey.shape, 255, np.uint8)
     ref = _neighbour_reference(full, grey, 1.0, samples.max(axis=0), 1, 4)
-    kernels.neighbour_filter(full, grey, 1.0, samples, *args, np.empty(grey.size, np.int64))
+    kernels.neighbour_filter(full, grey, 1.0, samples, *args, queue, full.view(np.uint64))
     np.testing.assert_array_equal(full, ref)
 
 
