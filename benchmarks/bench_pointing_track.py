@@ -11,21 +11,27 @@ track a side (and commits crossings) from the track's positions, as
 Per tower of the demo deployment, on the synthetic relief of ``bench_pointing`` (seed 0, 30 m
 cells), per calibration (a fresh hidden N(0, 0.05 degree) pan, tilt and roll error, ten
 landmarks, :func:`bench_pointing.calibrated`): ``--people`` people start on ground the true
-camera sees 1.5-2.5 km away in its field of view and walk ``--seconds`` at 1.2 m/s on a random
-heading, seen at ``--fps`` frames a second. In each frame where the true camera sees a
-person's feet (the ground does not hide them), the feet's pixel is detected with 1 px of error
-per axis and placed by :class:`~vigil.detection.terrain.TerrainGeometry` (the chain's ray
-casting, quadrature covariance and 0.5 m floor) through the calibrated camera; the detection
-goes to a fresh ``FusionTracker`` (``TrackerConfig.for_sector()``) as a ``CameraDetection``;
-each frame the confirmed tracks a detection updated go to a ``CrossingMonitor``, as in
-``SectorCore.tick``. Only people whose whole walk stays more than 50 m from the line count.
+camera sees 1.5-2.5 km away in its field of view and walk ``--seconds`` (120 by default: at
+1.2 m/s a person 1.5-2.5 km out stays in a tower's view for minutes; 20 before) at 1.2 m/s on
+a random heading, seen at ``--fps`` frames a second. In each frame where the true camera sees
+a person's feet (the ground does not hide them), the feet's pixel is detected with 1 px of
+error per axis and placed by :class:`~vigil.detection.terrain.TerrainGeometry` (the chain's
+ray casting, quadrature covariance and 0.5 m floor) through the calibrated camera; the
+detection goes to a fresh ``FusionTracker`` (``TrackerConfig.for_sector()`` with the relief's
+:data:`~vigil.geo.crossing_monitor.RELIEF_TRACKER_CHANGES`, ``--max-sigma``) as a
+``CameraDetection``; each frame the confirmed tracks a detection updated go to a
+``CrossingMonitor`` (side probability ``--side``, hold ``--hold``), as in ``SectorCore.tick``.
+``--shared`` adds to each track's covariance the pointing residual's part of its latest
+detection's (all of a calibration's detections share it; the tracker averages it down as if
+they did not). Only people whose whole walk stays more than 50 m from the line count.
 
 Per person: **right** when every track the monitor gave a side holds the person's true side at
 the end and no crossing was committed; **wrong** otherwise; **no side** when no track was
-confirmed and given a side (too few detections: hidden by the ground). Shares of right among
-decided people carry Wilson 95 % intervals (people of one calibration share its pointing
-residual: the intervals are a little optimistic). The per-detection share of the same
-detections is printed beside it.
+given a side, split by why: the feet were seen in fewer frames than a track needs to be
+confirmed (the ground hides them), no track was confirmed, or a confirmed track was never sure
+enough of a side. Shares of right among decided people, and among all people, carry Wilson
+95 % intervals (people of one calibration share its pointing residual: the intervals are a
+little optimistic). The per-detection share of the same detections is printed beside it.
 
 Seeds: :data:`EVALUATION_SEEDS` (never used to tune anything); ``bench_pointing``'s
 ``TUNING_SEEDS`` are refused for reporting.
@@ -42,7 +48,12 @@ import numpy as np
 
 from benchmarks.bench_pointing import TUNING_SEEDS, calibrated, site_and_dem
 from vigil.detection.terrain import TerrainGeometry
-from vigil.geo.crossing_monitor import RELIEF_SIDE_PROBABILITY, CrossingMonitor
+from vigil.geo.crossing_monitor import (
+    RELIEF_SIDE_HOLD_S,
+    RELIEF_SIDE_PROBABILITY,
+    RELIEF_TRACKER_CHANGES,
+    CrossingMonitor,
+)
 from vigil.geo.raycast import camera_on_terrain, cast_rays, curvature_factor
 from vigil.geo.site import tower_camera
 from vigil.ingest.schema import CameraDetection
@@ -68,38 +79,54 @@ def _walks(true, dem, border, rng, people: int, frames: int, fps: float):
     heading = rng.uniform(0.0, 2.0 * np.pi, tries)
     x0, y0 = true.x + r * np.sin(az), true.y + r * np.cos(az)
     step = WALK_MPS / fps * np.arange(frames)
-    x = x0[:, None] + np.sin(heading)[:, None] * step[None, :]
-    y = y0[:, None] + np.cos(heading)[:, None] * step[None, :]
-    rr = np.hypot(x - true.x, y - true.y)
-    z = dem.elevation_at(x.ravel(), y.ravel()).reshape(x.shape) - curvature_factor() * rr**2
-    d = np.stack([x, y, z], axis=-1).reshape(-1, 3) - true.centre
-    seen = cast_rays(dem, np.broadcast_to(true.centre, d.shape), d)
-    u, v, _ = true.project(x.ravel(), y.ravel(), z.ravel() - true.ground_z)
-    vis = seen.hit & (np.abs(seen.range_m - rr.ravel()) < 1.0)
-    vis &= (u >= 0) & (u < true.width) & (v >= 0) & (v < true.height)
-    vis = vis.reshape(x.shape)
+
+    def seen(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Whether the true camera sees the feet at ``(x, y)``, and their pixel."""
+        rr = np.hypot(x - true.x, y - true.y)
+        z = dem.elevation_at(x.ravel(), y.ravel()).reshape(x.shape) - curvature_factor() * rr**2
+        d = np.stack([x, y, z], axis=-1).reshape(-1, 3) - true.centre
+        hits = cast_rays(dem, np.broadcast_to(true.centre, d.shape), d)
+        u, v, _ = true.project(x.ravel(), y.ravel(), z.ravel() - true.ground_z)
+        vis = hits.hit & (np.abs(hits.range_m - rr.ravel()) < 1.0)
+        vis &= (u >= 0) & (u < true.width) & (v >= 0) & (v < true.height)
+        return vis.reshape(x.shape), u.reshape(x.shape), v.reshape(x.shape)
+
+    # the start of every try first, then the whole walk of those picked (the same people as
+    # casting every try's walk, for a fraction of the rays)
+    pick = np.flatnonzero(seen(x0[:, None], y0[:, None])[0][:, 0])[:people]
+    x = x0[pick, None] + np.sin(heading[pick])[:, None] * step[None, :]
+    y = y0[pick, None] + np.cos(heading[pick])[:, None] * step[None, :]
+    vis, u, v = seen(x, y)
     far = np.all(np.abs(border.signed_distance(x.ravel(), y.ravel()).reshape(x.shape)) > FAR_M, 1)
-    pick = np.flatnonzero(vis[:, 0])[:people]
-    return (
-        x[pick],
-        y[pick],
-        u.reshape(x.shape)[pick],
-        v.reshape(x.shape)[pick],
-        vis[pick],
-        far[pick],
-    )
+    return x, y, u, v, vis, far
 
 
 def _person(
-    geo, frame, border, config, t, ex, ey, cov, ok, side_probability: float | None
-) -> tuple[set[int], int]:
+    geo,
+    frame,
+    border,
+    config,
+    t,
+    ex,
+    ey,
+    cov,
+    ok,
+    side_probability: float | None,
+    shared=None,
+    hold_s: float = RELIEF_SIDE_HOLD_S,
+) -> tuple[set[int], int, bool]:
     """Run one person's detections through a fresh tracker and crossing monitor, as
-    ``SectorCore.tick`` does: ``(outcome, crossings)``; outcome is the set of sides the
-    monitor gave the person's tracks (``{+1}``, ``{-1}``, both, or none)."""
+    ``SectorCore.tick`` does: ``(outcome, crossings, confirmed)``; outcome is the set of
+    sides the monitor gave the person's tracks (``{+1}``, ``{-1}``, both, or none),
+    confirmed whether the tracker ever confirmed a track. ``shared``: per detection, the
+    part of its covariance that all of the tower's detections share (its pointing
+    residual), which the tracker's averaging of detections as independent shrinks and the
+    truth does not: added to the track's covariance given to the monitor (None: not)."""
     fusion = FusionTracker(frame, config)
-    monitor = CrossingMonitor(border, side_probability=side_probability or None)
+    monitor = CrossingMonitor(border, side_probability=side_probability or None, side_hold_s=hold_s)
     counts: dict[str, int] = {}
     crossings = 0
+    confirmed = False
     lat, lon = np.full(ex.shape, np.nan), np.full(ex.shape, np.nan)
     if ok.any():
         lat[ok], lon[ok] = frame.to_wgs84(ex[ok], ey[ok])
@@ -119,16 +146,21 @@ def _person(
         )
         fusion.flush()
         live = [m for m in fusion.track_messages() if m.state != "ended"]
+        confirmed = confirmed or bool(live)
         fresh = [m for m in live if counts.get(m.track_id) != m.count]
         for m in live:
             counts[m.track_id] = m.count
         if fresh:
             x, y = frame.to_local([m.lat for m in fresh], [m.lon for m in fresh])
             ids, times = [m.track_id for m in fresh], [m.time for m in fresh]
-            covs = [m.cov for m in fresh] if side_probability else None
+            covs = None
+            if side_probability:
+                covs = [np.reshape(m.cov, (2, 2)) for m in fresh]
+                if shared is not None:
+                    covs = [c + shared[i] for c in covs]
             crossings += len(monitor.update(ids, times, x, y, covs))
     sides = {s.side for s in monitor.states.values() if s.side != 0}
-    return sides, crossings
+    return sides, crossings, confirmed
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -136,7 +168,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=8, help="people per calibration")
     parser.add_argument("--draws", type=int, default=10, help="calibrations per tower and seed")
-    parser.add_argument("--seconds", type=float, default=20.0, help="each person's walk, s")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=120.0,
+        help="each person's walk, s (a person 1.5-2.5 km out is in a tower's view for minutes)",
+    )
     parser.add_argument("--fps", type=float, default=1.0, help="frames a second")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(EVALUATION_SEEDS))
     parser.add_argument(
@@ -146,16 +183,46 @@ def main(argv: list[str] | None = None) -> None:
         help="the monitor's side_probability (0: positions alone, as before)",
     )
     parser.add_argument("--towers", nargs="+", default=["t02", "t04", "t05", "t06"])
+    parser.add_argument(
+        "--max-sigma",
+        type=float,
+        default=RELIEF_TRACKER_CHANGES["max_position_sigma_m"],
+        help="the tracker's max_position_sigma_m (default: the relief pipeline's; 200 is "
+        "TrackerConfig.for_sector's)",
+    )
+    parser.add_argument(
+        "--hold",
+        type=float,
+        default=RELIEF_SIDE_HOLD_S,
+        help="the monitor's side_hold_s, seconds (0: a side as soon as it is sure)",
+    )
+    parser.add_argument(
+        "--speed-sigma",
+        type=float,
+        default=None,
+        help="the tracker's initial_speed_sigma_mps (default: TrackerConfig.for_sector's)",
+    )
+    parser.add_argument(
+        "--shared",
+        action="store_true",
+        help="add each track's shared pointing covariance to what the monitor is given",
+    )
     args = parser.parse_args(argv)
     tuning = sorted(set(args.seeds) & set(TUNING_SEEDS))
     site, dem, frame, border = site_and_dem()
-    config = TrackerConfig.for_sector()
+    changes: dict[str, float] = {}
+    if args.max_sigma is not None:
+        changes["max_position_sigma_m"] = args.max_sigma
+    if args.speed_sigma is not None:
+        changes["initial_speed_sigma_mps"] = args.speed_sigma
+    config = TrackerConfig.for_sector(**changes)
     frames = int(round(args.seconds * args.fps)) + 1
     t = T0 + np.arange(frames) / args.fps
     print(
         f"people walking {args.seconds:g} s at {WALK_MPS} m/s, {args.fps:g} fps, 1.5-2.5 km, "
         f"> {FAR_M:g} m from the line; {args.draws} calibrations x {args.people} people per "
-        f"tower and seed; seeds {args.seeds}"
+        f"tower and seed; seeds {args.seeds}; tracker changes {changes or 'none'}; hold "
+        f"{args.hold:g} s; shared pointing covariance {'added' if args.shared else 'not added'}"
         + (f" (TUNING seeds {tuning}: not for reporting)" if tuning else " (evaluation)")
     )
     started = time.perf_counter()
@@ -164,6 +231,9 @@ def main(argv: list[str] | None = None) -> None:
             continue
         nominal = camera_on_terrain(tower_camera(tower, frame), dem)
         right = wrong = undecided = 0
+        # why a person got no side: seen in fewer frames than a track needs to be
+        # confirmed, no track confirmed, or confirmed but never sure enough of a side
+        few = unconfirmed = unsure = 0
         det_right = det_n = 0
         crossing_people = 0
         for seed in args.seeds:
@@ -186,6 +256,14 @@ def main(argv: list[str] | None = None) -> None:
                     cov[flat] = geo.covariance(
                         ou.ravel()[flat], ov.ravel()[flat], DETECTION_PX, DETECTION_PX
                     )
+                shared = np.full((u.size, 2, 2), np.nan)
+                if args.shared and flat.any():
+                    # the pointing residual's part alone (no pixel error): common to every
+                    # detection of this calibration
+                    shared[flat] = geo.covariance(
+                        ou.ravel()[flat], ov.ravel()[flat], 0.0, 0.0, floor_sigma_m=0.0
+                    )
+                shared = shared.reshape(*u.shape, 2, 2)
                 gx, gy, cov = gx.reshape(u.shape), gy.reshape(u.shape), cov.reshape(*u.shape, 2, 2)
                 for p in np.flatnonzero(far):
                     truth = int(border.side([x[p, 0]], [y[p, 0]])[0])
@@ -194,12 +272,29 @@ def main(argv: list[str] | None = None) -> None:
                         s = border.side(gx[p, m], gy[p, m]) == truth
                         det_right += int(s.sum())
                         det_n += int(m.sum())
-                    sides, crossed = _person(
-                        geo, frame, border, config, t, gx[p], gy[p], cov[p], m, args.side
+                    sides, crossed, confirmed = _person(
+                        geo,
+                        frame,
+                        border,
+                        config,
+                        t,
+                        gx[p],
+                        gy[p],
+                        cov[p],
+                        m,
+                        args.side,
+                        shared[p] if args.shared else None,
+                        args.hold,
                     )
                     crossing_people += crossed > 0
                     if not sides:
                         undecided += 1
+                        if int(m.sum()) < config.confirm_m:
+                            few += 1
+                        elif not confirmed:
+                            unconfirmed += 1
+                        else:
+                            unsure += 1
                     elif sides == {truth} and crossed == 0:
                         right += 1
                     else:
@@ -208,8 +303,13 @@ def main(argv: list[str] | None = None) -> None:
         lo, hi = wilson(right, n)
         dlo, dhi = wilson(det_right, det_n)
         print(
-            f"{tower.id}: people decided {n} (no side {undecided}): right {right}/{n} = "
-            f"{right / max(n, 1):.4f} [{lo:.4f}, {hi:.4f}]; with a crossing committed "
+            f"{tower.id}: people decided {n} (no side {undecided}: seen in < "
+            f"{config.confirm_m} frames {few}, no confirmed track {unconfirmed}, never sure "
+            f"{unsure}): right {right}/{n} = "
+            f"{right / max(n, 1):.4f} [{lo:.4f}, {hi:.4f}]; of all {n + undecided} people "
+            f"right {right / max(n + undecided, 1):.4f} "
+            f"[{wilson(right, n + undecided)[0]:.4f}, {wilson(right, n + undecided)[1]:.4f}]; "
+            f"with a crossing committed "
             f"{crossing_people}; their detections on the right side {det_right}/{det_n} = "
             f"{det_right / max(det_n, 1):.4f} [{dlo:.4f}, {dhi:.4f}]",
             flush=True,

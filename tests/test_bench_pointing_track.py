@@ -9,12 +9,19 @@ from benchmarks import bench_pointing_track
 
 
 def test_a_small_run_decides_sides_through_tracker_and_monitor(capsys) -> None:
-    bench_pointing_track.main(["--seeds", "1", "--draws", "1", "--people", "6", "--towers", "t05"])
+    bench_pointing_track.main(
+        ["--seeds", "1", "--draws", "1", "--people", "6", "--towers", "t05", "--seconds", "20"]
+    )
     out = capsys.readouterr().out
     assert "TUNING seeds [1]" in out
-    m = re.search(r"t05: people decided (\d+) \(no side (\d+)\): right (\d+)/(\d+)", out)
+    m = re.search(
+        r"t05: people decided (\d+) \(no side (\d+): seen in < 3 frames (\d+), no confirmed "
+        r"track (\d+), never sure (\d+)\): right (\d+)/(\d+)",
+        out,
+    )
     assert m, out
-    decided, _, right, n = (int(g) for g in m.groups())
+    decided, none, few, unconfirmed, unsure, right, n = (int(g) for g in m.groups())
     assert n == decided and 1 <= decided <= 6 and 0 <= right <= decided
+    assert none == few + unconfirmed + unsure
     d = re.search(r"their detections on the right side (\d+)/(\d+)", out)
     assert d and int(d.group(2)) >= decided, out

@@ -128,7 +128,7 @@ def test_an_unsure_track_gets_no_side_and_makes_no_crossing(border: Border) -> N
     t = 1_780_000_000.0 + np.arange(len(offsets))
 
     def run(sd: float, p: float | None) -> tuple[list, int]:
-        mon = CrossingMonitor(border, side_probability=p)
+        mon = CrossingMonitor(border, side_probability=p, side_hold_s=0.0)
         events = []
         for i in range(len(offsets)):
             events += mon.update(["a"], t[i : i + 1], x[i : i + 1], y[i : i + 1],
@@ -147,8 +147,48 @@ def test_a_side_needs_the_probability_across_the_line(border: Border) -> None:
     0.99 (2.33 deviations: 233 m), at 250 m it is; at 0.9 (128 m) 200 m is enough."""
     for offset, p, want in ((200.0, 0.99, 0), (250.0, 0.99, -1), (200.0, 0.9, -1)):
         x, y, normal = _across(border, [-offset])
-        mon = CrossingMonitor(border, side_probability=p)
+        mon = CrossingMonitor(border, side_probability=p, side_hold_s=0.0)
         mon.update(["a"], [1_780_000_000.0], x, y, np.array([_cov_across(normal, 100.0)]))
         assert mon.states["a"].side == want, (offset, p)
     with pytest.raises(ValueError, match="side_probability"):
         CrossingMonitor(border, side_probability=0.3)
+
+
+def test_a_side_must_stay_sure_for_the_hold(border: Border) -> None:
+    """On relief a person a pixel from a crest is placed now where they are, now on the far
+    slope across the line: the track is sure of the wrong side for a few seconds. With a
+    10 s hold that run neither gives it a side nor commits a crossing; a side sure at every
+    update for 10 s is taken, and a crossing sure for 10 s is committed (once, at the
+    interpolated zero), whatever the update rate."""
+    sd = 20.0
+
+    def run(offsets, hold: float, dt: float = 1.0) -> tuple[list, list[int]]:
+        x, y, normal = _across(border, offsets)
+        t = 1_780_000_000.0 + dt * np.arange(len(offsets))
+        mon = CrossingMonitor(border, side_probability=0.99, side_hold_s=hold)
+        events, sides = [], []
+        for i in range(len(offsets)):
+            events += mon.update(["a"], t[i : i + 1], x[i : i + 1], y[i : i + 1],
+                                 [_cov_across(normal, sd)])  # fmt: skip
+            sides.append(mon.states["a"].side)
+        return events, sides
+
+    # 300 m into Mexico, then 6 s sure of the US (the far slope), then Mexico again
+    offsets = [-300.0] * 12 + [300.0] * 6 + [-300.0] * 12
+    events, sides = run(offsets, 0.0)
+    assert len(events) == 2 and sides[0] == -1  # at once: two false crossings
+    events, sides = run(offsets, 10.0)
+    assert events == [] and sides[:10] == [0] * 10 and sides[10] == -1 and sides[-1] == -1
+    # a real crossing, sure for 10 s on the far side: committed when the hold is over
+    offsets = [-300.0] * 12 + [300.0] * 12
+    events, sides = run(offsets, 10.0)
+    assert len(events) == 1 and events[0].entering_us and sides[21] == -1 and sides[22] == 1
+    assert events[0].time == pytest.approx(1_780_000_000.0 + 11.5)
+    # at 4 updates a second the same 10 s
+    events, sides = run([-300.0] * 48, 10.0, dt=0.25)
+    assert sides.index(-1) == 40
+    # one update not sure restarts the hold
+    events, sides = run([-300.0] * 8 + [-5.0] + [-300.0] * 10, 10.0)
+    assert sides[-1] == 0
+    with pytest.raises(ValueError, match="side_hold_s"):
+        CrossingMonitor(border, side_probability=0.99, side_hold_s=-1.0)

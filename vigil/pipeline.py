@@ -164,6 +164,11 @@ class Pipeline:
         self._thermal = {t.id: t.thermal for t in site.towers}
         self.detectors: dict[str, MotionDetector] = {}
         self._pointing: dict[str, tuple[float, float]] = {}
+        if terrain is not None and tracker is None:
+            # detections on relief can be kilometres unsure along the sight line (issue 21)
+            from vigil.geo.crossing_monitor import RELIEF_TRACKER_CHANGES
+
+            tracker = TrackerConfig.for_sector(**RELIEF_TRACKER_CHANGES)
         self.core = SectorCore(
             site, self.bus, store_dir=store_dir, tracker=tracker, rules=rules, on_command=self._cue
         )
