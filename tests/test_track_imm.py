@@ -119,3 +119,30 @@ def test_one_model_without_imm_noise() -> None:
     assert type(make_tracker(TrackerConfig.for_sector())) is Tracker
     with pytest.raises(ValueError, match="imm_process_noise"):
         ImmTracker(TrackerConfig())
+
+
+def test_the_sector_fusion_runs_an_imm_when_its_settings_ask() -> None:
+    # a deployment's [tracker] imm_process_noise reaches FusionTracker too; late messages
+    # replay from snapshots that carry the models (default sector: one filter, unchanged)
+    from tracks_scenarios import FRAME, camera_detection, walk
+
+    from vigil.tracks.fusion import FusionTracker
+
+    config = TrackerConfig.for_sector(imm_process_noise=0.3)
+    assert isinstance(FusionTracker(FRAME, config).tracker, ImmTracker)
+    assert type(FusionTracker(FRAME).tracker) is Tracker
+    rng = np.random.default_rng(7)
+    msgs = []
+    for start, vel, cam in [((0, 0), (1.2, 0.2), "c1"), ((300, 50), (-1.0, 0.5), "c2")]:
+        msgs += [camera_detection(cam, t, x, y) for t, x, y in walk(rng, start, vel, 30)]
+    msgs.sort(key=lambda m: m.time)
+    a = FusionTracker(FRAME, config)
+    a.ingest_many(msgs)
+    late = list(msgs)
+    for i in range(0, len(late) - 8, 5):  # every fifth message 3 s late (lag 5 s)
+        late.insert(i + 7, late.pop(i))
+    b = FusionTracker(FRAME, config)
+    b.ingest_many(late)
+    assert b._replay.replayed > 0 and b.dropped_late == 0
+    assert a.track_messages() == b.track_messages()
+    assert len(a.track_messages()) == 2

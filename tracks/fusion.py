@@ -45,6 +45,7 @@ from vigil.tracks.classes import (
 )
 from vigil.tracks.config import CLASSES, TrackerConfig
 from vigil.tracks.groups import group_clusters, merge_duplicates, merge_group
+from vigil.tracks.imm import make_tracker
 from vigil.tracks.oosm import TimeOrderedReplay
 from vigil.tracks.reacquire import LostTracks
 from vigil.tracks.table import (
@@ -55,7 +56,6 @@ from vigil.tracks.table import (
     TrackerSnapshot,
     TrackTable,
 )
-from vigil.tracks.tracker import Tracker
 from vigil.tracks.trails import Trails
 
 #: Published class probabilities are weighed by a track's pace (walking or driving) when
@@ -122,7 +122,7 @@ class FusionTracker:
         id_prefix: str = "T",
     ) -> None:
         self.frame = frame
-        self.tracker = Tracker(config)
+        self.tracker = make_tracker(config)  # an IMM when the settings ask for one
         self.config = self.tracker.config
         self.ground_sensors = dict(ground_sensors or {})
         self.coverage = dict(coverage or {})
