@@ -167,6 +167,8 @@ def velocity_filter(
     x1s = np.empty(w, np.int64)
     fxs = np.empty(w, np.float64)
     gxs = np.empty(w, np.float64)
+    y0s = np.empty(h, np.int64)
+    fys = np.empty(h, np.float64)
     for j in range(nv):
         dx = vx[j]
         dy = vy[j]
@@ -190,18 +192,23 @@ def velocity_filter(
         hi = w // 2
         while hi < w and x0s[hi] == hi + k and x1s[hi] == hi + k + 1:
             hi += 1
+        # Each row's source rows, and a ring of new rows in scratch: a new row goes back
+        # into the energy once no later row reads the old one (the source row is
+        # nondecreasing down the picture), so the energy is read and written in one pass.
+        ring = 1
         for y in range(h):
-            sy = y - dy
-            if sy < 0.0:
-                sy = 0.0
-            elif sy > h - 1:
-                sy = float(h - 1)
-            y0 = int(sy)
+            sy = min(max(y - dy, 0.0), float(h - 1))
+            y0s[y] = int(sy)
+            fys[y] = sy - y0s[y]
+            ring = max(ring, y - min(y0s[y], y) + 1)
+        done = 0
+        for y in range(h):
+            y0 = y0s[y]
             y1 = min(y0 + 1, h - 1)
-            fy = sy - y0
+            fy = fys[y]
             gy = 1.0 - fy
             zr = z[y]
-            out = scratch[y]
+            out = scratch[y % ring]
             if hi > lo:
                 a = e[y0, lo + k : hi + k]
                 b = e[y0, lo + k + 1 : hi + k + 1]
@@ -226,9 +233,8 @@ def velocity_filter(
                     if sv > bo[i]:
                         bo[i] = sv
                         jo[i] = j
-            for x in range(w):
-                if lo <= x < hi:
-                    continue
+            for xe in range(w - hi + lo):  # the edge columns (all when there is no run)
+                x = xe if xe < lo or hi <= lo else xe - lo + hi
                 x0 = x0s[x]
                 x1 = x1s[x]
                 prev = gy * (gxs[x] * e[y0, x0] + fxs[x] * e[y0, x1]) + fy * (
@@ -245,7 +251,10 @@ def velocity_filter(
                 if sv > best[y, x]:
                     best[y, x] = sv
                     best_j[y, x] = j
-        e[:, :] = scratch
+            upto = min(y0s[y + 1], y + 1) if y + 1 < h else h
+            while done < upto:
+                e[done, :] = scratch[done % ring]
+                done += 1
 
 
 @ngjit
