@@ -301,7 +301,8 @@ class MotionDetector:
         self.calibration_report: dict = {}
         self.blob_finder = BlobFinder((h, w), self.config.filter_size)
         self.follower = ObjectFollower(self.camera_id, self.config.objects, geometry)
-        self.registration = self._compensator() if self.config.register else None
+        reg = self.config.register_method
+        self.registration = ShakeCompensator.made_for((h, w), reg) if cfg.register else None
         self.thermal = ThermalScaler()
         self._grey = np.empty((h, w), np.uint8)
         self._fg = np.empty((h, w), np.uint8)
@@ -320,16 +321,7 @@ class MotionDetector:
         if self.slow is not None:
             self.slow.reset()
         if self.registration is not None:
-            self.registration = self._compensator()
-
-    def _compensator(self) -> ShakeCompensator:
-        """A fresh shake registration as the settings ask."""
-        if self.config.register_method == "ecc":
-            return ShakeCompensator(self.shape)
-        scale = 2
-        while scale < 8 and self.shape[1] / scale > 480:
-            scale *= 2
-        return ShakeCompensator(self.shape, scale=scale, method="lk")
+            self.registration = ShakeCompensator.made_for(self.shape, self.config.register_method)
 
     def to_grey(self, frame: NDArray) -> NDArray[np.uint8]:
         """A frame as ``uint8`` grey levels: colour (BGR) converted, 16-bit thermal scaled."""
@@ -452,20 +444,13 @@ class MotionDetector:
         brought onto the model's levels by its gain estimate first."""
         margin = self._margin
         use_map = isinstance(margin, np.ndarray)
+        words = fg.view(np.uint64) if self.shape[1] % 8 == 0 else self._no_words
         kernels.neighbour_filter(
-            fg,
-            grey,
-            float(self.model.gain),
-            self.model.samples,
-            self._no_mean if mean is None else mean,
-            mean is not None,
-            self.config.neighbour_px,
-            margin if use_map else self._no_margin,
-            0 if use_map else int(margin),
-            use_map,
-            self._queue,
-            fg.view(np.uint64) if self.shape[1] % 8 == 0 else self._no_words,
-        )
+            fg, grey, float(self.model.gain), self.model.samples,
+            self._no_mean if mean is None else mean, mean is not None, self.config.neighbour_px,
+            margin if use_map else self._no_margin, 0 if use_map else int(margin), use_map,
+            self._queue, words,
+        )  # fmt: skip
 
 
 class DetectorPool:

@@ -99,6 +99,17 @@ class ShakeCompensator:
         self._gx = np.zeros((h // scale, w // scale), np.float32)
         self._gy = np.zeros((h // scale, w // scale), np.float32)
 
+    @classmethod
+    def made_for(cls, shape: tuple[int, int], method: str = "ecc") -> ShakeCompensator:
+        """The registration a detector uses: ECC on a half-size copy, or ``"lk"`` on a copy
+        at most 480 pixels wide (half of 640x480, a quarter of 1920x1080)."""
+        if method == "ecc":
+            return cls(shape)
+        scale = 2
+        while scale < 8 and shape[1] / scale > 480:
+            scale *= 2
+        return cls(shape, scale=scale, method=method)
+
     def _small_copy(self, frame: NDArray[np.uint8]) -> NDArray[np.float32]:
         if self.scale == 1:
             return frame.astype(np.float32)

@@ -158,6 +158,12 @@ class DetectionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
         size behind the class guess takes the PSF's variance off (``ObjectParams
         .psf_sigma_px``). Default 0 (a sharp picture) for both kinds; an uncooled 640x480
         LWIR core with an f/1.0-1.2 lens is about 0.8.
+    registration
+        How shake is estimated where the sensor's defaults register frames (thermal):
+        ``"ecc"`` (OpenCV's ECC on a half-size copy, the default) or ``"lk"`` (a numba
+        Gauss-Newton translation with gain and offset, ``DetectorConfig.register_method``):
+        on the development scenes' calibration seeds the same bodies found, at about a
+        tenth of ECC's time (``BENCHMARKS.md``, issue 24).
     """
 
     sensor: SensorKind | None = None
@@ -175,6 +181,7 @@ class DetectionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     polarity: Literal["warm", "both"] | None = None
     global_steps: bool | None = None
     psf_sigma_px: Annotated[float, Meta(ge=0.0, le=5.0)] | None = None
+    registration: Literal["ecc", "lk"] | None = None
 
     def __post_init__(self) -> None:
         if self.filter_px is not None and self.filter_px % 2 == 0:
@@ -251,6 +258,8 @@ class DetectionSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
             out["cold_bodies"] = self.polarity == "both"
         if self.global_steps is not None:
             out["steps"] = StepParams() if self.global_steps else None
+        if self.registration is not None:
+            out["register_method"] = self.registration
         try:
             return replace(cfg, **out)
         except DetectionError as exc:

@@ -24,8 +24,9 @@ from numpy.typing import NDArray
 from vigil.detection import kernels
 from vigil.detection import tbd_kernels as tk
 from vigil.detection.background import DetectionError
-from vigil.detection.detector import DetectorConfig
+from vigil.detection.detector import DetectorConfig, MotionDetector
 from vigil.detection.registration import ShakeCompensator
+from vigil.detection.settings import DetectionSettings
 from vigil.detection.tbd import TbdParams
 
 
@@ -256,3 +257,12 @@ def test_affine_fit_matches_numpy(noise: float) -> None:
     a, b = np.polyfit(xs[keep], ys[keep], 1)
     assert out[0] == pytest.approx(a, rel=1e-9) and out[1] == pytest.approx(b, rel=1e-7, abs=1e-9)
     assert out[3] == pytest.approx(np.mean(np.abs(ys - (a * xs + b)) <= 4.0), rel=1e-12)
+
+
+def test_settings_choose_the_registration() -> None:
+    assert DetectionSettings().detector_config().register_method == "ecc"
+    cfg = DetectionSettings(registration="lk", neighbour_px=1).detector_config()
+    assert (cfg.register_method, cfg.neighbour_px, cfg.register) == ("lk", 1, True)
+    det = MotionDetector((480, 640), cfg)
+    assert (det.registration.method, det.registration.scale) == ("lk", 2)
+    assert MotionDetector((1080, 1920), cfg).registration.scale == 4
