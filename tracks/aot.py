@@ -30,6 +30,10 @@ _HASH_FILE = _HERE / f"{MODULE}.sha256"
 # numba type strings
 _F1, _F2, _F3 = "f8[:]", "f8[:,:]", "f8[:,:,:]"
 _I1, _B1, _S1 = "i8[:]", "b1[:]", "i1[:]"
+# C-contiguous (the IMM's kernels: their callers pass whole or freshly made arrays, and
+# the known layout lets LLVM index and copy without strides; same operations, same results)
+_F1C, _F2C, _F3C, _F4C = "f8[::1]", "f8[:,::1]", "f8[:,:,::1]", "f8[:,:,:,::1]"
+_I1C, _B1C = "i8[::1]", "b1[::1]"
 
 #: Each exported kernel's signature: the types :class:`vigil.tracks.tracker.Tracker` and
 #: :mod:`vigil.tracks.csvfile` pass (int64 counts and indices, float64 values).
@@ -55,11 +59,13 @@ SIGNATURES: dict[str, str] = {
         f"i8({_B1}, i8, {_I1}, {_S1}, {_F2}, {_F3}, {_F1}, {_F1}, {_F1}, {_I1}, {_I1}, {_I1}, "
         f"{_F2}, {_F2}, {_F2})"
     ),
-    "imm_predict": f"void({_F3}, f8[:,:,:,:], {_F2}, {_F1}, i8, f8, {_F1}, {_F1}, {_F2}, {_F3})",
-    "imm_update": (
-        f"void({_F3}, f8[:,:,:,:], {_F2}, i8, {_I1}, {_F2}, {_F3}, {_B1}, f8, i8, {_F2}, {_F3})"
+    "imm_predict": (
+        f"void({_F3C}, {_F4C}, {_F2C}, {_F1C}, i8, f8, {_F1C}, {_F1C}, {_F2C}, {_F3C})"
     ),
-    "imm_follow": (f"i8({_I1}, i8, {_I1}, i8, {_I1}, {_B1}, {_F3}, f8[:,:,:,:], {_F2}, {_I1})"),
+    "imm_update": (
+        f"void({_F3C}, {_F4C}, {_F2C}, i8, {_I1C}, {_F2C}, {_F3C}, {_B1C}, f8, i8, {_F2C}, {_F3C})"
+    ),
+    "imm_follow": f"i8({_I1C}, i8, {_I1C}, i8, {_I1C}, {_F3C}, {_F4C}, {_F2C}, {_I1C})",
     "hit_loglik": f"void({_F3}, i8, {_I1}, {_F3}, {_F2}, {_F2}, {_F1})",
     "manage_score": (
         f"i8({_S1}, {_F2}, {_I1}, {_F1}, {_F3}, i8, {_I1}, {_F1}, {_B1}, f8, f8, f8, f8, f8, "

@@ -81,6 +81,10 @@ class ImmTracker(Tracker):
         self._sojourn = np.array([c.imm_sojourn_s, c.imm_manoeuvre_s])
         #: a new track's model probabilities: the switching chain's long-run shares
         self._mu0 = self._sojourn / self._sojourn.sum()
+        #: set by :meth:`_associate` during a batch: its positions, covariances, and each
+        #: detection's slot (before the batch) of the track it updated
+        self._batch: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]] | None
+        self._batch = None
 
     def _alloc(self, cap: int) -> None:
         super()._alloc(cap)
@@ -121,6 +125,23 @@ class ImmTracker(Tracker):
                 arr[:k] = arr[: len(keep)][keep]
         return super().delete(track_ids)
 
+    def _associate(
+        self,
+        z: NDArray[np.float64],
+        R: NDArray[np.float64],
+        track_sel: NDArray[np.bool_],
+        det_free: NDArray[np.bool_],
+        track_det: NDArray[np.int64],
+        det_track: NDArray[np.int64],
+    ) -> int:
+        """:meth:`Tracker._associate`, keeping for the models' update the batch's checked
+        positions and covariances (``z``, ``R``: contiguous, from
+        :func:`position_measurements`; not checked and converted a second time) and
+        ``det_track``, each detection's track slot (filled in place by the association; the
+        batch's ``last_det_track_id`` is read from it)."""
+        self._batch = (z, R, det_track)
+        return super()._associate(z, R, track_sel, det_free, track_det, det_track)
+
     def update(
         self,
         t: float,
@@ -143,18 +164,23 @@ class ImmTracker(Tracker):
                 self._sojourn, self._x, self._P,
             )  # fmt: skip
         before = self._id[:n0].copy()
+        self._batch = None
         table = super().update(
             t, z, R, sigma=sigma, class_likelihood=class_likelihood, in_view=in_view,
             can_initiate=can_initiate, position_only=position_only, polar=polar,
         )  # fmt: skip
-        zz, RR = position_measurements(z, R, sigma, self.config.default_sigma_m, polar)
+        if self._batch is None:  # no association ran (no tracks or no detections)
+            zz, RR = position_measurements(z, R, sigma, self.config.default_sigma_m, polar)
+            det_track = np.full(zz.shape[0], -1, dtype=np.int64)
+        else:
+            zz, RR, det_track = self._batch
+            self._batch = None
         m = zz.shape[0]
         # the survivors' models to the front, and which detection each took (-1: none)
         k = self.n - int(self.last_det_new.sum())
         took = np.empty(k, dtype=np.int64)
         done = kern.imm_follow(
-            before, n0, self._id, k, self.last_det_track_id, self.last_det_new,
-            self._xm, self._Pm, self._mu, took,
+            before, n0, self._id, k, det_track, self._xm, self._Pm, self._mu, took,
         )  # fmt: skip
         if done < 0:
             raise RuntimeError("track ids out of order after a batch; expected compaction's")

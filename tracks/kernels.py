@@ -676,12 +676,10 @@ def manage_score(
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _imm_combine(xm, Pm, w, i, x, P, o):  # pragma: no cover - compiled
+def _imm_combine(xm, Pm, w0, w1, i, x, P, o):  # pragma: no cover - compiled
     """The moment-matched mixture of track ``i``'s two models (``xm[i, m]``, ``Pm[i, m]``)
-    weighted by ``w`` (2,) into ``x[o]`` (4,), ``P[o]`` (4, 4). Scalar indexing throughout:
-    no array views, whose reference counts cost more than the arithmetic here."""
-    w0 = w[0]
-    w1 = w[1]
+    weighted by ``w0``, ``w1`` into ``x[o]`` (4,), ``P[o]`` (4, 4). Scalar indexing
+    throughout: no array views, whose reference counts cost more than the arithmetic here."""
     for a in range(4):
         x[o, a] = w0 * xm[i, 0, a] + w1 * xm[i, 1, a]
     for a in range(4):
@@ -710,8 +708,6 @@ def imm_predict(xm, Pm, mu, t_est, n, t, q, sojourn_s, x, P):  # pragma: no cove
     """
     x0 = np.empty((2, 4))
     P0 = np.empty((2, 4, 4))
-    w = np.empty(2)
-    c = np.empty(2)
     ra = 1.0 / sojourn_s[0]
     rb = 1.0 / sojourn_s[1]
     last_dt = -1.0
@@ -725,15 +721,13 @@ def imm_predict(xm, Pm, mu, t_est, n, t, q, sojourn_s, x, P):  # pragma: no cove
             p01 = ra / (ra + rb) * e
             p10 = rb / (ra + rb) * e
             last_dt = dt
-        c[0] = (1.0 - p01) * mu[i, 0] + p10 * mu[i, 1]
-        c[1] = p01 * mu[i, 0] + (1.0 - p10) * mu[i, 1]
+        mu0 = mu[i, 0]
+        mu1 = mu[i, 1]
+        c0 = (1.0 - p01) * mu0 + p10 * mu1
+        c1 = p01 * mu0 + (1.0 - p10) * mu1
         # mixed starting state of each model
-        w[0] = (1.0 - p01) * mu[i, 0] / c[0]
-        w[1] = p10 * mu[i, 1] / c[0]
-        _imm_combine(xm, Pm, w, i, x0, P0, 0)
-        w[0] = p01 * mu[i, 0] / c[1]
-        w[1] = (1.0 - p10) * mu[i, 1] / c[1]
-        _imm_combine(xm, Pm, w, i, x0, P0, 1)
+        _imm_combine(xm, Pm, (1.0 - p01) * mu0 / c0, p10 * mu1 / c0, i, x0, P0, 0)
+        _imm_combine(xm, Pm, p01 * mu0 / c1, (1.0 - p10) * mu1 / c1, i, x0, P0, 1)
         for m in range(2):
             # F P0 F^T + Q with F = [[I, dt I], [0, I]], written out as predict_cv does
             for a in range(2):
@@ -757,8 +751,9 @@ def imm_predict(xm, Pm, mu, t_est, n, t, q, sojourn_s, x, P):  # pragma: no cove
             for a in range(4):
                 for b in range(4):
                     Pm[i, m, a, b] = P0[m, a, b]
-            mu[i, m] = c[m]
-        _imm_combine(xm, Pm, c, i, x, P, i)
+        mu[i, 0] = c0
+        mu[i, 1] = c1
+        _imm_combine(xm, Pm, c0, c1, i, x, P, i)
         t_est[i] = t
 
 
@@ -825,27 +820,34 @@ def imm_update(
             m1 = 1.0 / (1.0 + 1.0 / ratio) if ratio > 0.0 else 0.0  # ratio inf: 1
         m0 = max(1.0 - m1, mu_floor)
         m1 = max(m1, mu_floor)
-        mu[i, 0] = ll[0] = m0 / (m0 + m1)
-        mu[i, 1] = ll[1] = m1 / (m0 + m1)
-        _imm_combine(xm, Pm, ll, i, x, P, i)
+        w0 = m0 / (m0 + m1)
+        w1 = m1 / (m0 + m1)
+        mu[i, 0] = w0
+        mu[i, 1] = w1
+        _imm_combine(xm, Pm, w0, w1, i, x, P, i)
 
 
 @ngjit
-def imm_follow(
-    before, n0, after, k, det_id, det_new, xm, Pm, mu, took
-):  # pragma: no cover - compiled
+def imm_follow(before, n0, after, k, det_track, xm, Pm, mu, took):  # pragma: no cover - compiled
     """After a batch: move the models of the tracks that survived it to the front, as
     :func:`compact` moved the rest, and say which detection each took.
 
     ``before[:n0]`` are the slots' track ids before the batch and ``after[:k]`` the
-    survivors' (the same ids in the same order: compaction keeps it; a new track's id is
-    above every earlier one). ``det_id``/``det_new`` per detection: the id of the track it
-    updated or started, and whether it started one. ``took[:k]`` is set to each survivor's
-    detection (-1: none). Returns -1 when the ids are not in that order (then nothing is
-    moved), else ``k``."""
+    survivors' (the same ids in the same order: compaction keeps it). ``det_track`` per
+    detection: the slot (before the batch) of the track it updated, -1 for none.
+    ``took[:k]`` is set to each survivor's detection (-1: none). Returns -1 when the ids are
+    not in that order (then nothing is moved), else ``k``."""
     s = 0
     for i in range(n0):
         if s < k and before[i] == after[s]:
+            s += 1
+    if s != k:
+        return -1
+    moved_to = np.empty(n0, dtype=np.int64)  # each slot's survivor index, -1: deleted
+    s = 0
+    for i in range(n0):
+        if s < k and before[i] == after[s]:
+            moved_to[i] = s
             if s != i:
                 for m in range(2):
                     mu[s, m] = mu[i, m]
@@ -854,27 +856,14 @@ def imm_follow(
                         for b in range(4):
                             Pm[s, m, a, b] = Pm[i, m, a, b]
             s += 1
-    if s != k:
-        return -1
+        else:
+            moved_to[i] = -1
     for r in range(k):
         took[r] = -1
-    for j in range(det_id.shape[0]):
-        if det_new[j] or det_id[j] < 0:
-            continue
-        lo = 0
-        hi = k
-        while lo < hi:  # binary search: the survivors' ids increase ...
-            mid = (lo + hi) // 2
-            if after[mid] < det_id[j]:
-                lo = mid + 1
-            else:
-                hi = mid
-        if lo < k and after[lo] == det_id[j]:
-            took[lo] = j
-        else:  # ... unless a track was relabelled
-            for r in range(k):
-                if after[r] == det_id[j]:
-                    took[r] = j
+    for j in range(det_track.shape[0]):
+        i = det_track[j]
+        if 0 <= i < n0 and moved_to[i] >= 0:
+            took[moved_to[i]] = j
     return k
 
 
