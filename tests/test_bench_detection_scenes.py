@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from benchmarks.bench_detection_scenes import opencv_method, tbd_method, vigil_method
+from benchmarks.bench_detection_scenes import opencv_method, speed, tbd_method, vigil_method
 from vigil.detection.settings import DetectionSettings
 from vigil.sim.scenes import CALIBRATION_SEEDS, EVALUATION_SEEDS, SceneSpec, render_scene
 from vigil.sim.scenes_score import score_scene
@@ -85,3 +85,11 @@ def test_tbd_stage_keeps_what_the_detector_finds_and_adds_no_false_blobs(scene) 
     assert pair.found >= vigil.found, (pair.missed, vigil.missed)
     assert pair.false_per_minute <= vigil.false_per_minute
     assert pair.f1 > vigil.f1 + 0.05
+
+
+def test_speed_times_every_method_on_the_same_frames() -> None:
+    ms = speed(64, 48, frames=12)
+    assert set(ms) == {
+        "mog2", "vigil", "vigil+n1", "vigil+n1+lk", "tbd stage", "vigil+n1+tbd", "vigil+n1+tbd+lk",
+    }  # fmt: skip
+    assert all(v > 0.0 for v in ms.values())
