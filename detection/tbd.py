@@ -220,6 +220,7 @@ class TrackBeforeDetect:
         self.statistic = np.zeros((h, w), f32)
         self.velocity_index = np.zeros((h, w), np.int32)
         self._hold = np.zeros((h, w), np.uint8)
+        self._ring = np.zeros(h * w, np.float32)
         self._fit = np.zeros(2, np.float64)
         self._kernel = np.ones((3, 3), np.uint8)
         #: the stage's foreground (0 or 255) since the last block
@@ -263,17 +264,19 @@ class TrackBeforeDetect:
             return (u0, v0, u0, v0), np.zeros((0, 0), np.float32)
         x0, y0 = max(u0 - g, 0), max(v0 - g, 0)
         x1, y1 = min(u1 + g, w), min(v1 + g, h)
-        r = (self.recent[y0:y1, x0:x1] - self._b) / self._a - self.background[y0:y1, x0:x1]
         e = max(grow_px, 1)
-        inner = np.zeros(r.shape, bool)
-        inner[max(v0 - e + grow_px - y0, 0) : v1 + e - grow_px - y0,
-              max(u0 - e + grow_px - x0, 0) : u1 + e - grow_px - x0] = True  # fmt: skip
-        ring = r[~inner]
-        level = float(np.median(ring)) if ring.size else 0.0
+        # the ring: the window less the box grown by e - grow_px (numba, float32 throughout)
+        inner = (max(v0 - e + grow_px, y0), min(v1 + e - grow_px, y1),
+                 max(u0 - e + grow_px, x0), min(u1 + e - grow_px, x1))  # fmt: skip
         rate = self.params.recent_rate
         noise = self.frame_noise**2 * rate / (2.0 - rate)
-        sd = np.sqrt(self._var_used[v0:v1, u0:u1] + noise)
-        return (u0, v0, u1, v1), (r[v0 - y0 : v1 - y0, u0 - x0 : u1 - x0] - level) / sd
+        z = np.empty((v1 - v0, u1 - u0), np.float32)
+        f32 = np.float32
+        ring = self._ring[: (y1 - y0) * (x1 - x0)]
+        tk.box_warmth(self.recent, self.background, self._var_used, f32(self._a), f32(self._b),
+                      f32(noise), np.array((y0, y1, x0, x1)), np.array(inner),
+                      np.array((v0, v1, u0, u1)), ring, z)  # fmt: skip
+        return (u0, v0, u1, v1), z
 
     def add(self, frame: NDArray[np.uint8]) -> bool:
         """Add the next registered ``uint8 (h, w)`` frame; ``True`` when a block ended

@@ -268,3 +268,41 @@ def label_peaks(labels: np.ndarray, values: np.ndarray, out: np.ndarray) -> None
             i = labels[y, x]
             if i > 0 and values[y, x] > out[i]:
                 out[i] = values[y, x]
+
+
+@ngjit
+def box_warmth(
+    recent: np.ndarray,
+    background: np.ndarray,
+    var_used: np.ndarray,
+    a: np.float32,
+    b: np.float32,
+    noise: np.float32,
+    window: np.ndarray,
+    inner: np.ndarray,
+    box: np.ndarray,
+    ring: np.ndarray,
+    z: np.ndarray,
+) -> None:
+    """Each pixel's warmth over a box (``TrackBeforeDetect.warmth``), in ``float32`` as the
+    array code computes it: ``r = (recent - b) / a - background`` over ``window`` (``y0, y1,
+    x0, x1``), the median of ``r`` outside ``inner`` (``y0, y1, x0, x1``; 0 when none is),
+    and ``z = (r - median) / sqrt(var_used + noise)`` over ``box`` (``v0, v1, u0, u1``), written
+    to ``z`` (``float32 (v1 - v0, u1 - u0)``). ``ring`` is ``float32`` scratch of the
+    window's size."""
+    n = 0
+    for y in range(window[0], window[1]):
+        for x in range(window[2], window[3]):
+            if inner[0] <= y < inner[1] and inner[2] <= x < inner[3]:
+                continue
+            ring[n] = (recent[y, x] - b) / a - background[y, x]
+            n += 1
+    level = np.float32(0.0)
+    if n > 0:
+        s = np.sort(ring[:n])
+        mid = np.float32(s[(n - 1) // 2] + s[n // 2]) / np.float32(2.0)  # numpy's float32 mean
+        level = s[n // 2] if n % 2 == 1 else mid
+    for y in range(box[0], box[1]):
+        for x in range(box[2], box[3]):
+            r = (recent[y, x] - b) / a - background[y, x]
+            z[y - box[0], x - box[2]] = (r - level) / np.sqrt(var_used[y, x] + noise)

@@ -27,7 +27,7 @@ from vigil.detection.background import DetectionError
 from vigil.detection.detector import DetectorConfig, MotionDetector
 from vigil.detection.registration import ShakeCompensator
 from vigil.detection.settings import DetectionSettings
-from vigil.detection.tbd import TbdParams
+from vigil.detection.tbd import TbdParams, TrackBeforeDetect
 
 
 def _neighbour_reference(
@@ -266,3 +266,41 @@ def test_settings_choose_the_registration() -> None:
     det = MotionDetector((480, 640), cfg)
     assert (det.registration.method, det.registration.scale) == ("lk", 2)
     assert MotionDetector((1080, 1920), cfg).registration.scale == 4
+
+
+def _warmth_reference(stage: TrackBeforeDetect, box: tuple, grow_px: int = 0) -> tuple:
+    """The array version of ``TrackBeforeDetect.warmth`` (before its numba kernel)."""
+    h, w = stage.shape
+    g = stage.params.surround_px + 1
+    u0, v0 = max(int(box[0]) - grow_px, 0), max(int(box[1]) - grow_px, 0)
+    u1, v1 = min(int(math.ceil(box[2])) + grow_px, w), min(int(math.ceil(box[3])) + grow_px, h)
+    x0, y0, x1, y1 = max(u0 - g, 0), max(v0 - g, 0), min(u1 + g, w), min(v1 + g, h)
+    r = (stage.recent[y0:y1, x0:x1] - stage._b) / stage._a - stage.background[y0:y1, x0:x1]
+    e = max(grow_px, 1)
+    inner = np.zeros(r.shape, bool)
+    inner[max(v0 - e + grow_px - y0, 0) : v1 + e - grow_px - y0,
+          max(u0 - e + grow_px - x0, 0) : u1 + e - grow_px - x0] = True  # fmt: skip
+    ring = r[~inner]
+    level = float(np.median(ring)) if ring.size else 0.0
+    rate = stage.params.recent_rate
+    noise = stage.frame_noise**2 * rate / (2.0 - rate)
+    sd = np.sqrt(stage._var_used[v0:v1, u0:u1] + noise)
+    return (u0, v0, u1, v1), (r[v0 - y0 : v1 - y0, u0 - x0 : u1 - x0] - level) / sd
+
+
+def test_box_warmth_matches_the_array_version() -> None:
+    rng = np.random.default_rng(11)
+    stage = TrackBeforeDetect((40, 50), 10.0, TbdParams(warmup_s=1.0))
+    ground = rng.normal(100, 10, (40, 50))
+    for i in range(35):
+        frame = ground + rng.normal(0, 2, ground.shape)
+        frame[10:13, 5 + i // 3 : 7 + i // 3] += 20
+        stage.add(np.clip(frame, 0, 255).astype(np.uint8))
+    boxes = [(5.0, 10.0, 9.0, 13.0), (0.0, 0.0, 3.0, 2.0), (47.2, 36.5, 50.0, 40.0),
+             (20.0, 20.0, 21.0, 21.0), (0.0, 0.0, 50.0, 40.0)]  # fmt: skip
+    for box in boxes:
+        for grow in (0, 1, 2):
+            got, ref = stage.warmth(box, grow), _warmth_reference(stage, box, grow)
+            assert got[0] == ref[0]
+            np.testing.assert_array_equal(got[1], ref[1])
+            assert got[1].dtype == ref[1].dtype == np.float32
