@@ -82,7 +82,7 @@ STATIC: dict[str, tuple[str, ...]] = {
     ),
     "book": ("sector", "frame", "rules"),
     "fusion": ("frame", "config", "ground_sensors", "coverage", "id_prefix"),
-    "monitor": ("border", "h", "entry_m", "entry_rise_m", "side_probability"),
+    "monitor": ("border", "h", "entry_m", "entry_rise_m", "side_probability", "side_hold_s"),
     "retained": ("sector", "publisher", "live", "counts", "_lock"),
 }  # fmt: skip
 
