@@ -40,6 +40,8 @@ kern = kernels()
 
 #: A model's probability never falls below this after an update (it can always come back).
 MU_FLOOR = 1e-6
+#: ``imm_after``'s polar flags for a batch without polar rows (one flag for all: none)
+_NO_COLLAPSE = np.zeros(1, dtype=np.bool_)
 
 
 def make_tracker(config: TrackerConfig | None = None) -> Tracker:
@@ -175,34 +177,20 @@ class ImmTracker(Tracker):
         else:
             zz, RR, det_track = self._batch
             self._batch = None
-        m = zz.shape[0]
-        # the survivors' models to the front, and which detection each took (-1: none)
+        # the survivors' models to the front, which detection each took, polar rows' models
+        # collapsed onto the tracker's EKF update, the rest updated (a track with no
+        # detection in the batch is reported by its manoeuvring model, 1: the person not
+        # seen may have turned or stopped, and a coasting track stops being written,
+        # report_coast_sigma_ratio, once that model is unsure where he is), the new tracks'
+        # models set, and the old tracks' new states into the table
         k = self.n - int(self.last_det_new.sum())
-        took = np.empty(k, dtype=np.int64)
-        done = kern.imm_follow(
-            before, n0, self._id, k, det_track, self._xm, self._Pm, self._mu, took,
+        done = kern.imm_after(
+            before, n0, self._id, k, self.n, det_track,
+            _NO_COLLAPSE if polar is None else np.ascontiguousarray(polar.valid, np.bool_),
+            self._xm, self._Pm, self._mu, zz, RR,
+            np.ascontiguousarray(np.asarray(position_only, dtype=np.bool_).reshape(-1)),
+            MU_FLOOR, 1, self._mu0, self._x, self._P, table.x, table.P,
         )  # fmt: skip
         if done < 0:
             raise RuntimeError("track ids out of order after a batch; expected compaction's")
-        if polar is not None and m:  # polar rows: the models collapse onto the EKF update
-            onto = np.flatnonzero((took >= 0) & polar.valid[np.maximum(took, 0)])
-            for j in range(2):
-                self._xm[onto, j] = self._x[onto]
-                self._Pm[onto, j] = self._P[onto]
-            took[onto] = -1
-        pos_only = np.ascontiguousarray(
-            np.broadcast_to(np.asarray(position_only, dtype=np.bool_), (m,))
-        )
-        # a track with no detection in the batch is reported by its manoeuvring model (1):
-        # the person not seen may have turned or stopped, and a coasting track stops being
-        # written (report_coast_sigma_ratio) once that model is unsure where he is
-        kern.imm_update(
-            self._xm, self._Pm, self._mu, k, took, zz, RR, pos_only, MU_FLOOR, 1,
-            self._x, self._P,
-        )  # fmt: skip
-        s = slice(k, self.n)  # the batch's new tracks: both models at the new track's state
-        self._xm[s] = self._x[s, None, :]
-        self._Pm[s] = self._P[s, None, :, :]
-        self._mu[s] = self._mu0
-        table.x[:k], table.P[:k] = self._x[:k], self._P[:k]  # the old tracks' new states
         return table

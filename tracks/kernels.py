@@ -692,6 +692,76 @@ def _imm_combine(xm, Pm, w0, w1, i, x, P, o):  # pragma: no cover - compiled
             P[o, b, a] = v
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _imm_mix_cov(xm, Pm, i, w0, w1, a, b, xa, xb):  # pragma: no cover - compiled
+    """Entry ``(a, b)`` of the mixture of track ``i``'s models (weights ``w0``, ``w1``; means
+    ``xa``, ``xb``), as :func:`_imm_combine` computes it."""
+    v = w0 * (Pm[i, 0, a, b] + (xm[i, 0, a] - xa) * (xm[i, 0, b] - xb))
+    v += w1 * (Pm[i, 1, a, b] + (xm[i, 1, a] - xa) * (xm[i, 1, b] - xb))
+    return v
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _imm_mix(xm, Pm, i, w0, w1):  # pragma: no cover - compiled
+    """Track ``i``'s models mixed with weights ``w0``, ``w1``, as :func:`_imm_combine`: the
+    mean (4 values) and the covariance's upper triangle (10, row by row), as scalars."""
+    x0 = w0 * xm[i, 0, 0] + w1 * xm[i, 1, 0]
+    x1 = w0 * xm[i, 0, 1] + w1 * xm[i, 1, 1]
+    x2 = w0 * xm[i, 0, 2] + w1 * xm[i, 1, 2]
+    x3 = w0 * xm[i, 0, 3] + w1 * xm[i, 1, 3]
+    p00 = _imm_mix_cov(xm, Pm, i, w0, w1, 0, 0, x0, x0)
+    p01 = _imm_mix_cov(xm, Pm, i, w0, w1, 0, 1, x0, x1)
+    p02 = _imm_mix_cov(xm, Pm, i, w0, w1, 0, 2, x0, x2)
+    p03 = _imm_mix_cov(xm, Pm, i, w0, w1, 0, 3, x0, x3)
+    p11 = _imm_mix_cov(xm, Pm, i, w0, w1, 1, 1, x1, x1)
+    p12 = _imm_mix_cov(xm, Pm, i, w0, w1, 1, 2, x1, x2)
+    p13 = _imm_mix_cov(xm, Pm, i, w0, w1, 1, 3, x1, x3)
+    p22 = _imm_mix_cov(xm, Pm, i, w0, w1, 2, 2, x2, x2)
+    p23 = _imm_mix_cov(xm, Pm, i, w0, w1, 2, 3, x2, x3)
+    p33 = _imm_mix_cov(xm, Pm, i, w0, w1, 3, 3, x3, x3)
+    return x0, x1, x2, x3, p00, p01, p02, p03, p11, p12, p13, p22, p23, p33
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _imm_predict_model(xm, Pm, i, m, dt, qm, s):  # pragma: no cover - compiled
+    """Model ``m`` of track ``i`` set to the mixed state ``s`` (:func:`_imm_mix`) predicted
+    over ``dt`` (s) with noise density ``qm``: ``F P F^T + Q`` element by element, with the
+    same operations in the same order as :func:`predict_cv`'s loops (rows, then columns,
+    then ``Q``), so the results are the same bits."""
+    x0, x1, x2, x3, p00, p01, p02, p03, p11, p12, p13, p22, p23, p33 = s
+    q3 = qm * dt * dt * dt / 3.0
+    q2 = qm * dt * dt / 2.0
+    qd = qm * dt
+    u00 = p00 + dt * p02
+    u01 = p01 + dt * p12
+    u02 = p02 + dt * p22
+    u03 = p03 + dt * p23
+    u10 = p01 + dt * p03
+    u11 = p11 + dt * p13
+    u12 = p12 + dt * p23
+    u13 = p13 + dt * p33
+    Pm[i, m, 0, 0] = (u00 + dt * u02) + q3
+    Pm[i, m, 0, 1] = u01 + dt * u03
+    Pm[i, m, 0, 2] = u02 + q2
+    Pm[i, m, 0, 3] = u03
+    Pm[i, m, 1, 0] = u10 + dt * u12
+    Pm[i, m, 1, 1] = (u11 + dt * u13) + q3
+    Pm[i, m, 1, 2] = u12
+    Pm[i, m, 1, 3] = u13 + q2
+    Pm[i, m, 2, 0] = (p02 + dt * p22) + q2
+    Pm[i, m, 2, 1] = p12 + dt * p23
+    Pm[i, m, 2, 2] = p22 + qd
+    Pm[i, m, 2, 3] = p23
+    Pm[i, m, 3, 0] = p03 + dt * p23
+    Pm[i, m, 3, 1] = (p13 + dt * p33) + q2
+    Pm[i, m, 3, 2] = p23
+    Pm[i, m, 3, 3] = p33 + qd
+    xm[i, m, 0] = x0 + dt * x2
+    xm[i, m, 1] = x1 + dt * x3
+    xm[i, m, 2] = x2
+    xm[i, m, 3] = x3
+
+
 @ngjit
 def imm_predict(xm, Pm, mu, t_est, n, t, q, sojourn_s, x, P):  # pragma: no cover - compiled
     """Interacting-multiple-model prediction of tracks ``0..n-1`` to time ``t``, in place.
@@ -706,8 +776,6 @@ def imm_predict(xm, Pm, mu, t_est, n, t, q, sojourn_s, x, P):  # pragma: no cove
     and the mixture's mean and covariance written to ``x``, ``P`` (what gating and reporting
     use); ``t_est`` is set to ``t``. A track already at or after ``t`` is left as it is.
     """
-    x0 = np.empty((2, 4))
-    P0 = np.empty((2, 4, 4))
     ra = 1.0 / sojourn_s[0]
     rb = 1.0 / sojourn_s[1]
     last_dt = -1.0
@@ -725,36 +793,71 @@ def imm_predict(xm, Pm, mu, t_est, n, t, q, sojourn_s, x, P):  # pragma: no cove
         mu1 = mu[i, 1]
         c0 = (1.0 - p01) * mu0 + p10 * mu1
         c1 = p01 * mu0 + (1.0 - p10) * mu1
-        # mixed starting state of each model
-        _imm_combine(xm, Pm, (1.0 - p01) * mu0 / c0, p10 * mu1 / c0, i, x0, P0, 0)
-        _imm_combine(xm, Pm, p01 * mu0 / c1, (1.0 - p10) * mu1 / c1, i, x0, P0, 1)
-        for m in range(2):
-            # F P0 F^T + Q with F = [[I, dt I], [0, I]], written out as predict_cv does
-            for a in range(2):
-                for b in range(4):
-                    P0[m, a, b] += dt * P0[m, a + 2, b]
-            for a in range(4):
-                for b in range(2):
-                    P0[m, a, b] += dt * P0[m, a, b + 2]
-            qm = q[m]
-            q3 = qm * dt * dt * dt / 3.0
-            q2 = qm * dt * dt / 2.0
-            for a in range(2):
-                P0[m, a, a] += q3
-                P0[m, a, a + 2] += q2
-                P0[m, a + 2, a] += q2
-                P0[m, a + 2, a + 2] += qm * dt
-            xm[i, m, 0] = x0[m, 0] + dt * x0[m, 2]
-            xm[i, m, 1] = x0[m, 1] + dt * x0[m, 3]
-            xm[i, m, 2] = x0[m, 2]
-            xm[i, m, 3] = x0[m, 3]
-            for a in range(4):
-                for b in range(4):
-                    Pm[i, m, a, b] = P0[m, a, b]
+        # mixed starting state of each model (IMM's interaction), then each predicted
+        s0 = _imm_mix(xm, Pm, i, (1.0 - p01) * mu0 / c0, p10 * mu1 / c0)
+        s1 = _imm_mix(xm, Pm, i, p01 * mu0 / c1, (1.0 - p10) * mu1 / c1)
+        _imm_predict_model(xm, Pm, i, 0, dt, q[0], s0)
+        _imm_predict_model(xm, Pm, i, 1, dt, q[1], s1)
         mu[i, 0] = c0
         mu[i, 1] = c1
         _imm_combine(xm, Pm, c0, c1, i, x, P, i)
         t_est[i] = t
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _imm_model_update(xm, Pm, i, m, z0, z1, r00, r01, r11, rows):  # pragma: no cover
+    """Kalman update of track ``i``'s model ``m`` with position ``(z0, z1)`` of covariance
+    ``[[r00, r01], [r01, r11]]`` (m, m^2), as :func:`kalman_update` (``rows`` 2: position
+    only); returns the innovation covariance's determinant and the squared Mahalanobis
+    distance. Scalars throughout (no scratch arrays): the same operations in the same
+    order as the loops they replace."""
+    s00 = Pm[i, m, 0, 0] + r00
+    s01 = Pm[i, m, 0, 1] + r01
+    s11 = Pm[i, m, 1, 1] + r11
+    det = s00 * s11 - s01 * s01
+    i00 = s11 / det
+    i01 = -s01 / det
+    i11 = s00 / det
+    v0 = z0 - xm[i, m, 0]
+    v1 = z1 - xm[i, m, 1]
+    d2 = i00 * v0 * v0 + 2.0 * i01 * v0 * v1 + i11 * v1 * v1
+    h00 = Pm[i, m, 0, 0]  # H P: the covariance's first two rows before the update
+    h01 = Pm[i, m, 0, 1]
+    h02 = Pm[i, m, 0, 2]
+    h03 = Pm[i, m, 0, 3]
+    h10 = Pm[i, m, 1, 0]
+    h11 = Pm[i, m, 1, 1]
+    h12 = Pm[i, m, 1, 2]
+    h13 = Pm[i, m, 1, 3]
+    k00 = h00 * i00 + h01 * i01  # gain K = P H^T S^-1
+    k01 = h00 * i01 + h01 * i11
+    k10 = h10 * i00 + h11 * i01
+    k11 = h10 * i01 + h11 * i11
+    if rows > 2:
+        k20 = Pm[i, m, 2, 0] * i00 + Pm[i, m, 2, 1] * i01
+        k21 = Pm[i, m, 2, 0] * i01 + Pm[i, m, 2, 1] * i11
+        k30 = Pm[i, m, 3, 0] * i00 + Pm[i, m, 3, 1] * i01
+        k31 = Pm[i, m, 3, 0] * i01 + Pm[i, m, 3, 1] * i11
+    else:
+        k20 = k21 = k30 = k31 = 0.0
+    xm[i, m, 0] += k00 * v0 + k01 * v1
+    xm[i, m, 1] += k10 * v0 + k11 * v1
+    xm[i, m, 2] += k20 * v0 + k21 * v1
+    xm[i, m, 3] += k30 * v0 + k31 * v1
+    Pm[i, m, 0, 0] -= k00 * h00 + k01 * h10  # P - K H P, upper triangle, then mirrored
+    Pm[i, m, 0, 1] -= k00 * h01 + k01 * h11
+    Pm[i, m, 0, 2] -= k00 * h02 + k01 * h12
+    Pm[i, m, 0, 3] -= k00 * h03 + k01 * h13
+    Pm[i, m, 1, 1] -= k10 * h01 + k11 * h11
+    Pm[i, m, 1, 2] -= k10 * h02 + k11 * h12
+    Pm[i, m, 1, 3] -= k10 * h03 + k11 * h13
+    Pm[i, m, 2, 2] -= k20 * h02 + k21 * h12
+    Pm[i, m, 2, 3] -= k20 * h03 + k21 * h13
+    Pm[i, m, 3, 3] -= k30 * h03 + k31 * h13
+    for a in range(4):
+        for b in range(a):
+            Pm[i, m, a, b] = Pm[i, m, b, a]
+    return det, d2
 
 
 @ngjit
@@ -766,11 +869,9 @@ def imm_update(
     track, the model probabilities are multiplied by each model's likelihood of the
     detection, ``N(z; H xm, H Pm H^T + R)``, renormalised and held at ``mu_floor`` or more,
     and the mixture is written to ``x``, ``P``. A track without one (-1) is written to
-    ``x``, ``P`` as its model ``coast_model`` predicts it (-1: left as it is)."""
-    K = np.empty((4, 2))
-    HP = np.empty((2, 4))
-    ll = np.empty(2)
-    d2s = np.empty(2)
+    ``x``, ``P`` as its model ``coast_model`` predicts it (-1: left as it is).
+    ``position_only`` has one flag per detection, or one for all."""
+    one_flag = position_only.shape[0] == 1
     for i in range(n):
         j = track_det[i]
         if j < 0:
@@ -780,43 +881,22 @@ def imm_update(
                     for b in range(4):
                         P[i, a, b] = Pm[i, coast_model, a, b]
             continue
+        r00 = R[j, 0, 0]
         r01 = 0.5 * (R[j, 0, 1] + R[j, 1, 0])
-        rows = 2 if position_only[j] else 4
-        for m in range(2):
-            s00 = Pm[i, m, 0, 0] + R[j, 0, 0]
-            s01 = Pm[i, m, 0, 1] + r01
-            s11 = Pm[i, m, 1, 1] + R[j, 1, 1]
-            det = s00 * s11 - s01 * s01
-            i00 = s11 / det
-            i01 = -s01 / det
-            i11 = s00 / det
-            v0 = z[j, 0] - xm[i, m, 0]
-            v1 = z[j, 1] - xm[i, m, 1]
-            d2 = i00 * v0 * v0 + 2.0 * i01 * v0 * v1 + i11 * v1 * v1
-            ll[m] = det  # the likelihood's parts: the innovation's determinant ...
-            d2s[m] = d2  # ... and its squared Mahalanobis distance
-            for a in range(4):
-                K[a, 0] = Pm[i, m, a, 0] * i00 + Pm[i, m, a, 1] * i01 if a < rows else 0.0
-                K[a, 1] = Pm[i, m, a, 0] * i01 + Pm[i, m, a, 1] * i11 if a < rows else 0.0
-            for a in range(4):
-                xm[i, m, a] += K[a, 0] * v0 + K[a, 1] * v1
-            for b in range(4):
-                HP[0, b] = Pm[i, m, 0, b]
-                HP[1, b] = Pm[i, m, 1, b]
-            for a in range(4):
-                for b in range(a, 4):
-                    Pm[i, m, a, b] -= K[a, 0] * HP[0, b] + K[a, 1] * HP[1, b]
-            for a in range(4):
-                for b in range(a):
-                    Pm[i, m, a, b] = Pm[i, m, b, a]
+        r11 = R[j, 1, 1]
+        rows = 2 if position_only[0 if one_flag else j] else 4
+        z0 = z[j, 0]
+        z1 = z[j, 1]
+        det0, d20 = _imm_model_update(xm, Pm, i, 0, z0, z1, r00, r01, r11, rows)
+        det1, d21 = _imm_model_update(xm, Pm, i, 1, z0, z1, r00, r01, r11, rows)
         # model 1 against model 0: mu1 N1 / (mu0 N0), one exp and one sqrt (no logs)
-        d = 0.5 * (d2s[0] - d2s[1])
+        d = 0.5 * (d20 - d21)
         if d > 600.0:
             m1 = 1.0
         elif d < -600.0:
             m1 = 0.0
         else:
-            ratio = mu[i, 1] / mu[i, 0] * math.sqrt(ll[0] / ll[1]) * math.exp(d)
+            ratio = mu[i, 1] / mu[i, 0] * math.sqrt(det0 / det1) * math.exp(d)
             m1 = 1.0 / (1.0 + 1.0 / ratio) if ratio > 0.0 else 0.0  # ratio inf: 1
         m0 = max(1.0 - m1, mu_floor)
         m1 = max(m1, mu_floor)
@@ -864,6 +944,66 @@ def imm_follow(before, n0, after, k, det_track, xm, Pm, mu, took):  # pragma: no
         i = det_track[j]
         if 0 <= i < n0 and moved_to[i] >= 0:
             took[moved_to[i]] = j
+    return k
+
+
+@ngjit
+def imm_after(
+    before,
+    n0,
+    after,
+    k,
+    n,
+    det_track,
+    collapse,
+    xm,
+    Pm,
+    mu,
+    z,
+    R,
+    position_only,
+    mu_floor,
+    coast_model,
+    mu0,
+    x,
+    P,
+    out_x,
+    out_P,
+):  # pragma: no cover - compiled
+    """An IMM tracker's models after the tracker's batch, in one call: :func:`imm_follow`
+    (survivors ``0..k-1`` of the ``n0`` slots before it); a survivor whose detection has
+    ``collapse`` set (a tower's polar row, updated by the tracker's EKF: one flag per
+    detection, or one for all) gets both models at its state ``x``, ``P`` and no update;
+    :func:`imm_update` of the rest (the mixture into ``x``, ``P``); the batch's new tracks
+    (slots ``k..n-1``) get both models at their state and probabilities ``mu0``; and the
+    survivors' states are copied into ``out_x``, ``out_P`` (the batch's track table).
+    Returns -1 when the ids are out of order (then nothing is done), else ``k``."""
+    took = np.empty(k, dtype=np.int64)
+    if imm_follow(before, n0, after, k, det_track, xm, Pm, mu, took) < 0:
+        return -1
+    one_flag = collapse.shape[0] == 1
+    for r in range(k):
+        j = took[r]
+        if j >= 0 and collapse[0 if one_flag else j]:
+            for m in range(2):
+                for a in range(4):
+                    xm[r, m, a] = x[r, a]
+                    for b in range(4):
+                        Pm[r, m, a, b] = P[r, a, b]
+            took[r] = -1
+    imm_update(xm, Pm, mu, k, took, z, R, position_only, mu_floor, coast_model, x, P)
+    for i in range(k, n):
+        for m in range(2):
+            mu[i, m] = mu0[m]
+            for a in range(4):
+                xm[i, m, a] = x[i, a]
+                for b in range(4):
+                    Pm[i, m, a, b] = P[i, a, b]
+    for i in range(k):
+        for a in range(4):
+            out_x[i, a] = x[i, a]
+            for b in range(4):
+                out_P[i, a, b] = P[i, a, b]
     return k
 
 
