@@ -146,3 +146,37 @@ def test_the_sector_fusion_runs_an_imm_when_its_settings_ask() -> None:
     assert b._replay.replayed > 0 and b.dropped_late == 0
     assert a.track_messages() == b.track_messages()
     assert len(a.track_messages()) == 2
+
+
+def test_polar_rows_collapse_the_models_and_flags_broadcast() -> None:
+    # a track updated by a tower's polar row (the tracker's EKF) has both models at the
+    # tracker's state afterwards, the rest keep two models; position_only as one flag or one
+    # per detection gives the same bits (imm_after takes either)
+    from test_track_polar import _simulate
+
+    from vigil.tracks.polar import PolarBatch, to_position
+
+    truth, batches = _simulate(11, scans=25, k=12)
+    cfg = TrackerConfig.for_track(max_position_sigma_m=1000.0, imm_process_noise=0.3)
+    tr, one, many = ImmTracker(cfg), ImmTracker(cfg), ImmTracker(cfg)
+    rng = np.random.default_rng(11)
+    collapsed = kept = polar_hits = position_hits = 0
+    for s, b in enumerate(batches):
+        z, R = to_position(b)
+        valid = rng.random(len(b)) < 0.5  # half the rows polar, half by position
+        pb = PolarBatch(valid, b.sensor, b.meas, b.sigma, b.mode)
+        tr.update(float(s), z, R, polar=pb)
+        hit = (tr.last_det_track_id >= 0) & ~tr.last_det_new
+        slots = tr.slots_of(tr.last_det_track_id[hit])
+        for slot, polar_row in zip(slots, valid[hit], strict=True):
+            same = [np.array_equal(tr._xm[slot, m], tr._x[slot]) for m in range(2)]
+            polar_hits += polar_row
+            position_hits += not polar_row
+            collapsed += polar_row and all(same)
+            kept += (not polar_row) and not any(same)
+        one.update(float(s), z, R, position_only=True)
+        many.update(float(s), z, R, position_only=np.ones(len(z), dtype=np.bool_))
+    assert collapsed == polar_hits > 50
+    assert kept > 0.9 * position_hits > 50
+    for a in ("_xm", "_Pm", "_mu", "_x", "_P"):
+        assert getattr(one, a)[: one.n].tobytes() == getattr(many, a)[: many.n].tobytes()
