@@ -14,7 +14,8 @@ the two filters' mixture (its mean and covariance), so the rest of the tracker i
 track's models are mixed and predicted to the batch time and the mixture written into the
 tracker's state (its own prediction then has nothing to do); after it, each track that took
 a detection has every model updated with it (numba kernels
-:func:`vigil.tracks.kernels.imm_predict`, :func:`vigil.tracks.kernels.imm_update`). A track
+:func:`vigil.tracks.kernels.imm_predict` before, :func:`vigil.tracks.kernels.imm_after`
+after: one call each a batch, no per-track Python). A track
 updated by a tower's polar model (:mod:`vigil.tracks.polar`) collapses its models onto the
 tracker's own update. :func:`make_tracker` gives an :class:`ImmTracker` when the settings ask
 for one (``imm_process_noise > 0``), else a plain :class:`Tracker`.

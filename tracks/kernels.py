@@ -676,23 +676,6 @@ def manage_score(
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _imm_combine(xm, Pm, w0, w1, i, x, P, o):  # pragma: no cover - compiled
-    """The moment-matched mixture of track ``i``'s two models (``xm[i, m]``, ``Pm[i, m]``)
-    weighted by ``w0``, ``w1`` into ``x[o]`` (4,), ``P[o]`` (4, 4). Scalar indexing
-    throughout: no array views, whose reference counts cost more than the arithmetic here."""
-    for a in range(4):
-        x[o, a] = w0 * xm[i, 0, a] + w1 * xm[i, 1, a]
-    for a in range(4):
-        d0a = xm[i, 0, a] - x[o, a]
-        d1a = xm[i, 1, a] - x[o, a]
-        for b in range(a, 4):
-            v = w0 * (Pm[i, 0, a, b] + d0a * (xm[i, 0, b] - x[o, b]))
-            v += w1 * (Pm[i, 1, a, b] + d1a * (xm[i, 1, b] - x[o, b]))
-            P[o, a, b] = v
-            P[o, b, a] = v
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
 def _imm_mix_cov(xm, Pm, i, w0, w1, a, b, xa, xb):  # pragma: no cover - compiled
     """Entry ``(a, b)`` of the mixture of track ``i``'s models (weights ``w0``, ``w1``; means
     ``xa``, ``xb``), as :func:`_imm_combine` computes it."""
@@ -720,6 +703,27 @@ def _imm_mix(xm, Pm, i, w0, w1):  # pragma: no cover - compiled
     p23 = _imm_mix_cov(xm, Pm, i, w0, w1, 2, 3, x2, x3)
     p33 = _imm_mix_cov(xm, Pm, i, w0, w1, 3, 3, x3, x3)
     return x0, x1, x2, x3, p00, p01, p02, p03, p11, p12, p13, p22, p23, p33
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _imm_combine(xm, Pm, w0, w1, i, x, P, o):  # pragma: no cover - compiled
+    """The moment-matched mixture of track ``i``'s two models (``xm[i, m]``, ``Pm[i, m]``)
+    weighted by ``w0``, ``w1`` into ``x[o]`` (4,), ``P[o]`` (4, 4), by :func:`_imm_mix`."""
+    x0, x1, x2, x3, p00, p01, p02, p03, p11, p12, p13, p22, p23, p33 = _imm_mix(xm, Pm, i, w0, w1)
+    x[o, 0] = x0
+    x[o, 1] = x1
+    x[o, 2] = x2
+    x[o, 3] = x3
+    P[o, 0, 0] = p00
+    P[o, 0, 1] = P[o, 1, 0] = p01
+    P[o, 0, 2] = P[o, 2, 0] = p02
+    P[o, 0, 3] = P[o, 3, 0] = p03
+    P[o, 1, 1] = p11
+    P[o, 1, 2] = P[o, 2, 1] = p12
+    P[o, 1, 3] = P[o, 3, 1] = p13
+    P[o, 2, 2] = p22
+    P[o, 2, 3] = P[o, 3, 2] = p23
+    P[o, 3, 3] = p33
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
