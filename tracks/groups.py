@@ -78,15 +78,13 @@ def merge_group(
     if k == labels.size:
         return z, R, lik
     weight = 1.0 / np.trace(R, axis1=1, axis2=2)
-    zs = np.empty((k, 2))
-    Rs = np.empty((k, 2, 2))
-    ls = np.empty((k, lik.shape[1]))
-    for c in range(k):
+    # a cluster of one keeps its detection as it is (taken for all at once); only the few
+    # clusters of several are folded, one by one
+    member = np.empty(k, dtype=np.int64)
+    member[labels] = np.arange(labels.size)
+    zs, Rs, ls = z[member], R[member], lik[member]
+    for c in np.flatnonzero(np.bincount(labels, minlength=k) > 1).tolist():
         sel = labels == c
-        if int(sel.sum()) == 1:
-            j = int(np.flatnonzero(sel)[0])
-            zs[c], Rs[c], ls[c] = z[j], R[j], lik[j]
-            continue
         w = weight[sel] / weight[sel].sum()
         zs[c] = w @ z[sel]
         Rs[c] = np.einsum("k,kab->ab", w, R[sel]) + np.eye(2) * (radius_m / 2.0) ** 2
