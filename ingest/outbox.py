@@ -17,7 +17,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,9 +99,7 @@ class Outbox:
         for the acknowledgements waiting to be written); return their sequence numbers, in
         order, once it is committed. All or none are stored."""
         with self._lock:
-            db = self._db
-            db.execute("BEGIN")
-            try:
+            with self._transaction() as db:
                 seqs = [
                     int(
                         db.execute(
@@ -111,10 +110,6 @@ class Outbox:
                     for topic, payload in messages
                 ]
                 self._write_acks()
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
             self._acks.clear()
             return seqs
 
@@ -143,15 +138,22 @@ class Outbox:
     def _commit_acks(self) -> None:
         if not self._acks:
             return
+        with self._transaction():
+            self._write_acks()
+        self._acks.clear()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One explicit transaction on the outbox's connection: committed when the block
+        ends, rolled back (and the error raised again) when it fails."""
         db = self._db
         db.execute("BEGIN")
         try:
-            self._write_acks()
-            db.execute("COMMIT")
+            yield db
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        self._acks.clear()
+        db.execute("COMMIT")
 
     def _write_acks(self) -> None:
         if self._acks:
