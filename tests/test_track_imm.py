@@ -169,7 +169,7 @@ def test_polar_rows_collapse_the_models_and_flags_broadcast() -> None:
         hit = (tr.last_det_track_id >= 0) & ~tr.last_det_new
         slots = tr.slots_of(tr.last_det_track_id[hit])
         for slot, polar_row in zip(slots, valid[hit], strict=True):
-            same = [np.array_equal(tr._xm[slot, m], tr._x[slot]) for m in range(2)]
+            same = [np.array_equal(tr._xm[slot, m], tr.x[slot]) for m in range(2)]
             polar_hits += polar_row
             position_hits += not polar_row
             collapsed += polar_row and all(same)
