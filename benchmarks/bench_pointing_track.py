@@ -18,7 +18,7 @@ a person's feet (the ground does not hide them), the feet's pixel is detected wi
 error per axis and placed by :class:`~vigil.detection.terrain.TerrainGeometry` (the chain's
 ray casting, quadrature covariance and 0.5 m floor) through the calibrated camera; the
 detection goes to a fresh ``FusionTracker`` (``TrackerConfig.for_sector()`` with the relief's
-:data:`~vigil.geo.crossing_monitor.RELIEF_TRACKER_CHANGES`, ``--max-sigma``) as a
+:data:`~vigil.tracks.config.RELIEF_TRACKER_CHANGES`, ``--max-sigma``) as a
 ``CameraDetection``; each frame the confirmed tracks a detection updated go to a
 ``CrossingMonitor`` (side probability ``--side``, hold ``--hold``), as in ``SectorCore.tick``.
 ``--shared`` adds to each track's covariance the pointing residual's part of its latest
@@ -51,14 +51,13 @@ from vigil.detection.terrain import TerrainGeometry
 from vigil.geo.crossing_monitor import (
     RELIEF_SIDE_HOLD_S,
     RELIEF_SIDE_PROBABILITY,
-    RELIEF_TRACKER_CHANGES,
     CrossingMonitor,
 )
 from vigil.geo.raycast import camera_on_terrain, cast_rays, curvature_factor
 from vigil.geo.site import tower_camera
 from vigil.ingest.schema import CameraDetection
 from vigil.sim.protocol import wilson
-from vigil.tracks.config import TrackerConfig
+from vigil.tracks.config import RELIEF_TRACKER_CHANGES, TrackerConfig
 from vigil.tracks.fusion import FusionTracker
 
 DETECTION_PX = 1.0

@@ -69,17 +69,6 @@ class CrossingEvent:
 #: seeds 1, 2 and 5: 0.9 left every wrong side there, 0.99 two of three fewer).
 RELIEF_SIDE_PROBABILITY = 0.99
 
-#: The tracker's settings on relief, over the sector's (``TrackerConfig.for_sector(**...)``).
-#: A foot pixel whose ray grazes a slope or lands near a crest is hundreds of metres, at times
-#: kilometres, unsure along its sight line (``geo.pointing``'s quadrature covariance, which
-#: says so honestly). The sector's cap on a track's position sigma (200 m) deleted the track
-#: such a detection starts before its second detection, so a person seen only on such
-#: ground was never tracked: on ``bench_pointing_track``'s tuning seeds (1, 2, 5) 9 of t02's
-#: 240 people, 8 of t04's 195 and 9 of t06's 198 had no confirmed track for that alone; with
-#: the cap at 10 km none, with no person given a wrong side. 5 km (twice the towers' rated
-#: range) keeps a bound on a track that has lost its way.
-RELIEF_TRACKER_CHANGES: dict[str, float] = {"max_position_sigma_m": 5000.0}
-
 
 #: How long (seconds) a track's position must stay sure of a side, at every update, before the
 #: track takes that side or commits a crossing to it, when the side rule is on (relief).

@@ -199,6 +199,18 @@ class TrackerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     imm_manoeuvre_s: Annotated[float, Meta(gt=0.0, le=1e6)] = 10.0
 
 
+#: The tracker's settings on relief, over the sector's (``TrackerConfig.for_sector(**...)``).
+#: A foot pixel whose ray grazes a slope or lands near a crest is hundreds of metres, at times
+#: kilometres, unsure along its sight line (``vigil.geo.pointing``'s quadrature covariance, which
+#: says so honestly). The sector's cap on a track's position sigma (200 m) deleted the track
+#: such a detection starts before its second detection, so a person seen only on such
+#: ground was never tracked: on ``bench_pointing_track``'s tuning seeds (1, 2, 5) 9 of t02's
+#: 240 people, 8 of t04's 195 and 9 of t06's 198 had no confirmed track for that alone; with
+#: the cap at 10 km none, with no person given a wrong side. 5 km (twice the towers' rated
+#: range) keeps a bound on a track that has lost its way.
+RELIEF_TRACKER_CHANGES: dict[str, float] = {"max_position_sigma_m": 5000.0}
+
+
 #: ``vigil track``'s defaults over :class:`TrackerSettings`'s (a ``--config`` file and flags
 #: override them): management by evidence (``track_score``), in seconds and in the
 #: detections' own sigma, so that one set suits scans from 0.1 s to 5 s; a new track's

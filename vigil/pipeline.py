@@ -41,7 +41,7 @@ from vigil.sim import CameraFrame, SimSettings, TelemetryItem, UasDetection, Ugs
 from vigil.sim.perturbations import Perturbations
 from vigil.sim.scoring import AlertPoint, Scorer, TrackSample, score_crossing_alerts
 from vigil.sim.terrain import SimTerrain
-from vigil.tracks.config import TrackerConfig
+from vigil.tracks.config import RELIEF_TRACKER_CHANGES, TrackerConfig
 
 if TYPE_CHECKING:
     from vigil.geo.landmarks import TowerPointing
@@ -166,8 +166,6 @@ class Pipeline:
         self._pointing: dict[str, tuple[float, float]] = {}
         if terrain is not None and tracker is None:
             # detections on relief can be kilometres unsure along the sight line (issue 21)
-            from vigil.geo.crossing_monitor import RELIEF_TRACKER_CHANGES
-
             tracker = TrackerConfig.for_sector(**RELIEF_TRACKER_CHANGES)
         self.core = SectorCore(
             site, self.bus, store_dir=store_dir, tracker=tracker, rules=rules, on_command=self._cue
