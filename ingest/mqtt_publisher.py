@@ -92,16 +92,7 @@ class MqttPublisher:
     def publish(self, topic: str, message: Wire | bytes) -> None:
         """Commit a message (a struct, or raw bytes passed on as they are) to the outbox, and
         send it now when the link is live (otherwise it goes on the next catch-up)."""
-        if isinstance(message, bytes | bytearray | memoryview):
-            payload = bytes(message)
-        else:
-            payload = encode(message)
-        with self._send_lock:
-            seq = self.outbox.put(topic, payload, time.time())
-            self._count("published")
-            client = self.link.client
-            if self.link.live and client is not None:
-                self._send(client, seq, topic, payload)
+        self.publish_many([(topic, message)])
 
     def publish_many(self, messages: Sequence[tuple[str, Wire | bytes]]) -> None:
         """Commit ``(topic, message)`` messages to the outbox in one transaction (see
