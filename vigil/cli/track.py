@@ -139,8 +139,22 @@ def load_track_config(
         raise ConfigError(where, f"tracker.{key}", value, line, words) from None
 
 
+def one_blas_thread() -> None:
+    """Ask numpy's OpenBLAS for one thread when numpy is not loaded yet (a new ``vigil
+    track`` process). OpenBLAS starts a thread pool when numpy is imported, about 50 ms of
+    CPU on a 2-core machine (numpy's import takes 100 ms of CPU with it, 57 ms without);
+    tracking never calls BLAS (its linear algebra is in compiled kernels, 4x4 at most). A
+    value already set in the environment is kept; a process that has numpy loaded (tests,
+    benchmarks calling :func:`vigil.cli.main`) is not changed."""
+    import os
+
+    if "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 def cmd_track(args: argparse.Namespace) -> int:
     """Track detections from a CSV file."""
+    one_blas_thread()
     from vigil.tracks.csvfile import CsvError, run_track
 
     centre = None
