@@ -152,27 +152,32 @@ def velocity_filter(
     clipped to ``[z_lo, z_hi]``: evidence that moves with the body adds up along its path,
     evidence that does not (noise, a stem swinging back and forth) averages away.
     ``best`` is the largest over the bank scaled to unit variance for white unit ``z``
-    (times ``sqrt(1 - decay**2)``) and ``best_j`` which velocity gave it.
+    (times ``sqrt(1 - decay**2)``) and ``best_j`` which velocity gave it. ``scratch`` is
+    not used (kept for the callers).
+
+    The picture is swept row by row with every velocity at each row, so that a row's
+    ``best``, ``best_j`` and clipped ``z`` stay in the cache while the bank passes over it
+    (the same arithmetic per pixel and velocity as one velocity at a time, the same bytes).
     """
     nv, h, w = energy.shape
     norm = math.sqrt(1.0 - decay * decay)
-    for y in range(h):
-        for x in range(w):
-            best[y, x] = -1e30
-            best_j[y, x] = 0
     # Per velocity, the source column of every column (and its weight) depends on x alone:
     # computed once, the same arithmetic as per pixel, so the rows' interior, where the
     # two source columns are x + k and x + k + 1 for one k, runs as contiguous slices.
-    x0s = np.empty(w, np.int64)
-    x1s = np.empty(w, np.int64)
-    fxs = np.empty(w, np.float64)
-    gxs = np.empty(w, np.float64)
-    y0s = np.empty(h, np.int64)
-    fys = np.empty(h, np.float64)
+    x0s = np.empty((nv, w), np.int64)
+    x1s = np.empty((nv, w), np.int64)
+    fxs = np.empty((nv, w), np.float64)
+    gxs = np.empty((nv, w), np.float64)
+    y0s = np.empty((nv, h), np.int64)
+    fys = np.empty((nv, h), np.float64)
+    ks = np.empty(nv, np.int64)
+    los = np.empty(nv, np.int64)
+    his = np.empty(nv, np.int64)
+    rings = np.ones(nv, np.int64)
+    done = np.zeros(nv, np.int64)
     for j in range(nv):
         dx = vx[j]
         dy = vy[j]
-        e = energy[j]
         for x in range(w):
             sx = x - dx
             if sx < 0.0:
@@ -180,81 +185,87 @@ def velocity_filter(
             elif sx > w - 1:
                 sx = float(w - 1)
             x0 = int(sx)
-            x0s[x] = x0
-            x1s[x] = min(x0 + 1, w - 1)
-            fxs[x] = sx - x0
-            gxs[x] = 1.0 - fxs[x]
+            x0s[j, x] = x0
+            x1s[j, x] = min(x0 + 1, w - 1)
+            fxs[j, x] = sx - x0
+            gxs[j, x] = 1.0 - fxs[j, x]
         # the interior run [lo, hi): x0 = x + k and x1 = x0 + 1 throughout
-        k = x0s[w // 2] - w // 2
+        k = x0s[j, w // 2] - w // 2
         lo = w // 2
-        while lo > 0 and x0s[lo - 1] == lo - 1 + k and x1s[lo - 1] == lo + k:
+        while lo > 0 and x0s[j, lo - 1] == lo - 1 + k and x1s[j, lo - 1] == lo + k:
             lo -= 1
         hi = w // 2
-        while hi < w and x0s[hi] == hi + k and x1s[hi] == hi + k + 1:
+        while hi < w and x0s[j, hi] == hi + k and x1s[j, hi] == hi + k + 1:
             hi += 1
-        # Each row's source rows, and a ring of new rows in scratch: a new row goes back
-        # into the energy once no later row reads the old one (the source row is
-        # nondecreasing down the picture), so the energy is read and written in one pass.
-        ring = 1
+        ks[j], los[j], his[j] = k, lo, hi
+        # Each row's source rows, and a ring of new rows: a new row goes back into the
+        # energy once no later row reads the old one (the source row is nondecreasing
+        # down the picture), so the energy is read and written in one pass.
         for y in range(h):
             sy = min(max(y - dy, 0.0), float(h - 1))
-            y0s[y] = int(sy)
-            fys[y] = sy - y0s[y]
-            ring = max(ring, y - min(y0s[y], y) + 1)
-        done = 0
-        for y in range(h):
-            y0 = y0s[y]
+            y0s[j, y] = int(sy)
+            fys[j, y] = sy - y0s[j, y]
+            rings[j] = max(rings[j], y - min(y0s[j, y], y) + 1)
+    rmax = 1
+    for j in range(nv):
+        rmax = max(rmax, rings[j])
+    ring_rows = np.empty((nv, rmax, w), np.float32)
+    zc = np.empty(w, np.float64)
+    for y in range(h):
+        zr = z[y]
+        for x in range(w):
+            zi = np.float64(zr[x])
+            if zi < z_lo:
+                zi = z_lo
+            elif zi > z_hi:
+                zi = z_hi
+            zc[x] = zi
+        bo = best[y]
+        jo = best_j[y]
+        for x in range(w):
+            bo[x] = -1e30
+            jo[x] = 0
+        for j in range(nv):
+            e = energy[j]
+            k, lo, hi = ks[j], los[j], his[j]
+            ring = rings[j]
+            y0 = y0s[j, y]
             y1 = min(y0 + 1, h - 1)
-            fy = fys[y]
+            fy = fys[j, y]
             gy = 1.0 - fy
-            zr = z[y]
-            out = scratch[y % ring]
+            out = ring_rows[j, y % ring]
             if hi > lo:
                 a = e[y0, lo + k : hi + k]
                 b = e[y0, lo + k + 1 : hi + k + 1]
                 c = e[y1, lo + k : hi + k]
                 d = e[y1, lo + k + 1 : hi + k + 1]
-                fx = fxs[lo:hi]
-                gx = gxs[lo:hi]
-                zz = zr[lo:hi]
+                fx = fxs[j, lo:hi]
+                gx = gxs[j, lo:hi]
+                zz = zc[lo:hi]
                 o = out[lo:hi]
-                bo = best[y, lo:hi]
-                jo = best_j[y, lo:hi]
                 for i in range(hi - lo):
                     prev = gy * (gx[i] * a[i] + fx[i] * b[i]) + fy * (gx[i] * c[i] + fx[i] * d[i])
-                    zi = zz[i]
-                    if zi < z_lo:
-                        zi = z_lo
-                    elif zi > z_hi:
-                        zi = z_hi
-                    v = np.float32(decay * prev + zi)
-                    o[i] = v
-                    sv = v * norm
-                    if sv > bo[i]:
-                        bo[i] = sv
-                        jo[i] = j
+                    o[i] = np.float32(decay * prev + zz[i])
             for xe in range(w - hi + lo):  # the edge columns (all when there is no run)
                 x = xe if xe < lo or hi <= lo else xe - lo + hi
-                x0 = x0s[x]
-                x1 = x1s[x]
-                prev = gy * (gxs[x] * e[y0, x0] + fxs[x] * e[y0, x1]) + fy * (
-                    gxs[x] * e[y1, x0] + fxs[x] * e[y1, x1]
+                x0 = x0s[j, x]
+                x1 = x1s[j, x]
+                prev = gy * (gxs[j, x] * e[y0, x0] + fxs[j, x] * e[y0, x1]) + fy * (
+                    gxs[j, x] * e[y1, x0] + fxs[j, x] * e[y1, x1]
                 )
-                zi = zr[x]
-                if zi < z_lo:
-                    zi = z_lo
-                elif zi > z_hi:
-                    zi = z_hi
-                v = np.float32(decay * prev + zi)
-                out[x] = v
-                sv = v * norm
-                if sv > best[y, x]:
-                    best[y, x] = sv
-                    best_j[y, x] = j
-            upto = min(y0s[y + 1], y + 1) if y + 1 < h else h
-            while done < upto:
-                e[done, :] = scratch[done % ring]
-                done += 1
+                out[x] = np.float32(decay * prev + zc[x])
+            for x in range(w):  # branch-free (selects), so that it vectorises
+                sv = out[x] * norm
+                up = sv > bo[x]
+                bo[x] = np.float32(sv) if up else bo[x]
+                jo[x] = j if up else jo[x]
+            upto = min(y0s[j, y + 1], y + 1) if y + 1 < h else h
+            while done[j] < upto:
+                row = e[done[j]]
+                new = ring_rows[j, done[j] % ring]
+                for x in range(w):  # a loop: numba's slice assignment is several times slower
+                    row[x] = new[x]
+                done[j] += 1
 
 
 @ngjit
