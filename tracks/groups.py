@@ -125,7 +125,6 @@ def merge_duplicates(
     ``(merged_id, into_id)`` pairs, in the order they were merged.
     """
     tr = tracker
-    n = tr.n
     ids = tr.ids
     settled = tr.status != TENTATIVE
     hit = np.isin(ids, touched[touched >= 0]) & settled
@@ -137,14 +136,16 @@ def merge_duplicates(
     gone: set[int] = set()
     rows = np.flatnonzero(hit)
     # Most tracks have no duplicate: a closed-form 2x2 screen over all pairs at once, with a
-    # margin, passes every pair the exact test below could accept; only tracks with such a
-    # pair go through it (so the merges are the same as testing every track).
-    maybe = _maybe_close(x, P, rows, np.flatnonzero(settled), r2)
-    for i in rows[maybe]:
+    # margin, passes every pair the exact test below could accept; only a track's partners
+    # in such pairs go through it (so the merges are the same as testing every track).
+    near = _close_pairs(x, P, np.flatnonzero(settled), r2)
+    src = np.concatenate([near[0], near[1]])
+    dst = np.concatenate([near[1], near[0]])
+    for i in rows[np.isin(rows, src)]:
         if int(ids[i]) in gone:
             continue
-        others = np.flatnonzero(settled & (np.arange(n) != i))
-        others = np.array([j for j in others if int(ids[j]) not in gone], dtype=np.int64)
+        others = np.unique(dst[src == i])  # slot order, as a scan of every slot has them
+        others = np.array([j for j in others.tolist() if int(ids[j]) not in gone], dtype=np.int64)
         if others.size == 0:
             continue
         dp = x[others, :2] - x[i, :2]
@@ -215,18 +216,15 @@ def _gate2(d: NDArray[np.float64], S: NDArray[np.float64]) -> NDArray[np.float64
     return (e * u * u - (b + c) * u * v + a * v * v) / det
 
 
-def _maybe_close(
-    x: NDArray[np.float64],
-    P: NDArray[np.float64],
-    rows: NDArray[np.int64],
-    cols: NDArray[np.int64],
-    r2: float,
-) -> NDArray[np.bool_]:
-    """For each slot in ``rows``: whether some other slot in ``cols`` may pass both gates of
-    :func:`merge_duplicates` (position and velocity), screened with a relative margin of
-    1e-6 over the gate so that rounding cannot hide a pair the exact test accepts."""
-    if rows.size == 0 or cols.size < 2:
-        return np.zeros(rows.size, dtype=np.bool_)
+def _close_pairs(
+    x: NDArray[np.float64], P: NDArray[np.float64], cols: NDArray[np.int64], r2: float
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Slot pairs ``(a, b)`` among ``cols`` that may pass both gates of
+    :func:`merge_duplicates` (position and velocity), screened in closed form with a relative
+    margin of 1e-6 over the gate so that rounding cannot hide a pair the exact test accepts;
+    every other pair fails it."""
+    if cols.size < 2:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     eye = np.eye(2)
     a, b = _near_pairs(x[cols, :2], P[cols, 0, 0] + P[cols, 1, 1], r2, _GROUP_GATE)
     a, b = cols[a], cols[b]
@@ -234,4 +232,4 @@ def _maybe_close(
     d2p = _gate2(x[b, :2] - x[a, :2], P[b, :2, :2] + P[a, :2, :2] + eye * r2)
     d2v = _gate2(x[b, 2:] - x[a, 2:], P[b, 2:, 2:] + P[a, 2:, 2:] + eye * 0.25)
     near = ~(d2p > gate) & ~(d2v > gate)  # NaN passes: the exact test decides
-    return np.isin(rows, np.concatenate([a[near], b[near]]))
+    return a[near], b[near]
