@@ -79,19 +79,24 @@ _State = tuple[TrackerSnapshot, dict, list, tuple, dict]
 
 @dataclass
 class _Batch:
-    """One source's reports at one time. While pending, ``z``, ``R`` and ``lik`` are lists;
-    once submitted they are stacked into ``(m, 2)``, ``(m, 2, 2)`` and ``(m, classes)``
-    arrays (the out-of-sequence window keeps submitted batches, and a service snapshot
-    writes that window: three arrays per batch instead of two small arrays per report)."""
+    """One source's reports at one time. While pending, ``z``, ``R`` and ``lik`` are lists
+    (a ground sensor's reports) and ``dets`` holds camera detections as they came; once
+    submitted they are stacked into ``(m, 2)``, ``(m, 2, 2)`` and ``(m, classes)`` arrays
+    (the out-of-sequence window keeps submitted batches, and a service snapshot writes that
+    window: three arrays per batch instead of two small arrays per report)."""
 
     source: str
     z: list[tuple[float, float]] | NDArray[np.float64] = field(default_factory=list)
     R: list[NDArray[np.float64]] | NDArray[np.float64] = field(default_factory=list)
     lik: list[NDArray[np.float64]] | NDArray[np.float64] = field(default_factory=list)
     ugs: bool = False
-    #: Camera detections' ``(lat, lon)``, degrees, not yet in ``z``: placed in the local frame
-    #: all at once when the batch is submitted (one projection call per batch).
+    #: Camera detections' ``(lat, lon)``, degrees, not yet in ``z`` (a batch from an older
+    #: snapshot; batches made now keep ``dets``).
     ll: list[tuple[float, float]] = field(default_factory=list)
+    #: Camera detections not yet in ``z``, ``R``, ``lik``, each with its camera's footprint
+    #: span when it came (m; ``None``: a tower's camera): placed in the local frame, and
+    #: their covariances and class likelihoods made, all at once when the batch is submitted.
+    dets: list[tuple[CameraDetection, float | None]] = field(default_factory=list)
 
 
 class FusionTracker:
@@ -161,24 +166,16 @@ class FusionTracker:
             batch.lik.append(class_likelihood(msg.class_guess, msg.class_confidence))
         elif isinstance(msg, CameraDetection):
             key = (f"cam:{msg.camera}", msg.time)
-            batch = self._pending.setdefault(key, _Batch(msg.camera))
+            batch = self._pending.get(key)
+            if batch is None:
+                batch = self._pending[key] = _Batch(msg.camera)
             lat, lon = float(msg.lat), float(msg.lon)
             if not (abs(lat) <= 90.0 and abs(lon) <= 180.0):  # NaN too
                 self.frame.to_local([lat], [lon])  # raises FrameError, as before batching
-            batch.ll.append((lat, lon))
-            batch.R.append(self._camera_covariance(msg))
-            if msg.camera in self._footprint_span:  # an aircraft's camera
-                lik = class_likelihood(msg.class_guess, msg.class_confidence)
-            else:
-                c = self.config
-                lik = table_likelihood(
-                    c.camera_class_model,
-                    msg.class_guess,
-                    msg.class_confidence,
-                    msg.range_m,
-                    c.camera_class_weight,
-                )
-            batch.lik.append(lik)
+            batch.dets.append((msg, self._footprint_span.get(msg.camera)))
+            if len(self._pending) > 1:  # else only this message's batch, not before its time
+                self._flush_before(msg.time)
+            return
         else:
             raise TypeError(f"cannot track a {type(msg).__name__}; expected a detection or event")
         self._flush_before(msg.time)
@@ -203,10 +200,54 @@ class FusionTracker:
                 x, y = self.frame.to_local(lat, lon)
                 batch.z.extend(zip(x.tolist(), y.tolist(), strict=True))  # type: ignore[union-attr]
                 ll.clear()
-            batch.z = np.asarray(batch.z, dtype=np.float64).reshape(-1, 2)
-            batch.R = np.asarray(batch.R, dtype=np.float64).reshape(-1, 2, 2)
-            batch.lik = np.asarray(batch.lik, dtype=np.float64).reshape(-1, len(CLASSES))
+            z = np.asarray(batch.z, dtype=np.float64).reshape(-1, 2)
+            R = np.asarray(batch.R, dtype=np.float64).reshape(-1, 2, 2)
+            lik = np.asarray(batch.lik, dtype=np.float64).reshape(-1, len(CLASSES))
+            dets = getattr(batch, "dets", None)  # None: a batch from an older snapshot
+            if dets:
+                cz, cR, clik = self._camera_arrays(dets)
+                z, R, lik = np.concatenate([z, cz]), np.concatenate([R, cR]), np.vstack([lik, clik])
+                dets.clear()
+            batch.z, batch.R, batch.lik = z, R, lik
             self._replay.submit(time, batch, tiebreak=source)
+
+    def _camera_arrays(
+        self, dets: list[tuple[CameraDetection, float | None]]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """One batch's camera detections as measurements: positions in the local frame
+        ``(m, 2)``, covariances ``(m, 2, 2)`` (m, m^2) and class likelihoods ``(m, classes)``,
+        each the same numbers as one detection at a time gives.
+
+        A degenerate covariance is replaced by one from the range (``floor + range *
+        angular error``, or the default sigma without a range); an aircraft's camera (one
+        with a footprint span) adds ``(fraction * span)^2`` per axis. Class likelihoods come
+        from the camera class table (an aircraft's camera: the plain guess model), computed
+        once for each distinct guess, confidence and range.
+        """
+        c = self.config
+        msgs = [m for m, _ in dets]
+        x, y = self.frame.to_local([float(m.lat) for m in msgs], [float(m.lon) for m in msgs])
+        z = np.column_stack([np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)])
+        R = self._covariances(msgs, [sp for _, sp in dets])
+        memo: dict[tuple, NDArray[np.float64]] = {}
+        liks = []
+        for m, sp in dets:
+            key = (sp is not None, m.class_guess, m.class_confidence, m.range_m)
+            lik = memo.get(key)
+            if lik is None:
+                if sp is not None:  # an aircraft's camera
+                    lik = class_likelihood(m.class_guess, m.class_confidence)
+                else:
+                    lik = table_likelihood(
+                        c.camera_class_model,
+                        m.class_guess,
+                        m.class_confidence,
+                        m.range_m,
+                        c.camera_class_weight,
+                    )
+                memo[key] = lik
+            liks.append(lik)
+        return z, R, np.array(liks, dtype=np.float64).reshape(-1, len(CLASSES))
 
     def _telemetry(self, msg: Telemetry) -> None:
         if len(msg.footprint) < 2:
@@ -217,18 +258,39 @@ class FusionTracker:
         self._footprint_span[msg.aircraft] = span
 
     def _camera_covariance(self, msg: CameraDetection) -> NDArray[np.float64]:
+        """One detection's covariance (m^2), as its batch would have it now."""
+        return self._covariances([msg], [self._footprint_span.get(msg.camera)])[0]
+
+    def _covariances(
+        self, msgs: list[CameraDetection], spans: list[float | None]
+    ) -> NDArray[np.float64]:
+        """Camera detections' covariances ``(m, 2, 2)``, m^2: each detection's own, or, when
+        that is degenerate, ``(floor + range * angular error)^2 I`` (the default sigma
+        without a range); plus ``(fraction * span)^2 I`` for an aircraft's camera (``spans``:
+        its footprint span when the detection came, m; ``None`` for a tower's)."""
         c = self.config
-        ee, en, _, nn = msg.cov
-        R = np.array([[ee, en], [en, nn]], dtype=np.float64)
-        if ee <= 0.0 or nn <= 0.0 or ee * nn - en * en <= 1e-12:
-            if msg.range_m is not None:
-                s = c.camera_sigma_floor_m + msg.range_m * c.camera_angular_sigma_rad
-            else:
-                s = c.default_sigma_m
-            R = np.eye(2) * max(s, 1e-3) ** 2
-        span = self._footprint_span.get(msg.camera)
-        if span is not None:
-            R = R + np.eye(2) * (c.uas_footprint_error_fraction * span) ** 2
+        cov = np.array([m.cov for m in msgs], dtype=np.float64).reshape(-1, 4)
+        ee, en, nn = cov[:, 0], cov[:, 1], cov[:, 3]
+        R = np.empty((len(msgs), 2, 2))
+        R[:, 0, 0], R[:, 0, 1], R[:, 1, 0], R[:, 1, 1] = ee, en, en, nn
+        bad = np.flatnonzero((ee <= 0.0) | (nn <= 0.0) | (ee * nn - en * en <= 1e-12))
+        if bad.size:
+            s = np.array(
+                [
+                    c.default_sigma_m
+                    if msgs[i].range_m is None
+                    else c.camera_sigma_floor_m + msgs[i].range_m * c.camera_angular_sigma_rad
+                    for i in bad.tolist()
+                ],
+                dtype=np.float64,
+            )
+            # np.maximum keeps a NaN as max(s, 1e-3) does
+            R[bad] = np.eye(2) * (np.maximum(s, 1e-3) ** 2)[:, None, None]
+        spans = [(i, sp) for i, sp in enumerate(spans) if sp is not None]
+        if spans:
+            rows = np.array([i for i, _ in spans], dtype=np.int64)
+            e = c.uas_footprint_error_fraction * np.array([sp for _, sp in spans])
+            R[rows] = R[rows] + np.eye(2) * (e**2)[:, None, None]
         return R
 
     # -- one batch ----------------------------------------------------------------------------
