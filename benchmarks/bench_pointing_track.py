@@ -53,6 +53,7 @@ from vigil.geo.crossing_monitor import (
     RELIEF_SIDE_PROBABILITY,
     CrossingMonitor,
 )
+from vigil.geo.image_side import ImageMargins, SideEvidence, image_margins
 from vigil.geo.raycast import camera_on_terrain, cast_rays, curvature_factor
 from vigil.geo.site import tower_camera
 from vigil.ingest.schema import CameraDetection
@@ -63,6 +64,11 @@ from vigil.tracks.fusion import FusionTracker
 DETECTION_PX = 1.0
 WALK_MPS = 1.2
 FAR_M = 50.0
+#: With --image: a person whose feet stay (on average over the frames the camera sees them)
+#: within this many rows of the border's row in the true image is counted apart: 1 px of
+#: detection error and the calibration's shared residual (0.1-0.3 px) leave such a side a coin
+#: toss in one frame and barely decidable over a walk.
+NEAR_PX = 0.5
 #: Seeds of the reported figures: disjoint from bench_pointing.TUNING_SEEDS.
 EVALUATION_SEEDS = (1001, 1002, 1003, 1004, 1005, 1006)
 T0 = 1_780_000_000.0
@@ -113,6 +119,10 @@ def _person(
     side_probability: float | None,
     shared=None,
     hold_s: float = RELIEF_SIDE_HOLD_S,
+    margins=None,
+    window_s: float = np.inf,
+    image_only: bool = False,
+    image_probability: float | None = None,
 ) -> tuple[set[int], int, bool]:
     """Run one person's detections through a fresh tracker and crossing monitor, as
     ``SectorCore.tick`` does: ``(outcome, crossings, confirmed)``; outcome is the set of
@@ -120,9 +130,20 @@ def _person(
     confirmed whether the tracker ever confirmed a track. ``shared``: per detection, the
     part of its covariance that all of the tower's detections share (its pointing
     residual), which the tracker's averaging of detections as independent shrinks and the
-    truth does not: added to the track's covariance given to the monitor (None: not)."""
+    truth does not: added to the track's covariance given to the monitor (None: not).
+    ``margins``: the detections' image margins (:func:`vigil.geo.image_side.image_margins`),
+    pooled per track (every track a detection updates, tentative ones too) over ``window_s``
+    and given to the monitor as ``side_z`` (None: not)."""
     fusion = FusionTracker(frame, config)
-    monitor = CrossingMonitor(border, side_probability=side_probability or None, side_hold_s=hold_s)
+    monitor = CrossingMonitor(
+        border,
+        side_probability=side_probability or None,
+        side_hold_s=hold_s,
+        image_only=image_only,
+        image_probability=image_probability,
+    )
+    evidence = SideEvidence(window_s)
+    all_counts: dict[str, int] = {}
     counts: dict[str, int] = {}
     crossings = 0
     confirmed = False
@@ -144,6 +165,11 @@ def _person(
             )
         )
         fusion.flush()
+        if margins is not None:
+            for m in fusion.track_messages(include_tentative=True):
+                if m.state != "ended" and all_counts.get(m.track_id) != m.count:
+                    evidence.add(m.track_id, float(t[i]), margins, int(i))
+                all_counts[m.track_id] = m.count
         live = [m for m in fusion.track_messages() if m.state != "ended"]
         confirmed = confirmed or bool(live)
         fresh = [m for m in live if counts.get(m.track_id) != m.count]
@@ -157,7 +183,10 @@ def _person(
                 covs = [np.reshape(m.cov, (2, 2)) for m in fresh]
                 if shared is not None:
                     covs = [c + shared[i] for c in covs]
-            crossings += len(monitor.update(ids, times, x, y, covs))
+            zs = None
+            if margins is not None:
+                zs = [evidence.z(m.track_id) for m in fresh]
+            crossings += len(monitor.update(ids, times, x, y, covs, zs))
     sides = {s.side for s in monitor.states.values() if s.side != 0}
     return sides, crossings, confirmed
 
@@ -206,6 +235,28 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="add each track's shared pointing covariance to what the monitor is given",
     )
+    parser.add_argument(
+        "--image",
+        action="store_true",
+        help="judge each track's side in the image too (geo.image_side), given as side_z",
+    )
+    parser.add_argument(
+        "--image-only",
+        action="store_true",
+        help="with --image: a track with image margins takes its side from them alone",
+    )
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=np.inf,
+        help="with --image: seconds of margins pooled per track (default: all)",
+    )
+    parser.add_argument(
+        "--image-p",
+        type=float,
+        default=None,
+        help="with --image: the monitor's image_probability (default: --side's)",
+    )
     args = parser.parse_args(argv)
     tuning = sorted(set(args.seeds) & set(TUNING_SEEDS))
     site, dem, frame, border = site_and_dem()
@@ -233,6 +284,9 @@ def main(argv: list[str] | None = None) -> None:
         # why a person got no side: seen in fewer frames than a track needs to be
         # confirmed, no track confirmed, or confirmed but never sure enough of a side
         few = unconfirmed = unsure = 0
+        # with --image: people seen in enough frames whose feet stay (on average) within
+        # NEAR_PX of the border's row in the true image, and how the others fare
+        near = clear_n = clear_right = 0
         det_right = det_n = 0
         crossing_people = 0
         for seed in args.seeds:
@@ -263,6 +317,33 @@ def main(argv: list[str] | None = None) -> None:
                         ou.ravel()[flat], ov.ravel()[flat], 0.0, 0.0, floor_sigma_m=0.0
                     )
                 shared = shared.reshape(*u.shape, 2, 2)
+                margins = None
+                if args.image and flat.any():
+                    mm = image_margins(
+                        geo.camera,
+                        dem,
+                        border,
+                        ou.ravel()[flat],
+                        ov.ravel()[flat],
+                        DETECTION_PX,
+                        DETECTION_PX,
+                        cal.sigma_deg,
+                        max_range_m=geo._reach.max_range_m,
+                    )
+                    cols = []
+                    for a in (mm.margin_px, mm.sigma_px, mm.shared_px):
+                        full = np.full(u.size, np.nan)
+                        full[flat] = a
+                        cols.append(full.reshape(u.shape))
+                    margins = [ImageMargins(*(c[p] for c in cols)) for p in range(u.shape[0])]
+                    # the truth's margins: noise-free feet pixels through the true camera
+                    sv = vis.ravel()
+                    tm = np.full(u.size, np.nan)
+                    if sv.any():
+                        tm[sv] = image_margins(
+                            true, dem, border, u.ravel()[sv], v.ravel()[sv], 0.0, 0.0
+                        ).margin_px
+                    near_line = np.nanmean(np.abs(tm.reshape(u.shape)), axis=1) < NEAR_PX
                 gx, gy, cov = gx.reshape(u.shape), gy.reshape(u.shape), cov.reshape(*u.shape, 2, 2)
                 for p in np.flatnonzero(far):
                     truth = int(border.side([x[p, 0]], [y[p, 0]])[0])
@@ -284,8 +365,19 @@ def main(argv: list[str] | None = None) -> None:
                         args.side,
                         shared[p] if args.shared else None,
                         args.hold,
+                        margins[p] if margins is not None else None,
+                        args.window,
+                        args.image_only,
+                        args.image_p,
                     )
                     crossing_people += crossed > 0
+                    seen3 = int(m.sum()) >= config.confirm_m
+                    if args.image and seen3:
+                        if near_line[p]:
+                            near += 1
+                        else:
+                            clear_n += 1
+                            clear_right += bool(sides == {truth} and crossed == 0)
                     if not sides:
                         undecided += 1
                         if int(m.sum()) < config.confirm_m:
@@ -313,6 +405,15 @@ def main(argv: list[str] | None = None) -> None:
             f"{det_right / max(det_n, 1):.4f} [{dlo:.4f}, {dhi:.4f}]",
             flush=True,
         )
+        if args.image:
+            clo, chi = wilson(clear_right, clear_n)
+            print(
+                f"{tower.id}: of people seen in >= {config.confirm_m} frames, {near} stay within "
+                f"{NEAR_PX:g} px of the line's row in the true image (mean); of the other "
+                f"{clear_n} right {clear_right}/{clear_n} = {clear_right / max(clear_n, 1):.4f} "
+                f"[{clo:.4f}, {chi:.4f}]",
+                flush=True,
+            )
     print(f"({time.perf_counter() - started:.0f} s)")
 
 

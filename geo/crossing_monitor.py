@@ -120,6 +120,10 @@ class CrossingMonitor:
         With ``side_probability`` and covariances: how long (seconds) a track's position must
         be that sure of a side at every update before the track takes it, or commits a
         crossing to it (:data:`RELIEF_SIDE_HOLD_S`; 0: at once).
+    image_only
+        With ``side_z`` given to :meth:`update`: a track with an image z-score takes its side
+        from the image alone (its positions wait); False: the positions decide where the
+        image is unsure.
     """
 
     def __init__(
@@ -131,6 +135,8 @@ class CrossingMonitor:
         entry_rise_m: float = 30.0,
         side_probability: float | None = None,
         side_hold_s: float = RELIEF_SIDE_HOLD_S,
+        image_only: bool = False,
+        image_probability: float | None = None,
     ) -> None:
         if not (np.isfinite(hysteresis_m) and hysteresis_m > 0):
             raise ValueError(f"hysteresis_m={hysteresis_m!r}; expected a positive distance")
@@ -148,6 +154,15 @@ class CrossingMonitor:
             raise ValueError(f"side_hold_s={side_hold_s!r}; expected a duration >= 0, seconds")
         self.border = border
         self.side_hold_s = float(side_hold_s)
+        self.image_only = bool(image_only)
+        if image_probability is not None and not (
+            np.isfinite(image_probability) and 0.5 <= image_probability < 1.0
+        ):
+            raise ValueError(
+                f"image_probability={image_probability!r}; expected None or a probability in "
+                "[0.5, 1)"
+            )
+        self.image_probability = None if image_probability is None else float(image_probability)
         self.side_probability = None if side_probability is None else float(side_probability)
         self.h = float(hysteresis_m)
         self.entry_m = float(entry_m)
@@ -162,12 +177,19 @@ class CrossingMonitor:
         x: ArrayLike,
         y: ArrayLike,
         cov: ArrayLike | None = None,
+        side_z: ArrayLike | None = None,
     ) -> list[CrossingEvent]:
         """Feed one position per track (times may differ); return the crossings committed.
 
         ``cov``: each position's east-north covariance, ``(n, 2, 2)`` or ``(n, 4)`` as
         ``(ee, en, ne, nn)``, square metres; with ``side_probability`` set, a side then needs
-        that probability."""
+        that probability.
+
+        ``side_z``: each track's side judged in the image (a z-score, + toward the US, NaN
+        where none; :class:`vigil.geo.image_side.SideEvidence`). With ``side_probability``
+        set, a track whose image z-score is that sure of a side takes it (or commits a
+        crossing to it) at once, whatever its position says; where the image is unsure the
+        position decides as above, hold included (``image_only``: the track then waits)."""
         tt = np.atleast_1d(np.asarray(t, dtype=np.float64))
         xx = np.atleast_1d(np.asarray(x, dtype=np.float64))
         yy = np.atleast_1d(np.asarray(y, dtype=np.float64))
@@ -182,6 +204,15 @@ class CrossingMonitor:
         if cov is not None and self.side_probability is not None:
             need = np.maximum(need, self._sure_m(xx, yy, d, cov))
             hold = self.side_hold_s
+        img = np.zeros(d.shape, dtype=np.int64)  # the side the image is sure of (0: none)
+        img_known = np.zeros(d.shape, dtype=bool)
+        if side_z is not None and self.side_probability is not None:
+            z = np.atleast_1d(np.asarray(side_z, dtype=np.float64))
+            if z.shape != d.shape:
+                raise ValueError(f"side_z of shape {z.shape}; expected ({d.size},)")
+            img_known = np.isfinite(z)
+            zneed = float(ndtri(self.image_probability or self.side_probability))
+            img = np.where(img_known & (np.abs(z) >= zneed), np.sign(z), 0).astype(np.int64)
         out: list[CrossingEvent] = []
         for i, tid in enumerate(track_ids):
             st = self.states.get(tid)
@@ -203,10 +234,14 @@ class CrossingMonitor:
             if st.path is not None:
                 st.path.append((float(tt[i]), di))
             sure = (1 if di > 0 else -1) if abs(di) >= need[i] else 0
+            if img_known[i] and self.image_only:
+                sure = 0
             if sure != st.sure_side:
                 st.sure_side, st.sure_since = sure, float(tt[i])
             # sure of that side at every update for ``hold`` seconds (at once without a hold)
             held = sure if sure and float(tt[i]) - st.sure_since >= hold else 0
+            if img[i]:  # the image's side: its errors are independent, no hold needed
+                held = int(img[i])
             if st.side == 0:
                 if held:
                     st.side = held

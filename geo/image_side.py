@@ -1,0 +1,242 @@
+"""The side of the border a person stands on, judged in the camera's image.
+
+On relief a tower's detection is placed where its ray meets the ground; one pixel of row error
+on a grazing sight line moves that place hundreds of metres, and near a crest the place jumps
+between the near slope and the far one, a kilometre behind, frame after frame (issue 21;
+``benchmarks/bench_pointing_track.py``). Averaging those places, as a tracker does, trusts an
+error that is neither Gaussian nor independent between frames.
+
+In the image the same error is simple: the feet's pixel is off by the detector's pixel error,
+independent from frame to frame, plus the calibration's pointing residual, shared by all of a
+camera's detections. Along one image column the ground a ray meets moves away from the camera
+as the row rises (a higher ray passes over everything a lower one met first), so the border,
+projected into the column through the DEM, is one row: the row where the ground met changes
+side. It is the border's own row where the border is in sight, and the crest's row where a
+crest hides it. A person is on one side when their feet's pixel is below that row and on the
+other when above, whatever the slopes behind.
+
+:func:`image_margins` gives each detection's signed distance (rows) from that row, toward the
+US side, with its standard deviations; :class:`SideEvidence` pools a track's margins into a
+z-score, which :class:`vigil.geo.crossing_monitor.CrossingMonitor` takes (``side_z``).
+
+The pooled test: if a person stays on one side, every true margin has that side's sign, so
+their (weighted) mean has it too; the observed mean is the true one plus the mean pixel error
+(sd ``1/sqrt(sum w)``) plus the shared pointing residual. Deciding a side when
+``|mean| / sd >= z`` is wrong with probability at most ``Phi(-z)`` for such a person, however
+near a crest they stand.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from vigil.geo.border import Border
+from vigil.geo.camera import PinholeCamera
+from vigil.geo.dem import ElevationModel
+from vigil.geo.raycast import CURVATURE_REFRACTION, cast_rays
+
+#: How far (rows) either side of a feet pixel the border's row is looked for; a margin larger
+#: than this is reported as this (the side is then certain at any pixel error the chain has).
+SEARCH_PX = 40.0
+#: Bisection steps: the border's row to SEARCH_PX * 2 / 2**BISECT_STEPS (0.005 px).
+BISECT_STEPS = 14
+
+
+@dataclass(frozen=True)
+class ImageMargins:
+    """Per detection: ``margin_px``, the signed distance (rows) of the feet pixel from the
+    border's row in its column, positive toward the US side (``Border.side`` +1);
+    ``sigma_px``, its standard deviation from the detector's pixel error (the row's, and the
+    column's through the border row's slope); ``shared_px``, the standard deviation of the
+    part all of the camera's detections share (its pointing residual after calibration)."""
+
+    margin_px: NDArray[np.float64]
+    sigma_px: NDArray[np.float64]
+    shared_px: NDArray[np.float64]
+
+
+def _sides(
+    camera: PinholeCamera,
+    dem: ElevationModel,
+    border: Border,
+    u: NDArray[np.float64],
+    v: NDArray[np.float64],
+    max_range_m: float,
+    curvature_coeff: float,
+) -> NDArray[np.int8]:
+    """Side (+1 US, -1 foreign) of the ground each pixel's ray meets first; a ray into sky
+    takes the side of the point at ``max_range_m`` along its azimuth (beyond all ground)."""
+    d = camera.rays(u, v)
+    hits = cast_rays(
+        dem,
+        np.broadcast_to(camera.centre, d.shape),
+        d,
+        max_range_m=max_range_m,
+        curvature_coeff=curvature_coeff,
+    )
+    x, y = hits.x.copy(), hits.y.copy()
+    sky = ~hits.hit
+    if np.any(sky):
+        h = np.hypot(d[sky, 0], d[sky, 1])
+        h = np.where(h > 0, h, 1.0)
+        x[sky] = camera.x + max_range_m * d[sky, 0] / h
+        y[sky] = camera.y + max_range_m * d[sky, 1] / h
+    s = border.side(x, y)
+    return np.where(s == 0, 1, s).astype(np.int8)
+
+
+def border_rows(
+    camera: PinholeCamera,
+    dem: ElevationModel,
+    border: Border,
+    u: ArrayLike,
+    v: ArrayLike,
+    *,
+    search_px: float = SEARCH_PX,
+    max_range_m: float | None = None,
+    curvature_coeff: float = CURVATURE_REFRACTION,
+) -> tuple[NDArray[np.float64], NDArray[np.int8]]:
+    """The border's row in each pixel's column within ``search_px`` rows of ``v``, by
+    bisection on the side of the ground the rays meet: ``(row, below)`` where ``below`` is
+    the side of the rows under it (nearer the camera). Where the column's rows within the
+    search are all on one side, ``row`` is NaN and ``below`` that side."""
+    uu = np.atleast_1d(np.asarray(u, dtype=np.float64))
+    vv = np.atleast_1d(np.asarray(v, dtype=np.float64))
+    reach = camera.max_range_m if max_range_m is None else float(max_range_m)
+    lo, hi = vv - search_px, vv + search_px  # lo: the upper (far) end, hi: the lower (near)
+    s_lo = _sides(camera, dem, border, uu, lo, reach, curvature_coeff)
+    s_hi = _sides(camera, dem, border, uu, hi, reach, curvature_coeff)
+    flip = s_lo != s_hi
+    a, b = lo[flip].copy(), hi[flip].copy()
+    sa = s_lo[flip]
+    for _ in range(BISECT_STEPS):
+        if not a.size:
+            break
+        mid = 0.5 * (a + b)
+        sm = _sides(camera, dem, border, uu[flip], mid, reach, curvature_coeff)
+        same = sm == sa
+        a = np.where(same, mid, a)
+        b = np.where(same, b, mid)
+    row = np.full(uu.shape, np.nan)
+    row[flip] = 0.5 * (a + b)
+    return row, s_hi
+
+
+def image_margins(
+    camera: PinholeCamera,
+    dem: ElevationModel,
+    border: Border,
+    u: ArrayLike,
+    v: ArrayLike,
+    sigma_u: float = 1.0,
+    sigma_v: float = 1.0,
+    pointing_sigma_deg: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    *,
+    search_px: float = SEARCH_PX,
+    max_range_m: float | None = None,
+    curvature_coeff: float = CURVATURE_REFRACTION,
+) -> ImageMargins:
+    """Each feet pixel's signed distance from the border's row in its column (rows, + toward
+    the US side), and its standard deviations: the pixel error (``sigma_u``, ``sigma_v``,
+    pixels; the column's through the border row's slope over +-1 column) and the pointing
+    residual (``pointing_sigma_deg``: pan, tilt, roll, degrees) shared by the camera's
+    detections. ``camera`` is the calibrated camera standing on the DEM (its ``ground_z``
+    the DEM's height under the mast); a margin beyond ``search_px`` is reported as
+    ``search_px`` (certain)."""
+    uu = np.atleast_1d(np.asarray(u, dtype=np.float64))
+    vv = np.atleast_1d(np.asarray(v, dtype=np.float64))
+    if uu.shape != vv.shape:
+        raise ValueError(f"u {uu.shape} and v {vv.shape}: expected the same shape")
+    if not (np.all(np.isfinite(uu)) and np.all(np.isfinite(vv))):
+        raise ValueError("image_margins: pixels contain NaN or infinity")
+    if not all(math.isfinite(s) and s >= 0 for s in (sigma_u, sigma_v, *pointing_sigma_deg)):
+        raise ValueError("image_margins: standard deviations must be finite and >= 0")
+    kw = {"search_px": search_px, "max_range_m": max_range_m, "curvature_coeff": curvature_coeff}
+    row, below = border_rows(camera, dem, border, uu, vv, **kw)
+    margin = np.where(below > 0, vv - row, row - vv)
+    margin = np.where(np.isnan(row), below * search_px, np.clip(margin, -search_px, search_px))
+    # the border row's slope across columns: the column's error moves the row by that much
+    r_left, _ = border_rows(camera, dem, border, uu - 1.0, vv, **kw)
+    r_right, _ = border_rows(camera, dem, border, uu + 1.0, vv, **kw)
+    slope = 0.5 * (r_right - r_left)
+    # a row that comes or goes within a column (the border's end, a crest's edge): as unsure
+    # as the search
+    slope = np.where(np.isfinite(slope), np.minimum(np.abs(slope), search_px), search_px)
+    slope = np.where(np.isnan(row) & np.isnan(r_left) & np.isnan(r_right), 0.0, slope)
+    sigma = np.sqrt(sigma_v**2 + (slope * sigma_u) ** 2)
+    f = camera.focal_px
+    pan, tilt, roll = (math.radians(a) for a in pointing_sigma_deg)
+    shared = np.sqrt(
+        (f * tilt) ** 2 + ((uu - camera.width / 2.0) * roll) ** 2 + (slope * f * pan) ** 2
+    )
+    return ImageMargins(margin, sigma, shared)
+
+
+@dataclass
+class _Pool:
+    items: deque[tuple[float, float, float, float]] = field(default_factory=deque)
+
+
+class SideEvidence:
+    """Each track's image margins pooled into a z-score of its side (+ toward the US).
+
+    Parameters
+    ----------
+    window_s
+        Margins older than this (seconds before the newest) are dropped, so that a person who
+        crosses is seen on the new side in time; ``math.inf`` keeps a track's whole history.
+    """
+
+    def __init__(self, window_s: float = math.inf) -> None:
+        if not (window_s > 0):
+            raise ValueError(f"window_s={window_s!r}; expected a positive duration, seconds")
+        self.window_s = float(window_s)
+        self._pools: dict[str, _Pool] = {}
+
+    def add(self, track_id: str, t: float, margins: ImageMargins, index: int = 0) -> None:
+        """Add detection ``index`` of ``margins`` (seen at time ``t``, s) to the track."""
+        pool = self._pools.setdefault(track_id, _Pool())
+        s = float(margins.sigma_px[index])
+        pool.items.append(
+            (
+                float(t),
+                1.0 / max(s * s, 1e-6),
+                float(margins.margin_px[index]),
+                float(margins.shared_px[index]),
+            )
+        )
+
+    def z(self, track_id: str, t: float | None = None) -> float:
+        """The track's side z-score at ``t`` (its newest margin's time by default): the
+        weighted mean margin over its sd (pixel errors averaged, the shared residual not);
+        NaN without margins."""
+        pool = self._pools.get(track_id)
+        if pool is None or not pool.items:
+            return math.nan
+        now = pool.items[-1][0] if t is None else float(t)
+        while pool.items and pool.items[0][0] < now - self.window_s:
+            pool.items.popleft()
+        if not pool.items:
+            return math.nan
+        a = np.asarray(pool.items, dtype=np.float64)
+        w = a[:, 1]
+        mean = float((w * a[:, 2]).sum() / w.sum())
+        shared = float(np.max(a[:, 3]))
+        return mean / math.sqrt(1.0 / float(w.sum()) + shared * shared)
+
+    def merge(self, merged: str, into: str) -> None:
+        """Track ``merged`` was folded into ``into``: its margins join ``into``'s."""
+        pool = self._pools.pop(merged, None)
+        if pool is None:
+            return
+        keep = self._pools.setdefault(into, _Pool())
+        keep.items = deque(sorted([*keep.items, *pool.items]))
+
+    def forget(self, track_id: str) -> None:
+        """Drop an ended track's margins."""
+        self._pools.pop(track_id, None)

@@ -1,0 +1,193 @@
+"""The border judged in the image (vigil.geo.image_side): the border's row per column against a
+dense scan of rows, the margin's sign against the truth, the pooled z-score, and the crossing
+monitor taking a side from it."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from shapely import Point
+
+from vigil.geo.border import Border
+from vigil.geo.camera import PinholeCamera
+from vigil.geo.crossing_monitor import CrossingMonitor
+from vigil.geo.dem import ElevationModel, SyntheticRelief
+from vigil.geo.frames import LocalFrame
+from vigil.geo.image_side import (
+    ImageMargins,
+    SideEvidence,
+    _sides,
+    border_rows,
+    image_margins,
+)
+from vigil.geo.raycast import (
+    CURVATURE_REFRACTION,
+    camera_on_terrain,
+    cast_rays,
+    curvature_factor,
+)
+from vigil.geo.relief import synthetic_relief
+
+FRAME = LocalFrame(31.33, -110.94)
+
+
+@pytest.fixture(scope="module")
+def border() -> Border:
+    return Border("tucson", FRAME, start=(31.333, -111.15), end=(31.333, -110.73))
+
+
+@pytest.fixture(scope="module")
+def hills() -> ElevationModel:
+    spec = SyntheticRelief(seed=4, relief_m=40.0, wash_depth_m=6.0)
+    return synthetic_relief(spec, (-4000.0, -3500.0, 4000.0, 4000.0), 30.0)
+
+
+def _camera(border: Border, dem: ElevationModel) -> PinholeCamera:
+    """A tower 2.4 km north of the line (at local y ~ -290 m) looking south, on the DEM."""
+    cam = PinholeCamera(0.0, 2100.0, 25.0, 180.0, 0.9, 24.0)
+    return camera_on_terrain(cam, dem)
+
+
+def test_border_rows_agree_with_a_dense_scan(border: Border, hills: ElevationModel) -> None:
+    cam = _camera(border, hills)
+    rng = np.random.default_rng(3)
+    # pixels near where the line's points project (seen or hidden), and some anywhere
+    on = [
+        border.line.interpolate(border.line.project(Point(x, 0.0)))
+        for x in rng.uniform(-600, 600, 30)
+    ]
+    px = np.array([p.x for p in on])
+    line_y = np.array([p.y for p in on])
+    pz = hills.elevation_at(px, line_y) - curvature_factor() * np.hypot(px, line_y - cam.y) ** 2
+    u, v, _ = cam.project(px, line_y, pz - cam.ground_z)
+    u = np.r_[u, rng.uniform(20, 620, 10)]
+    v = np.r_[v + rng.uniform(-15.0, 15.0, 30), rng.uniform(100, 460, 10)]
+    row, below = border_rows(cam, hills, border, u, v, search_px=20.0)
+    checked = 0
+    for k in range(u.size):
+        rows = np.arange(v[k] - 20.0, v[k] + 20.0, 0.01)
+        s = _sides(
+            cam,
+            hills,
+            border,
+            np.full(rows.size, u[k]),
+            rows,
+            cam.max_range_m,
+            CURVATURE_REFRACTION,
+        )
+        flips = np.flatnonzero(s[1:] != s[:-1])
+        if not flips.size:
+            assert math.isnan(row[k])
+            assert below[k] == s[-1]
+            continue
+        checked += 1
+        # one flip per column (the ground met moves away as the row rises)
+        assert flips.size == 1
+        assert row[k] == pytest.approx(rows[flips[0]] + 0.005, abs=0.02)
+        assert below[k] == s[-1]
+    assert checked >= 20  # the search met the border in enough columns to mean something
+
+
+def test_margins_have_the_true_side(border: Border, hills: ElevationModel) -> None:
+    """Feet pixels of people the camera sees more than 50 m from the line, pointing known and
+    no pixel error: the margin's sign is the person's side."""
+    cam = _camera(border, hills)
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-700, 700, 3000)
+    y = rng.uniform(-1100, 600, 3000)
+    z = hills.elevation_at(x, y)
+    r = np.hypot(x - cam.x, y - cam.y)
+    z = z - curvature_factor() * r**2
+    d = np.column_stack([x, y, z]) - cam.centre
+    hits = cast_rays(hills, np.broadcast_to(cam.centre, d.shape), d)
+    u, v, _ = cam.project(x, y, z - cam.ground_z)
+    seen = hits.hit & (np.abs(hits.range_m - r) < 1.0)
+    seen &= (u >= 1) & (u < cam.width - 1) & (v >= 0) & (v < cam.height)
+    far = np.abs(border.signed_distance(x, y)) > 50.0
+    keep = np.flatnonzero(seen & far)
+    assert keep.size > 200
+    m = image_margins(cam, hills, border, u[keep], v[keep], 1.0, 1.0, (0.01, 0.02, 0.01))
+    truth = border.side(x[keep], y[keep])
+    assert np.all(np.sign(m.margin_px) == truth)
+    assert np.all(m.sigma_px >= 1.0)
+    assert np.all(m.shared_px > 0)
+    # both sides are among them
+    assert set(truth.tolist()) == {-1, 1}
+
+
+def test_margins_refuse_bad_pixels(border: Border, hills: ElevationModel) -> None:
+    cam = _camera(border, hills)
+    with pytest.raises(ValueError, match="NaN"):
+        image_margins(cam, hills, border, [np.nan], [10.0])
+    with pytest.raises(ValueError, match="shape"):
+        image_margins(cam, hills, border, [1.0, 2.0], [10.0])
+    with pytest.raises(ValueError, match="standard deviations"):
+        image_margins(cam, hills, border, [1.0], [10.0], sigma_v=-1.0)
+
+
+def _margins(m: np.ndarray, sigma: float = 1.0, shared: float = 0.0) -> ImageMargins:
+    return ImageMargins(np.asarray(m, float), np.full(len(m), sigma), np.full(len(m), shared))
+
+
+def test_side_evidence_pools_pixel_errors_and_keeps_the_shared_one() -> None:
+    rng = np.random.default_rng(1)
+    obs = _margins(0.5 + rng.normal(0, 1.0, 400))
+    ev = SideEvidence()
+    for k in range(400):
+        ev.add("a", float(k), obs, k)
+    # 400 frames of 1 px: the mean's sd is 0.05 px, the z about 0.5 / 0.05
+    assert ev.z("a") == pytest.approx(10.0, abs=2.5)
+    shared = SideEvidence()
+    with_shared = _margins(obs.margin_px, shared=0.3)
+    for k in range(400):
+        shared.add("a", float(k), with_shared, k)
+    # the shared residual does not average down
+    assert shared.z("a") == pytest.approx(0.5 / math.sqrt(0.05**2 + 0.3**2), abs=0.5)
+    # a window keeps the newest seconds only
+    win = SideEvidence(window_s=9.5)
+    signs = _margins(np.r_[np.full(50, 3.0), np.full(10, -3.0)])
+    for k in range(60):
+        win.add("a", float(k), signs, k)
+    assert win.z("a") == pytest.approx(-3.0 * math.sqrt(10), rel=1e-9)
+    assert math.isnan(win.z("nobody"))
+    win.merge("a", "b")
+    assert win.z("b") == pytest.approx(-3.0 * math.sqrt(10), rel=1e-9)
+    win.forget("b")
+    assert math.isnan(win.z("b"))
+    with pytest.raises(ValueError):
+        SideEvidence(window_s=0.0)
+
+
+def test_monitor_takes_the_image_side(border: Border) -> None:
+    """Positions too unsure to decide (1 km sd across the line) but a sure image: the track
+    takes the image's side at once and commits a crossing only when the image says so."""
+    p = border.line.interpolate(20_000.0)
+    t0 = 1_780_000_000.0
+    cov = [np.eye(2) * 1e6]
+    mon = CrossingMonitor(border, side_probability=0.99)
+    # 300 m north of the line (US), positions unsure, image unsure: no side
+    mon.update(["a"], [t0], [p.x], [p.y + 300.0], cov, [1.0])
+    assert mon.states["a"].side == 0
+    mon.update(["a"], [t0 + 1], [p.x], [p.y + 300.0], cov, [3.0])
+    assert mon.states["a"].side == 1
+    # the positions jump south of the line: no crossing while the image holds the US side
+    assert not mon.update(["a"], [t0 + 2], [p.x], [p.y - 300.0], cov, [2.5])
+    assert mon.states["a"].side == 1
+    # the image sure of the other side: a crossing
+    events = mon.update(["a"], [t0 + 3], [p.x], [p.y - 300.0], cov, [-2.5])
+    assert len(events) == 1 and not events[0].entering_us
+    # image_only: positions sure (small covariance) wait while the image is unsure
+    only = CrossingMonitor(border, side_probability=0.99, side_hold_s=0.0, image_only=True)
+    small = [np.eye(2)]
+    only.update(["b"], [t0], [p.x], [p.y + 300.0], small, [0.5])
+    assert only.states["b"].side == 0
+    only.update(["b"], [t0 + 1], [p.x], [p.y + 300.0], small, [np.nan])  # no image: positions
+    assert only.states["b"].side == 1
+    # flat ground (no side rule): side_z is not used
+    flat = CrossingMonitor(border)
+    flat.update(["c"], [t0], [p.x], [p.y + 300.0], None, [-5.0])
+    assert flat.states["c"].side == 1
+    with pytest.raises(ValueError, match="side_z"):
+        mon.update(["d"], [t0], [p.x], [p.y], cov, [1.0, 2.0])
