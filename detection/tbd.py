@@ -40,11 +40,15 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from vigil.detection import kernels
 from vigil.detection import tbd_kernels as tk
 from vigil.detection.background import DetectionError, check_ranges
 from vigil.detection.detector import DetectorConfig, FrameResult, MotionDetector
 
 Box = tuple[float, float, float, float]
+
+#: Components of the statistic held for numba's labelling; more go to OpenCV's.
+_MAX_COMPONENTS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -220,6 +224,10 @@ class TrackBeforeDetect:
         self.statistic = np.zeros((h, w), f32)
         self.velocity_index = np.zeros((h, w), np.int32)
         self._hold = np.zeros((h, w), np.uint8)
+        self._labels = np.zeros((h, w), np.int32)
+        self._stats = np.empty((_MAX_COMPONENTS, 5), np.int32)
+        self._cents = np.empty((_MAX_COMPONENTS, 2), np.float64)
+        self._runs = [np.empty(h * ((w + 1) // 2), np.int32) for _ in range(5)]
         self._ring = np.zeros(h * w, np.float32)
         self._fit = np.zeros(2, np.float64)
         self._kernel = np.ones((3, 3), np.uint8)
@@ -347,30 +355,34 @@ class TrackBeforeDetect:
         """Blobs of the statistic -> confirmed boxes, the mask and the hold map."""
         p = self.params
         grown = (self.statistic > p.grow).view(np.uint8)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+        # numba's components (labels 1..n by first pixel), taken in OpenCV's order (by first
+        # 2x2 block, component_peaks); OpenCV's own when there are more than it holds
+        labels = self._labels
+        n = kernels.label_components(grown, labels, self._stats, self._cents, *self._runs)
+        stats = self._stats[: max(n, 0)]
+        if n < 0:
+            n, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+            n, stats = n - 1, stats[1:]
         self.mask.fill(0)
         self._hold.fill(0)
-        if n <= 1:
+        if n == 0:
             self._confirm([])
             self.boxes = []
             return
-        peak = np.zeros(n, np.float32)
-        tk.label_peaks(labels, self.statistic, peak)
-        keep = (peak > p.threshold) & (stats[:, cv2.CC_STAT_AREA] <= p.max_area_px)
-        keep[0] = False
+        peak, first = np.zeros(n + 1, np.float32), np.empty(n + 1, np.int64)
+        tk.component_peaks(labels, self.statistic, peak, first)
+        keep = (peak[1:] > p.threshold) & (stats[:, cv2.CC_STAT_AREA] <= p.max_area_px)
         found: list[tuple[int, Box]] = []
-        for i in np.flatnonzero(keep):
+        for i in np.flatnonzero(keep)[np.argsort(first[1:][keep], kind="stable")]:
             x, y, w, h = (int(v) for v in stats[i, :4])
-            found.append((int(i), (float(x), float(y), float(x + w), float(y + h))))
+            found.append((int(i) + 1, (float(x), float(y), float(x + w), float(y + h))))
         confirmed = self._confirm([bx for _, bx in found])
         self.boxes = [bx for (_, bx), ok in zip(found, confirmed, strict=True) if ok]
         ids = [i for (i, _), ok in zip(found, confirmed, strict=True) if ok]
         if ids:
-            sel = np.zeros(n, bool)
-            sel[ids] = True
-            on = sel[labels]
-            self.mask[on] = 255
-            self._hold[on] = 1
+            chosen = np.zeros(n + 1, np.uint8)
+            chosen[ids] = 1
+            tk.paint_labels(labels, chosen, self.mask, self._hold)
 
     def _confirm(self, boxes: list[Box]) -> list[bool]:
         """Match this block's blobs to the candidates; which are confirmed."""

@@ -282,6 +282,45 @@ def label_peaks(labels: np.ndarray, values: np.ndarray, out: np.ndarray) -> None
 
 
 @ngjit
+def component_peaks(
+    labels: np.ndarray, values: np.ndarray, peak: np.ndarray, first: np.ndarray
+) -> None:
+    """Per label ``i > 0`` of ``labels``: ``peak[i]``, the largest of ``values`` over its
+    pixels (``peak`` filled with 0 first: background is 0), and ``first[i]``, the raster
+    index of its first 2x2 block (``(y // 2) * ((w + 1) // 2) + x // 2``, least over its
+    pixels): OpenCV's ``connectedComponentsWithStats`` numbers components in that order
+    (8-connected: one component per block at most), so sorting by it gives OpenCV's order.
+    ``peak`` and ``first`` are ``(n + 1,)``."""
+    peak[:] = 0.0
+    first[:] = np.iinfo(np.int64).max
+    h, w = labels.shape
+    w2 = (w + 1) // 2
+    for y in range(h):
+        for x in range(w):
+            i = labels[y, x]
+            if i > 0:
+                if values[y, x] > peak[i]:
+                    peak[i] = values[y, x]
+                key = (y >> 1) * w2 + (x >> 1)
+                if key < first[i]:
+                    first[i] = key
+
+
+@ngjit
+def paint_labels(
+    labels: np.ndarray, chosen: np.ndarray, mask: np.ndarray, hold: np.ndarray
+) -> None:
+    """``mask`` 255 and ``hold`` 1 on the pixels whose label is ``chosen`` (``uint8 (n + 1,)``,
+    non-zero for the chosen labels); the others are left."""
+    h, w = labels.shape
+    for y in range(h):
+        for x in range(w):
+            if chosen[labels[y, x]]:
+                mask[y, x] = 255
+                hold[y, x] = 1
+
+
+@ngjit
 def box_warmth(
     recent: np.ndarray,
     background: np.ndarray,

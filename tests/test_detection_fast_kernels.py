@@ -5,7 +5,8 @@ the whole-frame OpenCV version it replaced (dilated warmest sample, saturating d
 ``connectedComponents``); ``shift_bilinear`` (a vectorised interior) against the per-pixel
 clamped formula, bit for bit, at shifts that put the interior anywhere from all to none of
 the row; the track-before-detect stage's velocity filter (per-column tables and contiguous
-slices) against the per-pixel version, ``label_peaks`` against ``np.maximum.at``, and
+slices) against the per-pixel version, ``label_peaks`` against ``np.maximum.at``, the
+stage's numba components (``component_peaks``' block order) against OpenCV's labels, and
 ``affine_fit`` (which skips the median when more than half the residuals are under a third
 of the trim) against numpy's fit; the ``"lk"`` shake registration (a numba Gauss-Newton
 translation with gain and offset) against known sub-pixel shifts with a gain change.
@@ -304,3 +305,59 @@ def test_box_warmth_matches_the_array_version() -> None:
             assert got[0] == ref[0]
             np.testing.assert_array_equal(got[1], ref[1])
             assert got[1].dtype == ref[1].dtype == np.float32
+
+
+@pytest.mark.parametrize("level", [0.5, 1.5, 2.0])
+def test_component_peaks_orders_numba_components_as_opencv(level: float) -> None:
+    # the stage's components come from numba's labelling (numbered by first pixel) and are
+    # taken in the order of their first 2x2 block: OpenCV's numbering, label for label
+    rng = np.random.default_rng(11)
+    h, w = 61, 83
+    values = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), 1.0) * 3
+    mask = (values > level).view(np.uint8)
+    n_cv, labels_cv, stats_cv, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    cap = h * ((w + 1) // 2)
+    labels = np.zeros((h, w), np.int32)
+    stats = np.empty((cap, 5), np.int32)
+    scratch = [np.empty(cap, np.int32) for _ in range(5)]
+    n = kernels.label_components(mask, labels, stats, np.empty((cap, 2)), *scratch)
+    assert n == n_cv - 1 > 3
+    peak, first = np.zeros(n + 1, np.float32), np.empty(n + 1, np.int64)
+    tk.component_peaks(labels, values, peak, first)
+    order = np.argsort(first[1:], kind="stable")
+    np.testing.assert_array_equal(stats[:n][order], stats_cv[1:])
+    renumber = np.zeros(n + 1, np.int32)
+    renumber[order + 1] = np.arange(1, n + 1)
+    np.testing.assert_array_equal(renumber[labels], labels_cv)
+    ref = np.zeros(n + 1, np.float32)
+    np.maximum.at(ref, labels.ravel(), values.ravel())
+    np.testing.assert_array_equal(peak[1:], ref[1:])
+
+
+def test_stage_decides_alike_through_numba_and_opencv_components(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # with room for no component the stage falls back on OpenCV's labelling: same reports
+    rng = np.random.default_rng(12)
+    tex = cv2.GaussianBlur(rng.standard_normal((48, 64)).astype(np.float32), (0, 0), 2.0)
+    frames = [
+        np.clip(100 + 10 * tex + rng.normal(0, 1.5, tex.shape) + 0.5, 0, 255).astype(np.uint8)
+        for _ in range(60)
+    ]
+    for f in frames[30:]:
+        f[20:22, 30:32] += 6
+    params = TbdParams(warmup_s=1.0, threshold=2.0, grow=1.0, bad_share=1.0)
+    runs = []
+    for room in (1 << 16, 0):
+        monkeypatch.setattr("vigil.detection.tbd._MAX_COMPONENTS", room)
+        stage = TrackBeforeDetect((48, 64), 10.0, params)
+        seen = []
+        for f in frames:
+            if stage.add(f):
+                seen.append((list(stage.boxes), stage.mask.copy(), stage._hold.copy()))
+        runs.append(seen)
+    assert sum(len(b) for b, _, _ in runs[0]) > 3
+    for (b0, m0, h0), (b1, m1, h1) in zip(*runs, strict=True):
+        assert b0 == b1
+        np.testing.assert_array_equal(m0, m1)
+        np.testing.assert_array_equal(h0, h1)
