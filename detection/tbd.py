@@ -255,35 +255,39 @@ class TrackBeforeDetect:
         (the block spread plus the running mean's noise): standard deviations.
         ``inf`` before the stage has warmed up (no opinion).
         """
+        return float(self.supports([box])[0])
+
+    def supports(
+        self, boxes: list[Box], grow_px: int = 0, mask: NDArray | None = None, sd: float = 0.0
+    ) -> NDArray[np.float32]:
+        """:meth:`support` of each box (grown by ``grow_px``; 0 for an empty box) in one
+        kernel call (:func:`~vigil.detection.tbd_kernels.boxes_warmth`); with ``mask`` and
+        ``sd > 0``, its pixels whose warmth (:meth:`warmth`) is at least ``sd`` are set to 255."""
         if self.blocks <= self.warmup_blocks:
-            return math.inf
-        z = self.warmth(box)[1]
-        return float(z.max()) if z.size else 0.0
+            return np.full(len(boxes), np.inf, np.float32)
+        peak = np.empty(len(boxes), np.float32)
+        rate, f32 = self.params.recent_rate, np.float32
+        noise = self.frame_noise**2 * rate / (2.0 - rate)
+        tk.boxes_warmth(self.recent, self.background, self._var_used, f32(self._a), f32(self._b),
+                        f32(noise), np.array(boxes, np.float64).reshape(-1, 4), int(grow_px),
+                        self.params.surround_px, self._ring, self.mask if mask is None else mask,
+                        f32(sd if mask is not None else 0.0), peak)  # fmt: skip
+        return peak
 
     def warmth(self, box: Box, grow_px: int = 0) -> tuple[tuple[int, int, int, int], NDArray]:
         """Each pixel's :meth:`support` over a box grown by ``grow_px`` (clipped to the
         frame): ``((u0, v0, u1, v1), z)`` with ``z`` of shape ``(v1 - v0, u1 - u0)``."""
         h, w = self.shape
-        g = self.params.surround_px + 1
-        u0, v0 = max(int(box[0]) - grow_px, 0), max(int(box[1]) - grow_px, 0)
-        u1 = min(int(math.ceil(box[2])) + grow_px, w)
-        v1 = min(int(math.ceil(box[3])) + grow_px, h)
+        geo = tk.box_windows(h, w, np.array(box, np.float64), grow_px, self.params.surround_px)
+        v0, v1, u0, u1 = (int(t) for t in geo[2])
         if u1 <= u0 or v1 <= v0:
             return (u0, v0, u0, v0), np.zeros((0, 0), np.float32)
-        x0, y0 = max(u0 - g, 0), max(v0 - g, 0)
-        x1, y1 = min(u1 + g, w), min(v1 + g, h)
-        e = max(grow_px, 1)
-        # the ring: the window less the box grown by e - grow_px (numba, float32 throughout)
-        inner = (max(v0 - e + grow_px, y0), min(v1 + e - grow_px, y1),
-                 max(u0 - e + grow_px, x0), min(u1 + e - grow_px, x1))  # fmt: skip
         rate = self.params.recent_rate
         noise = self.frame_noise**2 * rate / (2.0 - rate)
         z = np.empty((v1 - v0, u1 - u0), np.float32)
         f32 = np.float32
-        ring = self._ring[: (y1 - y0) * (x1 - x0)]
         tk.box_warmth(self.recent, self.background, self._var_used, f32(self._a), f32(self._b),
-                      f32(noise), np.array((y0, y1, x0, x1)), np.array(inner),
-                      np.array((v0, v1, u0, u1)), ring, z)  # fmt: skip
+                      f32(noise), geo[0], geo[1], geo[2], self._ring, z)  # fmt: skip
         return (u0, v0, u1, v1), z
 
     def add(self, frame: NDArray[np.uint8]) -> bool:
@@ -394,15 +398,7 @@ class TrackBeforeDetect:
         for bx in boxes:
             best = -1
             for k, c in enumerate(self._candidates):
-                cb = c.box
-                if used[k]:
-                    continue
-                if (
-                    bx[0] < cb[2] + g
-                    and bx[2] > cb[0] - g
-                    and bx[1] < cb[3] + g
-                    and bx[3] > cb[1] - g
-                ):
+                if not used[k] and _overlaps(bx, c.box, g):
                     best = k
                     break
             if best >= 0:
@@ -468,6 +464,14 @@ class SlowMoverDetector:
         self.stage = TrackBeforeDetect(shape, fps, params)
         self._mask = np.zeros(self.detector.shape, np.uint8)
 
+    def _supported(self, boxes: list[Box]) -> list[Box]:
+        """The boxes whose support passes ``veto_sd`` (all when it is 0)."""
+        veto = self.stage.params.veto_sd
+        if veto <= 0 or not boxes:
+            return boxes
+        s = self.stage.supports(boxes).tolist()
+        return [b for b, ok in zip(boxes, s, strict=True) if ok >= veto]
+
     def process(
         self, frame: NDArray, time_s: float, frame_index: int | None = None
     ) -> SlowMoverResult:
@@ -475,17 +479,13 @@ class SlowMoverDetector:
         res = self.detector.process(frame, time_s, frame_index)
         stage = self.stage
         ended = stage.add(self.detector.registration.out)
-        veto = stage.params.veto_sd
         det_boxes = [d.box for d in res.pixel_detections]
-        kept = [b for b in det_boxes if veto <= 0 or stage.support(b) >= veto]
+        kept = self._supported(det_boxes)
         extra: list[Box] = []
         if ended:
-            extra = [
-                b
-                for b in stage.boxes
-                if not any(_overlaps(b, d) for d in det_boxes)
-                and (veto <= 0 or stage.support(b) >= veto)
-            ]
+            extra = self._supported(
+                [b for b in stage.boxes if not any(_overlaps(b, d) for d in det_boxes)]
+            )
         mask = self._mask
         np.copyto(mask, res.mask)
         if len(kept) < len(det_boxes):
@@ -493,8 +493,6 @@ class SlowMoverDetector:
                 if b not in kept and not any(_overlaps(b, k, 0.0) for k in kept):
                     mask[int(b[1]) : math.ceil(b[3]), int(b[0]) : math.ceil(b[2])] = 0
         sd = stage.params.mask_sd
-        if sd > 0 and stage.blocks > stage.warmup_blocks:
-            for b in kept:
-                (u0, v0, u1, v1), z = stage.warmth(b, 1)
-                mask[v0:v1, u0:u1][z >= sd] = 255
+        if sd > 0 and stage.blocks > stage.warmup_blocks and kept:
+            stage.supports(kept, 1, mask, sd)
         return SlowMoverResult(res, kept + extra, extra, len(det_boxes) - len(kept), mask, ended)

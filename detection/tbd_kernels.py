@@ -356,3 +356,68 @@ def box_warmth(
         for x in range(box[2], box[3]):
             r = (recent[y, x] - b) / a - background[y, x]
             z[y - box[0], x - box[2]] = (r - level) / np.sqrt(var_used[y, x] + noise)
+
+
+@ngjit
+def box_windows(h: int, w: int, box: np.ndarray, grow: int, surround: int) -> np.ndarray:
+    """Where :func:`box_warmth` looks for a box ``(u0, v0, u1, v1)`` (``float64 (4,)``) in an
+    ``h`` x ``w`` frame: rows ``(y0, y1, x0, x1)`` of the window (the box grown by ``grow``,
+    clipped, then by ``surround + 1`` more), the inner part left out of the ring (the grown
+    box grown by ``max(grow, 1) - grow``) and ``(v0, v1, u0, u1)`` the grown, clipped box
+    (empty when ``u1 <= u0`` or ``v1 <= v0``), as ``int64 (3, 4)``."""
+    g = surround + 1
+    e = max(grow, 1)
+    u0 = max(int(box[0]) - grow, 0)
+    v0 = max(int(box[1]) - grow, 0)
+    u1 = min(int(math.ceil(box[2])) + grow, w)
+    v1 = min(int(math.ceil(box[3])) + grow, h)
+    x0, y0 = max(u0 - g, 0), max(v0 - g, 0)
+    x1, y1 = min(u1 + g, w), min(v1 + g, h)
+    out = np.empty((3, 4), np.int64)
+    out[0, 0], out[0, 1], out[0, 2], out[0, 3] = y0, y1, x0, x1
+    out[1, 0], out[1, 1] = max(v0 - e + grow, y0), min(v1 + e - grow, y1)
+    out[1, 2], out[1, 3] = max(u0 - e + grow, x0), min(u1 + e - grow, x1)
+    out[2, 0], out[2, 1], out[2, 2], out[2, 3] = v0, v1, u0, u1
+    return out
+
+
+@ngjit
+def boxes_warmth(
+    recent: np.ndarray,
+    background: np.ndarray,
+    var_used: np.ndarray,
+    a: np.float32,
+    b: np.float32,
+    noise: np.float32,
+    boxes: np.ndarray,
+    grow: int,
+    surround: int,
+    ring: np.ndarray,
+    mask: np.ndarray,
+    mask_sd: np.float32,
+    peak: np.ndarray,
+) -> None:
+    """:func:`box_warmth` over many boxes at once (``TrackBeforeDetect.supports``).
+
+    ``boxes`` is ``float64 (k, 4)`` ``(u0, v0, u1, v1)``, each looked at as
+    :func:`box_windows` says. ``peak[i]`` (``float32 (k,)``) becomes the largest ``z`` over
+    box ``i`` (0 for an empty box); where ``mask_sd > 0``, ``mask`` (``uint8 (h, w)``) is set
+    to 255 where ``z >= mask_sd``. ``ring`` is ``float32`` scratch of at least the largest
+    window's size.
+    """
+    h, w = recent.shape
+    for i in range(boxes.shape[0]):
+        geo = box_windows(h, w, boxes[i], grow, surround)
+        v0, v1, u0, u1 = geo[2, 0], geo[2, 1], geo[2, 2], geo[2, 3]
+        peak[i] = 0.0
+        if u1 <= u0 or v1 <= v0:
+            continue
+        z = np.empty((v1 - v0, u1 - u0), np.float32)
+        box_warmth(recent, background, var_used, a, b, noise, geo[0], geo[1], geo[2], ring, z)
+        top = z[0, 0]
+        for y in range(v1 - v0):
+            for x in range(u1 - u0):
+                top = max(top, z[y, x])
+                if mask_sd > 0.0 and z[y, x] >= mask_sd:
+                    mask[v0 + y, u0 + x] = 255
+        peak[i] = top

@@ -361,3 +361,31 @@ def test_stage_decides_alike_through_numba_and_opencv_components(
         assert b0 == b1
         np.testing.assert_array_equal(m0, m1)
         np.testing.assert_array_equal(h0, h1)
+
+
+def test_supports_of_many_boxes_are_each_boxes_warmth() -> None:
+    # one kernel call for a frame's boxes: each box's warmest pixel and, grown, the mask
+    rng = np.random.default_rng(13)
+    stage = TrackBeforeDetect((40, 50), 10.0, TbdParams(warmup_s=1.0))
+    ground = rng.normal(100, 10, (40, 50))
+    boxes = [(5.0, 10.0, 9.0, 13.0), (0.0, 0.0, 3.0, 2.0), (47.2, 36.5, 50.0, 40.0),
+             (20.0, 20.0, 21.0, 21.0), (60.0, 50.0, 61.0, 51.0),
+             (0.0, 0.0, 50.0, 40.0)]  # fmt: skip
+    assert np.isinf(stage.supports(boxes)).all()  # no opinion before the warm-up
+    for i in range(35):
+        frame = ground + rng.normal(0, 2, ground.shape)
+        frame[10:13, 5 + i // 3 : 7 + i // 3] += 20
+        stage.add(np.clip(frame, 0, 255).astype(np.uint8))
+    for grow in (0, 1, 2):
+        ref = [float(z.max()) if z.size else 0.0 for _, z in (stage.warmth(b, grow) for b in boxes)]
+        assert stage.supports(boxes, grow).tolist() == ref
+        got = np.zeros((40, 50), np.uint8)
+        stage.supports(boxes[:4], grow, got, 1.5)
+        want = np.zeros_like(got)
+        for b in boxes[:4]:
+            (u0, v0, u1, v1), z = stage.warmth(b, grow)
+            want[v0:v1, u0:u1][z >= 1.5] = 255
+        assert want.any() and not want.all()
+        np.testing.assert_array_equal(got, want)
+    body = (16.0, 10.0, 18.0, 13.0)  # where the warm body is now
+    assert stage.support(body) == stage.supports([body])[0] > 3.0
