@@ -349,9 +349,11 @@ def box_warmth(
             n += 1
     level = np.float32(0.0)
     if n > 0:
-        s = np.sort(ring[:n])
-        mid = np.float32(s[(n - 1) // 2] + s[n // 2]) / np.float32(2.0)  # numpy's float32 mean
-        level = s[n // 2] if n % 2 == 1 else mid
+        # the median by selection: s[n // 2] is in place, what precedes it is no larger
+        s = np.partition(ring[:n], n // 2)
+        level = s[n // 2]
+        if n % 2 == 0:  # numpy's float32 mean of the middle two
+            level = np.float32(s[: n // 2].max() + s[n // 2]) / np.float32(2.0)
     for y in range(box[0], box[1]):
         for x in range(box[2], box[3]):
             r = (recent[y, x] - b) / a - background[y, x]
