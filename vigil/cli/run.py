@@ -28,6 +28,7 @@ from vigil.cli.common import (
 if TYPE_CHECKING:
     from vigil.alerts.channels import DispatchChannel
     from vigil.config import Deployment
+    from vigil.tracks.config import TrackerConfig
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -56,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         tick_s=limits.tick_s,
         idle_s=limits.idle_s if args.idle is None else args.idle,
         client_id=client_id,
-        tracker=d.tracker_config(),
+        tracker=tracker_for(d),
         rules=d.rules,
         journal_synchronous=limits.journal_synchronous,
         channels=channels,
@@ -97,6 +98,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"late {s['runner'].get('late', 0)}; quarantined {sum(s['quarantine'].values())}"
     )
     return EXIT_OK
+
+
+def tracker_for(d: Deployment) -> TrackerConfig:
+    """The tracker ``vigil run`` runs: ``[tracker]`` (:meth:`Deployment.tracker_config`), and
+    on relief (``[terrain]`` names a DEM or synthetic ground) the relief's changes
+    (:data:`vigil.tracks.config.RELIEF_TRACKER_CHANGES`, as ``vigil demo --relief`` runs)
+    for each key the file's ``[tracker]`` does not set itself."""
+    import tomllib
+
+    import msgspec
+
+    from vigil.geo.crossing_monitor import side_probability_for
+    from vigil.tracks.config import RELIEF_TRACKER_CHANGES
+
+    tracker = d.tracker_config()
+    if side_probability_for(d.config.terrain) is None:
+        return tracker
+    own = tomllib.loads(d.text).get("tracker", {})
+    changes = {k: v for k, v in RELIEF_TRACKER_CHANGES.items() if k not in own}
+    return msgspec.structs.replace(tracker, **changes) if changes else tracker
 
 
 def cot_url(text: str) -> str:
