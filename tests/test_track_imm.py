@@ -180,3 +180,66 @@ def test_polar_rows_collapse_the_models_and_flags_broadcast() -> None:
     assert kept > 0.9 * position_hits > 50
     for a in ("_xm", "_Pm", "_mu", "_x", "_P"):
         assert getattr(one, a)[: one.n].tobytes() == getattr(many, a)[: many.n].tobytes()
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("sigma", ["per detection", "one for all", "default"])
+def test_the_one_call_batch_is_the_general_path_bit_for_bit(sigma: str) -> None:
+    # ImmTracker.update's usual case runs as one kernel (imm_batch); a call with any other
+    # option (here can_initiate as a numpy bool) takes the general path. Both must leave
+    # the same tracker, bit for bit, batch after batch: tables, every slot array, the
+    # models, the clutter estimate, the ids per detection; with pair buffers too small to
+    # start with (the kernel grows them) and tentative tracks dying and confirming.
+    cfg = TrackerConfig.for_track()
+    fast, general = ImmTracker(cfg), ImmTracker(cfg)
+    fast._pairs = 4
+    fast._pair_track = np.empty(4, dtype=np.int64)
+    fast._pair_det = np.empty(4, dtype=np.int64)
+    fast._pair_cost = np.empty(4)
+    rng = np.random.default_rng(5)
+    calls = 0
+    for t, z in _scene(4, walkers=40, clutter=15, scans=25):
+        s = {
+            "per detection": rng.uniform(0.5, 2.0, len(z)),
+            "one for all": 1.5,
+            "default": None,
+        }[sigma]
+        a = fast.update(t, z, sigma=s)
+        b = general.update(t, z, sigma=s, can_initiate=np.True_)
+        calls += 1
+        for f in ("track_id", "status", "x", "P", "t_hit", "n_updates", "class_probs"):
+            assert _same_bits(getattr(a, f), getattr(b, f)), f
+        assert _same_bits(fast.last_det_track_id, general.last_det_track_id)
+        assert _same_bits(fast.last_det_new, general.last_det_new)
+        assert (fast.n, fast.next_id, fast.time, fast.last_clusters) == (
+            general.n,
+            general.next_id,
+            general.time,
+            general.last_clusters,
+        )
+        n = fast.n
+        for arr in ("_xm", "_Pm", "_mu", "_t_est", "_t_first", "_hits", "_scans", "_cev", "_llr"):
+            assert _same_bits(getattr(fast, arr)[:n], getattr(general, arr)[:n]), arr
+        assert _same_bits(fast._clutter.state, general._clutter.state)
+    assert fast._pairs > 4 and calls == 25
+    assert len(fast.tracks().confirmed()) > 25
+
+
+def test_the_one_call_batch_leaves_bad_batches_to_the_general_checks() -> None:
+    # a batch the kernel refuses (a position not finite, a sigma not above 0) changes
+    # nothing there and is refused by the general path's checks, naming the value
+    from vigil.tracks.measurement import BatchError
+
+    tracker = make_tracker(TrackerConfig.for_track())
+    tracker.update(0.0, np.array([[1.0, 2.0], [50.0, 60.0]]), sigma=1.0)
+    with pytest.raises(BatchError, match=r"z\[1\]"):
+        tracker.update(1.0, np.array([[1.0, 2.0], [np.nan, 60.0]]), sigma=1.0)
+    with pytest.raises(BatchError, match=r"sigma\[0\]"):
+        tracker.update(1.0, np.array([[1.0, 2.0]]), sigma=np.array([0.0]))
+    with pytest.raises(BatchError, match="before the previous batch"):
+        tracker.update(-1.0, np.array([[1.0, 2.0]]), sigma=1.0)
+    table = tracker.update(2.0, np.empty((0, 2)), sigma=1.0)  # an empty batch: general path
+    assert tracker.time == 2.0 and len(table) == tracker.n

@@ -66,6 +66,12 @@ SIGNATURES: dict[str, str] = {
         f"i8({_I1C}, i8, {_I1C}, i8, i8, {_I1C}, {_B1C}, {_F3C}, {_F4C}, {_F2C}, {_F2C}, "
         f"{_F3C}, {_B1C}, f8, i8, {_F1C}, {_F2C}, {_F3C}, {_F2C}, {_F3C})"
     ),
+    "imm_batch": (
+        f"i8({_I1C}, i1[::1], {_F2C}, {_F3C}, {_F1C}, {_F1C}, {_F1C}, {_I1C}, {_I1C}, {_I1C}, "
+        f"{_F2C}, {_F2C}, {_F2C}, {_F3C}, {_F4C}, {_F2C}, {_F1C}, i8, i8, f8, b1, {_F2C}, "
+        f"{_F1C}, {_F1C}, {_F1C}, {_F1C}, {_F1C}, i8, {_F1C}, {_I1C}, {_I1C}, {_F1C}, {_I1C}, "
+        f"{_I1C}, {_B1C}, {_I1C})"
+    ),
     "hit_loglik": f"void({_F3}, i8, {_I1}, {_F3}, {_F2}, {_F2}, {_F1})",
     "manage_score": (
         f"i8({_S1}, {_F2}, {_I1}, {_F1}, {_F3}, i8, {_I1}, {_F1}, {_B1}, f8, f8, f8, f8, f8, "

@@ -15,7 +15,11 @@ track's models are mixed and predicted to the batch time and the mixture written
 tracker's state (its own prediction then has nothing to do); after it, each track that took
 a detection has every model updated with it (numba kernels
 :func:`vigil.tracks.kernels.imm_predict` before, :func:`vigil.tracks.kernels.imm_after`
-after: one call each a batch, no per-track Python). A track
+after: one call each a batch, no per-track Python); the usual batch (positions with a
+sigma each, evidence-based management, no other option: every ``vigil track`` batch without
+tower rows) runs as one kernel, :func:`vigil.tracks.kernels.imm_batch`, the same steps by
+the same kernels without the Python between them (the same bits: tests/test_track_imm.py).
+A track
 updated by a tower's polar model (:mod:`vigil.tracks.polar`) collapses its models onto the
 tracker's own update. :func:`make_tracker` gives an :class:`ImmTracker` when the settings ask
 for one (``imm_process_noise > 0``), else a plain :class:`Tracker`.
@@ -23,6 +27,7 @@ for one (``imm_process_noise > 0``), else a plain :class:`Tracker`.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,9 +35,10 @@ from numpy.typing import ArrayLike, NDArray
 
 from vigil.tracks.aot import kernels
 from vigil.tracks.config import TrackerConfig
+from vigil.tracks.evidence import cost_offset
 from vigil.tracks.measurement import position_measurements
-from vigil.tracks.table import TrackerSnapshot, TrackTable
-from vigil.tracks.tracker import Tracker
+from vigil.tracks.table import CONFIRMED, TENTATIVE, TrackerSnapshot, TrackTable
+from vigil.tracks.tracker import Tracker, _median
 
 if TYPE_CHECKING:
     from vigil.tracks.polar import PolarBatch
@@ -84,6 +90,16 @@ class ImmTracker(Tracker):
         self._sojourn = np.array([c.imm_sojourn_s, c.imm_manoeuvre_s])
         #: a new track's model probabilities: the switching chain's long-run shares
         self._mu0 = self._sojourn / self._sojourn.sum()
+        #: :func:`vigil.tracks.kernels.imm_batch`'s constants (its ``f``; the per-batch
+        #: entries 2, 5, 6, 11, 12 are set each batch) and outputs
+        self._f = np.array([
+            c.process_noise, self._gamma, 0.0, math.log(c.detection_probability),
+            math.log(1.0 - c.detection_probability), 0.0, 0.0, c.delete_llr,
+            c.tentative_max_gap_s, c.max_coast_s, self._max_var, 0.0, 0.0, c.clutter_memory_s,
+            c.initial_speed_sigma_mps**2, MU_FLOOR,
+        ])  # fmt: skip
+        self._out = np.zeros(5, dtype=np.int64)
+        self._new_status = CONFIRMED if c.confirm_m <= 1 else TENTATIVE
         #: set by :meth:`_associate` during a batch: its positions, covariances, and each
         #: detection's slot (before the batch) of the track it updated
         self._batch: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]] | None
@@ -159,6 +175,18 @@ class ImmTracker(Tracker):
         polar: PolarBatch | None = None,
     ) -> TrackTable:
         """As :meth:`Tracker.update`, with each track's models mixed, predicted and updated."""
+        if (
+            R is None
+            and class_likelihood is None
+            and in_view is None
+            and polar is None
+            and can_initiate is True
+            and position_only is False
+            and self.config.track_score
+        ):
+            table = self._update_one_call(t, z, sigma)
+            if table is not None:
+                return table
         t = float(t)
         n0 = self.n
         if n0 and t > self.time:  # (a bad time is refused by Tracker.update below)
@@ -195,3 +223,69 @@ class ImmTracker(Tracker):
         if done < 0:
             raise RuntimeError("track ids out of order after a batch; expected compaction's")
         return table
+
+    def _update_one_call(
+        self, t: float, z: ArrayLike, sigma: ArrayLike | float | None
+    ) -> TrackTable | None:
+        """:meth:`update`'s usual case (positions with a sigma each, evidence-based
+        management, no other option) by one kernel, :func:`vigil.tracks.kernels.imm_batch`:
+        the same steps by the same kernels in the same order as the general path, without
+        its Python and numpy calls between them. ``None``, having changed nothing, for a
+        batch it does not take (empty, a bad time, shape or value): the general path then
+        tracks it or raises its error."""
+        t = float(t)
+        zz = np.ascontiguousarray(z, dtype=np.float64)
+        if not (math.isfinite(t) and t >= self.time) or zz.ndim != 2 or zz.shape[1] != 2:
+            return None
+        m = zz.shape[0]
+        s = self.config.default_sigma_m if sigma is None else sigma
+        sig = np.ascontiguousarray(s, dtype=np.float64)
+        if sig.ndim > 1:
+            return None
+        sig = sig.reshape(-1)
+        if m == 0 or sig.shape[0] not in (1, m):
+            return None
+        c = self.config
+        # the batch's median sigma as Tracker.update computes it from R = sigma^2 I
+        sq = sig * sig
+        med = _median(sq + sq)
+        sig_med = math.sqrt(med / 2.0)
+        lam = self._clutter.density(c.clutter_density_per_m2)
+        cost = cost_offset(lam, c.detection_probability)
+        f = self._f
+        f[2] = cost
+        f[5] = math.log(lam)
+        f[6] = c.confirm_llr + self._clutter.confirm_raise()
+        f[11] = (c.report_coast_sigma_ratio * sig_med) ** 2
+        f[12] = sig_med
+        n0 = self.n
+        if n0 + m > self.cap:
+            self._grow(n0 + m)
+        det_id = np.empty(m, dtype=np.int64)
+        new = np.empty(m, dtype=np.bool_)
+        out = self._out
+        done = kern.imm_batch(
+            self._id, self._status, self._x, self._P, self._t_est, self._t_hit, self._t_first,
+            self._hits, self._scans, self._n_updates, self._class, self._cev, self._llr,
+            self._xm, self._Pm, self._mu, self._clutter.state, n0, self.next_id, t,
+            bool(n0 and t > self.time), zz, sig, self._q, self._sojourn, self._mu0,
+            self._prior, self._new_status, f, self._pair_track, self._pair_det,
+            self._pair_cost, self._cell_start, det_id, new, out,
+        )  # fmt: skip
+        if done == -1:
+            return None
+        if done < 0:
+            raise RuntimeError("track ids out of order after a batch; expected compaction's")
+        self._cost_offset = cost
+        self.n, self.next_id, self.last_clusters = int(out[0]), int(out[1]), int(out[2])
+        if out[3] > self._pairs:  # the kernel needed larger buffers: keep them for next time
+            self._pairs = int(out[3])
+            self._pair_track = np.empty(self._pairs, dtype=np.int64)
+            self._pair_det = np.empty(self._pairs, dtype=np.int64)
+            self._pair_cost = np.empty(self._pairs)
+        if out[4] > self._cell_start.shape[0]:
+            self._cell_start = np.empty(int(out[4]), dtype=np.int64)
+        self.last_det_track_id = det_id
+        self.last_det_new = new
+        self.time = t
+        return self.tracks()

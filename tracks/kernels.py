@@ -1011,6 +1011,267 @@ def imm_after(
     return k
 
 
+@ngjit
+def _associate_pass(
+    x, P, n, z, R, sel, free, gamma, cost_offset, pt, pdet, pc, cell_start, track_det, det_track
+):  # pragma: no cover - compiled
+    """:meth:`vigil.tracks.tracker.Tracker._associate` in one call: the same grid (its cell
+    size by the same float operations in the same order), :func:`gate_pairs` and
+    :func:`assign_gnn`. The pair and cell buffers are replaced by larger ones when too
+    small (their size changes nothing else). Returns the clusters and the buffers."""
+    m = z.shape[0]
+    x0, y0, x1, y1, r_var_max = batch_extent(z, R)
+    radius = np.empty(n)
+    gate_radius(P, n, r_var_max, gamma, radius)
+    extent = max(x1 - x0, y1 - y0)
+    area_cell = math.sqrt(max((x1 - x0) * (y1 - y0), 1.0) / (2.0 * m))
+    cell = max(max(max(mean_selected(radius, sel, n), 5.0), area_cell), extent / 1024.0)
+    nx = int(min((x1 - x0) / cell, 1023.0)) + 1
+    ny = int(min((y1 - y0) / cell, 1023.0)) + 1
+    if cell_start.shape[0] < nx * ny + 1:
+        cell_start = np.empty(nx * ny + 1, dtype=np.int64)
+    order = np.empty(m, dtype=np.int64)
+    inv = 1.0 / cell
+    grid_index(z, m, x0, y0, inv, nx, ny, cell_start, order)
+    while True:
+        npairs = gate_pairs(
+            x, P, n, sel, radius, z, R, free, x0, y0, inv, nx, ny, cell_start, order, gamma,
+            cost_offset, pt, pdet, pc,
+        )  # fmt: skip
+        if npairs >= 0:
+            break
+        size = 4 * pt.shape[0]
+        pt = np.empty(size, dtype=np.int64)
+        pdet = np.empty(size, dtype=np.int64)
+        pc = np.empty(size)
+    clusters = assign_gnn(n, m, pt, pdet, pc, npairs, track_det, det_track)
+    return clusters, pt, pdet, pc, cell_start
+
+
+@ngjit
+def _clutter_add(state, t, z, sigma_m, false, died, born, memory_s):  # pragma: no cover
+    """:meth:`vigil.tracks.evidence.ClutterDensity.add` on its ``state``, the same float
+    operations in the same order (``z`` has at least one row)."""
+    if math.isfinite(state[2]):
+        keep = math.exp(-(t - state[2]) / memory_s)
+        state[7] = keep * state[7] + died
+        state[8] = keep * state[8] + born
+    else:
+        state[7] += died
+        state[8] += born
+    zx0 = zx1 = z[0, 0]
+    zy0 = zy1 = z[0, 1]
+    for j in range(1, z.shape[0]):
+        zx0 = min(zx0, z[j, 0])
+        zx1 = max(zx1, z[j, 0])
+        zy0 = min(zy0, z[j, 1])
+        zy1 = max(zy1, z[j, 1])
+    state[3] = min(state[3], zx0)
+    state[4] = min(state[4], zy0)
+    state[5] = max(state[5], zx1)
+    state[6] = max(state[6], zy1)
+    if state[5] < state[3]:
+        return
+    first = not math.isfinite(state[2])
+    fade = 0.0 if first else math.exp(-(t - state[2]) / memory_s)
+    side = 10.0 * sigma_m
+    area = max(state[5] - state[3], side) * max(state[6] - state[4], side)
+    state[0] = fade * state[0] + false + (1.0 if first else 0.0)
+    state[1] = fade * state[1] + area
+    state[2] = t
+
+
+@ngjit
+def imm_batch(
+    ids,
+    status,
+    x,
+    P,
+    t_est,
+    t_hit,
+    t_first,
+    hits,
+    scans,
+    n_updates,
+    cls,
+    cev,
+    llr,
+    xm,
+    Pm,
+    mu,
+    clutter,
+    n,
+    next_id,
+    t,
+    predict,
+    z,
+    sigma,
+    q,
+    sojourn_s,
+    mu0,
+    prior,
+    new_status,
+    f,
+    pt,
+    pdet,
+    pc,
+    cell_start,
+    det_id,
+    new,
+    out,
+):  # pragma: no cover - compiled
+    """One batch of :class:`vigil.tracks.imm.ImmTracker` (its usual case: positions with a
+    sigma each, ``track_score`` on, every track in view, every detection may start a track,
+    no class guesses, no polar rows) in one call, the same steps as
+    ``ImmTracker.update`` and ``Tracker.update`` by the same kernels in the same order: the
+    models mixed and predicted (:func:`imm_predict`, when ``predict``), GNN association
+    (confirmed tracks first, then tentative), :func:`hit_loglik`, :func:`kalman_update`,
+    :func:`manage_score`, the clutter estimate (:func:`_clutter_add` on ``clutter``),
+    :func:`compact`, new tentative tracks and :func:`imm_after`.
+
+    The tracker's arrays (capacity at least ``n + m``) change in place. ``z`` ``(m, 2)``
+    positions (m), ``sigma`` one per detection or one for all (m); ``f`` holds the
+    constants and this batch's scalars, in this order: process noise, gate, cost offset,
+    ``ln Pd``, ``ln(1 - Pd)``, ``ln lambda``, confirmation and deletion thresholds, tentative
+    gap (s), longest coast (s), largest position variance (m^2), the coasting report
+    variance (m^2), the batch's median sigma (m), the clutter memory (s), a new track's
+    velocity variance (m^2/s^2) and the models' probability floor. ``det_id``, ``new`` (per
+    detection: the track it updated or started, whether it started one) and ``out`` (live
+    tracks, next id, clusters, pair and cell buffer sizes wanted) are written. Returns 0;
+    -1, having changed nothing, when a position or sigma is not finite or a sigma not above
+    0 (the caller's checks then name it); -2 when the ids came out of order.
+    """
+    m = z.shape[0]
+    one_sigma = sigma.shape[0] == 1
+    for j in range(m):
+        s = sigma[0 if one_sigma else j]
+        if not (math.isfinite(z[j, 0]) and math.isfinite(z[j, 1])):
+            return -1
+        if not (math.isfinite(s) and s > 0.0):
+            return -1
+    R = np.zeros((m, 2, 2))
+    for j in range(m):
+        s = sigma[0 if one_sigma else j]
+        R[j, 0, 0] = s * s
+        R[j, 1, 1] = s * s
+    n0 = n
+    if predict:
+        imm_predict(xm, Pm, mu, t_est, n0, t, q, sojourn_s, x, P)
+    before = ids[:n0].copy()
+    predict_cv(x, P, t_est, n, t, f[0])
+    track_det = np.full(n, -1, dtype=np.int64)
+    det_track = np.full(m, -1, dtype=np.int64)
+    clusters = 0
+    if n > 0 and m > 0:
+        tentative = np.empty(n, dtype=np.bool_)
+        n_tent = 0
+        for i in range(n):
+            tentative[i] = status[i] == TENTATIVE
+            n_tent += 1 if tentative[i] else 0
+        free = np.ones(m, dtype=np.bool_)
+        if n_tent < n:
+            c, pt, pdet, pc, cell_start = _associate_pass(
+                x, P, n, z, R, ~tentative, free, f[1], f[2], pt, pdet, pc, cell_start,
+                track_det, det_track,
+            )  # fmt: skip
+            clusters += c
+        any_free = False
+        for j in range(m):
+            free[j] = det_track[j] < 0
+            any_free = any_free or free[j]
+        if n_tent > 0 and any_free:
+            c, pt, pdet, pc, cell_start = _associate_pass(
+                x, P, n, z, R, tentative, free, f[1], f[2], pt, pdet, pc, cell_start,
+                track_det, det_track,
+            )  # fmt: skip
+            clusters += c
+    one_false = np.zeros(1, dtype=np.bool_)
+    pos_only = np.zeros(m, dtype=np.bool_)
+    hit_ll = np.empty(n)
+    hit_loglik(P, n, track_det, R, x, z, hit_ll)
+    was_tentative = np.empty(n, dtype=np.bool_)
+    for i in range(n):
+        was_tentative[i] = status[i] == TENTATIVE
+    kalman_update(x, P, n, track_det, z, R, pos_only)
+    view = np.ones(n, dtype=np.bool_)
+    manage_score(
+        status, llr, n_updates, t_hit, P, n, track_det, hit_ll, view, t, f[3], f[4], f[5],
+        f[6], f[7], f[8], f[9], f[10], f[11],
+    )  # fmt: skip
+    false = 0
+    died = 0
+    born = 0
+    for i in range(n):
+        if was_tentative[i]:
+            if status[i] == DELETED:
+                died += 1
+                false += n_updates[i]
+            elif status[i] == CONFIRMED:
+                born += 1
+    _clutter_add(clutter, t, z, f[12], false, died, born, f[13])
+    for j in range(m):
+        i = det_track[j]
+        det_id[j] = ids[i] if i >= 0 else -1
+    keep = np.empty(n, dtype=np.bool_)
+    kept = 0
+    for i in range(n):
+        keep[i] = status[i] != DELETED
+        kept += 1 if keep[i] else 0
+    if kept < n:
+        n = compact(
+            keep, n, ids, status, x, P, t_est, t_hit, t_first, hits, scans, n_updates, cls, cev,
+            llr,
+        )  # fmt: skip
+    k = n
+    last = cev.shape[1] - 1
+    for j in range(m):
+        new[j] = det_track[j] < 0
+        if not new[j]:
+            continue
+        s = n
+        ids[s] = next_id
+        det_id[j] = next_id
+        next_id += 1
+        status[s] = new_status
+        x[s, 0] = z[j, 0]
+        x[s, 1] = z[j, 1]
+        x[s, 2] = 0.0
+        x[s, 3] = 0.0
+        for a in range(4):
+            for b in range(4):
+                P[s, a, b] = 0.0
+        P[s, 0, 0] = R[j, 0, 0]
+        P[s, 0, 1] = R[j, 0, 1]
+        P[s, 1, 0] = R[j, 1, 0]
+        P[s, 1, 1] = R[j, 1, 1]
+        P[s, 2, 2] = f[14]
+        P[s, 3, 3] = f[14]
+        t_est[s] = t
+        t_hit[s] = t
+        t_first[s] = t
+        hits[s] = 1
+        scans[s] = 1
+        n_updates[s] = 1
+        for c in range(cls.shape[1]):
+            cls[s, c] = prior[c]
+        for c in range(last):
+            cev[s, c] = 0.0
+        cev[s, last] = t
+        for c in range(llr.shape[1]):
+            llr[s, c] = 0.0
+        n += 1
+    done = imm_after(
+        before, n0, ids, k, n, det_track, one_false, xm, Pm, mu, z, R, one_false, f[15], 1,
+        mu0, x, P, x, P,
+    )  # fmt: skip
+    out[0] = n
+    out[1] = next_id
+    out[2] = clusters
+    out[3] = pt.shape[0]
+    out[4] = cell_start.shape[0]
+    return 0 if done >= 0 else -2
+
+
 # -- vigil track's input order and output -----------------------------------------------------
 
 
