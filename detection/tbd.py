@@ -324,17 +324,18 @@ class TrackBeforeDetect:
         # the spread used is the largest in each pixel's 3x3 neighbourhood (edges that
         # shimmer moves have not always moved yet)
         cv2.dilate(self.variance, self._kernel, dst=self._var_used)
-        tk.block_evidence(self._mean, self.background, self._var_used, a, b, self.z, self._resid)
+        tk.block_evidence(self._mean, self.background, self._var_used, a, b, self.z, self._resid,
+                          p.surround_px == 0)  # fmt: skip
         if p.surround_px > 0:
             # a body is small: take away the change of its surroundings (a brush patch's
             # mean brightening with the gust, local gain), then divide by the spread again
             k = 2 * p.surround_px + 1
             cv2.blur(self._resid, (k, k), dst=self._scratch, borderType=cv2.BORDER_REPLICATE)
-            np.subtract(self._resid, self._scratch, out=self._resid)
-            np.sqrt(self._var_used, out=self._scratch)
-            np.divide(self._resid, self._scratch, out=self.z)
+            cold = tk.surround_evidence(self._resid, self._scratch, self._var_used, self.z)
+        else:
+            cold = int(np.count_nonzero(self.z < -3.0))
         warm = self.blocks <= self.warmup_blocks
-        self.cold_share = float(np.count_nonzero(self.z < -3.0)) / self.z.size
+        self.cold_share = cold / self.z.size
         if not warm and self.cold_share > p.bad_share:
             # the whole picture changed against its background in both directions (a jolt
             # the registration did not quite undo): this block is neither learnt nor used

@@ -78,11 +78,12 @@ def block_evidence(
     b: float,
     z: np.ndarray,
     resid: np.ndarray,
+    with_z: bool = True,
 ) -> None:
     """Each pixel's block mean against its background, in its own standard deviations.
 
     ``resid = (mean - b) / a - bg`` (grey levels on the background's scale) and
-    ``z = resid / sqrt(var)``.
+    ``z = resid / sqrt(var)`` (left as it is unless ``with_z``).
     """
     h, w = mean.shape
     inv_a = 1.0 / a
@@ -90,7 +91,25 @@ def block_evidence(
         for x in range(w):
             r = (mean[y, x] - b) * inv_a - bg[y, x]
             resid[y, x] = r
-            z[y, x] = r / math.sqrt(var[y, x])
+            if with_z:
+                z[y, x] = r / math.sqrt(var[y, x])
+
+
+@ngjit
+def surround_evidence(resid: np.ndarray, around: np.ndarray, var: np.ndarray, z: np.ndarray) -> int:
+    """``resid -= around`` and ``z = resid / sqrt(var)``, all ``float32 (h, w)`` in ``float32``
+    arithmetic (numpy's ``subtract``, ``sqrt`` and ``divide`` in one pass); returns how many
+    pixels have ``z < -3``."""
+    h, w = resid.shape
+    cold = 0
+    for y in range(h):
+        for x in range(w):
+            r = resid[y, x] - around[y, x]
+            resid[y, x] = r
+            v = r / np.sqrt(var[y, x])
+            z[y, x] = v
+            cold += v < np.float32(-3.0)
+    return cold
 
 
 @ngjit
