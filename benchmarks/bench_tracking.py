@@ -20,6 +20,9 @@ budget (``--budget-s`` seconds per run, stopped there otherwise and larger sizes
 clutter skipped): fewer walkers rather than fewer scans. The ratio is Stone Soup's fastest
 finished configuration's median per scan over Vigil's median over the same full run; the
 smallest ratio over the sizes is the headline. Accuracy is compared over the full runs.
+``--vigil track-defaults``: Vigil's side runs with ``vigil track``'s settings instead
+(:meth:`TrackerConfig.for_track`: the interacting multiple model, evidence-based track
+management), Stone Soup's still with :data:`CONFIG`'s.
 
 ``--process``: the whole ``vigil track`` process (a subprocess: start-up, imports, CSV read,
 tracking, CSV write) per scan on the 1,000-walker, 100-clutter scenario written as a
