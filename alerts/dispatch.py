@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
+from numpy.typing import ArrayLike
 from shapely.geometry import LineString
 
 from vigil.geo.frames import LocalFrame
@@ -132,44 +133,46 @@ def _steps(horizon_s: float, step_s: float) -> list[float]:
     return out
 
 
+#: What one call that places points on the roads costs, in points' worth of work: it sets
+#: how many levels of midpoints :func:`_bisect` asks for at once (many brackets: fewer).
+_CALL_POINTS = 40
+
+
 def _bisect(
-    brackets: list[tuple[float, float]],
-    ok: Callable[[list[np.ndarray]], list[np.ndarray]],
+    lo: np.ndarray,
+    hi: np.ndarray,
+    ok: Callable[[np.ndarray], np.ndarray],
     steps: int = 30,
-    depth: int = 5,
-) -> list[float]:
-    """For each ``[lo, hi]``: ``hi`` after ``steps`` halvings keeping ``ok(hi)`` true, the
-    same midpoints as one halving at a time. ``ok`` is asked, in one call for all brackets,
-    for ``depth`` levels of midpoints of each (a complete binary tree, ``2**depth - 1`` of
-    them) and answers with one boolean array per bracket."""
-    now = list(brackets)
+) -> np.ndarray:
+    """For each bracket ``[lo[i], hi[i]]``: ``hi`` after ``steps`` halvings keeping
+    ``ok(hi)`` true, the same midpoints as one halving at a time. ``ok`` is asked, in one
+    call for all brackets, for some levels of midpoints of each (a complete binary tree of
+    ``d`` levels, ``2**d - 1`` midpoints per bracket, breadth-first, as a ``(brackets,
+    2**d - 1)`` array) and answers with a boolean array of that shape. ``d`` (at most 5)
+    trades the calls (``steps / d``) for the midpoints looked at (``2**d - 1`` per bracket
+    where one halving at a time looks at one)."""
+    lo, hi = np.array(lo, dtype=np.float64), np.array(hi, dtype=np.float64)
+    n = lo.size
+    depth = min(range(1, 6), key=lambda d: (_CALL_POINTS + n * (2**d - 1)) / d)
+    rows = np.arange(n)
     left = steps
-    while left > 0:
+    while left > 0 and n:
         levels = min(depth, left)
-        trees: list[list[float]] = []
-        for lo, hi in now:
-            mids: list[float] = []
-            row = [(lo, hi)]
-            for _ in range(levels):
-                nxt = []
-                for a, b in row:
-                    m = 0.5 * (a + b)
-                    mids.append(m)
-                    nxt += [(a, m), (m, b)]
-                row = nxt
-            trees.append(mids)
-        goods = ok([np.array(m) for m in trees])
-        for u, (mids, good) in enumerate(zip(trees, goods, strict=True)):
-            lo, hi = now[u]
-            i = 0  # breadth-first: node i's halves are nodes 2i+1 (lower) and 2i+2 (upper)
-            for _ in range(levels):
-                if good[i]:
-                    hi, i = mids[i], 2 * i + 1
-                else:
-                    lo, i = mids[i], 2 * i + 2
-            now[u] = (lo, hi)
+        a, b, mids = lo[:, None], hi[:, None], []
+        for _ in range(levels):
+            m = 0.5 * (a + b)
+            mids.append(m)
+            # node i's halves are nodes 2i+1 (lower) and 2i+2 (upper), breadth-first
+            a, b = np.stack([a, m], axis=2).reshape(n, -1), np.stack([m, b], axis=2).reshape(n, -1)
+        tree = np.concatenate(mids, axis=1)
+        good = ok(tree)
+        i = np.zeros(n, dtype=np.int64)
+        for _ in range(levels):
+            g, m = good[rows, i], tree[rows, i]
+            hi, lo = np.where(g, m, hi), np.where(g, lo, m)
+            i = np.where(g, 2 * i + 1, 2 * i + 2)
         left -= levels
-    return [hi for _, hi in now]
+    return hi
 
 
 def _split(to: Places, sizes: list[int]) -> list[Places]:
@@ -183,85 +186,128 @@ def _split(to: Places, sizes: list[int]) -> list[Places]:
     return out
 
 
+@dataclass(frozen=True)
+class _Group:
+    """Groups moving at constant velocity: starts ``(x, y)`` (local metres) and velocities
+    ``(vx, vy)`` (m/s), one entry per group."""
+
+    x: np.ndarray
+    y: np.ndarray
+    vx: np.ndarray
+    vy: np.ndarray
+
+    def at(self, g: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where groups ``g[i]`` are at times ``t[i]`` (s): ``x + vx t``, ``y + vy t``."""
+        return self.x[g] + self.vx[g] * t, self.y[g] + self.vy[g] * t
+
+
+def _travel(
+    units: list[UnitState],
+    u: np.ndarray,
+    roads: RoadNetwork,
+    to: Places,
+    rows: np.ndarray | None = None,
+) -> np.ndarray:
+    """For each ``i``: unit ``u[i]``'s travel time (s) to place ``rows[i]`` of ``to``
+    (``rows`` omitted: place ``i``); one travel-time call per unit (each point's numbers are
+    its own, as one at a time)."""
+    rows = np.arange(u.size) if rows is None else rows
+    travel = np.empty(u.size)
+    for k in np.unique(u).tolist():
+        mine = np.flatnonzero(u == k)
+        at = rows[mine]
+        travel[mine] = roads.times(units[k], Places(to.x[at], to.y[at], to.s[at], to.d[at]))
+    return travel
+
+
 def _search(
     units: list[UnitState],
-    x: float,
-    y: float,
-    vx: float,
-    vy: float,
+    groups: _Group,
     roads: RoadNetwork,
     steps: list[float],
     enough: int,
-) -> dict[int, int]:
-    """Unit index to the first step index at which the unit can be where the group is (-1:
-    at once), looking forward a chunk of steps at a time for every unit still out of reach,
-    until ``enough`` units have one (those not reached by then are later than all of them)."""
-    found: dict[int, int] = {}
-    at0 = roads.places(np.array([x + vx * 0.0]), np.array([y + vy * 0.0]))
-    for i, u in enumerate(units):
-        if roads.times(u, at0)[0] - 0.0 <= 0.0:
-            found[i] = -1
+) -> list[dict[int, int]]:
+    """For each group: unit index to the first step index at which the unit can be where
+    the group is (-1: at once), looking forward a chunk of steps at a time for every unit
+    still out of reach, until ``enough`` units have one (those not reached by then are later
+    than all of them). All groups go in lockstep, sharing the calls; a group's places at a
+    chunk's steps serve all its units."""
+    m, nu = groups.x.size, len(units)
+    found: list[dict[int, int]] = [{} for _ in range(m)]
+    to = roads.places(*groups.at(np.arange(m), np.zeros(m)))
+    u0 = np.tile(np.arange(nu), m)
+    travel = _travel(units, u0, roads, to, np.repeat(np.arange(m), nu))
+    for j in np.flatnonzero(travel - 0.0 <= 0.0).tolist():
+        found[j // nu][j % nu] = -1
     chunk = 32
     for first in range(0, len(steps), chunk):
-        if len(found) >= enough:
+        active = [r for r in range(m) if len(found[r]) < enough]
+        if not active:
             break
         ts = np.array(steps[first : first + chunk])
-        to = roads.places(x + vx * ts, y + vy * ts)
-        for i, u in enumerate(units):
-            if i not in found:
-                late = np.flatnonzero(roads.times(u, to) - ts <= 0.0)
-                if late.size:
-                    found[i] = first + int(late[0])
+        w = ts.size
+        to = roads.places(*groups.at(np.repeat(active, w), np.tile(ts, len(active))))
+        pairs = [(a, i) for a, r in enumerate(active) for i in range(nu) if i not in found[r]]
+        rows = (np.array([a for a, _ in pairs], dtype=np.int64)[:, None] * w + np.arange(w)).ravel()
+        u = np.repeat(np.array([i for _, i in pairs], dtype=np.int64), w)
+        ok = (_travel(units, u, roads, to, rows) - np.tile(ts, len(pairs)) <= 0.0).reshape(-1, w)
+        for (a, i), row in zip(pairs, ok, strict=True):
+            late = np.flatnonzero(row)
+            if late.size:
+                found[active[a]][i] = first + int(late[0])
     return found
 
 
 def _intercepts(
     units: list[UnitState],
-    ks: list[int | None],
-    x: float,
-    y: float,
-    vx: float,
-    vy: float,
+    picks: list[list[tuple[int, int | None]]],
+    groups: _Group,
     roads: RoadNetwork,
     steps: list[float],
     horizon_s: float,
-) -> list[Intercept]:
-    """The intercept of each unit, first in reach at step ``ks[u]`` (-1: at once; ``None``:
-    never within the horizon); the units' bisections go in lockstep, sharing each call that
-    places points on the roads."""
-    out: list[Intercept | None] = [None] * len(units)
-    hits: dict[int, float] = {}
-    for u, (unit, k) in enumerate(zip(units, ks, strict=True)):
-        if k == -1:
-            out[u] = Intercept(unit.unit_id, 0.0, x, y, 0.0)
-        elif k is None:
-            hits[u] = horizon_s
-    refine = [u for u, k in enumerate(ks) if k is not None and k >= 0]
+) -> list[list[Intercept]]:
+    """For each group, the intercepts of its picked units ``(unit index, k)``, each first in
+    reach at step ``k`` (-1: at once; ``None``: never within the horizon); all bisections
+    (every group's, every unit's) go in lockstep, sharing each call that places points on
+    the roads."""
+    out: list[list[Intercept | None]] = [[None] * len(p) for p in picks]
+    hits: list[tuple[int, int, float]] = []  # (group, position in its picks, time)
+    refine: list[tuple[int, int]] = []
+    ks: list[int] = []
+    for r, pick in enumerate(picks):
+        for q, (i, k) in enumerate(pick):
+            if k == -1:
+                x, y = float(groups.x[r]), float(groups.y[r])
+                out[r][q] = Intercept(units[i].unit_id, 0.0, x, y, 0.0)
+            elif k is None:
+                hits.append((r, q, horizon_s))
+            else:
+                refine.append((r, q))
+                ks.append(k)
     if refine:
+        g1 = np.array([r for r, _ in refine], dtype=np.int64)
+        u1 = np.array([picks[r][q][0] for r, q in refine], dtype=np.int64)
 
-        def reached(ts: list[np.ndarray]) -> list[np.ndarray]:  # each unit there by then
-            t = np.concatenate(ts)
-            parts = _split(roads.places(x + vx * t, y + vy * t), [len(a) for a in ts])
-            return [
-                roads.times(units[u], p) - a <= 0.0
-                for u, p, a in zip(refine, parts, ts, strict=True)
-            ]
+        def reached(tree: np.ndarray) -> np.ndarray:  # each unit there by then
+            w = tree.shape[1]
+            t = tree.ravel()
+            to = roads.places(*groups.at(np.repeat(g1, w), t))
+            return (_travel(units, np.repeat(u1, w), roads, to) - t <= 0.0).reshape(-1, w)
 
-        brackets = []
-        for u in refine:
-            k = ks[u]
-            assert k is not None
-            brackets.append((steps[k - 1] if k > 0 else 0.0, steps[k]))
-        hits.update(zip(refine, _bisect(brackets, reached), strict=True))
+        lo = [steps[k - 1] if k > 0 else 0.0 for k in ks]
+        times = _bisect(np.array(lo), np.array([steps[k] for k in ks]), reached).tolist()
+        hits += [(r, q, h) for (r, q), h in zip(refine, times, strict=True)]
     if hits:
-        order = sorted(hits)
-        t = np.array([hits[u] for u in order])
-        px, py = x + vx * t, y + vy * t
-        parts = _split(roads.places(px, py), [1] * len(order))
-        for j, (u, p) in enumerate(zip(order, parts, strict=True)):
-            travel = float(roads.times(units[u], p)[0])
-            out[u] = Intercept(units[u].unit_id, hits[u], float(px[j]), float(py[j]), travel)
-    assert all(o is not None for o in out)
+        hits.sort()  # by group, then unit: the order the places were once made in
+        g = np.array([r for r, _, _ in hits], dtype=np.int64)
+        u = np.array([picks[r][q][0] for r, q, _ in hits], dtype=np.int64)
+        t = np.array([h for _, _, h in hits])
+        to = roads.places(*groups.at(g, t))
+        travel = _travel(units, u, roads, to)
+        for j, (r, q, h) in enumerate(hits):
+            unit = units[picks[r][q][0]]
+            out[r][q] = Intercept(unit.unit_id, h, float(to.x[j]), float(to.y[j]), float(travel[j]))
+    assert all(o is not None for row in out for o in row)
     return out  # type: ignore[return-value]
 
 
@@ -281,8 +327,9 @@ def intercept(
     within the horizon, returns its position at the horizon.
     """
     steps = _steps(horizon_s, step_s)
-    k = _search([unit], x, y, vx, vy, roads, steps, 1).get(0)
-    return _intercepts([unit], [k], x, y, vx, vy, roads, steps, horizon_s)[0]
+    groups = _Group(*(np.array([float(v)]) for v in (x, y, vx, vy)))
+    k = _search([unit], groups, roads, steps, 1)[0].get(0)
+    return _intercepts([unit], [[(0, k)]], groups, roads, steps, horizon_s)[0][0]
 
 
 def recommend(
@@ -303,26 +350,46 @@ def recommend(
     units that can be among the ``n`` best are refined by bisection (one first in reach at
     a later step than ``n`` others is later than all of them).
     """
+    return recommend_many(units, [x], [y], [vx], [vy], roads, horizon_s, n, step_s)[0]
+
+
+def recommend_many(
+    units: list[UnitState],
+    x: ArrayLike,
+    y: ArrayLike,
+    vx: ArrayLike,
+    vy: ArrayLike,
+    roads: RoadNetwork,
+    horizon_s: float = 3600.0,
+    n: int = 2,
+    step_s: float = 15.0,
+) -> list[list[Intercept]]:
+    """:func:`recommend` for many groups at once (group ``i`` at ``(x[i], y[i])``, local
+    metres, moving at ``(vx[i], vy[i])``, m/s): the same intercepts, each point's numbers
+    computed as for one group alone, with the calls that place points on the roads and the
+    travel times shared by all groups."""
+    groups = _Group(*(np.asarray(v, dtype=np.float64).reshape(-1) for v in (x, y, vx, vy)))
     avail = [u for u in units if u.available]
     if not avail or n <= 0:
-        return []
+        return [[] for _ in range(groups.x.size)]
     steps = _steps(horizon_s, step_s)
-    found = _search(avail, x, y, vx, vy, roads, steps, n)
-    chosen: dict[int, int | None] = dict(found)
-    kth = -2
-    if len(found) >= n:
-        kth = sorted(found.values())[n - 1]
-        chosen = {i: k for i, k in found.items() if k <= kth}
-    if len(found) < n or kth == len(steps) - 1:
-        # the rest never come within reach: all at the horizon, ties by id (a unit first in
-        # reach at the last step may land on the horizon too)
-        chosen.update({i: None for i in range(len(avail)) if i not in found})
-    pick = list(chosen)
-    options = _intercepts(
-        [avail[i] for i in pick], [chosen[i] for i in pick], x, y, vx, vy, roads, steps, horizon_s
-    )
-    options.sort(key=lambda i: (i.time_s, i.unit_id))
-    return options[:n]
+    picks: list[list[tuple[int, int | None]]] = []
+    for found in _search(avail, groups, roads, steps, n):
+        chosen: dict[int, int | None] = dict(found)
+        kth = -2
+        if len(found) >= n:
+            kth = sorted(found.values())[n - 1]
+            chosen = {i: k for i, k in found.items() if k <= kth}
+        if len(found) < n or kth == len(steps) - 1:
+            # the rest never come within reach: all at the horizon, ties by id (a unit first
+            # in reach at the last step may land on the horizon too)
+            chosen.update({i: None for i in range(len(avail)) if i not in found})
+        picks.append(list(chosen.items()))
+    out = []
+    for options in _intercepts(avail, picks, groups, roads, steps, horizon_s):
+        options.sort(key=lambda i: (i.time_s, i.unit_id))
+        out.append(options[:n])
+    return out
 
 
 def predict(
@@ -335,6 +402,12 @@ def predict(
 
 class UnitPlanner:
     """Recommends the units to send to an alert and predicts where its group will be.
+
+    Recommendations for several groups can be made ahead, at once (:meth:`prepare`): a tick
+    that raises dozens of alerts shares the calls that place points on the roads instead of
+    making them alert by alert. A prepared recommendation is used only for the very same
+    group position and velocity and the very same units (positions, speeds, availability),
+    so :meth:`plan` answers the same with or without it.
 
     Parameters
     ----------
@@ -360,6 +433,34 @@ class UnitPlanner:
         self.roads = roads
         self.frame = frame
         self.horizon_s = horizon_s
+        #: Recommendations made ahead by :meth:`prepare`, by ``(x, y, vx, vy)``, and the
+        #: units they were made for (see :meth:`_units_now`).
+        self._ready: dict[tuple[float, float, float, float], list[Intercept]] = {}
+        self._ready_for: tuple = ()
+
+    def _units_now(self) -> tuple:
+        """Everything about the units a recommendation depends on, in their order."""
+        return tuple(
+            (u.unit_id, u.x, u.y, u.speed_mps, u.road_speed_mps, u.available)
+            for u in self.units.values()
+        )
+
+    def prepare(self, x: ArrayLike, y: ArrayLike, vx: ArrayLike, vy: ArrayLike) -> None:
+        """Make the recommendations for groups at ``(x[i], y[i])`` (local metres) moving at
+        ``(vx[i], vy[i])`` (m/s) now, all at once, for :meth:`plan` to use while the units
+        stay as they are; replaces those prepared before."""
+        cols = [np.asarray(v, dtype=np.float64).reshape(-1).tolist() for v in (x, y, vx, vy)]
+        keys = list(dict.fromkeys(zip(*cols, strict=True)))
+        self._ready, self._ready_for = {}, self._units_now()
+        if keys:
+            units = list(self.units.values())
+            gx, gy, gvx, gvy = zip(*keys, strict=True)
+            got = recommend_many(units, gx, gy, gvx, gvy, self.roads, self.horizon_s)
+            self._ready = dict(zip(keys, got, strict=True))
+
+    def forget(self) -> None:
+        """Drop the recommendations made ahead (they are not kept past the tick they serve)."""
+        self._ready, self._ready_for = {}, ()
 
     def plan(
         self, x: float, y: float, vx: float, vy: float, t0: float
@@ -367,7 +468,15 @@ class UnitPlanner:
         """The recommended unit ids (best first), the group's predicted positions and the
         intercepts behind the recommendation, for a group at ``(x, y)`` (local metres) moving
         at ``(vx, vy)`` (m/s) at time ``t0`` (UTC seconds)."""
-        options = recommend(list(self.units.values()), x, y, vx, vy, self.roads, self.horizon_s)
+        ready = getattr(self, "_ready", None)  # None: a planner from an older snapshot
+        options = None
+        if ready:
+            options = ready.get((x, y, vx, vy))
+            if options is not None and self._ready_for != self._units_now():
+                options = None
+        if options is None:
+            options = recommend(list(self.units.values()), x, y, vx, vy, self.roads, self.horizon_s)
+        options = list(options)
         offsets = list(PREDICTION_OFFSETS_S)
         if options:
             offsets = sorted({*offsets, round(options[0].time_s, 1)})

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import numpy as np
+import shapely
 from numpy.typing import ArrayLike
 from shapely.geometry import LineString, Polygon
 
@@ -43,6 +44,7 @@ from vigil.alerts.kinds import (
 )
 from vigil.alerts.kinds.base import local_xy
 from vigil.alerts.rules import AlertRules
+from vigil.geo.border import US_SIDE
 from vigil.geo.site import Site, tower_camera
 from vigil.ingest.schema import (
     AlertAction,
@@ -167,6 +169,49 @@ class AlertEngine:
             (t.lat, t.lon): (float(a), float(b))
             for t, a, b in zip(tracks, np.asarray(x), np.asarray(y), strict=True)
         }
+
+    def plan_ahead(self, tracks: Sequence[Track], x: ArrayLike, y: ArrayLike) -> None:
+        """Make, all at once, the unit recommendations that handling these track messages
+        (one tick's, placed at local ``x``, ``y``, metres) is about to ask for: tracks
+        entering a zone, with an open alert due for an update or lost near the border, or
+        with a crossing waiting for evidence. The planner uses one only for the very same
+        position, velocity and units, so what the alerts say is the same as without; a
+        recommendation asked for and not made ahead is made then, as before. Until
+        :meth:`plans_done`."""
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        s = self.rules
+        rule = self._rule(ZoneEntryRule)
+        seen, pending = rule.zone_seen, self._rule(CrossingRule).pending
+        crossed = self._rule(TrackLostRule).crossed
+        inside = [(zid, shapely.contains_xy(poly, x, y)) for zid, _, poly in self.zones]
+        want = np.zeros(len(tracks), dtype=np.bool_)
+        lost = []
+        for i, trk in enumerate(tracks):
+            tid = trk.track_id
+            oa = self.book.alert_for_track(tid)
+            if trk.state == "ended":
+                near = oa is not None or tid in crossed or not s.track_lost_needs_crossing
+                if s.track_lost and near and rule.is_person(trk):
+                    lost.append(i)
+            elif tid in pending or (
+                oa is not None and trk.time - oa.last_published >= s.update_interval_s
+            ):
+                want[i] = True
+            elif s.zone_entry and any(z[i] and (zid, tid) not in seen for zid, z in inside):
+                info = self.tracks.get(tid)
+                updates = max(info.updates if info is not None else 0, trk.count)
+                want[i] = updates >= s.min_track_updates and rule.is_person(trk)
+        if lost:
+            at = np.array(lost)
+            side, dist = self.border.side(x[at], y[at]), self.border.distance(x[at], y[at])
+            want[at] = (side == US_SIDE) & ~(dist > s.track_lost_border_m)
+        vx = np.array([t.vx for t in tracks], dtype=np.float64)
+        vy = np.array([t.vy for t in tracks], dtype=np.float64)
+        self.book.planner.prepare(x[want], y[want], vx[want], vy[want])
+
+    def plans_done(self) -> None:
+        """The tick that :meth:`plan_ahead` served is over: its recommendations go."""
+        self.book.planner.forget()
 
     def remember(self, trk: Track) -> TrackInfo:
         """Take a track message into what the rules see of the track (its position in local

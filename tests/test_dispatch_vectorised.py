@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 from shapely.geometry import LineString, Point
 
-from vigil.alerts.dispatch import Intercept, RoadNetwork, UnitState, intercept, recommend
+from vigil.alerts.dispatch import (
+    Intercept,
+    RoadNetwork,
+    UnitPlanner,
+    UnitState,
+    intercept,
+    recommend,
+    recommend_many,
+)
 from vigil.alerts.engine import AlertEngine
 from vigil.config import load_default
 
@@ -87,3 +95,76 @@ def test_units_out_of_reach_tie_at_the_horizon_by_id() -> None:
     got = recommend(slow, 0.0, 0.0, 5.0, 0.0, road, horizon_s=300.0, n=2)
     assert [g.unit_id for g in got] == ["u1", "u2"]
     assert all(g.time_s == 300.0 for g in got)
+
+
+def _cases(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Groups ``(x, y, vx, vy)`` over the sector, some standing, one on a unit."""
+    out = np.column_stack(
+        [
+            rng.uniform(-20_000, 20_000, n),
+            rng.uniform(-5_000, 8_000, n),
+            rng.normal(0, 2, n) * (rng.random(n) > 0.1),
+            rng.normal(0, 2, n),
+        ]
+    )
+    return out
+
+
+def test_many_groups_at_once_equal_each_alone(sector) -> None:
+    roads, units = sector
+    rng = np.random.default_rng(31)  # cases drawn here only
+    for horizon, n in ((3600.0, 2), (900.0, 1), (120.0, 3), (3600.0, 8)):
+        us = [
+            UnitState(u.unit_id, u.x + rng.normal(0, 50), u.y, u.speed_mps, u.road_speed_mps,
+                      bool(rng.random() > 0.2))
+            for u in units
+        ]  # fmt: skip
+        g = _cases(rng, 60)
+        g[0, :2] = us[0].x, us[0].y  # in reach at once
+        many = recommend_many(us, g[:, 0], g[:, 1], g[:, 2], g[:, 3], roads, horizon, n)
+        alone = [recommend(us, *map(float, row), roads, horizon, n) for row in g]
+        assert many == alone  # to the bit: the same points, the same sums
+        # and each alone is what one unit at a time gives
+        for row, got in list(zip(g, alone, strict=True))[:8]:
+            x, y, vx, vy = map(float, row)
+            want = [_intercept(roads.roads, u, x, y, vx, vy, horizon) for u in us if u.available]
+            assert got == sorted(want, key=lambda i: (i.time_s, i.unit_id))[:n]
+    assert recommend_many(units, [], [], [], [], roads) == []
+
+
+def test_plans_made_ahead_are_the_plans_made_when_asked(sector) -> None:
+    roads, units = sector
+    frame = load_default().site.frame()
+    rng = np.random.default_rng(32)  # cases drawn here only
+    g = _cases(rng, 40)
+    fresh = UnitPlanner({u.unit_id: u for u in units}, roads, frame, 3600.0)
+    want = [fresh.plan(*map(float, row), 1.7e9) for row in g]
+    mine = {u.unit_id: UnitState(**vars(u)) for u in units}
+    ahead = UnitPlanner(mine, roads, frame, 3600.0)
+    ahead.prepare(g[:30, 0], g[:30, 1], g[:30, 2], g[:30, 3])  # the last 10 not made ahead
+    calls = []
+    import vigil.alerts.dispatch as dispatch
+
+    real = dispatch.recommend
+    dispatch.recommend = lambda *a, **k: calls.append(a) or real(*a, **k)
+    try:
+        assert [ahead.plan(*map(float, row), 1.7e9) for row in g] == want
+        assert len(calls) == 10  # made when asked: only those not made ahead
+        # a unit that moved or was assigned: the plans made ahead are not used
+        first = next(iter(mine.values()))
+        first.available = False
+        expect = fresh_plan(roads, frame, mine, g[0])
+        del calls[10:]
+        assert ahead.plan(*map(float, g[0]), 1.7e9) == expect
+        assert len(calls) == 11
+        ahead.forget()
+        first.available = True
+        ahead.plan(*map(float, g[1]), 1.7e9)
+        assert len(calls) == 12
+    finally:
+        dispatch.recommend = real
+
+
+def fresh_plan(roads, frame, units, row):
+    """A plan from a planner that made nothing ahead."""
+    return UnitPlanner(units, roads, frame, 3600.0).plan(*map(float, row), 1.7e9)

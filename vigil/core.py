@@ -196,6 +196,10 @@ class SectorCore:
                 self.engine.place(msgs, ax, ay)
             except FrameError:  # a position off the map: each part handles it as before
                 ax = ay = None
+            if ax is not None and ay is not None:
+                # the unit recommendations the alerts of this tick will want, made at once
+                # (dozens of new walkers' zone entries at once cost a plan each otherwise)
+                self.engine.plan_ahead(msgs, ax, ay)
         for m in msgs:
             self._publish_own(topic_for(self.sector, m), m)
         self.track_messages += len(msgs)
@@ -235,6 +239,7 @@ class SectorCore:
             if m.state == "ended":
                 self.monitor.forget(m.track_id)
                 self._counts.pop(m.track_id, None)
+        self.engine.plans_done()
         if int(t) % 10 == 0:
             self.alerts.tick(t)
         if len(self._track_buffer) > 5000:
