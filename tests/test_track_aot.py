@@ -119,3 +119,24 @@ def test_vigil_track_process_loads_no_numba_pandas_or_opencv(tmp_path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "0 []", out.stdout + out.stderr
     assert len(Path(dst).read_text().splitlines()) > 3
+
+
+def test_a_vigil_track_process_ends_at_once_with_its_output_whole(tmp_path) -> None:
+    # as its own process (python -m vigil.cli track) vigil track ends without the
+    # interpreter's teardown once its output is closed: the same file as main() writes in
+    # this process (which must come back here, not exit), its summary line, status 0
+    from vigil.cli import main
+
+    src = tmp_path / "d.csv"
+    rows = [f"{k},{10.0 * i + 1.5 * k:.2f},{5.0 * i:.2f},1.0" for k in range(8) for i in range(4)]
+    src.write_text("t,x,y,sigma\n" + "\n".join(rows) + "\n")
+    here, there = tmp_path / "here.csv", tmp_path / "there.csv"
+    assert main(["track", str(src), "--out", str(here)]) == 0  # returns: not the process
+    out = subprocess.run(
+        [sys.executable, "-m", "vigil.cli", "track", str(src), "--out", str(there)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("32 detections in 8 batches -> 4 confirmed tracks")
+    assert there.read_bytes() == here.read_bytes() and len(here.read_text().splitlines()) > 20
