@@ -21,6 +21,15 @@ detection goes to a fresh ``FusionTracker`` (``TrackerConfig.for_sector()`` with
 :data:`~vigil.tracks.config.RELIEF_TRACKER_CHANGES`, ``--max-sigma``) as a
 ``CameraDetection``; each frame the confirmed tracks a detection updated go to a
 ``CrossingMonitor`` (side probability ``--side``, hold ``--hold``), as in ``SectorCore.tick``.
+With ``--image`` (the default, as the relief pipeline runs) each detection's feet pixel is
+also judged against the border's row in its image column
+(:func:`vigil.geo.image_side.image_margins`, through the calibrated camera and the DEM); the
+margins of the detections that updated a track are pooled over ``--window`` seconds (all by
+default; ``--change-s``, ``--change-p``: the change test that lets a crossing show) into a
+z-score (:class:`~vigil.geo.image_side.SideEvidence`) that the monitor takes as ``side_z``
+(``--image-p``; ``--image-only``: positions wait where the image has margins). The truth's
+margins (noise-free pixels through the true camera) count the people whose feet stay within
+``NEAR_PX`` of the line's row: the image cannot tell their side at 1 px of error.
 ``--shared`` adds to each track's covariance the pointing residual's part of its latest
 detection's (all of a calibration's detections share it; the tracker averages it down as if
 they did not). Only people whose whole walk stays more than 50 m from the line count.
@@ -53,7 +62,14 @@ from vigil.geo.crossing_monitor import (
     RELIEF_SIDE_PROBABILITY,
     CrossingMonitor,
 )
-from vigil.geo.image_side import ImageMargins, SideEvidence, image_margins
+from vigil.geo.image_side import (
+    IMAGE_CHANGE_PROBABILITY,
+    IMAGE_CHANGE_S,
+    RELIEF_IMAGE_PROBABILITY,
+    ImageMargins,
+    SideEvidence,
+    image_margins,
+)
 from vigil.geo.raycast import camera_on_terrain, cast_rays, curvature_factor
 from vigil.geo.site import tower_camera
 from vigil.ingest.schema import CameraDetection
@@ -123,6 +139,8 @@ def _person(
     window_s: float = np.inf,
     image_only: bool = False,
     image_probability: float | None = None,
+    change_s: float = IMAGE_CHANGE_S,
+    change_p: float = IMAGE_CHANGE_PROBABILITY,
 ) -> tuple[set[int], int, bool]:
     """Run one person's detections through a fresh tracker and crossing monitor, as
     ``SectorCore.tick`` does: ``(outcome, crossings, confirmed)``; outcome is the set of
@@ -142,7 +160,7 @@ def _person(
         image_only=image_only,
         image_probability=image_probability,
     )
-    evidence = SideEvidence(window_s)
+    evidence = SideEvidence(window_s, change_s or None, change_p)
     all_counts: dict[str, int] = {}
     counts: dict[str, int] = {}
     crossings = 0
@@ -237,25 +255,40 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--image",
-        action="store_true",
-        help="judge each track's side in the image too (geo.image_side), given as side_z",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="judge each track's side in the image too (geo.image_side), given to the monitor "
+        "as side_z, as the relief pipeline does (--no-image: positions alone, as before)",
     )
     parser.add_argument(
         "--image-only",
-        action="store_true",
-        help="with --image: a track with image margins takes its side from them alone",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="a track with image margins takes its side from them alone (the pipeline's)",
     )
     parser.add_argument(
         "--window",
         type=float,
         default=np.inf,
-        help="with --image: seconds of margins pooled per track (default: all)",
+        help="seconds of image margins pooled per track (default: all, the pipeline's)",
+    )
+    parser.add_argument(
+        "--change-s",
+        type=float,
+        default=IMAGE_CHANGE_S,
+        help="the image evidence's change test window, s (0: no change test)",
+    )
+    parser.add_argument(
+        "--change-p",
+        type=float,
+        default=IMAGE_CHANGE_PROBABILITY,
+        help="the change test's probability",
     )
     parser.add_argument(
         "--image-p",
         type=float,
-        default=None,
-        help="with --image: the monitor's image_probability (default: --side's)",
+        default=RELIEF_IMAGE_PROBABILITY,
+        help="the monitor's image_probability (the pipeline's by default)",
     )
     args = parser.parse_args(argv)
     tuning = sorted(set(args.seeds) & set(TUNING_SEEDS))
@@ -272,7 +305,14 @@ def main(argv: list[str] | None = None) -> None:
         f"people walking {args.seconds:g} s at {WALK_MPS} m/s, {args.fps:g} fps, 1.5-2.5 km, "
         f"> {FAR_M:g} m from the line; {args.draws} calibrations x {args.people} people per "
         f"tower and seed; seeds {args.seeds}; tracker changes {changes or 'none'}; hold "
-        f"{args.hold:g} s; shared pointing covariance {'added' if args.shared else 'not added'}"
+        f"{args.hold:g} s; shared pointing covariance {'added' if args.shared else 'not added'}; "
+        + (
+            f"image side on (window {args.window:g} s, change {args.change_s:g} s at "
+            f"{args.change_p:g}, probability {args.image_p:g}, "
+            f"{'image alone' if args.image_only else 'positions where unsure'})"
+            if args.image
+            else "image side off"
+        )
         + (f" (TUNING seeds {tuning}: not for reporting)" if tuning else " (evaluation)")
     )
     started = time.perf_counter()
@@ -369,6 +409,8 @@ def main(argv: list[str] | None = None) -> None:
                         args.window,
                         args.image_only,
                         args.image_p,
+                        args.change_s,
+                        args.change_p,
                     )
                     crossing_people += crossed > 0
                     seen3 = int(m.sum()) >= config.confirm_m

@@ -191,3 +191,54 @@ def test_monitor_takes_the_image_side(border: Border) -> None:
     assert flat.states["c"].side == 1
     with pytest.raises(ValueError, match="side_z"):
         mon.update(["d"], [t0], [p.x], [p.y], cov, [1.0, 2.0])
+
+
+def test_image_side_monitor_pools_the_detection_that_updated_each_track(border: Border) -> None:
+    """Two people seen in the same frames, 400 m apart: each track gets the margins of the
+    detection nearest its updated position, and each takes its own side from them."""
+    from vigil.geo.image_side import ImageSideMonitor
+
+    p = border.line.interpolate(20_000.0)
+    t0 = 1_780_000_000.0
+    mon = ImageSideMonitor(border, side_probability=0.99, image_only=True, window_s=30.0)
+    big = [np.eye(2) * 1e6] * 2
+    for k in range(12):
+        t = t0 + k
+        # detections (order shuffled): a at the north, 2 px toward the US; b 400 m east, 2 px
+        # toward Mexico; both tracks' positions 300 m north of the line (unsure)
+        mon.observe(t, [p.x + 400.0, p.x], [p.y + 300.0, p.y + 300.0], _margins([-2.0, 2.0]))
+        mon.update(["a", "b"], [t, t], [p.x + 5.0, p.x + 390.0], [p.y + 300.0] * 2, big)
+    assert mon.states["a"].side == 1
+    assert mon.states["b"].side == -1
+    assert mon.evidence.z("a") > 0 > mon.evidence.z("b")
+    mon.forget("a")
+    assert math.isnan(mon.evidence.z("a")) and "a" not in mon.states
+
+
+def test_the_change_test_lets_a_crossing_show_and_holds_a_steady_side() -> None:
+    rng = np.random.default_rng(2)
+    # 120 s toward the US by 1 px, then 60 s toward Mexico by 1 px (1 px of noise)
+    m = _margins(np.r_[np.full(120, 1.0), np.full(60, -1.0)] + rng.normal(0, 1.0, 180))
+    plain = SideEvidence()
+    change = SideEvidence(change_s=40.0, change_probability=0.999)
+    zs_plain, zs_change = [], []
+    for k in range(180):
+        plain.add("a", float(k), m, k)
+        change.add("a", float(k), m, k)
+        zs_plain.append(plain.z("a"))
+        zs_change.append(change.z("a"))
+    assert zs_plain[119] > 3 and zs_change[119] > 3
+    # the whole history still says the US at the end; the change test says Mexico
+    assert zs_plain[-1] > 0
+    assert zs_change[-1] < -3
+    first = next(k for k in range(120, 180) if zs_change[k] < -3.09)
+    assert first < 120 + 40  # within the change window
+    # a steady person (0.3 px toward the US, 1 px noise, 600 s): the change test never flips
+    steady = _margins(0.3 + rng.normal(0, 1.0, 600))
+    ev = SideEvidence(change_s=40.0, change_probability=0.999)
+    for k in range(600):
+        ev.add("b", float(k), steady, k)
+        if k > 200:
+            assert ev.z("b") > 0
+    with pytest.raises(ValueError, match="change_s"):
+        SideEvidence(change_s=0.0)

@@ -170,10 +170,22 @@ class Pipeline:
         self.core = SectorCore(
             site, self.bus, store_dir=store_dir, tracker=tracker, rules=rules, on_command=self._cue
         )
-        if terrain is not None:  # tracks fed through the relief: sides by their covariance
+        if terrain is not None:
+            # tracks fed through the relief: sides by their covariance, and in the image by
+            # where the feet stand against the border's row (geo.image_side)
             from vigil.geo.crossing_monitor import RELIEF_SIDE_PROBABILITY
+            from vigil.geo.image_side import RELIEF_IMAGE_PROBABILITY, ImageSideMonitor
 
-            self.core.monitor.side_probability = RELIEF_SIDE_PROBABILITY
+            old = self.core.monitor
+            self.core.monitor = ImageSideMonitor(
+                old.border,
+                hysteresis_m=old.h,
+                entry_m=old.entry_m,
+                entry_rise_m=old.entry_rise_m,
+                side_probability=RELIEF_SIDE_PROBABILITY,
+                image_only=True,
+                image_probability=RELIEF_IMAGE_PROBABILITY,
+            )
         self.log = RunLog(self.core, self.bus)
         self.frame = self.core.frame
         self.border = self.core.border
@@ -252,6 +264,8 @@ class Pipeline:
             t0 = time.perf_counter()
             result = det.process(item.image, item.time, item.frame)
             s.detect_s += time.perf_counter() - t0
+            if self.terrain is not None and result.detections:
+                self._observe_sides(det.geometry, result.detections)
             for d in result.detections:
                 s.detections += 1
                 self.detection_log.append(d)
@@ -267,6 +281,42 @@ class Pipeline:
             s.uas_detections += 1
             self.detection_log.append(item.message)
             self.bus.publish(topic_for(self.sector, item.message), item.message)
+
+    def _observe_sides(self, geometry: CameraGeometry | None, dets: list[CameraDetection]) -> None:
+        """Give the crossing monitor the image margins of one frame's detections on relief:
+        each detection's feet pixel (where its ground point is seen) against the border's row
+        in its column (:func:`vigil.geo.image_side.image_margins`)."""
+        from vigil.detection.terrain import TerrainGeometry
+        from vigil.geo.image_side import ImageSideMonitor, image_margins
+        from vigil.geo.raycast import curvature_factor
+
+        monitor = self.core.monitor
+        if not isinstance(geometry, TerrainGeometry) or not isinstance(monitor, ImageSideMonitor):
+            return
+        x, y = self.frame.to_local([d.lat for d in dets], [d.lon for d in dets])
+        x, y = np.atleast_1d(x), np.atleast_1d(y)
+        cam = geometry.camera
+        drop = curvature_factor(geometry.curvature_coeff) * ((x - cam.x) ** 2 + (y - cam.y) ** 2)
+        u, v, _ = cam.project(x, y, geometry.dem.elevation_at(x, y) - drop - cam.ground_z)
+        ok = np.isfinite(u) & np.isfinite(v)
+        if not ok.any():
+            return
+        # the feet row's error: the detector's pixel error and a share of the box's height
+        # (the blob's bottom is not the feet to better than that)
+        h = np.array([(d.box[3] - d.box[1]) if d.box else 0.0 for d in dets], dtype=np.float64)
+        sv = np.sqrt(1.0 + (0.15 * h[ok]) ** 2)
+        m = image_margins(
+            cam,
+            geometry.dem,
+            self.border,
+            u[ok],
+            v[ok],
+            1.0,
+            sv,
+            geometry.pointing_sigma_deg,
+            max_range_m=geometry._reach.max_range_m,
+        )
+        monitor.observe(dets[0].time, x[ok], y[ok], m)
 
     def _detector(self, item: CameraFrame) -> MotionDetector:
         cam = self.world.camera(item.tower)
