@@ -36,12 +36,12 @@ from numpy.typing import NDArray
 
 from vigil.geo.frames import LocalFrame
 from vigil.ingest.schema import CameraDetection, SensorEvent, Telemetry, Track
+from vigil.tracks.camera_reports import camera_covariances, camera_likelihoods
 from vigil.tracks.classes import (
     class_likelihood,
     pace_factor,
     speed_likelihood,
     speed_says,
-    table_likelihood,
 )
 from vigil.tracks.config import CLASSES, TrackerConfig
 from vigil.tracks.groups import group_clusters, merge_duplicates, merge_group
@@ -132,7 +132,9 @@ class FusionTracker:
         self.ground_sensors = dict(ground_sensors or {})
         self.coverage = dict(coverage or {})
         self.id_prefix = id_prefix
-        self._sensors: dict[int, set[str]] = {}
+        #: Track id to the sources that fed it (frozensets, replaced when one is added:
+        #: the out-of-sequence window's snapshots share them instead of copying each).
+        self._sensors: dict[int, frozenset[str]] = {}
         self._trails = Trails()
         self._footprint_span: dict[str, float] = {}
         self._pending: dict[tuple[str, float], _Batch] = {}
@@ -215,39 +217,13 @@ class FusionTracker:
         self, dets: list[tuple[CameraDetection, float | None]]
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
         """One batch's camera detections as measurements: positions in the local frame
-        ``(m, 2)``, covariances ``(m, 2, 2)`` (m, m^2) and class likelihoods ``(m, classes)``,
-        each the same numbers as one detection at a time gives.
-
-        A degenerate covariance is replaced by one from the range (``floor + range *
-        angular error``, or the default sigma without a range); an aircraft's camera (one
-        with a footprint span) adds ``(fraction * span)^2`` per axis. Class likelihoods come
-        from the camera class table (an aircraft's camera: the plain guess model), computed
-        once for each distinct guess, confidence and range.
-        """
-        c = self.config
+        ``(m, 2)`` (m), covariances ``(m, 2, 2)`` (m^2) and class likelihoods ``(m,
+        classes)`` (:mod:`vigil.tracks.camera_reports`)."""
         msgs = [m for m, _ in dets]
         x, y = self.frame.to_local([float(m.lat) for m in msgs], [float(m.lon) for m in msgs])
         z = np.column_stack([np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)])
-        R = self._covariances(msgs, [sp for _, sp in dets])
-        memo: dict[tuple, NDArray[np.float64]] = {}
-        liks = []
-        for m, sp in dets:
-            key = (sp is not None, m.class_guess, m.class_confidence, m.range_m)
-            lik = memo.get(key)
-            if lik is None:
-                if sp is not None:  # an aircraft's camera
-                    lik = class_likelihood(m.class_guess, m.class_confidence)
-                else:
-                    lik = table_likelihood(
-                        c.camera_class_model,
-                        m.class_guess,
-                        m.class_confidence,
-                        m.range_m,
-                        c.camera_class_weight,
-                    )
-                memo[key] = lik
-            liks.append(lik)
-        return z, R, np.array(liks, dtype=np.float64).reshape(-1, len(CLASSES))
+        R = camera_covariances(self.config, msgs, [sp for _, sp in dets])
+        return z, R, camera_likelihoods(self.config, dets)
 
     def _telemetry(self, msg: Telemetry) -> None:
         if len(msg.footprint) < 2:
@@ -259,39 +235,7 @@ class FusionTracker:
 
     def _camera_covariance(self, msg: CameraDetection) -> NDArray[np.float64]:
         """One detection's covariance (m^2), as its batch would have it now."""
-        return self._covariances([msg], [self._footprint_span.get(msg.camera)])[0]
-
-    def _covariances(
-        self, msgs: list[CameraDetection], spans: list[float | None]
-    ) -> NDArray[np.float64]:
-        """Camera detections' covariances ``(m, 2, 2)``, m^2: each detection's own, or, when
-        that is degenerate, ``(floor + range * angular error)^2 I`` (the default sigma
-        without a range); plus ``(fraction * span)^2 I`` for an aircraft's camera (``spans``:
-        its footprint span when the detection came, m; ``None`` for a tower's)."""
-        c = self.config
-        cov = np.array([m.cov for m in msgs], dtype=np.float64).reshape(-1, 4)
-        ee, en, nn = cov[:, 0], cov[:, 1], cov[:, 3]
-        R = np.empty((len(msgs), 2, 2))
-        R[:, 0, 0], R[:, 0, 1], R[:, 1, 0], R[:, 1, 1] = ee, en, en, nn
-        bad = np.flatnonzero((ee <= 0.0) | (nn <= 0.0) | (ee * nn - en * en <= 1e-12))
-        if bad.size:
-            s = np.array(
-                [
-                    c.default_sigma_m
-                    if msgs[i].range_m is None
-                    else c.camera_sigma_floor_m + msgs[i].range_m * c.camera_angular_sigma_rad
-                    for i in bad.tolist()
-                ],
-                dtype=np.float64,
-            )
-            # np.maximum keeps a NaN as max(s, 1e-3) does
-            R[bad] = np.eye(2) * (np.maximum(s, 1e-3) ** 2)[:, None, None]
-        spans = [(i, sp) for i, sp in enumerate(spans) if sp is not None]
-        if spans:
-            rows = np.array([i for i, _ in spans], dtype=np.int64)
-            e = c.uas_footprint_error_fraction * np.array([sp for _, sp in spans])
-            R[rows] = R[rows] + np.eye(2) * (e**2)[:, None, None]
-        return R
+        return camera_covariances(self.config, [msg], [self._footprint_span.get(msg.camera)])[0]
 
     # -- one batch ----------------------------------------------------------------------------
 
@@ -332,9 +276,10 @@ class FusionTracker:
         )
         if stitching:
             self._lost.note_deleted(before, tr, self._sensors, self._trails)
-        for track_id in tr.last_det_track_id:
-            if track_id >= 0:
-                self._sensors.setdefault(int(track_id), set()).add(batch.source)
+        sensors, source = self._sensors, batch.source
+        for track_id in tr.last_det_track_id.tolist():
+            if track_id >= 0 and source not in sensors.get(track_id, ()):
+                sensors[track_id] = frozenset((*sensors.get(track_id, ()), source))
         if not batch.ugs:
             # ground sensors' updates are left out of the trails: they say where the sensor is
             updated = tr.slots_of(tr.last_det_track_id[tr.last_det_track_id >= 0])
@@ -346,13 +291,17 @@ class FusionTracker:
                 tr, tr.last_det_track_id, self.config.group_radius_m, self._trails.velocity
             )
             for did, kid in merges:
-                self._sensors.setdefault(kid, set()).update(self._sensors.pop(did, set()))
+                self._sensors[kid] = frozenset(
+                    (*self._sensors.get(kid, ()), *self._sensors.pop(did, ()))
+                )
                 self._merges.append((did, kid))
         if stitching:
             # after the merge: a new track that duplicates a group's current track is folded
             # into it, not given a lost track's id
             for new_id, lost in self._lost.stitch(t, tr, before.tentative):
-                self._sensors[lost.track_id] = lost.sensors | self._sensors.pop(new_id, set())
+                self._sensors[lost.track_id] = frozenset(lost.sensors).union(
+                    self._sensors.pop(new_id, ())
+                )
                 self._trails.rename(new_id, lost.track_id)
         live = set(tr.ids.tolist())
         for track_id in [k for k in self._sensors if k not in live]:
@@ -388,7 +337,7 @@ class FusionTracker:
     def _snapshot(self) -> _State:
         return (
             self.tracker.snapshot(),
-            {k: set(v) for k, v in self._sensors.items()},
+            dict(self._sensors),  # frozensets: shared, not copied
             list(self._merges),
             self._lost.snapshot(),
             self._trails.snapshot(),
@@ -397,7 +346,7 @@ class FusionTracker:
     def _restore(self, state: _State) -> None:
         snap, sensors, merges, lost, trails = state
         self.tracker.restore(snap)
-        self._sensors = {k: set(v) for k, v in sensors.items()}
+        self._sensors = {k: frozenset(v) for k, v in sensors.items()}
         self._merges = list(merges)
         self._lost.restore(lost)
         self._trails.restore(trails)
