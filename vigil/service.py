@@ -58,6 +58,7 @@ journal only make sense as a pair.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import json
 import logging
@@ -97,6 +98,9 @@ log = logging.getLogger(__name__)
 #: Outputs held for one outbox commit at most (a replay's go in commits of this many), and
 #: the longest the first of them waits for more while a tick goes on, wall seconds.
 OUTPUTS_HELD, OUTPUT_WAIT_S = 2048, 0.02
+#: Wall seconds between writes of the buffered outputs to the stores (at 3,500 msg/s five
+#: seconds' tracks took about 0.2 s to write, in one pause of the core thread).
+STORE_FLUSH_S = 1.0
 
 __all__ = [
     "INPUT_TOPICS",
@@ -111,8 +115,6 @@ __all__ = [
     "output_username",
     "service_client_id",
 ]
-
-# -- the service --------------------------------------------------------------------------------
 
 
 class SectorService(Restarts):
@@ -338,6 +340,7 @@ class SectorService(Restarts):
     # -- the core thread -------------------------------------------------------------------------
 
     def _core_loop(self) -> None:
+        _name_os_thread("vigil-core")
         try:
             self.report = self._replay()
             self._last_seq = self.journal.last_seq  # nothing writes it until the input starts
@@ -383,7 +386,7 @@ class SectorService(Restarts):
                 try:
                     self._idle_step(runner, now)
                     self._flush_outputs()
-                    if now - last_flush >= 5.0:
+                    if now - last_flush >= STORE_FLUSH_S:
                         last_flush = now
                         runner.core.flush_stores()
                     self._reap_snapshot()
@@ -485,3 +488,12 @@ class SectorService(Restarts):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _name_os_thread(name: str) -> None:
+    """Name the calling thread for the OS too (Linux, 15 bytes: ``top -H``, ``/proc``)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
