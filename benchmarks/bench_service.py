@@ -180,6 +180,29 @@ class _TrackWatch:
         self.client.loop_stop()
 
 
+def _cpu(pid: int) -> dict[str, float]:
+    """CPU seconds so far (user + system, from ``/proc``) of ``vigil run``'s core thread (the
+    OS thread named ``vigil-core``), its whole process, and its child processes (the input)."""
+
+    def used(stat: Path) -> float:
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    out = {"core": 0.0, "process": used(Path(f"/proc/{pid}/stat")), "children": 0.0}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            if (task / "comm").read_text().strip() == "vigil-core":
+                out["core"] += used(task / "stat")
+            kids = (task / "children").read_text().split()
+        except OSError:
+            continue
+        out["children"] += sum(used(Path(f"/proc/{k}/stat")) for k in kids)
+    return out
+
+
 def _status(state: Path) -> dict:
     for _ in range(50):
         try:
@@ -298,6 +321,7 @@ def main(argv: list[str] | None = None) -> dict:
             watch.take()
             for rate in args.rates:
                 handled0 = _status(state).get("handled", 0)
+                cpu0 = _cpu(proc.pid)
                 sent, n, took = _offer(pub, frame, rate, args.seconds)
                 t_end = time.time()
                 total += n
@@ -312,6 +336,7 @@ def main(argv: list[str] | None = None) -> dict:
                         time.sleep(0.2)
                 time.sleep(args.hold + 1.5)  # the last ticks' tracks
                 handled = _status(state).get("handled", 0) - handled0
+                cpu = {k: v - cpu0[k] for k, v in _cpu(proc.pid).items()}
                 lat, over = _latencies(sent, watch.take(), args.hold)
                 row = {
                     "offered_msg_s": rate,
@@ -328,6 +353,9 @@ def main(argv: list[str] | None = None) -> dict:
                     if over.size
                     else float("nan"),
                     "tracks_per_tick": int(round(rate / 10.0)),
+                    # CPU a message, us: the core thread; vigil run's two processes
+                    "core_us_msg": 1e6 * cpu["core"] / max(handled, 1),
+                    "run_us_msg": 1e6 * (cpu["process"] + cpu["children"]) / max(handled, 1),
                 }
                 # kept up: drained in 5 s, and no queue: p99 close to the structural wait
                 row["kept_up"] = kept_up and row["over_wait_p99_ms"] <= args.max_over_wait_ms
@@ -362,15 +390,18 @@ def main(argv: list[str] | None = None) -> dict:
     )
     print(
         f"{'offered msg/s':>14}{'sent msg/s':>12}{'tracks':>8}{'kept up':>9}{'p50 ms':>9}"
-        f"{'p99 ms':>9}{'p50 over wait':>15}{'p99 over wait':>15}"
+        f"{'p99 ms':>9}{'p50 over wait':>15}{'p99 over wait':>15}{'core us/msg':>13}"
+        f"{'run us/msg':>12}"
     )
     for r in results["rates"]:
         print(
             f"{r['offered_msg_s']:>14.0f}{r['sent_msg_s']:>12.0f}{r['tracks_per_tick']:>8}"
             f"{str(r['kept_up']):>9}{r['p50_ms']:>9.0f}{r['p99_ms']:>9.0f}"
             f"{r['over_wait_p50_ms']:>15.0f}{r['over_wait_p99_ms']:>15.0f}"
+            f"{r['core_us_msg']:>13.1f}{r['run_us_msg']:>12.1f}"
         )
-    print("(over wait: latency above the next whole-second tick plus the hold)")
+    print("(over wait: latency above the next whole-second tick plus the hold; us/msg: CPU a")
+    print(" handled message over the rate and its drain, core thread and all of vigil run)")
     print(
         f"Mosquitto anchor (paho pub -> sub, QoS 1, flat out, the load's camera detections "
         f"of {a['payload_bytes']} bytes): {a['rate_msg_s']:.0f} msg/s"
