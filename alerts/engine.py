@@ -184,10 +184,17 @@ class AlertEngine:
         seen, pending = rule.zone_seen, self._rule(CrossingRule).pending
         crossed = self._rule(TrackLostRule).crossed
         inside = [(zid, shapely.contains_xy(poly, x, y)) for zid, _, poly in self.zones]
+        ids = [t.track_id for t in tracks]
+        by_track = self.book.by_track
+        # only tracks in a zone, with an alert or a crossing, or ended can want a plan
+        maybe = np.array([t in by_track or t in pending for t in ids], dtype=np.bool_)
+        maybe |= np.array([t.state == "ended" for t in tracks], dtype=np.bool_)
+        for _, z in inside:
+            maybe |= z
         want = np.zeros(len(tracks), dtype=np.bool_)
         lost = []
-        for i, trk in enumerate(tracks):
-            tid = trk.track_id
+        for i in np.flatnonzero(maybe).tolist():
+            trk, tid = tracks[i], ids[i]
             oa = self.book.alert_for_track(tid)
             if trk.state == "ended":
                 near = oa is not None or tid in crossed or not s.track_lost_needs_crossing
@@ -205,9 +212,10 @@ class AlertEngine:
             at = np.array(lost)
             side, dist = self.border.side(x[at], y[at]), self.border.distance(x[at], y[at])
             want[at] = (side == US_SIDE) & ~(dist > s.track_lost_border_m)
-        vx = np.array([t.vx for t in tracks], dtype=np.float64)
-        vy = np.array([t.vy for t in tracks], dtype=np.float64)
-        self.book.planner.prepare(x[want], y[want], vx[want], vy[want])
+        rows = np.flatnonzero(want)
+        vx = np.array([tracks[i].vx for i in rows.tolist()], dtype=np.float64)
+        vy = np.array([tracks[i].vy for i in rows.tolist()], dtype=np.float64)
+        self.book.planner.prepare(x[rows], y[rows], vx, vy)
 
     def plans_done(self) -> None:
         """The tick that :meth:`plan_ahead` served is over: its recommendations go."""

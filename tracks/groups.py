@@ -48,6 +48,8 @@ def group_clusters(
     d2 = (S[:, 1, 1] * d[:, 0] ** 2 - 2.0 * S[:, 0, 1] * d[:, 0] * d[:, 1]
           + S[:, 0, 0] * d[:, 1] ** 2) / det  # fmt: skip
     link = d2 <= _GROUP_GATE
+    if not link.any():  # each detection its own cluster, numbered in order
+        return np.arange(m, dtype=np.int64)
     graph = csr_matrix((np.ones(int(link.sum())), (i[link], j[link])), shape=(m, m))
     _, labels = connected_components(graph, directed=False)
     return labels.astype(np.int64)
