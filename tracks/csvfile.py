@@ -12,7 +12,6 @@ of the input's positions unless ``centre=(lat, lon)`` is given.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -20,7 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -199,6 +197,8 @@ def _geojson_table(path: str | Path, frame: str) -> tuple[list[str], list[tuple[
     size = Path(path).stat().st_size
     if size > MAX_GEOJSON_BYTES:
         raise CsvError(path, 1, None, f"{size} bytes; at most {MAX_GEOJSON_BYTES} are read")
+    import json
+
     try:
         doc = json.loads(Path(path).read_bytes())
     except (ValueError, UnicodeDecodeError) as exc:
@@ -380,7 +380,11 @@ def run_track(
         At the first bad row, naming the line and column.
     """
     config = (config or TrackerConfig.for_track()).check()
-    zone = ZoneInfo(timezone)
+    zone: tzinfo = UTC  # the default: no time zone database to load
+    if timezone != "UTC":
+        from zoneinfo import ZoneInfo
+
+        zone = ZoneInfo(timezone)
     det = read_detections(csv_in, frame, config.default_sigma_m)
     local: LocalFrame | None = None
     if frame == "wgs84":

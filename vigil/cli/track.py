@@ -28,6 +28,8 @@ FLAG_KEYS = {
 
 def time_zone(text: str) -> str:
     """An IANA time zone name (``America/Phoenix``), checked."""
+    if text == "UTC":  # the default, always there: no time zone database to load
+        return text
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     try:
