@@ -39,3 +39,13 @@ def test_relief_gets_the_relief_tracker_unless_the_file_sets_it(tmp_path) -> Non
         "\nstitch_s = 300.0", "\nstitch_s = 300.0\nmax_position_sigma_m = 321.0"
     )
     assert tracker_for(_deployment(own, explicit + RELIEF)).max_position_sigma_m == 321.0
+
+
+def test_demo_relief_runs_the_same_tracker(tmp_path) -> None:
+    """``vigil demo --relief`` on the flat default deployment runs the demo's relief: the
+    relief tracker; without --relief the file's."""
+    d = load_default()
+    cap = RELIEF_TRACKER_CHANGES["max_position_sigma_m"]
+    assert d.tracker_config_on_ground(True).max_position_sigma_m == cap
+    assert d.tracker_config_on_ground(False) == d.tracker_config()
+    assert d.tracker_config_on_ground() == d.tracker_config()  # no [terrain]: flat

@@ -154,6 +154,24 @@ class Deployment:
             self.class_model.speed,
         )
 
+    def tracker_config_on_ground(self, relief: bool | None = None) -> TrackerConfig:
+        """:meth:`tracker_config`, and on relief the relief's changes
+        (:data:`vigil.tracks.config.RELIEF_TRACKER_CHANGES`: detections there can be
+        kilometres unsure along the sight line, issue 21) for each key the file's
+        ``[tracker]`` does not set itself: what ``vigil run`` and ``vigil demo --relief`` run.
+        ``relief``: None: on relief when ``[terrain]`` names a DEM or synthetic ground."""
+        from vigil.geo.crossing_monitor import side_probability_for
+        from vigil.tracks.config import RELIEF_TRACKER_CHANGES
+
+        tracker = self.tracker_config()
+        if relief is None:
+            relief = side_probability_for(self.config.terrain) is not None
+        if not relief:
+            return tracker
+        own = tomllib.loads(self.text).get("tracker", {})
+        changes = {k: v for k, v in RELIEF_TRACKER_CHANGES.items() if k not in own}
+        return msgspec.structs.replace(tracker, **changes) if changes else tracker
+
     @property
     def sector(self) -> str:
         """The sector's name."""

@@ -100,7 +100,7 @@ def run_demo(
         sim,
         seed,
         store_dir=out_dir,
-        tracker=deployment.tracker_config(),
+        tracker=deployment.tracker_config_on_ground(relief),
         rules=deployment.rules,
         detection=deployment.detection_for,
         terrain=terrain,

@@ -101,23 +101,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def tracker_for(d: Deployment) -> TrackerConfig:
-    """The tracker ``vigil run`` runs: ``[tracker]`` (:meth:`Deployment.tracker_config`), and
-    on relief (``[terrain]`` names a DEM or synthetic ground) the relief's changes
-    (:data:`vigil.tracks.config.RELIEF_TRACKER_CHANGES`, as ``vigil demo --relief`` runs)
-    for each key the file's ``[tracker]`` does not set itself."""
-    import tomllib
-
-    import msgspec
-
-    from vigil.geo.crossing_monitor import side_probability_for
-    from vigil.tracks.config import RELIEF_TRACKER_CHANGES
-
-    tracker = d.tracker_config()
-    if side_probability_for(d.config.terrain) is None:
-        return tracker
-    own = tomllib.loads(d.text).get("tracker", {})
-    changes = {k: v for k, v in RELIEF_TRACKER_CHANGES.items() if k not in own}
-    return msgspec.structs.replace(tracker, **changes) if changes else tracker
+    """The tracker ``vigil run`` runs: ``[tracker]``, with the relief's changes on relief
+    (:meth:`Deployment.tracker_config_on_ground`, as ``vigil demo --relief`` runs)."""
+    return d.tracker_config_on_ground()
 
 
 def cot_url(text: str) -> str:
