@@ -134,6 +134,9 @@ class Pipeline:
     perturbations
         What makes the simulated world as hard as the field
         (:class:`vigil.sim.perturbations.Perturbations`); ``None``: none (the world as before).
+    image_side
+        On relief, judge sides in the image too (:class:`vigil.geo.image_side.ImageSideMonitor`);
+        off by default: in ``bench_demo_relief`` it made one false crossing alert (seed 2101).
     """
 
     def __init__(
@@ -151,6 +154,7 @@ class Pipeline:
         terrain: SimTerrain | None = None,
         pointing: dict[str, TowerPointing] | None = None,
         perturbations: Perturbations | None = None,
+        image_side: bool = False,
     ) -> None:
         self.site = site
         self.sector = site.sector.name
@@ -170,22 +174,22 @@ class Pipeline:
         self.core = SectorCore(
             site, self.bus, store_dir=store_dir, tracker=tracker, rules=rules, on_command=self._cue
         )
-        if terrain is not None:
-            # tracks fed through the relief: sides by their covariance, and in the image by
-            # where the feet stand against the border's row (geo.image_side)
+        if terrain is not None:  # tracks fed through the relief: sides by their covariance
             from vigil.geo.crossing_monitor import RELIEF_SIDE_PROBABILITY
             from vigil.geo.image_side import RELIEF_IMAGE_PROBABILITY, ImageSideMonitor
 
-            old = self.core.monitor
-            self.core.monitor = ImageSideMonitor(
-                old.border,
-                hysteresis_m=old.h,
-                entry_m=old.entry_m,
-                entry_rise_m=old.entry_rise_m,
-                side_probability=RELIEF_SIDE_PROBABILITY,
-                image_only=True,
-                image_probability=RELIEF_IMAGE_PROBABILITY,
-            )
+            self.core.monitor.side_probability = RELIEF_SIDE_PROBABILITY
+            if image_side:  # and in the image: feet against the border's row (geo.image_side)
+                old = self.core.monitor
+                self.core.monitor = ImageSideMonitor(
+                    old.border,
+                    hysteresis_m=old.h,
+                    entry_m=old.entry_m,
+                    entry_rise_m=old.entry_rise_m,
+                    side_probability=RELIEF_SIDE_PROBABILITY,
+                    image_only=True,
+                    image_probability=RELIEF_IMAGE_PROBABILITY,
+                )
         self.log = RunLog(self.core, self.bus)
         self.frame = self.core.frame
         self.border = self.core.border
@@ -283,9 +287,8 @@ class Pipeline:
             self.bus.publish(topic_for(self.sector, item.message), item.message)
 
     def _observe_sides(self, geometry: CameraGeometry | None, dets: list[CameraDetection]) -> None:
-        """Give the crossing monitor the image margins of one frame's detections on relief:
-        each detection's feet pixel (where its ground point is seen) against the border's row
-        in its column (:func:`vigil.geo.image_side.image_margins`)."""
+        """Give an image-side monitor one frame's detections' feet pixels (where each ground
+        point is seen) against the border's row (:func:`vigil.geo.image_side.image_margins`)."""
         from vigil.detection.terrain import TerrainGeometry
         from vigil.geo.image_side import ImageSideMonitor, image_margins
         from vigil.geo.raycast import curvature_factor
