@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from vigil.ingest.fast_check import passes
 from vigil.ingest.jsonable import numpy_scalar
 from vigil.ingest.limits import (  # noqa: F401 - re-exported
     ACTOR_PATTERN,
@@ -36,8 +37,6 @@ from vigil.ingest.limits import (  # noqa: F401 - re-exported
     text_problem,
 )
 from vigil.ingest.topics import TOPIC_KIND, expected_kind
-
-# imported from here too
 from vigil.ingest.topics import quarantine_topic as quarantine_topic
 from vigil.ingest.topics import topic_for as topic_for
 from vigil.ingest.validation import explain
@@ -402,7 +401,9 @@ def validate(
     ``now`` is the receiver's clock (UTC seconds; the local clock when omitted) and
     ``max_skew_s`` how far ahead of it a time may be, seconds (``math.inf``: any).
     """
-    _check_struct(msg, "", _time.time() if now is None else now, max_skew_s)
+    now = _time.time() if now is None else now
+    if not passes(msg, now, max_skew_s):  # the full check decides and names the field
+        _check_struct(msg, "", now, max_skew_s)
     return msg
 
 
