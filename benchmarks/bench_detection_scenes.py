@@ -217,7 +217,30 @@ def summary(scores: dict[str, list[SceneScore]]) -> None:
             )
 
 
-def speed(width: int, height: int, frames: int = 60, seed: int = 0) -> dict[str, float]:
+def reduced(
+    spec: str, slow_every: int = 1, config: DetectorConfig | None = None, samples: int = 0
+) -> tuple[TbdParams, DetectorConfig | None]:
+    """Opt-in reduced-state settings from the command line: ``spec`` is ``KEY=VALUE`` pairs
+    of :class:`TbdParams` joined by commas (a tuple's items by ``/``, e.g.
+    ``speeds_px_s=0.6,block_s=2,frame_stride=2``); ``slow_every`` is
+    ``SlowParams.every``; ``samples`` (0: unchanged) the consensus model's
+    ``BackgroundParams.samples``. Returns the stage's settings and ``config`` so changed."""
+    kw: dict[str, object] = {}
+    for item in filter(None, spec.split(",")):
+        key, val = item.split("=", 1)
+        kind = type(getattr(TbdParams(), key))
+        kw[key] = tuple(float(v) for v in val.split("/")) if kind is tuple else kind(val)
+    if config is not None and slow_every > 1 and config.slow is not None:
+        config = replace(config, slow=replace(config.slow, every=slow_every))
+    if config is not None and samples > 0:
+        config = replace(config, background=replace(config.background, samples=samples))
+    return TbdParams(**kw), config
+
+
+def speed(
+    width: int, height: int, frames: int = 60, seed: int = 0, variant: str | None = None,
+    slow_every: int = 1, samples: int = 0, register: str = "lk",
+) -> dict[str, float]:  # fmt: skip
     """Milliseconds per frame of CPU time of the calling thread (``time.thread_time``: the
     shared machine's load does not count; total over the frames, so the stage's
     once-a-block work is spread over its block) on one thread: MOG2 (the anchor), Vigil's
@@ -256,9 +279,18 @@ def speed(width: int, height: int, frames: int = 60, seed: int = 0) -> dict[str,
              "vigil+n1+tbd+lk": SlowMoverDetector(shape, FPS, lk, params)}  # fmt: skip
     stage = SlowMoverDetector(shape, FPS, n1, params).stage
     runs: dict[str, Callable[[int], object]] = {"mog2": lambda i: mog2.apply(video[i])}
+    if variant is not None or slow_every > 1 or samples > 0 or register != "lk":
+        # only the anchor, today's pair with lk and the pair with the reduced settings
+        tp, cfg = reduced(variant or "", slow_every, replace(lk, register_method=register),
+                          samples)  # fmt: skip
+        tp = replace(tp, warmup_s=1.0, bad_share=1.0)
+        dets, stage = {}, None
+        pairs = {"vigil+n1+tbd+lk": pairs["vigil+n1+tbd+lk"],
+                 "reduced": SlowMoverDetector(shape, FPS, cfg, tp)}  # fmt: skip
     for name, det in dets.items():
         runs[name] = lambda i, d=det: d.process(video[i], i / FPS, i + 1)
-    runs["tbd stage"] = lambda i: stage.add(video[i])
+    if stage is not None:
+        runs["tbd stage"] = lambda i: stage.add(video[i])
     for name, pair in pairs.items():
         runs[name] = lambda i, p=pair: p.process(video[i], i / FPS, i + 1)
     used = dict.fromkeys(runs, 0.0)
@@ -295,7 +327,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[SceneScore]]:
     ap.add_argument(
         "--register",
         default="ecc",
-        choices=("ecc", "lk"),
+        choices=("ecc", "lk", "lk4"),
         help="the Vigil methods' shake registration (DetectorConfig.register_method)",
     )
     ap.add_argument(
@@ -304,11 +336,22 @@ def main(argv: list[str] | None = None) -> dict[str, list[SceneScore]]:
         default=None,
         help="the stage's veto_sd (default TbdParams's, chosen on the calibration seeds)",
     )
+    ap.add_argument(
+        "--reduced",
+        default=None,
+        help="opt-in reduced-state stage settings for vigil+n1+tbd, TbdParams KEY=VALUE "
+        "joined by commas, tuple items by '/' (e.g. speeds_px_s=0.6,block_s=2,frame_stride=2)",
+    )
+    ap.add_argument("--slow-every", type=int, default=1, help="SlowParams.every (opt-in)")
+    ap.add_argument("--samples", type=int, default=0, help="BackgroundParams.samples (0: 8)")
+    ap.add_argument("--sizes", default="640x480,1920x1080", help="--speed's sizes, WxH")
     args = ap.parse_args(argv)
     tbd = TbdParams(veto_sd=args.tbd_veto) if args.tbd_veto is not None else None
     if args.speed:
-        for w, h in ((640, 480), (1920, 1080)):
-            ms = speed(w, h)
+        for size in args.sizes.split(","):
+            w, h = (int(v) for v in size.lower().split("x"))
+            ms = speed(w, h, variant=args.reduced, slow_every=args.slow_every,
+                       samples=args.samples, register=args.register)  # fmt: skip
             print(
                 f"{w}x{h} ms/frame, one thread: "
                 + ", ".join(f"{k} {v:.2f}" for k, v in ms.items())
@@ -324,6 +367,10 @@ def main(argv: list[str] | None = None) -> dict[str, list[SceneScore]]:
     spec = SceneSpec(width=args.width, height=args.height, fps=FPS, seconds=args.seconds)
     config = DetectionSettings(sensor=args.sensor).detector_config()
     config = replace(config, register_method=args.register)
+    if args.reduced is not None or args.slow_every > 1 or args.samples > 0:
+        tbd, config = reduced(args.reduced or "", args.slow_every, config, args.samples)
+        if args.tbd_veto is not None:
+            tbd = replace(tbd, veto_sd=args.tbd_veto)
     names = args.methods.split(",") if args.methods else None
     scores = run(seeds, spec, config, names, tbd=tbd)
     print(

@@ -288,6 +288,10 @@ class SlowParams:
     two_sided
         Also report pixels that stay colder than the slow background by as much (bodies
         colder than a sun-heated ground); off: warmer only.
+    every
+        Reduced work, opt-in (changes outputs): the model learns and classifies on every
+        ``every``-th frame only (its rates follow the longer interval) and repeats its last
+        mask in between. 1 (the default) is every frame.
     """
 
     mean_s: float = 60.0
@@ -303,6 +307,7 @@ class SlowParams:
     hold_after_s: float = 1.0
     apart_px: int = 2
     two_sided: bool = False
+    every: int = 1
 
     def __post_init__(self) -> None:
         checks: dict[str, tuple[float, float, float]] = {
@@ -318,6 +323,7 @@ class SlowParams:
             "hold_shift_px": (self.hold_shift_px, 0.0, 1e4),
             "hold_after_s": (self.hold_after_s, 0.0, 1e4),
             "apart_px": (self.apart_px, 0, 7),
+            "every": (self.every, 1, 100),
         }
         check_ranges("slow background", checks)
 
@@ -376,6 +382,7 @@ class SlowBackground:
         self.elapsed_s = 0.0
         self.last_time: float | None = None
         self.held_until = -math.inf
+        self._calls = 0
 
     def reset(self) -> None:
         """Forget the background; the next frame starts it again."""
@@ -420,6 +427,10 @@ class SlowBackground:
         if out is None:
             out = np.empty(self.shape, np.uint8)
         p = self.params
+        self._calls += 1
+        if p.every > 1 and self.frames_seen > 0 and self._calls % p.every:
+            np.copyto(out, self.mask)
+            return out
         gain_q8 = round(256.0 / min(max(gain, 0.25), 4.0))
         if self.frames_seen == 0:
             level = np.minimum((frame.astype(np.int32) * gain_q8 + 128) >> 8, 255)

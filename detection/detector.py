@@ -61,7 +61,7 @@ class DetectorConfig:
         ``"ecc"`` (OpenCV's ECC on a half-size copy) or ``"lk"`` (a numba Gauss-Newton
         translation with gain and offset on a copy at most 480 pixels wide: half of
         640x480, a quarter of 1920x1080; on the development scenes as close to the true
-        shake as ECC, at a fraction of its time).
+        shake as ECC, at a fraction of its time); opt-in ``"lk4"``: on a copy half as wide.
     objects
         Blob -> detection settings.
     weighted_centroids
@@ -132,9 +132,9 @@ class DetectorConfig:
             raise DetectionError(
                 f"neighbour_margin={self.neighbour_margin!r}; expected 0 to 255 grey levels"
             )
-        if self.register_method not in ("ecc", "lk"):
+        if self.register_method not in ("ecc", "lk", "lk4"):
             raise DetectionError(
-                f"register_method={self.register_method!r}; expected 'ecc' or 'lk'"
+                f"register_method={self.register_method!r}; expected 'ecc', 'lk' or 'lk4'"
             )
         if self.neighbour_px and not self.background.warm_only:
             raise DetectionError("neighbour_px needs a warm-only background (thermal settings)")

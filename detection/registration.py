@@ -102,13 +102,14 @@ class ShakeCompensator:
     @classmethod
     def made_for(cls, shape: tuple[int, int], method: str = "ecc") -> ShakeCompensator:
         """The registration a detector uses: ECC on a half-size copy, or ``"lk"`` on a copy
-        at most 480 pixels wide (half of 640x480, a quarter of 1920x1080)."""
+        at most 480 pixels wide (half of 640x480, a quarter of 1920x1080); ``"lk4"`` is
+        ``"lk"`` on a copy at most 240 pixels wide (opt-in reduced work)."""
         if method == "ecc":
             return cls(shape)
-        scale = 2
-        while scale < 8 and shape[1] / scale > 480:
+        scale, widest = 2, 240 if method == "lk4" else 480
+        while scale < 8 and shape[1] / scale > widest:
             scale *= 2
-        return cls(shape, scale=scale, method=method)
+        return cls(shape, scale=scale, method="lk")
 
     def _small_copy(self, frame: NDArray[np.uint8]) -> NDArray[np.float32]:
         if self.scale == 1:

@@ -100,6 +100,8 @@ class TbdParams:
     mask_sd
         :class:`SlowMoverDetector`'s mask takes in the pixels within a pixel of a kept
         box whose support passes this (standard deviations; 0 is off).
+    frame_stride
+        Opt-in reduced work: the pair feeds the stage every ``frame_stride``-th frame only.
     bad_share
         A block where more than this share of the pixels is over 3 standard deviations
         colder than the background (bodies are warm: a jolt the registration left) is
@@ -127,33 +129,24 @@ class TbdParams:
     recent_rate: float = 0.4
     veto_sd: float = 3.0
     mask_sd: float = 2.5
+    frame_stride: int = 1
 
     def __post_init__(self) -> None:
-        check_ranges(
-            "track-before-detect",
-            {
-                "block_s": (self.block_s, 0.05, 10.0),
-                "decay": (self.decay, 0.0, 0.99),
-                "background_s": (self.background_s, self.block_s, 3600.0),
-                "variance_s": (self.variance_s, self.block_s, 3600.0),
-                "warmup_s": (self.warmup_s, 0.0, 3600.0),
-                "threshold": (self.threshold, 0.0, 1e3),
-                "grow": (self.grow, 0.0, self.threshold),
-                "max_area_px": (self.max_area_px, 1, 1 << 20),
-                "confirm": (self.confirm, 1, self.confirm_of),
-                "confirm_of": (self.confirm_of, 1, 32),
-                "near_px": (self.near_px, 0.0, 100.0),
-                "floor_sd": (self.floor_sd, 0.01, 255.0),
-                "cap_sd": (self.cap_sd, 1.0, 100.0),
-                "z_min": (self.z_min, -100.0, 0.0),
-                "z_max": (self.z_max, 0.0, 100.0),
-                "bad_share": (self.bad_share, 0.0, 1.0),
-                "surround_px": (self.surround_px, 0, 32),
-                "recent_rate": (self.recent_rate, 0.01, 1.0),
-                "veto_sd": (self.veto_sd, 0.0, 100.0),
-                "mask_sd": (self.mask_sd, 0.0, 100.0),
-            },
-        )
+        check_ranges("track-before-detect", {
+            "block_s": (self.block_s, 0.05, 10.0), "decay": (self.decay, 0.0, 0.99),
+            "background_s": (self.background_s, self.block_s, 3600.0),
+            "variance_s": (self.variance_s, self.block_s, 3600.0),
+            "warmup_s": (self.warmup_s, 0.0, 3600.0), "threshold": (self.threshold, 0.0, 1e3),
+            "grow": (self.grow, 0.0, self.threshold),
+            "max_area_px": (self.max_area_px, 1, 1 << 20),
+            "confirm": (self.confirm, 1, self.confirm_of),
+            "confirm_of": (self.confirm_of, 1, 32), "near_px": (self.near_px, 0.0, 100.0),
+            "floor_sd": (self.floor_sd, 0.01, 255.0), "cap_sd": (self.cap_sd, 1.0, 100.0),
+            "z_min": (self.z_min, -100.0, 0.0), "z_max": (self.z_max, 0.0, 100.0),
+            "bad_share": (self.bad_share, 0.0, 1.0), "surround_px": (self.surround_px, 0, 32),
+            "recent_rate": (self.recent_rate, 0.01, 1.0), "veto_sd": (self.veto_sd, 0.0, 100.0),
+            "mask_sd": (self.mask_sd, 0.0, 100.0), "frame_stride": (self.frame_stride, 1, 100),
+        })  # fmt: skip
         if not self.speeds_px_s or not all(0.0 < s <= 20.0 for s in self.speeds_px_s):
             raise DetectionError(
                 f"speeds_px_s={self.speeds_px_s!r}; expected speeds in (0, 20] pixels per second"
@@ -462,7 +455,8 @@ class SlowMoverDetector:
         if not config.register:
             raise DetectionError("the track-before-detect stage needs registered frames")
         self.detector = MotionDetector(shape, config)
-        self.stage = TrackBeforeDetect(shape, fps, params)
+        self.stage = TrackBeforeDetect(shape, fps / (params or TbdParams()).frame_stride, params)
+        self._frames = 0
         self._mask = np.zeros(self.detector.shape, np.uint8)
 
     def _supported(self, boxes: list[Box]) -> list[Box]:
@@ -479,7 +473,9 @@ class SlowMoverDetector:
         """The detector's result on the next frame, and the pair's boxes."""
         res = self.detector.process(frame, time_s, frame_index)
         stage = self.stage
-        ended = stage.add(self.detector.registration.out)
+        take = self._frames % stage.params.frame_stride == 0
+        self._frames += 1
+        ended = take and stage.add(self.detector.registration.out)
         det_boxes = [d.box for d in res.pixel_detections]
         kept = self._supported(det_boxes)
         extra: list[Box] = []
