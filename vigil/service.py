@@ -13,9 +13,9 @@ How a message goes through
     released once the newest message time seen is ``hold_s`` past it; released messages go,
     in ``(time, topic, arrival)`` order, into a :class:`~vigil.core.SectorCore` on a private
     in-process bus, ticked at every whole second of message time, as the in-process demo
-    ticks it. What the core
-    publishes (tracks, crossings, alerts, camera commands) goes out through a second MqttBus
-    (``{client id}-out``, user ``{user}-out``) and its on-disk outbox.
+    ticks it. What the core publishes (tracks, crossings, alerts, camera commands) goes out,
+    committed and sent by a writer thread, through a second MqttBus (``{client id}-out``,
+    user ``{user}-out``) and its on-disk outbox.
 
     A message older than what was already released is *late*: it is applied at once (fusion
     replays out-of-sequence reports within its lag) and counted. A message more than
@@ -51,9 +51,8 @@ After a crash
 
 The state folder holds ``journal.sqlite``, ``in.outbox`` and ``out.outbox``,
 ``quarantine.jsonl``, ``service.sqlite``, ``snapshot-*.bin``, ``status.json`` (rewritten
-every 0.1 s) and the
-stores ``vigil.tracks.sqlite`` and ``events.sqlite``. Keep them together: the outbox count and the
-journal only make sense as a pair.
+every 0.1 s) and the stores ``vigil.tracks.sqlite`` and ``events.sqlite``. Keep them
+together: the outbox count and the journal only make sense as a pair.
 """
 
 from __future__ import annotations
@@ -79,25 +78,19 @@ from vigil.ingest.latest_file import LatestFile
 from vigil.ingest.mqtt import MqttBus, MqttSettings
 from vigil.ingest.mqtt_process import InputProcess, input_spec, trusted_decode, wait_for_lock
 from vigil.ingest.mqtt_settings import mqtt_settings, output_username, service_client_id
+from vigil.ingest.output_writer import OutputWriter
 from vigil.ingest.private_files import private_dir
 from vigil.ingest.schema import MessageError, Wire, encode
 from vigil.restart import Restarts, StartReport, warm_up
 from vigil.retained import RetainedState
-from vigil.runner import (
-    INPUT_TOPICS,
-    OUTPUT_TOPICS,
-    Output,
-    SectorRunner,
-    input_patterns,
-)
+from vigil.runner import INPUT_TOPICS, OUTPUT_TOPICS, Output, SectorRunner, input_patterns
 from vigil.snapshot import AdvanceLog
 from vigil.tracks.config import TrackerConfig
 
 log = logging.getLogger(__name__)
 
-#: Outputs held for one outbox commit at most (a replay's go in commits of this many), and
-#: the longest the first of them waits for more while a tick goes on, wall seconds.
-OUTPUTS_HELD, OUTPUT_WAIT_S = 2048, 0.02
+#: Outputs in one outbox commit at most (a replay's go in commits of this many).
+OUTPUTS_HELD = 2048
 #: Wall seconds between writes of the buffered outputs to the stores (at 3,500 msg/s five
 #: seconds' tracks took about 0.2 s to write, in one pause of the core thread).
 STORE_FLUSH_S = 1.0
@@ -258,9 +251,8 @@ class SectorService(Restarts):
         self._snap_advances: dict[int, int] = {}  # snapshot seq -> advance id it covers
         self._advance_id = 0
         self.snapshot_counts: dict[str, int] = {"written": 0, "failed": 0, "pruned": 0}
-        #: Outputs made and not yet committed to the output outbox (see :meth:`_output`).
-        self._pending_out: list[tuple[str, Wire]] = []
-        self._pending_since = 0.0  # monotonic s when the first of them came
+        #: Commits and sends the outputs (outbox, broker, channels) off the core thread.
+        self._writer = OutputWriter(self._send_outputs, "vigil-output", OUTPUTS_HELD)
 
     # -- start: replay the journal, then go live ------------------------------------------------
 
@@ -302,22 +294,14 @@ class SectorService(Restarts):
             self.in_bus.quarantine(topic, encode(msg), err)
 
     def _output(self, topic: str, msg: Wire) -> None:
-        """A new output: its retained state at once; the message waits for
-        :meth:`_flush_outputs` (after each input message, or once the first waiting is
-        :data:`OUTPUT_WAIT_S` old: a tick's tracks share a few commits, not one each)."""
+        """A new output: its retained state at once; the message to the writer thread, which
+        commits what came while it was busy in one transaction and sends it (:meth:`_send_outputs`):
+        a tick's tracks go out while the tick goes on. A snapshot or a stop waits for it."""
         self.state.before_output(topic, msg)
-        now = time.monotonic()
-        if not self._pending_out:
-            self._pending_since = now
-        self._pending_out.append((topic, msg))
-        if len(self._pending_out) >= OUTPUTS_HELD or now - self._pending_since >= OUTPUT_WAIT_S:
-            self._flush_outputs()
+        self._writer.put([(topic, msg)])
 
-    def _flush_outputs(self) -> None:
-        """The waiting outputs into the outbox in one commit and out, then to the channels."""
-        pending, self._pending_out = self._pending_out, []
-        if not pending:
-            return
+    def _send_outputs(self, pending: list[tuple[str, Wire]]) -> None:
+        """Outputs into the outbox in one commit and out, then to the channels (writer thread)."""
         try:
             self.out_bus.publish_many(pending)
         except Exception:  # as a failed publish in the bus's delivery was: logged
@@ -330,11 +314,11 @@ class SectorService(Restarts):
 
     def _replay(self) -> StartReport:
         report = super()._replay()
-        self._flush_outputs()  # what the replay made past the outbox's count
+        self._writer.drain()  # what the replay made past the outbox's count
         return report
 
     def _snapshot_meta(self, runner: SectorRunner) -> dict | None:
-        self._flush_outputs()  # a snapshot counts the outputs so far as in the outbox
+        self._writer.drain()  # a snapshot counts the outputs so far as in the outbox
         return super()._snapshot_meta(runner)
 
     # -- the core thread -------------------------------------------------------------------------
@@ -385,7 +369,6 @@ class SectorService(Restarts):
                 last_periodic = now
                 try:
                     self._idle_step(runner, now)
-                    self._flush_outputs()
                     if now - last_flush >= STORE_FLUSH_S:
                         last_flush = now
                         runner.core.flush_stores()
@@ -398,7 +381,7 @@ class SectorService(Restarts):
                     log.exception("periodic step failed")
         if self.snapshot_every or self.snapshot_s:
             self._take_snapshot(runner)  # a clean stop: the next start replays nothing
-        self._flush_outputs()
+        self._writer.drain()
         runner.close()
         self._status_writer.stop()
         self._write_status(wait=True)
@@ -410,8 +393,6 @@ class SectorService(Restarts):
         except Exception:  # one bad message must not stop the sector
             log.exception("handling %s failed", topic)
             runner.counts["handler_error"] += 1
-        if self._pending_out:  # a tick's outputs (or an action's) go out now, in one commit
-            self._flush_outputs()
 
     def _idle_step(self, runner: SectorRunner, now: float) -> None:
         connected = self.in_bus.connected
@@ -476,6 +457,7 @@ class SectorService(Restarts):
         if self._core_thread is not None and self._core_thread.is_alive():
             self._core_thread.join(timeout + 90.0)
         self.in_bus.join(timeout)
+        self._writer.close(timeout)
         for channel in self.channels:
             channel.close()
         self.out_bus.flush(timeout)
