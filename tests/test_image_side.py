@@ -242,3 +242,31 @@ def test_the_change_test_lets_a_crossing_show_and_holds_a_steady_side() -> None:
             assert ev.z("b") > 0
     with pytest.raises(ValueError, match="change_s"):
         SideEvidence(change_s=0.0)
+
+
+def test_a_track_takes_no_margin_from_a_detection_outside_its_gate(border: Border) -> None:
+    """A track updated in a frame whose detections are all far from it (another tower's, or
+    its own tower's of someone else) takes no margin: in bench_demo_relief at seed 2101 a
+    track took, by the nearest detection, the margins of a person 14 km away and flipped."""
+    from vigil.geo.image_side import MATCH_CHI2, ImageSideMonitor
+
+    p = border.line.interpolate(20_000.0)
+    t0 = 1_780_000_000.0
+    mon = ImageSideMonitor(border, side_probability=0.99, image_only=True)
+    big = [np.eye(2) * 1e6]
+    cov = [[400.0, 0.0, 0.0, 400.0]]  # the detection's ground covariance, 20 m sd
+    for k in range(30):
+        mon.observe(t0 + k, [p.x + 14_000.0], [p.y - 150.0], _margins([-10.0]), cov)
+        mon.update(["a"], [t0 + k], [p.x], [p.y + 300.0], big)
+    assert math.isnan(mon.evidence.z("a"))
+    # within the gate (under the detection's covariance and the floor): taken
+    d = math.sqrt(MATCH_CHI2 * (400.0 + 15.0**2)) * 0.9
+    for k in range(30, 60):
+        mon.observe(t0 + k, [p.x + d], [p.y + 300.0], _margins([3.0]), cov)
+        mon.update(["a"], [t0 + k], [p.x], [p.y + 300.0], big)
+    assert mon.evidence.z("a") > 3.0 and mon.states["a"].side == 1
+    # just outside: not
+    mon.observe(t0 + 60, [p.x + d / 0.9 * 1.05], [p.y + 300.0], _margins([-40.0]), cov)
+    before = len(mon.evidence._pools["a"].items)
+    mon.update(["a"], [t0 + 60], [p.x], [p.y + 300.0], big)
+    assert len(mon.evidence._pools["a"].items) == before

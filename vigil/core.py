@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,6 +42,9 @@ from vigil.ingest.sources import Devices, check_source
 from vigil.tracks.config import TrackerConfig
 from vigil.tracks.fusion import FusionTracker, GroundSensorSite
 from vigil.tracks.store import TrackStore
+
+if TYPE_CHECKING:
+    from vigil.geo.image_side import SideGeometry
 
 #: New tracks first seen this close to the border (m) that walk away from it crossed unseen.
 #: Off: since the towers place bodies without range bias they see groups before the line,
@@ -142,6 +147,9 @@ class SectorCore:
             bus.subscribe(f"{base}/uas/+/telemetry", to_fusion),
             bus.subscribe(f"{base}/alerts", self._on_alert),
         ]
+        #: Towers whose detections' sides are judged in their images (:meth:`use_image_side`).
+        self._side_geometry: dict[str, SideGeometry] = {}
+        self._side_pending: list[CameraDetection] = []
 
     def _to_fusion(self, topic: str, msg: Wire) -> None:
         if isinstance(msg, CameraDetection | SensorEvent | Telemetry):
@@ -151,10 +159,66 @@ class SectorCore:
                 self.refused[err.reason] += 1
                 return
             self.fusion.ingest(msg)
+            if self._side_geometry and isinstance(msg, CameraDetection):
+                self._side_pending.append(msg)
 
     def _to_fusion_checked(self, topic: str, msg: Wire) -> None:
         if isinstance(msg, CameraDetection | SensorEvent | Telemetry):
             self.fusion.ingest(msg)
+            if self._side_geometry and isinstance(msg, CameraDetection):
+                self._side_pending.append(msg)
+
+    def use_image_side(self, geometries: Mapping[str, SideGeometry] | None = None) -> None:
+        """Judge crossing sides in the towers' images as well (issue 21,
+        :class:`vigil.geo.image_side.ImageSideMonitor`): the monitor is replaced by one with
+        the same settings (its side probability the relief's when unset) that takes the image's
+        side alone where it has one. ``geometries``: each tower's :class:`~vigil.geo.
+        image_side.SideGeometry`, with which the core judges its camera detections itself
+        (each detection's ground point projected back to its feet pixel); None: whoever feeds
+        the core calls :meth:`observe_sides` (the demo, with each frame's geometry). A camera
+        whose pointing changes (PTZ) is judged with the pointing given here."""
+        from vigil.geo.crossing_monitor import RELIEF_SIDE_PROBABILITY
+        from vigil.geo.image_side import RELIEF_IMAGE_PROBABILITY, ImageSideMonitor
+
+        old = self.monitor
+        self.monitor = ImageSideMonitor(
+            old.border,
+            hysteresis_m=old.h,
+            entry_m=old.entry_m,
+            entry_rise_m=old.entry_rise_m,
+            side_probability=old.side_probability or RELIEF_SIDE_PROBABILITY,
+            image_only=True,
+            image_probability=RELIEF_IMAGE_PROBABILITY,
+        )
+        self._side_geometry = dict(geometries or {})
+
+    def observe_sides(self, geometry: SideGeometry, dets: Sequence[CameraDetection]) -> None:
+        """One camera frame's detections (same time) to the image-side monitor, judged with
+        ``geometry`` (nothing without :meth:`use_image_side`)."""
+        from vigil.geo.image_side import ImageSideMonitor
+
+        monitor = self.monitor
+        if not dets or not isinstance(monitor, ImageSideMonitor):
+            return
+        x, y = self.frame.to_local([d.lat for d in dets], [d.lon for d in dets])
+        h = [(d.box[3] - d.box[1]) if d.box else 0.0 for d in dets]
+        ok, m = geometry.margins(self.border, x, y, h)
+        if ok.any():
+            cov = np.array([d.cov for d, k in zip(dets, ok, strict=True) if k], dtype=np.float64)
+            monitor.observe(dets[0].time, np.atleast_1d(x)[ok], np.atleast_1d(y)[ok], m, cov)
+
+    def _observe_pending_sides(self) -> None:
+        """The camera detections taken since the last tick, frame by frame, to the monitor."""
+        frames: dict[tuple[str, float], list[CameraDetection]] = {}
+        for d in self._side_pending:
+            if d.camera in self._side_geometry:
+                frames.setdefault((d.camera, d.time), []).append(d)
+        self._side_pending.clear()
+        for (camera, _), dets in sorted(frames.items(), key=lambda kv: kv[0][1]):
+            try:
+                self.observe_sides(self._side_geometry[camera], dets)
+            except (ValueError, FrameError):  # a point off the map or the image: no margin
+                continue
 
     def _on_alert(self, topic: str, msg: Wire) -> None:
         if isinstance(msg, Alert):
@@ -183,6 +247,8 @@ class SectorCore:
 
     def _tick(self, t: float) -> list[Track]:
         self.fusion.flush()
+        if self._side_pending:
+            self._observe_pending_sides()
         for merged, into in self.fusion.take_merges():
             self.engine.merge_tracks(merged, into)
             self.monitor.merge(merged, into)

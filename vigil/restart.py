@@ -73,6 +73,9 @@ class Restarts:
     #: ``(handled, journal seq)`` of the last message handed over live (``None``: not known).
     _seq_of: tuple[int, int] | None = None
     side_probability: float | None = None
+    #: Each tower's geometry for the image side (:meth:`vigil.core.SectorCore.use_image_side`;
+    #: empty: none, as on flat ground). Set by ``vigil run`` on relief.
+    side_geometries: dict = {}  # noqa: RUF012 (replaced, never mutated)
 
     def _fingerprint(self, runner: SectorRunner) -> str:
         """What a snapshot's state was built with (settings that shape it)."""
@@ -96,6 +99,8 @@ class Restarts:
             on_ahead=self._ahead,
         )
         runner.core.monitor.side_probability = self.side_probability
+        if self.side_geometries:
+            runner.core.use_image_side(self.side_geometries)
         self.state.open_alerts.clear()
         self.state.sensors.clear()
         self.state.closed.clear()

@@ -73,7 +73,7 @@ STATIC: dict[str, tuple[str, ...]] = {
     ),
     "core": (
         "site", "bus", "sector", "frame", "border", "fusion", "monitor", "engine", "alerts",
-        "tracks_store", "events", "devices", "_subs", "tick_started",
+        "tracks_store", "events", "devices", "_subs", "tick_started", "_side_geometry",
     ),
     "alerts": ("engine", "bus", "sector", "channels", "on_command", "_subs", "latencies_s"),
     "engine": (

@@ -28,6 +28,7 @@ from vigil.cli.common import (
 if TYPE_CHECKING:
     from vigil.alerts.channels import DispatchChannel
     from vigil.config import Deployment
+    from vigil.geo.image_side import SideGeometry
     from vigil.tracks.config import TrackerConfig
 
 
@@ -67,6 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         journal_keep=limits.journal_keep,
         side_probability=side_probability_for(d.config.terrain),
     )
+    service.side_geometries = side_geometries(d)  # relief: sides judged in the images too
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -98,6 +100,33 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"late {s['runner'].get('late', 0)}; quarantined {sum(s['quarantine'].values())}"
     )
     return EXIT_OK
+
+
+def side_geometries(d: Deployment) -> dict[str, SideGeometry]:
+    """Each tower's geometry for judging its detections' sides in its image (issue 21,
+    :meth:`vigil.core.SectorCore.use_image_side`): the camera its detector places detections
+    with on the deployment's ``[terrain]`` (pointing calibration applied, :mod:`vigil.edge`),
+    the DEM and the pointing's standard errors. Empty on flat ground (no DEM, no image side).
+
+    Raises
+    ------
+    vigil.geo.dem.TerrainError
+        A DEM or pointing file that cannot be read or placed.
+    """
+    from vigil.detection.terrain import TerrainGeometry
+    from vigil.edge import deployment_detector
+    from vigil.geo.image_side import SideGeometry
+
+    terrain = d.config.terrain
+    if terrain.dem is None and terrain.synthetic is None:
+        return {}
+    out = {}
+    for tower in d.site.towers:
+        det = deployment_detector(d, tower.id)
+        geometry = det._geometry(det.base.width, det.base.height)
+        if isinstance(geometry, TerrainGeometry):
+            out[tower.id] = SideGeometry.of(geometry)
+    return out
 
 
 def tracker_for(d: Deployment) -> TrackerConfig:
