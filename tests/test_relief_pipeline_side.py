@@ -19,10 +19,10 @@ def test_detections_reach_the_monitor_with_their_side() -> None:
     d = load_default()
     terrain = SimTerrain(demo_relief(d), pointing_sigma_deg=0.05)
     sim = SimSettings(towers=("t05",), frame_rate_hz=1.0, animals=False, uas=False, ugs=False)
-    plain = Pipeline(d.site, sim, 1, terrain=terrain)
+    plain = Pipeline(d.site, sim, 1, terrain=terrain, image_side=False)
     assert not isinstance(plain.core.monitor, ImageSideMonitor)
     assert plain.core.monitor.side_probability is not None
-    pipe = Pipeline(d.site, sim, 1, terrain=terrain, image_side=True)
+    pipe = Pipeline(d.site, sim, 1, terrain=terrain)  # on by default on relief
     monitor = pipe.core.monitor
     assert isinstance(monitor, ImageSideMonitor) and monitor.image_only
     cam = pipe.world.camera("t05")

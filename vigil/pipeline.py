@@ -135,8 +135,9 @@ class Pipeline:
         What makes the simulated world as hard as the field
         (:class:`vigil.sim.perturbations.Perturbations`); ``None``: none (the world as before).
     image_side
-        On relief, judge sides in the image too (:class:`vigil.geo.image_side.ImageSideMonitor`);
-        off by default: in ``bench_demo_relief`` it made one false crossing alert (seed 2101).
+        On relief, judge sides in the image too (:class:`vigil.geo.image_side.ImageSideMonitor`;
+        on by default since its detections are matched to tracks within a gate: without the
+        gate, one false crossing alert in ``bench_demo_relief`` at seed 2101).
     """
 
     def __init__(
@@ -154,7 +155,7 @@ class Pipeline:
         terrain: SimTerrain | None = None,
         pointing: dict[str, TowerPointing] | None = None,
         perturbations: Perturbations | None = None,
-        image_side: bool = False,
+        image_side: bool = True,
     ) -> None:
         self.site = site
         self.sector = site.sector.name
@@ -176,20 +177,10 @@ class Pipeline:
         )
         if terrain is not None:  # tracks fed through the relief: sides by their covariance
             from vigil.geo.crossing_monitor import RELIEF_SIDE_PROBABILITY
-            from vigil.geo.image_side import RELIEF_IMAGE_PROBABILITY, ImageSideMonitor
 
             self.core.monitor.side_probability = RELIEF_SIDE_PROBABILITY
             if image_side:  # and in the image: feet against the border's row (geo.image_side)
-                old = self.core.monitor
-                self.core.monitor = ImageSideMonitor(
-                    old.border,
-                    hysteresis_m=old.h,
-                    entry_m=old.entry_m,
-                    entry_rise_m=old.entry_rise_m,
-                    side_probability=RELIEF_SIDE_PROBABILITY,
-                    image_only=True,
-                    image_probability=RELIEF_IMAGE_PROBABILITY,
-                )
+                self.core.use_image_side()
         self.log = RunLog(self.core, self.bus)
         self.frame = self.core.frame
         self.border = self.core.border
@@ -290,36 +281,12 @@ class Pipeline:
         """Give an image-side monitor one frame's detections' feet pixels (where each ground
         point is seen) against the border's row (:func:`vigil.geo.image_side.image_margins`)."""
         from vigil.detection.terrain import TerrainGeometry
-        from vigil.geo.image_side import ImageSideMonitor, image_margins
-        from vigil.geo.raycast import curvature_factor
+        from vigil.geo.image_side import ImageSideMonitor, SideGeometry
 
         monitor = self.core.monitor
         if not isinstance(geometry, TerrainGeometry) or not isinstance(monitor, ImageSideMonitor):
             return
-        x, y = self.frame.to_local([d.lat for d in dets], [d.lon for d in dets])
-        x, y = np.atleast_1d(x), np.atleast_1d(y)
-        cam = geometry.camera
-        drop = curvature_factor(geometry.curvature_coeff) * ((x - cam.x) ** 2 + (y - cam.y) ** 2)
-        u, v, _ = cam.project(x, y, geometry.dem.elevation_at(x, y) - drop - cam.ground_z)
-        ok = np.isfinite(u) & np.isfinite(v)
-        if not ok.any():
-            return
-        # the feet row's error: the detector's pixel error and a share of the box's height
-        # (the blob's bottom is not the feet to better than that)
-        h = np.array([(d.box[3] - d.box[1]) if d.box else 0.0 for d in dets], dtype=np.float64)
-        sv = np.sqrt(1.0 + (0.15 * h[ok]) ** 2)
-        m = image_margins(
-            cam,
-            geometry.dem,
-            self.border,
-            u[ok],
-            v[ok],
-            1.0,
-            sv,
-            geometry.pointing_sigma_deg,
-            max_range_m=geometry._reach.max_range_m,
-        )
-        monitor.observe(dets[0].time, x[ok], y[ok], m)
+        self.core.observe_sides(SideGeometry.of(geometry), dets)
 
     def _detector(self, item: CameraFrame) -> MotionDetector:
         cam = self.world.camera(item.tower)
