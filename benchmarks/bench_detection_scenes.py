@@ -280,13 +280,13 @@ def speed(
     stage = SlowMoverDetector(shape, FPS, n1, params).stage
     runs: dict[str, Callable[[int], object]] = {"mog2": lambda i: mog2.apply(video[i])}
     if variant is not None or slow_every > 1 or samples > 0 or register != "lk":
-        # only the anchor, today's pair with lk and the pair with the reduced settings
+        # the same arrangement with the lk pair's settings reduced (timings of one pair
+        # depend on what runs beside it in the process: compare this row with the same
+        # row of a run without reduced settings, in alternating processes)
         tp, cfg = reduced(variant or "", slow_every, replace(lk, register_method=register),
                           samples)  # fmt: skip
         tp = replace(tp, warmup_s=1.0, bad_share=1.0)
-        dets, stage = {}, None
-        pairs = {"vigil+n1+tbd+lk": pairs["vigil+n1+tbd+lk"],
-                 "reduced": SlowMoverDetector(shape, FPS, cfg, tp)}  # fmt: skip
+        pairs["vigil+n1+tbd+lk"] = SlowMoverDetector(shape, FPS, cfg, tp)
     for name, det in dets.items():
         runs[name] = lambda i, d=det: d.process(video[i], i / FPS, i + 1)
     if stage is not None:
