@@ -194,11 +194,21 @@ def test_the_one_call_batch_is_the_general_path_bit_for_bit(sigma: str) -> None:
     # models, the clutter estimate, the ids per detection; with pair buffers too small to
     # start with (the kernel grows them) and tentative tracks dying and confirming.
     cfg = TrackerConfig.for_track()
-    fast, general = ImmTracker(cfg), ImmTracker(cfg)
-    fast._pairs = 4
-    fast._pair_track = np.empty(4, dtype=np.int64)
-    fast._pair_det = np.empty(4, dtype=np.int64)
-    fast._pair_cost = np.empty(4)
+
+    class SmallPairs(ImmTracker):
+        """Pair buffers of 4 to start with, so that the kernel must grow them."""
+
+        def __init__(self, config: TrackerConfig) -> None:
+            super().__init__(config)
+            self._pairs = 4
+            self._pair_track = np.empty(4, dtype=np.int64)
+            self._pair_det = np.empty(4, dtype=np.int64)
+            self._pair_cost = np.empty(4)
+
+        def pair_capacity(self) -> int:
+            return self._pairs
+
+    fast, general = SmallPairs(cfg), ImmTracker(cfg)
     rng = np.random.default_rng(5)
     calls = 0
     for t, z in _scene(4, walkers=40, clutter=15, scans=25):
@@ -220,11 +230,13 @@ def test_the_one_call_batch_is_the_general_path_bit_for_bit(sigma: str) -> None:
             general.time,
             general.last_clusters,
         )
-        n = fast.n
-        for arr in ("_xm", "_Pm", "_mu", "_t_est", "_t_first", "_hits", "_scans", "_cev", "_llr"):
-            assert _same_bits(getattr(fast, arr)[:n], getattr(general, arr)[:n]), arr
-        assert _same_bits(fast._clutter.state, general._clutter.state)
-    assert fast._pairs > 4 and calls == 25
+        # every slot array of both filters, the models and the clutter estimate
+        sa, sb = fast.snapshot(), general.snapshot()
+        assert (sa.n, sa.next_id, sa.time) == (sb.n, sb.next_id, sb.time)
+        assert len(sa.arrays) == len(sb.arrays)
+        for i, (x, y) in enumerate(zip(sa.arrays, sb.arrays, strict=True)):
+            assert _same_bits(x, y), i
+    assert fast.pair_capacity() > 4 and calls == 25
     assert len(fast.tracks().confirmed()) > 25
 
 
