@@ -17,6 +17,7 @@ from vigil.cli.arguments import (
     time_arg,
 )
 from vigil.cli.common import EXIT_OK, EXIT_USAGE, CommandError, Subparsers, load_deployment
+from vigil.cli.folder_lock import folder_lock
 from vigil.cli.perturbation_args import add_perturbations, chosen_perturbations
 
 if TYPE_CHECKING:
@@ -50,19 +51,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         return _demo_serve(d, sim, args)
     channels = cot_channels(d)
-    summary = run_demo(
-        d,
-        out_dir,
-        hours=args.hours,
-        seed=args.seed,
-        sim=sim,
-        progress=not args.quiet,
-        channels=channels,
-        relief=args.relief,
-        pointing_sigma_deg=args.pointing_sigma,
-        calibrate=not args.no_calibration,
-        perturbations=args.chosen_perturbations,
-    )
+    with folder_lock(out_dir, "vigil demo"):  # a second demo into this folder waits its turn
+        summary = run_demo(
+            d,
+            out_dir,
+            hours=args.hours,
+            seed=args.seed,
+            sim=sim,
+            progress=not args.quiet,
+            channels=channels,
+            relief=args.relief,
+            pointing_sigma_deg=args.pointing_sigma,
+            calibrate=not args.no_calibration,
+            perturbations=args.chosen_perturbations,
+        )
     print_summary(summary, out_dir)
     return EXIT_OK
 
