@@ -18,6 +18,16 @@ prints:
 (:meth:`vigil.sim.perturbations.Perturbations.field`), ``none`` (the default) as before;
 ``--without FAMILY`` switches families off one by one on top of ``field``.
 
+**Run-edge margins** (``--warmup``, ``--tail``; :class:`vigil.sim.protocol.Margins`): each
+seed simulates ``--warmup`` seconds (default 300) before the scored ``--hours`` and ``--tail``
+seconds (default 900, the matcher's window) after them, and only the crossings, false alerts
+and exposure inside the scored interval are scored: at the simulation's start the chain has no
+tracks yet, and a crossing in its last minute cannot be alerted before it stops (artefacts of
+the protocol, not misses of the system). ``--warmup 0 --tail 0`` is the protocol before the
+margins (the interval is the run). ``--score-whole-run`` scores cached margin runs again over
+the whole simulated time (warm-up and tail counted, as with margins 0 over a longer run), to
+show what the edges cost on the same simulation.
+
 Each seed's result is kept in a JSON cache (``--cache``, by default
 ``build/protocol/runs.json``) under the run's settings as soon as the seed is done, so a run
 stopped part-way goes on where it stopped, and ``--table-only`` prints the table of the seeds
@@ -64,16 +74,25 @@ def perturbations_named(name: str, without: list[str]):
     return p
 
 
-def run_seed(deployment, sim, seed: int, duration_s: float, perturbations) -> dict:
-    """One run of the chain on ``seed``: :func:`vigil.sim.protocol.score_events`'s counts,
-    the per-animal tallies, the diagnosis of each miss and false alert, and the wall time
-    (a JSON-ready dict)."""
+def run_seed(deployment, sim, seed: int, duration_s: float, perturbations, margins=None) -> dict:
+    """One run of the chain on ``seed`` over the scored interval ``[sim.start_time,
+    sim.start_time + duration_s]`` (s), simulated with ``margins``
+    (:class:`vigil.sim.protocol.Margins`, default none) before and after it:
+    :func:`vigil.sim.protocol.score_events`'s counts, the per-animal tallies, the diagnosis of
+    each miss and false alert, and the wall time (a JSON-ready dict)."""
+    import msgspec
     import numpy as np
 
     from vigil.pipeline import Pipeline
-    from vigil.sim.protocol import AlertRecorder, TrueCrossing, score_events
+    from vigil.sim.protocol import AlertRecorder, Margins, TrueCrossing, score_events
     from vigil.sim.protocol_diagnosis import WatchingScorer, diagnose
 
+    margins = Margins(0.0, 0.0) if margins is None else margins
+    start = sim.start_time
+    end = start + duration_s
+    run_start, run_s = margins.run(start, duration_s)
+    run_end = run_start + run_s
+    sim = msgspec.structs.replace(sim, start_time=run_start)
     code = code_version()  # as the run starts (others may commit while it runs)
     pipe = Pipeline(
         deployment.site,
@@ -107,12 +126,10 @@ def run_seed(deployment, sim, seed: int, duration_s: float, perturbations) -> di
 
     recorder = AlertRecorder(pipe.bus.clock, tracks_of, to_local)
     recorder.attach(pipe.bus, pipe.sector)
-    start = sim.start_time
-    end = start + duration_s
     wall = time.perf_counter()
     try:
-        pipe.run(duration_s)
-        truth = pipe.world.crossings(until=end + 60.0)
+        pipe.run(run_s)
+        truth = pipe.world.crossings(until=run_end + 60.0)
         earlier = list(pipe.world.crossings_before_start())
         people = [c for c in [*earlier, *truth] if c.cls == "person"]
         crossings = []
@@ -132,9 +149,11 @@ def run_seed(deployment, sim, seed: int, duration_s: float, perturbations) -> di
             border_km=pipe.border.length_m / 1000.0,
             duration_s=duration_s,
             start_time=start,
+            run_start=run_start,
         )
         scored["animals"] = {k: list(v) for k, v in pipe.scorer.animal_by_id.items()}
-        old = pipe.summary(duration_s)["alerts"]  # the lenient scoring, for comparison
+        # the lenient scoring, for comparison (over the whole simulated run)
+        old = pipe.summary(run_s)["alerts"]
         scored["lenient"] = [old["alerted"], old["inside_coverage"], old["false_crossing_alerts"]]
         sys_x = pipe.log.crossings
         if sys_x:
@@ -150,6 +169,7 @@ def run_seed(deployment, sim, seed: int, duration_s: float, perturbations) -> di
             crossed,
             start_time=start,
             end_time=end,
+            run_start=run_start,
         )
         scored["frames"] = pipe.stats.frames
         # what was scored, to score again from the cache (other windows, a warm-up)
@@ -160,6 +180,8 @@ def run_seed(deployment, sim, seed: int, duration_s: float, perturbations) -> di
     finally:
         pipe.close()
     scored["seed"] = seed
+    scored["scored_interval"] = [start, end]
+    scored["run_interval"] = [run_start, run_end]
     scored["wall_s"] = time.perf_counter() - wall
     scored["code"] = code
     return scored
@@ -189,18 +211,38 @@ def _point(x: float, y: float):
 
 def run_key(args, start: float, fps: float | None = None) -> str:
     """The settings a cached seed was run with (one cache entry per settings); ``fps``
-    replaces ``args.fps``."""
-    return json.dumps(
-        {
-            "hours": args.hours,
-            "fps": args.fps if fps is None else fps,
-            "rate_scale": args.rate_scale,
-            "start": start,
-            "perturbations": args.perturbations,
-            "without": sorted(args.without),
-        },
-        sort_keys=True,
+    replaces ``args.fps``. Margins of 0 leave the key as it was before there were margins."""
+    key = {
+        "hours": args.hours,
+        "fps": args.fps if fps is None else fps,
+        "rate_scale": args.rate_scale,
+        "start": start,
+        "perturbations": args.perturbations,
+        "without": sorted(args.without),
+    }
+    for name in ("warmup", "tail"):
+        if getattr(args, name, 0.0):
+            key[name] = getattr(args, name)
+    return json.dumps(key, sort_keys=True)
+
+
+def score_whole_run(r: dict) -> dict:
+    """A cached seed scored again over its whole simulated run (warm-up and tail counted: what
+    margins of 0 would count over that run; figures of :func:`vigil.sim.protocol.score_events`
+    only, the diagnosis is left as it was run)."""
+    from vigil.sim.protocol import AlertEvent, TrueCrossing, in_scored_interval, score_events
+
+    a, b = r.get("run_interval") or r["scored_interval"]
+    truth = in_scored_interval([TrueCrossing(*c) for c in r["truth"]], a, b)
+    events = [AlertEvent(*e) for e in r["events"]]
+    border_km = (
+        r["exposure_10km_day"]
+        * 10.0
+        * 86400.0
+        / max(r["scored_interval"][1] - r["scored_interval"][0], 1e-9)
     )
+    scored = score_events(truth, events, border_km=border_km, duration_s=b - a, start_time=a)
+    return {**r, **scored}
 
 
 def load_cache(path: Path) -> dict:
@@ -252,10 +294,11 @@ def print_table(s: dict, runs: list[dict], header: str, start: float) -> None:
     )
     print(
         f"new alerts {s['new_alerts']}, joins {s['joins']} ({s['unmatched_joins']} matching no "
-        f"crossing), alerts dated before the start {s['alerts_before_start']}"
+        f"crossing), alerts dated before the start {s['alerts_before_start']}, unmatched new "
+        f"alerts published outside the scored interval {s.get('unmatched_outside', 0)}"
     )
     old = [sum(r["lenient"][i] for r in runs) for i in range(3)]
-    print(f"lenient scoring (vigil.sim.scoring, for comparison): {old[0]}/{old[1]} alerted, "
+    print(f"lenient scoring (vigil.sim.scoring, whole simulated run): {old[0]}/{old[1]} alerted, "
           f"{old[2]} false")  # fmt: skip
     diags = [r["diagnosis"] for r in runs]
     misses, false = tally(diags)
@@ -265,7 +308,9 @@ def print_table(s: dict, runs: list[dict], header: str, start: float) -> None:
         f"{sum(d['uncovered_alerted'] for d in diags)} of them alerted all the same"
     )
     near_end = sum(m.get("to_end_s", math.inf) < 300.0 for d in diags for m in d["misses"])
-    near_start = sum(m["time"] - start < 120.0 for d in diags for m in d["misses"])
+    near_start = sum(
+        m.get("from_start_s", m["time"] - start) < 120.0 for d in diags for m in d["misses"]
+    )
     print(
         f"missed crossings, by the stage that lost them ({sum(misses.values())}; "
         f"{near_start} of them in the run's first 120 s, {near_end} in its last 300 s):"
@@ -286,7 +331,7 @@ def main(argv: list[str] | None = None) -> dict:
     from vigil.cli import _parse_time
     from vigil.config import load_default
     from vigil.demo import demo_start
-    from vigil.sim.protocol import animal_tally, summarise
+    from vigil.sim.protocol import Margins, animal_tally, summarise
     from vigil.sim.seeds import EVALUATION_SEEDS, check_evaluation
     from vigil.sim.settings import SimSettings
 
@@ -303,6 +348,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--table-only", action="store_true", help="run nothing: the cached seeds")
     p.add_argument("--json", help="also write the figures and the diagnosis here")
     p.add_argument("--pool-fps", type=float, help="seeds not cached at --fps: cached at this")
+    p.add_argument("--warmup", type=float, default=300.0, help="s simulated before (def. 300)")
+    p.add_argument("--tail", type=float, default=900.0, help="s simulated after (default 900)")
+    p.add_argument("--score-whole-run", action="store_true", help="cached: score warm-up+tail")
     args = p.parse_args(argv)
 
     deployment = load_default()
@@ -312,6 +360,7 @@ def main(argv: list[str] | None = None) -> dict:
         frame_rate_hz=args.fps,
     )  # fmt: skip
     pert = perturbations_named(args.perturbations, args.without)
+    margins = Margins(args.warmup, args.tail)
     n_eval = len(EVALUATION_SEEDS)
     if not (args.first >= 0 and args.seeds >= 1 and args.first + args.seeds <= n_eval):
         raise ValueError(f"--first {args.first} --seeds {args.seeds}: out of the evaluation seeds")
@@ -329,13 +378,15 @@ def main(argv: list[str] | None = None) -> dict:
         if r is None and args.table_only:
             continue
         if r is None:
-            r = run_seed(deployment, sim, seed, args.hours * 3600.0, pert)
+            r = run_seed(deployment, sim, seed, args.hours * 3600.0, pert, margins)
             cache = load_cache(cache_path)
             cache.setdefault(key, {})[str(seed)] = r
             save_cache(cache_path, cache)
             how = f"{r['wall_s']:.0f} s wall"
         else:
             how = "cached"
+        if args.score_whole_run and "truth" in r and "scored_interval" in r:
+            r = score_whole_run(r)
         d = r["diagnosis"]
         print(
             f"seed {seed}: {r['alerted']}/{r['crossings']} alerted, {r['false_alerts']} false "
@@ -359,11 +410,17 @@ def main(argv: list[str] | None = None) -> dict:
         runs,
         f"protocol: {len(done)} evaluation seeds ({', '.join(map(str, _ranges(done)))}), "
         f"{args.hours:g} h each, {_rates(runs, args.fps)}, crossing rate x{args.rate_scale:g}, "
-        f"perturbations {args.perturbations}{off} ({blur})",
+        f"perturbations {args.perturbations}{off} ({blur}), scored "
+        + (
+            "over the whole simulated run (--score-whole-run)"
+            if args.score_whole_run
+            else f"after {args.warmup:g} s of warm-up, {args.tail:g} s of tail simulated"
+        ),
         start,
     )
     out = {**s, "seeds": done, "hours": args.hours, "fps": args.fps,
            "rate_scale": args.rate_scale, "perturbations": args.perturbations,
+           "warmup_s": args.warmup, "tail_s": args.tail, "whole_run": args.score_whole_run,
            "without": args.without,
            "lenient": [sum(r["lenient"][i] for r in runs) for i in range(3)],
            "diagnosis": {str(r["seed"]): r["diagnosis"] for r in runs}}  # fmt: skip

@@ -15,11 +15,18 @@ What is scored, and how (compare the lenient :func:`vigil.sim.scoring.score_cros
   pairs, the most pairs are made, then the nearest in time and place (Hungarian,
   :func:`scipy.optimize.linear_sum_assignment`). One alert event credits at most one
   crossing; an event published after the window misses;
-- **recall**: matched true entering person crossings inside coverage over all of those in the
-  run; **false crossing alerts**: new alerts matched to no true entering person crossing (the
-  run's, those just after its end, or those made before its start by groups still walking), per
-  10 km of border per day; an alert whose own estimated crossing time is more than
-  ``early_s`` before the run's start cannot be scored and is counted apart;
+- **the scored interval** (:class:`Margins`): the run simulates a warm-up before it (the
+  chain has no tracks at the simulation's start) and a tail after it (a crossing in the
+  interval's last minute gets the matcher's whole ``late_s`` window to be alerted); only what
+  happens inside the interval is scored. Crossings of the warm-up and the tail are still
+  matched (:attr:`TrueCrossing.counted` false), so that their alerts credit no scored
+  crossing and count as no false alert. With both margins 0 the interval is the run;
+- **recall**: matched true entering person crossings inside coverage and inside the scored
+  interval over all of those; **false crossing alerts**: new alerts **published inside the
+  scored interval** matched to no true entering person crossing (the run's, those just after
+  its end, or those made before its start by groups still walking), per 10 km of border per
+  day of the scored interval; an alert whose own estimated crossing time is more than
+  ``early_s`` before the simulation's start cannot be scored and is counted apart;
 - **latency**: for each matched crossing inside coverage, publication time minus the true
   crossing time, seconds;
 - **intervals** (95 %): Wilson's score interval for proportions (:func:`wilson`), the exact
@@ -30,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import stats
@@ -50,6 +57,35 @@ class TrueCrossing:
     counted: bool = True
     group_id: str = ""
     inside: bool = True
+
+
+@dataclass(frozen=True)
+class Margins:
+    """Simulated time before and after the scored interval, seconds (see the module
+    docstring): ``warmup_s`` before it (tracks to exist at its start), ``tail_s`` after it
+    (300 s and 900 s: five minutes of tracks, and the matcher's ``late_s`` window)."""
+
+    warmup_s: float = 300.0
+    tail_s: float = 900.0
+
+    def __post_init__(self) -> None:
+        if not (self.warmup_s >= 0.0 and self.tail_s >= 0.0):
+            raise ValueError(
+                f"margins are seconds >= 0, not warmup {self.warmup_s!r}, tail {self.tail_s!r}"
+            )
+
+    def run(self, start: float, duration_s: float) -> tuple[float, float]:
+        """The simulation's start (UTC s) and length (s) for the scored interval ``[start,
+        start + duration_s]``."""
+        return start - self.warmup_s, self.warmup_s + duration_s + self.tail_s
+
+
+def in_scored_interval(
+    crossings: Iterable[TrueCrossing], start: float, end: float
+) -> list[TrueCrossing]:
+    """The crossings, each counted for recall when it is inside coverage and its time is in
+    ``[start, end]`` (UTC s), else kept for the matching only."""
+    return [replace(c, counted=bool(c.inside and start <= c.time <= end)) for c in crossings]
 
 
 @dataclass(frozen=True)
@@ -174,30 +210,42 @@ def score_events(
     border_km: float,
     duration_s: float,
     start_time: float,
+    run_start: float | None = None,
     radius_m: float = 600.0,
     early_s: float = 60.0,
     late_s: float = 900.0,
 ) -> dict:
     """One run's counts (see the module docstring): crossings counted and alerted, new alerts
-    and false ones, unmatched joins, latencies (s) of the alerted counted crossings."""
+    and false ones, unmatched joins, latencies (s) of the alerted counted crossings.
+
+    ``start_time`` (UTC s) and ``duration_s`` (s) are the scored interval: false alerts are
+    the unmatched new alerts published inside it, the exposure (10 km·day) is its length;
+    ``run_start`` is the simulation's start (default ``start_time``: no warm-up). Which
+    crossings count is their own :attr:`TrueCrossing.counted` (:func:`in_scored_interval`)."""
     pairs = match_one_to_one(crossings, events, radius_m=radius_m, early_s=early_s, late_s=late_s)
     matched_event = {e for _, e in pairs}
     latency = [events[e].published - crossings[c].time for c, e in pairs if crossings[c].counted]
+    sim_start = start_time if run_start is None else run_start
+    end_time = start_time + duration_s
     unscorable = [
         i
         for i, ev in enumerate(events)
-        if ev.new and i not in matched_event and ev.estimated < start_time - early_s
+        if ev.new and i not in matched_event and ev.estimated < sim_start - early_s
+    ]
+    unmatched = [
+        i
+        for i, ev in enumerate(events)
+        if ev.new and i not in matched_event and i not in unscorable
     ]
     new = sum(ev.new for ev in events)
-    false = sum(
-        ev.new and i not in matched_event and i not in unscorable for i, ev in enumerate(events)
-    )
+    false = sum(start_time <= events[i].published <= end_time for i in unmatched)
     return {
         "crossings": sum(c.counted for c in crossings),
         "alerted": len(latency),
         "new_alerts": new,
         "joins": len(events) - new,
         "false_alerts": false,
+        "unmatched_outside": len(unmatched) - false,
         "unmatched_joins": sum(
             (not ev.new) and i not in matched_event for i, ev in enumerate(events)
         ),
@@ -234,6 +282,7 @@ def summarise(runs: list[dict], animals: tuple[int, int]) -> dict:
         "joins": sum(r["joins"] for r in runs),
         "unmatched_joins": sum(r["unmatched_joins"] for r in runs),
         "alerts_before_start": sum(r["alerts_before_start"] for r in runs),
+        "unmatched_outside": sum(r.get("unmatched_outside", 0) for r in runs),
         "false_alerts": false,
         "exposure_10km_day": exposure,
         "false_per_10km_day": rate,

@@ -132,6 +132,7 @@ def diagnose(
     *,
     start_time: float,
     end_time: float,
+    run_start: float | None = None,
     before_s: float = 600.0,
     radius_m: float = 600.0,
     early_s: float = 60.0,
@@ -139,7 +140,10 @@ def diagnose(
 ) -> dict:
     """Each missed counted crossing and each false new alert, with its reason.
 
-    ``crossed_tracks``: the tracks for which the system published an entering crossing.
+    ``crossed_tracks``: the tracks for which the system published an entering crossing;
+    ``start_time`` and ``end_time`` (UTC s): the scored interval (false alerts are the new
+    alerts published inside it); ``run_start``: the simulation's start (default
+    ``start_time``).
     Returns ``{"misses": [...], "false": [...], "uncovered": n, "uncovered_alerted": k}``,
     each item a dict with the crossing or alert, its group or track, and ``reason``;
     ``uncovered``: the run's entering crossings outside coverage (not counted for recall),
@@ -197,12 +201,16 @@ def diagnose(
                 "tracks": tracks[:8],
                 "class": cls,
                 "to_end_s": end_time - c.time,
+                "from_start_s": c.time - start_time,
             }
         )
     entering = {c.group_id: ci for ci, c in enumerate(crossings)}
+    sim_start = start_time if run_start is None else run_start
     false = []
     for i, ev in enumerate(events):
-        if not ev.new or i in matched_e or ev.estimated < start_time - early_s:
+        if not ev.new or i in matched_e or ev.estimated < sim_start - early_s:
+            continue
+        if not start_time <= ev.published <= end_time:
             continue
         on = witness.track_on.get(ev.track_id, Counter())
         real = Counter({k: v for k, v in on.items() if k != "none"})

@@ -25,7 +25,8 @@ def _seed_result(seed: int, alerted: bool) -> dict:
 def test_cached_seeds_are_not_run_again_and_rates_pool(tmp_path, monkeypatch, capsys):
     cache = tmp_path / "runs.json"
     argv = ["--seeds", "2", "--hours", "0.25", "--rate-scale", "40", "--start",
-            "2026-06-01T09:00:00Z", "--perturbations", "field", "--cache", str(cache)]  # fmt: skip
+            "2026-06-01T09:00:00Z", "--perturbations", "field", "--cache", str(cache),
+            "--warmup", "0", "--tail", "0"]  # fmt: skip
     args = bench_protocol.argparse.Namespace(
         hours=0.25, fps=10.0, rate_scale=40.0, perturbations="field", without=[]
     )
