@@ -24,9 +24,9 @@ seconds (default 900, the matcher's window) after them, and only the crossings, 
 and exposure inside the scored interval are scored: at the simulation's start the chain has no
 tracks yet, and a crossing in its last minute cannot be alerted before it stops (artefacts of
 the protocol, not misses of the system). ``--warmup 0 --tail 0`` is the protocol before the
-margins (the interval is the run). ``--score-whole-run`` scores cached margin runs again over
-the whole simulated time (warm-up and tail counted, as with margins 0 over a longer run), to
-show what the edges cost on the same simulation.
+margins (the interval is the run). ``--score-whole-run`` scores cached margin runs again
+(:func:`rescore`) over the whole simulated time (warm-up and tail counted, as with margins 0
+over a longer run), to show what the edges cost on the same simulation.
 
 Each seed's result is kept in a JSON cache (``--cache``, by default
 ``build/protocol/runs.json``) under the run's settings as soon as the seed is done, so a run
@@ -226,22 +226,22 @@ def run_key(args, start: float, fps: float | None = None) -> str:
     return json.dumps(key, sort_keys=True)
 
 
-def score_whole_run(r: dict) -> dict:
-    """A cached seed scored again over its whole simulated run (warm-up and tail counted: what
-    margins of 0 would count over that run; figures of :func:`vigil.sim.protocol.score_events`
-    only, the diagnosis is left as it was run)."""
+def rescore(r: dict, whole_run: bool = False) -> dict:
+    """A cached seed scored again from what it recorded (the true crossings and the alert
+    events): over its scored interval, or with ``whole_run`` over the whole simulated run
+    (warm-up and tail counted: what margins of 0 would count over that run). The figures of
+    :func:`vigil.sim.protocol.score_events` only; the diagnosis is left as it was run."""
     from vigil.sim.protocol import AlertEvent, TrueCrossing, in_scored_interval, score_events
 
-    a, b = r.get("run_interval") or r["scored_interval"]
+    start, end = r["scored_interval"]
+    a, b = r.get("run_interval", r["scored_interval"]) if whole_run else (start, end)
     truth = in_scored_interval([TrueCrossing(*c) for c in r["truth"]], a, b)
     events = [AlertEvent(*e) for e in r["events"]]
-    border_km = (
-        r["exposure_10km_day"]
-        * 10.0
-        * 86400.0
-        / max(r["scored_interval"][1] - r["scored_interval"][0], 1e-9)
+    border_km = r["exposure_10km_day"] * 10.0 * 86400.0 / max(end - start, 1e-9)
+    run_start = r.get("run_interval", r["scored_interval"])[0]
+    scored = score_events(
+        truth, events, border_km=border_km, duration_s=b - a, start_time=a, run_start=run_start
     )
-    scored = score_events(truth, events, border_km=border_km, duration_s=b - a, start_time=a)
     return {**r, **scored}
 
 
@@ -263,6 +263,7 @@ def save_cache(path: Path, cache: dict) -> None:
 def print_table(s: dict, runs: list[dict], header: str, start: float) -> None:
     """The protocol's table with the intervals, then the diagnosis of the losses (``start``:
     the runs' start, UTC s)."""
+    from vigil.sim.protocol import wilson
     from vigil.sim.protocol_diagnosis import FALSE_REASONS, MISS_REASONS, tally
 
     print(f"\n{header}")
@@ -297,6 +298,11 @@ def print_table(s: dict, runs: list[dict], header: str, start: float) -> None:
         f"crossing), alerts dated before the start {s['alerts_before_start']}, unmatched new "
         f"alerts published outside the scored interval {s.get('unmatched_outside', 0)}"
     )
+    n_iso, k_iso, n_crowd, k_crowd = s.get("isolated_crowded", [0, 0, 0, 0])
+    row("  recall, no other crossing within 600 m, 900 s", k_iso / n_iso if n_iso else math.nan,
+        wilson(k_iso, n_iso), f"{k_iso}/{n_iso}")  # fmt: skip
+    row("  recall, another crossing within 600 m, 900 s", k_crowd / n_crowd if n_crowd
+        else math.nan, wilson(k_crowd, n_crowd), f"{k_crowd}/{n_crowd}")  # fmt: skip
     old = [sum(r["lenient"][i] for r in runs) for i in range(3)]
     print(f"lenient scoring (vigil.sim.scoring, whole simulated run): {old[0]}/{old[1]} alerted, "
           f"{old[2]} false")  # fmt: skip
@@ -385,8 +391,9 @@ def main(argv: list[str] | None = None) -> dict:
             how = f"{r['wall_s']:.0f} s wall"
         else:
             how = "cached"
-        if args.score_whole_run and "truth" in r and "scored_interval" in r:
-            r = score_whole_run(r)
+        recorded = "truth" in r and "scored_interval" in r
+        if recorded and (args.score_whole_run or "isolated_crowded" not in r):
+            r = rescore(r, whole_run=args.score_whole_run)
         d = r["diagnosis"]
         print(
             f"seed {seed}: {r['alerted']}/{r['crossings']} alerted, {r['false_alerts']} false "

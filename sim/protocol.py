@@ -138,6 +138,24 @@ def match_one_to_one(
     return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if ok[r, c]]
 
 
+def crowded(
+    crossings: list[TrueCrossing], *, radius_m: float = 600.0, window_s: float = 900.0
+) -> list[bool]:
+    """For each crossing, whether another crossing (counted or not) lies within ``radius_m``
+    and ``window_s`` of it: one alert event could be matched to either (at raised crossing
+    rates the groups of one corridor cross minutes apart)."""
+    if not crossings:
+        return []
+    x = np.array([c.x for c in crossings])
+    y = np.array([c.y for c in crossings])
+    t = np.array([c.time for c in crossings])
+    near = (np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :]) <= radius_m) & (
+        np.abs(t[:, None] - t[None, :]) <= window_s
+    )
+    np.fill_diagonal(near, False)
+    return [bool(v) for v in near.any(axis=1)]
+
+
 def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson's score interval for ``k`` successes in ``n`` trials (NaNs when ``n == 0``)."""
     if n <= 0:
@@ -239,6 +257,13 @@ def score_events(
     ]
     new = sum(ev.new for ev in events)
     false = sum(start_time <= events[i].published <= end_time for i in unmatched)
+    alerted = {c for c, _ in pairs}
+    near = crowded(crossings, radius_m=radius_m, window_s=late_s)
+    split = [0, 0, 0, 0]  # isolated: counted, alerted; crowded: counted, alerted
+    for i, c in enumerate(crossings):
+        if c.counted:
+            split[2 * near[i]] += 1
+            split[2 * near[i] + 1] += i in alerted
     return {
         "crossings": sum(c.counted for c in crossings),
         "alerted": len(latency),
@@ -252,6 +277,7 @@ def score_events(
         "alerts_before_start": len(unscorable),
         "exposure_10km_day": border_km / 10.0 * duration_s / 86400.0,
         "latency_s": latency,
+        "isolated_crowded": split,
     }
 
 
@@ -291,6 +317,9 @@ def summarise(runs: list[dict], animals: tuple[int, int]) -> dict:
         "animals_as_animal": ka,
         "animal_share": ka / na if na else math.nan,
         "animal_ci": wilson(ka, na),
+        "isolated_crowded": [
+            sum(r.get("isolated_crowded", [0] * 4)[i] for r in runs) for i in range(4)
+        ],  # fmt: skip
         "latency_p50_s": float(np.percentile(lat, 50)) if lat.size else math.nan,
         "latency_p95_s": float(np.percentile(lat, 95)) if lat.size else math.nan,
     }
