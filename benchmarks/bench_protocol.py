@@ -324,6 +324,14 @@ def print_table(s: dict, runs: list[dict], header: str, start: float) -> None:
     for reason in MISS_REASONS:
         if misses[reason]:
             print(f"  {misses[reason]:4d}  {reason}")
+    gaps = [(abs(m["credited_dt_s"]), m["credited_m"]) for d in diags for m in d["misses"]
+            if "credited_dt_s" in m]  # fmt: skip
+    if gaps:
+        dt, dm = zip(*gaps, strict=True)
+        print(
+            f"  credited crossings lay {min(dt):.0f}-{max(dt):.0f} s (median "
+            f"{sorted(dt)[len(dt) // 2]:.0f} s) and {min(dm):.0f}-{max(dm):.0f} m from the missed"
+        )
     print(f"false alerts, by what their track lay on ({sum(false.values())}):")
     for reason in FALSE_REASONS:
         if false[reason]:

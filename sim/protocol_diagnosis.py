@@ -11,6 +11,11 @@ pipeline's :class:`vigil.sim.scoring.Scorer`):
 - for each confirmed track: what it lay on, second by second (the nearest mover within
   ``match_m``: ``person:<group>``, ``animal``, ``vehicle``, ... or ``none``).
 
+An alert event credited to another crossing is told apart by what its track lay on most of
+its confirmed seconds: this group (one track, and one event, standing for both groups: at raised
+crossing rates the groups of one corridor cross minutes apart) or the other group (a track of
+the other group passed within ``match_m`` of this one, whose own tracks published no crossing).
+
 A missed crossing (counted for recall, matched to no alert event) is put down to the first
 stage that failed, in the order of the chain (:data:`MISS_REASONS`), looking at the window
 from ``before_s`` before to ``late_s`` after the true crossing; a false alert to what its
@@ -41,6 +46,8 @@ MISS_REASONS: tuple[str, ...] = (
     "alert late (> 900 s after the crossing)",
     "alert too far (> 600 m) or too early",
     "alert credited to another crossing",
+    "alert credited to another crossing: one track on both groups",
+    "alert credited to another crossing: another group's track passing",
 )
 
 #: False-alert reasons: what the alert's track lay on most of its confirmed seconds.
@@ -120,6 +127,11 @@ class WatchingScorer(Scorer):
         self.witness.observe(float(states.time), states, tracks, det)
 
 
+def _people(counter: Counter[str] | None) -> Counter[str]:
+    """A track's seconds on people only (``person:<group>``)."""
+    return Counter({k: v for k, v in (counter or {}).items() if k.startswith("person:")})
+
+
 def _majority(counter: Counter[str]) -> str:
     return counter.most_common(1)[0][0] if counter else ""
 
@@ -151,6 +163,7 @@ def diagnose(
     pairs = match_one_to_one(crossings, events, radius_m=radius_m, early_s=early_s, late_s=late_s)
     matched_c = {c for c, _ in pairs}
     matched_e = {e for _, e in pairs}
+    credited = {e: c for c, e in pairs}
     by_track: dict[str, list[int]] = defaultdict(list)
     for i, ev in enumerate(events):
         by_track[ev.track_id].append(i)
@@ -164,6 +177,7 @@ def diagnose(
         tracks = sorted({s[1] for s in tracked})
         cls = _majority(Counter(s[2] for s in tracked))
         reason = ""
+        other: dict = {}
         if not detected and not tracked:
             reason = "not detected"
         elif not tracked:
@@ -185,7 +199,23 @@ def diagnose(
                     and -early_s <= events[i].published - c.time <= late_s
                 ]
                 if feasible:
-                    reason = "alert credited to another crossing"
+                    own = [
+                        i
+                        for i in feasible
+                        if _majority(_people(witness.track_on.get(events[i].track_id)))
+                        == f"person:{c.group_id}"
+                    ]
+                    reason = "alert credited to another crossing: " + (
+                        "one track on both groups" if own else "another group's track passing"
+                    )
+                    i = (own or feasible)[0]
+                    o = crossings[credited[i]] if i in credited else None
+                    if o is not None:
+                        other = {
+                            "credited_to": o.group_id,
+                            "credited_dt_s": o.time - c.time,
+                            "credited_m": float(np.hypot(o.x - c.x, o.y - c.y)),
+                        }
                 elif min(events[i].published for i in mine) > c.time + late_s:
                     reason = "alert late (> 900 s after the crossing)"
                 else:
@@ -202,6 +232,7 @@ def diagnose(
                 "class": cls,
                 "to_end_s": end_time - c.time,
                 "from_start_s": c.time - start_time,
+                **other,
             }
         )
     entering = {c.group_id: ci for ci, c in enumerate(crossings)}
