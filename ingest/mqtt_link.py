@@ -13,6 +13,7 @@ bus (:class:`~vigil.ingest.mqtt.MqttBus`) fills from its publisher and receiver.
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
 import threading
 import time
@@ -51,6 +52,10 @@ class LinkHooks:
         connection fell meanwhile.
     keep_session
         Called about every 0.2 s while connected; False ends the connection.
+    on_publish_fields
+        When given, the client reads in chunks and hands each plain QoS 0/1 PUBLISH to it
+        as fields (:class:`~vigil.ingest.mqtt_fast_receive.FastReceiveClient`); ``on_message``
+        still gets what that path leaves to paho.
     """
 
     on_message: Callable[..., None]
@@ -58,6 +63,14 @@ class LinkHooks:
     new_connection: Callable[[], None]
     start_session: Callable[[Any], bool]
     keep_session: Callable[[Any], bool]
+    on_publish_fields: Callable[..., None] | None = None
+
+
+@functools.cache
+def _fast_receive_supported() -> bool:
+    from vigil.ingest.mqtt_fast_receive import supported
+
+    return supported()
 
 
 class MqttLink:
@@ -145,13 +158,20 @@ class MqttLink:
         s = self.settings
         hooks = self._hooks
         assert hooks is not None
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
+        kwargs: dict[str, Any] = dict(
             client_id=self.client_id,
             protocol=paho.MQTTv5,
             manual_ack=True,
             reconnect_on_failure=False,
         )
+        if hooks.on_publish_fields is not None and _fast_receive_supported():
+            from vigil.ingest.mqtt_fast_receive import FastReceiveClient
+
+            client = FastReceiveClient(
+                CallbackAPIVersion.VERSION2, on_publish_fields=hooks.on_publish_fields, **kwargs
+            )
+        else:
+            client = paho.Client(CallbackAPIVersion.VERSION2, **kwargs)
         if s.username is not None:
             client.username_pw_set(s.username, s.password)
         if s.tls:

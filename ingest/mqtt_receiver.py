@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -246,9 +246,29 @@ class MqttReceiver:
 
     def on_message(self, client, userdata, msg) -> None:
         """paho's callback: queue what arrived for the ingest thread."""
-        key = None
         props = getattr(msg, "properties", None)
-        for name, value in getattr(props, "UserProperty", None) or ():
+        self.on_publish_fields(
+            client,
+            msg.topic,
+            msg.payload,
+            msg.mid,
+            msg.qos,
+            getattr(props, "UserProperty", None) or (),
+        )
+
+    def on_publish_fields(
+        self,
+        client: Any,
+        topic: str,
+        payload: bytes,
+        mid: int,
+        qos: int,
+        user_properties: Sequence[tuple[str, str]],
+    ) -> None:
+        """A received PUBLISH as fields (the fast client's callback, and :meth:`on_message`'s):
+        queue it for the ingest thread."""
+        key = None
+        for name, value in user_properties:
             if name == KEY_PROPERTY:
                 key = value
                 break
@@ -256,16 +276,13 @@ class MqttReceiver:
             key = None
         self._work_add(1)
         self._count("received")
-        payload = msg.payload
         size = -1
         if len(payload) > self.max_payload_bytes:
             # judged on its size alone: never parsed, and only a prefix is kept
             size = len(payload)
-            key = key or content_key(msg.topic, bytes(payload))
+            key = key or content_key(topic, bytes(payload))
             payload = payload[:TOO_LARGE_PREFIX]
-        self._rx.put(
-            _Arrived(msg.topic, bytes(payload), msg.mid, msg.qos, key, client, time.time(), size)
-        )
+        self._rx.put(_Arrived(topic, bytes(payload), mid, qos, key, client, time.time(), size))
 
     def _ack(self, item: _Arrived) -> None:
         if item.qos == 0:
@@ -276,6 +293,26 @@ class MqttReceiver:
             item.client.ack(item.mid, item.qos)
         else:
             self._count("ack_after_disconnect")
+
+    def _ack_many(self, items: list[_Arrived]) -> None:
+        """Acknowledge ``items`` in order, as :meth:`_ack` each; a fast client's QoS 1
+        PUBACKs go out in one write."""
+        client = self.link.client
+        if not items or not hasattr(client, "ack_many"):
+            for item in items:
+                self._ack(item)
+            return
+        mids = []
+        for item in items:
+            if item.qos == 1 and item.client is client:
+                mids.append(item.mid)
+            else:
+                self._ack(item)
+        if mids:
+            if self.link.connected.is_set():
+                client.ack_many(mids)
+            else:
+                self._count("ack_after_disconnect", len(mids))
 
     def _seen(self, key: str) -> bool:
         if key in self._recent_keys:
@@ -349,25 +386,29 @@ class MqttReceiver:
         else:
             seqs = [None] * len(judged)
             fresh = [not self._seen(key) for _, key, _, _ in judged]
+        acks: list[_Arrived] = []
         for item in reports:
             self._count("quarantine_reports_seen")
-            self._ack(item)
-            self._work_add(-1)
+            acks.append(item)
+        done = len(acks)  # received and settled here: acknowledged below
         to_dispatch = []
         for (item, _key, msg, err), seq, is_new in zip(judged, seqs, fresh, strict=True):
             if not is_new:
                 self._count("duplicate")
-                self._ack(item)
-                self._work_add(-1)
+                acks.append(item)
+                done += 1
             elif err is not None:
                 self._quarantine(item.topic, item.payload, err)
-                self._ack(item)
-                self._work_add(-1)
+                acks.append(item)
+                done += 1
             else:
                 self._count("accepted")
                 if self.journal is not None:
-                    self._ack(item)
+                    acks.append(item)
                 to_dispatch.append((item, seq, msg))
+        self._ack_many(acks)
+        if done:
+            self._work_add(-done)
         if self.sink is not None:
             if to_dispatch:
                 self.sink([(seq, item.topic, item.payload) for item, seq, _ in to_dispatch])
