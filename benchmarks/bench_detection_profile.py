@@ -94,6 +94,7 @@ def profile(width: int, height: int, frames: int = 60, warmup: int = 20) -> dict
             (det.slow, "apply", "slow background"), (det.follower, "update", "follower"),
             (stage, "add", "stage"), (stage, "_block", "stage block"),
             (stage, "_decide", "stage decision"), (stage, "supports", "supports"),
+            (stage, "_align", "stage alignment"),
         ):  # fmt: skip
             _timed(owner, name, label, spent)
         mog2 = cv2.createBackgroundSubtractorMOG2(detectShadows=False)

@@ -8,17 +8,21 @@ runs after it, on the same registered frames, and adds what time makes visible:
 
 1. **Blocks.** Frames are averaged over blocks of ``block_s`` seconds: sensor noise falls
    by the square root of the frames, and a body slower than a pixel a block stays put.
-2. **Evidence.** Each block mean, brought onto the background's levels by a trimmed global
-   gain-and-offset fit (gain and offset drift), is compared with a slow background (a
-   running mean over ``background_s``) and divided by the pixel's own spread of that
-   difference (a running mean of its square over ``variance_s``, the largest in its 3x3
-   neighbourhood): ``z`` is in the pixel's own standard deviations, so shimmering horizon
-   and swaying brush, whose values spread wide, weigh little and a still field much.
+2. **Evidence.** Each block mean, aligned with the background (a translation fit; the
+   background is moved when they are ``align_px`` apart: the registration's reference
+   follows the camera for seconds after a jolt) and brought onto the background's levels
+   by a trimmed global gain-and-offset fit (gain and offset drift), is compared with a
+   slow background (a running mean over ``background_s``) and divided by the pixel's own
+   spread of that difference (a running mean of its square over ``variance_s``, the
+   largest in its 3x3 neighbourhood): ``z`` is in the pixel's own standard deviations, so
+   shimmering horizon and swaying brush, whose values spread wide, weigh little and a
+   still field much.
 3. **Velocities.** A recursive velocity-matched filter (``energy = decay * energy moved by v
    + z``, :func:`vigil.detection.tbd_kernels.velocity_filter`) runs over a bank of
    velocities: still, and ``speeds_px_s`` in eight directions. Evidence that moves with a
    body adds up along its path for about ``1 / (1 - decay)`` blocks; a stem swinging back and
-   forth or shimmer's to and fro does not.
+   forth or shimmer's to and fro does not. Opt-in (``slow``): a second bank of slower
+   velocities over a longer horizon; the statistic is the larger of the two.
 4. **Decision.** Blobs whose peak statistic passes ``threshold`` (grown to ``grow``),
    no larger than ``max_area_px``, seen at the same place in ``confirm`` of the last
    ``confirm_of`` blocks, are reported once a block, as boxes; pixels under a report form
@@ -42,130 +46,14 @@ from numpy.typing import NDArray
 
 from vigil.detection import kernels
 from vigil.detection import tbd_kernels as tk
-from vigil.detection.background import DetectionError, check_ranges
+from vigil.detection.background import DetectionError
 from vigil.detection.detector import DetectorConfig, FrameResult, MotionDetector
+from vigil.detection.tbd_params import TbdParams
 
 Box = tuple[float, float, float, float]
 
 #: Components of the statistic held for numba's labelling; more go to OpenCV's.
 _MAX_COMPONENTS = 1 << 16
-
-
-@dataclass(frozen=True)
-class TbdParams:
-    """Settings of the track-before-detect stage; times in seconds, levels in grey levels.
-
-    Parameters
-    ----------
-    block_s
-        Frames are averaged over blocks this long; the stage decides once a block.
-    speeds_px_s
-        Speeds of the velocity bank besides standing still, pixels per second, each in
-        eight directions.
-    decay
-        Share of the evidence kept from one block to the next (0-1): about
-        ``1 / (1 - decay)`` blocks are integrated.
-    background_s, variance_s
-        Time constants of the background's and its spread's running means.
-    warmup_s
-        No reports before this much video has been seen.
-    threshold, grow
-        A blob is reported when its statistic (standard deviations of white evidence)
-        passes ``threshold`` somewhere; its pixels are those above ``grow`` connected to it.
-    max_area_px
-        Larger blobs are left to the per-frame detector (area, pixels).
-    confirm, confirm_of
-        A blob is reported when a blob was at the same place (boxes within ``near_px``)
-        in ``confirm`` of the last ``confirm_of`` blocks.
-    near_px
-        See ``confirm``, pixels.
-    floor_sd
-        Least standard deviation of a block mean's difference from the background.
-    cap_sd
-        A block's squared difference enters the variance capped at this many standard
-        deviations.
-    z_min, z_max
-        Evidence is clipped to this range before it is integrated.
-    surround_px
-        The mean difference over the ``2 * surround_px + 1`` square around each pixel is
-        taken from its own (0 is off): what changes over a whole patch is not a body.
-    recent_rate
-        Weight of each frame in the running mean of the last frames that
-        :meth:`TrackBeforeDetect.support` reads (0.4: about the last four frames).
-    veto_sd
-        :class:`SlowMoverDetector` drops the detector's boxes whose support
-        (:meth:`TrackBeforeDetect.support`) is under this many standard deviations: a
-        blob the detector's background makes (samples learnt during a jolt, a stem) but
-        that is not warmer than the long background by more than its usual spread. 0 is off.
-    mask_sd
-        :class:`SlowMoverDetector`'s mask takes in the pixels within a pixel of a kept
-        box whose support passes this (standard deviations; 0 is off).
-    frame_stride
-        Opt-in reduced work: the pair feeds the stage every ``frame_stride``-th frame only.
-    bad_share
-        A block where more than this share of the pixels is over 3 standard deviations
-        colder than the background (bodies are warm: a jolt the registration left) is
-        neither learnt nor integrated.
-    """
-
-    block_s: float = 1.0
-    speeds_px_s: tuple[float, ...] = (0.4, 0.8, 1.2)
-    decay: float = 0.8
-    background_s: float = 20.0
-    variance_s: float = 30.0
-    warmup_s: float = 6.0
-    threshold: float = 5.0
-    grow: float = 3.5
-    max_area_px: int = 60
-    confirm: int = 2
-    confirm_of: int = 3
-    near_px: float = 2.0
-    floor_sd: float = 0.5
-    cap_sd: float = 3.0
-    z_min: float = -2.0
-    z_max: float = 6.0
-    bad_share: float = 0.002
-    surround_px: int = 4
-    recent_rate: float = 0.4
-    veto_sd: float = 3.0
-    mask_sd: float = 2.5
-    frame_stride: int = 1
-
-    def __post_init__(self) -> None:
-        check_ranges("track-before-detect", {
-            "block_s": (self.block_s, 0.05, 10.0), "decay": (self.decay, 0.0, 0.99),
-            "background_s": (self.background_s, self.block_s, 3600.0),
-            "variance_s": (self.variance_s, self.block_s, 3600.0),
-            "warmup_s": (self.warmup_s, 0.0, 3600.0), "threshold": (self.threshold, 0.0, 1e3),
-            "grow": (self.grow, 0.0, self.threshold),
-            "max_area_px": (self.max_area_px, 1, 1 << 20),
-            "confirm": (self.confirm, 1, self.confirm_of),
-            "confirm_of": (self.confirm_of, 1, 32), "near_px": (self.near_px, 0.0, 100.0),
-            "floor_sd": (self.floor_sd, 0.01, 255.0), "cap_sd": (self.cap_sd, 1.0, 100.0),
-            "z_min": (self.z_min, -100.0, 0.0), "z_max": (self.z_max, 0.0, 100.0),
-            "bad_share": (self.bad_share, 0.0, 1.0), "surround_px": (self.surround_px, 0, 32),
-            "recent_rate": (self.recent_rate, 0.01, 1.0), "veto_sd": (self.veto_sd, 0.0, 100.0),
-            "mask_sd": (self.mask_sd, 0.0, 100.0), "frame_stride": (self.frame_stride, 1, 100),
-        })  # fmt: skip
-        if not self.speeds_px_s or not all(0.0 < s <= 20.0 for s in self.speeds_px_s):
-            raise DetectionError(
-                f"speeds_px_s={self.speeds_px_s!r}; expected speeds in (0, 20] pixels per second"
-            )
-
-    def velocities(self, fps: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """The bank ``(vx, vy)`` in pixels per block at ``fps`` frames a second."""
-        per_block = self.block_frames(fps) / fps
-        vx, vy = [0.0], [0.0]
-        for s in self.speeds_px_s:
-            for k in range(8):
-                ang = k * math.pi / 4
-                vx.append(s * per_block * math.cos(ang))
-                vy.append(s * per_block * math.sin(ang))
-        return np.array(vx), np.array(vy)
-
-    def block_frames(self, fps: float) -> int:
-        """Frames in a block at ``fps`` frames a second (at least one)."""
-        return max(1, int(round(self.block_s * fps)))
 
 
 @dataclass
@@ -212,6 +100,14 @@ class TrackBeforeDetect:
         self.z = np.zeros((h, w), f32)
         self._resid = np.zeros((h, w), f32)
         self.energy = np.zeros((len(vx), h, w), f32)
+        # the slow bank (TbdParams.slow): its velocities, energy, summed evidence, best
+        svx, svy = p.velocities(self.fps, slow=True) if p.slow else (vx[:0], vy[:0])
+        self.slow_vx, self.slow_vy = svx, svy
+        self.slow_energy = np.zeros((len(svx), h, w) if p.slow else (0, 1, 1), f32)
+        self._slow_sum = np.zeros((h, w) if p.slow else (1, 1), f32)
+        self._slow_n = 0
+        self._slow_best = np.full((h, w) if p.slow else (1, 1), -1e30, f32)
+        self._slow_j = np.zeros((h, w) if p.slow else (1, 1), np.int32)
         self._scratch = np.zeros((h, w), f32)
         #: the statistic (standard deviations) after the last block, and its velocity index
         self.statistic = np.zeros((h, w), f32)
@@ -232,6 +128,11 @@ class TrackBeforeDetect:
         self.blocks = 0
         #: blocks left out as misregistered, and the last block's share of cold outliers
         self.bad_blocks = 0
+        #: blocks whose background was moved onto them (``align_px``), the last shift (px)
+        self.aligned = 0
+        self.last_align = (0.0, 0.0)
+        self._bg_before = np.zeros((h, w) if p.align_px > 0 else (1, 1), f32)
+        self._moved = False
         self.cold_share = 0.0
         self._candidates: list[_Candidate] = []
         #: running mean of the last few frames (``recent_rate``), grey levels
@@ -311,6 +212,9 @@ class TrackBeforeDetect:
         if self.blocks == 1:
             np.copyto(self.background, self._mean)
             return
+        self._moved = False
+        if p.align_px > 0:
+            self._align()
         tk.level_fit(self._mean, self.background, 4, 4.0, self._fit)
         a, b = float(self._fit[0]), float(self._fit[1])
         self._a, self._b = a, b
@@ -333,6 +237,8 @@ class TrackBeforeDetect:
             # the whole picture changed against its background in both directions (a jolt
             # the registration did not quite undo): this block is neither learnt nor used
             self.bad_blocks += 1
+            if self._moved:
+                np.copyto(self.background, self._bg_before)
             self.boxes = []
             self.mask.fill(0)
             return
@@ -343,11 +249,52 @@ class TrackBeforeDetect:
                  self.rate_bg, rate_var, cap, p.floor_sd**2)  # fmt: skip
         tk.velocity_filter(self.z, self.energy, self._scratch, self.vx, self.vy, p.decay,
                            p.z_min, p.z_max, self.statistic, self.velocity_index)  # fmt: skip
+        if p.slow:
+            self._slow_step()
         if warm:
             self.boxes = []
             self.mask.fill(0)
             return
         self._decide()
+
+    def _align(self) -> None:
+        """Move the background onto this block's mean when they are ``align_px`` apart."""
+        h, w = self.shape
+        scale = max(1, math.ceil(w / 400))
+        size = (w // scale, h // scale)
+        bg = cv2.resize(self.background, size, interpolation=cv2.INTER_AREA)
+        mean = cv2.resize(self._mean, size, interpolation=cv2.INTER_AREA)
+        gx, gy, out = np.empty_like(bg), np.empty_like(bg), np.zeros(5, np.float64)
+        kernels.track_translation(bg, mean, 0.0, 0.0, 6, 10, 1e-3, gx, gy, out)
+        dx, dy = out[0] * scale, out[1] * scale
+        self.last_align = (float(dx), float(dy)) if out[2] > 0 else (0.0, 0.0)
+        if out[2] > 0 and self.params.align_px < math.hypot(dx, dy) <= 2.0:
+            # the background before the move is kept: a block left out (bad_share) puts
+            # it back, so that a wrong estimate is not learnt
+            np.copyto(self._bg_before, self.background)
+            m = np.float32([[1, 0, dx], [0, 1, dy]])
+            cv2.warpAffine(self._bg_before, m, (w, h), dst=self.background,
+                           flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+            self._moved = True
+            self.aligned += 1
+
+    def _slow_step(self) -> None:
+        """The slow bank: sum this block's evidence; every ``slow_blocks`` blocks one step
+        of its filter on the sum (over the square root of the count); the statistic (and
+        its velocity index, the slow bank's after the fast bank's) is the larger of the two."""
+        p = self.params
+        self._slow_sum += self.z
+        self._slow_n += 1
+        if self._slow_n >= p.slow_blocks:
+            self._slow_sum *= np.float32(1.0 / math.sqrt(self._slow_n))
+            tk.velocity_filter(self._slow_sum, self.slow_energy, self._scratch, self.slow_vx,
+                               self.slow_vy, p.slow_decay, -p.slow_z_max, p.slow_z_max,
+                               self._slow_best, self._slow_j)  # fmt: skip
+            self._slow_sum.fill(0.0)
+            self._slow_n = 0
+        up = self._slow_best > self.statistic
+        np.copyto(self.statistic, self._slow_best, where=up)
+        np.copyto(self.velocity_index, self._slow_j + np.int32(len(self.vx)), where=up)
 
     def _decide(self) -> None:
         """Blobs of the statistic -> confirmed boxes, the mask and the hold map."""
@@ -457,6 +404,7 @@ class SlowMoverDetector:
         self.detector = MotionDetector(shape, config)
         self.stage = TrackBeforeDetect(shape, fps / (params or TbdParams()).frame_stride, params)
         self._frames = 0
+        self._held: list[Box] = []
         self._mask = np.zeros(self.detector.shape, np.uint8)
 
     def _supported(self, boxes: list[Box]) -> list[Box]:
@@ -473,7 +421,8 @@ class SlowMoverDetector:
         """The detector's result on the next frame, and the pair's boxes."""
         res = self.detector.process(frame, time_s, frame_index)
         stage = self.stage
-        take = self._frames % stage.params.frame_stride == 0
+        p = stage.params
+        take = self._frames % p.frame_stride == 0
         self._frames += 1
         ended = take and stage.add(self.detector.registration.out)
         det_boxes = [d.box for d in res.pixel_detections]
@@ -483,6 +432,9 @@ class SlowMoverDetector:
             extra = self._supported(
                 [b for b in stage.boxes if not any(_overlaps(b, d) for d in det_boxes)]
             )
+            self._held = extra
+        elif p.hold:
+            extra = [b for b in self._held if not any(_overlaps(b, d) for d in kept)]
         mask = self._mask
         np.copyto(mask, res.mask)
         if len(kept) < len(det_boxes):

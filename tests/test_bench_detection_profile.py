@@ -15,4 +15,5 @@ def test_profile_times_the_stages_and_restores_the_kernels() -> None:
     assert ms["MOG2"] > 0 and ms["pair"] > 0
     # the stage ran its blocks (velocity filter) and its parts are inside the whole
     assert 0 < ms["tbd_kernels.velocity_filter"] <= ms["stage block"] <= ms["stage"]
+    assert 0 < ms["stage alignment"] <= ms["stage block"]
     assert 0 < ms["kernels.consensus_segment"] < ms["detector"] < ms["pair"]

@@ -101,6 +101,38 @@ def test_a_jolt_block_is_left_out_not_reported() -> None:
     assert reports == 0
 
 
+def test_a_settled_shift_is_aligned_not_left_out() -> None:
+    # after a jolt the registration's reference follows the camera, so the registered
+    # frames may settle a fraction of a pixel from where they were: here 0.58 px from 10 s
+    frames, _ = _frames(3, 24.0, 0.0, 0.0)
+    m = np.float32([[1, 0, 0.5], [0, 1, -0.3]])
+    for i in range(100, len(frames)):
+        frames[i] = cv2.warpAffine(frames[i], m, (W, H), borderMode=cv2.BORDER_REFLECT)
+    runs = {}
+    for align in (0.0, 0.3):
+        stage = TrackBeforeDetect((H, W), FPS, TbdParams(align_px=align))
+        reports = sum(len(stage.boxes) for f in frames if stage.add(f))
+        runs[align] = (stage.bad_blocks, stage.aligned, reports)
+    assert runs[0.0][0] >= 10  # unaligned: every block after the shift is left out
+    assert runs[0.3] == (0, 1, 0)  # aligned once, no block left out, nothing reported
+
+
+def test_the_slow_bank_keeps_a_body_crossing_a_pixel_in_ten_seconds() -> None:
+    # 4 grey levels at 0.1 px/s: the fast bank's still filter (5 blocks) loses it as it
+    # moves between pixels; the slow bank (0.1 and 0.2 px/s, 20 blocks) keeps it
+    frames, path = _frames(1, 30.0, 4.0, 0.1)
+    found = {}
+    for slow in (False, True):
+        stage = TrackBeforeDetect((H, W), FPS, TbdParams(slow=slow))
+        hits = []
+        for i, f in enumerate(frames):
+            if stage.add(f):
+                hits += [_near(b, *path[i]) for b in stage.boxes]
+        assert all(hits)  # nothing reported away from the body
+        found[slow] = len(hits)
+    assert found[True] >= found[False] + 3, found
+
+
 def test_support_is_high_on_a_warm_body_and_low_on_ground() -> None:
     frames, path = _frames(4, 12.0, 20.0, 0.0)
     stage = TrackBeforeDetect((H, W), FPS)
@@ -171,6 +203,19 @@ def test_pair_vetoes_and_needs_registration() -> None:
     assert all(set(r.tbd_boxes) <= set(r.boxes) for r in got)
 
 
+def test_the_pair_holds_the_stages_boxes_until_the_next_block() -> None:
+    frames, path = _frames(7, 20.0, 7.0, 0.3)
+    runs = {}
+    for hold in (False, True):
+        pair = SlowMoverDetector((H, W), FPS, params=TbdParams(hold=hold))
+        got = [pair.process(f, i / FPS, i + 1) for i, f in enumerate(frames)]
+        runs[hold] = [(i, b) for i, r in enumerate(got) for b in r.tbd_boxes]
+        between = [i for i, r in enumerate(got) if r.tbd_boxes and not r.block_ended]
+        assert bool(between) == hold
+    assert runs[False] and set(runs[False]) <= set(runs[True])
+    assert all(_near(b, *path[i]) for i, b in runs[True])
+
+
 @pytest.mark.parametrize(
     "bad",
     [
@@ -182,6 +227,10 @@ def test_pair_vetoes_and_needs_registration() -> None:
         {"speeds_px_s": ()},
         {"speeds_px_s": (-1.0,)},
         {"veto_sd": -1.0},
+        {"slow_speeds_px_s": (0.0,)},
+        {"slow_decay": 1.0},
+        {"slow_blocks": 0},
+        {"align_px": -0.1},
     ],
 )
 def test_settings_out_of_range_are_refused(bad: dict) -> None:
