@@ -17,8 +17,17 @@ from vigil.alerts.rules import AlertRules
 from vigil.core import SectorCore
 from vigil.geo.site import Site
 from vigil.ingest.bus import InProcessBus
-from vigil.ingest.schema import DEFAULT_MAX_SKEW_S, AlertAction, MessageError, Wire
-from vigil.ingest.sources import Devices, check_source
+from vigil.ingest.schema import (
+    DEFAULT_MAX_SKEW_S,
+    KIND_OF,
+    AlertAction,
+    CameraDetection,
+    MessageError,
+    SensorEvent,
+    Telemetry,
+    Wire,
+)
+from vigil.ingest.sources import DEVICE_FIELD, Devices, check_source
 from vigil.tracks.config import TrackerConfig
 
 #: What the service takes in, below ``vigil/v1/{sector}/``.
@@ -34,6 +43,14 @@ INPUT_TOPICS = (
 OUTPUT_TOPICS = ("tracks", "crossings", "alerts", "cam/+/commands")
 
 STATE_FILES = ("tracks.sqlite", "events.sqlite")
+
+#: The device messages whose source check depends only on their type, topic and the id in
+#: this field (see :meth:`SectorRunner._check_source`).
+_DEVICE_FIELD: dict[type, str] = {
+    t: DEVICE_FIELD[KIND_OF[t]] for t in (CameraDetection, SensorEvent, Telemetry)
+}
+#: Remembered passes at most (distinct topic and device pairs; beyond it they start over).
+_PASSED_MAX = 4096
 
 
 def input_patterns(sector: str) -> list[str]:
@@ -132,6 +149,9 @@ class SectorRunner:
         #: for live input; a setting, not state (not in snapshots).
         self.checked_inputs = False
         self._heap: list[tuple[float, str, int, Wire]] = []
+        # (type, topic, device id) of device messages check_source passed, for devices
+        self._passed: set[tuple[type, str, str]] = set()
+        self._passed_devices: Devices | None = None
         self._arrival = 0
         # times ahead are judged above (max_ahead_s, on the sector clock, which is -inf
         # before the first release); the bus checks kinds and values
@@ -160,7 +180,7 @@ class SectorRunner:
         """Take one input message (as :class:`~vigil.ingest.bus.Bus` handlers are called)."""
         self.counts["received"] += 1
         try:
-            check_source(topic, msg, self.devices)
+            self._check_source(topic, msg)
         except MessageError as err:
             self.counts["refused"] += 1
             self.counts[f"refused_{err.reason}"] += 1
@@ -194,6 +214,26 @@ class SectorRunner:
         if t > self.max_time:
             self.max_time = t
             self.advance_to(t - self.hold_s)
+
+    def _check_source(self, topic: str, msg: Wire) -> None:
+        """:func:`~vigil.ingest.sources.check_source` against the deployment's devices. A
+        detection's, sensor event's or telemetry's outcome depends only on its type, topic and
+        device id: the ones that passed are remembered (a few per device), so the thousands a
+        second a sector's towers send are checked once per topic."""
+        device_field = _DEVICE_FIELD.get(type(msg))
+        if device_field is None:
+            check_source(topic, msg, self.devices)
+            return
+        if self._passed_devices is not self.devices:  # a new device table: judge afresh
+            self._passed.clear()
+            self._passed_devices = self.devices
+        key = (type(msg), topic, getattr(msg, device_field))
+        if key in self._passed:
+            return
+        check_source(topic, msg, self.devices)
+        if len(self._passed) >= _PASSED_MAX:
+            self._passed.clear()
+        self._passed.add(key)
 
     @property
     def sector_clock(self) -> float:

@@ -69,7 +69,8 @@ SUFFIX = ".bin"
 STATIC: dict[str, tuple[str, ...]] = {
     "runner": (
         "sector", "hold_s", "tick_s", "publish", "skip_outputs", "max_ahead_s", "on_ahead",
-        "on_refused", "devices", "log", "bus", "core", "checked_inputs",
+        "on_refused", "devices", "log", "bus", "core", "checked_inputs", "_passed",
+        "_passed_devices",
     ),
     "core": (
         "site", "bus", "sector", "frame", "border", "fusion", "monitor", "engine", "alerts",
