@@ -39,8 +39,12 @@ def client(broker: Broker, user: str, name: str) -> mqtt.Client:
     return c
 
 
-def late_joiner(broker: Broker, wait_s: float = 1.5) -> dict[str, bytes]:
-    """Connect, subscribe to the state topics, and return what arrives (retained only)."""
+def late_joiner(
+    broker: Broker, wait_s: float = 1.5, expect: tuple[str, ...] = ()
+) -> dict[str, bytes]:
+    """Connect, subscribe to the state topics, and return what arrives (retained only) within
+    ``wait_s`` seconds, or as soon as every topic in ``expect`` has arrived (a loaded machine
+    can take longer than a fixed wait to deliver them)."""
     got: dict[str, bytes] = {}
     lock = threading.Lock()
 
@@ -53,7 +57,12 @@ def late_joiner(broker: Broker, wait_s: float = 1.5) -> dict[str, bytes]:
     c.on_message = on_message
     for f in state_filters(SECTOR):
         c.subscribe(f, qos=1)
-    time.sleep(wait_s)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        with lock:
+            if expect and all(t in got for t in expect):
+                break
+        time.sleep(0.05)
     c.loop_stop()
     c.disconnect()
     with lock:
@@ -85,12 +94,12 @@ def test_late_client_gets_open_alert_and_sensor_health_then_not_the_closed_alert
         assert alert.kind == "sensor_health"
         service.out_bus.flush(5.0)
 
-        got = late_joiner(broker)
         a_topic = alert_state_topic(SECTOR, alert.alert_id)
+        s_topic = sensor_state_topic(SECTOR, SENSOR)
+        got = late_joiner(broker, 15.0, expect=(a_topic, s_topic))
         assert a_topic in got, got
         held = decode(a_topic, got[a_topic])
         assert held.alert_id == alert.alert_id and held.state != "closed"
-        s_topic = sensor_state_topic(SECTOR, SENSOR)
         assert decode(s_topic, got[s_topic]).tamper is True
 
         close = AlertAction(alert_id=alert.alert_id, time=time.time(), action="close", by="ops")
@@ -133,9 +142,10 @@ def test_state_is_asserted_again_after_a_broker_restart_without_persistence(brok
         broker.persistence_path.unlink(missing_ok=True)
         broker.start()
         wait_for(lambda: service.state.counts["republished"] > asserted, timeout=20.0)
-        got = late_joiner(broker)
         (alert,) = service.state.open_alerts.values()
-        assert alert_state_topic(SECTOR, alert.alert_id) in got
+        a_topic = alert_state_topic(SECTOR, alert.alert_id)
+        got = late_joiner(broker, 15.0, expect=(a_topic, sensor_state_topic(SECTOR, SENSOR)))
+        assert a_topic in got
         assert sensor_state_topic(SECTOR, SENSOR) in got
         # the outbox holds the stream only: the alert, no state messages
         assert service.out_bus.outbox.last_seq() == published
