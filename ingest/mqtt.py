@@ -136,7 +136,7 @@ class MqttBus(Bus):
                 new_connection=self.publisher.new_connection,
                 start_session=self._start_session,
                 keep_session=self.publisher.keep_session,
-                on_publish_fields=self.receiver.on_publish_fields,
+                on_publish_batch=self.receiver.on_publish_batch,
             )
         )
         self.receiver.start()

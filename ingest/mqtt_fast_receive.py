@@ -6,7 +6,7 @@ and an MQTT 5 ``Properties`` object for every PUBLISH before the callback runs. 
 of messages a second that was the largest part of the input process's interpreter time.
 :class:`FastReceiveClient` reads what the socket holds in one ``recv`` (up to
 :data:`READ_CHUNK` bytes), splits it into packets itself, and hands a plain QoS 0/1 PUBLISH
-straight to ``on_publish_fields(client, topic, payload, mid, qos, user_properties)``. Every
+straight to ``on_publish_batch(client, fields)``, all of one read in one call. Every
 other packet (CONNACK, SUBACK, PUBACK, PINGRESP, DISCONNECT, QoS 2, a PUBLISH with a topic
 alias or an unknown property, a topic that is not UTF-8) goes through paho's own handling,
 unchanged, as if paho had read it. :meth:`FastReceiveClient.ack_many` queues the PUBACKs of
@@ -29,8 +29,10 @@ from paho.mqtt.exception import MalformedPacket
 
 #: Bytes asked of the socket per read: dozens of 250-byte messages.
 READ_CHUNK = 256 * 1024
-#: ``on_publish_fields(client, topic, payload, mid, qos, user_properties)``.
-PublishFields = Callable[[Any, str, bytes, int, int, list[tuple[str, str]]], None]
+#: One PUBLISH as fields: ``(topic, payload, mid, qos, user_properties)``.
+Fields = tuple[str, bytes, int, int, list[tuple[str, str]]]
+#: ``on_publish_batch(client, fields)``: the PUBLISH packets of one read, in order.
+PublishBatch = Callable[[Any, list[Fields]], None]
 
 _PUBLISH = 0x30
 _PUBACK = 0x40
@@ -123,17 +125,18 @@ class FastReceiveClient(paho.Client):
 
     Parameters
     ----------
-    on_publish_fields
-        Called on paho's network thread for each QoS 0/1 PUBLISH the fast path decodes,
-        with ``(client, topic, payload, mid, qos, user_properties)``; ``on_message`` gets the
-        rest, as with plain paho.
+    on_publish_batch
+        Called on paho's network thread with the QoS 0/1 PUBLISH packets the fast path
+        decoded from one read, as a list of :data:`Fields`, in order; ``on_message`` gets the
+        rest, as with plain paho (what came before such a packet is handed over first).
     *args, **kwargs
         paho's ``Client`` arguments.
     """
 
-    def __init__(self, *args: Any, on_publish_fields: PublishFields, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, on_publish_batch: PublishBatch, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.on_publish_fields = on_publish_fields
+        self.on_publish_batch = on_publish_batch
+        self._fields: list[Fields] = []
         self._rbuf = bytearray()
         self._v5 = self._protocol == paho.MQTTv5
 
@@ -187,14 +190,21 @@ class FastReceiveClient(paho.Client):
                 count = list(buf[pos + 1 : i])
                 pos = i + length
                 if (command & 0xF0) != _PUBLISH or not self._publish_fields(command, body):
+                    self._hand_over()  # what came before it, first
                     rc = self._paho_handle(command, count, length, body)
                 if rc:
                     break
         finally:
             del buf[:pos]
+            self._hand_over()
         with self._msgtime_mutex:
             self._last_bytes_received = paho.time_func()
         return rc
+
+    def _hand_over(self) -> None:
+        if self._fields:
+            fields, self._fields = self._fields, []
+            self.on_publish_batch(self, fields)
 
     def _paho_handle(self, command: int, count: list[int], length: int, body: bytes) -> Any:
         """One whole packet through paho's own handling, as its ``_packet_read`` would."""
@@ -217,7 +227,7 @@ class FastReceiveClient(paho.Client):
         return rc
 
     def _publish_fields(self, command: int, body: bytes) -> bool:
-        """A QoS 0/1 PUBLISH to ``on_publish_fields``; False: leave it to paho."""
+        """A QoS 0/1 PUBLISH to the read's batch; False: leave it to paho."""
         qos = (command & 0x06) >> 1
         if qos > 1 or len(body) < 2:
             return False
@@ -257,8 +267,8 @@ class FastReceiveClient(paho.Client):
                     return False
                 props = found
             end += length
-        self.on_publish_fields(self, topic, body[end:], mid, qos, props)
+        self._fields.append((topic, body[end:], mid, qos, props))
         return True
 
 
-__all__ = ["READ_CHUNK", "FastReceiveClient", "PublishFields", "supported"]
+__all__ = ["READ_CHUNK", "FastReceiveClient", "Fields", "PublishBatch", "supported"]

@@ -52,10 +52,10 @@ class LinkHooks:
         connection fell meanwhile.
     keep_session
         Called about every 0.2 s while connected; False ends the connection.
-    on_publish_fields
-        When given, the client reads in chunks and hands each plain QoS 0/1 PUBLISH to it
-        as fields (:class:`~vigil.ingest.mqtt_fast_receive.FastReceiveClient`); ``on_message``
-        still gets what that path leaves to paho.
+    on_publish_batch
+        When given, the client reads in chunks and hands the plain QoS 0/1 PUBLISH packets
+        of each read to it as fields (:class:`~vigil.ingest.mqtt_fast_receive.
+        FastReceiveClient`); ``on_message`` still gets what that path leaves to paho.
     """
 
     on_message: Callable[..., None]
@@ -63,7 +63,7 @@ class LinkHooks:
     new_connection: Callable[[], None]
     start_session: Callable[[Any], bool]
     keep_session: Callable[[Any], bool]
-    on_publish_fields: Callable[..., None] | None = None
+    on_publish_batch: Callable[..., None] | None = None
 
 
 @functools.cache
@@ -164,11 +164,11 @@ class MqttLink:
             manual_ack=True,
             reconnect_on_failure=False,
         )
-        if hooks.on_publish_fields is not None and _fast_receive_supported():
+        if hooks.on_publish_batch is not None and _fast_receive_supported():
             from vigil.ingest.mqtt_fast_receive import FastReceiveClient
 
             client = FastReceiveClient(
-                CallbackAPIVersion.VERSION2, on_publish_fields=hooks.on_publish_fields, **kwargs
+                CallbackAPIVersion.VERSION2, on_publish_batch=hooks.on_publish_batch, **kwargs
             )
         else:
             client = paho.Client(CallbackAPIVersion.VERSION2, **kwargs)

@@ -19,9 +19,9 @@ import queue
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vigil.ingest.bus import Handler, Subscription
 from vigil.ingest.journal import ACCEPTED, QUARANTINED, Arrival, Journal, content_key
@@ -29,6 +29,9 @@ from vigil.ingest.mqtt_link import Count, MqttLink
 from vigil.ingest.mqtt_publisher import KEY_PROPERTY
 from vigil.ingest.schema import MessageError, Wire, decode
 from vigil.ingest.topics import check_filter, topic_matches
+
+if TYPE_CHECKING:
+    from vigil.ingest.mqtt_fast_receive import Fields
 
 log = logging.getLogger("vigil.ingest.mqtt")
 
@@ -134,7 +137,8 @@ class MqttReceiver:
         self._patterns: Counter[str] = Counter()
         self._stale_patterns: set[str] = set()
         self._subs_lock = threading.RLock()
-        self._rx: queue.Queue[_Arrived | None] = queue.Queue()
+        self._rx: queue.Queue[list[_Arrived] | None] = queue.Queue()
+        self._backlog = 0  # messages in _rx
         self._dispatch: queue.Queue[tuple[_Arrived, int | None, Wire] | None] = queue.Queue(
             maxsize=10_000
         )
@@ -151,7 +155,7 @@ class MqttReceiver:
     @property
     def backlog(self) -> int:
         """Messages received and waiting for the ingest thread."""
-        return self._rx.qsize()
+        return self._backlog
 
     def _work_add(self, n: int) -> None:
         with self._work_lock:
@@ -247,42 +251,37 @@ class MqttReceiver:
     def on_message(self, client, userdata, msg) -> None:
         """paho's callback: queue what arrived for the ingest thread."""
         props = getattr(msg, "properties", None)
-        self.on_publish_fields(
-            client,
-            msg.topic,
-            msg.payload,
-            msg.mid,
-            msg.qos,
-            getattr(props, "UserProperty", None) or (),
-        )
+        user_properties = getattr(props, "UserProperty", None) or []
+        self.on_publish_batch(client, [(msg.topic, msg.payload, msg.mid, msg.qos, user_properties)])
 
-    def on_publish_fields(
-        self,
-        client: Any,
-        topic: str,
-        payload: bytes,
-        mid: int,
-        qos: int,
-        user_properties: Sequence[tuple[str, str]],
-    ) -> None:
-        """A received PUBLISH as fields (the fast client's callback, and :meth:`on_message`'s):
-        queue it for the ingest thread."""
-        key = None
-        for name, value in user_properties:
-            if name == KEY_PROPERTY:
-                key = value
-                break
-        if key is not None and len(key) > 200:  # a publisher's key is an id, not a payload
+    def on_publish_batch(self, client: Any, fields: list[Fields]) -> None:
+        """Received PUBLISH packets as fields, in order (the fast client's callback, and
+        :meth:`on_message`'s): queue them for the ingest thread."""
+        now = time.time()
+        limit = self.max_payload_bytes
+        arrived = []
+        for topic, payload, mid, qos, user_properties in fields:
             key = None
-        self._work_add(1)
-        self._count("received")
-        size = -1
-        if len(payload) > self.max_payload_bytes:
-            # judged on its size alone: never parsed, and only a prefix is kept
-            size = len(payload)
-            key = key or content_key(topic, bytes(payload))
-            payload = payload[:TOO_LARGE_PREFIX]
-        self._rx.put(_Arrived(topic, bytes(payload), mid, qos, key, client, time.time(), size))
+            for name, value in user_properties:
+                if name == KEY_PROPERTY:
+                    key = value
+                    break
+            if key is not None and len(key) > 200:  # a publisher's key is an id, not a payload
+                key = None
+            size = -1
+            if len(payload) > limit:
+                # judged on its size alone: never parsed, and only a prefix is kept
+                size = len(payload)
+                key = key or content_key(topic, bytes(payload))
+                payload = payload[:TOO_LARGE_PREFIX]
+            arrived.append(_Arrived(topic, bytes(payload), mid, qos, key, client, now, size))
+        if not arrived:
+            return
+        with self._work_lock:
+            self._work += len(arrived)
+            self._backlog += len(arrived)
+        self._count("received", len(arrived))
+        self._rx.put(arrived)
 
     def _ack(self, item: _Arrived) -> None:
         if item.qos == 0:
@@ -327,7 +326,7 @@ class MqttReceiver:
             first = self._rx.get()
             if first is None:
                 return
-            batch = [first]
+            batch = first
             while len(batch) < 512:
                 try:
                     nxt = self._rx.get_nowait()
@@ -336,7 +335,9 @@ class MqttReceiver:
                 if nxt is None:
                     self._rx.put(None)
                     break
-                batch.append(nxt)
+                batch = batch + nxt
+            with self._work_lock:
+                self._backlog -= len(batch)
             try:
                 self._ingest(batch)
             except Exception:  # the receiving side must stay up; the broker will redeliver

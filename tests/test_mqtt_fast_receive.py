@@ -142,7 +142,7 @@ def receive(data: bytes, cuts: list[int], fast: bool, expect: int) -> tuple[list
     if fast:
         client = FastReceiveClient(
             paho.CallbackAPIVersion.VERSION2,
-            on_publish_fields=lambda c, *fields: record(*fields),
+            on_publish_batch=lambda c, batch: [record(*fields) for fields in batch],
             **kwargs,
         )
     else:
