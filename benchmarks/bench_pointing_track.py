@@ -45,6 +45,9 @@ little optimistic). The per-detection share of the same detections is printed be
 Seeds: :data:`EVALUATION_SEEDS` (never used to tune anything); ``bench_pointing``'s
 ``TUNING_SEEDS`` are refused for reporting.
 
+``--hidden``: people left without a side take the one the top of their body gives where the
+ground hides their feet (``benchmarks/pointing_hidden.py``, :mod:`vigil.geo.hidden_side`).
+
 Run: ``python -m benchmarks pointing_track`` (defaults) or with ``--seeds ... --draws N``.
 """
 
@@ -56,12 +59,14 @@ import time
 import numpy as np
 
 from benchmarks.bench_pointing import TUNING_SEEDS, calibrated, site_and_dem
+from benchmarks.pointing_hidden import top_sides
 from vigil.detection.terrain import TerrainGeometry
 from vigil.geo.crossing_monitor import (
     RELIEF_SIDE_HOLD_S,
     RELIEF_SIDE_PROBABILITY,
     CrossingMonitor,
 )
+from vigil.geo.hidden_side import pooled_side
 from vigil.geo.image_side import (
     IMAGE_CHANGE_PROBABILITY,
     IMAGE_CHANGE_S,
@@ -290,6 +295,13 @@ def main(argv: list[str] | None = None) -> None:
         default=RELIEF_IMAGE_PROBABILITY,
         help="the monitor's image_probability (the pipeline's by default)",
     )
+    parser.add_argument(
+        "--hidden",
+        action="store_true",
+        help="a person the chain leaves without a side takes the one the top of their body "
+        "gives where the ground hides their feet (benchmarks/pointing_hidden.py; per person, "
+        "not through the tracker)",
+    )
     args = parser.parse_args(argv)
     tuning = sorted(set(args.seeds) & set(TUNING_SEEDS))
     site, dem, frame, border = site_and_dem()
@@ -329,8 +341,12 @@ def main(argv: list[str] | None = None) -> None:
         near = clear_n = clear_right = 0
         det_right = det_n = 0
         crossing_people = 0
+        # with --hidden: frames with the body's top seen over hidden feet, their decided and
+        # wrong sides, and the undecided people the top gives a side to, right and wrong
+        top_n = top_dec = top_bad = hid_right = hid_wrong = 0
         for seed in args.seeds:
             rng = np.random.default_rng([seed, int(tower.id.lstrip("t") or 0), 21])
+            hrng = np.random.default_rng([seed, int(tower.id.lstrip("t") or 0), 2121])
             for _ in range(args.draws):
                 true, cal = calibrated(nominal, dem, rng)
                 geo = TerrainGeometry(
@@ -385,6 +401,8 @@ def main(argv: list[str] | None = None) -> None:
                         ).margin_px
                     near_line = np.nanmean(np.abs(tm.reshape(u.shape)), axis=1) < NEAR_PX
                 gx, gy, cov = gx.reshape(u.shape), gy.reshape(u.shape), cov.reshape(*u.shape, 2, 2)
+                if args.hidden:
+                    top, tsides = top_sides(true, geo, cal, dem, border, x, y, vis, hrng)
                 for p in np.flatnonzero(far):
                     truth = int(border.side([x[p, 0]], [y[p, 0]])[0])
                     m = ok[p]
@@ -413,6 +431,13 @@ def main(argv: list[str] | None = None) -> None:
                         args.change_p,
                     )
                     crossing_people += crossed > 0
+                    if args.hidden:
+                        top_n += int(top[p].sum())
+                        top_dec += int(np.sum(tsides[p] != 0))
+                        top_bad += int(np.sum(tsides[p] == -truth))
+                        if not sides:
+                            hid_right += pooled_side(tsides[p]) == truth
+                            hid_wrong += pooled_side(tsides[p]) == -truth
                     seen3 = int(m.sum()) >= config.confirm_m
                     if args.image and seen3:
                         if near_line[p]:
@@ -454,6 +479,16 @@ def main(argv: list[str] | None = None) -> None:
                 f"{NEAR_PX:g} px of the line's row in the true image (mean); of the other "
                 f"{clear_n} right {clear_right}/{clear_n} = {clear_right / max(clear_n, 1):.4f} "
                 f"[{clo:.4f}, {chi:.4f}]",
+                flush=True,
+            )
+        if args.hidden:
+            all_n, got = n + undecided, right + hid_right
+            glo, ghi = wilson(got, all_n)
+            print(
+                f"{tower.id}: body's top over hidden feet in {top_n} frames, {top_dec} decided, "
+                f"{top_bad} wrong; of the {undecided} people without a side it gives {hid_right} "
+                f"the right side, {hid_wrong} the wrong one; of all {all_n} people right "
+                f"{got}/{all_n} = {got / max(all_n, 1):.4f} [{glo:.4f}, {ghi:.4f}]",
                 flush=True,
             )
     print(f"({time.perf_counter() - started:.0f} s)")

@@ -25,3 +25,24 @@ def test_a_small_run_decides_sides_through_tracker_and_monitor(capsys) -> None:
     assert none == few + unconfirmed + unsure
     d = re.search(r"their detections on the right side (\d+)/(\d+)", out)
     assert d and int(d.group(2)) >= decided, out
+
+
+def test_hidden_feet_line_counts_the_body_top(capsys) -> None:
+    bench_pointing_track.main(
+        ["--seeds", "1", "--draws", "1", "--people", "6", "--towers", "t02", "--seconds", "20"]
+        + ["--hidden"]
+    )
+    out = capsys.readouterr().out
+    base = re.search(r"t02: people decided (\d+) \(no side (\d+).*?right (\d+)/", out)
+    m = re.search(
+        r"t02: body's top over hidden feet in (\d+) frames, (\d+) decided, (\d+) wrong; of the "
+        r"(\d+) people without a side it gives (\d+) the right side, (\d+) the wrong one; of all "
+        r"(\d+) people right (\d+)/(\d+)",
+        out,
+    )
+    assert base and m, out
+    decided, none, right = (int(g) for g in base.groups())
+    frames, fdec, fbad, undecided, hr, hw, n, got, n2 = (int(g) for g in m.groups())
+    assert frames > 0 and fbad <= fdec <= frames
+    assert undecided == none and hr + hw <= undecided
+    assert n == n2 == decided + none and got == right + hr
