@@ -252,7 +252,12 @@ class MqttReceiver:
         """paho's callback: queue what arrived for the ingest thread."""
         props = getattr(msg, "properties", None)
         user_properties = getattr(props, "UserProperty", None) or []
-        self.on_publish_batch(client, [(msg.topic, msg.payload, msg.mid, msg.qos, user_properties)])
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:  # a broker must refuse such a topic; one that did not
+            # gets it judged as data (it matches no subscription), not a dead network thread
+            topic = bytes(getattr(msg, "_topic", b"")).decode("utf-8", "replace")
+        self.on_publish_batch(client, [(topic, msg.payload, msg.mid, msg.qos, user_properties)])
 
     def on_publish_batch(self, client: Any, fields: list[Fields]) -> None:
         """Received PUBLISH packets as fields, in order (the fast client's callback, and
