@@ -129,24 +129,13 @@ class FastReceiveClient(paho.Client):
         Called on paho's network thread with the QoS 0/1 PUBLISH packets the fast path
         decoded from one read, as a list of :data:`Fields`, in order; ``on_message`` gets the
         rest, as with plain paho (what came before such a packet is handed over first).
-    max_packet_bytes
-        The Maximum Packet Size this client announces in its CONNECT (bytes); a larger
-        packet ends the connection as a protocol error instead of being buffered. None: no
-        bound (paho's own behaviour).
     *args, **kwargs
         paho's ``Client`` arguments.
     """
 
-    def __init__(
-        self,
-        *args: Any,
-        on_publish_batch: PublishBatch,
-        max_packet_bytes: int | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *args: Any, on_publish_batch: PublishBatch, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.on_publish_batch = on_publish_batch
-        self.max_packet_bytes = max_packet_bytes
         self._fields: list[Fields] = []
         self._rbuf = bytearray()
         self._v5 = self._protocol == paho.MQTTv5
@@ -193,17 +182,6 @@ class FastReceiveClient(paho.Client):
                         whole = True
                         break
                 else:  # a fifth length byte: not MQTT
-                    pos = n
-                    return MQTTErrorCode.MQTT_ERR_PROTOCOL
-                if self.max_packet_bytes is not None and i - pos + length > self.max_packet_bytes:
-                    # over the Maximum Packet Size this client announced: a broker that
-                    # ignores it is not waited for (MQTT 5: the client disconnects)
-                    self._easy_log(
-                        paho.MQTT_LOG_ERR,
-                        "packet of %d bytes over the maximum of %d",
-                        i - pos + length,
-                        self.max_packet_bytes,
-                    )
                     pos = n
                     return MQTTErrorCode.MQTT_ERR_PROTOCOL
                 if not whole or n - i < length:  # the rest is still on its way

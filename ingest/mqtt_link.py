@@ -168,10 +168,7 @@ class MqttLink:
             from vigil.ingest.mqtt_fast_receive import FastReceiveClient
 
             client = FastReceiveClient(
-                CallbackAPIVersion.VERSION2,
-                on_publish_batch=hooks.on_publish_batch,
-                max_packet_bytes=s.max_packet_bytes,
-                **kwargs,
+                CallbackAPIVersion.VERSION2, on_publish_batch=hooks.on_publish_batch, **kwargs
             )
         else:
             client = paho.Client(CallbackAPIVersion.VERSION2, **kwargs)
@@ -194,7 +191,6 @@ class MqttLink:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.settings.session_expiry_s
         props.ReceiveMaximum = self.settings.receive_maximum
-        props.MaximumPacketSize = self.settings.max_packet_bytes  # the broker sends no larger
         return props
 
     def _supervise(self) -> None:

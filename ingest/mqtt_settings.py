@@ -48,15 +48,6 @@ class MqttSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     #: before any parsing, keeping only its first KiB (``ingest.mqtt_receiver``).
     max_payload_bytes: int = 256 * 1024
 
-    @property
-    def max_packet_bytes(self) -> int:
-        """Largest MQTT packet a receiver takes, bytes: sent to the broker as the MQTT 5
-        Maximum Packet Size (a broker does not send a larger one), and enforced by the fast
-        receive client. Four times :attr:`max_payload_bytes` (at least 1 MiB), so that a
-        payload somewhat over the limit still arrives and is quarantined as ``too_large``,
-        visible and counted, while a huge one never fills the receiver's memory."""
-        return max(1 << 20, 4 * self.max_payload_bytes)
-
     def __post_init__(self) -> None:
         checks: list[tuple[str, Any, bool, str]] = [
             ("port", self.port, 1 <= self.port <= 65535, "an integer in [1, 65535]"),

@@ -124,33 +124,6 @@ def test_a_huge_declared_length_is_not_waited_for_forever() -> None:
     assert fast == plain == [("ok/1", b"first", 5, 1, [])]
 
 
-def test_a_packet_over_the_announced_maximum_ends_the_connection() -> None:
-    """A broker that ignores the Maximum Packet Size the client announced is disconnected at
-    the oversized packet's header, not buffered up to its declared size."""
-    good = publish("ok/1", b"first", 5, 1)
-    big = publish("ok/2", b"y" * 70_000, 6, 1)
-    broker = FakeBroker(good + big + publish("ok/3", b"late", 7, 1), [])
-    got: list[tuple] = []
-    dropped = threading.Event()
-    client = FastReceiveClient(
-        paho.CallbackAPIVersion.VERSION2,
-        on_publish_batch=lambda c, batch: got.extend((f[0], bytes(f[1])) for f in batch),
-        max_packet_bytes=65_536,
-        protocol=paho.MQTTv5,
-        manual_ack=True,
-        client_id="t",
-    )
-    client.on_disconnect = lambda *a: dropped.set()
-    client.connect("127.0.0.1", broker.port, keepalive=60)
-    client.loop_start()
-    try:
-        assert dropped.wait(10), "the oversized packet did not end the connection"
-    finally:
-        client.loop_stop()
-        broker.close()
-    assert got == [("ok/1", b"first")]
-
-
 def test_the_receiver_takes_a_topic_that_is_not_utf8_as_data() -> None:
     """paho hands such a topic to on_message, whose ``.topic`` cannot decode it: the
     receiver queues it (to be judged and quarantined) instead of killing paho's thread."""
