@@ -122,6 +122,32 @@ class FakeBroker:
         self._thread.join(5)
 
 
+def make_client(fast: bool, record) -> paho.Client:
+    """A fast or a plain paho client (MQTT 5, manual acknowledgements) that calls
+    ``record(topic, payload, mid, qos, user_properties)`` for each message; a topic that is
+    not UTF-8 (which paho cannot decode) is recorded as None."""
+
+    def on_message(client, userdata, msg) -> None:
+        props = getattr(msg.properties, "UserProperty", None) or []
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            topic = None
+        record(topic, msg.payload, msg.mid, msg.qos, props)
+
+    kwargs = dict(protocol=paho.MQTTv5, manual_ack=True, client_id="t")
+    if fast:
+        client = FastReceiveClient(
+            paho.CallbackAPIVersion.VERSION2,
+            on_publish_batch=lambda c, batch: [record(*fields) for fields in batch],
+            **kwargs,
+        )
+    else:
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2, **kwargs)
+    client.on_message = on_message
+    return client
+
+
 def receive(data: bytes, cuts: list[int], fast: bool, expect: int) -> tuple[list, bytes]:
     """Messages (topic, payload, mid, qos, user properties) a client got from ``data`` in
     order, and the bytes it sent back after acknowledging every QoS 1 one."""
@@ -134,20 +160,7 @@ def receive(data: bytes, cuts: list[int], fast: bool, expect: int) -> tuple[list
         if len(got) == expect:
             done.set()
 
-    def on_message(client, userdata, msg) -> None:
-        props = getattr(msg.properties, "UserProperty", None) or []
-        record(msg.topic, msg.payload, msg.mid, msg.qos, props)
-
-    kwargs = dict(protocol=paho.MQTTv5, manual_ack=True, client_id="t")
-    if fast:
-        client = FastReceiveClient(
-            paho.CallbackAPIVersion.VERSION2,
-            on_publish_batch=lambda c, batch: [record(*fields) for fields in batch],
-            **kwargs,
-        )
-    else:
-        client = paho.Client(paho.CallbackAPIVersion.VERSION2, **kwargs)
-    client.on_message = on_message
+    client = make_client(fast, record)
     client.connect("127.0.0.1", broker.port, keepalive=60)
     client.loop_start()
     try:

@@ -17,9 +17,9 @@ import paho.mqtt.client as paho
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_mqtt_fast_receive import FakeBroker, publish, stream, user_prop
+from test_mqtt_fast_receive import FakeBroker, make_client, publish, stream, user_prop
 
-from vigil.ingest.mqtt_fast_receive import FastReceiveClient, supported
+from vigil.ingest.mqtt_fast_receive import supported
 
 pytestmark = pytest.mark.skipif(not supported(), reason="this paho lacks the receive state")
 
@@ -34,24 +34,7 @@ def delivered(data: bytes, fast: bool) -> list[tuple]:
         with lock:
             got.append((topic, bytes(payload), mid, qos, list(props)))
 
-    def on_message(client, userdata, msg) -> None:
-        props = getattr(msg.properties, "UserProperty", None) or []
-        try:
-            topic = msg.topic
-        except UnicodeDecodeError:  # paho hands such a topic over; its .topic cannot decode
-            topic = None
-        record(topic, msg.payload, msg.mid, msg.qos, props)
-
-    kwargs = dict(protocol=paho.MQTTv5, manual_ack=True, client_id="t")
-    if fast:
-        client = FastReceiveClient(
-            paho.CallbackAPIVersion.VERSION2,
-            on_publish_batch=lambda c, batch: [record(*fields) for fields in batch],
-            **kwargs,
-        )
-    else:
-        client = paho.Client(paho.CallbackAPIVersion.VERSION2, **kwargs)
-    client.on_message = on_message
+    client = make_client(fast, record)
     client.connect("127.0.0.1", broker.port, keepalive=60)
     client.loop_start()
     try:
