@@ -94,8 +94,6 @@ OUTPUTS_HELD = 2048
 #: Wall seconds between writes of the buffered outputs to the stores (at 3,500 msg/s five
 #: seconds' tracks took about 0.2 s to write, in one pause of the core thread).
 STORE_FLUSH_S = 1.0
-#: Wall seconds a due store write or snapshot waits for a tick at most (see the core loop).
-OVERDUE_S = 2.0
 
 __all__ = [
     "INPUT_TOPICS",
@@ -342,7 +340,6 @@ class SectorService(Restarts):
         assert runner is not None
         runner.checked_inputs = True  # live input comes decoded (checked) by the input bus
         last_periodic = last_flush = time.monotonic()
-        ticks_seen = runner.counts["ticks"]
         stop_asked = 0.0
         self._write_status()
         while True:
@@ -368,24 +365,15 @@ class SectorService(Restarts):
             if batch:
                 self._seq_of = (self.handled, self._last_seq)
             now = time.monotonic()
-            # Store writes and snapshots pause this thread: they go in the slack right after
-            # a tick (the next is about a second of input away), unless overdue.
-            ticked = runner.counts["ticks"] != ticks_seen
-            if now - last_periodic >= 0.1 or ticked:
+            if now - last_periodic >= 0.1:
                 last_periodic = now
-                ticks_seen = runner.counts["ticks"]
                 try:
                     self._idle_step(runner, now)
-                    since = now - last_flush
-                    if since >= STORE_FLUSH_S and (ticked or since >= OVERDUE_S + STORE_FLUSH_S):
+                    if now - last_flush >= STORE_FLUSH_S:
                         last_flush = now
                         runner.core.flush_stores()
                     self._reap_snapshot()
-                    if (
-                        self._snap_child is None
-                        and self._snapshot_due(now)
-                        and (ticked or self._snapshot_due(now - OVERDUE_S))
-                    ):
+                    if self._snapshot_due(now) and self._snap_child is None:
                         self._snap_wall = now
                         self._start_snapshot(runner)
                     self._write_status()
