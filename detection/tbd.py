@@ -404,7 +404,6 @@ class SlowMoverDetector:
         self.detector = MotionDetector(shape, config)
         self.stage = TrackBeforeDetect(shape, fps / (params or TbdParams()).frame_stride, params)
         self._frames = 0
-        self._held: list[Box] = []
         self._mask = np.zeros(self.detector.shape, np.uint8)
 
     def _supported(self, boxes: list[Box]) -> list[Box]:
@@ -421,8 +420,7 @@ class SlowMoverDetector:
         """The detector's result on the next frame, and the pair's boxes."""
         res = self.detector.process(frame, time_s, frame_index)
         stage = self.stage
-        p = stage.params
-        take = self._frames % p.frame_stride == 0
+        take = self._frames % stage.params.frame_stride == 0
         self._frames += 1
         ended = take and stage.add(self.detector.registration.out)
         det_boxes = [d.box for d in res.pixel_detections]
@@ -432,9 +430,6 @@ class SlowMoverDetector:
             extra = self._supported(
                 [b for b in stage.boxes if not any(_overlaps(b, d) for d in det_boxes)]
             )
-            self._held = extra
-        elif p.hold:
-            extra = [b for b in self._held if not any(_overlaps(b, d) for d in kept)]
         mask = self._mask
         np.copyto(mask, res.mask)
         if len(kept) < len(det_boxes):

@@ -64,11 +64,6 @@ class TbdParams:
     mask_sd
         :class:`SlowMoverDetector`'s mask takes in the pixels within a pixel of a kept
         box whose support passes this (standard deviations; 0 is off).
-    hold
-        :class:`SlowMoverDetector` reports the stage's boxes on every frame until the next
-        block (a body under ``max(speeds_px_s)`` moves about a pixel in that time), not
-        only on the frame that ends a block. Off: on calibration seed 901 it lost no body
-        and found none more, and raised the false blobs from 18 to 153 a minute.
     frame_stride
         Opt-in reduced work: the pair feeds the stage every ``frame_stride``-th frame only.
     slow, slow_speeds_px_s, slow_decay, slow_blocks, slow_z_max
@@ -120,7 +115,6 @@ class TbdParams:
     veto_sd: float = 3.0
     mask_sd: float = 2.5
     frame_stride: int = 1
-    hold: bool = False
     align_px: float = 0.2
     slow: bool = False
     slow_speeds_px_s: tuple[float, ...] = (0.1, 0.2)

@@ -203,19 +203,6 @@ def test_pair_vetoes_and_needs_registration() -> None:
     assert all(set(r.tbd_boxes) <= set(r.boxes) for r in got)
 
 
-def test_the_pair_holds_the_stages_boxes_until_the_next_block() -> None:
-    frames, path = _frames(7, 20.0, 7.0, 0.3)
-    runs = {}
-    for hold in (False, True):
-        pair = SlowMoverDetector((H, W), FPS, params=TbdParams(hold=hold))
-        got = [pair.process(f, i / FPS, i + 1) for i, f in enumerate(frames)]
-        runs[hold] = [(i, b) for i, r in enumerate(got) for b in r.tbd_boxes]
-        between = [i for i, r in enumerate(got) if r.tbd_boxes and not r.block_ended]
-        assert bool(between) == hold
-    assert runs[False] and set(runs[False]) <= set(runs[True])
-    assert all(_near(b, *path[i]) for i, b in runs[True])
-
-
 @pytest.mark.parametrize(
     "bad",
     [
