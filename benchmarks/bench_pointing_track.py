@@ -384,7 +384,7 @@ def main(argv: list[str] | None = None) -> None:
                         DETECTION_PX,
                         DETECTION_PX,
                         cal.sigma_deg,
-                        max_range_m=geo._reach.max_range_m,
+                        max_range_m=geo.reach_m,
                     )
                     cols = []
                     for a in (mm.margin_px, mm.sigma_px, mm.shared_px):

@@ -42,7 +42,7 @@ def top_sides(true, geo, cal, dem, border, x, y, vis, rng) -> tuple[np.ndarray, 
         return top, sides
     ou = u[seen] + rng.normal(0.0, DETECTION_PX, int(seen.sum()))
     ov = v[seen] + rng.normal(0.0, DETECTION_PX, int(seen.sum()))
-    reach = geo._reach.max_range_m
+    reach = geo.reach_m
     shared = image_margins(
         geo.camera, dem, border, ou, ov, DETECTION_PX, DETECTION_PX, cal.sigma_deg,
         max_range_m=reach,

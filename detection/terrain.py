@@ -84,6 +84,12 @@ class TerrainGeometry(CameraGeometry):
         # the same camera followed further: a blob a little past the rated range still lands
         self._reach = replace(self.camera, max_range_m=reach_factor * self.camera.max_range_m)
 
+    @property
+    def reach_m(self) -> float:
+        """How far along a ray this geometry follows the ground, m (the camera's rated
+        range times ``reach_factor``)."""
+        return float(self._reach.max_range_m)
+
     def ground(
         self, u: NDArray[np.float64], v: NDArray[np.float64], z: float = 0.0
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_], NDArray[np.float64]]:

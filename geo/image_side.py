@@ -242,10 +242,9 @@ class SideGeometry:
     def of(cls, geometry: Any) -> SideGeometry:
         """From a terrain geometry (``camera``, ``dem``, ``pointing_sigma_deg``,
         ``curvature_coeff`` and its reach's ``max_range_m``)."""
-        reach = getattr(geometry, "_reach", None)
         return cls(
             geometry.camera, geometry.dem, tuple(geometry.pointing_sigma_deg),
-            getattr(reach, "max_range_m", None), geometry.curvature_coeff,
+            getattr(geometry, "reach_m", None), geometry.curvature_coeff,
         )  # fmt: skip
 
     def margins(
