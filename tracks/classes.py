@@ -118,15 +118,37 @@ def speed_likelihood(
             if not isinstance(rows, tuple):
                 lik = np.maximum(np.asarray(probs, dtype=np.float64), 1e-6)
                 return (lik / lik.max()) ** weight
-            key = (id(rows), -1 - j, weight)
-            hit = _ROW_LIK.get(key)
-            if hit is None or _TABLES.get(id(rows), (None,))[0] is not rows:
-                _table_keep(rows)
-                lik = np.maximum(np.asarray(probs, dtype=np.float64), 1e-6)
-                hit = (lik / lik.max()) ** weight  # writeable: compiled kernels read it
-                _ROW_LIK[key] = hit
-            return hit
+            return _speed_row(rows, j, weight)
     return None
+
+
+def speed_likelihoods(
+    rows: tuple[SpeedRow, ...], speeds_mps: Sequence[float], weight: float = 1.0
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """:func:`speed_likelihood` of many speeds (m/s) at once, the same values: the indices
+    of the speeds some row covers ``(k,)`` and their likelihoods ``(k, classes)``."""
+    s = np.asarray(speeds_mps, dtype=np.float64)
+    row = np.full(s.shape[0], -1, dtype=np.int64)
+    for j, (lo, hi, *_probs) in enumerate(rows):  # the first row that covers a speed
+        row[(row < 0) & (lo <= s) & (s < hi)] = j
+    idx = np.flatnonzero(row >= 0)
+    liks = np.stack([_speed_row(rows, j, weight) for j in range(len(rows))]) if rows else None
+    if liks is None or not idx.size:
+        return idx, np.empty((0, len(CLASSES)))
+    return idx, liks[row[idx]]
+
+
+def _speed_row(rows: tuple, j: int, weight: float) -> NDArray[np.float64]:
+    """Speed table row ``j``'s likelihood, normalised to a maximum of 1 and raised to
+    ``weight``, kept for the next call."""
+    key = (id(rows), -1 - j, weight)
+    hit = _ROW_LIK.get(key)
+    if hit is None or _TABLES.get(id(rows), (None,))[0] is not rows:
+        _table_keep(rows)
+        lik = np.maximum(np.asarray(rows[j][2:], dtype=np.float64), 1e-6)
+        hit = (lik / lik.max()) ** weight  # writeable: compiled kernels read it
+        _ROW_LIK[key] = hit
+    return hit
 
 
 def _table_keep(rows: tuple) -> None:
@@ -180,3 +202,37 @@ def speed_says(
     if 0.5 * (Pv[0, 0] + Pv[1, 1]) > sigma_max_mps**2:
         return None
     return model(math.hypot(float(v[0]), float(v[1])))
+
+
+def pace_weighted(
+    probs: NDArray[np.float64],
+    v: NDArray[np.float64],
+    Pv: NDArray[np.float64],
+    sigma_max_mps: float,
+    walk_max_mps: float,
+    vehicle_min_mps: float,
+) -> NDArray[np.float64]:
+    """Many tracks' class probabilities ``(n, classes)`` weighed by their pace: for each,
+    :func:`speed_says` with :func:`pace_factor`, then renormalised, the same numbers one
+    track at a time gives (rows the pace says nothing of are returned as they are).
+
+    Parameters
+    ----------
+    probs
+        ``(n, classes)`` class probabilities.
+    v, Pv
+        ``(n, 2)`` velocities (m/s) and ``(n, 2, 2)`` their covariances (m^2/s^2).
+    sigma_max_mps, walk_max_mps, vehicle_min_mps
+        As :func:`speed_says` and :func:`pace_factor` take them (m/s).
+    """
+    out = np.array(probs, dtype=np.float64)
+    known = np.flatnonzero(~(0.5 * (Pv[:, 0, 0] + Pv[:, 1, 1]) > sigma_max_mps**2))
+    if not known.size:
+        return out
+    speed = np.array(list(map(math.hypot, v[known, 0].tolist(), v[known, 1].tolist())))
+    slow, fast = known[speed <= walk_max_mps], known[speed >= vehicle_min_mps]
+    fast = fast[~np.isin(fast, slow)]  # pace_factor: slow first
+    for rows, factor in ((slow, _SLOW), (fast, _FAST)):
+        w = out[rows] * factor
+        out[rows] = w / w.sum(axis=1, keepdims=True)
+    return out

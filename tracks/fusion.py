@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
 
 import numpy as np
 from numpy.typing import NDArray
@@ -39,9 +38,9 @@ from vigil.ingest.schema import CameraDetection, SensorEvent, Telemetry, Track
 from vigil.tracks.camera_reports import camera_covariances, camera_likelihoods
 from vigil.tracks.classes import (
     class_likelihood,
-    pace_factor,
+    pace_weighted,
     speed_likelihood,
-    speed_says,
+    speed_likelihoods,
 )
 from vigil.tracks.config import CLASSES, TrackerConfig
 from vigil.tracks.groups import group_clusters, merge_duplicates, merge_group
@@ -323,10 +322,17 @@ class FusionTracker:
         var = 0.5 * (P[idx, 2, 2] + P[idx, 3, 3])
         idx = idx[~(var > c.speed_sigma_max_mps**2)]
         rows, weight = c.speed_class_model, c.speed_class_weight
-        for i, vx, vy in zip(idx.tolist(), x[idx, 2].tolist(), x[idx, 3].tolist(), strict=True):
-            lik = speed_likelihood(rows, math.hypot(vx, vy), weight=weight)
-            if lik is not None:
-                tr.add_class_evidence(i, lik, t)
+        if not isinstance(rows, tuple):  # a list of rows: one by one, as speed_likelihood has it
+            for i, vx, vy in zip(idx.tolist(), x[idx, 2].tolist(), x[idx, 3].tolist(), strict=True):
+                lik = speed_likelihood(rows, math.hypot(vx, vy), weight=weight)
+                if lik is not None:
+                    tr.add_class_evidence(i, lik, t)
+            return
+        # every track's speed (math.hypot, as speed_says) and table row at once: one kernel call
+        speeds = list(map(math.hypot, x[idx, 2].tolist(), x[idx, 3].tolist()))
+        has, liks = speed_likelihoods(rows, speeds, weight=weight)
+        if has.size:
+            tr.add_class_evidence(idx[has], liks, t)
 
     def take_merges(self) -> list[tuple[str, str]]:
         """``(merged_track_id, into_track_id)`` pairs since the last call (published ids)."""
@@ -381,11 +387,9 @@ class FusionTracker:
         if len(sel):
             lat, lon = self.frame.to_wgs84(sel.x[:, 0], sel.x[:, 1])
         live: dict[int, Track] = {}
-        for i in range(len(sel)):
-            track_id = int(sel.track_id[i])
-            msg = self._message(sel, i, float(lat[i]), float(lon[i]), STATE_NAMES[sel.status[i]])
-            live[track_id] = msg
-            out.append(msg)
+        if len(sel):
+            out = self._messages(sel, lat, lon)
+            live = dict(zip(sel.track_id.tolist(), out, strict=True))
         alive = set(table.track_id.tolist())
         for track_id, last in self._last_live.items():
             if track_id not in alive and self._lost.may_return(track_id):
@@ -410,38 +414,46 @@ class FusionTracker:
         self._last_live = live
         return out
 
-    def _message(self, sel: TrackTable, i: int, lat: float, lon: float, state: str) -> Track:
-        P = sel.P[i]
-        probs = self._with_speed(sel.class_probs[i], sel.x[i, 2:], P[2:, 2:])
-        best = int(np.argmax(probs))
-        return Track(
-            track_id=f"{self.id_prefix}{int(sel.track_id[i])}",
-            time=sel.time,
-            lat=lat,
-            lon=lon,
-            vx=float(sel.x[i, 2]),
-            vy=float(sel.x[i, 3]),
-            cov=(float(P[0, 0]), float(P[0, 1]), float(P[0, 1]), float(P[1, 1])),
-            state=state,  # type: ignore[arg-type]
-            class_guess=CLASSES[best] if probs[best] >= 0.5 else "unknown",  # type: ignore[arg-type]
-            class_probs={c: round(float(p), 6) for c, p in zip(CLASSES, probs, strict=True)},
-            sensors=sorted(self._sensors.get(int(sel.track_id[i]), ())),
-            count=max(int(sel.n_updates[i]), 1),
-        )
-
-    def _with_speed(
-        self, probs: NDArray[np.float64], v: NDArray[np.float64], Pv: NDArray[np.float64]
-    ) -> NDArray[np.float64]:
-        """Class probabilities weighed by the track's speed, when the speed is well known.
-
-        People and animals do not keep up vehicle speeds, and a vehicle on the move does not
-        creep at walking pace; a track's velocity says so more reliably than the shape of a
-        blob two pixels tall.
-        """
-        c = self.config
-        pace = partial(pace_factor, walk_max_mps=c.walk_max_mps, vehicle_min_mps=c.vehicle_min_mps)
-        factor = speed_says(v, Pv, _PACE_SIGMA_MAX_MPS, pace)
-        if factor is None:
-            return probs
-        out = probs * factor
-        return out / out.sum()
+    def _messages(
+        self, sel: TrackTable, lat: NDArray[np.float64], lon: NDArray[np.float64]
+    ) -> list[Track]:
+        """One ``Track`` message per row of ``sel`` at ``lat``, ``lon`` (degrees), its class
+        probabilities weighed by its pace (:func:`vigil.tracks.classes.pace_weighted`)."""
+        c, P = self.config, sel.P
+        probs = pace_weighted(sel.class_probs, sel.x[:, 2:], P[:, 2:, 2:], _PACE_SIGMA_MAX_MPS,
+                              c.walk_max_mps, c.vehicle_min_mps)  # fmt: skip
+        best = np.argmax(probs, axis=1)
+        guess = np.where(probs[np.arange(len(sel)), best] >= 0.5, best, -1).tolist()
+        names = [*CLASSES, "unknown"]  # -1: unknown
+        sensors, prefix, t = self._sensors, self.id_prefix, sel.time
+        return [
+            Track(
+                track_id=f"{prefix}{tid}",
+                time=t,
+                lat=la,
+                lon=lo,
+                vx=vx,
+                vy=vy,
+                cov=(p00, p01, p01, p11),
+                state=STATE_NAMES[st],  # type: ignore[arg-type]
+                class_guess=names[g],  # type: ignore[arg-type]
+                class_probs={k: round(p, 6) for k, p in zip(CLASSES, pr, strict=True)},
+                sensors=sorted(sensors.get(tid, ())),
+                count=max(nu, 1),
+            )
+            for tid, la, lo, vx, vy, p00, p01, p11, st, g, pr, nu in zip(
+                sel.track_id.tolist(),
+                lat.tolist(),
+                lon.tolist(),
+                sel.x[:, 2].tolist(),
+                sel.x[:, 3].tolist(),
+                P[:, 0, 0].tolist(),
+                P[:, 0, 1].tolist(),
+                P[:, 1, 1].tolist(),
+                sel.status.tolist(),
+                guess,
+                probs.tolist(),
+                sel.n_updates.tolist(),
+                strict=True,
+            )
+        ]

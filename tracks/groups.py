@@ -36,9 +36,6 @@ def group_clusters(
     m = z.shape[0]
     if m < 2 or radius_m <= 0.0:
         return np.arange(m, dtype=np.int64)
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import connected_components
-
     i, j = _near_pairs(z, R[:, 0, 0] + R[:, 1, 1], radius_m**2, _GROUP_GATE)
     d = z[i] - z[j]
     S = R[i] + R[j]
@@ -50,9 +47,29 @@ def group_clusters(
     link = d2 <= _GROUP_GATE
     if not link.any():  # each detection its own cluster, numbered in order
         return np.arange(m, dtype=np.int64)
-    graph = csr_matrix((np.ones(int(link.sum())), (i[link], j[link])), shape=(m, m))
-    _, labels = connected_components(graph, directed=False)
-    return labels.astype(np.int64)
+    return _components(m, i[link], j[link])
+
+
+def _components(m: int, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Connected sets of ``m`` nodes linked by the pairs ``(a[k], b[k])``, labelled ``0 ..
+    k-1`` in the order of each set's lowest node (as ``scipy.sparse.csgraph``'s
+    ``connected_components`` numbers them). A batch links few pairs: union-find over them
+    (each set's root its lowest node), then pointer jumping over all nodes at once."""
+    parent = list(range(m))
+    for u, v in zip(a.tolist(), b.tolist(), strict=True):
+        while parent[u] != u:
+            u = parent[u]
+        while parent[v] != v:
+            v = parent[v]
+        if u != v:
+            parent[max(u, v)] = min(u, v)
+    root = np.asarray(parent, dtype=np.int64)
+    while True:  # every pointer goes to a lower node, so this ends at the roots
+        up = root[root]
+        if np.array_equal(up, root):
+            break
+        root = up
+    return np.unique(root, return_inverse=True)[1].astype(np.int64)
 
 
 def merge_group(

@@ -141,16 +141,20 @@ class Tracker:
             self.n = kern.compact(~drop, n, *(getattr(self, a) for a in _ARRAYS))
         return found
 
-    def add_class_evidence(self, i: int, likelihood: NDArray[np.float64], t: float) -> None:
-        """Add one class likelihood (person, vehicle, animal) at time ``t`` (s) to track slot
+    def add_class_evidence(
+        self, i: int | NDArray[np.int64], likelihood: NDArray[np.float64], t: float
+    ) -> None:
+        """Add class likelihoods (person, vehicle, animal) at time ``t`` (s) to track slot
         ``i``'s evidence, as a detection's class guess is added (see
-        :func:`vigil.tracks.kernels.add_class_evidence`), and recompute its class probabilities."""
-        c = self.config
-        lik = np.ascontiguousarray(likelihood, dtype=np.float64)
-        kern.add_class_evidence(self._cev, i, lik, float(t), c.class_memory_s)
-        kern.class_from_evidence(
-            self._class, self._cev, i, c.class_floor, c.class_max_evidence, self._log_prior
-        )
+        :func:`vigil.tracks.kernels.add_class_evidence`), and recompute its class probabilities.
+        ``i`` may be distinct slots ``(k,)`` with one likelihood row each ``(k, classes)``."""
+        c, n = self.config, self.n
+        slots = np.asarray(i, dtype=np.int64).reshape(-1)
+        lik = np.ascontiguousarray(likelihood, dtype=np.float64).reshape(slots.size, len(CLASSES))
+        row = np.full(n, -1, dtype=np.int64)  # each slot's row of ``lik``: one kernel call
+        row[slots] = np.arange(slots.size)
+        kern.fuse_class(self._class, self._cev, n, row, lik, c.class_floor, float(t),
+                        c.class_memory_s, c.class_max_evidence, self._log_prior)  # fmt: skip
 
     def absorb_class(self, i: int, evidence: NDArray[np.float64]) -> None:
         """Add another track's class evidence row (a stitched or merged duplicate of track
@@ -173,16 +177,8 @@ class Tracker:
     def tracks(self) -> TrackTable:
         """A copy of every live track (tentative, confirmed, coasting) at the last batch."""
         n = self.n
-        return TrackTable(
-            self.time,
-            self._id[:n].copy(),
-            self._status[:n].copy(),
-            self._x[:n].copy(),
-            self._P[:n].copy(),
-            self._t_hit[:n].copy(),
-            self._n_updates[:n].copy(),
-            self._class[:n].copy(),
-        )
+        cols = ("_id", "_status", "_x", "_P", "_t_hit", "_n_updates", "_class")
+        return TrackTable(self.time, *(getattr(self, a)[:n].copy() for a in cols))
 
     # -- the live slots, for other parts (fusion, stitching, merging) ------------------------
     # Read-only views of slots 0..n-1, valid until the next call that changes the tracker
