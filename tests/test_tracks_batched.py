@@ -4,7 +4,8 @@ same numbers, bit for bit (issue 19: the core thread's CPU a message).
 - ``pace_weighted`` against ``speed_says`` with ``pace_factor`` per track;
 - ``speed_likelihoods`` against ``speed_likelihood`` per speed;
 - ``Tracker.add_class_evidence`` over many slots against one slot at a time;
-- ``group_clusters``' labels against SciPy's ``connected_components`` of the same links.
+- ``group_clusters``' labels against SciPy's ``connected_components`` of the same links;
+- the ``near_pairs`` kernel against every pair's distance.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import pytest
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
+from vigil.tracks import kernels as jit
+from vigil.tracks.aot import kernels
 from vigil.tracks.classes import (
     pace_factor,
     pace_weighted,
@@ -26,6 +29,8 @@ from vigil.tracks.classes import (
 from vigil.tracks.config import TrackerConfig
 from vigil.tracks.groups import group_clusters
 from vigil.tracks.tracker import Tracker
+
+kern = kernels()  # the ahead-of-time module when built, else numba's
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2], ids=lambda s: f"seed{s}")
@@ -106,3 +111,23 @@ def test_group_clusters_label_as_connected_components(m: int) -> None:
         assert labels.tolist() == want.tolist()
         grouped += int(labels.max()) + 1 < m
     assert grouped > 0  # some trials had clusters of several
+
+
+@pytest.mark.parametrize("compiled", [kern, jit], ids=["loaded", "jit"])
+@pytest.mark.parametrize("reach", [5.0, 60.0, 1e5], ids=["few", "some", "all"])
+def test_near_pairs_kernel_finds_every_close_pair(reach: float, compiled) -> None:
+    rng = np.random.default_rng(11)
+    x, y = rng.uniform(0.0, 800.0, 300), rng.uniform(0.0, 800.0, 300)
+    x[:20] = x[20:40]  # ties in x
+    order = np.argsort(x, kind="stable")
+    room = 300 * 299 // 2
+    out_i, out_j = np.empty(room, dtype=np.int64), np.empty(room, dtype=np.int64)
+    k = compiled.near_pairs(x, y, reach, order, out_i, out_j)
+    got = sorted(zip(out_i[:k].tolist(), out_j[:k].tolist(), strict=True))
+    i, j = np.triu_indices(300, 1)
+    d = np.hypot(x[i] - x[j], y[i] - y[j])
+    want = sorted(zip(i[d <= reach].tolist(), j[d <= reach].tolist(), strict=True))
+    assert got == want
+    assert k > 0
+    if k > 1:  # too little room: says so instead of writing past the end
+        assert compiled.near_pairs(x, y, reach, order, out_i[: k - 1], out_j[: k - 1]) == -1

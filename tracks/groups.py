@@ -14,8 +14,11 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
+from vigil.tracks.aot import kernels
 from vigil.tracks.table import TENTATIVE
 from vigil.tracks.tracker import Tracker
+
+kern = kernels()  # ahead-of-time compiled when built (vigil.tracks.aot), else numba's
 
 #: Chi-square (2 dof) 99 % point: detections closer than this (Mahalanobis) may be one group.
 _GROUP_GATE = 9.2103
@@ -53,23 +56,25 @@ def group_clusters(
 def _components(m: int, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.int64]:
     """Connected sets of ``m`` nodes linked by the pairs ``(a[k], b[k])``, labelled ``0 ..
     k-1`` in the order of each set's lowest node (as ``scipy.sparse.csgraph``'s
-    ``connected_components`` numbers them). A batch links few pairs: union-find over them
-    (each set's root its lowest node), then pointer jumping over all nodes at once."""
-    parent = list(range(m))
-    for u, v in zip(a.tolist(), b.tolist(), strict=True):
-        while parent[u] != u:
+    ``connected_components`` numbers them). A batch links few pairs: union-find over the
+    linked nodes alone, each set's root its lowest node."""
+    parent: dict[int, int] = {}
+
+    def root_of(u: int) -> int:
+        while parent.get(u, u) != u:
             u = parent[u]
-        while parent[v] != v:
-            v = parent[v]
+        return u
+
+    for u, v in zip(a.tolist(), b.tolist(), strict=True):
+        u, v = root_of(u), root_of(v)
         if u != v:
             parent[max(u, v)] = min(u, v)
-    root = np.asarray(parent, dtype=np.int64)
-    while True:  # every pointer goes to a lower node, so this ends at the roots
-        up = root[root]
-        if np.array_equal(up, root):
-            break
-        root = up
-    return np.unique(root, return_inverse=True)[1].astype(np.int64)
+    root = np.arange(m, dtype=np.int64)
+    if parent:
+        linked = list(parent)
+        root[linked] = [root_of(u) for u in linked]
+    # a root is its set's lowest node: sets are numbered by counting roots in node order
+    return (np.cumsum(root == np.arange(m)) - 1)[root].astype(np.int64)
 
 
 def merge_group(
@@ -206,9 +211,10 @@ def _near_pairs(
     lies outside it.
 
     ``d^T S^-1 d >= |d|^2 / trace(S)`` for a positive semi-definite ``S``, so a pair within
-    the gate is closer than ``sqrt(gate (2 max trace + 2 r2))``; a k-d tree finds those (all
-    pairs when the bound is not finite). The pairs come sorted as ``np.triu_indices`` orders
-    them, so a caller's arithmetic on them is the same as over all pairs.
+    the gate is closer than ``sqrt(gate (2 max trace + 2 r2))``; a sweep along x finds those
+    (:func:`vigil.tracks.kernels.near_pairs`; all pairs when the bound is not finite). The
+    pairs come sorted as ``np.triu_indices`` orders them, so a caller's arithmetic on them is
+    the same as over all pairs.
     """
     m = pos.shape[0]
     reach = math.sqrt(gate * (1.0 + 1e-6) * (2.0 * float(np.max(traces)) + 2.0 * r2))
@@ -217,14 +223,17 @@ def _near_pairs(
     ):  # few: all pairs are cheaper than a tree
         i, j = np.triu_indices(m, 1)
         return i.astype(np.int64), j.astype(np.int64)
-    from scipy.spatial import cKDTree
-
-    pairs = cKDTree(pos).query_pairs(reach * (1.0 + 1e-9), output_type="ndarray")
-    if pairs.size == 0:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    pairs = np.sort(pairs.astype(np.int64), axis=1)
-    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
-    return pairs[order, 0], pairs[order, 1]
+    x, y = np.ascontiguousarray(pos[:, 0]), np.ascontiguousarray(pos[:, 1])
+    by_x = np.argsort(x, kind="stable")
+    room = 8 * m
+    while True:
+        out_i, out_j = np.empty(room, dtype=np.int64), np.empty(room, dtype=np.int64)
+        k = kern.near_pairs(x, y, reach * (1.0 + 1e-9), by_x, out_i, out_j)
+        if k >= 0:
+            break
+        room = m * (m - 1) // 2
+    order = np.lexsort((out_j[:k], out_i[:k]))
+    return out_i[:k][order], out_j[:k][order]
 
 
 def _gate2(d: NDArray[np.float64], S: NDArray[np.float64]) -> NDArray[np.float64]:

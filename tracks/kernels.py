@@ -322,6 +322,32 @@ def gate_pairs(
     return k
 
 
+@ngjit
+def near_pairs(x, y, reach, order, out_i, out_j):  # pragma: no cover - compiled
+    """Index pairs ``i < j`` of points ``(x, y)`` (m) at most ``reach`` (m) apart, found by a
+    sweep along ``x`` in ``order`` (the indices sorted by ``x``); a pair at exactly ``reach``
+    may or may not be listed. Writes ``out_i``, ``out_j`` (in no particular order) and returns
+    how many, or -1 when they hold too few (call again with room for ``m (m - 1) / 2``)."""
+    m = order.shape[0]
+    r2 = reach * reach
+    k = 0
+    for a in range(m):
+        i = order[a]
+        for b in range(a + 1, m):
+            j = order[b]
+            dx = x[j] - x[i]
+            if dx > reach:
+                break
+            dy = y[j] - y[i]
+            if dx * dx + dy * dy <= r2:
+                if k >= out_i.shape[0]:
+                    return -1
+                out_i[k] = min(i, j)
+                out_j[k] = max(i, j)
+                k += 1
+    return k
+
+
 # -- assignment -------------------------------------------------------------------------------
 
 
