@@ -11,6 +11,7 @@ through the camera class table, an aircraft's through the plain guess model.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,7 +27,8 @@ def camera_covariances(
     """Camera detections' covariances ``(m, 2, 2)``, m^2 (``spans``: each detection's
     camera's footprint span when it came, m; ``None`` for a tower's camera)."""
     c = config
-    cov = np.array([m.cov for m in msgs], dtype=np.float64).reshape(-1, 4)
+    flat = chain.from_iterable([m.cov for m in msgs])
+    cov = np.fromiter(flat, dtype=np.float64, count=4 * len(msgs)).reshape(-1, 4)
     ee, en, nn = cov[:, 0], cov[:, 1], cov[:, 3]
     R = np.empty((len(msgs), 2, 2))
     R[:, 0, 0], R[:, 0, 1], R[:, 1, 0], R[:, 1, 1] = ee, en, en, nn
@@ -57,12 +59,13 @@ def camera_likelihoods(
     footprint span (``None``: a tower's camera, read through the class table), computed once
     for each distinct guess, confidence and range."""
     c = config
-    memo: dict[tuple, NDArray[np.float64]] = {}
+    memo: dict[tuple, int] = {}  # key -> its row of ``liks``
+    liks: list[NDArray[np.float64]] = []
     out = []
     for m, span in dets:
         key = (span is not None, m.class_guess, m.class_confidence, m.range_m)
-        lik = memo.get(key)
-        if lik is None:
+        row = memo.get(key)
+        if row is None:
             if span is not None:  # an aircraft's camera
                 lik = class_likelihood(m.class_guess, m.class_confidence)
             else:
@@ -73,6 +76,8 @@ def camera_likelihoods(
                     m.range_m,
                     c.camera_class_weight,
                 )
-            memo[key] = lik
-        out.append(lik)
-    return np.array(out, dtype=np.float64).reshape(-1, len(CLASSES))
+            row = memo[key] = len(liks)
+            liks.append(lik)
+        out.append(row)
+    table = np.array(liks, dtype=np.float64).reshape(-1, len(CLASSES))
+    return table[np.array(out, dtype=np.int64)]

@@ -128,14 +128,34 @@ def speed_likelihoods(
     """:func:`speed_likelihood` of many speeds (m/s) at once, the same values: the indices
     of the speeds some row covers ``(k,)`` and their likelihoods ``(k, classes)``."""
     s = np.asarray(speeds_mps, dtype=np.float64)
-    row = np.full(s.shape[0], -1, dtype=np.int64)
-    for j, (lo, hi, *_probs) in enumerate(rows):  # the first row that covers a speed
-        row[(row < 0) & (lo <= s) & (s < hi)] = j
-    idx = np.flatnonzero(row >= 0)
-    liks = np.stack([_speed_row(rows, j, weight) for j in range(len(rows))]) if rows else None
-    if liks is None or not idx.size:
-        return idx, np.empty((0, len(CLASSES)))
+    if not rows or not s.size:
+        return np.empty(0, dtype=np.int64), np.empty((0, len(CLASSES)))
+    lo, hi, liks = _speed_table(rows, weight)
+    cover = (lo <= s[:, None]) & (s[:, None] < hi)  # (speeds, rows)
+    row = np.argmax(cover, axis=1)  # the first row that covers a speed
+    idx = np.flatnonzero(cover[np.arange(s.size), row])
     return idx, liks[row[idx]]
+
+
+#: (speed table id, weight) -> the table, its rows' bounds and likelihoods (m/s; as
+#: :func:`_speed_row` makes them), kept alive with the table.
+_SPEED_TABLES: dict[tuple[int, float], tuple[tuple, NDArray, NDArray, NDArray]] = {}
+
+
+def _speed_table(
+    rows: tuple, weight: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """A speed table's lower and upper bounds ``(rows,)`` and likelihoods ``(rows,
+    classes)``, built once per table and weight."""
+    hit = _SPEED_TABLES.get((id(rows), weight))
+    if hit is None or hit[0] is not rows:
+        if len(_SPEED_TABLES) > 64:
+            _SPEED_TABLES.clear()
+        lo = np.array([r[0] for r in rows], dtype=np.float64)
+        hi = np.array([r[1] for r in rows], dtype=np.float64)
+        liks = np.stack([_speed_row(rows, j, weight) for j in range(len(rows))])
+        hit = _SPEED_TABLES[(id(rows), weight)] = (rows, lo, hi, liks)
+    return hit[1], hit[2], hit[3]
 
 
 def _speed_row(rows: tuple, j: int, weight: float) -> NDArray[np.float64]:

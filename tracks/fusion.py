@@ -151,34 +151,35 @@ class FusionTracker:
 
     def ingest(self, msg: CameraDetection | SensorEvent | Telemetry) -> None:
         """Take one message; batches older than the message's time are applied."""
-        if isinstance(msg, Telemetry):
-            self._telemetry(msg)
-            return
-        if isinstance(msg, SensorEvent):
-            site = self.ground_sensors.get(msg.sensor)
-            if site is None:
-                self.unknown_sensor += 1
-                return
-            key = (f"ugs:{msg.sensor}", msg.time)
-            batch = self._pending.setdefault(key, _Batch(msg.sensor, ugs=True))
-            var = (0.5 * site.radius_m) ** 2
-            batch.z.append((site.x, site.y))
-            batch.R.append(np.array([[var, 0.0], [0.0, var]]))
-            batch.lik.append(class_likelihood(msg.class_guess, msg.class_confidence))
-        elif isinstance(msg, CameraDetection):
-            key = (f"cam:{msg.camera}", msg.time)
-            batch = self._pending.get(key)
+        if isinstance(msg, CameraDetection):  # the thousands a second first
+            camera, time = msg.camera, msg.time
+            pending = self._pending
+            key = (f"cam:{camera}", time)
+            batch = pending.get(key)
             if batch is None:
-                batch = self._pending[key] = _Batch(msg.camera)
+                batch = pending[key] = _Batch(camera)
             lat, lon = float(msg.lat), float(msg.lon)
             if not (abs(lat) <= 90.0 and abs(lon) <= 180.0):  # NaN too
                 self.frame.to_local([lat], [lon])  # raises FrameError, as before batching
-            batch.dets.append((msg, self._footprint_span.get(msg.camera)))
-            if len(self._pending) > 1:  # else only this message's batch, not before its time
-                self._flush_before(msg.time)
+            batch.dets.append((msg, self._footprint_span.get(camera)))
+            if len(pending) > 1:  # else only this message's batch, not before its time
+                self._flush_before(time)
             return
-        else:
+        if isinstance(msg, Telemetry):
+            self._telemetry(msg)
+            return
+        if not isinstance(msg, SensorEvent):
             raise TypeError(f"cannot track a {type(msg).__name__}; expected a detection or event")
+        site = self.ground_sensors.get(msg.sensor)
+        if site is None:
+            self.unknown_sensor += 1
+            return
+        key = (f"ugs:{msg.sensor}", msg.time)
+        batch = self._pending.setdefault(key, _Batch(msg.sensor, ugs=True))
+        var = (0.5 * site.radius_m) ** 2
+        batch.z.append((site.x, site.y))
+        batch.R.append(np.array([[var, 0.0], [0.0, var]]))
+        batch.lik.append(class_likelihood(msg.class_guess, msg.class_confidence))
         self._flush_before(msg.time)
 
     def ingest_many(self, msgs: Iterable[CameraDetection | SensorEvent | Telemetry]) -> None:

@@ -101,17 +101,21 @@ def merge_group(
     k = int(labels.max()) + 1 if labels.size else 0
     if k == labels.size:
         return z, R, lik
-    weight = 1.0 / np.trace(R, axis1=1, axis2=2)
     # a cluster of one keeps its detection as it is (taken for all at once); only the few
-    # clusters of several are folded, one by one
+    # clusters of several are folded, one by one, each from its members in detection order
     member = np.empty(k, dtype=np.int64)
     member[labels] = np.arange(labels.size)
     zs, Rs, ls = z[member], R[member], lik[member]
-    for c in np.flatnonzero(np.bincount(labels, minlength=k) > 1).tolist():
-        sel = labels == c
-        w = weight[sel] / weight[sel].sum()
+    size = np.bincount(labels, minlength=k)
+    by_cluster = np.argsort(labels, kind="stable")
+    end = np.cumsum(size).tolist()
+    extent = np.eye(2) * (radius_m / 2.0) ** 2
+    for c in np.flatnonzero(size > 1).tolist():
+        sel = by_cluster[end[c] - int(size[c]) : end[c]]
+        weight = 1.0 / np.trace(R[sel], axis1=1, axis2=2)
+        w = weight / weight.sum()
         zs[c] = w @ z[sel]
-        Rs[c] = np.einsum("k,kab->ab", w, R[sel]) + np.eye(2) * (radius_m / 2.0) ** 2
+        Rs[c] = np.einsum("k,kab->ab", w, R[sel]) + extent
         gm = np.exp(np.log(np.maximum(lik[sel], 1e-12)).mean(axis=0))
         ls[c] = gm / gm.max()
     return zs, Rs, ls

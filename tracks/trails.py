@@ -36,13 +36,13 @@ class Trails:
         track_ids, xy
             ``(k,)`` track ids and ``(k, 2)`` their positions, local metres.
         """
-        for j in range(len(track_ids)):
-            k = int(track_ids[j])
-            trail = self._trails.get(k, ())
+        trails = self._trails
+        for k, (x, y) in zip(np.asarray(track_ids).tolist(), np.asarray(xy).tolist(), strict=True):
+            trail = trails.get(k, ())
             if trail and t - trail[-1][0] < TRAIL_STEP_S:
                 continue
             kept = tuple(p for p in trail if t - p[0] <= TRAIL_S)
-            self._trails[k] = (*kept, (t, float(xy[j, 0]), float(xy[j, 1])))
+            trails[k] = (*kept, (t, float(x), float(y)))
 
     def velocity(self, track_id: int) -> NDArray[np.float64] | None:
         """A track's mean velocity over its trail (m/s), or None when it spans too little."""
