@@ -36,12 +36,17 @@ HISTORY_LENGTH = 50
 @dataclass
 class TrackInfo:
     """What the alert rules remember of a track: its last message, how many fused detections
-    are behind it, and its position in the sector's local frame (metres)."""
+    are behind it, and its position in the sector's local frame (metres).
+
+    ``inside`` says, zone by zone in the engine's order, whether that position lies in the
+    zone, when the engine found it for the whole tick at once (``None``: not known, a rule
+    asks the zone itself)."""
 
     last: Track
     updates: int = 0
     x: float = 0.0
     y: float = 0.0
+    inside: tuple[bool, ...] | None = None
 
 
 @dataclass

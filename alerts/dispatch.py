@@ -14,6 +14,8 @@ import shapely
 from numpy.typing import ArrayLike
 from shapely.geometry import LineString
 
+from vigil.alerts import road_fast
+from vigil.alerts.road_fast import RoadSegments
 from vigil.geo.frames import LocalFrame
 from vigil.ingest.schema import PredictedPosition
 
@@ -69,6 +71,7 @@ class RoadNetwork:
     def __init__(self, roads: list[LineString]) -> None:
         self.roads = [r for r in roads if r.length > 0]
         self._roads = np.array(self.roads, dtype=object)
+        self._segments = RoadSegments(self.roads)  # for :meth:`reached`
         #: ``(x, y)`` of a unit to ``(s, d)`` on each road (see :class:`Places`), metres;
         #: cleared when it grows past 4096 places.
         self._from: dict[tuple[float, float], tuple[np.ndarray, np.ndarray]] = {}
@@ -112,6 +115,21 @@ class RoadNetwork:
         t = da / v + np.abs(sa - to.s) / w + to.d / v  # the order of a scalar sum
         t = np.where(np.isnan(t), np.inf, t)  # as min(best, nan) keeps best
         return np.minimum(direct, t.min(axis=1))
+
+    def reached(self, units: list[UnitState], px, py, rows, u, t) -> np.ndarray:  # noqa: ANN001
+        """Whether unit ``units[u[k]]`` reaches point ``rows[k]`` of ``(px, py)`` (local
+        metres) within ``t[k]`` s, for each ``k``: :meth:`times` minus ``t`` at most 0, the
+        same answers, screened in compiled loops (:func:`vigil.alerts.road_fast.reached`)."""
+        segs = getattr(self, "_segments", None)  # None: a network from an older snapshot
+        if segs is None:
+            segs = self._segments = RoadSegments(self.roads)
+
+        def exact(ks: np.ndarray) -> np.ndarray:
+            to = self.places(px[rows[ks]], py[rows[ks]])
+            return _travel(units, u[ks], self, to) - t[ks] <= 0.0
+
+        starts = [self._start(q) for q in units]
+        return road_fast.reached(segs, units, starts, px, py, rows, u, t, exact)
 
     def travel_times(self, unit: UnitState, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Seconds for a unit to reach each ``(x[i], y[i])`` (local metres)."""
@@ -175,17 +193,6 @@ def _bisect(
     return hi
 
 
-def _split(to: Places, sizes: list[int]) -> list[Places]:
-    """``to`` cut into consecutive parts of these sizes."""
-    out, at = [], 0
-    for n in sizes:
-        out.append(
-            Places(to.x[at : at + n], to.y[at : at + n], to.s[at : at + n], to.d[at : at + n])
-        )
-        at += n
-    return out
-
-
 @dataclass(frozen=True)
 class _Group:
     """Groups moving at constant velocity: starts ``(x, y)`` (local metres) and velocities
@@ -246,15 +253,15 @@ def _search(
             break
         ts = np.array(steps[first : first + chunk])
         w = ts.size
-        to = roads.places(*groups.at(np.repeat(active, w), np.tile(ts, len(active))))
+        px, py = groups.at(np.repeat(active, w), np.tile(ts, len(active)))
         pairs = [(a, i) for a, r in enumerate(active) for i in range(nu) if i not in found[r]]
         rows = (np.array([a for a, _ in pairs], dtype=np.int64)[:, None] * w + np.arange(w)).ravel()
         u = np.repeat(np.array([i for _, i in pairs], dtype=np.int64), w)
-        ok = (_travel(units, u, roads, to, rows) - np.tile(ts, len(pairs)) <= 0.0).reshape(-1, w)
-        for (a, i), row in zip(pairs, ok, strict=True):
-            late = np.flatnonzero(row)
-            if late.size:
-                found[active[a]][i] = first + int(late[0])
+        ok = roads.reached(units, px, py, rows, u, np.tile(ts, len(pairs))).reshape(-1, w)
+        late = ok.argmax(axis=1)  # the first step in reach, where there is one
+        for p in np.flatnonzero(ok.any(axis=1)).tolist():
+            a, i = pairs[p]
+            found[active[a]][i] = first + int(late[p])
     return found
 
 
@@ -291,8 +298,10 @@ def _intercepts(
         def reached(tree: np.ndarray) -> np.ndarray:  # each unit there by then
             w = tree.shape[1]
             t = tree.ravel()
-            to = roads.places(*groups.at(np.repeat(g1, w), t))
-            return (_travel(units, np.repeat(u1, w), roads, to) - t <= 0.0).reshape(-1, w)
+            px, py = groups.at(np.repeat(g1, w), t)
+            return roads.reached(units, px, py, np.arange(t.size), np.repeat(u1, w), t).reshape(
+                -1, w
+            )
 
         lo = [steps[k - 1] if k > 0 else 0.0 for k in ks]
         times = _bisect(np.array(lo), np.array([steps[k] for k in ks]), reached).tolist()

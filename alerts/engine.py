@@ -109,8 +109,9 @@ class AlertEngine:
         self.book = AlertBook(self.sector, self.frame, self.rules, planner)
         #: The live tracks as the rules see them, by id.
         self.tracks: dict[str, TrackInfo] = {}
-        #: Local positions of the track messages :meth:`place` announced, by ``(lat, lon)``.
-        self._placed: dict[tuple[float, float], tuple[float, float]] = {}
+        #: Local positions (metres) of the track messages :meth:`place` announced, and the
+        #: zones holding each, by ``(lat, lon)``.
+        self._placed: dict[tuple[float, float], tuple[float, float, tuple[bool, ...]]] = {}
         #: What every rule sees (settings, layout, tracks, book).
         self.context = RuleContext(
             settings=self.rules,
@@ -164,10 +165,22 @@ class AlertEngine:
         one batch by the caller (``x[i], y[i]`` of ``tracks[i]``, as
         ``frame.to_local`` gives them: PROJ projects each point alone, so they are the very
         numbers :meth:`remember` would compute one by one). Replaces those of an earlier
-        call; :meth:`remember` uses each once and projects any track not placed itself."""
+        call; :meth:`remember` uses each once and projects any track not placed itself.
+
+        Which zones hold each position is found here too, for all of them in one call per
+        zone (``shapely.contains`` over the points: the predicate ``poly.contains(point)``
+        evaluates, point by point), for the zone-entry rule (:attr:`TrackInfo.inside`)."""
+        xs = np.asarray(x, dtype=np.float64).reshape(-1)
+        ys = np.asarray(y, dtype=np.float64).reshape(-1)
+        if self.zones and xs.size:
+            pts = shapely.points(xs, ys)
+            held = [shapely.contains(poly, pts).tolist() for _, _, poly in self.zones]
+            inside = list(zip(*held, strict=True))
+        else:
+            inside = [()] * xs.size
         self._placed = {
-            (t.lat, t.lon): (float(a), float(b))
-            for t, a, b in zip(tracks, np.asarray(x), np.asarray(y), strict=True)
+            (t.lat, t.lon): (a, b, z)
+            for t, a, b, z in zip(tracks, xs.tolist(), ys.tolist(), inside, strict=True)
         }
 
     def plan_ahead(self, tracks: Sequence[Track], x: ArrayLike, y: ArrayLike) -> None:
@@ -193,6 +206,7 @@ class AlertEngine:
             maybe |= z
         want = np.zeros(len(tracks), dtype=np.bool_)
         lost = []
+        due: set[str] = set()  # alerts whose position update a track of this tick makes
         for i in np.flatnonzero(maybe).tolist():
             trk, tid = tracks[i], ids[i]
             oa = self.book.alert_for_track(tid)
@@ -200,9 +214,15 @@ class AlertEngine:
                 near = oa is not None or tid in crossed or not s.track_lost_needs_crossing
                 if s.track_lost and near and rule.is_person(trk):
                     lost.append(i)
-            elif tid in pending or (
-                oa is not None and trk.time - oa.last_published >= s.update_interval_s
+            elif tid in pending:
+                want[i] = True
+            elif (
+                oa is not None
+                and trk.time - oa.last_published >= s.update_interval_s
+                and oa.alert.alert_id not in due
             ):
+                # the alert's first track in the tick updates it; the others find it fresh
+                due.add(oa.alert.alert_id)
                 want[i] = True
             elif s.zone_entry and any(z[i] and (zid, tid) not in seen for zid, z in inside):
                 info = self.tracks.get(tid)
@@ -225,11 +245,14 @@ class AlertEngine:
         """Take a track message into what the rules see of the track (its position in local
         metres, the fused detections behind it) and return that."""
         placed = self._placed.pop((trk.lat, trk.lon), None)
-        x, y = placed if placed is not None else local_xy(self.frame, trk.lat, trk.lon)
+        if placed is not None:
+            x, y, inside = placed
+        else:
+            (x, y), inside = local_xy(self.frame, trk.lat, trk.lon), None
         info = self.tracks.get(trk.track_id)
         if info is None:
             info = self.tracks[trk.track_id] = TrackInfo(trk)
-        info.last, info.x, info.y = trk, x, y
+        info.last, info.x, info.y, info.inside = trk, x, y, inside
         # the fused detections behind the track (not how many times it was published: a
         # track coasting on its prediction is published every tick with nothing new)
         info.updates = max(info.updates, trk.count)
@@ -317,7 +340,10 @@ class AlertEngine:
 
     def _on_track(self, trk: Track) -> list[Wire]:
         info = self.remember(trk)
-        out = self._each(lambda rule: rule.on_track(info))
+        out: list[Wire] = []
+        for rule in self.rule_for.values():
+            if type(rule).on_track is not AlertRule.on_track:  # the default reacts to nothing
+                out += rule.on_track(info)
         if trk.state == "ended":
             self.tracks.pop(trk.track_id, None)
             return out

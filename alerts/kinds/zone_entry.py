@@ -27,12 +27,19 @@ class ZoneEntryRule(AlertRule):
 
     def on_track(self, info: TrackInfo) -> list[Wire]:
         trk = info.last
+        inside = info.inside  # found for the whole tick at once, the same predicate
+        if inside is not None and True not in inside:
+            return []  # in no zone
         if trk.state == "ended" or not self.settings.zone_entry or not self.is_person(trk):
             return []
         out: list[Wire] = []
-        for zone_id, priority, poly in self.context.zones:
+        for i, (zone_id, priority, poly) in enumerate(self.context.zones):
             key = (zone_id, trk.track_id)
-            if key in self.zone_seen or not poly.contains(shapely.Point(info.x, info.y)):
+            if key in self.zone_seen:
+                continue
+            if not (
+                inside[i] if inside is not None else poly.contains(shapely.Point(info.x, info.y))
+            ):
                 continue
             self.zone_seen.add(key)
             if info.updates < self.settings.min_track_updates:

@@ -1,0 +1,135 @@
+"""Whether units reach places in time, screened with GEOS's arithmetic in compiled loops.
+
+:class:`vigil.alerts.dispatch.RoadNetwork` places a point on a road with GEOS
+(``shapely.line_locate_point``, ``line_interpolate_point``, ``distance``): the numbers every
+recommendation is made of. The intercept search asks, for thousands of (group position, unit,
+time) triples a tick, only whether the unit can be there by then, and nearly all of them are
+far from the boundary. :func:`reached` answers with the formulas GEOS and
+:meth:`~vigil.alerts.dispatch.RoadNetwork.times` use, computed in :mod:`vigil.alerts.kernels`
+(their numbers differ from the shapely path's by rounding at most, about 1e-12 s on a sector's
+scale), trusts an answer only where the travel time is farther than :data:`SLACK_TOL_S` from
+the time allowed and the point's nearest road segment is unambiguous, and asks the shapely
+path for the rest: every answer is the shapely path's own.
+
+All positions are in the sector's local frame (metres), speeds in m/s, times in seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from shapely.geometry import LineString
+
+#: An answer whose travel time lies within this of the time allowed (seconds, plus
+#: :data:`SLACK_REL` of the times' size) is left to the shapely path: a thousand times the
+#: rounding differences between the two.
+SLACK_TOL_S = 1e-9
+SLACK_REL = 1e-12
+#: A segment within this distance (metres) of a point as near as its nearest one, at another
+#: place along the road, leaves the point to the shapely path (GEOS might pick the other).
+TIE_M = 1e-7
+
+
+class RoadSegments:
+    """The roads' segments as flat arrays (road ``r``'s are ``off[r]:off[r+1]``).
+
+    Parameters
+    ----------
+    roads
+        The roads (local metres), in the road network's order.
+    """
+
+    def __init__(self, roads: Sequence[LineString]) -> None:
+        ax, ay, bx, by, seg, start, off = [], [], [], [], [], [], [0]
+        for road in roads:
+            c = np.asarray(road.coords, dtype=np.float64)[:, :2]
+            x0, y0, x1, y1 = c[:-1, 0], c[:-1, 1], c[1:, 0], c[1:, 1]
+            lengths = np.sqrt((x0 - x1) * (x0 - x1) + (y0 - y1) * (y0 - y1))
+            total = 0.0
+            for v in lengths.tolist():  # summed one by one, as GEOS walks the segments
+                start.append(total)
+                total = total + v
+            ax += x0.tolist()
+            ay += y0.tolist()
+            bx += x1.tolist()
+            by += y1.tolist()
+            seg += lengths.tolist()
+            off.append(len(ax))
+        f = np.float64
+        self.ax, self.ay, self.bx, self.by = (np.array(a, dtype=f) for a in (ax, ay, bx, by))
+        self.seg, self.start = np.array(seg, dtype=f), np.array(start, dtype=f)
+        self.off = np.array(off, dtype=np.int64)
+        # the compiled loops loaded now, not in the first tick that plans
+        s, d, _ = self.locate(np.zeros(1), np.zeros(1))
+        one, z = np.ones(1), np.zeros(1, dtype=np.int64)
+        from vigil.alerts import kernels
+
+        kernels.travel_times(one, one, z, z, one, one, one, one, s, d, s, d, np.empty(1))
+
+    def locate(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For points ``(x[i], y[i])``: the distance along each road of the nearest point on
+        it and the distance from the point to there (``(n, roads)``, metres), and which points
+        only the shapely path may place (``(n,)``)."""
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        y = np.ascontiguousarray(y, dtype=np.float64)
+        n, nr = x.size, self.off.size - 1
+        s, d = np.empty((n, nr)), np.empty((n, nr))
+        unsure = np.empty(n, dtype=np.bool_)
+        from vigil.alerts import kernels  # numba: imported where used
+
+        kernels.road_places(
+            x, y, self.ax, self.ay, self.bx, self.by, self.seg, self.start, self.off, TIE_M,
+            s, d, unsure,
+        )  # fmt: skip
+        return s, d, unsure
+
+
+def reached(
+    segments: RoadSegments,
+    units: Sequence,
+    starts: Sequence[tuple[np.ndarray, np.ndarray]],
+    px: np.ndarray,
+    py: np.ndarray,
+    rows: np.ndarray,
+    u: np.ndarray,
+    t: np.ndarray,
+    exact: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """For each ``k``: whether unit ``units[u[k]]`` can be at point ``rows[k]`` (``px``,
+    ``py``, local metres) within ``t[k]`` seconds (its travel time minus ``t[k]`` at most 0).
+
+    ``starts[i]`` is unit ``i``'s own place on the roads (``(s, d)`` per road, as the road
+    network keeps it); ``exact(ks)`` answers for the entries ``ks`` with the shapely path,
+    and is asked only where screening cannot be sure.
+    """
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    u = np.ascontiguousarray(u, dtype=np.int64)
+    t = np.asarray(t, dtype=np.float64)
+    s, d, unsure = segments.locate(px, py)
+    nr = s.shape[1]
+    ux = np.array([q.x for q in units], dtype=np.float64)
+    uy = np.array([q.y for q in units], dtype=np.float64)
+    v = np.array([q.speed_mps for q in units], dtype=np.float64)
+    w = np.array([q.road_speed_mps for q in units], dtype=np.float64)
+    sa = np.array([np.asarray(a, dtype=np.float64).reshape(-1) for a, _ in starts]).reshape(
+        len(units), nr
+    )
+    da = np.array([np.asarray(b, dtype=np.float64).reshape(-1) for _, b in starts]).reshape(
+        len(units), nr
+    )
+    travel = np.empty(rows.size)
+    px = np.ascontiguousarray(px, dtype=np.float64)
+    py = np.ascontiguousarray(py, dtype=np.float64)
+    from vigil.alerts import kernels
+
+    kernels.travel_times(px, py, rows, u, ux, uy, v, w, sa, da, s, d, travel)
+    with np.errstate(invalid="ignore"):
+        slack = travel - t
+        tol = SLACK_TOL_S + SLACK_REL * (np.abs(t) + np.abs(travel))
+        ok = slack <= -tol
+        check = ~(ok | (slack >= tol)) | unsure[rows] | ~np.isfinite(travel)
+    if check.any():
+        ks = np.flatnonzero(check)
+        ok[ks] = exact(ks)
+    return ok
