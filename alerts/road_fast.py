@@ -106,21 +106,15 @@ def reached(
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     u = np.ascontiguousarray(u, dtype=np.int64)
     t = np.asarray(t, dtype=np.float64)
-    s, d, unsure = segments.locate(px, py)
-    nr = s.shape[1]
-    ux = np.array([q.x for q in units], dtype=np.float64)
-    uy = np.array([q.y for q in units], dtype=np.float64)
-    v = np.array([q.speed_mps for q in units], dtype=np.float64)
-    w = np.array([q.road_speed_mps for q in units], dtype=np.float64)
-    sa = np.array([np.asarray(a, dtype=np.float64).reshape(-1) for a, _ in starts]).reshape(
-        len(units), nr
-    )
-    da = np.array([np.asarray(b, dtype=np.float64).reshape(-1) for _, b in starts]).reshape(
-        len(units), nr
-    )
-    travel = np.empty(rows.size)
     px = np.ascontiguousarray(px, dtype=np.float64)
     py = np.ascontiguousarray(py, dtype=np.float64)
+    s, d, unsure = segments.locate(px, py)
+    shape = (len(units), s.shape[1])
+    q = np.array([(a.x, a.y, a.speed_mps, a.road_speed_mps) for a in units], dtype=np.float64)
+    ux, uy, v, w = (np.ascontiguousarray(q[:, k]) for k in range(4))
+    sa = np.array([a for a, _ in starts], dtype=np.float64).reshape(shape)
+    da = np.array([b for _, b in starts], dtype=np.float64).reshape(shape)
+    travel = np.empty(rows.size)
     from vigil.alerts import kernels
 
     kernels.travel_times(px, py, rows, u, ux, uy, v, w, sa, da, s, d, travel)
