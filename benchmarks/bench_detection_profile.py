@@ -8,7 +8,8 @@ MOG2 (shadows off, the anchor) applied to the same frames in turn. Each kernel a
 wrapped to add up the calling thread's CPU time (``time.thread_time``): nested entries are
 part of their callers' (``stage.add`` holds ``stage._block``, which holds the velocity
 filter), so the column does not add up to the total. Figures are milliseconds a frame
-(once-a-block work spread over its block); ratio = MOG2 / the pair, in the same run.
+(once-a-block work spread over its block); ratio = MOG2 / the pair, in the same run. The
+kernels are loaded before the timing (``bench_detection_scenes.load_kernels``).
 
 Usage: ``python -m benchmarks detection_profile [--sizes 640x480,1920x1080]``.
 """
@@ -29,6 +30,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
 
+from benchmarks.bench_detection_scenes import load_kernels  # noqa: E402
 from vigil.detection import centroid, kernels  # noqa: E402
 from vigil.detection import detector as detector_module  # noqa: E402
 from vigil.detection import tbd_kernels as tk  # noqa: E402
@@ -85,9 +87,9 @@ def profile(width: int, height: int, frames: int = 60, warmup: int = 20) -> dict
             _timed(module, name, f"{module.__name__.rsplit('.', 1)[1]}.{name}", spent)
         config = replace(DetectionSettings(sensor="thermal").detector_config(), neighbour_px=1,
                          register_method="lk")  # fmt: skip
-        pair = SlowMoverDetector(
-            (height, width), FPS, config, TbdParams(warmup_s=1.0, bad_share=1.0)
-        )
+        params = TbdParams(warmup_s=1.0, bad_share=1.0)
+        load_kernels((config,), params)
+        pair = SlowMoverDetector((height, width), FPS, config, params)
         det, stage = pair.detector, pair.stage
         for owner, name, label in (
             (det, "process", "detector"), (det.registration, "_small_copy", "registration copy"),

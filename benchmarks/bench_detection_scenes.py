@@ -223,8 +223,9 @@ def reduced(
     """Opt-in reduced-state settings from the command line: ``spec`` is ``KEY=VALUE`` pairs
     of :class:`TbdParams` joined by commas (a tuple's items by ``/``, e.g.
     ``speeds_px_s=0.6,block_s=2,frame_stride=2``); ``slow_every`` is
-    ``SlowParams.every``; ``samples`` (0: unchanged) the consensus model's
-    ``BackgroundParams.samples``. Returns the stage's settings and ``config`` so changed."""
+    ``SlowParams.every`` (0: the detector without its slow background); ``samples`` (0:
+    unchanged) the consensus model's ``BackgroundParams.samples``. Returns the stage's
+    settings and ``config`` so changed."""
     kw: dict[str, object] = {}
     for item in filter(None, spec.split(",")):
         key, val = item.split("=", 1)
@@ -232,9 +233,25 @@ def reduced(
         kw[key] = tuple(float(v) for v in val.split("/")) if kind is tuple else kind(val)
     if config is not None and slow_every > 1 and config.slow is not None:
         config = replace(config, slow=replace(config.slow, every=slow_every))
+    if config is not None and slow_every == 0:  # no slow background at all
+        config = replace(config, slow=None)
     if config is not None and samples > 0:
         config = replace(config, background=replace(config.background, samples=samples))
     return TbdParams(**kw), config
+
+
+def load_kernels(configs: Sequence[DetectorConfig], params: TbdParams, frames: int = 40) -> None:
+    """Run each config's pair on a small throwaway video, so that every numba kernel is
+    loaded from numba's cache (or compiled) before a timing starts: the first call of a
+    cached kernel in a process costs milliseconds (about 11 ms for the stage's box supports),
+    a one-off that 60 timed frames would otherwise count as about 0.2 ms a frame."""
+    rng = np.random.default_rng(1)
+    video = rng.integers(90, 110, (frames, 48, 64)).astype(np.uint8)
+    video[:, 20:23, 30:32] += 40
+    for config in configs:
+        pair = SlowMoverDetector((48, 64), FPS, config, params)
+        for i, frame in enumerate(video):
+            pair.process(frame, i / FPS, i + 1)
 
 
 def speed(
@@ -251,7 +268,9 @@ def speed(
     few warm bodies moving, ``frames`` of them after 20 unmeasured ones (the stage's
     warm-up is shortened to 1 s so that it decides, and no block is left out as
     misregistered, so that its whole per-block work is timed). The methods take turns
-    frame by frame, so that the machine's state weighs on each alike."""
+    frame by frame, so that the machine's state weighs on each alike. The kernels are
+    loaded first (:func:`load_kernels`): a camera runs for hours, and the one-off load of a
+    cached kernel is no part of its cost a frame."""
     cv2.setNumThreads(1)
     rng = np.random.default_rng(seed)
     tex = cv2.GaussianBlur(rng.standard_normal((height, width)).astype(np.float32), (0, 0), 3)
@@ -275,11 +294,12 @@ def speed(
     mog2 = cv2.createBackgroundSubtractorMOG2(detectShadows=False)
     dets = {"vigil": MotionDetector(shape, base), "vigil+n1": MotionDetector(shape, n1),
             "vigil+n1+lk": MotionDetector(shape, lk)}  # fmt: skip
+    load_kernels((n1, lk), params)
     pairs = {"vigil+n1+tbd": SlowMoverDetector(shape, FPS, n1, params),
              "vigil+n1+tbd+lk": SlowMoverDetector(shape, FPS, lk, params)}  # fmt: skip
     stage = SlowMoverDetector(shape, FPS, n1, params).stage
     runs: dict[str, Callable[[int], object]] = {"mog2": lambda i: mog2.apply(video[i])}
-    if variant is not None or slow_every > 1 or samples > 0 or register != "lk":
+    if variant is not None or slow_every != 1 or samples > 0 or register != "lk":
         # the same arrangement with the lk pair's settings reduced (timings of one pair
         # depend on what runs beside it in the process: compare this row with the same
         # row of a run without reduced settings, in alternating processes)
@@ -326,9 +346,10 @@ def main(argv: list[str] | None = None) -> dict[str, list[SceneScore]]:
     )
     ap.add_argument(
         "--register",
-        default="ecc",
+        default=None,
         choices=("ecc", "lk", "lk4"),
-        help="the Vigil methods' shake registration (DetectorConfig.register_method)",
+        help="the Vigil methods' shake registration (DetectorConfig.register_method; "
+        "default ecc; with --speed, the registration of the +lk rows, default lk)",
     )
     ap.add_argument(
         "--tbd-veto",
@@ -342,7 +363,8 @@ def main(argv: list[str] | None = None) -> dict[str, list[SceneScore]]:
         help="opt-in reduced-state stage settings for vigil+n1+tbd, TbdParams KEY=VALUE "
         "joined by commas, tuple items by '/' (e.g. speeds_px_s=0.6,block_s=2,frame_stride=2)",
     )
-    ap.add_argument("--slow-every", type=int, default=1, help="SlowParams.every (opt-in)")
+    ap.add_argument("--slow-every", type=int, default=1,
+                    help="SlowParams.every (opt-in; 0: no slow background)")  # fmt: skip
     ap.add_argument("--samples", type=int, default=0, help="BackgroundParams.samples (0: 8)")
     ap.add_argument("--sizes", default="640x480,1920x1080", help="--speed's sizes, WxH")
     args = ap.parse_args(argv)
@@ -351,7 +373,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[SceneScore]]:
         for size in args.sizes.split(","):
             w, h = (int(v) for v in size.lower().split("x"))
             ms = speed(w, h, variant=args.reduced, slow_every=args.slow_every,
-                       samples=args.samples, register=args.register)  # fmt: skip
+                       samples=args.samples, register=args.register or "lk")  # fmt: skip
             print(
                 f"{w}x{h} ms/frame, one thread: "
                 + ", ".join(f"{k} {v:.2f}" for k, v in ms.items())
@@ -366,8 +388,8 @@ def main(argv: list[str] | None = None) -> dict[str, list[SceneScore]]:
     cv2.setNumThreads(1)
     spec = SceneSpec(width=args.width, height=args.height, fps=FPS, seconds=args.seconds)
     config = DetectionSettings(sensor=args.sensor).detector_config()
-    config = replace(config, register_method=args.register)
-    if args.reduced is not None or args.slow_every > 1 or args.samples > 0:
+    config = replace(config, register_method=args.register or "ecc")
+    if args.reduced is not None or args.slow_every != 1 or args.samples > 0:
         tbd, config = reduced(args.reduced or "", args.slow_every, config, args.samples)
         if args.tbd_veto is not None:
             tbd = replace(tbd, veto_sd=args.tbd_veto)

@@ -93,3 +93,31 @@ def test_speed_times_every_method_on_the_same_frames() -> None:
         "mog2", "vigil", "vigil+n1", "vigil+n1+lk", "tbd stage", "vigil+n1+tbd", "vigil+n1+tbd+lk",
     }  # fmt: skip
     assert all(v > 0.0 for v in ms.values())
+
+
+def test_speed_options_rebuild_the_lk_pair_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain ``--speed`` times the ``+lk`` rows with lk (it once timed ECC there: the scene
+    runs' ``--register`` default reached the timing); ``--slow-every 0`` drops the slow
+    background; the kernels are loaded (a throwaway pair) before any timing."""
+    from benchmarks import bench_detection_scenes as b
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(b, "speed", lambda *a, **kw: seen.update(kw) or {"mog2": 1.0})
+    b.main(["--speed", "--sizes", "64x48"])
+    assert seen["register"] == "lk"
+    b.main(["--speed", "--sizes", "64x48", "--register", "ecc"])
+    assert seen["register"] == "ecc"
+    _, cfg = b.reduced("", 0, DetectionSettings(sensor="thermal").detector_config())
+    assert cfg is not None and cfg.slow is None
+    loaded: list[int] = []
+    real = b.SlowMoverDetector
+
+    class Counting(real):  # type: ignore[misc, valid-type]
+        def process(self, *a, **kw):  # noqa: ANN002, ANN003, ANN202
+            loaded.append(1)
+            return super().process(*a, **kw)
+
+    monkeypatch.setattr(b, "SlowMoverDetector", Counting)
+    n1 = replace(DetectionSettings(sensor="thermal").detector_config(), neighbour_px=1)
+    b.load_kernels([replace(n1, register_method="lk")], b.TbdParams(), frames=12)
+    assert len(loaded) == 12
