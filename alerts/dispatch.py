@@ -6,7 +6,6 @@ All positions are in the sector's local frame (metres); speeds in m/s; times in 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,9 +119,7 @@ class RoadNetwork:
         """Whether unit ``units[u[k]]`` reaches point ``rows[k]`` of ``(px, py)`` (local
         metres) within ``t[k]`` s, for each ``k``: :meth:`times` minus ``t`` at most 0, the
         same answers, screened in compiled loops (:func:`vigil.alerts.road_fast.reached`)."""
-        segs = getattr(self, "_segments", None)  # None: a network from an older snapshot
-        if segs is None:
-            segs = self._segments = RoadSegments(self.roads)
+        segs = self._segs()
 
         def exact(ks: np.ndarray) -> np.ndarray:
             to = self.places(px[rows[ks]], py[rows[ks]])
@@ -130,6 +127,20 @@ class RoadNetwork:
 
         starts = [self._start(q) for q in units]
         return road_fast.reached(segs, units, starts, px, py, rows, u, t, exact)
+
+    def bisect(self, units: list[UnitState], groups, g, u, lo, hi, exact) -> np.ndarray:  # noqa: ANN001
+        """The earliest times (s) within ``[lo[k], hi[k]]`` unit ``units[u[k]]`` reaches group
+        ``g[k]`` of ``groups``, 30 halvings each: :func:`vigil.alerts.road_fast.bisect`,
+        ``exact(ks, t)`` the answers by the shapely path where screening is not sure."""
+        gs = (groups.x, groups.y, groups.vx, groups.vy)
+        starts = [self._start(q) for q in units]
+        return road_fast.bisect(self._segs(), units, starts, gs, g, u, lo, hi, 30, exact)
+
+    def _segs(self) -> RoadSegments:
+        segs = getattr(self, "_segments", None)  # None: a network from an older snapshot
+        if segs is None:
+            segs = self._segments = RoadSegments(self.roads)
+        return segs
 
     def travel_times(self, unit: UnitState, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Seconds for a unit to reach each ``(x[i], y[i])`` (local metres)."""
@@ -149,48 +160,6 @@ def _steps(horizon_s: float, step_s: float) -> list[float]:
         out.append(t)
         t = t + step_s
     return out
-
-
-#: What one call that places points on the roads costs, in points' worth of work: it sets
-#: how many levels of midpoints :func:`_bisect` asks for at once (many brackets: fewer).
-_CALL_POINTS = 40
-
-
-def _bisect(
-    lo: np.ndarray,
-    hi: np.ndarray,
-    ok: Callable[[np.ndarray], np.ndarray],
-    steps: int = 30,
-) -> np.ndarray:
-    """For each bracket ``[lo[i], hi[i]]``: ``hi`` after ``steps`` halvings keeping
-    ``ok(hi)`` true, the same midpoints as one halving at a time. ``ok`` is asked, in one
-    call for all brackets, for some levels of midpoints of each (a complete binary tree of
-    ``d`` levels, ``2**d - 1`` midpoints per bracket, breadth-first, as a ``(brackets,
-    2**d - 1)`` array) and answers with a boolean array of that shape. ``d`` (at most 5)
-    trades the calls (``steps / d``) for the midpoints looked at (``2**d - 1`` per bracket
-    where one halving at a time looks at one)."""
-    lo, hi = np.array(lo, dtype=np.float64), np.array(hi, dtype=np.float64)
-    n = lo.size
-    depth = min(range(1, 6), key=lambda d: (_CALL_POINTS + n * (2**d - 1)) / d)
-    rows = np.arange(n)
-    left = steps
-    while left > 0 and n:
-        levels = min(depth, left)
-        a, b, mids = lo[:, None], hi[:, None], []
-        for _ in range(levels):
-            m = 0.5 * (a + b)
-            mids.append(m)
-            # node i's halves are nodes 2i+1 (lower) and 2i+2 (upper), breadth-first
-            a, b = np.stack([a, m], axis=2).reshape(n, -1), np.stack([m, b], axis=2).reshape(n, -1)
-        tree = np.concatenate(mids, axis=1)
-        good = ok(tree)
-        i = np.zeros(n, dtype=np.int64)
-        for _ in range(levels):
-            g, m = good[rows, i], tree[rows, i]
-            hi, lo = np.where(g, m, hi), np.where(g, lo, m)
-            i = np.where(g, 2 * i + 1, 2 * i + 2)
-        left -= levels
-    return hi
 
 
 @dataclass(frozen=True)
@@ -274,9 +243,9 @@ def _intercepts(
     horizon_s: float,
 ) -> list[list[Intercept]]:
     """For each group, the intercepts of its picked units ``(unit index, k)``, each first in
-    reach at step ``k`` (-1: at once; ``None``: never within the horizon); all bisections
-    (every group's, every unit's) go in lockstep, sharing each call that places points on
-    the roads."""
+    reach at step ``k`` (-1: at once; ``None``: never within the horizon); the bisections
+    (every group's, every unit's) run in compiled loops (:meth:`RoadNetwork.bisect`), the
+    midpoints they cannot decide answered by the shapely path."""
     out: list[list[Intercept | None]] = [[None] * len(p) for p in picks]
     hits: list[tuple[int, int, float]] = []  # (group, position in its picks, time)
     refine: list[tuple[int, int]] = []
@@ -295,16 +264,13 @@ def _intercepts(
         g1 = np.array([r for r, _ in refine], dtype=np.int64)
         u1 = np.array([picks[r][q][0] for r, q in refine], dtype=np.int64)
 
-        def reached(tree: np.ndarray) -> np.ndarray:  # each unit there by then
-            w = tree.shape[1]
-            t = tree.ravel()
-            px, py = groups.at(np.repeat(g1, w), t)
-            return roads.reached(units, px, py, np.arange(t.size), np.repeat(u1, w), t).reshape(
-                -1, w
-            )
+        def exact(k: np.ndarray, t: np.ndarray) -> np.ndarray:  # units k there by t
+            to = roads.places(*groups.at(g1[k], t))
+            return _travel(units, u1[k], roads, to) - t <= 0.0
 
-        lo = [steps[k - 1] if k > 0 else 0.0 for k in ks]
-        times = _bisect(np.array(lo), np.array([steps[k] for k in ks]), reached).tolist()
+        lo = np.array([steps[k - 1] if k > 0 else 0.0 for k in ks])
+        times = roads.bisect(units, groups, g1, u1, lo, np.array([steps[k] for k in ks]), exact)
+        times = times.tolist()
         hits += [(r, q, h) for (r, q), h in zip(refine, times, strict=True)]
     if hits:
         hits.sort()  # by group, then unit: the order the places were once made in

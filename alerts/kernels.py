@@ -25,42 +25,49 @@ def road_places(px, py, ax, ay, bx, by, seg, start, off, tie_m, s_out, d_out, un
     the distance along the road of the nearest point on it, ``d_out[i, r]`` the distance
     from the point to where that lies; ``unsure[i]`` set where another segment is within
     ``tie_m`` as near with another place along the road, or a value is not finite."""
-    n = px.shape[0]
-    nroads = off.shape[0] - 1
-    for i in range(n):
+    for i in range(px.shape[0]):
         x, y = px[i], py[i]
         bad = not (math.isfinite(x) and math.isfinite(y))
-        for r in range(nroads):
-            lo, hi = off[r], off[r + 1]
-            best, s = np.inf, -1.0
-            for j in range(lo, hi):
-                dist, meas = _segment(x, y, ax[j], ay[j], bx[j], by[j], seg[j], start[j])
-                if dist < best:  # the first of equals, as GEOS keeps it
-                    best, s = dist, meas
-            for j in range(lo, hi):
-                dist, meas = _segment(x, y, ax[j], ay[j], bx[j], by[j], seg[j], start[j])
-                if dist <= best + tie_m and meas != s:
-                    bad = True
-            # where s lies: the first segment whose end is past s (the last one if none)
-            k = hi - 1
-            for j in range(lo, hi):
-                if start[j] + seg[j] > s:
-                    k = j
-                    break
-            frac = (s - start[k]) / seg[k]
-            if frac <= 0.0:
-                qx, qy = ax[k], ay[k]
-            elif frac >= 1.0:
-                qx, qy = bx[k], by[k]
-            else:
-                qx, qy = (bx[k] - ax[k]) * frac + ax[k], (by[k] - ay[k]) * frac + ay[k]
-            ex, ey = x - qx, y - qy
-            d = math.sqrt(ex * ex + ey * ey)
-            if not (math.isfinite(s) and math.isfinite(d)):
-                bad = True
-            s_out[i, r] = s
-            d_out[i, r] = d
+        for r in range(off.shape[0] - 1):
+            s, d, tie = _place(x, y, off[r], off[r + 1], ax, ay, bx, by, seg, start, tie_m)
+            s_out[i, r], d_out[i, r] = s, d
+            bad = bad or tie
         unsure[i] = bad
+
+
+@ngjit
+def _place(x, y, lo, hi, ax, ay, bx, by, seg, start, tie_m):  # noqa: ANN001, ANN202
+    """Point ``(x, y)`` on the road of segments ``lo:hi``: the distance along it of its
+    nearest point, the distance to where that lies, and whether GEOS must say (a tie within
+    ``tie_m`` at another place along the road, or a value not finite)."""
+    best, s = np.inf, -1.0
+    for j in range(lo, hi):
+        dist, meas = _segment(x, y, ax[j], ay[j], bx[j], by[j], seg[j], start[j])
+        if dist < best:  # the first of equals, as GEOS keeps it
+            best, s = dist, meas
+    bad = False
+    for j in range(lo, hi):
+        dist, meas = _segment(x, y, ax[j], ay[j], bx[j], by[j], seg[j], start[j])
+        if dist <= best + tie_m and meas != s:
+            bad = True
+    # where s lies: the first segment whose end is past s (the last one if none)
+    k = hi - 1
+    for j in range(lo, hi):
+        if start[j] + seg[j] > s:
+            k = j
+            break
+    frac = (s - start[k]) / seg[k]
+    if frac <= 0.0:
+        qx, qy = ax[k], ay[k]
+    elif frac >= 1.0:
+        qx, qy = bx[k], by[k]
+    else:
+        qx, qy = (bx[k] - ax[k]) * frac + ax[k], (by[k] - ay[k]) * frac + ay[k]
+    ex, ey = x - qx, y - qy
+    d = math.sqrt(ex * ex + ey * ey)
+    if not (math.isfinite(s) and math.isfinite(d)):
+        bad = True
+    return s, d, bad
 
 
 @ngjit
@@ -99,3 +106,64 @@ def travel_times(px, py, rows, u, ux, uy, v, w, sa, da, s, d, out):  # noqa: ANN
             if t < best:
                 best = t
         out[k] = best
+
+
+@ngjit
+def bisect_reach(
+    lo,
+    hi,
+    left,
+    g,
+    gx,
+    gy,
+    gvx,
+    gvy,
+    ax,
+    ay,
+    bx,
+    by,
+    seg,
+    start,
+    off,
+    tie_m,
+    u,
+    ux,
+    uy,
+    v,
+    w,
+    sa,
+    da,
+    tol_s,
+    tol_rel,
+    stuck,
+):  # noqa: ANN001, ANN201, E501
+    """For each bracket ``k`` (group ``g[k]`` at ``gx + gvx t``, ``gy + gvy t``; unit
+    ``u[k]``): ``left[k]`` halvings of ``[lo[k], hi[k]]``, keeping in ``hi`` the times by
+    which the unit reaches the group (travel time minus the time at most 0, as
+    :func:`travel_times` computes it). A midpoint whose answer is within ``tol_s`` (plus
+    ``tol_rel`` of the times' size) of the boundary, or whose place on a road is unsure,
+    stops its bracket there: ``stuck[k]`` set, ``lo``, ``hi`` and ``left`` as they are."""
+    for k in range(lo.shape[0]):
+        stuck[k] = False
+        i, j = g[k], u[k]
+        while left[k] > 0:
+            m = 0.5 * (lo[k] + hi[k])
+            x, y = gx[i] + gvx[i] * m, gy[i] + gvy[i] * m
+            bad = not (math.isfinite(x) and math.isfinite(y))
+            best = math.hypot(x - ux[j], y - uy[j]) / v[j]
+            for r in range(off.shape[0] - 1):
+                s, d, tie = _place(x, y, off[r], off[r + 1], ax, ay, bx, by, seg, start, tie_m)
+                bad = bad or tie
+                t = da[j, r] / v[j] + abs(sa[j, r] - s) / w[j] + d / v[j]
+                if t < best:
+                    best = t
+            slack = best - m
+            tol = tol_s + tol_rel * (abs(m) + abs(best))
+            if bad or not math.isfinite(best) or not (slack <= -tol or slack >= tol):
+                stuck[k] = True
+                break
+            if slack <= -tol:
+                hi[k] = m
+            else:
+                lo[k] = m
+            left[k] -= 1

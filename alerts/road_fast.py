@@ -66,6 +66,11 @@ class RoadSegments:
         from vigil.alerts import kernels
 
         kernels.travel_times(one, one, z, z, one, one, one, one, s, d, s, d, np.empty(1))
+        kernels.bisect_reach(
+            np.zeros(1), one, np.ones(1, dtype=np.int64), z, one, one, one, one, self.ax,
+            self.ay, self.bx, self.by, self.seg, self.start, self.off, TIE_M, z, one, one, one,
+            one, s, d, SLACK_TOL_S, SLACK_REL, np.zeros(1, dtype=np.bool_),
+        )  # fmt: skip
 
     def locate(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For points ``(x[i], y[i])``: the distance along each road of the nearest point on
@@ -127,3 +132,49 @@ def reached(
         ks = np.flatnonzero(check)
         ok[ks] = exact(ks)
     return ok
+
+
+def bisect(
+    segments: RoadSegments,
+    units: Sequence,
+    starts: Sequence[tuple[np.ndarray, np.ndarray]],
+    group: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    g: np.ndarray,
+    u: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    steps: int,
+    exact: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """For each bracket ``[lo[k], hi[k]]`` (seconds): ``hi`` after ``steps`` halvings, each
+    keeping the half whose upper end unit ``units[u[k]]`` reaches group ``g[k]`` by (the
+    groups at ``x + vx t``, ``y + vy t``, ``group = (x, y, vx, vy)``, local metres and m/s):
+    the midpoints of one halving at a time. ``exact(ks, t)`` says, with the shapely path,
+    whether the units of brackets ``ks`` reach their groups by ``t``, for the midpoints that
+    screening cannot decide."""
+    from vigil.alerts import kernels
+
+    lo, hi = np.array(lo, dtype=np.float64), np.array(hi, dtype=np.float64)
+    g = np.ascontiguousarray(g, dtype=np.int64)
+    u = np.ascontiguousarray(u, dtype=np.int64)
+    gx, gy, gvx, gvy = (np.ascontiguousarray(a, dtype=np.float64) for a in group)
+    shape = (len(units), segments.off.size - 1)
+    q = np.array([(a.x, a.y, a.speed_mps, a.road_speed_mps) for a in units], dtype=np.float64)
+    ux, uy, v, w = (np.ascontiguousarray(q[:, k]) for k in range(4))
+    sa = np.array([a for a, _ in starts], dtype=np.float64).reshape(shape)
+    da = np.array([b for _, b in starts], dtype=np.float64).reshape(shape)
+    left = np.full(lo.size, steps, dtype=np.int64)
+    stuck = np.zeros(lo.size, dtype=np.bool_)
+    sg = segments
+    while True:
+        kernels.bisect_reach(
+            lo, hi, left, g, gx, gy, gvx, gvy, sg.ax, sg.ay, sg.bx, sg.by, sg.seg, sg.start,
+            sg.off, TIE_M, u, ux, uy, v, w, sa, da, SLACK_TOL_S, SLACK_REL, stuck,
+        )  # fmt: skip
+        ks = np.flatnonzero(stuck)
+        if not ks.size:
+            return hi
+        m = 0.5 * (lo[ks] + hi[ks])
+        ok = exact(ks, m)
+        hi[ks], lo[ks] = np.where(ok, m, hi[ks]), np.where(ok, lo[ks], m)
+        left[ks] -= 1

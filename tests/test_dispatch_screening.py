@@ -117,3 +117,49 @@ def test_travel_times_are_the_shapely_paths_to_rounding(sector) -> None:
     )  # fmt: skip
     ok = ~unsure[rows]
     np.testing.assert_allclose(got[ok], want[ok], rtol=1e-13, atol=1e-10)
+
+
+@pytest.mark.parametrize("tol_s", [road_fast.SLACK_TOL_S, 1e9], ids=["screened", "all-to-shapely"])
+def test_bisection_is_one_halving_at_a_time_by_the_shapely_path(sector, monkeypatch, tol_s) -> None:
+    roads, units = sector
+    rng = np.random.default_rng(44)  # cases drawn here only
+    n = 40
+    gx = rng.uniform(-15000, 15000, n)
+    gy = rng.uniform(-2000, 6000, n)
+    gvx, gvy = rng.normal(0, 1.5, n), rng.normal(0, 1.5, n)
+    g, u = np.arange(n), rng.integers(0, len(units), n)
+    # brackets of 15 s ending at the first step of 15 s at which the unit is there in time
+    steps = np.arange(1, 241) * 15.0
+    hi = np.full(n, 3600.0)
+    for k in range(n):
+        x, y = gx[k] + gvx[k] * steps, gy[k] + gvy[k] * steps
+        there = _travel(units, np.full(steps.size, u[k]), roads, roads.places(x, y)) <= steps
+        hi[k] = steps[np.argmax(there)] if there.any() else hi[k]
+    lo = hi - 15.0
+
+    def ok(k: int, t: float) -> bool:
+        x, y = gx[k] + gvx[k] * t, gy[k] + gvy[k] * t
+        to = roads.places(np.array([x]), np.array([y]))
+        return bool(_travel(units, u[k : k + 1], roads, to)[0] - t <= 0.0)
+
+    want = []
+    for k in range(n):
+        a, b = float(lo[k]), float(hi[k])
+        for _ in range(30):
+            m = 0.5 * (a + b)
+            a, b = (a, m) if ok(k, m) else (m, b)
+        want.append(b)
+    asked = []
+
+    def exact(ks: np.ndarray, t: np.ndarray) -> np.ndarray:
+        asked.append(ks.size)
+        return np.array([ok(int(k), float(m)) for k, m in zip(ks, t, strict=True)])
+
+    monkeypatch.setattr(road_fast, "SLACK_TOL_S", tol_s)
+    starts = [roads._start(q) for q in units]
+    segs = RoadSegments(roads.roads)
+    got = road_fast.bisect(segs, units, starts, (gx, gy, gvx, gvy), g, u, lo, hi, 30, exact)
+    assert got.tolist() == want
+    assert ((got > lo) & (got < hi)).sum() >= n // 2  # most brackets hold a change of answer
+    if tol_s > 1.0:
+        assert sum(asked) == 30 * n  # every midpoint by the shapely path, resumed each time
