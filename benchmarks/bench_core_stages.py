@@ -24,9 +24,11 @@ from collections import Counter
 from collections.abc import Callable
 
 
-def _timed(owner: object, name: str, acc: Counter, label: str) -> None:
-    """Replace ``owner.name`` with a wrapper adding its thread CPU (s) to ``acc[label]``."""
+def _timed(owner: object, name: str, acc: Counter, label: str, undo: list) -> None:
+    """Replace ``owner.name`` with a wrapper adding its thread CPU (s) to ``acc[label]``;
+    ``undo`` collects what to put back."""
     func: Callable = getattr(owner, name)
+    undo.append((owner, name, func))
 
     def wrapper(*args, **kwargs):
         start = time.thread_time()
@@ -48,22 +50,28 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     import vigil.tracks
 
     if args.tracks_from:  # before any vigil.tracks submodule is imported
+        if any(m.startswith("vigil.tracks.") for m in sys.modules):
+            raise RuntimeError(
+                "--tracks-from needs a fresh process: vigil.tracks is imported already; "
+                "expected python -m benchmarks.bench_core_stages --tracks-from DIR"
+            )
         vigil.tracks.__path__[:] = [args.tracks_from]
     from benchmarks import bench_core_load
     from vigil import core
     from vigil.tracks import fusion, reacquire, tracker, trails
 
     acc: Counter = Counter()
+    undo: list[tuple[object, str, Callable]] = []
     ft = fusion.FusionTracker
     for name in ("_apply", "_camera_arrays", "_speed_evidence", "track_messages", "_snapshot"):
-        _timed(ft, name, acc, f"fusion.{name}")
+        _timed(ft, name, acc, f"fusion.{name}", undo)
     for name in ("group_clusters", "merge_group", "merge_duplicates"):
-        _timed(fusion, name, acc, f"groups.{name}")
-    _timed(tracker.Tracker, "update", acc, "Tracker.update")
-    _timed(reacquire.LostTracks, "before_batch", acc, "LostTracks.before_batch")
-    _timed(trails.Trails, "extend", acc, "Trails.extend")
-    _timed(core.SectorCore, "_tick", acc, "core tick (all)")
-    _timed(core.SectorCore, "_publish_own", acc, "core._publish_own (bus, alerts)")
+        _timed(fusion, name, acc, f"groups.{name}", undo)
+    _timed(tracker.Tracker, "update", acc, "Tracker.update", undo)
+    _timed(reacquire.LostTracks, "before_batch", acc, "LostTracks.before_batch", undo)
+    _timed(trails.Trails, "extend", acc, "Trails.extend", undo)
+    _timed(core.SectorCore, "_tick", acc, "core tick (all)", undo)
+    _timed(core.SectorCore, "_publish_own", acc, "core._publish_own (bus, alerts)", undo)
     freeze = gc.freeze
 
     def after_warm_up() -> None:  # bench_core_load freezes the heap after its warm-up
@@ -78,6 +86,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             )
     finally:
         gc.freeze = freeze  # type: ignore[assignment]
+        for owner, name, func in reversed(undo):  # python -m benchmarks runs others after
+            setattr(owner, name, func)
     n = out["messages"]
     per_msg = {k: 1e6 * v / n for k, v in acc.items()}
     source = args.tracks_from or str(vigil.tracks.__path__[0])
