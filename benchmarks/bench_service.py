@@ -8,7 +8,12 @@ bare paho publisher (QoS 1, MQTT 5, as the anchor's) sending live camera detecti
 walkers, each seen 10 times a second, stamped with the wall clock; a plain paho subscriber on
 the tracks topic. A rate's msg/s is what the publisher achieved (it can fall behind the pace).
 
-For each offered rate the publisher runs ``--seconds`` at that pace. A detection at time ``t``
+For each offered rate the publisher runs ``--seconds`` at that pace. ``--walkers replace``
+(the default, the protocol of the figures before 2026-12-07 16:00 UTC): each rate brings its
+own ``rate / 10`` walkers and the last rate's all stop, so every step is a turnover of every
+track (hundreds of births and losses in one tick: a burst test). ``--walkers persist``: the
+walkers go on from rate to rate and a step adds only the difference (a sector whose activity
+grows: the sustained load). A detection at time ``t``
 is *in a track* when the first ``Track`` with ``time >= t`` arrives; latency is that arrival
 minus the detection's publish time, so it includes the hold (the service waits ``hold`` seconds
 of message time for late sources), the wait for the next whole-second tick, and both broker
@@ -47,6 +52,15 @@ def _walkers(k: int, seed: int = 3) -> np.ndarray:
     """Start positions (local metres) of ``k`` walkers spread along the sector, north of it."""
     rng = np.random.default_rng(seed)
     x = np.linspace(-15_000.0, 15_000.0, k) + rng.normal(0, 50.0, k)
+    y = 800.0 + rng.uniform(0, 2000.0, k)
+    return np.column_stack([x, y])
+
+
+def _walker_pool(k: int, seed: int = 3) -> np.ndarray:
+    """Start positions (local metres) of ``k`` walkers in random order along the sector, north
+    of it: any first ``m`` of them are spread over the whole sector (``--walkers persist``)."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-15_000.0, 15_000.0, k)
     y = 800.0 + rng.uniform(0, 2000.0, k)
     return np.column_stack([x, y])
 
@@ -234,15 +248,29 @@ def _service(
     raise RuntimeError(f"vigil run did not connect in {timeout:g} s")
 
 
-def _offer(pub, frame, rate: float, seconds: float, hz: float = 10.0) -> tuple[list, int, float]:
+def _offer(
+    pub,
+    frame,
+    rate: float,
+    seconds: float,
+    hz: float = 10.0,
+    pool: tuple[np.ndarray, float] | None = None,
+) -> tuple[list, int, float]:
     """Publish live detections at ``rate`` msgs/s for ``seconds``; return (times, wall) pairs,
     the count and the wall seconds the publishing took (more than ``seconds`` when the
-    publisher could not keep the pace)."""
+    publisher could not keep the pace). ``pool``: ``(starts, t0)``, walkers that go on from
+    rate to rate (the first ``rate / hz`` of them, walking since ``t0``); without it each rate
+    brings ``rate / hz`` new walkers and the last rate's all end."""
     from vigil.ingest.schema import topic_for
 
     k = max(1, int(round(rate / hz)))
-    start = _walkers(k)
     t0 = time.time()
+    if pool is None:
+        start, walk_t0 = _walkers(k), t0
+    else:
+        if k > len(pool[0]):
+            raise ValueError(f"rate {rate:g} msg/s needs {k} walkers; the pool has {len(pool[0])}")
+        start, walk_t0 = pool[0][:k], pool[1]
     sent: list[tuple[float, float]] = []
     n = 0
     step = 1.0 / hz
@@ -255,7 +283,7 @@ def _offer(pub, frame, rate: float, seconds: float, hz: float = 10.0) -> tuple[l
         if delay > 0:
             time.sleep(delay)
         t = time.time()
-        for d in _detections(frame, start, t, t0):
+        for d in _detections(frame, start, t, walk_t0):
             pub.publish(topic_for("tucson", d), d)
             n += 1
         sent.append((t, time.time()))
@@ -306,10 +334,18 @@ def main(argv: list[str] | None = None) -> dict:
         default=250.0,
         help="kept up: p99 latency over the structural wait at most this (issue 19: 250 ms)",
     )
+    ap.add_argument(
+        "--walkers",
+        choices=("replace", "persist"),
+        default="replace",
+        help="replace: each rate brings rate/10 new walkers and the last rate's all end (every "
+        "step is a turnover of every track); persist: the walkers go on from rate to rate and "
+        "a step adds only the difference (a sector whose activity grows)",
+    )
     args = ap.parse_args(argv)
     frame = load_default().site.frame()
     broker, user = _broker()
-    results: dict = {"rates": [], "hold_s": args.hold}
+    results: dict = {"rates": [], "hold_s": args.hold, "walkers": args.walkers}
     with broker, tempfile.TemporaryDirectory(prefix="vigil-bench-service-") as tmp:
         folder = Path(tmp)
         results["anchor"] = _anchor(broker.port, user, frame, args.anchor_n)
@@ -322,7 +358,10 @@ def main(argv: list[str] | None = None) -> dict:
         total = 0
         try:
             # warm-up, not measured: the first fusion update loads the compiled kernels
-            _, total, _ = _offer(pub, frame, min(args.rates), 3.0)
+            pool = None
+            if args.walkers == "persist":
+                pool = (_walker_pool(max(1, int(round(max(args.rates) / 10.0)))), time.time())
+            _, total, _ = _offer(pub, frame, min(args.rates), 3.0, pool=pool)
             while _status(state).get("handled", 0) < total:
                 time.sleep(0.1)
             time.sleep(args.hold + 1.5)
@@ -330,7 +369,7 @@ def main(argv: list[str] | None = None) -> dict:
             for rate in args.rates:
                 handled0 = _status(state).get("handled", 0)
                 cpu0 = _cpu(proc.pid)
-                sent, n, took = _offer(pub, frame, rate, args.seconds)
+                sent, n, took = _offer(pub, frame, rate, args.seconds, pool=pool)
                 t_end = time.time()
                 total += n
                 kept_up = False
@@ -397,7 +436,8 @@ def main(argv: list[str] | None = None) -> dict:
     results["ratio_sustained_over_anchor"] = results["sustained_msg_s"] / a["rate_msg_s"]
     print(
         f"\nvigil run over a local Mosquitto, QoS 1, live camera detections of walkers at "
-        f"10 Hz each, hold {args.hold:g} s, {args.seconds:g} s per rate"
+        f"10 Hz each, hold {args.hold:g} s, {args.seconds:g} s per rate, walkers "
+        f"{args.walkers} from rate to rate"
     )
     print(
         f"{'offered msg/s':>14}{'sent msg/s':>12}{'tracks':>8}{'kept up':>9}{'p50 ms':>9}"
