@@ -189,7 +189,7 @@ class AlertBook:
             if options:
                 o = options[0]
                 summary += f"; {o.unit_id} can intercept in {o.time_s / 60:.0f} min"
-        lat, lon = self.frame.to_wgs84([x], [y])
+        lat, lon = self.planner.wgs84(x, y)
         alert = Alert(
             alert_id=alert_id,
             time=t,
@@ -197,8 +197,8 @@ class AlertBook:
             priority=priority,
             segment_id=segment_id,
             zone=zone,
-            lat=float(lat[0]),
-            lon=float(lon[0]),
+            lat=lat,
+            lon=lon,
             track_id=track.last.track_id if track is not None else None,
             predicted=predicted,
             units=units,
@@ -238,12 +238,12 @@ class AlertBook:
         state = a.state if a.state == "acknowledged" else "updated"
         probs = dict(info.last.class_probs) or dict(a.evidence.class_probs)
         sensors = sorted({*a.evidence.sensors, *info.last.sensors})
-        lat, lon = self.frame.to_wgs84([info.x], [info.y])
+        lat, lon = self.planner.wgs84(info.x, info.y)
         alert = _replace(
             a,
             time=t,
-            lat=float(lat[0]),
-            lon=float(lon[0]),
+            lat=lat,
+            lon=lon,
             predicted=predicted,
             units=units if a.state != "acknowledged" else a.units,
             state=state,

@@ -412,6 +412,11 @@ class UnitPlanner:
         #: units they were made for (see :meth:`_units_now`).
         self._ready: dict[tuple[float, float, float, float], list[Intercept]] = {}
         self._ready_for: tuple = ()
+        #: WGS84 ``(lat, lon)`` of the prepared groups' predicted positions, by their key,
+        #: and of their places, by ``(x, y)``: projected in one call (PROJ projects each
+        #: point alone: the same numbers as one at a time).
+        self._ready_ll: dict[tuple[float, float, float, float], list[tuple[float, float]]] = {}
+        self._ready_xy: dict[tuple[float, float], tuple[float, float]] = {}
 
     def _units_now(self) -> tuple:
         """Everything about the units a recommendation depends on, in their order."""
@@ -427,15 +432,34 @@ class UnitPlanner:
         cols = [np.asarray(v, dtype=np.float64).reshape(-1).tolist() for v in (x, y, vx, vy)]
         keys = list(dict.fromkeys(zip(*cols, strict=True)))
         self._ready, self._ready_for = {}, self._units_now()
+        self._ready_ll, self._ready_xy = {}, {}
         if keys:
             units = list(self.units.values())
             gx, gy, gvx, gvy = zip(*keys, strict=True)
             got = recommend_many(units, gx, gy, gvx, gvy, self.roads, self.horizon_s)
             self._ready = dict(zip(keys, got, strict=True))
+            pts = [predict(*k, _offsets(o)) for k, o in zip(keys, got, strict=True)]
+            xs = [p[1] for ps in pts for p in ps] + list(gx)
+            lat, lon = self.frame.to_wgs84(xs, [p[2] for ps in pts for p in ps] + list(gy))
+            ll = list(zip(lat.tolist(), lon.tolist(), strict=True))
+            at = 0
+            for k, ps in zip(keys, pts, strict=True):
+                self._ready_ll[k], at = ll[at : at + len(ps)], at + len(ps)
+            self._ready_xy = dict(zip(zip(gx, gy, strict=True), ll[at:], strict=True))
 
     def forget(self) -> None:
         """Drop the recommendations made ahead (they are not kept past the tick they serve)."""
         self._ready, self._ready_for = {}, ()
+        self._ready_ll, self._ready_xy = {}, {}
+
+    def wgs84(self, x: float, y: float) -> tuple[float, float]:
+        """A place (local metres) in WGS84 ``(lat, lon)``, degrees; prepared with the plans
+        when it is a prepared group's place."""
+        got = getattr(self, "_ready_xy", {}).get((x, y))
+        if got is None:
+            lat, lon = self.frame.to_wgs84([x], [y])
+            got = float(lat[0]), float(lon[0])
+        return got
 
     def plan(
         self, x: float, y: float, vx: float, vy: float, t0: float
@@ -445,20 +469,30 @@ class UnitPlanner:
         at ``(vx, vy)`` (m/s) at time ``t0`` (UTC seconds)."""
         ready = getattr(self, "_ready", None)  # None: a planner from an older snapshot
         options = None
+        ll = None
         if ready:
             options = ready.get((x, y, vx, vy))
             if options is not None and self._ready_for != self._units_now():
                 options = None
+            if options is not None:
+                ll = getattr(self, "_ready_ll", {}).get((x, y, vx, vy))
         if options is None:
             options = recommend(list(self.units.values()), x, y, vx, vy, self.roads, self.horizon_s)
         options = list(options)
-        offsets = list(PREDICTION_OFFSETS_S)
-        if options:
-            offsets = sorted({*offsets, round(options[0].time_s, 1)})
-        pts = predict(x, y, vx, vy, offsets)
-        lat, lon = self.frame.to_wgs84([p[1] for p in pts], [p[2] for p in pts])
+        pts = predict(x, y, vx, vy, _offsets(options))
+        if ll is None:
+            lat, lon = self.frame.to_wgs84([p[1] for p in pts], [p[2] for p in pts])
+            ll = list(zip(lat.tolist(), lon.tolist(), strict=True))
         predicted = [
-            PredictedPosition(time=t0 + p[0], lat=float(a), lon=float(o))
-            for p, a, o in zip(pts, lat, lon, strict=True)
+            PredictedPosition(time=t0 + p[0], lat=a, lon=o)
+            for p, (a, o) in zip(pts, ll, strict=True)
         ]
         return [o.unit_id for o in options], predicted, options
+
+
+def _offsets(options: list[Intercept]) -> list[float]:
+    """The offsets (s) at which an alert predicts its group's place: the usual ones and the
+    best unit's intercept time (rounded to 0.1 s)."""
+    if not options:
+        return list(PREDICTION_OFFSETS_S)
+    return sorted({*PREDICTION_OFFSETS_S, round(options[0].time_s, 1)})

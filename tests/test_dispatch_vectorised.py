@@ -168,3 +168,29 @@ def test_plans_made_ahead_are_the_plans_made_when_asked(sector) -> None:
 def fresh_plan(roads, frame, units, row):
     """A plan from a planner that made nothing ahead."""
     return UnitPlanner(units, roads, frame, 3600.0).plan(*map(float, row), 1.7e9)
+
+
+def test_places_projected_with_the_plans_are_those_projected_alone(sector) -> None:
+    roads, units = sector
+    frame = load_default().site.frame()
+    rng = np.random.default_rng(33)  # cases drawn here only
+    g = _cases(rng, 30)
+    planner = UnitPlanner({u.unit_id: u for u in units}, roads, frame, 3600.0)
+    planner.prepare(g[:20, 0], g[:20, 1], g[:20, 2], g[:20, 3])  # the last 10 not prepared
+
+    class Counting:  # the frame, counting the projections asked of it
+        calls = 0
+
+        def to_wgs84(self, x, y):
+            Counting.calls += 1
+            return frame.to_wgs84(x, y)
+
+    planner.frame = Counting()  # type: ignore[assignment]
+    for row in g:
+        x, y = float(row[0]), float(row[1])
+        lat, lon = frame.to_wgs84([x], [y])
+        assert planner.wgs84(x, y) == (float(lat[0]), float(lon[0]))
+    assert Counting.calls == 10  # the prepared places came with the plans
+    planner.forget()
+    planner.wgs84(float(g[0, 0]), float(g[0, 1]))
+    assert Counting.calls == 11
