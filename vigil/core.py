@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,6 +53,9 @@ if TYPE_CHECKING:
 ENTRY_M = 0.0
 #: The confidence of a crossing inferred from an entry rather than seen.
 INFERRED_CONFIDENCE = 0.5
+
+#: What one flush of the stores writes: tracks, crossings and alerts, in the order made.
+StoreRows = tuple[list[Track], list[Crossing], list[Alert]]
 
 
 class SectorCore:
@@ -128,6 +131,9 @@ class SectorCore:
         self._alert_buffer: list[Alert] = []
         self._track_buffer: list[Track] = []
         self._crossing_buffer: list[Crossing] = []
+        #: Takes each flush's rows to write them elsewhere, in the order handed over (``vigil
+        #: run``'s store thread, :class:`vigil.store_writer.StoreWriter`); None: written here.
+        self.store_writer: Callable[[StoreRows], None] | None = None
         #: The live tracks of the last tick with their local positions (x, y), metres.
         self.live: list[tuple[Track, float, float]] = []
         #: ``time.perf_counter()`` at the start of the tick under way (``None`` between
@@ -313,15 +319,15 @@ class SectorCore:
         return msgs
 
     def flush_stores(self) -> None:
-        """Write buffered tracks, crossings and alerts to the stores."""
-        if self.history is not None:
-            self.history.write(self._track_buffer, self._crossing_buffer, self._alert_buffer)
-        self.tracks_store.write(self._track_buffer)
-        self._track_buffer.clear()
-        self.events.write_alerts(self._alert_buffer)
-        self._alert_buffer.clear()
-        self.events.write_crossings(self._crossing_buffer)
-        self._crossing_buffer.clear()
+        """Write buffered tracks, crossings and alerts to the stores (or hand them to
+        :attr:`store_writer`)."""
+        rows = (self._track_buffer, self._crossing_buffer, self._alert_buffer)
+        self._track_buffer, self._crossing_buffer, self._alert_buffer = [], [], []
+        if self.store_writer is not None:
+            if any(rows):
+                self.store_writer(rows)
+            return
+        write_rows(rows, self.tracks_store, self.events, self.history)
 
     def close(self) -> None:
         """Flush and close the stores; stop listening."""
@@ -333,3 +339,15 @@ class SectorCore:
         self.events.close()
         if self.history is not None:
             self.history.close()
+
+
+def write_rows(
+    rows: StoreRows, tracks: TrackStore, events: EventStore, history: HistoryMirror | None
+) -> None:
+    """One flush's rows into the stores (and the PostgreSQL mirror, when there is one)."""
+    track_rows, crossing_rows, alert_rows = rows
+    if history is not None:
+        history.write(track_rows, crossing_rows, alert_rows)
+    tracks.write(track_rows)
+    events.write_alerts(alert_rows)
+    events.write_crossings(crossing_rows)

@@ -9,6 +9,7 @@ after it, and, while running, writes snapshots and prunes the journal behind the
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import os
@@ -24,6 +25,7 @@ from vigil.ingest.private_files import private_file
 from vigil.ingest.schema import MessageError, decode
 from vigil.runner import STATE_FILES, SectorRunner
 from vigil.snapshot import SnapshotError
+from vigil.store_writer import StoreWriter
 
 log = logging.getLogger("vigil.service")
 INF = math.inf
@@ -70,6 +72,9 @@ class Restarts:
     #: A snapshot writer still running after this many wall seconds is killed and counted
     #: failed (a fork that hangs must not stop every later snapshot, nor the service's stop).
     snapshot_writer_timeout_s: float = 120.0
+    #: Writes the stores and prunes the journal off the core thread once live (``None``:
+    #: everything on the calling thread).
+    _stores: StoreWriter | None = None
     #: ``(handled, journal seq)`` of the last message handed over live (``None``: not known).
     _seq_of: tuple[int, int] | None = None
     side_probability: float | None = None
@@ -216,9 +221,15 @@ class Restarts:
             rejected=tuple(rejected),
         )
 
-    def _snapshot_meta(self, runner: SectorRunner) -> dict | None:
+    def _drain_outputs(self) -> None:
+        """Wait until every output made so far is in the output outbox (the service's writer
+        thread commits them)."""
+
+    def _snapshot_meta(self, runner: SectorRunner, defer: bool = False) -> dict | None:
         """What a snapshot of the state as it is now covers (``None``: nothing new, or the
-        handled messages are not all in the journal). Flushes the stores."""
+        handled messages are not all in the journal). Flushes the stores. ``defer``: the
+        outputs and the stores' rows are left to the store thread, which adds the stores' marks
+        once they are written (:meth:`_send_marks`); the meta has no ``"stores"`` yet."""
         seq0, handled0, advance0 = self._snap
         if (self.handled, self._advance_id) == (handled0, advance0):
             return None
@@ -238,17 +249,38 @@ class Restarts:
             log.error("snapshot skipped: %d handled messages not found in the journal", need)
             self.snapshot_counts["failed"] += 1
             return None
+        if not defer:
+            self._drain_outputs()
         runner.core.flush_stores()
         meta = {
             "seq": seq,
             "handled": self.handled,
             "advance_id": self._advance_id,
             "outputs": runner.outputs,
-            "stores": snapshot.store_marks([self.store_dir / n for n in STATE_FILES]),
             "fingerprint": self._fingerprint(runner),
             "wall": time.time(),
         }
+        if not defer:
+            if self._stores is not None:
+                self._stores.drain()  # the marks below cover every row of this state, none later
+            meta["stores"] = self._store_marks()
         return meta
+
+    def _store_marks(self) -> dict[str, dict[str, int]]:
+        return snapshot.store_marks([self.store_dir / n for n in STATE_FILES])
+
+    def _send_marks(self, fd: int) -> None:
+        """(store thread) Once the outputs and the store rows handed over before a deferred
+        snapshot's fork are written, the stores' marks to its writer through ``fd`` (closed
+        here; closed with nothing written when this fails: the writer then writes nothing)."""
+        try:
+            self._drain_outputs()
+            data = json.dumps({"stores": self._store_marks()}).encode()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
 
     def _take_snapshot(self, runner: SectorRunner) -> bool:
         """Snapshot the state (core thread, between messages), then prune behind the oldest
@@ -265,23 +297,37 @@ class Restarts:
             self.snapshot_counts["failed"] += 1
             return False
         self._snapshot_written(meta)
+        if self._stores is not None:
+            self._stores.drain()  # the pruning done
         return True
 
     def _start_snapshot(self, runner: SectorRunner) -> bool:
         """Start a snapshot of the state as it is now in a forked process (copy-on-write: the
         core goes on at once; :func:`~vigil.snapshot.fork_write`); :meth:`_reap_snapshot`
-        finishes it. False when one is still being written or there is nothing new."""
+        finishes it. False when one is still being written or there is nothing new. With the
+        store thread writing the core's stores, the core thread does not wait for it, nor for
+        the outputs: the child waits for the marks that thread sends once they are written."""
         if self._snap_child is not None:
             return False
-        meta = self._snapshot_meta(runner)
+        stores = self._stores
+        defer = stores is not None and stores.attached
+        meta = self._snapshot_meta(runner, defer=defer)
         if meta is None:
             return False
+        pipe = os.pipe() if defer else None
         try:
-            pid = snapshot.fork_write(self.state_dir, meta["seq"], self._roots(runner), meta)
+            pid = snapshot.fork_write(
+                self.state_dir, meta["seq"], self._roots(runner), meta, more_meta=pipe
+            )
         except OSError:
+            if pipe is not None:
+                for fd in pipe:
+                    os.close(fd)
             log.exception("snapshot of journal message %d: no process to write it", meta["seq"])
             self.snapshot_counts["failed"] += 1
             return False
+        if pipe is not None and stores is not None:
+            stores.call(lambda: self._send_marks(pipe[1]))
         self._snap_child = (pid, meta, time.monotonic())
         return True
 
@@ -324,9 +370,16 @@ class Restarts:
         kept = snapshot.listing(self.state_dir)
         oldest = kept[-1].seq if len(kept) >= self.snapshot_keep else 0
         if oldest:
-            self.snapshot_counts["pruned"] += self.journal.prune(oldest, keep=self.journal_keep)
             if oldest in self._snap_advances:
                 self.advances.prune(self._snap_advances[oldest])
+
+            def prune() -> None:  # a slow delete: off the core thread when it can be
+                self.snapshot_counts["pruned"] += self.journal.prune(oldest, keep=self.journal_keep)
+
+            if self._stores is not None:
+                self._stores.call(prune)
+            else:
+                prune()
             for s in [s for s in self._snap_advances if s < oldest]:
                 del self._snap_advances[s]
 

@@ -37,7 +37,9 @@ After a crash
     with the recorded advances between them. Every ``snapshot_every`` messages or
     ``snapshot_s`` wall seconds (and at a clean stop) the core thread flushes the stores and
     writes a snapshot of the runner's whole state with the journal position and advance it
-    covers (:mod:`vigil.snapshot`: atomic, checksummed); the journal and the advances behind
+    covers (:mod:`vigil.snapshot`: atomic, checksummed; live, a forked child writes it once the
+    store thread, :mod:`vigil.store_writer`, has written the stores up to it and sends their
+    marks, while the core thread goes on); the journal and the advances behind
     the oldest of the ``snapshot_keep`` kept snapshots are pruned (the newest
     ``journal_keep`` rows stay, to recognise a message sent again). On start the service
     loads the newest snapshot that checks out (a damaged one is logged and the one before it
@@ -85,6 +87,7 @@ from vigil.restart import Restarts, StartReport, warm_up
 from vigil.retained import RetainedState
 from vigil.runner import INPUT_TOPICS, OUTPUT_TOPICS, Output, SectorRunner, input_patterns
 from vigil.snapshot import AdvanceLog
+from vigil.store_writer import StoreWriter
 from vigil.tracks.config import TrackerConfig
 
 log = logging.getLogger(__name__)
@@ -253,6 +256,8 @@ class SectorService(Restarts):
         self.snapshot_counts: dict[str, int] = {"written": 0, "failed": 0, "pruned": 0}
         #: Commits and sends the outputs (outbox, broker, channels) off the core thread.
         self._writer = OutputWriter(self._send_outputs, "vigil-output", OUTPUTS_HELD)
+        #: Writes the stores and prunes the journal off the core thread (once live).
+        self._stores = StoreWriter("vigil-stores")
 
     # -- start: replay the journal, then go live ------------------------------------------------
 
@@ -317,9 +322,8 @@ class SectorService(Restarts):
         self._writer.drain()  # what the replay made past the outbox's count
         return report
 
-    def _snapshot_meta(self, runner: SectorRunner) -> dict | None:
+    def _drain_outputs(self) -> None:
         self._writer.drain()  # a snapshot counts the outputs so far as in the outbox
-        return super()._snapshot_meta(runner)
 
     # -- the core thread -------------------------------------------------------------------------
 
@@ -330,6 +334,8 @@ class SectorService(Restarts):
             self._last_seq = self.journal.last_seq  # nothing writes it until the input starts
             self._seq_of = (self.handled, self._last_seq)
             warm_up()
+            assert self.runner is not None
+            self._stores.attach(self.runner.core)
             self.in_bus.start()  # from this thread: the child dies with it
         except BaseException as exc:  # handed to start(), which raises
             self._failed = exc
@@ -382,6 +388,7 @@ class SectorService(Restarts):
         if self.snapshot_every or self.snapshot_s:
             self._take_snapshot(runner)  # a clean stop: the next start replays nothing
         self._writer.drain()
+        self._stores.detach()
         runner.close()
         self._status_writer.stop()
         self._write_status(wait=True)
@@ -458,6 +465,7 @@ class SectorService(Restarts):
             self._core_thread.join(timeout + 90.0)
         self.in_bus.join(timeout)
         self._writer.close(timeout)
+        self._stores.close(timeout)
         for channel in self.channels:
             channel.close()
         self.out_bus.flush(timeout)

@@ -38,6 +38,7 @@ import contextlib
 import ctypes
 import hashlib
 import io
+import json
 import logging
 import os
 import pickle
@@ -75,6 +76,7 @@ STATIC: dict[str, tuple[str, ...]] = {
     "core": (
         "site", "bus", "sector", "frame", "border", "fusion", "monitor", "engine", "alerts",
         "tracks_store", "events", "devices", "_subs", "tick_started", "_side_geometry",
+        "store_writer",
     ),
     "alerts": ("engine", "bus", "sector", "channels", "on_command", "_subs", "latencies_s"),
     "engine": (
@@ -198,7 +200,13 @@ def restore(objs: dict[str, Any], body: bytes) -> dict[str, Any]:
     return meta
 
 
-def fork_write(folder: Path, seq: int, objs: dict[str, Any], meta: dict[str, Any]) -> int:
+def fork_write(
+    folder: Path,
+    seq: int,
+    objs: dict[str, Any],
+    meta: dict[str, Any],
+    more_meta: tuple[int, int] | None = None,
+) -> int:
     """Write the snapshot of ``objs`` as they are now from a forked process; return its pid.
 
     The fork sees the memory as it was at the call (copy-on-write), so the caller goes on
@@ -209,14 +217,29 @@ def fork_write(folder: Path, seq: int, objs: dict[str, Any], meta: dict[str, Any
     ``os._exit`` (no atexit handlers, no buffers flushed twice), and dies with its parent
     (``PR_SET_PDEATHSIG``): a killed service leaves at most a temporary file, which the next
     snapshot's :func:`remove_stale` clears.
+
+    ``more_meta``: a pipe's ``(read end, write end)`` (:func:`os.pipe`); the caller keeps the
+    write end (its read end is closed here). The child first reads a JSON object from the
+    pipe, to its end, and adds it to ``meta``; when the caller closes the pipe with nothing
+    written (what the meta stands for did not come true), the child writes nothing and exits
+    1. So the caller can fork at once and say later what only another thread can know (the
+    stores' marks once their writes are done).
     """
     parent = os.getpid()
     pid = os.fork()
     if pid:
+        if more_meta is not None:
+            os.close(more_meta[0])
         return pid
     code = 1
     try:
         _die_with_parent(parent)
+        if more_meta is not None:
+            os.close(more_meta[1])  # the parent's end: the read below ends when it closes it
+            more = _read_all(more_meta[0])
+            if not more:
+                os._exit(1)
+            meta = {**meta, **json.loads(more)}
         write(folder, seq, capture(objs, meta))
         code = 0
     except BaseException:  # noqa: BLE001 - reported by the exit status; the parent logs it
@@ -224,6 +247,14 @@ def fork_write(folder: Path, seq: int, objs: dict[str, Any], meta: dict[str, Any
             traceback.print_exc()
     finally:
         os._exit(code)
+
+
+def _read_all(fd: int) -> bytes:
+    """Everything a pipe gives until its writers close it."""
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _die_with_parent(parent: int) -> None:
