@@ -128,6 +128,10 @@ class AlertEngine:
         self.rule_for: dict[AlertKind, AlertRule] = {
             cls.kind: cls(self.context) for cls in RULE_CLASSES
         }
+        #: The rules' track hooks, in their order; those that react to nothing left out.
+        self.track_hooks = tuple(
+            r.on_track for r in self.rule_for.values() if type(r).on_track is not AlertRule.on_track
+        )
 
     # -- public -------------------------------------------------------------------------------
     def handle(self, msg: Wire) -> list[Wire]:
@@ -341,9 +345,10 @@ class AlertEngine:
     def _on_track(self, trk: Track) -> list[Wire]:
         info = self.remember(trk)
         out: list[Wire] = []
-        for rule in self.rule_for.values():
-            if type(rule).on_track is not AlertRule.on_track:  # the default reacts to nothing
-                out += rule.on_track(info)
+        for hook in self.track_hooks:
+            got = hook(info)
+            if got:
+                out += got
         if trk.state == "ended":
             self.tracks.pop(trk.track_id, None)
             return out

@@ -32,7 +32,7 @@ class SensorCueRule(AlertRule):
 
     def on_track(self, info: TrackInfo) -> list[Wire]:
         trk = info.last
-        if any(s in self.context.cameras for s in trk.sensors):
+        if not self.context.cameras.keys().isdisjoint(trk.sensors):  # a camera fed it
             self.camera_seen_at.append((trk.time, info.x, info.y))
             while self.camera_seen_at and (
                 self.camera_seen_at[0][0] < trk.time - CAMERA_SEEN_MEMORY_S
