@@ -53,33 +53,32 @@ Run: ``python -m benchmarks pointing_track`` (defaults) or with ``--seeds ... --
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 
+from benchmarks import pointing_track_args
 from benchmarks.bench_pointing import TUNING_SEEDS, calibrated, site_and_dem
 from benchmarks.pointing_hidden import top_sides
 from vigil.detection.terrain import TerrainGeometry
 from vigil.geo.crossing_monitor import (
     RELIEF_SIDE_HOLD_S,
-    RELIEF_SIDE_PROBABILITY,
     CrossingMonitor,
 )
 from vigil.geo.hidden_side import pooled_side
 from vigil.geo.image_side import (
     IMAGE_CHANGE_PROBABILITY,
     IMAGE_CHANGE_S,
-    RELIEF_IMAGE_PROBABILITY,
     ImageMargins,
     SideEvidence,
     image_margins,
 )
 from vigil.geo.raycast import camera_on_terrain, cast_rays, curvature_factor
 from vigil.geo.site import tower_camera
+from vigil.geo.unplaced_side import match_unplaced
 from vigil.ingest.schema import CameraDetection
 from vigil.sim.protocol import wilson
-from vigil.tracks.config import RELIEF_TRACKER_CHANGES, TrackerConfig
+from vigil.tracks.config import TrackerConfig
 from vigil.tracks.fusion import FusionTracker
 
 DETECTION_PX = 1.0
@@ -146,6 +145,7 @@ def _person(
     image_probability: float | None = None,
     change_s: float = IMAGE_CHANGE_S,
     change_p: float = IMAGE_CHANGE_PROBABILITY,
+    sky=None,
 ) -> tuple[set[int], int, bool]:
     """Run one person's detections through a fresh tracker and crossing monitor, as
     ``SectorCore.tick`` does: ``(outcome, crossings, confirmed)``; outcome is the set of
@@ -156,7 +156,11 @@ def _person(
     truth does not: added to the track's covariance given to the monitor (None: not).
     ``margins``: the detections' image margins (:func:`vigil.geo.image_side.image_margins`),
     pooled per track (every track a detection updates, tentative ones too) over ``window_s``
-    and given to the monitor as ``side_z`` (None: not)."""
+    and given to the monitor as ``side_z`` (None: not). ``sky``: ``(seen, u, v, geometry)``,
+    the frames whose feet pixel ``(u, v)`` saw sky (no ground point): their margins go to the
+    track nearest in the image (:func:`vigil.geo.unplaced_side.match_unplaced`, the track's
+    position and covariance projected through the calibrated camera), not to the tracker.
+    Returns the count of such frames matched as a fourth item."""
     fusion = FusionTracker(frame, config)
     monitor = CrossingMonitor(
         border,
@@ -173,7 +177,32 @@ def _person(
     lat, lon = np.full(ex.shape, np.nan), np.full(ex.shape, np.nan)
     if ok.any():
         lat[ok], lon[ok] = frame.to_wgs84(ex[ok], ey[ok])
-    for i in np.flatnonzero(ok):
+    skyseen = np.zeros(ok.shape, bool) if sky is None or margins is None else sky[0]
+    matched = 0
+    for i in np.flatnonzero(ok | skyseen):
+        if not ok[i]:
+            # no ground point: its margin goes to the track it matches in the image
+            tracks = [
+                m for m in fusion.track_messages(include_tentative=True) if m.state != "ended"
+            ]
+            if tracks:
+                tx, ty = frame.to_local([m.lat for m in tracks], [m.lon for m in tracks])
+                k = match_unplaced(
+                    sky[3].camera,
+                    sky[3].dem,
+                    tx,
+                    ty,
+                    [np.reshape(m.cov, (2, 2)) for m in tracks],
+                    float(sky[1][i]),
+                    float(sky[2][i]),
+                    DETECTION_PX,
+                    DETECTION_PX,
+                    curvature_coeff=sky[3].curvature_coeff,
+                )
+                if k >= 0:
+                    evidence.add(tracks[k].track_id, float(t[i]), margins, int(i))
+                    matched += 1
+            continue
         c = cov[i]
         fusion.ingest(
             CameraDetection(
@@ -211,97 +240,12 @@ def _person(
                 zs = [evidence.z(m.track_id) for m in fresh]
             crossings += len(monitor.update(ids, times, x, y, covs, zs))
     sides = {s.side for s in monitor.states.values() if s.side != 0}
-    return sides, crossings, confirmed
+    return sides, crossings, confirmed, matched
 
 
 def main(argv: list[str] | None = None) -> None:
     """Print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--people", type=int, default=8, help="people per calibration")
-    parser.add_argument("--draws", type=int, default=10, help="calibrations per tower and seed")
-    parser.add_argument(
-        "--seconds",
-        type=float,
-        default=120.0,
-        help="each person's walk, s (a person 1.5-2.5 km out is in a tower's view for minutes)",
-    )
-    parser.add_argument("--fps", type=float, default=1.0, help="frames a second")
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(EVALUATION_SEEDS))
-    parser.add_argument(
-        "--side",
-        type=float,
-        default=RELIEF_SIDE_PROBABILITY,
-        help="the monitor's side_probability (0: positions alone, as before)",
-    )
-    parser.add_argument("--towers", nargs="+", default=["t02", "t04", "t05", "t06"])
-    parser.add_argument(
-        "--max-sigma",
-        type=float,
-        default=RELIEF_TRACKER_CHANGES["max_position_sigma_m"],
-        help="the tracker's max_position_sigma_m (default: the relief pipeline's; 200 is "
-        "TrackerConfig.for_sector's)",
-    )
-    parser.add_argument(
-        "--hold",
-        type=float,
-        default=RELIEF_SIDE_HOLD_S,
-        help="the monitor's side_hold_s, seconds (0: a side as soon as it is sure)",
-    )
-    parser.add_argument(
-        "--speed-sigma",
-        type=float,
-        default=None,
-        help="the tracker's initial_speed_sigma_mps (default: TrackerConfig.for_sector's)",
-    )
-    parser.add_argument(
-        "--shared",
-        action="store_true",
-        help="add each track's shared pointing covariance to what the monitor is given",
-    )
-    parser.add_argument(
-        "--image",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="judge each track's side in the image too (geo.image_side), given to the monitor "
-        "as side_z, as the relief pipeline does (--no-image: positions alone, as before)",
-    )
-    parser.add_argument(
-        "--image-only",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="a track with image margins takes its side from them alone (the pipeline's)",
-    )
-    parser.add_argument(
-        "--window",
-        type=float,
-        default=np.inf,
-        help="seconds of image margins pooled per track (default: all, the pipeline's)",
-    )
-    parser.add_argument(
-        "--change-s",
-        type=float,
-        default=IMAGE_CHANGE_S,
-        help="the image evidence's change test window, s (0: no change test)",
-    )
-    parser.add_argument(
-        "--change-p",
-        type=float,
-        default=IMAGE_CHANGE_PROBABILITY,
-        help="the change test's probability",
-    )
-    parser.add_argument(
-        "--image-p",
-        type=float,
-        default=RELIEF_IMAGE_PROBABILITY,
-        help="the monitor's image_probability (the pipeline's by default)",
-    )
-    parser.add_argument(
-        "--hidden",
-        action="store_true",
-        help="a person the chain leaves without a side takes the one the top of their body "
-        "gives where the ground hides their feet (benchmarks/pointing_hidden.py; per person, "
-        "not through the tracker)",
-    )
+    parser = pointing_track_args.parser(__doc__.splitlines()[0], EVALUATION_SEEDS)
     args = parser.parse_args(argv)
     tuning = sorted(set(args.seeds) & set(TUNING_SEEDS))
     site, dem, frame, border = site_and_dem()
@@ -325,6 +269,7 @@ def main(argv: list[str] | None = None) -> None:
             if args.image
             else "image side off"
         )
+        + f"; sky detections' margins {'kept' if args.sky else 'dropped'}"
         + (f" (TUNING seeds {tuning}: not for reporting)" if tuning else " (evaluation)")
     )
     started = time.perf_counter()
@@ -341,6 +286,8 @@ def main(argv: list[str] | None = None) -> None:
         near = clear_n = clear_right = 0
         det_right = det_n = 0
         crossing_people = 0
+        sky_n = sky_matched = 0  # frames whose feet pixel saw sky, and those matched to a track
+        bias: list[tuple[float, float]] = []  # per calibration: mean margin error (px), its z
         # with --hidden: frames with the body's top seen over hidden feet, their decided and
         # wrong sides, and the undecided people the top gives a side to, right and wrong
         top_n = top_dec = top_bad = hid_right = hid_wrong = 0
@@ -374,13 +321,16 @@ def main(argv: list[str] | None = None) -> None:
                     )
                 shared = shared.reshape(*u.shape, 2, 2)
                 margins = None
-                if args.image and flat.any():
+                # feet seen whose detected pixel's ray meets no ground within the reach
+                skyd = (vis.ravel() & ~hit) if args.sky else np.zeros(u.size, bool)
+                judged = flat | skyd
+                if args.image and judged.any():
                     mm = image_margins(
                         geo.camera,
                         dem,
                         border,
-                        ou.ravel()[flat],
-                        ov.ravel()[flat],
+                        ou.ravel()[judged],
+                        ov.ravel()[judged],
                         DETECTION_PX,
                         DETECTION_PX,
                         cal.sigma_deg,
@@ -389,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
                     cols = []
                     for a in (mm.margin_px, mm.sigma_px, mm.shared_px):
                         full = np.full(u.size, np.nan)
-                        full[flat] = a
+                        full[judged] = a
                         cols.append(full.reshape(u.shape))
                     margins = [ImageMargins(*(c[p] for c in cols)) for p in range(u.shape[0])]
                     # the truth's margins: noise-free feet pixels through the true camera
@@ -400,6 +350,12 @@ def main(argv: list[str] | None = None) -> None:
                             true, dem, border, u.ravel()[sv], v.ravel()[sv], 0.0, 0.0
                         ).margin_px
                     near_line = np.nanmean(np.abs(tm.reshape(u.shape)), axis=1) < NEAR_PX
+                    # the calibration's mean margin error (judged detections, margins unclipped)
+                    use = (np.abs(tm) < 20.0) & np.isfinite(cols[0].ravel())
+                    if use.any():
+                        e = float(np.mean(cols[0].ravel()[use] - tm[use]))
+                        sd = np.hypot(np.mean(cols[2].ravel()[use]), 1.0 / np.sqrt(use.sum()))
+                        bias.append((e, e / sd))
                 gx, gy, cov = gx.reshape(u.shape), gy.reshape(u.shape), cov.reshape(*u.shape, 2, 2)
                 if args.hidden:
                     top, tsides = top_sides(true, geo, cal, dem, border, x, y, vis, hrng)
@@ -410,7 +366,7 @@ def main(argv: list[str] | None = None) -> None:
                         s = border.side(gx[p, m], gy[p, m]) == truth
                         det_right += int(s.sum())
                         det_n += int(m.sum())
-                    sides, crossed, confirmed = _person(
+                    sides, crossed, confirmed, matched = _person(
                         geo,
                         frame,
                         border,
@@ -429,7 +385,10 @@ def main(argv: list[str] | None = None) -> None:
                         args.image_p,
                         args.change_s,
                         args.change_p,
+                        (skyd.reshape(u.shape)[p], ou[p], ov[p], geo) if args.sky else None,
                     )
+                    sky_n += int(skyd.reshape(u.shape)[p].sum())
+                    sky_matched += matched
                     crossing_people += crossed > 0
                     if args.hidden:
                         top_n += int(top[p].sum())
@@ -472,6 +431,20 @@ def main(argv: list[str] | None = None) -> None:
             f"{det_right / max(det_n, 1):.4f} [{dlo:.4f}, {dhi:.4f}]",
             flush=True,
         )
+        if args.image and args.sky:
+            print(
+                f"{tower.id}: feet pixels that saw sky (no ground point) {sky_n}, their margins "
+                f"matched to a track in the image {sky_matched}",
+                flush=True,
+            )
+        if args.image and bias:
+            b = np.array(bias)
+            print(
+                f"{tower.id}: per calibration, mean margin error {b[:, 0].mean():+.3f} px, its z "
+                f"against the pooled sd: mean {b[:, 1].mean():+.2f}, rms "
+                f"{np.sqrt(np.mean(b[:, 1] ** 2)):.2f} ({len(b)} calibrations)",
+                flush=True,
+            )
         if args.image:
             clo, chi = wilson(clear_right, clear_n)
             print(

@@ -27,10 +27,11 @@ from numpy.typing import NDArray
 
 from vigil.detection.background import DetectionError
 from vigil.detection.blobs import Blobs
+from vigil.detection.class_guess import guess_class
 from vigil.detection.psf import guess_blurred
 from vigil.geo.camera import PinholeCamera
 from vigil.geo.frames import LocalFrame
-from vigil.ingest.schema import CameraDetection, ClassName
+from vigil.ingest.schema import CameraDetection
 
 
 class PixelDetection(msgspec.Struct, frozen=True, kw_only=True, tag="pixel_detection"):
@@ -97,6 +98,12 @@ class ObjectParams:
         Smallest larger ground extent of a blob at its range (its larger side in pixels
         times the metres a pixel spans there, no slack), metres; 0 is off. Needs a camera
         model; without one it is not applied.
+    unplaced
+        Blobs the ground cannot place (the ray sees sky, or meets ground past
+        ``max_range_factor`` times the range) are followed too, sized at the rated range, and
+        the confirmed ones given as :class:`PixelDetection` (``ObjectsResult.unplaced``): on
+        relief their feet row still tells the side of the line
+        (:mod:`vigil.geo.unplaced_side`). Off: dropped, as before.
     psf_sigma_px
         Standard deviation of the optics' Gaussian PSF, pixels; 0 (sharp): the class guess
         sizes a blob from its spread (:func:`guess_class`). Above 0, a blob sized by its
@@ -126,6 +133,7 @@ class ObjectParams:
     min_size_m: float = 0.0
     psf_sigma_px: float = 0.0
     psf_cut_dn: float = 12.0
+    unplaced: bool = False
 
     def __post_init__(self) -> None:
         for name in ("min_size_px", "min_size_m", "psf_sigma_px", "psf_cut_dn"):
@@ -221,49 +229,6 @@ class CameraGeometry:
         return cov
 
 
-def guess_class(
-    height_m: float,
-    width_m: float,
-    speed_mps: float | None,
-    height_px: float,
-    sized_by_spread: bool = False,
-) -> tuple[ClassName, float]:
-    """Guess what a blob is from its size (metres), its ground speed and how many pixels tall.
-
-    Returns the class and a confidence in [0, 1]. Blobs only a few pixels tall have
-    unreliable shapes, so their confidence is capped. ``sized_by_spread``: the size comes
-    from the blob's weighted spread (a body a pixel or two in size); then its height alone
-    separates most animals (under ~0.6 m measured: cattle, deer and coyotes seen far off)
-    from people and groups of people (1.2 m and more however wide the group), measured on
-    the simulator's towers at night; with four pixels or more of height, animals are the
-    wide bodies under 1.55 m and people those taller.
-    """
-    if speed_mps is not None and speed_mps > 6.0:
-        return "vehicle", min(0.9, 0.5 + speed_mps / 40.0)
-    aspect = height_m / max(width_m, 1e-3)
-    well_resolved = height_px >= 4.0
-    if sized_by_spread and height_m < 0.6:
-        cls, conf = "animal", 0.55
-    elif sized_by_spread and well_resolved and aspect < 1.0 and height_m < 1.55:
-        # near enough that heights are good to a decimetre: cattle 1.4 m, deer 1.2 m
-        cls, conf = "animal", 0.6
-    elif sized_by_spread and height_m >= (1.55 if well_resolved else 1.2) and width_m <= 6.0:
-        cls, conf = "person", 0.75
-    elif width_m >= 2.6 or height_m * width_m >= 5.0:
-        cls, conf = "vehicle", 0.7
-    elif aspect >= 1.3 and 0.9 <= height_m <= 2.4:
-        cls, conf = "person", 0.7
-    elif aspect < 1.0 and height_m < 1.6:
-        cls, conf = "animal", 0.6
-    elif height_m <= 2.4:
-        cls, conf = "person", 0.4
-    else:
-        return "unknown", 0.0
-    # A blob a pixel or two tall has no shape to speak of.
-    conf *= min(1.0, max(0.3, height_px / 8.0))
-    return cls, round(conf, 3)
-
-
 @dataclass
 class _Object:
     """An object followed across frames in pixels (foot point)."""
@@ -290,6 +255,8 @@ class ObjectsResult:
     pixel_detections: list[PixelDetection]
     kept: NDArray[np.bool_]  # which blobs passed the size test
     detection_objects: list[int] = field(default_factory=list)  # object number per detection
+    # with ObjectParams.unplaced: confirmed blobs the ground cannot place (feet: box bottom)
+    unplaced: list[PixelDetection] = field(default_factory=list)
 
 
 class ObjectFollower:
@@ -342,13 +309,14 @@ class ObjectFollower:
         info["v"] = v_foot
         mpp = cam.metres_per_pixel(np.where(hit, rng, cam.max_range_m))
         slack = p.size_slack_px
-        keep &= hit & (rng <= p.max_range_factor * cam.max_range_m)
+        placed = hit & (rng <= p.max_range_factor * cam.max_range_m)
+        keep &= placed | p.unplaced  # unplaced: followed, and given as pixels only
         keep &= (blobs.height + slack) * mpp >= p.min_height_m
         keep &= (blobs.height - slack) * mpp <= p.max_height_m
         keep &= (blobs.width - slack) * mpp <= p.max_width_m
         if p.min_size_m > 0:
             keep &= side * mpp >= p.min_size_m
-        info.update(x=x, y=y, range=rng, mpp=mpp)
+        info.update(x=x, y=y, range=rng, mpp=mpp, placed=placed)
         return keep, info
 
     def update(self, blobs: Blobs, time_s: float, frame_index: int) -> ObjectsResult:
@@ -430,8 +398,15 @@ class ObjectFollower:
                         object=obj.number,
                     )
                 )
+        out: list[PixelDetection] = []
+        if self.geometry is not None and p.unplaced and "placed" in info:
+            out = [
+                _pixels(self.camera_id, blobs, i, o, time_s, frame_index, p) for i, o in confirmed
+            ]
+            out = [d for (i, _), d in zip(confirmed, out, strict=True) if not info["placed"][i]]
+            confirmed = [(i, o) for i, o in confirmed if info["placed"][i]]
         if self.geometry is None or not confirmed:
-            return ObjectsResult(dets, pix, keep)
+            return ObjectsResult(dets, pix, keep, unplaced=out)
         geo = self.geometry
         sel = np.array([i for i, _ in confirmed])
         f = geo.camera.focal_px
@@ -492,4 +467,21 @@ class ObjectFollower:
                     range_m=float(info["range"][i]),
                 )
             )
-        return ObjectsResult(dets, pix, keep, [obj.number for _, obj in confirmed])
+        return ObjectsResult(dets, pix, keep, [obj.number for _, obj in confirmed], out)
+
+
+def _pixels(
+    camera_id: str, blobs: Blobs, i: int, obj: _Object, t: float, frame: int, p: ObjectParams
+) -> PixelDetection:
+    """Blob ``i`` (object ``obj``) as a :class:`PixelDetection`."""
+    left, top = float(blobs.left[i]), float(blobs.top[i])
+    return PixelDetection(
+        camera=camera_id,
+        time=t,
+        frame=frame,
+        box=(left, top, left + float(blobs.width[i]), top + float(blobs.height[i])),
+        centroid=(float(blobs.cx[i]) + 0.5, float(blobs.cy[i]) + 0.5),
+        area_px=int(blobs.area[i]),
+        score=round(min(1.0, obj.hit_count(p.window) / p.window), 3),
+        object=obj.number,
+    )

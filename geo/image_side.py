@@ -41,7 +41,7 @@ from vigil.geo.border import Border
 from vigil.geo.camera import PinholeCamera
 from vigil.geo.crossing_monitor import CrossingEvent, CrossingMonitor
 from vigil.geo.dem import ElevationModel
-from vigil.geo.raycast import CURVATURE_REFRACTION, cast_rays
+from vigil.geo.raycast import CURVATURE_REFRACTION, cast_rays, curvature_factor
 
 #: How far (rows) either side of a feet pixel the border's row is looked for; a margin larger
 #: than this is reported as this (the side is then certain at any pixel error the chain has).
@@ -205,8 +205,6 @@ def detection_margins(
     feet pixel, whose row error is the detector's pixel plus :data:`FEET_ROW_SHARE` of its
     box's height (``box_height_px``). Returns ``(ok, margins)``: ``ok`` marks the points that
     project into the image (pixels finite); ``margins`` are theirs."""
-    from vigil.geo.raycast import curvature_factor
-
     xx = np.atleast_1d(np.asarray(x, dtype=np.float64))
     yy = np.atleast_1d(np.asarray(y, dtype=np.float64))
     h = np.atleast_1d(np.asarray(box_height_px, dtype=np.float64))
@@ -403,7 +401,12 @@ class ImageSideMonitor(CrossingMonitor):
         **kw: Any,
     ) -> None:
         super().__init__(border, **kw)
+        from vigil.geo.unplaced_side import UnplacedDetections
+
         self.evidence = SideEvidence(window_s, change_s, change_probability)
+        #: Detections without a ground point (:meth:`UnplacedDetections.observe`): their
+        #: margins go to the track they match in the image, at its next update.
+        self.unplaced = UnplacedDetections()
         # time -> the detections seen then: x, y (local m), margin, its sd, shared sd, and the
         # inverse of the gate's covariance (ee, en, nn; 1/m^2)
         self._seen: dict[float, list[tuple[float, ...]]] = {}
@@ -455,7 +458,8 @@ class ImageSideMonitor(CrossingMonitor):
     ) -> list[CrossingEvent]:
         """As :meth:`CrossingMonitor.update`, the image's z-scores made from what was observed
         when ``side_z`` is not given."""
-        if side_z is None and self._seen and len(track_ids):
+        if side_z is None and len(track_ids) and (self._seen or len(self.unplaced)):
+            self.unplaced.attach(self.evidence, track_ids, t, x, y, cov)
             side_z = self._side_z(track_ids, t, x, y)
         return super().update(track_ids, t, x, y, cov, side_z)
 

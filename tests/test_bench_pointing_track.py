@@ -46,3 +46,18 @@ def test_hidden_feet_line_counts_the_body_top(capsys) -> None:
     assert frames > 0 and fbad <= fdec <= frames
     assert undecided == none and hr + hw <= undecided
     assert n == n2 == decided + none and got == right + hr
+
+
+def test_sky_detections_give_margins_to_tracks_matched_in_the_image(capsys) -> None:
+    args = ["--seeds", "1", "--draws", "2", "--people", "8", "--towers", "t02", "--seconds", "60"]
+    bench_pointing_track.main(args)
+    out = capsys.readouterr().out
+    m = re.search(r"t02: feet pixels that saw sky \(no ground point\) (\d+), their margins "
+                  r"matched to a track in the image (\d+)", out)  # fmt: skip
+    assert m, out
+    sky, matched = int(m.group(1)), int(m.group(2))
+    assert 0 < matched <= sky
+    assert re.search(r"t02: per calibration, mean margin error [+-]\d\.\d+ px", out), out
+    bench_pointing_track.main([*args, "--no-sky"])
+    out = capsys.readouterr().out
+    assert "sky detections' margins dropped" in out and "saw sky" not in out

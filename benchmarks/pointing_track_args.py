@@ -1,0 +1,113 @@
+"""Command-line options of ``bench_pointing_track`` (kept apart to keep that file short)."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from vigil.geo.crossing_monitor import RELIEF_SIDE_HOLD_S, RELIEF_SIDE_PROBABILITY
+from vigil.geo.image_side import (
+    IMAGE_CHANGE_PROBABILITY,
+    IMAGE_CHANGE_S,
+    RELIEF_IMAGE_PROBABILITY,
+)
+from vigil.tracks.config import RELIEF_TRACKER_CHANGES
+
+
+def parser(description: str, evaluation_seeds: tuple[int, ...]) -> argparse.ArgumentParser:
+    """The benchmark's options (defaults: the relief pipeline's settings, ``evaluation_seeds``)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--people", type=int, default=8, help="people per calibration")
+    parser.add_argument("--draws", type=int, default=10, help="calibrations per tower and seed")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=120.0,
+        help="each person's walk, s (a person 1.5-2.5 km out is in a tower's view for minutes)",
+    )
+    parser.add_argument("--fps", type=float, default=1.0, help="frames a second")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(evaluation_seeds))
+    parser.add_argument(
+        "--side",
+        type=float,
+        default=RELIEF_SIDE_PROBABILITY,
+        help="the monitor's side_probability (0: positions alone, as before)",
+    )
+    parser.add_argument("--towers", nargs="+", default=["t02", "t04", "t05", "t06"])
+    parser.add_argument(
+        "--max-sigma",
+        type=float,
+        default=RELIEF_TRACKER_CHANGES["max_position_sigma_m"],
+        help="the tracker's max_position_sigma_m (default: the relief pipeline's; 200 is "
+        "TrackerConfig.for_sector's)",
+    )
+    parser.add_argument(
+        "--hold",
+        type=float,
+        default=RELIEF_SIDE_HOLD_S,
+        help="the monitor's side_hold_s, seconds (0: a side as soon as it is sure)",
+    )
+    parser.add_argument(
+        "--speed-sigma",
+        type=float,
+        default=None,
+        help="the tracker's initial_speed_sigma_mps (default: TrackerConfig.for_sector's)",
+    )
+    parser.add_argument(
+        "--shared",
+        action="store_true",
+        help="add each track's shared pointing covariance to what the monitor is given",
+    )
+    parser.add_argument(
+        "--image",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="judge each track's side in the image too (geo.image_side), given to the monitor "
+        "as side_z, as the relief pipeline does (--no-image: positions alone, as before)",
+    )
+    parser.add_argument(
+        "--image-only",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="a track with image margins takes its side from them alone (the pipeline's)",
+    )
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=np.inf,
+        help="seconds of image margins pooled per track (default: all, the pipeline's)",
+    )
+    parser.add_argument(
+        "--change-s",
+        type=float,
+        default=IMAGE_CHANGE_S,
+        help="the image evidence's change test window, s (0: no change test)",
+    )
+    parser.add_argument(
+        "--change-p",
+        type=float,
+        default=IMAGE_CHANGE_PROBABILITY,
+        help="the change test's probability",
+    )
+    parser.add_argument(
+        "--image-p",
+        type=float,
+        default=RELIEF_IMAGE_PROBABILITY,
+        help="the monitor's image_probability (the pipeline's by default)",
+    )
+    parser.add_argument(
+        "--sky",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="detections whose feet pixel sees sky (no ground point) give their image margins "
+        "to the track they match in the image (geo.unplaced_side); --no-sky: dropped, as before",
+    )
+    parser.add_argument(
+        "--hidden",
+        action="store_true",
+        help="a person the chain leaves without a side takes the one the top of their body "
+        "gives where the ground hides their feet (benchmarks/pointing_hidden.py; per person, "
+        "not through the tracker)",
+    )
+    return parser
