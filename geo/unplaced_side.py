@@ -23,6 +23,7 @@ nearest track within :data:`GATE_CHI2`.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -49,6 +50,12 @@ GATE_FLOOR_PX = 2.0
 #: relief may carry a position sd of kilometres (the 5 km cap); beyond the camera's view such
 #: points project nowhere useful.
 MAX_SPREAD_M = 3000.0
+#: At most this many detections wait from one camera (:class:`UnplacedDetections`), the
+#: oldest received going first: a tower's frame of sky blobs is a few, a device message may
+#: carry any number.
+MAX_PER_CAMERA = 256
+#: At most this many detections wait from all cameras together, the oldest received first.
+MAX_WAITING = 2048
 
 
 def _project(
@@ -168,12 +175,24 @@ class UnplacedDetections:
     and never its position. :class:`~vigil.geo.image_side.ImageSideMonitor` holds one
     (``unplaced``) and matches them at each update, among the tracks updated then."""
 
-    def __init__(self, keep_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        keep_s: float = 30.0,
+        max_per_camera: int = MAX_PER_CAMERA,
+        max_waiting: int = MAX_WAITING,
+    ) -> None:
+        if max_per_camera < 1 or max_waiting < 1:
+            raise ValueError(f"max_per_camera={max_per_camera}, max_waiting={max_waiting}: >= 1")
         self.keep_s = float(keep_s)
-        # (time, geometry, u, v, sigma_u, sigma_v, margin, its sd, shared sd)
-        self._rows: list[
-            tuple[float, SideGeometry, float, float, float, float, float, float, float]
-        ] = []
+        self.max_per_camera = int(max_per_camera)
+        self.max_waiting = int(max_waiting)
+        #: Detections dropped, all told, to keep within ``max_per_camera`` and ``max_waiting``
+        #: (the oldest received first); those that aged past ``keep_s`` are not counted.
+        self.dropped = 0
+        # (camera key, time, geometry, u, v, sigma_u, sigma_v, margin, its sd, shared sd), in
+        # the order received; how many wait per camera key
+        self._rows: list[tuple[Any, ...]] = []
+        self._count: dict[Any, int] = {}
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -186,11 +205,14 @@ class UnplacedDetections:
         v: ArrayLike,
         box_height_px: ArrayLike,
         margins: ImageMargins,
+        camera_id: str | None = None,
     ) -> None:
         """Unplaced detections of one frame at ``t`` (s): feet pixels ``(u, v)`` of
-        ``geometry``'s camera, their boxes' heights (pixels) and their margins. Pixels outside
-        the image, heights outside (0, image height] and non-finite values are refused
-        (ValueError): they come from device messages."""
+        ``geometry``'s camera (named ``camera_id``; None: that camera object), their boxes'
+        heights (pixels) and their margins. Pixels outside the image, heights outside (0, image
+        height] and non-finite values are refused (ValueError): they come from device
+        messages. Beyond ``max_per_camera`` waiting from this camera or ``max_waiting`` in all,
+        the oldest received go (counted in :attr:`dropped`)."""
         uu = np.atleast_1d(np.asarray(u, dtype=np.float64))
         vv = np.atleast_1d(np.asarray(v, dtype=np.float64))
         hh = np.broadcast_to(np.asarray(box_height_px, dtype=np.float64), uu.shape)
@@ -205,9 +227,11 @@ class UnplacedDetections:
         if not ok.all():
             raise ValueError("observe: pixels outside the image or box heights out of range")
         sv = np.sqrt(1.0 + (FEET_ROW_SHARE * hh) ** 2)
+        key = camera_id if camera_id is not None else id(cam)
         for k in range(uu.size):
             self._rows.append(
                 (
+                    key,
                     float(t),
                     geometry,
                     float(uu[k]),
@@ -219,6 +243,29 @@ class UnplacedDetections:
                     float(margins.shared_px[k]),
                 )  # fmt: skip
             )
+        self._count[key] = self._count.get(key, 0) + uu.size
+        self._bound(key)
+
+    def _bound(self, key: Any) -> None:
+        """Drop the oldest received beyond ``key``'s camera's cap, then beyond the total."""
+        over = self._count[key] - self.max_per_camera
+        if over > 0:
+            kept = []
+            for row in self._rows:
+                if over > 0 and row[0] == key:
+                    over -= 1
+                else:
+                    kept.append(row)
+            self.dropped += self._count[key] - self.max_per_camera
+            self._count[key] = self.max_per_camera
+            self._rows = kept
+        extra = len(self._rows) - self.max_waiting
+        if extra > 0:
+            for row in self._rows[:extra]:
+                self._count[row[0]] -= 1
+            self._rows = self._rows[extra:]
+            self.dropped += extra
+            self._count = {k: n for k, n in self._count.items() if n > 0}
 
     def attach(
         self,
@@ -244,7 +291,7 @@ class UnplacedDetections:
         now = float(np.max(tt))
         matched, left = 0, []
         for row in self._rows:
-            ts, geo, u, v, su, sv, m, s, sh = row
+            _, ts, geo, u, v, su, sv, m, s, sh = row
             if ts < now - self.keep_s:
                 continue
             ready = tt >= ts
@@ -265,13 +312,18 @@ class UnplacedDetections:
             else:
                 left.append(row)
         self._rows = left
+        self._count = {}
+        for row in left:
+            self._count[row[0]] = self._count.get(row[0], 0) + 1
         return matched
 
 
 __all__ = [
     "GATE_CHI2",
     "GATE_FLOOR_PX",
+    "MAX_PER_CAMERA",
     "MAX_SPREAD_M",
+    "MAX_WAITING",
     "UnplacedDetections",
     "match_unplaced",
     "pixel_gate",

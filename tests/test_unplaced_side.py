@@ -97,3 +97,38 @@ def test_monitor_pools_an_unplaced_margin_into_the_matching_track(
             mon.unplaced.observe(12.0, geo, [bad[0]], [bad[1]], [bad[2]], margin)
     with pytest.raises(ValueError):
         mon.unplaced.observe(float("nan"), geo, [u], [v], [3.0], margin)
+
+
+def test_waiting_detections_are_bounded_per_camera_and_in_all(
+    cam: PinholeCamera, hills: ElevationModel
+) -> None:
+    from vigil.geo.image_side import ImageMargins, SideGeometry
+    from vigil.geo.unplaced_side import MAX_PER_CAMERA, MAX_WAITING, UnplacedDetections
+
+    geo = SideGeometry(cam, hills, (0.01, 0.01, 0.01), 1.5 * cam.max_range_m)
+    n = 3 * MAX_PER_CAMERA  # a hostile device message: far more sky blobs than a frame holds
+    us = np.linspace(1.0, cam.width - 1.0, n)
+    vs = np.full(n, 0.5 * cam.height)
+    margins = ImageMargins(np.arange(n, dtype=float), np.ones(n), np.zeros(n))
+    waiting = UnplacedDetections()
+    # no track ever comes (nothing is attached, nothing ages out): only the caps hold it
+    waiting.observe(1.0, geo, us, vs, np.full(n, 3.0), margins, camera_id="t01")
+    assert len(waiting) == MAX_PER_CAMERA and waiting.dropped == n - MAX_PER_CAMERA
+    cams = MAX_WAITING // MAX_PER_CAMERA + 2
+    for k in range(cams):
+        waiting.observe(2.0 + k, geo, us, vs, np.full(n, 3.0), margins, camera_id=f"c{k}")
+    assert len(waiting) == MAX_WAITING
+    assert waiting.dropped == (cams + 1) * n - MAX_WAITING
+    # small caps: the oldest received go first, and what is left is the newest
+    small = UnplacedDetections(max_per_camera=3, max_waiting=5)
+    for k in range(4):
+        one = ImageMargins(np.array([float(k)]), np.ones(1), np.zeros(1))
+        small.observe(float(k), geo, [us[k]], [vs[k]], [3.0], one, camera_id="a")
+    assert len(small) == 3 and small.dropped == 1
+    for k in range(4):
+        one = ImageMargins(np.array([10.0 + k]), np.ones(1), np.zeros(1))
+        small.observe(10.0 + k, geo, [us[k]], [vs[k]], [3.0], one, camera_id="b")
+    # "b"'s third pushes out "a"'s oldest left (6 > 5), its fourth its own first (4 > 3)
+    assert len(small) == 5 and small.dropped == 1 + 1 + 1
+    with pytest.raises(ValueError):
+        UnplacedDetections(max_per_camera=0)
