@@ -218,7 +218,8 @@ class FrameResult:
     ``shift_px`` is the shake registration's estimate ``(dx, dy)``: detections are in the
     registered image, where a point seen at ``(u, v)`` in the frame lies at
     ``(u - dx, v - dy)``. ``detection_objects`` numbers the object behind each of
-    ``detections`` across frames.
+    ``detections`` across frames; ``unplaced`` (with ``ObjectParams.unplaced``) gives the
+    confirmed blobs the ground cannot place (feet ray into sky), as pixels only.
     """
 
     frame_index: int
@@ -229,6 +230,7 @@ class FrameResult:
     pixel_detections: list[PixelDetection]
     shift_px: tuple[float, float] = (0.0, 0.0)
     detection_objects: list[int] = field(default_factory=list)
+    unplaced: list[PixelDetection] = field(default_factory=list)
 
 
 class MotionDetector:
@@ -292,11 +294,8 @@ class MotionDetector:
         self._no_mean = np.zeros((1, 1), np.float32)
         self._no_margin = np.zeros((1, 1), np.uint8)
         self._no_words = np.zeros((0, 0), np.uint64)
-        self.calibrator = (
-            StartupCalibration((h, w), self.config.calibration)
-            if self.config.calibration is not None
-            else None
-        )
+        cal = self.config.calibration
+        self.calibrator = StartupCalibration((h, w), cal) if cal is not None else None
         self._margin: NDArray[np.uint8] | int = self.config.neighbour_margin
         self.calibration_report: dict = {}
         self.blob_finder = BlobFinder((h, w), self.config.filter_size)
@@ -396,9 +395,9 @@ class MotionDetector:
             )  # fmt: skip
         objs = self.follower.update(blobs, float(time_s), index)
         if self.model.frames_seen <= self.config.warmup_frames:
-            objs.detections.clear()
-            objs.pixel_detections.clear()
-            objs.detection_objects.clear()
+            for kept in (objs.detections, objs.pixel_detections, objs.detection_objects):
+                kept.clear()
+            objs.unplaced.clear()
         return FrameResult(
             frame_index=index,
             time=float(time_s),
@@ -408,6 +407,7 @@ class MotionDetector:
             pixel_detections=objs.pixel_detections,
             shift_px=shift,
             detection_objects=objs.detection_objects,
+            unplaced=objs.unplaced,
         )
 
     @property

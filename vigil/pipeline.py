@@ -13,7 +13,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +23,7 @@ import shapely
 from vigil.alerts.rules import AlertRules
 from vigil.core import SectorCore
 from vigil.detection.detector import DetectorConfig, MotionDetector
-from vigil.detection.objects import CameraGeometry
+from vigil.detection.objects import CameraGeometry, PixelDetection
 from vigil.detection.settings import DetectionSettings
 from vigil.geo.site import Site
 from vigil.hardware.ugs import route
@@ -137,7 +137,9 @@ class Pipeline:
     image_side
         On relief, judge sides in the image too (:class:`vigil.geo.image_side.ImageSideMonitor`;
         on by default since its detections are matched to tracks within a gate: without the
-        gate, one false crossing alert in ``bench_demo_relief`` at seed 2101).
+        gate, one false crossing alert in ``bench_demo_relief`` at seed 2101). Its detectors then
+        also follow blobs the ground cannot place (feet ray into sky; ``ObjectParams.unplaced``)
+        and their margins go to the track they match in the image (:mod:`vigil.geo.unplaced_side`).
     """
 
     def __init__(
@@ -181,6 +183,8 @@ class Pipeline:
             self.core.monitor.side_probability = RELIEF_SIDE_PROBABILITY
             if image_side:  # and in the image: feet against the border's row (geo.image_side)
                 self.core.use_image_side()
+        #: detectors give blobs the ground cannot place, for their image margins (relief only)
+        self.unplaced = terrain is not None and image_side
         self.log = RunLog(self.core, self.bus)
         self.frame = self.core.frame
         self.border = self.core.border
@@ -261,6 +265,8 @@ class Pipeline:
             s.detect_s += time.perf_counter() - t0
             if self.terrain is not None and result.detections:
                 self._observe_sides(det.geometry, result.detections)
+            if self.unplaced and result.unplaced:
+                self._observe_unplaced(det.geometry, result.unplaced)
             for d in result.detections:
                 s.detections += 1
                 self.detection_log.append(d)
@@ -288,23 +294,46 @@ class Pipeline:
             return
         self.core.observe_sides(SideGeometry.of(geometry), dets)
 
+    def _observe_unplaced(
+        self, geometry: CameraGeometry | None, dets: list[PixelDetection]
+    ) -> None:
+        """Give the image-side monitor one frame's detections that have no ground point (feet:
+        the box's bottom at its centroid's column), with their margins
+        (:func:`vigil.geo.unplaced_side.unplaced_margins`), to wait for a track to match."""
+        from vigil.detection.terrain import TerrainGeometry
+        from vigil.geo.image_side import ImageSideMonitor, SideGeometry
+        from vigil.geo.unplaced_side import unplaced_margins
+
+        monitor = self.core.monitor
+        if not isinstance(geometry, TerrainGeometry) or not isinstance(monitor, ImageSideMonitor):
+            return
+        side = SideGeometry.of(geometry)
+        u = np.array([d.centroid[0] for d in dets])
+        v = np.array([d.box[3] for d in dets])
+        h = np.array([d.box[3] - d.box[1] for d in dets])
+        try:
+            m = unplaced_margins(side, self.border, u, v, h)
+            monitor.unplaced.observe(dets[0].time, side, u, v, h, m, camera_id=dets[0].camera)
+        except ValueError:  # a pixel outside the image: no margin
+            return
+
     def _detector(self, item: CameraFrame) -> MotionDetector:
         cam = self.world.camera(item.tower)
         pointing = (round(cam.pan_deg, 3), round(cam.tilt_deg, 3))
         det = self.detectors.get(item.tower)
         h, w = item.image.shape[:2]
         if cam.width != w or cam.height != h:
-            from dataclasses import replace
-
             cam = replace(cam, width=w, height=h)
         geometry = self._geometry(cam, item.tower)
         if det is None:
+            config, roi = self.detector_config, None
             if self.detection is not None:
-                det = self.detection(item.tower).detector(
-                    (h, w), geometry, item.tower, self._thermal.get(item.tower, True)
-                )
-            else:
-                det = MotionDetector((h, w), self.detector_config, geometry, camera_id=item.tower)
+                settings = self.detection(item.tower)
+                config = settings.detector_config(self._thermal.get(item.tower, True))
+                roi = settings.region((h, w))
+            if self.unplaced:
+                config = replace(config, objects=replace(config.objects, unplaced=True))
+            det = MotionDetector((h, w), config, geometry, roi, item.tower)
             self.detectors[item.tower] = det
             self._pointing[item.tower] = pointing
         elif self._pointing[item.tower] != pointing:
