@@ -5,31 +5,26 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from side_scene import scene_border, scene_camera, scene_hills
 
 from vigil.geo.border import Border
-from vigil.geo.camera import PinholeCamera
-from vigil.geo.dem import ElevationModel, SyntheticRelief
-from vigil.geo.frames import LocalFrame
+from vigil.geo.dem import ElevationModel
 from vigil.geo.hidden_side import pooled_side, top_row_sides
-from vigil.geo.raycast import camera_on_terrain, cast_rays, curvature_factor
-from vigil.geo.relief import synthetic_relief
-
-FRAME = LocalFrame(31.33, -110.94)
+from vigil.geo.raycast import cast_rays, curvature_factor
 
 
 @pytest.fixture(scope="module")
 def border() -> Border:
-    return Border("tucson", FRAME, start=(31.333, -111.15), end=(31.333, -110.73))
+    return scene_border()
 
 
 @pytest.fixture(scope="module")
 def hills() -> ElevationModel:
-    spec = SyntheticRelief(seed=4, relief_m=40.0, wash_depth_m=6.0)
-    return synthetic_relief(spec, (-4000.0, -3500.0, 4000.0, 4000.0), 30.0)
+    return scene_hills()
 
 
 def test_sides_of_true_body_tops_are_right(border: Border, hills: ElevationModel) -> None:
-    cam = camera_on_terrain(PinholeCamera(0.0, 2100.0, 25.0, 180.0, 0.9, 24.0), hills)
+    cam = scene_camera(hills)
     rng = np.random.default_rng(5)
     n = 400
     az = np.radians(180.0 + rng.uniform(-11.0, 11.0, n))
@@ -60,7 +55,7 @@ def test_sides_of_true_body_tops_are_right(border: Border, hills: ElevationModel
 def test_top_above_the_sky_or_out_of_reach_says_nothing(
     border: Border, hills: ElevationModel
 ) -> None:
-    cam = camera_on_terrain(PinholeCamera(0.0, 2100.0, 25.0, 180.0, 0.9, 24.0), hills)
+    cam = scene_camera(hills)
     # far above the horizon no person can stand where their top shows
     assert top_row_sides(cam, hills, border, [320.0], [5.0], 1.0, 0.0)[0] == 0
     with pytest.raises(ValueError):

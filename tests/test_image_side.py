@@ -9,12 +9,12 @@ import math
 import numpy as np
 import pytest
 from shapely import Point
+from side_scene import scene_border, scene_camera, scene_hills
 
 from vigil.geo.border import Border
 from vigil.geo.camera import PinholeCamera
 from vigil.geo.crossing_monitor import CrossingMonitor
-from vigil.geo.dem import ElevationModel, SyntheticRelief
-from vigil.geo.frames import LocalFrame
+from vigil.geo.dem import ElevationModel
 from vigil.geo.image_side import (
     ImageMargins,
     SideEvidence,
@@ -24,30 +24,24 @@ from vigil.geo.image_side import (
 )
 from vigil.geo.raycast import (
     CURVATURE_REFRACTION,
-    camera_on_terrain,
     cast_rays,
     curvature_factor,
 )
-from vigil.geo.relief import synthetic_relief
-
-FRAME = LocalFrame(31.33, -110.94)
 
 
 @pytest.fixture(scope="module")
 def border() -> Border:
-    return Border("tucson", FRAME, start=(31.333, -111.15), end=(31.333, -110.73))
+    return scene_border()
 
 
 @pytest.fixture(scope="module")
 def hills() -> ElevationModel:
-    spec = SyntheticRelief(seed=4, relief_m=40.0, wash_depth_m=6.0)
-    return synthetic_relief(spec, (-4000.0, -3500.0, 4000.0, 4000.0), 30.0)
+    return scene_hills()
 
 
 def _camera(border: Border, dem: ElevationModel) -> PinholeCamera:
     """A tower 2.4 km north of the line (at local y ~ -290 m) looking south, on the DEM."""
-    cam = PinholeCamera(0.0, 2100.0, 25.0, 180.0, 0.9, 24.0)
-    return camera_on_terrain(cam, dem)
+    return scene_camera(dem)
 
 
 def test_border_rows_agree_with_a_dense_scan(border: Border, hills: ElevationModel) -> None:

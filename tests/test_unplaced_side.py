@@ -5,23 +5,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from side_scene import scene_border, scene_camera, scene_hills
 
 from vigil.geo.camera import PinholeCamera
-from vigil.geo.dem import ElevationModel, SyntheticRelief
-from vigil.geo.raycast import camera_on_terrain, curvature_factor
-from vigil.geo.relief import synthetic_relief
+from vigil.geo.dem import ElevationModel
+from vigil.geo.raycast import curvature_factor
 from vigil.geo.unplaced_side import GATE_CHI2, match_unplaced, pixel_gate
 
 
 @pytest.fixture(scope="module")
 def hills() -> ElevationModel:
-    spec = SyntheticRelief(seed=4, relief_m=40.0, wash_depth_m=6.0)
-    return synthetic_relief(spec, (-4000.0, -3500.0, 4000.0, 4000.0), 30.0)
+    return scene_hills()
 
 
 @pytest.fixture(scope="module")
 def cam(hills: ElevationModel) -> PinholeCamera:
-    return camera_on_terrain(PinholeCamera(0.0, 2100.0, 25.0, 180.0, 0.9, 24.0), hills)
+    return scene_camera(hills)
 
 
 def _pixel(cam: PinholeCamera, dem: ElevationModel, x: float, y: float) -> tuple[float, float]:
@@ -70,12 +69,9 @@ def test_match_picks_the_nearest_track_in_the_gate(
 def test_monitor_pools_an_unplaced_margin_into_the_matching_track(
     cam: PinholeCamera, hills: ElevationModel
 ) -> None:
-    from vigil.geo.border import Border
-    from vigil.geo.frames import LocalFrame
     from vigil.geo.image_side import ImageMargins, ImageSideMonitor, SideGeometry
 
-    frame = LocalFrame(31.33, -110.94)
-    border = Border("tucson", frame, start=(31.333, -111.15), end=(31.333, -110.73))
+    border = scene_border()
     geo = SideGeometry(cam, hills, (0.01, 0.01, 0.01), 1.5 * cam.max_range_m)
     mon = ImageSideMonitor(border, side_probability=0.99, image_only=True)
     x, y = np.array([-300.0, 200.0]), np.array([200.0, 300.0])
