@@ -74,7 +74,9 @@ def perturbations_named(name: str, without: list[str]):
     return p
 
 
-def run_seed(deployment, sim, seed: int, duration_s: float, perturbations, margins=None) -> dict:
+def run_seed(
+    deployment, sim, seed: int, duration_s: float, perturbations, margins=None, infer=True
+) -> dict:
     """One run of the chain on ``seed`` over the scored interval ``[sim.start_time,
     sim.start_time + duration_s]`` (s), simulated with ``margins``
     (:class:`vigil.sim.protocol.Margins`, default none) before and after it:
@@ -103,6 +105,8 @@ def run_seed(deployment, sim, seed: int, duration_s: float, perturbations, margi
         detection=deployment.detection_for,
         perturbations=perturbations,
     )
+    if infer:  # the field's inference of crossings not seen whole (vigil.core, issue 22)
+        pipe.core.infer_crossings()
     book = pipe.core.engine.book
     seen = [0]
 
@@ -223,6 +227,8 @@ def run_key(args, start: float, fps: float | None = None) -> str:
     for name in ("warmup", "tail"):
         if getattr(args, name, 0.0):
             key[name] = getattr(args, name)
+    if getattr(args, "crossing_inference", True):  # runs before it was there: off
+        key["crossing_inference"] = "field"
     return json.dumps(key, sort_keys=True)
 
 
@@ -375,6 +381,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--warmup", type=float, default=300.0, help="s simulated before (def. 300)")
     p.add_argument("--tail", type=float, default=900.0, help="s simulated after (default 900)")
     p.add_argument("--score-whole-run", action="store_true", help="cached: score warm-up+tail")
+    p.add_argument(
+        "--no-crossing-inference",
+        dest="crossing_inference",
+        action="store_false",
+        help="no entries or fragment crossings (vigil.core.FIELD_*; issue 22)",
+    )
     args = p.parse_args(argv)
 
     deployment = load_default()
@@ -402,7 +414,9 @@ def main(argv: list[str] | None = None) -> dict:
         if r is None and args.table_only:
             continue
         if r is None:
-            r = run_seed(deployment, sim, seed, args.hours * 3600.0, pert, margins)
+            r = run_seed(
+                deployment, sim, seed, args.hours * 3600.0, pert, margins, args.crossing_inference
+            )
             cache = load_cache(cache_path)
             cache.setdefault(key, {})[str(seed)] = r
             save_cache(cache_path, cache)

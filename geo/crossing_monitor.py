@@ -25,6 +25,12 @@ from numpy.typing import ArrayLike
 from scipy.special import ndtri
 
 from vigil.geo.border import Border
+from vigil.geo.crossing_fragments import (
+    FragmentSettings,
+    LastSeen,
+    best_predecessor,
+    step_crossing,
+)
 from vigil.geo.crossings import NORTHBOUND, SOUTHBOUND, _us_is_north
 
 if TYPE_CHECKING:
@@ -48,6 +54,11 @@ class _State:
     #: (0: not sure of either at the last update)
     sure_side: int = 0
     sure_since: float = 0.0
+    #: with ``fragments``: the first position of a track born on the US side, until its
+    #: predecessor on the far side is looked for
+    born: LastSeen | None = None
+    #: it has handed its crossing on to a track born on the US side (fragments)
+    handed_on: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,9 @@ class CrossingEvent:
     direction: str
     entering_us: bool
     inferred: bool = False
+    #: the crossing's confidence where the monitor knows it (a crossing between two track
+    #: fragments); None: the caller's (1 seen, :data:`vigil.core.INFERRED_CONFIDENCE` entries)
+    confidence: float | None = None
 
 
 #: The side probability the chain uses on relief (picked on bench_pointing_track's tuning
@@ -124,6 +138,10 @@ class CrossingMonitor:
         With ``side_z`` given to :meth:`update`: a track with an image z-score takes its side
         from the image alone (its positions wait); False: the positions decide where the
         image is unsure.
+    fragments
+        Crossings split across two tracks (:mod:`vigil.geo.crossing_fragments`): a track born
+        on the US side takes the crossing of a track last placed on the far side within a
+        walker's reach of it; None (the default): off.
     """
 
     def __init__(
@@ -137,6 +155,7 @@ class CrossingMonitor:
         side_hold_s: float = RELIEF_SIDE_HOLD_S,
         image_only: bool = False,
         image_probability: float | None = None,
+        fragments: FragmentSettings | None = None,
     ) -> None:
         if not (np.isfinite(hysteresis_m) and hysteresis_m > 0):
             raise ValueError(f"hysteresis_m={hysteresis_m!r}; expected a positive distance")
@@ -169,6 +188,11 @@ class CrossingMonitor:
         self.entry_rise_m = float(entry_rise_m)
         self.states: dict[str, _State] = {}
         self.outside_stretch = 0
+        self.fragments = fragments
+        #: ended tracks last placed on the far side, kept ``fragments.gap_s`` for a successor
+        self.departed: dict[str, LastSeen] = {}
+        #: crossings inferred between two track fragments
+        self.fragment_crossings = 0
 
     def update(
         self,
@@ -228,6 +252,8 @@ class CrossingMonitor:
                     st.x + f * (xx[i] - st.x),
                     st.y + f * (yy[i] - st.y),
                 )
+            if not st.seen and self.fragments is not None and di > 0.0:
+                st.born = LastSeen(float(tt[i]), float(xx[i]), float(yy[i]), di)
             if not st.seen and self.entry_m > 0.0 and abs(di) <= self.entry_m:
                 st.first = (float(tt[i]), float(xx[i]), float(yy[i]), di)
                 st.path = []
@@ -253,6 +279,11 @@ class CrossingMonitor:
                 st.side = -st.side
                 st.zero = None
                 st.first = st.path = None  # seen crossing: nothing to infer
+                st.born = None
+            if st.born is not None and st.side != 0:
+                event = self._fragment(tid, st, di)
+                if event is not None:
+                    out.append(event)
             if st.first is not None:
                 event = self._entry(tid, st, float(tt[i]), di)
                 if event is not None:
@@ -304,6 +335,42 @@ class CrossingMonitor:
             return None
         return CrossingEvent(**{**event.__dict__, "inferred": True})
 
+    def _fragment(self, tid: str, st: _State, d: float) -> CrossingEvent | None:
+        """A track born on the US side, now sure of its side: once it has moved
+        ``fragments.rise_m`` farther in, the crossing of its best predecessor on the far side
+        (:func:`vigil.geo.crossing_fragments.best_predecessor`), if it has one."""
+        fs, born = self.fragments, st.born
+        assert fs is not None and born is not None
+        if st.side < 0:
+            st.born = None  # born on the US side but sure of the far side: its own crossing
+            return None
+        if d - born.d < fs.rise_m:
+            return None
+        st.born = None
+        for k in [k for k, p in self.departed.items() if born.t - p.t > fs.gap_s]:
+            del self.departed[k]
+        live = {
+            k: LastSeen(s.t, s.x, s.y, s.d)
+            for k, s in self.states.items()
+            if k != tid and s.seen and s.side < 0 and not s.handed_on and s.t < born.t
+        }
+        in_states = set(live)
+        live.update({k: p for k, p in self.departed.items() if k not in in_states})
+        pred = best_predecessor(born, live, fs)
+        if pred is None:
+            return None
+        if pred in in_states:
+            self.states[pred].handed_on = True
+        else:
+            del self.departed[pred]
+        st.first = st.path = None  # its crossing is inferred: no entry as well
+        t, x, y = step_crossing(live[pred], born)
+        event = self._event(tid, t, x, y, entering_us=True)
+        if event is None:
+            return None
+        self.fragment_crossings += 1
+        return CrossingEvent(**{**event.__dict__, "inferred": True, "confidence": fs.confidence})
+
     def merge(self, merged: str, into: str) -> None:
         """Track ``merged`` was folded into ``into``: if ``into`` has no side yet, it takes
         over the other's state (so a crossing the pair completes counts once)."""
@@ -312,8 +379,15 @@ class CrossingMonitor:
             self.states[into] = st
 
     def forget(self, track_id: str) -> None:
-        """Drop an ended track's state."""
-        self.states.pop(track_id, None)
+        """Drop an ended track's state (with ``fragments``, one last placed on the far side
+        is kept a while for a successor born on the US side)."""
+        st = self.states.pop(track_id, None)
+        if self.fragments is None or st is None:
+            return
+        for k in [k for k, p in self.departed.items() if st.t - p.t > self.fragments.gap_s]:
+            del self.departed[k]  # too old for any successor born from now on
+        if st.side < 0 and not st.handed_on:
+            self.departed[track_id] = LastSeen(st.t, st.x, st.y, st.d)
 
     def _event(
         self, tid: str, t: float, x: float, y: float, entering_us: bool
