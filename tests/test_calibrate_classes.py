@@ -355,3 +355,13 @@ def test_a_field_recording_fits_from_labels_and_has_no_truth(tmp_path, capsys) -
                  "--out", str(tmp_path / "b.toml")])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 3 and str(field) in err and "not a simulated recording" in err
+
+
+def test_replays_count_people_by_vote_as_they_count_animals(shipped_score) -> None:
+    """A replay tallies each person's matched seconds and votes as it does each animal's
+    (the per-person figure of ``python -m benchmarks calibrate_classes``): some people, and
+    no more of them voted person than person-seconds could carry."""
+    s = shipped_score
+    assert s.people > 0 and 0 < s.people_as_person <= s.people, (s.people, s.people_as_person)
+    assert s.people_as_person <= int(s.confusion[0, 0])
+    assert s.people <= int(s.confusion[0].sum())

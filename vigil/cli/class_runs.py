@@ -357,13 +357,16 @@ class ReplayScore:
     matched one to one to a track within the scorer's radius once a second;
     ``animal_seconds``/``animal_as_animal_s``: the scorer's own animal tally (``vigil demo``'s
     figure); ``animals``/``animals_as_animal``: animals by majority of their matched seconds
-    (the evaluation protocol's vote, :func:`vigil.sim.protocol.animal_tally`)."""
+    (the evaluation protocol's vote, :func:`vigil.sim.protocol.animal_tally`);
+    ``people``/``people_as_person``: people by the same vote, as persons."""
 
     confusion: np.ndarray
     animal_seconds: int
     animal_as_animal_s: int
     animals: int
     animals_as_animal: int
+    people: int = 0
+    people_as_person: int = 0
 
 
 def replay_classes(site: Site, path: str | Path, tracker: TrackerConfig) -> ReplayScore:
@@ -397,6 +400,7 @@ def replay_classes(site: Site, path: str | Path, tracker: TrackerConfig) -> Repl
     m = np.zeros((3, len(DECIDED)), dtype=np.int64)
     rows = {"person": 0, "vehicle": 1, "animal": 2}
     per_animal: dict[str, list[int]] = {}
+    per_person: dict[str, list[int]] = {}
     match_m = Scorer.animal_match_m
 
     def tick(t: float) -> None:
@@ -418,6 +422,10 @@ def replay_classes(site: Site, path: str | Path, tracker: TrackerConfig) -> Repl
                 tally = per_animal.setdefault(str(st.ids[bi]), [0, 0])
                 tally[0] += 1
                 tally[1] += guess == "animal"
+            elif cls == "person":
+                tally = per_person.setdefault(str(st.ids[bi]), [0, 0])
+                tally[0] += 1
+                tally[1] += guess == "person"
 
     try:
         next_tick, n = start + 1.0, 0
@@ -442,4 +450,7 @@ def replay_classes(site: Site, path: str | Path, tracker: TrackerConfig) -> Repl
             world.close()
     animals, as_animal = animal_tally({k: (a, b) for k, (a, b) in per_animal.items()})
     seconds = sum(a for a, _ in per_animal.values())
-    return ReplayScore(m, seconds, sum(b for _, b in per_animal.values()), animals, as_animal)
+    people, as_person = animal_tally({k: (a, b) for k, (a, b) in per_person.items()})
+    return ReplayScore(
+        m, seconds, sum(b for _, b in per_animal.values()), animals, as_animal, people, as_person
+    )
