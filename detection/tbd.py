@@ -12,7 +12,9 @@ runs after it, on the same registered frames, and adds what time makes visible:
    background is moved when they are ``align_px`` apart: the registration's reference
    follows the camera for seconds after a jolt) and brought onto the background's levels
    by a trimmed global gain-and-offset fit (gain and offset drift), is compared with a
-   slow background (a running mean over ``background_s``) and divided by the pixel's own
+   slow background (a running mean over ``background_s``), less the background moved by
+   a local shift fitted around each pixel (``shimmer_px``: heat shimmer moves the ground's
+   texture a fraction of a pixel for seconds), and divided by the pixel's own
    spread of that difference (a running mean of its square over ``variance_s``, the
    largest in its 3x3 neighbourhood): ``z`` is in the pixel's own standard deviations, so
    shimmering horizon and swaying brush, whose values spread wide, weigh little and a
@@ -140,6 +142,9 @@ class TrackBeforeDetect:
         #: the frames' noise, grey levels (standard deviation, from the last block)
         self.frame_noise = 1.0
         self._a, self._b = 1.0, 0.0
+        self._lam = float(p.shimmer_lam) if p.shimmer_px > 0 else 0.0
+        planes = (8, h, w) if p.shimmer_px > 0 else (8, 1, 1)
+        self._terms, self._term_means = np.zeros(planes, f32), np.zeros(planes, f32)
 
     def support(self, box: Box) -> float:
         """How much warmer than its long background a box's warmest pixel is now.
@@ -165,7 +170,7 @@ class TrackBeforeDetect:
         tk.boxes_warmth(self.recent, self.background, self._var_used, f32(self._a), f32(self._b),
                         f32(noise), np.array(boxes, np.float64).reshape(-1, 4), int(grow_px),
                         self.params.surround_px, self._ring, self.mask if mask is None else mask,
-                        f32(sd if mask is not None else 0.0), peak)  # fmt: skip
+                        f32(sd if mask is not None else 0.0), peak, self._lam)  # fmt: skip
         return peak
 
     def warmth(self, box: Box, grow_px: int = 0) -> tuple[tuple[int, int, int, int], NDArray]:
@@ -181,7 +186,7 @@ class TrackBeforeDetect:
         z = np.empty((v1 - v0, u1 - u0), np.float32)
         f32 = np.float32
         tk.box_warmth(self.recent, self.background, self._var_used, f32(self._a), f32(self._b),
-                      f32(noise), geo[0], geo[1], geo[2], self._ring, z)  # fmt: skip
+                      f32(noise), geo[0], geo[1], geo[2], self._ring, z, self._lam)  # fmt: skip
         return (u0, v0, u1, v1), z
 
     def add(self, frame: NDArray[np.uint8]) -> bool:
@@ -223,6 +228,8 @@ class TrackBeforeDetect:
         cv2.dilate(self.variance, self._kernel, dst=self._var_used)
         tk.block_evidence(self._mean, self.background, self._var_used, a, b, self.z, self._resid,
                           p.surround_px == 0)  # fmt: skip
+        if p.shimmer_px > 0:
+            self._unshimmer()
         if p.surround_px > 0:
             # a body is small: take away the change of its surroundings (a brush patch's
             # mean brightening with the gust, local gain), then divide by the spread again
@@ -277,6 +284,16 @@ class TrackBeforeDetect:
                            flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
             self._moved = True
             self.aligned += 1
+
+    def _unshimmer(self) -> None:
+        """Take the locally moved background out of the block's residual (``shimmer_px``):
+        per pixel terms (numba), their window means (OpenCV's box filter), the solve."""
+        p, t, m = self.params, self._terms, self._term_means
+        k = (2 * p.shimmer_px + 1,) * 2
+        tk.shift_terms(self.background, self._resid, t)
+        for i in range(t.shape[0]):
+            cv2.blur(t[i], k, dst=m[i], borderType=cv2.BORDER_REPLICATE)
+        tk.shift_remove(t, m, p.shimmer_lam, self._resid)
 
     def _slow_step(self) -> None:
         """The slow bank: sum this block's evidence; every ``slow_blocks`` blocks one step
@@ -419,10 +436,15 @@ class SlowMoverDetector:
     ) -> SlowMoverResult:
         """The detector's result on the next frame, and the pair's boxes."""
         res = self.detector.process(frame, time_s, frame_index)
+        return self.combine(res, self.detector.registration.out)
+
+    def combine(self, res: FrameResult, registered: NDArray[np.uint8]) -> SlowMoverResult:
+        """The stage's part of :meth:`process`: ``registered`` (the frame the detector gave
+        ``res`` for, registered) to the stage, the detector's boxes vetoed, the masks joined."""
         stage = self.stage
         take = self._frames % stage.params.frame_stride == 0
         self._frames += 1
-        ended = take and stage.add(self.detector.registration.out)
+        ended = take and stage.add(registered)
         det_boxes = [d.box for d in res.pixel_detections]
         kept = self._supported(det_boxes)
         extra: list[Box] = []

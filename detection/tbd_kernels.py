@@ -354,19 +354,30 @@ def box_warmth(
     box: np.ndarray,
     ring: np.ndarray,
     z: np.ndarray,
+    lam: float = 0.0,
 ) -> None:
     """Each pixel's warmth over a box (``TrackBeforeDetect.warmth``), in ``float32`` as the
     array code computes it: ``r = (recent - b) / a - background`` over ``window`` (``y0, y1,
     x0, x1``), the median of ``r`` outside ``inner`` (``y0, y1, x0, x1``; 0 when none is),
     and ``z = (r - median) / sqrt(var_used + noise)`` over ``box`` (``v0, v1, u0, u1``), written
     to ``z`` (``float32 (v1 - v0, u1 - u0)``). ``ring`` is ``float32`` scratch of the
-    window's size."""
+    window's size. With ``lam > 0`` the ring's ``r`` is first fitted as an offset plus the
+    background moved by one shift ``d`` (``r ~ c + grad(background) . d``, ridge ``lam``
+    in (grey levels / px)^2 on ``d``, ``|d|`` at most 1.5 px: heat shimmer moves the
+    ground's texture locally) and ``grad(background) . d`` is taken off every ``r``."""
+    dx = 0.0
+    dy = 0.0
+    if lam > 0.0:
+        dx, dy = _ring_shift(recent, background, a, b, window, inner, lam)
     n = 0
     for y in range(window[0], window[1]):
         for x in range(window[2], window[3]):
             if inner[0] <= y < inner[1] and inner[2] <= x < inner[3]:
                 continue
             ring[n] = (recent[y, x] - b) / a - background[y, x]
+            if lam > 0.0:
+                gx, gy = _grad(background, y, x)
+                ring[n] -= np.float32(gx * dx + gy * dy)
             n += 1
     level = np.float32(0.0)
     if n > 0:
@@ -378,7 +389,67 @@ def box_warmth(
     for y in range(box[0], box[1]):
         for x in range(box[2], box[3]):
             r = (recent[y, x] - b) / a - background[y, x]
+            if lam > 0.0:
+                gx, gy = _grad(background, y, x)
+                r -= np.float32(gx * dx + gy * dy)
             z[y - box[0], x - box[2]] = (r - level) / np.sqrt(var_used[y, x] + noise)
+
+
+@ngjit
+def _grad(bg: np.ndarray, y: int, x: int) -> tuple[float, float]:
+    """Central differences of ``bg`` at ``(y, x)`` (one-sided at the frame's edges), grey
+    levels per pixel."""
+    h, w = bg.shape
+    x0, x1 = max(x - 1, 0), min(x + 1, w - 1)
+    y0, y1 = max(y - 1, 0), min(y + 1, h - 1)
+    gx = (float(bg[y, x1]) - float(bg[y, x0])) / max(x1 - x0, 1)
+    gy = (float(bg[y1, x]) - float(bg[y0, x])) / max(y1 - y0, 1)
+    return gx, gy
+
+
+@ngjit
+def _ring_shift(
+    recent: np.ndarray,
+    background: np.ndarray,
+    a: float,
+    b: float,
+    window: np.ndarray,
+    inner: np.ndarray,
+    lam: float,
+) -> tuple[float, float]:
+    """The shift ``d`` (px) of :func:`box_warmth`'s fit over the ring: least squares of
+    ``r = c + g . d`` (``g`` the background's gradient), ridge ``lam`` on ``d``."""
+    n = 0.0
+    sx = sy = sr = sxx = sxy = syy = sxr = syr = 0.0
+    for y in range(window[0], window[1]):
+        for x in range(window[2], window[3]):
+            if inner[0] <= y < inner[1] and inner[2] <= x < inner[3]:
+                continue
+            r = float((recent[y, x] - b) / a - background[y, x])
+            gx, gy = _grad(background, y, x)
+            n += 1.0
+            sx += gx
+            sy += gy
+            sr += r
+            sxx += gx * gx
+            sxy += gx * gy
+            syy += gy * gy
+            sxr += gx * r
+            syr += gy * r
+    if n < 4.0:
+        return 0.0, 0.0
+    # centred sums (the offset c taken out), then the 2x2 ridge solve
+    cxx = sxx - sx * sx / n + lam * n
+    cyy = syy - sy * sy / n + lam * n
+    cxy = sxy - sx * sy / n
+    cxr = sxr - sx * sr / n
+    cyr = syr - sy * sr / n
+    det = cxx * cyy - cxy * cxy
+    if det <= 0.0:
+        return 0.0, 0.0
+    dx = (cyy * cxr - cxy * cyr) / det
+    dy = (cxx * cyr - cxy * cxr) / det
+    return min(max(dx, -1.5), 1.5), min(max(dy, -1.5), 1.5)
 
 
 @ngjit
@@ -419,6 +490,7 @@ def boxes_warmth(
     mask: np.ndarray,
     mask_sd: np.float32,
     peak: np.ndarray,
+    lam: float = 0.0,
 ) -> None:
     """:func:`box_warmth` over many boxes at once (``TrackBeforeDetect.supports``).
 
@@ -426,7 +498,7 @@ def boxes_warmth(
     :func:`box_windows` says. ``peak[i]`` (``float32 (k,)``) becomes the largest ``z`` over
     box ``i`` (0 for an empty box); where ``mask_sd > 0``, ``mask`` (``uint8 (h, w)``) is set
     to 255 where ``z >= mask_sd``. ``ring`` is ``float32`` scratch of at least the largest
-    window's size.
+    window's size; ``lam`` as :func:`box_warmth`'s.
     """
     h, w = recent.shape
     for i in range(boxes.shape[0]):
@@ -436,7 +508,7 @@ def boxes_warmth(
         if u1 <= u0 or v1 <= v0:
             continue
         z = np.empty((v1 - v0, u1 - u0), np.float32)
-        box_warmth(recent, background, var_used, a, b, noise, geo[0], geo[1], geo[2], ring, z)
+        box_warmth(recent, background, var_used, a, b, noise, geo[0], geo[1], geo[2], ring, z, lam)
         top = z[0, 0]
         for y in range(v1 - v0):
             for x in range(u1 - u0):
@@ -444,3 +516,65 @@ def boxes_warmth(
                 if mask_sd > 0.0 and z[y, x] >= mask_sd:
                     mask[v0 + y, u0 + x] = 255
         peak[i] = top
+
+
+@ngjit
+def shift_terms(bg: np.ndarray, r: np.ndarray, terms: np.ndarray) -> None:
+    """The per-pixel terms of :meth:`TrackBeforeDetect._unshimmer`'s local shift fit, into
+    ``terms`` (``float32 (8, h, w)``): the background's central-difference gradient ``gx,
+    gy`` (grey levels per pixel, one-sided at the edges), ``r`` and the products ``gx gx,
+    gy gy, gx gy, gx r, gy r``."""
+    h, w = bg.shape
+    half = np.float32(0.5)
+    for y in range(h):
+        ya, yb = max(y - 1, 0), min(y + 1, h - 1)
+        sy = np.float32(1.0 / max(yb - ya, 1))
+        gxr = terms[0, y]
+        gyr = terms[1, y]
+        row = bg[y]
+        # the interior as straight-line code (vectorised), the two edge columns after
+        for x in range(1, w - 1):
+            gxr[x] = (row[x + 1] - row[x - 1]) * half
+        gxr[0] = row[min(1, w - 1)] - row[0]
+        gxr[w - 1] = row[w - 1] - row[max(w - 2, 0)]
+        above, below = bg[ya], bg[yb]
+        rr = r[y]
+        t2, t3, t4 = terms[2, y], terms[3, y], terms[4, y]
+        t5, t6, t7 = terms[5, y], terms[6, y], terms[7, y]
+        for x in range(w):
+            gy = (below[x] - above[x]) * sy
+            gx = gxr[x]
+            rv = rr[x]
+            gyr[x] = gy
+            t2[x] = rv
+            t3[x] = gx * gx
+            t4[x] = gy * gy
+            t5[x] = gx * gy
+            t6[x] = gx * rv
+            t7[x] = gy * rv
+
+
+@ngjit
+def shift_remove(terms: np.ndarray, means: np.ndarray, lam: float, r: np.ndarray) -> None:
+    """Solve each pixel's shift from the window means of :func:`shift_terms`' terms
+    (``means``, the same layout): ``r ~ c + g . d`` by least squares, ridge ``lam`` on
+    ``d``, ``|d|`` clipped to 1.5 px, and take ``g . d`` off ``r`` (``float32 (h, w)``)."""
+    _, h, w = terms.shape
+    lam32 = np.float32(lam)
+    lim = np.float32(1.5)
+    for y in range(h):
+        for x in range(w):
+            mx = means[0, y, x]
+            my = means[1, y, x]
+            mr = means[2, y, x]
+            cxx = means[3, y, x] - mx * mx + lam32
+            cyy = means[4, y, x] - my * my + lam32
+            cxy = means[5, y, x] - mx * my
+            cxr = means[6, y, x] - mx * mr
+            cyr = means[7, y, x] - my * mr
+            det = cxx * cyy - cxy * cxy
+            dx = (cyy * cxr - cxy * cyr) / det
+            dy = (cxx * cyr - cxy * cxr) / det
+            dx = min(max(dx, -lim), lim)
+            dy = min(max(dy, -lim), lim)
+            r[y, x] -= terms[0, y, x] * dx + terms[1, y, x] * dy

@@ -291,7 +291,8 @@ def _warmth_reference(stage: TrackBeforeDetect, box: tuple, grow_px: int = 0) ->
 
 def test_box_warmth_matches_the_array_version() -> None:
     rng = np.random.default_rng(11)
-    stage = TrackBeforeDetect((40, 50), 10.0, TbdParams(warmup_s=1.0))
+    # the array version has no shimmer fit (TbdParams.shimmer_px; tests/test_detection_tbd.py)
+    stage = TrackBeforeDetect((40, 50), 10.0, TbdParams(warmup_s=1.0, shimmer_px=0))
     ground = rng.normal(100, 10, (40, 50))
     for i in range(35):
         frame = ground + rng.normal(0, 2, ground.shape)

@@ -60,6 +60,8 @@ def test_a_faint_creeping_body_is_found_and_nothing_else() -> None:
     # detector's radius floor (8 levels), and it creeps a pixel in three seconds
     frames, path = _frames(1, 30.0, 5.0, 0.3)
     stage = TrackBeforeDetect((H, W), FPS)
+    # on this still ground the shimmer fit (TbdParams.shimmer_px, default 2) only adds the
+    # noise of its shift estimate: 11 blocks measured with it, 12 without
     found, false = 0, 0
     for i, f in enumerate(frames):
         if stage.add(f):
@@ -68,7 +70,7 @@ def test_a_faint_creeping_body_is_found_and_nothing_else() -> None:
                     found += 1
                 else:
                     false += 1
-    assert found >= 12, found  # reported in most of the 24 blocks after the warm-up (16)
+    assert found >= 10, found  # reported in most of the 24 blocks after the warm-up (16)
     assert false == 0
     det = MotionDetector((H, W), DetectorConfig.for_tower())
     boxed = sum(
@@ -110,7 +112,8 @@ def test_a_settled_shift_is_aligned_not_left_out() -> None:
         frames[i] = cv2.warpAffine(frames[i], m, (W, H), borderMode=cv2.BORDER_REFLECT)
     runs = {}
     for align in (0.0, 0.3):
-        stage = TrackBeforeDetect((H, W), FPS, TbdParams(align_px=align))
+        # the shimmer fit off: it takes a settled sub-pixel shift out of the evidence too
+        stage = TrackBeforeDetect((H, W), FPS, TbdParams(align_px=align, shimmer_px=0))
         reports = sum(len(stage.boxes) for f in frames if stage.add(f))
         runs[align] = (stage.bad_blocks, stage.aligned, reports)
     assert runs[0.0][0] >= 10  # unaligned: every block after the shift is left out
@@ -123,7 +126,9 @@ def test_the_slow_bank_keeps_a_body_crossing_a_pixel_in_ten_seconds() -> None:
     frames, path = _frames(1, 30.0, 4.0, 0.1)
     found = {}
     for slow in (False, True):
-        stage = TrackBeforeDetect((H, W), FPS, TbdParams(slow=slow))
+        # the shimmer fit off: on a still ground it costs a 4-level body a fifth of its
+        # evidence, and this is about the slow bank's longer integration
+        stage = TrackBeforeDetect((H, W), FPS, TbdParams(slow=slow, shimmer_px=0))
         hits = []
         for i, f in enumerate(frames):
             if stage.add(f):
@@ -235,3 +240,108 @@ def test_frames_of_the_wrong_kind_are_refused() -> None:
         TrackBeforeDetect((H, W), 0.0)
     with pytest.raises(DetectionError, match="at least"):
         TrackBeforeDetect((4, W), FPS)
+
+
+def _shimmering(seed: int, warmth: float, seconds: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
+    """Frames of a fine-textured ground moved by heat shimmer (smooth displacement fields, 4
+    px wide, 0.7 px across and 0.35 px down, crossfaded every 2 s, as the development scenes
+    draw it at the horizon), noise 1.2, and a body a pixel across at 0.3 px/s; its path."""
+    rng = np.random.default_rng(seed)
+
+    def smooth(scale: float) -> np.ndarray:
+        z = cv2.GaussianBlur(rng.standard_normal((H, W)).astype(np.float32), (0, 0), scale)
+        return z / z.std()
+
+    ground = 100.0 + 10.0 * smooth(6.0) + 6.0 * smooth(1.2)
+    fields = [smooth(4.0) for _ in range(4)]
+    gy, gx = np.mgrid[0:H, 0:W].astype(np.float32)
+    n = int(seconds * FPS)
+    out, path = np.empty((n, H, W), np.uint8), np.zeros((n, 2))
+    for i in range(n):
+        k = (i / FPS / 2.0) % 4
+        j, f = int(k), k - int(k)
+        fx = (1 - f) * fields[j] + f * fields[(j + 1) % 4]
+        fy = (1 - f) * fields[(j + 2) % 4] + f * fields[(j + 3) % 4]
+        img = cv2.remap(ground, gx + 0.7 * fx, gy + 0.35 * fy, cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REFLECT)  # fmt: skip
+        u, v = 40.0 + 0.3 * i / FPS, 50.0
+        path[i] = (u, v)
+        x0 = int(math.floor(u))
+        img[int(v), x0] += warmth * (1 - (u - x0))
+        img[int(v), x0 + 1] += warmth * (u - x0)
+        img += rng.standard_normal((H, W)).astype(np.float32) * 1.2
+        out[i] = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+    return out, path
+
+
+def test_shimmer_fit_finds_a_body_in_shimmer_and_nothing_else() -> None:
+    # 8 grey levels a pixel at 0.3 px/s where shimmer moves a fine texture by 0.7 px: the
+    # block means' spread there is the texture's slope times the shift, several levels
+    found = {0: 0, 2: 0}
+    for seed in (1, 2, 3):
+        frames, path = _shimmering(seed, 8.0)
+        empty, _ = _shimmering(seed, 0.0, 20.0)
+        for px in found:
+            stage = TrackBeforeDetect((H, W), FPS, TbdParams(shimmer_px=px))
+            for i, f in enumerate(frames):
+                if stage.add(f):
+                    assert all(_near(b, *path[i]) for b in stage.boxes)  # nothing elsewhere
+                    found[px] += len(stage.boxes)
+            stage = TrackBeforeDetect((H, W), FPS, TbdParams(shimmer_px=px))
+            assert sum(len(stage.boxes) for f in empty if stage.add(f)) == 0
+    # measured: 2 blocks of the 72 after the warm-ups without the fit, 16 with it
+    assert found[2] >= 10 and found[2] >= 4 * found[0], found
+
+
+def test_shimmer_fit_takes_a_moved_texture_out_of_a_box_support() -> None:
+    # the background moved by (0.5, 0.25) px and one pixel 6 levels warm: without the fit the
+    # texture's slopes look warm or cold by several spreads and the warm pixel hides
+    rng = np.random.default_rng(5)
+    h, w = 64, 80
+    tex = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), 1.5)
+    bg = (100 + 8 * tex / tex.std()).astype(np.float32)
+    m = np.float32([[1, 0, 0.5], [0, 1, 0.25]])
+    recent = cv2.warpAffine(bg, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    recent[30, 40] += 6.0
+    grid = [[x, y, x + 1, y + 1] for y in range(8, 56, 3) for x in range(8, 72, 3)]
+    boxes = np.array([*grid, [40, 30, 41, 31]], np.float64)
+    peaks = {}
+    for lam in (0.0, 1.0):
+        peak = np.zeros(len(boxes), np.float32)
+        tk.boxes_warmth(recent, bg, np.ones((h, w), np.float32), np.float32(1), np.float32(0),
+                        np.float32(0), boxes, 0, 4, np.zeros(h * w, np.float32),
+                        np.zeros((h, w), np.uint8), np.float32(0), peak, lam)  # fmt: skip
+        peaks[lam] = peak
+    assert np.abs(peaks[0.0][:-1]).max() > 4.0 and peaks[0.0][-1] < 3.0  # 6.6, 2.2 measured
+    assert np.abs(peaks[1.0][:-1]).max() < 2.5 and peaks[1.0][-1] > 5.0  # 1.6, 6.0 measured
+
+
+def test_box_support_shift_fit_is_the_ridge_least_squares_over_the_ring() -> None:
+    # the kernel's fit against numpy's: r = c + g . d over the ring (not the box grown by
+    # a pixel), ridge lam * n on d, g the background's central differences
+    rng = np.random.default_rng(8)
+    h, w = 30, 40
+    tex = cv2.GaussianBlur(rng.standard_normal((h, w)), (0, 0), 1.5)
+    bg = (100 + 8 * tex / tex.std()).astype(np.float32)
+    m = np.float32([[1, 0, 0.4], [0, 1, -0.3]])
+    recent = cv2.warpAffine(bg, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    recent = recent + rng.normal(0, 0.5, (h, w)).astype(np.float32)
+    var = rng.uniform(0.5, 2.0, (h, w)).astype(np.float32)
+    u0, v0, lam = 17, 12, 1.0
+    peak = np.zeros(1, np.float32)
+    tk.boxes_warmth(recent, bg, var, np.float32(1), np.float32(0), np.float32(0),
+                    np.array([[u0, v0, u0 + 2, v0 + 1]], np.float64), 0, 4,
+                    np.zeros(h * w, np.float32), np.zeros((h, w), np.uint8), np.float32(0),
+                    peak, lam)  # fmt: skip
+    gy, gx = np.gradient(bg.astype(np.float64))
+    r = recent.astype(np.float64) - bg
+    win = np.zeros((h, w), bool)
+    win[v0 - 5 : v0 + 6, u0 - 5 : u0 + 7] = True
+    win[v0 - 1 : v0 + 2, u0 - 1 : u0 + 3] = False
+    a = np.column_stack([gx[win], gy[win]])
+    a, y = a - a.mean(0), r[win] - r[win].mean()
+    d = np.linalg.solve(a.T @ a + lam * win.sum() * np.eye(2), a.T @ y)
+    assert 0.2 < abs(d[0]) < 0.6 and 0.1 < abs(d[1]) < 0.5  # about the shift applied
+    rc = r - gx * d[0] - gy * d[1]
+    z = (rc[v0, u0 : u0 + 2] - np.median(rc[win])) / np.sqrt(var[v0, u0 : u0 + 2])
+    assert peak[0] == pytest.approx(z.max(), abs=1e-3)
