@@ -45,8 +45,9 @@ little optimistic). The per-detection share of the same detections is printed be
 Seeds: :data:`EVALUATION_SEEDS` (never used to tune anything); ``bench_pointing``'s
 ``TUNING_SEEDS`` are refused for reporting.
 
-``--hidden``: people left without a side take the one the top of their body gives where the
-ground hides their feet (``benchmarks/pointing_hidden.py``, :mod:`vigil.geo.hidden_side`).
+``--hidden``: boxes whose bottom sits on a crest give the side of the top of the body, as the
+chain takes them (``benchmarks/pointing_hidden.py``, :class:`vigil.geo.hidden_side.HiddenTops`:
+matched to the person's tracks in the image, the side given where the margins are unsure).
 
 Run: ``python -m benchmarks pointing_track`` (defaults) or with ``--seeds ... --draws N``.
 """
@@ -59,27 +60,19 @@ import numpy as np
 
 from benchmarks import pointing_track_args
 from benchmarks.bench_pointing import TUNING_SEEDS, calibrated, site_and_dem
-from benchmarks.pointing_hidden import top_sides
+from benchmarks.pointing_hidden import place_tops, top_frames
+from benchmarks.pointing_person import person
 from vigil.detection.terrain import TerrainGeometry
-from vigil.geo.crossing_monitor import (
-    RELIEF_SIDE_HOLD_S,
-    CrossingMonitor,
-)
 from vigil.geo.hidden_side import pooled_side
 from vigil.geo.image_side import (
-    IMAGE_CHANGE_PROBABILITY,
-    IMAGE_CHANGE_S,
     ImageMargins,
-    SideEvidence,
+    SideGeometry,
     image_margins,
 )
 from vigil.geo.raycast import camera_on_terrain, cast_rays, curvature_factor
 from vigil.geo.site import tower_camera
-from vigil.geo.unplaced_side import match_unplaced
-from vigil.ingest.schema import CameraDetection
 from vigil.sim.protocol import wilson
 from vigil.tracks.config import TrackerConfig
-from vigil.tracks.fusion import FusionTracker
 
 DETECTION_PX = 1.0
 WALK_MPS = 1.2
@@ -124,123 +117,6 @@ def _walks(true, dem, border, rng, people: int, frames: int, fps: float):
     vis, u, v = seen(x, y)
     far = np.all(np.abs(border.signed_distance(x.ravel(), y.ravel()).reshape(x.shape)) > FAR_M, 1)
     return x, y, u, v, vis, far
-
-
-def _person(
-    geo,
-    frame,
-    border,
-    config,
-    t,
-    ex,
-    ey,
-    cov,
-    ok,
-    side_probability: float | None,
-    shared=None,
-    hold_s: float = RELIEF_SIDE_HOLD_S,
-    margins=None,
-    window_s: float = np.inf,
-    image_only: bool = False,
-    image_probability: float | None = None,
-    change_s: float = IMAGE_CHANGE_S,
-    change_p: float = IMAGE_CHANGE_PROBABILITY,
-    sky=None,
-) -> tuple[set[int], int, bool]:
-    """Run one person's detections through a fresh tracker and crossing monitor, as
-    ``SectorCore.tick`` does: ``(outcome, crossings, confirmed)``; outcome is the set of
-    sides the monitor gave the person's tracks (``{+1}``, ``{-1}``, both, or none),
-    confirmed whether the tracker ever confirmed a track. ``shared``: per detection, the
-    part of its covariance that all of the tower's detections share (its pointing
-    residual), which the tracker's averaging of detections as independent shrinks and the
-    truth does not: added to the track's covariance given to the monitor (None: not).
-    ``margins``: the detections' image margins (:func:`vigil.geo.image_side.image_margins`),
-    pooled per track (every track a detection updates, tentative ones too) over ``window_s``
-    and given to the monitor as ``side_z`` (None: not). ``sky``: ``(seen, u, v, geometry)``,
-    the frames whose feet pixel ``(u, v)`` saw sky (no ground point): their margins go to the
-    track nearest in the image (:func:`vigil.geo.unplaced_side.match_unplaced`, the track's
-    position and covariance projected through the calibrated camera), not to the tracker.
-    Returns the count of such frames matched as a fourth item."""
-    fusion = FusionTracker(frame, config)
-    monitor = CrossingMonitor(
-        border,
-        side_probability=side_probability or None,
-        side_hold_s=hold_s,
-        image_only=image_only,
-        image_probability=image_probability,
-    )
-    evidence = SideEvidence(window_s, change_s or None, change_p)
-    all_counts: dict[str, int] = {}
-    counts: dict[str, int] = {}
-    crossings = 0
-    confirmed = False
-    lat, lon = np.full(ex.shape, np.nan), np.full(ex.shape, np.nan)
-    if ok.any():
-        lat[ok], lon[ok] = frame.to_wgs84(ex[ok], ey[ok])
-    skyseen = np.zeros(ok.shape, bool) if sky is None or margins is None else sky[0]
-    matched = 0
-    for i in np.flatnonzero(ok | skyseen):
-        if not ok[i]:
-            # no ground point: its margin goes to the track it matches in the image
-            tracks = [
-                m for m in fusion.track_messages(include_tentative=True) if m.state != "ended"
-            ]
-            if tracks:
-                tx, ty = frame.to_local([m.lat for m in tracks], [m.lon for m in tracks])
-                k = match_unplaced(
-                    sky[3].camera,
-                    sky[3].dem,
-                    tx,
-                    ty,
-                    [np.reshape(m.cov, (2, 2)) for m in tracks],
-                    float(sky[1][i]),
-                    float(sky[2][i]),
-                    DETECTION_PX,
-                    DETECTION_PX,
-                    curvature_coeff=sky[3].curvature_coeff,
-                )
-                if k >= 0:
-                    evidence.add(tracks[k].track_id, float(t[i]), margins, int(i))
-                    matched += 1
-            continue
-        c = cov[i]
-        fusion.ingest(
-            CameraDetection(
-                camera=geo.camera_id,
-                time=float(t[i]),
-                frame=int(i),
-                lat=float(lat[i]),
-                lon=float(lon[i]),
-                cov=(float(c[0, 0]), float(c[0, 1]), float(c[1, 0]), float(c[1, 1])),
-                class_guess="person",
-                class_confidence=0.8,
-            )
-        )
-        fusion.flush()
-        if margins is not None:
-            for m in fusion.track_messages(include_tentative=True):
-                if m.state != "ended" and all_counts.get(m.track_id) != m.count:
-                    evidence.add(m.track_id, float(t[i]), margins, int(i))
-                all_counts[m.track_id] = m.count
-        live = [m for m in fusion.track_messages() if m.state != "ended"]
-        confirmed = confirmed or bool(live)
-        fresh = [m for m in live if counts.get(m.track_id) != m.count]
-        for m in live:
-            counts[m.track_id] = m.count
-        if fresh:
-            x, y = frame.to_local([m.lat for m in fresh], [m.lon for m in fresh])
-            ids, times = [m.track_id for m in fresh], [m.time for m in fresh]
-            covs = None
-            if side_probability:
-                covs = [np.reshape(m.cov, (2, 2)) for m in fresh]
-                if shared is not None:
-                    covs = [c + shared[i] for c in covs]
-            zs = None
-            if margins is not None:
-                zs = [evidence.z(m.track_id) for m in fresh]
-            crossings += len(monitor.update(ids, times, x, y, covs, zs))
-    sides = {s.side for s in monitor.states.values() if s.side != 0}
-    return sides, crossings, confirmed, matched
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -288,9 +164,12 @@ def main(argv: list[str] | None = None) -> None:
         crossing_people = 0
         sky_n = sky_matched = 0  # frames whose feet pixel saw sky, and those matched to a track
         bias: list[tuple[float, float]] = []  # per calibration: mean margin error (px), its z
-        # with --hidden: frames with the body's top seen over hidden feet, their decided and
-        # wrong sides, and the undecided people the top gives a side to, right and wrong
-        top_n = top_dec = top_bad = hid_right = hid_wrong = 0
+        # with --hidden: frames with the body's top seen over hidden feet; boxes the chain
+        # takes as tops (of them over hidden feet), their decided and wrong sides and those
+        # matched to a track; people given the tops' side at some update (right of them); and
+        # people left without a side whose own tops' frames would give one (right, wrong)
+        hid_seen = taken = taken_hid = top_dec = top_bad = top_matched = 0
+        top_people = top_people_right = lost_right = lost_wrong = 0
         for seed in args.seeds:
             rng = np.random.default_rng([seed, int(tower.id.lstrip("t") or 0), 21])
             hrng = np.random.default_rng([seed, int(tower.id.lstrip("t") or 0), 2121])
@@ -320,10 +199,27 @@ def main(argv: list[str] | None = None) -> None:
                         ou.ravel()[flat], ov.ravel()[flat], 0.0, 0.0, floor_sigma_m=0.0
                     )
                 shared = shared.reshape(*u.shape, 2, 2)
-                margins = None
-                # feet seen whose detected pixel's ray meets no ground within the reach
+                tp = None
+                svv = np.full(u.size, DETECTION_PX)  # the margins' row error
                 skyd = (vis.ravel() & ~hit) if args.sky else np.zeros(u.size, bool)
+                if args.hidden:
+                    tp = top_frames(true, geo, dem, border, x, y, vis, ov, hrng, args.crest_tol)
+                    if args.place_tops:  # the detector's boxes over hidden feet
+                        pl = place_tops(tp, geo)
+                        flat = flat | pl.placed
+                        skyd = skyd | (pl.sky & args.sky)
+                        new = pl.placed | (pl.sky & args.sky)
+                        gx, gy, cov = gx.copy(), gy.copy(), cov.copy()
+                        gx[pl.placed], gy[pl.placed] = pl.x[pl.placed], pl.y[pl.placed]
+                        cov[pl.placed] = pl.cov[pl.placed]
+                        ou, ov = ou.ravel().copy(), ov.ravel().copy()
+                        ou[new], ov[new], svv[new] = pl.u[new], pl.v[new], pl.sv[new]
+                        ou, ov = ou.reshape(u.shape), ov.reshape(u.shape)
+                        ok = flat.reshape(u.shape)
+                margins = None
                 judged = flat | skyd
+                if tp is not None and args.drop_tops:  # a box on a crest: its bottom, not feet
+                    judged &= ~tp.top.ravel()
                 if args.image and judged.any():
                     mm = image_margins(
                         geo.camera,
@@ -332,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
                         ou.ravel()[judged],
                         ov.ravel()[judged],
                         DETECTION_PX,
-                        DETECTION_PX,
+                        svv[judged],
                         cal.sigma_deg,
                         max_range_m=geo.reach_m,
                     )
@@ -357,8 +253,6 @@ def main(argv: list[str] | None = None) -> None:
                         sd = np.hypot(np.mean(cols[2].ravel()[use]), 1.0 / np.sqrt(use.sum()))
                         bias.append((e, e / sd))
                 gx, gy, cov = gx.reshape(u.shape), gy.reshape(u.shape), cov.reshape(*u.shape, 2, 2)
-                if args.hidden:
-                    top, tsides = top_sides(true, geo, cal, dem, border, x, y, vis, hrng)
                 for p in np.flatnonzero(far):
                     truth = int(border.side([x[p, 0]], [y[p, 0]])[0])
                     m = ok[p]
@@ -366,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
                         s = border.side(gx[p, m], gy[p, m]) == truth
                         det_right += int(s.sum())
                         det_n += int(m.sum())
-                    sides, crossed, confirmed, matched = _person(
+                    sides, crossed, confirmed, matched, tmatched, tused = person(
                         geo,
                         frame,
                         border,
@@ -386,17 +280,24 @@ def main(argv: list[str] | None = None) -> None:
                         args.change_s,
                         args.change_p,
                         (skyd.reshape(u.shape)[p], ou[p], ov[p], geo) if args.sky else None,
+                        (tp, p, SideGeometry.of(geo)) if tp is not None else None,
                     )
                     sky_n += int(skyd.reshape(u.shape)[p].sum())
                     sky_matched += matched
                     crossing_people += crossed > 0
-                    if args.hidden:
-                        top_n += int(top[p].sum())
-                        top_dec += int(np.sum(tsides[p] != 0))
-                        top_bad += int(np.sum(tsides[p] == -truth))
+                    if tp is not None:
+                        hid_seen += int(tp.seen[p].sum())
+                        taken += int(tp.top[p].sum())
+                        taken_hid += int((tp.top[p] & tp.seen[p]).sum())
+                        top_dec += int(np.sum(tp.side[p] != 0))
+                        top_bad += int(np.sum(tp.side[p] == -truth))
+                        top_matched += tmatched
+                        top_people += tused
+                        top_people_right += tused and sides == {truth} and crossed == 0
                         if not sides:
-                            hid_right += pooled_side(tsides[p]) == truth
-                            hid_wrong += pooled_side(tsides[p]) == -truth
+                            lost = pooled_side(tp.side[p][tp.top[p]])
+                            lost_right += lost == truth
+                            lost_wrong += lost == -truth
                     seen3 = int(m.sum()) >= config.confirm_m
                     if args.image and seen3:
                         if near_line[p]:
@@ -455,13 +356,12 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
         if args.hidden:
-            all_n, got = n + undecided, right + hid_right
-            glo, ghi = wilson(got, all_n)
             print(
-                f"{tower.id}: body's top over hidden feet in {top_n} frames, {top_dec} decided, "
-                f"{top_bad} wrong; of the {undecided} people without a side it gives {hid_right} "
-                f"the right side, {hid_wrong} the wrong one; of all {all_n} people right "
-                f"{got}/{all_n} = {got / max(all_n, 1):.4f} [{glo:.4f}, {ghi:.4f}]",
+                f"{tower.id}: body's top seen over hidden feet in {hid_seen} frames; boxes on a "
+                f"crest taken as tops {taken} ({taken_hid} over hidden feet), {top_dec} decided, "
+                f"{top_bad} wrong, {top_matched} matched to a track; people given the tops' side "
+                f"{top_people} ({top_people_right} right in the end); people left without a side "
+                f"whose tops would give one: {lost_right} right, {lost_wrong} wrong",
                 flush=True,
             )
     print(f"({time.perf_counter() - started:.0f} s)")

@@ -1,54 +1,148 @@
 """``bench_pointing_track --hidden``: the top of the body where the ground hides the feet.
 
-In each frame where the true camera does not see a person's feet, the top of their body (a
-height drawn per person, uniform 1.5-1.9 m) may still show over the crest in front. Where it
-does (the ray to it is not cut by the ground and it lands in the image), the detector is
-taken to give its pixel with :data:`DETECTION_PX` of error per axis, and
-:func:`vigil.geo.hidden_side.top_row_sides` judges, through the calibrated camera, the side of
-every place a person of plausible height could stand to show their top there. Its own random
-stream (``[seed, tower, 2121]``), so the figures without ``--hidden`` stay as they were.
+In each frame, the top of a person's body (a height drawn per person, uniform 1.5-1.9 m) may
+show over the ground in front. Where it does (the ray to it is not cut by the ground and it
+lands in the image), the detector is taken to give a box: its top row the body top's pixel
+with :data:`DETECTION_PX` of error per axis, its bottom the feet's detected pixel where the
+true camera sees the feet, else the row of the crest that hides them (the highest row the
+ground nearer than the person shows in that column, in the true camera) with the same error.
+Each box goes through the chain's own rule (:func:`vigil.geo.hidden_side.box_tops`, as
+:meth:`~vigil.geo.hidden_side.HiddenTops.observe_boxes` runs it in ``vigil demo --relief``):
+those whose bottom sits on a crest in the calibrated camera are tops, judged by
+:func:`~vigil.geo.hidden_side.top_row_sides`. Its own random stream (``[seed, tower,
+2121]``), so the figures without ``--hidden`` stay as they were.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from vigil.geo.hidden_side import top_row_sides
-from vigil.geo.image_side import image_margins
+from vigil.geo.hidden_side import CREST_TOL_PX, box_tops
+from vigil.geo.image_side import FEET_ROW_SHARE, SideGeometry
 from vigil.geo.raycast import cast_rays, curvature_factor
 
 DETECTION_PX = 1.0
 #: A person's body top above their feet, metres (uniform between).
 HEIGHT_M = (1.5, 1.9)
+#: Ground nearer than this (m) is not looked at for the crest (as ``on_crest``).
+NEAR_M = 100.0
+STEP_M = 5.0
 
 
-def top_sides(true, geo, cal, dem, border, x, y, vis, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Per person and frame (``x``, ``y``: true positions ``(people, frames)``; ``vis``:
-    whether the true camera sees the feet): whether the body's top is seen while the feet are
-    not, and the side :func:`top_row_sides` gives it there (0 elsewhere or undecided)."""
-    h = rng.uniform(*HEIGHT_M, x.shape[0])[:, None] * np.ones(x.shape[1])
-    hid = ~vis
-    xs, ys, hs = x[hid], y[hid], h[hid]
-    rr = np.hypot(xs - true.x, ys - true.y)
-    zt = dem.elevation_at(xs, ys) - curvature_factor() * rr**2 + hs
-    d = np.stack([xs, ys, zt], axis=-1) - true.centre
+@dataclass
+class Tops:
+    """Per person and frame (``(people, frames)``): ``seen`` the body's top is seen over feet
+    the ground hides; ``top`` the chain takes the frame's box as a top (its bottom on a crest,
+    feet seen or not); ``side`` the side it gives (0: none); the box's bottom pixel ``u``,
+    ``v`` (where it is matched to a track) and its height ``h`` (pixels)."""
+
+    seen: np.ndarray
+    top: np.ndarray
+    side: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    h: np.ndarray
+
+
+def _crest_rows(true, dem, u, v, rr) -> np.ndarray:
+    """The highest row (smallest v) the ground nearer than ``rr`` (m) shows along each
+    pixel's azimuth in the true camera."""
+    r = np.arange(NEAR_M, float(np.max(rr, initial=NEAR_M)) + STEP_M, STEP_M)
+    d = true.rays(u, v)
+    az = np.arctan2(d[:, 0], d[:, 1])
+    x = true.x + np.sin(az)[:, None] * r[None, :]
+    y = true.y + np.cos(az)[:, None] * r[None, :]
+    z = dem.elevation_at(x.ravel(), y.ravel()).reshape(x.shape) - curvature_factor() * r**2
+    vf = true.project(x.ravel(), y.ravel(), z.ravel() - true.ground_z)[1].reshape(x.shape)
+    vf = np.where(np.isfinite(vf) & (r[None, :] < rr[:, None] - STEP_M), vf, np.inf)
+    return np.min(vf, axis=1)
+
+
+def top_frames(true, geo, dem, border, x, y, vis, ov, rng, tol_px=CREST_TOL_PX) -> Tops:
+    """The tops the chain would take (``x``, ``y``: true positions ``(people, frames)``;
+    ``vis``: whether the true camera sees the feet; ``ov``: the feet's detected rows;
+    ``tol_px``: :func:`~vigil.geo.hidden_side.on_crest`'s)."""
+    shape = x.shape
+    h = rng.uniform(*HEIGHT_M, shape[0])[:, None] * np.ones(shape[1])
+    rr = np.hypot(x - true.x, y - true.y)
+    zt = dem.elevation_at(x.ravel(), y.ravel()).reshape(shape) - curvature_factor() * rr**2 + h
+    d = np.stack([x, y, zt], axis=-1).reshape(-1, 3) - true.centre
     hits = cast_rays(dem, np.broadcast_to(true.centre, d.shape), d)
-    u, v, _ = true.project(xs, ys, zt - true.ground_z)
-    seen = (~hits.hit) | (hits.range_m >= rr - 1.0)
-    seen &= (u >= 0) & (u < true.width) & (v >= 0) & (v < true.height)
-    top = np.zeros(x.shape, dtype=bool)
-    sides = np.zeros(x.shape, dtype=np.int8)
-    if not seen.any():
-        return top, sides
-    ou = u[seen] + rng.normal(0.0, DETECTION_PX, int(seen.sum()))
-    ov = v[seen] + rng.normal(0.0, DETECTION_PX, int(seen.sum()))
-    reach = geo.reach_m
-    shared = image_margins(
-        geo.camera, dem, border, ou, ov, DETECTION_PX, DETECTION_PX, cal.sigma_deg,
-        max_range_m=reach,
-    ).shared_px  # fmt: skip
-    s = top_row_sides(geo.camera, dem, border, ou, ov, DETECTION_PX, shared, max_range_m=reach)
-    idx = np.flatnonzero(hid.ravel())[seen]
-    top.ravel()[idx] = True
-    sides.ravel()[idx] = s
-    return top, sides
+    u, v, _ = true.project(x.ravel(), y.ravel(), zt.ravel() - true.ground_z)
+    shown = (~hits.hit) | (hits.range_m >= rr.ravel() - 1.0)
+    shown &= (u >= 0) & (u < true.width) & (v >= 0) & (v < true.height)
+    ou = u + rng.normal(0.0, DETECTION_PX, u.size)
+    ot = v + rng.normal(0.0, DETECTION_PX, u.size)
+    ob = ov.ravel().copy()
+    hid = shown & ~vis.ravel()
+    if hid.any():
+        crest = _crest_rows(true, dem, u[hid], v[hid], rr.ravel()[hid])
+        ob[hid] = crest + rng.normal(0.0, DETECTION_PX, int(hid.sum()))
+    box = shown & np.isfinite(ob) & (ob > ot) & (ob <= true.height) & (ot >= 0)
+    box &= (ou >= 0.5) & (ou <= true.width - 0.5)
+    top = np.zeros(u.size, dtype=bool)
+    side = np.zeros(u.size, dtype=np.int8)
+    if box.any():
+        idx = np.flatnonzero(box)
+        b = np.column_stack([ou[idx] - 0.5, ot[idx], ou[idx] + 0.5, ob[idx]])
+        on, s = box_tops(SideGeometry.of(geo), border, b, tol_px)
+        top[idx[on]] = True
+        side[idx[on]] = s
+    return Tops(
+        hid.reshape(shape), top.reshape(shape), side.reshape(shape),
+        ou.reshape(shape), ob.reshape(shape), (ob - ot).reshape(shape),
+    )  # fmt: skip
+
+
+#: The detector's body centre above the ground (``ObjectParams.centre_height_m``) and how far
+#: past the rated range it places a blob (``max_range_factor``).
+CENTRE_M = 0.85
+PLACE_FACTOR = 1.25
+
+
+@dataclass
+class Placed:
+    """Flat per person-frame: boxes over hidden feet the detector places (``placed``: ground
+    point ``x``, ``y``, covariance ``cov``) or gives as sky blobs (``sky``), with the feet
+    pixel their margins are judged at (``u``, ``v``: the placed point's pixel, or the box's
+    bottom for a sky blob) and that row's error ``sv`` (pixels)."""
+
+    placed: np.ndarray
+    sky: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    cov: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    sv: np.ndarray
+
+
+def place_tops(tp: Tops, geo) -> Placed:
+    """Each frame whose feet the ground hides but whose body shows at least a pixel tall, as
+    the chain's detector gives it (``detection/objects.py``): placed where the ray through the
+    box's middle meets the ground raised by :data:`CENTRE_M`, within :data:`PLACE_FACTOR`
+    times the rated range, its covariance at that place's pixel (:data:`DETECTION_PX` per
+    axis); else a sky blob. Row error of the margins: ``sqrt(1 + (0.15 h)^2)`` as the
+    chain's (:data:`vigil.geo.image_side.FEET_ROW_SHARE`)."""
+    n = tp.u.size
+    u, vb, h = tp.u.ravel(), tp.v.ravel(), tp.h.ravel()
+    box = tp.seen.ravel() & (h >= 1.0) & np.isfinite(vb)
+    out = Placed(
+        np.zeros(n, bool), np.zeros(n, bool), np.full(n, np.nan), np.full(n, np.nan),
+        np.full((n, 2, 2), np.nan), u.copy(), vb.copy(), np.sqrt(1.0 + (FEET_ROW_SHARE * h) ** 2),
+    )  # fmt: skip
+    idx = np.flatnonzero(box)
+    if not idx.size:
+        return out
+    x, y, hit, r = geo.ground(u[idx], vb[idx] - 0.5 * h[idx], CENTRE_M)
+    put = hit & (r <= PLACE_FACTOR * geo.camera.max_range_m)
+    vf = geo.foot_v(x, y)
+    put &= np.isfinite(vf) & (vf >= 0) & (vf <= geo.camera.height)
+    i = idx[put]
+    out.placed[i], out.x[i], out.y[i], out.v[i] = True, x[put], y[put], vf[put]
+    if i.size:
+        out.cov[i] = geo.covariance(u[i], vf[put], DETECTION_PX, DETECTION_PX)
+    out.sky[idx[~put]] = True
+    return out

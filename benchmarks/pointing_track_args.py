@@ -7,6 +7,7 @@ import argparse
 import numpy as np
 
 from vigil.geo.crossing_monitor import RELIEF_SIDE_HOLD_S, RELIEF_SIDE_PROBABILITY
+from vigil.geo.hidden_side import CREST_TOL_PX
 from vigil.geo.image_side import (
     IMAGE_CHANGE_PROBABILITY,
     IMAGE_CHANGE_S,
@@ -106,8 +107,29 @@ def parser(description: str, evaluation_seeds: tuple[int, ...]) -> argparse.Argu
     parser.add_argument(
         "--hidden",
         action="store_true",
-        help="a person the chain leaves without a side takes the one the top of their body "
-        "gives where the ground hides their feet (benchmarks/pointing_hidden.py; per person, "
-        "not through the tracker)",
+        help="boxes whose bottom sits on a crest give the side of the top of the body, matched "
+        "to the person's tracks in the image and taken where the margins are unsure, as the "
+        "chain's HiddenTops (benchmarks/pointing_hidden.py)",
+    )
+    parser.add_argument(
+        "--place-tops",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --hidden: a body whose feet the ground hides is detected as the chain's "
+        "detector does (its box placed at its middle's ray, or a sky blob), its margins judged "
+        "at that place's pixel; --no-place-tops: not detected (as before)",
+    )
+    parser.add_argument(
+        "--drop-tops",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --hidden: boxes on a crest give no feet margin (their bottom is the "
+        "crest's row, not the feet's), as the chain's pipeline drops them",
+    )
+    parser.add_argument(
+        "--crest-tol",
+        type=float,
+        default=CREST_TOL_PX,
+        help="with --hidden: how near (rows) a crest must be to a box's bottom (on_crest)",
     )
     return parser

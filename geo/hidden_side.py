@@ -14,13 +14,18 @@ used (a place whose feet would be seen stays a candidate), so the rule is conser
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from vigil.geo.border import Border
 from vigil.geo.camera import PinholeCamera
 from vigil.geo.dem import ElevationModel
+from vigil.geo.image_side import ImageMargins, SideEvidence, SideGeometry
 from vigil.geo.raycast import CURVATURE_REFRACTION, curvature_factor
+from vigil.geo.unplaced_side import UnplacedDetections
 
 #: The top of a standing person above the ground, metres (low, high): the candidates take
 #: every height between.
@@ -29,6 +34,45 @@ BODY_TOP_M = (1.4, 2.0)
 STEP_M = 5.0
 #: How many standard deviations of the top row's error a candidate may be off by.
 TOP_K = 4.0
+#: A box's bottom sits on a crest (:func:`on_crest`) when the row of a crest in its column
+#: (where the ground behind it turns hidden) is within this many rows of it: the crest cuts
+#: the blob's lowest row or the one under it (1 px), plus the pointing residual.
+CREST_TOL_PX = 1.5
+#: The z-score :meth:`HiddenTops.decide` gives a track its tops' side with (signed): finite, so
+#: the monitor counts it as known, and beyond any threshold.
+TOPS_Z = 1e9
+#: The error of a detected box's top row (sd, pixels), as ``bench_pointing_track`` draws it.
+TOP_SIGMA_PX = 1.0
+
+
+def _profile(
+    camera: PinholeCamera,
+    dem: ElevationModel,
+    u: NDArray[np.float64],
+    v: NDArray[np.float64],
+    min_range_m: float,
+    max_range_m: float | None,
+    step_m: float,
+    curvature_coeff: float,
+) -> tuple[NDArray, NDArray, NDArray, NDArray]:
+    """The ground along each pixel's azimuth, every ``step_m`` from ``min_range_m`` to
+    ``max_range_m`` (the camera's rated range by default): local ``x``, ``y`` (m), height
+    above the mast's foot less the curvature drop (m; -1e6 off the grid) and the row where
+    the camera sees it (inf where it does not), each ``(pixels, samples)``."""
+    reach = camera.max_range_m if max_range_m is None else float(max_range_m)
+    r = np.arange(float(min_range_m), reach + step_m, float(step_m))
+    d = camera.rays(u, v)
+    az = np.arctan2(d[:, 0], d[:, 1])
+    x = camera.x + np.sin(az)[:, None] * r[None, :]
+    y = camera.y + np.cos(az)[:, None] * r[None, :]
+    z = (
+        dem.elevation_at(x.ravel(), y.ravel()).reshape(x.shape)
+        - curvature_factor(curvature_coeff) * r[None, :] ** 2
+        - camera.ground_z
+    )
+    z = np.where(np.isfinite(z), z, -1e6)
+    vf = camera.project(x.ravel(), y.ravel(), z.ravel())[1].reshape(x.shape)
+    return x, y, z, np.where(np.isfinite(vf) & (z > -1e5), vf, np.inf)
 
 
 def top_row_sides(
@@ -66,27 +110,14 @@ def top_row_sides(
     sig = np.broadcast_to(
         np.hypot(np.asarray(sigma_px, np.float64), np.asarray(shared_px, np.float64)), uu.shape
     )
-    reach = camera.max_range_m if max_range_m is None else float(max_range_m)
-    r = np.arange(float(min_range_m), reach + step_m, float(step_m))
     out = np.zeros(uu.shape, dtype=np.int8)
     if not uu.size:
         return out
-    d = camera.rays(uu, vv)
-    az = np.arctan2(d[:, 0], d[:, 1])
-    x = camera.x + np.sin(az)[:, None] * r[None, :]
-    y = camera.y + np.cos(az)[:, None] * r[None, :]
-    z = (
-        dem.elevation_at(x.ravel(), y.ravel()).reshape(x.shape)
-        - curvature_factor(curvature_coeff) * r[None, :] ** 2
-        - camera.ground_z
-    )
-    ok = np.isfinite(z)
-    z = np.where(ok, z, -1e6)
+    x, y, z, vf = _profile(camera, dem, uu, vv, min_range_m, max_range_m, step_m, curvature_coeff)
+    ok = z > -1e5
     xf, yf = x.ravel(), y.ravel()
-    vf = camera.project(xf, yf, z.ravel())[1].reshape(x.shape)
     v_hi = camera.project(xf, yf, z.ravel() + hi_h)[1].reshape(x.shape)  # the taller top
     v_lo = camera.project(xf, yf, z.ravel() + lo_h)[1].reshape(x.shape)
-    vf = np.where(np.isfinite(vf), vf, np.inf)
     # the ground in front: the highest row (smallest v) any nearer sample shows
     front = np.minimum.accumulate(np.concatenate([np.full((uu.size, 1), np.inf), vf], 1), 1)
     front = front[:, :-1]
@@ -105,6 +136,59 @@ def top_row_sides(
     return out
 
 
+def on_crest(
+    camera: PinholeCamera,
+    dem: ElevationModel,
+    u: ArrayLike,
+    v_bottom: ArrayLike,
+    tol_px: float = CREST_TOL_PX,
+    *,
+    min_range_m: float = 100.0,
+    max_range_m: float | None = None,
+    step_m: float = STEP_M,
+    curvature_coeff: float = CURVATURE_REFRACTION,
+) -> NDArray[np.bool_]:
+    """Whether each box's bottom (pixel ``(u, v_bottom)``, continuous rows) sits on a crest:
+    along the pixel's azimuth some ground turns hidden behind nearer ground whose row (the
+    crest's, as ``camera`` sees it) is within ``tol_px`` rows of ``v_bottom``. A body standing
+    behind it shows only above that row: its feet are hidden, its box ends there. Ranges as
+    :func:`top_row_sides`."""
+    uu = np.atleast_1d(np.asarray(u, dtype=np.float64))
+    vv = np.atleast_1d(np.asarray(v_bottom, dtype=np.float64))
+    if uu.shape != vv.shape:
+        raise ValueError(f"u {uu.shape} and v_bottom {vv.shape}: expected the same shape")
+    if not uu.size:
+        return np.zeros(uu.shape, dtype=bool)
+    vf = _profile(camera, dem, uu, vv, min_range_m, max_range_m, step_m, curvature_coeff)[3]
+    front = np.minimum.accumulate(vf, axis=1)  # the highest row shown up to each sample
+    # a crest: a sample that shows the front row, the next one hidden behind it
+    crest = (vf[:, :-1] <= front[:, :-1]) & (vf[:, 1:] > front[:, :-1]) & np.isfinite(vf[:, :-1])
+    return np.any(crest & (np.abs(vf[:, :-1] - vv[:, None]) <= tol_px), axis=1)
+
+
+def box_tops(
+    geometry: SideGeometry, border: Border, boxes: ArrayLike, tol_px: float = CREST_TOL_PX
+) -> tuple[NDArray[np.bool_], NDArray[np.int8]]:
+    """Of boxes ``(u0, v0, u1, v1)`` (continuous pixels, ``(n, 4)``) seen by ``geometry``'s
+    camera: which sit on a crest (:func:`on_crest` at the box's middle column, within
+    ``tol_px`` rows), and for those
+    the side their top row gives (:func:`top_row_sides`: ``v0`` with :data:`TOP_SIGMA_PX` of
+    error and the calibration's tilt and roll residual in rows; 0 undecided)."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    cam, reach, k = geometry.camera, geometry.max_range_m, geometry.curvature_coeff
+    u = 0.5 * (b[:, 0] + b[:, 2])
+    hid = on_crest(cam, geometry.dem, u, b[:, 3], tol_px, max_range_m=reach, curvature_coeff=k)
+    if not hid.any():
+        return hid, np.zeros(0, dtype=np.int8)
+    _, tilt, roll = (np.radians(a) for a in geometry.pointing_sigma_deg)
+    shared = np.hypot(cam.focal_px * tilt, (u[hid] - cam.width / 2.0) * roll)
+    sides = top_row_sides(
+        cam, geometry.dem, border, u[hid], b[hid, 1], TOP_SIGMA_PX, shared,
+        max_range_m=reach, curvature_coeff=k,
+    )  # fmt: skip
+    return hid, sides
+
+
 def pooled_side(sides: ArrayLike, min_frames: int = 1) -> int:
     """A person's side from their frames' :func:`top_row_sides`: the one side at least
     ``min_frames`` frames gave when no frame gave the other; else 0."""
@@ -119,4 +203,106 @@ def pooled_side(sides: ArrayLike, min_frames: int = 1) -> int:
     return 0
 
 
-__all__ = ["BODY_TOP_M", "STEP_M", "TOP_K", "pooled_side", "top_row_sides"]
+class HiddenTops(UnplacedDetections):
+    """Tops of bodies whose feet a crest hides (:func:`on_crest`), each with the side
+    :func:`top_row_sides` gives it, waiting (as sky detections do,
+    :class:`~vigil.geo.unplaced_side.UnplacedDetections`) for a track to match in the image
+    (the box's bottom against the track projected through the camera); a matched side counts
+    for that track, and a track's sides are pooled as :func:`pooled_side`.
+    :class:`~vigil.geo.image_side.ImageSideMonitor` holds one (``hidden``): a track whose
+    margins leave it unsure takes its tops' side (:meth:`decide`)."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        #: per track: how many matched tops gave each side (US, foreign)
+        self.counts: dict[str, list[int]] = {}
+
+    def observe_tops(
+        self,
+        t: float,
+        geometry: SideGeometry,
+        u: ArrayLike,
+        v_bottom: ArrayLike,
+        box_height_px: ArrayLike,
+        sides: ArrayLike,
+        camera_id: str | None = None,
+    ) -> None:
+        """One frame's tops at ``t`` (s): boxes' bottom pixels ``(u, v_bottom)`` (matched
+        there), their heights (pixels) and their sides (+1, -1; 0 is not kept). Refused as
+        :meth:`UnplacedDetections.observe` refuses."""
+        s = np.atleast_1d(np.asarray(sides, dtype=np.float64))
+        keep = s != 0
+        if not keep.any():
+            return
+        h = np.broadcast_to(np.asarray(box_height_px, dtype=np.float64), s.shape)[keep]
+        m = ImageMargins(s[keep], np.ones(int(keep.sum())), np.zeros(int(keep.sum())))
+        uu, vv = np.atleast_1d(u)[keep], np.atleast_1d(v_bottom)[keep]
+        self.observe(t, geometry, uu, vv, h, m, camera_id)
+
+    def observe_boxes(
+        self,
+        t: float,
+        geometry: SideGeometry,
+        border: Border,
+        boxes: ArrayLike,
+        camera_id: str | None = None,
+    ) -> NDArray[np.bool_]:
+        """One frame's boxes ``(u0, v0, u1, v1)`` (continuous pixels) at ``t`` (s) from
+        ``geometry``'s camera: those whose bottom sits on a crest are tops over hidden feet
+        (:func:`box_tops`), kept with their side (:meth:`observe_tops`) where it gives one.
+        Returns which boxes sat on a crest: their bottom is not their feet, and their feet
+        margins (the crest's row) would say the near side wherever the line is behind it."""
+        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        hid, sides = box_tops(geometry, border, b)
+        if hid.any():
+            u, h = 0.5 * (b[hid, 0] + b[hid, 2]), b[hid, 3] - b[hid, 1]
+            self.observe_tops(t, geometry, u, b[hid, 3], h, sides, camera_id)
+        return hid
+
+    def _take(self, evidence: SideEvidence, track_id: str, row: tuple[Any, ...]) -> None:
+        """A waiting top matched ``track_id``: its side counts for the track."""
+        self.counts.setdefault(track_id, [0, 0])[0 if row[7] > 0 else 1] += 1
+
+    def side(self, track_id: str) -> int:
+        """The track's side from its matched tops (:func:`pooled_side`); 0 without one."""
+        pos, neg = self.counts.get(track_id, (0, 0))
+        return 0 if pos and neg else (1 if pos else (-1 if neg else 0))
+
+    def decide(
+        self, track_ids: list[str], side_z: ArrayLike, z_need: float, sides: Mapping[str, int]
+    ) -> list[float]:
+        """The image z-scores ``side_z`` with the tops' side given (as :data:`TOPS_Z`) to each
+        track they are unsure for (``|z| < z_need`` or NaN) whose side now (``sides``; 0 or
+        absent: none) is none or the same: the tops never turn a side the margins gave."""
+        out = [float(z) for z in np.atleast_1d(np.asarray(side_z, dtype=np.float64))]
+        for i, tid in enumerate(track_ids):
+            s = self.side(tid)
+            if s and not abs(out[i]) >= z_need and sides.get(tid, 0) in (0, s):
+                out[i] = s * TOPS_Z
+        return out
+
+    def merge(self, merged: str, into: str) -> None:
+        """Track ``merged`` was folded into ``into``: its tops count for ``into``."""
+        a = self.counts.pop(merged, None)
+        if a is not None:
+            b = self.counts.setdefault(into, [0, 0])
+            b[0], b[1] = b[0] + a[0], b[1] + a[1]
+
+    def forget(self, track_id: str) -> None:
+        """Drop an ended track's tops."""
+        self.counts.pop(track_id, None)
+
+
+__all__ = [
+    "BODY_TOP_M",
+    "CREST_TOL_PX",
+    "STEP_M",
+    "TOP_K",
+    "TOPS_Z",
+    "TOP_SIGMA_PX",
+    "HiddenTops",
+    "box_tops",
+    "on_crest",
+    "pooled_side",
+    "top_row_sides",
+]

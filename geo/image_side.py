@@ -76,12 +76,9 @@ def _sides(
     takes the side of the point at ``max_range_m`` along its azimuth (beyond all ground)."""
     d = camera.rays(u, v)
     hits = cast_rays(
-        dem,
-        np.broadcast_to(camera.centre, d.shape),
-        d,
-        max_range_m=max_range_m,
+        dem, np.broadcast_to(camera.centre, d.shape), d, max_range_m=max_range_m,
         curvature_coeff=curvature_coeff,
-    )
+    )  # fmt: skip
     x, y = hits.x.copy(), hits.y.copy()
     sky = ~hits.hit
     if np.any(sky):
@@ -115,8 +112,7 @@ def border_rows(
     s_lo = _sides(camera, dem, border, uu, lo, reach, curvature_coeff)
     s_hi = _sides(camera, dem, border, uu, hi, reach, curvature_coeff)
     flip = s_lo != s_hi
-    a, b = lo[flip].copy(), hi[flip].copy()
-    sa = s_lo[flip]
+    a, b, sa = lo[flip].copy(), hi[flip].copy(), s_lo[flip]
     for _ in range(BISECT_STEPS):
         if not a.size:
             break
@@ -401,12 +397,14 @@ class ImageSideMonitor(CrossingMonitor):
         **kw: Any,
     ) -> None:
         super().__init__(border, **kw)
+        from vigil.geo.hidden_side import HiddenTops
         from vigil.geo.unplaced_side import UnplacedDetections
 
         self.evidence = SideEvidence(window_s, change_s, change_probability)
         #: Detections without a ground point (:meth:`UnplacedDetections.observe`): their
-        #: margins go to the track they match in the image, at its next update.
-        self.unplaced = UnplacedDetections()
+        #: margins go to the track they match in the image, at its next update. ``hidden``:
+        #: tops of bodies whose feet a crest hides, their sides where the margins are unsure.
+        self.unplaced, self.hidden = UnplacedDetections(), HiddenTops()
         # time -> the detections seen then: x, y (local m), margin, its sd, shared sd, and the
         # inverse of the gate's covariance (ee, en, nn; 1/m^2)
         self._seen: dict[float, list[tuple[float, ...]]] = {}
@@ -431,18 +429,11 @@ class ImageSideMonitor(CrossingMonitor):
         det = c[:, 0, 0] * c[:, 1, 1] - c[:, 0, 1] * c[:, 1, 0]
         rows = self._seen.setdefault(float(t), [])
         for k in range(xs.size):
-            rows.append(
-                (
-                    float(xs[k]),
-                    float(ys[k]),
-                    float(margins.margin_px[k]),
-                    float(margins.sigma_px[k]),
-                    float(margins.shared_px[k]),
-                    float(c[k, 1, 1] / det[k]),
-                    float(-0.5 * (c[k, 0, 1] + c[k, 1, 0]) / det[k]),
-                    float(c[k, 0, 0] / det[k]),
-                )
-            )
+            rows.append((
+                float(xs[k]), float(ys[k]), float(margins.margin_px[k]),
+                float(margins.sigma_px[k]), float(margins.shared_px[k]), float(c[k, 1, 1] / det[k]),
+                float(-0.5 * (c[k, 0, 1] + c[k, 1, 0]) / det[k]), float(c[k, 0, 0] / det[k]),
+            ))  # fmt: skip
         # keep a few seconds: the tracker may apply a late batch (out of sequence)
         for old in [s for s in self._seen if s < t - 30.0]:
             del self._seen[old]
@@ -458,9 +449,15 @@ class ImageSideMonitor(CrossingMonitor):
     ) -> list[CrossingEvent]:
         """As :meth:`CrossingMonitor.update`, the image's z-scores made from what was observed
         when ``side_z`` is not given."""
-        if side_z is None and len(track_ids) and (self._seen or len(self.unplaced)):
-            self.unplaced.attach(self.evidence, track_ids, t, x, y, cov)
+        waiting = self._seen or self.unplaced or self.hidden or self.hidden.counts
+        if side_z is None and len(track_ids) and waiting:
+            for pool in (self.unplaced, self.hidden):
+                pool.attach(self.evidence, track_ids, t, x, y, cov)
             side_z = self._side_z(track_ids, t, x, y)
+            if self.hidden.counts:  # the tops' side where the margins are unsure
+                z_need = float(ndtri(self.image_probability or self.side_probability or 0.5))
+                sides = {k: self.states[k].side for k in track_ids if k in self.states}
+                side_z = self.hidden.decide(track_ids, side_z, z_need, sides)
         return super().update(track_ids, t, x, y, cov, side_z)
 
     def _side_z(
@@ -492,8 +489,10 @@ class ImageSideMonitor(CrossingMonitor):
         """As the monitor's, and the merged track's margins join ``into``'s."""
         super().merge(merged, into)
         self.evidence.merge(merged, into)
+        self.hidden.merge(merged, into)
 
     def forget(self, track_id: str) -> None:
         """As the monitor's, and the track's margins go."""
         super().forget(track_id)
         self.evidence.forget(track_id)
+        self.hidden.forget(track_id)

@@ -246,6 +246,23 @@ class UnplacedDetections:
         self._count[key] = self._count.get(key, 0) + uu.size
         self._bound(key)
 
+    def observe_boxes(
+        self,
+        t: float,
+        geometry: SideGeometry,
+        border: Border,
+        u: ArrayLike,
+        boxes: ArrayLike,
+        camera_id: str | None = None,
+    ) -> None:
+        """As :meth:`observe`, detections given by their boxes ``(u0, v0, u1, v1)`` (pixels):
+        feet at column ``u`` (the centroid's) on the box's bottom, judged by
+        :func:`unplaced_margins`."""
+        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        h = b[:, 3] - b[:, 1]
+        m = unplaced_margins(geometry, border, u, b[:, 3], h)
+        self.observe(t, geometry, u, b[:, 3], h, m, camera_id)
+
     def _bound(self, key: Any) -> None:
         """Drop the oldest received beyond ``key``'s camera's cap, then beyond the total."""
         over = self._count[key] - self.max_per_camera
@@ -291,7 +308,7 @@ class UnplacedDetections:
         now = float(np.max(tt))
         matched, left = 0, []
         for row in self._rows:
-            _, ts, geo, u, v, su, sv, m, s, sh = row
+            _, ts, geo, u, v, su, sv = row[:7]
             if ts < now - self.keep_s:
                 continue
             ready = tt >= ts
@@ -305,9 +322,7 @@ class UnplacedDetections:
             d2 = np.where(ready, d2, np.inf)
             k = int(np.argmin(d2))
             if d2[k] <= GATE_CHI2:
-                evidence.add(
-                    track_ids[k], ts, ImageMargins(np.array([m]), np.array([s]), np.array([sh]))
-                )
+                self._take(evidence, track_ids[k], row)
                 matched += 1
             else:
                 left.append(row)
@@ -316,6 +331,12 @@ class UnplacedDetections:
         for row in left:
             self._count[row[0]] = self._count.get(row[0], 0) + 1
         return matched
+
+    def _take(self, evidence: SideEvidence, track_id: str, row: tuple[Any, ...]) -> None:
+        """A waiting detection (``row``) matched track ``track_id``: its margin joins the
+        track's evidence."""
+        _, ts, _, _, _, _, _, m, s, sh = row
+        evidence.add(track_id, ts, ImageMargins(np.array([m]), np.array([s]), np.array([sh])))
 
 
 __all__ = [

@@ -35,17 +35,20 @@ def test_hidden_feet_line_counts_the_body_top(capsys) -> None:
     out = capsys.readouterr().out
     base = re.search(r"t02: people decided (\d+) \(no side (\d+).*?right (\d+)/", out)
     m = re.search(
-        r"t02: body's top over hidden feet in (\d+) frames, (\d+) decided, (\d+) wrong; of the "
-        r"(\d+) people without a side it gives (\d+) the right side, (\d+) the wrong one; of all "
-        r"(\d+) people right (\d+)/(\d+)",
+        r"t02: body's top seen over hidden feet in (\d+) frames; boxes on a crest taken as tops "
+        r"(\d+) \((\d+) over hidden feet\), (\d+) decided, (\d+) wrong, (\d+) matched to a "
+        r"track; people given the tops' side (\d+) \((\d+) right in the end\); people left "
+        r"without a side whose tops would give one: (\d+) right, (\d+) wrong",
         out,
     )
     assert base and m, out
     decided, none, right = (int(g) for g in base.groups())
-    frames, fdec, fbad, undecided, hr, hw, n, got, n2 = (int(g) for g in m.groups())
-    assert frames > 0 and fbad <= fdec <= frames
-    assert undecided == none and hr + hw <= undecided
-    assert n == n2 == decided + none and got == right + hr
+    seen, taken, taken_hid, fdec, fbad, matched, people, pright, lr, lw = (
+        int(g) for g in m.groups()
+    )
+    assert seen > 0 and 0 < taken_hid <= min(seen, taken)
+    assert fbad <= fdec <= taken and matched <= fdec
+    assert pright <= people <= decided and lr + lw <= none
 
 
 def test_sky_detections_give_margins_to_tracks_matched_in_the_image(capsys) -> None:

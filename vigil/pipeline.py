@@ -263,10 +263,11 @@ class Pipeline:
             t0 = time.perf_counter()
             result = det.process(item.image, item.time, item.frame)
             s.detect_s += time.perf_counter() - t0
-            if self.terrain is not None and result.detections:
-                self._observe_sides(det.geometry, result.detections)
-            if self.unplaced and result.unplaced:
-                self._observe_unplaced(det.geometry, result.unplaced)
+            dets = result.detections
+            if self.unplaced and (result.unplaced or dets):  # boxes on a crest: their tops
+                dets = self._observe_unplaced(det.geometry, result.unplaced, dets)
+            if self.terrain is not None and dets:
+                self._observe_sides(det.geometry, dets)
             for d in result.detections:
                 s.detections += 1
                 self.detection_log.append(d)
@@ -295,27 +296,30 @@ class Pipeline:
         self.core.observe_sides(SideGeometry.of(geometry), dets)
 
     def _observe_unplaced(
-        self, geometry: CameraGeometry | None, dets: list[PixelDetection]
-    ) -> None:
-        """Give the image-side monitor one frame's detections that have no ground point (feet:
-        the box's bottom at its centroid's column), with their margins
-        (:func:`vigil.geo.unplaced_side.unplaced_margins`), to wait for a track to match."""
+        self, geometry: CameraGeometry | None, dets: list[PixelDetection], placed: list
+    ) -> list[CameraDetection]:
+        """To the image-side monitor: the frame's boxes (animals' and vehicles' aside) whose
+        bottom sits on a crest, for their tops (``hidden``), and the others of the sky blobs
+        (feet: the box's bottom at the centroid's column) for their margins (``unplaced``);
+        returns the placed ones whose feet margins stand (not on a crest)."""
         from vigil.detection.terrain import TerrainGeometry
         from vigil.geo.image_side import ImageSideMonitor, SideGeometry
-        from vigil.geo.unplaced_side import unplaced_margins
 
         monitor = self.core.monitor
         if not isinstance(geometry, TerrainGeometry) or not isinstance(monitor, ImageSideMonitor):
-            return
-        side = SideGeometry.of(geometry)
-        u = np.array([d.centroid[0] for d in dets])
-        v = np.array([d.box[3] for d in dets])
-        h = np.array([d.box[3] - d.box[1] for d in dets])
-        try:
-            m = unplaced_margins(side, self.border, u, v, h)
-            monitor.unplaced.observe(dets[0].time, side, u, v, h, m, camera_id=dets[0].camera)
-        except ValueError:  # a pixel outside the image: no margin
-            return
+            return placed
+        first = (dets or placed)[0]
+        side, t, cam = SideGeometry.of(geometry), first.time, first.camera
+        tops = [*dets, *(d for d in placed if d.class_guess not in ("animal", "vehicle"))]
+        try:  # a pixel outside the image: refused
+            hid = monitor.hidden.observe_boxes(t, side, self.border, [d.box for d in tops], cam)
+            on = {id(d) for d, h in zip(tops, hid, strict=True) if h}
+            if sky := [d for d in dets if id(d) not in on]:
+                u, boxes = [d.centroid[0] for d in sky], [d.box for d in sky]
+                monitor.unplaced.observe_boxes(t, side, self.border, u, boxes, cam)
+        except ValueError:
+            return placed
+        return [d for d in placed if id(d) not in on]
 
     def _detector(self, item: CameraFrame) -> MotionDetector:
         cam = self.world.camera(item.tower)
