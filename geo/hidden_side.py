@@ -250,8 +250,8 @@ class HiddenTops(UnplacedDetections):
         """One frame's boxes ``(u0, v0, u1, v1)`` (continuous pixels) at ``t`` (s) from
         ``geometry``'s camera: those whose bottom sits on a crest are tops over hidden feet
         (:func:`box_tops`), kept with their side (:meth:`observe_tops`) where it gives one.
-        Returns which boxes sat on a crest: their bottom is not their feet, and their feet
-        margins (the crest's row) would say the near side wherever the line is behind it."""
+        Returns which boxes sat on a crest (their bottom may be the crest's row, not the
+        feet's)."""
         b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         hid, sides = box_tops(geometry, border, b)
         if hid.any():

@@ -1,8 +1,8 @@
 """Tops over hidden feet through the relief pipeline (issue 21): a placed detection whose box's
 bottom sits on a crest reaches the monitor's tops (``ImageSideMonitor.hidden``) with the side
 its top row gives, and the track it matches in the image takes that side at the monitor's next
-update, while its feet margin (the crest's row) is not pooled; with the image side off nothing
-of the kind runs."""
+update (its feet margin still goes to the image side's evidence); with the image side off
+nothing of the kind runs."""
 
 from __future__ import annotations
 
@@ -71,9 +71,9 @@ def test_a_box_on_a_crest_gives_its_top_side_to_the_track_it_matches() -> None:
     monitor.update(["behind"], [101.0], [behind[0]], [behind[1]], cov)
     assert len(monitor.hidden) == 0 and monitor.hidden.side("behind") == side
     assert monitor.states["behind"].side == side
-    # its feet margin (the crest's row, not its feet's) is not pooled by a track placed there
+    # its feet margin stands too (the chain keeps it): a track placed there pools it
     monitor.update(["at_crest"], [100.0], [crest[0]], [crest[1]], cov)
-    assert np.isnan(monitor.evidence.z("at_crest"))
+    assert np.isfinite(monitor.evidence.z("at_crest"))
     # the image side off: nothing waits for tops
     off = Pipeline(d.site, sim, 1, terrain=terrain, image_side=False)
     _feed_box(off, 100.0, box, crest)

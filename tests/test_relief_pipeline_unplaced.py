@@ -37,7 +37,7 @@ def _feed_sky(pipe: Pipeline, t: float, u: float, v: float) -> bool:
 
 
 def _crest(pipe: Pipeline) -> tuple[float, float, float, float, float, float]:
-    """A column whose feet ray sees sky above a crest: a sky pixel ``(u, v)`` 5 rows up, the
+    """A column whose feet ray sees sky just above a crest: the sky pixel ``(u, v)``, the
     crest's ground point ``(x, y)`` just below it and a ground point far across the image."""
     cam = pipe.world.camera(TOWER)
     geo = pipe._geometry(cam, TOWER)
@@ -49,10 +49,7 @@ def _crest(pipe: Pipeline) -> tuple[float, float, float, float, float, float]:
             far_u = cam.width - u
             fx, fy, fhit, _ = geo.ground(np.array([far_u]), np.array([cam.height - 20.0]))
             if fhit[0]:
-                # a few rows above the crest: a box whose bottom sits on it is a top (its feet
-                # may be hidden: vigil.geo.hidden_side), not a sky detection
-                vs = float(v[k]) - 5.0
-                return float(u), vs, float(x[k - 1]), float(y[k - 1]), fx[0], fy[0]
+                return float(u), float(v[k]), float(x[k - 1]), float(y[k - 1]), fx[0], fy[0]
     raise AssertionError("no crest with sky above it in the tower's view")
 
 

@@ -263,11 +263,10 @@ class Pipeline:
             t0 = time.perf_counter()
             result = det.process(item.image, item.time, item.frame)
             s.detect_s += time.perf_counter() - t0
-            dets = result.detections
-            if self.unplaced and (result.unplaced or dets):  # boxes on a crest: their tops
-                dets = self._observe_unplaced(det.geometry, result.unplaced, dets)
-            if self.terrain is not None and dets:
-                self._observe_sides(det.geometry, dets)
+            if self.terrain is not None and result.detections:
+                self._observe_sides(det.geometry, result.detections)
+            if self.unplaced and (result.unplaced or result.detections):  # and boxes on crests
+                self._observe_unplaced(det.geometry, result.unplaced, result.detections)
             for d in result.detections:
                 s.detections += 1
                 self.detection_log.append(d)
@@ -297,29 +296,26 @@ class Pipeline:
 
     def _observe_unplaced(
         self, geometry: CameraGeometry | None, dets: list[PixelDetection], placed: list
-    ) -> list[CameraDetection]:
-        """To the image-side monitor: the frame's boxes (animals' and vehicles' aside) whose
-        bottom sits on a crest, for their tops (``hidden``), and the others of the sky blobs
-        (feet: the box's bottom at the centroid's column) for their margins (``unplaced``);
-        returns the placed ones whose feet margins stand (not on a crest)."""
+    ) -> None:
+        """To the image-side monitor: the frame's sky blobs (feet: the box's bottom at the
+        centroid's column) for their margins (``unplaced``), and its boxes (animals' and
+        vehicles' aside) whose bottom sits on a crest for their tops (``hidden``)."""
         from vigil.detection.terrain import TerrainGeometry
         from vigil.geo.image_side import ImageSideMonitor, SideGeometry
 
         monitor = self.core.monitor
         if not isinstance(geometry, TerrainGeometry) or not isinstance(monitor, ImageSideMonitor):
-            return placed
+            return
         first = (dets or placed)[0]
         side, t, cam = SideGeometry.of(geometry), first.time, first.camera
         tops = [*dets, *(d for d in placed if d.class_guess not in ("animal", "vehicle"))]
         try:  # a pixel outside the image: refused
-            hid = monitor.hidden.observe_boxes(t, side, self.border, [d.box for d in tops], cam)
-            on = {id(d) for d, h in zip(tops, hid, strict=True) if h}
-            if sky := [d for d in dets if id(d) not in on]:
-                u, boxes = [d.centroid[0] for d in sky], [d.box for d in sky]
+            if dets:
+                u, boxes = [d.centroid[0] for d in dets], [d.box for d in dets]
                 monitor.unplaced.observe_boxes(t, side, self.border, u, boxes, cam)
+            monitor.hidden.observe_boxes(t, side, self.border, [d.box for d in tops], cam)
         except ValueError:
-            return placed
-        return [d for d in placed if id(d) not in on]
+            return
 
     def _detector(self, item: CameraFrame) -> MotionDetector:
         cam = self.world.camera(item.tower)
