@@ -308,7 +308,7 @@ class Pipeline:
             return
         first = (dets or placed)[0]
         side, t, cam = SideGeometry.of(geometry), first.time, first.camera
-        tops = [*dets, *(d for d in placed if d.class_guess not in ("animal", "vehicle"))]
+        tops = [*dets, *(d for d in placed if d.box and d.class_guess not in ("animal", "vehicle"))]
         try:  # a pixel outside the image: refused
             if dets:
                 u, boxes = [d.centroid[0] for d in dets], [d.box for d in dets]
