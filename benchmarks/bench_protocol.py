@@ -75,7 +75,7 @@ def perturbations_named(name: str, without: list[str]):
 
 
 def run_seed(
-    deployment, sim, seed: int, duration_s: float, perturbations, margins=None, infer=True
+    deployment, sim, seed: int, duration_s: float, perturbations, margins=None, infer=False
 ) -> dict:
     """One run of the chain on ``seed`` over the scored interval ``[sim.start_time,
     sim.start_time + duration_s]`` (s), simulated with ``margins``
@@ -227,7 +227,7 @@ def run_key(args, start: float, fps: float | None = None) -> str:
     for name in ("warmup", "tail"):
         if getattr(args, name, 0.0):
             key[name] = getattr(args, name)
-    if getattr(args, "crossing_inference", True):  # runs before it was there: off
+    if getattr(args, "crossing_inference", False):
         key["crossing_inference"] = "field"
     return json.dumps(key, sort_keys=True)
 
@@ -382,10 +382,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--tail", type=float, default=900.0, help="s simulated after (default 900)")
     p.add_argument("--score-whole-run", action="store_true", help="cached: score warm-up+tail")
     p.add_argument(
-        "--no-crossing-inference",
-        dest="crossing_inference",
-        action="store_false",
-        help="no entries or fragment crossings (vigil.core.FIELD_*; issue 22)",
+        "--crossing-inference",
+        action="store_true",
+        help="entries and fragment crossings (vigil.core.FIELD_*; issue 22; off by default)",
     )
     args = p.parse_args(argv)
 
