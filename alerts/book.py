@@ -111,18 +111,29 @@ class AlertBook:
         return None if aid is None else self.open.get(aid)
 
     def find_group(
-        self, x: float, y: float, t: float, kinds: tuple[str, ...], *, nearest: bool
+        self,
+        x: float,
+        y: float,
+        t: float,
+        kinds: tuple[str, ...],
+        *,
+        nearest: bool,
+        radius_m: float | None = None,
+        window_s: float | None = None,
     ) -> OpenAlert | None:
         """An open alert of one of ``kinds`` within the group radius (m) of ``(x, y)`` and the
-        group window (s) of ``t``: the first in raising order, or the nearest if ``nearest``;
-        ``None`` if there is none (one group, one alert)."""
+        group window (s) of ``t`` (or ``radius_m`` and ``window_s`` where given): the first in
+        raising order, or the nearest if ``nearest``; ``None`` if there is none (one group,
+        one alert)."""
+        r = self.rules.group_radius_m if radius_m is None else radius_m
+        w = self.rules.group_window_s if window_s is None else window_s
         best, best_d = None, math.inf
         for oa in self.open.values():
             a = oa.alert
             if a.kind not in kinds or a.state == "closed":
                 continue
             d = math.hypot(oa.x - x, oa.y - y)
-            if d <= self.rules.group_radius_m and abs(t - a.time) <= self.rules.group_window_s:
+            if d <= r and abs(t - a.time) <= w:
                 if not nearest:
                     return oa
                 if d < best_d:

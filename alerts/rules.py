@@ -30,6 +30,13 @@ class AlertRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     #: Crossings within this distance and time of an open alert join it (one group, one alert).
     group_radius_m: Metres = 250.0
     group_window_s: Seconds = 180.0
+    #: ... and a crossing the monitor inferred rather than saw (``confidence`` < 1: a group
+    #: lost near the line and found again in the US by a new track) joins within these: its
+    #: time and place are estimates (on calibration seeds 1 and 2 fragment crossings were
+    #: dated a median 150 s late, entries within +-200 s) and the group's own tracks, which
+    #: kept the alert's place and time fresh, were lost before it.
+    inferred_group_radius_m: Metres = 500.0
+    inferred_group_window_s: Seconds = 600.0
     #: At most this many new crossing alerts per segment per window; more are merged.
     max_alerts_per_segment: Annotated[int, Meta(ge=1, le=1000)] = 3
     rate_window_s: Seconds = 1800.0

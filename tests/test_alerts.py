@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import msgspec
 import numpy as np
 import pytest
 from alert_scenes import ANIMAL, T0, Scene, alerts_of
@@ -123,6 +124,29 @@ def test_one_group_gives_one_alert(engine) -> None:
     assert len(ids) == 1
     assert [a.state for a in new].count("new") == 1
     assert engine.counts["crossing_grouped"] == 5
+
+
+def test_an_inferred_crossing_joins_its_groups_alert_minutes_after_the_group_was_lost(
+    engine,
+) -> None:
+    # the group's track crossed and was lost 60 m into the US; 300 s later (past the group
+    # window) a new track found 300 m on reports the crossing the monitor inferred for it,
+    # dated at its estimate: it joins the group's alert; the same crossing seen (confidence
+    # 1), which is a new group's, raises its own
+    rules = engine.rules
+    assert rules.group_window_s < 300.0 < rules.inferred_group_window_s
+    for confidence, new_alerts in ((0.85, 1), (1.0, 2)):
+        e = AlertEngine(engine.site, rules)
+        s = Scene(e)
+        out = s.walk_across("lost", 22_000.0, T0, updates=9)
+        late = T0 + 8.0 + 300.0
+        for i in range(9):
+            out += s.track("found", *s.border_point(22_300.0, 40.0 + 10.0 * i), late - 8 + i)
+        x = s.crossing_message("found", 22_300.0, late)
+        out += e.handle(msgspec.structs.replace(x, confidence=confidence))
+        states = [a.state for a in alerts_of(out, "crossing")]
+        assert states.count("new") == new_alerts, confidence
+        assert e.counts["crossing_inferred_grouped"] == (new_alerts == 1)
 
 
 def test_rate_limit_per_segment(engine) -> None:

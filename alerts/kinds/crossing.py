@@ -14,8 +14,10 @@ class CrossingRule(AlertRule):
 
     A crossing whose track is not yet a corroborated person waits (pending) for the evidence
     of the track's later updates, up to ``pending_crossing_s``. Crossings near an open
-    crossing alert in place and time join it (one group, one alert), and a segment that has
-    had its share of new alerts within the rate window merges further ones into its latest.
+    crossing alert in place and time join it (one group, one alert; an inferred crossing,
+    whose time and place are estimates, within the wider inferred radius and window), and a
+    segment that has had its share of new alerts within the rate window merges further ones
+    into its latest.
     """
 
     kind = "crossing"
@@ -86,6 +88,18 @@ class CrossingRule(AlertRule):
         """A crossing whose track is a corroborated person: a new alert, or join one."""
         x, y = local_xy(self.context.frame, c.lat, c.lon)
         group = self.book.find_group(x, y, c.time, ("crossing",), nearest=False)
+        if group is None and c.confidence < 1.0:
+            s = self.settings
+            group = self.book.find_group(
+                x,
+                y,
+                c.time,
+                ("crossing",),
+                nearest=True,
+                radius_m=s.inferred_group_radius_m,
+                window_s=s.inferred_group_window_s,
+            )
+            self.counts["crossing_inferred_grouped"] += group is not None
         if group is not None:
             self.counts["crossing_grouped"] += 1
             self.book.join(group, c.track_id)
