@@ -49,6 +49,10 @@ class TrackInfo:
     inside: tuple[bool, ...] | None = None
 
 
+#: How many crossings an open alert remembers for grouping (:attr:`OpenAlert.crossings`).
+CROSSINGS_KEPT = 32
+
+
 @dataclass
 class OpenAlert:
     """An alert not yet closed, with its place (local metres), the tracks merged into it, when
@@ -60,6 +64,15 @@ class OpenAlert:
     track_ids: set[str] = field(default_factory=set)
     last_published: float = 0.0
     key: str = ""
+    #: Where and when (local metres, UTC seconds) the crossings that raised or joined it
+    #: happened, the latest :data:`CROSSINGS_KEPT`: a crossing reported late (it waited for
+    #: evidence, or was inferred) is matched against these, not only against where the
+    #: alert's tracks are now. A tuple (a class default for alerts restored from older state).
+    crossings: tuple[tuple[float, float, float], ...] = ()
+
+    def add_crossing(self, x: float, y: float, t: float) -> None:
+        """Remember a crossing of this alert's group at local ``(x, y)`` (m), ``t`` (UTC s)."""
+        self.crossings = (*self.crossings, (x, y, t))[-CROSSINGS_KEPT:]
 
 
 class AlertBook:
@@ -122,7 +135,8 @@ class AlertBook:
         window_s: float | None = None,
     ) -> OpenAlert | None:
         """An open alert of one of ``kinds`` within the group radius (m) of ``(x, y)`` and the
-        group window (s) of ``t`` (or ``radius_m`` and ``window_s`` where given): the first in
+        group window (s) of ``t`` (or ``radius_m`` and ``window_s`` where given), where it is
+        now or where one of its crossings was (:attr:`OpenAlert.crossings`): the first in
         raising order, or the nearest if ``nearest``; ``None`` if there is none (one group,
         one alert)."""
         r = self.rules.group_radius_m if radius_m is None else radius_m
@@ -132,8 +146,11 @@ class AlertBook:
             a = oa.alert
             if a.kind not in kinds or a.state == "closed":
                 continue
-            d = math.hypot(oa.x - x, oa.y - y)
-            if d <= r and abs(t - a.time) <= w:
+            d = math.hypot(oa.x - x, oa.y - y) if abs(t - a.time) <= w else math.inf
+            for cx, cy, ct in oa.crossings:
+                if abs(t - ct) <= w:
+                    d = min(d, math.hypot(cx - x, cy - y))
+            if d <= r:
                 if not nearest:
                     return oa
                 if d < best_d:

@@ -149,6 +149,36 @@ def test_an_inferred_crossing_joins_its_groups_alert_minutes_after_the_group_was
         assert e.counts["crossing_inferred_grouped"] == (new_alerts == 1)
 
 
+def test_a_track_already_alerted_that_crosses_again_updates_its_alert(engine) -> None:
+    # a lay-up near the line: the group turns back and crosses again 20 min later
+    s = Scene(engine)
+    out = s.walk_across("k", 23_000.0, T0)
+    later = T0 + 1200.0
+    for i in range(5):
+        out += s.track("k", *s.border_point(23_000.0, -20.0 + 10.0 * i), later + i)
+    out += s.cross("k", 23_000.0, later + 2)
+    crossing = alerts_of(out, "crossing")
+    assert [a.state for a in crossing].count("new") == 1
+    assert {a.alert_id for a in crossing} == {crossing[0].alert_id}
+    assert engine.counts["crossing_track_alerted"] == 1
+
+
+def test_a_crossing_alerted_late_joins_the_alert_of_where_its_group_crossed(engine) -> None:
+    # two walkers cross 15 s and 100 m apart; the second's class evidence comes 400 s later,
+    # when the alert has followed the first 400 m on: it joins where the group crossed
+    s = Scene(engine)
+    out = s.walk_across("a", 24_000.0, T0)
+    unsure = {"person": 0.65, "animal": 0.3, "vehicle": 0.05}
+    out += s.walk_across("b", 24_100.0, T0 + 15.0, probs=unsure)
+    for i in range(5, 400, 20):
+        out += s.track("a", *s.border_point(24_000.0, 20.0 + 1.0 * i), T0 + i)
+    out += s.track("b", *s.border_point(24_100.0, 30.0), T0 + 420.0)
+    crossing = alerts_of(out, "crossing")
+    assert engine.counts["crossing_late_evidence"] == 1
+    assert [a.state for a in crossing].count("new") == 1
+    assert crossing[-1].alert_id == crossing[0].alert_id
+
+
 def test_rate_limit_per_segment(engine) -> None:
     rules = engine.rules
     s = Scene(engine)

@@ -87,6 +87,12 @@ class CrossingRule(AlertRule):
     def _raise(self, c: Crossing, info: TrackInfo) -> list[Wire]:
         """A crossing whose track is a corroborated person: a new alert, or join one."""
         x, y = local_xy(self.context.frame, c.lat, c.lon)
+        own = self.book.alert_for_track(c.track_id)
+        if own is not None and own.alert.kind == "crossing" and own.alert.state != "closed":
+            # the track's group is alerted already (it crossed before, or joined): one alert
+            self.counts["crossing_track_alerted"] += 1
+            own.add_crossing(x, y, c.time)
+            return self.book.update(own, info, note=f"track {c.track_id} crosses again")
         group = self.book.find_group(x, y, c.time, ("crossing",), nearest=False)
         if group is None and c.confidence < 1.0:
             s = self.settings
@@ -103,11 +109,13 @@ class CrossingRule(AlertRule):
         if group is not None:
             self.counts["crossing_grouped"] += 1
             self.book.join(group, c.track_id)
+            group.add_crossing(x, y, c.time)
             return self.book.update(group, info, note=f"track {c.track_id} joins the group")
         latest = self.book.rate_limit(c.segment_id, c.time)
         if latest is not None:
             self.counts["crossing_rate_limited"] += 1
             self.book.join(latest, c.track_id)
+            latest.add_crossing(x, y, c.time)
             return self.book.update(latest, info, note=f"rate limit: track {c.track_id} merged")
         alert = self.book.new(
             "crossing",
@@ -120,4 +128,5 @@ class CrossingRule(AlertRule):
             summary=f"{c.direction} crossing on {c.segment_id}",
             when=c.time,
         )
+        self.book.open[alert.alert_id].add_crossing(x, y, c.time)
         return [alert]
