@@ -229,6 +229,8 @@ def run_key(args, start: float, fps: float | None = None) -> str:
             key[name] = getattr(args, name)
     if getattr(args, "crossing_inference", False):
         key["crossing_inference"] = "field"
+    if getattr(args, "field_camera", False):
+        key["camera"] = "field"
     return json.dumps(key, sort_keys=True)
 
 
@@ -358,6 +360,7 @@ def main(argv: list[str] | None = None) -> dict:
     """Run the protocol (or read it from the cache); print the table; return the figures."""
     import msgspec
 
+    from benchmarks.protocol_deployment import field_camera_deployment
     from vigil.cli import _parse_time
     from vigil.config import load_default
     from vigil.demo import demo_start
@@ -386,9 +389,10 @@ def main(argv: list[str] | None = None) -> dict:
         action="store_true",
         help="entries and fragment crossings (vigil.core.FIELD_*; issue 22; off by default)",
     )
+    p.add_argument("--field-camera", action="store_true", help="blur 0.8 px + its class tables")
     args = p.parse_args(argv)
 
-    deployment = load_default()
+    deployment = field_camera_deployment() if args.field_camera else load_default()
     start = demo_start(deployment) if args.start is None else _parse_time(args.start)
     sim = msgspec.structs.replace(
         SimSettings(), start_time=start, crossing_rate_scale=args.rate_scale,

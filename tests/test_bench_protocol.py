@@ -48,3 +48,18 @@ def test_cached_seeds_are_not_run_again_and_rates_pool(tmp_path, monkeypatch, ca
     out = bench_protocol.main([*argv, "--fps", "10", "--table-only"])
     assert out["seeds"] == [50001]
     assert json.loads(cache.read_text())[ten]["50001"]["seed"] == 50001
+
+
+def test_the_field_camera_deployment_changes_the_blur_and_the_class_tables_only() -> None:
+    from benchmarks.protocol_deployment import FIELD_PSF_SIGMA_PX, field_camera_deployment
+    from vigil.config import load_default
+
+    shipped, field = load_default(), field_camera_deployment()
+    assert field.config.detection.psf_sigma_px == FIELD_PSF_SIGMA_PX
+    assert all(
+        field.detection_for(t.id).psf_sigma_px == FIELD_PSF_SIGMA_PX for t in field.site.towers
+    )
+    assert shipped.config.detection.psf_sigma_px in (None, 0.0)
+    assert field.class_model.camera != shipped.class_model.camera
+    same = ("sector", "towers", "alerts", "tracker", "service")
+    assert all(getattr(field.config, k) == getattr(shipped.config, k) for k in same)
