@@ -70,9 +70,11 @@ class OpenAlert:
     #: alert's tracks are now. A tuple (a class default for alerts restored from older state).
     crossings: tuple[tuple[float, float, float], ...] = ()
 
-    def add_crossing(self, x: float, y: float, t: float) -> None:
-        """Remember a crossing of this alert's group at local ``(x, y)`` (m), ``t`` (UTC s)."""
-        self.crossings = (*self.crossings, (x, y, t))[-CROSSINGS_KEPT:]
+
+def add_crossing(oa: OpenAlert, x: float, y: float, t: float) -> None:
+    """Remember a crossing of an open alert's group at local ``(x, y)`` (m), ``t`` (UTC s):
+    a field the dataclass makes, replaced whole (the latest :data:`CROSSINGS_KEPT`)."""
+    oa.crossings = (*oa.crossings, (x, y, t))[-CROSSINGS_KEPT:]
 
 
 class AlertBook:

@@ -34,6 +34,7 @@ from benchmarks.bench_detection_scenes import load_kernels  # noqa: E402
 from vigil.detection import centroid, kernels  # noqa: E402
 from vigil.detection import detector as detector_module  # noqa: E402
 from vigil.detection import tbd_kernels as tk  # noqa: E402
+from vigil.detection import tbd_shift as ts  # noqa: E402
 from vigil.detection.settings import DetectionSettings  # noqa: E402
 from vigil.detection.tbd import SlowMoverDetector, TbdParams  # noqa: E402
 
@@ -42,7 +43,8 @@ KERNELS = ("consensus_segment", "gain_ratio", "affine_fit", "neighbour_filter",
            "slow_warm_segment", "shift_bilinear", "track_translation", "label_components",
            "rank_filter")  # fmt: skip
 STAGE_KERNELS = ("accumulate", "level_fit", "block_evidence", "surround_evidence", "learn",
-                 "velocity_filter", "component_peaks", "boxes_warmth")  # fmt: skip
+                 "velocity_filter", "component_peaks")  # fmt: skip
+SHIFT_KERNELS = ("boxes_warmth", "shift_terms", "shift_remove")
 
 
 def speed_video(width: int, height: int, frames: int, seed: int = 0) -> NDArray[np.uint8]:
@@ -79,7 +81,8 @@ def profile(width: int, height: int, frames: int = 60, warmup: int = 20) -> dict
     cv2.setNumThreads(1)
     video = speed_video(width, height, frames + warmup)
     spent: dict[str, float] = defaultdict(float)
-    originals = [(m, n, getattr(m, n)) for m, names in ((kernels, KERNELS), (tk, STAGE_KERNELS))
+    originals = [(m, n, getattr(m, n))
+                 for m, names in ((kernels, KERNELS), (tk, STAGE_KERNELS), (ts, SHIFT_KERNELS))
                  for n in names]  # fmt: skip
     originals.append((detector_module, "refine_centroids", centroid.refine_centroids))
     try:

@@ -48,6 +48,7 @@ from numpy.typing import NDArray
 
 from vigil.detection import kernels
 from vigil.detection import tbd_kernels as tk
+from vigil.detection import tbd_shift as ts
 from vigil.detection.background import DetectionError
 from vigil.detection.detector import DetectorConfig, FrameResult, MotionDetector
 from vigil.detection.tbd_params import TbdParams
@@ -160,14 +161,14 @@ class TrackBeforeDetect:
         self, boxes: list[Box], grow_px: int = 0, mask: NDArray | None = None, sd: float = 0.0
     ) -> NDArray[np.float32]:
         """:meth:`support` of each box (grown by ``grow_px``; 0 for an empty box) in one
-        kernel call (:func:`~vigil.detection.tbd_kernels.boxes_warmth`); with ``mask`` and
+        kernel call (:func:`~vigil.detection.tbd_shift.boxes_warmth`); with ``mask`` and
         ``sd > 0``, its pixels whose warmth (:meth:`warmth`) is at least ``sd`` are set to 255."""
         if self.blocks <= self.warmup_blocks:
             return np.full(len(boxes), np.inf, np.float32)
         peak = np.empty(len(boxes), np.float32)
         rate, f32 = self.params.recent_rate, np.float32
         noise = self.frame_noise**2 * rate / (2.0 - rate)
-        tk.boxes_warmth(self.recent, self.background, self._var_used, f32(self._a), f32(self._b),
+        ts.boxes_warmth(self.recent, self.background, self._var_used, f32(self._a), f32(self._b),
                         f32(noise), np.array(boxes, np.float64).reshape(-1, 4), int(grow_px),
                         self.params.surround_px, self._ring, self.mask if mask is None else mask,
                         f32(sd if mask is not None else 0.0), peak, self._lam)  # fmt: skip
@@ -177,7 +178,7 @@ class TrackBeforeDetect:
         """Each pixel's :meth:`support` over a box grown by ``grow_px`` (clipped to the
         frame): ``((u0, v0, u1, v1), z)`` with ``z`` of shape ``(v1 - v0, u1 - u0)``."""
         h, w = self.shape
-        geo = tk.box_windows(h, w, np.array(box, np.float64), grow_px, self.params.surround_px)
+        geo = ts.box_windows(h, w, np.array(box, np.float64), grow_px, self.params.surround_px)
         v0, v1, u0, u1 = (int(t) for t in geo[2])
         if u1 <= u0 or v1 <= v0:
             return (u0, v0, u0, v0), np.zeros((0, 0), np.float32)
@@ -290,10 +291,10 @@ class TrackBeforeDetect:
         per pixel terms (numba), their window means (OpenCV's box filter), the solve."""
         p, t, m = self.params, self._terms, self._term_means
         k = (2 * p.shimmer_px + 1,) * 2
-        tk.shift_terms(self.background, self._resid, t)
+        ts.shift_terms(self.background, self._resid, t)
         for i in range(t.shape[0]):
             cv2.blur(t[i], k, dst=m[i], borderType=cv2.BORDER_REPLICATE)
-        tk.shift_remove(t, m, p.shimmer_lam, self._resid)
+        ts.shift_remove(t, m, p.shimmer_lam, self._resid)
 
     def _slow_step(self) -> None:
         """The slow bank: sum this block's evidence; every ``slow_blocks`` blocks one step

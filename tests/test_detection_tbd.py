@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from vigil.detection import tbd_kernels as tk
+from vigil.detection import tbd_shift as ts
 from vigil.detection.background import DetectionError
 from vigil.detection.detector import DetectorConfig, MotionDetector
 from vigil.detection.tbd import SlowMoverDetector, TbdParams, TrackBeforeDetect
@@ -308,7 +309,7 @@ def test_shimmer_fit_takes_a_moved_texture_out_of_a_box_support() -> None:
     peaks = {}
     for lam in (0.0, 1.0):
         peak = np.zeros(len(boxes), np.float32)
-        tk.boxes_warmth(recent, bg, np.ones((h, w), np.float32), np.float32(1), np.float32(0),
+        ts.boxes_warmth(recent, bg, np.ones((h, w), np.float32), np.float32(1), np.float32(0),
                         np.float32(0), boxes, 0, 4, np.zeros(h * w, np.float32),
                         np.zeros((h, w), np.uint8), np.float32(0), peak, lam)  # fmt: skip
         peaks[lam] = peak
@@ -329,7 +330,7 @@ def test_box_support_shift_fit_is_the_ridge_least_squares_over_the_ring() -> Non
     var = rng.uniform(0.5, 2.0, (h, w)).astype(np.float32)
     u0, v0, lam = 17, 12, 1.0
     peak = np.zeros(1, np.float32)
-    tk.boxes_warmth(recent, bg, var, np.float32(1), np.float32(0), np.float32(0),
+    ts.boxes_warmth(recent, bg, var, np.float32(1), np.float32(0), np.float32(0),
                     np.array([[u0, v0, u0 + 2, v0 + 1]], np.float64), 0, 4,
                     np.zeros(h * w, np.float32), np.zeros((h, w), np.uint8), np.float32(0),
                     peak, lam)  # fmt: skip

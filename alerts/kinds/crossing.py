@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from vigil.alerts.book import TrackInfo
+from vigil.alerts.book import TrackInfo, add_crossing
 from vigil.alerts.kinds.base import AlertRule, RuleContext, local_xy, move_entry
 from vigil.ingest.schema import Crossing, Track, Wire
 
@@ -91,7 +91,7 @@ class CrossingRule(AlertRule):
         if own is not None and own.alert.kind == "crossing" and own.alert.state != "closed":
             # the track's group is alerted already (it crossed before, or joined): one alert
             self.counts["crossing_track_alerted"] += 1
-            own.add_crossing(x, y, c.time)
+            add_crossing(own, x, y, c.time)
             return self.book.update(own, info, note=f"track {c.track_id} crosses again")
         group = self.book.find_group(x, y, c.time, ("crossing",), nearest=False)
         if group is None and c.confidence < 1.0:
@@ -109,13 +109,13 @@ class CrossingRule(AlertRule):
         if group is not None:
             self.counts["crossing_grouped"] += 1
             self.book.join(group, c.track_id)
-            group.add_crossing(x, y, c.time)
+            add_crossing(group, x, y, c.time)
             return self.book.update(group, info, note=f"track {c.track_id} joins the group")
         latest = self.book.rate_limit(c.segment_id, c.time)
         if latest is not None:
             self.counts["crossing_rate_limited"] += 1
             self.book.join(latest, c.track_id)
-            latest.add_crossing(x, y, c.time)
+            add_crossing(latest, x, y, c.time)
             return self.book.update(latest, info, note=f"rate limit: track {c.track_id} merged")
         alert = self.book.new(
             "crossing",
@@ -128,5 +128,5 @@ class CrossingRule(AlertRule):
             summary=f"{c.direction} crossing on {c.segment_id}",
             when=c.time,
         )
-        self.book.open[alert.alert_id].add_crossing(x, y, c.time)
+        add_crossing(self.book.open[alert.alert_id], x, y, c.time)
         return [alert]
