@@ -14,10 +14,11 @@ class CrossingRule(AlertRule):
 
     A crossing whose track is not yet a corroborated person waits (pending) for the evidence
     of the track's later updates, up to ``pending_crossing_s``. Crossings near an open
-    crossing alert in place and time join it (one group, one alert; an inferred crossing,
-    whose time and place are estimates, within the wider inferred radius and window), and a
-    segment that has had its share of new alerts within the rate window merges further ones
-    into its latest.
+    crossing alert in place and time (where it is now, or where one of its crossings was)
+    join it: one group, one alert. An inferred crossing, whose time and place are estimates,
+    joins within the wider inferred radius and window; a track already in an open crossing
+    alert that crosses again updates it. A segment that has had its share of new alerts
+    within the rate window merges further ones into its latest.
     """
 
     kind = "crossing"
