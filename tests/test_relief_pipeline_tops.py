@@ -7,16 +7,13 @@ nothing of the kind runs."""
 from __future__ import annotations
 
 import numpy as np
+from side_scene import relief_pipeline
 
-from vigil.config import load_default
-from vigil.demo import demo_relief
 from vigil.detection.detector import FrameResult
 from vigil.geo.hidden_side import box_tops
 from vigil.geo.image_side import ImageSideMonitor, SideGeometry
 from vigil.ingest.schema import CameraDetection
 from vigil.pipeline import Pipeline
-from vigil.sim import SimSettings
-from vigil.sim.terrain import SimTerrain
 from vigil.sim.world import CameraFrame
 
 TOWER = "t05"
@@ -58,10 +55,7 @@ def _feed_box(pipe: Pipeline, t: float, box, ground) -> None:
 
 
 def test_a_box_on_a_crest_gives_its_top_side_to_the_track_it_matches() -> None:
-    d = load_default()
-    terrain = SimTerrain(demo_relief(d), pointing_sigma_deg=0.05)
-    sim = SimSettings(towers=(TOWER,), frame_rate_hz=1.0, animals=False, uas=False, ugs=False)
-    pipe = Pipeline(d.site, sim, 1, terrain=terrain)
+    pipe = relief_pipeline(TOWER)
     monitor = pipe.core.monitor
     assert isinstance(monitor, ImageSideMonitor)
     box, side, crest, behind = _crest_box(pipe)
@@ -75,6 +69,6 @@ def test_a_box_on_a_crest_gives_its_top_side_to_the_track_it_matches() -> None:
     monitor.update(["at_crest"], [100.0], [crest[0]], [crest[1]], cov)
     assert np.isfinite(monitor.evidence.z("at_crest"))
     # the image side off: nothing waits for tops
-    off = Pipeline(d.site, sim, 1, terrain=terrain, image_side=False)
+    off = relief_pipeline(TOWER, image_side=False)
     _feed_box(off, 100.0, box, crest)
     assert not isinstance(off.core.monitor, ImageSideMonitor)
