@@ -6,15 +6,12 @@ match in the image; with the image side off nothing of the kind runs."""
 from __future__ import annotations
 
 import numpy as np
+from side_scene import relief_pipeline
 
-from vigil.config import load_default
-from vigil.demo import demo_relief
 from vigil.detection.detector import FrameResult
 from vigil.detection.objects import PixelDetection
 from vigil.geo.image_side import ImageSideMonitor
 from vigil.pipeline import Pipeline
-from vigil.sim import SimSettings
-from vigil.sim.terrain import SimTerrain
 from vigil.sim.world import CameraFrame
 
 TOWER = "t05"
@@ -54,10 +51,7 @@ def _crest(pipe: Pipeline) -> tuple[float, float, float, float, float, float]:
 
 
 def test_a_sky_detection_reaches_the_side_evidence_of_the_track_it_matches() -> None:
-    d = load_default()
-    terrain = SimTerrain(demo_relief(d), pointing_sigma_deg=0.05)
-    sim = SimSettings(towers=(TOWER,), frame_rate_hz=1.0, animals=False, uas=False, ugs=False)
-    pipe = Pipeline(d.site, sim, 1, terrain=terrain)
+    pipe = relief_pipeline(TOWER)
     monitor = pipe.core.monitor
     assert isinstance(monitor, ImageSideMonitor)
     u, v, x, y, fx, fy = _crest(pipe)
@@ -69,6 +63,14 @@ def test_a_sky_detection_reaches_the_side_evidence_of_the_track_it_matches() -> 
     assert np.isfinite(monitor.evidence.z("crest"))
     assert np.isnan(monitor.evidence.z("far"))
     # the image side off: the detector does not give sky blobs, nor the pipeline take them
-    off = Pipeline(d.site, sim, 1, terrain=terrain, image_side=False)
+    off = relief_pipeline(TOWER, image_side=False)
     assert not _feed_sky(off, 100.0, u, v)
     assert not isinstance(off.core.monitor, ImageSideMonitor)
+
+
+def test_a_sky_blob_the_image_side_refuses_is_counted_and_the_run_goes_on() -> None:
+    pipe = relief_pipeline(TOWER)
+    assert _feed_sky(pipe, 100.0, float("nan"), float("nan"))
+    assert pipe.stats.side_refused == 1
+    assert len(pipe.core.monitor.unplaced) == 0
+    assert pipe.stats.frames == 1

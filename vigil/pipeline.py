@@ -59,6 +59,8 @@ class RunStats:
     track_messages: int = 0
     crossings: int = 0
     cues: int = 0
+    #: Frames whose sky blobs or crest boxes the image side refused (a pixel off the image).
+    side_refused: int = 0
     detect_s: float = 0.0
     wall_s: float = 0.0
     kinds: Counter[str] = field(default_factory=Counter)
@@ -309,13 +311,13 @@ class Pipeline:
         first = (dets or placed)[0]
         side, t, cam = SideGeometry.of(geometry), first.time, first.camera
         tops = [*dets, *(d for d in placed if d.box and d.class_guess not in ("animal", "vehicle"))]
-        try:  # a pixel outside the image: refused
+        try:  # a pixel outside the image: the frame is refused, and counted
             if dets:
                 u, boxes = [d.centroid[0] for d in dets], [d.box for d in dets]
                 monitor.unplaced.observe_boxes(t, side, self.border, u, boxes, cam)
             monitor.hidden.observe_boxes(t, side, self.border, [d.box for d in tops], cam)
         except ValueError:
-            return
+            self.stats.side_refused += 1
 
     def _detector(self, item: CameraFrame) -> MotionDetector:
         cam = self.world.camera(item.tower)
