@@ -146,6 +146,25 @@ def template_spread(
     return float(np.mean(out_u)), float(np.mean(out_v))
 
 
+def _spread_at(
+    w_m: float,
+    h_m: float,
+    mpp: float,
+    sigma_px: float,
+    peak: float,
+    cut_dn: float,
+    floor_dn: float,
+    skirt_learnt: bool,
+) -> tuple[float, float]:
+    """:func:`template_spread` of a ``w_m`` x ``h_m`` metre body at ``mpp`` metres a pixel,
+    its inputs quantised (1/20 px; ``peak`` already whole grey levels) so the cache serves."""
+    q = 20.0
+    return template_spread(
+        round(w_m / mpp * q) / q, round(h_m / mpp * q) / q, round(sigma_px * q) / q,
+        peak, float(cut_dn), float(floor_dn), skirt_learnt,
+    )  # fmt: skip
+
+
 def template_distances(
     var_u: float,
     var_v: float,
@@ -164,7 +183,6 @@ def template_distances(
     difference weighted by :data:`HEIGHT_WEIGHT`. The skirt-learnt model: the one template of
     :data:`TEMPLATES_M`, both axes alike."""
     su, sv = math.sqrt(max(var_u, 0.0)), math.sqrt(max(var_v, 0.0))
-    q = 20.0  # inputs quantised to 1/20 px and whole grey levels for the cache
     peak = float(max(round(peak_dn), cut_dn))
     if skirt_learnt:
         templates = {cls: (size,) for cls, size in TEMPLATES_M.items()}
@@ -175,10 +193,7 @@ def template_distances(
     for cls, sizes in templates.items():
         best = math.inf
         for w_m, h_m in sizes:
-            tu, tv = template_spread(
-                round(w_m / mpp * q) / q, round(h_m / mpp * q) / q, round(sigma_px * q) / q,
-                peak, float(cut_dn), float(floor_dn), skirt_learnt,
-            )  # fmt: skip
+            tu, tv = _spread_at(w_m, h_m, mpp, sigma_px, peak, cut_dn, floor_dn, skirt_learnt)
             best = min(best, math.hypot(su - math.sqrt(tu), kv * (sv - math.sqrt(tv))))
         dist[cls] = best
     return dist
@@ -200,22 +215,13 @@ def measurement_model(
     high frame rate) leaves only the smudge's core to weigh; one that does not (moving bodies
     at 2 fps on the simulated towers) leaves the box's skirt too, and the spread is wider."""
     su, sv = math.sqrt(max(var_u, 0.0)), math.sqrt(max(var_v, 0.0))
-    q = 20.0
     peak = float(max(round(peak_dn), cut_dn))
     near = {}
     for learnt in (False, True):
         near[learnt] = min(
             math.hypot(su - math.sqrt(tu), sv - math.sqrt(tv))
             for tu, tv in (
-                template_spread(
-                    round(w_m / mpp * q) / q,
-                    round(h_m / mpp * q) / q,
-                    round(sigma_px * q) / q,
-                    peak,
-                    float(cut_dn),
-                    float(floor_dn),
-                    learnt,
-                )  # fmt: skip
+                _spread_at(w_m, h_m, mpp, sigma_px, peak, cut_dn, floor_dn, learnt)
                 for w_m, h_m in TEMPLATES_M.values()
             )
         )
