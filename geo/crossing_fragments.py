@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
+import msgspec
 import numpy as np
+from msgspec import Meta
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,47 @@ class FragmentSettings:
                 raise ValueError(f"{name}={v!r}; expected a finite value >= 0")
         if not (0.0 < self.confidence <= 1.0):
             raise ValueError(f"confidence={self.confidence!r}; expected a probability in (0, 1]")
+
+
+class CrossingSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The deployment's ``[crossings]`` section: whether the sector infers crossings its towers
+    did not see whole (issue 22), and how.
+
+    Attributes
+    ----------
+    infer
+        Off by default. On: a new track born on the US side within ``entry_m`` of the line and
+        walking in is taken to have crossed (confidence 0.5), and a track born there takes
+        the crossing of a track lost on the far side (:class:`FragmentSettings`, the
+        ``fragment_*`` keys). Recall rises where towers lose groups near the line (edges of
+        range, brush, rests), at the cost of some second alerts for a group already alerted.
+        The defaults were chosen on the simulator's calibration seeds (``BENCHMARKS.md``).
+    entry_m
+        Metres from the line within which a new track walking in counts as an entry.
+    fragment_gap_s, fragment_speed_mps, fragment_slack_m, fragment_confidence
+        :class:`FragmentSettings` ``gap_s`` (s), ``speed_mps`` (m/s), ``slack_m`` (m) and
+        ``confidence`` (0-1, the published crossing's).
+    """
+
+    infer: bool = False
+    entry_m: Annotated[float, Meta(ge=0.0, le=5_000.0)] = 200.0
+    fragment_gap_s: Annotated[float, Meta(ge=0.0, le=3_600.0)] = 300.0
+    fragment_speed_mps: Annotated[float, Meta(ge=0.0, le=50.0)] = 2.5
+    fragment_slack_m: Annotated[float, Meta(ge=0.0, le=5_000.0)] = 300.0
+    fragment_confidence: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.85
+
+    def inference(self) -> tuple[float, FragmentSettings] | None:
+        """``(entry_m, fragments)`` for :meth:`vigil.core.SectorCore.infer_crossings`, or
+        ``None`` when ``infer`` is off."""
+        if not self.infer:
+            return None
+        fragments = FragmentSettings(
+            gap_s=self.fragment_gap_s,
+            speed_mps=self.fragment_speed_mps,
+            slack_m=self.fragment_slack_m,
+            confidence=self.fragment_confidence,
+        )
+        return self.entry_m, fragments
 
 
 @dataclass(frozen=True)

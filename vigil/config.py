@@ -45,6 +45,7 @@ from vigil.config_sections import (  # noqa: F401  (ConfigError, sections: re-ex
 )
 from vigil.detection.settings import DetectionSettings
 from vigil.geo.border import US_SIDE, BorderError
+from vigil.geo.crossing_fragments import CrossingSettings
 from vigil.geo.dem import TerrainSettings
 from vigil.geo.site import Site
 from vigil.ingest.validation import explain
@@ -82,6 +83,7 @@ class DeploymentFile(Site, frozen=True, kw_only=True, forbid_unknown_fields=True
     detection: DetectionSettings = DetectionSettings()
     cameras: list[CameraSettings] = []
     terrain: TerrainSettings = TerrainSettings()
+    crossings: CrossingSettings = CrossingSettings()
 
 
 @dataclass(frozen=True)

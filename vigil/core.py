@@ -23,7 +23,7 @@ from vigil.alerts.pg_mirror import HistoryMirror
 from vigil.alerts.rules import AlertRules
 from vigil.alerts.service import AlertService
 from vigil.alerts.store import EventStore
-from vigil.geo.crossing_fragments import FragmentSettings
+from vigil.geo.crossing_fragments import CrossingSettings, FragmentSettings
 from vigil.geo.crossing_monitor import CrossingMonitor
 from vigil.geo.frames import FrameError
 from vigil.geo.site import Site
@@ -63,8 +63,9 @@ INFERRED_CONFIDENCE = 0.5
 #: of the gap: 29 of 33 (hence the confidence 0.85). On evaluation seeds 50001 and 50003 they
 #: raised recall from 14/21 to 19/21 but false alerts from 2 to 4 (second new alerts for groups
 #: already alerted): off unless asked for.
-FIELD_ENTRY_M = 200.0
-FIELD_FRAGMENTS = FragmentSettings(gap_s=300.0, speed_mps=2.5, slack_m=300.0, confidence=0.85)
+#: The deployment turns them on with ``[crossings] infer = true``
+#: (:class:`vigil.geo.crossing_fragments.CrossingSettings`, whose defaults these are).
+FIELD_ENTRY_M, FIELD_FRAGMENTS = CrossingSettings(infer=True).inference()  # type: ignore[misc]
 
 #: What one flush of the stores writes: tracks, crossings and alerts, in the order made.
 StoreRows = tuple[list[Track], list[Crossing], list[Alert]]
@@ -253,6 +254,13 @@ class SectorCore:
         sector outputs (``tests/test_refactor_golden.py``) are made without them."""
         self.monitor.entry_m = float(entry_m)
         self.monitor.fragments = fragments
+
+    def use_crossings(self, settings: CrossingSettings) -> None:
+        """The deployment's ``[crossings]``: :meth:`infer_crossings` with its values when its
+        ``infer`` is on, else nothing (crossings only as seen)."""
+        inference = settings.inference()
+        if inference is not None:
+            self.infer_crossings(*inference)
 
     def _on_alert(self, topic: str, msg: Wire) -> None:
         if isinstance(msg, Alert):

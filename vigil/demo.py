@@ -7,8 +7,7 @@ Outputs in the chosen folder:
   that never moved), ``crossings``, ``alerts`` (EPSG:4326, one geometry type per layer, times
   as UTC date-times), and the same layers as GeoParquet in ``geoparquet/<layer>.parquet``;
 - ``report.html`` (and ``analysis/``): the planners' analysis of the run's crossings;
-- ``summary.json``: truth-scored figures and throughput;
-- ``vigil.tracks.sqlite``, ``events.sqlite``: the stores.
+- ``summary.json``: truth-scored figures and throughput; ``*.sqlite``: the stores.
 
 With ``relief`` (``vigil demo --relief``) the world stands on the sector's ground
 (:func:`demo_relief`: the deployment's ``[terrain]`` DEM or synthetic relief, else the demo's
@@ -106,6 +105,7 @@ def run_demo(
         terrain=terrain,
         perturbations=perturbations,
     )
+    pipe.core.use_crossings(deployment.config.crossings)
     feed_from_bus(pipe.bus, deployment.sector, channels)
     duration = hours * 3600.0
     try:

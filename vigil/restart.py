@@ -81,6 +81,9 @@ class Restarts:
     #: Each tower's geometry for the image side (:meth:`vigil.core.SectorCore.use_image_side`;
     #: empty: none, as on flat ground). Set by ``vigil run`` on relief.
     side_geometries: dict = {}  # noqa: RUF012 (replaced, never mutated)
+    #: ``(entry_m, fragments)`` for :meth:`vigil.core.SectorCore.infer_crossings` (the
+    #: deployment's ``[crossings] infer``); ``None``: crossings only as seen.
+    crossing_inference: tuple | None = None
 
     def _fingerprint(self, runner: SectorRunner) -> str:
         """What a snapshot's state was built with (settings that shape it)."""
@@ -89,6 +92,8 @@ class Restarts:
                      core.fusion.config, core.engine.rules))  # fmt: skip
         if core.monitor.side_probability is not None:  # unset: fingerprints as before
             text += f"|side_probability={core.monitor.side_probability!r}"
+        if self.crossing_inference is not None:  # unset: fingerprints as before
+            text += f"|crossing_inference={self.crossing_inference!r}"
         return hashlib.sha256(text.encode()).hexdigest()
 
     def _new_runner(self, published_before: int) -> SectorRunner:
@@ -104,6 +109,8 @@ class Restarts:
             on_ahead=self._ahead,
         )
         runner.core.monitor.side_probability = self.side_probability
+        if self.crossing_inference is not None:
+            runner.core.infer_crossings(*self.crossing_inference)
         if self.side_geometries:
             runner.core.use_image_side(self.side_geometries)
         self.state.open_alerts.clear()

@@ -126,6 +126,7 @@ def _demo_serve(d: Deployment, sim: SimSettings, args: argparse.Namespace) -> in
         detection=d.detection_for,
         perturbations=args.chosen_perturbations,
     )
+    pipe.core.use_crossings(d.config.crossings)
     app = LiveMapApp(d.site, pipe.bus, users, audit, tiles_url=d.config.map.tiles_url, dem=dem)
     channels = cot_channels(d)
     feed_from_bus(pipe.bus, d.sector, channels)

@@ -69,6 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         side_probability=side_probability_for(d.config.terrain),
     )
     service.side_geometries = side_geometries(d)  # relief: sides judged in the images too
+    service.crossing_inference = d.config.crossings.inference()  # [crossings] infer
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
