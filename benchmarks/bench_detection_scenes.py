@@ -8,6 +8,10 @@ defaults and shadows off, each also with Vigil's shake registration in front
 (``+reg``). Scored at the evaluation seeds (:data:`vigil.sim.scenes.EVALUATION_SEEDS`;
 constants were looked at only on :data:`~vigil.sim.scenes.CALIBRATION_SEEDS`) with
 :func:`vigil.sim.scenes_score.score_scene`; every figure is ``median [min, max]`` across seeds.
+Method ``default`` is ``vigil detect``'s defaults for ``--sensor`` built by
+:mod:`vigil.detection.sensor_defaults`, as the command builds them (thermal: the same
+settings as ``vigil+n1+tbd`` with ECC registration; its speed is ``--speed``'s
+``vigil+n1+tbd`` row).
 
 Usage: ``python -m benchmarks.bench_detection_scenes [--seeds calibration|evaluation|1,2]
 [--seconds S] [--methods vigil,mog2,...]``.
@@ -29,7 +33,8 @@ from vigil.detection.calibration import CalibrationParams
 from vigil.detection.detector import DetectorConfig, MotionDetector
 from vigil.detection.objects import ObjectFollower
 from vigil.detection.registration import ShakeCompensator
-from vigil.detection.settings import DetectionSettings
+from vigil.detection.sensor_defaults import SensorDetector, sensor_plan
+from vigil.detection.settings import DetectionSettings, SensorKind
 from vigil.detection.tbd import SlowMoverDetector, TbdParams
 from vigil.sim.scenes import CALIBRATION_SEEDS, EVALUATION_SEEDS, SceneSpec, render_scene
 from vigil.sim.scenes_score import Box, SceneMethod, SceneScore, score_scene, spread
@@ -94,6 +99,28 @@ def tbd_method(
     return make
 
 
+def sensor_method(sensor: SensorKind) -> Callable[[], SceneMethod]:
+    """``vigil detect``'s defaults for a sensor kind, built as the command builds them
+    (:func:`vigil.detection.sensor_defaults.sensor_plan`; thermal: the detector's settings
+    of ``vigil+n1+tbd`` and the stage, through the same :class:`SensorDetector` wrapper)."""
+
+    def make() -> SceneMethod:
+        det: SensorDetector | None = None
+        t = 0
+
+        def step(frame: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], list[Box]]:
+            nonlocal det, t
+            if det is None:
+                det = sensor_plan(sensor).build(frame.shape, FPS)
+            t += 1
+            res = det.process(frame, t / FPS, t)
+            return _to_frame(res.mask, [d.box for d in res.pixel_detections], res.shift_px)
+
+        return step
+
+    return make
+
+
 def opencv_method(
     kind: str, config: DetectorConfig, register: bool = False
 ) -> Callable[[], SceneMethod]:
@@ -136,7 +163,8 @@ def methods(
     """Vigil (the settings' defaults, with the neighbourhood test, with it and the start-up
     calibration, with it and the track-before-detect stage) and the anchors, all with
     ``config``'s post-processing."""
-    out = {"vigil": vigil_method(config)}
+    sensor: SensorKind = "thermal" if config.background.warm_only else "daylight"
+    out = {"vigil": vigil_method(config), "default": sensor_method(sensor)}
     if config.background.warm_only:  # the neighbourhood test is for thermal settings
         n1 = replace(config, neighbour_px=1)
         out["vigil+n1"] = vigil_method(n1)
@@ -333,8 +361,10 @@ def main(argv: list[str] | None = None) -> dict[str, list[SceneScore]]:
     ap.add_argument(
         "--methods",
         default="vigil,vigil+n1,vigil+n1+cal,vigil+n1+tbd,mog2,mog2+reg,knn",
-        help="comma-separated subset of vigil, vigil+n1, vigil+n1+cal, vigil+n1+tbd, mog2, "
-        "mog2+reg, knn, knn+reg (n1: neighbourhood test of 1 px; cal: start-up calibration; "
+        help="comma-separated subset of default, vigil, vigil+n1, vigil+n1+cal, vigil+n1+tbd, "
+        "mog2, mog2+reg, knn, knn+reg (default: vigil detect's defaults for --sensor, "
+        "vigil.detection.sensor_defaults, whatever --register and the stage options say; "
+        "n1: neighbourhood test of 1 px; cal: start-up calibration; "
         "tbd: track-before-detect stage, vigil.detection.tbd)",
     )
     ap.add_argument("--sensor", default="thermal", choices=("thermal", "daylight"))

@@ -51,6 +51,7 @@ from vigil.detection import tbd_kernels as tk
 from vigil.detection import tbd_shift as ts
 from vigil.detection.background import DetectionError
 from vigil.detection.detector import DetectorConfig, FrameResult, MotionDetector
+from vigil.detection.objects import CameraGeometry
 from vigil.detection.tbd_params import TbdParams
 
 Box = tuple[float, float, float, float]
@@ -406,7 +407,9 @@ class SlowMoverDetector:
 
     The stage reads the detector's registered frame (so the detector must register:
     ``config.register``), adds the faint slow bodies the detector misses and drops the
-    detector's boxes it does not support (``TbdParams.veto_sd``).
+    detector's boxes it does not support (``TbdParams.veto_sd``): its pixel detections'
+    and, with ``geometry``, its ground detections' boxes. ``geometry``, ``roi`` and
+    ``camera_id`` go to the :class:`MotionDetector`.
     """
 
     def __init__(
@@ -415,11 +418,15 @@ class SlowMoverDetector:
         fps: float,
         config: DetectorConfig | None = None,
         params: TbdParams | None = None,
+        *,
+        geometry: CameraGeometry | None = None,
+        roi: NDArray[np.uint8] | None = None,
+        camera_id: str = "camera",
     ) -> None:
         config = config or DetectorConfig.for_tower()
         if not config.register:
             raise DetectionError("the track-before-detect stage needs registered frames")
-        self.detector = MotionDetector(shape, config)
+        self.detector = MotionDetector(shape, config, geometry, roi, camera_id)
         self.stage = TrackBeforeDetect(shape, fps / (params or TbdParams()).frame_stride, params)
         self._frames = 0
         self._mask = np.zeros(self.detector.shape, np.uint8)
@@ -447,6 +454,7 @@ class SlowMoverDetector:
         self._frames += 1
         ended = take and stage.add(registered)
         det_boxes = [d.box for d in res.pixel_detections]
+        det_boxes += [d.box for d in res.detections if d.box is not None]
         kept = self._supported(det_boxes)
         extra: list[Box] = []
         if ended:

@@ -37,13 +37,15 @@ The camera configuration file (``--camera-config``) is a small TOML file::
 
 from __future__ import annotations
 
+import itertools
+import logging
 import os
 import time as _time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import cv2
 import msgspec
@@ -52,8 +54,16 @@ from msgspec import Meta
 from numpy.typing import NDArray
 
 from vigil.detection.background import DetectionError
-from vigil.detection.detector import DetectorConfig, MotionDetector
+from vigil.detection.detector import DetectorConfig
 from vigil.detection.objects import CameraGeometry
+from vigil.detection.sensor_defaults import (
+    PEEK_FRAMES,
+    SensorDetector,
+    SensorPlan,
+    guess_sensor,
+    sensor_plan,
+)
+from vigil.detection.settings import SensorKind
 from vigil.geo.camera import (
     CameraHeightM,
     FrameRate,
@@ -70,6 +80,8 @@ from vigil.ingest.cptv_file import is_cptv
 from vigil.ingest.frames import FrameSourceError, announced_fps, read_frames, sequence_first
 from vigil.ingest.schema import encode
 from vigil.ingest.validation import explain
+
+log = logging.getLogger(__name__)
 
 
 class VideoInputError(DetectionError):
@@ -192,6 +204,11 @@ class DetectSummary:
     fps: float = 10.0
     seconds: float = 0.0
     classes: dict[str, int] = field(default_factory=dict)
+    #: the sensor kind the detector ran as and its settings (:meth:`SensorPlan.settings`)
+    sensor: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+    #: boxes the track-before-detect stage reported (thermal defaults)
+    stage_boxes: int = 0
 
 
 def run_detect(
@@ -201,11 +218,13 @@ def run_detect(
     masks_dir: str | Path | None = None,
     *,
     config: DetectorConfig | None = None,
+    sensor: str | None = None,
     fps: float | None = None,
     start_time: float | None = None,
     camera_id: str = "camera",
     roi: NDArray[np.uint8] | None = None,
     progress: Callable[[int], None] | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> DetectSummary:
     """Detect motion in a video file, image sequence or thermal file; write detections (and masks).
 
@@ -221,8 +240,14 @@ def run_detect(
     masks_dir
         Folder for every frame's foreground mask ``%06d.png``; created if missing.
     config
-        Detector settings; :meth:`DetectorConfig.for_tower` when a camera is given, the
-        plain-video defaults otherwise.
+        Detector settings, as given (no track-before-detect stage).
+    sensor
+        ``"thermal"``, ``"daylight"`` or ``"auto"`` (decided from the first frames,
+        :func:`~vigil.detection.sensor_defaults.guess_sensor`): the sensor kind's defaults
+        (:mod:`vigil.detection.sensor_defaults`; thermal with the track-before-detect
+        stage); ``vigil detect`` passes ``"auto"`` unless told. Ignored when ``config`` is
+        given. With neither, :meth:`DetectorConfig.for_tower` when a camera is given, the
+        plain-video defaults otherwise (no stage).
     fps
         Frame rate, frames per second; the container's, else 10. Video frames are timed
         in the container's frame periods at this rate; a CPTV file's frames by the camera's
@@ -236,6 +261,10 @@ def run_detect(
         Region mask (the frames' size): zero where motion is never reported.
     progress
         Called with the number of frames done, every 100 frames.
+    announce
+        Called once, with the first frame, with one line naming the sensor kind and the
+        settings in effect (:meth:`SensorPlan.describe`); they are also logged at INFO and
+        kept in the summary.
 
     Raises
     ------
@@ -249,21 +278,44 @@ def run_detect(
     if start_time is None and not is_cptv(input):  # a CPTV file holds its recording time
         first = sequence_first(input) if "%" in input else Path(input)
         start_time = os.path.getmtime(first) if first is not None and first.exists() else 0.0
-    if config is None:
-        config = DetectorConfig.for_tower() if camera is not None else DetectorConfig()
+    plan: SensorPlan | None = None
+    if config is not None or sensor is None:
+        if config is None:
+            config = DetectorConfig.for_tower() if camera is not None else DetectorConfig()
+        kind: SensorKind = "thermal" if config.background.warm_only else "daylight"
+        plan = SensorPlan(kind, config, None, "settings given")
+    elif sensor != "auto":
+        plan = sensor_plan(sensor)  # type: ignore[arg-type]
     mdir = Path(masks_dir) if masks_dir is not None else None
     if mdir is not None:
         mdir.mkdir(parents=True, exist_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     summary = DetectSummary(input=input, out=out, fps=rate)
-    detector: MotionDetector | None = None
+    detector: SensorDetector | None = None
+    frames = read_frames(input, fps=rate, start_time=start_time)
+    peeked: list[tuple[int, float, NDArray]] = []
+    late_error: FrameSourceError | None = None
+    if plan is None:  # auto: look at the first frames, then run them
+        try:
+            for item in frames:
+                peeked.append(item)
+                if len(peeked) >= PEEK_FRAMES:
+                    break
+        except FrameSourceError as exc:  # raised after the frames before it are run
+            late_error = exc
+        plan = sensor_plan(*guess_sensor([f for _, _, f in peeked], input))
+    summary.sensor = plan.sensor
+    rest = frames if late_error is None else iter(())
     with out.open("wb") as sink:
         try:
-            for i, t, frame in read_frames(input, fps=rate, start_time=start_time):
+            for i, t, frame in itertools.chain(peeked, rest):
                 if detector is None:
-                    detector = MotionDetector(
-                        frame.shape[:2], config, camera, roi, camera_id=camera_id
-                    )
+                    detector = plan.build(frame.shape[:2], rate, camera, roi, camera_id)
+                    summary.settings = detector.settings()
+                    line = plan.describe(detector.shape, rate)
+                    log.info("%s: %s", input, line)
+                    if announce is not None:
+                        announce(line)
                 index = i + 1
                 result = detector.process(frame, t, index)
                 for det in result.detections:
@@ -280,9 +332,13 @@ def run_detect(
                 summary.frames = index
                 if progress is not None and index % 100 == 0:
                     progress(index)
+            if late_error is not None:
+                raise late_error
         except FrameSourceError as exc:
             raise VideoInputError(exc.source, exc.frame, exc.frames_read, exc.detail) from exc
         finally:
             sink.flush()
             summary.seconds = _time.perf_counter() - t_start
+            if detector is not None:
+                summary.stage_boxes = detector.stage_boxes
     return summary

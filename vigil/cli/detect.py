@@ -23,6 +23,10 @@ from vigil.cli.common import (
     load_deployment,
 )
 
+#: --sensor's choices (vigil.detection.sensor_defaults.SENSOR_CHOICES; not imported here, so
+#: that the command line starts without loading the detector)
+SENSOR_CHOICES = ("thermal", "daylight", "auto")
+
 
 def cmd_detect(args: argparse.Namespace) -> int:
     """Detect motion in a video file or image sequence."""
@@ -53,19 +57,27 @@ def cmd_detect(args: argparse.Namespace) -> int:
                 return EXIT_USAGE
             frame = d.site.frame()
             geometry = CameraGeometry(tower_camera(towers[args.tower], frame), frame, args.tower)
-        config = DetectorConfig.for_tower() if args.tower_settings else DetectorConfig()
+        # --tower-settings: the tower detector alone, as before sensor kinds (no neighbourhood
+        # test, no track-before-detect stage); otherwise the sensor kind's defaults
+        config = DetectorConfig.for_tower() if args.tower_settings else None
         with EmptyOutputsRemoved(args.out, args.masks):
             summary = run_detect(
-                args.input, args.out, geometry, args.masks, config=config, fps=fps, start_time=start
-            )
+                args.input, args.out, geometry, args.masks, config=config,
+                sensor=args.sensor, fps=fps, start_time=start,
+                announce=lambda line: print(line, file=sys.stderr, flush=True),
+            )  # fmt: skip
     except VideoInputError as exc:
         raise CommandError(str(exc)) from None
     except DetectionError as exc:
         raise CommandError(str(exc)) from None
+    n_stage = summary.stage_boxes
+    stage = f", {n_stage} of them from the slow-mover stage" if n_stage else ""
     print(
-        f"{summary.frames} frames, {summary.detections} detections written to "
+        f"{summary.frames} frames, {summary.detections} detections{stage} written to "
         f"{Path(args.out).resolve()}"
         + (f"; {summary.masks_written} masks in {Path(args.masks).resolve()}" if args.masks else "")
+        + f"; sensor {summary.sensor}"
+        + (f" ({summary.settings.get('sensor_from', '')})" if summary.settings else "")
     )
     return EXIT_OK
 
@@ -81,7 +93,9 @@ def register(sub: Subparsers) -> None:
             "pattern such as input/in%06d.jpg). With a camera model (--camera-config FILE, "
             "or --tower ID from the deployment) each line of the output is a CameraDetection "
             "with its ground position; without one, a pixel detection. --masks DIR writes each "
-            "frame's foreground mask as DIR/%06d.png. A corrupt or truncated input stops with "
+            "frame's foreground mask as DIR/%06d.png. The detector's defaults follow the sensor "
+            "kind (--sensor; found from the input unless told), named with the settings on "
+            "stderr at the start. A corrupt or truncated input stops with "
             "an error naming the frame, after the earlier frames were written."
         ),
     )
@@ -109,5 +123,18 @@ def register(sub: Subparsers) -> None:
         type=time_arg,
         help="time of the first frame (default: file time)",
     )
-    p.add_argument("--tower-settings", action="store_true", help="thermal tower detector settings")
+    p.add_argument(
+        "--sensor",
+        choices=SENSOR_CHOICES,
+        default="auto",
+        help="sensor kind whose defaults to use (default auto: a .cptv file or grey frames are "
+        "thermal, colour frames daylight). thermal: tower settings, neighbourhood test and the "
+        "slow-mover (track-before-detect) stage; daylight: plain video settings",
+    )
+    p.add_argument(
+        "--tower-settings",
+        action="store_true",
+        help="the thermal tower detector alone (DetectorConfig.for_tower(): no neighbourhood "
+        "test, no slow-mover stage), as before sensor kinds; overrides --sensor",
+    )
     p.set_defaults(func=cmd_detect)

@@ -1,0 +1,274 @@
+"""The detector a sensor kind gets by default, and the sensor kind found from the input.
+
+``vigil detect`` (and ``vigil edge camera``'s choice of sensor kind) start here, and
+``benchmarks/bench_detection_scenes.py`` measures the same composition (its method
+:data:`THERMAL_METHOD`), so the benchmark's figures are those of what users run.
+
+Sensor kinds:
+
+- **thermal**: the tower settings (:meth:`DetectorConfig.for_tower`, ECC shake
+  registration) with the neighbourhood test (``neighbour_px=1``) and the track-before-detect
+  stage after the detector (:class:`~vigil.detection.tbd.SlowMoverDetector` with
+  :class:`~vigil.detection.tbd_params.TbdParams`'s defaults): the configuration that meets
+  the development scenes' line at 8 of 10 evaluation seeds (``vigil+n1+tbd`` in
+  BENCHMARKS.md, issue 24). The stage's times are in seconds, so it follows the frame rate;
+  it needs frames of at least 8x8 pixels and 0.1 to 1000 frames a second.
+- **daylight**: plain video settings, :class:`DetectorConfig`'s defaults (a 5x5 majority
+  filter, both warmer and colder changes, no registration, no stage), as ``vigil detect``
+  used before sensor kinds (CDnet highway F1 0.934).
+
+``auto`` decides from the input (:func:`guess_sensor`): a CPTV file, or frames with one
+channel or whose colour channels agree (:func:`is_grey`), are thermal; colour frames are
+daylight. Resolution changes no default today (the sizes are in pixels, the times in
+seconds); :meth:`SensorPlan.settings` records the image size and frame rate with the
+choice for the log and the summary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from vigil.detection.background import DetectionError
+from vigil.detection.detector import DetectorConfig, FrameResult, MotionDetector
+from vigil.detection.objects import CameraGeometry, PixelDetection
+from vigil.detection.settings import SensorKind
+from vigil.detection.tbd import Box, SlowMoverDetector
+from vigil.detection.tbd_params import TbdParams
+
+#: What ``--sensor`` accepts: a kind, or ``auto`` (found from the input).
+SensorChoice = Literal["thermal", "daylight", "auto"]
+SENSOR_CHOICES: tuple[str, ...] = ("thermal", "daylight", "auto")
+
+#: The benchmark's name of the thermal default (``bench_detection_scenes --methods``).
+THERMAL_METHOD = "vigil+n1+tbd"
+
+#: A colour frame is grey when its channels differ by at most this many grey levels (0-255)
+#: at :data:`GREY_SHARE` of its pixels: a grey picture through a lossy codec keeps its
+#: channels within a level or two; daylight colour differs by tens of levels.
+GREY_TOLERANCE = 6
+GREY_SHARE = 0.99
+
+#: Frames ``auto`` looks at.
+PEEK_FRAMES = 5
+
+#: Objects the track-before-detect stage reports are numbered from here (the detector's
+#: own objects count from 1).
+STAGE_OBJECTS = 1_000_000
+
+
+def is_grey(frame: NDArray) -> bool:
+    """Whether a frame is a grey picture: one channel, or colour channels that agree within
+    :data:`GREY_TOLERANCE` levels at :data:`GREY_SHARE` of its pixels (every second pixel
+    of every second row is looked at)."""
+    f = np.asarray(frame)
+    if f.ndim == 2 or (f.ndim == 3 and f.shape[2] == 1):
+        return True
+    if f.ndim != 3 or f.shape[2] < 3:
+        raise DetectionError(f"frame shape {f.shape}; expected (h, w) or (h, w, 3)")
+    c = f[::2, ::2, :3].astype(np.int32)
+    spread = np.max(c, axis=2) - np.min(c, axis=2)
+    return float(np.quantile(spread, GREY_SHARE)) <= GREY_TOLERANCE
+
+
+def guess_sensor(frames: Iterable[NDArray], path: str | None = None) -> tuple[SensorKind, str]:
+    """The sensor kind of an input and why: ``("thermal", "CPTV file")``, ``("thermal",
+    "grey frames")`` or ``("daylight", "colour frames")``. ``frames`` are the input's first
+    frames (all of them are looked at; :data:`PEEK_FRAMES` is enough); ``path`` its name.
+
+    >>> guess_sensor([np.zeros((4, 4), np.uint16)])
+    ('thermal', 'grey frames')
+    >>> colour = np.zeros((4, 4, 3), np.uint8); colour[..., 2] = 200
+    >>> guess_sensor([colour])
+    ('daylight', 'colour frames')
+    """
+    if path is not None and str(path).lower().endswith(".cptv"):
+        return "thermal", "CPTV file"
+    seen = [np.asarray(f) for f in frames]
+    if seen and all(is_grey(f) for f in seen):
+        return "thermal", "grey frames"
+    return "daylight", "colour frames"
+
+
+@dataclass(frozen=True)
+class SensorPlan:
+    """A sensor kind's detector settings: the detector's and, when not ``None``, the
+    track-before-detect stage's. ``why`` says how the kind was chosen."""
+
+    sensor: SensorKind
+    config: DetectorConfig
+    tbd: TbdParams | None = None
+    why: str = "given"
+
+    def settings(
+        self, shape: tuple[int, int] | None = None, fps: float | None = None
+    ) -> dict[str, Any]:
+        """The settings in effect as plain JSON values, for a log line, a summary and
+        camera health (at most 16 keys): sensor kind and why, the radius floor (grey
+        levels), filter window (px), warm-up (frames), neighbourhood test (px, levels),
+        shake registration, the stage (on/off, block s, threshold sd), and with them the
+        image size (px) and frame rate (frames/s)."""
+        c = self.config
+        out: dict[str, Any] = {
+            "sensor": self.sensor,
+            "sensor_from": self.why,
+            "threshold_grey": c.background.radius_min,
+            "filter_px": c.filter_size,
+            "warmup_frames": c.warmup_frames,
+            "warm_only": c.background.warm_only,
+            "neighbour_px": c.neighbour_px,
+            "neighbour_margin": c.neighbour_margin,
+            "registration": c.register_method if c.register else "off",
+            "slow_background": c.slow is not None,
+            "tbd": self.tbd is not None,
+        }
+        if self.tbd is not None:
+            out["tbd_block_s"] = self.tbd.block_s
+            out["tbd_threshold_sd"] = self.tbd.threshold
+        if shape is not None:
+            out["size"] = f"{int(shape[1])}x{int(shape[0])}"
+        if fps is not None:
+            out["fps"] = round(float(fps), 3)
+        return out
+
+    def describe(self, shape: tuple[int, int] | None = None, fps: float | None = None) -> str:
+        """One line: ``sensor thermal (grey frames): threshold_grey=8 ...``."""
+        s = self.settings(shape, fps)
+        rest = " ".join(f"{k}={v}" for k, v in s.items() if k not in ("sensor", "sensor_from"))
+        return f"sensor {s['sensor']} ({s['sensor_from']}): {rest}"
+
+    def build(
+        self,
+        shape: tuple[int, int],
+        fps: float,
+        geometry: CameraGeometry | None = None,
+        roi: NDArray[np.uint8] | None = None,
+        camera_id: str = "camera",
+    ) -> SensorDetector:
+        """The detector for frames of ``(height, width)`` at ``fps`` frames a second."""
+        return SensorDetector(self, shape, fps, geometry, roi, camera_id)
+
+
+def thermal_config() -> DetectorConfig:
+    """The thermal default's detector settings: the tower's with ``neighbour_px=1``."""
+    return replace(DetectorConfig.for_tower(), neighbour_px=1)
+
+
+def sensor_plan(sensor: SensorKind, why: str = "given") -> SensorPlan:
+    """The defaults of a sensor kind (this module's docstring)."""
+    if sensor == "thermal":
+        return SensorPlan("thermal", thermal_config(), TbdParams(), why)
+    if sensor == "daylight":
+        return SensorPlan("daylight", DetectorConfig(), None, why)
+    raise DetectionError(f"sensor {sensor!r}; expected 'thermal' or 'daylight'")
+
+
+def detector_for(
+    sensor: SensorKind,
+    shape: tuple[int, int],
+    fps: float,
+    geometry: CameraGeometry | None = None,
+    roi: NDArray[np.uint8] | None = None,
+    camera_id: str = "camera",
+) -> SensorDetector:
+    """A sensor kind's default detector for frames of ``(height, width)`` at ``fps``."""
+    return sensor_plan(sensor).build(shape, fps, geometry, roi, camera_id)
+
+
+class SensorDetector:
+    """A sensor kind's detector: ``process(frame, time_s, index)`` gives a
+    :class:`~vigil.detection.detector.FrameResult`, as :class:`MotionDetector` does.
+
+    With the track-before-detect stage the result is the pair's: the detector's detections
+    whose boxes the stage supports, its mask as the pair leaves it, and on a frame that ends
+    a block the stage's own boxes as pixel detections (score 1, objects numbered from
+    :data:`STAGE_OBJECTS`, one number while a box overlaps the last block's; without a
+    camera model only: with one they are not placed on the ground and are left out).
+    Boxes are in the registered image, as the detector's are.
+    """
+
+    def __init__(
+        self,
+        plan: SensorPlan,
+        shape: tuple[int, int],
+        fps: float,
+        geometry: CameraGeometry | None = None,
+        roi: NDArray[np.uint8] | None = None,
+        camera_id: str = "camera",
+    ) -> None:
+        self.plan = plan
+        self.fps = float(fps)
+        self.pair: SlowMoverDetector | None = None
+        if plan.tbd is not None:
+            self.pair = SlowMoverDetector(
+                shape, fps, plan.config, plan.tbd, geometry=geometry, roi=roi, camera_id=camera_id
+            )
+            self.detector = self.pair.detector
+        else:
+            self.detector = MotionDetector(shape, plan.config, geometry, roi, camera_id)
+        self.stage_boxes = 0
+        self._last: list[tuple[Box, int]] = []
+        self._next = STAGE_OBJECTS
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(height, width)`` of the frames, pixels."""
+        return self.detector.shape
+
+    def settings(self) -> dict[str, Any]:
+        """:meth:`SensorPlan.settings` with this detector's size and frame rate."""
+        return self.plan.settings(self.shape, self.fps)
+
+    def process(self, frame: NDArray, time_s: float, frame_index: int | None = None) -> FrameResult:
+        """The next frame's result (see the class docstring)."""
+        if self.pair is None:
+            return self.detector.process(frame, time_s, frame_index)
+        r = self.pair.process(frame, time_s, frame_index)
+        res = r.detector
+        kept = set(r.boxes)
+        pix = [d for d in res.pixel_detections if d.box in kept]
+        pairs = list(zip(res.detections, res.detection_objects or [0] * len(res.detections),
+                         strict=True))  # fmt: skip
+        placed = [(d, o) for d, o in pairs if d.box is None or d.box in kept]
+        if r.block_ended and self.detector.geometry is None:
+            pix += self._stage_detections(r.tbd_boxes, res)
+        return replace(
+            res,
+            mask=r.mask,
+            pixel_detections=pix,
+            detections=[d for d, _ in placed],
+            detection_objects=[o for _, o in placed] if res.detection_objects else [],
+        )
+
+    def _stage_detections(self, boxes: list[Box], res: FrameResult) -> list[PixelDetection]:
+        """The stage's boxes of this block as pixel detections, numbered across blocks."""
+        out, now = [], []
+        for b in boxes:
+            num = next((n for q, n in self._last if _touch(b, q)), None)
+            if num is None:
+                num, self._next = self._next, self._next + 1
+            now.append((b, num))
+            u0, v0, u1, v1 = b
+            out.append(
+                PixelDetection(
+                    camera=self.detector.camera_id,
+                    time=res.time,
+                    frame=res.frame_index,
+                    box=b,
+                    centroid=((u0 + u1) / 2.0, (v0 + v1) / 2.0),
+                    area_px=int(round((u1 - u0) * (v1 - v0))),
+                    score=1.0,
+                    object=num,
+                )  # fmt: skip
+            )
+        self._last = now
+        self.stage_boxes += len(out)
+        return out
+
+
+def _touch(a: Box, b: Box, grow: float = 1.0) -> bool:
+    return a[0] < b[2] + grow and a[2] > b[0] - grow and a[1] < b[3] + grow and a[3] > b[1] - grow
