@@ -138,6 +138,63 @@ def _ptz_control(args: argparse.Namespace, d: Deployment, tower: str) -> Any:
     return PtzControl(client, cam.mapping)
 
 
+class SensorChosen:
+    """A tower's detector (:class:`vigil.edge.TowerDetector`) with its sensor kind chosen
+    (issue 24): ``--sensor`` when it names one, else (``auto``) the first frame (grey or one
+    channel: thermal, colour: daylight; :func:`vigil.detection.sensor_defaults.guess_sensor`),
+    over the deployment's ``[detection] sensor``, with a warning on stderr where the two
+    differ (``--sensor`` follows the deployment). The kind picks the deployment settings'
+    defaults (``DetectionSettings.sensor``; the rest of the deployment's settings stay);
+    camera health carries the settings in effect with ``sensor_from`` (``--sensor`` or
+    ``frames``), and the choice is printed on stderr at the first frame."""
+
+    def __init__(self, detect: Any, choice: str) -> None:
+        self.detect = detect
+        self.why: str | None = None
+        self._base: dict[str, Any] | None = None
+        self._out: dict[str, Any] = {}
+        settings = detect.settings
+        self.deployment_kind = settings.sensor if settings is not None else None
+        if choice != "auto":
+            self._use(choice, "--sensor")
+
+    def _use(self, kind: str, why: str) -> None:
+        from vigil.detection.settings import DetectionSettings
+
+        base = self.detect.settings or DetectionSettings()
+        self.detect.settings = DetectionSettings(sensor=kind).over(base)  # type: ignore[arg-type]
+        self.detect.config = self.detect.settings.detector_config(thermal=self.detect.thermal)
+        self.why = why
+
+    def __call__(self, frame: Any, time_s: float, index: int) -> Any:
+        if self.detect.detector is None:
+            if self.why is None:
+                from vigil.detection.sensor_defaults import guess_sensor
+
+                kind, seen = guess_sensor([frame])
+                if self.deployment_kind not in (None, kind):
+                    print(f"warning: the deployment says sensor = {self.deployment_kind!r} but "
+                          f"the camera gives {seen}: running as {kind} (--sensor "
+                          f"{self.deployment_kind} follows the deployment)",
+                          file=sys.stderr)  # fmt: skip
+                self._use(kind, "frames")
+            s = self.detection_settings()
+            rest = " ".join(f"{k}={v}" for k, v in s.items() if k not in ("sensor", "sensor_from"))
+            print(f"sensor {s['sensor']} ({s['sensor_from']}): {rest}", file=sys.stderr)
+        return self.detect(frame, time_s, index)
+
+    def repoint(self, pointing: Any) -> None:
+        self.detect.repoint(pointing)
+
+    def detection_settings(self) -> dict[str, Any]:
+        """The tower detector's settings in effect with ``sensor_from`` (the same object
+        until they change)."""
+        base = self.detect.detection_settings()
+        if base is not self._base:
+            self._base, self._out = base, {**base, "sensor_from": self.why or "tower"}
+        return self._out
+
+
 def _edge_camera(args: argparse.Namespace, d: Deployment) -> int:
     """``vigil edge camera SOURCE --id TOWER``: capture, detect, publish; with --onvif, steer."""
     import signal
@@ -169,7 +226,7 @@ def _edge_camera(args: argparse.Namespace, d: Deployment) -> int:
             raise CommandError(f"ONVIF camera {where}: {exc}") from None
     # the deployment's [detection] with the tower's [[cameras]] override, and its [terrain]
     try:
-        detect = deployment_detector(d, tower)
+        detect = SensorChosen(deployment_detector(d, tower), args.sensor)
     except ValueError as exc:  # a DEM or pointing file that cannot be read or placed
         if ptz is not None:
             ptz.client.close()
@@ -259,6 +316,14 @@ def register(sub: Subparsers) -> None:
     )
     p.add_argument(
         "--start", metavar="TIME", type=time_arg, help="camera: time of a file's first frame"
+    )
+    p.add_argument(
+        "--sensor",
+        choices=("thermal", "daylight", "auto"),
+        default="auto",
+        help="camera: sensor kind whose detection defaults to use (default auto: from the "
+        "first frame, grey is thermal, colour daylight, over the deployment's [detection] "
+        "sensor, with a warning where they differ); in camera health as sensor, sensor_from",
     )
     p.add_argument(
         "--onvif",
