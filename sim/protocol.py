@@ -12,7 +12,9 @@ What is scored, and how (compare the lenient :func:`vigil.sim.scoring.score_cros
 - true crossings and alert events are matched **one to one** (:func:`match_one_to_one`): a
   pair is possible when the event lies within ``radius_m`` of the true crossing point and was
   published from ``early_s`` before to ``late_s`` after the true crossing; among the possible
-  pairs, the most pairs are made, then the nearest in time and place (Hungarian,
+  pairs, the most pairs are made, then the most new alerts paired (so a new alert is false
+  only when no matching as large could pair it: not because the crossing it announced went to
+  a join of the same group), then the nearest in time and place (Hungarian,
   :func:`scipy.optimize.linear_sum_assignment`). One alert event credits at most one
   crossing; an event published after the window misses;
 - **the scored interval** (:class:`Margins`): the run simulates a warm-up before it (the
@@ -115,8 +117,10 @@ def match_one_to_one(
 
     A pair is possible when the event is within ``radius_m`` of the crossing point and was
     published between ``early_s`` before and ``late_s`` after the crossing. The matching has
-    the most pairs possible and, among those, the least total of ``|dt| / late_s + d /
-    radius_m``."""
+    the most pairs possible; among those, the most **new alerts** paired (a new alert left
+    unpaired counts as false, a join left unpaired counts nothing: where an alert's new event
+    and one of its own or another alert's joins could each credit the same crossing, the new
+    one takes it); among those, the least total of ``|dt| / late_s + d / radius_m``."""
     if not crossings or not events:
         return []
     cx = np.array([c.x for c in crossings])
@@ -130,10 +134,17 @@ def match_one_to_one(
     ok = (d <= radius_m) & (dt >= -early_s) & (dt <= late_s)
     if not ok.any():
         return []
-    # a feasible pair costs at most 2; an infeasible one more than any set of feasible pairs,
-    # so the assignment first makes as many feasible pairs as it can
-    big = 2.0 * (min(ok.shape) + 1) + 1.0
-    cost = np.where(ok, np.abs(dt) / max(late_s, early_s, 1e-9) + d / radius_m, big)
+    # lexicographic by weights: a feasible pair's time and place cost at most 2, so a
+    # matching's total of them is at most 2 m; a join pays ``join`` more than a new alert,
+    # more than any such total; an infeasible pair costs more than any set of feasible pairs.
+    # The assignment first makes as many feasible pairs as it can, then pairs as many new
+    # alerts as it can, then the nearest in time and place.
+    m = min(ok.shape)
+    join = 2.0 * m + 1.0
+    big = m * (2.0 + join) + 1.0
+    joins = np.array([not e.new for e in events])
+    near = np.abs(dt) / max(late_s, early_s, 1e-9) + d / radius_m
+    cost = np.where(ok, near + join * joins[None, :], big)
     rows, cols = linear_sum_assignment(cost)
     return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if ok[r, c]]
 

@@ -54,6 +54,23 @@ def test_matching_makes_the_most_pairs():
     assert sorted(match_one_to_one(crossings, events)) == [(0, 1), (1, 0)]
 
 
+def test_a_new_alert_takes_its_crossing_before_a_join_does():
+    # one group's crossing, announced by a new alert and, 10 s later and nearer in place, by
+    # a track joining that alert: pairing the join (nearer) would leave the new alert false
+    crossings = [TrueCrossing("c1", T0, 0.0, 0.0)]
+    events = [_ev(T0 + 60, 180.0, aid="a1"), _ev(T0 + 70, 5.0, new=False, aid="a1")]
+    assert match_one_to_one(crossings, events) == [(0, 0)]
+    r = score_events(crossings, events, border_km=10, duration_s=86400, start_time=T0)
+    assert (r["alerted"], r["false_alerts"], r["unmatched_joins"]) == (1, 0, 1)
+    # with two crossings both events are paired: the most pairs still come first
+    two = [*crossings, TrueCrossing("c2", T0 + 5, 20.0, 0.0)]
+    assert sorted(match_one_to_one(two, events)) in ([(0, 0), (1, 1)], [(0, 1), (1, 0)])
+    # a new alert no crossing can reach stays false whatever the joins do
+    far = [_ev(T0 + 60, 5000.0, aid="a2"), _ev(T0 + 70, 5.0, new=False, aid="a1")]
+    r = score_events(crossings, far, border_km=10, duration_s=86400, start_time=T0)
+    assert (r["alerted"], r["false_alerts"]) == (1, 1)
+
+
 def test_late_alert_beyond_the_window_misses_and_is_false():
     crossings = [TrueCrossing("c1", T0, 0.0, 0.0)]
     late = [_ev(T0 + 901.0)]
