@@ -222,7 +222,7 @@ def summary(scores: dict[str, list[SceneScore]]) -> None:
             f"| {spread([s.false_per_minute for s in ss])} "
             f"| {spread([s.f1 for s in ss])} | {spread([s.ms_per_frame for s in ss])} |"
         )
-    for name in [n for n in scores if n.startswith("vigil")]:
+    for name in [n for n in scores if n.startswith("vigil") or n == "default"]:
         if "mog2" not in scores:
             break
         pairs = list(zip(scores[name], scores["mog2"], strict=True))
