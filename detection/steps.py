@@ -10,10 +10,35 @@ pixels the model calls background (:func:`vigil.detection.kernels.affine_fit`) a
 that map differs from the gain alone by more than a threshold, maps the frame back onto the
 background's levels before the models see it; a frame no gain and offset explain (the camera
 looks elsewhere) restarts the background. Frames without a step pass through untouched.
+
+Whether the picture changed is judged against the camera's own level of residual
+(:attr:`LevelSteps.noise`): a low-contrast thermal scene stretched over 255 grey levels
+carries its sensor noise and its count quantisation with it (one count is several grey
+levels), and that noise may hold its value for frames, so most pixels sit more than
+``trim_dn`` off their background samples in a frame where nothing moved or stepped. Where
+under ``reset_share`` of the pixels fit within ``trim_dn`` and the camera's level is wider,
+the frame is fitted and judged again at that level; a new picture still fails it, by its
+residuals (of the scene's contrast) or, where the scene's contrast is itself near the
+noise, by its fitted gain (near zero: an unrelated picture does not follow the
+background's levels). The level is measured on the frames themselves: each
+frame's 0.9 quantile of ``|frame - (a * background + b)|`` over the fit's background pixels
+(every second grid point), after its own fit (so a step does not lift it); a frame is judged
+against the median of the previous :data:`NOISE_FRAMES` frames' values (a new picture lifts
+its own value, not that median). Frames whose pixels fit within ``trim_dn`` (the
+simulator's towers) are handled exactly as with the fixed threshold.
+
+The step threshold ``step_dn`` stays fixed: it bounds the frame-wide map, which the fit
+averages over thousands of pixels, so per-pixel noise does not explain a difference of a
+few grey levels there; on the real stretched clip ``v2-latlon.cptv`` the map it finds is a
+real offset drift of about 3 counts (the frame's mean falls 3 counts in 2 s), which the
+gain-only compensation turns into a 10 % gain error (measured through ``vigil detect``'s
+thermal defaults: with the step threshold raised to the residual level the clip's false
+detections were 2,032, with ``step_dn`` 1,199).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +46,14 @@ from numpy.typing import NDArray
 
 from vigil.detection import kernels
 from vigil.detection.background import SampleConsensusModel, check_ranges
+
+#: Frames whose residual levels the noise level is the median of.
+NOISE_FRAMES = 15
+#: Quantile of a frame's residuals against its fitted background taken as its level.
+NOISE_QUANTILE = 0.9
+#: Fitted gains a camera can have: a map outside them is no level step, and where the frame
+#: is judged at the camera's residual level, a sign of a picture unrelated to the background.
+MIN_GAIN, MAX_GAIN = 0.25, 4.0
 
 
 @dataclass(frozen=True)
@@ -36,11 +69,13 @@ class StepParams:
     grid_px
         The fit samples every this many rows and columns.
     trim_dn
-        Least residual (grey levels) beyond which a pixel leaves the fit's second pass.
+        Least residual (grey levels) beyond which a pixel leaves the fit's second pass and
+        counts as not fitting (the camera's measured residual level where that is wider
+        and too few pixels fit within this: :attr:`LevelSteps.noise`).
     reset_share
-        When under this share of the sampled pixels lie within ``trim_dn`` of the fit (the
-        picture changed beyond a gain and an offset), the background is learnt afresh from
-        this frame and the warm-up starts again.
+        When under this share of the sampled pixels lie within the residual limit of the
+        fit (the picture changed beyond a gain and an offset), the background is learnt
+        afresh from this frame and the warm-up starts again.
     """
 
     step_dn: float = 2.0
@@ -76,29 +111,47 @@ class LevelSteps:
         #: what the last frame got: ``""`` (untouched), ``"mapped"`` or ``"reset"``
         self.last = ""
         self.counts = {"mapped": 0, "reset": 0}
+        #: the camera's residual level (grey levels) the last frame was judged against:
+        #: 0 until a frame was fitted
+        self.noise = 0.0
+        self._levels: deque[float] = deque(maxlen=NOISE_FRAMES)
         self._out = np.empty(shape, np.uint8)
 
     def __call__(self, grey: NDArray[np.uint8], model: SampleConsensusModel) -> NDArray[np.uint8]:
         """The frame as the model should see it.
 
-        Fits ``grey = a * background + b``; when that map and the gain-only compensation
-        differ by more than ``step_dn`` at the least or greatest background level in the
-        fit, returns ``(grey - b) / a`` (rounded, clipped to 0-255, in a reused buffer).
-        When under ``reset_share`` of the sampled pixels fit, sets the model to learn
+        Fits ``grey = a * background + b`` with residuals beyond ``trim_dn`` trimmed (beyond
+        :attr:`noise` where under ``reset_share`` of the pixels fit within ``trim_dn`` and
+        :attr:`noise` is wider); when that map and the gain-only compensation differ by more
+        than ``step_dn`` at the least or greatest background level in the fit,
+        returns ``(grey - b) / a`` (rounded, clipped to 0-255, in a reused buffer).
+        When under ``reset_share`` of the sampled pixels fit (or, judged at :attr:`noise`,
+        the fitted gain is outside ``MIN_GAIN``-``MAX_GAIN``), sets the model to learn
         afresh from this frame (its ``frames_seen`` to 0: the warm-up starts again) and
         returns ``grey``; the caller restarts what else it keeps. Else returns ``grey``.
         """
         p = self.params
+        self.noise = float(np.median(self._levels)) if self._levels else 0.0
         kernels.affine_fit(grey, model.samples, model.foreground, p.grid_px, p.trim_dn, self.fit)
+        related = True
+        if self.fit[3] < p.reset_share and self.noise > p.trim_dn:
+            # too few pixels within trim_dn, but the camera's residuals are wider than that:
+            # judge (and fit) the frame at the camera's own level; a picture unrelated to
+            # the background is then told by its gain, near zero (no camera gain is)
+            kernels.affine_fit(
+                grey, model.samples, model.foreground, p.grid_px, self.noise, self.fit
+            )
+            related = MIN_GAIN <= self.fit[0] <= MAX_GAIN
+        self._measure(grey, model)
         a, b, gain, kept, lo, hi = (float(v) for v in self.fit)
         self.last = ""
-        if kept < p.reset_share:
+        if kept < p.reset_share or not related:
             model.frames_seen = 0
             self.last = "reset"
             self.counts["reset"] += 1
             return grey
         off = max(abs(a * lo + b - gain * lo), abs(a * hi + b - gain * hi))
-        if off <= p.step_dn or not 0.25 <= a <= 4.0:
+        if off <= p.step_dn or not MIN_GAIN <= a <= MAX_GAIN:
             return grey
         level = (grey.astype(np.float32) - np.float32(b)) / np.float32(a)
         np.clip(level + 0.5, 0.0, 255.0, out=level)
@@ -106,3 +159,18 @@ class LevelSteps:
         self.last = "mapped"
         self.counts["mapped"] += 1
         return self._out
+
+    def _measure(self, grey: NDArray[np.uint8], model: SampleConsensusModel) -> None:
+        """Add this frame's residual level (grey levels; see the module docstring) to the
+        history, from the fit in :attr:`fit`."""
+        g = 2 * self.params.grid_px
+        now = grey[::g, ::g].astype(np.float32)
+        samples = model.samples[:, ::g, ::g]
+        background = samples.mean(axis=0, dtype=np.float32)
+        keep = (model.foreground[::g, ::g] == 0) & (now > 0) & (now < 255)
+        keep &= (background >= 1.0) & (background <= 254.0)
+        if int(keep.sum()) < 16:
+            return
+        a, b = float(self.fit[0]), float(self.fit[1])
+        residual = np.abs(now[keep] - (np.float32(a) * background[keep] + np.float32(b)))
+        self._levels.append(float(np.quantile(residual, NOISE_QUANTILE)))

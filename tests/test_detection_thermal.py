@@ -122,11 +122,15 @@ def test_calibrated_thermal_settings_find_the_animal_and_nothing_else(cptv_frame
 def test_false_detections_on_an_empty_real_thermal_scene_are_bounded(shared_data) -> None:
     """v2-latlon.cptv: 102 frames (11.5 s) of an empty low-contrast scene (57 counts from the
     1st to the 99.9th percentile, stretched over 255 grey levels with its noise). Every
-    detection is false. Measured: tower defaults 27,239 detections (2,523 objects) in the 67
-    frames after the warm-up; calibrated settings 57 detections (13 objects, single pixels
-    that hold a noisy value for frames)."""
+    detection is false. Measured with the calibrated settings: 75 detections (19 objects,
+    single pixels that hold a noisy value for frames) in the 67 frames after the warm-up;
+    the tower defaults 20,840 (2,115 objects). The level-step handling must not restart the
+    background on this camera's noise (it did at 98 of the 102 frames before it judged
+    frames at the camera's own residual level, which left both figures at 0), yet a new
+    picture still restarts it."""
     pix, times = read_cptv(shared_data / "thermal" / "v2-latlon.cptv")
-    det = MotionDetector(pix.shape[1:], CALIBRATED.detector_config(), camera_id="latlon")
+    cfg = CALIBRATED.detector_config()
+    det = MotionDetector(pix.shape[1:], cfg, camera_id="latlon")
     outputs, objects = 0, set()
     for i, frame in enumerate(pix):
         res = det.process(frame, float(times[i]), i + 1)
@@ -134,21 +138,25 @@ def test_false_detections_on_an_empty_real_thermal_scene_are_bounded(shared_data
         objects |= {d.object for d in res.pixel_detections}
     report = det.calibration_report
     assert report["radius_min"] > 8  # the camera's noise raised the floor
-    assert outputs <= 120, f"{outputs} false detections"
-    assert len(objects) <= 25, f"{len(objects)} false objects"
+    assert det.steps.counts["reset"] <= 2, det.steps.counts
+    assert det.model.frames_seen >= len(pix) - 3  # out of the warm-up: the bound means it
+    assert outputs <= 95, f"{outputs} false detections"
+    assert len(objects) <= 24, f"{len(objects)} false objects"
+    det.process(np.ascontiguousarray(pix[-1][::-1, ::-1]), float(times[-1]) + 0.2)
+    assert det.steps.last == "reset"  # the camera looks elsewhere
 
 
 def test_vigil_detect_thermal_defaults_on_the_real_clips(cptv_frames, shared_data) -> None:
     """Both clips through ``vigil detect``'s thermal defaults (tower settings, neighbourhood
     test, track-before-detect stage: :mod:`vigil.detection.sensor_defaults`), at each clip's
     own frame rate. Measured: v2.cptv the animal in 44/44 of its moving frames after the
-    warm-up, 9 detections away from it (tower settings alone: 547), the stage no box (the
-    clip is 11 s; the stage learns for 6 s and confirms in 2 of 3 blocks). v2-latlon.cptv 0
-    outputs - but only because the global-step fit (``StepParams``, in the tower settings)
-    finds each frame unlike the background and restarts it at 98 of the 102 frames, so the
-    detector never leaves its warm-up there; with the step fit off the same defaults put out
-    2,186 detections (346 objects) on this empty scene. The bound below holds either way
-    and is the calibrated settings' (120 outputs, 25 objects)."""
+    warm-up, 9 detections away from it (5 objects, all before the stage has learnt for 6 s;
+    tower settings alone: 547), the stage no box of its own (the clip is 11 s; the stage
+    learns for 6 s and confirms in 2 of 3 blocks). v2-latlon.cptv (empty): 1,199 false
+    detections (220 objects: single pixels, median 4 frames, that hold a noisy value) in the
+    67 frames after the warm-up, 463 (119 objects) of them in the 48 frames after the
+    stage's first 6 s and about 3 a frame once it vetoes. The start-up calibration
+    (``calibrate=True``, not in these defaults) takes that to 48 (12 objects)."""
     pix, times = cptv_frames
     boxes, moving = animal_truth(pix)
     plan = sensor_plan("thermal")
@@ -158,7 +166,8 @@ def test_vigil_detect_thermal_defaults_on_the_real_clips(cptv_frames, shared_dat
     scored = moving & (np.arange(len(pix)) >= plan.config.warmup_frames)
     assert scored.sum() > 30
     assert found[scored].mean() >= 0.9
-    assert elsewhere <= 20, f"{elsewhere} detections away from the animal"
+    assert elsewhere <= 12, f"{elsewhere} detections away from the animal"
+    assert det.detector.steps.counts["reset"] == 0
     pix, times = read_cptv(shared_data / "thermal" / "v2-latlon.cptv")
     fps = (len(times) - 1) / (times[-1] - times[0])
     det = plan.build(pix.shape[1:], fps, camera_id="latlon")
@@ -167,5 +176,8 @@ def test_vigil_detect_thermal_defaults_on_the_real_clips(cptv_frames, shared_dat
         res = det.process(frame, float(times[i]), i + 1)
         outputs += len(res.pixel_detections)
         objects |= {d.object for d in res.pixel_detections}
-    assert outputs <= 120, f"{outputs} false detections"
-    assert len(objects) <= 25, f"{len(objects)} false objects"
+    # out of the warm-up for all but its first frames, so the bound below means something
+    assert det.detector.steps.counts["reset"] <= 2, det.detector.steps.counts
+    assert det.detector.model.frames_seen >= len(pix) - 3
+    assert outputs <= 1450, f"{outputs} false detections"
+    assert len(objects) <= 270, f"{len(objects)} false objects"
