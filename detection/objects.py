@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from vigil.detection.background import DetectionError
 from vigil.detection.blobs import Blobs
-from vigil.detection.class_guess import guess_class
+from vigil.detection.class_guess import SPEED_SIGMAS, ground_speed, guess_class, surely_faster
 from vigil.detection.psf import guess_blurred
 from vigil.geo.camera import PinholeCamera
 from vigil.geo.frames import LocalFrame
@@ -112,6 +112,12 @@ class ObjectParams:
     psf_cut_dn
         Grey levels under which the templates' blurred pixels weigh nothing (the background
         model's threshold: what stands out less is learnt).
+    speed_sigmas
+        How many of its standard errors the ground speed over the last 3 s (least squares,
+        from each position's covariance: :func:`window_speed`) must stand above 6 m/s to say
+        "vehicle" (:func:`surely_faster`). ``None``: 1 where the PSF model runs
+        (``psf_sigma_px > 0``); on sharp frames the older rule, the first-to-last speed over
+        6 m/s with no error, which the golden demo's outputs were recorded with.
     """
 
     min_height_m: float = 0.3
@@ -134,12 +140,16 @@ class ObjectParams:
     psf_sigma_px: float = 0.0
     psf_cut_dn: float = 12.0
     unplaced: bool = False
+    speed_sigmas: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("min_size_px", "min_size_m", "psf_sigma_px", "psf_cut_dn"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise DetectionError(f"{name}={value!r}; expected a size >= 0")
+        k = self.speed_sigmas
+        if k is not None and not (math.isfinite(k) and k >= 0):
+            raise DetectionError(f"speed_sigmas={k!r}; expected None or a number >= 0")
         if not 1 <= self.min_hits <= self.window <= 62:
             raise DetectionError(
                 f"persistence min_hits={self.min_hits!r}, window={self.window!r}; "
@@ -240,7 +250,7 @@ class _Object:
     dv: float = 0.0
     hits: int = 1  # bit i set: matched i frames ago
     missed: int = 0
-    ground: list[tuple[float, float, float]] = field(default_factory=list)  # (t, x, y)
+    ground: list[tuple] = field(default_factory=list)  # (t, x, y, cov 2x2) last 3 s
     spread: tuple[float, float, float, int] = (0.0, 0.0, 0.0, 0)  # mean var_u, var_v, peak; n
 
     def hit_count(self, window: int) -> int:
@@ -421,19 +431,20 @@ class ObjectFollower:
         x, y = info["x"][sel], info["y"][sel]
         lat, lon = geo.frame.to_wgs84(x, y)
         lat, lon = np.atleast_1d(lat), np.atleast_1d(lon)
+        sigmas = p.speed_sigmas
+        if sigmas is None:
+            sigmas = SPEED_SIGMAS if p.psf_sigma_px > 0 else None
         for k, (i, obj) in enumerate(confirmed):
-            obj.ground.append((time_s, float(x[k]), float(y[k])))
+            obj.ground.append((time_s, float(x[k]), float(y[k]), cov[k]))
             obj.ground = [g for g in obj.ground if time_s - g[0] <= 3.0]
-            speed = None
+            speed, speed_sd = None, 0.0  # over the last 3 s, and its standard error (m/s)
             if len(obj.ground) >= 2 and obj.ground[-1][0] - obj.ground[0][0] >= 1.0:
-                t0, x0, y0 = obj.ground[0]
-                t1, x1, y1 = obj.ground[-1]
-                speed = math.hypot(x1 - x0, y1 - y0) / (t1 - t0)
+                speed, speed_sd = ground_speed(obj.ground, sigmas)
             mpp = float(info["mpp"][i])
             h_px, w_px = float(blobs.height[i]), float(blobs.width[i])
             spread = blobs.var_v is not None and h_px <= p.subpixel_size_px
             blurred = spread and p.psf_sigma_px > 0 and blobs.peak is not None
-            if blurred and (speed is None or speed <= 6.0):
+            if blurred and not surely_faster(speed, speed_sd, sigmas=sigmas or 0.0):
                 # through the PSF: the class whose blurred template measures most alike the
                 # object's mean over its last ~10 frames (one frame of a smudge says little)
                 n, a = obj.spread[3], 1.0 / min(obj.spread[3] + 1, 10)
@@ -446,9 +457,8 @@ class ObjectFollower:
                     # a body a few pixels in size: its weighted spread says more than its box
                     h_px = math.sqrt(max(12.0 * float(blobs.var_v[i]) - 1.0, 0.04))
                     w_px = math.sqrt(max(12.0 * float(blobs.var_u[i]) - 1.0, 0.04))
-                cls, conf = guess_class(
-                    h_px * mpp, w_px * mpp, speed, float(blobs.height[i]), sized_by_spread=spread
-                )
+                h_m, w_m, v_px = h_px * mpp, w_px * mpp, float(blobs.height[i])
+                cls, conf = guess_class(h_m, w_m, speed, v_px, spread, speed_sd, sigmas or 0.0)
             left, top = float(blobs.left[i]), float(blobs.top[i])
             c = cov[k]
             en = 0.5 * (c[0, 1] + c[1, 0])
