@@ -60,7 +60,7 @@ import numpy as np
 
 from benchmarks import pointing_track_args
 from benchmarks.bench_pointing import TUNING_SEEDS, calibrated, site_and_dem
-from benchmarks.pointing_hidden import place_tops, top_frames
+from benchmarks.pointing_hidden import crest_margins, place_crest_boxes, place_tops, top_frames
 from benchmarks.pointing_person import person
 from vigil.detection.terrain import TerrainGeometry
 from vigil.geo.hidden_side import pooled_side
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         # matched to a track; people given the tops' side at some update (right of them); and
         # people left without a side whose own tops' frames would give one (right, wrong)
         hid_seen = taken = taken_hid = top_dec = top_bad = top_matched = 0
-        top_people = top_people_right = lost_right = lost_wrong = 0
+        top_people = top_people_right = lost_right = lost_wrong = crest_n = 0
         for seed in args.seeds:
             rng = np.random.default_rng([seed, int(tower.id.lstrip("t") or 0), 21])
             hrng = np.random.default_rng([seed, int(tower.id.lstrip("t") or 0), 2121])
@@ -216,6 +216,13 @@ def main(argv: list[str] | None = None) -> None:
                         ou[new], ov[new], svv[new] = pl.u[new], pl.v[new], pl.sv[new]
                         ou, ov = ou.reshape(u.shape), ov.reshape(u.shape)
                         ok = flat.reshape(u.shape)
+                        # the chain's placement of detections whose box sits on a crest
+                        ou, ov = ou.ravel(), ov.ravel()
+                        feet = (ou, ov, svv) if args.crest_margin != "place" else None
+                        crest_n += place_crest_boxes(
+                            tp, geo, flat, gx, gy, cov, args.crest_place, feet
+                        )
+                        ou, ov = ou.reshape(u.shape), ov.reshape(u.shape)
                 margins = None
                 judged = flat | skyd
                 if tp is not None and args.drop_tops:  # a box on a crest: its bottom, not feet
@@ -237,6 +244,8 @@ def main(argv: list[str] | None = None) -> None:
                         full = np.full(u.size, np.nan)
                         full[judged] = a
                         cols.append(full.reshape(u.shape))
+                    if tp is not None and args.place_tops and args.crest_place != "off":
+                        crest_margins(cols, tp.top.ravel() & flat, args.crest_margin)
                     margins = [ImageMargins(*(c[p] for c in cols)) for p in range(u.shape[0])]
                     # the truth's margins: noise-free feet pixels through the true camera
                     sv = vis.ravel()
@@ -361,7 +370,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"crest taken as tops {taken} ({taken_hid} over hidden feet), {top_dec} decided, "
                 f"{top_bad} wrong, {top_matched} matched to a track; people given the tops' side "
                 f"{top_people} ({top_people_right} right in the end); people left without a side "
-                f"whose tops would give one: {lost_right} right, {lost_wrong} wrong",
+                f"whose tops would give one: {lost_right} right, {lost_wrong} wrong; detections "
+                f"on a crest placed '{args.crest_place}' {crest_n}",
                 flush=True,
             )
     print(f"({time.perf_counter() - started:.0f} s)")

@@ -17,7 +17,10 @@ wholly) and wholly hidden ones (not drawn); then per tower the detections, peopl
 90th percentile error, mean NEES with a 95 % interval from resampling whole people (one person
 gives many correlated detections), and the share on the right side of the line more than 50 m
 from it; detections whose feet the ground hides are reported apart (their box bottom is the
-crest in front of them, not their feet).
+crest in front of them, not their feet). Then the same detections as the chain places them
+(``vigil.relief_frame``): those whose box's bottom sits on a crest (``on_crest``) placed by
+their box's top and bottom rows (``vigil.geo.crest_placement.place_by_top``; the top row
+detected with 1 px of error), the others as above.
 
 Run: ``python -m benchmarks sim_relief`` (seed 1001, 20 simulated minutes from 23:00 local,
 crossings at 10 times the deployment's rates).
@@ -33,6 +36,9 @@ import numpy as np
 from benchmarks.bench_pointing import _cluster_ci, site_and_dem
 from vigil.config import load_default
 from vigil.detection.terrain import TerrainGeometry
+from vigil.geo.crest_placement import place_by_top
+from vigil.geo.hidden_side import on_crest
+from vigil.geo.image_side import SideGeometry
 from vigil.geo.pointing import calibrate_pointing
 from vigil.geo.raycast import pixels_to_terrain
 from vigil.sim import SimSettings, World
@@ -110,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
                 k = states.ids.index(obj.mover_id)
                 hidden = obj.box[3] < v[k] - 0.5
                 feet_hidden += int(hidden)
-                rows[item.tower].append((obj.mover_id, obj.x, obj.y, *obj.foot, hidden))
+                rows[item.tower].append((obj.mover_id, obj.x, obj.y, *obj.foot, hidden, obj.box[1]))
     print(
         f"seed {args.seed}, {args.minutes:g} simulated minutes, people at 1.5-2.5 km in the"
         f" field of view: {in_view} body-frames, {drawn} drawn ({1 - drawn / max(in_view, 1):.3f}"
@@ -121,23 +127,41 @@ def main(argv: list[str] | None = None) -> None:
         if len(rows[tower]) < 20:
             print(f"{tower}: {len(rows[tower])} detections at 1.5-2.5 km")
             continue
-        ids, tx, ty, fu, fv, hid = (np.asarray(c) for c in zip(*rows[tower], strict=True))
+        ids, tx, ty, fu, fv, hid, top = (np.asarray(c) for c in zip(*rows[tower], strict=True))
         geo = geos[tower]
         ou = fu + rng.normal(0.0, DETECTION_PX, fu.size)
         ov = fv + rng.normal(0.0, DETECTION_PX, fv.size)
         ex, ey, hit, _ = geo.ground(ou, ov)
         cov = geo.covariance(ou, ov, np.full(ou.size, DETECTION_PX), np.full(ou.size, DETECTION_PX))
         print(f"{tower}: {ou.size} detections, {int((~hit).sum())} of them into sky")
-        for label, sel in (("feet seen", hit & ~hid), ("feet hidden", hit & hid)):
+        # the chain (vigil.relief_frame): a box whose bottom sits on a crest placed by its top
+        ot = top + rng.normal(0.0, DETECTION_PX, top.size)
+        side = SideGeometry.of(geo)
+        crest = hit & on_crest(geo.camera, dem, ou, ov, max_range_m=geo.reach_m)
+        boxes = np.column_stack([ou - 0.5, np.minimum(ot, ov - 0.5), ou + 0.5, ov])
+        p = place_by_top(side, boxes[crest])
+        cx, cy, ccov = ex.copy(), ey.copy(), cov.copy()
+        i = np.flatnonzero(crest)[p.placed]
+        cx[i], cy[i], ccov[i] = p.x[p.placed], p.y[p.placed], p.cov[p.placed]
+        print(
+            f"{tower}: boxes on a crest {int(crest.sum())} (feet hidden {int((crest & hid).sum())}"
+            f" of {int((hit & hid).sum())}), placed by their top {int(p.placed.sum())}"
+        )
+        for label, sel, px, py, pc in (
+            ("feet seen", hit & ~hid, ex, ey, cov),
+            ("feet hidden", hit & hid, ex, ey, cov),
+            ("feet seen, chain's crest placement", hit & ~hid, cx, cy, ccov),
+            ("feet hidden, chain's crest placement", hit & hid, cx, cy, ccov),
+        ):
             if sel.sum() < 5:
                 print(f"{tower} {label}: {int(sel.sum())} detections")
                 continue
-            e = np.column_stack([ex[sel] - tx[sel], ey[sel] - ty[sel]])
-            nees = np.einsum("ni,nij,nj->n", e, np.linalg.inv(cov[sel]), e)
+            e = np.column_stack([px[sel] - tx[sel], py[sel] - ty[sel]])
+            nees = np.einsum("ni,nij,nj->n", e, np.linalg.inv(pc[sel]), e)
             who = np.unique(ids[sel], return_inverse=True)[1]
             lo, hi = _cluster_ci(nees, who, boot)
             far = np.abs(border.signed_distance(tx[sel], ty[sel])) > 50.0
-            right = border.side(ex[sel], ey[sel]) == border.side(tx[sel], ty[sel])
+            right = border.side(px[sel], py[sel]) == border.side(tx[sel], ty[sel])
             err = np.hypot(e[:, 0], e[:, 1])
             print(
                 f"{tower} {label}: {int(sel.sum())} detections of {who.max() + 1} people"

@@ -146,3 +146,48 @@ def place_tops(tp: Tops, geo) -> Placed:
         out.cov[i] = geo.covariance(u[i], vf[put], DETECTION_PX, DETECTION_PX)
     out.sky[idx[~put]] = True
     return out
+
+
+def place_crest_boxes(tp: Tops, geo, ok, gx, gy, cov, mode: str, feet=None) -> int:
+    """The chain's placement of detections whose box sits on a crest (``tp.top``; the
+    relief pipeline's, :mod:`vigil.geo.crest_placement`), in place on the flat arrays ``gx``,
+    ``gy`` (local m) and ``cov`` (``(n, 2, 2)``) where ``ok`` (a ground detection):
+    ``top`` by the box's top and bottom rows, ``spread`` where it was with a covariance that
+    spans those places, ``off`` untouched. ``feet``: ``(u, v, sv)`` flat arrays of the pixels
+    their margins are judged at and the rows' error, set to the box's bottom where placed
+    (``vigil.relief_frame``: the crest's row, not the detector's place's); None: untouched.
+    Returns how many were placed so."""
+    from vigil.geo.crest_placement import place_by_top, spread_about
+
+    idx = np.flatnonzero(tp.top.ravel() & ok)
+    if mode == "off" or not idx.size:
+        return 0
+    if feet is not None:
+        feet[0][idx], feet[1][idx] = tp.u.ravel()[idx], tp.v.ravel()[idx]
+        feet[2][idx] = np.sqrt(1.0 + (FEET_ROW_SHARE * tp.h.ravel()[idx]) ** 2)
+    u, vb, h = tp.u.ravel()[idx], tp.v.ravel()[idx], tp.h.ravel()[idx]
+    boxes = np.column_stack([u - 0.5, vb - h, u + 0.5, vb])
+    p = place_by_top(SideGeometry.of(geo), boxes)
+    i = idx[p.placed]
+    if mode == "top":
+        gx[i], gy[i], cov[i] = p.x[p.placed], p.y[p.placed], p.cov[p.placed]
+    else:
+        cov[idx] = spread_about(p, gx[idx], gy[idx], cov[idx])
+    return int(i.size)
+
+
+def crest_margins(cols, crest, mode: str) -> None:
+    """The margins (``cols``: margin, sd, shared, each ``(people, frames)``) of detections
+    whose box sits on a crest (``crest``, flat), as the relief pipeline keeps them
+    (:func:`vigil.geo.crest_placement.crest_margin_kept`): ``drop`` none, ``sure`` those the
+    crest's row cannot turn (NaN: not pooled), ``bottom``/``place`` all."""
+    from vigil.geo.crest_placement import crest_margin_kept
+
+    if mode in ("bottom", "place"):
+        return
+    m, sd = cols[0].ravel(), cols[1].ravel()
+    drop = crest & np.isfinite(m)
+    if mode == "sure":
+        drop[drop] = ~crest_margin_kept(m[drop], sd[drop])
+    for c in cols:
+        c.ravel()[drop] = np.nan

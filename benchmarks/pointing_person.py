@@ -145,7 +145,7 @@ def person(
                     DETECTION_PX,
                     curvature_coeff=sky[3].curvature_coeff,
                 )
-                if k >= 0:
+                if k >= 0 and np.isfinite(margins.margin_px[i]):
                     evidence.add(tracks[k].track_id, float(t[i]), margins, int(i))
                     matched += 1
             continue
@@ -164,8 +164,9 @@ def person(
         )
         fusion.flush()
         if margins is not None:
+            fine = bool(np.isfinite(margins.margin_px[i]))  # a dropped margin: NaN
             for m in fusion.track_messages(include_tentative=True):
-                if m.state != "ended" and all_counts.get(m.track_id) != m.count:
+                if fine and m.state != "ended" and all_counts.get(m.track_id) != m.count:
                     evidence.add(m.track_id, float(t[i]), margins, int(i))
                 all_counts[m.track_id] = m.count
         live = [m for m in fusion.track_messages() if m.state != "ended"]

@@ -6,6 +6,7 @@ import argparse
 
 import numpy as np
 
+from vigil.geo.crest_placement import CREST_MARGIN, CREST_MODE
 from vigil.geo.crossing_monitor import RELIEF_SIDE_HOLD_S, RELIEF_SIDE_PROBABILITY
 from vigil.geo.hidden_side import CREST_TOL_PX
 from vigil.geo.image_side import (
@@ -132,5 +133,22 @@ def parser(description: str, evaluation_seeds: tuple[int, ...]) -> argparse.Argu
         type=float,
         default=CREST_TOL_PX,
         help="with --hidden: how near (rows) a crest must be to a box's bottom (on_crest)",
+    )
+    parser.add_argument(
+        "--crest-place",
+        choices=("top", "spread", "off"),
+        default=CREST_MODE,
+        help="with --hidden: a detection whose box sits on a crest is placed by its top and "
+        "bottom rows (top), kept where it was with a covariance spanning those places "
+        "(spread), or as the detector placed it (off, as before); default the pipeline's",
+    )
+    parser.add_argument(
+        "--crest-margin",
+        choices=("bottom", "place", "sure", "drop"),
+        default=CREST_MARGIN,
+        help="with --hidden and a --crest-place: the feet margin of a detection whose box sits "
+        "on a crest is judged at its box's bottom (bottom), kept there only where the crest's "
+        "row cannot turn it (sure), at the detector's place (place, as before) or dropped "
+        "(drop); default the pipeline's",
     )
     return parser

@@ -45,7 +45,7 @@ TOPS_Z = 1e9
 TOP_SIGMA_PX = 1.0
 
 
-def _profile(
+def ground_profile(
     camera: PinholeCamera,
     dem: ElevationModel,
     u: NDArray[np.float64],
@@ -113,7 +113,9 @@ def top_row_sides(
     out = np.zeros(uu.shape, dtype=np.int8)
     if not uu.size:
         return out
-    x, y, z, vf = _profile(camera, dem, uu, vv, min_range_m, max_range_m, step_m, curvature_coeff)
+    x, y, z, vf = ground_profile(
+        camera, dem, uu, vv, min_range_m, max_range_m, step_m, curvature_coeff
+    )
     ok = z > -1e5
     xf, yf = x.ravel(), y.ravel()
     v_hi = camera.project(xf, yf, z.ravel() + hi_h)[1].reshape(x.shape)  # the taller top
@@ -159,7 +161,7 @@ def on_crest(
         raise ValueError(f"u {uu.shape} and v_bottom {vv.shape}: expected the same shape")
     if not uu.size:
         return np.zeros(uu.shape, dtype=bool)
-    vf = _profile(camera, dem, uu, vv, min_range_m, max_range_m, step_m, curvature_coeff)[3]
+    vf = ground_profile(camera, dem, uu, vv, min_range_m, max_range_m, step_m, curvature_coeff)[3]
     front = np.minimum.accumulate(vf, axis=1)  # the highest row shown up to each sample
     # a crest: a sample that shows the front row, the next one hidden behind it
     crest = (vf[:, :-1] <= front[:, :-1]) & (vf[:, 1:] > front[:, :-1]) & np.isfinite(vf[:, :-1])
@@ -302,6 +304,7 @@ __all__ = [
     "TOP_SIGMA_PX",
     "HiddenTops",
     "box_tops",
+    "ground_profile",
     "on_crest",
     "pooled_side",
     "top_row_sides",

@@ -265,11 +265,10 @@ class Pipeline:
             t0 = time.perf_counter()
             result = det.process(item.image, item.time, item.frame)
             s.detect_s += time.perf_counter() - t0
-            if self.terrain is not None and result.detections:
-                self._observe_sides(det.geometry, result.detections)
-            if self.unplaced and (result.unplaced or result.detections):  # and boxes on crests
-                self._observe_unplaced(det.geometry, result.unplaced, result.detections)
-            for d in result.detections:
+            dets = result.detections
+            if self.terrain is not None and (dets or result.unplaced):
+                dets = self._relief_frame(det.geometry, result.unplaced, dets)
+            for d in dets:
                 s.detections += 1
                 self.detection_log.append(d)
                 self.bus.publish(topic_for(self.sector, d), d)
@@ -285,39 +284,40 @@ class Pipeline:
             self.detection_log.append(item.message)
             self.bus.publish(topic_for(self.sector, item.message), item.message)
 
-    def _observe_sides(self, geometry: CameraGeometry | None, dets: list[CameraDetection]) -> None:
-        """Give an image-side monitor one frame's detections' feet pixels (where each ground
-        point is seen) against the border's row (:func:`vigil.geo.image_side.image_margins`)."""
+    def _relief_frame(
+        self, geometry: CameraGeometry | None, sky: list[PixelDetection], dets: list
+    ) -> list[CameraDetection]:
+        """On relief: the frame's sky blobs and crest boxes to the image side, its people
+        whose box's bottom sits on a crest placed by their top, and its feet margins, judged
+        at the detector's places, to the image side (:mod:`vigil.relief_frame`). Returns the
+        detections to publish."""
         from vigil.detection.terrain import TerrainGeometry
         from vigil.geo.image_side import ImageSideMonitor, SideGeometry
+        from vigil.relief_frame import observe_sky_and_tops, place_crest_boxes
 
-        monitor = self.core.monitor
-        if not isinstance(geometry, TerrainGeometry) or not isinstance(monitor, ImageSideMonitor):
-            return
-        self.core.observe_sides(SideGeometry.of(geometry), dets)
+        if not isinstance(geometry, TerrainGeometry):
+            return dets
+        side, on, monitor = SideGeometry.of(geometry), None, self.core.monitor
+        if self.unplaced and isinstance(monitor, ImageSideMonitor):
+            try:  # a pixel outside the image: the frame is refused, and counted
+                on = observe_sky_and_tops(monitor, side, self.border, sky, dets)
+            except ValueError:
+                self.stats.side_refused += 1
+        placed, crest = place_crest_boxes(side, self.frame, dets, on)
+        self._observe_sides(geometry, dets, placed, crest)
+        return placed
 
-    def _observe_unplaced(
-        self, geometry: CameraGeometry | None, dets: list[PixelDetection], placed: list
+    def _observe_sides(
+        self, geometry: CameraGeometry | None, dets: list[CameraDetection], placed=None, crest=None
     ) -> None:
-        """To the image-side monitor: the frame's sky blobs (feet: the box's bottom at the
-        centroid's column) for their margins (``unplaced``), and its boxes (animals' and
-        vehicles' aside) whose bottom sits on a crest for their tops (``hidden``)."""
+        """One frame's detections' feet margins to an image-side monitor, matched with the
+        places the tracker is given (:func:`vigil.relief_frame.observe_feet_sides`)."""
         from vigil.detection.terrain import TerrainGeometry
-        from vigil.geo.image_side import ImageSideMonitor, SideGeometry
+        from vigil.geo.image_side import SideGeometry
+        from vigil.relief_frame import observe_feet_sides
 
-        monitor = self.core.monitor
-        if not isinstance(geometry, TerrainGeometry) or not isinstance(monitor, ImageSideMonitor):
-            return
-        first = (dets or placed)[0]
-        side, t, cam = SideGeometry.of(geometry), first.time, first.camera
-        tops = [*dets, *(d for d in placed if d.box and d.class_guess not in ("animal", "vehicle"))]
-        try:  # a pixel outside the image: the frame is refused, and counted
-            if dets:
-                u, boxes = [d.centroid[0] for d in dets], [d.box for d in dets]
-                monitor.unplaced.observe_boxes(t, side, self.border, u, boxes, cam)
-            monitor.hidden.observe_boxes(t, side, self.border, [d.box for d in tops], cam)
-        except ValueError:
-            self.stats.side_refused += 1
+        if isinstance(geometry, TerrainGeometry):
+            observe_feet_sides(self.core, SideGeometry.of(geometry), dets, placed, crest)
 
     def _detector(self, item: CameraFrame) -> MotionDetector:
         cam = self.world.camera(item.tower)
