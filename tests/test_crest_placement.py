@@ -11,10 +11,10 @@ import pytest
 from side_scene import relief_pipeline, scene_camera, scene_hills
 
 from vigil.detection.detector import FrameResult
-from vigil.geo.crest_placement import place_by_top, spread_about
+from vigil.geo.crest_placement import CREST_MARGIN_Z, place_by_top, spread_about
 from vigil.geo.dem import ElevationModel
 from vigil.geo.hidden_side import on_crest
-from vigil.geo.image_side import SideGeometry
+from vigil.geo.image_side import FEET_ROW_SHARE, SideGeometry, image_margins
 from vigil.geo.raycast import cast_rays, curvature_factor
 from vigil.ingest.schema import CameraDetection
 from vigil.pipeline import Pipeline
@@ -158,3 +158,17 @@ def test_the_pipeline_places_a_crest_box_by_its_top_and_an_ordinary_box_as_befor
     # the hidden ground behind the crest: reached by the place or its covariance
     assert rng + 2.0 * sd > crange + 100.0
     assert sd > 10.0
+    if image_side:  # margins: the ordinary box's as before; the crest box's only when sure
+        seen = pipe.core.monitor._seen[100.0]
+        px, py = pipe.frame.to_local([plain_out.lat], [plain_out.lon])
+        assert any(abs(r[0] - px[0]) < 1e-6 and abs(r[1] - py[0]) < 1e-6 for r in seen)
+        at_crest = [r for r in seen if abs(r[0] - x[0]) < 1e-6 and abs(r[1] - y[0]) < 1e-6]
+        side = SideGeometry.of(geo)
+        m = image_margins(
+            side.camera, side.dem, pipe.border, [0.5 * (cbox[0] + cbox[2])], [cbox[3]], 1.0,
+            np.sqrt(1.0 + (FEET_ROW_SHARE * (cbox[3] - cbox[1])) ** 2), side.pointing_sigma_deg,
+            max_range_m=side.max_range_m, curvature_coeff=side.curvature_coeff,
+        )  # fmt: skip
+        sure = abs(m.margin_px[0]) >= CREST_MARGIN_Z * m.sigma_px[0]
+        assert len(at_crest) == int(sure)  # judged at the box's bottom, kept only when sure
+        assert all(r[2] == pytest.approx(m.margin_px[0]) for r in at_crest)
