@@ -11,7 +11,8 @@ constants were looked at only on :data:`~vigil.sim.scenes.CALIBRATION_SEEDS`) wi
 Method ``default`` is ``vigil detect``'s defaults for ``--sensor`` built by
 :mod:`vigil.detection.sensor_defaults`, as the command builds them (thermal: the same
 settings as ``vigil+n1+tbd`` with ECC registration; its speed is ``--speed``'s
-``vigil+n1+tbd`` row).
+``vigil+n1+tbd`` row); ``default+cal`` / ``default-cal`` the same with the start-up
+calibration on / off (``sensor_plan(..., calibrate=...)``).
 
 Usage: ``python -m benchmarks.bench_detection_scenes [--seeds calibration|evaluation|1,2]
 [--seconds S] [--methods vigil,mog2,...]``.
@@ -99,10 +100,11 @@ def tbd_method(
     return make
 
 
-def sensor_method(sensor: SensorKind) -> Callable[[], SceneMethod]:
+def sensor_method(sensor: SensorKind, calibrate: bool | None = None) -> Callable[[], SceneMethod]:
     """``vigil detect``'s defaults for a sensor kind, built as the command builds them
     (:func:`vigil.detection.sensor_defaults.sensor_plan`; thermal: the detector's settings
-    of ``vigil+n1+tbd`` and the stage, through the same :class:`SensorDetector` wrapper)."""
+    of ``vigil+n1+tbd`` and the stage, through the same :class:`SensorDetector` wrapper);
+    ``calibrate`` turns the start-up calibration on or off (``None``: the default's)."""
 
     def make() -> SceneMethod:
         det: SensorDetector | None = None
@@ -111,7 +113,7 @@ def sensor_method(sensor: SensorKind) -> Callable[[], SceneMethod]:
         def step(frame: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], list[Box]]:
             nonlocal det, t
             if det is None:
-                det = sensor_plan(sensor).build(frame.shape, FPS)
+                det = sensor_plan(sensor, calibrate=calibrate).build(frame.shape, FPS)
             t += 1
             res = det.process(frame, t / FPS, t)
             return _to_frame(res.mask, [d.box for d in res.pixel_detections], res.shift_px)
@@ -164,7 +166,9 @@ def methods(
     calibration, with it and the track-before-detect stage) and the anchors, all with
     ``config``'s post-processing."""
     sensor: SensorKind = "thermal" if config.background.warm_only else "daylight"
-    out = {"vigil": vigil_method(config), "default": sensor_method(sensor)}
+    out = {"vigil": vigil_method(config), "default": sensor_method(sensor),
+           "default+cal": sensor_method(sensor, calibrate=True),
+           "default-cal": sensor_method(sensor, calibrate=False)}  # fmt: skip
     if config.background.warm_only:  # the neighbourhood test is for thermal settings
         n1 = replace(config, neighbour_px=1)
         out["vigil+n1"] = vigil_method(n1)
@@ -222,7 +226,7 @@ def summary(scores: dict[str, list[SceneScore]]) -> None:
             f"| {spread([s.false_per_minute for s in ss])} "
             f"| {spread([s.f1 for s in ss])} | {spread([s.ms_per_frame for s in ss])} |"
         )
-    for name in [n for n in scores if n.startswith("vigil") or n == "default"]:
+    for name in [n for n in scores if n.startswith(("vigil", "default"))]:
         if "mog2" not in scores:
             break
         pairs = list(zip(scores[name], scores["mog2"], strict=True))
@@ -361,10 +365,12 @@ def main(argv: list[str] | None = None) -> dict[str, list[SceneScore]]:
     ap.add_argument(
         "--methods",
         default="vigil,vigil+n1,vigil+n1+cal,vigil+n1+tbd,mog2,mog2+reg,knn",
-        help="comma-separated subset of default, vigil, vigil+n1, vigil+n1+cal, vigil+n1+tbd, "
-        "mog2, mog2+reg, knn, knn+reg (default: vigil detect's defaults for --sensor, "
+        help="comma-separated subset of default, default+cal, default-cal, vigil, vigil+n1, "
+        "vigil+n1+cal, vigil+n1+tbd, mog2, mog2+reg, knn, knn+reg (default: vigil detect's "
+        "defaults for --sensor, "
         "vigil.detection.sensor_defaults, whatever --register and the stage options say; "
-        "n1: neighbourhood test of 1 px; cal: start-up calibration; "
+        "n1: neighbourhood test of 1 px; cal: start-up calibration (default+cal / -cal: "
+        "the default with it on / off); "
         "tbd: track-before-detect stage, vigil.detection.tbd)",
     )
     ap.add_argument("--sensor", default="thermal", choices=("thermal", "daylight"))

@@ -56,6 +56,11 @@ def test_the_kinds_defaults() -> None:
     s = thermal.settings((120, 160), 10.0)
     assert s["sensor"] == "thermal" and s["tbd"] is True and s["size"] == "160x120"
     assert len(s) <= 16  # camera health carries at most 16 keys a table
+    assert thermal.config.calibration is None  # not in the default (issue 24, seeds 901-925)
+    calibrated = sensor_plan("thermal", calibrate=True)
+    assert calibrated.config.calibration is not None and calibrated.tbd is not None
+    assert calibrated.config.neighbour_px == 1
+    assert sensor_plan("thermal", calibrate=False).config == thermal.config
     assert THERMAL_METHOD == "vigil+n1+tbd"
     assert SEED not in CALIBRATION_SEEDS and SEED not in EVALUATION_SEEDS
 
