@@ -28,7 +28,15 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from vigil.geo.hidden_side import BODY_TOP_M, STEP_M, TOP_K, TOP_SIGMA_PX, ground_profile
+from vigil.geo.hidden_side import (
+    BODY_TOP_M,
+    STEP_M,
+    TOP_K,
+    TOP_SIGMA_PX,
+    ground_profile,
+    rows_in_front,
+    top_rows,
+)
 from vigil.geo.image_side import SideGeometry
 
 #: Smallest sd reported in any direction, metres (as the detector's ``floor_sigma_m``).
@@ -115,11 +123,8 @@ def place_by_top(
         cam, dem, u, v_bot, min_range_m, geometry.max_range_m, step_m, geometry.curvature_coeff
     )
     ok = (z > -1e5) & np.isfinite(vf)
-    xf, yf = x.ravel(), y.ravel()
-    v_hi = cam.project(xf, yf, z.ravel() + hi_h)[1].reshape(x.shape)  # the taller top
-    v_lo = cam.project(xf, yf, z.ravel() + lo_h)[1].reshape(x.shape)
-    # the highest row (smallest v) any nearer sample shows: the ground in front
-    front = np.minimum.accumulate(np.concatenate([np.full((n, 1), np.inf), vf], 1), 1)[:, :-1]
+    v_hi, v_lo = top_rows(cam, x, y, z, (lo_h, hi_h))
+    front = rows_in_front(vf)  # the ground in front
     bottom = np.minimum(vf, front)  # the lowest row of a body there the camera sees
     s = _row_sigma(geometry, u, sigma_px)[:, None]
     # top row: uniform over the heights' rows, blurred by the row error

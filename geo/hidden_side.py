@@ -118,11 +118,8 @@ def top_row_sides(
     )
     ok = z > -1e5
     xf, yf = x.ravel(), y.ravel()
-    v_hi = camera.project(xf, yf, z.ravel() + hi_h)[1].reshape(x.shape)  # the taller top
-    v_lo = camera.project(xf, yf, z.ravel() + lo_h)[1].reshape(x.shape)
-    # the ground in front: the highest row (smallest v) any nearer sample shows
-    front = np.minimum.accumulate(np.concatenate([np.full((uu.size, 1), np.inf), vf], 1), 1)
-    front = front[:, :-1]
+    v_hi, v_lo = top_rows(camera, x, y, z, (lo_h, hi_h))
+    front = rows_in_front(vf)
     tol = k * sig[:, None]
     near_row = (vv[:, None] >= v_hi - tol) & (vv[:, None] <= v_lo + tol)
     seen = v_hi <= front + tol  # the top of the taller person clears the ground in front
@@ -136,6 +133,31 @@ def top_row_sides(
     out[pos & ~neg] = 1
     out[neg & ~pos] = -1
     return out
+
+
+def top_rows(
+    camera: PinholeCamera,
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    z: NDArray[np.float64],
+    body_top_m: tuple[float, float],
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The image rows of the top of the tallest and of the shortest body (``body_top_m``,
+    low and high, metres above the ground) standing at each ground sample ``(x, y, z)``
+    (local metres; any shape): ``(v_high, v_low)``, continuous rows, of the samples' shape."""
+    lo_h, hi_h = body_top_m
+    xf, yf, zf = x.ravel(), y.ravel(), z.ravel()
+    v_hi = camera.project(xf, yf, zf + hi_h)[1].reshape(x.shape)
+    v_lo = camera.project(xf, yf, zf + lo_h)[1].reshape(x.shape)
+    return v_hi, v_lo
+
+
+def rows_in_front(vf: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Per profile sample (``vf``: each azimuth's ground rows, nearest first), the highest
+    row (smallest v) any strictly nearer sample shows: the ground in front (inf for the
+    first)."""
+    lead = np.full((vf.shape[0], 1), np.inf)
+    return np.minimum.accumulate(np.concatenate([lead, vf], 1), 1)[:, :-1]
 
 
 def on_crest(
