@@ -233,7 +233,11 @@ class SectorCore:
             monitor.observe(dets[0].time, np.atleast_1d(x)[ok], np.atleast_1d(y)[ok], m, cov)
 
     def _observe_pending_sides(self) -> None:
-        """The camera detections taken since the last tick, frame by frame, to the monitor."""
+        """The camera detections taken since the last tick, frame by frame, to the monitor,
+        as the relief demo judges its frames (:func:`vigil.relief_frame.judge_frame_sides`:
+        crest boxes' tops, and their margins at the box's bottom)."""
+        from vigil.relief_frame import judge_frame_sides
+
         frames: dict[tuple[str, float], list[CameraDetection]] = {}
         for d in self._side_pending:
             if d.camera in self._side_geometry:
@@ -241,7 +245,7 @@ class SectorCore:
         self._side_pending.clear()
         for (camera, _), dets in sorted(frames.items(), key=lambda kv: kv[0][1]):
             try:
-                self.observe_sides(self._side_geometry[camera], dets)
+                judge_frame_sides(self, self._side_geometry[camera], dets)
             except (ValueError, FrameError):  # a point off the map or the image: no margin
                 continue
 

@@ -22,13 +22,16 @@ from vigil.detection.objects import CameraGeometry
 from vigil.detection.settings import DetectionSettings
 from vigil.detection.terrain import TerrainGeometry
 from vigil.geo.camera import PinholeCamera
+from vigil.geo.crest_placement import CREST_MODE, CrestMode
 from vigil.geo.dem import ElevationModel
+from vigil.geo.image_side import SideGeometry
 from vigil.geo.landmarks import TowerPointing, apply_pointing
 from vigil.geo.site import Site, tower_camera
 from vigil.hardware.camera import run_camera_edge
 from vigil.hardware.ptz import Pointing, PtzMapping
 from vigil.ingest.bus import InProcessBus
 from vigil.ingest.schema import CameraDetection, Wire
+from vigil.relief_frame import place_crest_boxes
 
 if TYPE_CHECKING:
     from vigil.config import Deployment
@@ -71,6 +74,12 @@ class TowerDetector:
     ground
         The sector's ground and the tower's pointing calibration; None (the default) places
         detections on flat ground with the deployment's pointing, as before terrain.
+    crest
+        On the ground's DEM, how a person's box whose bottom sits on a crest is placed
+        (:func:`vigil.relief_frame.place_crest_boxes`, as ``vigil demo --relief`` places it):
+        ``top`` by its top and bottom rows (the default,
+        :data:`~vigil.geo.crest_placement.CREST_MODE`), ``spread`` or ``off`` (where the
+        detector's ray through its middle meets the crest in front).
 
     Raises
     ------
@@ -86,6 +95,7 @@ class TowerDetector:
         *,
         settings: DetectionSettings | None = None,
         ground: TowerGround | None = None,
+        crest: CrestMode = CREST_MODE,
     ) -> None:
         towers = {t.id: t for t in site.towers}
         if tower_id not in towers:
@@ -94,6 +104,7 @@ class TowerDetector:
         self.frame_of_reference = site.frame()
         tower = towers[tower_id]
         self.ground = ground or TowerGround()
+        self.crest = crest
         self.base = self._calibrated(tower_camera(tower, self.frame_of_reference))
         self.settings = settings
         if config is None:
@@ -184,7 +195,12 @@ class TowerDetector:
             self.detector = MotionDetector(
                 (h, w), self.config, self._geometry(w, h), roi, camera_id=self.tower_id
             )
-        return self.detector.process(frame, time_s, index).detections
+        dets = self.detector.process(frame, time_s, index).detections
+        geometry = self.detector.geometry
+        if dets and self.crest != "off" and isinstance(geometry, TerrainGeometry):
+            side = SideGeometry.of(geometry)
+            dets, _ = place_crest_boxes(side, self.frame_of_reference, dets, mode=self.crest)
+        return dets
 
 
 def tower_detector(

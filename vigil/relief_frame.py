@@ -1,17 +1,24 @@
 """One tower frame on relief between the detector and the bus (``vigil demo --relief``): the
 people whose box's bottom sits on a crest placed by their top (issue 21), and the frame's feet
 margins given to the image side. Wiring only: the placement is
-:mod:`vigil.geo.crest_placement`'s, the crest test :func:`vigil.geo.hidden_side.on_crest`'s."""
+:mod:`vigil.geo.crest_placement`'s, the crest test :func:`vigil.geo.hidden_side.on_crest`'s.
+
+The field path takes the same steps from here: the camera edge places its crest boxes with
+:func:`place_crest_boxes` (:class:`vigil.edge.TowerDetector`), and the sector service's core
+judges each received frame with :func:`judge_frame_sides` (:meth:`vigil.core.SectorCore.
+use_image_side` with the towers' geometries). This module imports nothing of the core (it sits
+below it in the import layers): the core is passed in as a :class:`SideCore`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from vigil.core import SectorCore
 from vigil.detection.objects import PixelDetection
 from vigil.geo.border import Border
 from vigil.geo.crest_placement import (
@@ -36,6 +43,19 @@ from vigil.ingest.schema import CameraDetection
 
 #: Class guesses whose boxes are not taken for a standing person's (as the tops).
 NOT_PEOPLE = ("animal", "vehicle")
+
+
+class SideCore(Protocol):
+    """What the image-side steps take of a sector core (:class:`vigil.core.SectorCore`): its
+    crossing ``monitor``, local ``frame`` and ``border``, and its plain
+    :meth:`~vigil.core.SectorCore.observe_sides`."""
+
+    monitor: object
+    frame: LocalFrame
+    border: Border
+
+    def observe_sides(self, geometry: SideGeometry, dets: Sequence[CameraDetection]) -> None:
+        """One frame's detections' margins, each judged at its ground point's feet pixel."""
 
 
 def people_boxes(dets: Sequence[CameraDetection]) -> list[int]:
@@ -122,7 +142,7 @@ def observe_sky_and_tops(
 
 
 def observe_feet_sides(
-    core: SectorCore,
+    core: SideCore,
     side: SideGeometry,
     dets: Sequence[CameraDetection],
     placed: Sequence[CameraDetection] | None = None,
@@ -173,8 +193,31 @@ def observe_feet_sides(
         monitor.observe(dets[0].time, x1, y1, ImageMargins(*cols[:, use]), cov)
 
 
+def judge_frame_sides(
+    core: SideCore, side: SideGeometry, dets: Sequence[CameraDetection]
+) -> NDArray[np.bool_]:
+    """One received frame's camera detections (same camera and time, as the edge published
+    them) to the core's image side, as ``vigil demo --relief`` judges its frames
+    (``Pipeline._relief_frame``): its people's boxes whose bottom sits on a crest give their
+    tops (:func:`observe_sky_and_tops`; no sky blobs: they are not on the wire), those the
+    edge placed by their top (:func:`place_crest_boxes` on the same boxes and geometry tells
+    which) are judged at their box's bottom as :data:`~vigil.geo.crest_placement.CREST_MARGIN`
+    says, the others at their ground point (:func:`observe_feet_sides`). Returns which were
+    placed by their top. Raises ``ValueError`` where a pixel is outside the image or not
+    finite (the caller skips the frame)."""
+    monitor = core.monitor
+    if not dets or not isinstance(monitor, ImageSideMonitor):
+        return np.zeros(len(dets), dtype=bool)
+    on = observe_sky_and_tops(monitor, side, core.border, [], dets)
+    _, crest = place_crest_boxes(side, core.frame, dets, on)
+    observe_feet_sides(core, side, dets, None, crest)
+    return crest
+
+
 __all__ = [
     "NOT_PEOPLE",
+    "SideCore",
+    "judge_frame_sides",
     "observe_feet_sides",
     "observe_sky_and_tops",
     "people_boxes",
