@@ -95,6 +95,19 @@ def main(argv: list[str] | None = None) -> dict:
         help="the detector's psf_sigma_px in the recorded runs (the blur's 0.8 px: the class "
         "guess through blurred templates, vigil.detection.psf); -1 leaves the deployment's",
     )
+    p.add_argument(
+        "--backoff-bands",
+        type=int,
+        default=1,
+        help="vigil calibrate classes --backoff-bands (1, chosen on calibration folds; -1: the "
+        "command's default, cells lean on the current tables)",
+    )
+    p.add_argument(
+        "--speed-temper",
+        type=float,
+        default=3.0,
+        help="vigil calibrate classes --speed-temper (3, chosen on calibration folds)",
+    )
     p.add_argument("--out", help="keep the recordings and the fitted file here")
     p.add_argument("--record-test-data", metavar="DIR", help="write the test's recordings")
     args = p.parse_args(argv)
@@ -116,6 +129,8 @@ def main(argv: list[str] | None = None) -> dict:
         eval_files = record(evaluation_seeds(args.eval), folder, args)
         fitted = folder / "fitted.toml"
         cmd = ["calibrate", "classes", "--truth", "--force", "--out", str(fitted)]
+        cmd += ["--backoff-bands", str(args.backoff_bands)]
+        cmd += ["--speed-temper", str(args.speed_temper)]
         for f in fit_files:
             cmd += ["--recording", str(f)]
         if vigil(cmd) != 0:

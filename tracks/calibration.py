@@ -300,6 +300,7 @@ def calibrate_class_model(
     backoff: float = 50.0,
     weights: Iterable[float] | None = None,
     base: Iterable[ClassRow] | None = None,
+    backoff_bands: int = -1,
 ) -> tuple[ClassRow, ...]:
     """A camera confusion table from detections labelled with their true class.
 
@@ -324,7 +325,12 @@ def calibrate_class_model(
         cell where it has the cell: a class seen rarely at some range keeps what ``base``
         says of it there (a sector's few labelled people, all seen near a tower, say nothing
         of people far away).
-
+    backoff_bands
+        -1: back off to the all-range table (or ``base``'s cell); ``n >= 0``: to this fit's
+        own detections in the range bands within ``n`` of the cell's (``base`` only for a
+        class with none at the cell's range). Under another detector than ``base``'s the
+        same guess and confidence mean something else, and a neighbouring range says more of
+        a far cell than the near bands that dominate the all-range table.
     Returns
     -------
     Rows ``(guess, from, to, range_from, range_to, P(guess, band | person, range band),
@@ -361,11 +367,16 @@ def calibrate_class_model(
                 cell = (guess, float(edges[b]), float(edges[b + 1]))
                 cell += (float(range_edges_m[rb]), float(range_edges_m[rb + 1]))
                 prior = base_cells.get(cell)
+                near = (
+                    np.abs(rband - rb) <= backoff_bands
+                    if backoff_bands >= 0
+                    else np.ones_like(here)
+                )
                 for i, k in enumerate(CLASSES):
-                    anywhere = (float(w[(g == guess) & (band == b) & (t == k)].sum()) + 1) / (
-                        float(w[t == k].sum()) + cells
-                    )
-                    if prior is not None:
+                    anywhere = (
+                        float(w[near & (g == guess) & (band == b) & (t == k)].sum()) + 1
+                    ) / (float(w[near & (t == k)].sum()) + cells)
+                    if prior is not None and (backoff_bands < 0 or totals[k] <= 0.0):
                         anywhere = float(prior[i])
                     probs.append(
                         (float(w[sel & (t == k)].sum()) + backoff * anywhere)

@@ -301,6 +301,9 @@ def fit_tables(
     min_tracks: int = 5,
     per_track: float = 30.0,
     speed_prior: float = 30.0,
+    backoff: float = 50.0,
+    backoff_bands: int = -1,
+    speed_temper: float = 1.0,
 ) -> Fit:
     """Fit the camera and speed tables from labelled detections and speeds over ``base``.
 
@@ -315,6 +318,12 @@ def fit_tables(
     ``class_max_evidence`` reasons alike); each class's speed counts start from
     ``speed_prior`` speeds spread as ``base``'s column (instead of one per band), so that a
     way of moving the labelled tracks happen not to show (people resting) is not ruled out.
+    ``backoff``, ``backoff_bands``: :func:`vigil.tracks.calibration.calibrate_class_model`'s
+    (``backoff_bands = 1``: a cell seen little leans on this fit's neighbouring ranges, not
+    on ``base``, which may describe another detector's guesses). ``speed_temper``: each speed
+    row's probabilities raised to this power and scaled to a largest of 1 (the tracker reads
+    a row's ratios only): the tracker weighs a speed by ``speed_class_weight`` (0.3), and 3
+    reads the fitted ratios at about their full strength.
     """
     cam = calibrate_class_model(
         joined.guess,
@@ -323,6 +332,8 @@ def fit_tables(
         joined.truth,
         weights=_per_track(joined.track_id, per_track),
         base=base.camera,
+        backoff=backoff,
+        backoff_bands=int(backoff_bands),
     )
     n_det = Counter(joined.truth)
     n_trk = Counter(k for _, k in dict(zip(joined.track_id, joined.truth, strict=True)).items())
@@ -367,7 +378,16 @@ def fit_tables(
         )
         for r, b in zip(sp, base.speed if same_bands else sp, strict=True)
     )
+    if speed_temper != 1.0:
+        speed_rows = tuple((*r[:2], *_tempered(r[2:], speed_temper)) for r in speed_rows)
     return Fit(tuple(rows), speed_rows, cam_src, sp_src)  # type: ignore[arg-type]
+
+
+def _tempered(probs: Sequence[float], power: float) -> list[float]:
+    """A row's probabilities raised to ``power``, scaled to a largest of 1 (the tracker reads
+    only their ratios)."""
+    q = np.maximum(np.asarray(probs, dtype=np.float64), 1e-6) ** power
+    return [round(float(v), 6) for v in np.maximum(q / q.max(), 1e-6)]
 
 
 def _per_track(track_ids: Sequence[str], per_track: float) -> NDArray[np.float64]:

@@ -149,6 +149,8 @@ def cmd_calibrate_classes(args: argparse.Namespace) -> int:
         min_detections=args.min_detections,
         min_speeds=args.min_speeds,
         min_tracks=args.min_tracks,
+        backoff_bands=args.backoff_bands,
+        speed_temper=args.speed_temper,
     )
     config = d.tracker_config()
     new = msgspec.structs.replace(
@@ -364,6 +366,22 @@ def register_classes(csub) -> None:
         metavar="N",
         help="labelled tracks a class needs to fit its columns (default 5)",
     )
+    pc.add_argument(
+        "--backoff-bands",
+        type=_bands,
+        default=-1,
+        metavar="N",
+        help="a camera cell seen little leans on the fit's own detections in the range bands "
+        "within N of its own (default -1: on the current tables' cell, or all ranges)",
+    )
+    pc.add_argument(
+        "--speed-temper",
+        type=positive_float,
+        default=1.0,
+        metavar="POWER",
+        help="raise each speed row's probabilities to POWER (default 1; the tracker weighs "
+        "speeds by speed_class_weight, 0.3: 3 reads the fitted ratios at about full strength)",
+    )
     add_deployment(pc)
     pc.set_defaults(func=cmd_calibrate_classes)
 
@@ -389,6 +407,16 @@ def register_classes(csub) -> None:
     ps.add_argument("--force", action="store_true", help="replace an existing --out")
     add_deployment(ps)
     ps.set_defaults(func=cmd_calibrate_simulate)
+
+
+def _bands(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -2
+    if not -1 <= n <= 10:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer from -1 to 10")
+    return n
 
 
 def _count(text: str) -> int:
