@@ -31,7 +31,7 @@ from vigil.geo.crest_placement import (
     spread_about,
 )
 from vigil.geo.frames import LocalFrame
-from vigil.geo.hidden_side import on_crest
+from vigil.geo.hidden_side import CHAIN_CREST_TOL_PX, on_crest
 from vigil.geo.image_side import (
     FEET_ROW_SHARE,
     ImageMargins,
@@ -72,7 +72,8 @@ def place_crest_boxes(
 ) -> tuple[list[CameraDetection], NDArray[np.bool_]]:
     """The detections to publish, and which of them were placed so: a person's
     (:func:`people_boxes`) whose box's bottom sits on a crest (``on``, per detection; None:
-    :func:`~vigil.geo.hidden_side.on_crest` at the box's middle column) placed by its box's
+    :func:`~vigil.geo.hidden_side.on_crest` at the box's middle column, within
+    :data:`~vigil.geo.hidden_side.CHAIN_CREST_TOL_PX` rows) placed by its box's
     top and bottom rows (``mode`` ``top``: :func:`~vigil.geo.crest_placement.place_by_top`),
     kept where the detector put it with a covariance spanning those places (``spread``), or
     as it was (``off``, or where no range fits the box's rows); the others as they were."""
@@ -85,7 +86,7 @@ def place_crest_boxes(
     if on is None:
         u = 0.5 * (boxes[:, 0] + boxes[:, 2])
         hid = on_crest(
-            side.camera, side.dem, u, boxes[:, 3],
+            side.camera, side.dem, u, boxes[:, 3], CHAIN_CREST_TOL_PX,
             max_range_m=side.max_range_m, curvature_coeff=side.curvature_coeff,
         )  # fmt: skip
     else:
@@ -135,7 +136,7 @@ def observe_sky_and_tops(
         monitor.unplaced.observe_boxes(t, side, border, u, boxes, cam)
     people = people_boxes(placed)
     boxes = [d.box for d in sky] + [placed[i].box for i in people]
-    hid = monitor.hidden.observe_boxes(t, side, border, boxes, cam)
+    hid = monitor.hidden.observe_boxes(t, side, border, boxes, cam, CHAIN_CREST_TOL_PX)
     on = np.zeros(len(placed), dtype=bool)
     on[people] = hid[len(sky) :]
     return on
