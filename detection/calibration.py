@@ -51,7 +51,13 @@ class CalibrationParams:
     radius_k
         The background model's radius floor is at least this times the camera's level.
     margin_k
-        The neighbourhood margin of a tile is at least this times the tile's level.
+        The neighbourhood margin of a tile is at least this times the tile's level (0:
+        the configured margin everywhere).
+    lag
+        Each frame is compared with the frame this many frames before it (1: the previous
+        one). Noise that holds its value for frames (a stretched thermal core's) changes
+        little from one frame to the next but a lot over a second: a lag of about a
+        second measures what the background model, which keeps samples for seconds, sees.
     """
 
     frames: int = 30
@@ -59,6 +65,7 @@ class CalibrationParams:
     quantile: float = 0.99
     radius_k: float = 1.5
     margin_k: float = 1.5
+    lag: int = 1
 
     def __post_init__(self) -> None:
         checks: dict[str, tuple[float, float, float]] = {
@@ -67,6 +74,7 @@ class CalibrationParams:
             "quantile": (self.quantile, 0.5, 1.0),
             "radius_k": (self.radius_k, 0.0, 20.0),
             "margin_k": (self.margin_k, 0.0, 20.0),
+            "lag": (self.lag, 1, 1000),
         }
         check_ranges("calibration", checks)
 
@@ -102,7 +110,7 @@ class StartupCalibration:
         cols = np.minimum(np.arange(w) // t, self.tiles[1] - 1)
         self._tile_of = (rows[:, None] * self.tiles[1] + cols[None, :]).astype(np.int64) * 256
         self._hist = np.zeros(self.tiles[0] * self.tiles[1] * 256, np.int64)
-        self._previous: NDArray[np.uint8] | None = None
+        self._previous: list[NDArray[np.uint8]] = []  # the last ``lag`` frames, oldest first
         self.measured = 0
         self.tile_level: NDArray[np.float64] | None = None  # grey levels per tile
         self.report: dict[str, Any] = {}
@@ -116,13 +124,15 @@ class StartupCalibration:
         """Measure one frame (grey levels, registered); returns whether calibration is done."""
         if self.done:
             return True
-        if self._previous is not None:
-            change = cv2.absdiff(grey, self._previous)
+        if len(self._previous) == self.params.lag:
+            oldest = self._previous.pop(0)
+            change = cv2.absdiff(grey, oldest)
             self._hist += np.bincount((self._tile_of + change).ravel(), minlength=self._hist.size)
             self.measured += 1
-            np.copyto(self._previous, grey)
+            np.copyto(oldest, grey)
+            self._previous.append(oldest)
         else:
-            self._previous = grey.copy()
+            self._previous.append(grey.copy())
         if self.measured >= self.params.frames:
             self._finish()
         return self.done
@@ -132,9 +142,10 @@ class StartupCalibration:
         cum = np.cumsum(hist, axis=1)
         need = self.params.quantile * cum[:, -1:]
         self.tile_level = np.argmax(cum >= need, axis=1).reshape(self.tiles).astype(np.float64)
-        self._previous = None
+        self._previous = []
         self.report = {
             "frames": self.measured,
+            "lag": self.params.lag,
             "tile_px": self.params.tile_px,
             "noise_grey": float(np.median(self.tile_level)),
             "tile_level_grey": {

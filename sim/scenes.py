@@ -23,6 +23,7 @@ runs Vigil's detector against OpenCV's MOG2 and KNN on these scenes is
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import cv2
@@ -81,6 +82,21 @@ class SceneSpec:
         Size of the occasional jolts of the mast, pixels (one every ``jolt_every_s``).
     jolt_every_s
         Mean time between jolts, seconds.
+    held_noise
+        Held sensor noise, grey levels (standard deviation per pixel; 0 is off): noise that
+        keeps its value for frames, as a thermal core's does once a scene of a few dozen
+        counts is stretched over 255 grey levels (:func:`held_noise`). Off in the
+        development scenes' defaults; the benchmark's ``--held-noise`` turns it on.
+    held_rho
+        Its correlation from one frame to the next (an AR(1) process: it holds its value
+        for about ``1 / (1 - held_rho)`` frames).
+    held_spread
+        Spread of its size from pixel to pixel: each pixel's standard deviation is
+        ``held_noise`` times a log-normal factor of this log-standard deviation (some
+        pixels are much noisier than most: heavy tails).
+    held_step
+        The frame is rounded to multiples of this many grey levels after the noise (one
+        sensor count stretched; 0 or 1 is off).
     """
 
     width: int = 640
@@ -99,6 +115,10 @@ class SceneSpec:
     shake_px: float = 0.15
     jolt_px: float = 1.5
     jolt_every_s: float = 15.0
+    held_noise: float = 0.0
+    held_rho: float = 0.9
+    held_spread: float = 0.3
+    held_step: float = 0.0
 
     @property
     def frames(self) -> int:
@@ -237,6 +257,28 @@ def _coverage(cu: float, cv: float, a: float, b: float) -> tuple[int, int, NDArr
     return x0, y0, cover.astype(np.float32)
 
 
+def held_noise(seed: int, spec: SceneSpec) -> Iterator[NDArray[np.float32]]:
+    """The held sensor noise of a scene, frame by frame (``(height, width)`` grey levels;
+    nothing when ``spec.held_noise`` is 0). Per pixel an AR(1) process of coefficient
+    ``held_rho`` from frame to frame, stationary from the first frame, of standard
+    deviation ``held_noise`` times the pixel's log-normal factor (``held_spread``). Drawn
+    from its own random stream (seeded by ``seed``), so that turning it on changes nothing
+    else of the scene."""
+    if spec.held_noise <= 0:
+        return
+    rng = np.random.default_rng([seed, 24])
+    h, w = spec.height, spec.width
+    size = spec.held_noise * np.exp(spec.held_spread * rng.standard_normal((h, w)))
+    size = size.astype(np.float32)
+    rho = np.float32(spec.held_rho)
+    innov = np.float32(math.sqrt(max(1.0 - float(rho) ** 2, 0.0)))
+    state = rng.standard_normal((h, w), np.float32)
+    for i in range(spec.frames):
+        if i:
+            state = rho * state + innov * rng.standard_normal((h, w), np.float32)
+        yield state * size
+
+
 def render_scene(seed: int, spec: SceneSpec | None = None) -> Scene:
     """Render a scene at ``seed`` (deterministic): frames, exact labels, bodies, shake."""
     spec = spec or SceneSpec()
@@ -318,6 +360,10 @@ def render_scene(seed: int, spec: SceneSpec | None = None) -> Scene:
         img += rng.standard_normal((h, w), np.float32) * spec.noise
         np.clip(img + 0.5, 0, 255, out=img)
         frames[i] = img.astype(np.uint8)
+    step = max(float(spec.held_step), 1.0)
+    for i, noise in enumerate(held_noise(seed, spec)):
+        out = np.rint((frames[i] + noise) / step) * step
+        frames[i] = np.clip(out, 0, 255).astype(np.uint8)
     speeds = {
         b.ident: float(np.mean(np.hypot(np.diff(b.u), np.diff(b.v))) * spec.fps) for b in bodies
     }

@@ -39,6 +39,30 @@ def test_scene_is_deterministic_by_seed(scene) -> None:
     assert not np.array_equal(a.frames, render_scene(8, spec).frames)
 
 
+def test_held_noise_changes_the_frames_as_specified() -> None:
+    """SceneSpec.held_noise: off, the scene is the same bit for bit; on, the frames differ by
+    noise of the given size that keeps its value from frame to frame (correlation about
+    held_rho at one frame, its square at two) and whose pixels sit on multiples of
+    held_step; labels and bodies are unchanged."""
+    spec = replace(SMALL, seconds=4.0)
+    base = render_scene(11, spec)
+    same = render_scene(11, replace(spec, held_noise=0.0, held_rho=0.5, held_step=3.0))
+    assert np.array_equal(base.frames, same.frames)
+    held = render_scene(11, replace(spec, held_noise=4.0, held_rho=0.9, held_spread=0.0))
+    assert np.array_equal(base.labels, held.labels)
+    d = held.frames.astype(np.float64) - base.frames.astype(np.float64)
+    inside = (base.frames > 20) & (base.frames < 235)  # not clipped
+    assert 3.7 < d[inside].std() < 4.3
+    lag1 = (d[1:] * d[:-1]).mean() / d.var()
+    lag2 = (d[2:] * d[:-2]).mean() / d.var()
+    assert 0.85 < lag1 < 0.95 and 0.75 < lag2 < 0.87
+    spatial = (d[:, :, 1:] * d[:, :, :-1]).mean() / d.var()
+    assert abs(spatial) < 0.05  # a pixel's own, as on the real camera (0.2-0.4 there)
+    stepped = render_scene(11, replace(spec, held_noise=4.0, held_step=3.0))
+    assert not np.array_equal(stepped.frames, held.frames)
+    assert set(np.unique(stepped.frames[:, 40:, :] % 3)) == {0}
+
+
 def test_labels_are_where_the_bodies_were_drawn() -> None:
     # with every nuisance and the noise off, a frame minus the empty scene is the bodies
     quiet = replace(
