@@ -13,6 +13,9 @@ the ones to trust; the per-second intervals are too narrow.
 The recorded runs' detector is told the blur (``--psf-sigma 0.8``, the default: the class
 guess through blurred templates, :mod:`vigil.detection.psf`); ``--psf-sigma -1`` keeps the
 deployment's (0: the sharp rules). People are scored per person by the same vote as animals.
+The fit runs ``vigil calibrate classes --backoff-bands 1 --speed-temper 3`` (chosen on
+calibration folds, BENCHMARKS.md "Class tables for the field camera: the fit's backoff and
+speed"); ``--backoff-bands -1 --speed-temper 1`` is the command's own default.
 
 Usage: ``python -m benchmarks calibrate_classes`` (fit seeds 7 11, 4 evaluation seeds);
 ``--eval 10 --fit-seeds 0 1 2 5 7 11`` (the fit of ``vigil:sim_towers_field.toml``);
@@ -29,8 +32,14 @@ import tempfile
 from pathlib import Path
 
 
-def record(seeds: list[int], folder: Path, args: argparse.Namespace) -> list[Path]:
-    """Record one simulated run per seed into ``folder``; returns the files."""
+def record(
+    seeds: list[int], folder: Path, args: argparse.Namespace, minutes: float | None = None
+) -> list[Path]:
+    """Record one simulated run per seed into ``folder`` (``minutes`` simulated, default
+    ``args.minutes``; a length other than that is named in the file's name); returns the
+    files."""
+    minutes = args.minutes if minutes is None else minutes
+    tag = "" if minutes == args.minutes else f"-{minutes:g}min"
     import msgspec
 
     from vigil.cli.class_runs import record_simulated
@@ -50,10 +59,10 @@ def record(seeds: list[int], folder: Path, args: argparse.Namespace) -> list[Pat
     )
     out = []
     for seed in seeds:
-        path = folder / f"seed{seed}.vrec.gz"
+        path = folder / f"seed{seed}{tag}.vrec.gz"
         if not path.exists():
             record_simulated(
-                d, sim, seed, args.minutes * 60.0, path, perturbations=Perturbations.field()
+                d, sim, seed, minutes * 60.0, path, perturbations=Perturbations.field()
             )
         out.append(path)
     return out
@@ -84,6 +93,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--fit-seeds", type=int, nargs="+", default=[7, 11])
     p.add_argument("--eval", type=int, default=4, help="evaluation seeds (the first N)")
     p.add_argument("--minutes", type=float, default=2.5, help="simulated minutes a run")
+    p.add_argument(
+        "--fit-minutes",
+        type=float,
+        help="simulated minutes a calibration run (default --minutes; on calibration folds, "
+        "fits on 10-min runs of four seeds cost people on the others' 2.5-min runs: 0.78 "
+        "against 0.84 per person)",
+    )
     p.add_argument("--rate-scale", type=float, default=60.0)
     p.add_argument("--animals-per-km", type=float, default=40.0)
     p.add_argument("--fps", type=float, default=2.0)
@@ -125,7 +141,7 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.out or tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        fit_files = record(args.fit_seeds, folder, args)
+        fit_files = record(args.fit_seeds, folder, args, args.fit_minutes or args.minutes)
         eval_files = record(evaluation_seeds(args.eval), folder, args)
         fitted = folder / "fitted.toml"
         cmd = ["calibrate", "classes", "--truth", "--force", "--out", str(fitted)]
@@ -160,8 +176,9 @@ def main(argv: list[str] | None = None) -> dict:
                     f"{rate(s.people_as_person, s.people)}"
                 )
     print(
-        f"\nfit seeds {args.fit_seeds}, evaluation seeds {evaluation_seeds(args.eval)}, "
-        f"{args.minutes:g} min each, towers {args.towers}, rate scale {args.rate_scale:g}, "
+        f"\nfit seeds {args.fit_seeds} ({args.fit_minutes or args.minutes:g} min each), "
+        f"evaluation seeds {evaluation_seeds(args.eval)}, {args.minutes:g} min each, "
+        f"towers {args.towers}, rate scale {args.rate_scale:g}, "
         f"{args.animals_per_km:g} animals/km, {args.fps:g} fps, perturbations field (blur 0.8 px), "
         f"detector psf_sigma_px {'(deployment)' if args.psf_sigma is None else args.psf_sigma}"
     )

@@ -34,7 +34,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("folder", type=Path)
     p.add_argument("--folds", nargs="+", default=["7,11", "0,1", "2,5"])
     p.add_argument("--grid", nargs="+", default=["default"])
+    p.add_argument(
+        "--fit-folder", type=Path, help="fit on these recordings (longer runs of the same seeds)"
+    )
     args = p.parse_args(argv)
+    fit_folder = args.fit_folder or args.folder
     d = load_default()
     seeds = sorted(CALIBRATION_SEEDS)
     files = {s: args.folder / f"seed{s}.vrec.gz" for s in seeds}
@@ -46,7 +50,8 @@ def main(argv: list[str] | None = None) -> dict:
             held = [int(s) for s in fold.split(",")]
             if not set(held) <= CALIBRATION_SEEDS:
                 raise SystemExit(f"fold {fold}: calibration seeds only")
-            fit = fit_on([files[s] for s in seeds if s not in held], d, **kw)
+            fit_files = [fit_folder / f"seed{s}.vrec.gz" for s in seeds if s not in held]
+            fit = fit_on(fit_files, d, **kw)
             config = msgspec.structs.replace(
                 d.tracker_config(), camera_class_model=fit.camera, speed_class_model=fit.speed
             )
