@@ -37,7 +37,7 @@ from benchmarks.bench_pointing import _cluster_ci, site_and_dem
 from vigil.config import load_default
 from vigil.detection.terrain import TerrainGeometry
 from vigil.geo.crest_placement import place_by_top
-from vigil.geo.hidden_side import on_crest
+from vigil.geo.hidden_side import CHAIN_CREST_TOL_PX, on_crest
 from vigil.geo.image_side import SideGeometry
 from vigil.geo.pointing import calibrate_pointing
 from vigil.geo.raycast import pixels_to_terrain
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         # the chain (vigil.relief_frame): a box whose bottom sits on a crest placed by its top
         ot = top + rng.normal(0.0, DETECTION_PX, top.size)
         side = SideGeometry.of(geo)
-        crest = hit & on_crest(geo.camera, dem, ou, ov, max_range_m=geo.reach_m)
+        crest = hit & on_crest(geo.camera, dem, ou, ov, CHAIN_CREST_TOL_PX, max_range_m=geo.reach_m)
         boxes = np.column_stack([ou - 0.5, np.minimum(ot, ov - 0.5), ou + 0.5, ov])
         p = place_by_top(side, boxes[crest])
         cx, cy, ccov = ex.copy(), ey.copy(), cov.copy()

@@ -8,7 +8,7 @@ import numpy as np
 
 from vigil.geo.crest_placement import CREST_MARGIN, CREST_MODE
 from vigil.geo.crossing_monitor import RELIEF_SIDE_HOLD_S, RELIEF_SIDE_PROBABILITY
-from vigil.geo.hidden_side import CREST_TOL_PX
+from vigil.geo.hidden_side import CHAIN_CREST_TOL_PX
 from vigil.geo.image_side import (
     IMAGE_CHANGE_PROBABILITY,
     IMAGE_CHANGE_S,
@@ -131,7 +131,7 @@ def parser(description: str, evaluation_seeds: tuple[int, ...]) -> argparse.Argu
     parser.add_argument(
         "--crest-tol",
         type=float,
-        default=CREST_TOL_PX,
+        default=CHAIN_CREST_TOL_PX,
         help="with --hidden: how near (rows) a crest must be to a box's bottom (on_crest)",
     )
     parser.add_argument(

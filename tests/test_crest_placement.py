@@ -13,7 +13,7 @@ from side_scene import relief_pipeline, scene_camera, scene_hills
 from vigil.detection.detector import FrameResult
 from vigil.geo.crest_placement import CREST_MARGIN_Z, place_by_top, spread_about
 from vigil.geo.dem import ElevationModel
-from vigil.geo.hidden_side import on_crest
+from vigil.geo.hidden_side import CHAIN_CREST_TOL_PX, on_crest
 from vigil.geo.image_side import FEET_ROW_SHARE, SideGeometry, image_margins
 from vigil.geo.raycast import cast_rays, curvature_factor
 from vigil.ingest.schema import CameraDetection
@@ -113,13 +113,17 @@ def _boxes(pipe: Pipeline):
             box = (u - 1.0, v[k] - 2.0, u + 1.0, v[k])
             if (
                 crest is None
-                and on_crest(geo.camera, geo.dem, [u], [v[k]], max_range_m=geo.reach_m)[0]
+                and on_crest(
+                    geo.camera, geo.dem, [u], [v[k]], CHAIN_CREST_TOL_PX, max_range_m=geo.reach_m
+                )[0]
             ):
                 crest = (box, (x[k], y[k]), rng[k])
         for k in np.flatnonzero(ok & (np.abs(np.diff(rng)) < 20.0) & (rng[:-1] > 800.0)):
             if (
                 plain is None
-                and not on_crest(geo.camera, geo.dem, [u], [v[k]], max_range_m=geo.reach_m)[0]
+                and not on_crest(
+                    geo.camera, geo.dem, [u], [v[k]], CHAIN_CREST_TOL_PX, max_range_m=geo.reach_m
+                )[0]
             ):
                 plain = ((u - 1.0, v[k] - 2.0, u + 1.0, v[k]), (x[k], y[k]))
         if crest is not None and plain is not None:
