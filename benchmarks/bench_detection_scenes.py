@@ -12,7 +12,10 @@ Method ``default`` is ``vigil detect``'s defaults for ``--sensor`` built by
 :mod:`vigil.detection.sensor_defaults`, as the command builds them (thermal: the same
 settings as ``vigil+n1+tbd`` with ECC registration; its speed is ``--speed``'s
 ``vigil+n1+tbd`` row); ``default+cal`` / ``default-cal`` the same with the start-up
-calibration on / off (``sensor_plan(..., calibrate=...)``).
+calibration on / off (``sensor_plan(..., calibrate=...)``); ``default+noisy`` (or
+``default+noisy:KEY=VALUE;KEY=VALUE``) the default with the opt-in small-box rule of a noisy
+camera (``with_noisy_rule``, ``NoisyCameraParams`` so set). ``--held-noise``, ``--held-rho``
+and ``--held-step`` give the scenes held sensor noise (``SceneSpec.held_noise``).
 
 Usage: ``python -m benchmarks.bench_detection_scenes [--seeds calibration|evaluation|1,2]
 [--seconds S] [--methods vigil,mog2,...]``.
@@ -34,7 +37,12 @@ from vigil.detection.calibration import CalibrationParams
 from vigil.detection.detector import DetectorConfig, MotionDetector
 from vigil.detection.objects import ObjectFollower
 from vigil.detection.registration import ShakeCompensator
-from vigil.detection.sensor_defaults import SensorDetector, sensor_plan
+from vigil.detection.sensor_defaults import (
+    NoisyCameraParams,
+    SensorDetector,
+    sensor_plan,
+    with_noisy_rule,
+)
 from vigil.detection.settings import DetectionSettings, SensorKind
 from vigil.detection.tbd import SlowMoverDetector, TbdParams
 from vigil.sim.scenes import CALIBRATION_SEEDS, EVALUATION_SEEDS, SceneSpec, render_scene
@@ -100,11 +108,18 @@ def tbd_method(
     return make
 
 
-def sensor_method(sensor: SensorKind, calibrate: bool | None = None) -> Callable[[], SceneMethod]:
+def sensor_method(
+    sensor: SensorKind,
+    calibrate: bool | None = None,
+    cal: CalibrationParams | None = None,
+    noisy: NoisyCameraParams | None = None,
+) -> Callable[[], SceneMethod]:
     """``vigil detect``'s defaults for a sensor kind, built as the command builds them
     (:func:`vigil.detection.sensor_defaults.sensor_plan`; thermal: the detector's settings
     of ``vigil+n1+tbd`` and the stage, through the same :class:`SensorDetector` wrapper);
-    ``calibrate`` turns the start-up calibration on or off (``None``: the default's)."""
+    ``calibrate`` turns the start-up calibration on or off (``None``: the default's), ``cal``
+    (with ``calibrate``) gives its settings; ``noisy`` puts in the small-box rule of a
+    noisy camera with these settings (:func:`~vigil.detection.sensor_defaults.with_noisy_rule`)."""
 
     def make() -> SceneMethod:
         det: SensorDetector | None = None
@@ -113,7 +128,12 @@ def sensor_method(sensor: SensorKind, calibrate: bool | None = None) -> Callable
         def step(frame: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], list[Box]]:
             nonlocal det, t
             if det is None:
-                det = sensor_plan(sensor, calibrate=calibrate).build(frame.shape, FPS)
+                plan = sensor_plan(sensor, calibrate=calibrate)
+                if calibrate and cal is not None:
+                    plan = replace(plan, config=replace(plan.config, calibration=cal))
+                if noisy is not None:
+                    plan = with_noisy_rule(plan, noisy)
+                det = plan.build(frame.shape, FPS)
             t += 1
             res = det.process(frame, t / FPS, t)
             return _to_frame(res.mask, [d.box for d in res.pixel_detections], res.shift_px)
@@ -160,14 +180,14 @@ def opencv_method(
 
 
 def methods(
-    config: DetectorConfig, tbd: TbdParams | None = None
+    config: DetectorConfig, tbd: TbdParams | None = None, cal: CalibrationParams | None = None
 ) -> dict[str, Callable[[], SceneMethod]]:
     """Vigil (the settings' defaults, with the neighbourhood test, with it and the start-up
     calibration, with it and the track-before-detect stage) and the anchors, all with
     ``config``'s post-processing."""
     sensor: SensorKind = "thermal" if config.background.warm_only else "daylight"
     out = {"vigil": vigil_method(config), "default": sensor_method(sensor),
-           "default+cal": sensor_method(sensor, calibrate=True),
+           "default+cal": sensor_method(sensor, calibrate=True, cal=cal),
            "default-cal": sensor_method(sensor, calibrate=False)}  # fmt: skip
     if config.background.warm_only:  # the neighbourhood test is for thermal settings
         n1 = replace(config, neighbour_px=1)
@@ -190,9 +210,19 @@ def run(
     names: Sequence[str] | None = None,
     verbose: bool = True,
     tbd: TbdParams | None = None,
+    cal: CalibrationParams | None = None,
 ) -> dict[str, list[SceneScore]]:
-    """Score the methods on each seed's scene; returns their scores per method."""
-    table = methods(config, tbd)
+    """Score the methods on each seed's scene; returns their scores per method. A name
+    ``default+noisy`` or ``default+noisy:KEY=VALUE;KEY=VALUE`` is the default with the
+    small-box rule of a noisy camera, :class:`NoisyCameraParams` so set."""
+    table = methods(config, tbd, cal)
+    sensor: SensorKind = "thermal" if config.background.warm_only else "daylight"
+    for name in names or ():
+        if name.startswith("default+noisy"):
+            kw = dict(item.split("=", 1) for item in filter(None, name[14:].split(";")))
+            rule = NoisyCameraParams(**{k: type(getattr(NoisyCameraParams(), k))(v)
+                                        for k, v in kw.items()})  # fmt: skip
+            table[name] = sensor_method(sensor, noisy=rule)
     chosen = [n for n in (names or table) if n in table]
     out: dict[str, list[SceneScore]] = {n: [] for n in chosen}
     for seed in seeds:
@@ -403,6 +433,17 @@ def main(argv: list[str] | None = None) -> dict[str, list[SceneScore]]:
                     help="SlowParams.every (opt-in; 0: no slow background)")  # fmt: skip
     ap.add_argument("--samples", type=int, default=0, help="BackgroundParams.samples (0: 8)")
     ap.add_argument("--sizes", default="640x480,1920x1080", help="--speed's sizes, WxH")
+    ap.add_argument("--cal", default=None,
+                    help="default+cal's CalibrationParams, KEY=VALUE joined by commas "
+                    "(e.g. lag=10,quantile=0.9,radius_k=2,margin_k=0)")  # fmt: skip
+    ap.add_argument(
+        "--held-noise",
+        type=float,
+        default=0.0,
+        help="the scenes' held sensor noise, grey levels (SceneSpec.held_noise)",
+    )
+    ap.add_argument("--held-rho", type=float, default=0.9, help="SceneSpec.held_rho")
+    ap.add_argument("--held-step", type=float, default=0.0, help="SceneSpec.held_step")
     args = ap.parse_args(argv)
     tbd = TbdParams(veto_sd=args.tbd_veto) if args.tbd_veto is not None else None
     if args.speed:
@@ -422,7 +463,14 @@ def main(argv: list[str] | None = None) -> dict[str, list[SceneScore]]:
     if seeds is None:
         seeds = tuple(int(s) for s in args.seeds.split(","))
     cv2.setNumThreads(1)
-    spec = SceneSpec(width=args.width, height=args.height, fps=FPS, seconds=args.seconds)
+    spec = SceneSpec(width=args.width, height=args.height, fps=FPS, seconds=args.seconds,
+                     held_noise=args.held_noise, held_rho=args.held_rho,
+                     held_step=args.held_step)  # fmt: skip
+    cal = None
+    if args.cal:
+        kw = {k: v for k, v in (item.split("=", 1) for item in args.cal.split(","))}
+        ints = {"frames", "tile_px", "lag"}
+        cal = CalibrationParams(**{k: int(v) if k in ints else float(v) for k, v in kw.items()})
     config = DetectionSettings(sensor=args.sensor).detector_config()
     config = replace(config, register_method=args.register or "ecc")
     if args.reduced is not None or args.slow_every != 1 or args.samples > 0:
@@ -430,10 +478,11 @@ def main(argv: list[str] | None = None) -> dict[str, list[SceneScore]]:
         if args.tbd_veto is not None:
             tbd = replace(tbd, veto_sd=args.tbd_veto)
     names = args.methods.split(",") if args.methods else None
-    scores = run(seeds, spec, config, names, tbd=tbd)
+    scores = run(seeds, spec, config, names, tbd=tbd, cal=cal)
     print(
         f"\nscenes {spec.width}x{spec.height}, {spec.seconds:.0f} s at {spec.fps:g} Hz, "
-        f"seeds {seeds}, settings: DetectionSettings(sensor={args.sensor!r})"
+        f"seeds {seeds}, settings: DetectionSettings(sensor={args.sensor!r}), held noise "
+        f"{spec.held_noise:g} (rho {spec.held_rho:g}, step {spec.held_step:g}), cal {cal}"
     )
     summary(scores)
     return scores

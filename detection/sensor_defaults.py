@@ -17,6 +17,10 @@ Sensor kinds:
   default with it met the four lines at 19 of 25 seeds against 20 (bodies 278/292 against
   279/292), though on the real empty clip ``v2-latlon.cptv`` it cuts false detections from
   1,195 to 45 (its constants were chosen on that clip); :func:`sensor_plan` turns it on.
+  Nor is the small-box rule of a noisy camera (:func:`with_noisy_rule`: a noise meter,
+  :data:`NOISE_METER`, and :class:`NoisyCameraParams`): judged on the calibration seeds
+  with the scenes' held noise (``SceneSpec.held_noise``) it cut false blobs but lost more
+  bodies than the rule stated beforehand allowed (BENCHMARKS.md, issue 24); opt-in.
 - **daylight**: plain video settings, :class:`DetectorConfig`'s defaults (a 5x5 majority
   filter, both warmer and colder changes, no registration, no stage), as ``vigil detect``
   used before sensor kinds (CDnet highway F1 0.934).
@@ -30,6 +34,8 @@ choice for the log and the summary.
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -44,6 +50,8 @@ from vigil.detection.objects import CameraGeometry, PixelDetection
 from vigil.detection.settings import SensorKind
 from vigil.detection.tbd import Box, SlowMoverDetector
 from vigil.detection.tbd_params import TbdParams
+
+log = logging.getLogger(__name__)
 
 #: What ``--sensor`` accepts: a kind, or ``auto`` (found from the input).
 SensorChoice = Literal["thermal", "daylight", "auto"]
@@ -100,6 +108,30 @@ def guess_sensor(frames: Iterable[NDArray], path: str | None = None) -> tuple[Se
 
 
 @dataclass(frozen=True)
+class NoisyCameraParams:
+    """A stricter rule for small boxes on a camera whose noise holds its value for frames.
+
+    The start-up calibration (:class:`CalibrationParams`, here a noise meter only: frames
+    ``lag`` apart, so that noise that holds its value for a second counts in full) gives
+    the camera's level (grey levels). Where it is at least ``noise_grey``, a detector box
+    of at most ``small_px`` pixels is kept only where the track-before-detect stage's
+    statistic (standard deviations of evidence integrated over seconds) reaches
+    ``small_sd`` within a pixel of it, or where the detector's object it belongs to has
+    moved ``move_px`` pixels or more from where it was first boxed (0 is off): a single
+    pixel of held noise lifts itself over the background model's radius and the stage's
+    few-frame support for as long as it holds, but not for the several seconds the stage
+    integrates, and it does not move; a small body faster than the stage's velocities
+    moves. Until the stage has warmed up such boxes wait (or move). Larger boxes, and
+    every box on a quieter camera, are as before.
+    """
+
+    noise_grey: float = 5.0
+    small_px: int = 4
+    small_sd: float = 3.5
+    move_px: float = 0.0
+
+
+@dataclass(frozen=True)
 class SensorPlan:
     """A sensor kind's detector settings: the detector's and, when not ``None``, the
     track-before-detect stage's. ``why`` says how the kind was chosen."""
@@ -108,6 +140,7 @@ class SensorPlan:
     config: DetectorConfig
     tbd: TbdParams | None = None
     why: str = "given"
+    noisy: NoisyCameraParams | None = None
 
     def settings(
         self, shape: tuple[int, int] | None = None, fps: float | None = None
@@ -115,8 +148,9 @@ class SensorPlan:
         """The settings in effect as plain JSON values, for a log line, a summary and
         camera health (at most 16 keys): sensor kind and why, the radius floor (grey
         levels), filter window (px), warm-up (frames), neighbourhood test (px, levels),
-        shake registration, the stage (on/off, block s, threshold sd), and with them the
-        image size (px) and frame rate (frames/s)."""
+        shake registration, the stage (on/off, block s, threshold sd), the noise level
+        from which the small-box rule holds (grey levels, :class:`NoisyCameraParams`), and
+        with them the image size (px) and frame rate (frames/s)."""
         c = self.config
         out: dict[str, Any] = {
             "sensor": self.sensor,
@@ -134,6 +168,8 @@ class SensorPlan:
         if self.tbd is not None:
             out["tbd_block_s"] = self.tbd.block_s
             out["tbd_threshold_sd"] = self.tbd.threshold
+        if self.noisy is not None:
+            out["noisy_from_grey"] = self.noisy.noise_grey
         if shape is not None:
             out["size"] = f"{int(shape[1])}x{int(shape[0])}"
         if fps is not None:
@@ -165,11 +201,27 @@ def thermal_config(calibrate: bool = False) -> DetectorConfig:
     return replace(cfg, calibration=CalibrationParams()) if calibrate else cfg
 
 
+#: The noise meter of :class:`NoisyCameraParams`: the start-up calibration measuring frames
+#: ``lag`` apart, changing no setting of the detector itself (``radius_k``, ``margin_k`` 0).
+NOISE_METER = CalibrationParams(frames=20, lag=10, quantile=0.9, radius_k=0.0, margin_k=0.0)
+
+
+def with_noisy_rule(plan: SensorPlan, noisy: NoisyCameraParams | None = None) -> SensorPlan:
+    """``plan`` with the small-box rule of a noisy camera (:class:`NoisyCameraParams`,
+    its defaults when ``noisy`` is ``None``) and the noise meter (:data:`NOISE_METER`) as
+    its start-up calibration; the plan must have the track-before-detect stage."""
+    if plan.tbd is None:
+        raise DetectionError("the small-box rule needs the track-before-detect stage")
+    config = replace(plan.config, calibration=NOISE_METER)
+    return replace(plan, config=config, noisy=noisy or NoisyCameraParams())
+
+
 def sensor_plan(
     sensor: SensorKind, why: str = "given", calibrate: bool | None = None
 ) -> SensorPlan:
     """The defaults of a sensor kind (this module's docstring); ``calibrate`` (``None``:
-    the kind's default) turns the start-up calibration on or off."""
+    the kind's default) turns the start-up calibration on or off: ``True`` its defaults
+    (:class:`CalibrationParams`), ``False`` none."""
     if sensor == "thermal":
         plan = SensorPlan("thermal", thermal_config(), TbdParams(), why)
     elif sensor == "daylight":
@@ -226,6 +278,9 @@ class SensorDetector:
         else:
             self.detector = MotionDetector(shape, plan.config, geometry, roi, camera_id)
         self.stage_boxes = 0
+        #: whether the small-box rule of a noisy camera holds (``None``: not yet measured)
+        self.noisy_rule: bool | None = None
+        self._first_seen: dict[int, tuple[tuple[float, float], int]] = {}
         self._last: list[tuple[Box, int]] = []
         self._next = STAGE_OBJECTS
 
@@ -244,7 +299,7 @@ class SensorDetector:
             return self.detector.process(frame, time_s, frame_index)
         r = self.pair.process(frame, time_s, frame_index)
         res = r.detector
-        kept = set(r.boxes)
+        kept = set(self._small_rule(r.boxes, r.mask, res.pixel_detections, res.frame_index))
         pix = [d for d in res.pixel_detections if d.box in kept]
         pairs = list(zip(res.detections, res.detection_objects or [0] * len(res.detections),
                          strict=True))  # fmt: skip
@@ -258,6 +313,57 @@ class SensorDetector:
             detections=[d for d, _ in placed],
             detection_objects=[o for _, o in placed] if res.detection_objects else [],
         )
+
+    def noise_grey(self) -> float | None:
+        """The camera's noise level from the start-up calibration (grey levels), or ``None``
+        before it is measured or without one."""
+        level = self.detector.calibration_report.get("noise_grey")
+        return None if level is None else float(level)
+
+    def _small_rule(
+        self, boxes: list[Box], mask: NDArray[np.uint8], pix: list[PixelDetection], frame: int
+    ) -> list[Box]:
+        """The pair's boxes less the small ones a noisy camera's stage does not support
+        and that have not moved (:class:`NoisyCameraParams`; ``pix`` the detector's pixel
+        detections of frame ``frame``); their pixels leave ``mask``."""
+        rule = self.plan.noisy
+        level = self.noise_grey()
+        if rule is None or self.pair is None or level is None:
+            return boxes
+        if self.noisy_rule is None:
+            self.noisy_rule = level >= rule.noise_grey
+            log.info("camera %s: noise %.0f grey levels (frames %d apart): small-box rule %s",
+                     self.detector.camera_id, level, self.detector.calibration_report["lag"],
+                     "on" if self.noisy_rule else "off")  # fmt: skip
+        if not self.noisy_rule:
+            return boxes
+        moved: set[Box] = set()
+        if rule.move_px > 0:
+            for d in pix:
+                first = self._first_seen.setdefault(d.object, (d.centroid, frame))[0]
+                self._first_seen[d.object] = (first, frame)
+                if math.hypot(d.centroid[0] - first[0], d.centroid[1] - first[1]) >= rule.move_px:
+                    moved.add(d.box)
+            if len(self._first_seen) > 4 * len(pix) + 256:  # objects not seen for a while
+                self._first_seen = {k: v for k, v in self._first_seen.items()
+                                    if v[1] >= frame - 50}  # fmt: skip
+        stage = self.pair.stage
+        warm = stage.blocks > stage.warmup_blocks
+        h, w = stage.shape
+        out, dropped = [], []
+        for b in boxes:
+            u0, v0 = max(int(b[0]) - 1, 0), max(int(b[1]) - 1, 0)
+            u1, v1 = min(math.ceil(b[2]) + 1, w), min(math.ceil(b[3]) + 1, h)
+            small = (b[2] - b[0]) * (b[3] - b[1]) <= rule.small_px
+            ok = not small or b in moved or (
+                warm and u1 > u0 and v1 > v0
+                and float(stage.statistic[v0:v1, u0:u1].max()) >= rule.small_sd
+            )  # fmt: skip
+            (out if ok else dropped).append(b)
+        for b in dropped:
+            if not any(_touch(b, k, 0.0) for k in out):
+                mask[int(b[1]) : math.ceil(b[3]), int(b[0]) : math.ceil(b[2])] = 0
+        return out
 
     def _stage_detections(self, boxes: list[Box], res: FrameResult) -> list[PixelDetection]:
         """The stage's boxes of this block as pixel detections, numbered across blocks."""

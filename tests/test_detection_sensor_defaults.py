@@ -18,10 +18,12 @@ import pytest
 
 from vigil.cli import main
 from vigil.detection.sensor_defaults import (
+    NOISE_METER,
     THERMAL_METHOD,
     guess_sensor,
     is_grey,
     sensor_plan,
+    with_noisy_rule,
 )
 from vigil.sim.scenes import CALIBRATION_SEEDS, EVALUATION_SEEDS, SceneSpec, render_scene
 
@@ -57,6 +59,11 @@ def test_the_kinds_defaults() -> None:
     assert s["sensor"] == "thermal" and s["tbd"] is True and s["size"] == "160x120"
     assert len(s) <= 16  # camera health carries at most 16 keys a table
     assert thermal.config.calibration is None  # not in the default (issue 24, seeds 901-925)
+    assert thermal.noisy is None  # nor the small-box rule (issue 24, held-noise seeds)
+    noisy = with_noisy_rule(thermal)
+    assert noisy.config.calibration == NOISE_METER and noisy.noisy is not None
+    assert NOISE_METER.radius_k == 0 and NOISE_METER.margin_k == 0 and NOISE_METER.lag > 1
+    assert noisy.settings()["noisy_from_grey"] == noisy.noisy.noise_grey
     calibrated = sensor_plan("thermal", calibrate=True)
     assert calibrated.config.calibration is not None and calibrated.tbd is not None
     assert calibrated.config.neighbour_px == 1
