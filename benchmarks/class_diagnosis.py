@@ -61,14 +61,8 @@ def fit_on(paths: list[Path], deployment, **fit_kw):
     joined, speeds = lf.Joined(), ([], [], [])
     for k, path in enumerate(paths):
         run = read_run(path, frame, d.sector)
-        here = {f"{k}/{t}": lab for t, lab in truth_of(d.site, run).items()}
-        run.tracks.track_id = [f"{k}/{t}" for t in run.tracks.track_id]
-        run.tracks.sensors = {f"{k}/{t}": s for t, s in run.tracks.sensors.items()}
-        j = lf.join_detections(run.detections, run.tracks, here)
-        for name in ("track_id", "truth", "guess", "confidence", "range_m"):
-            getattr(joined, name).extend(getattr(j, name))
-        for acc, new in zip(speeds, lf.speed_samples(run.tracks, here), strict=True):
-            acc.extend(new)
+        here = lf.prefix_tracks(run.tracks, truth_of(d.site, run), f"{k}/")
+        lf.add_run(joined, speeds, run.detections, run.tracks, here)
     return lf.fit_tables(joined, speeds, d.class_model, **fit_kw)
 
 

@@ -302,14 +302,8 @@ def test_tables_fitted_on_shuffled_labels_buy_animals_with_people(
         truth = truth_of(d.site, run)
         ids, labels = list(truth), list(truth.values())
         random.Random(k).shuffle(labels)
-        shuffled = {f"{k}/{t}": v for t, v in zip(ids, labels, strict=True)}
-        run.tracks.track_id = [f"{k}/{t}" for t in run.tracks.track_id]
-        run.tracks.sensors = {f"{k}/{t}": v for t, v in run.tracks.sensors.items()}
-        j = lf.join_detections(run.detections, run.tracks, shuffled)
-        for name in ("track_id", "truth", "guess", "confidence", "range_m"):
-            getattr(joined, name).extend(getattr(j, name))
-        for acc, new in zip(speeds, lf.speed_samples(run.tracks, shuffled), strict=True):
-            acc.extend(new)
+        shuffled = lf.prefix_tracks(run.tracks, dict(zip(ids, labels, strict=True)), f"{k}/")
+        lf.add_run(joined, speeds, run.detections, run.tracks, shuffled)
     fit = lf.fit_tables(joined, speeds, d.class_model)
     control = replay_classes(d.site, EVAL, with_tables(fit)).confusion
     real = fitted_score.confusion

@@ -281,6 +281,33 @@ def speed_samples(
     return tids, speeds, truth
 
 
+def prefix_tracks(tracks: TrackMessages, labels: dict[str, str], prefix: str) -> dict[str, str]:
+    """Give one run's track ids ``prefix`` (in place: ``tracks``' ids and sensors) and return
+    ``labels`` keyed so: simulated runs number their tracks alike, so runs fitted together
+    need one name per run's track."""
+    tracks.track_id = [f"{prefix}{tid}" for tid in tracks.track_id]
+    tracks.sensors = {f"{prefix}{tid}": s for tid, s in tracks.sensors.items()}
+    return {f"{prefix}{tid}": label for tid, label in labels.items()}
+
+
+def add_run(
+    joined: Joined,
+    speeds: tuple[list[str], list[float], list[str]],
+    dets: CameraDetections,
+    tracks: TrackMessages,
+    labels: dict[str, str],
+) -> None:
+    """One run's detections joined to its labelled tracks (:func:`join_detections`) added to
+    ``joined``, counts included, and its tracks' speeds (:func:`speed_samples`) to
+    ``speeds``."""
+    j = join_detections(dets, tracks, labels)
+    for name in ("track_id", "truth", "guess", "confidence", "range_m"):
+        getattr(joined, name).extend(getattr(j, name))
+    joined.counts.update(j.counts)
+    for acc, new in zip(speeds, speed_samples(tracks, labels), strict=True):
+        acc.extend(new)
+
+
 @dataclass
 class Fit:
     """Fitted tables and where each class's column came from (``fitted`` or ``base``)."""

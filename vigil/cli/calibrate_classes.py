@@ -118,9 +118,7 @@ def cmd_calibrate_classes(args: argparse.Namespace) -> int:
             raise CommandError(str(exc)) from None
         bad.update(run.undecodable)
         if args.truth:  # track ids of simulated runs repeat from run to run: one name each
-            here = {f"{k}/{tid}": label for tid, label in here.items()}
-            run.tracks.track_id = [f"{k}/{tid}" for tid in run.tracks.track_id]
-            run.tracks.sensors = {f"{k}/{tid}": s for tid, s in run.tracks.sensors.items()}
+            here = lf.prefix_tracks(run.tracks, here, f"{k}/")
         present = set(run.tracks.track_id)
         for tid in present & set(here):
             if tid in owner:
@@ -130,12 +128,7 @@ def cmd_calibrate_classes(args: argparse.Namespace) -> int:
                 )
             owner[tid] = path
             truth[tid] = here[tid]
-        j = lf.join_detections(run.detections, run.tracks, here)
-        for name in ("track_id", "truth", "guess", "confidence", "range_m"):
-            getattr(joined, name).extend(getattr(j, name))
-        joined.counts.update(j.counts)
-        for acc, new in zip(speeds, lf.speed_samples(run.tracks, here), strict=True):
-            acc.extend(new)
+        lf.add_run(joined, speeds, run.detections, run.tracks, here)
     if not joined.truth:
         raise CommandError(
             "no camera detection joined to a labelled track: nothing to fit (are the labels "
