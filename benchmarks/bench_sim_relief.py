@@ -23,13 +23,18 @@ their box's top and bottom rows (``vigil.geo.crest_placement.place_by_top``; the
 detected with 1 px of error), the others as above.
 
 Run: ``python -m benchmarks sim_relief`` (seed 1001, 20 simulated minutes from 23:00 local,
-crossings at 10 times the deployment's rates).
+crossings at 10 times the deployment's rates). ``--seeds`` runs several and pools each line's
+NEES over them (intervals resampling people); ``--cache`` keeps a seed's simulation (a path
+with ``{seed}``); ``--diagnose`` splits the feet-hidden NEES by placement and along / across
+the sight line; ``--crest-tol`` the chain's crest tolerance (rows).
 """
 
 from __future__ import annotations
 
 import argparse
+import pickle
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -71,14 +76,8 @@ def _calibrate(world: World, tower: str, dem, rng):
     return true, calibrate_pointing(nominal, px, marks, dem=dem)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=20.0)
-    parser.add_argument("--seed", type=int, default=1001)
-    parser.add_argument("--rate-scale", type=float, default=10.0)
-    args = parser.parse_args(argv)
-    _, dem, frame, border = site_and_dem()
+def _simulate(args, seed: int, dem, frame):
+    """Run the world; each tower's drawn people at 1.5-2.5 km and calibrated geometry."""
     site = load_default().site  # the same deployment, with its corridors
     settings = SimSettings(
         start_time=SimSettings().start_time + 6 * 3600,  # 23:00 local: the crossings' hours
@@ -86,8 +85,8 @@ def main(argv: list[str] | None = None) -> None:
         animals=False, road_traffic=False, shake=False, crossing_rate_scale=args.rate_scale,
     )  # fmt: skip
     relief = SimTerrain(dem, pointing_sigma_deg=POINTING_SIGMA_DEG)
-    rng = np.random.default_rng(args.seed)
-    with World(site, settings, args.seed, terrain=relief) as world:
+    rng = np.random.default_rng(seed)
+    with World(site, settings, seed, terrain=relief) as world:
         cams, geos = {}, {}
         for tower in TOWERS:
             true, cal = _calibrate(world, tower, dem, rng)
@@ -117,8 +116,54 @@ def main(argv: list[str] | None = None) -> None:
                 hidden = obj.box[3] < v[k] - 0.5
                 feet_hidden += int(hidden)
                 rows[item.tower].append((obj.mover_id, obj.x, obj.y, *obj.foot, hidden, obj.box[1]))
+    return rng, rows, geos, (in_view, drawn, feet_hidden)
+
+
+def _diagnose(label, sel, cam, tx, ty, px, py, pc) -> None:
+    """Print a selection's mean NEES and its parts along and across the sight line: each
+    part's mean squared z (1 when the covariance fits) and mean signed z along (bias)."""
+    if sel.sum() < 5:
+        print(f"{label}: {int(sel.sum())} detections")
+        return
+    e = np.column_stack([px[sel] - tx[sel], py[sel] - ty[sel]])
+    c = pc[sel]
+    nees = np.einsum("ni,nij,nj->n", e, np.linalg.inv(c), e)
+    az = np.arctan2(px[sel] - cam.x, py[sel] - cam.y)
+    a = np.column_stack([np.sin(az), np.cos(az)])
+    b = np.column_stack([np.cos(az), -np.sin(az)])
+    za = np.einsum("ni,ni->n", e, a) / np.sqrt(np.einsum("ni,nij,nj->n", a, c, a))
+    zb = np.einsum("ni,ni->n", e, b) / np.sqrt(np.einsum("ni,nij,nj->n", b, c, b))
+    sa = np.sqrt(np.einsum("ni,nij,nj->n", a, c, a))
     print(
-        f"seed {args.seed}, {args.minutes:g} simulated minutes, people at 1.5-2.5 km in the"
+        f"{label}: {int(sel.sum())}; mean NEES {nees.mean():.2f}; along z^2 {np.mean(za**2):.2f}"
+        f" (mean z {za.mean():+.2f}, median sd {np.median(sa):.0f} m), across z^2"
+        f" {np.mean(zb**2):.2f}; NEES > 13.8 (chi2 0.999): {np.mean(nees > 13.8):.3f}"
+    )
+
+
+def _run_seed(args, seed: int, dem, frame, border, pooled: dict) -> None:
+    """One seed's table; each line's NEES and people added to ``pooled``."""
+    cache = Path(args.cache.format(seed=seed)) if args.cache else None
+    if cache is not None and cache.exists():
+        with cache.open("rb") as f:
+            saved = pickle.load(f)
+        rng = np.random.default_rng()
+        rng.bit_generator.state = saved["rng"]
+        rows, (in_view, drawn, feet_hidden) = saved["rows"], saved["counts"]
+        geos = {
+            t: TerrainGeometry(c, frame, t, dem, pointing_sigma_deg=sd)
+            for t, (c, sd) in saved["cal"].items()
+        }
+    else:
+        rng, rows, geos, counts = _simulate(args, seed, dem, frame)
+        in_view, drawn, feet_hidden = counts
+        if cache is not None:
+            with cache.open("wb") as f:
+                cal = {t: (g.camera, g.pointing_sigma_deg) for t, g in geos.items()}
+                state = {"rng": rng.bit_generator.state, "rows": rows, "counts": counts}
+                pickle.dump({**state, "cal": cal}, f)
+    print(
+        f"seed {seed}, {args.minutes:g} simulated minutes, people at 1.5-2.5 km in the"
         f" field of view: {in_view} body-frames, {drawn} drawn ({1 - drawn / max(in_view, 1):.3f}"
         f" wholly hidden by the ground), {feet_hidden} drawn with their feet hidden"
     )
@@ -137,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
         # the chain (vigil.relief_frame): a box whose bottom sits on a crest placed by its top
         ot = top + rng.normal(0.0, DETECTION_PX, top.size)
         side = SideGeometry.of(geo)
-        crest = hit & on_crest(geo.camera, dem, ou, ov, CHAIN_CREST_TOL_PX, max_range_m=geo.reach_m)
+        crest = hit & on_crest(geo.camera, dem, ou, ov, args.crest_tol, max_range_m=geo.reach_m)
         boxes = np.column_stack([ou - 0.5, np.minimum(ot, ov - 0.5), ou + 0.5, ov])
         p = place_by_top(side, boxes[crest])
         cx, cy, ccov = ex.copy(), ey.copy(), cov.copy()
@@ -160,6 +205,7 @@ def main(argv: list[str] | None = None) -> None:
             nees = np.einsum("ni,nij,nj->n", e, np.linalg.inv(pc[sel]), e)
             who = np.unique(ids[sel], return_inverse=True)[1]
             lo, hi = _cluster_ci(nees, who, boot)
+            pooled.setdefault((tower, label), []).append((nees, [f"{seed}:{k}" for k in ids[sel]]))
             far = np.abs(border.signed_distance(tx[sel], ty[sel])) > 50.0
             right = border.side(px[sel], py[sel]) == border.side(tx[sel], ty[sel])
             err = np.hypot(e[:, 0], e[:, 1])
@@ -170,6 +216,49 @@ def main(argv: list[str] | None = None) -> None:
                 f" [{lo:.2f}, {hi:.2f}]; right side > 50 m from the line"
                 f" {right[far].mean() if far.any() else float('nan'):.4f} of {int(far.sum())}"
             )
+        if args.diagnose:
+            placed = np.zeros(ou.size, bool)
+            placed[i] = True
+            for label, sel in (
+                ("feet hidden, placed by top", hit & hid & placed),
+                ("feet hidden, not placed by top", hit & hid & ~placed),
+                ("feet seen, placed by top", hit & ~hid & placed),
+            ):
+                _diagnose(f"{tower} {label}", sel, geo.camera, tx, ty, cx, cy, ccov)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1001])
+    parser.add_argument("--rate-scale", type=float, default=10.0)
+    parser.add_argument(
+        "--cache",
+        default=None,
+        help="pickle of a seed's simulated detections, made when absent ({seed} in the path)",
+    )
+    parser.add_argument("--diagnose", action="store_true", help="NEES along / across")
+    parser.add_argument(
+        "--crest-tol", type=float, default=CHAIN_CREST_TOL_PX, help="on_crest's tolerance, rows"
+    )
+    args = parser.parse_args(argv)
+    _, dem, frame, border = site_and_dem()
+    pooled: dict[tuple[str, str], list] = {}
+    for seed in args.seeds:
+        _run_seed(args, seed, dem, frame, border, pooled)
+    if len(args.seeds) < 2:
+        return
+    boot = np.random.default_rng(0)
+    print(f"pooled over seeds {' '.join(map(str, args.seeds))} (intervals resample people):")
+    for (tower, label), parts in pooled.items():
+        nees = np.concatenate([n for n, _ in parts])
+        who = np.unique(np.concatenate([k for _, k in parts]), return_inverse=True)[1]
+        lo, hi = _cluster_ci(nees, who, boot)
+        print(
+            f"{tower} {label}: {nees.size} detections of {who.max() + 1} people"
+            f" in {len(parts)} seeds; mean NEES {nees.mean():.2f} [{lo:.2f}, {hi:.2f}]"
+        )
 
 
 if __name__ == "__main__":
