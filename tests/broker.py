@@ -268,6 +268,28 @@ class Broker:
             self._proc.wait()
         self._close_pipes()
 
+    def wait_saved(self, saves: int = 2, timeout: float = 15.0) -> None:
+        """Wait until Mosquitto has written its persistence file ``saves`` more times (the
+        first may have begun before the caller's last change; the second cannot have).
+        Mosquitto 2.0 autosaves every ``autosave_interval`` s at the earliest (every 2 s
+        measured here at an interval of 1), so a fixed sleep may end before any save."""
+
+        def mtime() -> int:
+            try:
+                return self.persistence_path.stat().st_mtime_ns
+            except FileNotFoundError:
+                return 0
+
+        last, seen = mtime(), 0
+        deadline = time.monotonic() + timeout
+        while seen < saves:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"mosquitto saved {seen} of {saves} times in {timeout} s")
+            time.sleep(0.02)
+            now = mtime()
+            if now != last:
+                last, seen = now, seen + 1
+
     def restart(self, *, hard: bool = False, pause_s: float = 0.0) -> Broker:
         """Stop (or kill, with ``hard``) and start again on the same port and persistence."""
         if hard:

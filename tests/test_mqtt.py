@@ -211,7 +211,7 @@ def test_broker_sigkill_mid_stream_loses_and_duplicates_nothing(
     svc.subscribe(f"vigil/v1/{SECTOR}/ugs/#", lambda t, m: got.append(int(m.strength)))
     svc.connect(5)
     dev = device(broker, tmp_path).connect(5)
-    time.sleep(1.1)  # let the broker autosave the sessions once, as a long-running one would
+    broker.wait_saved()  # the sessions autosaved once, as a long-running broker's would be
 
     def publish_all() -> None:
         for i in range(n):
@@ -228,7 +228,7 @@ def test_broker_sigkill_mid_stream_loses_and_duplicates_nothing(
     broker.start()
     sender.join(30)
     assert dev.flush(30), dev.last_error
-    assert wait_for(lambda: len(set(got)) >= n, 30), (len(set(got)), svc.counts)
+    assert wait_for(lambda: len(set(got)) >= n, 30), (len(set(got)), svc.counts, dev.counts)
     assert svc.wait_idle(10)
     assert killed_at < n  # the kill really happened mid-stream
     assert dev.counts["connected"] >= 2 and svc.counts["connected"] >= 2
