@@ -40,6 +40,7 @@ from vigil.ingest.schema import (
     topic_for,
 )
 from vigil.ingest.sources import Devices, check_source
+from vigil.relief_frame import judge_frame_sides
 from vigil.tracks.config import TrackerConfig
 from vigil.tracks.fusion import FusionTracker, GroundSensorSite
 from vigil.tracks.store import TrackStore
@@ -236,8 +237,6 @@ class SectorCore:
         """The camera detections taken since the last tick, frame by frame, to the monitor,
         as the relief demo judges its frames (:func:`vigil.relief_frame.judge_frame_sides`:
         crest boxes' tops, and their margins at the box's bottom)."""
-        from vigil.relief_frame import judge_frame_sides
-
         frames: dict[tuple[str, float], list[CameraDetection]] = {}
         for d in self._side_pending:
             if d.camera in self._side_geometry:
