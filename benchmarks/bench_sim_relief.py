@@ -131,9 +131,9 @@ def _diagnose(label, sel, cam, tx, ty, px, py, pc) -> None:
     az = np.arctan2(px[sel] - cam.x, py[sel] - cam.y)
     a = np.column_stack([np.sin(az), np.cos(az)])
     b = np.column_stack([np.cos(az), -np.sin(az)])
-    za = np.einsum("ni,ni->n", e, a) / np.sqrt(np.einsum("ni,nij,nj->n", a, c, a))
+    sa = np.sqrt(np.einsum("ni,nij,nj->n", a, c, a))  # sd along the sight line, m
+    za = np.einsum("ni,ni->n", e, a) / sa
     zb = np.einsum("ni,ni->n", e, b) / np.sqrt(np.einsum("ni,nij,nj->n", b, c, b))
-    sa = np.sqrt(np.einsum("ni,nij,nj->n", a, c, a))
     print(
         f"{label}: {int(sel.sum())}; mean NEES {nees.mean():.2f}; along z^2 {np.mean(za**2):.2f}"
         f" (mean z {za.mean():+.2f}, median sd {np.median(sa):.0f} m), across z^2"
