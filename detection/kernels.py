@@ -479,6 +479,50 @@ def affine_fit(
     out[5] = hi
 
 
+@ngjit
+def level_residuals(
+    frame: np.ndarray,
+    samples: np.ndarray,
+    fg: np.ndarray,
+    step: int,
+    a: float,
+    b: float,
+    out: np.ndarray,
+) -> int:
+    """Residuals ``|frame - (a * background + b)|`` (``float32``) on a grid, for the level
+    steps' residual level (:meth:`vigil.detection.steps.LevelSteps._measure`).
+
+    Pixels on every ``step``-th row and column count unless they are foreground in ``fg``,
+    clipped in the frame (0 or 255) or with a background (the mean of the samples) under 1
+    or over 254. The arithmetic is ``float32`` throughout, as the array version's
+    (``samples.mean(axis=0, dtype=float32)`` and the same products and sums). Writes the
+    residuals of the ``n`` pixels that count, in raster order, to ``out[:n]`` (at least
+    ``ceil(h / step) * ceil(w / step)`` long) and returns ``n``.
+    """
+    h, w = frame.shape
+    ns = samples.shape[0]
+    af = np.float32(a)
+    bf = np.float32(b)
+    nsf = np.float32(ns)
+    n = 0
+    for y in range(0, h, step):
+        for x in range(0, w, step):
+            if fg[y, x] != 0:
+                continue
+            f = frame[y, x]
+            if f == 0 or f == 255:
+                continue
+            acc = 0
+            for k in range(ns):
+                acc += np.int32(samples[k, y, x])
+            bg = np.float32(acc) / nsf
+            if bg < np.float32(1.0) or bg > np.float32(254.0):
+                continue
+            out[n] = abs(np.float32(f) - (af * bg + bf))
+            n += 1
+    return n
+
+
 # -- morphology -------------------------------------------------------------------------------
 
 

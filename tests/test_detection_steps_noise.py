@@ -1,15 +1,20 @@
 """The level-step handling on a noisy, low-contrast thermal camera (issue 24): a scene whose
 few dozen counts are stretched over 255 grey levels, with noise that holds its value for
 frames, is not a new picture every frame; a real new picture and a real level step still
-are. (The real clip behind it, ``v2-latlon.cptv``, is in ``test_detection_thermal.py``.)"""
+are. (The real clip behind it, ``v2-latlon.cptv``, is in ``test_detection_thermal.py``.)
+The residual level's kernel (``kernels.level_residuals``) gives the array code's residuals
+bit for bit."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
+from vigil.detection import kernels
 from vigil.detection.detector import DetectorConfig, MotionDetector
+from vigil.detection.steps import median, quantile_linear
 
 H, W = 96, 128
 
@@ -61,3 +66,54 @@ def test_a_level_step_on_the_noisy_camera_is_still_mapped_back() -> None:
         if t == 60:
             assert det.steps.last == "mapped"
     assert det.steps.counts["reset"] <= 1 and det.steps.counts["mapped"] >= 15
+
+
+def _residuals_reference(grey, samples, fg, g, a, b):  # noqa: ANN001, ANN202
+    """The array version the kernel replaced (``LevelSteps._measure`` before it)."""
+    now = grey[::g, ::g].astype(np.float32)
+    background = samples[:, ::g, ::g].mean(axis=0, dtype=np.float32)
+    keep = (fg[::g, ::g] == 0) & (now > 0) & (now < 255)
+    keep &= (background >= 1.0) & (background <= 254.0)
+    return np.abs(now[keep] - (np.float32(a) * background[keep] + np.float32(b)))
+
+
+@pytest.mark.parametrize(("n", "g", "seed"), [(8, 7, 1), (8, 4, 2), (5, 3, 3), (6, 9, 4)])
+def test_level_residuals_are_the_array_versions_bit_for_bit(n: int, g: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    h, w = 61, 83
+    samples = rng.integers(0, 256, (n, h, w), dtype=np.uint8)
+    samples[:, :5] = rng.integers(0, 3, (n, 5, w), dtype=np.uint8)  # backgrounds under 1
+    samples[:, -5:] = rng.integers(253, 256, (n, 5, w), dtype=np.uint8)  # and over 254
+    grey = rng.integers(0, 256, (h, w), dtype=np.uint8)
+    grey[rng.random((h, w)) < 0.1] = 0
+    grey[rng.random((h, w)) < 0.1] = 255
+    fg = np.where(rng.random((h, w)) < 0.2, 255, 0).astype(np.uint8)
+    a, b = 1.0 + rng.normal(0, 0.05), rng.normal(0, 3.0)
+    ref = _residuals_reference(grey, samples, fg, g, a, b)
+    out = np.full(((h + g - 1) // g) * ((w + g - 1) // g), np.nan, np.float32)
+    got = kernels.level_residuals(grey, samples, fg, g, a, b, out)
+    assert got == ref.size > 30
+    np.testing.assert_array_equal(out[:got], ref)  # same values, same (raster) order
+    assert np.isnan(out[got:]).all()
+
+
+def test_quantile_linear_is_numpys_quantile() -> None:
+    rng = np.random.default_rng(7)
+    for i in range(3000):
+        n = int(rng.integers(1, 7000))
+        if i % 3 == 0:
+            x = np.abs(rng.normal(0, 3, n)).astype(np.float32)
+        elif i % 3 == 1:  # ties: residuals on a grid of eighths
+            x = (rng.integers(0, 30, n) / 8).astype(np.float32)
+        else:
+            x = (rng.random(n) * rng.uniform(0.1, 300)).astype(np.float32)
+        q = (0.9, 0.5, 0.25, 0.0, 1.0)[i % 5]
+        assert quantile_linear(x.copy(), q) == float(np.quantile(x, q))
+
+
+def test_median_is_numpys_median() -> None:
+    rng = np.random.default_rng(8)
+    for i in range(3000):
+        n = int(rng.integers(1, 16))
+        x = rng.normal(3.0, 2.0, n) if i % 2 else rng.integers(0, 6, n) / 3.0
+        assert median(x.tolist()) == float(np.median(x))
