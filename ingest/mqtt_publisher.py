@@ -5,11 +5,15 @@ before :meth:`MqttPublisher.publish` returns), then to the broker at QoS 1 with 
 in an MQTT 5 user property (``vigil-key``). It leaves the outbox only when the broker has
 acknowledged it *and* the replay window has passed: after any reconnect the publisher sends
 again, in sequence order, everything unacknowledged plus everything acknowledged within the
-window before the connection fell, because a broker killed before its next autosave forgets
-messages it had acknowledged. A message the broker refuses (ACL) is removed, counted and
-logged, never retried in silence and never dropped in silence. One the broker accepts with
-"no matching subscribers" is counted; with ``resend_unrouted`` it and everything after it are
-sent again until a session takes it.
+window before the broker's last acknowledgement, because a broker killed before its next
+autosave forgets messages it had acknowledged. The window counts back from that last
+acknowledgement (the last moment the broker is known to have been up), not from when the fall
+was noticed: a broker that hangs before it dies sends no FIN, and the fall may be noticed only
+a keepalive later, when the messages it acknowledged last are long outside a window counted
+back from now; the outbox is pruned against the same moment. A message the broker refuses
+(ACL) is removed, counted and logged, never retried in silence and never dropped in silence.
+One the broker accepts with "no matching subscribers" is counted; with ``resend_unrouted`` it
+and everything after it are sent again until a session takes it.
 
 Retained current state (:meth:`MqttPublisher.publish_retained`) does not go through the
 outbox: it is sent at QoS 1 with the retain flag when connected, and whoever owns it asserts
@@ -86,6 +90,12 @@ class MqttPublisher:
         #: messages go live: the owner of retained state sends it all again here.
         self.on_live: Callable[[Any], None] | None = None
         self._direct_mids: set[int] = set()
+        #: When the broker last acknowledged one of our messages (``time.time()`` seconds);
+        #: the replay window and the pruning count back from here.
+        self._last_ack_at: float | None = None
+        #: The moment the current replay counts back from, kept while a replay is unfinished
+        #: (a fall mid-resend must not move it to the new broker's acknowledgements).
+        self._replay_from: float | None = None
 
     # -- publishing ---------------------------------------------------------------------------
 
@@ -158,8 +168,9 @@ class MqttPublisher:
         """Send what the outbox holds, in order; then go live. False if the connection fell.
 
         After a reconnect: everything unacknowledged plus what was acknowledged within the
-        replay window before the fall. ``from_unrouted``: everything from the first message
-        no session took, acknowledged or not (receivers drop the copies by message key).
+        replay window before the broker's last acknowledgement (see :meth:`replay_from`).
+        ``from_unrouted``: everything from the first message no session took, acknowledged or
+        not (receivers drop the copies by message key).
         """
         s = self.settings
         link = self.link
@@ -168,15 +179,18 @@ class MqttPublisher:
                 first, self._unrouted = self._unrouted, None
             last, since = (first or 1) - 1, -math.inf
         else:
-            # acknowledged before the connection fell, within the window: the broker may not
-            # have saved them (a fall mid-resend keeps the first fall's time)
-            fell = time.time() if link.lost_at is None else link.lost_at
-            since = fell - s.replay_window_s if s.replay_window_s > 0 else math.inf
+            # acknowledged within the window before the broker's last acknowledgement: it may
+            # not have saved them (a fall mid-resend keeps the first replay's moment)
+            if self._replay_from is None:
+                self._replay_from = self.replay_from()
+            since = self._replay_from - s.replay_window_s if s.replay_window_s > 0 else math.inf
             last = 0
         while link.connected.is_set() and not link.closing.is_set():
             with self._send_lock:
                 rows = self.outbox.to_send(last, since, limit=256)
                 if not rows:
+                    if not from_unrouted:
+                        self._replay_from = None  # replayed in full
                     if self._unrouted is None:  # else the supervisor goes round again
                         if self.on_live is not None and not from_unrouted:
                             self.on_live(client)
@@ -192,6 +206,20 @@ class MqttPublisher:
                 last = row.seq
         return False
 
+    def replay_from(self) -> float:
+        """The moment a replay's window counts back from (``time.time()`` seconds): the
+        broker's last acknowledgement of ours (this process's, else the last one the outbox
+        recorded), and never later than when the connection fell (or now, before any fall).
+
+        Not the moment the fall was noticed: a broker that hangs, then dies, sends no FIN,
+        and the fall may be noticed a keepalive after its last acknowledgement.
+        """
+        fell = time.time() if self.link.lost_at is None else self.link.lost_at
+        last = self._last_ack_at
+        if last is None:
+            last = self.outbox.last_acked()
+        return fell if last is None else min(fell, last)
+
     def keep_session(self, client: Any) -> bool:
         """The supervisor's periodic step: prune the outbox, resend what no session took.
 
@@ -200,7 +228,11 @@ class MqttPublisher:
         s = self.settings
         self.outbox.commit_acks()  # the acknowledgements of the last 0.2 s, in one commit
         if s.replay_window_s > 0:
-            self.outbox.prune(time.time() - s.replay_window_s)
+            # against the last acknowledgement, not the clock: while a hung broker acknowledges
+            # nothing, what it acknowledged last stays for the replay
+            last = self._last_ack_at
+            now = time.time()
+            self.outbox.prune((now if last is None else min(now, last)) - s.replay_window_s)
         if self._unrouted is not None:
             # no session took a message: wait, then send it and all after it again (the
             # wait doubles until a message is routed)
@@ -258,12 +290,16 @@ class MqttPublisher:
                     self.link.hold()  # later messages wait behind it, in order
                     self._unrouted = seq if self._unrouted is None else min(self._unrouted, seq)
                 return
-            self.outbox.mark_acked(seq, time.time())
-            self._count("acked")
+            self._mark_acked(seq)
         else:
-            self.outbox.mark_acked(seq, time.time())
-            self._count("acked")
+            self._mark_acked(seq)
             self._unrouted_delay = self.settings.reconnect_min_delay_s  # a session is there
+
+    def _mark_acked(self, seq: int) -> None:
+        now = time.time()
+        self.outbox.mark_acked(seq, now)
+        self._last_ack_at = now if self._last_ack_at is None else max(self._last_ack_at, now)
+        self._count("acked")
 
 
 @functools.cache

@@ -186,6 +186,13 @@ class Outbox:
             )
             return cur.rowcount
 
+    def last_acked(self) -> float | None:
+        """The latest acknowledgement time recorded (seconds), ``None`` when none is held."""
+        with self._lock:
+            self._commit_acks()
+            row = self._db.execute("SELECT MAX(acked) FROM outbox").fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
     def unacked(self) -> int:
         """How many messages wait for the broker's acknowledgement."""
         with self._lock:

@@ -1,0 +1,97 @@
+"""The publisher's replay window against a real Mosquitto that dies without saving.
+
+A broker that hangs before it dies (a frozen host, a partition followed by a crash) sends no
+FIN: the device's connection stays up, and the device notices the fall only when the socket
+finally closes (here, when the frozen broker is SIGKILLed; on a real network, after the
+keepalive). What the broker acknowledged in its last seconds was never saved; the device must
+still send it again, however long the fall took to notice. The window therefore counts back
+from the broker's last acknowledgement, not from the moment the device noticed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from broker import SECTOR, Broker, missing_reason, sector_broker
+from test_mqtt import EVENTS, device, event, service, wait_for
+
+from vigil.ingest.journal import Journal
+
+pytestmark = pytest.mark.broker
+
+
+def broker_pids(b: Broker) -> list[int]:
+    """Ids of the ``mosquitto`` processes running ``b``'s configuration file."""
+    conf = str(b.dir / "mosquitto.conf").encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if conf in cmdline.split(b"\0"):
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.fixture
+def unsaved_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A broker that never autosaves, holding the service's session and subscription (saved by
+    a clean restart), with the service offline: whatever a device sends is queued for it and
+    lost if the broker is killed."""
+    if missing_reason():
+        pytest.skip(missing_reason())
+    b = sector_broker(autosave_interval_s=3600)
+    try:
+        b.start()
+        svc = service(b, tmp_path, Journal(tmp_path / "journal.sqlite"))
+        svc.subscribe(f"vigil/v1/{SECTOR}/ugs/#", lambda t, m: None)
+        svc.connect(5)
+        svc.close()
+        svc.journal.close()
+        b.restart()  # a clean stop saves the service's session and subscription
+        yield b
+    finally:
+        b.cleanup()
+
+
+def test_a_broker_that_hangs_then_dies_unsaved_gets_its_last_acknowledged_messages_again(
+    unsaved_broker: Broker, tmp_path: Path
+) -> None:
+    b = unsaved_broker
+    window_s = 1.0
+    n = 100
+    now = time.time()
+    dev = device(b, tmp_path, replay_window_s=window_s).connect(5)
+    dev.publish_many([(EVENTS, event(i, now)) for i in range(n)])
+    assert dev.flush(10)  # acknowledged by the broker, queued for the offline service
+    pids = broker_pids(b)
+    assert len(pids) == 1, pids
+    os.kill(pids[0], signal.SIGSTOP)  # hung: no PUBACK, no FIN; the device stays connected
+    try:
+        # well past the window: the device goes on keeping (and pruning) its session
+        time.sleep(3 * window_s)
+        assert dev.counts["disconnected"] == 0, "the device must not notice the hang"
+    finally:
+        b.kill()  # dies frozen: nothing was saved since the clean restart
+    b.start()
+    assert wait_for(lambda: dev.connected and dev.counts["connected"] >= 2, 15), dev.counts
+    assert dev.flush(10)
+    journal = Journal(tmp_path / "journal.sqlite")
+    svc = service(b, tmp_path, journal)
+    got: list[int] = []
+    svc.subscribe(f"vigil/v1/{SECTOR}/ugs/#", lambda t, m: got.append(int(m.strength)))
+    svc.connect(5)
+    wait_for(lambda: len(got) >= n, 15)
+    assert svc.wait_idle(5)
+    assert got == list(range(n)), (len(got), dev.counts, svc.counts)
+    dev.close()
+    svc.close()
+    journal.close()
