@@ -76,8 +76,11 @@ def _timed(owner: object, name: str, label: str, spent: dict[str, float]) -> Non
     setattr(owner, name, wrapper)
 
 
-def profile(width: int, height: int, frames: int = 60, warmup: int = 20) -> dict[str, float]:
-    """Milliseconds a frame of MOG2, the pair and each wrapped stage (see the module)."""
+def profile(
+    width: int, height: int, frames: int = 60, warmup: int = 20, register: str = "lk"
+) -> dict[str, float]:
+    """Milliseconds a frame of MOG2, the pair and each wrapped stage (see the module), the
+    pair's detector with shake registration ``register`` (``"ecc"``: the thermal default's)."""
     cv2.setNumThreads(1)
     video = speed_video(width, height, frames + warmup)
     spent: dict[str, float] = defaultdict(float)
@@ -89,13 +92,15 @@ def profile(width: int, height: int, frames: int = 60, warmup: int = 20) -> dict
         for module, name, _ in originals:
             _timed(module, name, f"{module.__name__.rsplit('.', 1)[1]}.{name}", spent)
         config = replace(DetectionSettings(sensor="thermal").detector_config(), neighbour_px=1,
-                         register_method="lk")  # fmt: skip
+                         register_method=register)  # fmt: skip
         params = TbdParams(warmup_s=1.0, bad_share=1.0)
         load_kernels((config,), params)
         pair = SlowMoverDetector((height, width), FPS, config, params)
         det, stage = pair.detector, pair.stage
         for owner, name, label in (
             (det, "process", "detector"), (det.registration, "_small_copy", "registration copy"),
+            (det.registration, "_ecc", "registration estimate"),
+            (det.steps, "_measure", "residual level"),
             (det.slow, "apply", "slow background"), (det.follower, "update", "follower"),
             (stage, "add", "stage"), (stage, "_block", "stage block"),
             (stage, "_decide", "stage decision"), (stage, "supports", "supports"),
@@ -123,14 +128,17 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="640x480,1920x1080", help="comma-separated WxH")
     ap.add_argument("--frames", type=int, default=60, help="measured frames (after 20)")
+    ap.add_argument("--register", default="lk", choices=("lk", "ecc", "lk4"),
+                    help="the pair's registration (ecc: the thermal default's)")  # fmt: skip
     args = ap.parse_args(argv)
     out = {}
     for size in args.sizes.split(","):
         w, h = (int(v) for v in size.lower().split("x"))
-        ms = profile(w, h, args.frames)
+        ms = profile(w, h, args.frames, register=args.register)
         out[size] = ms
-        print(f"{size}: MOG2 {ms['MOG2']:.2f} ms, vigil+n1+tbd with lk {ms['pair']:.2f} ms a "
-              f"frame, one thread: {ms['MOG2'] / ms['pair']:.2f}x MOG2")  # fmt: skip
+        ratio = ms["MOG2"] / ms["pair"]
+        print(f"{size}: MOG2 {ms['MOG2']:.2f} ms, vigil+n1+tbd with {args.register} "
+              f"{ms['pair']:.2f} ms a frame, one thread: {ratio:.2f}x MOG2")  # fmt: skip
         for name, v in sorted(ms.items(), key=lambda kv: -kv[1]):
             if name not in ("MOG2", "pair"):
                 print(f"  {name:<32} {v:7.3f}")

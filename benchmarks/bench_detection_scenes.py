@@ -40,6 +40,7 @@ from vigil.detection.registration import ShakeCompensator
 from vigil.detection.sensor_defaults import (
     NoisyCameraParams,
     SensorDetector,
+    SensorPlan,
     sensor_plan,
     with_noisy_rule,
 )
@@ -143,6 +144,44 @@ def sensor_method(
     return make
 
 
+def variant_plan(spec: str) -> SensorPlan:
+    """The thermal default with changed settings, ``spec`` as ``KEY=VALUE`` joined by
+    ``;``: ``register`` (``DetectorConfig.register_method``), ``samples``
+    (``BackgroundParams.samples``), ``slow_every`` (``SlowParams.every``) and any
+    :class:`TbdParams` field (a tuple's items joined by ``/``)."""
+    kw = dict(item.split("=", 1) for item in filter(None, spec.split(";")))
+    plan = sensor_plan("thermal")
+    cfg = plan.config
+    if "register" in kw:
+        cfg = replace(cfg, register_method=kw.pop("register"))
+    tp, cfg2 = reduced(",".join(f"{k}={v}" for k, v in kw.items()
+                                if k not in ("samples", "slow_every")),
+                       int(kw.get("slow_every", 1)), cfg, int(kw.get("samples", 0)))  # fmt: skip
+    return replace(plan, config=cfg2 or cfg, tbd=tp)
+
+
+def variant_method(spec: str) -> Callable[[], SceneMethod]:
+    """:func:`variant_plan` as a scene method (name ``default@SPEC``), built as
+    :func:`sensor_method` builds the default."""
+    plan = variant_plan(spec)
+
+    def make() -> SceneMethod:
+        det: SensorDetector | None = None
+        t = 0
+
+        def step(frame: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], list[Box]]:
+            nonlocal det, t
+            if det is None:
+                det = plan.build(frame.shape, FPS)
+            t += 1
+            res = det.process(frame, t / FPS, t)
+            return _to_frame(res.mask, [d.box for d in res.pixel_detections], res.shift_px)
+
+        return step
+
+    return make
+
+
 def opencv_method(
     kind: str, config: DetectorConfig, register: bool = False
 ) -> Callable[[], SceneMethod]:
@@ -218,6 +257,8 @@ def run(
     table = methods(config, tbd, cal)
     sensor: SensorKind = "thermal" if config.background.warm_only else "daylight"
     for name in names or ():
+        if name.startswith("default@"):
+            table[name] = variant_method(name[8:])
         if name.startswith("default+noisy"):
             kw = dict(item.split("=", 1) for item in filter(None, name[14:].split(";")))
             rule = NoisyCameraParams(**{k: type(getattr(NoisyCameraParams(), k))(v)
@@ -325,8 +366,10 @@ def speed(
     once-a-block work is spread over its block) on one thread: MOG2 (the anchor), Vigil's
     thermal detector (``vigil``), with the neighbourhood test (``vigil+n1``), the
     track-before-detect stage alone, the pair (``vigil+n1+tbd``,
-    :class:`~vigil.detection.tbd.SlowMoverDetector`), and the last two with the ``lk`` shake
-    registration (``+lk``). Frames: a textured still ground, noise of 1.2 grey levels and a
+    :class:`~vigil.detection.tbd.SlowMoverDetector`), the last two with the ``lk`` shake
+    registration (``+lk``), and ``vigil detect``'s thermal default (``default``: the pair
+    with :func:`~vigil.detection.sensor_defaults.sensor_plan`'s detector settings, the stage
+    set as the others'). Frames: a textured still ground, noise of 1.2 grey levels and a
     few warm bodies moving, ``frames`` of them after 20 unmeasured ones (the stage's
     warm-up is shortened to 1 s so that it decides, and no block is left out as
     misregistered, so that its whole per-block work is timed). The methods take turns
@@ -356,9 +399,11 @@ def speed(
     mog2 = cv2.createBackgroundSubtractorMOG2(detectShadows=False)
     dets = {"vigil": MotionDetector(shape, base), "vigil+n1": MotionDetector(shape, n1),
             "vigil+n1+lk": MotionDetector(shape, lk)}  # fmt: skip
-    load_kernels((n1, lk), params)
+    default = sensor_plan("thermal").config  # vigil detect's thermal default's detector
+    load_kernels((n1, lk, default), params)
     pairs = {"vigil+n1+tbd": SlowMoverDetector(shape, FPS, n1, params),
-             "vigil+n1+tbd+lk": SlowMoverDetector(shape, FPS, lk, params)}  # fmt: skip
+             "vigil+n1+tbd+lk": SlowMoverDetector(shape, FPS, lk, params),
+             "default": SlowMoverDetector(shape, FPS, default, params)}  # fmt: skip
     stage = SlowMoverDetector(shape, FPS, n1, params).stage
     runs: dict[str, Callable[[int], object]] = {"mog2": lambda i: mog2.apply(video[i])}
     if variant is not None or slow_every != 1 or samples > 0 or register != "lk":

@@ -14,7 +14,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from benchmarks.bench_detection_scenes import opencv_method, speed, tbd_method, vigil_method
+from benchmarks.bench_detection_scenes import (
+    opencv_method,
+    speed,
+    tbd_method,
+    variant_plan,
+    vigil_method,
+)
+from vigil.detection.sensor_defaults import sensor_plan
 from vigil.detection.settings import DetectionSettings
 from vigil.sim.scenes import CALIBRATION_SEEDS, EVALUATION_SEEDS, SceneSpec, render_scene
 from vigil.sim.scenes_score import score_scene
@@ -115,8 +122,23 @@ def test_speed_times_every_method_on_the_same_frames() -> None:
     ms = speed(64, 48, frames=12)
     assert set(ms) == {
         "mog2", "vigil", "vigil+n1", "vigil+n1+lk", "tbd stage", "vigil+n1+tbd", "vigil+n1+tbd+lk",
+        "default",
     }  # fmt: skip
     assert all(v > 0.0 for v in ms.values())
+
+
+def test_variants_of_the_default_change_only_what_they_name() -> None:
+    plan = sensor_plan("thermal")
+    assert variant_plan("") == plan
+    v = variant_plan("register=lk4;samples=4;slow_every=2;speeds_px_s=0.4/0.8")
+    assert v.config.register_method == "lk4" and v.config.background.samples == 4
+    assert v.config.slow is not None and v.config.slow.every == 2
+    assert v.tbd is not None and v.tbd.speeds_px_s == (0.4, 0.8)
+    c = plan.config
+    back = replace(v.config, register_method=c.register_method, background=c.background)
+    back = replace(back, slow=c.slow)
+    assert back == c
+    assert replace(v.tbd, speeds_px_s=(0.6,)) == plan.tbd
 
 
 def test_speed_options_rebuild_the_lk_pair_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
