@@ -98,8 +98,10 @@ class MqttLink:
     last_error
         The last connection problem, for error messages.
     lost_at
-        When the last live connection fell (``time.time()`` seconds); ``None`` while none has.
-        The publisher's replay window counts back from here, however long the reconnect takes.
+        When the supervisor noticed that the last live connection fell (``time.time()``
+        seconds); ``None`` while none has. The publisher's replay window counts back from the
+        broker's last acknowledgement before it (never later than this), however long the
+        reconnect takes: a fall is noticed late when the broker hung before it died.
     """
 
     def __init__(self, settings: MqttSettings, client_id: str, count: Count) -> None:
