@@ -166,7 +166,11 @@ def test_a_broker_killed_before_it_saved_the_service_s_subscription(
         assert svc.session_present is False
         wait_for(lambda: len(got) >= 2 * n, 15 if resend else 2)
         assert svc.wait_idle(5)
-        assert got == list(range(2 * n if resend else n)), (len(got), dev.counts)
+        # each exactly once, not always in order: when the resubscription lands mid-replay,
+        # the messages answered "no matching subscribers" just before it are sent again
+        # after later ones that were routed (seen 203 before 200 under load)
+        assert sorted(got) == list(range(2 * n if resend else n)), (len(got), dev.counts)
+        assert got[:n] == list(range(n))
         dev.close()
         svc.close()
         journal.close()
