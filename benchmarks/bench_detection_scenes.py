@@ -10,12 +10,14 @@ constants were looked at only on :data:`~vigil.sim.scenes.CALIBRATION_SEEDS`) wi
 :func:`vigil.sim.scenes_score.score_scene`; every figure is ``median [min, max]`` across seeds.
 Method ``default`` is ``vigil detect``'s defaults for ``--sensor`` built by
 :mod:`vigil.detection.sensor_defaults`, as the command builds them (thermal: the same
-settings as ``vigil+n1+tbd`` with ECC registration; its speed is ``--speed``'s
-``vigil+n1+tbd`` row); ``default+cal`` / ``default-cal`` the same with the start-up
-calibration on / off (``sensor_plan(..., calibrate=...)``); ``default+noisy`` (or
-``default+noisy:KEY=VALUE;KEY=VALUE``) the default with the opt-in small-box rule of a noisy
-camera (``with_noisy_rule``, ``NoisyCameraParams`` so set). ``--held-noise``, ``--held-rho``
-and ``--held-step`` give the scenes held sensor noise (``SceneSpec.held_noise``).
+settings as ``vigil+n1+tbd`` with ECC registration but for the slow background on every
+second frame; its speed is ``--speed``'s ``default`` row); ``default@KEY=VALUE;...`` the
+default with changed settings (:func:`variant_plan`); ``default+cal`` / ``default-cal`` the
+same with the start-up calibration on / off (``sensor_plan(..., calibrate=...)``);
+``default+noisy`` (or ``default+noisy:KEY=VALUE;KEY=VALUE``) the default with the opt-in
+small-box rule of a noisy camera (``with_noisy_rule``, ``NoisyCameraParams`` so set).
+``--held-noise``, ``--held-rho`` and ``--held-step`` give the scenes held sensor noise
+(``SceneSpec.held_noise``).
 
 Usage: ``python -m benchmarks.bench_detection_scenes [--seeds calibration|evaluation|1,2]
 [--seconds S] [--methods vigil,mog2,...]``.
@@ -117,7 +119,8 @@ def sensor_method(
 ) -> Callable[[], SceneMethod]:
     """``vigil detect``'s defaults for a sensor kind, built as the command builds them
     (:func:`vigil.detection.sensor_defaults.sensor_plan`; thermal: the detector's settings
-    of ``vigil+n1+tbd`` and the stage, through the same :class:`SensorDetector` wrapper);
+    of ``vigil+n1+tbd``, the slow background on every second frame, and the stage, through
+    the same :class:`SensorDetector` wrapper);
     ``calibrate`` turns the start-up calibration on or off (``None``: the default's), ``cal``
     (with ``calibrate``) gives its settings; ``noisy`` puts in the small-box rule of a
     noisy camera with these settings (:func:`~vigil.detection.sensor_defaults.with_noisy_rule`)."""

@@ -7,11 +7,14 @@
 Sensor kinds:
 
 - **thermal**: the tower settings (:meth:`DetectorConfig.for_tower`, ECC shake
-  registration) with the neighbourhood test (``neighbour_px=1``) and the track-before-detect
+  registration) with the neighbourhood test (``neighbour_px=1``), the slow background on
+  every second frame (:data:`THERMAL_SLOW_EVERY`, for speed) and the track-before-detect
   stage after the detector (:class:`~vigil.detection.tbd.SlowMoverDetector` with
   :class:`~vigil.detection.tbd_params.TbdParams`'s defaults): the configuration that meets
   the development scenes' line at 8 of 10 evaluation seeds (``vigil+n1+tbd`` in
-  BENCHMARKS.md, issue 24). The stage's times are in seconds, so it follows the frame rate;
+  BENCHMARKS.md, issue 24; benchmark method ``default``). The ``lk`` registration, about a
+  quarter of the pair's time cheaper, met the four lines at 18 of 25 calibration seeds
+  against ECC's 20 and is not in it. The stage's times are in seconds, so it follows the frame rate;
   it needs frames of at least 8x8 pixels and 0.1 to 1000 frames a second. The start-up
   calibration (``calibrate=True``) is not in it: on the calibration seeds 901-925 the
   default with it met the four lines at 19 of 25 seeds against 20 (bodies 278/292 against
@@ -57,8 +60,10 @@ log = logging.getLogger(__name__)
 SensorChoice = Literal["thermal", "daylight", "auto"]
 SENSOR_CHOICES: tuple[str, ...] = ("thermal", "daylight", "auto")
 
-#: The benchmark's name of the thermal default (``bench_detection_scenes --methods``).
-THERMAL_METHOD = "vigil+n1+tbd"
+#: The benchmark's name of the thermal default (``bench_detection_scenes --methods``; built
+#: by :func:`sensor_plan`). ``vigil+n1+tbd`` there is the same but for the slow background
+#: on every frame (the default until issue 24's speed round).
+THERMAL_METHOD = "default"
 
 #: A colour frame is grey when its channels differ by at most this many grey levels (0-255)
 #: at :data:`GREY_SHARE` of its pixels: a grey picture through a lossy codec keeps its
@@ -194,10 +199,22 @@ class SensorPlan:
         return SensorDetector(self, shape, fps, geometry, roi, camera_id)
 
 
+#: The thermal default's slow background learns and classifies on every this-many-th frame
+#: (``SlowParams.every``; its mask repeated between): judged on the calibration seeds
+#: 901-925 against every frame (issue 24's speed line), the same 20 of 25 seeds meeting all
+#: four lines and the same 279 of 292 bodies, seed by seed; pixel F1 higher at 17 seeds.
+#: Four consensus samples instead of eight (``BackgroundParams.samples``) lost a body there
+#: (seed 923), so that stays 8.
+THERMAL_SLOW_EVERY = 2
+
+
 def thermal_config(calibrate: bool = False) -> DetectorConfig:
-    """The thermal default's detector settings: the tower's with ``neighbour_px=1``; with
-    ``calibrate`` also the start-up calibration (:class:`CalibrationParams`'s defaults)."""
-    cfg = replace(DetectorConfig.for_tower(), neighbour_px=1)
+    """The thermal default's detector settings: the tower's with ``neighbour_px=1`` and the
+    slow background on every :data:`THERMAL_SLOW_EVERY`-th frame; with ``calibrate`` also
+    the start-up calibration (:class:`CalibrationParams`'s defaults)."""
+    tower = DetectorConfig.for_tower()
+    slow = replace(tower.slow, every=THERMAL_SLOW_EVERY) if tower.slow is not None else None
+    cfg = replace(tower, neighbour_px=1, slow=slow)
     return replace(cfg, calibration=CalibrationParams()) if calibrate else cfg
 
 

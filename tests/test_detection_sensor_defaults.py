@@ -17,9 +17,11 @@ import numpy as np
 import pytest
 
 from vigil.cli import main
+from vigil.detection.detector import DetectorConfig
 from vigil.detection.sensor_defaults import (
     NOISE_METER,
     THERMAL_METHOD,
+    THERMAL_SLOW_EVERY,
     guess_sensor,
     is_grey,
     sensor_plan,
@@ -68,7 +70,10 @@ def test_the_kinds_defaults() -> None:
     assert calibrated.config.calibration is not None and calibrated.tbd is not None
     assert calibrated.config.neighbour_px == 1
     assert sensor_plan("thermal", calibrate=False).config == thermal.config
-    assert THERMAL_METHOD == "vigil+n1+tbd"
+    assert THERMAL_METHOD == "default"
+    # the slow background on every second frame (issue 24's speed round, calibration seeds)
+    assert thermal.config.slow is not None and thermal.config.slow.every == THERMAL_SLOW_EVERY == 2
+    assert DetectorConfig.for_tower().slow.every == 1  # the tower settings keep every frame
     assert SEED not in CALIBRATION_SEEDS and SEED not in EVALUATION_SEEDS
 
 
