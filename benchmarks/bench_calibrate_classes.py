@@ -18,7 +18,9 @@ calibration folds, BENCHMARKS.md "Class tables for the field camera: the fit's b
 speed"); ``--backoff-bands -1 --speed-temper 1`` is the command's own default.
 
 Usage: ``python -m benchmarks calibrate_classes`` (fit seeds 7 11, 4 evaluation seeds);
-``--eval 10 --fit-seeds 0 1 2 5 7 11`` (the fit of ``vigil:sim_towers_field.toml``);
+``--eval 10 --fit-seeds 0 1 2 5 7 11`` (the fit of ``vigil:sim_towers_field.toml``;
+``--class-fit-seeds`` adds the 24 of :data:`vigil.sim.seeds.CLASS_FIT_SEEDS`: on calibration
+folds that bought animals with people, BENCHMARKS.md);
 ``--eval 8 --minutes 4``; ``--record-test-data tests/data/calibrate_classes`` writes the
 acceptance test's recordings (fit seeds 7 and 11, evaluation seed 50001) and stops (those in
 the tree were recorded with the deployment's detector: add ``--psf-sigma -1``).
@@ -86,11 +88,16 @@ def main(argv: list[str] | None = None) -> dict:
     from vigil.cli import main as vigil
     from vigil.cli.class_runs import replay_classes
     from vigil.config import load_default
-    from vigil.sim.seeds import CALIBRATION_SEEDS, evaluation_seeds
+    from vigil.sim.seeds import CALIBRATION_SEEDS, CLASS_FIT_SEEDS, evaluation_seeds
     from vigil.tracks.calibration import load_calibration
 
     p = argparse.ArgumentParser(prog="bench_calibrate_classes")
     p.add_argument("--fit-seeds", type=int, nargs="+", default=[7, 11])
+    p.add_argument(
+        "--class-fit-seeds",
+        action="store_true",
+        help="fit on vigil.sim.seeds.CLASS_FIT_SEEDS too (40001-40024; not the shipped fit)",
+    )
     p.add_argument("--eval", type=int, default=4, help="evaluation seeds (the first N)")
     p.add_argument("--minutes", type=float, default=2.5, help="simulated minutes a run")
     p.add_argument(
@@ -129,6 +136,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     if args.psf_sigma is not None and args.psf_sigma < 0:
         args.psf_sigma = None
+    if args.class_fit_seeds:
+        args.fit_seeds = [*args.fit_seeds, *(s for s in CLASS_FIT_SEEDS if s not in args.fit_seeds)]
     if not set(args.fit_seeds) <= CALIBRATION_SEEDS:
         raise SystemExit(f"--fit-seeds {args.fit_seeds}: calibration seeds only")
     if args.record_test_data:

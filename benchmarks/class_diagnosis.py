@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--folds", nargs="+", default=["7,11", "0,1", "2,5"])
     p.add_argument("--all", action="store_true", help="print every body, not only wrong votes")
     p.add_argument("--fit", default="default", help="fit_tables options, as class_folds' --grid")
+    p.add_argument("--pool", type=int, nargs="+", help="fit on these seeds (less the fold's)")
     args = p.parse_args(argv)
     from benchmarks.class_folds import parse_setting
 
@@ -187,12 +188,13 @@ def main(argv: list[str] | None = None) -> dict:
     d = load_default()
     seeds = sorted(CALIBRATION_SEEDS)
     files = {s: args.folder / f"seed{s}.vrec.gz" for s in seeds}
+    pool = sorted(set(args.pool or seeds) & CALIBRATION_SEEDS)
     out: list[Body] = []
     for fold in args.folds:
         held = [int(s) for s in fold.split(",")]
         if not set(held) <= CALIBRATION_SEEDS:
             raise SystemExit(f"fold {fold}: calibration seeds only")
-        fit = fit_on([files[s] for s in seeds if s not in held and files[s].exists()], d, **fit_kw)
+        fit = fit_on([files[s] for s in pool if s not in held and files[s].exists()], d, **fit_kw)
         config = msgspec.structs.replace(
             d.tracker_config(), camera_class_model=fit.camera, speed_class_model=fit.speed
         )

@@ -5,6 +5,9 @@ Not a ``bench_*`` module. Reads the recordings ``benchmarks calibrate_classes --
 (calibration seeds only: an evaluation recording is refused). Usage:
 ``python -m benchmarks.class_folds DIR --grid 'per_track=30' 'per_track=30,temper=0.5'``: one
 line per setting of :func:`vigil.tracks.label_fit.fit_tables`' options, with Wilson intervals.
+Each fold is fitted on the recordings of ``--pool`` (default: every calibration seed recorded in
+the folder) less the fold's own seeds: ``--pool 0 1 2 5 7 11`` against the default shows what
+more calibration seeds buy (:data:`vigil.sim.seeds.CLASS_FIT_SEEDS`).
 """
 
 from __future__ import annotations
@@ -37,11 +40,17 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument(
         "--fit-folder", type=Path, help="fit on these recordings (longer runs of the same seeds)"
     )
+    p.add_argument(
+        "--pool", type=int, nargs="+", help="fit on these seeds' recordings (less the fold's)"
+    )
     args = p.parse_args(argv)
     fit_folder = args.fit_folder or args.folder
     d = load_default()
-    seeds = sorted(CALIBRATION_SEEDS)
-    files = {s: args.folder / f"seed{s}.vrec.gz" for s in seeds}
+    seeds = sorted(args.pool or CALIBRATION_SEEDS)
+    if not set(seeds) <= CALIBRATION_SEEDS:
+        raise SystemExit(f"--pool {seeds}: calibration seeds only")
+    seeds = [s for s in seeds if (fit_folder / f"seed{s}.vrec.gz").exists()]
+    files = {s: args.folder / f"seed{s}.vrec.gz" for s in sorted(CALIBRATION_SEEDS)}
     out = {}
     for setting in args.grid:
         kw = parse_setting(setting)
@@ -51,6 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
             if not set(held) <= CALIBRATION_SEEDS:
                 raise SystemExit(f"fold {fold}: calibration seeds only")
             fit_files = [fit_folder / f"seed{s}.vrec.gz" for s in seeds if s not in held]
+            print(f"  fold {fold}: fit on {len(fit_files)} recordings", flush=True)
             fit = fit_on(fit_files, d, **kw)
             config = msgspec.structs.replace(
                 d.tracker_config(), camera_class_model=fit.camera, speed_class_model=fit.speed
