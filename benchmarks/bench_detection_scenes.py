@@ -153,6 +153,7 @@ def variant_plan(spec: str) -> SensorPlan:
     (``BackgroundParams.samples``), ``slow_every`` (``SlowParams.every``) and any
     :class:`TbdParams` field (a tuple's items joined by ``/``)."""
     kw = dict(item.split("=", 1) for item in filter(None, spec.split(";")))
+    kw.pop("guard_px", None)  # variant_method's
     plan = sensor_plan("thermal")
     cfg = plan.config
     if "register" in kw:
@@ -165,8 +166,12 @@ def variant_plan(spec: str) -> SensorPlan:
 
 def variant_method(spec: str) -> Callable[[], SceneMethod]:
     """:func:`variant_plan` as a scene method (name ``default@SPEC``), built as
-    :func:`sensor_method` builds the default."""
+    :func:`sensor_method` builds the default; ``guard_px=G`` (with ``register=lk``) gives
+    the detector the ``lk`` registration with ECC for shifts over ``G`` pixels
+    (``ShakeCompensator.guard_px``; ``"lkg"`` is 0.5)."""
     plan = variant_plan(spec)
+    kw = dict(item.split("=", 1) for item in filter(None, spec.split(";")))
+    guard = float(kw.get("guard_px", 0.0))
 
     def make() -> SceneMethod:
         det: SensorDetector | None = None
@@ -176,6 +181,10 @@ def variant_method(spec: str) -> Callable[[], SceneMethod]:
             nonlocal det, t
             if det is None:
                 det = plan.build(frame.shape, FPS)
+                if guard > 0:
+                    reg = ShakeCompensator.made_for(frame.shape, "lk")
+                    reg.guard_px = guard
+                    det.detector.registration = reg
             t += 1
             res = det.process(frame, t / FPS, t)
             return _to_frame(res.mask, [d.box for d in res.pixel_detections], res.shift_px)

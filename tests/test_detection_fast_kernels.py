@@ -158,6 +158,30 @@ def test_lk_registration_recovers_subpixel_shifts_through_a_gain_change(
     assert np.abs(back[inner].astype(int) - ref[inner]).max() <= 3
 
 
+def test_guarded_lk_asks_ecc_only_for_jolts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``"lkg"``: ``lk``, with ECC deciding a frame whose shift is over ``GUARD_PX``."""
+    from vigil.detection import registration
+
+    calls: list[int] = []
+    real = cv2.findTransformECC
+    monkeypatch.setattr(registration.cv2, "findTransformECC",
+                        lambda *a: calls.append(1) or real(*a))  # fmt: skip
+    rng = np.random.default_rng(5)
+    img = cv2.GaussianBlur(rng.normal(0, 1, (240, 320)).astype(np.float32), (0, 0), 4.0)
+    img = cv2.normalize(img, None, 30, 200, cv2.NORM_MINMAX)
+    comp = ShakeCompensator.made_for((240, 320), "lkg")
+    assert comp.guard_px == registration.GUARD_PX > 0
+    for dx, dy, ecc in ((0.0, 0.0, 0), (0.2, -0.3, 0), (1.4, 0.6, 1), (0.1, 0.0, 0)):
+        m = np.float32([[1, 0, dx], [0, 1, dy]])
+        moved = cv2.warpAffine(img, m, (320, 240), borderMode=cv2.BORDER_REPLICATE)
+        n = len(calls)
+        comp(np.clip(moved + 0.5, 0, 255).astype(np.uint8))
+        assert len(calls) - n == ecc, (dx, dy)
+        # against a reference that follows the frames a little (a running mean)
+        assert comp.last_shift == (pytest.approx(dx, abs=0.12), pytest.approx(dy, abs=0.12))
+    assert ShakeCompensator.made_for((240, 320), "lk").guard_px == 0.0
+
+
 def test_lk_registration_on_a_flat_picture_leaves_the_frame() -> None:
     comp = ShakeCompensator((60, 80), scale=2, method="lk")
     flat = np.full((60, 80), 90, np.uint8)
