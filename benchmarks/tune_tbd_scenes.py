@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from benchmarks.bench_detection_scenes import FPS, _to_frame, opencv_method
+from benchmarks.scene_methods import FPS, _to_frame, opencv_method
 from vigil.detection.detector import DetectorConfig, MotionDetector
 from vigil.detection.settings import DetectionSettings
 from vigil.detection.tbd import SlowMoverDetector, TbdParams

@@ -14,13 +14,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from benchmarks.bench_detection_scenes import (
-    opencv_method,
-    speed,
-    tbd_method,
-    variant_plan,
-    vigil_method,
-)
+from benchmarks.bench_detection_scenes import speed
+from benchmarks.scene_methods import opencv_method, tbd_method, variant_plan, vigil_method
 from vigil.detection.sensor_defaults import sensor_plan
 from vigil.detection.settings import DetectionSettings
 from vigil.sim.scenes import CALIBRATION_SEEDS, EVALUATION_SEEDS, SceneSpec, render_scene
