@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import cv2
 import numpy as np
@@ -48,24 +49,39 @@ def _to_frame(
     return out, [(u0 + dx, v0 + dy, u1 + dx, v1 + dy) for u0, v0, u1, v1 in boxes]
 
 
-def vigil_method(config: DetectorConfig) -> Callable[[], SceneMethod]:
-    """Vigil's detector with ``config`` as a scene method (fed times 0.1 s apart)."""
+def _pixel_boxes(res: Any) -> tuple[NDArray[np.uint8], list[Box], tuple[float, float]]:
+    """A detector result's mask, its pixel boxes and its registration shift."""
+    return res.mask, [d.box for d in res.pixel_detections], res.shift_px
+
+
+def _lazy_method(
+    build: Callable[[tuple[int, ...]], Any],
+    out: Callable[[Any], tuple[NDArray[np.uint8], list[Box], tuple[float, float]]] = _pixel_boxes,
+) -> Callable[[], SceneMethod]:
+    """A scene method around a detector ``build(shape)`` makes at the first frame; fed frames
+    ``1 / FPS`` s apart, each step gives ``out(result)``'s mask and boxes in the frame's
+    pixels."""
 
     def make() -> SceneMethod:
-        det: MotionDetector | None = None
+        det: Any = None
         t = 0
 
         def step(frame: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], list[Box]]:
             nonlocal det, t
             if det is None:
-                det = MotionDetector(frame.shape, config)
+                det = build(frame.shape)
             t += 1
-            res = det.process(frame, t / FPS, t)
-            return _to_frame(res.mask, [d.box for d in res.pixel_detections], res.shift_px)
+            return _to_frame(*out(det.process(frame, t / FPS, t)))
 
         return step
 
     return make
+
+
+def vigil_method(config: DetectorConfig) -> Callable[[], SceneMethod]:
+    """Vigil's detector with ``config`` as a scene method (fed times 0.1 s apart)."""
+
+    return _lazy_method(lambda shape: MotionDetector(shape, config))
 
 
 def tbd_method(
@@ -75,21 +91,10 @@ def tbd_method(
     (:class:`vigil.detection.tbd.SlowMoverDetector`): the detector's mask, its boxes the
     stage supports, and the stage's own boxes once a block."""
 
-    def make() -> SceneMethod:
-        pair: SlowMoverDetector | None = None
-        t = 0
-
-        def step(frame: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], list[Box]]:
-            nonlocal pair, t
-            if pair is None:
-                pair = SlowMoverDetector(frame.shape, FPS, config, params)
-            t += 1
-            res = pair.process(frame, t / FPS, t)
-            return _to_frame(res.mask, res.boxes, res.detector.shift_px)
-
-        return step
-
-    return make
+    return _lazy_method(
+        lambda shape: SlowMoverDetector(shape, FPS, config, params),
+        lambda res: (res.mask, res.boxes, res.detector.shift_px),
+    )
 
 
 def sensor_method(
@@ -106,26 +111,15 @@ def sensor_method(
     (with ``calibrate``) gives its settings; ``noisy`` puts in the small-box rule of a
     noisy camera with these settings (:func:`~vigil.detection.sensor_defaults.with_noisy_rule`)."""
 
-    def make() -> SceneMethod:
-        det: SensorDetector | None = None
-        t = 0
+    def build(shape: tuple[int, ...]) -> SensorDetector:
+        plan = sensor_plan(sensor, calibrate=calibrate)
+        if calibrate and cal is not None:
+            plan = replace(plan, config=replace(plan.config, calibration=cal))
+        if noisy is not None:
+            plan = with_noisy_rule(plan, noisy)
+        return plan.build(shape, FPS)
 
-        def step(frame: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], list[Box]]:
-            nonlocal det, t
-            if det is None:
-                plan = sensor_plan(sensor, calibrate=calibrate)
-                if calibrate and cal is not None:
-                    plan = replace(plan, config=replace(plan.config, calibration=cal))
-                if noisy is not None:
-                    plan = with_noisy_rule(plan, noisy)
-                det = plan.build(frame.shape, FPS)
-            t += 1
-            res = det.process(frame, t / FPS, t)
-            return _to_frame(res.mask, [d.box for d in res.pixel_detections], res.shift_px)
-
-        return step
-
-    return make
+    return _lazy_method(build)
 
 
 def reduced(
@@ -177,25 +171,15 @@ def variant_method(spec: str) -> Callable[[], SceneMethod]:
     kw = dict(item.split("=", 1) for item in filter(None, spec.split(";")))
     guard = float(kw.get("guard_px", 0.0))
 
-    def make() -> SceneMethod:
-        det: SensorDetector | None = None
-        t = 0
+    def build(shape: tuple[int, ...]) -> SensorDetector:
+        det = plan.build(shape, FPS)
+        if guard > 0:
+            reg = ShakeCompensator.made_for(shape, "lk")
+            reg.guard_px = guard
+            det.detector.registration = reg
+        return det
 
-        def step(frame: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], list[Box]]:
-            nonlocal det, t
-            if det is None:
-                det = plan.build(frame.shape, FPS)
-                if guard > 0:
-                    reg = ShakeCompensator.made_for(frame.shape, "lk")
-                    reg.guard_px = guard
-                    det.detector.registration = reg
-            t += 1
-            res = det.process(frame, t / FPS, t)
-            return _to_frame(res.mask, [d.box for d in res.pixel_detections], res.shift_px)
-
-        return step
-
-    return make
+    return _lazy_method(build)
 
 
 def opencv_method(
