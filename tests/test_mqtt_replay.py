@@ -15,6 +15,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from broker import SECTOR, Broker, missing_reason, sector_broker
@@ -62,6 +63,22 @@ def unsaved_broker(tmp_path: Path) -> Iterator[Broker]:
         b.cleanup()
 
 
+def assert_service_gets_all(b: Broker, tmp_path: Path, dev: Any, n: int) -> None:
+    """A service subscribing now gets messages 0..n-1 of ``dev``'s, in order, each once;
+    then the device, the service and its journal are closed."""
+    journal = Journal(tmp_path / "journal.sqlite")
+    svc = service(b, tmp_path, journal)
+    got: list[int] = []
+    svc.subscribe(f"vigil/v1/{SECTOR}/ugs/#", lambda t, m: got.append(int(m.strength)))
+    svc.connect(5)
+    wait_for(lambda: len(got) >= n, 15)
+    assert svc.wait_idle(5)
+    assert got == list(range(n)), (len(got), dev.counts, svc.counts)
+    dev.close()
+    svc.close()
+    journal.close()
+
+
 def test_a_broker_that_hangs_then_dies_unsaved_gets_its_last_acknowledged_messages_again(
     unsaved_broker: Broker, tmp_path: Path
 ) -> None:
@@ -84,17 +101,7 @@ def test_a_broker_that_hangs_then_dies_unsaved_gets_its_last_acknowledged_messag
     b.start()
     assert wait_for(lambda: dev.connected and dev.counts["connected"] >= 2, 15), dev.counts
     assert dev.flush(10)
-    journal = Journal(tmp_path / "journal.sqlite")
-    svc = service(b, tmp_path, journal)
-    got: list[int] = []
-    svc.subscribe(f"vigil/v1/{SECTOR}/ugs/#", lambda t, m: got.append(int(m.strength)))
-    svc.connect(5)
-    wait_for(lambda: len(got) >= n, 15)
-    assert svc.wait_idle(5)
-    assert got == list(range(n)), (len(got), dev.counts, svc.counts)
-    dev.close()
-    svc.close()
-    journal.close()
+    assert_service_gets_all(b, tmp_path, dev, n)
 
 
 def test_a_device_restarted_after_a_site_power_cut_replays_what_the_dead_broker_acknowledged(
@@ -116,17 +123,7 @@ def test_a_device_restarted_after_a_site_power_cut_replays_what_the_dead_broker_
     b.start()
     dev = device(b, tmp_path, replay_window_s=window_s).connect(10)
     assert dev.flush(10)
-    journal = Journal(tmp_path / "journal.sqlite")
-    svc = service(b, tmp_path, journal)
-    got: list[int] = []
-    svc.subscribe(f"vigil/v1/{SECTOR}/ugs/#", lambda t, m: got.append(int(m.strength)))
-    svc.connect(5)
-    wait_for(lambda: len(got) >= n, 15)
-    assert svc.wait_idle(5)
-    assert got == list(range(n)), (len(got), dev.counts, svc.counts)
-    dev.close()
-    svc.close()
-    journal.close()
+    assert_service_gets_all(b, tmp_path, dev, n)
 
 
 @pytest.mark.parametrize("resend", [False, True], ids=["dropped", "sent-again"])
